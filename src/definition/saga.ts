@@ -1,0 +1,297 @@
+/**
+ * Defining sagas: a typed builder whose actions declare what they read and produce. The dependency
+ * graph follows from the data flow; `build()` rejects any inconsistency, naming the actions involved.
+ */
+import { z } from "zod";
+import { SagaDefinitionError } from "../errors.js";
+import type {
+  ActionContext,
+  ActionDefinition,
+  PollResult,
+  RetryPolicy,
+  RunResult,
+  Shape,
+  ValuesOf,
+} from "./types.js";
+import { findCycle } from "./graph.js";
+
+/** Makes a produced name that is already available a compile error (two producers). */
+type Fresh<P extends Shape, V> = P & { [K in keyof P & keyof V]: never };
+
+interface Ordering<Names extends string> {
+  /** Run only after these actions completed, even without a data dependency. */
+  after?: readonly Names[];
+}
+
+export interface TaskSpec<V, R extends keyof V, P extends Shape, Names extends string> extends Ordering<Names> {
+  reads?: readonly R[];
+  produces?: Fresh<P, V>;
+  run: (input: Pick<V, R>, ctx: ActionContext) => Promise<RunResult<P>> | RunResult<P>;
+  /** Compensation; receives the action's input and output. Should be idempotent. */
+  undo?: (input: Pick<V, R>, output: ValuesOf<P>, ctx: ActionContext) => Promise<void> | void;
+  retry?: Partial<RetryPolicy>;
+  /** Per attempt. */
+  timeoutMs?: number;
+  undoRetry?: Partial<RetryPolicy>;
+  undoTimeoutMs?: number;
+}
+
+export interface SignalSpec<V, P extends Shape, Names extends string> extends Ordering<Names> {
+  /** Signal name; its payload (an object of the produced values) becomes the action's output. */
+  signal: string;
+  produces?: Fresh<P, V>;
+  timeoutMs?: number;
+}
+
+export interface SleepSpec<V, R extends keyof V, Names extends string> extends Ordering<Names> {
+  reads?: readonly R[];
+  /** Sleep this long from when the action starts... */
+  durationMs?: number;
+  /** ...or until this time. */
+  until?: (input: Pick<V, R>) => Date | number;
+}
+
+export interface PollSpec<V, R extends keyof V, P extends Shape, Names extends string> extends Ordering<Names> {
+  reads?: readonly R[];
+  produces?: Fresh<P, V>;
+  /** Called every `everyMs` until it reports done; nothing is held in between. */
+  check: (input: Pick<V, R>, ctx: ActionContext) => Promise<PollResult<ValuesOf<P>>> | PollResult<ValuesOf<P>>;
+  everyMs: number;
+  /** Fail when not done after this long. */
+  timeoutMs?: number;
+  /** For checks that throw. */
+  retry?: Partial<RetryPolicy>;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 1,
+  initialDelayMs: 200,
+  backoffFactor: 2,
+  maxDelayMs: 30_000,
+};
+const DEFAULT_UNDO_RETRY: RetryPolicy = { ...DEFAULT_RETRY, maxAttempts: 3 };
+
+/** A built saga: immutable, validated, ready to register with an executor. */
+export interface Saga<Input = Record<string, unknown>, Values = Record<string, unknown>> {
+  readonly name: string;
+  readonly version: number;
+  readonly inputSchema: z.ZodType<Input>;
+  readonly inputNames: readonly string[];
+  readonly actions: ReadonlyMap<string, ActionDefinition>;
+  /** Actions in a topological order (dependencies first). */
+  readonly order: readonly string[];
+  /** Phantom: the type of every value available in an execution. */
+  readonly __values?: Values;
+}
+
+export interface SagaOptions<I extends Shape> {
+  version: number;
+  input?: I;
+}
+
+/** Starts a saga definition. Chain actions, then `build()`. */
+export function saga<I extends Shape = Record<never, never>>(
+  name: string,
+  options: SagaOptions<I>,
+): SagaBuilder<ValuesOf<I>, ValuesOf<I>, never> {
+  return new SagaBuilder(name, options.version, options.input ?? {}, []);
+}
+
+export class SagaBuilder<Input, V, Names extends string> {
+  readonly #name: string;
+  readonly #version: number;
+  readonly #input: Shape;
+  readonly #actions: ActionDefinition[];
+
+  constructor(name: string, version: number, input: Shape, actions: ActionDefinition[]) {
+    this.#name = name;
+    this.#version = version;
+    this.#input = input;
+    this.#actions = actions;
+  }
+
+  /** An action that runs code, with an optional undo. */
+  action<N extends string, const R extends keyof V & string = never, P extends Shape = Record<never, never>>(
+    name: N,
+    spec: TaskSpec<V, R, P, Names>,
+  ): SagaBuilder<Input, V & ValuesOf<P>, Names | N> {
+    return this.#add({
+      ...base(name, "task", spec.reads, spec.produces, spec.after),
+      retry: policy(spec.retry, DEFAULT_RETRY),
+      timeoutMs: spec.timeoutMs ?? null,
+      run: spec.run as ActionDefinition["run"],
+      undo: spec.undo as ActionDefinition["undo"],
+      undoRetry: policy(spec.undoRetry, DEFAULT_UNDO_RETRY),
+      undoTimeoutMs: spec.undoTimeoutMs ?? null,
+    });
+  }
+
+  /** A durable wait for a named signal. */
+  waitForSignal<N extends string, P extends Shape = Record<never, never>>(
+    name: N,
+    spec: SignalSpec<V, P, Names>,
+  ): SagaBuilder<Input, V & ValuesOf<P>, Names | N> {
+    return this.#add({
+      ...base(name, "signal", [], spec.produces, spec.after),
+      timeoutMs: spec.timeoutMs ?? null,
+      signalName: spec.signal,
+    });
+  }
+
+  /** A durable sleep: for a duration, or until a time computed from the inputs. */
+  sleep<N extends string, const R extends keyof V & string = never>(
+    name: N,
+    spec: SleepSpec<V, R, Names>,
+  ): SagaBuilder<Input, V, Names | N> {
+    const definition: ActionDefinition = { ...base(name, "sleep", spec.reads, {}, spec.after) };
+    if (spec.durationMs !== undefined) definition.sleepMs = spec.durationMs;
+    if (spec.until) definition.sleepUntil = spec.until as ActionDefinition["sleepUntil"];
+    return this.#add(definition);
+  }
+
+  /** A durable poll of an external system. */
+  poll<N extends string, const R extends keyof V & string = never, P extends Shape = Record<never, never>>(
+    name: N,
+    spec: PollSpec<V, R, P, Names>,
+  ): SagaBuilder<Input, V & ValuesOf<P>, Names | N> {
+    return this.#add({
+      ...base(name, "poll", spec.reads, spec.produces, spec.after),
+      retry: policy(spec.retry, DEFAULT_RETRY),
+      timeoutMs: spec.timeoutMs ?? null,
+      everyMs: spec.everyMs,
+      check: spec.check as ActionDefinition["check"],
+    });
+  }
+
+  /** Validates the whole definition and freezes it. Throws SagaDefinitionError listing every problem. */
+  build(): Saga<Input, V> {
+    const problems: string[] = [];
+    if (!/^[A-Za-z0-9_.:-]+$/.test(this.#name)) problems.push(`saga name "${this.#name}" must match [A-Za-z0-9_.:-]+`);
+    if (!Number.isInteger(this.#version) || this.#version < 1) problems.push("version must be a positive integer");
+
+    const actions = new Map<string, ActionDefinition>();
+    for (const action of this.#actions) {
+      if (actions.has(action.name)) problems.push(`two actions are named "${action.name}"`);
+      actions.set(action.name, action);
+      problems.push(...checkOptions(action));
+    }
+
+    // Which action (or the saga input) produces each value.
+    const producer = new Map<string, string>();
+    for (const name of Object.keys(this.#input)) producer.set(name, "(input)");
+    for (const action of this.#actions) {
+      for (const value of action.produces) {
+        const other = producer.get(value);
+        if (other === undefined) producer.set(value, action.name);
+        else
+          problems.push(
+            `value "${value}" has two producers: ${other === "(input)" ? "the saga input" : `action "${other}"`} and action "${action.name}"`,
+          );
+      }
+    }
+    for (const action of this.#actions) {
+      const dependsOn = new Set<string>();
+      for (const value of action.reads) {
+        const from = producer.get(value);
+        if (from === undefined) problems.push(`action "${action.name}" reads "${value}", which nothing produces`);
+        else if (from !== "(input)") dependsOn.add(from);
+      }
+      for (const name of action.after) {
+        if (!actions.has(name)) problems.push(`action "${action.name}" runs after "${name}", which is not an action`);
+        else dependsOn.add(name);
+      }
+      action.dependsOn = [...dependsOn];
+    }
+    const cycle = findCycle(
+      this.#actions.map((a) => a.name),
+      (name) => actions.get(name)?.dependsOn ?? [],
+    );
+    if (cycle) problems.push(`actions form a cycle: ${cycle.join(" -> ")}`);
+    if (problems.length > 0) throw new SagaDefinitionError(this.#name, problems);
+
+    return Object.freeze({
+      name: this.#name,
+      version: this.#version,
+      inputSchema: z.object(this.#input) as unknown as z.ZodType<Input>,
+      inputNames: Object.keys(this.#input),
+      actions,
+      order: topologicalOrder(this.#actions),
+    });
+  }
+
+  #add<N2 extends string, V2>(action: ActionDefinition): SagaBuilder<Input, V2, N2> {
+    return new SagaBuilder(this.#name, this.#version, this.#input, [...this.#actions, action]);
+  }
+}
+
+function base(
+  name: string,
+  kind: ActionDefinition["kind"],
+  reads: readonly string[] | undefined,
+  produces: Shape | undefined,
+  after: readonly string[] | undefined,
+): ActionDefinition {
+  const shape = produces ?? {};
+  return {
+    name,
+    kind,
+    reads: [...(reads ?? [])],
+    produces: Object.keys(shape),
+    after: [...(after ?? [])],
+    dependsOn: [],
+    outputSchema: Object.keys(shape).length > 0 ? z.object(shape) : null,
+    retry: DEFAULT_RETRY,
+    timeoutMs: null,
+    undoRetry: DEFAULT_UNDO_RETRY,
+    undoTimeoutMs: null,
+  };
+}
+
+function policy(given: Partial<RetryPolicy> | undefined, defaults: RetryPolicy): RetryPolicy {
+  return { ...defaults, ...given };
+}
+
+function checkOptions(action: ActionDefinition): string[] {
+  const problems: string[] = [];
+  const where = `action "${action.name}"`;
+  if (!/^[A-Za-z0-9_.-]+$/.test(action.name)) problems.push(`${where}: name must match [A-Za-z0-9_.-]+`);
+  const positive = (value: number | null | undefined, what: string) => {
+    if (value !== null && value !== undefined && !(Number.isFinite(value) && value > 0))
+      problems.push(`${where}: ${what} must be a positive number of milliseconds, got ${value}`);
+  };
+  positive(action.timeoutMs, "timeoutMs");
+  positive(action.undoTimeoutMs, "undoTimeoutMs");
+  for (const [label, retry] of [
+    ["retry", action.retry],
+    ["undoRetry", action.undoRetry],
+  ] as const) {
+    if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1)
+      problems.push(`${where}: ${label}.maxAttempts must be an integer >= 1`);
+    if (!(retry.initialDelayMs >= 0) || !(retry.maxDelayMs >= 0) || !(retry.backoffFactor >= 1))
+      problems.push(`${where}: ${label} delays must be >= 0 and backoffFactor >= 1`);
+  }
+  if (action.kind === "task" && typeof action.run !== "function") problems.push(`${where}: run must be a function`);
+  if (action.kind === "signal" && !action.signalName) problems.push(`${where}: signal name is required`);
+  if (action.kind === "sleep" && (action.sleepMs === undefined) === (action.sleepUntil === undefined))
+    problems.push(`${where}: give exactly one of durationMs or until`);
+  if (action.kind === "sleep") positive(action.sleepMs, "durationMs");
+  if (action.kind === "poll") {
+    positive(action.everyMs, "everyMs");
+    if (typeof action.check !== "function") problems.push(`${where}: check must be a function`);
+  }
+  return problems;
+}
+
+function topologicalOrder(actions: readonly ActionDefinition[]): string[] {
+  const done = new Set<string>();
+  const order: string[] = [];
+  const byName = new Map(actions.map((a) => [a.name, a]));
+  const visit = (name: string) => {
+    if (done.has(name)) return;
+    done.add(name);
+    for (const dep of byName.get(name)?.dependsOn ?? []) visit(dep);
+    order.push(name);
+  };
+  for (const action of actions) visit(action.name);
+  return order;
+}

@@ -1,0 +1,77 @@
+/** Public types of a saga definition: actions, their context, retry policy. */
+import type { z } from "zod";
+import type { Logger } from "pino";
+import type { JsonObject } from "../json.js";
+import type { StagedRef } from "../staging/staging.js";
+
+/** Named values an action produces, each with its schema. */
+export type Shape = { [name: string]: z.ZodType };
+/** The TypeScript type of the values of a shape. */
+export type ValuesOf<S extends Shape> = { [K in keyof S]: z.output<S[K]> };
+/** What `run` must return: nothing when it produces nothing. */
+export type RunResult<P extends Shape> = keyof P extends never ? undefined | void | Record<string, never> : ValuesOf<P>;
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. Default 1 (no retry). */
+  maxAttempts: number;
+  /** Delay before the second attempt. Default 200 ms. */
+  initialDelayMs: number;
+  /** Each later delay is the previous one times this. Default 2. */
+  backoffFactor: number;
+  /** Upper bound of a delay. Default 30 s. */
+  maxDelayMs: number;
+}
+
+/** What an action body receives besides its inputs. */
+export interface ActionContext {
+  readonly executionId: string;
+  /** Human-readable run name given at start, if any. */
+  readonly runName: string | null;
+  readonly saga: string;
+  readonly action: string;
+  /** 1 for the first attempt; keeps counting across recoveries. */
+  readonly attempt: number;
+  /** Same for every attempt of this action in this execution, across crashes: hand it to external systems. */
+  readonly idempotencyKey: string;
+  /** Aborted on cancel, on timeout, and when the executor stops. */
+  readonly signal: AbortSignal;
+  /** Logger whose lines carry the execution, run name, saga, action and attempt. */
+  readonly log: Logger;
+  /** Tell whoever is listening how far along this action is; nobody listening costs nothing. */
+  progress(message: string, data?: JsonObject): void;
+  /** Absolute path of a staged stream, valid after recovery too. */
+  stagedPath(ref: StagedRef): string;
+}
+
+export type PollResult<O> = { done: true; output: O } | { done: false; message?: string };
+
+export type ActionKind = "task" | "signal" | "sleep" | "poll";
+
+/** The engine's view of one action, after the saga is built. */
+export interface ActionDefinition {
+  name: string;
+  kind: ActionKind;
+  /** Values read, in declaration order. */
+  reads: string[];
+  /** Values produced. */
+  produces: string[];
+  /** Explicit ordering, on top of the data flow. */
+  after: string[];
+  /** Actions this one depends on (producers of its reads, plus `after`), computed at build. */
+  dependsOn: string[];
+  outputSchema: z.ZodType | null;
+  retry: RetryPolicy;
+  timeoutMs: number | null;
+  run?: (input: Record<string, unknown>, ctx: ActionContext) => unknown;
+  undo?: (input: Record<string, unknown>, output: Record<string, unknown>, ctx: ActionContext) => unknown;
+  undoRetry: RetryPolicy;
+  undoTimeoutMs: number | null;
+  /** Signal waits. */
+  signalName?: string;
+  /** Sleeps: a fixed delay, or a time computed from the reads. */
+  sleepMs?: number;
+  sleepUntil?: (input: Record<string, unknown>) => Date | number;
+  /** Polls. */
+  everyMs?: number;
+  check?: (input: Record<string, unknown>, ctx: ActionContext) => unknown;
+}

@@ -1,0 +1,695 @@
+/**
+ * The executor: hosts the executions of the sagas it registers, multiplexed in one process. It starts
+ * them, wakes the waiting ones (timers, signals, cancel requests), recovers what a dead executor left,
+ * and group-commits every transition. A waiting execution costs it nothing: it lives only in storage.
+ */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import type { Saga } from "../definition/saga.js";
+import { NotFoundError, SlipwayError, ValidationError } from "../errors.js";
+import { assertJson, type Json, type JsonObject } from "../json.js";
+import { log as defaultLogger } from "../logging.js";
+import { type ByteSource, removeStaged, type StagedRef, stageStream, sweepStaged } from "../staging/staging.js";
+import {
+  ACTIVE_STATUSES,
+  type CommitResult,
+  type ExecutionRecord,
+  type ExecutionStatus,
+  FINAL_STATUSES,
+  type SignalRecord,
+  type StepRecord,
+  type Storage,
+  type Transition,
+} from "../storage/types.js";
+import { ENDING_EVENTS, EventBus, type EventListener, type ExecutionEvent } from "./events.js";
+import { Execution, type ExecutionHost } from "./execution.js";
+import { GroupCommitter } from "./group-commit.js";
+
+export interface ExecutorOptions {
+  storage: Storage;
+  /** The sagas (and versions) this executor owns. Executions of other sagas in the same storage are left alone. */
+  sagas: readonly Saga<never, never>[] | readonly Saga[];
+  /** Where staged streams live. Default `.slipway`. */
+  dataDir?: string;
+  /** Stable identity of this executor; default random per process. */
+  id?: string;
+  logger?: Logger;
+  /** Action bodies, undos and poll checks running at once in this executor. Default 1000. */
+  maxConcurrentActions?: number;
+  /** ... and within one execution. Default 16. */
+  perExecutionConcurrency?: number;
+  /** How often storage is checked for signals, cancel requests and due wake-ups from other processes. Default 200 ms. */
+  pollIntervalMs?: number;
+  /** How often this executor proves it is alive. Default 5 s. */
+  heartbeatIntervalMs?: number;
+  /** An executor silent this long is dead and its executions are taken over. Default 30 s. */
+  leaseMs?: number;
+  /** After an abort, how long a body may take to settle before it is given up on. Default 10 s. */
+  abortGraceMs?: number;
+  /** An execution with nothing running leaves memory when its next timer is at least this far. Default 1 s. */
+  evictAfterMs?: number;
+  /** Staged data of executions that never started is swept once this old. Default 1 h. */
+  stagedGraceMs?: number;
+  /** Continue incomplete executions at open. Default true. */
+  recover?: boolean;
+}
+
+export interface StartOptions {
+  /** Execution id; default a new time-ordered id. Use `newExecutionId()` to stage streams before starting. */
+  id?: string;
+  /** Human-readable name carried by every log line, e.g. `{ticket}-{branch}-{attempt}`. */
+  runName?: string;
+}
+
+export interface ExecutionResult<Values = Record<string, unknown>> {
+  id: string;
+  status: ExecutionStatus;
+  /** Every value produced (and the input), for completed executions. */
+  output: Partial<Values>;
+  cause: ExecutionRecord["cause"];
+  error: ExecutionRecord["error"];
+}
+
+export interface ExecutionInfo {
+  execution: ExecutionRecord;
+  steps: StepRecord[];
+}
+
+export interface ExecutionHandle<Values = Record<string, unknown>> {
+  readonly id: string;
+  /** Resolves when the execution ends or needs attention, wherever it runs. */
+  result(): Promise<ExecutionResult<Values>>;
+}
+
+const ENDED_OR_ATTENTION: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention"];
+
+export class Executor implements ExecutionHost {
+  readonly owner: string;
+  readonly logger: Logger;
+  readonly dataDir: string;
+  readonly perExecutionConcurrency: number;
+  readonly abortGraceMs: number;
+  readonly evictAfterMs: number;
+  readonly storage: Storage;
+
+  readonly #sagas = new Map<string, Map<number, Saga>>();
+  readonly #executions = new Map<string, Execution>();
+  readonly #claiming = new Set<string>();
+  readonly #committer: GroupCommitter;
+  readonly #bus = new EventBus();
+  readonly #maxConcurrent: number;
+  readonly #slotQueue = new Set<Execution>();
+  readonly #waiters = new Map<string, ((result: ExecutionResult) => void)[]>();
+  readonly #options: Required<Pick<ExecutorOptions, "pollIntervalMs" | "heartbeatIntervalMs" | "leaseMs" | "stagedGraceMs">>;
+  #activeSlots = 0;
+  #signalCursor = 0;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #wakeAt = Number.POSITIVE_INFINITY;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #polling = false;
+  #lastRecovery = 0;
+  #closed = false;
+
+  private constructor(options: ExecutorOptions) {
+    this.storage = options.storage;
+    this.owner = options.id ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+    this.logger = options.logger ?? defaultLogger;
+    this.dataDir = options.dataDir ?? ".slipway";
+    this.#maxConcurrent = positive(options.maxConcurrentActions ?? 1000, "maxConcurrentActions");
+    this.perExecutionConcurrency = positive(options.perExecutionConcurrency ?? 16, "perExecutionConcurrency");
+    this.abortGraceMs = options.abortGraceMs ?? 10_000;
+    this.evictAfterMs = options.evictAfterMs ?? 1_000;
+    this.#options = {
+      pollIntervalMs: positive(options.pollIntervalMs ?? 200, "pollIntervalMs"),
+      heartbeatIntervalMs: positive(options.heartbeatIntervalMs ?? 5_000, "heartbeatIntervalMs"),
+      leaseMs: positive(options.leaseMs ?? 30_000, "leaseMs"),
+      stagedGraceMs: options.stagedGraceMs ?? 3_600_000,
+    };
+    this.#committer = new GroupCommitter(this.storage);
+    for (const saga of options.sagas as readonly Saga[]) {
+      let versions = this.#sagas.get(saga.name);
+      if (!versions) this.#sagas.set(saga.name, (versions = new Map()));
+      if (versions.has(saga.version)) throw new SlipwayError("definition", `saga ${saga.name} v${saga.version} is registered twice`);
+      versions.set(saga.version, saga);
+    }
+  }
+
+  /** Opens an executor: registers it, sweeps orphaned staged data, recovers incomplete executions. */
+  static async open(options: ExecutorOptions): Promise<Executor> {
+    const executor = new Executor(options);
+    await executor.#open(options.recover ?? true);
+    return executor;
+  }
+
+  async #open(recover: boolean): Promise<void> {
+    await this.storage.init();
+    await this.#heartbeat();
+    this.#signalCursor = await this.storage.lastSignalSeq();
+    await sweepStaged(
+      this.dataDir,
+      async (id) => {
+        const execution = await this.storage.getExecution(id);
+        if (!execution) return "unknown";
+        return FINAL_STATUSES.includes(execution.status) ? "ended" : "live";
+      },
+      this.#options.stagedGraceMs,
+    );
+    if (recover) await this.recover();
+    this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#options.heartbeatIntervalMs);
+    this.#heartbeatTimer.unref();
+    this.#schedulePoll();
+  }
+
+  get sagaNames(): string[] {
+    return [...this.#sagas.keys()];
+  }
+
+  /** Executions currently held in memory (running or compensating here). */
+  get activeExecutions(): number {
+    return this.#executions.size;
+  }
+
+  newExecutionId(): string {
+    return newId();
+  }
+
+  /** Starts an execution. Resolves once it is durably created (its first actions may already run). */
+  async start<I, V>(saga: Saga<I, V>, input: I, options: StartOptions = {}): Promise<ExecutionHandle<V>> {
+    this.#assertOpen();
+    if (this.#sagas.get(saga.name)?.get(saga.version) !== (saga as unknown as Saga)) {
+      throw new SlipwayError("not_registered", `saga ${saga.name} v${saga.version} is not registered with this executor`);
+    }
+    const parsed = saga.inputSchema.safeParse(input);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "(input)"}: ${i.message}`).join("; ");
+      throw new ValidationError("invalid_input", `invalid input for saga ${saga.name}: ${detail}`);
+    }
+    assertJson(parsed.data, "input");
+    const now = Date.now();
+    const id = options.id ?? newId();
+    const record: ExecutionRecord = {
+      id,
+      saga: saga.name,
+      version: saga.version,
+      status: "running",
+      input: parsed.data as JsonObject,
+      runName: options.runName ?? null,
+      owner: this.owner,
+      revision: 0,
+      wakeAt: null,
+      cancelRequested: null,
+      cause: null,
+      error: null,
+      createdAt: now,
+      updatedAt: now,
+      endedAt: null,
+    };
+    const execution = new Execution(this, saga as unknown as Saga, {
+      execution: record,
+      steps: [],
+      signals: [],
+      nextEventSeq: 1,
+    });
+    this.#executions.set(id, execution);
+    const result = await execution.create();
+    if (result === "exists") throw new SlipwayError("conflict", `an execution with id ${id} already exists`);
+    if (result !== "ok") throw new SlipwayError("storage", `execution ${id} could not be created (${result})`);
+    return this.handle<V>(id);
+  }
+
+  handle<V = Record<string, unknown>>(id: string): ExecutionHandle<V> {
+    return { id, result: () => this.result(id) as Promise<ExecutionResult<V>> };
+  }
+
+  /** Sends a signal. It is persisted first, so it is kept if nobody waits for it yet. */
+  async signal(executionId: string, name: string, payload: Json = {}): Promise<SignalRecord> {
+    this.#assertOpen();
+    const execution = await this.storage.getExecution(executionId);
+    if (!execution) throw new NotFoundError(`no execution ${executionId}`);
+    if (FINAL_STATUSES.includes(execution.status))
+      throw new SlipwayError("conflict", `execution ${executionId} has already ended (${execution.status}); signal "${name}" not delivered`);
+    assertJson(payload, `payload of signal "${name}"`);
+    const saga = this.#sagas.get(execution.saga)?.get(execution.version);
+    for (const action of saga?.actions.values() ?? []) {
+      if (action.kind !== "signal" || action.signalName !== name || !action.outputSchema) continue;
+      const parsed = action.outputSchema.safeParse(payload);
+      if (!parsed.success) {
+        const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "(payload)"}: ${i.message}`).join("; ");
+        throw new ValidationError("invalid_input", `payload of signal "${name}" does not fit action "${action.name}": ${detail}`);
+      }
+    }
+    const signal = await this.storage.addSignal({ executionId, name, payload, createdAt: Date.now() });
+    this.#deliver(signal);
+    return signal;
+  }
+
+  /** Requests a cancel: nothing new starts, running actions are aborted, completed ones are undone. */
+  async cancel(executionId: string, reason = "cancelled by request"): Promise<ExecutionRecord> {
+    this.#assertOpen();
+    const record = await this.storage.requestCancel(executionId, reason);
+    if (!record) throw new NotFoundError(`no execution ${executionId}`);
+    const local = this.#executions.get(executionId);
+    if (local) local.cancel(reason);
+    else if (record.status === "waiting" && record.owner === null) await this.#claim(executionId, "cancel");
+    return record;
+  }
+
+  /**
+   * Continues an execution that needs attention: failed undos are retried, an execution whose saga
+   * version was missing continues if that version is now registered.
+   */
+  async resume(executionId: string): Promise<ExecutionHandle> {
+    this.#assertOpen();
+    const record = await this.storage.getExecution(executionId);
+    if (!record) throw new NotFoundError(`no execution ${executionId}`);
+    if (record.status !== "needs_attention")
+      throw new SlipwayError("conflict", `execution ${executionId} is ${record.status}, not needs_attention`);
+    const snapshot = await this.storage.claim({ executionId, owner: this.owner, takeOverFrom: await this.#deadOwners() });
+    if (!snapshot) throw new SlipwayError("conflict", `execution ${executionId} is owned by another executor`);
+    const status: ExecutionStatus = snapshot.execution.cause ? "compensating" : "running";
+    const steps = snapshot.steps
+      .filter((s) => s.status === "undo_failed")
+      .map((s) => ({ ...s, status: "completed" as const, undoAttempt: 0, updatedAt: Date.now() }));
+    const transition: Transition = {
+      executionId,
+      owner: this.owner,
+      execution: { status, error: null },
+      steps,
+      events: [
+        {
+          executionId,
+          seq: snapshot.nextEventSeq,
+          type: "execution:resumed",
+          action: null,
+          at: Date.now(),
+          data: { reason: "resume requested" },
+        },
+      ],
+    };
+    if ((await this.#committer.commit(transition)) !== "ok")
+      throw new SlipwayError("conflict", `execution ${executionId} changed while resuming`);
+    const fresh = await this.storage.load(executionId);
+    if (fresh) this.#host(fresh, "resume");
+    return this.handle(executionId);
+  }
+
+  /** Claims and continues every incomplete execution of this executor's sagas that nobody alive runs. */
+  async recover(): Promise<number> {
+    if (this.#closed) return 0;
+    this.#lastRecovery = Date.now();
+    const sagas = this.sagaNames;
+    const dead = new Set(await this.#deadOwners());
+    const now = Date.now();
+    const candidates = await this.storage.listExecutions({ sagas, statuses: ACTIVE_STATUSES });
+    let recovered = 0;
+    for (const record of candidates) {
+      if (this.#executions.has(record.id)) continue;
+      const orphaned = record.owner === null || record.owner === this.owner || dead.has(record.owner);
+      if (!orphaned) continue;
+      if (record.status === "waiting" && record.owner === null) {
+        const due = (record.wakeAt !== null && record.wakeAt <= now) || record.cancelRequested !== null;
+        if (!due) continue;
+      }
+      if (await this.#claim(record.id, "recovery", [...dead])) recovered++;
+    }
+    for (const record of await this.storage.listExecutions({
+      sagas,
+      statuses: ["waiting"],
+      owner: null,
+      withPendingSignals: true,
+    })) {
+      if (await this.#claim(record.id, "signal")) recovered++;
+    }
+    return recovered;
+  }
+
+  /** The execution's record and steps. */
+  async get(executionId: string): Promise<ExecutionInfo | undefined> {
+    const snapshot = await this.storage.load(executionId);
+    return snapshot && { execution: snapshot.execution, steps: snapshot.steps };
+  }
+
+  /** Resolves when the execution ends or needs attention. */
+  async result(executionId: string): Promise<ExecutionResult> {
+    const record = await this.storage.getExecution(executionId);
+    if (!record) throw new NotFoundError(`no execution ${executionId}`);
+    if (ENDED_OR_ATTENTION.includes(record.status) && !this.#executions.has(executionId)) return this.#resultOf(executionId);
+    return new Promise((resolve) => {
+      const list = this.#waiters.get(executionId) ?? [];
+      list.push(resolve);
+      this.#waiters.set(executionId, list);
+    });
+  }
+
+  /** The persisted history of an execution, as events. */
+  async history(executionId: string): Promise<ExecutionEvent[]> {
+    const record = await this.storage.getExecution(executionId);
+    if (!record) throw new NotFoundError(`no execution ${executionId}`);
+    return (await this.storage.history(executionId)).map((e) => ({
+      type: e.type as ExecutionEvent["type"],
+      executionId,
+      saga: record.saga,
+      runName: record.runName,
+      seq: e.seq,
+      action: e.action,
+      at: e.at,
+      data: e.data,
+    }));
+  }
+
+  /** Listens to events of every execution (or one). Returns the function that stops listening. */
+  on(listener: EventListener, executionId?: string): () => void {
+    return this.#bus.on(listener, executionId);
+  }
+
+  /**
+   * Live events of one execution as an async iterator, ending after it ends or needs attention.
+   * Only what arrives while iterating is buffered; nothing is kept once the iterator is closed.
+   */
+  async *subscribe(executionId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<ExecutionEvent> {
+    const buffer: ExecutionEvent[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    const stop = this.#bus.on((event) => {
+      buffer.push(event);
+      if (ENDING_EVENTS.has(event.type)) done = true;
+      wake?.();
+    }, executionId);
+    const onAbort = () => {
+      done = true;
+      wake?.();
+    };
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const record = await this.storage.getExecution(executionId);
+      if (!record) throw new NotFoundError(`no execution ${executionId}`);
+      if (ENDED_OR_ATTENTION.includes(record.status) && !this.#executions.has(executionId)) done = true;
+      while (true) {
+        while (buffer.length > 0) yield buffer.shift()!;
+        if (done || options.signal?.aborted) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      stop();
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Stages an inbound stream for an execution (see `newExecutionId`); removed when the execution ends. */
+  stage(executionId: string, name: string, source: ByteSource): Promise<StagedRef> {
+    return stageStream(this.dataDir, executionId, name, source);
+  }
+
+  /**
+   * Stops: running bodies are aborted (and given `abortGraceMs` to settle), executions in memory are
+   * released so any executor may continue them at once, and this executor is unregistered.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#pollTimer);
+    clearTimeout(this.#wakeTimer);
+    clearInterval(this.#heartbeatTimer);
+    const executions = [...this.#executions.values()];
+    for (const execution of executions) execution.detach(new SlipwayError("cancelled", "executor closing"));
+    const deadline = Date.now() + this.abortGraceMs;
+    while (executions.some((e) => e.busy) && Date.now() < deadline) await sleep(5);
+    await this.#committer.drained();
+    await Promise.all(
+      executions.map((e) => this.#committer.commit({ executionId: e.id, owner: this.owner, execution: { release: true } })),
+    );
+    this.#executions.clear();
+    this.#slotQueue.clear();
+    await this.storage.removeExecutor(this.owner);
+  }
+
+  // ---- ExecutionHost ------------------------------------------------------------------------
+
+  commit(transition: Transition): Promise<CommitResult> {
+    return this.#committer.commit(transition);
+  }
+
+  publish(events: ExecutionEvent[]): void {
+    if (events.length === 0 || !this.#bus.wants(events[0]!.executionId)) return;
+    for (const event of events) this.#bus.emit(event);
+  }
+
+  progress(execution: Execution, action: string, message: string, data: JsonObject | undefined): void {
+    if (!this.#bus.wants(execution.id)) return;
+    this.#bus.emit({
+      type: "action:progress",
+      executionId: execution.id,
+      saga: execution.saga.name,
+      runName: execution.record.runName,
+      action,
+      at: Date.now(),
+      data: data === undefined ? { message } : { message, ...data },
+    });
+  }
+
+  acquireSlot(execution: Execution): boolean {
+    if (this.#activeSlots < this.#maxConcurrent && !this.#closed) {
+      this.#activeSlots++;
+      return true;
+    }
+    this.#slotQueue.add(execution);
+    return false;
+  }
+
+  releaseSlot(): void {
+    this.#activeSlots--;
+    for (const next of this.#slotQueue) {
+      this.#slotQueue.delete(next);
+      if (this.#executions.get(next.id) !== next) continue;
+      setImmediate(() => next.advance());
+      break;
+    }
+  }
+
+  evicted(execution: Execution, wakeAt: number | null): void {
+    this.#forget(execution);
+    if (wakeAt !== null) this.#scheduleWake(wakeAt);
+  }
+
+  ended(execution: Execution): void {
+    this.#forget(execution);
+    if (FINAL_STATUSES.includes(execution.status)) {
+      removeStaged(this.dataDir, execution.id).catch((error: unknown) =>
+        this.logger.warn({ err: error, executionId: execution.id }, "could not remove staged data"),
+      );
+    }
+    const waiters = this.#waiters.get(execution.id);
+    if (waiters) {
+      this.#waiters.delete(execution.id);
+      void this.#resultOf(execution.id).then((result) => {
+        for (const resolve of waiters) resolve(result);
+      });
+    }
+  }
+
+  detached(execution: Execution, reason: unknown): void {
+    this.#forget(execution);
+    if (!this.#closed)
+      this.logger.error({ err: reason, executionId: execution.id }, "execution detached; it will be recovered");
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  #forget(execution: Execution): void {
+    if (this.#executions.get(execution.id) === execution) this.#executions.delete(execution.id);
+    this.#slotQueue.delete(execution);
+  }
+
+  /** Claims an execution and continues it here. False if someone else has it or it is not ours. */
+  async #claim(executionId: string, reason: string, takeOverFrom?: string[]): Promise<boolean> {
+    if (this.#closed || this.#executions.has(executionId) || this.#claiming.has(executionId)) return false;
+    this.#claiming.add(executionId);
+    try {
+      const snapshot = await this.storage.claim({
+        executionId,
+        owner: this.owner,
+        takeOverFrom: takeOverFrom ?? (await this.#deadOwners()),
+      });
+      if (!snapshot) return false;
+      if (!this.#sagas.has(snapshot.execution.saga)) {
+        await this.#committer.commit({ executionId, owner: this.owner, execution: { release: true } });
+        return false;
+      }
+      this.#host(snapshot, reason);
+      return true;
+    } finally {
+      this.#claiming.delete(executionId);
+    }
+  }
+
+  #host(snapshot: NonNullable<Awaited<ReturnType<Storage["claim"]>>>, reason: string): void {
+    const record = snapshot.execution;
+    const saga = this.#sagas.get(record.saga)?.get(record.version);
+    if (!saga) {
+      const registered = [...(this.#sagas.get(record.saga)?.keys() ?? [])].map((v) => `v${v}`).join(", ");
+      const message = `saga ${record.saga} v${record.version} is not registered with this executor (it has ${registered}); register that version and resume the execution`;
+      this.logger.error({ executionId: record.id }, message);
+      void this.#committer.commit({
+        executionId: record.id,
+        owner: this.owner,
+        execution: { status: "needs_attention", error: { name: "NotRegisteredError", message, code: "not_registered" }, release: true },
+        events: [
+          { executionId: record.id, seq: snapshot.nextEventSeq, type: "execution:needs_attention", action: null, at: Date.now(), data: { error: message } },
+        ],
+      });
+      return;
+    }
+    const execution = new Execution(this, saga, snapshot);
+    this.#executions.set(record.id, execution);
+    execution.resume(reason);
+  }
+
+  #deliver(signal: SignalRecord): void {
+    const local = this.#executions.get(signal.executionId);
+    if (local) local.deliver(signal);
+    else void this.#wakeIfOurs(signal.executionId, "signal");
+  }
+
+  async #wakeIfOurs(executionId: string, reason: string): Promise<void> {
+    const record = await this.storage.getExecution(executionId);
+    if (!record || !this.#sagas.has(record.saga) || record.status !== "waiting" || record.owner !== null) return;
+    await this.#claim(executionId, reason);
+  }
+
+  async #deadOwners(): Promise<string[]> {
+    const now = Date.now();
+    const host = hostname();
+    return (await this.storage.listExecutors())
+      .filter(
+        (e) =>
+          e.id !== this.owner &&
+          (now - e.heartbeatAt > this.#options.leaseMs || (e.host === host && !processAlive(e.pid))),
+      )
+      .map((e) => e.id);
+  }
+
+  async #heartbeat(): Promise<void> {
+    try {
+      const now = Date.now();
+      await this.storage.upsertExecutor({ id: this.owner, host: hostname(), pid: process.pid, startedAt: now, heartbeatAt: now });
+    } catch (error) {
+      this.logger.error({ err: error }, "heartbeat failed");
+    }
+  }
+
+  #scheduleWake(at: number): void {
+    if (this.#closed || at >= this.#wakeAt) return;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeAt = at;
+    this.#wakeTimer = setTimeout(() => void this.#wakeDue(), Math.max(0, at - Date.now()));
+  }
+
+  async #wakeDue(): Promise<void> {
+    this.#wakeTimer = undefined;
+    this.#wakeAt = Number.POSITIVE_INFINITY;
+    if (this.#closed) return;
+    const sagas = this.sagaNames;
+    const due = await this.storage.listExecutions({
+      sagas,
+      statuses: ["waiting"],
+      owner: null,
+      wakeAtOrBefore: Date.now(),
+      limit: 1000,
+    });
+    await Promise.all(due.map((record) => this.#claim(record.id, "timer")));
+    const next = await this.storage.nextWakeAt(sagas);
+    if (next !== undefined) this.#scheduleWake(due.length === 1000 ? Date.now() : next);
+  }
+
+  #schedulePoll(): void {
+    if (this.#closed) return;
+    this.#pollTimer = setTimeout(() => void this.#poll(), this.#options.pollIntervalMs);
+  }
+
+  /** Picks up what other processes wrote: signals, cancel requests, wake-ups, ends of awaited executions. */
+  async #poll(): Promise<void> {
+    if (this.#polling || this.#closed) return;
+    this.#polling = true;
+    try {
+      for (const signal of await this.storage.signalsAfter(this.#signalCursor, 1000)) {
+        this.#signalCursor = Math.max(this.#signalCursor, signal.seq);
+        if (signal.consumedBy === null) this.#deliver(signal);
+      }
+      const sagas = this.sagaNames;
+      for (const record of await this.storage.listExecutions({ owner: this.owner, cancelRequested: true })) {
+        const local = this.#executions.get(record.id);
+        if (local && local.status !== "compensating") local.cancel(record.cancelRequested ?? "cancelled");
+      }
+      for (const record of await this.storage.listExecutions({
+        sagas,
+        statuses: ["waiting"],
+        owner: null,
+        cancelRequested: true,
+      })) {
+        await this.#claim(record.id, "cancel");
+      }
+      const next = await this.storage.nextWakeAt(sagas);
+      if (next !== undefined) this.#scheduleWake(next);
+      for (const id of this.#waiters.keys()) {
+        if (this.#executions.has(id)) continue;
+        const record = await this.storage.getExecution(id);
+        if (record && ENDED_OR_ATTENTION.includes(record.status)) {
+          const waiters = this.#waiters.get(id) ?? [];
+          this.#waiters.delete(id);
+          const result = await this.#resultOf(id);
+          for (const resolve of waiters) resolve(result);
+        }
+      }
+      // Take over from executors that died, within half a lease of their death being provable.
+      if (Date.now() - this.#lastRecovery >= this.#options.leaseMs / 2) await this.recover();
+    } catch (error) {
+      this.logger.error({ err: error }, "executor poll failed");
+    } finally {
+      this.#polling = false;
+      this.#schedulePoll();
+    }
+  }
+
+  async #resultOf(executionId: string): Promise<ExecutionResult> {
+    const snapshot = await this.storage.load(executionId);
+    if (!snapshot) throw new NotFoundError(`no execution ${executionId}`);
+    const output: Record<string, unknown> = { ...snapshot.execution.input };
+    if (snapshot.execution.status === "completed") for (const step of snapshot.steps) Object.assign(output, step.output);
+    return {
+      id: executionId,
+      status: snapshot.execution.status,
+      output,
+      cause: snapshot.execution.cause,
+      error: snapshot.execution.error,
+    };
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new SlipwayError("conflict", "executor is closed");
+  }
+}
+
+function newId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(5).toString("hex")}`;
+}
+
+function positive(value: number, name: string): number {
+  if (!(Number.isFinite(value) && value > 0)) throw new RangeError(`${name} must be a positive number, got ${value}`);
+  return value;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,72 @@
+/** Slipway's errors: one base class with a stable `code`, so callers branch on codes, not messages. */
+import type { ErrorInfo } from "./storage/types.js";
+
+export type ErrorCode =
+  | "definition"
+  | "invalid_input"
+  | "invalid_output"
+  | "not_found"
+  | "conflict"
+  | "not_registered"
+  | "timeout"
+  | "cancelled"
+  | "storage";
+
+export class SlipwayError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A saga definition is inconsistent (missing producer, cycle...). Raised when the saga is built. */
+export class SagaDefinitionError extends SlipwayError {
+  readonly problems: string[];
+  constructor(saga: string, problems: string[]) {
+    super("definition", `saga "${saga}" is invalid:\n  - ${problems.join("\n  - ")}`);
+    this.problems = problems;
+  }
+}
+
+/** A value failed its schema or is not JSON-serializable. */
+export class ValidationError extends SlipwayError {}
+
+export class NotFoundError extends SlipwayError {
+  constructor(message: string) {
+    super("not_found", message);
+  }
+}
+
+export class TimeoutError extends SlipwayError {
+  constructor(message: string) {
+    super("timeout", message);
+  }
+}
+
+export class CancelledError extends SlipwayError {
+  constructor(message: string) {
+    super("cancelled", message);
+  }
+}
+
+/** Converts anything thrown into the plain, persistable shape kept in storage. */
+export function toErrorInfo(error: unknown): ErrorInfo {
+  if (error instanceof Error) {
+    const info: ErrorInfo = { name: error.name, message: error.message };
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string") info.code = code;
+    if (error.stack) info.stack = error.stack;
+    return info;
+  }
+  return { name: "Error", message: typeof error === "string" ? error : safeString(error) };
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

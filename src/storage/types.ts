@@ -1,0 +1,216 @@
+/**
+ * The storage contract. A backend persists executions, their steps, their event history and their
+ * signals; the engine owns every decision, so a backend only reads and writes what it is told.
+ * Each `Transition` is atomic; `commit` takes several so one transaction (one fsync) can carry
+ * every transition that became ready at the same moment (group commit).
+ */
+import type { JsonObject, Json } from "../json.js";
+
+/** Lifecycle of an execution; see docs/state-machine.md. */
+export type ExecutionStatus =
+  | "running"
+  | "waiting"
+  | "completed"
+  | "compensating"
+  | "compensated"
+  | "needs_attention"
+  | "cancelled";
+
+/** Statuses the engine continues by itself on recovery. `needs_attention` waits for an explicit resume. */
+export const ACTIVE_STATUSES: readonly ExecutionStatus[] = ["running", "waiting", "compensating"];
+/** Statuses an execution never leaves. */
+export const FINAL_STATUSES: readonly ExecutionStatus[] = ["completed", "compensated", "cancelled"];
+
+/** Lifecycle of one action inside an execution; see docs/state-machine.md. */
+export type StepStatus =
+  | "running" // an attempt is in flight (or was, when the process died)
+  | "retrying" // an attempt failed; the next one starts at `retryAt`
+  | "waiting" // a durable wait (signal, sleep, poll) is armed
+  | "completed"
+  | "failed" // failed for good: its retries are spent or the execution is being cancelled
+  | "undoing"
+  | "undone"
+  | "undo_failed";
+
+export interface ErrorInfo {
+  name: string;
+  message: string;
+  code?: string;
+  stack?: string;
+}
+
+/** Why an execution is compensating (and how it will end). */
+export type CompensationCause =
+  | { kind: "failure"; action: string; error: ErrorInfo }
+  | { kind: "cancel"; reason: string };
+
+export interface ExecutionRecord {
+  id: string;
+  saga: string;
+  version: number;
+  status: ExecutionStatus;
+  input: JsonObject;
+  /** Human-readable name given at start, e.g. `{ticket}-{branch}-{attempt}`. */
+  runName: string | null;
+  /** Executor currently running it; null while it waits unowned or after it ended. */
+  owner: string | null;
+  /** Bumped by every committed transition. */
+  revision: number;
+  /** When a waiting execution must be woken (timeouts, sleeps, polls, retries), epoch ms. */
+  wakeAt: number | null;
+  /** Set by `requestCancel`; the owner acts on it. */
+  cancelRequested: string | null;
+  cause: CompensationCause | null;
+  /** Why it needs attention. */
+  error: ErrorInfo | null;
+  createdAt: number;
+  updatedAt: number;
+  endedAt: number | null;
+}
+
+export interface StepRecord {
+  executionId: string;
+  action: string;
+  status: StepStatus;
+  /** Attempts started so far (1-based once started). */
+  attempt: number;
+  /** Attempts that failed; retries are counted against this. */
+  failures: number;
+  output: JsonObject | null;
+  error: ErrorInfo | null;
+  /** Durable wait/poll/retry state owned by the engine (deadlines, next check). */
+  state: JsonObject | null;
+  undoAttempt: number;
+  undoError: ErrorInfo | null;
+  startedAt: number | null;
+  endedAt: number | null;
+  updatedAt: number;
+}
+
+/** One line of an execution's persisted history. `seq` is assigned by the engine, per execution. */
+export interface EventRecord {
+  executionId: string;
+  seq: number;
+  type: string;
+  action: string | null;
+  at: number;
+  data: JsonObject | null;
+}
+
+export interface SignalRecord {
+  /** Global, strictly increasing, assigned by the storage. */
+  seq: number;
+  executionId: string;
+  name: string;
+  payload: Json;
+  createdAt: number;
+  /** Action that consumed it, once consumed. */
+  consumedBy: string | null;
+}
+
+export interface ExecutorRecord {
+  id: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  heartbeatAt: number;
+}
+
+/** Changes to the execution row carried by a transition. Omitted fields are left as they are. */
+export type ExecutionPatch = Partial<
+  Pick<ExecutionRecord, "status" | "wakeAt" | "cause" | "error" | "endedAt" | "cancelRequested">
+> & {
+  /** Give up ownership (the execution waits unowned, or ended). */
+  release?: boolean;
+};
+
+/**
+ * An atomic unit of change to one execution: all of it commits or none of it does.
+ * It commits only while `owner` owns the execution (or, with `create`, when the id is new).
+ */
+export interface Transition {
+  executionId: string;
+  owner: string;
+  /** Insert a new execution (owned by `owner`). */
+  create?: ExecutionRecord;
+  execution?: ExecutionPatch;
+  /** Step rows, each upserted whole (keyed by executionId + action). */
+  steps?: StepRecord[];
+  /** Appended to the history. */
+  events?: EventRecord[];
+  /** Signals consumed by this transition, marked with the consuming action. */
+  consumeSignals?: { seq: number; action: string }[];
+}
+
+/**
+ * `ok`: committed. `not_owner`: the execution is owned by someone else (or does not exist), nothing
+ * was written. `exists`: `create` for an id already taken, nothing was written.
+ */
+export type CommitResult = "ok" | "not_owner" | "exists";
+
+export interface ExecutionSnapshot {
+  execution: ExecutionRecord;
+  steps: StepRecord[];
+  /** Signals not yet consumed, oldest first. */
+  signals: SignalRecord[];
+  /** Next free history seq (max seq + 1). */
+  nextEventSeq: number;
+}
+
+export interface ExecutionQuery {
+  sagas?: readonly string[];
+  statuses?: readonly ExecutionStatus[];
+  /** Only executions with `owner` equal to this; `null` for unowned ones. */
+  owner?: string | null;
+  /** Only executions whose `wakeAt` is at or before this. */
+  wakeAtOrBefore?: number;
+  /** Only executions with a cancel request pending. */
+  cancelRequested?: boolean;
+  /** Only executions that have at least one unconsumed signal. */
+  withPendingSignals?: boolean;
+  /** Oldest first by createdAt then id; at most this many. */
+  limit?: number;
+}
+
+export interface ClaimRequest {
+  executionId: string;
+  owner: string;
+  /** Executors the caller has established are dead; their executions may be taken over. */
+  takeOverFrom?: readonly string[];
+}
+
+export interface Storage {
+  /** Create tables / apply migrations. Idempotent. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Commit each transition atomically, all of them in as few transactions as the backend can. */
+  commit(transitions: readonly Transition[]): Promise<CommitResult[]>;
+
+  /**
+   * Take ownership if the execution is unowned, already ours, or owned by one of `takeOverFrom`;
+   * returns its snapshot, or undefined when someone else owns it or it does not exist.
+   * Bumps `revision` and `updatedAt`.
+   */
+  claim(request: ClaimRequest): Promise<ExecutionSnapshot | undefined>;
+  load(executionId: string): Promise<ExecutionSnapshot | undefined>;
+  getExecution(executionId: string): Promise<ExecutionRecord | undefined>;
+  listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]>;
+  /** Earliest `wakeAt` among unowned executions of these sagas in these statuses. */
+  nextWakeAt(sagas: readonly string[]): Promise<number | undefined>;
+  /** History in seq order, optionally only after a seq. */
+  history(executionId: string, afterSeq?: number): Promise<EventRecord[]>;
+
+  /** Persist a signal (kept even when nobody waits for it yet). */
+  addSignal(signal: Omit<SignalRecord, "seq" | "consumedBy">): Promise<SignalRecord>;
+  /** Signals with seq greater than `afterSeq`, oldest first (consumed ones included). */
+  signalsAfter(afterSeq: number, limit?: number): Promise<SignalRecord[]>;
+  /** Highest signal seq ever assigned (0 when none). */
+  lastSignalSeq(): Promise<number>;
+  /** Mark a cancel request on the execution, whoever owns it. Returns the updated record. */
+  requestCancel(executionId: string, reason: string): Promise<ExecutionRecord | undefined>;
+
+  upsertExecutor(executor: ExecutorRecord): Promise<void>;
+  listExecutors(): Promise<ExecutorRecord[]>;
+  removeExecutor(id: string): Promise<void>;
+}
