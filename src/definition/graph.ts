@@ -1,7 +1,10 @@
 /** Graph helpers for action dependencies. */
 
 /** Returns one cycle as a path of node names (first node repeated at the end), or undefined. */
-export function findCycle(nodes: readonly string[], edges: (node: string) => readonly string[]): string[] | undefined {
+export function findCycle(
+  nodes: readonly string[],
+  edges: (node: string) => readonly string[],
+): string[] | undefined {
   const state = new Map<string, "visiting" | "done">();
   const path: string[] = [];
   const visit = (node: string): string[] | undefined => {

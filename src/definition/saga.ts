@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { SagaDefinitionError } from "../errors.js";
+import { findCycle } from "./graph.js";
 import type {
   ActionContext,
   ActionDefinition,
@@ -13,7 +14,6 @@ import type {
   Shape,
   ValuesOf,
 } from "./types.js";
-import { findCycle } from "./graph.js";
 
 /** Makes a produced name that is already available a compile error (two producers). */
 type Fresh<P extends Shape, V> = P & { [K in keyof P & keyof V]: never };
@@ -23,12 +23,13 @@ interface Ordering<Names extends string> {
   after?: readonly Names[];
 }
 
-export interface TaskSpec<V, R extends keyof V, P extends Shape, Names extends string> extends Ordering<Names> {
+export interface TaskSpec<V, R extends keyof V, P extends Shape, Names extends string>
+  extends Ordering<Names> {
   reads?: readonly R[];
   produces?: Fresh<P, V>;
-  run: (input: Pick<V, R>, ctx: ActionContext) => Promise<RunResult<P>> | RunResult<P>;
+  run: (input: Pick<V, R>, ctx: ActionContext) => Promise<RunResult<NoInfer<P>>> | RunResult<NoInfer<P>>;
   /** Compensation; receives the action's input and output. Should be idempotent. */
-  undo?: (input: Pick<V, R>, output: ValuesOf<P>, ctx: ActionContext) => Promise<void> | void;
+  undo?: (input: Pick<V, R>, output: ValuesOf<NoInfer<P>>, ctx: ActionContext) => Promise<void> | void;
   retry?: Partial<RetryPolicy>;
   /** Per attempt. */
   timeoutMs?: number;
@@ -51,11 +52,15 @@ export interface SleepSpec<V, R extends keyof V, Names extends string> extends O
   until?: (input: Pick<V, R>) => Date | number;
 }
 
-export interface PollSpec<V, R extends keyof V, P extends Shape, Names extends string> extends Ordering<Names> {
+export interface PollSpec<V, R extends keyof V, P extends Shape, Names extends string>
+  extends Ordering<Names> {
   reads?: readonly R[];
   produces?: Fresh<P, V>;
   /** Called every `everyMs` until it reports done; nothing is held in between. */
-  check: (input: Pick<V, R>, ctx: ActionContext) => Promise<PollResult<ValuesOf<P>>> | PollResult<ValuesOf<P>>;
+  check: (
+    input: Pick<V, R>,
+    ctx: ActionContext,
+  ) => Promise<PollResult<ValuesOf<P>>> | PollResult<ValuesOf<P>>;
   everyMs: number;
   /** Fail when not done after this long. */
   timeoutMs?: number;
@@ -166,8 +171,10 @@ export class SagaBuilder<Input, V, Names extends string> {
   /** Validates the whole definition and freezes it. Throws SagaDefinitionError listing every problem. */
   build(): Saga<Input, V> {
     const problems: string[] = [];
-    if (!/^[A-Za-z0-9_.:-]+$/.test(this.#name)) problems.push(`saga name "${this.#name}" must match [A-Za-z0-9_.:-]+`);
-    if (!Number.isInteger(this.#version) || this.#version < 1) problems.push("version must be a positive integer");
+    if (!/^[A-Za-z0-9_.:-]+$/.test(this.#name))
+      problems.push(`saga name "${this.#name}" must match [A-Za-z0-9_.:-]+`);
+    if (!Number.isInteger(this.#version) || this.#version < 1)
+      problems.push("version must be a positive integer");
 
     const actions = new Map<string, ActionDefinition>();
     for (const action of this.#actions) {
@@ -193,11 +200,13 @@ export class SagaBuilder<Input, V, Names extends string> {
       const dependsOn = new Set<string>();
       for (const value of action.reads) {
         const from = producer.get(value);
-        if (from === undefined) problems.push(`action "${action.name}" reads "${value}", which nothing produces`);
+        if (from === undefined)
+          problems.push(`action "${action.name}" reads "${value}", which nothing produces`);
         else if (from !== "(input)") dependsOn.add(from);
       }
       for (const name of action.after) {
-        if (!actions.has(name)) problems.push(`action "${action.name}" runs after "${name}", which is not an action`);
+        if (!actions.has(name))
+          problems.push(`action "${action.name}" runs after "${name}", which is not an action`);
         else dependsOn.add(name);
       }
       action.dependsOn = [...dependsOn];
@@ -270,7 +279,8 @@ function checkOptions(action: ActionDefinition): string[] {
     if (!(retry.initialDelayMs >= 0) || !(retry.maxDelayMs >= 0) || !(retry.backoffFactor >= 1))
       problems.push(`${where}: ${label} delays must be >= 0 and backoffFactor >= 1`);
   }
-  if (action.kind === "task" && typeof action.run !== "function") problems.push(`${where}: run must be a function`);
+  if (action.kind === "task" && typeof action.run !== "function")
+    problems.push(`${where}: run must be a function`);
   if (action.kind === "signal" && !action.signalName) problems.push(`${where}: signal name is required`);
   if (action.kind === "sleep" && (action.sleepMs === undefined) === (action.sleepUntil === undefined))
     problems.push(`${where}: give exactly one of durationMs or until`);

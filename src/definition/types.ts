@@ -1,6 +1,7 @@
 /** Public types of a saga definition: actions, their context, retry policy. */
-import type { z } from "zod";
+
 import type { Logger } from "pino";
+import type { z } from "zod";
 import type { JsonObject } from "../json.js";
 import type { StagedRef } from "../staging/staging.js";
 
@@ -9,7 +10,10 @@ export type Shape = { [name: string]: z.ZodType };
 /** The TypeScript type of the values of a shape. */
 export type ValuesOf<S extends Shape> = { [K in keyof S]: z.output<S[K]> };
 /** What `run` must return: nothing when it produces nothing. */
-export type RunResult<P extends Shape> = keyof P extends never ? undefined | void | Record<string, never> : ValuesOf<P>;
+export type RunResult<P extends Shape> = keyof P extends never
+  ? // biome-ignore lint/suspicious/noConfusingVoidType: lets `run: () => {}` type-check for actions that produce nothing
+    undefined | void | Record<string, never>
+  : ValuesOf<P>;
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. Default 1 (no retry). */

@@ -54,7 +54,10 @@ export class EventBus {
       return () => this.#all.delete(listener);
     }
     let set = this.#byExecution.get(executionId);
-    if (!set) this.#byExecution.set(executionId, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.#byExecution.set(executionId, set);
+    }
     set.add(listener);
     return () => {
       set.delete(listener);

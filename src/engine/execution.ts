@@ -5,9 +5,9 @@
  * See docs/state-machine.md.
  */
 import type { Logger } from "pino";
-import type { ActionContext, ActionDefinition } from "../definition/types.js";
 import type { Saga } from "../definition/saga.js";
-import { CancelledError, SlipwayError, TimeoutError, ValidationError, toErrorInfo } from "../errors.js";
+import type { ActionContext, ActionDefinition } from "../definition/types.js";
+import { CancelledError, SlipwayError, TimeoutError, toErrorInfo, ValidationError } from "../errors.js";
 import { assertJson, type JsonObject } from "../json.js";
 import { withLogContext } from "../logging.js";
 import { stagedPath } from "../staging/staging.js";
@@ -68,12 +68,21 @@ class Changes {
 
   get empty(): boolean {
     return (
-      !this.create && !this.patch && this.steps.size === 0 && this.events.length === 0 && this.consumed.length === 0
+      !this.create &&
+      !this.patch &&
+      this.steps.size === 0 &&
+      this.events.length === 0 &&
+      this.consumed.length === 0
     );
   }
 }
 
-const ENDED: ReadonlySet<ExecutionStatus> = new Set(["completed", "compensated", "cancelled", "needs_attention"]);
+const ENDED: ReadonlySet<ExecutionStatus> = new Set([
+  "completed",
+  "compensated",
+  "cancelled",
+  "needs_attention",
+]);
 const transitiveDependents = new WeakMap<Saga, Map<string, string[]>>();
 
 export class Execution {
@@ -99,7 +108,8 @@ export class Execution {
     this.#values = { ...snapshot.execution.input };
     for (const step of snapshot.steps) {
       this.#steps.set(step.action, step);
-      if (step.output && step.status !== "running" && step.status !== "failed") Object.assign(this.#values, step.output);
+      if (step.output && step.status !== "running" && step.status !== "failed")
+        Object.assign(this.#values, step.output);
     }
     this.#signals = [...snapshot.signals];
     this.#nextSeq = snapshot.nextEventSeq;
@@ -175,7 +185,10 @@ export class Execution {
   #advance(changes: Changes): void {
     if (this.#detached || ENDED.has(this.record.status)) return;
     const now = Date.now();
-    if (this.record.cancelRequested !== null && (this.record.status === "running" || this.record.status === "waiting"))
+    if (
+      this.record.cancelRequested !== null &&
+      (this.record.status === "running" || this.record.status === "waiting")
+    )
       this.#beginCompensation(changes, { kind: "cancel", reason: this.record.cancelRequested });
     if (this.record.status === "compensating") this.#compensate(changes, now);
     else this.#forward(changes, now);
@@ -226,7 +239,10 @@ export class Execution {
     if (action.kind === "signal") {
       waitingFor = { signal: action.signalName! };
     } else if (action.kind === "sleep") {
-      const until = action.sleepMs !== undefined ? now + action.sleepMs : toTime(action.sleepUntil!(this.#inputOf(action)));
+      const until =
+        action.sleepMs !== undefined
+          ? now + action.sleepMs
+          : toTime(action.sleepUntil!(this.#inputOf(action)));
       state.until = until;
       waitingFor = { until };
     } else {
@@ -295,16 +311,32 @@ export class Execution {
     if (!this.#reserve(action.name, "run")) return false;
     const prev = this.#steps.get(action.name);
     const attempt = (prev?.attempt ?? 0) + 1;
-    this.#setStep(changes, action.name, { status: "running", attempt, state: null, startedAt: prev?.startedAt ?? now });
+    this.#setStep(changes, action.name, {
+      status: "running",
+      attempt,
+      state: null,
+      startedAt: prev?.startedAt ?? now,
+    });
     this.#markRunning(changes);
-    this.#event(changes, "action:started", action.name, prev?.status === "running" ? { attempt, recovered: true } : { attempt });
+    this.#event(
+      changes,
+      "action:started",
+      action.name,
+      prev?.status === "running" ? { attempt, recovered: true } : { attempt },
+    );
     const flight = this.#inFlight.get(action.name)!;
     changes.after.push(() => this.#execute(action, "run", attempt, flight.controller));
     return true;
   }
 
   #complete(changes: Changes, action: ActionDefinition, output: JsonObject, now: number): void {
-    this.#setStep(changes, action.name, { status: "completed", output, error: null, state: null, endedAt: now });
+    this.#setStep(changes, action.name, {
+      status: "completed",
+      output,
+      error: null,
+      state: null,
+      endedAt: now,
+    });
     Object.assign(this.#values, output);
     this.#markRunning(changes);
     this.#event(changes, "action:completed", action.name, { attempt: this.#steps.get(action.name)!.attempt });
@@ -324,11 +356,25 @@ export class Execution {
         error: info,
         state: { ...(action.kind === "poll" ? prev.state : {}), retryAt: at },
       });
-      this.#event(changes, "action:failed", action.name, { attempt: prev.attempt, error: info.message, retryAt: at });
+      this.#event(changes, "action:failed", action.name, {
+        attempt: prev.attempt,
+        error: info.message,
+        retryAt: at,
+      });
       return;
     }
-    this.#setStep(changes, action.name, { status: "failed", failures, error: info, state: null, endedAt: now });
-    this.#event(changes, "action:failed", action.name, { attempt: prev.attempt, error: info.message, final: true });
+    this.#setStep(changes, action.name, {
+      status: "failed",
+      failures,
+      error: info,
+      state: null,
+      endedAt: now,
+    });
+    this.#event(changes, "action:failed", action.name, {
+      attempt: prev.attempt,
+      error: info.message,
+      final: true,
+    });
     if (!cancelled) this.#beginCompensation(changes, { kind: "failure", action: action.name, error: info });
   }
 
@@ -338,12 +384,15 @@ export class Execution {
       changes,
       "execution:compensating",
       null,
-      cause.kind === "cancel" ? cause : { kind: cause.kind, action: cause.action, error: cause.error.message },
+      cause.kind === "cancel"
+        ? cause
+        : { kind: cause.kind, action: cause.action, error: cause.error.message },
     );
     const reason = new CancelledError(
       cause.kind === "cancel" ? `execution cancelled: ${cause.reason}` : `action "${cause.action}" failed`,
     );
-    for (const flight of this.#inFlight.values()) if (flight.phase !== "undo") flight.controller.abort(reason);
+    for (const flight of this.#inFlight.values())
+      if (flight.phase !== "undo") flight.controller.abort(reason);
   }
 
   /** Undoes completed actions, dependents before their dependencies; ends when nothing is left. */
@@ -471,7 +520,12 @@ export class Execution {
     return true;
   }
 
-  async #execute(action: ActionDefinition, phase: Phase, attempt: number, controller: AbortController): Promise<void> {
+  async #execute(
+    action: ActionDefinition,
+    phase: Phase,
+    attempt: number,
+    controller: AbortController,
+  ): Promise<void> {
     const step = this.#steps.get(action.name)!;
     const ctx = this.#context(action, phase, attempt, controller);
     const input = this.#inputOf(action);
@@ -528,7 +582,12 @@ export class Execution {
       return;
     }
     if (report?.done !== false) {
-      this.#fail(changes, action, new ValidationError("invalid_output", "a poll check must return { done: boolean }"), now);
+      this.#fail(
+        changes,
+        action,
+        new ValidationError("invalid_output", "a poll check must return { done: boolean }"),
+        now,
+      );
       return;
     }
     if (this.record.status === "compensating") return;
@@ -554,14 +613,27 @@ export class Execution {
     if (step.undoAttempt < action.undoRetry.maxAttempts) {
       const at = now + backoffDelay(action.undoRetry, step.undoAttempt);
       this.#setStep(changes, action.name, { undoError: error, state: { retryAt: at } });
-      this.#event(changes, "undo:failed", action.name, { attempt: step.undoAttempt, error: error.message, retryAt: at });
+      this.#event(changes, "undo:failed", action.name, {
+        attempt: step.undoAttempt,
+        error: error.message,
+        retryAt: at,
+      });
     } else {
       this.#setStep(changes, action.name, { status: "undo_failed", undoError: error, state: null });
-      this.#event(changes, "undo:failed", action.name, { attempt: step.undoAttempt, error: error.message, final: true });
+      this.#event(changes, "undo:failed", action.name, {
+        attempt: step.undoAttempt,
+        error: error.message,
+        final: true,
+      });
     }
   }
 
-  #context(action: ActionDefinition, phase: Phase, attempt: number, controller: AbortController): ActionContext {
+  #context(
+    action: ActionDefinition,
+    phase: Phase,
+    attempt: number,
+    controller: AbortController,
+  ): ActionContext {
     const host = this.host;
     return {
       executionId: this.id,
@@ -588,8 +660,13 @@ export class Execution {
     if (!action.outputSchema) return {};
     const parsed = action.outputSchema.safeParse(raw ?? {});
     if (!parsed.success) {
-      const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "(output)"}: ${i.message}`).join("; ");
-      return new ValidationError("invalid_output", `action "${action.name}" produced an invalid output: ${detail}`);
+      const detail = parsed.error.issues
+        .map((i) => `${i.path.join(".") || "(output)"}: ${i.message}`)
+        .join("; ");
+      return new ValidationError(
+        "invalid_output",
+        `action "${action.name}" produced an invalid output: ${detail}`,
+      );
     }
     try {
       assertJson(parsed.data, `output of action "${action.name}"`);

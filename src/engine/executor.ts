@@ -10,7 +10,13 @@ import type { Saga } from "../definition/saga.js";
 import { NotFoundError, SlipwayError, ValidationError } from "../errors.js";
 import { assertJson, type Json, type JsonObject } from "../json.js";
 import { log as defaultLogger } from "../logging.js";
-import { type ByteSource, removeStaged, type StagedRef, stageStream, sweepStaged } from "../staging/staging.js";
+import {
+  type ByteSource,
+  removeStaged,
+  type StagedRef,
+  stageStream,
+  sweepStaged,
+} from "../staging/staging.js";
 import {
   ACTIVE_STATUSES,
   type CommitResult,
@@ -101,7 +107,9 @@ export class Executor implements ExecutionHost {
   readonly #maxConcurrent: number;
   readonly #slotQueue = new Set<Execution>();
   readonly #waiters = new Map<string, ((result: ExecutionResult) => void)[]>();
-  readonly #options: Required<Pick<ExecutorOptions, "pollIntervalMs" | "heartbeatIntervalMs" | "leaseMs" | "stagedGraceMs">>;
+  readonly #options: Required<
+    Pick<ExecutorOptions, "pollIntervalMs" | "heartbeatIntervalMs" | "leaseMs" | "stagedGraceMs">
+  >;
   #activeSlots = 0;
   #signalCursor = 0;
   #wakeTimer: NodeJS.Timeout | undefined;
@@ -130,8 +138,12 @@ export class Executor implements ExecutionHost {
     this.#committer = new GroupCommitter(this.storage);
     for (const saga of options.sagas as readonly Saga[]) {
       let versions = this.#sagas.get(saga.name);
-      if (!versions) this.#sagas.set(saga.name, (versions = new Map()));
-      if (versions.has(saga.version)) throw new SlipwayError("definition", `saga ${saga.name} v${saga.version} is registered twice`);
+      if (!versions) {
+        versions = new Map();
+        this.#sagas.set(saga.name, versions);
+      }
+      if (versions.has(saga.version))
+        throw new SlipwayError("definition", `saga ${saga.name} v${saga.version} is registered twice`);
       versions.set(saga.version, saga);
     }
   }
@@ -179,11 +191,16 @@ export class Executor implements ExecutionHost {
   async start<I, V>(saga: Saga<I, V>, input: I, options: StartOptions = {}): Promise<ExecutionHandle<V>> {
     this.#assertOpen();
     if (this.#sagas.get(saga.name)?.get(saga.version) !== (saga as unknown as Saga)) {
-      throw new SlipwayError("not_registered", `saga ${saga.name} v${saga.version} is not registered with this executor`);
+      throw new SlipwayError(
+        "not_registered",
+        `saga ${saga.name} v${saga.version} is not registered with this executor`,
+      );
     }
     const parsed = saga.inputSchema.safeParse(input);
     if (!parsed.success) {
-      const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "(input)"}: ${i.message}`).join("; ");
+      const detail = parsed.error.issues
+        .map((i) => `${i.path.join(".") || "(input)"}: ${i.message}`)
+        .join("; ");
       throw new ValidationError("invalid_input", `invalid input for saga ${saga.name}: ${detail}`);
     }
     assertJson(parsed.data, "input");
@@ -215,7 +232,8 @@ export class Executor implements ExecutionHost {
     this.#executions.set(id, execution);
     const result = await execution.create();
     if (result === "exists") throw new SlipwayError("conflict", `an execution with id ${id} already exists`);
-    if (result !== "ok") throw new SlipwayError("storage", `execution ${id} could not be created (${result})`);
+    if (result !== "ok")
+      throw new SlipwayError("storage", `execution ${id} could not be created (${result})`);
     return this.handle<V>(id);
   }
 
@@ -229,15 +247,23 @@ export class Executor implements ExecutionHost {
     const execution = await this.storage.getExecution(executionId);
     if (!execution) throw new NotFoundError(`no execution ${executionId}`);
     if (FINAL_STATUSES.includes(execution.status))
-      throw new SlipwayError("conflict", `execution ${executionId} has already ended (${execution.status}); signal "${name}" not delivered`);
+      throw new SlipwayError(
+        "conflict",
+        `execution ${executionId} has already ended (${execution.status}); signal "${name}" not delivered`,
+      );
     assertJson(payload, `payload of signal "${name}"`);
     const saga = this.#sagas.get(execution.saga)?.get(execution.version);
     for (const action of saga?.actions.values() ?? []) {
       if (action.kind !== "signal" || action.signalName !== name || !action.outputSchema) continue;
       const parsed = action.outputSchema.safeParse(payload);
       if (!parsed.success) {
-        const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "(payload)"}: ${i.message}`).join("; ");
-        throw new ValidationError("invalid_input", `payload of signal "${name}" does not fit action "${action.name}": ${detail}`);
+        const detail = parsed.error.issues
+          .map((i) => `${i.path.join(".") || "(payload)"}: ${i.message}`)
+          .join("; ");
+        throw new ValidationError(
+          "invalid_input",
+          `payload of signal "${name}" does not fit action "${action.name}": ${detail}`,
+        );
       }
     }
     const signal = await this.storage.addSignal({ executionId, name, payload, createdAt: Date.now() });
@@ -266,8 +292,13 @@ export class Executor implements ExecutionHost {
     if (!record) throw new NotFoundError(`no execution ${executionId}`);
     if (record.status !== "needs_attention")
       throw new SlipwayError("conflict", `execution ${executionId} is ${record.status}, not needs_attention`);
-    const snapshot = await this.storage.claim({ executionId, owner: this.owner, takeOverFrom: await this.#deadOwners() });
-    if (!snapshot) throw new SlipwayError("conflict", `execution ${executionId} is owned by another executor`);
+    const snapshot = await this.storage.claim({
+      executionId,
+      owner: this.owner,
+      takeOverFrom: await this.#deadOwners(),
+    });
+    if (!snapshot)
+      throw new SlipwayError("conflict", `execution ${executionId} is owned by another executor`);
     const status: ExecutionStatus = snapshot.execution.cause ? "compensating" : "running";
     const steps = snapshot.steps
       .filter((s) => s.status === "undo_failed")
@@ -335,7 +366,8 @@ export class Executor implements ExecutionHost {
   async result(executionId: string): Promise<ExecutionResult> {
     const record = await this.storage.getExecution(executionId);
     if (!record) throw new NotFoundError(`no execution ${executionId}`);
-    if (ENDED_OR_ATTENTION.includes(record.status) && !this.#executions.has(executionId)) return this.#resultOf(executionId);
+    if (ENDED_OR_ATTENTION.includes(record.status) && !this.#executions.has(executionId))
+      return this.#resultOf(executionId);
     return new Promise((resolve) => {
       const list = this.#waiters.get(executionId) ?? [];
       list.push(resolve);
@@ -368,7 +400,10 @@ export class Executor implements ExecutionHost {
    * Live events of one execution as an async iterator, ending after it ends or needs attention.
    * Only what arrives while iterating is buffered; nothing is kept once the iterator is closed.
    */
-  async *subscribe(executionId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<ExecutionEvent> {
+  async *subscribe(
+    executionId: string,
+    options: { signal?: AbortSignal } = {},
+  ): AsyncGenerator<ExecutionEvent> {
     const buffer: ExecutionEvent[] = [];
     let wake: (() => void) | undefined;
     let done = false;
@@ -419,7 +454,9 @@ export class Executor implements ExecutionHost {
     while (executions.some((e) => e.busy) && Date.now() < deadline) await sleep(5);
     await this.#committer.drained();
     await Promise.all(
-      executions.map((e) => this.#committer.commit({ executionId: e.id, owner: this.owner, execution: { release: true } })),
+      executions.map((e) =>
+        this.#committer.commit({ executionId: e.id, owner: this.owner, execution: { release: true } }),
+      ),
     );
     this.#executions.clear();
     this.#slotQueue.clear();
@@ -493,7 +530,10 @@ export class Executor implements ExecutionHost {
   detached(execution: Execution, reason: unknown): void {
     this.#forget(execution);
     if (!this.#closed)
-      this.logger.error({ err: reason, executionId: execution.id }, "execution detached; it will be recovered");
+      this.logger.error(
+        { err: reason, executionId: execution.id },
+        "execution detached; it will be recovered",
+      );
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -535,9 +575,20 @@ export class Executor implements ExecutionHost {
       void this.#committer.commit({
         executionId: record.id,
         owner: this.owner,
-        execution: { status: "needs_attention", error: { name: "NotRegisteredError", message, code: "not_registered" }, release: true },
+        execution: {
+          status: "needs_attention",
+          error: { name: "NotRegisteredError", message, code: "not_registered" },
+          release: true,
+        },
         events: [
-          { executionId: record.id, seq: snapshot.nextEventSeq, type: "execution:needs_attention", action: null, at: Date.now(), data: { error: message } },
+          {
+            executionId: record.id,
+            seq: snapshot.nextEventSeq,
+            type: "execution:needs_attention",
+            action: null,
+            at: Date.now(),
+            data: { error: message },
+          },
         ],
       });
       return;
@@ -555,7 +606,8 @@ export class Executor implements ExecutionHost {
 
   async #wakeIfOurs(executionId: string, reason: string): Promise<void> {
     const record = await this.storage.getExecution(executionId);
-    if (!record || !this.#sagas.has(record.saga) || record.status !== "waiting" || record.owner !== null) return;
+    if (!record || !this.#sagas.has(record.saga) || record.status !== "waiting" || record.owner !== null)
+      return;
     await this.#claim(executionId, reason);
   }
 
@@ -574,7 +626,13 @@ export class Executor implements ExecutionHost {
   async #heartbeat(): Promise<void> {
     try {
       const now = Date.now();
-      await this.storage.upsertExecutor({ id: this.owner, host: hostname(), pid: process.pid, startedAt: now, heartbeatAt: now });
+      await this.storage.upsertExecutor({
+        id: this.owner,
+        host: hostname(),
+        pid: process.pid,
+        startedAt: now,
+        heartbeatAt: now,
+      });
     } catch (error) {
       this.logger.error({ err: error }, "heartbeat failed");
     }
@@ -657,7 +715,8 @@ export class Executor implements ExecutionHost {
     const snapshot = await this.storage.load(executionId);
     if (!snapshot) throw new NotFoundError(`no execution ${executionId}`);
     const output: Record<string, unknown> = { ...snapshot.execution.input };
-    if (snapshot.execution.status === "completed") for (const step of snapshot.steps) Object.assign(output, step.output);
+    if (snapshot.execution.status === "completed")
+      for (const step of snapshot.steps) Object.assign(output, step.output);
     return {
       id: executionId,
       status: snapshot.execution.status,
@@ -677,7 +736,8 @@ function newId(): string {
 }
 
 function positive(value: number, name: string): number {
-  if (!(Number.isFinite(value) && value > 0)) throw new RangeError(`${name} must be a positive number, got ${value}`);
+  if (!(Number.isFinite(value) && value > 0))
+    throw new RangeError(`${name} must be a positive number, got ${value}`);
   return value;
 }
 

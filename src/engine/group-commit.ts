@@ -55,7 +55,7 @@ export class GroupCommitter {
     const batch = this.#queue.splice(0, this.#maxBatch);
     try {
       const results = await this.#storage.commit(batch.map((p) => p.transition));
-      batch.forEach((p, i) => p.resolve(results[i] ?? "not_owner"));
+      for (const [i, p] of batch.entries()) p.resolve(results[i] ?? "not_owner");
     } catch (error) {
       for (const p of batch) p.reject(error);
     }

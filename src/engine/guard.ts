@@ -32,7 +32,8 @@ export function guard<T>(
     };
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
-    if (timeoutMs !== null) timeout = setTimeout(() => controller.abort(new TimeoutError(timeoutMessage)), timeoutMs);
+    if (timeoutMs !== null)
+      timeout = setTimeout(() => controller.abort(new TimeoutError(timeoutMessage)), timeoutMs);
     let result: Promise<Awaited<T>>;
     try {
       result = Promise.resolve(body()) as Promise<Awaited<T>>;

@@ -1,0 +1,122 @@
+/** Test helpers: a fresh storage per test on every backend, bounded waits, executors that never leak. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { afterEach } from "vitest";
+import { Executor, type ExecutorOptions } from "../src/engine/executor.js";
+import { createLogger } from "../src/logging.js";
+import { MemoryStorage } from "../src/storage/memory.js";
+import { SqliteStorage } from "../src/storage/sqlite/sqlite-storage.js";
+import type { Storage } from "../src/storage/types.js";
+
+export interface Backend {
+  name: string;
+  /** A storage for this test; `dir` is the test's own temp directory. */
+  open(dir: string): Storage;
+}
+
+const all: Backend[] = [
+  { name: "memory", open: () => new MemoryStorage() },
+  { name: "sqlite", open: (dir) => new SqliteStorage({ path: join(dir, "slipway.db") }) },
+];
+
+/** The backends to run against: all of them, or the one named by SLIPWAY_TEST_STORAGE. */
+export const backends: Backend[] = process.env.SLIPWAY_TEST_STORAGE
+  ? all.filter((b) => b.name === process.env.SLIPWAY_TEST_STORAGE)
+  : all;
+
+const cleanups: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A temporary directory removed after the test. */
+export function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "slipway-test-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Collected JSON log lines. */
+export function captureLogs(): { lines: Record<string, unknown>[]; logger: ReturnType<typeof createLogger> } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n"))
+        if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { lines, logger: createLogger({ level: "debug" }, sink) };
+}
+
+export interface Harness {
+  dir: string;
+  storage: Storage;
+  /** Opens an executor on this test's storage; closed (and checked for leaks) after the test. */
+  executor(options: Omit<ExecutorOptions, "storage"> & { storage?: Storage }): Promise<Executor>;
+}
+
+/** A storage (and data directory) of the given backend for one test. */
+export function harness(backend: Backend): Harness {
+  const dir = tempDir();
+  const storage = backend.open(dir);
+  const executors: Executor[] = [];
+  cleanups.push(async () => {
+    for (const executor of executors) await executor.close();
+    await storage.close();
+  });
+  return {
+    dir,
+    storage,
+    async executor(options) {
+      const executor = await Executor.open({
+        storage,
+        dataDir: join(dir, "data"),
+        pollIntervalMs: 20,
+        abortGraceMs: 500,
+        logger: createLogger({ level: "silent" }),
+        ...options,
+      });
+      executors.push(executor);
+      return executor;
+    },
+  };
+}
+
+/** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
+export async function eventually<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 5_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** Races a promise against a limit, so a hung test fails with its reason. */
+export async function within<T>(promise: Promise<T>, what: string, timeoutMs = 5_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
