@@ -397,8 +397,8 @@ export class Executor implements ExecutionHost {
   }
 
   /**
-   * Live events of one execution as an async iterator, ending after it ends or needs attention.
-   * Only what arrives while iterating is buffered; nothing is kept once the iterator is closed.
+   * Live events of one execution as an async iterator, ending after it ends or needs attention (or on
+   * `signal`). Only what arrives while iterating is buffered; nothing is kept once it is closed.
    */
   async *subscribe(
     executionId: string,
@@ -418,9 +418,10 @@ export class Executor implements ExecutionHost {
     };
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
+      // An id that does not exist yet is fine: subscribe first, then start with that id, and miss nothing.
       const record = await this.storage.getExecution(executionId);
-      if (!record) throw new NotFoundError(`no execution ${executionId}`);
-      if (ENDED_OR_ATTENTION.includes(record.status) && !this.#executions.has(executionId)) done = true;
+      if (record && ENDED_OR_ATTENTION.includes(record.status) && !this.#executions.has(executionId))
+        done = true;
       while (true) {
         while (buffer.length > 0) yield buffer.shift()!;
         if (done || options.signal?.aborted) return;
