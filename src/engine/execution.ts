@@ -26,7 +26,7 @@ import type {
 } from "../storage/types.js";
 import { backoffDelay } from "./backoff.js";
 import type { ExecutionEvent, LifecycleEventType } from "./events.js";
-import { guard } from "./guard.js";
+import { Abort, guard } from "./guard.js";
 
 /** What an execution needs from the executor that hosts it. */
 export interface ExecutionHost {
@@ -54,7 +54,7 @@ type Phase = "run" | "undo" | "check";
 
 interface InFlight {
   phase: Phase;
-  controller: AbortController;
+  abort: Abort;
 }
 
 /** Changes decided in one synchronous step, committed together. */
@@ -172,7 +172,7 @@ export class Execution {
     if (this.#detached) return;
     this.#detached = true;
     this.#clearTimer();
-    for (const flight of this.#inFlight.values()) flight.controller.abort(reason);
+    for (const flight of this.#inFlight.values()) flight.abort.abort(reason);
   }
 
   /** Whether an action body, undo or poll check is running. */
@@ -295,7 +295,7 @@ export class Execution {
     if (action.kind === "poll" && (state.nextCheckAt as number) <= now) {
       if (!this.#reserve(action.name, "check")) return false;
       const flight = this.#inFlight.get(action.name)!;
-      changes.after.push(() => this.#execute(action, "check", step.attempt, flight.controller));
+      changes.after.push(() => this.#execute(action, "check", step.attempt, flight.abort));
     }
     return true;
   }
@@ -325,7 +325,7 @@ export class Execution {
       prev?.status === "running" ? { attempt, recovered: true } : { attempt },
     );
     const flight = this.#inFlight.get(action.name)!;
-    changes.after.push(() => this.#execute(action, "run", attempt, flight.controller));
+    changes.after.push(() => this.#execute(action, "run", attempt, flight.abort));
     return true;
   }
 
@@ -391,8 +391,7 @@ export class Execution {
     const reason = new CancelledError(
       cause.kind === "cancel" ? `execution cancelled: ${cause.reason}` : `action "${cause.action}" failed`,
     );
-    for (const flight of this.#inFlight.values())
-      if (flight.phase !== "undo") flight.controller.abort(reason);
+    for (const flight of this.#inFlight.values()) if (flight.phase !== "undo") flight.abort.abort(reason);
   }
 
   /** Undoes completed actions, dependents before their dependencies; ends when nothing is left. */
@@ -476,7 +475,7 @@ export class Execution {
     this.#setStep(changes, action.name, { status: "undoing", undoAttempt, state: null });
     this.#event(changes, "undo:started", action.name, { attempt: undoAttempt });
     const flight = this.#inFlight.get(action.name)!;
-    changes.after.push(() => this.#execute(action, "undo", undoAttempt, flight.controller));
+    changes.after.push(() => this.#execute(action, "undo", undoAttempt, flight.abort));
     return true;
   }
 
@@ -516,18 +515,13 @@ export class Execution {
   #reserve(name: string, phase: Phase): boolean {
     if (this.#inFlight.size >= this.host.perExecutionConcurrency) return false;
     if (!this.host.acquireSlot(this)) return false;
-    this.#inFlight.set(name, { phase, controller: new AbortController() });
+    this.#inFlight.set(name, { phase, abort: new Abort() });
     return true;
   }
 
-  async #execute(
-    action: ActionDefinition,
-    phase: Phase,
-    attempt: number,
-    controller: AbortController,
-  ): Promise<void> {
+  async #execute(action: ActionDefinition, phase: Phase, attempt: number, abort: Abort): Promise<void> {
     const step = this.#steps.get(action.name)!;
-    const ctx = this.#context(action, phase, attempt, controller);
+    const ctx = this.#context(action, phase, attempt, abort);
     const input = this.#inputOf(action);
     const logContext = {
       executionId: this.id,
@@ -548,7 +542,7 @@ export class Execution {
     try {
       const value = await guard(
         () => withLogContext(logContext, body),
-        controller,
+        abort,
         phase === "check" ? null : timeoutMs,
         this.host.abortGraceMs,
         `${phase === "undo" ? "undo of " : ""}action "${action.name}" timed out after ${timeoutMs} ms`,
@@ -628,12 +622,7 @@ export class Execution {
     }
   }
 
-  #context(
-    action: ActionDefinition,
-    phase: Phase,
-    attempt: number,
-    controller: AbortController,
-  ): ActionContext {
+  #context(action: ActionDefinition, phase: Phase, attempt: number, abort: Abort): ActionContext {
     const host = this.host;
     return {
       executionId: this.id,
@@ -642,7 +631,9 @@ export class Execution {
       action: action.name,
       attempt,
       idempotencyKey: phase === "undo" ? `${this.id}/${action.name}/undo` : `${this.id}/${action.name}`,
-      signal: controller.signal,
+      get signal() {
+        return abort.signal;
+      },
       log: host.logger,
       progress: (message, data) => host.progress(this, action.name, message, data),
       stagedPath: (ref) => stagedPath(host.dataDir, ref),

@@ -4,7 +4,9 @@
  * and group-commits every transition. A waiting execution costs it nothing: it lives only in storage.
  */
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { hostname } from "node:os";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Saga } from "../definition/saga.js";
 import { NotFoundError, SlipwayError, ValidationError } from "../errors.js";
@@ -514,7 +516,8 @@ export class Executor implements ExecutionHost {
 
   ended(execution: Execution): void {
     this.#forget(execution);
-    if (FINAL_STATUSES.includes(execution.status)) {
+    // existsSync first: a stat is far cheaper than rm's machinery, and most executions stage nothing.
+    if (FINAL_STATUSES.includes(execution.status) && existsSync(join(this.dataDir, "staged", execution.id))) {
       removeStaged(this.dataDir, execution.id).catch((error: unknown) =>
         this.logger.warn({ err: error, executionId: execution.id }, "could not remove staged data"),
       );

@@ -1,14 +1,54 @@
-/** Runs a body under an AbortController, a timeout and a grace period, without trusting the body. */
+/** Runs a body under an abort handle, a timeout and a grace period, without trusting the body. */
 import { TimeoutError } from "../errors.js";
 
 /**
- * Settles with the body's result. On timeout the controller is aborted with a TimeoutError and the
+ * An abort handle whose AbortController is created only when a body asks for its signal: most bodies
+ * never do, and a controller plus its listeners is a measurable share of a no-op action's cost.
+ */
+export class Abort {
+  #controller: AbortController | undefined;
+  #aborted = false;
+  #reason: unknown;
+  #onAbort: (() => void) | undefined;
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  get reason(): unknown {
+    return this.#reason;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    this.#onAbort?.();
+  }
+
+  /** One listener: the guard that runs the body. */
+  set onAbort(listener: (() => void) | undefined) {
+    this.#onAbort = listener;
+  }
+}
+
+/**
+ * Settles with the body's result. On timeout the handle is aborted with a TimeoutError and the
  * attempt counts as timed out whatever the body does next. Once aborted for any reason, a body that
  * does not settle within `graceMs` is given up on (it may still be running: it ignored its signal).
  */
 export function guard<T>(
   body: () => T | Promise<T>,
-  controller: AbortController,
+  abort: Abort,
   timeoutMs: number | null,
   graceMs: number,
   timeoutMessage: string,
@@ -17,23 +57,22 @@ export function guard<T>(
     let settled = false;
     let timeout: NodeJS.Timeout | undefined;
     let grace: NodeJS.Timeout | undefined;
-    const signal = controller.signal;
-    const timedOut = () => signal.aborted && signal.reason instanceof TimeoutError;
+    const timedOut = () => abort.aborted && abort.reason instanceof TimeoutError;
     const finish = (settle: () => void) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timeout);
-      clearTimeout(grace);
-      signal.removeEventListener("abort", onAbort);
+      if (timeout) clearTimeout(timeout);
+      if (grace) clearTimeout(grace);
+      abort.onAbort = undefined;
       settle();
     };
     const onAbort = () => {
-      grace = setTimeout(() => finish(() => reject(signal.reason)), graceMs);
+      grace = setTimeout(() => finish(() => reject(abort.reason)), graceMs);
     };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
+    if (abort.aborted) onAbort();
+    else abort.onAbort = onAbort;
     if (timeoutMs !== null)
-      timeout = setTimeout(() => controller.abort(new TimeoutError(timeoutMessage)), timeoutMs);
+      timeout = setTimeout(() => abort.abort(new TimeoutError(timeoutMessage)), timeoutMs);
     let result: Promise<Awaited<T>>;
     try {
       result = Promise.resolve(body()) as Promise<Awaited<T>>;
@@ -41,8 +80,8 @@ export function guard<T>(
       result = Promise.reject(error);
     }
     result.then(
-      (value) => finish(() => (timedOut() ? reject(signal.reason) : resolve(value))),
-      (error: unknown) => finish(() => reject(timedOut() ? signal.reason : error)),
+      (value) => finish(() => (timedOut() ? reject(abort.reason) : resolve(value))),
+      (error: unknown) => finish(() => reject(timedOut() ? abort.reason : error)),
     );
   });
 }

@@ -6,16 +6,20 @@ import type { ExecutionRecord, Storage } from "../../src/storage/types.js";
 import { backends, eventually, harness, within } from "../helpers.js";
 
 const ran: string[] = [];
+const record = <T>(what: string, value: T): T => {
+  ran.push(what);
+  return value;
+};
 const buildV1 = saga("build", { version: 1 })
   .action("compile", {
     produces: { out: z.string() },
-    run: () => void ran.push("build v1 compile") || { out: "v1" },
+    run: () => record("build v1 compile", { out: "v1" }),
   })
   .build();
 const buildV2 = saga("build", { version: 2 })
   .action("compile", {
     produces: { out: z.string() },
-    run: () => void ran.push("build v2 compile") || { out: "v2" },
+    run: () => record("build v2 compile", { out: "v2" }),
   })
   .build();
 const sandbox = saga("sandbox", { version: 1 })
