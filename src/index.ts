@@ -2,7 +2,9 @@
  * Slipway: durable sagas for build and deploy pipelines.
  * @module
  */
-export { saga, SagaBuilder, type Saga, type SagaOptions } from "./definition/saga.js";
+
+export { z } from "zod";
+export { type Saga, SagaBuilder, type SagaOptions, saga } from "./definition/saga.js";
 export type {
   ActionContext,
   ActionDefinition,
@@ -11,20 +13,19 @@ export type {
   Shape,
   ValuesOf,
 } from "./definition/types.js";
+export type { EventListener, ExecutionEvent, ExecutionEventType } from "./engine/events.js";
 export {
-  Executor,
   type ExecutionHandle,
   type ExecutionInfo,
   type ExecutionResult,
+  Executor,
   type ExecutorOptions,
   type StartOptions,
 } from "./engine/executor.js";
-export type { ExecutionEvent, ExecutionEventType, EventListener } from "./engine/events.js";
 export * from "./errors.js";
 export type { Json, JsonObject } from "./json.js";
-export { createLogger, log, withLogContext, type LogContext } from "./logging.js";
-export { stagedRefSchema, type StagedRef, type ByteSource } from "./staging/staging.js";
-export * from "./storage/types.js";
+export { createLogger, type LogContext, log, withLogContext } from "./logging.js";
+export { type ByteSource, type StagedRef, stagedRefSchema } from "./staging/staging.js";
 export { MemoryStorage } from "./storage/memory.js";
 export { SqliteStorage } from "./storage/sqlite/sqlite-storage.js";
-export { z } from "zod";
+export * from "./storage/types.js";

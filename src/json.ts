@@ -31,7 +31,8 @@ function findNonJson(value: unknown, path: string, seen: Set<object>): string | 
           return undefined;
         }
         const proto = Object.getPrototypeOf(value);
-        if (proto !== Object.prototype && proto !== null) return `${path} (a ${proto?.constructor?.name ?? "class"} instance)`;
+        if (proto !== Object.prototype && proto !== null)
+          return `${path} (a ${proto?.constructor?.name ?? "class"} instance)`;
         for (const key of Object.keys(value)) {
           const problem = findNonJson((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
           if (problem) return problem;

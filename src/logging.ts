@@ -3,7 +3,7 @@
  * action and attempt, taken from AsyncLocalStorage so action code passes nothing around.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { pino, type DestinationStream, type Logger, type LoggerOptions } from "pino";
+import { type DestinationStream, type Logger, type LoggerOptions, pino } from "pino";
 
 export interface LogContext {
   executionId: string;

@@ -44,7 +44,8 @@ export async function stageStream(
   const partial = `${final}.partial-${process.pid}-${Date.now()}`;
   const hash = createHash("sha256");
   let bytes = 0;
-  const readable = source instanceof ReadableStream ? Readable.fromWeb(source as never) : Readable.from(source);
+  const readable =
+    source instanceof ReadableStream ? Readable.fromWeb(source as never) : Readable.from(source);
   try {
     await pipeline(
       readable,

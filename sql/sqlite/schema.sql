@@ -1,0 +1,77 @@
+-- Generated from sql/sqlite/*.sql by `npx tsx scripts/sqlite-schema.ts --write`; do not edit.
+
+CREATE TABLE events (
+  execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  action TEXT,
+  at INTEGER NOT NULL,
+  data TEXT,
+  PRIMARY KEY (execution_id, seq)
+);
+
+CREATE TABLE executions (
+  id TEXT PRIMARY KEY NOT NULL,
+  saga TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  input TEXT NOT NULL,
+  run_name TEXT,
+  owner TEXT,
+  revision INTEGER NOT NULL,
+  wake_at INTEGER,
+  cancel_requested TEXT,
+  cause TEXT,
+  error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  ended_at INTEGER
+);
+
+CREATE TABLE executors (
+  id TEXT PRIMARY KEY NOT NULL,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL
+);
+
+CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
+
+CREATE TABLE signals (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  consumed_by TEXT
+);
+
+CREATE TABLE steps (
+  execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+  action TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  failures INTEGER NOT NULL,
+  output TEXT,
+  error TEXT,
+  state TEXT,
+  undo_attempt INTEGER NOT NULL,
+  undo_error TEXT,
+  started_at INTEGER,
+  ended_at INTEGER,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (execution_id, action)
+);
+
+CREATE INDEX executions_cancel_requested ON executions (created_at, id)
+  WHERE cancel_requested IS NOT NULL;
+
+CREATE INDEX executions_owner ON executions (owner) WHERE owner IS NOT NULL;
+
+CREATE INDEX executions_status_saga ON executions (status, saga, created_at, id);
+
+CREATE INDEX executions_unowned_waiting ON executions (saga, wake_at)
+  WHERE status = 'waiting' AND owner IS NULL;
+
+CREATE INDEX signals_pending ON signals (execution_id, name, seq) WHERE consumed_by IS NULL;

@@ -1,0 +1,477 @@
+/** In-memory storage backend for tests and demos; every record is serialized like a real backend would. */
+import { NotFoundError, SlipwayError, ValidationError } from "../errors.js";
+import type { Json, JsonObject } from "../json.js";
+import type {
+  ClaimRequest,
+  CommitResult,
+  CompensationCause,
+  ErrorInfo,
+  EventRecord,
+  ExecutionPatch,
+  ExecutionQuery,
+  ExecutionRecord,
+  ExecutionSnapshot,
+  ExecutorRecord,
+  SignalRecord,
+  StepRecord,
+  Storage,
+  Transition,
+} from "./types.js";
+
+/*
+ * Records are kept as JSON text of "rows" laid out like the SQLite columns: JSON-valued fields are
+ * themselves JSON text inside the row, optional fields are normalized to null. Writing stringifies,
+ * reading parses, so callers never share objects with the store and anything a serializing backend
+ * would lose or reject (undefined, BigInt, class instances, extra fields) behaves the same here.
+ */
+
+type ExecutionRow = Omit<ExecutionRecord, "input" | "cause" | "error"> & {
+  input: string;
+  cause: string | null;
+  error: string | null;
+};
+type StepRow = Omit<StepRecord, "output" | "error" | "state" | "undoError"> & {
+  output: string | null;
+  error: string | null;
+  state: string | null;
+  undoError: string | null;
+};
+type EventRow = Omit<EventRecord, "data"> & { data: string | null };
+type SignalRow = Omit<SignalRecord, "payload"> & { payload: string };
+
+/** Patch fields other than `release`, with whether their value is JSON (a TEXT column in SQLite). */
+const PATCH_FIELDS = [
+  ["status", false],
+  ["wakeAt", false],
+  ["cause", true],
+  ["error", true],
+  ["endedAt", false],
+  ["cancelRequested", false],
+] as const satisfies readonly (readonly [keyof ExecutionPatch, boolean])[];
+
+/** A transition with every value already serialized, so applying it cannot fail half-way on bad data. */
+interface EncodedTransition {
+  executionId: string;
+  owner: string;
+  create: string | null;
+  patch: Partial<Record<(typeof PATCH_FIELDS)[number][0], unknown>>;
+  release: boolean;
+  steps: { action: string; row: string }[];
+  events: { seq: number; row: string }[];
+  consume: { seq: number; action: string }[];
+}
+
+type UndoLog = (() => void)[];
+
+export class MemoryStorage implements Storage {
+  private readonly executions = new Map<string, string>();
+  /** Per execution, by action; Map order = order of first write, as in SQLite (rowid). */
+  private readonly steps = new Map<string, Map<string, string>>();
+  private readonly events = new Map<string, Map<number, string>>();
+  /** By seq; insertion order is seq order. */
+  private readonly signals = new Map<number, string>();
+  private signalSeq = 0;
+  private readonly executors = new Map<string, string>();
+  private closed = false;
+
+  async init(): Promise<void> {
+    this.check();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  async commit(transitions: readonly Transition[]): Promise<CommitResult[]> {
+    this.check();
+    // Serialize everything before the first write: a value JSON cannot hold fails the batch up front.
+    const now = Date.now();
+    const batch = transitions.map(encodeTransition);
+    // One batch is one transaction: if applying throws, the undo log restores every earlier write.
+    const undo: UndoLog = [];
+    try {
+      return batch.map((t) => this.apply(t, now, undo));
+    } catch (error) {
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
+      throw error;
+    }
+  }
+
+  async claim(request: ClaimRequest): Promise<ExecutionSnapshot | undefined> {
+    this.check();
+    const row = this.row(request.executionId);
+    if (!row) return undefined;
+    const free =
+      row.owner === null || row.owner === request.owner || (request.takeOverFrom ?? []).includes(row.owner);
+    if (!free) return undefined;
+    row.owner = request.owner;
+    row.revision += 1;
+    row.updatedAt = Date.now();
+    this.executions.set(row.id, JSON.stringify(row));
+    return this.snapshot(request.executionId);
+  }
+
+  async load(executionId: string): Promise<ExecutionSnapshot | undefined> {
+    this.check();
+    return this.snapshot(executionId);
+  }
+
+  async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
+    this.check();
+    const row = this.row(executionId);
+    return row && toExecution(row);
+  }
+
+  async listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]> {
+    this.check();
+    const pending = new Set<string>();
+    if (query.withPendingSignals !== undefined) {
+      for (const text of this.signals.values()) {
+        const signal = JSON.parse(text) as SignalRow;
+        if (signal.consumedBy === null) pending.add(signal.executionId);
+      }
+    }
+    const rows: ExecutionRow[] = [];
+    for (const text of this.executions.values()) {
+      const row = JSON.parse(text) as ExecutionRow;
+      if (query.sagas !== undefined && !query.sagas.includes(row.saga)) continue;
+      if (query.statuses !== undefined && !query.statuses.includes(row.status)) continue;
+      if (query.owner !== undefined && row.owner !== query.owner) continue;
+      if (query.wakeAtOrBefore !== undefined && (row.wakeAt === null || row.wakeAt > query.wakeAtOrBefore)) {
+        continue;
+      }
+      if (query.cancelRequested !== undefined && (row.cancelRequested !== null) !== query.cancelRequested) {
+        continue;
+      }
+      if (query.withPendingSignals !== undefined && pending.has(row.id) !== query.withPendingSignals)
+        continue;
+      rows.push(row);
+    }
+    rows.sort((a, b) => a.createdAt - b.createdAt || compareBinary(a.id, b.id));
+    const limited = query.limit === undefined ? rows : rows.slice(0, Math.max(0, query.limit));
+    return limited.map(toExecution);
+  }
+
+  async nextWakeAt(sagas: readonly string[]): Promise<number | undefined> {
+    this.check();
+    let earliest: number | undefined;
+    for (const text of this.executions.values()) {
+      const row = JSON.parse(text) as ExecutionRow;
+      if (row.status !== "waiting" || row.owner !== null || row.wakeAt === null) continue;
+      if (!sagas.includes(row.saga)) continue;
+      if (earliest === undefined || row.wakeAt < earliest) earliest = row.wakeAt;
+    }
+    return earliest;
+  }
+
+  async history(executionId: string, afterSeq?: number): Promise<EventRecord[]> {
+    this.check();
+    const events: EventRecord[] = [];
+    for (const [seq, text] of this.events.get(executionId) ?? []) {
+      if (afterSeq === undefined || seq > afterSeq) events.push(toEvent(JSON.parse(text) as EventRow));
+    }
+    return events.sort((a, b) => a.seq - b.seq);
+  }
+
+  async addSignal(signal: Omit<SignalRecord, "seq" | "consumedBy">): Promise<SignalRecord> {
+    this.check();
+    const payload = toJsonText(signal.payload, "signal payload");
+    if (!this.executions.has(signal.executionId)) {
+      throw new NotFoundError(`cannot signal execution ${signal.executionId}: it does not exist`);
+    }
+    const row: SignalRow = {
+      seq: ++this.signalSeq,
+      executionId: signal.executionId,
+      name: signal.name,
+      payload,
+      createdAt: signal.createdAt,
+      consumedBy: null,
+    };
+    this.signals.set(row.seq, JSON.stringify(row));
+    return toSignal(row);
+  }
+
+  async signalsAfter(afterSeq: number, limit?: number): Promise<SignalRecord[]> {
+    this.check();
+    const max = limit === undefined ? Number.POSITIVE_INFINITY : Math.max(0, limit);
+    const signals: SignalRecord[] = [];
+    for (const [seq, text] of this.signals) {
+      if (signals.length >= max) break;
+      if (seq > afterSeq) signals.push(toSignal(JSON.parse(text) as SignalRow));
+    }
+    return signals;
+  }
+
+  async lastSignalSeq(): Promise<number> {
+    this.check();
+    return this.signalSeq;
+  }
+
+  async requestCancel(executionId: string, reason: string): Promise<ExecutionRecord | undefined> {
+    this.check();
+    const row = this.row(executionId);
+    if (!row) return undefined;
+    row.cancelRequested = reason;
+    row.updatedAt = Date.now();
+    this.executions.set(row.id, JSON.stringify(row));
+    return toExecution(row);
+  }
+
+  async upsertExecutor(executor: ExecutorRecord): Promise<void> {
+    this.check();
+    const row: ExecutorRecord = {
+      id: executor.id,
+      host: executor.host,
+      pid: executor.pid,
+      startedAt: executor.startedAt,
+      heartbeatAt: executor.heartbeatAt,
+    };
+    this.executors.set(row.id, JSON.stringify(row));
+  }
+
+  async listExecutors(): Promise<ExecutorRecord[]> {
+    this.check();
+    return [...this.executors.values()]
+      .map((text) => JSON.parse(text) as ExecutorRecord)
+      .sort((a, b) => compareBinary(a.id, b.id));
+  }
+
+  async removeExecutor(id: string): Promise<void> {
+    this.check();
+    this.executors.delete(id);
+  }
+
+  private check(): void {
+    if (this.closed) throw new SlipwayError("storage", "MemoryStorage is closed");
+  }
+
+  private row(executionId: string): ExecutionRow | undefined {
+    const text = this.executions.get(executionId);
+    return text === undefined ? undefined : (JSON.parse(text) as ExecutionRow);
+  }
+
+  private snapshot(executionId: string): ExecutionSnapshot | undefined {
+    const row = this.row(executionId);
+    if (!row) return undefined;
+    const steps = [...(this.steps.get(executionId)?.values() ?? [])].map((text) =>
+      toStep(JSON.parse(text) as StepRow),
+    );
+    const signals: SignalRecord[] = [];
+    for (const text of this.signals.values()) {
+      const signal = JSON.parse(text) as SignalRow;
+      if (signal.executionId === executionId && signal.consumedBy === null) signals.push(toSignal(signal));
+    }
+    let maxSeq = 0;
+    for (const seq of this.events.get(executionId)?.keys() ?? []) maxSeq = Math.max(maxSeq, seq);
+    return { execution: toExecution(row), steps, signals, nextEventSeq: maxSeq + 1 };
+  }
+
+  /** Applies one encoded transition in the same order as the SQLite backend: ownership first. */
+  private apply(t: EncodedTransition, now: number, undo: UndoLog): CommitResult {
+    if (t.create !== null) {
+      if (this.executions.has(t.executionId)) return "exists";
+      write(this.executions, t.executionId, t.create, undo);
+    } else {
+      const row = this.row(t.executionId);
+      if (!row || row.owner !== t.owner) return "not_owner";
+      row.revision += 1;
+      row.updatedAt = now;
+      Object.assign(row, t.patch);
+      if (t.release) row.owner = null;
+      write(this.executions, t.executionId, JSON.stringify(row), undo);
+    }
+    if (t.steps.length > 0) {
+      const steps = this.perExecution(this.steps, t.executionId, undo);
+      for (const step of t.steps) write(steps, step.action, step.row, undo);
+    }
+    if (t.events.length > 0) {
+      const events = this.perExecution(this.events, t.executionId, undo);
+      for (const event of t.events) {
+        // Same outcome as the primary key (execution_id, seq) in SQLite: the batch fails.
+        if (events.has(event.seq)) {
+          throw new SlipwayError(
+            "conflict",
+            `event ${event.seq} of execution ${t.executionId} already exists`,
+          );
+        }
+        write(events, event.seq, event.row, undo);
+      }
+    }
+    for (const consumed of t.consume) {
+      const text = this.signals.get(consumed.seq);
+      if (text === undefined) continue;
+      const signal = JSON.parse(text) as SignalRow;
+      // Like the conditional UPDATE in SQLite: only a pending signal of this execution is marked.
+      if (signal.executionId !== t.executionId || signal.consumedBy !== null) continue;
+      signal.consumedBy = consumed.action;
+      write(this.signals, consumed.seq, JSON.stringify(signal), undo);
+    }
+    return "ok";
+  }
+
+  private perExecution<K>(
+    map: Map<string, Map<K, string>>,
+    executionId: string,
+    undo: UndoLog,
+  ): Map<K, string> {
+    let inner = map.get(executionId);
+    if (!inner) {
+      inner = new Map();
+      write(map, executionId, inner, undo);
+    }
+    return inner;
+  }
+}
+
+/** `map.set` that records how to take it back. */
+function write<K, V>(map: Map<K, V>, key: K, value: V, undo: UndoLog): void {
+  const had = map.has(key);
+  const previous = map.get(key);
+  map.set(key, value);
+  undo.push(had ? () => map.set(key, previous as V) : () => map.delete(key));
+}
+
+function encodeTransition(t: Transition): EncodedTransition {
+  const encoded: EncodedTransition = {
+    executionId: t.executionId,
+    owner: t.owner,
+    create: null,
+    patch: {},
+    release: t.execution?.release === true,
+    steps: [],
+    events: [],
+    consume: (t.consumeSignals ?? []).map((c) => ({ seq: c.seq, action: c.action })),
+  };
+  for (const [field, isJson] of PATCH_FIELDS) {
+    const value = t.execution?.[field];
+    if (value === undefined) continue;
+    encoded.patch[field] = isJson ? toNullableJsonText(value, `${field} of ${t.executionId}`) : value;
+  }
+  if (t.create) {
+    const c = t.create;
+    if (c.id !== t.executionId) {
+      throw new SlipwayError(
+        "storage",
+        `transition for ${t.executionId} creates a different execution ${c.id}`,
+      );
+    }
+    // The patch of a creating transition is folded into the inserted row.
+    const row: ExecutionRow = {
+      id: c.id,
+      saga: c.saga,
+      version: c.version,
+      status: c.status,
+      input: toJsonText(c.input, `input of ${c.id}`),
+      runName: c.runName ?? null,
+      owner: t.owner,
+      revision: c.revision,
+      wakeAt: c.wakeAt ?? null,
+      cancelRequested: c.cancelRequested ?? null,
+      cause: toNullableJsonText(c.cause, `cause of ${c.id}`),
+      error: toNullableJsonText(c.error, `error of ${c.id}`),
+      createdAt: c.createdAt,
+      updatedAt: c.updatedAt,
+      endedAt: c.endedAt ?? null,
+    };
+    Object.assign(row, encoded.patch);
+    if (encoded.release) row.owner = null;
+    encoded.create = JSON.stringify(row);
+  }
+  for (const step of t.steps ?? []) {
+    if (step.executionId !== t.executionId) {
+      throw new SlipwayError(
+        "storage",
+        `transition for ${t.executionId} carries a step of ${step.executionId}`,
+      );
+    }
+    const where = `step ${step.action} of ${step.executionId}`;
+    const row: StepRow = {
+      executionId: step.executionId,
+      action: step.action,
+      status: step.status,
+      attempt: step.attempt,
+      failures: step.failures,
+      output: toNullableJsonText(step.output, `output of ${where}`),
+      error: toNullableJsonText(step.error, `error of ${where}`),
+      state: toNullableJsonText(step.state, `state of ${where}`),
+      undoAttempt: step.undoAttempt,
+      undoError: toNullableJsonText(step.undoError, `undoError of ${where}`),
+      startedAt: step.startedAt ?? null,
+      endedAt: step.endedAt ?? null,
+      updatedAt: step.updatedAt,
+    };
+    encoded.steps.push({ action: step.action, row: JSON.stringify(row) });
+  }
+  for (const event of t.events ?? []) {
+    if (event.executionId !== t.executionId) {
+      throw new SlipwayError(
+        "storage",
+        `transition for ${t.executionId} carries an event of ${event.executionId}`,
+      );
+    }
+    const row: EventRow = {
+      executionId: event.executionId,
+      seq: event.seq,
+      type: event.type,
+      action: event.action ?? null,
+      at: event.at,
+      data: toNullableJsonText(event.data, `data of event ${event.seq} of ${event.executionId}`),
+    };
+    encoded.events.push({ seq: event.seq, row: JSON.stringify(row) });
+  }
+  return encoded;
+}
+
+/** JSON text of a value, or a ValidationError naming it when JSON cannot represent it. */
+function toJsonText(value: unknown, what: string): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    throw new ValidationError("storage", `${what} is not JSON-serializable: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  if (text === undefined) throw new ValidationError("storage", `${what} is not JSON-serializable`);
+  return text;
+}
+
+function toNullableJsonText(value: unknown, what: string): string | null {
+  return value === null || value === undefined ? null : toJsonText(value, what);
+}
+
+function parseNullable<T>(text: string | null): T | null {
+  return text === null ? null : (JSON.parse(text) as T);
+}
+
+/** Orders strings by their UTF-8 bytes, as SQLite's BINARY collation does (UTF-16 order differs). */
+function compareBinary(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+function toExecution(row: ExecutionRow): ExecutionRecord {
+  return {
+    ...row,
+    input: JSON.parse(row.input) as JsonObject,
+    cause: parseNullable<CompensationCause>(row.cause),
+    error: parseNullable<ErrorInfo>(row.error),
+  };
+}
+
+function toStep(row: StepRow): StepRecord {
+  return {
+    ...row,
+    output: parseNullable<JsonObject>(row.output),
+    error: parseNullable<ErrorInfo>(row.error),
+    state: parseNullable<JsonObject>(row.state),
+    undoError: parseNullable<ErrorInfo>(row.undoError),
+  };
+}
+
+function toEvent(row: EventRow): EventRecord {
+  return { ...row, data: parseNullable<JsonObject>(row.data) };
+}
+
+function toSignal(row: SignalRow): SignalRecord {
+  return { ...row, payload: JSON.parse(row.payload) as Json };
+}

@@ -1,0 +1,18 @@
+/** Test helpers for Slipway users and backend authors: the storage conformance suite and record factories. */
+export {
+  CRASH_TEST_NAME,
+  type CrashChildOptions,
+  type DescribeLike,
+  type ItLike,
+  runStorageConformance,
+  type StorageConformanceOptions,
+  type TestBody,
+} from "./conformance.js";
+export {
+  BASE_TIME,
+  createTransition,
+  eventRecord,
+  executionRecord,
+  executorRecord,
+  stepRecord,
+} from "./records.js";
