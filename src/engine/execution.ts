@@ -10,7 +10,7 @@ import type { ActionContext, ActionDefinition } from "../definition/types.js";
 import { CancelledError, SlipwayError, TimeoutError, toErrorInfo, ValidationError } from "../errors.js";
 import { assertJson, type JsonObject } from "../json.js";
 import { withLogContext } from "../logging.js";
-import { stagedPath } from "../staging/staging.js";
+import { type StagedRef, stagedPath } from "../staging/staging.js";
 import type {
   CommitResult,
   CompensationCause,
@@ -623,21 +623,7 @@ export class Execution {
   }
 
   #context(action: ActionDefinition, phase: Phase, attempt: number, abort: Abort): ActionContext {
-    const host = this.host;
-    return {
-      executionId: this.id,
-      runName: this.record.runName,
-      saga: this.saga.name,
-      action: action.name,
-      attempt,
-      idempotencyKey: phase === "undo" ? `${this.id}/${action.name}/undo` : `${this.id}/${action.name}`,
-      get signal() {
-        return abort.signal;
-      },
-      log: host.logger,
-      progress: (message, data) => host.progress(this, action.name, message, data),
-      stagedPath: (ref) => stagedPath(host.dataDir, ref),
-    };
+    return new Context(this, action.name, phase, attempt, abort);
   }
 
   #inputOf(action: ActionDefinition): Record<string, unknown> {
@@ -716,24 +702,8 @@ export class Execution {
   // ---- persistence --------------------------------------------------------------------------
 
   #setStep(changes: Changes, action: string, fields: Partial<StepRecord>): StepRecord {
-    const prev = this.#steps.get(action);
-    const step: StepRecord = {
-      executionId: this.id,
-      action,
-      status: "running",
-      attempt: 0,
-      failures: 0,
-      output: null,
-      error: null,
-      state: null,
-      undoAttempt: 0,
-      undoError: null,
-      startedAt: null,
-      endedAt: null,
-      ...prev,
-      ...fields,
-      updatedAt: Date.now(),
-    };
+    const prev = this.#steps.get(action) ?? blankStep(this.id, action);
+    const step: StepRecord = { ...prev, ...fields, updatedAt: Date.now() };
     this.#steps.set(action, step);
     changes.steps.set(action, step);
     return step;
@@ -789,6 +759,67 @@ export class Execution {
       },
     );
   }
+}
+
+/** What an action body sees; a class so that each attempt allocates one object, not a bag of closures. */
+class Context implements ActionContext {
+  readonly #execution: Execution;
+  readonly #abort: Abort;
+  readonly action: string;
+  readonly attempt: number;
+  readonly phase: Phase;
+
+  constructor(execution: Execution, action: string, phase: Phase, attempt: number, abort: Abort) {
+    this.#execution = execution;
+    this.#abort = abort;
+    this.action = action;
+    this.phase = phase;
+    this.attempt = attempt;
+  }
+
+  get executionId(): string {
+    return this.#execution.id;
+  }
+  get runName(): string | null {
+    return this.#execution.record.runName;
+  }
+  get saga(): string {
+    return this.#execution.saga.name;
+  }
+  get idempotencyKey(): string {
+    const key = `${this.#execution.id}/${this.action}`;
+    return this.phase === "undo" ? `${key}/undo` : key;
+  }
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+  get log(): Logger {
+    return this.#execution.host.logger;
+  }
+  progress(message: string, data?: JsonObject): void {
+    this.#execution.host.progress(this.#execution, this.action, message, data);
+  }
+  stagedPath(ref: StagedRef): string {
+    return stagedPath(this.#execution.host.dataDir, ref);
+  }
+}
+
+function blankStep(executionId: string, action: string): StepRecord {
+  return {
+    executionId,
+    action,
+    status: "running",
+    attempt: 0,
+    failures: 0,
+    output: null,
+    error: null,
+    state: null,
+    undoAttempt: 0,
+    undoError: null,
+    startedAt: null,
+    endedAt: null,
+    updatedAt: 0,
+  };
 }
 
 function retryAt(step: StepRecord): number {

@@ -735,8 +735,18 @@ export class Executor implements ExecutionHost {
   }
 }
 
+let randomPool = Buffer.alloc(0);
+let randomOffset = 0;
+
+/** A time-ordered id; random bytes come from a pool because one `randomBytes` call per id is costly. */
 function newId(): string {
-  return `${Date.now().toString(36)}-${randomBytes(5).toString("hex")}`;
+  if (randomOffset + 5 > randomPool.length) {
+    randomPool = randomBytes(5 * 1024);
+    randomOffset = 0;
+  }
+  const random = randomPool.toString("hex", randomOffset, randomOffset + 5);
+  randomOffset += 5;
+  return `${Date.now().toString(36)}-${random}`;
 }
 
 function positive(value: number, name: string): number {
