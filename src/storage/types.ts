@@ -4,7 +4,7 @@
  * Each `Transition` is atomic; `commit` takes several so one transaction (one fsync) can carry
  * every transition that became ready at the same moment (group commit).
  */
-import type { JsonObject, Json } from "../json.js";
+import type { Json, JsonObject } from "../json.js";
 
 /** Lifecycle of an execution; see docs/state-machine.md. */
 export type ExecutionStatus =
