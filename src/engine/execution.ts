@@ -239,10 +239,18 @@ export class Execution {
     if (action.kind === "signal") {
       waitingFor = { signal: action.signalName! };
     } else if (action.kind === "sleep") {
-      const until =
-        action.sleepMs !== undefined
-          ? now + action.sleepMs
-          : toTime(action.sleepUntil!(this.#inputOf(action)));
+      let until: number;
+      try {
+        until =
+          action.sleepMs !== undefined
+            ? now + action.sleepMs
+            : toTime(action.sleepUntil!(this.#inputOf(action)));
+      } catch (error) {
+        // User code computing the time failed: this action fails, nothing else does.
+        this.#setStep(changes, action.name, { status: "waiting", attempt: 1, state: {}, startedAt: now });
+        this.#fail(changes, action, error, now, true);
+        return true;
+      }
       state.until = until;
       waitingFor = { until };
     } else {
@@ -304,7 +312,7 @@ export class Execution {
     if (action.kind === "poll") {
       // A poll "retry" resumes polling.
       const prev = this.#steps.get(action.name)!;
-      const state = { ...prev.state, nextCheckAt: now };
+      const state = { ...deadlineOf(prev), nextCheckAt: now };
       this.#setStep(changes, action.name, { status: "waiting", state });
       return this.#checkWait(changes, action, this.#steps.get(action.name)!, now);
     }
@@ -354,7 +362,7 @@ export class Execution {
         status: "retrying",
         failures,
         error: info,
-        state: { ...(action.kind === "poll" ? prev.state : {}), retryAt: at },
+        state: { ...deadlineOf(prev), retryAt: at },
       });
       this.#event(changes, "action:failed", action.name, {
         attempt: prev.attempt,
@@ -400,12 +408,17 @@ export class Execution {
     for (const [name, step] of this.#steps) {
       if (this.#inFlight.has(name)) continue;
       if (step.status === "running" || step.status === "retrying" || step.status === "waiting") {
-        const interrupted = new CancelledError("stopped by compensation before it completed");
+        const interrupted = toErrorInfo(new CancelledError("stopped by compensation before it completed"));
         this.#setStep(changes, name, {
           status: "failed",
-          error: step.error ?? toErrorInfo(interrupted),
+          error: step.error ?? interrupted,
           state: null,
           endedAt: now,
+        });
+        this.#event(changes, "action:failed", name, {
+          attempt: step.attempt,
+          error: interrupted.message,
+          final: true,
         });
       }
     }
@@ -531,7 +544,20 @@ export class Execution {
       attempt,
       phase,
     };
-    const timeoutMs = phase === "undo" ? action.undoTimeoutMs : action.timeoutMs;
+    // A poll's timeout bounds the whole poll, so a hanging check is cut off at the poll's deadline.
+    const deadline = phase === "check" ? (step.state?.deadline as number | undefined) : undefined;
+    const timeoutMs =
+      phase === "undo"
+        ? action.undoTimeoutMs
+        : phase === "run"
+          ? action.timeoutMs
+          : deadline === undefined
+            ? null
+            : Math.max(1, deadline - Date.now());
+    const timeoutMessage =
+      phase === "check"
+        ? `the poll did not report done within ${action.timeoutMs} ms`
+        : `${phase === "undo" ? "undo of " : ""}action "${action.name}" timed out after ${timeoutMs} ms`;
     const body =
       phase === "run"
         ? () => action.run!(input, ctx)
@@ -543,9 +569,9 @@ export class Execution {
       const value = await guard(
         () => withLogContext(logContext, body),
         abort,
-        phase === "check" ? null : timeoutMs,
+        timeoutMs,
         this.host.abortGraceMs,
-        `${phase === "undo" ? "undo of " : ""}action "${action.name}" timed out after ${timeoutMs} ms`,
+        timeoutMessage,
       );
       outcome = { ok: true, value };
     } catch (error) {
@@ -557,7 +583,8 @@ export class Execution {
     const changes = new Changes();
     const now = Date.now();
     if (phase === "undo") this.#settleUndo(changes, action, outcome, now);
-    else if (!outcome.ok) this.#fail(changes, action, outcome.error, now);
+    else if (!outcome.ok)
+      this.#fail(changes, action, outcome.error, now, deadline !== undefined && deadline <= now);
     else if (phase === "run") {
       const output = this.#parseOutput(action, outcome.value);
       if (output instanceof Error) this.#fail(changes, action, output, now);
@@ -820,6 +847,12 @@ function blankStep(executionId: string, action: string): StepRecord {
     endedAt: null,
     updatedAt: 0,
   };
+}
+
+/** The overall deadline a poll or wait keeps across retries, as a state fragment. */
+function deadlineOf(step: StepRecord): JsonObject {
+  const deadline = step.state?.deadline;
+  return typeof deadline === "number" ? { deadline } : {};
 }
 
 function retryAt(step: StepRecord): number {

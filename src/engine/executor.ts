@@ -4,7 +4,7 @@
  * and group-commits every transition. A waiting execution costs it nothing: it lives only in storage.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -23,6 +23,7 @@ import {
   ACTIVE_STATUSES,
   type CommitResult,
   type ExecutionRecord,
+  type ExecutionSnapshot,
   type ExecutionStatus,
   FINAL_STATUSES,
   type SignalRecord,
@@ -120,6 +121,7 @@ export class Executor implements ExecutionHost {
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #polling = false;
   #lastRecovery = 0;
+  #startedAt: number | undefined;
   #closed = false;
 
   private constructor(options: ExecutorOptions) {
@@ -129,13 +131,13 @@ export class Executor implements ExecutionHost {
     this.dataDir = options.dataDir ?? ".slipway";
     this.#maxConcurrent = positive(options.maxConcurrentActions ?? 1000, "maxConcurrentActions");
     this.perExecutionConcurrency = positive(options.perExecutionConcurrency ?? 16, "perExecutionConcurrency");
-    this.abortGraceMs = options.abortGraceMs ?? 10_000;
-    this.evictAfterMs = options.evictAfterMs ?? 1_000;
+    this.abortGraceMs = nonNegative(options.abortGraceMs ?? 10_000, "abortGraceMs");
+    this.evictAfterMs = nonNegative(options.evictAfterMs ?? 1_000, "evictAfterMs");
     this.#options = {
       pollIntervalMs: positive(options.pollIntervalMs ?? 200, "pollIntervalMs"),
       heartbeatIntervalMs: positive(options.heartbeatIntervalMs ?? 5_000, "heartbeatIntervalMs"),
       leaseMs: positive(options.leaseMs ?? 30_000, "leaseMs"),
-      stagedGraceMs: options.stagedGraceMs ?? 3_600_000,
+      stagedGraceMs: nonNegative(options.stagedGraceMs ?? 3_600_000, "stagedGraceMs"),
     };
     this.#committer = new GroupCommitter(this.storage);
     for (const saga of options.sagas as readonly Saga[]) {
@@ -276,6 +278,10 @@ export class Executor implements ExecutionHost {
   /** Requests a cancel: nothing new starts, running actions are aborted, completed ones are undone. */
   async cancel(executionId: string, reason = "cancelled by request"): Promise<ExecutionRecord> {
     this.#assertOpen();
+    const current = await this.storage.getExecution(executionId);
+    if (!current) throw new NotFoundError(`no execution ${executionId}`);
+    if (FINAL_STATUSES.includes(current.status))
+      throw new SlipwayError("conflict", `execution ${executionId} has already ended (${current.status})`);
     const record = await this.storage.requestCancel(executionId, reason);
     if (!record) throw new NotFoundError(`no execution ${executionId}`);
     const local = this.#executions.get(executionId);
@@ -310,16 +316,6 @@ export class Executor implements ExecutionHost {
       owner: this.owner,
       execution: { status, error: null },
       steps,
-      events: [
-        {
-          executionId,
-          seq: snapshot.nextEventSeq,
-          type: "execution:resumed",
-          action: null,
-          at: Date.now(),
-          data: { reason: "resume requested" },
-        },
-      ],
     };
     if ((await this.#committer.commit(transition)) !== "ok")
       throw new SlipwayError("conflict", `execution ${executionId} changed while resuming`);
@@ -338,7 +334,7 @@ export class Executor implements ExecutionHost {
     const candidates = await this.storage.listExecutions({ sagas, statuses: ACTIVE_STATUSES });
     let recovered = 0;
     for (const record of candidates) {
-      if (this.#executions.has(record.id)) continue;
+      if (this.#executions.has(record.id) || !this.#runsHere(record)) continue;
       const orphaned = record.owner === null || record.owner === this.owner || dead.has(record.owner);
       if (!orphaned) continue;
       if (record.status === "waiting" && record.owner === null) {
@@ -353,7 +349,12 @@ export class Executor implements ExecutionHost {
       owner: null,
       withPendingSignals: true,
     })) {
-      if (await this.#claim(record.id, "signal")) recovered++;
+      if (this.#runsHere(record) && (await this.#claim(record.id, "signal"))) recovered++;
+    }
+    // Forget dead executors that own nothing any more.
+    for (const id of dead) {
+      if ((await this.storage.listExecutions({ owner: id, limit: 1 })).length === 0)
+        await this.storage.removeExecutor(id);
     }
     return recovered;
   }
@@ -522,13 +523,16 @@ export class Executor implements ExecutionHost {
         this.logger.warn({ err: error, executionId: execution.id }, "could not remove staged data"),
       );
     }
-    const waiters = this.#waiters.get(execution.id);
-    if (waiters) {
-      this.#waiters.delete(execution.id);
-      void this.#resultOf(execution.id).then((result) => {
-        for (const resolve of waiters) resolve(result);
-      });
-    }
+    this.#resolveWaiters(execution.id);
+  }
+
+  #resolveWaiters(executionId: string): void {
+    const waiters = this.#waiters.get(executionId);
+    if (!waiters) return;
+    this.#waiters.delete(executionId);
+    void this.#resultOf(executionId).then((result) => {
+      for (const resolve of waiters) resolve(result);
+    });
   }
 
   detached(execution: Execution, reason: unknown): void {
@@ -562,21 +566,46 @@ export class Executor implements ExecutionHost {
         await this.#committer.commit({ executionId, owner: this.owner, execution: { release: true } });
         return false;
       }
-      this.#host(snapshot, reason);
-      return true;
+      return this.#host(snapshot, reason);
     } finally {
       this.#claiming.delete(executionId);
     }
   }
 
-  #host(snapshot: NonNullable<Awaited<ReturnType<Storage["claim"]>>>, reason: string): void {
+  /**
+   * Continues a claimed execution here. An execution of a version newer than any registered here is
+   * released for an up-to-date executor (rolling deploys); one of a retired version needs attention.
+   */
+  #host(snapshot: ExecutionSnapshot, reason: string): boolean {
     const record = snapshot.execution;
     const saga = this.#sagas.get(record.saga)?.get(record.version);
-    if (!saga) {
-      const registered = [...(this.#sagas.get(record.saga)?.keys() ?? [])].map((v) => `v${v}`).join(", ");
-      const message = `saga ${record.saga} v${record.version} is not registered with this executor (it has ${registered}); register that version and resume the execution`;
-      this.logger.error({ executionId: record.id }, message);
+    if (saga) {
+      const execution = new Execution(this, saga, snapshot);
+      this.#executions.set(record.id, execution);
+      execution.resume(reason);
+      return true;
+    }
+    const versions = [...(this.#sagas.get(record.saga)?.keys() ?? [])];
+    if (!this.#runsHere(record)) {
       void this.#committer.commit({
+        executionId: record.id,
+        owner: this.owner,
+        execution: { release: true },
+      });
+      return false;
+    }
+    const message = `saga ${record.saga} v${record.version} is not registered with this executor (it has ${versions.map((v) => `v${v}`).join(", ")}); register that version and resume the execution`;
+    this.logger.error({ executionId: record.id }, message);
+    const event = {
+      executionId: record.id,
+      seq: snapshot.nextEventSeq,
+      type: "execution:needs_attention" as const,
+      action: null,
+      at: Date.now(),
+      data: { error: message },
+    };
+    void this.#committer
+      .commit({
         executionId: record.id,
         owner: this.owner,
         execution: {
@@ -584,22 +613,25 @@ export class Executor implements ExecutionHost {
           error: { name: "NotRegisteredError", message, code: "not_registered" },
           release: true,
         },
-        events: [
-          {
-            executionId: record.id,
-            seq: snapshot.nextEventSeq,
-            type: "execution:needs_attention",
-            action: null,
-            at: Date.now(),
-            data: { error: message },
-          },
-        ],
+        events: [event],
+      })
+      .then((result) => {
+        if (result !== "ok") return;
+        this.publish([{ ...event, saga: record.saga, runName: record.runName }]);
+        this.#resolveWaiters(record.id);
       });
-      return;
-    }
-    const execution = new Execution(this, saga, snapshot);
-    this.#executions.set(record.id, execution);
-    execution.resume(reason);
+    return false;
+  }
+
+  /**
+   * Whether this executor should take an execution: its saga is registered here, and its version too
+   * or it is older than the newest registered one (retired: it will need attention). Executions of a
+   * newer version are left to the executors that have it.
+   */
+  #runsHere(record: ExecutionRecord): boolean {
+    const versions = this.#sagas.get(record.saga);
+    if (!versions) return false;
+    return versions.has(record.version) || record.version < Math.max(...versions.keys());
   }
 
   #deliver(signal: SignalRecord): void {
@@ -610,8 +642,7 @@ export class Executor implements ExecutionHost {
 
   async #wakeIfOurs(executionId: string, reason: string): Promise<void> {
     const record = await this.storage.getExecution(executionId);
-    if (!record || !this.#sagas.has(record.saga) || record.status !== "waiting" || record.owner !== null)
-      return;
+    if (!record || !this.#runsHere(record) || record.status !== "waiting" || record.owner !== null) return;
     await this.#claim(executionId, reason);
   }
 
@@ -630,11 +661,12 @@ export class Executor implements ExecutionHost {
   async #heartbeat(): Promise<void> {
     try {
       const now = Date.now();
+      this.#startedAt ??= now;
       await this.storage.upsertExecutor({
         id: this.owner,
         host: hostname(),
         pid: process.pid,
-        startedAt: now,
+        startedAt: this.#startedAt,
         heartbeatAt: now,
       });
     } catch (error) {
@@ -698,12 +730,7 @@ export class Executor implements ExecutionHost {
       for (const id of this.#waiters.keys()) {
         if (this.#executions.has(id)) continue;
         const record = await this.storage.getExecution(id);
-        if (record && ENDED_OR_ATTENTION.includes(record.status)) {
-          const waiters = this.#waiters.get(id) ?? [];
-          this.#waiters.delete(id);
-          const result = await this.#resultOf(id);
-          for (const resolve of waiters) resolve(result);
-        }
+        if (record && ENDED_OR_ATTENTION.includes(record.status)) this.#resolveWaiters(id);
       }
       // Take over from executors that died, within half a lease of their death being provable.
       if (Date.now() - this.#lastRecovery >= this.#options.leaseMs / 2) await this.recover();
@@ -755,12 +782,25 @@ function positive(value: number, name: string): number {
   return value;
 }
 
+function nonNegative(value: number, name: string): number {
+  if (!(Number.isFinite(value) && value >= 0))
+    throw new RangeError(`${name} must be a number >= 0, got ${value}`);
+  return value;
+}
+
+/** Whether a process runs; a zombie (killed, not yet reaped) counts as dead. */
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  try {
+    // Linux: /proc/<pid>/stat is "pid (comm) state ..."; comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true;
   }
 }
 

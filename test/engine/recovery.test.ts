@@ -124,3 +124,18 @@ describe.each(backends)("recovery on $name", (backend) => {
     expect(runs).toBe(2);
   });
 });
+
+describe.each(backends)("versions on $name", (backend) => {
+  it("leaves executions of a newer version to the executors that have it", async () => {
+    const h = harness(backend);
+    ran.length = 0;
+    await h.storage.init();
+    await leftByDeadExecutor(h.storage, "new", "build", 2);
+    const old = await h.executor({ sagas: [buildV1] });
+    expect(await old.recover()).toBe(0);
+    expect((await h.storage.getExecution("new"))!.status).toBe("running");
+    const current = await h.executor({ sagas: [buildV2] });
+    expect((await within(current.result("new"), "recovery")).status).toBe("completed");
+    expect(ran).toEqual(["build v2 compile"]);
+  });
+});

@@ -165,3 +165,67 @@ describe.each(backends)("durable waits on $name", (backend) => {
     expect(undone).toEqual(["reserve"]);
   });
 });
+
+describe.each(backends)("wait edge cases on $name", (backend) => {
+  it("fails only the action when a sleep's time cannot be computed", async () => {
+    const h = harness(backend);
+    const broken = saga("broken-sleep", { version: 1 })
+      .sleep("nap", {
+        until: () => {
+          throw new Error("no calendar");
+        },
+      })
+      .build();
+    const executor = await h.executor({ sagas: [broken] });
+    const result = await within((await executor.start(broken, {})).result(), "failure");
+    expect(result.status).toBe("compensated");
+    expect(result.cause).toMatchObject({ action: "nap", error: { message: "no calendar" } });
+  });
+
+  it("retries a poll whose check throws, without spinning on stale timers", async () => {
+    const h = harness(backend);
+    let checks = 0;
+    const flaky = saga("flaky-poll", { version: 1 })
+      .poll("build", {
+        produces: { ok: z.boolean() },
+        everyMs: 30,
+        retry: { maxAttempts: 2, initialDelayMs: 30 },
+        check: () => {
+          checks++;
+          if (checks === 1) throw new Error("build service 503");
+          return checks < 3 ? { done: false } : { done: true, output: { ok: true } };
+        },
+      })
+      .build();
+    const executor = await h.executor({ sagas: [flaky], evictAfterMs: 10_000 });
+    const timers = { count: 0 };
+    const original = globalThis.setTimeout;
+    globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+      timers.count++;
+      return original(...args);
+    }) as typeof setTimeout;
+    try {
+      const result = await within((await executor.start(flaky, {})).result(), "poll");
+      expect(result.status).toBe("completed");
+      expect(checks).toBe(3);
+      // A handful of timers (retry, checks, group commits), not hundreds of zero-delay re-arms.
+      expect(timers.count).toBeLessThan(40);
+    } finally {
+      globalThis.setTimeout = original;
+    }
+  });
+
+  it("cuts off a hanging poll check at the poll's deadline", async () => {
+    const h = harness(backend);
+    const hanging = saga("hanging-poll", { version: 1 })
+      .poll("build", { everyMs: 10, timeoutMs: 80, check: () => new Promise<never>(() => {}) })
+      .build();
+    const executor = await h.executor({ sagas: [hanging], abortGraceMs: 10 });
+    const result = await within((await executor.start(hanging, {})).result(), "poll timeout", 2_000);
+    expect(result.status).toBe("compensated");
+    expect(result.cause).toMatchObject({
+      action: "build",
+      error: { name: "TimeoutError", message: "the poll did not report done within 80 ms" },
+    });
+  });
+});

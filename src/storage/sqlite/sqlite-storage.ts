@@ -1,5 +1,6 @@
 /** SQLite storage backend: one WAL-mode file, versioned migrations, group commit of transitions. */
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { NotFoundError, SlipwayError, ValidationError } from "../../errors.js";
@@ -287,6 +288,8 @@ export class SqliteStorage implements Storage {
 
   constructor(options: SqliteStorageOptions) {
     this.path = options.path;
+    if (options.path !== ":memory:" && !options.path.startsWith("file:"))
+      mkdirSync(dirname(options.path), { recursive: true });
     this.db = new Database(options.path);
     this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     enableWal(this.db, options.path);
