@@ -1,6 +1,7 @@
 /** In-memory storage backend for tests and demos; every record is serialized like a real backend would. */
-import { NotFoundError, SlipwayError, ValidationError } from "../errors.js";
+import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
+import { parseNullable, toJsonText, toNullableJsonText } from "./json-text.js";
 import type {
   ClaimRequest,
   CommitResult,
@@ -420,28 +421,6 @@ function encodeTransition(t: Transition): EncodedTransition {
     encoded.events.push({ seq: event.seq, row: JSON.stringify(row) });
   }
   return encoded;
-}
-
-/** JSON text of a value, or a ValidationError naming it when JSON cannot represent it. */
-function toJsonText(value: unknown, what: string): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (error) {
-    throw new ValidationError("storage", `${what} is not JSON-serializable: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  if (text === undefined) throw new ValidationError("storage", `${what} is not JSON-serializable`);
-  return text;
-}
-
-function toNullableJsonText(value: unknown, what: string): string | null {
-  return value === null || value === undefined ? null : toJsonText(value, what);
-}
-
-function parseNullable<T>(text: string | null): T | null {
-  return text === null ? null : (JSON.parse(text) as T);
 }
 
 /** Orders strings by their UTF-8 bytes, as SQLite's BINARY collation does (UTF-16 order differs). */

@@ -3,8 +3,9 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { NotFoundError, SlipwayError, ValidationError } from "../../errors.js";
+import { NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json, JsonObject } from "../../json.js";
+import { parseNullable, toJsonText, toNullableJsonText } from "../json-text.js";
 import type {
   ClaimRequest,
   CommitResult,
@@ -677,28 +678,6 @@ function enableWal(db: Database.Database, path: string): void {
 /** Factory form of the constructor, for callers that name an export (e.g. the crash conformance test). */
 export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage {
   return new SqliteStorage(options);
-}
-
-/** JSON text of a value, or a ValidationError naming it when JSON cannot represent it. */
-function toJsonText(value: unknown, what: string): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (error) {
-    throw new ValidationError("storage", `${what} is not JSON-serializable: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  if (text === undefined) throw new ValidationError("storage", `${what} is not JSON-serializable`);
-  return text;
-}
-
-function toNullableJsonText(value: unknown, what: string): string | null {
-  return value === null || value === undefined ? null : toJsonText(value, what);
-}
-
-function parseNullable<T>(text: string | null): T | null {
-  return text === null ? null : (JSON.parse(text) as T);
 }
 
 function toExecution(row: ExecutionRow): ExecutionRecord {
