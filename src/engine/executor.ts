@@ -21,19 +21,21 @@ import {
 } from "../staging/staging.js";
 import {
   ACTIVE_STATUSES,
+  type ClaimRequest,
   type CommitResult,
   type ExecutionRecord,
   type ExecutionSnapshot,
   type ExecutionStatus,
   FINAL_STATUSES,
+  type NewSignal,
   type SignalRecord,
   type StepRecord,
   type Storage,
   type Transition,
 } from "../storage/types.js";
+import { Batcher } from "./batcher.js";
 import { ENDING_EVENTS, EventBus, type EventListener, type ExecutionEvent } from "./events.js";
 import { Execution, type ExecutionHost } from "./execution.js";
-import { GroupCommitter } from "./group-commit.js";
 
 export interface ExecutorOptions {
   storage: Storage;
@@ -105,7 +107,11 @@ export class Executor implements ExecutionHost {
   readonly #sagas = new Map<string, Map<number, Saga>>();
   readonly #executions = new Map<string, Execution>();
   readonly #claiming = new Set<string>();
-  readonly #committer: GroupCommitter;
+  /** Group commit of transitions, claims and signals: one transaction for all that are ready together. */
+  readonly #commits: Batcher<Transition, CommitResult>;
+  readonly #claims: Batcher<ClaimRequest, ExecutionSnapshot | undefined>;
+  readonly #signals: Batcher<NewSignal, SignalRecord>;
+  #deadOwnersCache: { at: number; value: Promise<string[]> } | undefined;
   readonly #bus = new EventBus();
   readonly #maxConcurrent: number;
   readonly #slotQueue = new Set<Execution>();
@@ -139,7 +145,9 @@ export class Executor implements ExecutionHost {
       leaseMs: positive(options.leaseMs ?? 30_000, "leaseMs"),
       stagedGraceMs: nonNegative(options.stagedGraceMs ?? 3_600_000, "stagedGraceMs"),
     };
-    this.#committer = new GroupCommitter(this.storage);
+    this.#commits = new Batcher((transitions) => this.storage.commit(transitions));
+    this.#claims = new Batcher((requests) => this.storage.claimMany(requests));
+    this.#signals = new Batcher((signals) => this.storage.addSignals(signals));
     for (const saga of options.sagas as readonly Saga[]) {
       let versions = this.#sagas.get(saga.name);
       if (!versions) {
@@ -270,7 +278,7 @@ export class Executor implements ExecutionHost {
         );
       }
     }
-    const signal = await this.storage.addSignal({ executionId, name, payload, createdAt: Date.now() });
+    const signal = await this.#signals.submit({ executionId, name, payload, createdAt: Date.now() });
     this.#deliver(signal);
     return signal;
   }
@@ -300,7 +308,7 @@ export class Executor implements ExecutionHost {
     if (!record) throw new NotFoundError(`no execution ${executionId}`);
     if (record.status !== "needs_attention")
       throw new SlipwayError("conflict", `execution ${executionId} is ${record.status}, not needs_attention`);
-    const snapshot = await this.storage.claim({
+    const snapshot = await this.#claims.submit({
       executionId,
       owner: this.owner,
       takeOverFrom: await this.#deadOwners(),
@@ -317,7 +325,7 @@ export class Executor implements ExecutionHost {
       execution: { status, error: null },
       steps,
     };
-    if ((await this.#committer.commit(transition)) !== "ok")
+    if ((await this.#commits.submit(transition)) !== "ok")
       throw new SlipwayError("conflict", `execution ${executionId} changed while resuming`);
     const fresh = await this.storage.load(executionId);
     if (fresh) this.#host(fresh, "resume");
@@ -456,10 +464,10 @@ export class Executor implements ExecutionHost {
     for (const execution of executions) execution.detach(new SlipwayError("cancelled", "executor closing"));
     const deadline = Date.now() + this.abortGraceMs;
     while (executions.some((e) => e.busy) && Date.now() < deadline) await sleep(5);
-    await this.#committer.drained();
+    await this.#commits.drained();
     await Promise.all(
       executions.map((e) =>
-        this.#committer.commit({ executionId: e.id, owner: this.owner, execution: { release: true } }),
+        this.#commits.submit({ executionId: e.id, owner: this.owner, execution: { release: true } }),
       ),
     );
     this.#executions.clear();
@@ -470,7 +478,7 @@ export class Executor implements ExecutionHost {
   // ---- ExecutionHost ------------------------------------------------------------------------
 
   commit(transition: Transition): Promise<CommitResult> {
-    return this.#committer.commit(transition);
+    return this.#commits.submit(transition);
   }
 
   publish(events: ExecutionEvent[]): void {
@@ -556,14 +564,14 @@ export class Executor implements ExecutionHost {
     if (this.#closed || this.#executions.has(executionId) || this.#claiming.has(executionId)) return false;
     this.#claiming.add(executionId);
     try {
-      const snapshot = await this.storage.claim({
+      const snapshot = await this.#claims.submit({
         executionId,
         owner: this.owner,
         takeOverFrom: takeOverFrom ?? (await this.#deadOwners()),
       });
       if (!snapshot) return false;
       if (!this.#sagas.has(snapshot.execution.saga)) {
-        await this.#committer.commit({ executionId, owner: this.owner, execution: { release: true } });
+        await this.#commits.submit({ executionId, owner: this.owner, execution: { release: true } });
         return false;
       }
       return this.#host(snapshot, reason);
@@ -587,7 +595,7 @@ export class Executor implements ExecutionHost {
     }
     const versions = [...(this.#sagas.get(record.saga)?.keys() ?? [])];
     if (!this.#runsHere(record)) {
-      void this.#committer.commit({
+      void this.#commits.submit({
         executionId: record.id,
         owner: this.owner,
         execution: { release: true },
@@ -604,8 +612,8 @@ export class Executor implements ExecutionHost {
       at: Date.now(),
       data: { error: message },
     };
-    void this.#committer
-      .commit({
+    void this.#commits
+      .submit({
         executionId: record.id,
         owner: this.owner,
         execution: {
@@ -646,7 +654,16 @@ export class Executor implements ExecutionHost {
     await this.#claim(executionId, reason);
   }
 
-  async #deadOwners(): Promise<string[]> {
+  /** Dead executors, looked up at most once per poll interval (a burst of wake-ups shares one lookup). */
+  #deadOwners(): Promise<string[]> {
+    const now = Date.now();
+    if (!this.#deadOwnersCache || now - this.#deadOwnersCache.at > this.#options.pollIntervalMs) {
+      this.#deadOwnersCache = { at: now, value: this.#findDeadOwners() };
+    }
+    return this.#deadOwnersCache.value;
+  }
+
+  async #findDeadOwners(): Promise<string[]> {
     const now = Date.now();
     const host = hostname();
     return (await this.storage.listExecutors())

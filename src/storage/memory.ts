@@ -13,6 +13,7 @@ import type {
   ExecutionRecord,
   ExecutionSnapshot,
   ExecutorRecord,
+  NewSignal,
   SignalRecord,
   StepRecord,
   Storage,
@@ -99,7 +100,15 @@ export class MemoryStorage implements Storage {
   }
 
   async claim(request: ClaimRequest): Promise<ExecutionSnapshot | undefined> {
+    return (await this.claimMany([request]))[0];
+  }
+
+  async claimMany(requests: readonly ClaimRequest[]): Promise<(ExecutionSnapshot | undefined)[]> {
     this.check();
+    return requests.map((request) => this.claimOne(request));
+  }
+
+  private claimOne(request: ClaimRequest): ExecutionSnapshot | undefined {
     const row = this.row(request.executionId);
     if (!row) return undefined;
     const free =
@@ -174,22 +183,27 @@ export class MemoryStorage implements Storage {
     return events.sort((a, b) => a.seq - b.seq);
   }
 
-  async addSignal(signal: Omit<SignalRecord, "seq" | "consumedBy">): Promise<SignalRecord> {
+  async addSignal(signal: NewSignal): Promise<SignalRecord> {
+    return (await this.addSignals([signal]))[0]!;
+  }
+
+  async addSignals(signals: readonly NewSignal[]): Promise<SignalRecord[]> {
     this.check();
-    const payload = toJsonText(signal.payload, "signal payload");
-    if (!this.executions.has(signal.executionId)) {
-      throw new NotFoundError(`cannot signal execution ${signal.executionId}: it does not exist`);
-    }
-    const row: SignalRow = {
-      seq: ++this.signalSeq,
-      executionId: signal.executionId,
-      name: signal.name,
-      payload,
-      createdAt: signal.createdAt,
-      consumedBy: null,
-    };
-    this.signals.set(row.seq, JSON.stringify(row));
-    return toSignal(row);
+    const payloads = signals.map((signal) => toJsonText(signal.payload, "signal payload"));
+    const missing = signals.find((signal) => !this.executions.has(signal.executionId));
+    if (missing) throw new NotFoundError(`cannot signal execution ${missing.executionId}: it does not exist`);
+    return signals.map((signal, i) => {
+      const row: SignalRow = {
+        seq: ++this.signalSeq,
+        executionId: signal.executionId,
+        name: signal.name,
+        payload: payloads[i]!,
+        createdAt: signal.createdAt,
+        consumedBy: null,
+      };
+      this.signals.set(row.seq, JSON.stringify(row));
+      return toSignal(row);
+    });
   }
 
   async signalsAfter(afterSeq: number, limit?: number): Promise<SignalRecord[]> {

@@ -108,6 +108,8 @@ export interface SignalRecord {
   consumedBy: string | null;
 }
 
+export type NewSignal = Omit<SignalRecord, "seq" | "consumedBy">;
+
 export interface ExecutorRecord {
   id: string;
   host: string;
@@ -193,6 +195,8 @@ export interface Storage {
    * Bumps `revision` and `updatedAt`.
    */
   claim(request: ClaimRequest): Promise<ExecutionSnapshot | undefined>;
+  /** `claim` for many executions in one transaction; one result per request, in order. */
+  claimMany(requests: readonly ClaimRequest[]): Promise<(ExecutionSnapshot | undefined)[]>;
   load(executionId: string): Promise<ExecutionSnapshot | undefined>;
   getExecution(executionId: string): Promise<ExecutionRecord | undefined>;
   listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]>;
@@ -202,7 +206,12 @@ export interface Storage {
   history(executionId: string, afterSeq?: number): Promise<EventRecord[]>;
 
   /** Persist a signal (kept even when nobody waits for it yet). */
-  addSignal(signal: Omit<SignalRecord, "seq" | "consumedBy">): Promise<SignalRecord>;
+  addSignal(signal: NewSignal): Promise<SignalRecord>;
+  /**
+   * `addSignal` for many signals in one transaction, seqs in the given order. All or nothing: throws
+   * NotFoundError, writing none, when one names an execution that does not exist.
+   */
+  addSignals(signals: readonly NewSignal[]): Promise<SignalRecord[]>;
   /** Signals with seq greater than `afterSeq`, oldest first (consumed ones included). */
   signalsAfter(afterSeq: number, limit?: number): Promise<SignalRecord[]>;
   /** Highest signal seq ever assigned (0 when none). */

@@ -71,6 +71,7 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
     ["a batch mixing owned and not-owned transitions commits exactly the owned ones", mixedBatch],
     ["claim takes unowned, own and taken-over executions, never someone else's", claimRules],
     ["concurrent claimers: exactly one wins", concurrentClaims],
+    ["claimMany answers each request as claim would, in order", claimMany],
     ["listExecutions filters by saga, status, owner, wake time, cancel and signals", listFilters],
     ["listExecutions orders by createdAt then id and honours limit", listOrderAndLimit],
     ["nextWakeAt is the earliest wake of unowned waiting executions of the sagas", nextWakeAt],
@@ -79,6 +80,7 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
     ["signals get strictly increasing seqs and keep their order", signalOrder],
     ["a transition consumes signals: consumedBy set, gone from the snapshot", signalConsumption],
     ["addSignal for an unknown execution is rejected", signalUnknownExecution],
+    ["addSignals writes a batch in order, or nothing when one execution is unknown", addSignalsBatch],
     ["history is kept in seq order and can be read after a seq", historyOrder],
     ["appending an event seq that already exists fails the whole batch", duplicateEventFailsBatch],
     ["a value JSON cannot serialize fails the whole batch, nothing written", unserializableFailsBatch],
@@ -533,6 +535,61 @@ async function concurrentClaims(storage: Storage): Promise<void> {
     claimers.map((owner) => storage.claim({ executionId: "orphan", owner, takeOverFrom: ["dead"] })),
   );
   assert.equal(takeovers.filter((s) => s !== undefined).length, 1, "exactly one claimer takes over");
+}
+
+async function claimMany(storage: Storage): Promise<void> {
+  await create(storage, "m-free", {}, null);
+  await create(storage, "m-mine", {}, OWNER);
+  await create(storage, "m-theirs", {}, OTHER);
+  await create(storage, "m-dead", {}, "dead");
+  const results = await storage.claimMany([
+    { executionId: "m-free", owner: OWNER },
+    { executionId: "m-theirs", owner: OWNER },
+    { executionId: "m-mine", owner: OWNER },
+    { executionId: "m-missing", owner: OWNER },
+    { executionId: "m-dead", owner: OWNER, takeOverFrom: ["dead"] },
+  ]);
+  assert.deepEqual(
+    results.map((r) => r?.execution.id),
+    ["m-free", undefined, "m-mine", undefined, "m-dead"],
+  );
+  for (const id of ["m-free", "m-mine", "m-dead"])
+    assert.equal((await storage.getExecution(id))?.owner, OWNER);
+  assert.equal((await storage.getExecution("m-theirs"))?.owner, OTHER);
+  assert.deepEqual(await storage.claimMany([]), []);
+}
+
+async function addSignalsBatch(storage: Storage): Promise<void> {
+  await create(storage, "s-batch", {}, OWNER);
+  const added = await storage.addSignals([
+    { executionId: "s-batch", name: "a", payload: { n: 1 }, createdAt: 1 },
+    { executionId: "s-batch", name: "b", payload: "two", createdAt: 2 },
+    { executionId: "s-batch", name: "a", payload: [3], createdAt: 3 },
+  ]);
+  assert.deepEqual(
+    added.map((s) => [s.name, s.payload]),
+    [
+      ["a", { n: 1 }],
+      ["b", "two"],
+      ["a", [3]],
+    ],
+  );
+  assert.ok(added[0]!.seq < added[1]!.seq && added[1]!.seq < added[2]!.seq, "seqs follow the batch order");
+  const before = await storage.lastSignalSeq();
+  await assert.rejects(
+    storage.addSignals([
+      { executionId: "s-batch", name: "c", payload: null, createdAt: 4 },
+      { executionId: "s-nobody", name: "c", payload: null, createdAt: 4 },
+    ]),
+    (error: unknown) => (error as { code?: unknown }).code === "not_found",
+  );
+  const pending = (await storage.load("s-batch"))?.signals ?? [];
+  assert.deepEqual(
+    pending.map((s) => s.name),
+    ["a", "b", "a"],
+    "a rejected batch writes none of its signals",
+  );
+  assert.ok((await storage.lastSignalSeq()) >= before);
 }
 
 /** Fixture for the listing tests: ids sort in creation order. */

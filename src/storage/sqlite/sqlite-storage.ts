@@ -18,6 +18,7 @@ import type {
   ExecutionSnapshot,
   ExecutionStatus,
   ExecutorRecord,
+  NewSignal,
   SignalRecord,
   StepRecord,
   StepStatus,
@@ -284,7 +285,11 @@ export class SqliteStorage implements Storage {
   /** listExecutions statements keyed by their SQL (one per filter shape). */
   private readonly queries = new Map<string, Statement>();
   private readonly commitBatch: (batch: EncodedTransition[]) => CommitResult[];
-  private readonly claimTx: (request: ClaimRequest, now: number) => ExecutionSnapshot | undefined;
+  private readonly claimTx: (
+    requests: readonly ClaimRequest[],
+    now: number,
+  ) => (ExecutionSnapshot | undefined)[];
+  private readonly addSignalsTx: (signals: readonly NewSignal[], payloads: string[]) => SignalRecord[];
   private readonly loadTx: (executionId: string) => ExecutionSnapshot | undefined;
 
   constructor(options: SqliteStorageOptions) {
@@ -334,18 +339,40 @@ export class SqliteStorage implements Storage {
     // IMMEDIATE: take the write lock up front so another process cannot slip a commit in between our
     // first read and first write (which would fail with SQLITE_BUSY_SNAPSHOT instead of waiting).
     this.commitBatch = commitBatch.immediate;
-    const claimTx = this.db.transaction((request: ClaimRequest, now: number) => {
+    const claimTx = this.db.transaction((requests: readonly ClaimRequest[], now: number) => {
       const s = this.stmts();
-      const taken = s.claim.run(
-        request.owner,
-        now,
-        request.executionId,
-        request.owner,
-        JSON.stringify(request.takeOverFrom ?? []),
-      );
-      return taken.changes === 0 ? undefined : this.snapshot(request.executionId);
+      return requests.map((request) => {
+        const taken = s.claim.run(
+          request.owner,
+          now,
+          request.executionId,
+          request.owner,
+          JSON.stringify(request.takeOverFrom ?? []),
+        );
+        return taken.changes === 0 ? undefined : this.snapshot(request.executionId);
+      });
     });
     this.claimTx = claimTx.immediate;
+    const addSignalsTx = this.db.transaction((signals: readonly NewSignal[], payloads: string[]) => {
+      const s = this.stmts();
+      return signals.map((signal, i): SignalRecord => {
+        const { lastInsertRowid } = s.addSignal.run(
+          signal.executionId,
+          signal.name,
+          payloads[i],
+          signal.createdAt,
+        );
+        return {
+          seq: Number(lastInsertRowid),
+          executionId: signal.executionId,
+          name: signal.name,
+          payload: JSON.parse(payloads[i]!) as Json,
+          createdAt: signal.createdAt,
+          consumedBy: null,
+        };
+      });
+    });
+    this.addSignalsTx = addSignalsTx.immediate;
     // A read transaction, so the snapshot's parts all come from the same committed state.
     this.loadTx = this.db.transaction((executionId: string) => this.snapshot(executionId)).deferred;
   }
@@ -371,8 +398,13 @@ export class SqliteStorage implements Storage {
   }
 
   async claim(request: ClaimRequest): Promise<ExecutionSnapshot | undefined> {
+    return (await this.claimMany([request]))[0];
+  }
+
+  async claimMany(requests: readonly ClaimRequest[]): Promise<(ExecutionSnapshot | undefined)[]> {
     this.stmts();
-    return this.claimTx(request, Date.now());
+    if (requests.length === 0) return [];
+    return this.claimTx(requests, Date.now());
   }
 
   async load(executionId: string): Promise<ExecutionSnapshot | undefined> {
@@ -440,22 +472,20 @@ export class SqliteStorage implements Storage {
     return rows.map(toEvent);
   }
 
-  async addSignal(signal: Omit<SignalRecord, "seq" | "consumedBy">): Promise<SignalRecord> {
-    const s = this.stmts();
-    const payload = toJsonText(signal.payload, "signal payload");
+  async addSignal(signal: NewSignal): Promise<SignalRecord> {
+    return (await this.addSignals([signal]))[0]!;
+  }
+
+  async addSignals(signals: readonly NewSignal[]): Promise<SignalRecord[]> {
+    this.stmts();
+    if (signals.length === 0) return [];
+    const payloads = signals.map((signal) => toJsonText(signal.payload, "signal payload"));
     try {
-      const { lastInsertRowid } = s.addSignal.run(signal.executionId, signal.name, payload, signal.createdAt);
-      return {
-        seq: Number(lastInsertRowid),
-        executionId: signal.executionId,
-        name: signal.name,
-        payload: JSON.parse(payload) as Json,
-        createdAt: signal.createdAt,
-        consumedBy: null,
-      };
+      return this.addSignalsTx(signals, payloads);
     } catch (error) {
       if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
-        throw new NotFoundError(`cannot signal execution ${signal.executionId}: it does not exist`);
+        const ids = [...new Set(signals.map((s) => s.executionId))].join(", ");
+        throw new NotFoundError(`cannot signal: one of the executions ${ids} does not exist`);
       }
       throw error;
     }
