@@ -1,7 +1,7 @@
 -- Generated from sql/sqlite/*.sql by `npx tsx scripts/sqlite-schema.ts --write`; do not edit.
 
 CREATE TABLE events (
-  execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+  execution_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
   type TEXT NOT NULL,
   action TEXT,
@@ -48,7 +48,7 @@ CREATE TABLE signals (
 );
 
 CREATE TABLE steps (
-  execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+  execution_id TEXT NOT NULL,
   action TEXT NOT NULL,
   status TEXT NOT NULL,
   attempt INTEGER NOT NULL,

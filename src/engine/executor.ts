@@ -279,7 +279,7 @@ export class Executor implements ExecutionHost {
       }
     }
     const signal = await this.#signals.submit({ executionId, name, payload, createdAt: Date.now() });
-    this.#deliver(signal);
+    this.#deliver(signal, execution);
     return signal;
   }
 
@@ -642,14 +642,16 @@ export class Executor implements ExecutionHost {
     return versions.has(record.version) || record.version < Math.max(...versions.keys());
   }
 
-  #deliver(signal: SignalRecord): void {
+  /** Hands a persisted signal to its execution, here if it runs here, else by waking it if it waits unowned. */
+  #deliver(signal: SignalRecord, known?: ExecutionRecord): void {
     const local = this.#executions.get(signal.executionId);
     if (local) local.deliver(signal);
-    else void this.#wakeIfOurs(signal.executionId, "signal");
+    else void this.#wakeIfOurs(signal.executionId, "signal", known);
   }
 
-  async #wakeIfOurs(executionId: string, reason: string): Promise<void> {
-    const record = await this.storage.getExecution(executionId);
+  /** `known`: the record as the caller just read it (a claim that lost a race just fails). */
+  async #wakeIfOurs(executionId: string, reason: string, known?: ExecutionRecord): Promise<void> {
+    const record = known ?? (await this.storage.getExecution(executionId));
     if (!record || !this.#runsHere(record) || record.status !== "waiting" || record.owner !== null) return;
     await this.#claim(executionId, reason);
   }

@@ -73,6 +73,8 @@ export class MemoryStorage implements Storage {
   /** By seq; insertion order is seq order. */
   private readonly signals = new Map<number, string>();
   private signalSeq = 0;
+  /** Seqs of each execution's signals, so a snapshot does not scan every signal ever sent. */
+  private readonly signalsOf = new Map<string, number[]>();
   private readonly executors = new Map<string, string>();
   private closed = false;
 
@@ -202,6 +204,9 @@ export class MemoryStorage implements Storage {
         consumedBy: null,
       };
       this.signals.set(row.seq, JSON.stringify(row));
+      const seqs = this.signalsOf.get(row.executionId);
+      if (seqs) seqs.push(row.seq);
+      else this.signalsOf.set(row.executionId, [row.seq]);
       return toSignal(row);
     });
   }
@@ -272,9 +277,9 @@ export class MemoryStorage implements Storage {
       toStep(JSON.parse(text) as StepRow),
     );
     const signals: SignalRecord[] = [];
-    for (const text of this.signals.values()) {
-      const signal = JSON.parse(text) as SignalRow;
-      if (signal.executionId === executionId && signal.consumedBy === null) signals.push(toSignal(signal));
+    for (const seq of this.signalsOf.get(executionId) ?? []) {
+      const signal = JSON.parse(this.signals.get(seq)!) as SignalRow;
+      if (signal.consumedBy === null) signals.push(toSignal(signal));
     }
     let maxSeq = 0;
     for (const seq of this.events.get(executionId)?.keys() ?? []) maxSeq = Math.max(maxSeq, seq);
