@@ -93,6 +93,7 @@ export class Execution {
   readonly #steps = new Map<string, StepRecord>();
   readonly #values: Record<string, unknown>;
   readonly #signals: SignalRecord[];
+  readonly #seenSignals: Set<number>;
   readonly #inFlight = new Map<string, InFlight>();
   #nextSeq: number;
   #timer: NodeJS.Timeout | undefined;
@@ -112,6 +113,7 @@ export class Execution {
         Object.assign(this.#values, step.output);
     }
     this.#signals = [...snapshot.signals];
+    this.#seenSignals = new Set(snapshot.signals.map((s) => s.seq));
     this.#nextSeq = snapshot.nextEventSeq;
   }
 
@@ -155,7 +157,10 @@ export class Execution {
 
   /** A signal for this execution was persisted. */
   deliver(signal: SignalRecord): void {
-    if (this.#signals.some((s) => s.seq === signal.seq)) return;
+    // The same signal may come twice (in-process send, then the storage poll); once consumed it is
+    // no longer in #signals, hence the separate record of seqs seen.
+    if (this.#seenSignals.has(signal.seq)) return;
+    this.#seenSignals.add(signal.seq);
     this.#signals.push(signal);
     this.#signals.sort((a, b) => a.seq - b.seq);
     this.advance();

@@ -181,6 +181,7 @@ export class Executor implements ExecutionHost {
       this.#options.stagedGraceMs,
     );
     if (recover) await this.recover();
+    else this.#lastRecovery = Date.now();
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#options.heartbeatIntervalMs);
     this.#heartbeatTimer.unref();
     this.#schedulePoll();
@@ -337,34 +338,31 @@ export class Executor implements ExecutionHost {
     if (this.#closed) return 0;
     this.#lastRecovery = Date.now();
     const sagas = this.sagaNames;
-    const dead = new Set(await this.#deadOwners());
+    const deadList = await this.#deadOwners();
+    const dead = new Set(deadList);
     const now = Date.now();
-    const candidates = await this.storage.listExecutions({ sagas, statuses: ACTIVE_STATUSES });
-    let recovered = 0;
-    for (const record of candidates) {
+    const unownedWaiting = { sagas, statuses: ["waiting"], owner: null } as const;
+    // Parked executions are only read when something is due for them: thousands may be parked.
+    const lists = await Promise.all([
+      this.storage.listExecutions({ sagas, statuses: ["running", "compensating"] }),
+      this.storage.listExecutions({ ...unownedWaiting, wakeAtOrBefore: now }),
+      this.storage.listExecutions({ ...unownedWaiting, cancelRequested: true }),
+      this.storage.listExecutions({ ...unownedWaiting, withPendingSignals: true }),
+      ...deadList.map((owner) => this.storage.listExecutions({ sagas, statuses: ["waiting"], owner })),
+    ]);
+    const ids = new Set<string>();
+    for (const record of lists.flat()) {
       if (this.#executions.has(record.id) || !this.#runsHere(record)) continue;
-      const orphaned = record.owner === null || record.owner === this.owner || dead.has(record.owner);
-      if (!orphaned) continue;
-      if (record.status === "waiting" && record.owner === null) {
-        const due = (record.wakeAt !== null && record.wakeAt <= now) || record.cancelRequested !== null;
-        if (!due) continue;
-      }
-      if (await this.#claim(record.id, "recovery", [...dead])) recovered++;
+      if (record.owner === null || record.owner === this.owner || dead.has(record.owner)) ids.add(record.id);
     }
-    for (const record of await this.storage.listExecutions({
-      sagas,
-      statuses: ["waiting"],
-      owner: null,
-      withPendingSignals: true,
-    })) {
-      if (this.#runsHere(record) && (await this.#claim(record.id, "signal"))) recovered++;
-    }
+    // All at once, so the claims go to storage as one batch.
+    const claimed = await Promise.all([...ids].map((id) => this.#claim(id, "recovery", deadList)));
     // Forget dead executors that own nothing any more.
-    for (const id of dead) {
+    for (const id of deadList) {
       if ((await this.storage.listExecutions({ owner: id, limit: 1 })).length === 0)
         await this.storage.removeExecutor(id);
     }
-    return recovered;
+    return claimed.filter(Boolean).length;
   }
 
   /** The execution's record and steps. */
@@ -513,7 +511,7 @@ export class Executor implements ExecutionHost {
     for (const next of this.#slotQueue) {
       this.#slotQueue.delete(next);
       if (this.#executions.get(next.id) !== next) continue;
-      setImmediate(() => next.advance());
+      queueMicrotask(() => next.advance());
       break;
     }
   }
@@ -560,7 +558,7 @@ export class Executor implements ExecutionHost {
   }
 
   /** Claims an execution and continues it here. False if someone else has it or it is not ours. */
-  async #claim(executionId: string, reason: string, takeOverFrom?: string[]): Promise<boolean> {
+  async #claim(executionId: string, reason: string, takeOverFrom?: readonly string[]): Promise<boolean> {
     if (this.#closed || this.#executions.has(executionId) || this.#claiming.has(executionId)) return false;
     this.#claiming.add(executionId);
     try {
