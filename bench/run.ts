@@ -1,0 +1,143 @@
+/**
+ * `npm run bench`: runs each phase in a fresh child process, prints a table, and writes the figures as
+ * flat JSON to $BENCH_JSON when set. $BENCH_PROFILE=<dir> adds a CPU profile of the engine phase.
+ * $BENCH_PHASES=engine,rss,signal,recovery runs a subset.
+ */
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join, resolve } from "node:path";
+import { type Figures, round, runChild } from "./common.js";
+import { summarizeProfiles } from "./profile.js";
+import { recovery } from "./recovery.js";
+
+interface Target {
+  key: string;
+  label: string;
+  /** Met when value <= max (or >= min). */
+  max?: number;
+  min?: number;
+  unit: string;
+}
+
+const TARGETS: Target[] = [
+  { key: "engine.actions_per_s", label: "engine throughput", min: 30_000, unit: "actions/s" },
+  { key: "engine.overhead_p50_ms", label: "engine overhead / action p50", unit: "ms" },
+  { key: "engine.overhead_p99_ms", label: "engine overhead / action p99", unit: "ms" },
+  { key: "waits.rss_mb", label: "RSS, 10k executions waiting", max: 200, unit: "MB" },
+  { key: "waits.signal_p50_ms", label: "signal -> completed p50", unit: "ms" },
+  { key: "waits.signal_p99_ms", label: "signal -> completed p99", max: 250, unit: "ms" },
+  { key: "recovery.restart_to_done_ms", label: "restart -> all done", max: 1_000, unit: "ms" },
+  { key: "recovery.duplicates", label: "actions run more than once", unit: "" },
+  { key: "recovery.completed_rerun", label: "committed actions re-run", max: 0, unit: "" },
+];
+
+const DEFINITIONS = [
+  "engine: 500 executions x 10 chained no-op actions, all started at once, SQLite synchronous=FULL (fresh",
+  "  temp file per run); throughput = 5,000 / (first start() -> last execution:completed), median of 7 runs",
+  "  after 2 warm-up runs. Overhead per action = (body start - runnable) + (completion committed - body end),",
+  "  runnable = start() call for a0, else predecessor's completion committed (action:completed event);",
+  "  i.e. everything but the body. From the median of 3 separate instrumented runs (2 performance.now() in",
+  "  the body, one per action:completed event); engine.storage.* from 3 more runs with storage calls timed.",
+  "waits.rss: 10,000 executions parked on waitForSignal in a fresh child (--expose-gc), RSS after 3 forced GCs.",
+  "waits.signal: 2,000 parked executions, executor.signal() issued for all at once; per execution, signal()",
+  "  call -> execution:completed event.",
+  "recovery: 200 executions x 10 actions of 50 ms in a child, SIGKILLed once >= 1,000 completions are",
+  "  committed; restart = spawn of a fresh child that opens an Executor (recovers on open) -> its IPC report",
+  "  that all executions ended. duplicates = (execution, action) pairs whose body started more than once",
+  "  (in-flight actions at the kill are expected to re-run); completed_rerun = committed before the kill",
+  "  and run again after the restart.",
+];
+
+function format(value: number | undefined): string {
+  if (value === undefined) return "-";
+  if (Number.isInteger(value)) return value.toLocaleString("en-US");
+  return value.toLocaleString("en-US", { maximumFractionDigits: 3 });
+}
+
+function table(figures: Figures): string[] {
+  const lines: string[] = [];
+  const rows = TARGETS.map((t) => {
+    const value = figures[t.key];
+    const target =
+      t.min !== undefined ? `>= ${format(t.min)}` : t.max !== undefined ? `<= ${format(t.max)}` : "";
+    const met =
+      value === undefined
+        ? "n/a"
+        : t.min !== undefined
+          ? value >= t.min
+            ? "ok"
+            : "MISS"
+          : t.max !== undefined
+            ? value <= t.max
+              ? "ok"
+              : "MISS"
+            : "";
+    return [t.label, t.key, `${format(value)} ${t.unit}`.trim(), target, met];
+  });
+  const header = ["metric", "key", "value", "target", ""];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
+  lines.push(line(header), widths.map((w) => "-".repeat(w)).join("  "));
+  for (const r of rows) lines.push(line(r));
+  lines.push("", "all figures:");
+  const keyWidth = Math.max(...Object.keys(figures).map((k) => k.length));
+  for (const [k, v] of Object.entries(figures)) lines.push(`  ${k.padEnd(keyWidth)}  ${format(v)}`);
+  lines.push("", "definitions:", ...DEFINITIONS.map((d) => `  ${d}`));
+  return lines;
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const phases = new Set((process.env.BENCH_PHASES ?? "engine,rss,signal,recovery").split(","));
+  const profileDir = process.env.BENCH_PROFILE ? resolve(process.env.BENCH_PROFILE) : undefined;
+  const figures: Figures = {};
+  const notes: string[] = [];
+  const phase = async (name: string, fn: () => Promise<{ figures: Figures; notes: string[] }>) => {
+    if (!phases.has(name)) return;
+    const started = performance.now();
+    process.stderr.write(`bench: ${name}...`);
+    const result = await fn();
+    Object.assign(figures, result.figures);
+    notes.push(...result.notes);
+    const seconds = (performance.now() - started) / 1000;
+    figures[`bench.${name}_s`] = round(seconds, 1);
+    process.stderr.write(` ${seconds.toFixed(1)} s\n`);
+  };
+
+  let profiles: string | undefined;
+  if (profileDir) {
+    profiles = join(profileDir, `engine-${new Date().toISOString().replace(/[:.]/g, "-")}`);
+    mkdirSync(profiles, { recursive: true });
+  }
+  await phase("engine", () => runChild("engine", profiles ? [profiles] : []));
+  await phase("rss", () => runChild("waits", ["rss", "10000"], ["--expose-gc"]));
+  await phase("signal", () => runChild("waits", ["signal", "2000"]));
+  await phase("recovery", recovery);
+  figures["bench.total_s"] = round((performance.now() - t0) / 1000, 1);
+  figures["bench.cpus"] = cpus().length;
+
+  const lines = table(figures);
+  if (notes.length > 0) lines.push("", "notes:", ...notes.map((n) => `  ${n}`));
+  console.log(lines.join("\n"));
+  if (profiles && phases.has("engine")) {
+    const files = readdirSync(profiles)
+      .filter((f) => f.endsWith(".cpuprofile"))
+      .map((f) => join(profiles, f));
+    const summary = summarizeProfiles(files);
+    writeFileSync(join(profiles, "summary.txt"), `${summary.join("\n")}\n`);
+    console.log(`\n${summary.join("\n")}`);
+  }
+  if (process.env.BENCH_JSON) {
+    writeFileSync(process.env.BENCH_JSON, `${JSON.stringify(figures, null, 2)}\n`);
+    console.log(`\nfigures written to ${process.env.BENCH_JSON}`);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
