@@ -1,0 +1,59 @@
+/** Crash test (c): SIGKILL during a durable sleep; the new process re-arms the persisted timer, which fires on time. */
+import { afterEach, describe, expect, it } from "vitest";
+import { NAP_MS } from "./fixtures/sagas.js";
+import { lifecycle, seqProblems, summarize, trail, Workspace } from "./harness.js";
+
+let ws: Workspace;
+afterEach(async () => {
+  await ws.dispose();
+});
+
+describe("kill during a durable sleep", () => {
+  it.each([
+    { held: "unowned", executor: {} },
+    { held: "owned", executor: { evictAfterMs: 120_000 } },
+  ])(
+    "$held sleep: the timer is re-armed by the new process and fires on time",
+    async ({ held, executor }) => {
+      ws = new Workspace();
+      const first = ws.spawn("first", { start: { saga: "nap", inputs: [{}] }, executor });
+      const [id] = await first.started();
+      if (id === undefined) throw new Error("no execution started");
+      const storage = await ws.storage();
+      await first.waitFor(`the sleep to be armed (${held})`, async () => {
+        const snapshot = await storage.load(id);
+        const waiting = snapshot?.steps.find((s) => s.action === "nap")?.status === "waiting";
+        return waiting && (held === "owned" || snapshot?.execution.owner === null);
+      });
+      await first.kill();
+
+      const before = await storage.load(id);
+      const until = before?.steps.find((s) => s.action === "nap")?.state?.until;
+      if (typeof until !== "number")
+        throw new Error(`nap has no persisted end: ${JSON.stringify(before?.steps)}`);
+      expect(until - (before?.execution.createdAt ?? 0)).toBeGreaterThanOrEqual(NAP_MS);
+      if (held === "unowned")
+        expect(before?.execution).toMatchObject({ status: "waiting", owner: null, wakeAt: until });
+
+      const second = ws.spawn("second", { await: [id] });
+      const opened = await second.waitFor("the executor to open", () => second.message("open"));
+      // Otherwise the sleep was already over at restart and this checks recovery, not re-arming.
+      expect(opened.at, "restart happened before the sleep was due").toBeLessThan(until);
+      const [ended] = await second.finished(NAP_MS + 5_000);
+      expect(ended).toMatchObject({ id, status: "completed" });
+
+      const runs = ws.runs();
+      expect(trail(runs, id, "before")).toEqual(["first:start:1", "first:end:1"]);
+      expect(trail(runs, id, "after")).toEqual(["second:start:1", "second:end:1"]);
+      const afterAt = runs.find((r) => r.action === "after")?.at ?? 0;
+      // Not before the persisted end, and before a sleep restarted from zero in the new process would end.
+      expect(afterAt).toBeGreaterThanOrEqual(until);
+      expect(afterAt).toBeLessThan(opened.at + NAP_MS);
+
+      const history = await storage.history(id);
+      expect(seqProblems(history)).toEqual([]);
+      expect(summarize(history).get("nap")).toMatchObject({ waiting: 1, completed: 1 });
+      expect(lifecycle(history).at(-1)).toBe("execution:completed");
+    },
+  );
+});
