@@ -99,6 +99,8 @@ export class Execution {
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #detached = false;
+  #released = false;
+  #wakeAfterRelease = false;
   #waitingForSlot = false;
 
   constructor(host: ExecutionHost, saga: Saga, snapshot: ExecutionSnapshot) {
@@ -180,6 +182,11 @@ export class Execution {
     for (const flight of this.#inFlight.values()) flight.abort.abort(reason);
   }
 
+  /** A signal or cancel arrived while this execution was leaving memory: claim it again. */
+  get wakeAfterRelease(): boolean {
+    return this.#wakeAfterRelease;
+  }
+
   /** Whether an action body, undo or poll check is running. */
   get busy(): boolean {
     return this.#inFlight.size > 0;
@@ -189,6 +196,12 @@ export class Execution {
 
   #advance(changes: Changes): void {
     if (this.#detached || ENDED.has(this.record.status)) return;
+    if (this.#released) {
+      // Leaving memory (its release is being committed): whatever arrived is in storage; the host
+      // claims it again once the release is committed.
+      this.#wakeAfterRelease = true;
+      return;
+    }
     const now = Date.now();
     if (
       this.record.cancelRequested !== null &&
@@ -514,6 +527,7 @@ export class Execution {
 
   /** Nothing runs: persist what wakes it and leave memory. */
   #evict(changes: Changes, wakeAt: number | null): void {
+    this.#released = true;
     const patch: ExecutionPatch = { wakeAt, release: true };
     if (this.record.status !== "waiting") {
       patch.status = "waiting";

@@ -126,6 +126,10 @@ export class Executor implements ExecutionHost {
   #pollTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #polling = false;
+  /** Seqs of signals sent through this executor that the storage poll has not passed yet. */
+  readonly #sentHere = new Set<number>();
+  /** Whether anything was ever staged under the data directory (by any process); saves a stat per end. */
+  #mayHaveStaged = false;
   #lastRecovery = 0;
   #startedAt: number | undefined;
   #closed = false;
@@ -180,6 +184,7 @@ export class Executor implements ExecutionHost {
       },
       this.#options.stagedGraceMs,
     );
+    this.#mayHaveStaged = existsSync(join(this.dataDir, "staged"));
     if (recover) await this.recover();
     else this.#lastRecovery = Date.now();
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#options.heartbeatIntervalMs);
@@ -280,6 +285,7 @@ export class Executor implements ExecutionHost {
       }
     }
     const signal = await this.#signals.submit({ executionId, name, payload, createdAt: Date.now() });
+    this.#sentHere.add(signal.seq);
     this.#deliver(signal, execution);
     return signal;
   }
@@ -445,6 +451,7 @@ export class Executor implements ExecutionHost {
 
   /** Stages an inbound stream for an execution (see `newExecutionId`); removed when the execution ends. */
   stage(executionId: string, name: string, source: ByteSource): Promise<StagedRef> {
+    this.#mayHaveStaged = true;
     return stageStream(this.dataDir, executionId, name, source);
   }
 
@@ -518,13 +525,18 @@ export class Executor implements ExecutionHost {
 
   evicted(execution: Execution, wakeAt: number | null): void {
     this.#forget(execution);
+    if (execution.wakeAfterRelease) void this.#claim(execution.id, "signal");
     if (wakeAt !== null) this.#scheduleWake(wakeAt);
   }
 
   ended(execution: Execution): void {
     this.#forget(execution);
-    // existsSync first: a stat is far cheaper than rm's machinery, and most executions stage nothing.
-    if (FINAL_STATUSES.includes(execution.status) && existsSync(join(this.dataDir, "staged", execution.id))) {
+    // Most executions stage nothing: skip the file system unless the staged folder exists at all.
+    if (
+      FINAL_STATUSES.includes(execution.status) &&
+      this.#mayHaveStaged &&
+      existsSync(join(this.dataDir, "staged", execution.id))
+    ) {
       removeStaged(this.dataDir, execution.id).catch((error: unknown) =>
         this.logger.warn({ err: error, executionId: execution.id }, "could not remove staged data"),
       );
@@ -647,9 +659,10 @@ export class Executor implements ExecutionHost {
     else void this.#wakeIfOurs(signal.executionId, "signal", known);
   }
 
-  /** `known`: the record as the caller just read it (a claim that lost a race just fails). */
+  /** `known`: the record as the caller just read it; read again unless it says parked. */
   async #wakeIfOurs(executionId: string, reason: string, known?: ExecutionRecord): Promise<void> {
-    const record = known ?? (await this.storage.getExecution(executionId));
+    const parked = known?.status === "waiting" && known.owner === null;
+    const record = parked ? known : await this.storage.getExecution(executionId);
     if (!record || !this.#runsHere(record) || record.status !== "waiting" || record.owner !== null) return;
     await this.#claim(executionId, reason);
   }
@@ -727,8 +740,10 @@ export class Executor implements ExecutionHost {
     try {
       for (const signal of await this.storage.signalsAfter(this.#signalCursor, 1000)) {
         this.#signalCursor = Math.max(this.#signalCursor, signal.seq);
-        if (signal.consumedBy === null) this.#deliver(signal);
+        // Signals sent through this executor were delivered when sent.
+        if (!this.#sentHere.delete(signal.seq) && signal.consumedBy === null) this.#deliver(signal);
       }
+      this.#mayHaveStaged ||= existsSync(join(this.dataDir, "staged"));
       const sagas = this.sagaNames;
       for (const record of await this.storage.listExecutions({ owner: this.owner, cancelRequested: true })) {
         const local = this.#executions.get(record.id);
