@@ -293,6 +293,7 @@ function printEvent(event: ExecutionEvent): void {
     "execution:compensated": () => "rolled back",
     "execution:cancelled": () => "cancelled and rolled back",
     "execution:needs_attention": () => `needs attention: ${String(data.error)}`,
+    "execution:failed": () => `"${String(data.action)}" failed: held for a retry`,
     "action:started": () =>
       data.recovered
         ? `running again after an interruption (attempt ${String(data.attempt)})`

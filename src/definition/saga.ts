@@ -85,13 +85,27 @@ export interface Saga<Input = Record<string, unknown>, Values = Record<string, u
   readonly actions: ReadonlyMap<string, ActionDefinition>;
   /** Actions in a topological order (dependencies first). */
   readonly order: readonly string[];
+  /** What a failure for good does: undo what completed, or hold it for `executor.retry`. */
+  readonly onFailure: OnFailure;
   /** Phantom: the type of every value available in an execution. */
   readonly __values?: Values;
 }
 
+/** `compensate`: undo what completed. `hold`: keep it, stop as `failed`, continue later with `executor.retry`. */
+export type OnFailure = "compensate" | "hold";
+
 export interface SagaOptions<I extends Shape> {
   version: number;
   input?: I;
+  /** Default `compensate`. */
+  onFailure?: OnFailure;
+}
+
+interface SagaSpec {
+  name: string;
+  version: number;
+  input: Shape;
+  onFailure: OnFailure;
 }
 
 /** Starts a saga definition. Chain actions, then `build()`. */
@@ -99,19 +113,23 @@ export function saga<I extends Shape = Record<never, never>>(
   name: string,
   options: SagaOptions<I>,
 ): SagaBuilder<ValuesOf<I>, ValuesOf<I>, never> {
-  return new SagaBuilder(name, options.version, options.input ?? {}, []);
+  return new SagaBuilder(
+    {
+      name,
+      version: options.version,
+      input: options.input ?? {},
+      onFailure: options.onFailure ?? "compensate",
+    },
+    [],
+  );
 }
 
 export class SagaBuilder<Input, V, Names extends string> {
-  readonly #name: string;
-  readonly #version: number;
-  readonly #input: Shape;
+  readonly #spec: SagaSpec;
   readonly #actions: ActionDefinition[];
 
-  constructor(name: string, version: number, input: Shape, actions: ActionDefinition[]) {
-    this.#name = name;
-    this.#version = version;
-    this.#input = input;
+  constructor(spec: SagaSpec, actions: ActionDefinition[]) {
+    this.#spec = spec;
     this.#actions = actions;
   }
 
@@ -171,10 +189,12 @@ export class SagaBuilder<Input, V, Names extends string> {
   /** Validates the whole definition and freezes it. Throws SagaDefinitionError listing every problem. */
   build(): Saga<Input, V> {
     const problems: string[] = [];
-    if (!/^[A-Za-z0-9_.:-]+$/.test(this.#name))
-      problems.push(`saga name "${this.#name}" must match [A-Za-z0-9_.:-]+`);
-    if (!Number.isInteger(this.#version) || this.#version < 1)
+    if (!/^[A-Za-z0-9_.:-]+$/.test(this.#spec.name))
+      problems.push(`saga name "${this.#spec.name}" must match [A-Za-z0-9_.:-]+`);
+    if (!Number.isInteger(this.#spec.version) || this.#spec.version < 1)
       problems.push("version must be a positive integer");
+    if (this.#spec.onFailure !== "compensate" && this.#spec.onFailure !== "hold")
+      problems.push(`onFailure must be "compensate" or "hold", got ${String(this.#spec.onFailure)}`);
 
     const actions = new Map<string, ActionDefinition>();
     for (const action of this.#actions) {
@@ -185,7 +205,7 @@ export class SagaBuilder<Input, V, Names extends string> {
 
     // Which action (or the saga input) produces each value.
     const producer = new Map<string, string>();
-    for (const name of Object.keys(this.#input)) producer.set(name, "(input)");
+    for (const name of Object.keys(this.#spec.input)) producer.set(name, "(input)");
     for (const action of this.#actions) {
       for (const value of action.produces) {
         const other = producer.get(value);
@@ -216,20 +236,21 @@ export class SagaBuilder<Input, V, Names extends string> {
       (name) => actions.get(name)?.dependsOn ?? [],
     );
     if (cycle) problems.push(`actions form a cycle: ${cycle.join(" -> ")}`);
-    if (problems.length > 0) throw new SagaDefinitionError(this.#name, problems);
+    if (problems.length > 0) throw new SagaDefinitionError(this.#spec.name, problems);
 
     return Object.freeze({
-      name: this.#name,
-      version: this.#version,
-      inputSchema: z.object(this.#input) as unknown as z.ZodType<Input>,
-      inputNames: Object.keys(this.#input),
+      name: this.#spec.name,
+      version: this.#spec.version,
+      inputSchema: z.object(this.#spec.input) as unknown as z.ZodType<Input>,
+      inputNames: Object.keys(this.#spec.input),
       actions,
       order: topologicalOrder(this.#actions),
+      onFailure: this.#spec.onFailure,
     });
   }
 
   #add<N2 extends string, V2>(action: ActionDefinition): SagaBuilder<Input, V2, N2> {
-    return new SagaBuilder(this.#name, this.#version, this.#input, [...this.#actions, action]);
+    return new SagaBuilder(this.#spec, [...this.#actions, action]);
   }
 }
 

@@ -13,6 +13,7 @@ export type LifecycleEventType =
   | "execution:compensated"
   | "execution:cancelled"
   | "execution:needs_attention"
+  | "execution:failed"
   | "action:started"
   | "action:waiting"
   | "action:completed"
@@ -86,4 +87,5 @@ export const ENDING_EVENTS: ReadonlySet<ExecutionEventType> = new Set([
   "execution:compensated",
   "execution:cancelled",
   "execution:needs_attention",
+  "execution:failed",
 ]);

@@ -203,12 +203,14 @@ export class Execution {
       return;
     }
     const now = Date.now();
+    const status = this.record.status;
     if (
       this.record.cancelRequested !== null &&
-      (this.record.status === "running" || this.record.status === "waiting")
+      (status === "running" || status === "waiting" || status === "failed")
     )
       this.#beginCompensation(changes, { kind: "cancel", reason: this.record.cancelRequested });
     if (this.record.status === "compensating") this.#compensate(changes, now);
+    else if (this.record.status === "failed") this.#settleHold(changes);
     else this.#forward(changes, now);
   }
 
@@ -373,7 +375,8 @@ export class Execution {
     const prev = this.#steps.get(action.name)!;
     const failures = prev.failures + 1;
     const info = toErrorInfo(error);
-    const cancelled = this.record.status === "compensating";
+    // Compensating or held: what fails now just fails, nothing is retried.
+    const cancelled = this.record.status === "compensating" || this.record.status === "failed";
     if (!final && !cancelled && failures < action.retry.maxAttempts) {
       const at = now + backoffDelay(action.retry, failures);
       this.#setStep(changes, action.name, {
@@ -401,7 +404,39 @@ export class Execution {
       error: info.message,
       final: true,
     });
-    if (!cancelled) this.#beginCompensation(changes, { kind: "failure", action: action.name, error: info });
+    if (cancelled) return;
+    const cause: CompensationCause = { kind: "failure", action: action.name, error: info };
+    if (this.saga.onFailure === "hold") this.#hold(changes, cause);
+    else this.#beginCompensation(changes, cause);
+  }
+
+  /** onFailure "hold": start nothing new, stop what runs, keep what completed; `retry` continues. */
+  #hold(changes: Changes, cause: CompensationCause & { kind: "failure" }): void {
+    this.#patch(changes, { status: "failed", cause, wakeAt: null });
+    this.#event(changes, "execution:failed", null, { action: cause.action, error: cause.error.message });
+    const reason = new CancelledError(`action "${cause.action}" failed; the execution is held`);
+    for (const flight of this.#inFlight.values()) flight.abort.abort(reason);
+  }
+
+  /** A held execution leaves memory once what was running has settled. */
+  #settleHold(changes: Changes): void {
+    if (this.#inFlight.size > 0) return;
+    const now = Date.now();
+    for (const [name, step] of this.#steps) {
+      if (step.status === "running" || step.status === "retrying" || step.status === "waiting") {
+        const stopped = toErrorInfo(new CancelledError("stopped because the execution is held"));
+        this.#setStep(changes, name, {
+          status: "failed",
+          error: step.error ?? stopped,
+          state: null,
+          endedAt: now,
+        });
+      }
+    }
+    this.#released = true;
+    this.#patch(changes, { release: true });
+    this.#clearTimer();
+    changes.after.push(() => this.host.ended(this));
   }
 
   #beginCompensation(changes: Changes, cause: CompensationCause): void {

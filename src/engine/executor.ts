@@ -93,7 +93,8 @@ export interface ExecutionHandle<Values = Record<string, unknown>> {
   result(): Promise<ExecutionResult<Values>>;
 }
 
-const ENDED_OR_ATTENTION: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention"];
+/** Statuses in which an execution stays until someone acts (or forever): what `result()` waits for. */
+const ENDED_OR_ATTENTION: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
 
 export class Executor implements ExecutionHost {
   readonly owner: string;
@@ -301,7 +302,8 @@ export class Executor implements ExecutionHost {
     if (!record) throw new NotFoundError(`no execution ${executionId}`);
     const local = this.#executions.get(executionId);
     if (local) local.cancel(reason);
-    else if (record.status === "waiting" && record.owner === null) await this.#claim(executionId, "cancel");
+    else if ((record.status === "waiting" || record.status === "failed") && record.owner === null)
+      await this.#claim(executionId, "cancel");
     return record;
   }
 
@@ -310,11 +312,32 @@ export class Executor implements ExecutionHost {
    * version was missing continues if that version is now registered.
    */
   async resume(executionId: string): Promise<ExecutionHandle> {
+    return this.#reopen(executionId, "needs_attention", "resume", (snapshot) => ({
+      execution: { status: snapshot.execution.cause ? "compensating" : "running", error: null },
+      steps: snapshot.steps
+        .filter((s) => s.status === "undo_failed")
+        .map((s) => ({ ...s, status: "completed" as const, undoAttempt: 0 })),
+    }));
+  }
+
+  /**
+   * Claims an execution that stopped for someone to act (`from`), rewrites it as `change` says, and
+   * continues it here.
+   */
+  async #reopen(
+    executionId: string,
+    from: ExecutionStatus,
+    reason: string,
+    change: (snapshot: ExecutionSnapshot) => Pick<Transition, "execution" | "steps">,
+  ): Promise<ExecutionHandle> {
     this.#assertOpen();
     const record = await this.storage.getExecution(executionId);
     if (!record) throw new NotFoundError(`no execution ${executionId}`);
-    if (record.status !== "needs_attention")
-      throw new SlipwayError("conflict", `execution ${executionId} is ${record.status}, not needs_attention`);
+    if (record.status !== from)
+      throw new SlipwayError(
+        "conflict",
+        `execution ${executionId} is ${record.status}, not ${from}: nothing to ${reason}`,
+      );
     const snapshot = await this.#claims.submit({
       executionId,
       owner: this.owner,
@@ -322,21 +345,35 @@ export class Executor implements ExecutionHost {
     });
     if (!snapshot)
       throw new SlipwayError("conflict", `execution ${executionId} is owned by another executor`);
-    const status: ExecutionStatus = snapshot.execution.cause ? "compensating" : "running";
-    const steps = snapshot.steps
-      .filter((s) => s.status === "undo_failed")
-      .map((s) => ({ ...s, status: "completed" as const, undoAttempt: 0, updatedAt: Date.now() }));
-    const transition: Transition = {
-      executionId,
-      owner: this.owner,
-      execution: { status, error: null },
-      steps,
-    };
+    const { execution, steps } = change(snapshot);
+    const now = Date.now();
+    const transition: Transition = { executionId, owner: this.owner };
+    if (execution) transition.execution = execution;
+    if (steps) transition.steps = steps.map((step) => ({ ...step, updatedAt: now }));
     if ((await this.#commits.submit(transition)) !== "ok")
-      throw new SlipwayError("conflict", `execution ${executionId} changed while resuming`);
+      throw new SlipwayError("conflict", `execution ${executionId} changed during ${reason}`);
     const fresh = await this.storage.load(executionId);
-    if (fresh) this.#host(fresh, "resume");
+    if (fresh) this.#host(fresh, reason);
     return this.handle(executionId);
+  }
+
+  /**
+   * Continues a held execution (status `failed`, saga with onFailure "hold") from its failed actions:
+   * they run again (same idempotency keys, attempts counting on), completed ones are reused.
+   */
+  async retry(executionId: string): Promise<ExecutionHandle> {
+    return this.#reopen(executionId, "failed", "retry", (snapshot) => ({
+      execution: { status: "running", cause: null },
+      steps: snapshot.steps
+        .filter((s) => s.status === "failed")
+        .map((s) => ({
+          ...s,
+          status: "retrying" as const,
+          failures: 0,
+          state: { retryAt: 0 },
+          endedAt: null,
+        })),
+    }));
   }
 
   /** Claims and continues every incomplete execution of this executor's sagas that nobody alive runs. */
@@ -531,6 +568,7 @@ export class Executor implements ExecutionHost {
 
   ended(execution: Execution): void {
     this.#forget(execution);
+    if (execution.wakeAfterRelease) void this.#claim(execution.id, "cancel");
     // Most executions stage nothing: skip the file system unless the staged folder exists at all.
     if (
       FINAL_STATUSES.includes(execution.status) &&

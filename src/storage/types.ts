@@ -14,9 +14,13 @@ export type ExecutionStatus =
   | "compensating"
   | "compensated"
   | "needs_attention"
+  | "failed"
   | "cancelled";
 
-/** Statuses the engine continues by itself on recovery. `needs_attention` waits for an explicit resume. */
+/**
+ * Statuses the engine continues by itself on recovery. `needs_attention` waits for an explicit resume,
+ * `failed` (held: a saga with onFailure "hold") for an explicit retry or cancel.
+ */
 export const ACTIVE_STATUSES: readonly ExecutionStatus[] = ["running", "waiting", "compensating"];
 /** Statuses an execution never leaves. */
 export const FINAL_STATUSES: readonly ExecutionStatus[] = ["completed", "compensated", "cancelled"];
