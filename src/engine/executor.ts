@@ -20,7 +20,6 @@ import {
   sweepStaged,
 } from "../staging/staging.js";
 import {
-  ACTIVE_STATUSES,
   type ClaimRequest,
   type CommitResult,
   type ExecutionRecord,
