@@ -2,28 +2,10 @@
 /** The `slipway` command line: a table of commands, each parsing its own arguments; `main` returns the exit code. */
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { type Command, EXIT, type Io, parse, UsageError } from "./command.js";
+import { ls, show } from "./commands/runs.js";
 
-/** Where a command writes; injected so tests can call `main` without spawning a process. */
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-/** Exit codes: 0 success, 1 the command ran and failed, 2 the command line itself is wrong. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
-interface Command {
-  name: string;
-  /** One line for the command list. */
-  summary: string;
-  /** Shown by `slipway help <command>` and `slipway <command> --help`. */
-  usage: string;
-  run(args: string[], io: Io): Promise<number> | number;
-}
-
-/** A wrong command line: reported on stderr with a hint, exit code 2. */
-class UsageError extends Error {}
+export { EXIT, type Io } from "./command.js";
 
 const commands: Command[] = [
   {
@@ -52,6 +34,8 @@ const commands: Command[] = [
       return EXIT.ok;
     },
   },
+  ls,
+  show,
 ];
 
 /** Runs one command line (without `node` and the script path) and returns its exit code. */
@@ -79,25 +63,6 @@ function find(name: string): Command {
   const command = commands.find((c) => c.name === name);
   if (!command) throw new UsageError(`unknown command "${name}"`);
   return command;
-}
-
-type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"];
-
-/** Strict parsing: an unknown option or a stray argument is a usage error, never silently ignored. */
-function parse<O extends Options>(args: string[], options: O, maxPositionals: number) {
-  let parsed: ReturnType<
-    typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>
-  >;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    // parseArgs throws TypeErrors whose messages already name the offending option.
-    throw new UsageError((error as Error).message);
-  }
-  if (parsed.positionals.length > maxPositionals) {
-    throw new UsageError(`unexpected argument "${parsed.positionals[maxPositionals]}"`);
-  }
-  return parsed;
 }
 
 function overview(): string {

@@ -257,7 +257,8 @@ export class Execution {
     const state: JsonObject = {};
     let waitingFor: JsonObject;
     if (action.kind === "signal") {
-      waitingFor = { signal: action.signalName! };
+      state.signal = action.signalName!;
+      waitingFor = {};
     } else if (action.kind === "sleep") {
       let until: number;
       try {
