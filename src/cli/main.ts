@@ -4,6 +4,7 @@ import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type Command, EXIT, type Io, parse, UsageError } from "./command.js";
 import { ls, show } from "./commands/runs.js";
+import { signal } from "./commands/signal.js";
 
 export { EXIT, type Io } from "./command.js";
 
@@ -36,6 +37,7 @@ const commands: Command[] = [
   },
   ls,
   show,
+  signal,
 ];
 
 /** Runs one command line (without `node` and the script path) and returns its exit code. */

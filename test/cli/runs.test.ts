@@ -1,6 +1,7 @@
 /** `slipway ls` and `slipway show` read runs from the SQLite file, as text and as JSON. */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { main } from "../../src/cli/main.js";
 import { saga } from "../../src/definition/saga.js";
 import { Executor } from "../../src/engine/executor.js";
@@ -74,5 +75,37 @@ describe("slipway ls and show", () => {
 
     expect(await run("show", "nope", "--db", db)).toMatchObject({ code: 1, err: 'slipway: no run "nope"\n' });
     expect((await run("show", "--db", db)).code).toBe(2);
+  });
+});
+
+describe("slipway signal", () => {
+  it("persists a signal from another process's point of view; the run picks it up", async () => {
+    const dir = tempDir();
+    const db = join(dir, "slipway.db");
+    const storage = new SqliteStorage({ path: db });
+    const gated = saga("gated", { version: 1 })
+      .waitForSignal("approve", { signal: "approved", produces: { by: z.string() } })
+      .build();
+    const executor = await Executor.open({
+      storage,
+      sagas: [gated],
+      dataDir: dir,
+      pollIntervalMs: 20,
+      logger: createLogger({ level: "silent" }),
+    });
+    try {
+      const handle = await executor.start(gated, {}, { runName: "gate-1" });
+      const sent = await run("signal", "gate-1", "approved", '{"by":"ops"}', "--db", db);
+      expect(sent).toMatchObject({ code: 0, out: expect.stringContaining('signal "approved" sent to') });
+      const result = await within(handle.result(), "the signalled run");
+      expect(result.output).toMatchObject({ by: "ops" });
+      expect((await run("signal", "gate-1", "approved", "{oops", "--db", db)).code).toBe(2);
+      const ended = await run("signal", "gate-1", "approved", "--db", db);
+      expect(ended.code).toBe(1);
+      expect(ended.err).toContain("has already ended");
+    } finally {
+      await executor.close();
+      await storage.close();
+    }
   });
 });

@@ -88,7 +88,7 @@ export const show: Command = {
 };
 
 /** A run by id, or the newest run with that run name. */
-async function findRun(
+export async function findRun(
   storage: Awaited<ReturnType<typeof openStorage>>,
   ref: string,
 ): Promise<ExecutionRecord | undefined> {

@@ -1,0 +1,49 @@
+/** `slipway signal`: deliver a named signal (with an optional JSON payload) to a run, from any process. */
+import { Executor } from "../../engine/executor.js";
+import type { Json } from "../../json.js";
+import { createLogger } from "../../logging.js";
+import { type Command, EXIT, parse, UsageError } from "../command.js";
+import { dataDir, dbOption, dbPath, openStorage } from "../state.js";
+import { findRun } from "./runs.js";
+
+export const signal: Command = {
+  name: "signal",
+  summary: "Send a signal to a run (kept until the run waits for it)",
+  usage: "slipway signal RUN NAME [JSON] [--db PATH]\n\nJSON is the payload, an object by default ({}).",
+  async run(args, io) {
+    const { values, positionals } = parse(args, { ...dbOption }, 3);
+    const [ref, name, text] = positionals;
+    if (ref === undefined || name === undefined) throw new UsageError("signal needs a run and a signal name");
+    let payload: Json = {};
+    if (text !== undefined) {
+      try {
+        payload = JSON.parse(text) as Json;
+      } catch (error) {
+        throw new UsageError(`the payload is not valid JSON: ${(error as Error).message}`);
+      }
+    }
+    const db = dbPath(values.db);
+    const storage = await openStorage(db);
+    // An executor that runs nothing: it persists the signal; whoever runs the execution picks it up.
+    const executor = await Executor.open({
+      storage,
+      sagas: [],
+      dataDir: dataDir(db),
+      recover: false,
+      logger: createLogger({ level: "silent" }),
+    });
+    try {
+      const run = await findRun(storage, ref);
+      if (!run) {
+        io.err(`slipway: no run "${ref}"\n`);
+        return EXIT.failed;
+      }
+      const sent = await executor.signal(run.id, name, payload);
+      io.out(`signal "${name}" sent to ${run.id} (seq ${sent.seq})\n`);
+      return EXIT.ok;
+    } finally {
+      await executor.close();
+      await storage.close();
+    }
+  },
+};
