@@ -3,6 +3,7 @@
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type Command, EXIT, type Io, parse, UsageError } from "./command.js";
+import { cancel } from "./commands/cancel.js";
 import { ls, show } from "./commands/runs.js";
 import { signal } from "./commands/signal.js";
 
@@ -38,6 +39,7 @@ const commands: Command[] = [
   ls,
   show,
   signal,
+  cancel,
 ];
 
 /** Runs one command line (without `node` and the script path) and returns its exit code. */

@@ -109,3 +109,51 @@ describe("slipway signal", () => {
     }
   });
 });
+
+describe("slipway cancel", () => {
+  it("requests a cancel that the running process acts on: undo runs, status cancelled", async () => {
+    const dir = tempDir();
+    const db = join(dir, "slipway.db");
+    const storage = new SqliteStorage({ path: db });
+    const undone: string[] = [];
+    const deploy = saga("deploy", { version: 1 })
+      .action("stack", { run: () => undefined, undo: () => void undone.push("stack") })
+      .action("tests", {
+        after: ["stack"],
+        run: (_input, ctx) =>
+          new Promise<void>((_resolve, reject) =>
+            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)),
+          ),
+      })
+      .build();
+    const executor = await Executor.open({
+      storage,
+      sagas: [deploy],
+      dataDir: dir,
+      pollIntervalMs: 20,
+      logger: createLogger({ level: "silent" }),
+    });
+    try {
+      const handle = await executor.start(deploy, {}, { runName: "deploy-1" });
+      await within(
+        (async () => {
+          while (
+            (await storage.load(handle.id))?.steps.find((s) => s.action === "tests")?.status !== "running"
+          )
+            await new Promise((r) => setTimeout(r, 5));
+        })(),
+        "the tests to run",
+      );
+      const cancelled = await run("cancel", "deploy-1", "--reason", "operator", "--db", db);
+      expect(cancelled).toMatchObject({ code: 0, out: expect.stringContaining("is stopping its jobs") });
+      const result = await within(handle.result(), "the cancel");
+      expect(result.status).toBe("cancelled");
+      expect(result.cause).toEqual({ kind: "cancel", reason: "operator" });
+      expect(undone).toEqual(["stack"]);
+      expect((await run("cancel", "deploy-1", "--db", db)).code).toBe(1);
+    } finally {
+      await executor.close();
+      await storage.close();
+    }
+  });
+});

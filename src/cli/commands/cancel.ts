@@ -1,0 +1,44 @@
+/** `slipway cancel`: request a cancel; the process running the run stops its jobs and runs the undos. */
+import { Executor } from "../../engine/executor.js";
+import { createLogger } from "../../logging.js";
+import { type Command, EXIT, parse, UsageError } from "../command.js";
+import { dataDir, dbOption, dbPath, openStorage } from "../state.js";
+import { findRun } from "./runs.js";
+
+export const cancel: Command = {
+  name: "cancel",
+  summary: "Cancel a run: nothing new starts, running jobs stop, completed ones are undone",
+  usage: "slipway cancel RUN [--reason TEXT] [--db PATH]",
+  async run(args, io) {
+    const { values, positionals } = parse(args, { ...dbOption, reason: { type: "string" } }, 1);
+    const ref = positionals[0];
+    if (ref === undefined) throw new UsageError("cancel needs a run id or name");
+    const db = dbPath(values.db);
+    const storage = await openStorage(db);
+    // Persisting the request is enough: the owner acts on it, or the next process that continues the run.
+    const executor = await Executor.open({
+      storage,
+      sagas: [],
+      dataDir: dataDir(db),
+      recover: false,
+      logger: createLogger({ level: "silent" }),
+    });
+    try {
+      const run = await findRun(storage, ref);
+      if (!run) {
+        io.err(`slipway: no run "${ref}"\n`);
+        return EXIT.failed;
+      }
+      const record = await executor.cancel(run.id, values.reason ?? "cancelled from the command line");
+      const where =
+        record.owner !== null
+          ? "the process running it is stopping its jobs and running the undos"
+          : "no process runs it now: the undos run when it is continued (slipway resume)";
+      io.out(`cancel requested for ${run.id}: ${where}\n`);
+      return EXIT.ok;
+    } finally {
+      await executor.close();
+      await storage.close();
+    }
+  },
+};
