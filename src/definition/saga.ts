@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { SagaDefinitionError } from "../errors.js";
+import type { Json } from "../json.js";
 import { findCycle } from "./graph.js";
 import type {
   ActionContext,
@@ -41,6 +42,8 @@ export interface SignalSpec<V, P extends Shape, Names extends string> extends Or
   /** Signal name; its payload (an object of the produced values) becomes the action's output. */
   signal: string;
   produces?: Fresh<P, V>;
+  /** Maps the payload to the produced values, when the sender's payload is not already shaped as them. */
+  fromPayload?: (payload: Json) => ValuesOf<NoInfer<P>>;
   timeoutMs?: number;
 }
 
@@ -158,6 +161,7 @@ export class SagaBuilder<Input, V, Names extends string> {
       ...base(name, "signal", [], spec.produces, spec.after),
       timeoutMs: spec.timeoutMs ?? null,
       signalName: spec.signal,
+      ...(spec.fromPayload && { fromPayload: spec.fromPayload }),
     });
   }
 

@@ -2,7 +2,7 @@
 
 import type { Logger } from "pino";
 import type { z } from "zod";
-import type { JsonObject } from "../json.js";
+import type { Json, JsonObject } from "../json.js";
 import type { StagedRef } from "../staging/staging.js";
 
 /** Named values an action produces, each with its schema. */
@@ -72,6 +72,8 @@ export interface ActionDefinition {
   undoTimeoutMs: number | null;
   /** Signal waits. */
   signalName?: string;
+  /** Turns a signal's payload into the action's output values (default: the payload is them). */
+  fromPayload?: (payload: Json) => unknown;
   /** Sleeps: a fixed delay, or a time computed from the reads. */
   sleepMs?: number;
   sleepUntil?: (input: Record<string, unknown>) => Date | number;

@@ -299,7 +299,8 @@ export class Execution {
         const [signal] = this.#signals.splice(index, 1);
         changes.consumed.push({ seq: signal!.seq, action: action.name });
         this.#event(changes, "signal:received", action.name, { signal: signal!.name, seq: signal!.seq });
-        const output = this.#parseOutput(action, signal!.payload);
+        const payload = action.fromPayload ? action.fromPayload(signal!.payload) : signal!.payload;
+        const output = this.#parseOutput(action, payload);
         if (output instanceof Error) this.#fail(changes, action, output, now);
         else this.#complete(changes, action, output, now);
         return true;

@@ -61,6 +61,11 @@ export interface ExecutorOptions {
   evictAfterMs?: number;
   /** Staged data of executions that never started is swept once this old. Default 1 h. */
   stagedGraceMs?: number;
+  /**
+   * Narrows which executions of the registered sagas this executor takes (recovers, wakes, resumes);
+   * default all. A CLI process that runs one pipeline run takes only that run.
+   */
+  accept?: (execution: ExecutionRecord) => boolean;
   /** Continue incomplete executions at open. Default true. */
   recover?: boolean;
 }
@@ -119,6 +124,7 @@ export class Executor implements ExecutionHost {
   readonly #options: Required<
     Pick<ExecutorOptions, "pollIntervalMs" | "heartbeatIntervalMs" | "leaseMs" | "stagedGraceMs">
   >;
+  readonly #accept: ((execution: ExecutionRecord) => boolean) | undefined;
   #activeSlots = 0;
   #signalCursor = 0;
   #wakeTimer: NodeJS.Timeout | undefined;
@@ -149,6 +155,7 @@ export class Executor implements ExecutionHost {
       leaseMs: positive(options.leaseMs ?? 30_000, "leaseMs"),
       stagedGraceMs: nonNegative(options.stagedGraceMs ?? 3_600_000, "stagedGraceMs"),
     };
+    this.#accept = options.accept;
     this.#commits = new Batcher((transitions) => this.storage.commit(transitions));
     this.#claims = new Batcher((requests) => this.storage.claimMany(requests));
     this.#signals = new Batcher((signals) => this.storage.addSignals(signals));
@@ -684,6 +691,7 @@ export class Executor implements ExecutionHost {
    * newer version are left to the executors that have it.
    */
   #runsHere(record: ExecutionRecord): boolean {
+    if (this.#accept && !this.#accept(record)) return false;
     const versions = this.#sagas.get(record.saga);
     if (!versions) return false;
     return versions.has(record.version) || record.version < Math.max(...versions.keys());
@@ -760,7 +768,9 @@ export class Executor implements ExecutionHost {
       wakeAtOrBefore: Date.now(),
       limit: 1000,
     });
-    await Promise.all(due.map((record) => this.#claim(record.id, "timer")));
+    await Promise.all(
+      due.filter((record) => this.#runsHere(record)).map((record) => this.#claim(record.id, "timer")),
+    );
     const next = await this.storage.nextWakeAt(sagas);
     if (next !== undefined) this.#scheduleWake(due.length === 1000 ? Date.now() : next);
   }
@@ -792,7 +802,7 @@ export class Executor implements ExecutionHost {
         owner: null,
         cancelRequested: true,
       })) {
-        await this.#claim(record.id, "cancel");
+        if (this.#runsHere(record)) await this.#claim(record.id, "cancel");
       }
       const next = await this.storage.nextWakeAt(sagas);
       if (next !== undefined) this.#scheduleWake(next);

@@ -1,0 +1,190 @@
+/** The normalized pipeline model: what a parsed, valid pipeline file means, with source positions. */
+
+/** A place in the pipeline file: 1-based line and column, 0-based character offset. */
+export interface Position {
+  line: number;
+  col: number;
+  offset: number;
+}
+
+/** A value an expression can produce. */
+export type Value = string | number | boolean | null;
+
+/** The contexts an expression can read. `secrets` is deliberately not one (see {@link Pipeline.secrets}). */
+export type ContextRoot = "inputs" | "matrix" | "needs" | "outputs" | "env";
+
+/**
+ * A parsed expression. `offset` is where the node starts in the string it was written in (the
+ * `source` of its {@link Template} or {@link Condition}), so an error can point into the file.
+ */
+export type Expr =
+  | { kind: "literal"; value: Value; offset: number }
+  /** `needs.build.outputs.digest`: root `needs`, path `["build", "outputs", "digest"]`. */
+  | { kind: "ref"; root: ContextRoot; path: string[]; offset: number; pathOffsets: number[] }
+  | { kind: "not"; operand: Expr; offset: number }
+  | { kind: "binary"; op: "==" | "!=" | "&&" | "||"; left: Expr; right: Expr; offset: number };
+
+export type TemplatePart =
+  | { kind: "text"; text: string }
+  /** `source` is the text between `${{` and `}}`, starting at `offset` in the template and `pos` in the file. */
+  | { kind: "expr"; expr: Expr; source: string; offset: number; pos: Position };
+
+/** A string that may hold `${{ ... }}` expressions, kept parsed; render it with `renderTemplate`. */
+export interface Template {
+  /** The string as written (after YAML unquoting and block folding). */
+  source: string;
+  parts: TemplatePart[];
+  /** Where the string starts in the file. */
+  pos: Position;
+}
+
+/** An `if:` condition: `${{ expr }}`, a bare `expr`, or a YAML boolean. */
+export interface Condition {
+  /** The condition as written (a YAML boolean as `true`/`false`). */
+  source: string;
+  expr: Expr;
+  /** Where `source` starts in the file. */
+  pos: Position;
+}
+
+export type InputType = "string" | "boolean" | "number" | "choice";
+
+export interface Input {
+  name: string;
+  /** `string` unless given; a boolean `default` without `type` makes a `boolean` input. */
+  type: InputType;
+  /** Absent: the input is required. */
+  default?: string | number | boolean;
+  /** True when there is no default: a run must give a value. */
+  required: boolean;
+  description?: string;
+  /** The allowed values of a `choice` input. */
+  options?: string[];
+  pos: Position;
+}
+
+/**
+ * Where a secret's value comes from when a run starts. Each secret is put in every step's
+ * environment under its name; expressions can't read secrets, so they never land in a command
+ * line (visible in process lists and logs).
+ */
+export type SecretSource =
+  | { kind: "env"; name: string }
+  /** `path` as written: relative paths are relative to the pipeline file's directory. */
+  | { kind: "file"; path: string };
+
+export interface Secret {
+  name: string;
+  source: SecretSource;
+  pos: Position;
+}
+
+export type MatrixValue = string | number | boolean;
+
+/** A matrix leg added by `include`, which may run only when `if` (reading inputs only) holds. */
+export interface MatrixInclude {
+  values: Record<string, MatrixValue>;
+  if?: Condition;
+  pos: Position;
+}
+
+/**
+ * A job's matrix: the cartesian product of `axes` (in file order), minus every leg matching an
+ * `exclude` entry (which may name some of the axes), plus `include` legs (which name every axis).
+ */
+export interface Matrix {
+  axes: Record<string, MatrixValue[]>;
+  exclude: Array<Record<string, MatrixValue>>;
+  include: MatrixInclude[];
+}
+
+/** Requirements a job declares for admission (a later issue): sizes in bytes. */
+export interface Resources {
+  memoryBytes?: number;
+  cpu?: number;
+  diskBytes?: number;
+  /** Names of exclusive locks the job holds while it runs. */
+  locks: string[];
+}
+
+/** How a deployed job proves it is up before it counts as done. */
+export interface ReadyCheck {
+  /** Exit 0: ready; exit 75: not ready yet; anything else: a failure seen. */
+  run: Template;
+  everyMs: number;
+  timeoutMs: number;
+  /**
+   * Fail at once when this many failures are seen within `withinMs`. Absent: the first failure
+   * seen fails the job (waiting out the timeout on a crash loop is what this check is for).
+   */
+  crashLoop?: { failures: number; withinMs: number };
+}
+
+export type JobKind = "run" | "wait" | "poll";
+
+interface JobBase {
+  name: string;
+  /** Where the job's name is in the file. */
+  pos: Position;
+  /** Direct dependencies, by job name, in file order. */
+  needs: string[];
+  if?: Condition;
+  env: Record<string, Template>;
+  /** Relative to the pipeline file's directory. */
+  workingDirectory?: Template;
+  /** Runs only when the run asks for this tier (`--tier NAME`). */
+  tier?: string;
+  matrix?: Matrix;
+  resources?: Resources;
+}
+
+/** Runs a shell command; `retries` more attempts after a failure, each limited by `timeoutMs`. */
+export interface RunJob extends JobBase {
+  kind: "run";
+  run: Template;
+  /** Compensation, run when a later failure rolls the pipeline back. Can read `outputs`. */
+  undo?: Template;
+  ready?: ReadyCheck;
+  retries: number;
+  timeoutMs?: number;
+}
+
+/** Waits for a named signal; nothing is held while it waits. */
+export interface WaitJob extends JobBase {
+  kind: "wait";
+  signal: string;
+  timeoutMs?: number;
+}
+
+/** Runs a check every `everyMs` until it exits 0 (exit 75: not yet; anything else: a failure). */
+export interface PollJob extends JobBase {
+  kind: "poll";
+  run: Template;
+  everyMs: number;
+  /** For the whole poll, from when it began. */
+  timeoutMs?: number;
+  /** How many failed checks (over the whole poll) are tolerated. */
+  retries: number;
+}
+
+export type Job = RunJob | WaitJob | PollJob;
+
+/**
+ * What happens when a job fails for good. `compensate` (the default, whether or not any job has an
+ * `undo`): run the `undo` of every completed job, in reverse order of completion. `hold`: stop and
+ * leave everything as it is, for someone to inspect and then resume or cancel.
+ */
+export type OnFailure = "compensate" | "hold";
+
+export interface Pipeline {
+  /** The file name problems and positions refer to. */
+  file: string;
+  /** `name:`, or the file's base name without `.yml`/`.yaml`. */
+  name: string;
+  inputs: Record<string, Input>;
+  env: Record<string, Template>;
+  secrets: Record<string, Secret>;
+  onFailure: OnFailure;
+  /** In file order; names are unique. */
+  jobs: Job[];
+}
