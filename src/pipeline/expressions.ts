@@ -104,7 +104,9 @@ function tokenize(source: string, base: number): Token[] {
     } else if (c === "<" || c === ">") {
       fail(`\`${/[<>]=/.test(two) ? two : c}\` is not supported: compare with \`==\` or \`!=\``);
     } else if (c === "[") {
-      fail("index syntax `[...]` is not supported: write the path with dots, e.g. `needs.build-app.outputs.digest`");
+      fail(
+        "index syntax `[...]` is not supported: write the path with dots, e.g. `needs.build-app.outputs.digest`",
+      );
     } else {
       fail(`unexpected \`${c}\`: expressions support ${SUPPORTED}`);
     }
@@ -188,7 +190,10 @@ export function parseExpression(source: string, base = 0): Expr {
       const inner = parseOr();
       const close = next();
       if (!isOp(close, ")")) {
-        throw new ExpressionError(`expected \`)\` to close the \`(\`, found ${describe(close)}`, close.offset);
+        throw new ExpressionError(
+          `expected \`)\` to close the \`(\`, found ${describe(close)}`,
+          close.offset,
+        );
       }
       return inner;
     }
@@ -247,9 +252,16 @@ function unknownRoot(name: string, offset: number, bare: boolean): ExpressionErr
   const suggestion = closest(name, CONTEXT_ROOTS);
   const contexts = `contexts are ${listOr(CONTEXT_ROOTS)}`;
   if (bare && suggestion === undefined) {
-    return new ExpressionError(`unknown name \`${name}\`: quote text ('${name}'), or read a context (${contexts})`, offset);
+    return new ExpressionError(
+      `unknown name \`${name}\`: quote text ('${name}'), or read a context (${contexts})`,
+      offset,
+    );
   }
-  return new ExpressionError(`unknown context \`${name}\`: ${contexts}`, offset, suggestion ? { suggestion } : {});
+  return new ExpressionError(
+    `unknown context \`${name}\`: ${contexts}`,
+    offset,
+    suggestion ? { suggestion } : {},
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,7 +284,13 @@ export function parseTemplate(source: string, locate: Locate = lineOne): Templat
     }
     const start = open + 3;
     const text = source.slice(start, close);
-    parts.push({ kind: "expr", expr: parseExpression(text, start), source: text, offset: start, pos: locate(start) });
+    parts.push({
+      kind: "expr",
+      expr: parseExpression(text, start),
+      source: text,
+      offset: start,
+      pos: locate(start),
+    });
     i = close + 2;
   }
   return { source, parts, pos: locate(0) };
@@ -380,14 +398,18 @@ function checkRef(
   const firstOffset = ref.pathOffsets[0] ?? ref.offset;
   const restOffset = ref.pathOffsets[1] ?? ref.offset;
   const scalar = (what: string) => {
-    if (first === undefined) report(ref.offset, `\`${ref.root}\` is not a value: name one, e.g. \`${ref.root}.${what}\``);
-    else if (rest.length > 0) report(restOffset, `\`${ref.root}.${first}\` is a plain value: it has no \`${rest[0]}\``);
+    if (first === undefined)
+      report(ref.offset, `\`${ref.root}\` is not a value: name one, e.g. \`${ref.root}.${what}\``);
+    else if (rest.length > 0)
+      report(restOffset, `\`${ref.root}.${first}\` is a plain value: it has no \`${rest[0]}\``);
   };
   switch (ref.root) {
     case "inputs":
       scalar("tag");
       if (first !== undefined && !scope.inputs.includes(first)) {
-        const declared = scope.inputs.length ? `declared inputs: ${listOr(scope.inputs, "and")}` : "no inputs are declared";
+        const declared = scope.inputs.length
+          ? `declared inputs: ${listOr(scope.inputs, "and")}`
+          : "no inputs are declared";
         report(firstOffset, `unknown input \`${first}\` (${declared})`, closest(first, scope.inputs));
       }
       return;
@@ -398,14 +420,22 @@ function checkRef(
       }
       scalar("platform");
       if (first !== undefined && !scope.matrixAxes.includes(first)) {
-        report(firstOffset, `unknown matrix axis \`${first}\` (axes: ${listOr(scope.matrixAxes, "and")})`, closest(first, scope.matrixAxes));
+        report(
+          firstOffset,
+          `unknown matrix axis \`${first}\` (axes: ${listOr(scope.matrixAxes, "and")})`,
+          closest(first, scope.matrixAxes),
+        );
       }
       return;
     }
     case "env":
       scalar("REGISTRY");
       if (first !== undefined && !scope.env.includes(first)) {
-        report(firstOffset, `\`env.${first}\` is not declared in \`env\` (the pipeline's or the job's)`, closest(first, scope.env));
+        report(
+          firstOffset,
+          `\`env.${first}\` is not declared in \`env\` (the pipeline's or the job's)`,
+          closest(first, scope.env),
+        );
       }
       return;
     case "outputs":
@@ -418,16 +448,28 @@ function checkRef(
       }
       if (!scope.needs.includes(first)) {
         if (scope.jobs.includes(first)) {
-          report(firstOffset, `job \`${scope.job}\` can only read outputs of the jobs it needs: add \`${first}\` to its \`needs\``);
+          report(
+            firstOffset,
+            `job \`${scope.job}\` can only read outputs of the jobs it needs: add \`${first}\` to its \`needs\``,
+          );
         } else {
-          report(firstOffset, `unknown job \`${first}\``, closest(first, scope.needs) ?? closest(first, scope.jobs));
+          report(
+            firstOffset,
+            `unknown job \`${first}\``,
+            closest(first, scope.needs) ?? closest(first, scope.jobs),
+          );
         }
         return;
       }
       if (rest[0] !== "outputs" || rest.length !== 2) {
         const at = rest[0] === "outputs" ? (ref.pathOffsets[2] ?? restOffset) : restOffset;
-        const suggestion = rest[0] !== undefined && rest[0] !== "outputs" ? closest(rest[0], ["outputs"]) : undefined;
-        report(at, `write \`needs.${first}.outputs.<name>\`: a job's outputs are all \`needs\` exposes`, suggestion);
+        const suggestion =
+          rest[0] !== undefined && rest[0] !== "outputs" ? closest(rest[0], ["outputs"]) : undefined;
+        report(
+          at,
+          `write \`needs.${first}.outputs.<name>\`: a job's outputs are all \`needs\` exposes`,
+          suggestion,
+        );
       }
       return;
     }
@@ -555,7 +597,11 @@ export interface RenderOptions {
  * Renders a template: text as is, each `${{ }}` evaluated and formatted. A reference to something
  * unset throws an {@link ExpressionError} that carries the file position.
  */
-export function renderTemplate(template: Template, ctx: ExpressionContext, options: RenderOptions = {}): string {
+export function renderTemplate(
+  template: Template,
+  ctx: ExpressionContext,
+  options: RenderOptions = {},
+): string {
   let out = "";
   for (const part of template.parts) {
     if (part.kind === "text") {

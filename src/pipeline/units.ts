@@ -145,7 +145,9 @@ function guessSize(text: string): string | undefined {
   const exact = Object.keys(SIZE_UNITS).find((unit) => unit.toLowerCase() === lower);
   if (exact !== undefined) return `${value}${exact}`;
   // `4G`, `4Gi`, `4g` (docker, Kubernetes): both mean binary units in those tools.
-  const binary = { k: "KiB", ki: "KiB", m: "MiB", mi: "MiB", g: "GiB", gi: "GiB", t: "TiB", ti: "TiB" }[lower];
+  const binary = { k: "KiB", ki: "KiB", m: "MiB", mi: "MiB", g: "GiB", gi: "GiB", t: "TiB", ti: "TiB" }[
+    lower
+  ];
   return binary === undefined ? undefined : `${value}${binary}`;
 }
 
