@@ -10,7 +10,9 @@ export type ErrorCode =
   | "not_registered"
   | "timeout"
   | "cancelled"
-  | "storage";
+  | "storage"
+  /** A pipeline job's command failed, timed out or crash-looped. */
+  | "job_failed";
 
 export class SlipwayError extends Error {
   readonly code: ErrorCode;

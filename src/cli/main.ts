@@ -4,6 +4,9 @@ import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type Command, EXIT, type Io, parse, UsageError } from "./command.js";
 import { cancel } from "./commands/cancel.js";
+import { logs } from "./commands/logs.js";
+import { resume, retry } from "./commands/resume.js";
+import { run } from "./commands/run.js";
 import { ls, show } from "./commands/runs.js";
 import { signal } from "./commands/signal.js";
 
@@ -36,10 +39,15 @@ const commands: Command[] = [
       return EXIT.ok;
     },
   },
+  run,
+
   ls,
   show,
+  logs,
   signal,
   cancel,
+  retry,
+  resume,
 ];
 
 /** Runs one command line (without `node` and the script path) and returns its exit code. */

@@ -35,6 +35,7 @@ import {
 import { Batcher } from "./batcher.js";
 import { ENDING_EVENTS, EventBus, type EventListener, type ExecutionEvent } from "./events.js";
 import { Execution, type ExecutionHost } from "./execution.js";
+import { DEFAULT_LEASE_MS, findDeadExecutors } from "./liveness.js";
 
 export interface ExecutorOptions {
   storage: Storage;
@@ -152,7 +153,7 @@ export class Executor implements ExecutionHost {
     this.#options = {
       pollIntervalMs: positive(options.pollIntervalMs ?? 200, "pollIntervalMs"),
       heartbeatIntervalMs: positive(options.heartbeatIntervalMs ?? 5_000, "heartbeatIntervalMs"),
-      leaseMs: positive(options.leaseMs ?? 30_000, "leaseMs"),
+      leaseMs: positive(options.leaseMs ?? DEFAULT_LEASE_MS, "leaseMs"),
       stagedGraceMs: nonNegative(options.stagedGraceMs ?? 3_600_000, "stagedGraceMs"),
     };
     this.#accept = options.accept;
@@ -721,16 +722,8 @@ export class Executor implements ExecutionHost {
     return this.#deadOwnersCache.value;
   }
 
-  async #findDeadOwners(): Promise<string[]> {
-    const now = Date.now();
-    const host = hostname();
-    return (await this.storage.listExecutors())
-      .filter(
-        (e) =>
-          e.id !== this.owner &&
-          (now - e.heartbeatAt > this.#options.leaseMs || (e.host === host && !processAlive(e.pid))),
-      )
-      .map((e) => e.id);
+  #findDeadOwners(): Promise<string[]> {
+    return findDeadExecutors(this.storage, this.#options.leaseMs, this.owner);
   }
 
   async #heartbeat(): Promise<void> {
@@ -865,22 +858,6 @@ function nonNegative(value: number, name: string): number {
   if (!(Number.isFinite(value) && value >= 0))
     throw new RangeError(`${name} must be a number >= 0, got ${value}`);
   return value;
-}
-
-/** Whether a process runs; a zombie (killed, not yet reaped) counts as dead. */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-  try {
-    // Linux: /proc/<pid>/stat is "pid (comm) state ..."; comm may hold spaces and parentheses.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return true;
-  }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,0 +1,33 @@
+/** `slipway validate`: check a pipeline file and list every problem in it, without running anything. */
+import { NotFoundError } from "../../errors.js";
+import { loadPipeline } from "../../pipeline/parse.js";
+import { formatProblem, PipelineError } from "../../pipeline/problems.js";
+import { type Command, EXIT, parse, UsageError } from "../command.js";
+
+export const validate: Command = {
+  name: "validate",
+  summary: "Check a pipeline file and list every problem in it",
+  usage:
+    "slipway validate FILE\n\nPrints `FILE: ok (N jobs)`, or each problem as FILE:LINE:COL: message (exit code 2).",
+  run(args, io) {
+    const { positionals } = parse(args, {}, 1);
+    const file = positionals[0];
+    if (file === undefined) throw new UsageError("validate needs a pipeline file");
+    try {
+      const pipeline = loadPipeline(file);
+      const count = pipeline.jobs.length;
+      io.out(`${file}: ok (${count} ${count === 1 ? "job" : "jobs"})\n`);
+      return EXIT.ok;
+    } catch (error) {
+      if (error instanceof PipelineError) {
+        for (const problem of error.problems) io.err(`${formatProblem(problem)}\n`);
+        return EXIT.usage;
+      }
+      if (error instanceof NotFoundError) {
+        io.err(`slipway: ${error.message}\n`);
+        return EXIT.usage;
+      }
+      throw error;
+    }
+  },
+};

@@ -1,0 +1,96 @@
+/**
+ * Following runs in the foreground: show their events, cancel them on the first interrupt, and
+ * return the exit code that sums them up (the worst of them) once all have ended.
+ */
+import type { ExecutionResult } from "../engine/executor.js";
+import type { Plan } from "../pipeline/plan.js";
+import type { StepRecord } from "../storage/types.js";
+import type { Io } from "./command.js";
+import { duration } from "./format.js";
+import { exitCodeOf, onInterrupt, type Session } from "./session.js";
+import { createView, type ViewMode } from "./view.js";
+
+export interface Followed {
+  id: string;
+  plan: Plan;
+}
+
+/** How output is shown: `--json` wins; a terminal gets the live table; anything else plain lines. */
+export function viewMode(json: boolean | undefined): ViewMode {
+  if (json) return "json";
+  return process.stdout.isTTY ? "live" : "plain";
+}
+
+/**
+ * Follows the runs until every one has ended, while `begin` starts or continues them (events are
+ * listened to first, so none is missed). Returns the worst exit code.
+ */
+export async function follow(
+  session: Session,
+  runs: readonly Followed[],
+  mode: ViewMode,
+  io: Io,
+  begin: () => Promise<void>,
+): Promise<number> {
+  const { executor } = session;
+  const view = createView(mode, io, new Map(runs.map((r) => [r.id, r.plan])));
+  const stops = runs.map((run) => executor.on((event) => view.event(event), run.id));
+  let interrupted = false;
+  const uninstall = onInterrupt((signal) => {
+    interrupted = true;
+    for (const run of runs) void executor.cancel(run.id, `interrupted (${signal})`).catch(() => {});
+  }, io);
+  try {
+    await begin();
+    const results = await Promise.all(runs.map((run) => executor.result(run.id)));
+    view.close();
+    let worst = 0;
+    for (const result of results) {
+      const run = runs.find((r) => r.id === result.id)!;
+      if (mode !== "json") io.out(await summary(session, result, run.plan));
+      worst = Math.max(worst, exitCodeOf(result.status, interrupted));
+    }
+    return worst;
+  } finally {
+    view.close();
+    uninstall();
+    for (const stop of stops) stop();
+  }
+}
+
+/** The closing lines of a run: how it ended, why, and what to do next. */
+async function summary(session: Session, result: ExecutionResult, plan: Plan): Promise<string> {
+  const info = await session.executor.get(result.id);
+  const record = info?.execution;
+  const took = record ? ` in ${duration((record.endedAt ?? Date.now()) - record.createdAt)}` : "";
+  const lines = [`run ${result.id} ${result.status}${took}`];
+  const cause = result.cause;
+  if (cause?.kind === "failure")
+    lines.push(`  ${labelOf(plan, cause.action)} failed: ${cause.error.message}`);
+  if (cause?.kind === "cancel") lines.push(`  cancelled: ${cause.reason}`);
+  const steps = info?.steps ?? [];
+  const undone = steps.filter((s) => s.status === "undone").map((s) => labelOf(plan, s.action));
+  if (undone.length > 0) lines.push(`  undone: ${undone.join(", ")}`);
+  const skipped = steps.filter((s) => isSkipped(s)).map((s) => labelOf(plan, s.action));
+  if (skipped.length > 0) lines.push(`  skipped: ${skipped.join(", ")}`);
+  for (const { job, reason } of plan.excluded) lines.push(`  not run: ${job} (${reason})`);
+  if (result.status === "needs_attention")
+    lines.push(
+      `  ${result.error?.message ?? "an undo failed"}`,
+      `  fix the cause, then: slipway resume ${result.id}`,
+    );
+  if (result.status === "failed")
+    lines.push(`  held (on_failure: hold): fix the cause, then: slipway retry ${result.id}`);
+  if (result.status === "waiting" || result.status === "running")
+    lines.push(`  continue with: slipway resume ${result.id}`);
+  return `${lines.join("\n")}\n`;
+}
+
+function isSkipped(step: StepRecord): boolean {
+  const value = step.output?.[step.action] as { status?: unknown } | undefined;
+  return step.status === "completed" && value?.status === "skipped";
+}
+
+function labelOf(plan: Plan, action: string): string {
+  return plan.steps.find((s) => s.action === action)?.label ?? action;
+}

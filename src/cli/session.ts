@@ -1,0 +1,114 @@
+/**
+ * A CLI process that runs pipeline runs: storage, an executor that takes only the runs it was given,
+ * the engine's own log in a file (stdout belongs to the user), and the interrupt handling every
+ * foreground command shares.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { pino } from "pino";
+import { Executor } from "../engine/executor.js";
+import { createLogger } from "../logging.js";
+import type { CompiledRun } from "../pipeline/compile.js";
+import type { JobRuntime } from "../pipeline/jobs.js";
+import type { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import type { ExecutionStatus } from "../storage/types.js";
+import { EXIT } from "./command.js";
+import { dataDir, openStorage } from "./state.js";
+
+export interface Session {
+  storage: SqliteStorage;
+  executor: Executor;
+  dataDir: string;
+  runtime: JobRuntime;
+  close(): Promise<void>;
+}
+
+export function jobRuntime(db: string): JobRuntime {
+  return { dataDir: dataDir(db) };
+}
+
+/**
+ * Opens an executor for these compiled runs, taking only the executions in `ids` (a run started by
+ * another terminal is that terminal's business, even when it is the same pipeline).
+ */
+export async function openSession(
+  db: string,
+  runs: readonly CompiledRun[],
+  ids: ReadonlySet<string>,
+): Promise<Session> {
+  const dir = dataDir(db);
+  mkdirSync(dir, { recursive: true });
+  const storage = await openStorage(db);
+  const destination = pino.destination({ dest: join(dir, "slipway.log"), mkdir: true, sync: false });
+  const logger = createLogger({}, destination);
+  const sagas = new Map(runs.map((run) => [`${run.saga.name}@${run.saga.version}`, run.saga]));
+  let executor: Executor;
+  try {
+    executor = await Executor.open({
+      storage,
+      sagas: [...sagas.values()],
+      dataDir: dir,
+      logger,
+      accept: (execution) => ids.has(execution.id),
+      recover: false,
+      pollIntervalMs: 100,
+    });
+  } catch (error) {
+    await storage.close();
+    throw error;
+  }
+  return {
+    storage,
+    executor,
+    dataDir: dir,
+    runtime: jobRuntime(db),
+    async close() {
+      await executor.close();
+      await storage.close();
+      destination.flushSync();
+    },
+  };
+}
+
+/** 0 completed; 1 failed (undone or held); 3 an undo failed; 130 cancelled after an interrupt. */
+export function exitCodeOf(status: ExecutionStatus, interrupted: boolean): number {
+  switch (status) {
+    case "completed":
+      return EXIT.ok;
+    case "needs_attention":
+      return EXIT.attention;
+    case "cancelled":
+      return interrupted ? EXIT.interrupted : EXIT.failed;
+    default:
+      return interrupted ? EXIT.interrupted : EXIT.failed;
+  }
+}
+
+/**
+ * The first SIGINT or SIGTERM calls `cancel` (nothing new starts, running jobs are stopped, undos
+ * run); a second one exits at once, leaving the runs for `slipway resume`. Returns the uninstaller.
+ */
+export function onInterrupt(
+  cancel: (signal: NodeJS.Signals) => void,
+  io: { err(text: string): void },
+): () => void {
+  let count = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    count++;
+    if (count === 1) {
+      io.err(
+        `\n${signal}: cancelling (undoing what was done); press Ctrl-C again to stop at once and resume later\n`,
+      );
+      cancel(signal);
+    } else {
+      io.err(`\n${signal} again: stopping now; run "slipway resume" to continue\n`);
+      process.exit(EXIT.interrupted);
+    }
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
+}

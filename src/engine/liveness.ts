@@ -1,0 +1,38 @@
+/** Which executors are dead: silent past their lease, or their process gone from this host. */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import type { Storage } from "../storage/types.js";
+
+/** An executor silent this long is dead, unless configured otherwise. */
+export const DEFAULT_LEASE_MS = 30_000;
+
+/** Ids of registered executors (other than `except`) that are provably dead. */
+export async function findDeadExecutors(
+  storage: Storage,
+  leaseMs: number,
+  except?: string,
+): Promise<string[]> {
+  const now = Date.now();
+  const host = hostname();
+  return (await storage.listExecutors())
+    .filter(
+      (e) => e.id !== except && (now - e.heartbeatAt > leaseMs || (e.host === host && !processAlive(e.pid))),
+    )
+    .map((e) => e.id);
+}
+
+/** Whether a process runs; a zombie (killed, not yet reaped) counts as dead. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  try {
+    // Linux: /proc/<pid>/stat is "pid (comm) state ..."; comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true;
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * A pipeline run as a saga: each step (job or matrix leg) becomes one action, `needs` becomes the
+ * data flow between them. The run's request and the pipeline's source are the saga's input, so any
+ * later process rebuilds the same saga from storage alone (resume after a crash, retry, cancel).
+ */
+import { createHash } from "node:crypto";
+import { dirname, resolve } from "node:path";
+import { z } from "zod";
+import { type Saga, saga } from "../definition/saga.js";
+import type { ActionContext } from "../definition/types.js";
+import type { Json, JsonObject } from "../json.js";
+import type { ExecutionRecord } from "../storage/types.js";
+import { type JobRuntime, pollCheck, runJob, undoJob } from "./jobs.js";
+import { parsePipeline } from "./parse.js";
+import { type Plan, planRun, type RunRequest } from "./plan.js";
+
+/** What a step's action produces, under its action name. */
+export const stepResultSchema = z.object({
+  status: z.enum(["success", "skipped"]),
+  outputs: z.record(z.string(), z.string()),
+  /** Why a step was skipped. */
+  reason: z.string().optional(),
+});
+export type StepResult = z.infer<typeof stepResultSchema>;
+
+/** The saga's input: everything needed to rebuild the run's saga in another process. */
+export const runSpecSchema = z.object({
+  /** Absolute path of the pipeline file; jobs run in its directory. */
+  file: z.string(),
+  /** The file's text when the run started: later edits don't change a run under way. */
+  source: z.string(),
+  inputs: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+  tiers: z.array(z.string()),
+});
+export type RunSpec = z.infer<typeof runSpecSchema>;
+
+export interface CompiledRun {
+  plan: Plan;
+  saga: Saga;
+  spec: RunSpec;
+}
+
+/** Parses, plans and compiles a run of the pipeline file `file` with text `source`. */
+export function compileRun(
+  file: string,
+  source: string,
+  request: RunRequest,
+  runtime: JobRuntime,
+): CompiledRun {
+  const spec: RunSpec = {
+    file: resolve(file),
+    source,
+    inputs: { ...request.inputs },
+    tiers: [...request.tiers],
+  };
+  const plan = planRun(parsePipeline(source, file), request);
+  return { plan, saga: buildSaga(plan, spec, runtime), spec };
+}
+
+/** The spec a pipeline run was started with, or undefined when the execution is not a pipeline run. */
+export function runSpecOf(execution: ExecutionRecord): RunSpec | undefined {
+  const parsed = runSpecSchema.safeParse((execution.input as JsonObject).run);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** Rebuilds the saga of a stored pipeline run. */
+export function recompile(execution: ExecutionRecord, runtime: JobRuntime): CompiledRun {
+  const spec = runSpecOf(execution);
+  if (!spec) throw new Error(`run ${execution.id} is not a pipeline run`);
+  return compileRun(spec.file, spec.source, spec, runtime);
+}
+
+/**
+ * A saga version identifies the plan: the same file text, inputs and tiers give the same version in
+ * every process; a different plan of the same pipeline is a different version.
+ */
+function planVersion(spec: RunSpec): number {
+  const digest = createHash("sha256").update(JSON.stringify(spec)).digest();
+  return digest.readUInt32BE(0) & 0x7fffffff || 1;
+}
+
+function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
+  const { pipeline } = plan;
+  const context = { plan, dir: dirname(spec.file), runtime };
+  let builder = saga(sagaName(pipeline.name), {
+    version: planVersion(spec),
+    input: { run: runSpecSchema },
+    onFailure: pipeline.onFailure,
+  }) as unknown as Builder;
+  for (const step of plan.steps) {
+    const produces = { [step.action]: stepResultSchema };
+    const job = step.job;
+    if (job.kind === "wait") {
+      builder = builder.waitForSignal(step.action, {
+        signal: job.signal,
+        produces,
+        after: step.needs,
+        // `slipway signal RUN approved '{"by":"ana"}'`: the payload's fields become the job's outputs.
+        fromPayload: (payload: Json) => ({
+          [step.action]: { status: "success", outputs: stringFields(payload) },
+        }),
+        ...(job.timeoutMs !== undefined && { timeoutMs: job.timeoutMs }),
+      });
+    } else if (job.kind === "poll") {
+      builder = builder.poll(step.action, {
+        reads: step.needs,
+        produces,
+        everyMs: job.everyMs,
+        check: (input: Values, ctx: ActionContext) => pollCheck(context, step, input, ctx),
+        retry: { maxAttempts: job.retries + 1 },
+        ...(job.timeoutMs !== undefined && { timeoutMs: job.timeoutMs }),
+      });
+    } else {
+      builder = builder.action(step.action, {
+        reads: step.needs,
+        produces,
+        run: (input: Values, ctx: ActionContext) => runJob(context, step, input, ctx),
+        ...(job.undo && {
+          undo: (input: Values, output: Values, ctx: ActionContext) =>
+            undoJob(context, step, input, output, ctx),
+        }),
+        retry: { maxAttempts: job.retries + 1, initialDelayMs: 1_000, maxDelayMs: 60_000 },
+        undoRetry: { maxAttempts: 3, initialDelayMs: 1_000 },
+      });
+    }
+  }
+  return builder.build() as unknown as Saga;
+}
+
+type Values = Record<string, unknown>;
+
+/** The builder with its compile-time data-flow checks erased: a pipeline's names are only known at run time. */
+type Builder = {
+  action(name: string, spec: Record<string, unknown>): Builder;
+  waitForSignal(name: string, spec: Record<string, unknown>): Builder;
+  poll(name: string, spec: Record<string, unknown>): Builder;
+  build(): unknown;
+};
+
+/** Saga names allow `[A-Za-z0-9_.:-]`; a pipeline name may be any text. */
+function sagaName(name: string): string {
+  return name.replace(/[^A-Za-z0-9_.:-]+/g, "-") || "pipeline";
+}
+
+function stringFields(payload: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (payload === null || typeof payload !== "object" || Array.isArray(payload)) return out;
+  for (const [key, value] of Object.entries(payload))
+    out[key] = typeof value === "string" ? value : JSON.stringify(value);
+  return out;
+}

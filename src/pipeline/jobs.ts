@@ -1,0 +1,321 @@
+/**
+ * What a pipeline step does when the engine runs it: decide whether it is skipped, render its
+ * command, run it as a child process (logged, masked, killable), probe readiness, return its outputs.
+ */
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ActionContext, PollResult } from "../definition/types.js";
+import { SlipwayError } from "../errors.js";
+import { runShell, type ShellResult } from "../shell/process.js";
+import type { StepResult } from "./compile.js";
+import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expressions.js";
+import { type LogPhase, logFileName, runLogDir } from "./logs.js";
+import type { Pipeline, ReadyCheck, RunJob, Template, Value } from "./model.js";
+import type { Plan, Step } from "./plan.js";
+
+/** What job bodies need from the process that runs them. */
+export interface JobRuntime {
+  /** Logs and pid files go under `<dataDir>/logs/<run id>/`. */
+  dataDir: string;
+  /** The environment jobs inherit. Default: this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** After SIGTERM, how long a job's processes get before SIGKILL. Default 5 s. */
+  killGraceMs?: number;
+}
+
+export interface StepContext {
+  plan: Plan;
+  /** The pipeline file's directory: where jobs run unless `working_directory` says otherwise. */
+  dir: string;
+  runtime: JobRuntime;
+}
+
+/** A job ended badly: a non-zero exit, a timeout, a crash loop. The message is what an operator reads first. */
+export class JobError extends SlipwayError {
+  constructor(message: string) {
+    super("job_failed", message);
+    this.name = "JobError";
+  }
+}
+
+/** Default time limit of a `run`, as in GitHub Actions: six hours. */
+const DEFAULT_TIMEOUT_MS = 6 * 3_600_000;
+/** Exit code of a check that says "not yet" (EX_TEMPFAIL). */
+export const NOT_YET = 75;
+
+type Values = Record<string, unknown>;
+
+export async function runJob(
+  context: StepContext,
+  step: Step,
+  input: Values,
+  ctx: ActionContext,
+): Promise<Record<string, StepResult>> {
+  const job = step.job as RunJob;
+  const skip = skipReason(context, step, input);
+  if (skip !== undefined) {
+    ctx.progress(`skipped: ${skip}`, { skipped: true });
+    return { [step.action]: { status: "skipped", outputs: {}, reason: skip } };
+  }
+  const scope = expressionContext(context, step, input);
+  const env = environment(context, step, scope, ctx);
+  const result = await shell(
+    context,
+    step,
+    ctx,
+    "run",
+    job.run,
+    scope,
+    env,
+    job.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+  );
+  if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("run", result));
+  if (job.ready) await probe(context, step, job.ready, scope, env, ctx);
+  return { [step.action]: { status: "success", outputs: result.outputs } };
+}
+
+export async function undoJob(
+  context: StepContext,
+  step: Step,
+  input: Values,
+  output: Values,
+  ctx: ActionContext,
+): Promise<void> {
+  const job = step.job as RunJob;
+  const done = output[step.action] as StepResult | undefined;
+  if (!job.undo || !done || done.status === "skipped") return;
+  const scope: ExpressionContext = { ...expressionContext(context, step, input), outputs: done.outputs };
+  const env = environment(context, step, scope, ctx);
+  const result = await shell(context, step, ctx, "undo", job.undo, scope, env, DEFAULT_TIMEOUT_MS);
+  if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("undo", result));
+}
+
+/** One check of a `poll` job: exit 0 done (its outputs are the job's), 75 not yet, anything else a failure. */
+export async function pollCheck(
+  context: StepContext,
+  step: Step,
+  input: Values,
+  ctx: ActionContext,
+): Promise<PollResult<Record<string, StepResult>>> {
+  const job = step.job;
+  if (job.kind !== "poll") throw new Error(`job ${job.name} is not a poll`);
+  const skip = skipReason(context, step, input);
+  if (skip !== undefined) return { done: true, output: { [step.action]: skipped(skip) } };
+  const scope = expressionContext(context, step, input);
+  const env = environment(context, step, scope, ctx);
+  const result = await shell(context, step, ctx, "poll", job.run, scope, env, job.everyMs * 10);
+  if (result.outcome === "exited" && result.exitCode === 0)
+    return { done: true, output: { [step.action]: { status: "success", outputs: result.outputs } } };
+  if (result.outcome === "exited" && result.exitCode === NOT_YET) {
+    const message = result.tail.at(-1);
+    return message === undefined ? { done: false } : { done: false, message };
+  }
+  throw new JobError(failure("check", result));
+}
+
+function skipped(reason: string): StepResult {
+  return { status: "skipped", outputs: {}, reason };
+}
+
+/** Why the step does not run: a job it needs was skipped, or its `if` is false. */
+function skipReason(context: StepContext, step: Step, input: Values): string | undefined {
+  for (const action of step.needs) {
+    const need = input[action] as StepResult | undefined;
+    if (need?.status === "skipped") return `needs ${labelOf(context.plan, action)}, which was skipped`;
+  }
+  const condition = step.job.if;
+  if (condition && !evaluateCondition(condition, expressionContext(context, step, input)))
+    return `if: ${condition.source} is false`;
+  return undefined;
+}
+
+function labelOf(plan: Plan, action: string): string {
+  return plan.steps.find((s) => s.action === action)?.label ?? action;
+}
+
+/** What expressions in this step read: inputs, its matrix leg, the outputs of the jobs it needs, env. */
+function expressionContext(context: StepContext, step: Step, input: Values): ExpressionContext {
+  const needs: Record<string, { outputs: Record<string, string> }> = {};
+  for (const action of step.needs) {
+    const result = input[action] as StepResult | undefined;
+    const job = context.plan.steps.find((s) => s.action === action)?.job.name ?? action;
+    // Legs of one matrix job share its name: their outputs merge, later legs winning (as in GitHub).
+    needs[job] = { outputs: { ...needs[job]?.outputs, ...result?.outputs } };
+  }
+  const scope: ExpressionContext = { inputs: context.plan.inputs, needs, env: {} };
+  if (step.matrix) scope.matrix = step.matrix;
+  scope.env = renderEnv(context.plan.pipeline, step, scope);
+  return scope;
+}
+
+/** The pipeline's `env`, then the job's, rendered in order (a later one may read an earlier one). */
+function renderEnv(pipeline: Pipeline, step: Step, scope: ExpressionContext): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const templates of [pipeline.env, step.job.env]) {
+    for (const [name, template] of Object.entries(templates))
+      env[name] = renderTemplate(template, { ...scope, env });
+  }
+  return env;
+}
+
+/** The child's environment: this process's, then the pipeline's and job's env, inputs, secrets, and the run's identity. */
+function environment(
+  context: StepContext,
+  step: Step,
+  scope: ExpressionContext,
+  ctx: ActionContext,
+): { vars: Record<string, string>; mask: string[] } {
+  const vars: Record<string, string> = {};
+  for (const [name, value] of Object.entries(context.runtime.env ?? process.env))
+    if (value !== undefined) vars[name] = value;
+  Object.assign(vars, scope.env);
+  for (const [name, value] of Object.entries(context.plan.inputs))
+    vars[`INPUT_${name.toUpperCase().replaceAll("-", "_")}`] = formatInput(value);
+  for (const [axis, value] of Object.entries(step.matrix ?? {}))
+    vars[`MATRIX_${axis.toUpperCase().replaceAll("-", "_")}`] = String(value);
+  const mask: string[] = [];
+  for (const [name, value] of Object.entries(readSecrets(context))) {
+    vars[name] = value;
+    mask.push(value);
+  }
+  Object.assign(vars, {
+    SLIPWAY: "1",
+    SLIPWAY_RUN_ID: ctx.executionId,
+    SLIPWAY_RUN_NAME: ctx.runName ?? "",
+    SLIPWAY_PIPELINE: context.plan.pipeline.name,
+    SLIPWAY_JOB: step.job.name,
+    SLIPWAY_STEP: step.action,
+    SLIPWAY_ATTEMPT: String(ctx.attempt),
+    SLIPWAY_IDEMPOTENCY_KEY: ctx.idempotencyKey,
+  });
+  return { vars, mask };
+}
+
+function formatInput(value: Value): string {
+  return value === null ? "" : String(value);
+}
+
+/**
+ * Secrets are read when a job starts, in the process that runs it, and never stored: a run resumed
+ * elsewhere reads them from its own environment.
+ */
+function readSecrets(context: StepContext): Record<string, string> {
+  const values: Record<string, string> = {};
+  const env = context.runtime.env ?? process.env;
+  for (const secret of Object.values(context.plan.pipeline.secrets)) {
+    if (secret.source.kind === "env") {
+      const value = env[secret.source.name];
+      if (value === undefined)
+        throw new JobError(`secret ${secret.name}: environment variable ${secret.source.name} is not set`);
+      values[secret.name] = value;
+    } else {
+      const path = resolve(context.dir, secret.source.path);
+      try {
+        values[secret.name] = readFileSync(path, "utf8").replace(/\r?\n$/, "");
+      } catch (error) {
+        throw new JobError(`secret ${secret.name}: cannot read ${path}: ${(error as Error).message}`);
+      }
+    }
+  }
+  return values;
+}
+
+async function shell(
+  context: StepContext,
+  step: Step,
+  ctx: ActionContext,
+  phase: LogPhase,
+  template: Template,
+  scope: ExpressionContext,
+  env: { vars: Record<string, string>; mask: string[] },
+  timeoutMs: number,
+): Promise<ShellResult> {
+  const dir = runLogDir(context.runtime.dataDir, ctx.executionId);
+  const base = join(dir, logFileName(step.action, phase, ctx.attempt));
+  const cwd = step.job.workingDirectory
+    ? resolve(context.dir, renderTemplate(step.job.workingDirectory, scope))
+    : context.dir;
+  return runShell({
+    script: renderTemplate(template, scope),
+    cwd,
+    env: env.vars,
+    logFile: base,
+    outputFile: `${base}.outputs`,
+    mask: env.mask,
+    pidFile: `${base}.pid`,
+    signal: ctx.signal,
+    timeoutMs,
+    graceMs: context.runtime.killGraceMs ?? 5_000,
+    onLine: (stream, line) => ctx.progress(line, { stream, phase }),
+  });
+}
+
+/**
+ * After `run` succeeded, probe until ready. Failures seen are counted in a sliding window: as soon as
+ * `crash_loop.failures` fall within `crash_loop.within`, the job fails with the probe's last output,
+ * instead of waiting out the timeout (a service restarting every six seconds will never be ready).
+ */
+async function probe(
+  context: StepContext,
+  step: Step,
+  ready: ReadyCheck,
+  scope: ExpressionContext,
+  env: { vars: Record<string, string>; mask: string[] },
+  ctx: ActionContext,
+): Promise<void> {
+  const started = Date.now();
+  const deadline = started + ready.timeoutMs;
+  const failures: number[] = [];
+  const threshold = ready.crashLoop?.failures ?? 1;
+  const window = ready.crashLoop?.withinMs ?? Number.POSITIVE_INFINITY;
+  let checks = 0;
+  for (;;) {
+    checks++;
+    const remaining = deadline - Date.now();
+    // Probe output goes to the attempt's log, after the run's.
+    const result = await shell(context, step, ctx, "run", ready.run, scope, env, Math.max(remaining, 1));
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    if (result.outcome === "exited" && result.exitCode === 0) {
+      ctx.progress(`ready after ${checks} checks`, { ready: true, ms: Date.now() - started });
+      return;
+    }
+    const now = Date.now();
+    if (!(result.outcome === "exited" && result.exitCode === NOT_YET)) {
+      failures.push(now);
+      while (failures.length > 0 && now - failures[0]! > window) failures.shift();
+      if (failures.length >= threshold) {
+        const what =
+          threshold === 1
+            ? "the readiness probe failed"
+            : `crash loop: ${failures.length} probe failures within ${Math.round(window / 1000)}s`;
+        throw new JobError(`${what} (${describeExit(result)}): ${lastOutput(result)}`);
+      }
+    }
+    if (now + ready.everyMs > deadline)
+      throw new JobError(
+        `not ready after ${Math.round(ready.timeoutMs / 1000)}s (${checks} checks): ${lastOutput(result)}`,
+      );
+    await sleep(ready.everyMs, undefined, { signal: ctx.signal }).catch(() => {
+      throw ctx.signal.reason;
+    });
+  }
+}
+
+function describeExit(result: ShellResult): string {
+  if (result.outcome === "timeout") return "timed out";
+  if (result.outcome === "aborted") return "stopped";
+  return result.exitCode === null ? `killed by ${result.signal}` : `exit ${result.exitCode}`;
+}
+
+function lastOutput(result: ShellResult): string {
+  const lines = result.tail.slice(-5);
+  return lines.length === 0 ? "(no output)" : lines.join(" | ");
+}
+
+function failure(what: "run" | "undo" | "check", result: ShellResult): string {
+  const label = what === "run" ? "" : `${what} `;
+  if (result.outcome === "timeout") return `${label}timed out: ${lastOutput(result)}`;
+  if (result.outcome === "aborted") return `${label}stopped`;
+  return `${label}failed (${describeExit(result)}): ${lastOutput(result)}`;
+}

@@ -1,0 +1,189 @@
+/**
+ * Planning a run: the values of its inputs, the tiers it asked for, and the steps that follow from
+ * them (one per job, one per matrix leg), before anything runs.
+ */
+import { evaluateCondition } from "./expressions.js";
+import type { Input, Job, MatrixValue, Pipeline, Value } from "./model.js";
+import { closest, listOr, PipelineInputError } from "./problems.js";
+
+/** What a run was asked for on the command line or over the API: raw strings, as typed. */
+export interface RunRequest {
+  inputs: Record<string, string | number | boolean>;
+  tiers: readonly string[];
+}
+
+/** One unit of work: a job, or one leg of a job's matrix. Becomes one saga action. */
+export interface Step {
+  /** The saga action's name: the job's name, with the leg's values after a dot for a matrix leg. */
+  action: string;
+  job: Job;
+  /** The leg's values, for a matrix leg. */
+  matrix?: Record<string, MatrixValue>;
+  /** Action names of the steps of every job this one needs (all legs of a matrix job). */
+  needs: string[];
+  /** `build-app (linux/amd64)`: how people read it. */
+  label: string;
+}
+
+export interface Plan {
+  pipeline: Pipeline;
+  inputs: Record<string, Value>;
+  tiers: string[];
+  /** In file order. */
+  steps: Step[];
+  /** Jobs left out of this run, and why. */
+  excluded: { job: string; reason: string }[];
+}
+
+/** Plans a run; throws PipelineInputError listing every problem with the request. */
+export function planRun(pipeline: Pipeline, request: RunRequest): Plan {
+  const problems: string[] = [];
+  const inputs = resolveInputs(pipeline.inputs, request.inputs, problems);
+
+  const tiers = [...new Set(request.tiers)];
+  const known = new Set(pipeline.jobs.flatMap((job) => (job.tier === undefined ? [] : [job.tier])));
+  for (const tier of tiers) {
+    if (!known.has(tier)) {
+      const hint = closest(tier, known);
+      problems.push(
+        `no job is in tier "${tier}"${known.size ? ` (tiers: ${listOr([...known].sort(), "and")})` : ""}${hint ? `; did you mean "${hint}"?` : ""}`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new PipelineInputError(problems);
+
+  // A job of a tier nobody asked for is left out, and so is everything that needs it.
+  const excluded = new Map<string, string>();
+  for (const job of pipeline.jobs) {
+    if (job.tier !== undefined && !tiers.includes(job.tier))
+      excluded.set(job.name, `tier "${job.tier}" not requested (--tier ${job.tier})`);
+  }
+  let changed = true;
+  while (changed) {
+    changed = false;
+    for (const job of pipeline.jobs) {
+      if (excluded.has(job.name)) continue;
+      const missing = job.needs.find((name) => excluded.has(name));
+      if (missing !== undefined) {
+        excluded.set(job.name, `needs "${missing}", which is left out`);
+        changed = true;
+      }
+    }
+  }
+
+  const actionsOf = new Map<string, string[]>();
+  const steps: Step[] = [];
+  const taken = new Set<string>();
+  for (const job of pipeline.jobs) {
+    if (excluded.has(job.name)) continue;
+    const needs = job.needs.flatMap((name) => actionsOf.get(name) ?? []);
+    if (!job.matrix) {
+      taken.add(job.name);
+      actionsOf.set(job.name, [job.name]);
+      steps.push({ action: job.name, job, needs, label: job.name });
+      continue;
+    }
+    const legs = expandMatrix(job, inputs);
+    if (legs.length === 0) {
+      problems.push(`job "${job.name}": its matrix has no legs for these inputs`);
+      continue;
+    }
+    const names: string[] = [];
+    for (const leg of legs) {
+      const action = uniqueName(`${job.name}.${legName(leg)}`, taken);
+      names.push(action);
+      const label = `${job.name} (${Object.values(leg).map(String).join(", ")})`;
+      steps.push({ action, job, matrix: leg, needs, label });
+    }
+    actionsOf.set(job.name, names);
+  }
+  if (problems.length > 0) throw new PipelineInputError(problems);
+  return {
+    pipeline,
+    inputs,
+    tiers,
+    steps,
+    excluded: [...excluded].map(([job, reason]) => ({ job, reason })),
+  };
+}
+
+function resolveInputs(
+  declared: Record<string, Input>,
+  given: RunRequest["inputs"],
+  problems: string[],
+): Record<string, Value> {
+  const values: Record<string, Value> = {};
+  for (const name of Object.keys(given)) {
+    if (!Object.hasOwn(declared, name)) {
+      const hint = closest(name, Object.keys(declared));
+      problems.push(`unknown input "${name}"${hint ? `; did you mean "${hint}"?` : ""}`);
+    }
+  }
+  for (const input of Object.values(declared)) {
+    const raw = Object.hasOwn(given, input.name) ? given[input.name] : input.default;
+    if (raw === undefined) {
+      problems.push(`input "${input.name}" is required: give it with --input ${input.name}=VALUE`);
+      continue;
+    }
+    const typed = coerce(input, raw);
+    if ("problem" in typed) problems.push(typed.problem);
+    else values[input.name] = typed.value;
+  }
+  return values;
+}
+
+/** The value of an input as its declared type, or what is wrong with it. */
+function coerce(input: Input, raw: string | number | boolean): { value: Value } | { problem: string } {
+  const text = String(raw);
+  const wrong = (what: string) => ({ problem: `input "${input.name}" must be ${what}, got "${text}"` });
+  switch (input.type) {
+    case "boolean":
+      if (raw === true || text === "true") return { value: true };
+      if (raw === false || text === "false") return { value: false };
+      return wrong("true or false");
+    case "number": {
+      const n = typeof raw === "number" ? raw : Number(text);
+      return text.trim() !== "" && Number.isFinite(n) ? { value: n } : wrong("a number");
+    }
+    case "choice":
+      return input.options?.includes(text) ? { value: text } : wrong(`one of ${listOr(input.options ?? [])}`);
+    default:
+      return { value: text };
+  }
+}
+
+/** The legs of a job's matrix: the product of its axes, minus excluded ones, plus included ones that apply. */
+export function expandMatrix(job: Job, inputs: Record<string, Value>): Record<string, MatrixValue>[] {
+  const matrix = job.matrix;
+  if (!matrix) return [];
+  let legs: Record<string, MatrixValue>[] = [{}];
+  const axes = Object.entries(matrix.axes);
+  for (const [axis, values] of axes) {
+    legs = legs.flatMap((leg) => values.map((value) => ({ ...leg, [axis]: value })));
+  }
+  if (axes.length === 0) legs = [];
+  const matches = (leg: Record<string, MatrixValue>, pattern: Record<string, MatrixValue>) =>
+    Object.entries(pattern).every(([axis, value]) => leg[axis] === value);
+  legs = legs.filter((leg) => !matrix.exclude.some((pattern) => matches(leg, pattern)));
+  for (const include of matrix.include) {
+    if (include.if && !evaluateCondition(include.if, { inputs })) continue;
+    if (!legs.some((leg) => matches(leg, include.values) && matches(include.values, leg)))
+      legs.push({ ...include.values });
+  }
+  return legs;
+}
+
+/** `linux/amd64` → `linux-amd64`: action names allow letters, digits, `_`, `-` and `.`. */
+function legName(leg: Record<string, MatrixValue>): string {
+  const text = Object.values(leg)
+    .map((value) => String(value).replace(/[^A-Za-z0-9_-]+/g, "-"))
+    .join(".");
+  return text.replace(/^-+|-+$/g, "") || "leg";
+}
+
+function uniqueName(wanted: string, taken: Set<string>): string {
+  let name = wanted;
+  for (let n = 2; taken.has(name); n++) name = `${wanted}-${n}`;
+  taken.add(name);
+  return name;
+}

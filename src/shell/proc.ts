@@ -1,0 +1,113 @@
+/** Linux /proc readers and process-group termination shared by the shell runner and the orphan sweep (Linux only). */
+import { readdirSync, readFileSync } from "node:fs";
+
+export interface ProcStat {
+  pid: number;
+  /** Field 3: R, S, D, Z, ... */
+  state: string;
+  /** Field 5. */
+  pgid: number;
+  /** Field 22: clock ticks since boot; with the pid it names one process across pid reuse. */
+  startTime: number;
+}
+
+/** Parses /proc/<pid>/stat; undefined if the process is gone (or /proc is unavailable). */
+export function readProcStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // Field 2 (comm) is parenthesised and may itself contain spaces and parentheses: split after the last ")".
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const state = fields[0];
+  const pgid = Number(fields[2]);
+  const startTime = Number(fields[19]);
+  if (!state || !Number.isInteger(pgid) || !Number.isInteger(startTime)) return undefined;
+  return { pid, state, pgid, startTime };
+}
+
+/**
+ * The live processes whose process group is `pgid`. Zombies are left out: they hold no resources, can't be
+ * killed, and an init that doesn't reap (as in some containers) would otherwise keep a group "alive" forever.
+ */
+export function groupMembers(pgid: number): ProcStat[] {
+  let names: string[];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  const members: ProcStat[] = [];
+  for (const name of names) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const stat = readProcStat(pid);
+    if (stat && stat.pgid === pgid && stat.state !== "Z") members.push(stat);
+  }
+  return members;
+}
+
+/** Resident memory of one process in bytes (VmRSS), 0 if gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+let cachedBootId: string | undefined;
+
+/** This boot's id: pids and start times recorded under another boot id mean nothing now. */
+export function bootId(): string | undefined {
+  if (cachedBootId === undefined) {
+    try {
+      cachedBootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    } catch {
+      return undefined;
+    }
+  }
+  return cachedBootId;
+}
+
+/** Sends a signal to a whole group; false if no process received it. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    // ESRCH: the group is already empty; EPERM: not ours to signal. Either way nothing more to do here.
+    return false;
+  }
+}
+
+const POLL_MS = 20;
+/** After SIGKILL, how long to wait for the kernel to tear processes down (a process in D state may linger). */
+const KILL_WAIT_MS = 2_000;
+
+/** Polls until the group has no live member; false if `ms` passed first. */
+export async function waitGroupGone(pgid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (groupMembers(pgid).length === 0) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.min(POLL_MS, Math.max(1, deadline - Date.now()))),
+    );
+  }
+}
+
+/**
+ * SIGTERM to the group, SIGKILL after `graceMs` if anything is left. Resolves true once no live member
+ * remains, false if some survived even SIGKILL for a while. Callers check beforehand that the group is theirs.
+ */
+export async function terminateGroup(pgid: number, graceMs: number): Promise<boolean> {
+  if (groupMembers(pgid).length === 0) return true;
+  signalGroup(pgid, "SIGTERM");
+  if (await waitGroupGone(pgid, graceMs)) return true;
+  signalGroup(pgid, "SIGKILL");
+  return waitGroupGone(pgid, KILL_WAIT_MS);
+}

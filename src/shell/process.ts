@@ -1,0 +1,328 @@
+/** Runs one shell job attempt as a child process group: logged, masked, bounded in time, and leaving nothing behind. */
+import { spawn } from "node:child_process";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  createWriteStream,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { delimiter, dirname, join } from "node:path";
+import type { Readable } from "node:stream";
+import { bootId, groupMembers, readProcStat, rssBytes, terminateGroup } from "./proc.js";
+
+/** Names one process group across pid reuse and reboots (Linux /proc semantics). */
+export interface ProcessIdentity {
+  /** The group leader's pid, which is also the group id. */
+  pgid: number;
+  /** Field 22 of /proc/<pgid>/stat: the leader's start, in clock ticks since boot. */
+  startTime: number;
+  /** /proc/sys/kernel/random/boot_id when recorded; a different one means the group died with the machine. */
+  bootId?: string;
+}
+
+export interface ShellOptions {
+  /** Run as `bash -e -o pipefail -c SCRIPT` (`sh -e -c SCRIPT` when there is no bash on PATH). */
+  script: string;
+  cwd: string;
+  /** The complete environment: nothing of process.env is added. */
+  env: Record<string, string>;
+  /** Per-attempt log, appended to; each line is `<ISO time> <out|err> <text>`. */
+  logFile: string;
+  /** Put in $SLIPWAY_OUTPUT (created empty before start) and parsed after exit. */
+  outputFile?: string;
+  /** Secret values, replaced by *** in the log, in onLine and in tail. */
+  mask?: readonly string[];
+  onLine?: (stream: "out" | "err", line: string) => void;
+  /** Abort: SIGTERM to the whole group, SIGKILL after graceMs. */
+  signal?: AbortSignal;
+  /** Like an abort, with outcome "timeout". */
+  timeoutMs?: number;
+  /** Default 5000. */
+  graceMs?: number;
+  /** Written (fsync'd) right after spawn with the ProcessIdentity as JSON; removed once the group is gone. */
+  pidFile?: string;
+  onSpawn?: (identity: ProcessIdentity) => void;
+}
+
+export interface ShellResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  outcome: "exited" | "timeout" | "aborted";
+  /** From $SLIPWAY_OUTPUT. */
+  outputs: Record<string, string>;
+  /** The last output lines of both streams (masked), for error messages. */
+  tail: string[];
+  /** Peak sum of RSS over the group's processes, sampled every ~200 ms; 0 if never sampled. */
+  peakRssBytes: number;
+  durationMs: number;
+}
+
+const DEFAULT_GRACE_MS = 5_000;
+/** Stragglers left after the main process exited get less patience than an aborted job. */
+const LEFTOVER_GRACE_MS = 1_000;
+/** Once the group is gone its pipes close at once; a process that escaped the group may hold them open. */
+const STREAM_DRAIN_MS = 1_000;
+const TAIL_LINES = 20;
+const RSS_SAMPLE_MS = 200;
+
+export async function runShell(options: ShellOptions): Promise<ShellResult> {
+  const started = Date.now();
+  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+  let cwdIsDir = false;
+  try {
+    cwdIsDir = statSync(options.cwd).isDirectory();
+  } catch {}
+  // Without this check spawn reports a missing cwd as "spawn bash ENOENT", blaming the shell.
+  if (!cwdIsDir) throw new Error(`working directory ${options.cwd} does not exist or is not a directory`);
+
+  const env = { ...options.env };
+  if (options.outputFile !== undefined) {
+    mkdirSync(dirname(options.outputFile), { recursive: true });
+    writeFileSync(options.outputFile, "");
+    env.SLIPWAY_OUTPUT = options.outputFile;
+  }
+  if (options.signal?.aborted) {
+    return {
+      exitCode: null,
+      signal: null,
+      outcome: "aborted",
+      outputs: {},
+      tail: [],
+      peakRssBytes: 0,
+      durationMs: 0,
+    };
+  }
+
+  mkdirSync(dirname(options.logFile), { recursive: true });
+  const log = createWriteStream(options.logFile, { flags: "a" });
+  const logClosed = () => new Promise<void>((resolve) => (log.closed ? resolve() : log.end(resolve)));
+
+  // Set once spawned; until then there is nothing to stop.
+  let pgid = 0;
+  let running = false;
+  let outcome: ShellResult["outcome"] = "exited";
+  let stopping: Promise<boolean> | undefined;
+  const stop = (why: "timeout" | "aborted") => {
+    if (!running || stopping) return;
+    outcome = why;
+    stopping = terminateGroup(pgid, graceMs);
+  };
+  // A broken log, pid file or callback fails the run (after the group is stopped), never crashes the host.
+  let failure: unknown;
+  const fail = (error: unknown) => {
+    failure ??= error;
+    stop("aborted");
+  };
+  log.on("error", fail);
+
+  const mask = masker(options.mask ?? []);
+  const tail: string[] = [];
+  const emit = (stream: "out" | "err", raw: string) => {
+    const line = mask(raw);
+    log.write(`${new Date().toISOString()} ${stream} ${line}\n`);
+    tail.push(line);
+    if (tail.length > TAIL_LINES) tail.shift();
+    try {
+      options.onLine?.(stream, line);
+    } catch (error) {
+      fail(error);
+    }
+  };
+
+  const [shell, args] = shellCommand(options.script, env.PATH ?? "");
+  const child = spawn(shell, args, {
+    cwd: options.cwd,
+    env,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.once("exit", (code, signal) => resolve([code, signal])),
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", reject);
+    });
+  } catch (error) {
+    await logClosed();
+    throw new Error(`could not start ${shell} in ${options.cwd}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  child.on("error", fail);
+  const drained = Promise.all([
+    readLines(child.stdout, (line) => emit("out", line)),
+    readLines(child.stderr, (line) => emit("err", line)),
+  ]);
+
+  // With detached: true libuv calls setsid() before exec, so the child leads a group whose id is its pid.
+  pgid = child.pid!;
+  running = true;
+  const identity: ProcessIdentity = { pgid, startTime: readProcStat(pgid)?.startTime ?? 0, bootId: bootId() };
+  try {
+    if (options.pidFile !== undefined) writeDurably(options.pidFile, `${JSON.stringify(identity)}\n`);
+    options.onSpawn?.(identity);
+  } catch (error) {
+    fail(error);
+  }
+
+  let peakRssBytes = 0;
+  const sample = () => {
+    let total = 0;
+    for (const member of groupMembers(pgid)) total += rssBytes(member.pid);
+    peakRssBytes = Math.max(peakRssBytes, total);
+  };
+  const sampler = setInterval(sample, RSS_SAMPLE_MS);
+
+  const onAbort = () => stop("aborted");
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.signal?.aborted) onAbort(); // aborted while spawning
+  const timer =
+    options.timeoutMs === undefined ? undefined : setTimeout(() => stop("timeout"), options.timeoutMs);
+
+  const [exitCode, signal] = await exited;
+  running = false;
+  clearInterval(sampler);
+  clearTimeout(timer);
+  options.signal?.removeEventListener("abort", onAbort);
+
+  // Background processes of the job (`cmd &`) outlive the shell; none may survive the attempt.
+  const groupGone = await (stopping ?? terminateGroup(pgid, Math.min(graceMs, LEFTOVER_GRACE_MS)));
+  if (!(await settlesWithin(drained, STREAM_DRAIN_MS))) {
+    child.stdout.destroy();
+    child.stderr.destroy();
+  }
+  await logClosed();
+  // Keep the pid file while something survived even SIGKILL, so a later sweep can retry.
+  if (options.pidFile !== undefined && groupGone) rmSync(options.pidFile, { force: true });
+  if (failure !== undefined) throw failure;
+
+  let outputs: Record<string, string> = {};
+  if (options.outputFile !== undefined) {
+    let text = "";
+    try {
+      text = readFileSync(options.outputFile, "utf8");
+    } catch {} // the script removed it: it wrote nothing we can read
+    const parsed = parseOutputs(text);
+    // A failed script may have been cut off mid-write; its own failure is the error worth reporting.
+    if (parsed.problems.length > 0 && outcome === "exited" && exitCode === 0) {
+      throw new Error(`invalid $SLIPWAY_OUTPUT (${options.outputFile}): ${parsed.problems.join("; ")}`);
+    }
+    outputs = parsed.outputs;
+  }
+  return { exitCode, signal, outcome, outputs, tail, peakRssBytes, durationMs: Date.now() - started };
+}
+
+/**
+ * Parses the $SLIPWAY_OUTPUT format (GitHub Actions' $GITHUB_OUTPUT): `key=value` lines and multi-line
+ * `key<<DELIM` ... `DELIM` blocks. Malformed parts are skipped and described in `problems`.
+ */
+export function parseOutputs(text: string): { outputs: Record<string, string>; problems: string[] } {
+  const outputs: Record<string, string> = {};
+  const problems: string[] = [];
+  const lines = text.split("\n").map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line));
+  if (lines.at(-1) === "") lines.pop();
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.trim() === "") continue;
+    const eq = line.indexOf("=");
+    const heredoc = line.indexOf("<<");
+    if (heredoc > 0 && (eq < 0 || heredoc < eq)) {
+      const key = line.slice(0, heredoc);
+      const delim = line.slice(heredoc + 2);
+      const end = lines.indexOf(delim, i + 1);
+      if (delim === "" || end < 0) {
+        problems.push(`line ${i + 1}: ${key}<<${delim} has no closing ${JSON.stringify(delim)} line`);
+        break;
+      }
+      outputs[key] = lines.slice(i + 1, end).join("\n");
+      i = end;
+    } else if (eq > 0) {
+      outputs[line.slice(0, eq)] = line.slice(eq + 1);
+    } else {
+      problems.push(`line ${i + 1}: expected key=value or key<<DELIMITER`);
+    }
+  }
+  return { outputs, problems };
+}
+
+/** Replaces every occurrence of each secret with ***, longest first so a secret containing another is hidden whole. */
+export function masker(secrets: readonly string[]): (text: string) => string {
+  // Output is masked line by line, so a multi-line secret could only ever match line by line.
+  const values = new Set(secrets.flatMap((s) => [s, ...(s.includes("\n") ? s.split(/\r?\n/) : [])]));
+  const sorted = [...values].filter((v) => v.trim() !== "").sort((a, b) => b.length - a.length);
+  if (sorted.length === 0) return (text) => text;
+  const pattern = new RegExp(sorted.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"), "g");
+  return (text) => text.replace(pattern, "***");
+}
+
+function shellCommand(script: string, path: string): [string, string[]] {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const bash = join(dir, "bash");
+    try {
+      accessSync(bash, constants.X_OK);
+      return [bash, ["-e", "-o", "pipefail", "-c", script]];
+    } catch {}
+  }
+  return ["/bin/sh", ["-e", "-c", script]];
+}
+
+/** Calls `onLine` per line (without \n or \r\n, final unterminated line included); resolves at end of stream. */
+function readLines(stream: Readable, onLine: (line: string) => void): Promise<void> {
+  // setEncoding decodes through a StringDecoder, so a multi-byte character split across chunks stays whole.
+  stream.setEncoding("utf8");
+  let pending = "";
+  const flush = (line: string) => onLine(line.endsWith("\r") ? line.slice(0, -1) : line);
+  stream.on("data", (chunk: string) => {
+    const parts = (pending + chunk).split("\n");
+    pending = parts.pop()!;
+    for (const part of parts) flush(part);
+  });
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pending !== "") flush(pending);
+      pending = "";
+      resolve();
+    };
+    stream.once("end", done);
+    // Destroyed after STREAM_DRAIN_MS: keep what arrived.
+    stream.once("close", done);
+  });
+}
+
+/** Write, fsync, rename: a crash leaves either no pid file or a complete one. */
+function writeDurably(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const temp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(temp, "w");
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
