@@ -9,6 +9,7 @@ import { resume, retry } from "./commands/resume.js";
 import { run } from "./commands/run.js";
 import { ls, show } from "./commands/runs.js";
 import { signal } from "./commands/signal.js";
+import { validate } from "./commands/validate.js";
 
 export { EXIT, type Io } from "./command.js";
 
@@ -40,7 +41,7 @@ const commands: Command[] = [
     },
   },
   run,
-
+  validate,
   ls,
   show,
   logs,

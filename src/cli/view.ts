@@ -114,7 +114,7 @@ export function createView(mode: ViewMode, io: Io, plans: ReadonlyMap<string, Pl
       }
     }
     const text = table(rows);
-    const width = process.stdout.columns ?? 120;
+    const width = process.stdout.columns || 120;
     const lines = text
       .split("\n")
       .slice(0, -1)
@@ -124,6 +124,7 @@ export function createView(mode: ViewMode, io: Io, plans: ReadonlyMap<string, Pl
     );
     drawnLines = lines.length;
   };
+  let closed = false;
   const frame = setInterval(draw, 100);
   const clock = setInterval(() => {
     dirty = true;
@@ -134,6 +135,8 @@ export function createView(mode: ViewMode, io: Io, plans: ReadonlyMap<string, Pl
       dirty = true;
     },
     close() {
+      if (closed) return;
+      closed = true;
       clearInterval(frame);
       clearInterval(clock);
       dirty = true;

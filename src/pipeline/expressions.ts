@@ -226,7 +226,7 @@ export function parseExpression(source: string, base = 0): Expr {
       if (first.text === "null") return { kind: "literal", value: null, offset: first.offset };
     }
     if (!(CONTEXT_ROOTS as readonly string[]).includes(first.text)) {
-      throw unknownRoot(first.text, first.offset, path.length === 0);
+      throw unknownRoot(first.text, first.offset, path.length === 0, path[0]);
     }
     return { kind: "ref", root: first.text as ContextRoot, path, offset: first.offset, pathOffsets };
   };
@@ -242,10 +242,10 @@ export function parseExpression(source: string, base = 0): Expr {
   return expr;
 }
 
-function unknownRoot(name: string, offset: number, bare: boolean): ExpressionError {
+function unknownRoot(name: string, offset: number, bare: boolean, field?: string): ExpressionError {
   if (name === "secrets") {
     return new ExpressionError(
-      "expressions can't read secrets (they would show in command lines and logs): each secret is in the step's environment under its name, e.g. `$REGISTRY_TOKEN`",
+      `expressions can't read secrets (they would show in command lines and logs): each secret is in the step's environment under its name, e.g. \`$${field ?? "REGISTRY_TOKEN"}\``,
       offset,
     );
   }

@@ -51,7 +51,10 @@ export type InputType = "string" | "boolean" | "number" | "choice";
 
 export interface Input {
   name: string;
-  /** `string` unless given; a boolean `default` without `type` makes a `boolean` input. */
+  /**
+   * `string` unless given; a boolean or number `default` without `type` makes a `boolean` or
+   * `number` input.
+   */
   type: InputType;
   /** Absent: the input is required. */
   default?: string | number | boolean;
@@ -100,7 +103,8 @@ export interface Matrix {
 
 /** Requirements a job declares for admission (a later issue): sizes in bytes. */
 export interface Resources {
-  memoryBytes?: number;
+  /** `auto`: admission estimates it (e.g. from the job's peak in earlier runs). */
+  memoryBytes?: number | "auto";
   cpu?: number;
   diskBytes?: number;
   /** Names of exclusive locks the job holds while it runs. */
@@ -111,7 +115,9 @@ export interface Resources {
 export interface ReadyCheck {
   /** Exit 0: ready; exit 75: not ready yet; anything else: a failure seen. */
   run: Template;
+  /** `every`; 2 s when not given. */
   everyMs: number;
+  /** `timeout`; 5 min when not given. */
   timeoutMs: number;
   /**
    * Fail at once when this many failures are seen within `withinMs`. Absent: the first failure
@@ -160,6 +166,7 @@ export interface WaitJob extends JobBase {
 export interface PollJob extends JobBase {
   kind: "poll";
   run: Template;
+  /** `every`; 30 s when not given. */
   everyMs: number;
   /** For the whole poll, from when it began. */
   timeoutMs?: number;
