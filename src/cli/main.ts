@@ -103,8 +103,15 @@ function packageVersion(): string {
   return typeof version === "string" ? version : "unknown";
 }
 
+/**
+ * Once a reader of our output goes away (`slipway run --json | head`), what we print is dropped: the
+ * command itself goes on, so a run is never abandoned halfway because nobody reads its progress.
+ */
+let stdoutClosed = false;
 const processIo: Io = {
-  out: (text) => process.stdout.write(text),
+  out: (text) => {
+    if (!stdoutClosed) process.stdout.write(text);
+  },
   err: (text) => process.stderr.write(text),
 };
 
@@ -119,4 +126,10 @@ function invokedDirectly(): boolean {
   }
 }
 
-if (invokedDirectly()) process.exitCode = await main(process.argv.slice(2));
+if (invokedDirectly()) {
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    stdoutClosed = true;
+  });
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -189,7 +189,7 @@ function plainLine(e: ExecutionEvent, label: string): string | undefined {
     case "undo:failed":
       return `${label}: undo failed${data.final ? "" : ", retrying"}: ${String(data.error)}`;
     case "execution:compensating":
-      return "rolling back: undoing completed jobs in reverse order";
+      return "rolling back: undoing completed jobs, dependents first";
     case "execution:waiting":
       return undefined;
     default:

@@ -178,7 +178,7 @@ export type Job = RunJob | WaitJob | PollJob;
 
 /**
  * What happens when a job fails for good. `compensate` (the default, whether or not any job has an
- * `undo`): run the `undo` of every completed job, in reverse order of completion. `hold`: stop and
+ * `undo`): run the `undo` of every completed job, in reverse dependency order. `hold`: stop and
  * leave everything as it is, for someone to inspect and then resume or cancel.
  */
 export type OnFailure = "compensate" | "hold";

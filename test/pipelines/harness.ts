@@ -3,8 +3,17 @@
  * temporary directory, with pipeline files and small fake tools written by each test.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { afterEach } from "vitest";
 import { tempDir } from "../helpers.js";
@@ -29,15 +38,40 @@ export interface Running {
 }
 
 const children = new Set<ChildProcess>();
-afterEach(() => {
-  for (const child of children)
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+const projects = new Set<Project>();
+afterEach(async () => {
+  const running = [...children];
   children.clear();
+  for (const child of running)
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  await Promise.all(running.map((child) => exited(child)));
+  // Jobs run in the project directory: anything still there outlived its run (the CLIs are gone).
+  const leaked: string[] = [];
+  for (const project of projects) {
+    for (const { pid, cmdline } of processesIn(project.dir)) {
+      leaked.push(`${pid} ${cmdline}`);
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {} // ended meanwhile
+    }
+  }
+  projects.clear();
+  if (leaked.length > 0) throw new Error(`processes leaked by the test (now killed):\n${leaked.join("\n")}`);
 });
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once("exit", () => resolve()));
+}
 
 /** A temporary project: a directory with a pipeline file and tools, and its own `.slipway` state. */
 export class Project {
-  readonly dir = tempDir();
+  /** Real path: it is compared with the working directories of processes. */
+  readonly dir = realpathSync(tempDir());
+
+  constructor() {
+    projects.add(this);
+  }
 
   get db(): string {
     return join(this.dir, ".slipway", "slipway.db");
@@ -56,9 +90,26 @@ export class Project {
     return existsSync(path) ? readFileSync(path, "utf8") : "";
   }
 
-  /** Lines a job appended to `trace` (the tools below write `<what>` per run). */
+  /** Lines jobs appended to `trace` (tools write one line per thing they did). */
   trace(): string[] {
     return this.read("trace").split("\n").filter(Boolean);
+  }
+
+  /** How many trace lines are exactly `line`. */
+  count(line: string): number {
+    return this.trace().filter((l) => l === line).length;
+  }
+
+  /** Writes an executable bash tool (`set -euo pipefail` is prepended) into the project. */
+  tool(name: string, body: string): string {
+    return this.write(name, `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`, true);
+  }
+
+  /** `slipway show RUN --json`, parsed. */
+  async show(run: string): Promise<Shown> {
+    const result = await this.run(["show", run, "--json"]);
+    if (result.code !== 0) throw new Error(`slipway show ${run} exited ${result.code}: ${result.stderr}`);
+    return JSON.parse(result.stdout) as Shown;
   }
 
   /** Starts `slipway ...args` in the project directory. */
@@ -144,11 +195,73 @@ export class Project {
   }
 }
 
-/** The run id `slipway run` prints first. */
+/** What `slipway show RUN --json` prints (the parts tests read). */
+export interface Shown {
+  id: string;
+  status: string;
+  cause:
+    | { kind: "failure"; action: string; error: { message: string } }
+    | { kind: "cancel"; reason: string }
+    | null;
+  error: { message: string } | null;
+  steps: Array<{
+    job: string;
+    status: string;
+    attempt: number;
+    error: string | null;
+    undoError: string | null;
+    output: Record<string, { status: string; outputs: Record<string, string>; reason?: string }> | null;
+  }>;
+}
+
+/** Polls `check` every 25 ms until it returns true; fails with `what` after `ms`. */
+export async function until(what: string, check: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/**
+ * A `sleep` argument no other process on the machine uses (tests and other checkouts run in
+ * parallel), so `processesWith` finds exactly this test's sleeps: `301.<random digits>` seconds.
+ */
+export function uniqueSleep(): string {
+  return `301.${String(Math.floor(Math.random() * 1e9)).padStart(9, "0")}1`;
+}
+
+/** The run id `slipway run` prints first: `run ID: pipeline, N jobs`, or `{"id":...}` with --json. */
 export function runId(stdout: string): string {
-  const match = /^run (\S+)/m.exec(stdout);
+  const first = stdout.split("\n", 1)[0] ?? "";
+  if (first.startsWith("{")) return (JSON.parse(first) as { id: string }).id;
+  const match = /^run ([^\s:]+)/m.exec(stdout);
   if (!match) throw new Error(`no run id in:\n${stdout}`);
   return match[1]!;
+}
+
+/** Live processes whose working directory is `dir` or below it (from /proc), excluding this test process. */
+export function processesIn(dir: string): Array<{ pid: number; cmdline: string }> {
+  const found: Array<{ pid: number; cmdline: string }> = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      // A directory removed meanwhile reads as "<path> (deleted)".
+      const cwd = readlinkSync(`/proc/${entry}/cwd`).replace(/ \(deleted\)$/, "");
+      if (cwd !== dir && !cwd.startsWith(`${dir}/`)) continue;
+      if (isZombie(Number(entry))) continue;
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      found.push({ pid: Number(entry), cmdline });
+    } catch {
+      // The process ended while we looked, or is not ours to inspect.
+    }
+  }
+  return found;
+}
+
+function isZombie(pid: number): boolean {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
 }
 
 /** Pids of processes whose command line contains `text` (from /proc), excluding this test process. */
