@@ -3,7 +3,7 @@
  * them (one per job, one per matrix leg), before anything runs.
  */
 import { evaluateCondition } from "./expressions.js";
-import type { Input, Job, MatrixValue, Pipeline, Value } from "./model.js";
+import type { Expr, Input, Job, MatrixValue, Pipeline, Template, Value } from "./model.js";
 import { closest, listOr, PipelineInputError } from "./problems.js";
 
 /** What a run was asked for on the command line or over the API: raw strings, as typed. */
@@ -52,20 +52,22 @@ export function planRun(pipeline: Pipeline, request: RunRequest): Plan {
   }
   if (problems.length > 0) throw new PipelineInputError(problems);
 
-  // A job of a tier nobody asked for is left out, and so is everything that needs it.
+  // A job of a tier nobody asked for is left out. A job that needs it runs without it (a teardown
+  // after optional heavy tests still runs after the light ones), unless it reads its outputs.
   const excluded = new Map<string, string>();
   for (const job of pipeline.jobs) {
     if (job.tier !== undefined && !tiers.includes(job.tier))
-      excluded.set(job.name, `tier "${job.tier}" not requested (--tier ${job.tier})`);
+      excluded.set(job.name, `tier "${job.tier}" not requested`);
   }
   let changed = true;
   while (changed) {
     changed = false;
     for (const job of pipeline.jobs) {
       if (excluded.has(job.name)) continue;
-      const missing = job.needs.find((name) => excluded.has(name));
+      const read = neededOutputs(job);
+      const missing = job.needs.find((name) => excluded.has(name) && read.has(name));
       if (missing !== undefined) {
-        excluded.set(job.name, `needs "${missing}", which is left out`);
+        excluded.set(job.name, `reads outputs of "${missing}", which is left out`);
         changed = true;
       }
     }
@@ -76,7 +78,7 @@ export function planRun(pipeline: Pipeline, request: RunRequest): Plan {
   const taken = new Set<string>();
   for (const job of pipeline.jobs) {
     if (excluded.has(job.name)) continue;
-    const needs = job.needs.flatMap((name) => actionsOf.get(name) ?? []);
+    const needs = job.needs.flatMap((name) => (excluded.has(name) ? [] : (actionsOf.get(name) ?? [])));
     if (!job.matrix) {
       taken.add(job.name);
       actionsOf.set(job.name, [job.name]);
@@ -105,6 +107,28 @@ export function planRun(pipeline: Pipeline, request: RunRequest): Plan {
     steps,
     excluded: [...excluded].map(([job, reason]) => ({ job, reason })),
   };
+}
+
+/** Jobs whose outputs a job's expressions read (`needs.<job>.outputs...`), anywhere in it. */
+function neededOutputs(job: Job): Set<string> {
+  const roots: Expr[] = [];
+  const templates: (Template | undefined)[] = [job.workingDirectory, ...Object.values(job.env)];
+  if (job.kind !== "wait") templates.push(job.run);
+  if (job.kind === "run") templates.push(job.undo, job.ready?.run);
+  for (const template of templates)
+    for (const part of template?.parts ?? []) if (part.kind === "expr") roots.push(part.expr);
+  if (job.if) roots.push(job.if.expr);
+  const names = new Set<string>();
+  const visit = (expr: Expr): void => {
+    if (expr.kind === "ref" && expr.root === "needs" && expr.path[0] !== undefined) names.add(expr.path[0]);
+    else if (expr.kind === "not") visit(expr.operand);
+    else if (expr.kind === "binary") {
+      visit(expr.left);
+      visit(expr.right);
+    }
+  };
+  for (const expr of roots) visit(expr);
+  return names;
 }
 
 function resolveInputs(

@@ -89,6 +89,9 @@ describe("examples/recipe-ci.yml (story 3)", () => {
     expect(result.stdout).toMatch(/deploy: ready after \d+ checks/);
     expect(result.stdout).toMatch(/test-smoke \| smoke test 3\/3: ok/);
     expect(result.stdout).toContain('not run: test-e2e (tier "extra" not requested');
+    // The teardown needs both tiers: it ran after the light one, and the stack is gone.
+    expect(result.stdout).toMatch(/teardown \| removed stack gitea/);
+    expect(files(join(p.dir, ".state", "recipe", "stacks"))).toEqual([]);
   });
 
   it("fails within seconds on a crash loop, with the reason, and tears the stack down", async () => {
