@@ -7,7 +7,7 @@ import type { Plan } from "../pipeline/plan.js";
 import type { StepRecord } from "../storage/types.js";
 import type { Io } from "./command.js";
 import { duration } from "./format.js";
-import { exitCodeOf, onInterrupt, type Session } from "./session.js";
+import { exitCodeOf, markFollowed, onInterrupt, type Session } from "./session.js";
 import { createView, type ViewMode } from "./view.js";
 
 export interface Followed {
@@ -35,6 +35,10 @@ export async function follow(
   const { executor } = session;
   const view = createView(mode, io, new Map(runs.map((r) => [r.id, r.plan])));
   const stops = runs.map((run) => executor.on((event) => view.event(event), run.id));
+  const unmark = markFollowed(
+    session.dataDir,
+    runs.map((run) => run.id),
+  );
   let interrupted = false;
   const uninstall = onInterrupt((signal) => {
     interrupted = true;
@@ -53,6 +57,7 @@ export async function follow(
     return worst;
   } finally {
     view.close();
+    unmark();
     uninstall();
     for (const stop of stops) stop();
   }

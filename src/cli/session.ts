@@ -3,13 +3,16 @@
  * the engine's own log in a file (stdout belongs to the user), and the interrupt handling every
  * foreground command shares.
  */
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { once } from "node:events";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { pino } from "pino";
 import { Executor } from "../engine/executor.js";
 import { createLogger } from "../logging.js";
 import type { CompiledRun } from "../pipeline/compile.js";
 import type { JobRuntime } from "../pipeline/jobs.js";
+import { runLogDir } from "../pipeline/logs.js";
+import { readProcStat } from "../shell/proc.js";
 import type { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import type { ExecutionStatus } from "../storage/types.js";
 import { EXIT } from "./command.js";
@@ -40,6 +43,11 @@ export async function openSession(
   mkdirSync(dir, { recursive: true });
   const storage = await openStorage(db);
   const destination = pino.destination({ dest: join(dir, "slipway.log"), mkdir: true, sync: false });
+  // The file opens asynchronously, and flushSync throws until it has: a run can end before that.
+  const opened = once(destination, "ready").then(
+    () => true,
+    () => false,
+  );
   const logger = createLogger({}, destination);
   const sagas = new Map(runs.map((run) => [`${run.saga.name}@${run.saga.version}`, run.saga]));
   let executor: Executor;
@@ -65,7 +73,7 @@ export async function openSession(
     async close() {
       await executor.close();
       await storage.close();
-      destination.flushSync();
+      if (await opened) destination.flushSync();
     },
   };
 }
@@ -111,4 +119,47 @@ export function onInterrupt(
     process.off("SIGINT", handler);
     process.off("SIGTERM", handler);
   };
+}
+
+/**
+ * A waiting run has no owner in storage (waits hold nothing), so storage alone can't tell a run some
+ * terminal still follows from one whose process died. Each foreground process marks the runs it
+ * follows with its pid and start time (which survive pid reuse); `slipway resume` leaves those alone.
+ * Returns the remover.
+ */
+export function markFollowed(dataDir: string, ids: readonly string[]): () => void {
+  const me = { pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0 };
+  const files = ids.map((id) => join(runLogDir(dataDir, id), FOLLOWER));
+  for (const file of files) {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${JSON.stringify(me)}\n`);
+  }
+  return () => {
+    for (const file of files) {
+      // Only our own mark: a later process may have taken the run over after we were presumed dead.
+      if (readFollower(file)?.pid === me.pid) rmSync(file, { force: true });
+    }
+  };
+}
+
+/** The pid of the live process following the run, if there is one. */
+export function liveFollower(dataDir: string, id: string): number | undefined {
+  const follower = readFollower(join(runLogDir(dataDir, id), FOLLOWER));
+  if (!follower || follower.pid === process.pid) return undefined;
+  const stat = readProcStat(follower.pid);
+  return stat && stat.state !== "Z" && stat.startTime === follower.startTime ? follower.pid : undefined;
+}
+
+/** Not `*.pid`: the orphan sweep kills the process groups those name. */
+const FOLLOWER = "follower.json";
+
+function readFollower(file: string): { pid: number; startTime: number } | undefined {
+  try {
+    const value = JSON.parse(readFileSync(file, "utf8")) as { pid?: unknown; startTime?: unknown };
+    return typeof value.pid === "number" && typeof value.startTime === "number"
+      ? { pid: value.pid, startTime: value.startTime }
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -10,7 +10,7 @@ import { type Saga, saga } from "../definition/saga.js";
 import type { ActionContext } from "../definition/types.js";
 import type { Json, JsonObject } from "../json.js";
 import type { ExecutionRecord } from "../storage/types.js";
-import { type JobRuntime, pollCheck, runJob, undoJob } from "./jobs.js";
+import { type JobRuntime, pollCheck, readyJob, runJob, undoJob } from "./jobs.js";
 import { parsePipeline } from "./parse.js";
 import { type Plan, planRun, type RunRequest } from "./plan.js";
 
@@ -109,6 +109,12 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
         check: (input: Values, ctx: ActionContext) => pollCheck(context, step, input, ctx),
         retry: { maxAttempts: job.retries + 1 },
         ...(job.timeoutMs !== undefined && { timeoutMs: job.timeoutMs }),
+      });
+    } else if (step.kind === "ready") {
+      builder = builder.action(step.action, {
+        reads: [step.probes!, ...step.needs],
+        produces,
+        run: (input: Values, ctx: ActionContext) => readyJob(context, step, input, ctx),
       });
     } else {
       builder = builder.action(step.action, {

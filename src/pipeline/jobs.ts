@@ -2,12 +2,12 @@
  * What a pipeline step does when the engine runs it: decide whether it is skipped, render its
  * command, run it as a child process (logged, masked, killable), probe readiness, return its outputs.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ActionContext, PollResult } from "../definition/types.js";
 import { SlipwayError } from "../errors.js";
-import { runShell, type ShellResult } from "../shell/process.js";
+import { masker, runShell, type ShellResult } from "../shell/process.js";
 import type { StepResult } from "./compile.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expressions.js";
 import { type LogPhase, logFileName, runLogDir } from "./logs.js";
@@ -71,8 +71,27 @@ export async function runJob(
     job.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   );
   if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("run", result));
-  if (job.ready) await probe(context, step, job.ready, scope, env, ctx);
   return { [step.action]: { status: "success", outputs: result.outputs } };
+}
+
+/**
+ * The readiness probe of a job, as a step after it: the job's `run` has completed (and is undone by
+ * the rollback like any completed job, also when the probe fails or the run is cancelled while it
+ * probes), and a crash while probing repeats only the probe. Passes the job's outputs on.
+ */
+export async function readyJob(
+  context: StepContext,
+  step: Step,
+  input: Values,
+  ctx: ActionContext,
+): Promise<Record<string, StepResult>> {
+  const job = step.job as RunJob;
+  const ran = input[step.probes!] as StepResult;
+  if (ran.status === "skipped") return { [step.action]: ran };
+  const scope: ExpressionContext = { ...expressionContext(context, step, input), outputs: ran.outputs };
+  const env = environment(context, step, scope, ctx);
+  await probe(context, step, job.ready!, scope, env, ctx);
+  return { [step.action]: { status: "success", outputs: ran.outputs } };
 }
 
 export async function undoJob(
@@ -236,19 +255,29 @@ async function shell(
   const cwd = step.job.workingDirectory
     ? resolve(context.dir, renderTemplate(step.job.workingDirectory, scope))
     : context.dir;
-  return runShell({
-    script: renderTemplate(template, scope),
-    cwd,
-    env: env.vars,
-    logFile: base,
-    outputFile: `${base}.outputs`,
-    mask: env.mask,
-    pidFile: `${base}.pid`,
-    signal: ctx.signal,
-    timeoutMs,
-    graceMs: context.runtime.killGraceMs ?? 5_000,
-    onLine: (stream, line) => ctx.progress(line, { stream, phase }),
-  });
+  const outputFile = `${base}.outputs`;
+  try {
+    const result = await runShell({
+      script: renderTemplate(template, scope),
+      cwd,
+      env: env.vars,
+      logFile: base,
+      outputFile,
+      mask: env.mask,
+      pidFile: `${base}.pid`,
+      signal: ctx.signal,
+      timeoutMs,
+      graceMs: context.runtime.killGraceMs ?? 5_000,
+      onLine: (stream, line) => ctx.progress(line, { stream, phase }),
+    });
+    // Outputs are stored, shown and rendered into later commands: a secret in one is masked like in the log.
+    const mask = masker(env.mask);
+    for (const [key, value] of Object.entries(result.outputs)) result.outputs[key] = mask(value);
+    return result;
+  } finally {
+    // Parsed into the result: the raw file would keep unmasked values on disk for good.
+    rmSync(outputFile, { force: true });
+  }
 }
 
 /**
@@ -273,11 +302,11 @@ async function probe(
   for (;;) {
     checks++;
     const remaining = deadline - Date.now();
-    // Probe output goes to the attempt's log, after the run's.
+    // Every check appends to the probe step's attempt log.
     const result = await shell(context, step, ctx, "run", ready.run, scope, env, Math.max(remaining, 1));
     if (ctx.signal.aborted) throw ctx.signal.reason;
     if (result.outcome === "exited" && result.exitCode === 0) {
-      ctx.progress(`ready after ${checks} checks`, { ready: true, ms: Date.now() - started });
+      ctx.progress(`up after ${checks} checks`, { ready: true, ms: Date.now() - started });
       return;
     }
     const now = Date.now();

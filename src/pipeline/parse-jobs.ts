@@ -259,7 +259,9 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
       if (undo) job.undo = undo;
       const timeoutMs = ifGiven(fields.get("timeout"), (n) => r.duration(n, label("timeout")));
       if (timeoutMs !== undefined) job.timeoutMs = timeoutMs;
-      const ready = fields.has("ready") ? parseReady(r, fields.get("ready")!, name, steps) : undefined;
+      // The probe runs after `run` succeeded, so it may read what `run` output (a URL, a service name).
+      const probeScope = scopeFor({ ...stepRoots, outputs: true });
+      const ready = fields.has("ready") ? parseReady(r, fields.get("ready")!, name, probeScope) : undefined;
       if (ready) job.ready = ready;
     }
   }
@@ -267,7 +269,7 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
 }
 
 const OUTPUTS_ONLY_IN_UNDO =
-  "`outputs` (the job's own outputs) can be read only in `undo`; other jobs read them as `needs.<job>.outputs.<name>`";
+  "`outputs` (the job's own outputs) can be read only in `undo` and `ready.run`; other jobs read them as `needs.<job>.outputs.<name>`";
 const ENV_NOT_IN_IF =
   "`env` can't be read in a job's `if:` (it is set for the command, after `if:` is decided)";
 

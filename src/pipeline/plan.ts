@@ -12,15 +12,22 @@ export interface RunRequest {
   tiers: readonly string[];
 }
 
-/** One unit of work: a job, or one leg of a job's matrix. Becomes one saga action. */
+/**
+ * One unit of work: a job, or one leg of a job's matrix, and for a job with `ready`, its readiness
+ * probe as a step of its own after it. Becomes one saga action.
+ */
 export interface Step {
-  /** The saga action's name: the job's name, with the leg's values after a dot for a matrix leg. */
+  /** The saga action's name: the job's name, with the leg's values after a dot for a matrix leg, and `.ready` for a probe. */
   action: string;
+  /** `run`, `wait` or `poll` as the job says; `ready` for the probe of a job's `ready`. */
+  kind: "job" | "ready";
   job: Job;
   /** The leg's values, for a matrix leg. */
   matrix?: Record<string, MatrixValue>;
   /** Action names of the steps of every job this one needs (all legs of a matrix job). */
   needs: string[];
+  /** For a `ready` step: the action whose `run` it probes (it runs after it, and passes its outputs on). */
+  probes?: string;
   /** `build-app (linux/amd64)`: how people read it. */
   label: string;
 }
@@ -79,25 +86,28 @@ export function planRun(pipeline: Pipeline, request: RunRequest): Plan {
   for (const job of pipeline.jobs) {
     if (excluded.has(job.name)) continue;
     const needs = job.needs.flatMap((name) => (excluded.has(name) ? [] : (actionsOf.get(name) ?? [])));
-    if (!job.matrix) {
-      taken.add(job.name);
-      actionsOf.set(job.name, [job.name]);
-      steps.push({ action: job.name, job, needs, label: job.name });
-      continue;
-    }
-    const legs = expandMatrix(job, inputs);
+    const legs: (Record<string, MatrixValue> | undefined)[] = job.matrix
+      ? expandMatrix(job, inputs)
+      : [undefined];
     if (legs.length === 0) {
       problems.push(`job "${job.name}": its matrix has no legs for these inputs`);
       continue;
     }
-    const names: string[] = [];
+    // What jobs that need this one wait for: each leg's last step (its probe, when it has one).
+    const ends: string[] = [];
     for (const leg of legs) {
-      const action = uniqueName(`${job.name}.${legName(leg)}`, taken);
-      names.push(action);
-      const label = `${job.name} (${Object.values(leg).map(String).join(", ")})`;
-      steps.push({ action, job, matrix: leg, needs, label });
+      const action = uniqueName(leg ? `${job.name}.${legName(leg)}` : job.name, taken);
+      const label = leg ? `${job.name} (${Object.values(leg).map(String).join(", ")})` : job.name;
+      const step: Step = { action, kind: "job", job, needs, label };
+      if (leg) step.matrix = leg;
+      steps.push(step);
+      if (job.kind === "run" && job.ready) {
+        const probe = uniqueName(`${action}.ready`, taken);
+        steps.push({ ...step, action: probe, kind: "ready", probes: action, label: `${label} ready` });
+        ends.push(probe);
+      } else ends.push(action);
     }
-    actionsOf.set(job.name, names);
+    actionsOf.set(job.name, ends);
   }
   if (problems.length > 0) throw new PipelineInputError(problems);
   return {

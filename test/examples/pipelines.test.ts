@@ -86,7 +86,7 @@ describe("examples/recipe-ci.yml (story 3)", () => {
     const p = project();
     const result = await p.run(["run", "recipe-ci.yml"]);
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/deploy: ready after \d+ checks/);
+    expect(result.stdout).toMatch(/deploy ready: up after \d+ checks/);
     expect(result.stdout).toMatch(/test-smoke \| smoke test 3\/3: ok/);
     expect(result.stdout).toContain('not run: test-e2e (tier "extra" not requested');
     // The teardown needs both tiers: it ran after the light one, and the stack is gone.
@@ -102,9 +102,9 @@ describe("examples/recipe-ci.yml (story 3)", () => {
     expect(result.code, result.stdout + result.stderr).toBe(1);
     expect(took).toBeLessThan(10_000);
     expect(result.stdout).toMatch(
-      /deploy failed: crash loop: 3 probe failures within 60s \(exit 1\): service gitea_db exited with code 1/,
+      /deploy ready failed: crash loop: 3 probe failures within 60s \(exit 1\): service gitea_db exited with code 1/,
     );
-    // The probe failed after `run` succeeded: the job's own undo tears the stack down.
+    // The probe failed after the deploy completed: the rollback undoes the deploy, tearing the stack down.
     expect(result.stdout).toMatch(/deploy \| removed stack gitea/);
     expect(files(join(p.dir, ".state", "recipe", "stacks"))).toEqual([]);
   });

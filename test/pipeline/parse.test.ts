@@ -265,7 +265,7 @@ jobs:
       "2:16: `env.A` of the pipeline: the pipeline's `env` can read only `inputs`",
       "5:26: `run` of job `a`: unknown input `tg` (declared inputs: `tag`) (did you mean `tag`?)",
       "5:36: `run` of job `a`: job `a` has no `matrix`, so `matrix` can't be read",
-      "5:53: `run` of job `a`: `outputs` (the job's own outputs) can be read only in `undo`; other jobs read them as `needs.<job>.outputs.<name>`",
+      "5:53: `run` of job `a`: `outputs` (the job's own outputs) can be read only in `undo` and `ready.run`; other jobs read them as `needs.<job>.outputs.<name>`",
       "7:13: `if` of job `b`: `env` can't be read in a job's `if:` (it is set for the command, after `if:` is decided)",
       "8:25: `run` of job `b`: job `b` can only read outputs of the jobs it needs: add `a` to its `needs`",
       "11:19: `run` of job `c`: expressions can't read secrets (they would show in command lines and logs): each secret is in the step's environment under its name, e.g. `$TOKEN`",

@@ -9,7 +9,7 @@ import { sweepOrphans } from "../../shell/orphans.js";
 import { ACTIVE_STATUSES, type ExecutionRecord } from "../../storage/types.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
 import { follow, viewMode } from "../foreground.js";
-import { jobRuntime, openSession } from "../session.js";
+import { jobRuntime, liveFollower, openSession } from "../session.js";
 import { dataDir, dbOption, dbPath, openStorage } from "../state.js";
 import { findRun } from "./runs.js";
 
@@ -110,6 +110,11 @@ async function findTargets(
       if (!runSpecOf(record)) continue;
       if (record.owner !== null && !dead.has(record.owner)) {
         io.err(`run ${record.id} is being run by a live process (${record.owner}): left to it\n`);
+        continue;
+      }
+      const follower = liveFollower(dataDir(db), record.id);
+      if (follower !== undefined) {
+        io.err(`run ${record.id} is being followed by a live process (pid ${follower}): left to it\n`);
         continue;
       }
       targets.push(record);

@@ -1,0 +1,79 @@
+/**
+ * Story 3 (the CI queue one broken deploy wedged): a service that crash-loops fails its job at once,
+ * with the reason, instead of waiting out a 20-minute deploy timeout.
+ */
+import { describe, expect, it } from "vitest";
+import { Project, runId } from "./harness.js";
+
+describe("ready probes", () => {
+  it("fails a crash-looping service within seconds, with the probe's last output in the reason", async () => {
+    const project = new Project();
+    // Each check counts itself, so the reason can be seen to carry the last one's output.
+    project.tool(
+      "probe",
+      `n=$(( $(grep -c '^probe' trace 2>/dev/null || true) + 1 ))
+echo "probe $n" >> trace
+echo "db: connection refused (check $n)"
+exit 1`,
+    );
+    project.write(
+      "pipe.yml",
+      `name: recipe
+jobs:
+  deploy:
+    run: echo deploy >> trace
+    undo: echo "undo deploy" >> trace
+    ready:
+      run: ./probe
+      every: 200ms
+      timeout: 20m
+      crash_loop: { failures: 3, within: 60s }
+  test:
+    needs: [deploy]
+    run: echo test >> trace
+`,
+    );
+    const started = Date.now();
+    const result = await project.run(["run", "pipe.yml"]);
+    const elapsed = Date.now() - started;
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(elapsed).toBeLessThan(10_000);
+    // The service did start: the probe is a step of its own after the deploy, so the rollback undoes the deploy.
+    expect(project.trace()).toEqual(["deploy", "probe 1", "probe 2", "probe 3", "undo deploy"]);
+
+    const shown = await project.show(runId(result.stdout));
+    expect(shown.status).toBe("compensated");
+    expect(shown.cause).toMatchObject({ kind: "failure", action: "deploy.ready" });
+    const reason = shown.cause?.kind === "failure" ? shown.cause.error.message : "";
+    expect(reason).toMatch(/crash loop: 3 probe failures within 60s/);
+    expect(reason).toContain("exit 1");
+    expect(reason).toContain("db: connection refused (check 3)");
+    expect(shown.steps.find((s) => s.job === "deploy.ready")?.error).toBe(reason);
+    expect(shown.steps.find((s) => s.job === "deploy")?.status).toBe("undone");
+  });
+
+  it("waits through not-yet answers (exit 75) and then succeeds", async () => {
+    const project = new Project();
+    project.tool(
+      "probe",
+      `n=$(( $(grep -c '^probe' trace 2>/dev/null || true) + 1 ))
+echo "probe $n" >> trace
+if [ "$n" -lt 3 ]; then echo "starting"; exit 75; fi`,
+    );
+    project.write(
+      "pipe.yml",
+      `name: recipe
+jobs:
+  deploy:
+    run: echo deploy >> trace
+    ready: { run: ./probe, every: 100ms, timeout: 1m, crash_loop: { failures: 2, within: 1m } }
+  test:
+    needs: [deploy]
+    run: echo test >> trace
+`,
+    );
+    const result = await project.run(["run", "pipe.yml"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(project.trace()).toEqual(["deploy", "probe 1", "probe 2", "probe 3", "test"]);
+  });
+});
