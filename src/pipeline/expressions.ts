@@ -267,6 +267,9 @@ function unknownRoot(name: string, offset: number, bare: boolean, field?: string
 // ---------------------------------------------------------------------------------------------
 // Templates and conditions
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: the message shows the pipeline syntax
+const NEVER_CLOSED = "`${{` is never closed: end the expression with `}}`";
+
 /** Parses `${{ ... }}` parts in a string. Throws {@link ExpressionError} (offsets in `source`). */
 export function parseTemplate(source: string, locate: Locate = lineOne): Template {
   const parts: TemplatePart[] = [];
@@ -280,7 +283,7 @@ export function parseTemplate(source: string, locate: Locate = lineOne): Templat
     if (open > i) parts.push({ kind: "text", text: source.slice(i, open) });
     const close = findClose(source, open + 3);
     if (close === -1) {
-      throw new ExpressionError("`${{` is never closed: end the expression with `}}`", open);
+      throw new ExpressionError(NEVER_CLOSED, open);
     }
     const start = open + 3;
     const text = source.slice(start, close);
@@ -325,9 +328,10 @@ export function parseCondition(source: string | boolean, locate: Locate = lineOn
     return { source, expr: parseExpression(source), pos: locate(0) };
   }
   const close = findClose(source, open + 3);
-  if (close === -1) throw new ExpressionError("`${{` is never closed: end the expression with `}}`", open);
+  if (close === -1) throw new ExpressionError(NEVER_CLOSED, open);
   if (source.slice(0, open).trim() !== "" || source.slice(close + 2).trim() !== "") {
     throw new ExpressionError(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the message shows the pipeline syntax
       "a condition is one expression: write `${{ a && b }}` or `a && b`, not text around `${{ }}`",
       open,
     );

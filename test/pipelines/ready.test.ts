@@ -3,7 +3,7 @@
  * with the reason, instead of waiting out a 20-minute deploy timeout.
  */
 import { describe, expect, it } from "vitest";
-import { Project, runId } from "./harness.js";
+import { Project, runId, until } from "./harness.js";
 
 describe("ready probes", () => {
   it("fails a crash-looping service within seconds, with the probe's last output in the reason", async () => {
@@ -75,5 +75,33 @@ jobs:
     const result = await project.run(["run", "pipe.yml"]);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(project.trace()).toEqual(["deploy", "probe 1", "probe 2", "probe 3", "test"]);
+  });
+
+  it("tears the deploy down when the run is interrupted while its probe still waits", async () => {
+    const project = new Project();
+    project.tool("probe", `echo probe >> trace\necho "starting"\nexit 75`);
+    project.write(
+      "pipe.yml",
+      `name: recipe
+jobs:
+  deploy:
+    run: echo deploy >> trace
+    undo: echo "undo deploy" >> trace
+    ready: { run: ./probe, every: 100ms, timeout: 20m }
+`,
+    );
+    const running = project.start(["run", "pipe.yml"]);
+    await until("the probe", () => project.trace().includes("probe"));
+    running.child.kill("SIGINT");
+    const result = await running.done;
+    expect(result.code, result.stdout + result.stderr).toBe(130);
+    // The deploy completed and its probe is a step of its own: the cancel undoes the deploy.
+    expect(project.trace().filter((line) => line !== "probe")).toEqual(["deploy", "undo deploy"]);
+    const shown = await project.show(runId(result.stdout));
+    expect(shown.status).toBe("cancelled");
+    expect(shown.steps.map((s) => [s.job, s.status])).toEqual([
+      ["deploy", "undone"],
+      ["deploy.ready", "failed"],
+    ]);
   });
 });
