@@ -1,4 +1,5 @@
 /** `slipway ls` and `slipway show`: what runs there are and where each one stands, from storage alone. */
+import { runSpecOf } from "../../pipeline/compile.js";
 import type { ExecutionRecord, StepRecord } from "../../storage/types.js";
 import { type Command, EXIT, parse, UsageError } from "../command.js";
 import { duration, table, time } from "../format.js";
@@ -66,7 +67,7 @@ export const show: Command = {
       const e = snapshot.execution;
       const lines = [
         `run       ${e.id}${e.runName ? ` (${e.runName})` : ""}`,
-        `pipeline  ${e.saga} v${e.version}`,
+        `pipeline  ${pipelineLine(e)}`,
         `status    ${e.status}`,
         `started   ${time(e.createdAt)}, ${duration((e.endedAt ?? Date.now()) - e.createdAt)}${e.endedAt ? "" : " so far"}`,
       ];
@@ -77,7 +78,7 @@ export const show: Command = {
       io.out(
         table([
           ["JOB", "STATE", "ATTEMPTS", "TIME", "NOTE"],
-          ...snapshot.steps.map((s) => [s.action, s.status, String(s.attempt), stepTime(s), note(s)]),
+          ...snapshot.steps.map((s) => [s.action, state(s), String(s.attempt), stepTime(s), note(s)]),
         ]),
       );
       return EXIT.ok;
@@ -131,7 +132,31 @@ function stepTime(s: StepRecord): string {
 }
 
 /** What a reader wants next to a job's state: why it failed, or what it waits for. */
+/** A pipeline run names its file, inputs and tiers; a saga run its version. */
+function pipelineLine(e: ExecutionRecord): string {
+  const spec = runSpecOf(e);
+  if (!spec) return `${e.saga} v${e.version}`;
+  const inputs = Object.entries(spec.inputs).map(([k, v]) => `${k}=${String(v)}`);
+  const extras = [
+    ...(inputs.length ? [`inputs ${inputs.join(" ")}`] : []),
+    ...spec.tiers.map((t) => `tier ${t}`),
+  ];
+  return `${e.saga} (${spec.file}${extras.length ? `; ${extras.join("; ")}` : ""})`;
+}
+
+/** A pipeline step that completed without running says so. */
+function skipped(s: StepRecord): string | undefined {
+  const value = s.output?.[s.action] as { status?: unknown; reason?: unknown } | undefined;
+  return s.status === "completed" && value?.status === "skipped" ? String(value.reason ?? "") : undefined;
+}
+
+function state(s: StepRecord): string {
+  return skipped(s) === undefined ? s.status : "skipped";
+}
+
 function note(s: StepRecord): string {
+  const skip = skipped(s);
+  if (skip !== undefined) return skip;
   if (s.status === "failed" || s.status === "retrying") return s.error?.message ?? "";
   if (s.status === "undo_failed") return `undo: ${s.undoError?.message ?? ""}`;
   if (s.status === "waiting" && s.state) {
