@@ -6,12 +6,14 @@
 import { once } from "node:events";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { Executor } from "../engine/executor.js";
 import { createLogger } from "../logging.js";
 import type { CompiledRun } from "../pipeline/compile.js";
 import type { JobRuntime } from "../pipeline/jobs.js";
 import { runLogDir } from "../pipeline/logs.js";
+import { JobResources } from "../pipeline/resources.js";
+import { machineAdmission } from "../scheduler/config.js";
 import { readProcStat } from "../shell/proc.js";
 import type { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import type { ExecutionStatus } from "../storage/types.js";
@@ -26,9 +28,19 @@ export interface Session {
   close(): Promise<void>;
 }
 
+/**
+ * How this process runs jobs. Jobs that declare `resources:` are admitted against this machine
+ * (memory, cpu, free disk of the data directory's volume): parallel jobs of a run never overcommit
+ * it, and a job that needs more than it has fails at once with the reason.
+ */
 export function jobRuntime(db: string): JobRuntime {
-  return { dataDir: dataDir(db) };
+  const dir = dataDir(db);
+  machineResources ??= new JobResources(machineAdmission(dir));
+  return { dataDir: dir, resources: machineResources };
 }
+
+/** One admission per process: every run this process hosts shares the machine. */
+let machineResources: JobResources | undefined;
 
 /**
  * Opens an executor for these compiled runs, taking only the executions in `ids` (a run started by
@@ -42,13 +54,8 @@ export async function openSession(
   const dir = dataDir(db);
   mkdirSync(dir, { recursive: true });
   const storage = await openStorage(db);
-  const destination = pino.destination({ dest: join(dir, "slipway.log"), mkdir: true, sync: false });
-  // The file opens asynchronously, and flushSync throws until it has: a run can end before that.
-  const opened = once(destination, "ready").then(
-    () => true,
-    () => false,
-  );
-  const logger = createLogger({}, destination);
+  const log = engineLog(dir);
+  const logger = log.logger;
   const sagas = new Map(runs.map((run) => [`${run.saga.name}@${run.saga.version}`, run.saga]));
   let executor: Executor;
   try {
@@ -73,6 +80,22 @@ export async function openSession(
     async close() {
       await executor.close();
       await storage.close();
+      await log.flush();
+    },
+  };
+}
+
+/** The engine's own log: JSON lines in `<dir>/slipway.log` (stdout belongs to the user). */
+export function engineLog(dir: string): { logger: Logger; flush(): Promise<void> } {
+  const destination = pino.destination({ dest: join(dir, "slipway.log"), mkdir: true, sync: false });
+  // The file opens asynchronously, and flushSync throws until it has: a run can end before that.
+  const opened = once(destination, "ready").then(
+    () => true,
+    () => false,
+  );
+  return {
+    logger: createLogger({}, destination),
+    async flush() {
       if (await opened) destination.flushSync();
     },
   };

@@ -3,11 +3,15 @@
  * (logs, CI), one JSON event per line with `--json`.
  */
 import type { ExecutionEvent } from "../engine/events.js";
-import type { Plan } from "../pipeline/plan.js";
 import type { Io } from "./command.js";
 import { duration, table, time } from "./format.js";
 
 export type ViewMode = "live" | "plain" | "json";
+
+/** What the view needs of a run's plan (a `Plan` locally, its outline from a server). */
+export interface StepLabels {
+  steps: readonly { action: string; label: string; needs: readonly string[] }[];
+}
 
 export interface RunView {
   /** Every event of the run, progress included, in order. */
@@ -24,7 +28,7 @@ interface JobState {
   note: string;
 }
 
-export function createView(mode: ViewMode, io: Io, plans: ReadonlyMap<string, Plan>): RunView {
+export function createView(mode: ViewMode, io: Io, plans: ReadonlyMap<string, StepLabels>): RunView {
   if (mode === "json") return { event: (e) => io.out(`${JSON.stringify(e)}\n`), close() {} };
   const jobs = new Map<string, Map<string, JobState>>();
   const jobsOf = (executionId: string) => {
@@ -79,6 +83,8 @@ export function createView(mode: ViewMode, io: Io, plans: ReadonlyMap<string, Pl
         job.note = String(data.error ?? "");
         break;
       case "action:progress":
+        if (data.queued === true) job.state = "queued";
+        else if (data.queued === false) job.state = "running";
         if (data.skipped) {
           job.note = String(data.message ?? "").slice(0, 120);
         } else if (typeof data.message === "string") job.note = data.message.slice(0, 80);
@@ -201,6 +207,7 @@ const COLOURS: Record<string, number> = {
   running: 36,
   waiting: 33,
   retrying: 33,
+  queued: 33,
   done: 32,
   failed: 31,
   "undo failed": 31,

@@ -20,6 +20,8 @@ export const stepResultSchema = z.object({
   outputs: z.record(z.string(), z.string()),
   /** Why a step was skipped. */
   reason: z.string().optional(),
+  /** Peak resident memory of the job's process tree, sampled while it ran. */
+  peakRssBytes: z.number().optional(),
 });
 export type StepResult = z.infer<typeof stepResultSchema>;
 

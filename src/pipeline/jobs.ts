@@ -7,12 +7,14 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ActionContext, PollResult } from "../definition/types.js";
 import { SlipwayError } from "../errors.js";
+import type { Grant } from "../scheduler/admission.js";
 import { masker, runShell, type ShellResult } from "../shell/process.js";
 import type { StepResult } from "./compile.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expressions.js";
 import { type LogPhase, logFileName, runLogDir } from "./logs.js";
 import type { Pipeline, ReadyCheck, RunJob, Template, Value } from "./model.js";
 import type { Plan, Step } from "./plan.js";
+import type { JobResources } from "./resources.js";
 
 /** What job bodies need from the process that runs them. */
 export interface JobRuntime {
@@ -22,6 +24,8 @@ export interface JobRuntime {
   env?: NodeJS.ProcessEnv;
   /** After SIGTERM, how long a job's processes get before SIGKILL. Default 5 s. */
   killGraceMs?: number;
+  /** Admits jobs by what they declare in `resources:` before they start; absent: they start at once. */
+  resources?: JobResources;
 }
 
 export interface StepContext {
@@ -60,18 +64,32 @@ export async function runJob(
   }
   const scope = expressionContext(context, step, input);
   const env = environment(context, step, scope, ctx);
-  const result = await shell(
-    context,
-    step,
-    ctx,
-    "run",
-    job.run,
-    scope,
-    env,
-    job.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-  );
-  if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("run", result));
-  return { [step.action]: { status: "success", outputs: result.outputs } };
+  const grant = await admit(context, step, ctx);
+  let keep = false;
+  try {
+    const result = await shell(
+      context,
+      step,
+      ctx,
+      "run",
+      job.run,
+      scope,
+      env,
+      job.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    );
+    context.runtime.resources?.recordPeak(context.plan.pipeline.name, job.name, result.peakRssBytes);
+    if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("run", result));
+    // A deploy keeps what it was admitted with (its lock, say) until its probe says it is up.
+    if (grant && job.ready) {
+      context.runtime.resources!.hold(ctx.executionId, step.action, grant);
+      keep = true;
+    }
+    return {
+      [step.action]: { status: "success", outputs: result.outputs, peakRssBytes: result.peakRssBytes },
+    };
+  } finally {
+    if (!keep) grant?.release();
+  }
 }
 
 /**
@@ -90,7 +108,14 @@ export async function readyJob(
   if (ran.status === "skipped") return { [step.action]: ran };
   const scope: ExpressionContext = { ...expressionContext(context, step, input), outputs: ran.outputs };
   const env = environment(context, step, scope, ctx);
-  await probe(context, step, job.ready!, scope, env, ctx);
+  // The grant its job was admitted with; after a restart the job ran elsewhere: admit the probe anew.
+  const grant =
+    context.runtime.resources?.take(ctx.executionId, step.probes!) ?? (await admit(context, step, ctx));
+  try {
+    await probe(context, step, job.ready!, scope, env, ctx);
+  } finally {
+    grant?.release();
+  }
   return { [step.action]: { status: "success", outputs: ran.outputs } };
 }
 
@@ -131,6 +156,14 @@ export async function pollCheck(
     return message === undefined ? { done: false } : { done: false, message };
   }
   throw new JobError(failure("check", result));
+}
+
+/** Waits for admission when the runtime has it and the job declares resources. */
+async function admit(context: StepContext, step: Step, ctx: ActionContext): Promise<Grant | undefined> {
+  const resources = context.runtime.resources;
+  if (!resources || !step.job.resources) return undefined;
+  const pipeline = context.plan.pipeline.name;
+  return resources.admit(ctx, pipeline, step, pipeline);
 }
 
 function skipped(reason: string): StepResult {

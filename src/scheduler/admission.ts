@@ -72,6 +72,11 @@ export interface AdmissionOptions {
   weights?: Record<string, number>;
   /** Re-evaluate this often, for free disk space changed by others and for aging. Unref'd. */
   recheckMs?: number;
+  /**
+   * A lock no config declares: `reject` it (a server, where a typo must not silently serialize
+   * nothing), or treat it as `exclusive` (one holder; the CLI without a config). Default `reject`.
+   */
+  undeclaredLocks?: "reject" | "exclusive";
 }
 
 /** Resources granted to one request; `release()` gives them back (more calls do nothing). */
@@ -135,6 +140,7 @@ export class Admission {
   private readonly now: () => number;
   private readonly agingMs: number;
   private readonly weights: Record<string, number>;
+  private readonly undeclaredLocks: "reject" | "exclusive";
   private readonly timer: NodeJS.Timeout | undefined;
   private seq = 0;
   private closed = false;
@@ -168,6 +174,7 @@ export class Admission {
     if (problems.length > 0) throw new AdmissionError("invalid", `admission: ${problems.join("; ")}`);
 
     this.capacity = { ...capacity, locks: { ...capacity.locks } };
+    this.undeclaredLocks = options.undeclaredLocks ?? "reject";
     this.freeDisk = options.freeDisk;
     this.now = options.now ?? Date.now;
     this.agingMs = agingMs;
@@ -355,6 +362,13 @@ export class Admission {
     pool("cpu", need.cpu, "cpu");
     pool("disk", need.diskBytes, "disk");
     const locks = [...new Set(need.locks)];
+    if (this.undeclaredLocks === "exclusive") {
+      for (const name of locks) {
+        if (Object.hasOwn(this.capacity.locks, name)) continue;
+        this.capacity.locks[name] = 1;
+        this.capacityOf.set(`lock:${name}`, 1);
+      }
+    }
     const declared = Object.keys(this.capacity.locks);
     for (const name of locks) {
       const slots = Object.hasOwn(this.capacity.locks, name) ? this.capacity.locks[name] : undefined;

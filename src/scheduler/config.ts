@@ -21,7 +21,8 @@ import { NotFoundError, SlipwayError } from "../errors.js";
 import { JOB_NAME } from "../pipeline/parse-jobs.js";
 import { describe, Reader } from "../pipeline/parse-yaml.js";
 import { formatProblem, type Problem } from "../pipeline/problems.js";
-import { volumeSizeBytes } from "./disk.js";
+import { Admission, type AdmissionOptions } from "./admission.js";
+import { volumeFreeBytes, volumeSizeBytes } from "./disk.js";
 import type { Capacity } from "./types.js";
 
 export const CONFIG_KEYS = ["resources", "locks", "work_dir", "keys"] as const;
@@ -162,4 +163,24 @@ export function parseServerConfig(
     workDir,
     weights,
   };
+}
+
+/** The admission a config describes: its pools, locks and key weights, disk checked on its work volume. */
+export function admissionFor(
+  config: ServerConfig,
+  options: Pick<AdmissionOptions, "undeclaredLocks"> = {},
+): Admission {
+  return new Admission({
+    capacity: config.capacity,
+    freeDisk: () => volumeFreeBytes(config.workDir),
+    weights: config.weights,
+    // Others fill and free the disk too: look again now and then, not only when a job ends here.
+    recheckMs: 2_000,
+    ...options,
+  });
+}
+
+/** The machine as one admission, for the CLI without a server: any lock a job names is exclusive. */
+export function machineAdmission(dataDir: string): Admission {
+  return admissionFor(loadServerConfig(undefined, dataDir), { undeclaredLocks: "exclusive" });
 }

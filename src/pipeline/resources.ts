@@ -1,0 +1,123 @@
+/**
+ * Jobs and admission: turn what a job declares (`resources:`) into a request, wait for it while
+ * telling listeners why, hold a deploy's grant through its readiness probe, and remember measured
+ * peaks so `memory: auto` asks for what the job really used.
+ */
+import type { ActionContext } from "../definition/types.js";
+import type { Admission, Grant } from "../scheduler/admission.js";
+import { formatBytes } from "../scheduler/format.js";
+import { autoMemory } from "../scheduler/memory.js";
+import type { Need, Ticket } from "../scheduler/types.js";
+import type { Resources } from "./model.js";
+import type { Step } from "./plan.js";
+
+/** Measured peak memory of past attempts, per pipeline and job. */
+export interface PeakStore {
+  record(pipeline: string, job: string, peakBytes: number): void;
+  /** The most recent peaks, newest first. */
+  recent(pipeline: string, job: string, limit: number): number[];
+}
+
+/** How many recent peaks `memory: auto` looks at. */
+const AUTO_SAMPLES = 20;
+/** How often a queued job restates why it waits (only when the reason changed). */
+const EXPLAIN_EVERY_MS = 1_000;
+
+export class JobResources {
+  readonly admission: Admission;
+  readonly #peaks: PeakStore | undefined;
+  /** Grants held from a job's `run` through its readiness probe, by run id, then action. */
+  readonly #held = new Map<string, Map<string, Grant>>();
+
+  constructor(admission: Admission, peaks?: PeakStore) {
+    this.admission = admission;
+    this.#peaks = peaks;
+  }
+
+  /** What the step's job declares, as a request: `memory: auto` from measured peaks, capped by the pool. */
+  need(pipeline: string, step: Step): Need {
+    const declared: Resources = step.job.resources ?? { locks: [] };
+    let memoryBytes = 0;
+    if (declared.memoryBytes === "auto")
+      memoryBytes = autoMemory(this.#peaks?.recent(pipeline, step.job.name, AUTO_SAMPLES) ?? [], {
+        maxBytes: this.admission.snapshot().capacity.memoryBytes,
+      });
+    else if (declared.memoryBytes !== undefined) memoryBytes = declared.memoryBytes;
+    return {
+      memoryBytes,
+      cpu: declared.cpu ?? 0,
+      diskBytes: declared.diskBytes ?? 0,
+      locks: [...declared.locks],
+    };
+  }
+
+  /**
+   * Waits until the step's job may start. While it waits, listeners hear `queued: <why>` (which
+   * resource, who holds it, its place in line); cancel aborts the wait.
+   */
+  async admit(ctx: ActionContext, pipeline: string, step: Step, key: string): Promise<Grant> {
+    const ticket: Ticket = { runId: ctx.executionId, runName: ctx.runName, pipeline, job: step.label, key };
+    const need = this.need(pipeline, step);
+    const pending = this.admission.acquire(ticket, need, ctx.signal);
+    let said = "";
+    const tell = () => {
+      const mine = this.admission
+        .explain()
+        .find((e) => e.ticket.runId === ticket.runId && e.ticket.job === ticket.job);
+      if (mine && mine.reason !== said) {
+        said = mine.reason;
+        ctx.progress(`queued: ${mine.reason}`, { queued: true, need: describeNeed(need) });
+      }
+    };
+    // Granted at once in the usual case: only a request still waiting after this turn explains itself.
+    const timer = setInterval(tell, EXPLAIN_EVERY_MS);
+    setImmediate(tell);
+    try {
+      const grant = await pending;
+      if (said !== "")
+        ctx.progress(`admitted after ${Math.round(grant.waitedMs / 100) / 10}s`, { queued: false });
+      return grant;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  /** Keeps a grant for the step's readiness probe, which runs as the next step. */
+  hold(runId: string, action: string, grant: Grant): void {
+    let run = this.#held.get(runId);
+    if (!run) {
+      run = new Map();
+      this.#held.set(runId, run);
+    }
+    run.get(action)?.release();
+    run.set(action, grant);
+  }
+
+  /** The grant held for a probe, if its run step ran in this process (after a restart it did not). */
+  take(runId: string, action: string): Grant | undefined {
+    const run = this.#held.get(runId);
+    const grant = run?.get(action);
+    run?.delete(action);
+    if (run?.size === 0) this.#held.delete(runId);
+    return grant;
+  }
+
+  /** Releases whatever a run still holds (it ended, or was cancelled between a job and its probe). */
+  releaseRun(runId: string): void {
+    for (const grant of this.#held.get(runId)?.values() ?? []) grant.release();
+    this.#held.delete(runId);
+  }
+
+  recordPeak(pipeline: string, job: string, peakBytes: number): void {
+    if (peakBytes > 0) this.#peaks?.record(pipeline, job, peakBytes);
+  }
+}
+
+function describeNeed(need: Need): string {
+  const parts: string[] = [];
+  if (need.memoryBytes > 0) parts.push(`memory ${formatBytes(need.memoryBytes)}`);
+  if (need.cpu > 0) parts.push(`cpu ${need.cpu}`);
+  if (need.diskBytes > 0) parts.push(`disk ${formatBytes(need.diskBytes)}`);
+  for (const lock of need.locks) parts.push(`lock ${lock}`);
+  return parts.join(", ");
+}
