@@ -4,7 +4,8 @@
  */
 import type { ExecutionResult } from "../engine/executor.js";
 import type { Plan } from "../pipeline/plan.js";
-import type { StepRecord } from "../storage/types.js";
+import { outlineOf, runDetail } from "../server/records.js";
+import type { PlanOutline, RunDetail, StepSummary } from "../server/schemas.js";
 import type { Io } from "./command.js";
 import { duration } from "./format.js";
 import { exitCodeOf, markFollowed, onInterrupt, type Session } from "./session.js";
@@ -66,36 +67,38 @@ export async function follow(
 /** The closing lines of a run: how it ended, why, and what to do next. */
 async function summary(session: Session, result: ExecutionResult, plan: Plan): Promise<string> {
   const info = await session.executor.get(result.id);
-  const record = info?.execution;
-  const took = record ? ` in ${duration((record.endedAt ?? Date.now()) - record.createdAt)}` : "";
-  const lines = [`run ${result.id} ${result.status}${took}`];
-  const cause = result.cause;
-  if (cause?.kind === "failure")
-    lines.push(`  ${labelOf(plan, cause.action)} failed: ${cause.error.message}`);
+  if (!info) return `run ${result.id} ${result.status}\n`;
+  return summaryText({ ...runDetail(info), status: result.status }, outlineOf(plan)!);
+}
+
+/** The closing lines of a run, from what the API shows of it (embedded or from a server alike). */
+export function summaryText(
+  run: Pick<RunDetail, "id" | "status" | "createdAt" | "endedAt" | "cause" | "error" | "steps">,
+  plan: Pick<PlanOutline, "steps" | "excluded">,
+): string {
+  const labelOf = (action: string) => plan.steps.find((s) => s.action === action)?.label ?? action;
+  const lines = [`run ${run.id} ${run.status} in ${duration((run.endedAt ?? Date.now()) - run.createdAt)}`];
+  const cause = run.cause;
+  if (cause?.kind === "failure") lines.push(`  ${labelOf(cause.action)} failed: ${cause.error.message}`);
   if (cause?.kind === "cancel") lines.push(`  cancelled: ${cause.reason}`);
-  const steps = info?.steps ?? [];
-  const undone = steps.filter((s) => s.status === "undone").map((s) => labelOf(plan, s.action));
+  const undone = run.steps.filter((s) => s.status === "undone").map((s) => labelOf(s.job));
   if (undone.length > 0) lines.push(`  undone: ${undone.join(", ")}`);
-  const skipped = steps.filter((s) => isSkipped(s)).map((s) => labelOf(plan, s.action));
+  const skipped = run.steps.filter((s) => isSkipped(s)).map((s) => labelOf(s.job));
   if (skipped.length > 0) lines.push(`  skipped: ${skipped.join(", ")}`);
   for (const { job, reason } of plan.excluded) lines.push(`  not run: ${job} (${reason})`);
-  if (result.status === "needs_attention")
+  if (run.status === "needs_attention")
     lines.push(
-      `  ${result.error?.message ?? "an undo failed"}`,
-      `  fix the cause, then: slipway resume ${result.id}`,
+      `  ${run.error?.message ?? "an undo failed"}`,
+      `  fix the cause, then: slipway resume ${run.id}`,
     );
-  if (result.status === "failed")
-    lines.push(`  held (on_failure: hold): fix the cause, then: slipway retry ${result.id}`);
-  if (result.status === "waiting" || result.status === "running")
-    lines.push(`  continue with: slipway resume ${result.id}`);
+  if (run.status === "failed")
+    lines.push(`  held (on_failure: hold): fix the cause, then: slipway retry ${run.id}`);
+  if (run.status === "waiting" || run.status === "running")
+    lines.push(`  continue with: slipway resume ${run.id}`);
   return `${lines.join("\n")}\n`;
 }
 
-function isSkipped(step: StepRecord): boolean {
-  const value = step.output?.[step.action] as { status?: unknown } | undefined;
+function isSkipped(step: Pick<StepSummary, "job" | "status" | "output">): boolean {
+  const value = step.output?.[step.job] as { status?: unknown } | undefined;
   return step.status === "completed" && value?.status === "skipped";
-}
-
-function labelOf(plan: Plan, action: string): string {
-  return plan.steps.find((s) => s.action === action)?.label ?? action;
 }

@@ -8,7 +8,9 @@ import { logs } from "./commands/logs.js";
 import { resume, retry } from "./commands/resume.js";
 import { run } from "./commands/run.js";
 import { ls, show } from "./commands/runs.js";
+import { serve } from "./commands/serve.js";
 import { signal } from "./commands/signal.js";
+import { submit } from "./commands/submit.js";
 import { validate } from "./commands/validate.js";
 
 export { EXIT, type Io } from "./command.js";
@@ -49,6 +51,8 @@ const commands: Command[] = [
   cancel,
   retry,
   resume,
+  serve,
+  submit,
 ];
 
 /** Runs one command line (without `node` and the script path) and returns its exit code. */

@@ -281,7 +281,7 @@ export class Executor implements ExecutionHost {
     const saga = this.#sagas.get(execution.saga)?.get(execution.version);
     for (const action of saga?.actions.values() ?? []) {
       if (action.kind !== "signal" || action.signalName !== name || !action.outputSchema) continue;
-      const parsed = action.outputSchema.safeParse(payload);
+      const parsed = action.outputSchema.safeParse(action.fromPayload ? action.fromPayload(payload) : payload);
       if (!parsed.success) {
         const detail = parsed.error.issues
           .map((i) => `${i.path.join(".") || "(payload)"}: ${i.message}`)

@@ -183,6 +183,19 @@ export type Job = RunJob | WaitJob | PollJob;
  */
 export type OnFailure = "compensate" | "hold";
 
+/**
+ * At most `limit` runs of one concurrency key at once (the key defaults to the pipeline's name; an
+ * expression over `inputs` makes it e.g. the recipe). A newer run queues, FIFO, or with
+ * `cancelInProgress` cancels the older ones (they run their undos) and starts once they have ended.
+ */
+export interface Concurrency {
+  /** Rendered with the run's inputs; absent: the pipeline's name. */
+  key?: Template;
+  limit: number;
+  cancelInProgress: boolean;
+  pos: Position;
+}
+
 export interface Pipeline {
   /** The file name problems and positions refer to. */
   file: string;
@@ -192,6 +205,9 @@ export interface Pipeline {
   env: Record<string, Template>;
   secrets: Record<string, Secret>;
   onFailure: OnFailure;
+  concurrency?: Concurrency;
+  /** Of every job of its runs when they wait for capacity: higher goes first. Default 0. */
+  priority?: number;
   /** In file order; names are unique. */
   jobs: Job[];
 }

@@ -14,7 +14,16 @@ import { basename } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { NotFoundError } from "../errors.js";
 import type { ExprScope } from "./expressions.js";
-import type { Input, InputType, Job, OnFailure, Pipeline, Secret, SecretSource } from "./model.js";
+import type {
+  Concurrency,
+  Input,
+  InputType,
+  Job,
+  OnFailure,
+  Pipeline,
+  Secret,
+  SecretSource,
+} from "./model.js";
 import {
   CRASH_LOOP_KEYS,
   JOB_KEYS,
@@ -26,13 +35,23 @@ import {
   WAIT_KEYS,
 } from "./parse-jobs.js";
 import { INCLUDE_KEYS, MATRIX_KEYS } from "./parse-matrix.js";
-import { ENV_NAME, parseEnv } from "./parse-values.js";
+import { ENV_NAME, parseEnv, template } from "./parse-values.js";
 import { describe, type Entry, type KeyHints, Reader } from "./parse-yaml.js";
 import { closest, listOr, PipelineError, type Problem } from "./problems.js";
 
 export { DEFAULTS } from "./parse-jobs.js";
 
-export const PIPELINE_KEYS = ["name", "inputs", "env", "secrets", "on_failure", "jobs"] as const;
+export const PIPELINE_KEYS = [
+  "name",
+  "inputs",
+  "env",
+  "secrets",
+  "on_failure",
+  "concurrency",
+  "priority",
+  "jobs",
+] as const;
+export const CONCURRENCY_KEYS = ["key", "limit", "cancel_in_progress"] as const;
 export const INPUT_KEYS = ["type", "default", "description", "required", "options"] as const;
 export const SECRET_KEYS = ["env", "file"] as const;
 
@@ -44,6 +63,7 @@ export const ACCEPTED_KEYS = {
   pipeline: PIPELINE_KEYS,
   input: INPUT_KEYS,
   secret: SECRET_KEYS,
+  concurrency: CONCURRENCY_KEYS,
   job: JOB_KEYS,
   wait: WAIT_KEYS,
   poll: POLL_KEYS,
@@ -168,12 +188,55 @@ function readPipeline(r: Reader, contents: Node | undefined, file: string): Pipe
     }
   }
 
+  const concurrencyNode = get("concurrency");
+  const keyOnly = "`concurrency.key` can read only `inputs`: runs are counted before any job runs";
+  const keyScope: ExprScope = {
+    ...envScope,
+    roots: { inputs: true, matrix: keyOnly, needs: keyOnly, env: keyOnly, outputs: keyOnly },
+  };
+  const concurrency = concurrencyNode && parseConcurrency(r, concurrencyNode, keyScope);
+  const priority = ifGivenInteger(r, get("priority"));
+
   const jobs = parseJobs(r, top.get("jobs"), {
     inputs: Object.keys(inputs),
     env: Object.keys(env),
     secrets: Object.keys(secrets),
   });
-  return { file, name, inputs, env, secrets, onFailure, jobs };
+  return {
+    file,
+    name,
+    inputs,
+    env,
+    secrets,
+    onFailure,
+    ...(concurrency && { concurrency }),
+    ...(priority !== undefined && { priority }),
+    jobs,
+  };
+}
+
+/** `priority: 10`: higher goes first when jobs wait for the same capacity (aging lifts the rest). */
+function ifGivenInteger(r: Reader, node: Node | undefined): number | undefined {
+  if (node === undefined) return undefined;
+  if (!isScalar(node) || typeof node.value !== "number" || !Number.isSafeInteger(node.value)) {
+    r.report(node, `\`priority\` must be a whole number (higher goes first), got ${describe(node)}`);
+    return undefined;
+  }
+  return node.value;
+}
+
+/** `concurrency: { key, limit, cancel_in_progress }`: how many runs of one key run at once. */
+function parseConcurrency(r: Reader, node: Node, scope: ExprScope): Concurrency | undefined {
+  const fields = new Map(r.map(node, "`concurrency`", CONCURRENCY_KEYS).map((e) => [e.name, e.value]));
+  if (!isMap(node)) return undefined;
+  const keyNode = fields.get("key");
+  const key = keyNode === undefined ? undefined : template(r, keyNode, "`concurrency.key`", scope);
+  const limitNode = fields.get("limit");
+  const limit = limitNode === undefined ? 1 : (r.integer(limitNode, "`concurrency.limit`", 1) ?? 1);
+  const cancelNode = fields.get("cancel_in_progress");
+  const cancelInProgress =
+    cancelNode === undefined ? false : (r.boolean(cancelNode, "`concurrency.cancel_in_progress`") ?? false);
+  return { ...(key && { key }), limit, cancelInProgress, pos: r.at(node) };
 }
 
 function parseJobs(

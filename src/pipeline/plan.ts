@@ -2,7 +2,7 @@
  * Planning a run: the values of its inputs, the tiers it asked for, and the steps that follow from
  * them (one per job, one per matrix leg), before anything runs.
  */
-import { evaluateCondition } from "./expressions.js";
+import { evaluateCondition, renderTemplate } from "./expressions.js";
 import type { Expr, Input, Job, MatrixValue, Pipeline, Template, Value } from "./model.js";
 import { closest, listOr, PipelineInputError } from "./problems.js";
 
@@ -40,6 +40,10 @@ export interface Plan {
   steps: Step[];
   /** Jobs left out of this run, and why. */
   excluded: { job: string; reason: string }[];
+  /** Runs are counted (`concurrency`) and capacity is shared fairly by this key: the pipeline's name unless `concurrency.key` says. */
+  key: string;
+  /** Of this run's jobs when they wait for capacity. */
+  priority: number;
 }
 
 /** Plans a run; throws PipelineInputError listing every problem with the request. */
@@ -109,8 +113,14 @@ export function planRun(pipeline: Pipeline, request: RunRequest): Plan {
     }
     actionsOf.set(job.name, ends);
   }
+  const key = pipeline.concurrency?.key
+    ? renderTemplate(pipeline.concurrency.key, { inputs }).trim()
+    : pipeline.name;
+  if (key === "") problems.push("`concurrency.key` is empty for these inputs");
   if (problems.length > 0) throw new PipelineInputError(problems);
   return {
+    key,
+    priority: pipeline.priority ?? 0,
     pipeline,
     inputs,
     tiers,

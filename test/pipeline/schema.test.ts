@@ -56,6 +56,7 @@ describe("pipeline JSON Schema", () => {
     const include = ((definitions.matrix!.properties as Schema).include as Schema).items;
     const sorted = (keys: readonly string[]) => [...keys].sort();
     expect(keysOf(schema)).toEqual(sorted(ACCEPTED_KEYS.pipeline));
+    expect(keysOf((schema.properties as Schema).concurrency)).toEqual(sorted(ACCEPTED_KEYS.concurrency));
     expect(keysOf(definitions.input)).toEqual(sorted(ACCEPTED_KEYS.input));
     expect(keysOf(definitions.secret)).toEqual(sorted(ACCEPTED_KEYS.secret));
     expect(keysOf(definitions.job)).toEqual(sorted(ACCEPTED_KEYS.job));

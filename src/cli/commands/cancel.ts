@@ -1,6 +1,8 @@
 /** `slipway cancel`: request a cancel; the process running the run stops its jobs and runs the undos. */
 import { Executor } from "../../engine/executor.js";
 import { createLogger } from "../../logging.js";
+import type { ActionResponse } from "../../server/schemas.js";
+import { remote, runPath, serverClient, serverOptions } from "../client.js";
 import { type Command, EXIT, parse, UsageError } from "../command.js";
 import { dataDir, dbOption, dbPath, openStorage } from "../state.js";
 import { findRun } from "./runs.js";
@@ -8,11 +10,23 @@ import { findRun } from "./runs.js";
 export const cancel: Command = {
   name: "cancel",
   summary: "Cancel a run: nothing new starts, running jobs stop, completed ones are undone",
-  usage: "slipway cancel RUN [--reason TEXT] [--db PATH]",
+  usage: "slipway cancel RUN [--reason TEXT] [--db PATH | --server URL [--token T]]",
   async run(args, io) {
-    const { values, positionals } = parse(args, { ...dbOption, reason: { type: "string" } }, 1);
+    const { values, positionals } = parse(
+      args,
+      { ...dbOption, ...serverOptions, reason: { type: "string" } },
+      1,
+    );
     const ref = positionals[0];
     if (ref === undefined) throw new UsageError("cancel needs a run id or name");
+    const client = serverClient(values);
+    if (client)
+      return remote(io, async () => {
+        const body = values.reason === undefined ? {} : { reason: values.reason };
+        const done = await client.json<ActionResponse>("POST", runPath(ref, "/cancel"), body);
+        io.out(`cancel requested for ${done.id}: ${done.message}\n`);
+        return EXIT.ok;
+      });
     const db = dbPath(values.db);
     const storage = await openStorage(db);
     // Persisting the request is enough: the owner acts on it, or the next process that continues the run.

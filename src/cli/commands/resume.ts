@@ -2,32 +2,46 @@
  * `slipway resume` and `slipway retry`: continue runs in the foreground. Before a run continues, what
  * its dead process left running (job process groups) is killed, so nothing runs twice at once.
  */
-import { DEFAULT_LEASE_MS, findDeadExecutors } from "../../engine/liveness.js";
 import { type CompiledRun, recompile, runSpecOf } from "../../pipeline/compile.js";
 import { runLogDir } from "../../pipeline/logs.js";
+import { runnerCheck } from "../../server/liveness.js";
+import type { ActionResponse } from "../../server/schemas.js";
 import { sweepOrphans } from "../../shell/orphans.js";
 import { ACTIVE_STATUSES, type ExecutionRecord } from "../../storage/types.js";
+import { type Client, remote, runPath, serverClient, serverOptions } from "../client.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
 import { follow, viewMode } from "../foreground.js";
-import { jobRuntime, liveFollower, openSession } from "../session.js";
+import { jobRuntime, openSession } from "../session.js";
 import { dataDir, dbOption, dbPath, openStorage } from "../state.js";
 import { findRun } from "./runs.js";
+import { followRemote } from "./submit.js";
+
+const options = { ...dbOption, ...serverOptions, json: { type: "boolean" } } as const;
 
 export const resume: Command = {
   name: "resume",
   summary:
     "Continue every incomplete run (or one) in the foreground, after killing what crashed runs left running",
   usage: [
-    "slipway resume [RUN] [--json] [--db PATH]",
+    "slipway resume [RUN] [--json] [--db PATH | --server URL [--token T]]",
     "",
     "Without RUN: every run that is running, waiting or compensating and that no live process runs.",
     "With RUN: that run, also when it needs attention (its failed undos are tried again).",
     "Exits when they have ended, with the worst of their exit codes.",
+    "With --server: the server continues incomplete runs by itself; RUN is required.",
   ].join("\n"),
   async run(args, io) {
-    const { values, positionals } = parse(args, { ...dbOption, json: { type: "boolean" } }, 1);
-    const db = dbPath(values.db);
+    const { values, positionals } = parse(args, options, 1);
     const ref = positionals[0];
+    const client = serverClient(values);
+    if (client) {
+      if (ref === undefined)
+        throw new UsageError(
+          "with a server, resume needs a RUN (the server continues incomplete runs by itself)",
+        );
+      return continueRemote(client, ref, "resume", values.json, io);
+    }
+    const db = dbPath(values.db);
     const targets = await findTargets(db, ref, io);
     if (targets === undefined) return EXIT.failed;
     if (targets.length === 0) {
@@ -45,11 +59,13 @@ export const resume: Command = {
 export const retry: Command = {
   name: "retry",
   summary: "Continue a held run (on_failure: hold) from its failed jobs, reusing what completed",
-  usage: "slipway retry RUN [--json] [--db PATH]",
+  usage: "slipway retry RUN [--json] [--db PATH | --server URL [--token T]]",
   async run(args, io) {
-    const { values, positionals } = parse(args, { ...dbOption, json: { type: "boolean" } }, 1);
+    const { values, positionals } = parse(args, options, 1);
     const ref = positionals[0];
     if (ref === undefined) throw new UsageError("retry needs a run id or name");
+    const client = serverClient(values);
+    if (client) return continueRemote(client, ref, "retry", values.json, io);
     const db = dbPath(values.db);
     const storage = await openStorage(db);
     let record: ExecutionRecord | undefined;
@@ -104,20 +120,13 @@ async function findTargets(
     } else {
       candidates = await storage.listExecutions({ statuses: ACTIVE_STATUSES });
     }
-    const dead = new Set(await findDeadExecutors(storage, DEFAULT_LEASE_MS));
+    const runner = await runnerCheck(storage, dataDir(db));
     const targets: ExecutionRecord[] = [];
     for (const record of candidates) {
       if (!runSpecOf(record)) continue;
-      if (record.owner !== null && !dead.has(record.owner)) {
-        io.err(`run ${record.id} is being run by a live process (${record.owner}): left to it\n`);
-        continue;
-      }
-      const follower = liveFollower(dataDir(db), record.id);
-      if (follower !== undefined) {
-        io.err(`run ${record.id} is being followed by a live process (pid ${follower}): left to it\n`);
-        continue;
-      }
-      targets.push(record);
+      const who = runner(record);
+      if (who !== undefined) io.err(`${who}\n`);
+      else targets.push(record);
     }
     return targets;
   } finally {
@@ -176,4 +185,23 @@ async function continueRuns(
   } finally {
     await session.close();
   }
+}
+
+/** `retry`/`resume` on a server: ask it, then follow the run's new events to its end. */
+async function continueRemote(
+  client: Client,
+  ref: string,
+  action: "retry" | "resume",
+  json: boolean | undefined,
+  io: Io,
+): Promise<number> {
+  return remote(io, async () => {
+    const done = await client.json<ActionResponse>("POST", runPath(ref, `/${action}`));
+    io.out(
+      viewMode(json) === "json"
+        ? `${JSON.stringify({ id: done.id, [action === "retry" ? "retried" : "resumed"]: true })}\n`
+        : `${action === "retry" ? "retrying" : "resuming"} run ${done.id}: ${done.message}\n`,
+    );
+    return followRemote(client, done.id, done.seq, json, io);
+  });
 }

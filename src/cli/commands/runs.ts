@@ -1,41 +1,30 @@
-/** `slipway ls` and `slipway show`: what runs there are and where each one stands, from storage alone. */
-import { runSpecOf } from "../../pipeline/compile.js";
-import type { ExecutionRecord, StepRecord } from "../../storage/types.js";
-import { type Command, EXIT, parse, UsageError } from "../command.js";
+/**
+ * `slipway ls` and `slipway show`: what runs there are and where each one stands, from storage, or
+ * from a server (`--server`): both print the same, from the same shapes (`server/schemas.ts`).
+ */
+import { stepWait } from "../../server/explain.js";
+import { findRun, runDetail, runSummary } from "../../server/records.js";
+import type { RunDetail, RunSummary, StepSummary } from "../../server/schemas.js";
+import { remote, runPath, serverClient, serverOptions } from "../client.js";
+import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
 import { duration, table, time } from "../format.js";
 import { dbOption, dbPath, openStorage } from "../state.js";
+
+export { findRun };
+
+const options = { ...dbOption, ...serverOptions, json: { type: "boolean" } } as const;
 
 export const ls: Command = {
   name: "ls",
   summary: "List runs, newest first",
-  usage: "slipway ls [--db PATH] [--json]",
+  usage: "slipway ls [--json] [--db PATH | --server URL [--token T]]",
   async run(args, io) {
-    const { values } = parse(args, { ...dbOption, json: { type: "boolean" } }, 0);
+    const { values } = parse(args, options, 0);
+    const client = serverClient(values);
+    if (client) return remote(io, async () => printList(io, await client.json("GET", "/runs"), values.json));
     const storage = await openStorage(dbPath(values.db));
     try {
-      const runs = (await storage.listExecutions({})).reverse();
-      if (values.json) {
-        io.out(`${JSON.stringify(runs.map(summary))}\n`);
-        return EXIT.ok;
-      }
-      if (runs.length === 0) {
-        io.out("no runs\n");
-        return EXIT.ok;
-      }
-      io.out(
-        table([
-          ["ID", "NAME", "PIPELINE", "STATUS", "STARTED", "DURATION"],
-          ...runs.map((r) => [
-            r.id,
-            r.runName ?? "-",
-            r.saga,
-            r.status,
-            time(r.createdAt),
-            duration((r.endedAt ?? Date.now()) - r.createdAt),
-          ]),
-        ]),
-      );
-      return EXIT.ok;
+      return printList(io, (await storage.listExecutions({})).reverse().map(runSummary), values.json);
     } finally {
       await storage.close();
     }
@@ -45,11 +34,14 @@ export const ls: Command = {
 export const show: Command = {
   name: "show",
   summary: "Show one run: its status, why it failed, and each job's state, attempts and time",
-  usage: "slipway show RUN [--db PATH] [--json]\n\nRUN is a run id or run name.",
+  usage: "slipway show RUN [--json] [--db PATH | --server URL [--token T]]\n\nRUN is a run id or run name.",
   async run(args, io) {
-    const { values, positionals } = parse(args, { ...dbOption, json: { type: "boolean" } }, 1);
+    const { values, positionals } = parse(args, options, 1);
     const ref = positionals[0];
     if (ref === undefined) throw new UsageError("show needs a run id or name");
+    const client = serverClient(values);
+    if (client)
+      return remote(io, async () => printRun(io, await client.json("GET", runPath(ref)), values.json));
     const storage = await openStorage(dbPath(values.db));
     try {
       const record = await findRun(storage, ref);
@@ -57,114 +49,90 @@ export const show: Command = {
         io.err(`slipway: no run "${ref}"\n`);
         return EXIT.failed;
       }
-      const snapshot = (await storage.load(record.id))!;
-      if (values.json) {
-        io.out(
-          `${JSON.stringify({ ...summary(snapshot.execution), steps: snapshot.steps.map(stepSummary) })}\n`,
-        );
-        return EXIT.ok;
-      }
-      const e = snapshot.execution;
-      const lines = [
-        `run       ${e.id}${e.runName ? ` (${e.runName})` : ""}`,
-        `pipeline  ${pipelineLine(e)}`,
-        `status    ${e.status}`,
-        `started   ${time(e.createdAt)}, ${duration((e.endedAt ?? Date.now()) - e.createdAt)}${e.endedAt ? "" : " so far"}`,
-      ];
-      if (e.cause?.kind === "failure") lines.push(`failed    ${e.cause.action}: ${e.cause.error.message}`);
-      if (e.cause?.kind === "cancel") lines.push(`cancelled ${e.cause.reason}`);
-      if (e.error) lines.push(`attention ${e.error.message}`);
-      io.out(`${lines.join("\n")}\n\n`);
-      io.out(
-        table([
-          ["JOB", "STATE", "ATTEMPTS", "TIME", "NOTE"],
-          ...snapshot.steps.map((s) => [s.action, state(s), String(s.attempt), stepTime(s), note(s)]),
-        ]),
-      );
-      return EXIT.ok;
+      return printRun(io, runDetail((await storage.load(record.id))!), values.json);
     } finally {
       await storage.close();
     }
   },
 };
 
-/** A run by id, or the newest run with that run name. */
-export async function findRun(
-  storage: Awaited<ReturnType<typeof openStorage>>,
-  ref: string,
-): Promise<ExecutionRecord | undefined> {
-  const byId = await storage.getExecution(ref);
-  if (byId) return byId;
-  return (await storage.listExecutions({})).filter((r) => r.runName === ref).at(-1);
+function printList(io: Io, runs: readonly RunSummary[], json: boolean | undefined): number {
+  if (json) io.out(`${JSON.stringify(runs)}\n`);
+  else if (runs.length === 0) io.out("no runs\n");
+  else
+    io.out(
+      table([
+        ["ID", "NAME", "PIPELINE", "STATUS", "STARTED", "DURATION"],
+        ...runs.map((r) => [
+          r.id,
+          r.name ?? "-",
+          r.pipeline,
+          r.status,
+          time(r.createdAt),
+          duration((r.endedAt ?? Date.now()) - r.createdAt),
+        ]),
+      ]),
+    );
+  return EXIT.ok;
 }
 
-function summary(r: ExecutionRecord) {
-  return {
-    id: r.id,
-    name: r.runName,
-    pipeline: r.saga,
-    version: r.version,
-    status: r.status,
-    createdAt: r.createdAt,
-    endedAt: r.endedAt,
-    cause: r.cause,
-    error: r.error,
-  };
+function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
+  if (json) {
+    io.out(`${JSON.stringify(run)}\n`);
+    return EXIT.ok;
+  }
+  const lines = [
+    `run       ${run.id}${run.name ? ` (${run.name})` : ""}`,
+    `pipeline  ${pipelineLine(run)}`,
+    `status    ${run.status}`,
+    `started   ${time(run.createdAt)}, ${duration((run.endedAt ?? Date.now()) - run.createdAt)}${run.endedAt ? "" : " so far"}`,
+  ];
+  if (run.cause?.kind === "failure") lines.push(`failed    ${run.cause.action}: ${run.cause.error.message}`);
+  if (run.cause?.kind === "cancel") lines.push(`cancelled ${run.cause.reason}`);
+  if (run.error) lines.push(`attention ${run.error.message}`);
+  io.out(`${lines.join("\n")}\n\n`);
+  io.out(
+    table([
+      ["JOB", "STATE", "ATTEMPTS", "TIME", "NOTE"],
+      ...run.steps.map((s) => [s.job, state(s), String(s.attempt), stepTime(s), note(s)]),
+    ]),
+  );
+  return EXIT.ok;
 }
 
-function stepSummary(s: StepRecord) {
-  return {
-    job: s.action,
-    status: s.status,
-    attempt: s.attempt,
-    startedAt: s.startedAt,
-    endedAt: s.endedAt,
-    output: s.output,
-    error: s.error?.message ?? null,
-    undoError: s.undoError?.message ?? null,
-    state: s.state,
-  };
-}
-
-function stepTime(s: StepRecord): string {
+function stepTime(s: StepSummary): string {
   if (s.startedAt === null) return "-";
   return duration((s.endedAt ?? Date.now()) - s.startedAt);
 }
 
-/** What a reader wants next to a job's state: why it failed, or what it waits for. */
 /** A pipeline run names its file, inputs and tiers; a saga run its version. */
-function pipelineLine(e: ExecutionRecord): string {
-  const spec = runSpecOf(e);
-  if (!spec) return `${e.saga} v${e.version}`;
+function pipelineLine(run: RunDetail): string {
+  const spec = run.spec;
+  if (!spec) return `${run.pipeline} v${run.version}`;
   const inputs = Object.entries(spec.inputs).map(([k, v]) => `${k}=${String(v)}`);
   const extras = [
     ...(inputs.length ? [`inputs ${inputs.join(" ")}`] : []),
     ...spec.tiers.map((t) => `tier ${t}`),
   ];
-  return `${e.saga} (${spec.file}${extras.length ? `; ${extras.join("; ")}` : ""})`;
+  return `${run.pipeline} (${spec.file}${extras.length ? `; ${extras.join("; ")}` : ""})`;
 }
 
 /** A pipeline step that completed without running says so. */
-function skipped(s: StepRecord): string | undefined {
-  const value = s.output?.[s.action] as { status?: unknown; reason?: unknown } | undefined;
+function skipped(s: StepSummary): string | undefined {
+  const value = s.output?.[s.job] as { status?: unknown; reason?: unknown } | undefined;
   return s.status === "completed" && value?.status === "skipped" ? String(value.reason ?? "") : undefined;
 }
 
-function state(s: StepRecord): string {
+function state(s: StepSummary): string {
   return skipped(s) === undefined ? s.status : "skipped";
 }
 
-function note(s: StepRecord): string {
+/** What a reader wants next to a job's state: why it failed, or what it waits for. */
+function note(s: StepSummary): string {
   const skip = skipped(s);
   if (skip !== undefined) return skip;
-  if (s.status === "failed" || s.status === "retrying") return s.error?.message ?? "";
-  if (s.status === "undo_failed") return `undo: ${s.undoError?.message ?? ""}`;
-  if (s.status === "waiting" && s.state) {
-    const until = typeof s.state.deadline === "number" ? ` until ${time(s.state.deadline)}` : "";
-    if (typeof s.state.until === "number") return `sleeping until ${time(s.state.until)}`;
-    if (typeof s.state.nextCheckAt === "number")
-      return `polling, next check ${time(s.state.nextCheckAt)}${until}`;
-    return `waiting for signal "${String(s.state.signal)}"${until}`;
-  }
+  if (s.status === "failed" || s.status === "retrying") return s.error ?? "";
+  if (s.status === "undo_failed") return `undo: ${s.undoError ?? ""}`;
+  if (s.status === "waiting" && s.state) return stepWait(s)?.message ?? "";
   return "";
 }

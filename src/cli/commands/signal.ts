@@ -2,6 +2,7 @@
 import { Executor } from "../../engine/executor.js";
 import type { Json } from "../../json.js";
 import { createLogger } from "../../logging.js";
+import { remote, runPath, serverClient, serverOptions } from "../client.js";
 import { type Command, EXIT, parse, UsageError } from "../command.js";
 import { dataDir, dbOption, dbPath, openStorage } from "../state.js";
 import { findRun } from "./runs.js";
@@ -9,9 +10,10 @@ import { findRun } from "./runs.js";
 export const signal: Command = {
   name: "signal",
   summary: "Send a signal to a run (kept until the run waits for it)",
-  usage: "slipway signal RUN NAME [JSON] [--db PATH]\n\nJSON is the payload, an object by default ({}).",
+  usage:
+    "slipway signal RUN NAME [JSON] [--db PATH | --server URL [--token T]]\n\nJSON is the payload, an object by default ({}).",
   async run(args, io) {
-    const { values, positionals } = parse(args, { ...dbOption }, 3);
+    const { values, positionals } = parse(args, { ...dbOption, ...serverOptions }, 3);
     const [ref, name, text] = positionals;
     if (ref === undefined || name === undefined) throw new UsageError("signal needs a run and a signal name");
     let payload: Json = {};
@@ -22,6 +24,14 @@ export const signal: Command = {
         throw new UsageError(`the payload is not valid JSON: ${(error as Error).message}`);
       }
     }
+    const client = serverClient(values);
+    if (client)
+      return remote(io, async () => {
+        const path = runPath(ref, `/signals/${encodeURIComponent(name)}`);
+        const sent = await client.json<{ id: string; seq: number }>("POST", path, payload);
+        io.out(`signal "${name}" sent to ${sent.id} (seq ${sent.seq})\n`);
+        return EXIT.ok;
+      });
     const db = dbPath(values.db);
     const storage = await openStorage(db);
     // An executor that runs nothing: it persists the signal; whoever runs the execution picks it up.

@@ -1,0 +1,121 @@
+/**
+ * `slipway serve`: the long-lived process that hosts every pipeline run of a database and serves the
+ * HTTP API. It continues incomplete runs at start; on SIGINT or SIGTERM it stops accepting requests,
+ * stops its jobs and leaves the runs in the database, to continue at the next start.
+ */
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { resolve } from "node:path";
+import { serve as listen } from "@hono/node-server";
+import { parsePipeline } from "../../pipeline/parse.js";
+import { PipelineError } from "../../pipeline/problems.js";
+import { createApp } from "../../server/app.js";
+import { PipelineHost } from "../../server/host.js";
+import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
+import { engineLog } from "../session.js";
+import { dataDir, dbOption, dbPath } from "../state.js";
+
+export const DEFAULT_PORT = 7420;
+
+export const serve: Command = {
+  name: "serve",
+  summary: "Host pipeline runs in one long-lived process and serve the HTTP API (/api/v1)",
+  usage: [
+    "slipway serve [--port N] [--host H] [--db PATH] [--config FILE] [--token T] [--pipeline FILE]...",
+    "",
+    `Listens on 127.0.0.1:${DEFAULT_PORT} unless told otherwise (--port 0: any free port; the line`,
+    "`listening on http://HOST:PORT` names the real one). Every request but /healthz needs",
+    "`Authorization: Bearer <token>`: --token, else SLIPWAY_TOKEN, else a random token printed once.",
+    "--pipeline registers a pipeline file, so runs of it can be submitted by its name.",
+    "--config is the server's configuration file (resource pools and locks).",
+    "Incomplete runs continue at start; SIGINT/SIGTERM stop the server, leaving them for the next start.",
+  ].join("\n"),
+  async run(args, io) {
+    const { values } = parse(
+      args,
+      {
+        ...dbOption,
+        port: { type: "string" },
+        host: { type: "string" },
+        config: { type: "string" },
+        token: { type: "string" },
+        pipeline: { type: "string", multiple: true },
+      },
+      0,
+    );
+    const port = Number(values.port ?? DEFAULT_PORT);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new UsageError(`--port wants a port number (0 for any free one), got "${values.port}"`);
+    const hostname = values.host ?? "127.0.0.1";
+    const registered = registerPipelines(values.pipeline ?? [], io);
+    if (!registered) return EXIT.usage;
+    let token = values.token ?? process.env.SLIPWAY_TOKEN ?? "";
+    if (token === "") {
+      token = randomBytes(24).toString("base64url");
+      io.out(`token ${token} (generated: give it to clients as --token or SLIPWAY_TOKEN)\n`);
+    }
+
+    const db = dbPath(values.db);
+    const log = engineLog(dataDir(db));
+    const host = await PipelineHost.open({
+      db,
+      logger: log.logger,
+      registered,
+      ...(values.config !== undefined && { config: resolve(values.config) }),
+    });
+    const server = listen({ fetch: createApp({ host, token }).fetch, port, hostname });
+    try {
+      await Promise.race([
+        once(server, "listening"),
+        once(server, "error").then(([error]) => {
+          throw error;
+        }),
+      ]);
+    } catch (error) {
+      await host.close();
+      await log.flush();
+      const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      io.err(`slipway: cannot listen on ${hostname}:${port}: ${code}\n`);
+      return EXIT.failed;
+    }
+    const address = server.address() as AddressInfo;
+    const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    io.out(`listening on http://${shown}:${address.port}\n`);
+
+    const signal = await new Promise<NodeJS.Signals>((done) => {
+      process.once("SIGINT", done);
+      process.once("SIGTERM", done);
+    });
+    io.err(`${signal}: stopping; runs continue at the next start (press Ctrl-C again to stop at once)\n`);
+    const again = () => process.exit(EXIT.interrupted);
+    process.once("SIGINT", again);
+    process.once("SIGTERM", again);
+    // Stop accepting, and end open streams (events, logs -f): their clients reconnect to the next server.
+    const closed = new Promise<void>((done) => server.close(() => done()));
+    if ("closeAllConnections" in server) server.closeAllConnections();
+    await closed;
+    await host.close();
+    await log.flush();
+    return EXIT.ok;
+  },
+};
+
+/** `--pipeline FILE`: each file's pipeline by its name; undefined (problems reported) when one is invalid. */
+function registerPipelines(files: readonly string[], io: Io): Map<string, string> | undefined {
+  const registered = new Map<string, string>();
+  for (const file of files) {
+    try {
+      registered.set(parsePipeline(readFileSync(file, "utf8"), file).name, resolve(file));
+    } catch (error) {
+      if (error instanceof PipelineError) io.err(`${error.message}\n`);
+      else
+        io.err(
+          `slipway: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`,
+        );
+      return undefined;
+    }
+  }
+  return registered;
+}

@@ -1,0 +1,186 @@
+/**
+ * The HTTP API of `slipway serve`, with Hono: versioned under `/api/v1/`, bearer-token auth compared
+ * in constant time, bodies validated with zod at the boundary, every error mapped to a status and a
+ * JSON body in the one `onError`, run events as Server-Sent Events.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { streamSSE, streamText } from "hono/streaming";
+import { z } from "zod";
+import type { Json } from "../json.js";
+import { ApiError, toHttpError } from "./errors.js";
+import type { PipelineHost } from "./host.js";
+import { openApiDocument } from "./openapi.js";
+import { cancelRequest, runStatus, signalPayload, submitRequest } from "./schemas.js";
+
+export interface AppOptions {
+  host: PipelineHost;
+  /** The bearer token every request but `/healthz` must carry. */
+  token: string;
+  /** Largest request body accepted, bytes. Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** Between SSE keep-alive comments, so proxies don't drop a quiet stream. Default 15 s. */
+  keepAliveMs?: number;
+}
+
+export const API_PREFIX = "/api/v1";
+
+const statusQuery = z.array(runStatus).optional();
+
+export function createApp(options: AppOptions): Hono {
+  const { host } = options;
+  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+  const keepAliveMs = options.keepAliveMs ?? 15_000;
+  const expected = digest(options.token);
+  const app = new Hono();
+
+  app.onError((error, c) => {
+    const { status, body } = toHttpError(error);
+    if (status >= 500) host.executor.logger.error({ err: error, path: c.req.path }, "request failed");
+    // The rest of an oversized body is never read: the connection can't carry another request.
+    if (status === 413) c.header("connection", "close");
+    return c.json(body, status);
+  });
+  app.notFound((c) => {
+    const { status, body } = toHttpError(
+      new ApiError(
+        404,
+        "not_found",
+        `no route ${c.req.method} ${c.req.path} (see ${API_PREFIX}/openapi.json)`,
+      ),
+    );
+    return c.json(body, status);
+  });
+
+  app.get("/healthz", (c) => c.json({ ok: true as const }));
+
+  // Authentication before anything else is read: a request without the token changes nothing.
+  app.use("*", async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer (.+)$/i.exec(header);
+    if (!match)
+      throw new ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)");
+    if (!timingSafeEqual(digest(match[1]!), expected))
+      throw new ApiError(401, "unauthorized", "invalid token");
+    await next();
+  });
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: () => {
+        throw new ApiError(
+          413,
+          "too_large",
+          `the request body is larger than the limit of ${maxBodyBytes} bytes`,
+        );
+      },
+    }),
+  );
+
+  const api = new Hono();
+
+  api.post("/runs", async (c) => {
+    const body = submitRequest.parse(await readJson(c));
+    const request = { inputs: body.inputs, tiers: body.tiers, name: body.name };
+    const submitted = await host.submit(
+      body.file ? { file: body.file.name, source: body.file.source } : { pipeline: body.pipeline! },
+      request,
+    );
+    return c.json(submitted, 201);
+  });
+
+  api.get("/runs", async (c) => {
+    const statuses = statusQuery.parse(
+      c.req
+        .queries("status")
+        ?.flatMap((s) => s.split(","))
+        .filter(Boolean),
+    );
+    return c.json(await host.list(statuses));
+  });
+
+  api.get("/runs/:id", async (c) => c.json(await host.show(c.req.param("id"))));
+
+  api.get("/runs/:id/logs", async (c) => {
+    const follow = ["1", "true"].includes(c.req.query("follow") ?? "");
+    const aborted = new AbortController();
+    const chunks = await host.logs(c.req.param("id"), {
+      job: c.req.query("job"),
+      follow,
+      signal: aborted.signal,
+    });
+    return streamText(c, async (stream) => {
+      stream.onAbort(() => aborted.abort());
+      for await (const chunk of chunks) await stream.write(chunk);
+    });
+  });
+
+  api.get("/runs/:id/events", async (c) => {
+    const lastId = c.req.header("last-event-id");
+    const after = lastId === undefined ? 0 : Number(lastId);
+    if (!Number.isInteger(after) || after < 0)
+      throw new ApiError(
+        400,
+        "invalid_input",
+        `Last-Event-ID must be an event seq (an integer >= 0), got "${lastId}"`,
+      );
+    const aborted = new AbortController();
+    const events = await host.events(c.req.param("id"), { after, signal: aborted.signal });
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(() => aborted.abort());
+      const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n").catch(() => {}), keepAliveMs);
+      try {
+        for await (const event of events)
+          await stream.writeSSE({
+            event: event.type,
+            data: JSON.stringify(event),
+            ...(event.seq !== undefined && { id: String(event.seq) }),
+          });
+      } finally {
+        clearInterval(keepAlive);
+      }
+    });
+  });
+
+  api.post("/runs/:id/cancel", async (c) => {
+    const body = cancelRequest.parse((await readJson(c)) ?? {});
+    return c.json(await host.cancel(c.req.param("id"), body.reason ?? "cancelled over the API"));
+  });
+
+  api.post("/runs/:id/signals/:name", async (c) => {
+    const payload = signalPayload.parse((await readJson(c)) ?? {}) as Json;
+    return c.json(await host.signal(c.req.param("id"), c.req.param("name"), payload));
+  });
+
+  api.post("/runs/:id/retry", async (c) => c.json(await host.retry(c.req.param("id"))));
+  api.post("/runs/:id/resume", async (c) => c.json(await host.resume(c.req.param("id"))));
+
+  api.get("/queue", async (c) => c.json({ jobs: await host.queue() }));
+  api.get("/resources", async (c) => c.json(await host.resources()));
+  api.get("/openapi.json", (c) => c.json(openApiDocument()));
+
+  app.route(API_PREFIX, api);
+  return app;
+}
+
+/** Both sides hashed first: equal lengths for timingSafeEqual, and nothing learned from the length. */
+function digest(token: string): Buffer {
+  return createHash("sha256").update(token, "utf8").digest();
+}
+
+/** The body as JSON; undefined when empty. Malformed JSON is a 400 that says where it broke. */
+async function readJson(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === "") return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new ApiError(
+      400,
+      "malformed_json",
+      `the request body is not valid JSON: ${(error as Error).message}`,
+    );
+  }
+}

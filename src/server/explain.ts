@@ -1,0 +1,94 @@
+/**
+ * Why a job is not running, from what storage knows of it: the signal, time or check it waits for
+ * (and until when), the retry it is due for, the jobs it needs. `slipway show`, `GET /queue` and the
+ * scheduler's own explanations (admission, locks: see `PipelineHost`'s `explain`) all go through here.
+ */
+import { time } from "../cli/format.js";
+import type { ExecutionRecord } from "../storage/types.js";
+import type { PlanOutline, QueueEntry, StepSummary } from "./schemas.js";
+
+export interface Why {
+  reason: string;
+  message: string;
+  until: number | null;
+}
+
+/** What a waiting or retrying step waits for, from its durable state; undefined for other states. */
+export function stepWait(step: Pick<StepSummary, "status" | "state" | "error">): Why | undefined {
+  const state = step.state ?? {};
+  const num = (key: string) => (typeof state[key] === "number" ? (state[key] as number) : null);
+  const deadline = num("deadline");
+  const until = deadline === null ? "" : ` until ${time(deadline)}`;
+  if (step.status === "retrying") {
+    const at = num("retryAt");
+    return {
+      reason: "retry",
+      message: `retrying${at ? ` at ${time(at)}` : ""} after: ${step.error ?? "a failed attempt"}`,
+      until: at,
+    };
+  }
+  if (step.status !== "waiting") return undefined;
+  const sleepUntil = num("until");
+  if (sleepUntil !== null)
+    return { reason: "sleep", message: `sleeping until ${time(sleepUntil)}`, until: sleepUntil };
+  const nextCheck = num("nextCheckAt");
+  if (nextCheck !== null)
+    return { reason: "poll", message: `polling, next check ${time(nextCheck)}${until}`, until: deadline };
+  return {
+    reason: "signal",
+    message: `waiting for signal "${String(state.signal)}"${until}`,
+    until: deadline,
+  };
+}
+
+/**
+ * Every job of an unfinished run that is not running, and why. `extra` is the scheduler's word on a
+ * job (which resource or lock it waits for, behind whom); when it has one, it wins.
+ */
+export function queueOf(
+  record: ExecutionRecord,
+  steps: readonly StepSummary[],
+  plan: PlanOutline | null,
+  extra?: (run: ExecutionRecord, job: string) => Why | undefined,
+): QueueEntry[] {
+  const byAction = new Map(steps.map((s) => [s.job, s]));
+  const labelOf = (action: string) => plan?.steps.find((s) => s.action === action)?.label ?? action;
+  const done = (action: string) => byAction.get(action)?.status === "completed";
+  const entries: QueueEntry[] = [];
+  const actions = plan ? plan.steps.map((s) => s.action) : steps.map((s) => s.job);
+  for (const action of actions) {
+    const step = byAction.get(action);
+    let why: Why | undefined = extra?.(record, action);
+    if (!why && step) {
+      why = stepWait(step);
+      if (!why && step.status === "failed" && record.status === "failed")
+        why = {
+          reason: "held",
+          message: `held after failing: ${step.error ?? ""}; retry or cancel the run`,
+          until: null,
+        };
+    }
+    if (!why && !step && record.status !== "compensating") {
+      const waitingFor = (plan?.steps.find((s) => s.action === action)?.needs ?? []).filter((n) => !done(n));
+      why =
+        record.status === "failed"
+          ? { reason: "held", message: "not started: the run is held", until: null }
+          : {
+              reason: "needs",
+              message: waitingFor.length ? `after ${waitingFor.map(labelOf).join(", ")}` : "ready to start",
+              until: null,
+            };
+    }
+    if (!why) continue;
+    entries.push({
+      run: record.id,
+      runName: record.runName,
+      pipeline: record.saga,
+      job: action,
+      label: labelOf(action),
+      state: step?.status ?? "pending",
+      ...why,
+    });
+  }
+  return entries;
+}

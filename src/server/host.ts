@@ -1,0 +1,479 @@
+/**
+ * The pipeline host: one long-lived executor that runs every pipeline run a server is given, and
+ * continues, at start, every incomplete run no live process runs (after killing what its dead process
+ * left running). The HTTP API (`app.ts`) is a thin layer over it; so could be any other front end.
+ */
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Logger } from "pino";
+import { markFollowed } from "../cli/session.js";
+import { openStorage } from "../cli/state.js";
+import type { Saga } from "../definition/saga.js";
+import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
+import { Executor } from "../engine/executor.js";
+import { NotFoundError, SlipwayError } from "../errors.js";
+import type { Json } from "../json.js";
+import { type CompiledRun, compileRun, recompile, runSpecOf } from "../pipeline/compile.js";
+import type { JobRuntime } from "../pipeline/jobs.js";
+import { runLogDir } from "../pipeline/logs.js";
+import type { RunRequest } from "../pipeline/plan.js";
+import { sweepOrphans } from "../shell/orphans.js";
+import type { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import {
+  ACTIVE_STATUSES,
+  type ExecutionRecord,
+  type ExecutionStatus,
+  FINAL_STATUSES,
+} from "../storage/types.js";
+import { queueOf, type Why } from "./explain.js";
+import { runnerCheck } from "./liveness.js";
+import { openLogs } from "./logs.js";
+import { findRun, outlineOf, planOf, runDetail, runSummary, stepSummary } from "./records.js";
+import type {
+  ActionResponse,
+  QueueEntry,
+  ResourcesResponse,
+  RunDetail,
+  RunSummary,
+  SubmitResponse,
+} from "./schemas.js";
+
+/** What the scheduler adds to the host's answers: why it holds a job back, and its pools. */
+export interface SchedulerView {
+  /** Why a job is not running when the scheduler holds it back (a resource, a lock, its place in line). */
+  explain?(run: ExecutionRecord, job: string): Why | undefined;
+  /** Resource pools and locks: capacity, what is free, who holds it. */
+  pools?(): ResourcesResponse["pools"];
+}
+
+export interface PipelineHostOptions {
+  /** The SQLite database file. */
+  db: string;
+  /** Job logs, pid files and staged data; default the database's directory. */
+  dataDir?: string;
+  /** The engine's log. */
+  logger?: Logger;
+  /** Pipelines runs can be submitted by name: pipeline name → pipeline file. */
+  registered?: ReadonlyMap<string, string>;
+  /**
+   * How this host's jobs run: the single place a `JobRuntime` is made for its runs, so admission
+   * (resource pools, locks) can wrap it. Default: logs under `dataDir`.
+   */
+  runtime?: JobRuntime;
+  /** The scheduler's explanations and pools, for `queue()` and `resources()`. */
+  scheduler?: SchedulerView;
+  /** The server's config file (resource pools, locks), handed to the scheduler. */
+  config?: string;
+  /** How often storage is checked for what other processes wrote (signals, cancels), ms. Default 200. */
+  pollIntervalMs?: number;
+}
+
+/** A run to submit: a pipeline file's text, or a pipeline registered with the host, by name. */
+export type PipelineSource = { file: string; source: string } | { pipeline: string };
+
+export interface SubmitOptions extends RunRequest {
+  /** The run name, e.g. `{ticket}-{branch}-{attempt}`. */
+  name?: string | undefined;
+}
+
+/** Statuses a run stays in until someone acts: ended, held, or needing attention. */
+const STOPPED: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
+
+export class PipelineHost {
+  readonly storage: SqliteStorage;
+  readonly executor: Executor;
+  readonly dataDir: string;
+  readonly runtime: JobRuntime;
+  readonly config: string | undefined;
+  readonly #logger: Logger;
+  readonly #registered: ReadonlyMap<string, string>;
+  readonly #scheduler: SchedulerView | undefined;
+  /** Sagas registered with the executor, by `name@version`: a run's saga is compiled once per plan. */
+  readonly #sagas = new Map<string, Saga>();
+  /**
+   * Runs this host has taken (submitted, or swept and recompiled): the only ones its executor accepts,
+   * each with the remover of the mark that tells other processes a live process runs it.
+   */
+  readonly #hosted = new Map<string, () => void>();
+  #stopListening: (() => void) | undefined;
+
+  private constructor(
+    storage: SqliteStorage,
+    executor: Executor,
+    options: PipelineHostOptions,
+    dataDir: string,
+  ) {
+    this.storage = storage;
+    this.executor = executor;
+    this.dataDir = dataDir;
+    this.runtime = options.runtime ?? { dataDir };
+    this.config = options.config;
+    this.#logger = executor.logger;
+    this.#registered = options.registered ?? new Map();
+    this.#scheduler = options.scheduler;
+  }
+
+  /** Opens the database and the executor, then continues every incomplete run nobody alive runs. */
+  static async open(options: PipelineHostOptions): Promise<PipelineHost> {
+    const dataDir = options.dataDir ?? dirname(options.db);
+    mkdirSync(dataDir, { recursive: true });
+    const storage = await openStorage(options.db);
+    let host: PipelineHost | undefined;
+    let executor: Executor;
+    try {
+      executor = await Executor.open({
+        storage,
+        sagas: [],
+        dataDir,
+        ...(options.logger && { logger: options.logger }),
+        pollIntervalMs: options.pollIntervalMs ?? 200,
+        // Only runs taken here: a run another live process runs, or whose orphans were not swept yet, is not ours.
+        accept: (execution) => (host ? host.#hosted.has(execution.id) : false),
+        recover: false,
+      });
+    } catch (error) {
+      await storage.close();
+      throw error;
+    }
+    host = new PipelineHost(storage, executor, options, dataDir);
+    // A run that ended (or stopped for someone to act) is no longer held here: another process may continue it.
+    host.#stopListening = executor.on((event) => {
+      if (ENDING_EVENTS.has(event.type)) host.#release(event.executionId);
+    });
+    try {
+      await host.#recoverAll();
+    } catch (error) {
+      await host.close();
+      throw error;
+    }
+    return host;
+  }
+
+  /** Compiles a run, registers its saga and starts it. Problems in the file, inputs or tiers throw (400). */
+  async submit(what: PipelineSource, request: SubmitOptions): Promise<SubmitResponse> {
+    const { file, source } = "pipeline" in what ? this.#registeredSource(what.pipeline) : what;
+    const compiled = compileRun(file, source, { inputs: request.inputs, tiers: request.tiers }, this.runtime);
+    const saga = this.#register(compiled);
+    const id = this.executor.newExecutionId();
+    this.#hold(id);
+    try {
+      const name = request.name;
+      await this.executor.start(
+        saga,
+        { run: compiled.spec },
+        name === undefined ? { id } : { id, runName: name },
+      );
+    } catch (error) {
+      this.#release(id);
+      throw error;
+    }
+    return {
+      id,
+      name: request.name ?? null,
+      pipeline: compiled.plan.pipeline.name,
+      jobs: compiled.plan.steps.length,
+    };
+  }
+
+  /** Runs, newest first, optionally only those in `statuses`. */
+  async list(statuses?: readonly ExecutionStatus[]): Promise<RunSummary[]> {
+    const records = await this.storage.listExecutions(statuses?.length ? { statuses } : {});
+    return records.reverse().map(runSummary);
+  }
+
+  /** One run (by id or run name) with its steps and plan. */
+  async show(ref: string): Promise<RunDetail> {
+    const record = await this.#find(ref);
+    const snapshot = await this.storage.load(record.id);
+    if (!snapshot) throw new NotFoundError(`no run "${ref}"`);
+    return runDetail(snapshot);
+  }
+
+  /** Requests a cancel: the run stops its jobs and runs the undos, here or in the process running it. */
+  async cancel(ref: string, reason: string): Promise<ActionResponse> {
+    const record = await this.#find(ref);
+    const runner = await this.#takeIfFree(record);
+    const seq = await this.#lastSeq(record.id);
+    const updated = await this.executor.cancel(record.id, reason);
+    return {
+      id: record.id,
+      status: updated.status,
+      message: runner ?? "cancel requested: its jobs are stopping and the undos run",
+      seq,
+    };
+  }
+
+  /** Persists a signal; the run's wait picks it up here, or in the process running it. */
+  async signal(
+    ref: string,
+    name: string,
+    payload: Json,
+  ): Promise<{ id: string; signal: string; seq: number }> {
+    const record = await this.#find(ref);
+    if (FINAL_STATUSES.includes(record.status))
+      throw new SlipwayError(
+        "conflict",
+        `run ${record.id} has already ended (${record.status}); signal "${name}" not delivered`,
+      );
+    await this.#takeIfFree(record);
+    const sent = await this.executor.signal(record.id, name, payload);
+    return { id: record.id, signal: name, seq: sent.seq };
+  }
+
+  /** Continues a held run (failed, `on_failure: hold`) from its failed jobs. */
+  async retry(ref: string): Promise<ActionResponse> {
+    const record = await this.#find(ref);
+    if (record.status !== "failed")
+      throw new SlipwayError(
+        "conflict",
+        `run ${record.id} is ${record.status}: only a held run (failed, on_failure: hold) can be retried${record.status === "needs_attention" ? "; resume it instead" : ""}`,
+      );
+    await this.#take(record);
+    const seq = await this.#lastSeq(record.id);
+    await this.executor.retry(record.id);
+    return { id: record.id, status: "running", message: "retrying from its failed jobs", seq };
+  }
+
+  /**
+   * Continues a run that needs attention (its failed undos run again), or an incomplete run no live
+   * process runs (one whose `slipway run` died while this server was up).
+   */
+  async resume(ref: string): Promise<ActionResponse> {
+    const record = await this.#find(ref);
+    if (record.status === "failed")
+      throw new SlipwayError("conflict", `run ${record.id} is held after a failure: retry it instead`);
+    if (FINAL_STATUSES.includes(record.status))
+      throw new SlipwayError("conflict", `run ${record.id} has ended (${record.status}): nothing to resume`);
+    const seq = await this.#lastSeq(record.id);
+    if (this.#hosted.has(record.id))
+      return { id: record.id, status: record.status, message: "already running on this server", seq };
+    await this.#take(record);
+    if (record.status === "needs_attention") await this.executor.resume(record.id);
+    else await this.executor.recover();
+    return { id: record.id, status: "running", message: "resumed", seq };
+  }
+
+  /**
+   * The run's events: the persisted history after `after` (a seq), then live events (progress
+   * included) until the run ends or stops for someone to act. Throws NotFoundError before streaming.
+   */
+  async events(
+    ref: string,
+    options: { after?: number; signal?: AbortSignal } = {},
+  ): Promise<AsyncGenerator<ExecutionEvent>> {
+    const record = await this.#find(ref);
+    return this.#events(record, options.after ?? 0, options.signal);
+  }
+
+  async *#events(
+    record: ExecutionRecord,
+    after: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<ExecutionEvent> {
+    const id = record.id;
+    const buffer: ExecutionEvent[] = [];
+    let wake: (() => void) | undefined;
+    // Listen first, then read the history: nothing falls between the two.
+    const stop = this.executor.on((event) => {
+      buffer.push(event);
+      wake?.();
+    }, id);
+    const onAbort = () => wake?.();
+    signal?.addEventListener("abort", onAbort);
+    let last = after;
+    const newer = async () => (await this.executor.history(id)).filter((e) => e.seq! > last);
+    try {
+      for (const event of await newer()) {
+        last = event.seq!;
+        yield event;
+      }
+      const now = await this.storage.getExecution(id);
+      if (!now || (STOPPED.includes(now.status) && !this.#hosted.has(id))) return;
+      while (!signal?.aborted) {
+        while (buffer.length > 0) {
+          const event = buffer.shift()!;
+          if (event.seq !== undefined) {
+            if (event.seq <= last) continue;
+            // Events published while the history was read, or a batch that was not published here.
+            for (const missed of await newer()) if (missed.seq! < event.seq) yield missed;
+            last = event.seq;
+          }
+          yield event;
+          if (ENDING_EVENTS.has(event.type)) return;
+        }
+        // A run another process runs publishes nothing here: read its history now and then.
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, this.#hosted.has(id) ? 5_000 : 500).unref();
+        });
+        wake = undefined;
+        if (buffer.length === 0)
+          for (const event of await newer()) {
+            last = event.seq!;
+            yield event;
+            if (ENDING_EVENTS.has(event.type)) return;
+          }
+      }
+    } finally {
+      stop();
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** The run's job output as text; `follow` reads on until the run ends. */
+  async logs(
+    ref: string,
+    options: { job?: string; follow?: boolean; signal?: AbortSignal },
+  ): Promise<AsyncGenerator<string>> {
+    const record = await this.#find(ref);
+    return openLogs({ storage: this.storage, dataDir: this.dataDir, record, ...options });
+  }
+
+  /** Every job of an unfinished run that is not running, and why. */
+  async queue(): Promise<QueueEntry[]> {
+    const records = await this.storage.listExecutions({ statuses: [...ACTIVE_STATUSES, "failed"] });
+    const entries: QueueEntry[] = [];
+    for (const record of records) {
+      const snapshot = await this.storage.load(record.id);
+      if (!snapshot || !runSpecOf(record)) continue;
+      const explain = this.#scheduler?.explain?.bind(this.#scheduler);
+      entries.push(...queueOf(record, snapshot.steps.map(stepSummary), outlineOf(planOf(record)), explain));
+    }
+    return entries;
+  }
+
+  /** The scheduler's pools, and the jobs running now with what they declared. */
+  async resources(): Promise<ResourcesResponse> {
+    const running: ResourcesResponse["running"] = [];
+    for (const record of await this.storage.listExecutions({ statuses: ["running", "compensating"] })) {
+      const snapshot = await this.storage.load(record.id);
+      const plan = planOf(record);
+      for (const step of snapshot?.steps ?? []) {
+        if (step.status !== "running" && step.status !== "undoing") continue;
+        const planned = plan?.steps.find((s) => s.action === step.action);
+        running.push({
+          run: record.id,
+          job: step.action,
+          label: planned?.label ?? step.action,
+          since: step.startedAt,
+          declared: JSON.parse(JSON.stringify(planned?.job.resources ?? {})) as Record<string, unknown>,
+        });
+      }
+    }
+    return { pools: this.#scheduler?.pools?.() ?? [], running };
+  }
+
+  /**
+   * Stops: running jobs are stopped and the runs released, left in the database for the next start
+   * (or any other process) to continue.
+   */
+  async close(): Promise<void> {
+    this.#stopListening?.();
+    await this.executor.close();
+    for (const id of [...this.#hosted.keys()]) this.#release(id);
+    await this.storage.close();
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  /** At start: every incomplete pipeline run nobody alive runs is swept, recompiled and continued. */
+  async #recoverAll(): Promise<void> {
+    const runner = await runnerCheck(this.storage, this.dataDir);
+    let taken = 0;
+    for (const record of await this.storage.listExecutions({ statuses: ACTIVE_STATUSES })) {
+      if (!runSpecOf(record)) continue;
+      const who = runner(record);
+      if (who !== undefined) {
+        this.#logger.info({ executionId: record.id }, who);
+        continue;
+      }
+      try {
+        await this.#take(record);
+        taken++;
+      } catch (error) {
+        this.#logger.error({ err: error, executionId: record.id }, "run cannot be continued");
+      }
+    }
+    if (taken > 0) await this.executor.recover();
+  }
+
+  /**
+   * Takes a run nobody alive runs so this host's executor may continue it: kills what its dead
+   * process left running (a job must never run twice at once), rebuilds and registers its saga.
+   */
+  async #take(record: ExecutionRecord): Promise<void> {
+    if (this.#hosted.has(record.id)) return;
+    const who = (await runnerCheck(this.storage, this.dataDir))(record);
+    if (who !== undefined) throw new SlipwayError("conflict", who);
+    for (const orphan of await sweepOrphans(runLogDir(this.dataDir, record.id))) {
+      if (orphan.killed > 0)
+        this.#logger.warn(
+          { executionId: record.id, pgid: orphan.identity.pgid, killed: orphan.killed },
+          "killed leftover processes of a crashed job",
+        );
+    }
+    this.#register(recompile(record, this.runtime));
+    this.#hold(record.id);
+  }
+
+  /**
+   * Takes an unfinished run when nobody alive runs it, so what is asked of it (a cancel, a signal)
+   * is acted on here at once. Returns the sentence naming who runs it otherwise.
+   */
+  async #takeIfFree(record: ExecutionRecord): Promise<string | undefined> {
+    if (FINAL_STATUSES.includes(record.status) || this.#hosted.has(record.id) || !runSpecOf(record))
+      return undefined;
+    const who = (await runnerCheck(this.storage, this.dataDir))(record);
+    if (who !== undefined) return who;
+    await this.#take(record);
+    return undefined;
+  }
+
+  /** The saga of a compiled run, registered once per plan (the executor insists on one instance). */
+  #register(compiled: CompiledRun): Saga {
+    const key = `${compiled.saga.name}@${compiled.saga.version}`;
+    const known = this.#sagas.get(key);
+    if (known) return known;
+    this.executor.register(compiled.saga);
+    this.#sagas.set(key, compiled.saga);
+    return compiled.saga;
+  }
+
+  /** Marks the run as run here: this executor accepts it, `slipway resume` elsewhere leaves it alone. */
+  #hold(id: string): void {
+    if (!this.#hosted.has(id)) this.#hosted.set(id, markFollowed(this.dataDir, [id]));
+  }
+
+  #release(id: string): void {
+    this.#hosted.get(id)?.();
+    this.#hosted.delete(id);
+  }
+
+  #registeredSource(name: string): { file: string; source: string } {
+    const file = this.#registered.get(name);
+    if (file === undefined) {
+      const known = [...this.#registered.keys()];
+      throw new NotFoundError(
+        `no pipeline "${name}" is registered with this server${known.length ? ` (registered: ${known.join(", ")})` : ""}`,
+      );
+    }
+    try {
+      return { file, source: readFileSync(file, "utf8") };
+    } catch (error) {
+      throw new SlipwayError(
+        "not_found",
+        `pipeline "${name}": cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
+    }
+  }
+
+  async #lastSeq(id: string): Promise<number> {
+    return ((await this.storage.load(id))?.nextEventSeq ?? 1) - 1;
+  }
+
+  async #find(ref: string): Promise<ExecutionRecord> {
+    const record = await findRun(this.storage, ref);
+    if (!record) throw new NotFoundError(`no run "${ref}"`);
+    return record;
+  }
+}

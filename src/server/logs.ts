@@ -1,0 +1,100 @@
+/**
+ * A run's job output as text, from its per-attempt log files, in the order the jobs started, each file
+ * under a `==> step (attempt N) <==` header; following until the run ends. `slipway logs` prints it,
+ * `GET /runs/{id}/logs` streams it.
+ */
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { NotFoundError } from "../errors.js";
+import { type LogFile, listLogFiles } from "../pipeline/logs.js";
+import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
+
+export interface LogRequest {
+  storage: Storage;
+  dataDir: string;
+  record: ExecutionRecord;
+  /** A job name (all its legs) or a step name; every job when absent. */
+  job?: string | undefined;
+  /** Keep reading new lines until the run ends. */
+  follow?: boolean | undefined;
+  /** Stops following (the reader went away). */
+  signal?: AbortSignal;
+  pollMs?: number;
+}
+
+/**
+ * Checks the request (a job that never started is a NotFoundError, unless following: it may start),
+ * then returns the text, chunk by chunk.
+ */
+export async function openLogs(request: LogRequest): Promise<AsyncGenerator<string>> {
+  const { storage, record, job, follow } = request;
+  const steps = (await storage.load(record.id))?.steps ?? [];
+  if (job !== undefined && !follow && !steps.some((s) => matches(job, s.action)))
+    throw new NotFoundError(`run ${record.id} has no job "${job}" that started`);
+  return readLogs(request, new Map(steps.map((s) => [s.action, s.startedAt ?? Number.MAX_SAFE_INTEGER])));
+}
+
+async function* readLogs(request: LogRequest, started: Map<string, number>): AsyncGenerator<string> {
+  const { storage, dataDir, record, job, follow, signal } = request;
+  const offsets = new Map<string, number>();
+  let current: string | undefined;
+  // Files in the order their jobs started: the order things happened.
+  function* drain(): Generator<string> {
+    const files = listLogFiles(dataDir, record.id).filter((f) => matches(job, f.action));
+    files.sort((a, b) => order(a, started) - order(b, started) || a.path.localeCompare(b.path));
+    for (const file of files) {
+      const text = readFrom(file.path, offsets.get(file.path) ?? 0);
+      if (text.length === 0) continue;
+      offsets.set(file.path, (offsets.get(file.path) ?? 0) + Buffer.byteLength(text));
+      if (current !== file.path) yield `==> ${header(file)} <==\n`;
+      current = file.path;
+      yield text;
+    }
+  }
+  yield* drain();
+  if (!follow) return;
+  while (!signal?.aborted) {
+    const now = await storage.getExecution(record.id);
+    const live = now !== undefined && ACTIVE_STATUSES.includes(now.status);
+    for (const s of (await storage.load(record.id))?.steps ?? []) started.set(s.action, s.startedAt ?? 0);
+    yield* drain();
+    if (!live) return;
+    await sleep(request.pollMs ?? 200, undefined, signal ? { signal } : {}).catch(() => {});
+  }
+}
+
+function matches(job: string | undefined, action: string): boolean {
+  return job === undefined || action === job || action.startsWith(`${job}.`);
+}
+
+function order(file: LogFile, started: Map<string, number>): number {
+  const phase = file.phase === "undo" ? 1e15 : 0;
+  return phase + (started.get(file.action) ?? Number.MAX_SAFE_INTEGER / 2) + file.attempt;
+}
+
+function header(file: LogFile): string {
+  if (file.phase === "undo") return `${file.action} undo (attempt ${file.attempt})`;
+  if (file.phase === "poll") return `${file.action} checks`;
+  return `${file.action} (attempt ${file.attempt})`;
+}
+
+/** Whole lines appended since `offset` (a line still being written waits for its newline). */
+function readFrom(path: string, offset: number): string {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    return "";
+  }
+  if (size <= offset) return "";
+  const buffer = Buffer.alloc(size - offset);
+  const fd = openSync(path, "r");
+  try {
+    readSync(fd, buffer, 0, buffer.length, offset);
+  } finally {
+    closeSync(fd);
+  }
+  const text = buffer.toString("utf8");
+  const end = text.lastIndexOf("\n");
+  return end === -1 ? "" : text.slice(0, end + 1);
+}

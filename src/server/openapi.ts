@@ -1,0 +1,318 @@
+/**
+ * The OpenAPI 3.1 document of the API, served at `/api/v1/openapi.json`. Schemas come from the zod
+ * schemas the server validates with (`schemas.ts`); a test checks that every route the app serves is
+ * described here and that nothing described here is missing from the app.
+ */
+import { z } from "zod";
+import * as api from "./schemas.js";
+
+type JsonSchema = Record<string, unknown>;
+
+interface Parameter {
+  name: string;
+  in: "path" | "query" | "header";
+  required: boolean;
+  description: string;
+  schema: JsonSchema;
+}
+
+interface MediaContent {
+  [mediaType: string]: { schema: JsonSchema };
+}
+
+interface Operation {
+  operationId: string;
+  summary: string;
+  description?: string;
+  parameters?: Parameter[];
+  requestBody?: { required: boolean; content: MediaContent };
+  responses: Record<string, { description: string; content?: MediaContent }>;
+  security?: Record<string, string[]>[];
+}
+
+type Method = "get" | "post";
+
+export interface OpenApiDocument {
+  openapi: "3.1.0";
+  info: { title: string; version: string; description: string };
+  servers: { url: string }[];
+  security: Record<string, string[]>[];
+  paths: Record<string, Partial<Record<Method, Operation>>>;
+  components: {
+    schemas: Record<string, JsonSchema>;
+    securitySchemes: Record<string, { type: "http"; scheme: "bearer" }>;
+  };
+}
+
+/** A component's JSON Schema from its zod schema (`input`: what a client sends, defaults optional). */
+function schemaOf(schema: z.ZodType, io: "input" | "output" = "output"): JsonSchema {
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io }) as JsonSchema;
+  return rest;
+}
+
+const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
+const json = (name: string): MediaContent => ({ "application/json": { schema: ref(name) } });
+
+const errors = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((status) => [
+      String(status),
+      { description: ERROR_TEXT[status] ?? "Error", content: json("Error") },
+    ]),
+  );
+
+const ERROR_TEXT: Record<number, string> = {
+  400: "Invalid request: malformed JSON, a body that fails validation, or a pipeline with problems",
+  401: "Missing or invalid bearer token; nothing was changed",
+  404: "No such run (or job)",
+  409: "The run is not in a state that allows this",
+  413: "The request body is larger than the limit",
+};
+
+const runId: Parameter = {
+  name: "id",
+  in: "path",
+  required: true,
+  description: "A run id, or a run name (the newest run with that name)",
+  schema: { type: "string" },
+};
+
+export function openApiDocument(): OpenApiDocument {
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Slipway",
+      version: "1",
+      description:
+        "Runs of build and deploy pipelines, hosted durably by `slipway serve`. Every route but /healthz needs `Authorization: Bearer <token>`.",
+    },
+    servers: [{ url: "/api/v1" }],
+    security: [{ bearer: [] }],
+    paths: {
+      "/runs": {
+        post: {
+          operationId: "submitRun",
+          summary: "Submit a run of a pipeline file, or of a pipeline registered with the server",
+          requestBody: { required: true, content: json("SubmitRequest") },
+          responses: {
+            "201": { description: "The run was created", content: json("SubmitResponse") },
+            ...errors(400, 401, 404, 413),
+          },
+        },
+        get: {
+          operationId: "listRuns",
+          summary: "List runs, newest first",
+          parameters: [
+            {
+              name: "status",
+              in: "query",
+              required: false,
+              description: "Only runs in these statuses (repeat it, or separate with commas)",
+              schema: { type: "string" },
+            },
+          ],
+          responses: {
+            "200": {
+              description: "Runs",
+              content: { "application/json": { schema: { type: "array", items: ref("RunSummary") } } },
+            },
+            ...errors(400, 401),
+          },
+        },
+      },
+      "/runs/{id}": {
+        get: {
+          operationId: "showRun",
+          summary: "One run: its status, why it failed, each step's state, and its plan",
+          parameters: [runId],
+          responses: { "200": { description: "The run", content: json("RunDetail") }, ...errors(401, 404) },
+        },
+      },
+      "/runs/{id}/logs": {
+        get: {
+          operationId: "runLogs",
+          summary:
+            "The run's job output, every attempt and undo, each file under a `==> step (attempt N) <==` header",
+          parameters: [
+            runId,
+            {
+              name: "job",
+              in: "query",
+              required: false,
+              description: "A job name (all its legs) or a step name",
+              schema: { type: "string" },
+            },
+            {
+              name: "follow",
+              in: "query",
+              required: false,
+              description: "`1`: stream new lines until the run ends",
+              schema: { type: "string", enum: ["1", "true", "0", "false"] },
+            },
+          ],
+          responses: {
+            "200": { description: "Log text", content: { "text/plain": { schema: { type: "string" } } } },
+            ...errors(401, 404),
+          },
+        },
+      },
+      "/runs/{id}/events": {
+        get: {
+          operationId: "runEvents",
+          summary:
+            "The run's events as Server-Sent Events: persisted history, then live events (progress included) until the run ends",
+          description:
+            "Each message has `event:` the event type (`action:started`...), `data:` the event as JSON, and `id:` its seq (not for progress events, which are not persisted). Reconnect with `Last-Event-ID` to continue after that seq.",
+          parameters: [
+            runId,
+            {
+              name: "Last-Event-ID",
+              in: "header",
+              required: false,
+              description: "Send only events after this seq",
+              schema: { type: "integer", minimum: 0 },
+            },
+          ],
+          responses: {
+            "200": {
+              description: "An event stream",
+              content: { "text/event-stream": { schema: ref("Event") } },
+            },
+            ...errors(400, 401, 404),
+          },
+        },
+      },
+      "/runs/{id}/cancel": {
+        post: {
+          operationId: "cancelRun",
+          summary: "Cancel a run: nothing new starts, running jobs stop, completed ones are undone",
+          parameters: [runId],
+          requestBody: { required: false, content: json("CancelRequest") },
+          responses: {
+            "200": { description: "Cancel requested", content: json("ActionResponse") },
+            ...errors(400, 401, 404, 409, 413),
+          },
+        },
+      },
+      "/runs/{id}/signals/{name}": {
+        post: {
+          operationId: "signalRun",
+          summary:
+            "Send a signal to the run (kept until a `wait` job waits for it); the body is its JSON payload",
+          parameters: [
+            runId,
+            {
+              name: "name",
+              in: "path",
+              required: true,
+              description: "The signal's name",
+              schema: { type: "string" },
+            },
+          ],
+          requestBody: {
+            required: false,
+            content: {
+              "application/json": {
+                schema: { description: "Any JSON value; an object's fields become the wait job's outputs" },
+              },
+            },
+          },
+          responses: {
+            "200": { description: "The signal was persisted", content: json("SignalResponse") },
+            ...errors(400, 401, 404, 409, 413),
+          },
+        },
+      },
+      "/runs/{id}/retry": {
+        post: {
+          operationId: "retryRun",
+          summary:
+            "Continue a held run (failed, on_failure: hold) from its failed jobs, reusing what completed",
+          parameters: [runId],
+          responses: {
+            "200": { description: "Retrying", content: json("ActionResponse") },
+            ...errors(401, 404, 409),
+          },
+        },
+      },
+      "/runs/{id}/resume": {
+        post: {
+          operationId: "resumeRun",
+          summary:
+            "Continue a run that needs attention (failed undos run again), or an incomplete run no live process runs",
+          parameters: [runId],
+          responses: {
+            "200": { description: "Resumed", content: json("ActionResponse") },
+            ...errors(401, 404, 409),
+          },
+        },
+      },
+      "/queue": {
+        get: {
+          operationId: "queue",
+          summary: "Every job of an unfinished run that is not running, and why",
+          responses: { "200": { description: "Waiting jobs", content: json("Queue") }, ...errors(401) },
+        },
+      },
+      "/resources": {
+        get: {
+          operationId: "resources",
+          summary: "Resource pools and locks, and the jobs running now with what they declared",
+          responses: { "200": { description: "Resources", content: json("Resources") }, ...errors(401) },
+        },
+      },
+      "/openapi.json": {
+        get: {
+          operationId: "openapi",
+          summary: "This document",
+          responses: {
+            "200": {
+              description: "OpenAPI 3.1",
+              content: { "application/json": { schema: { type: "object" } } },
+            },
+            ...errors(401),
+          },
+        },
+      },
+      "/healthz": {
+        get: {
+          operationId: "health",
+          summary: "Liveness, without a token. Served at the root: `/healthz`, not under `/api/v1`",
+          security: [],
+          responses: { "200": { description: "Up", content: json("Health") } },
+        },
+      },
+    },
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+      schemas: {
+        SubmitRequest: schemaOf(api.submitRequest, "input"),
+        SubmitResponse: schemaOf(api.submitResponse),
+        CancelRequest: schemaOf(api.cancelRequest, "input"),
+        RunSummary: schemaOf(api.runSummary),
+        RunDetail: schemaOf(api.runDetail),
+        Queue: schemaOf(api.queueResponse),
+        Resources: schemaOf(api.resourcesResponse),
+        SignalResponse: schemaOf(api.signalResponse),
+        ActionResponse: schemaOf(api.actionResponse),
+        Error: schemaOf(api.errorResponse),
+        Health: schemaOf(api.healthResponse),
+        Event: {
+          type: "object",
+          description: "An engine event (see docs/sagas.md#events)",
+          properties: {
+            type: { type: "string" },
+            executionId: { type: "string" },
+            saga: { type: "string" },
+            runName: { type: ["string", "null"] },
+            seq: { type: "integer" },
+            action: { type: ["string", "null"] },
+            at: { type: "number" },
+            data: { type: ["object", "null"] },
+          },
+          required: ["type", "executionId", "saga", "runName", "action", "at", "data"],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * Runs as the API (and the CLI's `--json`) shows them: built from storage records in one place, so
+ * `slipway show` embedded, `slipway show --server` and `GET /api/v1/runs/{id}` print the same thing.
+ */
+import { runSpecOf } from "../pipeline/compile.js";
+import { parsePipeline } from "../pipeline/parse.js";
+import { type Plan, planRun } from "../pipeline/plan.js";
+import type { ExecutionRecord, ExecutionSnapshot, StepRecord, Storage } from "../storage/types.js";
+import type { PlanOutline, RunDetail, RunSummary, StepSummary } from "./schemas.js";
+
+export function runSummary(r: ExecutionRecord): RunSummary {
+  return {
+    id: r.id,
+    name: r.runName,
+    pipeline: r.saga,
+    version: r.version,
+    status: r.status,
+    createdAt: r.createdAt,
+    endedAt: r.endedAt,
+    cause: r.cause,
+    error: r.error,
+  };
+}
+
+export function stepSummary(s: StepRecord): StepSummary {
+  return {
+    job: s.action,
+    status: s.status,
+    attempt: s.attempt,
+    startedAt: s.startedAt,
+    endedAt: s.endedAt,
+    output: s.output,
+    error: s.error?.message ?? null,
+    undoError: s.undoError?.message ?? null,
+    state: s.state,
+  };
+}
+
+export function runDetail(snapshot: Pick<ExecutionSnapshot, "execution" | "steps">): RunDetail {
+  const spec = runSpecOf(snapshot.execution);
+  return {
+    ...runSummary(snapshot.execution),
+    steps: snapshot.steps.map(stepSummary),
+    spec: spec ? { file: spec.file, inputs: spec.inputs, tiers: spec.tiers } : null,
+    plan: outlineOf(planOf(snapshot.execution)),
+  };
+}
+
+/** The plan of a stored pipeline run (undefined for other sagas' executions). */
+export function planOf(record: ExecutionRecord): Plan | undefined {
+  const spec = runSpecOf(record);
+  if (!spec) return undefined;
+  try {
+    return planRun(parsePipeline(spec.source, spec.file), spec);
+  } catch {
+    // The text was valid when the run started; a parser that changed since must not break `show`.
+    return undefined;
+  }
+}
+
+export function outlineOf(plan: Plan | undefined): PlanOutline | null {
+  if (!plan) return null;
+  return {
+    steps: plan.steps.map((s) => ({ action: s.action, label: s.label, needs: [...s.needs] })),
+    excluded: plan.excluded.map((e) => ({ ...e })),
+  };
+}
+
+/** A run by id, or the newest run with that run name. */
+export async function findRun(storage: Storage, ref: string): Promise<ExecutionRecord | undefined> {
+  const byId = await storage.getExecution(ref);
+  if (byId) return byId;
+  return (await storage.listExecutions({})).filter((r) => r.runName === ref).at(-1);
+}

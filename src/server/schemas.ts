@@ -1,0 +1,180 @@
+/**
+ * The shapes of the HTTP API, as zod schemas: request bodies are validated with them at the boundary,
+ * response types are inferred from them (the CLI's `--json` output uses the same types), and the
+ * OpenAPI document is generated from them, so the three cannot drift apart.
+ */
+import { z } from "zod";
+
+/** An input value as a run is given it: strings as typed on a command line, or typed JSON values. */
+export const inputValue = z.union([z.string(), z.number(), z.boolean()]);
+
+export const submitRequest = z
+  .object({
+    /** A pipeline registered with the server (`slipway serve --pipeline FILE`), by its name. */
+    pipeline: z.string().min(1).optional(),
+    /** A pipeline file sent whole: `name` is its path (jobs run in its directory), `source` its text. */
+    file: z
+      .object({ name: z.string().min(1), source: z.string() })
+      .strict()
+      .optional(),
+    inputs: z.record(z.string(), inputValue).default({}),
+    tiers: z.array(z.string()).default([]),
+    /** The run name, e.g. `{ticket}-{branch}-{attempt}`: in every log line, usable instead of the id. */
+    name: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((body) => (body.pipeline === undefined) !== (body.file === undefined), {
+    message: "give exactly one of `pipeline` (a registered pipeline's name) or `file` ({ name, source })",
+  });
+export type SubmitRequest = z.input<typeof submitRequest>;
+
+export const submitResponse = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  pipeline: z.string(),
+  /** Steps of the run: jobs, matrix legs and readiness probes. */
+  jobs: z.number().int(),
+});
+export type SubmitResponse = z.infer<typeof submitResponse>;
+
+export const cancelRequest = z.object({ reason: z.string().min(1).optional() }).strict();
+
+/** Any JSON value: a signal's payload (its fields become the wait job's outputs). */
+export const signalPayload = z.json();
+
+const errorInfo = z.object({
+  name: z.string(),
+  message: z.string(),
+  code: z.string().optional(),
+  stack: z.string().optional(),
+});
+
+/** Lifecycle of a run; see docs/state-machine.md. */
+export const runStatus = z.enum([
+  "running",
+  "waiting",
+  "completed",
+  "compensating",
+  "compensated",
+  "needs_attention",
+  "failed",
+  "cancelled",
+]);
+
+export const runSummary = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  pipeline: z.string(),
+  version: z.number().int(),
+  status: runStatus,
+  createdAt: z.number(),
+  endedAt: z.number().nullable(),
+  cause: z
+    .union([
+      z.object({ kind: z.literal("failure"), action: z.string(), error: errorInfo }),
+      z.object({ kind: z.literal("cancel"), reason: z.string() }),
+    ])
+    .nullable(),
+  error: errorInfo.nullable(),
+});
+export type RunSummary = z.infer<typeof runSummary>;
+
+export const stepSummary = z.object({
+  job: z.string(),
+  status: z.enum([
+    "running",
+    "retrying",
+    "waiting",
+    "completed",
+    "failed",
+    "undoing",
+    "undone",
+    "undo_failed",
+  ]),
+  attempt: z.number().int(),
+  startedAt: z.number().nullable(),
+  endedAt: z.number().nullable(),
+  output: z.record(z.string(), z.unknown()).nullable(),
+  error: z.string().nullable(),
+  undoError: z.string().nullable(),
+  /** The engine's durable wait state: `signal`, `deadline`, `until`, `nextCheckAt`, `retryAt`. */
+  state: z.record(z.string(), z.unknown()).nullable(),
+});
+export type StepSummary = z.infer<typeof stepSummary>;
+
+/** What a run's plan says about its steps: how people read them and what each waits for. */
+export const planOutline = z.object({
+  steps: z.array(z.object({ action: z.string(), label: z.string(), needs: z.array(z.string()) })),
+  excluded: z.array(z.object({ job: z.string(), reason: z.string() })),
+});
+export type PlanOutline = z.infer<typeof planOutline>;
+
+export const runDetail = runSummary.extend({
+  steps: z.array(stepSummary),
+  /** For a pipeline run: its file, inputs and tiers as started. */
+  spec: z
+    .object({ file: z.string(), inputs: z.record(z.string(), inputValue), tiers: z.array(z.string()) })
+    .nullable(),
+  plan: planOutline.nullable(),
+});
+export type RunDetail = z.infer<typeof runDetail>;
+
+/** Why a job of an unfinished run is not running. */
+export const queueEntry = z.object({
+  run: z.string(),
+  runName: z.string().nullable(),
+  pipeline: z.string(),
+  job: z.string(),
+  label: z.string(),
+  state: z.string(),
+  /** What it waits for: `needs`, `signal`, `sleep`, `poll`, `retry`, `held`, `run` (the run is not hosted). */
+  reason: z.string(),
+  /** The sentence an operator reads. */
+  message: z.string(),
+  /** When the wait ends by itself (a deadline, a wake-up), epoch ms. */
+  until: z.number().nullable(),
+});
+export type QueueEntry = z.infer<typeof queueEntry>;
+
+export const queueResponse = z.object({ jobs: z.array(queueEntry) });
+export type QueueResponse = z.infer<typeof queueResponse>;
+
+export const resourcesResponse = z.object({
+  /** Resource pools and locks with their capacity and what is free (empty until admission is configured). */
+  pools: z.array(
+    z.object({ name: z.string(), capacity: z.number(), free: z.number(), holders: z.array(z.string()) }),
+  ),
+  /** Jobs running now, with what they declared they need. */
+  running: z.array(
+    z.object({
+      run: z.string(),
+      job: z.string(),
+      label: z.string(),
+      since: z.number().nullable(),
+      declared: z.record(z.string(), z.unknown()),
+    }),
+  ),
+});
+export type ResourcesResponse = z.infer<typeof resourcesResponse>;
+
+export const signalResponse = z.object({ id: z.string(), signal: z.string(), seq: z.number().int() });
+export const actionResponse = z.object({
+  id: z.string(),
+  status: runStatus,
+  message: z.string(),
+  /** The run's last event seq before this action: follow its events after it (`Last-Event-ID`). */
+  seq: z.number().int(),
+});
+export type ActionResponse = z.infer<typeof actionResponse>;
+
+export const errorResponse = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    /** Every problem found, e.g. `file:line:col: message` for a pipeline file. */
+    problems: z.array(z.string()).optional(),
+  }),
+});
+export type ErrorResponse = z.infer<typeof errorResponse>;
+
+export const healthResponse = z.object({ ok: z.literal(true) });
