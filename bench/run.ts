@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: runs each phase in a fresh child process, prints a table, and writes the figures as
  * flat JSON to $BENCH_JSON when set. $BENCH_PROFILE=<dir> adds a CPU profile of the engine phase.
- * $BENCH_PHASES=engine,rss,signal,recovery runs a subset.
+ * $BENCH_PHASES=engine,rss,signal,recovery runs a subset. $BENCH_REPEAT=n runs each phase n times (each
+ * in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
+ * for the targeted ones: this machine is shared, single runs are noisy.
  */
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -46,7 +48,24 @@ const DEFINITIONS = [
   "  that all executions ended. duplicates = (execution, action) pairs whose body started more than once",
   "  (in-flight actions at the kill are expected to re-run); completed_rerun = committed before the kill",
   "  and run again after the restart.",
+  "BENCH_REPEAT=n: every figure is the median over n runs of its phase (each in a fresh child).",
 ];
+
+/** Per key, the median over runs (the mean of the middle two for an even count). */
+function medians(runs: readonly Figures[]): Figures {
+  if (runs.length === 1) return { ...runs[0] };
+  const out: Figures = {};
+  const keys = new Set(runs.flatMap((run) => Object.keys(run)));
+  for (const key of keys) {
+    const values = runs
+      .map((run) => run[key])
+      .filter((v): v is number => v !== undefined)
+      .sort((a, b) => a - b);
+    const mid = values.length >> 1;
+    out[key] = values.length % 2 === 1 ? values[mid]! : round((values[mid - 1]! + values[mid]!) / 2, 3);
+  }
+  return out;
+}
 
 function format(value: number | undefined): string {
   if (value === undefined) return "-";
@@ -93,16 +112,30 @@ function table(figures: Figures): string[] {
 async function main(): Promise<void> {
   const t0 = performance.now();
   const phases = new Set((process.env.BENCH_PHASES ?? "engine,rss,signal,recovery").split(","));
+  const repeat = Math.max(1, Math.floor(Number(process.env.BENCH_REPEAT ?? 1)) || 1);
   const profileDir = process.env.BENCH_PROFILE ? resolve(process.env.BENCH_PROFILE) : undefined;
   const figures: Figures = {};
   const notes: string[] = [];
+  const runRows: [string, number][] = [];
   const phase = async (name: string, fn: () => Promise<{ figures: Figures; notes: string[] }>) => {
     if (!phases.has(name)) return;
     const started = performance.now();
     process.stderr.write(`bench: ${name}...`);
-    const result = await fn();
-    Object.assign(figures, result.figures);
-    notes.push(...result.notes);
+    const runs: Figures[] = [];
+    for (let i = 0; i < repeat; i++) {
+      const result = await fn();
+      runs.push(result.figures);
+      if (i === 0) notes.push(...result.notes);
+    }
+    Object.assign(figures, medians(runs));
+    if (repeat > 1) {
+      for (const t of TARGETS) {
+        if (runs[0]![t.key] === undefined) continue;
+        runs.forEach((run, i) => {
+          if (run[t.key] !== undefined) runRows.push([`${t.key}.runs[${i}]`, run[t.key]!]);
+        });
+      }
+    }
     const seconds = (performance.now() - started) / 1000;
     figures[`bench.${name}_s`] = round(seconds, 1);
     process.stderr.write(` ${seconds.toFixed(1)} s\n`);
@@ -119,6 +152,10 @@ async function main(): Promise<void> {
   await phase("recovery", recovery);
   figures["bench.total_s"] = round((performance.now() - t0) / 1000, 1);
   figures["bench.cpus"] = cpus().length;
+  if (repeat > 1) {
+    figures["bench.repeat"] = repeat;
+    for (const [key, value] of runRows) figures[key] = value;
+  }
 
   const lines = table(figures);
   if (notes.length > 0) lines.push("", "notes:", ...notes.map((n) => `  ${n}`));

@@ -25,6 +25,7 @@ import type {
   Transition,
 } from "../storage/types.js";
 import { backoffDelay } from "./backoff.js";
+import type { BatchCallback } from "./batcher.js";
 import type { ExecutionEvent, LifecycleEventType } from "./events.js";
 import { Abort, guard } from "./guard.js";
 
@@ -36,7 +37,10 @@ export interface ExecutionHost {
   readonly perExecutionConcurrency: number;
   readonly abortGraceMs: number;
   readonly evictAfterMs: number;
-  commit(transition: Transition): Promise<CommitResult>;
+  /** Group-commits a transition; `done` is called once its batch is written (or failed). */
+  commit(transition: Transition, done: BatchCallback<CommitResult>): void;
+  /** Whether anyone listens to this execution's events (saves building them when nobody does). */
+  listening(executionId: string): boolean;
   publish(events: ExecutionEvent[]): void;
   progress(execution: Execution, action: string, message: string, data: JsonObject | undefined): void;
   /** Takes one of the executor's action slots; on false, the host calls `advance()` when one frees. */
@@ -48,6 +52,8 @@ export interface ExecutionHost {
   ended(execution: Execution): void;
   /** The execution can no longer be driven from here (lost ownership, storage failure). */
   detached(execution: Execution, reason: unknown): void;
+  /** Its optimistic claim lost (someone changed it since it was loaded): nothing was written or run. */
+  claimLost(execution: Execution): void;
 }
 
 type Phase = "run" | "undo" | "check";
@@ -102,9 +108,26 @@ export class Execution {
   #released = false;
   #wakeAfterRelease = false;
   #waitingForSlot = false;
+  /** Optimistic claim still to be carried by the next commit: the revision the snapshot was loaded at. */
+  #claimRevision: number | undefined;
+  #claimLost = false;
+  /** Told once whether the claim committed. */
+  #onClaim: ((won: boolean) => void) | undefined;
 
-  constructor(host: ExecutionHost, saga: Saga, snapshot: ExecutionSnapshot) {
+  /**
+   * `claimRevision`: the snapshot was loaded without claiming it; the first transition claims it
+   * (`Transition.claim`), and nothing runs before that transition commits. `onClaim` learns the outcome.
+   */
+  constructor(
+    host: ExecutionHost,
+    saga: Saga,
+    snapshot: ExecutionSnapshot,
+    claimRevision?: number,
+    onClaim?: (won: boolean) => void,
+  ) {
     this.host = host;
+    this.#claimRevision = claimRevision;
+    this.#onClaim = onClaim;
     this.saga = saga;
     this.id = snapshot.execution.id;
     this.record = snapshot.execution;
@@ -138,7 +161,7 @@ export class Execution {
     changes.create = this.record;
     this.#event(changes, "execution:started", null, { version: this.saga.version, input: this.record.input });
     this.#advance(changes);
-    return this.#commit(changes);
+    return new Promise((resolve) => this.#commit(changes, resolve));
   }
 
   /** Continues after a claim: recovery, a wake-up, a signal, a cancel request. */
@@ -146,7 +169,7 @@ export class Execution {
     const changes = new Changes();
     if (this.record.status !== "waiting") this.#event(changes, "execution:resumed", null, { reason });
     this.#advance(changes);
-    void this.#commit(changes);
+    this.#commit(changes);
   }
 
   /** Re-runs the engine's decisions (a slot freed, a timer fired). */
@@ -154,7 +177,7 @@ export class Execution {
     this.#waitingForSlot = false;
     const changes = new Changes();
     this.#advance(changes);
-    void this.#commit(changes);
+    this.#commit(changes);
   }
 
   /** A signal for this execution was persisted. */
@@ -647,7 +670,7 @@ export class Execution {
       else this.#complete(changes, action, output, now);
     } else this.#settleCheck(changes, action, outcome.value, now);
     this.#advance(changes);
-    void this.#commit(changes);
+    this.#commit(changes);
   }
 
   #settleCheck(changes: Changes, action: ActionDefinition, result: unknown, now: number): void {
@@ -802,10 +825,13 @@ export class Execution {
     changes.events.push({ executionId: this.id, seq: this.#nextSeq++, type, action, at: Date.now(), data });
   }
 
-  #commit(changes: Changes): Promise<CommitResult> {
-    if (changes.empty) {
+  /** Commits the changes, then publishes their events and runs what they start; `done` gets the result. */
+  #commit(changes: Changes, done?: (result: CommitResult) => void): void {
+    // A pending claim is committed even with nothing else to write: nothing may run before it.
+    if (changes.empty && this.#claimRevision === undefined) {
       for (const fn of changes.after) fn();
-      return Promise.resolve("ok");
+      done?.("ok");
+      return;
     }
     const transition: Transition = { executionId: this.id, owner: this.host.owner };
     if (changes.create) transition.create = changes.create;
@@ -813,34 +839,68 @@ export class Execution {
     if (changes.steps.size > 0) transition.steps = [...changes.steps.values()];
     if (changes.events.length > 0) transition.events = changes.events;
     if (changes.consumed.length > 0) transition.consumeSignals = changes.consumed;
-    return this.host.commit(transition).then(
-      (result) => {
-        if (result !== "ok") {
-          this.detach(new SlipwayError("conflict", `execution ${this.id}: commit refused (${result})`));
-          this.host.detached(this, result);
-          return result;
-        }
-        this.host.publish(
-          changes.events.map((e) => ({
-            type: e.type as LifecycleEventType,
-            executionId: this.id,
-            saga: this.saga.name,
-            runName: this.record.runName,
-            seq: e.seq,
-            action: e.action,
-            at: e.at,
-            data: e.data,
-          })),
-        );
-        for (const fn of changes.after) fn();
-        return result;
-      },
-      (error: unknown) => {
+    const claiming = this.#claimRevision !== undefined;
+    if (claiming) {
+      transition.claim = { revision: this.#claimRevision! };
+      this.#claimRevision = undefined;
+    }
+    // A callback, not a promise: thousands of transitions may be in one group commit.
+    this.host.commit(transition, (error, result) => {
+      if (error !== undefined) {
+        if (claiming) this.#settleClaim(false);
         this.detach(error);
         this.host.detached(this, error);
-        return "not_owner" as const;
-      },
-    );
+        done?.("not_owner");
+        return;
+      }
+      try {
+        this.#committed(changes, result!, claiming);
+      } finally {
+        done?.(result!);
+      }
+    });
+  }
+
+  #settleClaim(won: boolean): void {
+    const onClaim = this.#onClaim;
+    this.#onClaim = undefined;
+    onClaim?.(won);
+  }
+
+  #committed(changes: Changes, result: CommitResult, claiming: boolean): void {
+    if (claiming) this.#settleClaim(result === "ok");
+    if (result !== "ok" && (claiming || this.#claimLost)) {
+      // Someone took or changed it since it was loaded: no transition of ours committed, so no
+      // body started; give the slots back and leave quietly (later commits fail the same way).
+      if (!this.#claimLost) {
+        this.#claimLost = true;
+        this.detach(new SlipwayError("conflict", `execution ${this.id}: claimed elsewhere`));
+        for (let i = 0; i < this.#inFlight.size; i++) this.host.releaseSlot();
+        this.#inFlight.clear();
+        this.host.claimLost(this);
+      }
+      return;
+    }
+    if (result !== "ok") {
+      this.detach(new SlipwayError("conflict", `execution ${this.id}: commit refused (${result})`));
+      this.host.detached(this, result);
+      return;
+    }
+    if (changes.events.length > 0 && this.host.listening(this.id)) {
+      this.host.publish(
+        changes.events.map((e) => ({
+          type: e.type as LifecycleEventType,
+          executionId: this.id,
+          saga: this.saga.name,
+          runName: this.record.runName,
+          seq: e.seq,
+          action: e.action,
+          at: e.at,
+          data: e.data,
+        })),
+      );
+    }
+    for (const fn of changes.after) fn();
   }
 }
 

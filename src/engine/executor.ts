@@ -4,7 +4,7 @@
  * and group-commits every transition. A waiting execution costs it nothing: it lives only in storage.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -32,7 +32,7 @@ import {
   type Storage,
   type Transition,
 } from "../storage/types.js";
-import { Batcher } from "./batcher.js";
+import { type BatchCallback, Batcher } from "./batcher.js";
 import { ENDING_EVENTS, EventBus, type EventListener, type ExecutionEvent } from "./events.js";
 import { Execution, type ExecutionHost } from "./execution.js";
 import { DEFAULT_LEASE_MS, findDeadExecutors } from "./liveness.js";
@@ -98,6 +98,15 @@ export interface ExecutionHandle<Values = Record<string, unknown>> {
   result(): Promise<ExecutionResult<Values>>;
 }
 
+/** Largest batch of claims or snapshot loads handed to storage at once (see the constructor). */
+const INTAKE_BATCH = 128;
+
+/** A signal persisted by `signal()`, with the execution it was checked against. */
+interface AcceptedSignal {
+  signal: SignalRecord;
+  execution: ExecutionRecord;
+}
+
 /** Statuses in which an execution stays until someone acts (or forever): what `result()` waits for. */
 const ENDED_OR_ATTENTION: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
 
@@ -112,15 +121,25 @@ export class Executor implements ExecutionHost {
 
   readonly #sagas = new Map<string, Map<number, Saga>>();
   readonly #executions = new Map<string, Execution>();
-  readonly #claiming = new Set<string>();
+  /** Executions being claimed, with the signals delivered to them meanwhile (handed over once hosted). */
+  readonly #claiming = new Map<string, SignalRecord[]>();
   /** Group commit of transitions, claims and signals: one transaction for all that are ready together. */
   readonly #commits: Batcher<Transition, CommitResult>;
   readonly #claims: Batcher<ClaimRequest, ExecutionSnapshot | undefined>;
-  readonly #signals: Batcher<NewSignal, SignalRecord>;
+  /** Batched snapshot reads, when the storage can claim in a transition (`loadMany`). */
+  readonly #loads: Batcher<string, ExecutionSnapshot | undefined> | undefined;
+  readonly #signals: Batcher<NewSignal, AcceptedSignal | Error>;
   #deadOwnersCache: { at: number; value: Promise<string[]> } | undefined;
   readonly #bus = new EventBus();
   readonly #maxConcurrent: number;
-  readonly #slotQueue = new Set<Execution>();
+  /**
+   * Executions waiting for an action slot, first come first served: a queue (array and head) for
+   * order, a set for membership. A Set alone would do, but taking its first entry over and over
+   * walks the deleted entries before it each time: quadratic when a thousand wait.
+   */
+  #slotQueue: Execution[] = [];
+  #slotHead = 0;
+  readonly #slotQueued = new Set<Execution>();
   readonly #waiters = new Map<string, ((result: ExecutionResult) => void)[]>();
   readonly #options: Required<
     Pick<ExecutorOptions, "pollIntervalMs" | "heartbeatIntervalMs" | "leaseMs" | "stagedGraceMs">
@@ -158,18 +177,42 @@ export class Executor implements ExecutionHost {
     };
     this.#accept = options.accept;
     this.#commits = new Batcher((transitions) => this.storage.commit(transitions));
-    this.#claims = new Batcher((requests) => this.storage.claimMany(requests));
-    this.#signals = new Batcher((signals) => this.storage.addSignals(signals));
+    // Executions come into memory (claims, loads) in smaller batches than commits: a burst of
+    // wake-ups then flows through as a pipeline, the first woken finishing while later ones are still
+    // being loaded, instead of thousands held in memory at once and moving through every step
+    // together. Less live at once is less garbage-collector work, the action slots are not all taken
+    // at once, and the whole burst ends sooner.
+    this.#claims = new Batcher((requests) => this.storage.claimMany(requests), INTAKE_BATCH);
+    const storage = this.storage;
+    if (typeof storage.loadMany === "function")
+      this.#loads = new Batcher((ids) => storage.loadMany!(ids), INTAKE_BATCH);
+    this.#signals = new Batcher((signals) => this.#acceptSignals(signals));
     for (const saga of options.sagas as readonly Saga[]) {
-      let versions = this.#sagas.get(saga.name);
-      if (!versions) {
-        versions = new Map();
-        this.#sagas.set(saga.name, versions);
-      }
-      if (versions.has(saga.version))
+      if (!this.register(saga))
         throw new SlipwayError("definition", `saga ${saga.name} v${saga.version} is registered twice`);
-      versions.set(saga.version, saga);
     }
+  }
+
+  /**
+   * Registers a saga after open (a server compiles a pipeline run's saga when the run is submitted).
+   * False when that name and version is registered already. Register before starting, resuming or
+   * recovering its executions.
+   */
+  register(saga: Saga<never, never> | Saga): boolean {
+    const definition = saga as Saga;
+    let versions = this.#sagas.get(definition.name);
+    if (!versions) {
+      versions = new Map();
+      this.#sagas.set(definition.name, versions);
+    }
+    if (versions.has(definition.version)) return false;
+    versions.set(definition.version, definition);
+    return true;
+  }
+
+  /** Whether this saga version is registered here. */
+  registered(name: string, version: number): boolean {
+    return this.#sagas.get(name)?.has(version) ?? false;
   }
 
   /** Opens an executor: registers it, sweeps orphaned staged data, recovers incomplete executions. */
@@ -270,7 +313,41 @@ export class Executor implements ExecutionHost {
   /** Sends a signal. It is persisted first, so it is kept if nobody waits for it yet. */
   async signal(executionId: string, name: string, payload: Json = {}): Promise<SignalRecord> {
     this.#assertOpen();
-    const execution = await this.storage.getExecution(executionId);
+    // Checked and persisted in batches: one read of every execution signalled in this turn, then one
+    // transaction for the signals that pass.
+    const outcome = await this.#signals.submit({ executionId, name, payload, createdAt: Date.now() });
+    if (outcome instanceof Error) throw outcome;
+    const { signal, execution } = outcome;
+    this.#sentHere.add(signal.seq);
+    this.#deliver(signal, execution);
+    return signal;
+  }
+
+  /** The signals batch: each is checked against its execution, the ones that pass are persisted. */
+  async #acceptSignals(requests: NewSignal[]): Promise<(AcceptedSignal | Error)[]> {
+    const ids = requests.map((r) => r.executionId);
+    const storage = this.storage;
+    const records = storage.getExecutions
+      ? await storage.getExecutions(ids)
+      : await Promise.all(ids.map((id) => storage.getExecution(id)));
+    const checked = requests.map((request, i): ExecutionRecord | Error => {
+      try {
+        return this.#checkSignal(request, records[i]);
+      } catch (error) {
+        return error instanceof Error ? error : new Error(String(error));
+      }
+    });
+    const accepted = requests.filter((_, i) => !(checked[i] instanceof Error));
+    const signals = accepted.length > 0 ? await storage.addSignals(accepted) : [];
+    let next = 0;
+    return checked.map((execution) =>
+      execution instanceof Error ? execution : { signal: signals[next++]!, execution },
+    );
+  }
+
+  /** Why a signal cannot be sent, thrown; else the execution it goes to. */
+  #checkSignal(request: NewSignal, execution: ExecutionRecord | undefined): ExecutionRecord {
+    const { executionId, name, payload } = request;
     if (!execution) throw new NotFoundError(`no execution ${executionId}`);
     if (FINAL_STATUSES.includes(execution.status))
       throw new SlipwayError(
@@ -281,7 +358,9 @@ export class Executor implements ExecutionHost {
     const saga = this.#sagas.get(execution.saga)?.get(execution.version);
     for (const action of saga?.actions.values() ?? []) {
       if (action.kind !== "signal" || action.signalName !== name || !action.outputSchema) continue;
-      const parsed = action.outputSchema.safeParse(action.fromPayload ? action.fromPayload(payload) : payload);
+      const parsed = action.outputSchema.safeParse(
+        action.fromPayload ? action.fromPayload(payload) : payload,
+      );
       if (!parsed.success) {
         const detail = parsed.error.issues
           .map((i) => `${i.path.join(".") || "(payload)"}: ${i.message}`)
@@ -292,10 +371,7 @@ export class Executor implements ExecutionHost {
         );
       }
     }
-    const signal = await this.#signals.submit({ executionId, name, payload, createdAt: Date.now() });
-    this.#sentHere.add(signal.seq);
-    this.#deliver(signal, execution);
-    return signal;
+    return execution;
   }
 
   /** Requests a cancel: nothing new starts, running actions are aborted, completed ones are undone. */
@@ -360,7 +436,7 @@ export class Executor implements ExecutionHost {
     if ((await this.#commits.submit(transition)) !== "ok")
       throw new SlipwayError("conflict", `execution ${executionId} changed during ${reason}`);
     const fresh = await this.storage.load(executionId);
-    if (fresh) this.#host(fresh, reason);
+    if (fresh) this.#host(fresh, reason, undefined);
     return this.handle(executionId);
   }
 
@@ -513,6 +589,8 @@ export class Executor implements ExecutionHost {
     for (const execution of executions) execution.detach(new SlipwayError("cancelled", "executor closing"));
     const deadline = Date.now() + this.abortGraceMs;
     while (executions.some((e) => e.busy) && Date.now() < deadline) await sleep(5);
+    // Loads and claims under way answer first (they see the executor closed and host nothing).
+    await Promise.all([this.#loads?.drained(), this.#claims.drained()]);
     await this.#commits.drained();
     await Promise.all(
       executions.map((e) =>
@@ -520,14 +598,20 @@ export class Executor implements ExecutionHost {
       ),
     );
     this.#executions.clear();
-    this.#slotQueue.clear();
+    this.#slotQueue = [];
+    this.#slotHead = 0;
+    this.#slotQueued.clear();
     await this.storage.removeExecutor(this.owner);
   }
 
   // ---- ExecutionHost ------------------------------------------------------------------------
 
-  commit(transition: Transition): Promise<CommitResult> {
-    return this.#commits.submit(transition);
+  commit(transition: Transition, done: BatchCallback<CommitResult>): void {
+    this.#commits.enqueue(transition, done);
+  }
+
+  listening(executionId: string): boolean {
+    return this.#bus.wants(executionId);
   }
 
   publish(events: ExecutionEvent[]): void {
@@ -553,17 +637,30 @@ export class Executor implements ExecutionHost {
       this.#activeSlots++;
       return true;
     }
-    this.#slotQueue.add(execution);
+    if (!this.#slotQueued.has(execution)) {
+      this.#slotQueued.add(execution);
+      this.#slotQueue.push(execution);
+    }
     return false;
   }
 
   releaseSlot(): void {
     this.#activeSlots--;
-    for (const next of this.#slotQueue) {
-      this.#slotQueue.delete(next);
-      if (this.#executions.get(next.id) !== next) continue;
+    const queue = this.#slotQueue;
+    while (this.#slotHead < queue.length) {
+      const next = queue[this.#slotHead]!;
+      queue[this.#slotHead++] = undefined as unknown as Execution;
+      // Left the queue meanwhile (forgotten), or replaced by another instance: skip it.
+      if (!this.#slotQueued.delete(next) || this.#executions.get(next.id) !== next) continue;
       queueMicrotask(() => next.advance());
       break;
+    }
+    if (this.#slotHead === queue.length) {
+      this.#slotQueue = [];
+      this.#slotHead = 0;
+    } else if (this.#slotHead >= 1024 && this.#slotHead * 2 >= queue.length) {
+      this.#slotQueue = queue.slice(this.#slotHead);
+      this.#slotHead = 0;
     }
   }
 
@@ -598,6 +695,10 @@ export class Executor implements ExecutionHost {
     });
   }
 
+  claimLost(execution: Execution): void {
+    this.#forget(execution);
+  }
+
   detached(execution: Execution, reason: unknown): void {
     this.#forget(execution);
     if (!this.#closed)
@@ -611,13 +712,32 @@ export class Executor implements ExecutionHost {
 
   #forget(execution: Execution): void {
     if (this.#executions.get(execution.id) === execution) this.#executions.delete(execution.id);
-    this.#slotQueue.delete(execution);
+    this.#slotQueued.delete(execution);
   }
 
-  /** Claims an execution and continues it here. False if someone else has it or it is not ours. */
-  async #claim(executionId: string, reason: string, takeOverFrom?: readonly string[]): Promise<boolean> {
+  /**
+   * Claims an execution and continues it here. False if someone else has it or it is not ours. With
+   * a claim on the first transition, true once it is hosted here (as before, its first transition is
+   * then on its way): should another executor get there first, that transition fails and the
+   * execution leaves quietly, having run nothing.
+   */
+  #claim(executionId: string, reason: string, takeOverFrom?: readonly string[]): Promise<boolean> {
+    if (this.#loads)
+      return new Promise((resolve) =>
+        this.#claimOnFirstTransition(executionId, reason, takeOverFrom, resolve),
+      );
+    return this.#claimThenHost(executionId, reason, takeOverFrom);
+  }
+
+  /** The claim as its own write (storages without `loadMany`): claim and snapshot, then host. */
+  async #claimThenHost(
+    executionId: string,
+    reason: string,
+    takeOverFrom: readonly string[] | undefined,
+  ): Promise<boolean> {
     if (this.#closed || this.#executions.has(executionId) || this.#claiming.has(executionId)) return false;
-    this.#claiming.add(executionId);
+    const delivered: SignalRecord[] = [];
+    this.#claiming.set(executionId, delivered);
     try {
       const snapshot = await this.#claims.submit({
         executionId,
@@ -629,33 +749,98 @@ export class Executor implements ExecutionHost {
         await this.#commits.submit({ executionId, owner: this.owner, execution: { release: true } });
         return false;
       }
-      return this.#host(snapshot, reason);
+      const execution = this.#host(snapshot, reason, undefined);
+      for (const signal of delivered) execution?.deliver(signal);
+      return execution !== undefined;
     } finally {
       this.#claiming.delete(executionId);
     }
   }
 
   /**
+   * The claim without a write of its own: load the snapshot (a read, batched), decide, and let the
+   * execution's first transition take ownership on the condition that its revision has not moved
+   * (`Transition.claim`). Nothing runs before that transition commits; if it loses, nothing was
+   * written. Callbacks rather than promises: a burst of signals wakes thousands at once.
+   */
+  #claimOnFirstTransition(
+    executionId: string,
+    reason: string,
+    takeOverFrom: readonly string[] | undefined,
+    done?: (claimed: boolean) => void,
+  ): void {
+    if (this.#closed || this.#executions.has(executionId) || this.#claiming.has(executionId)) {
+      done?.(false);
+      return;
+    }
+    const delivered: SignalRecord[] = [];
+    this.#claiming.set(executionId, delivered);
+    // Claiming lasts until the claim is settled (committed or lost); `done` hears once it is hosted.
+    const settled = () => {
+      if (this.#claiming.get(executionId) === delivered) this.#claiming.delete(executionId);
+    };
+    const finish = (claimed: boolean) => {
+      settled();
+      done?.(claimed);
+    };
+    const host = (snapshot: ExecutionSnapshot) => {
+      if (this.#closed || this.#executions.has(executionId)) return finish(false);
+      const revision = snapshot.execution.revision;
+      snapshot.execution = { ...snapshot.execution, owner: this.owner };
+      const execution = this.#host(snapshot, reason, revision, settled);
+      if (!execution) return finish(false);
+      // Signals persisted since the snapshot was read (the execution dedups those it already has).
+      for (const signal of delivered) execution.deliver(signal);
+      done?.(true);
+    };
+    this.#loads!.enqueue(executionId, (error, snapshot) => {
+      if (error !== undefined) {
+        this.logger.error({ err: error, executionId }, "could not load an execution to claim it");
+        return finish(false);
+      }
+      if (!snapshot) return finish(false);
+      const record = snapshot.execution;
+      if (FINAL_STATUSES.includes(record.status) || record.status === "needs_attention") return finish(false);
+      if (!this.#sagas.has(record.saga)) return finish(false);
+      const owner = record.owner;
+      if (owner === null || owner === this.owner) return host(snapshot);
+      const takeOver = (dead: readonly string[]) => (dead.includes(owner) ? host(snapshot) : finish(false));
+      if (takeOverFrom) return takeOver(takeOverFrom);
+      this.#deadOwners().then(takeOver, (lookupError: unknown) => {
+        this.logger.error({ err: lookupError, executionId }, "could not look up dead executors");
+        finish(false);
+      });
+    });
+  }
+
+  /**
    * Continues a claimed execution here. An execution of a version newer than any registered here is
    * released for an up-to-date executor (rolling deploys); one of a retired version needs attention.
    */
-  #host(snapshot: ExecutionSnapshot, reason: string): boolean {
+  #host(
+    snapshot: ExecutionSnapshot,
+    reason: string,
+    claimRevision: number | undefined,
+    onClaim?: (won: boolean) => void,
+  ): Execution | undefined {
     const record = snapshot.execution;
     const saga = this.#sagas.get(record.saga)?.get(record.version);
     if (saga) {
-      const execution = new Execution(this, saga, snapshot);
+      const execution = new Execution(this, saga, snapshot, claimRevision, onClaim);
       this.#executions.set(record.id, execution);
       execution.resume(reason);
-      return true;
+      return execution;
     }
     const versions = [...(this.#sagas.get(record.saga)?.keys() ?? [])];
     if (!this.#runsHere(record)) {
-      void this.#commits.submit({
-        executionId: record.id,
-        owner: this.owner,
-        execution: { release: true },
-      });
-      return false;
+      // Claimed on the first transition: nothing was taken, nothing to give back.
+      if (claimRevision === undefined)
+        void this.#commits.submit({
+          executionId: record.id,
+          owner: this.owner,
+          execution: { release: true },
+        });
+      return undefined;
     }
     const message = `saga ${record.saga} v${record.version} is not registered with this executor (it has ${versions.map((v) => `v${v}`).join(", ")}); register that version and resume the execution`;
     this.logger.error({ executionId: record.id }, message);
@@ -677,13 +862,14 @@ export class Executor implements ExecutionHost {
           release: true,
         },
         events: [event],
+        ...(claimRevision !== undefined && { claim: { revision: claimRevision } }),
       })
       .then((result) => {
         if (result !== "ok") return;
         this.publish([{ ...event, saga: record.saga, runName: record.runName }]);
         this.#resolveWaiters(record.id);
       });
-    return false;
+    return undefined;
   }
 
   /**
@@ -701,16 +887,29 @@ export class Executor implements ExecutionHost {
   /** Hands a persisted signal to its execution, here if it runs here, else by waking it if it waits unowned. */
   #deliver(signal: SignalRecord, known?: ExecutionRecord): void {
     const local = this.#executions.get(signal.executionId);
-    if (local) local.deliver(signal);
-    else void this.#wakeIfOurs(signal.executionId, "signal", known);
+    if (local) return local.deliver(signal);
+    // Being claimed: the snapshot may predate this signal; hand it over once the execution is hosted.
+    const claiming = this.#claiming.get(signal.executionId);
+    if (claiming) claiming.push(signal);
+    else this.#wakeIfOurs(signal.executionId, "signal", known);
   }
 
   /** `known`: the record as the caller just read it; read again unless it says parked. */
-  async #wakeIfOurs(executionId: string, reason: string, known?: ExecutionRecord): Promise<void> {
-    const parked = known?.status === "waiting" && known.owner === null;
-    const record = parked ? known : await this.storage.getExecution(executionId);
-    if (!record || !this.#runsHere(record) || record.status !== "waiting" || record.owner !== null) return;
-    await this.#claim(executionId, reason);
+  #wakeIfOurs(executionId: string, reason: string, known?: ExecutionRecord): void {
+    const wake = (record: ExecutionRecord | undefined) => {
+      if (!record || !this.#runsHere(record) || record.status !== "waiting" || record.owner !== null) return;
+      if (this.#loads) this.#claimOnFirstTransition(executionId, reason, undefined);
+      else
+        this.#claimThenHost(executionId, reason, undefined).catch((error: unknown) =>
+          this.logger.error({ err: error, executionId }, "could not claim an execution"),
+        );
+    };
+    if (known?.status === "waiting" && known.owner === null) return wake(known);
+    this.storage
+      .getExecution(executionId)
+      .then(wake, (error: unknown) =>
+        this.logger.error({ err: error, executionId }, "could not read an execution to wake it"),
+      );
   }
 
   /** Dead executors, looked up at most once per poll interval (a burst of wake-ups shares one lookup). */
@@ -778,6 +977,9 @@ export class Executor implements ExecutionHost {
     if (this.#polling || this.#closed) return;
     this.#polling = true;
     try {
+      // Signals sent through this executor were delivered when sent: step over a run of them without
+      // reading them back (after a burst of sends, that is every signal since the last poll).
+      while (this.#sentHere.delete(this.#signalCursor + 1)) this.#signalCursor++;
       for (const signal of await this.storage.signalsAfter(this.#signalCursor, 1000)) {
         this.#signalCursor = Math.max(this.#signalCursor, signal.seq);
         // Signals sent through this executor were delivered when sent.

@@ -55,6 +55,8 @@ const PATCH_FIELDS = [
 interface EncodedTransition {
   executionId: string;
   owner: string;
+  /** `Transition.claim`: the revision the execution must still be at. */
+  claimRevision: number | null;
   create: string | null;
   patch: Partial<Record<(typeof PATCH_FIELDS)[number][0], unknown>>;
   release: boolean;
@@ -128,10 +130,23 @@ export class MemoryStorage implements Storage {
     return this.snapshot(executionId);
   }
 
+  async loadMany(executionIds: readonly string[]): Promise<(ExecutionSnapshot | undefined)[]> {
+    this.check();
+    return executionIds.map((id) => this.snapshot(id));
+  }
+
   async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
     this.check();
     const row = this.row(executionId);
     return row && toExecution(row);
+  }
+
+  async getExecutions(executionIds: readonly string[]): Promise<(ExecutionRecord | undefined)[]> {
+    this.check();
+    return executionIds.map((id) => {
+      const row = this.row(id);
+      return row && toExecution(row);
+    });
   }
 
   async listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]> {
@@ -293,7 +308,11 @@ export class MemoryStorage implements Storage {
       write(this.executions, t.executionId, t.create, undo);
     } else {
       const row = this.row(t.executionId);
-      if (!row || row.owner !== t.owner) return "not_owner";
+      if (!row) return "not_owner";
+      if (t.claimRevision !== null) {
+        if (row.revision !== t.claimRevision) return "not_owner";
+        row.owner = t.owner;
+      } else if (row.owner !== t.owner) return "not_owner";
       row.revision += 1;
       row.updatedAt = now;
       Object.assign(row, t.patch);
@@ -355,6 +374,7 @@ function encodeTransition(t: Transition): EncodedTransition {
   const encoded: EncodedTransition = {
     executionId: t.executionId,
     owner: t.owner,
+    claimRevision: t.claim?.revision ?? null,
     create: null,
     patch: {},
     release: t.execution?.release === true,

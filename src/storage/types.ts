@@ -146,6 +146,14 @@ export interface Transition {
   events?: EventRecord[];
   /** Signals consumed by this transition, marked with the consuming action. */
   consumeSignals?: { seq: number; action: string }[];
+  /**
+   * Takes ownership as part of this transition (an optimistic claim, for backends with `loadMany`):
+   * instead of the ownership check, the transition commits only while the execution is still at
+   * `revision` (the one its snapshot was loaded at), and `owner` becomes its owner (unless the patch
+   * releases it). The caller checks that the loaded owner was claimable; as every ownership change
+   * bumps the revision, an unchanged revision means nobody took it since.
+   */
+  claim?: { revision: number };
 }
 
 /**
@@ -202,7 +210,15 @@ export interface Storage {
   /** `claim` for many executions in one transaction; one result per request, in order. */
   claimMany(requests: readonly ClaimRequest[]): Promise<(ExecutionSnapshot | undefined)[]>;
   load(executionId: string): Promise<ExecutionSnapshot | undefined>;
+  /**
+   * Optional: `load` for many executions in one read, one result per id, in order. A backend that
+   * implements it must honour `Transition.claim` in `commit`; the engine then claims executions it
+   * wakes by loading them and folding the claim into their first transition (one write, not two).
+   */
+  loadMany?(executionIds: readonly string[]): Promise<(ExecutionSnapshot | undefined)[]>;
   getExecution(executionId: string): Promise<ExecutionRecord | undefined>;
+  /** Optional: `getExecution` for many ids in one read, one result per id, in order. */
+  getExecutions?(executionIds: readonly string[]): Promise<(ExecutionRecord | undefined)[]>;
   listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]>;
   /** Earliest `wakeAt` among unowned executions of these sagas in these statuses. */
   nextWakeAt(sagas: readonly string[]): Promise<number | undefined>;

@@ -150,22 +150,6 @@ interface ExecutionRow {
   ended_at: number | null;
 }
 
-interface StepRow {
-  execution_id: string;
-  action: string;
-  status: string;
-  attempt: number;
-  failures: number;
-  output: string | null;
-  error: string | null;
-  state: string | null;
-  undo_attempt: number;
-  undo_error: string | null;
-  started_at: number | null;
-  ended_at: number | null;
-  updated_at: number;
-}
-
 interface EventRow {
   execution_id: string;
   seq: number;
@@ -215,14 +199,20 @@ const PATCH_COLUMNS = [
   ["cancelRequested", "cancel_requested"],
 ] as const satisfies readonly (readonly [keyof ExecutionPatch, string])[];
 const RELEASE_BIT = 1 << PATCH_COLUMNS.length;
+/** The transition claims the execution: revision check instead of ownership check (`Transition.claim`). */
+const CLAIM_BIT = RELEASE_BIT << 1;
 
 const EXECUTION_COLUMNS =
   "id, saga, version, status, input, run_name, owner, revision, wake_at, cancel_requested, cause, error, created_at, updated_at, ended_at";
 const STEP_COLUMNS =
   "execution_id, action, status, attempt, failures, output, error, state, undo_attempt, undo_error, started_at, ended_at, updated_at";
 
+const SIGNAL_COLUMNS = "seq, execution_id, name, payload, created_at, consumed_by";
+
 function prepareStatements(db: Database.Database) {
   const p = (sql: string): Statement => db.prepare(sql);
+  /** Rows as arrays in column order: no object with named keys per row (hot reads). */
+  const raw = (sql: string): Statement => db.prepare(sql).raw(true);
   return {
     insertExecution: p(
       `INSERT INTO executions (${EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -246,11 +236,28 @@ function prepareStatements(db: Database.Database) {
       `UPDATE executions SET owner = ?, revision = revision + 1, updated_at = ?
        WHERE id = ? AND (owner IS NULL OR owner = ? OR owner IN (SELECT value FROM json_each(?)))`,
     ),
-    getExecution: p(`SELECT ${EXECUTION_COLUMNS} FROM executions WHERE id = ?`),
+    getExecution: raw(`SELECT ${EXECUTION_COLUMNS} FROM executions WHERE id = ?`),
     // rowid order = order of first write, which upserts keep.
-    stepsOf: p(`SELECT ${STEP_COLUMNS} FROM steps WHERE execution_id = ? ORDER BY rowid`),
-    pendingSignalsOf: p("SELECT * FROM signals WHERE execution_id = ? AND consumed_by IS NULL ORDER BY seq"),
+    stepsOf: raw(`SELECT ${STEP_COLUMNS} FROM steps WHERE execution_id = ? ORDER BY rowid`),
+    pendingSignalsOf: raw(
+      `SELECT ${SIGNAL_COLUMNS} FROM signals WHERE execution_id = ? AND consumed_by IS NULL ORDER BY seq`,
+    ),
     nextEventSeq: p("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM events WHERE execution_id = ?"),
+    // The same four reads for a JSON array of ids (loadMany): four statements, whatever the count.
+    executionsIn: raw(
+      `SELECT ${EXECUTION_COLUMNS} FROM executions WHERE id IN (SELECT value FROM json_each(?))`,
+    ),
+    stepsIn: raw(
+      `SELECT ${STEP_COLUMNS} FROM steps WHERE execution_id IN (SELECT value FROM json_each(?)) ORDER BY rowid`,
+    ),
+    pendingSignalsIn: raw(
+      `SELECT ${SIGNAL_COLUMNS} FROM signals
+       WHERE execution_id IN (SELECT value FROM json_each(?)) AND consumed_by IS NULL ORDER BY seq`,
+    ),
+    nextEventSeqIn: raw(
+      `SELECT execution_id, MAX(seq) + 1 AS next FROM events
+       WHERE execution_id IN (SELECT value FROM json_each(?)) GROUP BY execution_id`,
+    ),
     // The literal status/owner terms match the partial index executions_unowned_waiting.
     nextWakeAt: p(
       `SELECT MIN(wake_at) AS wake FROM executions
@@ -280,7 +287,7 @@ export class SqliteStorage implements Storage {
   readonly path: string;
   private readonly db: Database.Database;
   private statements: Statements | undefined;
-  /** Conditional UPDATEs keyed by which patch fields they set: at most 2^7, each prepared once. */
+  /** Conditional UPDATEs keyed by which patch fields they set: at most 2^8, each prepared once. */
   private readonly updates = new Map<number, Statement>();
   /** listExecutions statements keyed by their SQL (one per filter shape). */
   private readonly queries = new Map<string, Statement>();
@@ -291,6 +298,7 @@ export class SqliteStorage implements Storage {
   ) => (ExecutionSnapshot | undefined)[];
   private readonly addSignalsTx: (signals: readonly NewSignal[], payloads: string[]) => SignalRecord[];
   private readonly loadTx: (executionId: string) => ExecutionSnapshot | undefined;
+  private readonly loadManyTx: (executionIds: readonly string[]) => (ExecutionSnapshot | undefined)[];
 
   constructor(options: SqliteStorageOptions) {
     this.path = options.path;
@@ -375,6 +383,9 @@ export class SqliteStorage implements Storage {
     this.addSignalsTx = addSignalsTx.immediate;
     // A read transaction, so the snapshot's parts all come from the same committed state.
     this.loadTx = this.db.transaction((executionId: string) => this.snapshot(executionId)).deferred;
+    this.loadManyTx = this.db.transaction((executionIds: readonly string[]) =>
+      this.snapshots(executionIds),
+    ).deferred;
   }
 
   async init(): Promise<void> {
@@ -412,9 +423,28 @@ export class SqliteStorage implements Storage {
     return this.loadTx(executionId);
   }
 
+  async loadMany(executionIds: readonly string[]): Promise<(ExecutionSnapshot | undefined)[]> {
+    this.stmts();
+    if (executionIds.length === 0) return [];
+    return this.loadManyTx(executionIds);
+  }
+
   async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
-    const row = this.stmts().getExecution.get(executionId) as ExecutionRow | undefined;
-    return row && toExecution(row);
+    const row = this.stmts().getExecution.get(executionId) as unknown[] | undefined;
+    return row && executionOf(row);
+  }
+
+  async getExecutions(executionIds: readonly string[]): Promise<(ExecutionRecord | undefined)[]> {
+    const s = this.stmts();
+    if (executionIds.length === 0) return [];
+    if (executionIds.length === 1) return [await this.getExecution(executionIds[0]!)];
+    const byId = new Map<string, unknown[]>();
+    for (const row of s.executionsIn.all(JSON.stringify(executionIds)) as unknown[][])
+      byId.set(row[0] as string, row);
+    return executionIds.map((id) => {
+      const row = byId.get(id);
+      return row && executionOf(row);
+    });
   }
 
   async listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]> {
@@ -543,14 +573,45 @@ export class SqliteStorage implements Storage {
 
   private snapshot(executionId: string): ExecutionSnapshot | undefined {
     const s = this.stmts();
-    const row = s.getExecution.get(executionId) as ExecutionRow | undefined;
+    const row = s.getExecution.get(executionId) as unknown[] | undefined;
     if (!row) return undefined;
     return {
-      execution: toExecution(row),
-      steps: (s.stepsOf.all(executionId) as StepRow[]).map(toStep),
-      signals: (s.pendingSignalsOf.all(executionId) as SignalRow[]).map(toSignal),
+      execution: executionOf(row),
+      steps: (s.stepsOf.all(executionId) as unknown[][]).map(stepOf),
+      signals: (s.pendingSignalsOf.all(executionId) as unknown[][]).map(signalOf),
       nextEventSeq: (s.nextEventSeq.get(executionId) as { next: number }).next,
     };
+  }
+
+  /** Snapshots of many executions from four statements; call inside a transaction. */
+  private snapshots(executionIds: readonly string[]): (ExecutionSnapshot | undefined)[] {
+    const s = this.stmts();
+    const ids = JSON.stringify(executionIds);
+    const byId = new Map<string, ExecutionSnapshot>();
+    for (const row of s.executionsIn.all(ids) as unknown[][]) {
+      byId.set(row[0] as string, { execution: executionOf(row), steps: [], signals: [], nextEventSeq: 1 });
+    }
+    if (byId.size > 0) {
+      // Column 0 of steps is execution_id, column 1 of signals too.
+      for (const row of s.stepsIn.all(ids) as unknown[][])
+        byId.get(row[0] as string)?.steps.push(stepOf(row));
+      for (const row of s.pendingSignalsIn.all(ids) as unknown[][])
+        byId.get(row[1] as string)?.signals.push(signalOf(row));
+      for (const row of s.nextEventSeqIn.all(ids) as [string, number][]) {
+        const snapshot = byId.get(row[0]);
+        if (snapshot) snapshot.nextEventSeq = row[1];
+      }
+    }
+    // A repeated id gets its own copy, so no two results share objects.
+    const seen = new Set<string>();
+    return executionIds.map((id) => {
+      const snapshot = byId.get(id);
+      if (!snapshot || !seen.has(id)) {
+        seen.add(id);
+        return snapshot;
+      }
+      return structuredClone(snapshot);
+    });
   }
 
   private encode(t: Transition, now: number): EncodedTransition {
@@ -615,7 +676,11 @@ export class SqliteStorage implements Storage {
         }
         if (patch.release) mask |= RELEASE_BIT;
       }
-      args.push(t.executionId, t.owner);
+      if (t.claim) {
+        mask |= CLAIM_BIT;
+        if (!(mask & RELEASE_BIT)) args.push(t.owner);
+        args.push(t.executionId, t.claim.revision);
+      } else args.push(t.executionId, t.owner);
       encoded.update = this.updateStatement(mask);
       encoded.updateArgs = args;
     }
@@ -665,7 +730,10 @@ export class SqliteStorage implements Storage {
     return encoded;
   }
 
-  /** `UPDATE ... WHERE id = ? AND owner = ?` setting exactly the patch fields in `mask`. */
+  /**
+   * `UPDATE ... WHERE id = ? AND owner = ?` setting exactly the patch fields in `mask`; with CLAIM_BIT,
+   * `WHERE id = ? AND revision = ?` setting the owner too.
+   */
   private updateStatement(mask: number): Statement {
     let statement = this.updates.get(mask);
     if (!statement) {
@@ -674,7 +742,9 @@ export class SqliteStorage implements Storage {
         if (mask & (1 << bit)) sets += `, ${column} = ?`;
       });
       if (mask & RELEASE_BIT) sets += ", owner = NULL";
-      statement = this.db.prepare(`UPDATE executions SET ${sets} WHERE id = ? AND owner = ?`);
+      else if (mask & CLAIM_BIT) sets += ", owner = ?";
+      const where = mask & CLAIM_BIT ? "id = ? AND revision = ?" : "id = ? AND owner = ?";
+      statement = this.db.prepare(`UPDATE executions SET ${sets} WHERE ${where}`);
       this.updates.set(mask, statement);
     }
     return statement;
@@ -710,6 +780,58 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
   return new SqliteStorage(options);
 }
 
+/** An execution from a raw row in EXECUTION_COLUMNS order. */
+function executionOf(r: unknown[]): ExecutionRecord {
+  return {
+    id: r[0] as string,
+    saga: r[1] as string,
+    version: r[2] as number,
+    status: r[3] as ExecutionStatus,
+    input: JSON.parse(r[4] as string) as JsonObject,
+    runName: r[5] as string | null,
+    owner: r[6] as string | null,
+    revision: r[7] as number,
+    wakeAt: r[8] as number | null,
+    cancelRequested: r[9] as string | null,
+    cause: parseNullable<CompensationCause>(r[10] as string | null),
+    error: parseNullable<ErrorInfo>(r[11] as string | null),
+    createdAt: r[12] as number,
+    updatedAt: r[13] as number,
+    endedAt: r[14] as number | null,
+  };
+}
+
+/** A step from a raw row in STEP_COLUMNS order. */
+function stepOf(r: unknown[]): StepRecord {
+  return {
+    executionId: r[0] as string,
+    action: r[1] as string,
+    status: r[2] as StepStatus,
+    attempt: r[3] as number,
+    failures: r[4] as number,
+    output: parseNullable<JsonObject>(r[5] as string | null),
+    error: parseNullable<ErrorInfo>(r[6] as string | null),
+    state: parseNullable<JsonObject>(r[7] as string | null),
+    undoAttempt: r[8] as number,
+    undoError: parseNullable<ErrorInfo>(r[9] as string | null),
+    startedAt: r[10] as number | null,
+    endedAt: r[11] as number | null,
+    updatedAt: r[12] as number,
+  };
+}
+
+/** A signal from a raw row in SIGNAL_COLUMNS order. */
+function signalOf(r: unknown[]): SignalRecord {
+  return {
+    seq: r[0] as number,
+    executionId: r[1] as string,
+    name: r[2] as string,
+    payload: JSON.parse(r[3] as string) as Json,
+    createdAt: r[4] as number,
+    consumedBy: r[5] as string | null,
+  };
+}
+
 function toExecution(row: ExecutionRow): ExecutionRecord {
   return {
     id: row.id,
@@ -727,24 +849,6 @@ function toExecution(row: ExecutionRow): ExecutionRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     endedAt: row.ended_at,
-  };
-}
-
-function toStep(row: StepRow): StepRecord {
-  return {
-    executionId: row.execution_id,
-    action: row.action,
-    status: row.status as StepStatus,
-    attempt: row.attempt,
-    failures: row.failures,
-    output: parseNullable<JsonObject>(row.output),
-    error: parseNullable<ErrorInfo>(row.error),
-    state: parseNullable<JsonObject>(row.state),
-    undoAttempt: row.undo_attempt,
-    undoError: parseNullable<ErrorInfo>(row.undo_error),
-    startedAt: row.started_at,
-    endedAt: row.ended_at,
-    updatedAt: row.updated_at,
   };
 }
 
