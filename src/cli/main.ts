@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { type Command, EXIT, type Io, parse, UsageError } from "./command.js";
 import { cancel } from "./commands/cancel.js";
 import { logs } from "./commands/logs.js";
+import { queue } from "./commands/queue.js";
 import { resume, retry } from "./commands/resume.js";
 import { run } from "./commands/run.js";
 import { ls, show } from "./commands/runs.js";
@@ -47,6 +48,7 @@ const commands: Command[] = [
   ls,
   show,
   logs,
+  queue,
   signal,
   cancel,
   retry,

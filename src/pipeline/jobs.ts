@@ -113,9 +113,14 @@ export async function readyJob(
     context.runtime.resources?.take(ctx.executionId, step.probes!) ?? (await admit(context, step, ctx));
   try {
     await probe(context, step, job.ready!, scope, env, ctx);
-  } finally {
-    grant?.release();
+  } catch (error) {
+    // The rollback that follows undoes the job: its teardown keeps the lock (the swarm) it deployed
+    // with, so the next deploy can't start on a half-removed stack.
+    if (grant && job.undo) context.runtime.resources!.hold(ctx.executionId, step.probes!, grant);
+    else grant?.release();
+    throw error;
   }
+  grant?.release();
   return { [step.action]: { status: "success", outputs: ran.outputs } };
 }
 
@@ -131,8 +136,16 @@ export async function undoJob(
   if (!job.undo || !done || done.status === "skipped") return;
   const scope: ExpressionContext = { ...expressionContext(context, step, input), outputs: done.outputs };
   const env = environment(context, step, scope, ctx);
-  const result = await shell(context, step, ctx, "undo", job.undo, scope, env, DEFAULT_TIMEOUT_MS);
-  if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("undo", result));
+  // An undo needs what its job needed (tearing a stack down takes the swarm lock too): the grant kept
+  // from a failed probe, or a new one.
+  const grant =
+    context.runtime.resources?.take(ctx.executionId, step.action) ?? (await admit(context, step, ctx));
+  try {
+    const result = await shell(context, step, ctx, "undo", job.undo, scope, env, DEFAULT_TIMEOUT_MS);
+    if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("undo", result));
+  } finally {
+    grant?.release();
+  }
 }
 
 /** One check of a `poll` job: exit 0 done (its outputs are the job's), 75 not yet, anything else a failure. */
@@ -163,7 +176,7 @@ async function admit(context: StepContext, step: Step, ctx: ActionContext): Prom
   const resources = context.runtime.resources;
   if (!resources || !step.job.resources) return undefined;
   const pipeline = context.plan.pipeline.name;
-  return resources.admit(ctx, pipeline, step, pipeline);
+  return resources.admit(ctx, pipeline, step, context.plan.key, context.plan.priority);
 }
 
 function skipped(reason: string): StepResult {

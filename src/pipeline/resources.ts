@@ -5,9 +5,9 @@
  */
 import type { ActionContext } from "../definition/types.js";
 import type { Admission, Grant } from "../scheduler/admission.js";
-import { formatBytes } from "../scheduler/format.js";
+import { clockTime, formatBytes } from "../scheduler/format.js";
 import { autoMemory } from "../scheduler/memory.js";
-import type { Need, Ticket } from "../scheduler/types.js";
+import type { Holder, Need, Ticket } from "../scheduler/types.js";
 import type { Resources } from "./model.js";
 import type { Step } from "./plan.js";
 
@@ -28,6 +28,8 @@ export class JobResources {
   readonly #peaks: PeakStore | undefined;
   /** Grants held from a job's `run` through its readiness probe, by run id, then action. */
   readonly #held = new Map<string, Map<string, Grant>>();
+  /** Steps waiting for admission now, `runId NUL action` → the label their ticket carries. */
+  readonly #queued = new Map<string, string>();
 
   constructor(admission: Admission, peaks?: PeakStore) {
     this.admission = admission;
@@ -55,10 +57,19 @@ export class JobResources {
    * Waits until the step's job may start. While it waits, listeners hear `queued: <why>` (which
    * resource, who holds it, its place in line); cancel aborts the wait.
    */
-  async admit(ctx: ActionContext, pipeline: string, step: Step, key: string): Promise<Grant> {
-    const ticket: Ticket = { runId: ctx.executionId, runName: ctx.runName, pipeline, job: step.label, key };
+  async admit(ctx: ActionContext, pipeline: string, step: Step, key: string, priority = 0): Promise<Grant> {
+    const ticket: Ticket = {
+      runId: ctx.executionId,
+      runName: ctx.runName,
+      pipeline,
+      job: step.label,
+      key,
+      priority,
+    };
     const need = this.need(pipeline, step);
     const pending = this.admission.acquire(ticket, need, ctx.signal);
+    const queued = `${ctx.executionId}\u0000${step.action}`;
+    this.#queued.set(queued, step.label);
     let said = "";
     const tell = () => {
       const mine = this.admission
@@ -79,7 +90,50 @@ export class JobResources {
       return grant;
     } finally {
       clearInterval(timer);
+      this.#queued.delete(queued);
     }
+  }
+
+  /** Why admission holds a step back (which resource, who holds it, its place in line), if it does. */
+  explain(runId: string, action: string): string | undefined {
+    const label = this.#queued.get(`${runId}\u0000${action}`);
+    if (label === undefined) return undefined;
+    return this.admission.explain().find((e) => e.ticket.runId === runId && e.ticket.job === label)?.reason;
+  }
+
+  /** Each pool and lock: capacity, what is free, and who holds it. */
+  pools(): { name: string; capacity: number; free: number; holders: string[] }[] {
+    const snapshot = this.admission.snapshot();
+    const who = (holders: readonly Holder[]) =>
+      holders.map((h) => `${h.runName ?? h.runId} ${h.job} (since ${clockTime(h.since)})`);
+    const pools = [
+      {
+        name: "memory",
+        capacity: snapshot.capacity.memoryBytes,
+        free: snapshot.free.memoryBytes,
+        holders: who(snapshot.holders.memory),
+      },
+      {
+        name: "cpu",
+        capacity: snapshot.capacity.cpu,
+        free: snapshot.free.cpu,
+        holders: who(snapshot.holders.cpu),
+      },
+      {
+        name: "disk",
+        capacity: snapshot.capacity.diskBytes,
+        free: snapshot.free.diskBytes,
+        holders: who(snapshot.holders.disk),
+      },
+    ];
+    for (const [name, capacity] of Object.entries(snapshot.capacity.locks))
+      pools.push({
+        name: `lock:${name}`,
+        capacity,
+        free: snapshot.free.locks[name] ?? 0,
+        holders: who(snapshot.holders.locks[name] ?? []),
+      });
+    return pools;
   }
 
   /** Keeps a grant for the step's readiness probe, which runs as the next step. */

@@ -4,7 +4,9 @@
  * scheduler's own explanations (admission, locks: see `PipelineHost`'s `explain`) all go through here.
  */
 import { time } from "../cli/format.js";
-import type { ExecutionRecord } from "../storage/types.js";
+import { runSpecOf } from "../pipeline/compile.js";
+import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
+import { outlineOf, planOf, stepSummary } from "./records.js";
 import type { PlanOutline, QueueEntry, StepSummary } from "./schemas.js";
 
 export interface Why {
@@ -89,6 +91,28 @@ export function queueOf(
       state: step?.status ?? "pending",
       ...why,
     });
+  }
+  return entries;
+}
+
+/** Why admission holds a started step back, if it does (only the process running the step knows). */
+export type AdmissionExplainer = (runId: string, action: string) => string | undefined;
+
+/** Every job of every unfinished pipeline run that is not running, and why. */
+export async function queueFromStorage(
+  storage: Storage,
+  admission?: AdmissionExplainer,
+): Promise<QueueEntry[]> {
+  const records = await storage.listExecutions({ statuses: [...ACTIVE_STATUSES, "failed"] });
+  const explain = (run: ExecutionRecord, action: string): Why | undefined => {
+    const message = admission?.(run.id, action);
+    return message === undefined ? undefined : { reason: "admission", message, until: null };
+  };
+  const entries: QueueEntry[] = [];
+  for (const record of records) {
+    const snapshot = await storage.load(record.id);
+    if (!snapshot || !runSpecOf(record)) continue;
+    entries.push(...queueOf(record, snapshot.steps.map(stepSummary), outlineOf(planOf(record)), explain));
   }
   return entries;
 }

@@ -17,6 +17,8 @@ import { type CompiledRun, compileRun, recompile, runSpecOf } from "../pipeline/
 import type { JobRuntime } from "../pipeline/jobs.js";
 import { runLogDir } from "../pipeline/logs.js";
 import type { RunRequest } from "../pipeline/plan.js";
+import { JobResources } from "../pipeline/resources.js";
+import { admissionFor, loadServerConfig } from "../scheduler/config.js";
 import { sweepOrphans } from "../shell/orphans.js";
 import type { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import {
@@ -25,10 +27,10 @@ import {
   type ExecutionStatus,
   FINAL_STATUSES,
 } from "../storage/types.js";
-import { queueOf, type Why } from "./explain.js";
+import { queueFromStorage } from "./explain.js";
 import { runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
-import { findRun, outlineOf, planOf, runDetail, runSummary, stepSummary } from "./records.js";
+import { findRun, planOf, runDetail, runSummary } from "./records.js";
 import type {
   ActionResponse,
   QueueEntry,
@@ -37,14 +39,6 @@ import type {
   RunSummary,
   SubmitResponse,
 } from "./schemas.js";
-
-/** What the scheduler adds to the host's answers: why it holds a job back, and its pools. */
-export interface SchedulerView {
-  /** Why a job is not running when the scheduler holds it back (a resource, a lock, its place in line). */
-  explain?(run: ExecutionRecord, job: string): Why | undefined;
-  /** Resource pools and locks: capacity, what is free, who holds it. */
-  pools?(): ResourcesResponse["pools"];
-}
 
 export interface PipelineHostOptions {
   /** The SQLite database file. */
@@ -56,13 +50,11 @@ export interface PipelineHostOptions {
   /** Pipelines runs can be submitted by name: pipeline name → pipeline file. */
   registered?: ReadonlyMap<string, string>;
   /**
-   * How this host's jobs run: the single place a `JobRuntime` is made for its runs, so admission
-   * (resource pools, locks) can wrap it. Default: logs under `dataDir`.
+   * How this host's jobs run. Default: logs under `dataDir`, jobs admitted by the pools and locks of
+   * `config` (the machine's own when there is none).
    */
   runtime?: JobRuntime;
-  /** The scheduler's explanations and pools, for `queue()` and `resources()`. */
-  scheduler?: SchedulerView;
-  /** The server's config file (resource pools, locks), handed to the scheduler. */
+  /** The server's config file: resource pools, locks, key weights. */
   config?: string;
   /** How often storage is checked for what other processes wrote (signals, cancels), ms. Default 200. */
   pollIntervalMs?: number;
@@ -87,7 +79,6 @@ export class PipelineHost {
   readonly config: string | undefined;
   readonly #logger: Logger;
   readonly #registered: ReadonlyMap<string, string>;
-  readonly #scheduler: SchedulerView | undefined;
   /** Sagas registered with the executor, by `name@version`: a run's saga is compiled once per plan. */
   readonly #sagas = new Map<string, Saga>();
   /**
@@ -102,21 +93,26 @@ export class PipelineHost {
     executor: Executor,
     options: PipelineHostOptions,
     dataDir: string,
+    runtime: JobRuntime,
   ) {
     this.storage = storage;
     this.executor = executor;
     this.dataDir = dataDir;
-    this.runtime = options.runtime ?? { dataDir };
+    this.runtime = runtime;
     this.config = options.config;
     this.#logger = executor.logger;
     this.#registered = options.registered ?? new Map();
-    this.#scheduler = options.scheduler;
   }
 
   /** Opens the database and the executor, then continues every incomplete run nobody alive runs. */
   static async open(options: PipelineHostOptions): Promise<PipelineHost> {
     const dataDir = options.dataDir ?? dirname(options.db);
     mkdirSync(dataDir, { recursive: true });
+    // A bad config fails the start before anything is opened.
+    const runtime: JobRuntime = options.runtime ?? {
+      dataDir,
+      resources: new JobResources(admissionFor(loadServerConfig(options.config, dataDir))),
+    };
     const storage = await openStorage(options.db);
     let host: PipelineHost | undefined;
     let executor: Executor;
@@ -135,10 +131,13 @@ export class PipelineHost {
       await storage.close();
       throw error;
     }
-    host = new PipelineHost(storage, executor, options, dataDir);
+    host = new PipelineHost(storage, executor, options, dataDir, runtime);
     // A run that ended (or stopped for someone to act) is no longer held here: another process may continue it.
     host.#stopListening = executor.on((event) => {
-      if (ENDING_EVENTS.has(event.type)) host.#release(event.executionId);
+      if (!ENDING_EVENTS.has(event.type)) return;
+      host.#release(event.executionId);
+      // A grant kept for a probe that never ran (cancelled in between) goes back to the pool.
+      runtime.resources?.releaseRun(event.executionId);
     });
     try {
       await host.#recoverAll();
@@ -186,7 +185,13 @@ export class PipelineHost {
     const record = await this.#find(ref);
     const snapshot = await this.storage.load(record.id);
     if (!snapshot) throw new NotFoundError(`no run "${ref}"`);
-    return runDetail(snapshot);
+    const detail = runDetail(snapshot);
+    for (const step of detail.steps) {
+      const queued =
+        step.status === "running" ? this.runtime.resources?.explain(record.id, step.job) : undefined;
+      if (queued !== undefined) step.queued = queued;
+    }
+    return detail;
   }
 
   /** Requests a cancel: the run stops its jobs and runs the undos, here or in the process running it. */
@@ -329,17 +334,10 @@ export class PipelineHost {
     return openLogs({ storage: this.storage, dataDir: this.dataDir, record, ...options });
   }
 
-  /** Every job of an unfinished run that is not running, and why. */
-  async queue(): Promise<QueueEntry[]> {
-    const records = await this.storage.listExecutions({ statuses: [...ACTIVE_STATUSES, "failed"] });
-    const entries: QueueEntry[] = [];
-    for (const record of records) {
-      const snapshot = await this.storage.load(record.id);
-      if (!snapshot || !runSpecOf(record)) continue;
-      const explain = this.#scheduler?.explain?.bind(this.#scheduler);
-      entries.push(...queueOf(record, snapshot.steps.map(stepSummary), outlineOf(planOf(record)), explain));
-    }
-    return entries;
+  /** Every job of an unfinished run that is not running, and why: admission's word first. */
+  queue(): Promise<QueueEntry[]> {
+    const resources = this.runtime.resources;
+    return queueFromStorage(this.storage, resources && ((run, action) => resources.explain(run, action)));
   }
 
   /** The scheduler's pools, and the jobs running now with what they declared. */
@@ -360,7 +358,7 @@ export class PipelineHost {
         });
       }
     }
-    return { pools: this.#scheduler?.pools?.() ?? [], running };
+    return { pools: this.runtime.resources?.pools() ?? [], running };
   }
 
   /**
@@ -369,7 +367,10 @@ export class PipelineHost {
    */
   async close(): Promise<void> {
     this.#stopListening?.();
+    // The executor first: closing aborts jobs waiting for admission, which leaves them resumable;
+    // closing admission first would fail them.
     await this.executor.close();
+    this.runtime.resources?.admission.close();
     for (const id of [...this.#hosted.keys()]) this.#release(id);
     await this.storage.close();
   }

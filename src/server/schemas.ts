@@ -99,6 +99,8 @@ export const stepSummary = z.object({
   undoError: z.string().nullable(),
   /** The engine's durable wait state: `signal`, `deadline`, `until`, `nextCheckAt`, `retryAt`. */
   state: z.record(z.string(), z.unknown()).nullable(),
+  /** Why admission holds a started job back: the resource or lock, who holds it, its place in line. */
+  queued: z.string().nullable().optional(),
 });
 export type StepSummary = z.infer<typeof stepSummary>;
 

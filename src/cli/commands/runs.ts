@@ -95,6 +95,7 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
     table([
       ["JOB", "STATE", "ATTEMPTS", "TIME", "NOTE"],
       ...run.steps.map((s) => [s.job, state(s), String(s.attempt), stepTime(s), note(s)]),
+      ...pending(run).map(([job, why]) => [job, "pending", "0", "-", why]),
     ]),
   );
   return EXIT.ok;
@@ -124,11 +125,35 @@ function skipped(s: StepSummary): string | undefined {
 }
 
 function state(s: StepSummary): string {
+  if (s.queued) return "queued";
   return skipped(s) === undefined ? s.status : "skipped";
+}
+
+/** Planned steps that have not started, with what they wait for (a run held or rolling back starts nothing). */
+function pending(run: RunDetail): [string, string][] {
+  if (!run.plan) return [];
+  const started = new Set(run.steps.map((s) => s.job));
+  const done = new Set(run.steps.filter((s) => s.status === "completed").map((s) => s.job));
+  const rows: [string, string][] = [];
+  for (const step of run.plan.steps) {
+    if (started.has(step.action)) continue;
+    const waits = step.needs.filter((n) => !done.has(n));
+    const why =
+      run.status === "compensating" || run.status === "compensated" || run.status === "cancelled"
+        ? "not started: the run rolled back"
+        : run.status === "failed"
+          ? "not started: the run is held"
+          : waits.length > 0
+            ? `after ${waits.join(", ")}`
+            : "starting";
+    rows.push([step.action, why]);
+  }
+  return rows;
 }
 
 /** What a reader wants next to a job's state: why it failed, or what it waits for. */
 function note(s: StepSummary): string {
+  if (s.queued) return s.queued;
   const skip = skipped(s);
   if (skip !== undefined) return skip;
   if (s.status === "failed" || s.status === "retrying") return s.error ?? "";

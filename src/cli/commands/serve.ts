@@ -9,8 +9,10 @@ import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { serve as listen } from "@hono/node-server";
+import { NotFoundError } from "../../errors.js";
 import { parsePipeline } from "../../pipeline/parse.js";
 import { PipelineError } from "../../pipeline/problems.js";
+import { ConfigError } from "../../scheduler/config.js";
 import { createApp } from "../../server/app.js";
 import { PipelineHost } from "../../server/host.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
@@ -59,12 +61,20 @@ export const serve: Command = {
 
     const db = dbPath(values.db);
     const log = engineLog(dataDir(db));
-    const host = await PipelineHost.open({
-      db,
-      logger: log.logger,
-      registered,
-      ...(values.config !== undefined && { config: resolve(values.config) }),
-    });
+    let host: PipelineHost;
+    try {
+      host = await PipelineHost.open({
+        db,
+        logger: log.logger,
+        registered,
+        ...(values.config !== undefined && { config: resolve(values.config) }),
+      });
+    } catch (error) {
+      // A config file with problems (each at file:line:col) or missing is a usage error.
+      if (!(error instanceof ConfigError || error instanceof NotFoundError)) throw error;
+      io.err(`slipway: ${error.message}\n`);
+      return EXIT.usage;
+    }
     const server = listen({ fetch: createApp({ host, token }).fetch, port, hostname });
     try {
       await Promise.race([
