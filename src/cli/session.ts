@@ -10,7 +10,7 @@ import { type Logger, pino } from "pino";
 import { Executor } from "../engine/executor.js";
 import { createLogger } from "../logging.js";
 import type { CompiledRun } from "../pipeline/compile.js";
-import type { JobRuntime } from "../pipeline/jobs.js";
+import { type JobRuntime, runDirectory } from "../pipeline/jobs.js";
 import { runLogDir } from "../pipeline/logs.js";
 import { JobResources } from "../pipeline/resources.js";
 import { machineAdmission } from "../scheduler/config.js";
@@ -35,12 +35,12 @@ export interface Session {
  */
 export function jobRuntime(db: string): JobRuntime {
   const dir = dataDir(db);
-  machineResources ??= new JobResources(machineAdmission(dir));
-  return { dataDir: dir, resources: machineResources };
+  processRuntime ??= { dataDir: dir, resources: new JobResources(machineAdmission(dir)) };
+  return processRuntime;
 }
 
-/** One admission per process: every run this process hosts shares the machine. */
-let machineResources: JobResources | undefined;
+/** One runtime per process: every run this process hosts shares the machine (and its one database). */
+let processRuntime: JobRuntime | undefined;
 
 /**
  * Opens an executor for these compiled runs, taking only the executions in `ids` (a run started by
@@ -72,11 +72,13 @@ export async function openSession(
     await storage.close();
     throw error;
   }
+  const runtime = jobRuntime(db);
+  runtime.runs = runDirectory(storage, executor);
   return {
     storage,
     executor,
     dataDir: dir,
-    runtime: jobRuntime(db),
+    runtime,
     async close() {
       await executor.close();
       await storage.close();

@@ -10,7 +10,7 @@ import { type Saga, saga } from "../definition/saga.js";
 import type { ActionContext } from "../definition/types.js";
 import type { Json, JsonObject } from "../json.js";
 import type { ExecutionRecord } from "../storage/types.js";
-import { type JobRuntime, pollCheck, readyJob, runJob, undoJob } from "./jobs.js";
+import { concurrencyCheck, type JobRuntime, pollCheck, readyJob, runJob, undoJob } from "./jobs.js";
 import { parsePipeline } from "./parse.js";
 import { type Plan, planRun, type RunRequest } from "./plan.js";
 
@@ -33,6 +33,8 @@ export const runSpecSchema = z.object({
   source: z.string(),
   inputs: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
   tiers: z.array(z.string()),
+  /** The run's concurrency key, stored so runs can be counted by it without replanning them. */
+  key: z.string().optional(),
 });
 export type RunSpec = z.infer<typeof runSpecSchema>;
 
@@ -49,13 +51,14 @@ export function compileRun(
   request: RunRequest,
   runtime: JobRuntime,
 ): CompiledRun {
+  const plan = planRun(parsePipeline(source, file), request);
   const spec: RunSpec = {
     file: resolve(file),
     source,
     inputs: { ...request.inputs },
     tiers: [...request.tiers],
+    key: plan.key,
   };
-  const plan = planRun(parsePipeline(source, file), request);
   return { plan, saga: buildSaga(plan, spec, runtime), spec };
 }
 
@@ -89,14 +92,22 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
     input: { run: runSpecSchema },
     onFailure: pipeline.onFailure,
   }) as unknown as Builder;
+  // `concurrency:` puts a durable gate before everything: it waits (holding nothing) for its turn.
+  const gate = pipeline.concurrency ? [CONCURRENCY_GATE] : [];
+  if (pipeline.concurrency)
+    builder = builder.poll(CONCURRENCY_GATE, {
+      everyMs: GATE_CHECK_MS,
+      check: (_input: Values, ctx: ActionContext) => concurrencyCheck(context, ctx),
+    });
   for (const step of plan.steps) {
     const produces = { [step.action]: stepResultSchema };
     const job = step.job;
+    const after = step.needs.length === 0 && step.kind === "job" ? gate : [];
     if (job.kind === "wait") {
       builder = builder.waitForSignal(step.action, {
         signal: job.signal,
         produces,
-        after: step.needs,
+        after: [...step.needs, ...after],
         // `slipway signal RUN approved '{"by":"ana"}'`: the payload's fields become the job's outputs.
         fromPayload: (payload: Json) => ({
           [step.action]: { status: "success", outputs: stringFields(payload) },
@@ -106,6 +117,7 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
     } else if (job.kind === "poll") {
       builder = builder.poll(step.action, {
         reads: step.needs,
+        after,
         produces,
         everyMs: job.everyMs,
         check: (input: Values, ctx: ActionContext) => pollCheck(context, step, input, ctx),
@@ -121,6 +133,7 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
     } else {
       builder = builder.action(step.action, {
         reads: step.needs,
+        after,
         produces,
         run: (input: Values, ctx: ActionContext) => runJob(context, step, input, ctx),
         ...(job.undo && {
@@ -136,6 +149,11 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
 }
 
 type Values = Record<string, unknown>;
+
+/** The gate's step: a leading dot, so no job or matrix leg can have its name. */
+export const CONCURRENCY_GATE = ".concurrency";
+/** How often a queued run looks whether its turn has come (it holds nothing in between). */
+const GATE_CHECK_MS = 500;
 
 /** The builder with its compile-time data-flow checks erased: a pipeline's names are only known at run time. */
 type Builder = {

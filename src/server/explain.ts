@@ -34,8 +34,11 @@ export function stepWait(step: Pick<StepSummary, "status" | "state" | "error">):
   if (sleepUntil !== null)
     return { reason: "sleep", message: `sleeping until ${time(sleepUntil)}`, until: sleepUntil };
   const nextCheck = num("nextCheckAt");
-  if (nextCheck !== null)
-    return { reason: "poll", message: `polling, next check ${time(nextCheck)}${until}`, until: deadline };
+  if (nextCheck !== null) {
+    // What the last check said ("waits for concurrency key ...", "build 7 still running") says most.
+    const said = typeof state.message === "string" ? `${state.message}; ` : "polling, ";
+    return { reason: "poll", message: `${said}next check ${time(nextCheck)}${until}`, until: deadline };
+  }
   return {
     reason: "signal",
     message: `waiting for signal "${String(state.signal)}"${until}`,
@@ -57,7 +60,11 @@ export function queueOf(
   const labelOf = (action: string) => plan?.steps.find((s) => s.action === action)?.label ?? action;
   const done = (action: string) => byAction.get(action)?.status === "completed";
   const entries: QueueEntry[] = [];
-  const actions = plan ? plan.steps.map((s) => s.action) : steps.map((s) => s.job);
+  // Steps the plan doesn't list (the concurrency gate) come first: everything else is after them.
+  const planned = new Set(plan?.steps.map((s) => s.action));
+  const unplanned = steps.map((s) => s.job).filter((action) => !planned.has(action));
+  const actions = plan ? [...unplanned, ...plan.steps.map((s) => s.action)] : steps.map((s) => s.job);
+  const gates = unplanned.filter((action) => !done(action));
   for (const action of actions) {
     const step = byAction.get(action);
     let why: Why | undefined = extra?.(record, action);
@@ -71,7 +78,8 @@ export function queueOf(
         };
     }
     if (!why && !step && record.status !== "compensating") {
-      const waitingFor = (plan?.steps.find((s) => s.action === action)?.needs ?? []).filter((n) => !done(n));
+      const needs = plan?.steps.find((s) => s.action === action)?.needs ?? [];
+      const waitingFor = needs.length === 0 ? gates : needs.filter((n) => !done(n));
       why =
         record.status === "failed"
           ? { reason: "held", message: "not started: the run is held", until: null }

@@ -14,7 +14,7 @@ import { Executor } from "../engine/executor.js";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
 import { type CompiledRun, compileRun, recompile, runSpecOf } from "../pipeline/compile.js";
-import type { JobRuntime } from "../pipeline/jobs.js";
+import { type JobRuntime, runDirectory } from "../pipeline/jobs.js";
 import { runLogDir } from "../pipeline/logs.js";
 import type { RunRequest } from "../pipeline/plan.js";
 import { JobResources } from "../pipeline/resources.js";
@@ -132,6 +132,7 @@ export class PipelineHost {
       throw error;
     }
     host = new PipelineHost(storage, executor, options, dataDir, runtime);
+    runtime.runs = runDirectory(storage, executor);
     // A run that ended (or stopped for someone to act) is no longer held here: another process may continue it.
     host.#stopListening = executor.on((event) => {
       if (!ENDING_EVENTS.has(event.type)) return;
@@ -348,6 +349,8 @@ export class PipelineHost {
       const plan = planOf(record);
       for (const step of snapshot?.steps ?? []) {
         if (step.status !== "running" && step.status !== "undoing") continue;
+        // A started step still waiting for admission is queued, not running: `/queue` lists it.
+        if (this.runtime.resources?.explain(record.id, step.action) !== undefined) continue;
         const planned = plan?.steps.find((s) => s.action === step.action);
         running.push({
           run: record.id,
