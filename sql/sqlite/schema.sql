@@ -36,6 +36,13 @@ CREATE TABLE executors (
   heartbeat_at INTEGER NOT NULL
 );
 
+CREATE TABLE job_peaks (
+  pipeline TEXT NOT NULL,
+  job TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  peak_bytes INTEGER NOT NULL
+);
+
 CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
 
 CREATE TABLE signals (
@@ -73,5 +80,7 @@ CREATE INDEX executions_status_saga ON executions (status, saga, created_at, id)
 
 CREATE INDEX executions_unowned_waiting ON executions (saga, wake_at)
   WHERE status = 'waiting' AND owner IS NULL;
+
+CREATE INDEX job_peaks_recent ON job_peaks (pipeline, job, at);
 
 CREATE INDEX signals_pending ON signals (execution_id, name, seq) WHERE consumed_by IS NULL;

@@ -74,6 +74,7 @@ export async function openSession(
   }
   const runtime = jobRuntime(db);
   runtime.runs = runDirectory(storage, executor);
+  runtime.resources?.usePeaks(storage.peaks());
   return {
     storage,
     executor,

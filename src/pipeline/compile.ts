@@ -22,6 +22,8 @@ export const stepResultSchema = z.object({
   reason: z.string().optional(),
   /** Peak resident memory of the job's process tree, sampled while it ran. */
   peakRssBytes: z.number().optional(),
+  /** Memory the job was admitted with (what `memory: auto` resolved to). */
+  admittedMemoryBytes: z.number().optional(),
 });
 export type StepResult = z.infer<typeof stepResultSchema>;
 

@@ -106,8 +106,14 @@ export async function runJob(
       context.runtime.resources!.hold(ctx.executionId, step.action, grant);
       keep = true;
     }
+    const admitted = grant?.need.memoryBytes;
     return {
-      [step.action]: { status: "success", outputs: result.outputs, peakRssBytes: result.peakRssBytes },
+      [step.action]: {
+        status: "success",
+        outputs: result.outputs,
+        peakRssBytes: result.peakRssBytes,
+        ...(admitted !== undefined && admitted > 0 && { admittedMemoryBytes: admitted }),
+      },
     };
   } finally {
     if (!keep) grant?.release();

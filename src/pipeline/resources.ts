@@ -8,15 +8,9 @@ import type { Admission, Grant } from "../scheduler/admission.js";
 import { clockTime, formatBytes } from "../scheduler/format.js";
 import { autoMemory } from "../scheduler/memory.js";
 import type { Holder, Need, Ticket } from "../scheduler/types.js";
+import type { PeakStore } from "../storage/types.js";
 import type { Resources } from "./model.js";
 import type { Step } from "./plan.js";
-
-/** Measured peak memory of past attempts, per pipeline and job. */
-export interface PeakStore {
-  record(pipeline: string, job: string, peakBytes: number): void;
-  /** The most recent peaks, newest first. */
-  recent(pipeline: string, job: string, limit: number): number[];
-}
 
 /** How many recent peaks `memory: auto` looks at. */
 const AUTO_SAMPLES = 20;
@@ -25,7 +19,7 @@ const EXPLAIN_EVERY_MS = 1_000;
 
 export class JobResources {
   readonly admission: Admission;
-  readonly #peaks: PeakStore | undefined;
+  #peaks: PeakStore | undefined;
   /** Grants held from a job's `run` through its readiness probe, by run id, then action. */
   readonly #held = new Map<string, Map<string, Grant>>();
   /** Steps waiting for admission now, `runId NUL action` → the label their ticket carries. */
@@ -41,7 +35,7 @@ export class JobResources {
     const declared: Resources = step.job.resources ?? { locks: [] };
     let memoryBytes = 0;
     if (declared.memoryBytes === "auto")
-      memoryBytes = autoMemory(this.#peaks?.recent(pipeline, step.job.name, AUTO_SAMPLES) ?? [], {
+      memoryBytes = autoMemory(this.#peaks?.recentPeaks(pipeline, step.job.name, AUTO_SAMPLES) ?? [], {
         maxBytes: this.admission.snapshot().capacity.memoryBytes,
       });
     else if (declared.memoryBytes !== undefined) memoryBytes = declared.memoryBytes;
@@ -136,6 +130,11 @@ export class JobResources {
     return pools;
   }
 
+  /** Where measured peaks are kept, once the process has its storage open. */
+  usePeaks(peaks: PeakStore): void {
+    this.#peaks = peaks;
+  }
+
   /** Keeps a grant for the step's readiness probe, which runs as the next step. */
   hold(runId: string, action: string, grant: Grant): void {
     let run = this.#held.get(runId);
@@ -163,7 +162,7 @@ export class JobResources {
   }
 
   recordPeak(pipeline: string, job: string, peakBytes: number): void {
-    if (peakBytes > 0) this.#peaks?.record(pipeline, job, peakBytes);
+    if (peakBytes > 0) this.#peaks?.recordPeak(pipeline, job, peakBytes, Date.now());
   }
 }
 

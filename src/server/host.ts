@@ -133,6 +133,7 @@ export class PipelineHost {
     }
     host = new PipelineHost(storage, executor, options, dataDir, runtime);
     runtime.runs = runDirectory(storage, executor);
+    runtime.resources?.usePeaks(storage.peaks());
     // A run that ended (or stopped for someone to act) is no longer held here: another process may continue it.
     host.#stopListening = executor.on((event) => {
       if (!ENDING_EVENTS.has(event.type)) return;

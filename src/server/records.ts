@@ -61,7 +61,15 @@ export function planOf(record: ExecutionRecord): Plan | undefined {
 export function outlineOf(plan: Plan | undefined): PlanOutline | null {
   if (!plan) return null;
   return {
-    steps: plan.steps.map((s) => ({ action: s.action, label: s.label, needs: [...s.needs] })),
+    steps: plan.steps.map((s) => {
+      const memory = s.kind === "job" ? s.job.resources?.memoryBytes : undefined;
+      return {
+        action: s.action,
+        label: s.label,
+        needs: [...s.needs],
+        ...(memory !== undefined && { memory: memory === "auto" ? ("auto" as const) : memory }),
+      };
+    }),
     excluded: plan.excluded.map((e) => ({ ...e })),
   };
 }

@@ -106,7 +106,15 @@ export type StepSummary = z.infer<typeof stepSummary>;
 
 /** What a run's plan says about its steps: how people read them and what each waits for. */
 export const planOutline = z.object({
-  steps: z.array(z.object({ action: z.string(), label: z.string(), needs: z.array(z.string()) })),
+  steps: z.array(
+    z.object({
+      action: z.string(),
+      label: z.string(),
+      needs: z.array(z.string()),
+      /** Memory the job declares: bytes, or `auto` (the recent p95 of its measured peaks). */
+      memory: z.union([z.number(), z.literal("auto")]).optional(),
+    }),
+  ),
   excluded: z.array(z.object({ job: z.string(), reason: z.string() })),
 });
 export type PlanOutline = z.infer<typeof planOutline>;

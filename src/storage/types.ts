@@ -243,3 +243,13 @@ export interface Storage {
   listExecutors(): Promise<ExecutorRecord[]>;
   removeExecutor(id: string): Promise<void>;
 }
+
+/**
+ * Measured peak memory of pipeline jobs, per pipeline and job: an optional capability of a backend
+ * (SQLite has it), for `memory: auto`. Synchronous: admission asks while it decides.
+ */
+export interface PeakStore {
+  recordPeak(pipeline: string, job: string, peakBytes: number, at: number): void;
+  /** The most recent peaks, newest first. */
+  recentPeaks(pipeline: string, job: string, limit: number): number[];
+}

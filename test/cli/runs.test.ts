@@ -65,9 +65,9 @@ describe("slipway ls and show", () => {
     expect(shown.code).toBe(0);
     expect(shown.out).toContain("status    compensated");
     expect(shown.out).toContain("failed    publish: registry refused the push");
-    expect(shown.out).toMatch(/publish +failed +1 +\S+ +registry refused the push/);
+    expect(shown.out).toMatch(/publish +failed +1 +\S+ +- +registry refused the push/);
     const parked = await run("show", waiting.id, "--db", db);
-    expect(parked.out).toMatch(/approve +waiting +1 +\S+ +waiting for signal "approved"/);
+    expect(parked.out).toMatch(/approve +waiting +1 +\S+ +- +waiting for signal "approved"/);
     const shownJson = JSON.parse((await run("show", waiting.id, "--db", db, "--json")).out) as {
       steps: unknown[];
     };

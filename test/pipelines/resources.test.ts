@@ -3,7 +3,7 @@
  * says whom it waits for (story 3); a job that needs more than the machine has fails at once (story 1).
  */
 import { describe, expect, it } from "vitest";
-import { Project } from "./harness.js";
+import { Project, runId } from "./harness.js";
 
 describe("resources in a run", () => {
   it("runs jobs that share a lock one at a time, and says who holds it", async () => {
@@ -53,5 +53,36 @@ jobs:
       /unpack failed: job unpack of run \S+ needs 64 TiB of memory but the pool has/,
     );
     expect(project.trace()).toEqual([]);
+  });
+
+  it("measures each job's peak memory, and memory: auto asks for the recent p95 plus a margin", async () => {
+    const project = new Project();
+    project.write(
+      "pipe.yml",
+      `name: unpack
+jobs:
+  unpack:
+    resources: { memory: auto }
+    run: node -e 'const b = Buffer.alloc(300 * 2 ** 20, 1); setTimeout(() => console.log(b.length), 800)'
+`,
+    );
+    const results: { peak: number; admitted: number }[] = [];
+    let last = "";
+    for (let i = 0; i < 2; i++) {
+      const run = await project.run(["run", "pipe.yml"]);
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+      last = runId(run.stdout);
+      const shown = await project.show(last);
+      const output = shown.steps[0]!.output!.unpack as { peakRssBytes: number; admittedMemoryBytes: number };
+      results.push({ peak: output.peakRssBytes, admitted: output.admittedMemoryBytes });
+    }
+    // The process tree held the 300 MiB buffer: that is what was measured.
+    for (const { peak } of results) expect(peak).toBeGreaterThan(300 * 2 ** 20);
+    // Nothing measured yet: 1 GiB. Then the p95 of what was measured, plus 20%.
+    expect(results[0]!.admitted).toBe(2 ** 30);
+    expect(results[1]!.admitted / results[0]!.peak).toBeGreaterThan(1.15);
+    expect(results[1]!.admitted / results[0]!.peak).toBeLessThan(1.3);
+    const text = await project.run(["show", last]);
+    expect(text.stdout).toMatch(/unpack +completed +1 +\S+ +auto \d+ MiB \/ \d+(\.\d)? MiB/);
   });
 });

@@ -2,6 +2,8 @@
  * `slipway ls` and `slipway show`: what runs there are and where each one stands, from storage, or
  * from a server (`--server`): both print the same, from the same shapes (`server/schemas.ts`).
  */
+
+import { formatBytes } from "../../scheduler/format.js";
 import { stepWait } from "../../server/explain.js";
 import { findRun, runDetail, runSummary } from "../../server/records.js";
 import type { RunDetail, RunSummary, StepSummary } from "../../server/schemas.js";
@@ -93,12 +95,32 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
   io.out(`${lines.join("\n")}\n\n`);
   io.out(
     table([
-      ["JOB", "STATE", "ATTEMPTS", "TIME", "NOTE"],
-      ...run.steps.map((s) => [s.job, state(s), String(s.attempt), stepTime(s), note(s)]),
-      ...pending(run).map(([job, why]) => [job, "pending", "0", "-", why]),
+      ["JOB", "STATE", "ATTEMPTS", "TIME", "MEMORY", "NOTE"],
+      ...run.steps.map((s) => [s.job, state(s), String(s.attempt), stepTime(s), memory(run, s), note(s)]),
+      ...pending(run).map(([job, why]) => [
+        job,
+        "pending",
+        "0",
+        "-",
+        memory(run, { job, output: null }),
+        why,
+      ]),
     ]),
   );
   return EXIT.ok;
+}
+
+/** Declared vs measured: `4 GiB / 1.2 GiB` (declared, then the peak of the job's process tree). */
+function memory(run: RunDetail, s: Pick<StepSummary, "job" | "output">): string {
+  const declared = run.plan?.steps.find((p) => p.action === s.job)?.memory;
+  const result = s.output?.[s.job] as { peakRssBytes?: unknown; admittedMemoryBytes?: unknown } | undefined;
+  const peak = result?.peakRssBytes;
+  const measured = typeof peak === "number" && peak > 0 ? formatBytes(peak) : undefined;
+  if (declared === undefined && measured === undefined) return "-";
+  const auto =
+    typeof result?.admittedMemoryBytes === "number" ? ` ${formatBytes(result.admittedMemoryBytes)}` : "";
+  const wanted = declared === undefined ? "-" : declared === "auto" ? `auto${auto}` : formatBytes(declared);
+  return `${wanted} / ${measured ?? "-"}`;
 }
 
 function stepTime(s: StepSummary): string {

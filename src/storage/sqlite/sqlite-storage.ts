@@ -19,6 +19,7 @@ import type {
   ExecutionStatus,
   ExecutorRecord,
   NewSignal,
+  PeakStore,
   SignalRecord,
   StepRecord,
   StepStatus,
@@ -283,6 +284,9 @@ function prepareStatements(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepareStatements>;
 
+/** Measured peaks kept per job: plenty for a p95, bounded so the table doesn't grow forever. */
+const KEPT_PEAKS = 100;
+
 export class SqliteStorage implements Storage {
   readonly path: string;
   private readonly db: Database.Database;
@@ -397,6 +401,30 @@ export class SqliteStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+
+  /** Measured job peaks in this file (see {@link PeakStore}); the newest 100 per job are kept. */
+  peaks(): PeakStore {
+    this.stmts();
+    const insert = this.db.prepare(
+      "INSERT INTO job_peaks (pipeline, job, at, peak_bytes) VALUES (?, ?, ?, ?)",
+    );
+    const prune = this.db.prepare(
+      `DELETE FROM job_peaks WHERE pipeline = ? AND job = ? AND rowid NOT IN
+        (SELECT rowid FROM job_peaks WHERE pipeline = ? AND job = ? ORDER BY at DESC LIMIT ${KEPT_PEAKS})`,
+    );
+    const recent = this.db.prepare(
+      "SELECT peak_bytes AS b FROM job_peaks WHERE pipeline = ? AND job = ? ORDER BY at DESC LIMIT ?",
+    );
+    const record = this.db.transaction((pipeline: string, job: string, bytes: number, at: number) => {
+      insert.run(pipeline, job, at, bytes);
+      prune.run(pipeline, job, pipeline, job);
+    });
+    return {
+      recordPeak: (pipeline, job, bytes, at) => record(pipeline, job, Math.round(bytes), at),
+      recentPeaks: (pipeline, job, limit) =>
+        (recent.all(pipeline, job, limit) as { b: number }[]).map((row) => row.b),
+    };
   }
 
   async commit(transitions: readonly Transition[]): Promise<CommitResult[]> {
