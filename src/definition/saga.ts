@@ -38,9 +38,14 @@ export interface TaskSpec<V, R extends keyof V, P extends Shape, Names extends s
   undoTimeoutMs?: number;
 }
 
-export interface SignalSpec<V, P extends Shape, Names extends string> extends Ordering<Names> {
+export interface SignalSpec<V, R extends keyof V, P extends Shape, Names extends string>
+  extends Ordering<Names> {
   /** Signal name; its payload (an object of the produced values) becomes the action's output. */
   signal: string;
+  /** Values `skip` reads. */
+  reads?: readonly R[];
+  /** When it returns output values, the wait completes at once with them instead of waiting. */
+  skip?: (input: Pick<V, R>) => ValuesOf<NoInfer<P>> | undefined;
   produces?: Fresh<P, V>;
   /** Maps the payload to the produced values, when the sender's payload is not already shaped as them. */
   fromPayload?: (payload: Json) => ValuesOf<NoInfer<P>>;
@@ -153,12 +158,14 @@ export class SagaBuilder<Input, V, Names extends string> {
   }
 
   /** A durable wait for a named signal. */
-  waitForSignal<N extends string, P extends Shape = Record<never, never>>(
-    name: N,
-    spec: SignalSpec<V, P, Names>,
-  ): SagaBuilder<Input, V & ValuesOf<P>, Names | N> {
+  waitForSignal<
+    N extends string,
+    const R extends keyof V & string = never,
+    P extends Shape = Record<never, never>,
+  >(name: N, spec: SignalSpec<V, R, P, Names>): SagaBuilder<Input, V & ValuesOf<P>, Names | N> {
     return this.#add({
-      ...base(name, "signal", [], spec.produces, spec.after),
+      ...base(name, "signal", spec.reads, spec.produces, spec.after),
+      ...(spec.skip && { skip: spec.skip as ActionDefinition["skip"] }),
       timeoutMs: spec.timeoutMs ?? null,
       signalName: spec.signal,
       ...(spec.fromPayload && { fromPayload: spec.fromPayload }),

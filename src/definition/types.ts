@@ -74,6 +74,8 @@ export interface ActionDefinition {
   signalName?: string;
   /** Turns a signal's payload into the action's output values (default: the payload is them). */
   fromPayload?: (payload: Json) => unknown;
+  /** Signal waits: output values to complete with at once instead of waiting, or undefined to wait. */
+  skip?: (input: Record<string, unknown>) => unknown;
   /** Sleeps: a fixed delay, or a time computed from the reads. */
   sleepMs?: number;
   sleepUntil?: (input: Record<string, unknown>) => Date | number;

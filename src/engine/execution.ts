@@ -280,6 +280,24 @@ export class Execution {
     const state: JsonObject = {};
     let waitingFor: JsonObject;
     if (action.kind === "signal") {
+      if (action.skip) {
+        // A wait that need not happen (its `if` is false, say) completes at once with what skip gave.
+        let given: unknown;
+        try {
+          given = action.skip(this.#inputOf(action));
+        } catch (error) {
+          this.#setStep(changes, action.name, { status: "waiting", attempt: 1, state: {}, startedAt: now });
+          this.#fail(changes, action, error, now, true);
+          return true;
+        }
+        if (given !== undefined) {
+          this.#setStep(changes, action.name, { status: "waiting", attempt: 1, state: {}, startedAt: now });
+          const output = this.#parseOutput(action, given);
+          if (output instanceof Error) this.#fail(changes, action, output, now, true);
+          else this.#complete(changes, action, output, now);
+          return true;
+        }
+      }
       state.signal = action.signalName!;
       waitingFor = {};
     } else if (action.kind === "sleep") {

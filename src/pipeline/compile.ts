@@ -10,7 +10,7 @@ import { type Saga, saga } from "../definition/saga.js";
 import type { ActionContext } from "../definition/types.js";
 import type { Json, JsonObject } from "../json.js";
 import type { ExecutionRecord } from "../storage/types.js";
-import { concurrencyCheck, type JobRuntime, pollCheck, readyJob, runJob, undoJob } from "./jobs.js";
+import { concurrencyCheck, type JobRuntime, pollCheck, readyJob, runJob, undoJob, waitSkip } from "./jobs.js";
 import { parsePipeline } from "./parse.js";
 import { type Plan, planRun, type RunRequest } from "./plan.js";
 
@@ -108,8 +108,11 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
     if (job.kind === "wait") {
       builder = builder.waitForSignal(step.action, {
         signal: job.signal,
+        reads: step.needs,
         produces,
-        after: [...step.needs, ...after],
+        after,
+        // Skipped like any job: its `if` is false, or a job it needs was skipped.
+        skip: (input: Values) => waitSkip(context, step, input),
         // `slipway signal RUN approved '{"by":"ana"}'`: the payload's fields become the job's outputs.
         fromPayload: (payload: Json) => ({
           [step.action]: { status: "success", outputs: stringFields(payload) },

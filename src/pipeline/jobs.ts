@@ -251,6 +251,16 @@ export async function concurrencyCheck(
   };
 }
 
+/** A `wait` job's output when it is skipped instead of waiting, else undefined. */
+export function waitSkip(
+  context: StepContext,
+  step: Step,
+  input: Values,
+): Record<string, StepResult> | undefined {
+  const skip = skipReason(context, step, input);
+  return skip === undefined ? undefined : { [step.action]: skipped(skip) };
+}
+
 function skipped(reason: string): StepResult {
   return { status: "skipped", outputs: {}, reason };
 }

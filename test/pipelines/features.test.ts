@@ -103,6 +103,47 @@ jobs:
     expect(project.count("after-notify")).toBe(1);
   });
 
+  it("skips a wait whose if is false, and one whose needed job was skipped, instead of waiting", async () => {
+    const project = new Project();
+    project.write(
+      "pipe.yml",
+      `inputs:
+  gated: { type: boolean, default: false }
+jobs:
+  build:
+    run: echo build >> trace
+  approve:
+    needs: [build]
+    if: \${{ inputs.gated }}
+    wait: { signal: approved, timeout: 1h }
+  deploy:
+    needs: [build]
+    if: \${{ inputs.gated }}
+    run: echo deploy >> trace
+  confirm:
+    needs: [deploy]
+    wait: { signal: confirmed }
+  report:
+    needs: [approve, confirm]
+    run: echo report >> trace
+`,
+    );
+    const result = await project.run(["run", "pipe.yml"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    // Nothing waited for an hour: both waits were skipped, and so was what needs them.
+    expect(project.trace()).toEqual(["build"]);
+    const shown = await project.show(runId(result.stdout));
+    expect(shown.steps.find((s) => s.job === "approve")!.output?.approve).toMatchObject({
+      status: "skipped",
+      reason: `if: \${{ inputs.gated }} is false`,
+    });
+    expect(shown.steps.find((s) => s.job === "confirm")!.output?.confirm).toMatchObject({
+      status: "skipped",
+      reason: "needs deploy, which was skipped",
+    });
+    expect(shown.steps.find((s) => s.job === "report")!.output?.report).toMatchObject({ status: "skipped" });
+  });
+
   it("gives jobs their secrets but keeps them out of logs, events and state", async () => {
     const project = new Project();
     const token = "tok-5f1d2a9c7e";

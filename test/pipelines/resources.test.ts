@@ -73,7 +73,10 @@ jobs:
       expect(run.code, run.stdout + run.stderr).toBe(0);
       last = runId(run.stdout);
       const shown = await project.show(last);
-      const output = shown.steps[0]!.output!.unpack as { peakRssBytes: number; admittedMemoryBytes: number };
+      const output = shown.steps[0]!.output!.unpack as unknown as {
+        peakRssBytes: number;
+        admittedMemoryBytes: number;
+      };
       results.push({ peak: output.peakRssBytes, admitted: output.admittedMemoryBytes });
     }
     // The process tree held the 300 MiB buffer: that is what was measured.
