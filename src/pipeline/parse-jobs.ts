@@ -187,7 +187,7 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
 
   if (kind === "wait" || kind === "poll") {
     const what = kind === "wait" ? "waits for a signal" : "polls";
-    for (const key of ["undo", "ready", "retries", "timeout"] as const) {
+    for (const key of ["undo", "ready", "retries", "timeout", "resources"] as const) {
       const field = fields.get(key);
       if (field === undefined) continue;
       const fix =
@@ -195,7 +195,9 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
           ? `: put it in \`${kind}:\``
           : key === "retries"
             ? ": a wait has nothing to retry"
-            : "";
+            : key === "resources"
+              ? ": it holds nothing while it waits, and is admitted for nothing"
+              : "";
       r.report(field.key, `\`${key}\` applies to \`run\` jobs only (job \`${name}\` ${what})${fix}`);
     }
   }

@@ -310,12 +310,14 @@ jobs:
     poll: { run: ./check }
     ready: { run: ./probe }
     retries: 2
+    resources: { memory: 1GiB }
 `),
     ).toEqual([
       "4:5: `undo` applies to `run` jobs only (job `approve` waits for a signal)",
       "5:5: `timeout` applies to `run` jobs only (job `approve` waits for a signal): put it in `wait:`",
       "8:5: `ready` applies to `run` jobs only (job `build` polls)",
       "9:5: `retries` applies to `run` jobs only (job `build` polls): put it in `poll:`",
+      "10:5: `resources` applies to `run` jobs only (job `build` polls): it holds nothing while it waits, and is admitted for nothing",
     ]);
   });
 
