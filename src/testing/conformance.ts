@@ -8,6 +8,7 @@ import type { Json } from "../json.js";
 import type {
   EventRecord,
   ExecutionRecord,
+  PeakStore,
   SignalRecord,
   StepRecord,
   Storage,
@@ -42,7 +43,14 @@ export interface CrashChildOptions {
 
 export interface StorageConformanceOptions {
   name: string;
-  /** A fresh, empty storage per test (`init` is called by the suite too; it must be idempotent). */
+  /**
+   * A fresh, empty storage per test (`init` is called by the suite too; it must be idempotent).
+   * Called once more while the tests are collected, to see which optional capabilities the backend
+   * has (`loadMany`, `getExecutions`, `peaks`): that storage is closed without `init`, before any
+   * test runs. A case needing a capability the backend lacks is reported skipped; when the factory
+   * is async, the case finds out as it runs and skips itself through the framework's context
+   * (`skip()` of vitest's and node:test's), or passes without checking anything.
+   */
   newStorage: () => Promise<Storage> | Storage;
   describe: DescribeLike;
   it: ItLike;
@@ -57,7 +65,12 @@ export const CRASH_TEST_NAME = "a process killed between writes leaves each tran
 const OWNER = "executor-a";
 const OTHER = "executor-b";
 
-type Case = [name: string, body: (storage: Storage) => Promise<void>];
+/** Optional parts of a backend: `loadMany` (with `Transition.claim`), `getExecutions`, `peaks()`. */
+type Capability = "loadMany" | "getExecutions" | "peaks";
+/** The skip reason of a case whose capability the backend does not have. */
+export const CAPABILITY_NOT_IMPLEMENTED = "optional capability not implemented";
+
+type Case = [name: string, body: (storage: Storage) => Promise<void>, needs?: Capability];
 
 export function runStorageConformance(options: StorageConformanceOptions): void {
   const cases: Case[] = [
@@ -88,6 +101,24 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
     ["executors are upserted, listed by id and removed", executors],
     ["records handed in or out are not shared with the store", noSharedObjects],
     ["unknown executions read as absent", unknownExecutions],
+    ["loadMany answers like load, in order, with a fresh object per answer", loadManyLikeLoad, "loadMany"],
+    ["getExecutions answers like getExecution, in order", getExecutionsLikeGetExecution, "getExecutions"],
+    [
+      "a claiming transition commits at the loaded revision and takes ownership",
+      claimingTransitionTakesOwnership,
+      "loadMany",
+    ],
+    [
+      "a claiming transition that releases leaves the execution unowned",
+      claimingTransitionReleases,
+      "loadMany",
+    ],
+    [
+      "a claiming transition whose revision moved writes nothing, whoever moved it",
+      claimingTransitionLoses,
+      "loadMany",
+    ],
+    ["peaks are kept per job, the newest 100, read newest first", peaksPerJob, "peaks"],
   ];
   const skip = options.skip ?? {};
   const known = new Set([...cases.map(([name]) => name), CRASH_TEST_NAME]);
@@ -102,15 +133,24 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
   };
 
   describe(`storage conformance: ${options.name}`, () => {
-    for (const [name, body] of cases) {
-      const reason = skip[name];
+    const probe = probeCapabilities(options.newStorage);
+    for (const [name, body, needs] of cases) {
+      const lacks = needs !== undefined && probe.capabilities !== undefined && !probe.capabilities.has(needs);
+      const reason = skip[name] ?? (lacks ? CAPABILITY_NOT_IMPLEMENTED : undefined);
       if (reason !== undefined) {
         skipTest(name, reason);
         continue;
       }
-      it(name, async () => {
+      // The framework's test context (vitest, node:test) as a rest parameter: jest reads a declared
+      // first parameter as a `done` callback.
+      it(name, async (...context: unknown[]) => {
+        await probe.closed;
         const storage = await options.newStorage();
         try {
+          if (needs !== undefined && !hasCapability(storage, needs)) {
+            skipRunning(context[0], CAPABILITY_NOT_IMPLEMENTED);
+            return;
+          }
           await storage.init();
           await body(storage);
         } finally {
@@ -124,6 +164,40 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
     else if (!crash) skipTest(CRASH_TEST_NAME, "backend cannot be opened from another process");
     else it(CRASH_TEST_NAME, () => crashTest(crash));
   });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Capabilities
+
+function hasCapability(storage: Storage, capability: Capability): boolean {
+  return typeof (storage as unknown as Record<string, unknown>)[capability] === "function";
+}
+
+/**
+ * Which capabilities the backend has, from one storage made while the tests are collected (the
+ * decision to skip must be made then). `capabilities` is undefined when the factory is async;
+ * `closed` settles once that storage is closed, and every test waits for it.
+ */
+function probeCapabilities(newStorage: StorageConformanceOptions["newStorage"]): {
+  capabilities?: ReadonlySet<Capability>;
+  closed: Promise<void>;
+} {
+  const made = newStorage();
+  if (made instanceof Promise) return { closed: made.then((storage) => storage.close()) };
+  const all: Capability[] = ["loadMany", "getExecutions", "peaks"];
+  const capabilities = new Set(all.filter((capability) => hasCapability(made, capability)));
+  return { capabilities, closed: made.close() };
+}
+
+/** Marks the running test skipped when the framework's context can (vitest's throws to stop it). */
+function skipRunning(context: unknown, reason: string): void {
+  const skip = (context as { skip?: unknown } | undefined)?.skip;
+  if (typeof skip === "function") skip.call(context, reason);
+}
+
+/** The optional `peaks()` of a backend (SqliteStorage has it); the case runs only where it exists. */
+function peaksOf(storage: Storage): PeakStore {
+  return (storage as Storage & { peaks(): PeakStore }).peaks();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1066,6 +1140,161 @@ async function unknownExecutions(storage: Storage): Promise<void> {
   assert.deepEqual(await storage.history("nope"), []);
   assert.deepEqual(await storage.listExecutions({}), []);
   assert.deepEqual(await storage.commit([]), []);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Optional capabilities: batched reads (`loadMany`, `getExecutions`), the claim folded into a
+// transition (`Transition.claim`, which a backend with `loadMany` must honour) and job peaks.
+
+/** A parked execution (waiting, unowned) with two steps, one event and a pending signal. */
+async function parked(storage: Storage, id: string): Promise<void> {
+  const execution = executionRecord(id, { status: "waiting", wakeAt: null });
+  assert.deepEqual(
+    await storage.commit([
+      createTransition(execution, OWNER, {
+        execution: { release: true },
+        steps: [stepRecord(id, "first", { status: "completed", output: { n: 1 } }), stepRecord(id, "wait")],
+        events: [eventRecord(id, 1)],
+      }),
+    ]),
+    ["ok"],
+  );
+  await storage.addSignal({ executionId: id, name: "go", payload: { ok: true }, createdAt: 1 });
+}
+
+async function loadManyLikeLoad(storage: Storage): Promise<void> {
+  for (const id of ["x1", "x2", "x3"]) await parked(storage, id);
+  const wanted = ["x3", "missing", "x1", "x2", "x1"];
+  const many = await storage.loadMany!(wanted);
+  assert.deepEqual(many, await Promise.all(wanted.map((id) => storage.load(id))));
+  assert.equal(many[1], undefined);
+  assert.notEqual(many[2], many[4], "a fresh object per answer, even for the same id");
+  assert.deepEqual(
+    many[0]!.steps.map((s) => s.action),
+    ["first", "wait"],
+  );
+  assert.deepEqual(
+    many[0]!.signals.map((s) => s.name),
+    ["go"],
+  );
+  assert.equal(many[0]!.nextEventSeq, 2);
+  assert.deepEqual(await storage.loadMany!([]), []);
+}
+
+async function getExecutionsLikeGetExecution(storage: Storage): Promise<void> {
+  for (const id of ["y1", "y2"]) await parked(storage, id);
+  const wanted = ["y2", "nope", "y1", "y2"];
+  assert.deepEqual(
+    await storage.getExecutions!(wanted),
+    await Promise.all(wanted.map((id) => storage.getExecution(id))),
+  );
+  assert.deepEqual(await storage.getExecutions!([]), []);
+}
+
+async function claimingTransitionTakesOwnership(storage: Storage): Promise<void> {
+  await parked(storage, "e1");
+  const [snapshot] = await storage.loadMany!(["e1"]);
+  const revision = snapshot!.execution.revision;
+  const results = await storage.commit([
+    {
+      executionId: "e1",
+      owner: OWNER,
+      claim: { revision },
+      execution: { status: "running", wakeAt: null },
+      steps: [stepRecord("e1", "wait", { status: "completed", output: { ok: true } })],
+      events: [eventRecord("e1", 2, { type: "action:completed", action: "wait" })],
+      consumeSignals: [{ seq: snapshot!.signals[0]!.seq, action: "wait" }],
+    },
+    // A later transition of the same batch passes the ordinary ownership check.
+    { executionId: "e1", owner: OWNER, execution: { status: "completed", release: true } },
+  ]);
+  assert.deepEqual(results, ["ok", "ok"]);
+  const after = await mustLoad(storage, "e1");
+  assert.equal(after.execution.status, "completed");
+  assert.equal(after.execution.owner, null);
+  assert.equal(after.execution.revision, revision + 2);
+  assert.deepEqual(after.signals, []);
+  assert.equal(after.steps.find((s) => s.action === "wait")!.status, "completed");
+}
+
+async function claimingTransitionReleases(storage: Storage): Promise<void> {
+  await parked(storage, "e2");
+  const revision = (await storage.getExecution("e2"))!.revision;
+  assert.deepEqual(
+    await storage.commit([
+      { executionId: "e2", owner: OTHER, claim: { revision }, execution: { wakeAt: 5, release: true } },
+    ]),
+    ["ok"],
+  );
+  const record = (await storage.getExecution("e2"))!;
+  assert.equal(record.owner, null);
+  assert.equal(record.wakeAt, 5);
+  assert.equal(record.revision, revision + 1);
+}
+
+async function claimingTransitionLoses(storage: Storage): Promise<void> {
+  await parked(storage, "e3");
+  const [loaded] = await storage.loadMany!(["e3"]);
+  // Someone else claims it between our read and our commit.
+  assert.notEqual(await storage.claim({ executionId: "e3", owner: OTHER }), undefined);
+  const before = await storage.load("e3");
+  assert.deepEqual(
+    await storage.commit([
+      {
+        executionId: "e3",
+        owner: OWNER,
+        claim: { revision: loaded!.execution.revision },
+        execution: { status: "running" },
+        steps: [stepRecord("e3", "wait", { status: "completed" })],
+        events: [eventRecord("e3", 2)],
+        consumeSignals: [{ seq: loaded!.signals[0]!.seq, action: "wait" }],
+      },
+      // ... and what we queued after it fails the ownership check.
+      { executionId: "e3", owner: OWNER, execution: { status: "completed", release: true } },
+    ]),
+    ["not_owner", "not_owner"],
+  );
+  assert.deepEqual(await storage.load("e3"), before);
+  assert.equal((await storage.getExecution("e3"))!.owner, OTHER);
+  // Two claimers of the same revision: exactly one wins.
+  const revision = before!.execution.revision;
+  const both = await storage.commit([
+    { executionId: "e3", owner: OWNER, claim: { revision } },
+    { executionId: "e3", owner: OTHER, claim: { revision } },
+  ]);
+  assert.deepEqual(both, ["ok", "not_owner"]);
+  assert.equal((await storage.getExecution("e3"))!.owner, OWNER);
+  assert.deepEqual(await storage.commit([{ executionId: "missing", owner: OWNER, claim: { revision: 0 } }]), [
+    "not_owner",
+  ]);
+}
+
+async function peaksPerJob(storage: Storage): Promise<void> {
+  const peaks = peaksOf(storage);
+  const MiB = 1_048_576;
+  assert.deepEqual(peaks.recentPeaks("release", "build", 10), [], "no peaks before any is recorded");
+  for (let i = 1; i <= 5; i++) peaks.recordPeak("release", "build", i * MiB, BASE_TIME + i);
+  peaks.recordPeak("release", "test", 7 * MiB, BASE_TIME + 1);
+  peaks.recordPeak("release", "test", 8 * MiB, BASE_TIME + 2);
+  peaks.recordPeak("nightly", "build", 9 * MiB, BASE_TIME + 3);
+  assert.deepEqual(peaks.recentPeaks("release", "build", 3), [5 * MiB, 4 * MiB, 3 * MiB], "newest first");
+  assert.deepEqual(
+    peaks.recentPeaks("release", "build", 10),
+    [5, 4, 3, 2, 1].map((n) => n * MiB),
+  );
+
+  // Past 100 for one job, its oldest go; other jobs, and the same job of another pipeline, keep theirs.
+  for (let i = 6; i <= 130; i++) peaks.recordPeak("release", "build", i * MiB, BASE_TIME + i);
+  const kept = peaks.recentPeaks("release", "build", 1_000);
+  assert.equal(kept.length, 100);
+  assert.deepEqual(
+    kept,
+    Array.from({ length: 100 }, (_, k) => (130 - k) * MiB),
+  );
+  assert.deepEqual(peaks.recentPeaks("release", "build", 2), [130 * MiB, 129 * MiB]);
+  assert.deepEqual(peaks.recentPeaks("release", "test", 10), [8 * MiB, 7 * MiB]);
+  assert.deepEqual(peaks.recentPeaks("nightly", "build", 10), [9 * MiB]);
+  assert.deepEqual(peaks.recentPeaks("nightly", "test", 10), []);
 }
 
 // ---------------------------------------------------------------------------------------------------
