@@ -1,5 +1,6 @@
 /** Test helpers for Slipway users and backend authors: the storage conformance suite and record factories. */
 export {
+  CAPABILITY_NOT_IMPLEMENTED,
   CRASH_TEST_NAME,
   type CrashChildOptions,
   type DescribeLike,
