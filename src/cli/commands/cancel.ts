@@ -1,11 +1,8 @@
 /** `slipway cancel`: request a cancel; the process running the run stops its jobs and runs the undos. */
-import { Executor } from "../../engine/executor.js";
-import { createLogger } from "../../logging.js";
 import type { ActionResponse } from "../../server/schemas.js";
 import { remote, runPath, serverClient, serverOptions } from "../client.js";
 import { type Command, EXIT, parse, UsageError } from "../command.js";
-import { dataDir, dbOption, dbPath, openStorage } from "../state.js";
-import { findRun } from "./runs.js";
+import { dbOption, withRun } from "../state.js";
 
 export const cancel: Command = {
   name: "cancel",
@@ -27,22 +24,8 @@ export const cancel: Command = {
         io.out(`cancel requested for ${done.id}: ${done.message}\n`);
         return EXIT.ok;
       });
-    const db = dbPath(values.db);
-    const storage = await openStorage(db);
     // Persisting the request is enough: the owner acts on it, or the next process that continues the run.
-    const executor = await Executor.open({
-      storage,
-      sagas: [],
-      dataDir: dataDir(db),
-      recover: false,
-      logger: createLogger({ level: "silent" }),
-    });
-    try {
-      const run = await findRun(storage, ref);
-      if (!run) {
-        io.err(`slipway: no run "${ref}"\n`);
-        return EXIT.failed;
-      }
+    return withRun(values.db, ref, io, async (executor, run) => {
       const record = await executor.cancel(run.id, values.reason ?? "cancelled from the command line");
       const where =
         record.owner !== null
@@ -50,9 +33,6 @@ export const cancel: Command = {
           : "no process runs it now: the undos run when it is continued (slipway resume)";
       io.out(`cancel requested for ${run.id}: ${where}\n`);
       return EXIT.ok;
-    } finally {
-      await executor.close();
-      await storage.close();
-    }
+    });
   },
 };

@@ -1,11 +1,8 @@
 /** `slipway signal`: deliver a named signal (with an optional JSON payload) to a run, from any process. */
-import { Executor } from "../../engine/executor.js";
 import type { Json } from "../../json.js";
-import { createLogger } from "../../logging.js";
 import { remote, runPath, serverClient, serverOptions } from "../client.js";
 import { type Command, EXIT, parse, UsageError } from "../command.js";
-import { dataDir, dbOption, dbPath, openStorage } from "../state.js";
-import { findRun } from "./runs.js";
+import { dbOption, withRun } from "../state.js";
 
 export const signal: Command = {
   name: "signal",
@@ -32,28 +29,11 @@ export const signal: Command = {
         io.out(`signal "${name}" sent to ${sent.id} (seq ${sent.seq})\n`);
         return EXIT.ok;
       });
-    const db = dbPath(values.db);
-    const storage = await openStorage(db);
-    // An executor that runs nothing: it persists the signal; whoever runs the execution picks it up.
-    const executor = await Executor.open({
-      storage,
-      sagas: [],
-      dataDir: dataDir(db),
-      recover: false,
-      logger: createLogger({ level: "silent" }),
-    });
-    try {
-      const run = await findRun(storage, ref);
-      if (!run) {
-        io.err(`slipway: no run "${ref}"\n`);
-        return EXIT.failed;
-      }
+    // Persisted for whoever runs the execution: it picks the signal up.
+    return withRun(values.db, ref, io, async (executor, run) => {
       const sent = await executor.signal(run.id, name, payload);
       io.out(`signal "${name}" sent to ${run.id} (seq ${sent.seq})\n`);
       return EXIT.ok;
-    } finally {
-      await executor.close();
-      await storage.close();
-    }
+    });
   },
 };
