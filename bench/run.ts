@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: runs each phase in a fresh child process, prints a table, and writes the figures as
  * flat JSON to $BENCH_JSON when set. $BENCH_PROFILE=<dir> adds a CPU profile of the engine phase.
- * $BENCH_PHASES=engine,rss,signal,recovery runs a subset. $BENCH_REPEAT=n runs each phase n times (each
+ * $BENCH_PHASES=engine,rss,signal,recovery,sched,serve,api runs a subset (the last three against a real
+ * `slipway serve`; $BENCH_SERVER_PROF=<dir> profiles that server). $BENCH_REPEAT=n runs each phase n times (each
  * in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
  * for the targeted ones: this machine is shared, single runs are noisy.
  */
@@ -31,6 +32,18 @@ const TARGETS: Target[] = [
   { key: "recovery.restart_to_done_ms", label: "restart -> all done", max: 1_000, unit: "ms" },
   { key: "recovery.duplicates", label: "actions run more than once", unit: "" },
   { key: "recovery.completed_rerun", label: "committed actions re-run", max: 0, unit: "" },
+  { key: "sched.slipway_makespan_ms", label: "story-3 mix, Slipway makespan", unit: "ms" },
+  { key: "sched.serial_makespan_ms", label: "story-3 mix, serial runner makespan", unit: "ms" },
+  { key: "sched.slipway_mean_wait_ms", label: "story-3 mix, Slipway mean queue wait", unit: "ms" },
+  { key: "sched.serial_mean_wait_ms", label: "story-3 mix, serial mean queue wait", unit: "ms" },
+  { key: "sched.speedup_vs_serial", label: "serial / Slipway makespan", min: 3, unit: "x" },
+  { key: "sched.over_lower_bound", label: "Slipway makespan / lower bound", max: 1.2, unit: "x" },
+  { key: "serve.waiting_rss_mb", label: "server RSS, 10k runs waiting", max: 300, unit: "MB" },
+  { key: "serve.wake_p50_ms", label: "signal over HTTP -> run completed p50", unit: "ms" },
+  { key: "serve.wake_p99_ms", label: "signal over HTTP -> run completed p99", max: 250, unit: "ms" },
+  { key: "serve.submit_10k_s", label: "10k submissions over HTTP", unit: "s" },
+  { key: "api.submit_to_start_p50_ms", label: "POST /runs -> job started p50", unit: "ms" },
+  { key: "api.submit_to_start_p99_ms", label: "POST /runs -> job started p99", max: 100, unit: "ms" },
 ];
 
 const DEFINITIONS = [
@@ -48,6 +61,29 @@ const DEFINITIONS = [
   "  that all executions ended. duplicates = (execution, action) pairs whose body started more than once",
   "  (in-flight actions at the kill are expected to re-run); completed_rerun = committed before the kill",
   "  and run again after the restart.",
+  "sched, serve, api: a real `slipway serve` (node dist/cli/main.js, fresh temp database) driven over HTTP",
+  "  from a bench child. $BENCH_SERVER_PROF=<dir> runs that server under node --cpu-prof.",
+  "sched: story 3's CI queue at a time scale of 1:80 (1 s here = 80 s there): 31 runs POSTed at once to a",
+  "  server with `locks: { swarm: 1 }`, in this order: a heavy run every fifth (6 heavy: one job holding",
+  "  swarm, `sleep 1.5` = a 2-min deploy + test tier), the crash-looping deploy third (holds swarm; `ready`",
+  "  probe exits 1, every 200ms, crash_loop 3 within 60s; undo = teardown), 24 light runs (no lock, `sleep",
+  "  0.4` = 32 s of lint/unit). Serial: the same bash commands one after another in that order by a plain",
+  "  child-process loop (the story's harness): the crash-looping deploy's probe runs every 200 ms until",
+  "  the 20-min deploy timeout scaled 1:80 = 15 s, then its teardown. Makespan: Slipway = first POST ->",
+  "  last run's endedAt; serial = loop start -> last command exited. Queue wait = submit (POST sent; serial:",
+  "  loop start) -> the job's first command ran (its `start $EPOCHREALTIME` line); mean over the 31 runs.",
+  "  over_lower_bound = Slipway makespan / max(critical path = 1.5 s, nominal swarm work = 6 x 1.5 s + the",
+  "  crash loop's 2 x 200 ms between its first and third probe failure = 9.4 s).",
+  "serve: 10,000 runs of one file text (a single `wait: { signal: go }` job, no inputs: one compiled saga)",
+  "  POSTed with 32 in flight; once all are `waiting` (GET /runs?status=waiting) and 1 s after, the",
+  "  server's VmRSS from /proc/<pid>/status (no forced GC). Then every 5th run is signalled (2,000, POST",
+  "  /runs/{id}/signals/go, 50 in flight); wake = that POST sent -> the run's endedAt (stamped by the server",
+  "  as it completes the run), read from GET /runs?status=completed once all 2,000 completed.",
+  "api: after 20 warm-up runs, 200 POST /runs at once of a one-job pipeline (`echo $SLIPWAY_RUN_ID",
+  "  $EPOCHREALTIME >> trace`, same text: no compile per run after the first); submit_to_start = POST sent",
+  "  -> the job's bash printing its start. spawn_floor: the bench child itself (no server, no HTTP)",
+  "  spawning 200 such bash jobs at once (detached, piped), loop start -> each job's start: what one Node",
+  "  process needs to start 200 jobs on this machine, the floor under api.submit_to_start.",
   "BENCH_REPEAT=n: every figure is the median over n runs of its phase (each in a fresh child).",
 ];
 
@@ -111,7 +147,9 @@ function table(figures: Figures): string[] {
 
 async function main(): Promise<void> {
   const t0 = performance.now();
-  const phases = new Set((process.env.BENCH_PHASES ?? "engine,rss,signal,recovery").split(","));
+  const phases = new Set(
+    (process.env.BENCH_PHASES ?? "engine,rss,signal,recovery,sched,serve,api").split(","),
+  );
   const repeat = Math.max(1, Math.floor(Number(process.env.BENCH_REPEAT ?? 1)) || 1);
   const profileDir = process.env.BENCH_PROFILE ? resolve(process.env.BENCH_PROFILE) : undefined;
   const figures: Figures = {};
@@ -150,6 +188,9 @@ async function main(): Promise<void> {
   await phase("rss", () => runChild("waits", ["rss", "10000"], ["--expose-gc"]));
   await phase("signal", () => runChild("waits", ["signal", "2000"]));
   await phase("recovery", recovery);
+  await phase("sched", () => runChild("serve", ["sched"]));
+  await phase("serve", () => runChild("serve", ["serve", "10000", "2000"]));
+  await phase("api", () => runChild("serve", ["api", "200"]));
   figures["bench.total_s"] = round((performance.now() - t0) / 1000, 1);
   figures["bench.cpus"] = cpus().length;
   if (repeat > 1) {

@@ -68,6 +68,9 @@ export interface SubmitOptions extends RunRequest {
   name?: string | undefined;
 }
 
+/** Compiled runs kept by their file, text, inputs and tiers (a burst of the same submission parses once). */
+const COMPILED_CACHE_SIZE = 64;
+
 /** Statuses a run stays in until someone acts: ended, held, or needing attention. */
 const STOPPED: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
 
@@ -86,6 +89,12 @@ export class PipelineHost {
    * each with the remover of the mark that tells other processes a live process runs it.
    */
   readonly #hosted = new Map<string, () => void>();
+  /**
+   * The last compiled runs, by file, text, inputs and tiers (insertion order is recency). Compiling is
+   * pure in those, and the same submission arriving many times (a burst of CI runs of one pipeline)
+   * would otherwise parse and plan the YAML every time: the largest part of a submission's CPU.
+   */
+  readonly #compiled = new Map<string, CompiledRun>();
   #stopListening: (() => void) | undefined;
 
   private constructor(
@@ -153,7 +162,7 @@ export class PipelineHost {
   /** Compiles a run, registers its saga and starts it. Problems in the file, inputs or tiers throw (400). */
   async submit(what: PipelineSource, request: SubmitOptions): Promise<SubmitResponse> {
     const { file, source } = "pipeline" in what ? this.#registeredSource(what.pipeline) : what;
-    const compiled = compileRun(file, source, { inputs: request.inputs, tiers: request.tiers }, this.runtime);
+    const compiled = this.#compile(file, source, request);
     const saga = this.#register(compiled);
     const id = this.executor.newExecutionId();
     this.#hold(id);
@@ -432,6 +441,21 @@ export class PipelineHost {
     if (who !== undefined) return who;
     await this.#take(record);
     return undefined;
+  }
+
+  /** compileRun, memoized: problems still throw every time (they are not kept). */
+  #compile(file: string, source: string, request: RunRequest): CompiledRun {
+    const key = JSON.stringify([file, source, request.inputs, request.tiers]);
+    const known = this.#compiled.get(key);
+    if (known) {
+      this.#compiled.delete(key);
+      this.#compiled.set(key, known);
+      return known;
+    }
+    const compiled = compileRun(file, source, { inputs: request.inputs, tiers: request.tiers }, this.runtime);
+    this.#compiled.set(key, compiled);
+    if (this.#compiled.size > COMPILED_CACHE_SIZE) this.#compiled.delete(this.#compiled.keys().next().value!);
+    return compiled;
   }
 
   /** The saga of a compiled run, registered once per plan (the executor insists on one instance). */

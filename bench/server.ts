@@ -1,0 +1,107 @@
+/**
+ * A real `slipway serve` process for the server phases: started from dist/ in a temp directory,
+ * its URL read from `listening on URL`, called over HTTP with the bearer token, measured from /proc.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const BIN = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+const TOKEN = "bench-token";
+
+export interface BenchServer {
+  url: string;
+  pid: number;
+  child: ChildProcess;
+  /** A JSON request to `/api/v1<path>`; throws on a status other than `expect`. */
+  json<T>(method: string, path: string, body?: unknown, expect?: number): Promise<T>;
+  /** VmRSS (or another /proc/<pid>/status field) of the server process, MB. */
+  rssMb(field?: "VmRSS" | "VmHWM"): number;
+  /** SIGTERM, then waits for the exit (a CPU profile, when asked for, is written then). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `slipway serve --port 0` on a fresh database in `dir` (its working directory). With
+ * $BENCH_SERVER_PROF=<dir>, the server runs under `node --cpu-prof` and writes its profile there.
+ */
+export async function startServer(dir: string, extra: readonly string[] = []): Promise<BenchServer> {
+  const prof = process.env.BENCH_SERVER_PROF;
+  const execArgv = prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : [];
+  const child = spawn(
+    process.execPath,
+    [...execArgv, BIN, "serve", "--port", "0", "--db", join(dir, "slipway.db"), "--token", TOKEN, ...extra],
+    {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_LOG_LEVEL ?? "warn" },
+    },
+  );
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+    if (stderr.length > 20_000) stderr = stderr.slice(-10_000);
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}${stderr}`)), 20_000);
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      out += chunk;
+      const match = /listening on (http:\/\/\S+)/.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening: ${out}${stderr}`));
+    });
+  });
+  const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+  const pid = child.pid!;
+  return {
+    url,
+    pid,
+    child,
+    async json<T>(method: string, path: string, body?: unknown, expect = 200): Promise<T> {
+      const response = await fetch(`${url}/api/v1${path}`, {
+        method,
+        headers,
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(120_000),
+      });
+      const text = await response.text();
+      if (response.status !== expect)
+        throw new Error(`${method} ${path}: ${response.status}, expected ${expect}: ${text.slice(0, 500)}`);
+      return JSON.parse(text) as T;
+    },
+    rssMb(field = "VmRSS") {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+      if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
+      return Number(match[1]) / 1024;
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      await exited;
+      clearTimeout(killer);
+    },
+  };
+}
+
+/** Calls `fn` for every item with at most `limit` in flight; resolves when all are done. */
+export async function pool<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
