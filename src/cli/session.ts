@@ -4,7 +4,8 @@
  * foreground command shares.
  */
 import { once } from "node:events";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { type Logger, pino } from "pino";
 import { Executor } from "../engine/executor.js";
@@ -154,19 +155,30 @@ export function onInterrupt(
  * Returns the remover.
  */
 export function markFollowed(dataDir: string, ids: readonly string[]): () => void {
-  const me = { pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0 };
+  me ??= `${JSON.stringify({ pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0 })}\n`;
+  const mark = me;
   const files = ids.map((id) => join(runLogDir(dataDir, id), FOLLOWER));
-  for (const file of files) {
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, `${JSON.stringify(me)}\n`);
-  }
+  // Written off the main thread: a run only needs the mark once it is parked (owned by nobody), long
+  // after its start, and a server starts many runs a second.
+  const written = Promise.all(
+    files.map((file) =>
+      mkdir(dirname(file), { recursive: true })
+        .then(() => writeFile(file, mark))
+        .catch(() => undefined),
+    ),
+  );
   return () => {
-    for (const file of files) {
-      // Only our own mark: a later process may have taken the run over after we were presumed dead.
-      if (readFollower(file)?.pid === me.pid) rmSync(file, { force: true });
-    }
+    void written.then(() => {
+      for (const file of files) {
+        // Only our own mark: a later process may have taken the run over after we were presumed dead.
+        if (readFollower(file)?.pid === process.pid) rmSync(file, { force: true });
+      }
+    });
   };
 }
+
+/** This process's follower mark: its pid and start time never change. */
+let me: string | undefined;
 
 /** The pid of the live process following the run, if there is one. */
 export function liveFollower(dataDir: string, id: string): number | undefined {

@@ -2,22 +2,18 @@
 import { spawn } from "node:child_process";
 import {
   accessSync,
-  closeSync,
   constants,
   createWriteStream,
-  fsyncSync,
   mkdirSync,
-  openSync,
   readFileSync,
   renameSync,
   rmSync,
   statSync,
   writeFileSync,
-  writeSync,
 } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import type { Readable } from "node:stream";
-import { bootId, groupMembers, readProcStat, rssBytes, terminateGroup } from "./proc.js";
+import { bootId, GroupSampler, readProcStat, terminateGroup } from "./proc.js";
 
 /** Names one process group across pid reuse and reboots (Linux /proc semantics). */
 export interface ProcessIdentity {
@@ -73,6 +69,8 @@ const LEFTOVER_GRACE_MS = 1_000;
 const STREAM_DRAIN_MS = 1_000;
 const TAIL_LINES = 20;
 const RSS_SAMPLE_MS = 200;
+/** One sampler for every job of this process. */
+const sampler = new GroupSampler(RSS_SAMPLE_MS);
 
 export async function runShell(options: ShellOptions): Promise<ShellResult> {
   const started = Date.now();
@@ -86,8 +84,10 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
 
   const env = { ...options.env };
   if (options.outputFile !== undefined) {
-    mkdirSync(dirname(options.outputFile), { recursive: true });
-    writeFileSync(options.outputFile, "");
+    // Not created up front (`>> "$SLIPWAY_OUTPUT"` creates it; a file never written is no outputs),
+    // but one left from before must not count.
+    ensureDir(dirname(options.outputFile));
+    rmSync(options.outputFile, { force: true });
     env.SLIPWAY_OUTPUT = options.outputFile;
   }
   if (options.signal?.aborted) {
@@ -102,7 +102,7 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
     };
   }
 
-  mkdirSync(dirname(options.logFile), { recursive: true });
+  ensureDir(dirname(options.logFile));
   const log = createWriteStream(options.logFile, { flags: "a" });
   const logClosed = () => new Promise<void>((resolve) => (log.closed ? resolve() : log.end(resolve)));
 
@@ -170,19 +170,16 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   running = true;
   const identity: ProcessIdentity = { pgid, startTime: readProcStat(pgid)?.startTime ?? 0, bootId: bootId() };
   try {
-    if (options.pidFile !== undefined) writeDurably(options.pidFile, `${JSON.stringify(identity)}\n`);
+    if (options.pidFile !== undefined) writeAtomically(options.pidFile, `${JSON.stringify(identity)}\n`);
     options.onSpawn?.(identity);
   } catch (error) {
     fail(error);
   }
 
   let peakRssBytes = 0;
-  const sample = () => {
-    let total = 0;
-    for (const member of groupMembers(pgid)) total += rssBytes(member.pid);
+  const unwatch = sampler.watch(pgid, (total) => {
     peakRssBytes = Math.max(peakRssBytes, total);
-  };
-  const sampler = setInterval(sample, RSS_SAMPLE_MS);
+  });
 
   const onAbort = () => stop("aborted");
   options.signal?.addEventListener("abort", onAbort, { once: true });
@@ -192,7 +189,7 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
 
   const [exitCode, signal] = await exited;
   running = false;
-  clearInterval(sampler);
+  unwatch();
   clearTimeout(timer);
   options.signal?.removeEventListener("abort", onAbort);
 
@@ -212,7 +209,7 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
     let text = "";
     try {
       text = readFileSync(options.outputFile, "utf8");
-    } catch {} // the script removed it: it wrote nothing we can read
+    } catch {} // never written (or the script removed it): no outputs
     const parsed = parseOutputs(text);
     // A failed script may have been cut off mid-write; its own failure is the error worth reporting.
     if (parsed.problems.length > 0 && outcome === "exited" && exitCode === 0) {
@@ -301,18 +298,25 @@ function readLines(stream: Readable, onLine: (line: string) => void): Promise<vo
   });
 }
 
-/** Write, fsync, rename: a crash leaves either no pid file or a complete one. */
-function writeDurably(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
+/**
+ * Write, then rename: a crash of this process leaves either no pid file or a complete one. No fsync:
+ * the file matters only while the machine stays up (a reboot ends the job's processes too, and the
+ * boot id in the file says so), and the page cache survives our own `kill -9`.
+ */
+function writeAtomically(path: string, text: string): void {
+  ensureDir(dirname(path));
   const temp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(temp, "w");
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  writeFileSync(temp, text);
   renameSync(temp, path);
+}
+
+/** Directories this process made (or found) already: a job start costs no `mkdir` for them again. */
+const knownDirs = new Set<string>();
+
+function ensureDir(dir: string): void {
+  if (knownDirs.has(dir)) return;
+  mkdirSync(dir, { recursive: true });
+  knownDirs.add(dir);
 }
 
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
