@@ -210,6 +210,13 @@ export class Executor implements ExecutionHost {
     return true;
   }
 
+  /** Forgets a saga version registered here (its executions must not be running here any more). */
+  unregister(saga: Saga<never, never> | Saga): void {
+    const versions = this.#sagas.get(saga.name);
+    versions?.delete(saga.version);
+    if (versions?.size === 0) this.#sagas.delete(saga.name);
+  }
+
   /** Whether this saga version is registered here. */
   registered(name: string, version: number): boolean {
     return this.#sagas.get(name)?.has(version) ?? false;

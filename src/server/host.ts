@@ -84,6 +84,9 @@ export class PipelineHost {
   readonly #registered: ReadonlyMap<string, string>;
   /** Sagas registered with the executor, by `name@version`: a run's saga is compiled once per plan. */
   readonly #sagas = new Map<string, Saga>();
+  /** Runs held here per saga (`name@version`), and each held run's saga. */
+  readonly #users = new Map<string, Set<string>>();
+  readonly #sagaOfRun = new Map<string, string>();
   /**
    * Runs this host has taken (submitted, or swept and recompiled): the only ones its executor accepts,
    * each with the remover of the mark that tells other processes a live process runs it.
@@ -165,7 +168,7 @@ export class PipelineHost {
     const compiled = this.#compile(file, source, request);
     const saga = this.#register(compiled);
     const id = this.executor.newExecutionId();
-    this.#hold(id);
+    this.#hold(id, saga);
     try {
       const name = request.name;
       await this.executor.start(
@@ -426,8 +429,7 @@ export class PipelineHost {
           "killed leftover processes of a crashed job",
         );
     }
-    this.#register(recompile(record, this.runtime));
-    this.#hold(record.id);
+    this.#hold(record.id, this.#register(recompile(record, this.runtime)));
   }
 
   /**
@@ -469,13 +471,34 @@ export class PipelineHost {
   }
 
   /** Marks the run as run here: this executor accepts it, `slipway resume` elsewhere leaves it alone. */
-  #hold(id: string): void {
-    if (!this.#hosted.has(id)) this.#hosted.set(id, markFollowed(this.dataDir, [id]));
+  #hold(id: string, saga: Saga): void {
+    if (this.#hosted.has(id)) return;
+    this.#hosted.set(id, markFollowed(this.dataDir, [id]));
+    const key = `${saga.name}@${saga.version}`;
+    this.#sagaOfRun.set(id, key);
+    let users = this.#users.get(key);
+    if (!users) {
+      users = new Set();
+      this.#users.set(key, users);
+    }
+    users.add(id);
   }
 
+  /** The run is no longer run here; its saga goes too once no run held here uses it. */
   #release(id: string): void {
     this.#hosted.get(id)?.();
     this.#hosted.delete(id);
+    const key = this.#sagaOfRun.get(id);
+    if (key === undefined) return;
+    this.#sagaOfRun.delete(id);
+    const users = this.#users.get(key);
+    users?.delete(id);
+    if (users && users.size > 0) return;
+    // A server up for weeks sees a plan per distinct inputs: keep only those of runs it still holds.
+    this.#users.delete(key);
+    const saga = this.#sagas.get(key);
+    this.#sagas.delete(key);
+    if (saga) this.executor.unregister(saga);
   }
 
   #registeredSource(name: string): { file: string; source: string } {

@@ -138,4 +138,18 @@ describe.each(backends)("versions on $name", (backend) => {
     expect((await within(current.result("new"), "recovery")).status).toBe("completed");
     expect(ran).toEqual(["build v2 compile"]);
   });
+
+  it("registers sagas after open and forgets them: a server compiles one per plan and drops it when done", async () => {
+    const h = harness(backend);
+    ran.length = 0;
+    const executor = await h.executor({ sagas: [] });
+    expect(executor.registered(buildV1.name, buildV1.version)).toBe(false);
+    expect(executor.register(buildV1)).toBe(true);
+    expect(executor.register(buildV1)).toBe(false);
+    const run = await executor.start(buildV1, {});
+    expect((await within(run.result(), "the run")).status).toBe("completed");
+    executor.unregister(buildV1);
+    expect(executor.registered(buildV1.name, buildV1.version)).toBe(false);
+    await expect(executor.start(buildV1, {})).rejects.toThrow(/is not registered/);
+  });
 });
