@@ -10,7 +10,8 @@ import { type Saga, saga } from "../definition/saga.js";
 import type { ActionContext } from "../definition/types.js";
 import type { Json, JsonObject } from "../json.js";
 import type { ExecutionRecord } from "../storage/types.js";
-import { concurrencyCheck, type JobRuntime, pollCheck, readyJob, runJob, undoJob, waitSkip } from "./jobs.js";
+import { concurrencyCheck } from "./concurrency.js";
+import { type JobRuntime, pollCheck, readyJob, runJob, undoJob, waitSkip } from "./jobs.js";
 import { parsePipeline } from "./parse.js";
 import { type Plan, planRun, type RunRequest } from "./plan.js";
 

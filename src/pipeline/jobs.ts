@@ -6,13 +6,11 @@ import { readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ActionContext, PollResult } from "../definition/types.js";
-import type { Executor } from "../engine/executor.js";
 import { SlipwayError } from "../errors.js";
 import type { Grant } from "../scheduler/admission.js";
-import { clockTime, ordinal } from "../scheduler/format.js";
 import { masker, runShell, type ShellResult } from "../shell/process.js";
-import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
-import { runSpecOf, type StepResult } from "./compile.js";
+import type { StepResult } from "./compile.js";
+import type { RunDirectory } from "./concurrency.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expressions.js";
 import { type LogPhase, logFileName, runLogDir } from "./logs.js";
 import type { Pipeline, ReadyCheck, RunJob, Template, Value } from "./model.js";
@@ -31,23 +29,6 @@ export interface JobRuntime {
   resources?: JobResources;
   /** The runs in storage, for `concurrency:`; set once the process has an executor. */
   runs?: RunDirectory;
-}
-
-/** What a run's concurrency gate needs to see and do: the other unfinished runs of its pipeline. */
-export interface RunDirectory {
-  /** Runs of this saga that are running, waiting or compensating. */
-  active(saga: string): Promise<ExecutionRecord[]>;
-  cancel(runId: string, reason: string): Promise<void>;
-}
-
-/** The run directory of a storage, cancelling through an executor (which persists the request for the run's owner). */
-export function runDirectory(storage: Storage, executor: Pick<Executor, "cancel">): RunDirectory {
-  return {
-    active: (saga) => storage.listExecutions({ sagas: [saga], statuses: ACTIVE_STATUSES }),
-    cancel: async (runId, reason) => {
-      await executor.cancel(runId, reason);
-    },
-  };
 }
 
 export interface StepContext {
@@ -205,50 +186,6 @@ async function admit(context: StepContext, step: Step, ctx: ActionContext): Prom
   if (!resources || !step.job.resources) return undefined;
   const pipeline = context.plan.pipeline.name;
   return resources.admit(ctx, pipeline, step, context.plan.key, context.plan.priority);
-}
-
-/**
- * A run's turn under `concurrency:`: at most `limit` unfinished runs of one key, first come first
- * served (runs queued ahead count), or with `cancel_in_progress` the older ones are cancelled (their
- * undos run) and this one goes once they have ended. Counted from storage, so runs in other
- * processes count too.
- */
-export async function concurrencyCheck(
-  context: StepContext,
-  ctx: ActionContext,
-): Promise<PollResult<Values>> {
-  const concurrency = context.plan.pipeline.concurrency!;
-  const runs = context.runtime.runs;
-  if (!runs) return { done: true, output: {} };
-  const key = context.plan.key;
-  const peers = (await runs.active(ctx.saga))
-    .filter((r) => runSpecOf(r)?.key === key)
-    .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
-  const ahead = peers.slice(
-    0,
-    Math.max(
-      0,
-      peers.findIndex((r) => r.id === ctx.executionId),
-    ),
-  );
-  const who = (list: readonly ExecutionRecord[]) =>
-    list.map((r) => `${r.runName ?? r.id} (${r.status} since ${clockTime(r.createdAt)})`).join(", ");
-  if (concurrency.cancelInProgress) {
-    for (const older of ahead)
-      if (older.cancelRequested === null) await runs.cancel(older.id, `superseded by run ${ctx.executionId}`);
-    if (ahead.length === 0) return { done: true, output: {} };
-    return {
-      done: false,
-      message: `waits for concurrency key ${key}: older runs cancelled, undoing: ${who(ahead)}`,
-    };
-  }
-  if (ahead.length < concurrency.limit) return { done: true, output: {} };
-  const running = ahead.slice(0, concurrency.limit);
-  const place = ahead.length - concurrency.limit + 1;
-  return {
-    done: false,
-    message: `waits for concurrency key ${key} (limit ${concurrency.limit}): ${who(running)}; ${ordinal(place)} in line`,
-  };
 }
 
 /** A `wait` job's output when it is skipped instead of waiting, else undefined. */

@@ -1,0 +1,71 @@
+/**
+ * `concurrency:`: a run's durable gate before its jobs. It counts the other unfinished runs of its key
+ * in storage (so runs of other processes count), and waits, holding nothing, for its turn.
+ */
+import type { ActionContext, PollResult } from "../definition/types.js";
+import type { Executor } from "../engine/executor.js";
+import { clockTime, ordinal } from "../scheduler/format.js";
+import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
+import { runSpecOf } from "./compile.js";
+import type { StepContext } from "./jobs.js";
+
+/** What a run's concurrency gate needs to see and do: the other unfinished runs of its pipeline. */
+export interface RunDirectory {
+  /** Runs of this saga that are running, waiting or compensating. */
+  active(saga: string): Promise<ExecutionRecord[]>;
+  cancel(runId: string, reason: string): Promise<void>;
+}
+
+/** The run directory of a storage, cancelling through an executor (which persists the request for the run's owner). */
+export function runDirectory(storage: Storage, executor: Pick<Executor, "cancel">): RunDirectory {
+  return {
+    active: (saga) => storage.listExecutions({ sagas: [saga], statuses: ACTIVE_STATUSES }),
+    cancel: async (runId, reason) => {
+      await executor.cancel(runId, reason);
+    },
+  };
+}
+
+/**
+ * A run's turn under `concurrency:`: at most `limit` unfinished runs of one key, first come first
+ * served (runs queued ahead count), or with `cancel_in_progress` the older ones are cancelled (their
+ * undos run) and this one goes once they have ended. Counted from storage, so runs in other
+ * processes count too.
+ */
+export async function concurrencyCheck(
+  context: StepContext,
+  ctx: ActionContext,
+): Promise<PollResult<Record<string, unknown>>> {
+  const concurrency = context.plan.pipeline.concurrency!;
+  const runs = context.runtime.runs;
+  if (!runs) return { done: true, output: {} };
+  const key = context.plan.key;
+  const peers = (await runs.active(ctx.saga))
+    .filter((r) => runSpecOf(r)?.key === key)
+    .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  const ahead = peers.slice(
+    0,
+    Math.max(
+      0,
+      peers.findIndex((r) => r.id === ctx.executionId),
+    ),
+  );
+  const who = (list: readonly ExecutionRecord[]) =>
+    list.map((r) => `${r.runName ?? r.id} (${r.status} since ${clockTime(r.createdAt)})`).join(", ");
+  if (concurrency.cancelInProgress) {
+    for (const older of ahead)
+      if (older.cancelRequested === null) await runs.cancel(older.id, `superseded by run ${ctx.executionId}`);
+    if (ahead.length === 0) return { done: true, output: {} };
+    return {
+      done: false,
+      message: `waits for concurrency key ${key}: older runs cancelled, undoing: ${who(ahead)}`,
+    };
+  }
+  if (ahead.length < concurrency.limit) return { done: true, output: {} };
+  const running = ahead.slice(0, concurrency.limit);
+  const place = ahead.length - concurrency.limit + 1;
+  return {
+    done: false,
+    message: `waits for concurrency key ${key} (limit ${concurrency.limit}): ${who(running)}; ${ordinal(place)} in line`,
+  };
+}
