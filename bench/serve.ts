@@ -28,7 +28,11 @@ interface SubmitResponse {
 interface RunSummary {
   id: string;
   status: string;
+  createdAt: number;
   endedAt: number | null;
+}
+interface RunDetail extends RunSummary {
+  steps: { startedAt: number | null }[];
 }
 
 // ---- sched ----------------------------------------------------------------------------------------
@@ -352,7 +356,22 @@ jobs:
     if (latency.some(Number.isNaN)) throw new Error("api: a job left no start mark");
     const sorted = sortedCopy(latency);
     if ([...sentAt.keys()].some((id) => warmIds.has(id))) throw new Error("api: a run id came back twice");
+    // Where the time goes: POST -> run persisted and started (createdAt), -> its job launched by the
+    // engine (the step's startedAt, just before the process is spawned), -> the job's process running.
+    const created: number[] = [];
+    const launched: number[] = [];
+    await pool([...sentAt], 20, async ([id, sent]) => {
+      const run = await server.json<RunDetail>("GET", `/runs/${id}`);
+      created.push(run.createdAt - sent);
+      launched.push(run.steps[0]!.startedAt! - sent);
+    });
+    const createdSorted = sortedCopy(created);
+    const launchedSorted = sortedCopy(launched);
     figures = {
+      "api.submit_to_run_started_p50_ms": round(percentile(createdSorted, 50), 1),
+      "api.submit_to_run_started_p99_ms": round(percentile(createdSorted, 99), 1),
+      "api.submit_to_job_launch_p50_ms": round(percentile(launchedSorted, 50), 1),
+      "api.submit_to_job_launch_p99_ms": round(percentile(launchedSorted, 99), 1),
       "api.submissions": n,
       "api.submit_to_start_p50_ms": round(percentile(sorted, 50), 1),
       "api.submit_to_start_p99_ms": round(percentile(sorted, 99), 1),
