@@ -8,7 +8,7 @@ export {
   runStorageConformance,
   type StorageConformanceOptions,
   type TestBody,
-} from "./conformance.js";
+} from "./conformance/index.js";
 export {
   BASE_TIME,
   createTransition,

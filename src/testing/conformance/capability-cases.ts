@@ -1,0 +1,161 @@
+/** Conformance cases for optional capabilities: batched reads, claiming transitions and job peaks. */
+import assert from "node:assert/strict";
+import type { PeakStore, Storage } from "../../storage/types.js";
+import { BASE_TIME, createTransition, eventRecord, executionRecord, stepRecord } from "../records.js";
+import { mustLoad, OTHER, OWNER } from "./helpers.js";
+
+/** A parked execution (waiting, unowned) with two steps, one event and a pending signal. */
+async function parked(storage: Storage, id: string): Promise<void> {
+  const execution = executionRecord(id, { status: "waiting", wakeAt: null });
+  assert.deepEqual(
+    await storage.commit([
+      createTransition(execution, OWNER, {
+        execution: { release: true },
+        steps: [stepRecord(id, "first", { status: "completed", output: { n: 1 } }), stepRecord(id, "wait")],
+        events: [eventRecord(id, 1)],
+      }),
+    ]),
+    ["ok"],
+  );
+  await storage.addSignal({ executionId: id, name: "go", payload: { ok: true }, createdAt: 1 });
+}
+
+export async function loadManyLikeLoad(storage: Storage): Promise<void> {
+  for (const id of ["x1", "x2", "x3"]) await parked(storage, id);
+  const wanted = ["x3", "missing", "x1", "x2", "x1"];
+  const many = await storage.loadMany!(wanted);
+  assert.deepEqual(many, await Promise.all(wanted.map((id) => storage.load(id))));
+  assert.equal(many[1], undefined);
+  assert.notEqual(many[2], many[4], "a fresh object per answer, even for the same id");
+  assert.deepEqual(
+    many[0]!.steps.map((s) => s.action),
+    ["first", "wait"],
+  );
+  assert.deepEqual(
+    many[0]!.signals.map((s) => s.name),
+    ["go"],
+  );
+  assert.equal(many[0]!.nextEventSeq, 2);
+  assert.deepEqual(await storage.loadMany!([]), []);
+}
+
+export async function getExecutionsLikeGetExecution(storage: Storage): Promise<void> {
+  for (const id of ["y1", "y2"]) await parked(storage, id);
+  const wanted = ["y2", "nope", "y1", "y2"];
+  assert.deepEqual(
+    await storage.getExecutions!(wanted),
+    await Promise.all(wanted.map((id) => storage.getExecution(id))),
+  );
+  assert.deepEqual(await storage.getExecutions!([]), []);
+}
+
+export async function claimingTransitionTakesOwnership(storage: Storage): Promise<void> {
+  await parked(storage, "e1");
+  const [snapshot] = await storage.loadMany!(["e1"]);
+  const revision = snapshot!.execution.revision;
+  const results = await storage.commit([
+    {
+      executionId: "e1",
+      owner: OWNER,
+      claim: { revision },
+      execution: { status: "running", wakeAt: null },
+      steps: [stepRecord("e1", "wait", { status: "completed", output: { ok: true } })],
+      events: [eventRecord("e1", 2, { type: "action:completed", action: "wait" })],
+      consumeSignals: [{ seq: snapshot!.signals[0]!.seq, action: "wait" }],
+    },
+    // A later transition of the same batch passes the ordinary ownership check.
+    { executionId: "e1", owner: OWNER, execution: { status: "completed", release: true } },
+  ]);
+  assert.deepEqual(results, ["ok", "ok"]);
+  const after = await mustLoad(storage, "e1");
+  assert.equal(after.execution.status, "completed");
+  assert.equal(after.execution.owner, null);
+  assert.equal(after.execution.revision, revision + 2);
+  assert.deepEqual(after.signals, []);
+  assert.equal(after.steps.find((s) => s.action === "wait")!.status, "completed");
+}
+
+export async function claimingTransitionReleases(storage: Storage): Promise<void> {
+  await parked(storage, "e2");
+  const revision = (await storage.getExecution("e2"))!.revision;
+  assert.deepEqual(
+    await storage.commit([
+      { executionId: "e2", owner: OTHER, claim: { revision }, execution: { wakeAt: 5, release: true } },
+    ]),
+    ["ok"],
+  );
+  const record = (await storage.getExecution("e2"))!;
+  assert.equal(record.owner, null);
+  assert.equal(record.wakeAt, 5);
+  assert.equal(record.revision, revision + 1);
+}
+
+export async function claimingTransitionLoses(storage: Storage): Promise<void> {
+  await parked(storage, "e3");
+  const [loaded] = await storage.loadMany!(["e3"]);
+  // Someone else claims it between our read and our commit.
+  assert.notEqual(await storage.claim({ executionId: "e3", owner: OTHER }), undefined);
+  const before = await storage.load("e3");
+  assert.deepEqual(
+    await storage.commit([
+      {
+        executionId: "e3",
+        owner: OWNER,
+        claim: { revision: loaded!.execution.revision },
+        execution: { status: "running" },
+        steps: [stepRecord("e3", "wait", { status: "completed" })],
+        events: [eventRecord("e3", 2)],
+        consumeSignals: [{ seq: loaded!.signals[0]!.seq, action: "wait" }],
+      },
+      // ... and what we queued after it fails the ownership check.
+      { executionId: "e3", owner: OWNER, execution: { status: "completed", release: true } },
+    ]),
+    ["not_owner", "not_owner"],
+  );
+  assert.deepEqual(await storage.load("e3"), before);
+  assert.equal((await storage.getExecution("e3"))!.owner, OTHER);
+  // Two claimers of the same revision: exactly one wins.
+  const revision = before!.execution.revision;
+  const both = await storage.commit([
+    { executionId: "e3", owner: OWNER, claim: { revision } },
+    { executionId: "e3", owner: OTHER, claim: { revision } },
+  ]);
+  assert.deepEqual(both, ["ok", "not_owner"]);
+  assert.equal((await storage.getExecution("e3"))!.owner, OWNER);
+  assert.deepEqual(await storage.commit([{ executionId: "missing", owner: OWNER, claim: { revision: 0 } }]), [
+    "not_owner",
+  ]);
+}
+
+/** The optional `peaks()` of a backend (SqliteStorage has it); the case runs only where it exists. */
+function peaksOf(storage: Storage): PeakStore {
+  return (storage as Storage & { peaks(): PeakStore }).peaks();
+}
+
+export async function peaksPerJob(storage: Storage): Promise<void> {
+  const peaks = peaksOf(storage);
+  const MiB = 1_048_576;
+  assert.deepEqual(peaks.recentPeaks("release", "build", 10), [], "no peaks before any is recorded");
+  for (let i = 1; i <= 5; i++) peaks.recordPeak("release", "build", i * MiB, BASE_TIME + i);
+  peaks.recordPeak("release", "test", 7 * MiB, BASE_TIME + 1);
+  peaks.recordPeak("release", "test", 8 * MiB, BASE_TIME + 2);
+  peaks.recordPeak("nightly", "build", 9 * MiB, BASE_TIME + 3);
+  assert.deepEqual(peaks.recentPeaks("release", "build", 3), [5 * MiB, 4 * MiB, 3 * MiB], "newest first");
+  assert.deepEqual(
+    peaks.recentPeaks("release", "build", 10),
+    [5, 4, 3, 2, 1].map((n) => n * MiB),
+  );
+
+  // Past 100 for one job, its oldest go; other jobs, and the same job of another pipeline, keep theirs.
+  for (let i = 6; i <= 130; i++) peaks.recordPeak("release", "build", i * MiB, BASE_TIME + i);
+  const kept = peaks.recentPeaks("release", "build", 1_000);
+  assert.equal(kept.length, 100);
+  assert.deepEqual(
+    kept,
+    Array.from({ length: 100 }, (_, k) => (130 - k) * MiB),
+  );
+  assert.deepEqual(peaks.recentPeaks("release", "build", 2), [130 * MiB, 129 * MiB]);
+  assert.deepEqual(peaks.recentPeaks("release", "test", 10), [8 * MiB, 7 * MiB]);
+  assert.deepEqual(peaks.recentPeaks("nightly", "build", 10), [9 * MiB]);
+  assert.deepEqual(peaks.recentPeaks("nightly", "test", 10), []);
+}

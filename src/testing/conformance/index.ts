@@ -1,0 +1,173 @@
+/** Storage conformance suite: the behaviour every `Storage` backend must share, for any test framework. */
+import type { Storage } from "../../storage/types.js";
+import {
+  claimingTransitionLoses,
+  claimingTransitionReleases,
+  claimingTransitionTakesOwnership,
+  getExecutionsLikeGetExecution,
+  loadManyLikeLoad,
+  peaksPerJob,
+} from "./capability-cases.js";
+import { crashTest } from "./crash-test.js";
+import {
+  createStoresEverything,
+  duplicateCreate,
+  initIsIdempotent,
+  largeValues,
+  latestStateWins,
+  noSharedObjects,
+  patchChangesOnlyGivenFields,
+  releaseEndsOwnership,
+  requestCancel,
+  unicodeValues,
+  unknownExecutions,
+} from "./execution-cases.js";
+import { duplicateEventFailsBatch, historyOrder, unserializableFailsBatch } from "./history-cases.js";
+import { listFilters, listOrderAndLimit, nextWakeAt } from "./listing-cases.js";
+import type { StorageConformanceOptions } from "./options.js";
+import {
+  claimMany,
+  claimRules,
+  concurrentClaims,
+  executors,
+  mixedBatch,
+  nonOwnerWritesNothing,
+} from "./ownership-cases.js";
+import { addSignalsBatch, signalConsumption, signalOrder, signalUnknownExecution } from "./signal-cases.js";
+
+export type {
+  CrashChildOptions,
+  DescribeLike,
+  ItLike,
+  StorageConformanceOptions,
+  TestBody,
+} from "./options.js";
+
+export const CRASH_TEST_NAME = "a process killed between writes leaves each transition all there or absent";
+
+/** Optional parts of a backend: `loadMany` (with `Transition.claim`), `getExecutions`, `peaks()`. */
+type Capability = "loadMany" | "getExecutions" | "peaks";
+/** The skip reason of a case whose capability the backend does not have. */
+export const CAPABILITY_NOT_IMPLEMENTED = "optional capability not implemented";
+
+type Case = [name: string, body: (storage: Storage) => Promise<void>, needs?: Capability];
+
+export function runStorageConformance(options: StorageConformanceOptions): void {
+  const cases: Case[] = [
+    ["init is idempotent and keeps data", initIsIdempotent],
+    ["create stores the execution, its steps and its events, owned by the committer", createStoresEverything],
+    ["create of an id already taken returns exists and writes nothing", duplicateCreate],
+    ["a patch changes only the fields it carries", patchChangesOnlyGivenFields],
+    ["release sets the owner to null and ends ownership", releaseEndsOwnership],
+    ["a record updated many times reads back its latest state", latestStateWins],
+    ["a commit by a non-owner returns not_owner and writes nothing", nonOwnerWritesNothing],
+    ["a batch mixing owned and not-owned transitions commits exactly the owned ones", mixedBatch],
+    ["claim takes unowned, own and taken-over executions, never someone else's", claimRules],
+    ["concurrent claimers: exactly one wins", concurrentClaims],
+    ["claimMany answers each request as claim would, in order", claimMany],
+    ["listExecutions filters by saga, status, owner, wake time, cancel and signals", listFilters],
+    ["listExecutions orders by createdAt then id and honours limit", listOrderAndLimit],
+    ["nextWakeAt is the earliest wake of unowned waiting executions of the sagas", nextWakeAt],
+    ["large values round-trip exactly", largeValues],
+    ["unicode and awkward JSON round-trip exactly", unicodeValues],
+    ["signals get strictly increasing seqs and keep their order", signalOrder],
+    ["a transition consumes signals: consumedBy set, gone from the snapshot", signalConsumption],
+    ["addSignal for an unknown execution is rejected", signalUnknownExecution],
+    ["addSignals writes a batch in order, or nothing when one execution is unknown", addSignalsBatch],
+    ["history is kept in seq order and can be read after a seq", historyOrder],
+    ["appending an event seq that already exists fails the whole batch", duplicateEventFailsBatch],
+    ["a value JSON cannot serialize fails the whole batch, nothing written", unserializableFailsBatch],
+    ["requestCancel marks any execution and later patches keep the mark", requestCancel],
+    ["executors are upserted, listed by id and removed", executors],
+    ["records handed in or out are not shared with the store", noSharedObjects],
+    ["unknown executions read as absent", unknownExecutions],
+    ["loadMany answers like load, in order, with a fresh object per answer", loadManyLikeLoad, "loadMany"],
+    ["getExecutions answers like getExecution, in order", getExecutionsLikeGetExecution, "getExecutions"],
+    [
+      "a claiming transition commits at the loaded revision and takes ownership",
+      claimingTransitionTakesOwnership,
+      "loadMany",
+    ],
+    [
+      "a claiming transition that releases leaves the execution unowned",
+      claimingTransitionReleases,
+      "loadMany",
+    ],
+    [
+      "a claiming transition whose revision moved writes nothing, whoever moved it",
+      claimingTransitionLoses,
+      "loadMany",
+    ],
+    ["peaks are kept per job, the newest 100, read newest first", peaksPerJob, "peaks"],
+  ];
+  const skip = options.skip ?? {};
+  const known = new Set([...cases.map(([name]) => name), CRASH_TEST_NAME]);
+  for (const name of Object.keys(skip)) {
+    // A typo in a skip key would silently run (or drop) the wrong test.
+    if (!known.has(name)) throw new Error(`runStorageConformance: unknown test "${name}" in skip`);
+  }
+  const { describe, it } = options;
+  const skipTest = (name: string, reason: string) => {
+    if (it.skip) it.skip(`${name} (${reason})`, async () => {});
+    else it(`${name} [skipped: ${reason}]`, async () => {});
+  };
+
+  describe(`storage conformance: ${options.name}`, () => {
+    const probe = probeCapabilities(options.newStorage);
+    for (const [name, body, needs] of cases) {
+      const lacks = needs !== undefined && probe.capabilities !== undefined && !probe.capabilities.has(needs);
+      const reason = skip[name] ?? (lacks ? CAPABILITY_NOT_IMPLEMENTED : undefined);
+      if (reason !== undefined) {
+        skipTest(name, reason);
+        continue;
+      }
+      // The framework's test context (vitest, node:test) as a rest parameter: jest reads a declared
+      // first parameter as a `done` callback.
+      it(name, async (...context: unknown[]) => {
+        await probe.closed;
+        const storage = await options.newStorage();
+        try {
+          if (needs !== undefined && !hasCapability(storage, needs)) {
+            skipRunning(context[0], CAPABILITY_NOT_IMPLEMENTED);
+            return;
+          }
+          await storage.init();
+          await body(storage);
+        } finally {
+          await storage.close();
+        }
+      });
+    }
+    const crash = options.crashChild;
+    const crashSkip = skip[CRASH_TEST_NAME];
+    if (crashSkip !== undefined) skipTest(CRASH_TEST_NAME, crashSkip);
+    else if (!crash) skipTest(CRASH_TEST_NAME, "backend cannot be opened from another process");
+    else it(CRASH_TEST_NAME, () => crashTest(crash));
+  });
+}
+
+function hasCapability(storage: Storage, capability: Capability): boolean {
+  return typeof (storage as unknown as Record<string, unknown>)[capability] === "function";
+}
+
+/**
+ * Which capabilities the backend has, from one storage made while the tests are collected (the
+ * decision to skip must be made then). `capabilities` is undefined when the factory is async;
+ * `closed` settles once that storage is closed, and every test waits for it.
+ */
+function probeCapabilities(newStorage: StorageConformanceOptions["newStorage"]): {
+  capabilities?: ReadonlySet<Capability>;
+  closed: Promise<void>;
+} {
+  const made = newStorage();
+  if (made instanceof Promise) return { closed: made.then((storage) => storage.close()) };
+  const all: Capability[] = ["loadMany", "getExecutions", "peaks"];
+  const capabilities = new Set(all.filter((capability) => hasCapability(made, capability)));
+  return { capabilities, closed: made.close() };
+}
+
+/** Marks the running test skipped when the framework's context can (vitest's throws to stop it). */
+function skipRunning(context: unknown, reason: string): void {
+  const skip = (context as { skip?: unknown } | undefined)?.skip;
+  if (typeof skip === "function") skip.call(context, reason);
+}

@@ -1,0 +1,120 @@
+/** Conformance cases for queries: listExecutions filters, order and limit, and nextWakeAt. */
+import assert from "node:assert/strict";
+import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../../storage/types.js";
+import { commitOne, create, ids, OTHER, OWNER } from "./helpers.js";
+
+/** Fixture for the listing tests: ids sort in creation order. */
+async function listFixture(storage: Storage): Promise<void> {
+  const rows: [string, Partial<ExecutionRecord>, string | null][] = [
+    ["l01", { saga: "deploy", status: "running", createdAt: 10 }, OWNER],
+    ["l02", { saga: "deploy", status: "waiting", wakeAt: 500, createdAt: 20 }, null],
+    ["l03", { saga: "build", status: "waiting", wakeAt: 200, createdAt: 30 }, null],
+    ["l04", { saga: "deploy", status: "completed", endedAt: 40, createdAt: 40 }, null],
+    ["l05", { saga: "test", status: "compensating", cancelRequested: "stop", createdAt: 50 }, OTHER],
+    ["l06", { saga: "build", status: "needs_attention", createdAt: 60 }, null],
+    [
+      "l07",
+      { saga: "deploy", status: "waiting", wakeAt: 1_000, cancelRequested: "stop", createdAt: 70 },
+      OTHER,
+    ],
+    ["l08", { saga: "test", status: "cancelled", createdAt: 80 }, null],
+    ["l09", { saga: "deploy", status: "waiting", wakeAt: null, createdAt: 90 }, null],
+  ];
+  for (const [id, overrides, owner] of rows) await create(storage, id, overrides, owner);
+  await storage.addSignal({ executionId: "l02", name: "go", payload: null, createdAt: 1 });
+  const consumed = await storage.addSignal({ executionId: "l01", name: "go", payload: null, createdAt: 1 });
+  await commitOne(storage, {
+    executionId: "l01",
+    owner: OWNER,
+    consumeSignals: [{ seq: consumed.seq, action: "a" }],
+  });
+  await storage.addSignal({ executionId: "l06", name: "go", payload: null, createdAt: 1 });
+}
+
+export async function listFilters(storage: Storage): Promise<void> {
+  await listFixture(storage);
+  const list = async (query: Parameters<Storage["listExecutions"]>[0]) =>
+    ids(await storage.listExecutions(query));
+
+  assert.deepEqual(await list({}), ["l01", "l02", "l03", "l04", "l05", "l06", "l07", "l08", "l09"]);
+  assert.deepEqual(await list({ sagas: ["deploy"], statuses: ACTIVE_STATUSES }), [
+    "l01",
+    "l02",
+    "l07",
+    "l09",
+  ]);
+  assert.deepEqual(await list({ sagas: ["deploy", "build"], statuses: ["waiting"] }), [
+    "l02",
+    "l03",
+    "l07",
+    "l09",
+  ]);
+  assert.deepEqual(await list({ sagas: ["test", "build"] }), ["l03", "l05", "l06", "l08"]);
+  assert.deepEqual(await list({ sagas: ["nope"] }), []);
+  assert.deepEqual(await list({ sagas: [] }), [], "an empty saga list matches nothing");
+  assert.deepEqual(await list({ statuses: [] }), [], "an empty status list matches nothing");
+  assert.deepEqual(await list({ statuses: ["needs_attention", "cancelled"] }), ["l06", "l08"]);
+  assert.deepEqual(await list({ owner: OWNER }), ["l01"]);
+  assert.deepEqual(await list({ owner: OTHER, statuses: ACTIVE_STATUSES }), ["l05", "l07"]);
+  assert.deepEqual(await list({ owner: null }), ["l02", "l03", "l04", "l06", "l08", "l09"]);
+  assert.deepEqual(await list({ owner: null, statuses: ["waiting"], sagas: ["deploy"] }), ["l02", "l09"]);
+  assert.deepEqual(await list({ wakeAtOrBefore: 500 }), ["l02", "l03"], "at or before, never null");
+  assert.deepEqual(await list({ wakeAtOrBefore: 499 }), ["l03"]);
+  assert.deepEqual(await list({ wakeAtOrBefore: 10_000, owner: null }), ["l02", "l03"]);
+  assert.deepEqual(await list({ cancelRequested: true }), ["l05", "l07"]);
+  assert.deepEqual(await list({ cancelRequested: true, sagas: ["deploy"] }), ["l07"]);
+  assert.deepEqual(await list({ cancelRequested: false, statuses: ["waiting"] }), ["l02", "l03", "l09"]);
+  assert.deepEqual(await list({ withPendingSignals: true }), ["l02", "l06"], "consumed signals do not count");
+  assert.deepEqual(await list({ withPendingSignals: true, statuses: ACTIVE_STATUSES }), ["l02"]);
+  assert.deepEqual(await list({ withPendingSignals: false, sagas: ["deploy"] }), [
+    "l01",
+    "l04",
+    "l07",
+    "l09",
+  ]);
+}
+
+export async function listOrderAndLimit(storage: Storage): Promise<void> {
+  // Inserted out of order; createdAt ties are broken by id.
+  const rows: [string, number][] = [
+    ["c", 300],
+    ["b", 100],
+    ["a2", 200],
+    ["a1", 200],
+    ["z", 50],
+    ["m", 200],
+  ];
+  for (const [id, createdAt] of rows) await create(storage, id, { createdAt });
+  const all = ["z", "b", "a1", "a2", "m", "c"];
+  assert.deepEqual(ids(await storage.listExecutions({})), all);
+  assert.deepEqual(ids(await storage.listExecutions({ limit: 3 })), all.slice(0, 3));
+  assert.deepEqual(ids(await storage.listExecutions({ limit: 100 })), all);
+  assert.deepEqual(ids(await storage.listExecutions({ limit: 0 })), []);
+  assert.deepEqual(ids(await storage.listExecutions({ limit: 1, statuses: ["running"] })), ["z"]);
+  // Returned records are complete.
+  const [first] = await storage.listExecutions({ limit: 1 });
+  assert.deepEqual(first, await storage.getExecution("z"));
+}
+
+export async function nextWakeAt(storage: Storage): Promise<void> {
+  assert.equal(await storage.nextWakeAt(["deploy"]), undefined);
+  await create(storage, "w1", { status: "waiting", wakeAt: 500 }, null);
+  await create(storage, "w2", { status: "waiting", wakeAt: 300 }, null);
+  await create(storage, "w3", { status: "waiting", wakeAt: 100 }, OWNER); // owned: its owner handles it
+  await create(storage, "w4", { status: "running", wakeAt: 50 }, null); // not waiting
+  await create(storage, "w5", { saga: "build", status: "waiting", wakeAt: 200 }, null);
+  await create(storage, "w6", { status: "waiting", wakeAt: null }, null);
+  await create(storage, "w7", { status: "compensating", wakeAt: 10 }, null);
+
+  assert.equal(await storage.nextWakeAt(["deploy"]), 300);
+  assert.equal(await storage.nextWakeAt(["deploy", "build"]), 200);
+  assert.equal(await storage.nextWakeAt(["build"]), 200);
+  assert.equal(await storage.nextWakeAt(["other"]), undefined);
+  assert.equal(await storage.nextWakeAt([]), undefined);
+
+  // Claiming w2 takes it out; releasing it with a new wake puts it back.
+  await storage.claim({ executionId: "w2", owner: OWNER });
+  assert.equal(await storage.nextWakeAt(["deploy"]), 500);
+  await commitOne(storage, { executionId: "w2", owner: OWNER, execution: { wakeAt: 400, release: true } });
+  assert.equal(await storage.nextWakeAt(["deploy"]), 400);
+}
