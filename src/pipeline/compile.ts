@@ -25,6 +25,8 @@ export const stepResultSchema = z.object({
   peakRssBytes: z.number().optional(),
   /** Memory the job was admitted with (what `memory: auto` resolved to). */
   admittedMemoryBytes: z.number().optional(),
+  /** How long the job waited for admission before it started. */
+  queuedMs: z.number().optional(),
 });
 export type StepResult = z.infer<typeof stepResultSchema>;
 

@@ -94,6 +94,7 @@ export async function runJob(
         outputs: result.outputs,
         peakRssBytes: result.peakRssBytes,
         ...(admitted !== undefined && admitted > 0 && { admittedMemoryBytes: admitted }),
+        ...(grant && grant.waitedMs > 0 && { queuedMs: grant.waitedMs }),
       },
     };
   } finally {

@@ -88,4 +88,30 @@ jobs:
     const text = await project.run(["show", last]);
     expect(text.stdout).toMatch(/unpack +completed +1 +\S+ +auto \d+ MiB \/ \d+(\.\d)? MiB/);
   });
+
+  it("shows the critical path: which jobs the run's time went to, queueing apart", async () => {
+    const project = new Project();
+    project.write(
+      "pipe.yml",
+      `name: release
+jobs:
+  build-worker:
+    resources: { locks: [builder] }
+    run: sleep 0.4
+  build-app:
+    resources: { locks: [builder] }
+    run: sleep 0.2
+  lint:
+    run: "true"
+  publish:
+    needs: [build-worker, build-app, lint]
+    run: sleep 0.1
+`,
+    );
+    const run = await project.run(["run", "pipe.yml"]);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const shown = await project.run(["show", runId(run.stdout)]);
+    // The two builds share a lock: whichever went second waited for the first, then publish.
+    expect(shown.stdout).toMatch(/^critical {2}\S+: build-(worker|app) \S+, \S+ queued -> publish \S+$/m);
+  });
 });

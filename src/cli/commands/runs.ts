@@ -92,6 +92,8 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
   if (run.cause?.kind === "failure") lines.push(`failed    ${run.cause.action}: ${run.cause.error.message}`);
   if (run.cause?.kind === "cancel") lines.push(`cancelled ${run.cause.reason}`);
   if (run.error) lines.push(`attention ${run.error.message}`);
+  const critical = criticalPath(run);
+  if (critical) lines.push(`critical  ${critical}`);
   io.out(`${lines.join("\n")}\n\n`);
   io.out(
     table([
@@ -108,6 +110,50 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
     ]),
   );
   return EXIT.ok;
+}
+
+/**
+ * Where the run's time went: the chain of steps that ended last, each after the step it waited for
+ * that ended last (story 2: "what each minute of the critical path was spent on"). A step's time
+ * includes its wait for admission, shown apart.
+ */
+function criticalPath(run: RunDetail): string | undefined {
+  const byJob = new Map(run.steps.map((s) => [s.job, s]));
+  const ended = run.steps.filter(
+    (s) => s.startedAt !== null && s.endedAt !== null && s.status === "completed",
+  );
+  if (ended.length === 0) return undefined;
+  const gates = run.steps.filter((s) => !run.plan?.steps.some((p) => p.action === s.job)).map((s) => s.job);
+  const before = (job: string): string[] => {
+    const planned = run.plan?.steps.find((p) => p.action === job);
+    const needs = planned?.needs ?? [];
+    // A readiness probe runs after its job; a root step after the concurrency gate.
+    const probed = job.endsWith(".ready") ? [job.slice(0, -".ready".length)] : [];
+    return [
+      ...needs,
+      ...probed,
+      ...(needs.length === 0 && probed.length === 0 ? gates.filter((g) => g !== job) : []),
+    ];
+  };
+  const chain: StepSummary[] = [];
+  let step: StepSummary | undefined = ended.reduce((a, b) => (b.endedAt! > a.endedAt! ? b : a));
+  while (step) {
+    chain.unshift(step);
+    step = before(step.job)
+      .map((job) => byJob.get(job))
+      .filter((s): s is StepSummary => s?.endedAt != null && s.endedAt <= chain[0]!.startedAt! + 1)
+      .reduce<StepSummary | undefined>(
+        (a, b) => (a === undefined || b.endedAt! > a.endedAt! ? b : a),
+        undefined,
+      );
+  }
+  const total = chain.at(-1)!.endedAt! - run.createdAt;
+  const parts = chain.map((s) => {
+    const queued = (s.output?.[s.job] as { queuedMs?: unknown } | undefined)?.queuedMs;
+    const wait = typeof queued === "number" ? `, ${duration(queued)} queued` : "";
+    return `${s.job} ${duration(s.endedAt! - s.startedAt!)}${wait}`;
+  });
+  return `${duration(total)}: ${parts.join(" -> ")}`;
 }
 
 /** Declared vs measured: `4 GiB / 1.2 GiB` (declared, then the peak of the job's process tree). */
