@@ -3,12 +3,13 @@
  * return the exit code that sums them up (the worst of them) once all have ended.
  */
 import type { ExecutionResult } from "../engine/executor.js";
-import type { Plan } from "../pipeline/plan.js";
-import { outlineOf, runDetail } from "../server/records.js";
-import type { PlanOutline, RunDetail, StepSummary } from "../server/schemas.js";
+import { type Plan, stepLabel } from "../pipeline/plan.js";
+import { markFollowed } from "../server/liveness.js";
+import { outlineOf, runDetail, skippedReason } from "../server/records.js";
+import type { PlanOutline, RunDetail } from "../server/schemas.js";
 import type { Io } from "./command.js";
 import { duration } from "./format.js";
-import { exitCodeOf, markFollowed, onInterrupt, type Session } from "./session.js";
+import { exitCodeOf, onInterrupt, type Session } from "./session.js";
 import { createView, type ViewMode } from "./view.js";
 
 export interface Followed {
@@ -76,14 +77,14 @@ export function summaryText(
   run: Pick<RunDetail, "id" | "status" | "createdAt" | "endedAt" | "cause" | "error" | "steps">,
   plan: Pick<PlanOutline, "steps" | "excluded">,
 ): string {
-  const labelOf = (action: string) => plan.steps.find((s) => s.action === action)?.label ?? action;
+  const labelOf = (action: string) => stepLabel(plan, action);
   const lines = [`run ${run.id} ${run.status} in ${duration((run.endedAt ?? Date.now()) - run.createdAt)}`];
   const cause = run.cause;
   if (cause?.kind === "failure") lines.push(`  ${labelOf(cause.action)} failed: ${cause.error.message}`);
   if (cause?.kind === "cancel") lines.push(`  cancelled: ${cause.reason}`);
   const undone = run.steps.filter((s) => s.status === "undone").map((s) => labelOf(s.job));
   if (undone.length > 0) lines.push(`  undone: ${undone.join(", ")}`);
-  const skipped = run.steps.filter((s) => isSkipped(s)).map((s) => labelOf(s.job));
+  const skipped = run.steps.filter((s) => skippedReason(s) !== undefined).map((s) => labelOf(s.job));
   if (skipped.length > 0) lines.push(`  skipped: ${skipped.join(", ")}`);
   for (const { job, reason } of plan.excluded) lines.push(`  not run: ${job} (${reason})`);
   if (run.status === "needs_attention")
@@ -96,9 +97,4 @@ export function summaryText(
   if (run.status === "waiting" || run.status === "running")
     lines.push(`  continue with: slipway resume ${run.id}`);
   return `${lines.join("\n")}\n`;
-}
-
-function isSkipped(step: Pick<StepSummary, "job" | "status" | "output">): boolean {
-  const value = step.output?.[step.job] as { status?: unknown } | undefined;
-  return step.status === "completed" && value?.status === "skipped";
 }

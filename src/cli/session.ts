@@ -4,19 +4,16 @@
  * foreground command shares.
  */
 import { once } from "node:events";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { type Logger, pino } from "pino";
 import { Executor } from "../engine/executor.js";
 import { createLogger } from "../logging.js";
 import type { CompiledRun } from "../pipeline/compile.js";
 import { runDirectory } from "../pipeline/concurrency.js";
 import type { JobRuntime } from "../pipeline/jobs.js";
-import { runLogDir } from "../pipeline/logs.js";
 import { JobResources } from "../pipeline/resources.js";
 import { machineAdmission } from "../scheduler/config.js";
-import { readProcStat } from "../shell/proc.js";
 import type { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import type { ExecutionStatus } from "../storage/types.js";
 import { EXIT } from "./command.js";
@@ -113,8 +110,6 @@ export function exitCodeOf(status: ExecutionStatus, interrupted: boolean): numbe
       return EXIT.ok;
     case "needs_attention":
       return EXIT.attention;
-    case "cancelled":
-      return interrupted ? EXIT.interrupted : EXIT.failed;
     default:
       return interrupted ? EXIT.interrupted : EXIT.failed;
   }
@@ -147,58 +142,4 @@ export function onInterrupt(
     process.off("SIGINT", handler);
     process.off("SIGTERM", handler);
   };
-}
-
-/**
- * A waiting run has no owner in storage (waits hold nothing), so storage alone can't tell a run some
- * terminal still follows from one whose process died. Each foreground process marks the runs it
- * follows with its pid and start time (which survive pid reuse); `slipway resume` leaves those alone.
- * Returns the remover.
- */
-export function markFollowed(dataDir: string, ids: readonly string[]): () => void {
-  me ??= `${JSON.stringify({ pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0 })}\n`;
-  const mark = me;
-  const files = ids.map((id) => join(runLogDir(dataDir, id), FOLLOWER));
-  // Written off the main thread: a run only needs the mark once it is parked (owned by nobody), long
-  // after its start, and a server starts many runs a second.
-  const written = Promise.all(
-    files.map((file) =>
-      mkdir(dirname(file), { recursive: true })
-        .then(() => writeFile(file, mark))
-        .catch(() => undefined),
-    ),
-  );
-  return () => {
-    void written.then(() => {
-      for (const file of files) {
-        // Only our own mark: a later process may have taken the run over after we were presumed dead.
-        if (readFollower(file)?.pid === process.pid) rmSync(file, { force: true });
-      }
-    });
-  };
-}
-
-/** This process's follower mark: its pid and start time never change. */
-let me: string | undefined;
-
-/** The pid of the live process following the run, if there is one. */
-export function liveFollower(dataDir: string, id: string): number | undefined {
-  const follower = readFollower(join(runLogDir(dataDir, id), FOLLOWER));
-  if (!follower || follower.pid === process.pid) return undefined;
-  const stat = readProcStat(follower.pid);
-  return stat && stat.state !== "Z" && stat.startTime === follower.startTime ? follower.pid : undefined;
-}
-
-/** Not `*.pid`: the orphan sweep kills the process groups those name. */
-const FOLLOWER = "follower.json";
-
-function readFollower(file: string): { pid: number; startTime: number } | undefined {
-  try {
-    const value = JSON.parse(readFileSync(file, "utf8")) as { pid?: unknown; startTime?: unknown };
-    return typeof value.pid === "number" && typeof value.startTime === "number"
-      ? { pid: value.pid, startTime: value.startTime }
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }

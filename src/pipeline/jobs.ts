@@ -14,7 +14,7 @@ import type { RunDirectory } from "./concurrency.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expressions.js";
 import { type LogPhase, logFileName, runLogDir } from "./logs.js";
 import type { Pipeline, ReadyCheck, RunJob, Template, Value } from "./model.js";
-import type { Plan, Step } from "./plan.js";
+import { type Plan, type Step, stepLabel } from "./plan.js";
 import type { JobResources } from "./resources.js";
 
 /** What job bodies need from the process that runs them. */
@@ -63,7 +63,7 @@ export async function runJob(
   const skip = skipReason(context, step, input);
   if (skip !== undefined) {
     ctx.progress(`skipped: ${skip}`, { skipped: true });
-    return { [step.action]: { status: "skipped", outputs: {}, reason: skip } };
+    return { [step.action]: skipped(skip) };
   }
   const scope = expressionContext(context, step, input);
   const env = environment(context, step, scope, ctx);
@@ -119,8 +119,7 @@ export async function readyJob(
   const scope: ExpressionContext = { ...expressionContext(context, step, input), outputs: ran.outputs };
   const env = environment(context, step, scope, ctx);
   // The grant its job was admitted with; after a restart the job ran elsewhere: admit the probe anew.
-  const grant =
-    context.runtime.resources?.take(ctx.executionId, step.probes!) ?? (await admit(context, step, ctx));
+  const grant = await heldOrAdmit(context, step, ctx, step.probes!);
   try {
     await probe(context, step, job.ready!, scope, env, ctx);
   } catch (error) {
@@ -148,8 +147,7 @@ export async function undoJob(
   const env = environment(context, step, scope, ctx);
   // An undo needs what its job needed (tearing a stack down takes the swarm lock too): the grant kept
   // from a failed probe, or a new one.
-  const grant =
-    context.runtime.resources?.take(ctx.executionId, step.action) ?? (await admit(context, step, ctx));
+  const grant = await heldOrAdmit(context, step, ctx, step.action);
   try {
     const result = await shell(context, step, ctx, "undo", job.undo, scope, env, DEFAULT_TIMEOUT_MS);
     if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("undo", result));
@@ -189,6 +187,16 @@ async function admit(context: StepContext, step: Step, ctx: ActionContext): Prom
   return resources.admit(ctx, pipeline, step, context.plan.key, context.plan.priority);
 }
 
+/** The grant kept for `action` by an earlier step in this process, or (after a restart) a new one. */
+async function heldOrAdmit(
+  context: StepContext,
+  step: Step,
+  ctx: ActionContext,
+  action: string,
+): Promise<Grant | undefined> {
+  return context.runtime.resources?.take(ctx.executionId, action) ?? (await admit(context, step, ctx));
+}
+
 /** A `wait` job's output when it is skipped instead of waiting, else undefined. */
 export function waitSkip(
   context: StepContext,
@@ -207,16 +215,12 @@ function skipped(reason: string): StepResult {
 function skipReason(context: StepContext, step: Step, input: Values): string | undefined {
   for (const action of step.needs) {
     const need = input[action] as StepResult | undefined;
-    if (need?.status === "skipped") return `needs ${labelOf(context.plan, action)}, which was skipped`;
+    if (need?.status === "skipped") return `needs ${stepLabel(context.plan, action)}, which was skipped`;
   }
   const condition = step.job.if;
   if (condition && !evaluateCondition(condition, expressionContext(context, step, input)))
     return `if: ${condition.source} is false`;
   return undefined;
-}
-
-function labelOf(plan: Plan, action: string): string {
-  return plan.steps.find((s) => s.action === action)?.label ?? action;
 }
 
 /** What expressions in this step read: inputs, its matrix leg, the outputs of the jobs it needs, env. */

@@ -46,6 +46,14 @@ export interface Plan {
   priority: number;
 }
 
+/** How people read a step's action name (`build (linux/amd64)`), from a plan or its outline. */
+export function stepLabel(
+  plan: { steps: readonly { action: string; label: string }[] },
+  action: string,
+): string {
+  return plan.steps.find((s) => s.action === action)?.label ?? action;
+}
+
 /** Plans a run; throws PipelineInputError listing every problem with the request. */
 export function planRun(pipeline: Pipeline, request: RunRequest): Plan {
   const problems: string[] = [];

@@ -5,6 +5,7 @@
  */
 import { time } from "../cli/format.js";
 import { runSpecOf } from "../pipeline/compile.js";
+import { stepLabel } from "../pipeline/plan.js";
 import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
 import { outlineOf, planOf, stepSummary } from "./records.js";
 import type { PlanOutline, QueueEntry, StepSummary } from "./schemas.js";
@@ -57,7 +58,7 @@ export function queueOf(
   extra?: (run: ExecutionRecord, job: string) => Why | undefined,
 ): QueueEntry[] {
   const byAction = new Map(steps.map((s) => [s.job, s]));
-  const labelOf = (action: string) => plan?.steps.find((s) => s.action === action)?.label ?? action;
+  const labelOf = (action: string) => (plan ? stepLabel(plan, action) : action);
   const done = (action: string) => byAction.get(action)?.status === "completed";
   const entries: QueueEntry[] = [];
   // Steps the plan doesn't list (the concurrency gate) come first: everything else is after them.

@@ -6,7 +6,6 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
-import { markFollowed } from "../cli/session.js";
 import { openStorage } from "../cli/state.js";
 import type { Saga } from "../definition/saga.js";
 import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
@@ -29,7 +28,7 @@ import {
   FINAL_STATUSES,
 } from "../storage/types.js";
 import { queueFromStorage } from "./explain.js";
-import { runnerCheck } from "./liveness.js";
+import { markFollowed, runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
 import { findRun, planOf, runDetail, runSummary } from "./records.js";
 import type {

@@ -4,8 +4,12 @@
  * still be on it). A run nobody alive runs may be taken over, after its orphaned jobs are killed.
  */
 
-import { liveFollower } from "../cli/session.js";
+import { readFileSync, rmSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { DEFAULT_LEASE_MS, findDeadExecutors } from "../engine/liveness.js";
+import { runLogDir } from "../pipeline/logs.js";
+import { readProcStat } from "../shell/proc.js";
 import type { ExecutionRecord, Storage } from "../storage/types.js";
 
 /**
@@ -25,4 +29,58 @@ export async function runnerCheck(
       return `run ${record.id} is being followed by a live process (pid ${follower}): left to it`;
     return undefined;
   };
+}
+
+/**
+ * A waiting run has no owner in storage (waits hold nothing), so storage alone can't tell a run some
+ * terminal still follows from one whose process died. Each foreground process marks the runs it
+ * follows with its pid and start time (which survive pid reuse); `slipway resume` leaves those alone.
+ * Returns the remover.
+ */
+export function markFollowed(dataDir: string, ids: readonly string[]): () => void {
+  me ??= `${JSON.stringify({ pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0 })}\n`;
+  const mark = me;
+  const files = ids.map((id) => join(runLogDir(dataDir, id), FOLLOWER));
+  // Written off the main thread: a run only needs the mark once it is parked (owned by nobody), long
+  // after its start, and a server starts many runs a second.
+  const written = Promise.all(
+    files.map((file) =>
+      mkdir(dirname(file), { recursive: true })
+        .then(() => writeFile(file, mark))
+        .catch(() => undefined),
+    ),
+  );
+  return () => {
+    void written.then(() => {
+      for (const file of files) {
+        // Only our own mark: a later process may have taken the run over after we were presumed dead.
+        if (readFollower(file)?.pid === process.pid) rmSync(file, { force: true });
+      }
+    });
+  };
+}
+
+/** This process's follower mark: its pid and start time never change. */
+let me: string | undefined;
+
+/** The pid of the live process following the run, if there is one. */
+export function liveFollower(dataDir: string, id: string): number | undefined {
+  const follower = readFollower(join(runLogDir(dataDir, id), FOLLOWER));
+  if (!follower || follower.pid === process.pid) return undefined;
+  const stat = readProcStat(follower.pid);
+  return stat && stat.state !== "Z" && stat.startTime === follower.startTime ? follower.pid : undefined;
+}
+
+/** Not `*.pid`: the orphan sweep kills the process groups those name. */
+const FOLLOWER = "follower.json";
+
+function readFollower(file: string): { pid: number; startTime: number } | undefined {
+  try {
+    const value = JSON.parse(readFileSync(file, "utf8")) as { pid?: unknown; startTime?: unknown };
+    return typeof value.pid === "number" && typeof value.startTime === "number"
+      ? { pid: value.pid, startTime: value.startTime }
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }

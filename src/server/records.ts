@@ -2,7 +2,7 @@
  * Runs as the API (and the CLI's `--json`) shows them: built from storage records in one place, so
  * `slipway show` embedded, `slipway show --server` and `GET /api/v1/runs/{id}` print the same thing.
  */
-import { runSpecOf } from "../pipeline/compile.js";
+import { runSpecOf, type StepResult } from "../pipeline/compile.js";
 import { parsePipeline } from "../pipeline/parse.js";
 import { type Plan, planRun } from "../pipeline/plan.js";
 import type { ExecutionRecord, ExecutionSnapshot, StepRecord, Storage } from "../storage/types.js";
@@ -34,6 +34,17 @@ export function stepSummary(s: StepRecord): StepSummary {
     undoError: s.undoError?.message ?? null,
     state: s.state,
   };
+}
+
+/** A pipeline step's own result (status, outputs, measured memory...) in its output, when it has one. */
+export function stepResultOf(step: Pick<StepSummary, "job" | "output">): Partial<StepResult> | undefined {
+  return step.output?.[step.job] as Partial<StepResult> | undefined;
+}
+
+/** Why a pipeline step completed without running, or undefined when it ran (or has not ended). */
+export function skippedReason(step: Pick<StepSummary, "job" | "status" | "output">): string | undefined {
+  const result = stepResultOf(step);
+  return step.status === "completed" && result?.status === "skipped" ? (result.reason ?? "") : undefined;
 }
 
 export function runDetail(snapshot: Pick<ExecutionSnapshot, "execution" | "steps">): RunDetail {

@@ -5,7 +5,7 @@
 
 import { formatBytes } from "../../scheduler/format.js";
 import { stepWait } from "../../server/explain.js";
-import { findRun, runDetail, runSummary } from "../../server/records.js";
+import { findRun, runDetail, runSummary, skippedReason, stepResultOf } from "../../server/records.js";
 import type { RunDetail, RunSummary, StepSummary } from "../../server/schemas.js";
 import { remote, runPath, serverClient, serverOptions } from "../client.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
@@ -149,7 +149,7 @@ function criticalPath(run: RunDetail): string | undefined {
   }
   const total = chain.at(-1)!.endedAt! - run.createdAt;
   const parts = chain.map((s) => {
-    const queued = (s.output?.[s.job] as { queuedMs?: unknown } | undefined)?.queuedMs;
+    const queued = stepResultOf(s)?.queuedMs;
     const wait = typeof queued === "number" ? `, ${duration(queued)} queued` : "";
     return `${s.job} ${duration(s.endedAt! - s.startedAt!)}${wait}`;
   });
@@ -159,7 +159,7 @@ function criticalPath(run: RunDetail): string | undefined {
 /** Declared vs measured: `4 GiB / 1.2 GiB` (declared, then the peak of the job's process tree). */
 function memory(run: RunDetail, s: Pick<StepSummary, "job" | "output">): string {
   const declared = run.plan?.steps.find((p) => p.action === s.job)?.memory;
-  const result = s.output?.[s.job] as { peakRssBytes?: unknown; admittedMemoryBytes?: unknown } | undefined;
+  const result = stepResultOf(s);
   const peak = result?.peakRssBytes;
   const measured = typeof peak === "number" && peak > 0 ? formatBytes(peak) : undefined;
   if (declared === undefined && measured === undefined) return "-";
@@ -186,15 +186,9 @@ function pipelineLine(run: RunDetail): string {
   return `${run.pipeline} (${spec.file}${extras.length ? `; ${extras.join("; ")}` : ""})`;
 }
 
-/** A pipeline step that completed without running says so. */
-function skipped(s: StepSummary): string | undefined {
-  const value = s.output?.[s.job] as { status?: unknown; reason?: unknown } | undefined;
-  return s.status === "completed" && value?.status === "skipped" ? String(value.reason ?? "") : undefined;
-}
-
 function state(s: StepSummary): string {
   if (s.queued) return "queued";
-  return skipped(s) === undefined ? s.status : "skipped";
+  return skippedReason(s) === undefined ? s.status : "skipped";
 }
 
 /** Planned steps that have not started, with what they wait for (a run held or rolling back starts nothing). */
@@ -222,7 +216,7 @@ function pending(run: RunDetail): [string, string][] {
 /** What a reader wants next to a job's state: why it failed, or what it waits for. */
 function note(s: StepSummary): string {
   if (s.queued) return s.queued;
-  const skip = skipped(s);
+  const skip = skippedReason(s);
   if (skip !== undefined) return skip;
   if (s.status === "failed" || s.status === "retrying") return s.error ?? "";
   if (s.status === "undo_failed") return `undo: ${s.undoError ?? ""}`;
