@@ -77,7 +77,8 @@ export function outlineOf(plan: Plan | undefined): PlanOutline | null {
       return {
         action: s.action,
         label: s.label,
-        needs: [...s.needs],
+        // What the step waits for: a readiness probe waits for its own job, which waits for the needs.
+        needs: s.probes === undefined ? [...s.needs] : [s.probes],
         ...(memory !== undefined && { memory: memory === "auto" ? ("auto" as const) : memory }),
       };
     }),

@@ -110,6 +110,7 @@ export const planOutline = z.object({
     z.object({
       action: z.string(),
       label: z.string(),
+      /** The steps it starts after (a readiness probe: its own job). */
       needs: z.array(z.string()),
       /** Memory the job declares: bytes, or `auto` (the recent p95 of its measured peaks). */
       memory: z.union([z.number(), z.literal("auto")]).optional(),

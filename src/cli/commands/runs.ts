@@ -124,16 +124,10 @@ function criticalPath(run: RunDetail): string | undefined {
   );
   if (ended.length === 0) return undefined;
   const gates = run.steps.filter((s) => !run.plan?.steps.some((p) => p.action === s.job)).map((s) => s.job);
+  // A root step runs after the concurrency gate, when there is one.
   const before = (job: string): string[] => {
-    const planned = run.plan?.steps.find((p) => p.action === job);
-    const needs = planned?.needs ?? [];
-    // A readiness probe runs after its job; a root step after the concurrency gate.
-    const probed = job.endsWith(".ready") ? [job.slice(0, -".ready".length)] : [];
-    return [
-      ...needs,
-      ...probed,
-      ...(needs.length === 0 && probed.length === 0 ? gates.filter((g) => g !== job) : []),
-    ];
+    const needs = run.plan?.steps.find((p) => p.action === job)?.needs ?? [];
+    return needs.length > 0 ? needs : gates.filter((g) => g !== job);
   };
   const chain: StepSummary[] = [];
   let step: StepSummary | undefined = ended.reduce((a, b) => (b.endedAt! > a.endedAt! ? b : a));
