@@ -1,0 +1,143 @@
+/**
+ * The YAML examples run as their comments say, through the real `slipway` binary: the release of
+ * story 2 publishes the app image last and rolls back, the recipe CI of story 3 fails fast on a
+ * crash loop, the backport of story 1 waits for its build by polling or by a signal.
+ */
+import { cpSync, existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { Project, runId } from "../cli/harness.js";
+
+const examples = fileURLToPath(new URL("../../../examples", import.meta.url));
+
+/** A temporary copy of the examples (pipeline files and fake tools), so their state stays out of the checkout. */
+function project(): Project {
+  const p = new Project();
+  for (const name of readdirSync(examples))
+    if (name.endsWith(".yml")) cpSync(join(examples, name), join(p.dir, name));
+  cpSync(join(examples, "tools"), join(p.dir, "tools"), { recursive: true });
+  return p;
+}
+
+/** Files under `dir`, relative to it, sorted; none when it does not exist. */
+function files(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return (readdirSync(dir, { recursive: true }) as string[])
+    .filter((path) => statSync(join(dir, path)).isFile())
+    .sort();
+}
+
+/** Position of the first line matching `pattern` in a run's plain output; fails when there is none. */
+function lineOf(stdout: string, pattern: RegExp): number {
+  const index = stdout.split("\n").findIndex((line) => pattern.test(line));
+  expect(index, `no line matching ${pattern} in:\n${stdout}`).toBeGreaterThanOrEqual(0);
+  return index;
+}
+
+describe("examples/release.yml (story 2)", () => {
+  it("builds every image, smoke-tests the worker and publishes the app image last", async () => {
+    const p = project();
+    const result = await p.run(["run", "release.yml"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    // Only the amd64 legs: arm64 is opt-in.
+    expect(result.stdout.match(/^\S+ build \(\w+, linux\/amd64\): done$/gm)).toHaveLength(3);
+    expect(result.stdout).not.toContain("linux/arm64");
+    const appStarted = lineOf(result.stdout, /publish-app: started/);
+    for (const before of [/smoke-worker: done/, /publish-worker: done/, /publish-embeddings: done/])
+      expect(lineOf(result.stdout, before)).toBeLessThan(appStarted);
+
+    const registry = join(p.dir, ".registry");
+    const published = files(registry);
+    for (const image of ["app", "worker", "embeddings"]) {
+      expect(published).toContain(join(image, "tags", "1.4.0"));
+      expect(
+        published.filter((f) => f.startsWith(`${image}/sha256-`) || f.startsWith(`${image}/cksum-`)),
+      ).toEqual([expect.stringMatching(/linux-amd64\.img$/)]);
+    }
+  });
+
+  it("builds the arm64 legs when asked", async () => {
+    const p = project();
+    const result = await p.run(["run", "release.yml", "--input", "multiarch=true", "--input", "tag=2.0.0"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/, 10 jobs$/m);
+    expect(result.stdout).toMatch(/build \(embeddings, linux\/arm64\): done/);
+    const images = files(join(p.dir, ".registry")).filter((f) => f.endsWith(".img"));
+    expect(images).toHaveLength(6);
+  });
+
+  it("undoes the publishes already made when the app image fails to publish", async () => {
+    const p = project();
+    const result = await p.run(["run", "release.yml", "--input", "fail_at=publish"]);
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.stdout).toMatch(/^run \S+ compensated/m);
+    expect(result.stdout).toContain("publish-app failed: failed (exit 1): error: pushing app:1.4.0");
+    expect(result.stdout).toMatch(/publish-worker: undone/);
+    expect(result.stdout).toMatch(/publish-embeddings: undone/);
+    // Both undos ran and each said what it removed; the registry is as empty as before the run.
+    expect(result.stdout.match(/\| unpublished (worker|embeddings)@/g)).toHaveLength(2);
+    expect(files(join(p.dir, ".registry"))).toEqual([]);
+  });
+});
+
+describe("examples/recipe-ci.yml (story 3)", () => {
+  it("deploys, waits until the stack is up and runs the light tier only", async () => {
+    const p = project();
+    const result = await p.run(["run", "recipe-ci.yml"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/deploy ready: up after \d+ checks/);
+    expect(result.stdout).toMatch(/test-smoke \| smoke test 3\/3: ok/);
+    expect(result.stdout).toContain('not run: test-e2e (tier "extra" not requested');
+    // The teardown needs both tiers: it ran after the light one, and the stack is gone.
+    expect(result.stdout).toMatch(/teardown \| removed stack gitea/);
+    expect(files(join(p.dir, ".state", "recipe", "stacks"))).toEqual([]);
+  });
+
+  it("fails within seconds on a crash loop, with the reason, and tears the stack down", async () => {
+    const p = project();
+    const started = Date.now();
+    const result = await p.run(["run", "recipe-ci.yml", "--input", "crashloop=true"]);
+    const took = Date.now() - started;
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(took).toBeLessThan(10_000);
+    expect(result.stdout).toMatch(
+      /deploy ready failed: crash loop: 3 probe failures within 60s \(exit 1\): service gitea_db exited with code 1/,
+    );
+    // The probe failed after the deploy completed: the rollback undoes the deploy, tearing the stack down.
+    expect(result.stdout).toMatch(/deploy \| removed stack gitea/);
+    expect(files(join(p.dir, ".state", "recipe", "stacks"))).toEqual([]);
+  });
+});
+
+describe("examples/backport.yml (story 1)", () => {
+  it("submits the build, polls it until it is done and opens the merge request", async () => {
+    const p = project();
+    const result = await p.run(["run", "backport.yml", "--name", "RHEL-1234-c10s-1"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^run \S+ \(RHEL-1234-c10s-1\): backport, 3 jobs$/m);
+    expect(result.stdout).toMatch(/build \| build 1: building/);
+    expect(result.stdout).toMatch(/build \| build 1 succeeded: podman-1\.0-1\.c10s/);
+    expect(p.read(".state/backport/merge-requests/RHEL-1234-c10s.md")).toContain(
+      "Built and verified as podman-1.0-1.c10s by run RHEL-1234-c10s-1.",
+    );
+    // The run name stands for the run id in other commands.
+    const show = await p.run(["show", "RHEL-1234-c10s-1"]);
+    expect(show.stdout).toMatch(/status {4}completed/);
+  });
+
+  it("backport-signal.yml waits for the build-finished signal and reads its payload", async () => {
+    const p = project();
+    const running = p.start(["run", "backport-signal.yml", "--name", "RHEL-1234-c10s-2"]);
+    await running.waitFor(/build-finished: waiting for signal "build-finished"/);
+    const payload = JSON.stringify({ result: "success", nvr: "podman-1.0-2.c10s" });
+    const sent = await p.run(["signal", "RHEL-1234-c10s-2", "build-finished", payload]);
+    expect(sent.code, sent.stderr).toBe(0);
+    const result = await running.done;
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(runId(result.stdout)).toBeTruthy();
+    expect(p.read(".state/backport/merge-requests/RHEL-1234-c10s.md")).toContain(
+      "Built and verified as podman-1.0-2.c10s by run RHEL-1234-c10s-2.",
+    );
+  });
+});

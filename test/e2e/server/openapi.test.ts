@@ -1,0 +1,32 @@
+/** The OpenAPI document describes every route the app serves, and nothing it does not. */
+import { describe, expect, it } from "vitest";
+import { API_PREFIX, createApp } from "../../../src/server/app.js";
+import type { PipelineHost } from "../../../src/server/host.js";
+import { openApiDocument } from "../../../src/server/openapi.js";
+
+describe("OpenAPI document", () => {
+  it("documents exactly the routes the app serves", () => {
+    // Routes are registered without touching the host: a stand-in is enough to list them.
+    const app = createApp({ host: {} as PipelineHost, token: "t" });
+    const served = app.routes
+      .filter((r) => r.method !== "ALL")
+      .map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`);
+    const document = openApiDocument();
+    const documented = Object.entries(document.paths).flatMap(([path, operations]) =>
+      Object.keys(operations).map(
+        (method) => `${method.toUpperCase()} ${path === "/healthz" ? path : `${API_PREFIX}${path}`}`,
+      ),
+    );
+    expect(new Set(served).size).toBe(served.length);
+    expect([...served].sort()).toEqual([...documented].sort());
+  });
+
+  it("refers only to schemas it defines", () => {
+    const document = openApiDocument();
+    const refs = [...JSON.stringify(document).matchAll(/"\$ref":"#\/components\/schemas\/(\w+)"/g)].map(
+      (m) => m[1],
+    );
+    for (const name of refs) expect(document.components.schemas, name).toHaveProperty(name!);
+    expect(JSON.stringify(document)).not.toContain('"$ref":"#"');
+  });
+});

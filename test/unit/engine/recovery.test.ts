@@ -1,0 +1,155 @@
+/** Recovery in one process: executors sharing storage continue only their own sagas, and never the same execution twice. */
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { saga } from "../../../src/definition/saga.js";
+import type { ExecutionRecord, Storage } from "../../../src/storage/types.js";
+import { backends, eventually, harness, within } from "../../helpers.js";
+
+const ran: string[] = [];
+const record = <T>(what: string, value: T): T => {
+  ran.push(what);
+  return value;
+};
+const buildV1 = saga("build", { version: 1 })
+  .action("compile", {
+    produces: { out: z.string() },
+    run: () => record("build v1 compile", { out: "v1" }),
+  })
+  .build();
+const buildV2 = saga("build", { version: 2 })
+  .action("compile", {
+    produces: { out: z.string() },
+    run: () => record("build v2 compile", { out: "v2" }),
+  })
+  .build();
+const sandbox = saga("sandbox", { version: 1 })
+  .action("boot", { run: () => void ran.push("sandbox boot") })
+  .build();
+
+/** Writes an execution as a dead executor left it: owned, mid-way, its owner silent for long. */
+async function leftByDeadExecutor(
+  storage: Storage,
+  id: string,
+  sagaName: string,
+  version: number,
+): Promise<void> {
+  const long = Date.now() - 3_600_000;
+  await storage.upsertExecutor({
+    id: "ghost",
+    host: "elsewhere",
+    pid: 1,
+    startedAt: long,
+    heartbeatAt: long,
+  });
+  const record: ExecutionRecord = {
+    id,
+    saga: sagaName,
+    version,
+    status: "running",
+    input: {},
+    runName: null,
+    owner: "ghost",
+    revision: 0,
+    wakeAt: null,
+    cancelRequested: null,
+    cause: null,
+    error: null,
+    createdAt: long,
+    updatedAt: long,
+    endedAt: null,
+  };
+  const [result] = await storage.commit([{ executionId: id, owner: "ghost", create: record }]);
+  expect(result).toBe("ok");
+}
+
+describe.each(backends)("recovery on $name", (backend) => {
+  it("continues only the sagas an executor owns, skipping the others without error", async () => {
+    const h = harness(backend);
+    ran.length = 0;
+    await h.storage.init();
+    await leftByDeadExecutor(h.storage, "b-1", "build", 2);
+    await leftByDeadExecutor(h.storage, "s-1", "sandbox", 1);
+    const builds = await h.executor({ sagas: [buildV2] });
+    expect((await within(builds.result("b-1"), "build recovery")).status).toBe("completed");
+    expect((await h.storage.getExecution("s-1"))!.status).toBe("running"); // not touched
+    expect(ran).toEqual(["build v2 compile"]);
+    const sandboxes = await h.executor({ sagas: [sandbox] });
+    expect((await within(sandboxes.result("s-1"), "sandbox recovery")).status).toBe("completed");
+    expect(ran).toEqual(["build v2 compile", "sandbox boot"]);
+  });
+
+  it("reports an execution of an unregistered version as needing attention, and resumes it once registered", async () => {
+    const h = harness(backend);
+    ran.length = 0;
+    await h.storage.init();
+    await leftByDeadExecutor(h.storage, "old", "build", 1);
+    const current = await h.executor({ sagas: [buildV2] });
+    const result = await within(current.result("old"), "needs attention");
+    expect(result.status).toBe("needs_attention");
+    expect(result.error?.message).toMatch(/saga build v1 is not registered with this executor \(it has v2\)/);
+    expect(ran).toEqual([]);
+    await current.close();
+    const both = await h.executor({ sagas: [buildV1, buildV2] });
+    await both.resume("old");
+    expect((await within(both.result("old"), "resumed")).status).toBe("completed");
+    expect(ran).toEqual(["build v1 compile"]);
+  });
+
+  it("never lets two executors run one execution; the second takes over only when the first is gone", async () => {
+    const h = harness(backend);
+    let runs = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const guarded = saga("guarded", { version: 1 })
+      .action("work", {
+        run: async () => {
+          runs++;
+          await gate;
+        },
+      })
+      .build();
+    const first = await h.executor({ sagas: [guarded] });
+    const second = await h.executor({ sagas: [guarded] });
+    const handle = await first.start(guarded, {});
+    await eventually(() => runs === 1, "the action to start");
+    expect(await second.recover()).toBe(0);
+    expect(await h.storage.claim({ executionId: handle.id, owner: second.owner })).toBeUndefined();
+    // The first executor stops (releasing the execution); the second continues it, re-running the
+    // interrupted action once.
+    const closing = first.close();
+    release();
+    await closing;
+    expect(await second.recover()).toBe(1);
+    expect((await within(second.result(handle.id), "completion")).status).toBe("completed");
+    expect(runs).toBe(2);
+  });
+});
+
+describe.each(backends)("versions on $name", (backend) => {
+  it("leaves executions of a newer version to the executors that have it", async () => {
+    const h = harness(backend);
+    ran.length = 0;
+    await h.storage.init();
+    await leftByDeadExecutor(h.storage, "new", "build", 2);
+    const old = await h.executor({ sagas: [buildV1] });
+    expect(await old.recover()).toBe(0);
+    expect((await h.storage.getExecution("new"))!.status).toBe("running");
+    const current = await h.executor({ sagas: [buildV2] });
+    expect((await within(current.result("new"), "recovery")).status).toBe("completed");
+    expect(ran).toEqual(["build v2 compile"]);
+  });
+
+  it("registers sagas after open and forgets them: a server compiles one per plan and drops it when done", async () => {
+    const h = harness(backend);
+    ran.length = 0;
+    const executor = await h.executor({ sagas: [] });
+    expect(executor.registered(buildV1.name, buildV1.version)).toBe(false);
+    expect(executor.register(buildV1)).toBe(true);
+    expect(executor.register(buildV1)).toBe(false);
+    const run = await executor.start(buildV1, {});
+    expect((await within(run.result(), "the run")).status).toBe("completed");
+    executor.unregister(buildV1);
+    expect(executor.registered(buildV1.name, buildV1.version)).toBe(false);
+    await expect(executor.start(buildV1, {})).rejects.toThrow(/is not registered/);
+  });
+});

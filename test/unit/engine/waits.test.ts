@@ -1,0 +1,231 @@
+/** Durable waits: signals (early, late, cross-executor, timeouts, bad payloads), sleeps and polls. */
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { saga } from "../../../src/definition/saga.js";
+import { SlipwayError, ValidationError } from "../../../src/errors.js";
+import { backends, eventually, harness, within } from "../../helpers.js";
+
+const approval = saga("approval", { version: 1, input: { change: z.string() } })
+  .action("prepare", {
+    reads: ["change"],
+    produces: { plan: z.string() },
+    run: ({ change }) => ({ plan: `plan ${change}` }),
+  })
+  .waitForSignal("approve", {
+    signal: "approved",
+    produces: { by: z.string() },
+    after: ["prepare"],
+    timeoutMs: 60_000,
+  })
+  .action("apply", {
+    reads: ["plan", "by"],
+    produces: { applied: z.string() },
+    run: ({ plan, by }) => ({ applied: `${plan} by ${by}` }),
+  })
+  .build();
+
+describe.each(backends)("durable waits on $name", (backend) => {
+  it("holds nothing in memory while waiting, and the payload becomes the output", async () => {
+    const h = harness(backend);
+    const executor = await h.executor({ sagas: [approval] });
+    const handle = await executor.start(approval, { change: "c1" });
+    await eventually(async () => (await executor.get(handle.id))?.execution.status === "waiting", "the wait");
+    expect(executor.activeExecutions).toBe(0);
+    expect((await executor.get(handle.id))!.execution.owner).toBeNull();
+    await executor.signal(handle.id, "approved", { by: "alice" });
+    const result = await within(handle.result(), "completion after the signal");
+    expect(result.status).toBe("completed");
+    expect(result.output.applied).toBe("plan c1 by alice");
+  });
+
+  it("keeps a signal that arrives before the wait starts", async () => {
+    const h = harness(backend);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const early = saga("early", { version: 1 })
+      .action("slow", { run: () => gate })
+      .waitForSignal("go", { signal: "go", produces: { n: z.number() }, after: ["slow"] })
+      .build();
+    const executor = await h.executor({ sagas: [early] });
+    const handle = await executor.start(early, {});
+    await executor.signal(handle.id, "go", { n: 1 });
+    await executor.signal(handle.id, "go", { n: 2 });
+    release();
+    const result = await within(handle.result(), "completion");
+    expect(result.output.n).toBe(1); // the oldest signal is consumed first
+  });
+
+  it("wakes an execution for a signal sent through another executor (another process)", async () => {
+    const h = harness(backend);
+    const runner = await h.executor({ sagas: [approval] });
+    const handle = await runner.start(approval, { change: "c2" });
+    await eventually(async () => (await runner.get(handle.id))?.execution.status === "waiting", "the wait");
+    const other = await h.executor({ sagas: [] });
+    await other.signal(handle.id, "approved", { by: "bob" });
+    const result = await within(runner.result(handle.id), "completion");
+    expect(result.output.applied).toBe("plan c2 by bob");
+  });
+
+  it("rejects a payload that does not fit, persisting nothing; and signals to ended executions", async () => {
+    const h = harness(backend);
+    const executor = await h.executor({ sagas: [approval] });
+    const handle = await executor.start(approval, { change: "c3" });
+    await expect(executor.signal(handle.id, "approved", { by: 42 })).rejects.toThrow(ValidationError);
+    expect(await h.storage.lastSignalSeq()).toBe(0);
+    await executor.signal(handle.id, "approved", { by: "carol" });
+    await within(handle.result(), "completion");
+    await expect(executor.signal(handle.id, "approved", { by: "dave" })).rejects.toThrow(SlipwayError);
+    await expect(executor.signal("no-such-id", "approved", {})).rejects.toThrow(/no execution no-such-id/);
+  });
+
+  it("times a signal wait out and compensates", async () => {
+    const h = harness(backend);
+    const undone: string[] = [];
+    const impatient = saga("impatient", { version: 1 })
+      .action("reserve", {
+        produces: { slot: z.string() },
+        run: () => ({ slot: "s" }),
+        undo: () => void undone.push("reserve"),
+      })
+      .waitForSignal("approve", { signal: "approved", after: ["reserve"], timeoutMs: 50 })
+      .build();
+    const executor = await h.executor({ sagas: [impatient] });
+    const result = await within((await executor.start(impatient, {})).result(), "timeout");
+    expect(result.status).toBe("compensated");
+    expect(result.cause).toMatchObject({
+      action: "approve",
+      error: { message: `no signal "approved" arrived within 50 ms` },
+    });
+    expect(undone).toEqual(["reserve"]);
+  });
+
+  it("sleeps durably, for a duration and until a time", async () => {
+    const h = harness(backend);
+    const napper = saga("napper", { version: 1, input: { at: z.number() } })
+      .sleep("short", { durationMs: 30 })
+      .sleep("until", { reads: ["at"], until: ({ at }) => at, after: ["short"] })
+      .build();
+    const executor = await h.executor({ sagas: [napper] });
+    const started = Date.now();
+    const result = await within((await executor.start(napper, { at: started + 80 })).result(), "sleeps");
+    expect(result.status).toBe("completed");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(78);
+  });
+
+  it("polls until done, holding nothing between checks", async () => {
+    const h = harness(backend);
+    let checks = 0;
+    const external = saga("external", { version: 1 })
+      .poll("build", {
+        produces: { artifact: z.string() },
+        everyMs: 20,
+        timeoutMs: 5_000,
+        check: () =>
+          ++checks < 4
+            ? { done: false, message: `queued (${checks})` }
+            : { done: true, output: { artifact: "pkg.rpm" } },
+      })
+      .build();
+    const executor = await h.executor({ sagas: [external], evictAfterMs: 10 });
+    const handle = await executor.start(external, {});
+    const result = await within(handle.result(), "poll");
+    expect(result.output.artifact).toBe("pkg.rpm");
+    expect(checks).toBe(4);
+  });
+
+  it("fails a poll that never reports done by its timeout", async () => {
+    const h = harness(backend);
+    const never = saga("never", { version: 1 })
+      .poll("build", { everyMs: 10, timeoutMs: 60, check: () => ({ done: false }) })
+      .build();
+    const executor = await h.executor({ sagas: [never] });
+    const result = await within((await executor.start(never, {})).result(), "poll timeout");
+    expect(result.status).toBe("compensated");
+    expect(result.cause).toMatchObject({ action: "build", error: { name: "TimeoutError" } });
+  });
+
+  it("cancels an execution that waits unowned", async () => {
+    const h = harness(backend);
+    const undone: string[] = [];
+    const cancellable = saga("cancellable", { version: 1 })
+      .action("reserve", {
+        produces: { slot: z.string() },
+        run: () => ({ slot: "s" }),
+        undo: () => void undone.push("reserve"),
+      })
+      .waitForSignal("approve", { signal: "approved", after: ["reserve"] })
+      .build();
+    const executor = await h.executor({ sagas: [cancellable] });
+    const handle = await executor.start(cancellable, {});
+    await eventually(async () => (await executor.get(handle.id))?.execution.status === "waiting", "the wait");
+    const other = await h.executor({ sagas: [] });
+    await other.cancel(handle.id, "no longer needed");
+    const result = await within(executor.result(handle.id), "cancel");
+    expect(result.status).toBe("cancelled");
+    expect(undone).toEqual(["reserve"]);
+  });
+});
+
+describe.each(backends)("wait edge cases on $name", (backend) => {
+  it("fails only the action when a sleep's time cannot be computed", async () => {
+    const h = harness(backend);
+    const broken = saga("broken-sleep", { version: 1 })
+      .sleep("nap", {
+        until: () => {
+          throw new Error("no calendar");
+        },
+      })
+      .build();
+    const executor = await h.executor({ sagas: [broken] });
+    const result = await within((await executor.start(broken, {})).result(), "failure");
+    expect(result.status).toBe("compensated");
+    expect(result.cause).toMatchObject({ action: "nap", error: { message: "no calendar" } });
+  });
+
+  it("retries a poll whose check throws, without spinning on stale timers", async () => {
+    const h = harness(backend);
+    let checks = 0;
+    const flaky = saga("flaky-poll", { version: 1 })
+      .poll("build", {
+        produces: { ok: z.boolean() },
+        everyMs: 30,
+        retry: { maxAttempts: 2, initialDelayMs: 30 },
+        check: () => {
+          checks++;
+          if (checks === 1) throw new Error("build service 503");
+          return checks < 3 ? { done: false } : { done: true, output: { ok: true } };
+        },
+      })
+      .build();
+    const executor = await h.executor({ sagas: [flaky], evictAfterMs: 10_000 });
+    const timers = { count: 0 };
+    const original = globalThis.setTimeout;
+    globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+      timers.count++;
+      return original(...args);
+    }) as typeof setTimeout;
+    try {
+      const result = await within((await executor.start(flaky, {})).result(), "poll");
+      expect(result.status).toBe("completed");
+      expect(checks).toBe(3);
+      // A handful of timers (retry, checks, group commits), not hundreds of zero-delay re-arms.
+      expect(timers.count).toBeLessThan(40);
+    } finally {
+      globalThis.setTimeout = original;
+    }
+  });
+
+  it("cuts off a hanging poll check at the poll's deadline", async () => {
+    const h = harness(backend);
+    const hanging = saga("hanging-poll", { version: 1 })
+      .poll("build", { everyMs: 10, timeoutMs: 80, check: () => new Promise<never>(() => {}) })
+      .build();
+    const executor = await h.executor({ sagas: [hanging], abortGraceMs: 10 });
+    const result = await within((await executor.start(hanging, {})).result(), "poll timeout", 2_000);
+    expect(result.status).toBe("compensated");
+    expect(result.cause).toMatchObject({
+      action: "build",
+      error: { name: "TimeoutError", message: "the poll did not report done within 80 ms" },
+    });
+  });
+});

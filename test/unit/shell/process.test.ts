@@ -1,0 +1,262 @@
+/** runShell: exit codes, outputs, logging and masking, streaming, and that no process of a job survives it. */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { processStartTime } from "../../../src/shell/orphans.js";
+import { groupMembers, readProcStat } from "../../../src/shell/proc.js";
+import {
+  masker,
+  type ProcessIdentity,
+  parseOutputs,
+  runShell,
+  type ShellOptions,
+} from "../../../src/shell/process.js";
+import { tempDir, within } from "../../helpers.js";
+
+const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+const groups: number[] = [];
+
+afterEach(() => {
+  // A failed test must not leave its job running.
+  for (const pgid of groups.splice(0)) {
+    try {
+      process.kill(-pgid, "SIGKILL");
+    } catch {}
+  }
+});
+
+/** Runs a script in a fresh directory, remembering its group for cleanup. */
+async function run(script: string, options: Partial<ShellOptions> = {}, limitMs = 10_000) {
+  const dir = options.cwd ?? tempDir();
+  const logFile = options.logFile ?? join(dir, "logs", "attempt-1.log");
+  let identity: ProcessIdentity | undefined;
+  const result = await within(
+    runShell({
+      script,
+      cwd: dir,
+      env,
+      ...options,
+      logFile,
+      onSpawn: (id) => {
+        identity = id;
+        groups.push(id.pgid);
+        options.onSpawn?.(id);
+      },
+    }),
+    `script ${JSON.stringify(script)}`,
+    limitMs,
+  );
+  return { result, dir, log: readFileSync(logFile, "utf8"), identity: identity! };
+}
+
+/** The pid of a background process the script wrote to `file`. */
+function pidIn(dir: string, file: string): number {
+  return Number(readFileSync(join(dir, file), "utf8").trim());
+}
+
+function alive(pid: number): boolean {
+  const stat = readProcStat(pid);
+  return stat !== undefined && stat.state !== "Z";
+}
+
+describe("runShell", () => {
+  it("reports exit codes, with -e and pipefail in effect", async () => {
+    expect((await run("exit 3")).result).toMatchObject({ exitCode: 3, signal: null, outcome: "exited" });
+    expect((await run("true")).result.exitCode).toBe(0);
+    const stopped = await run("false\necho not reached");
+    expect(stopped.result.exitCode).toBe(1);
+    expect(stopped.log).not.toContain("not reached");
+    expect((await run("false | true")).result.exitCode).toBe(1);
+  });
+
+  it("reads key=value and multi-line outputs from $SLIPWAY_OUTPUT", async () => {
+    const dir = tempDir();
+    const outputFile = join(dir, "out", "outputs.txt");
+    writeFileSync(join(dir, "stale"), ""); // the file is truncated before start, not appended to
+    const { result } = await run(
+      [
+        'echo "image=shop:1.0" >> "$SLIPWAY_OUTPUT"',
+        'echo "query=a=b" >> "$SLIPWAY_OUTPUT"',
+        "{ echo 'notes<<EOF'; echo 'line 1'; echo ''; echo 'line 3'; echo EOF; } >> \"$SLIPWAY_OUTPUT\"",
+        'echo "empty=" >> "$SLIPWAY_OUTPUT"',
+      ].join("\n"),
+      { outputFile },
+    );
+    expect(result.outputs).toEqual({ image: "shop:1.0", query: "a=b", notes: "line 1\n\nline 3", empty: "" });
+  });
+
+  it("rejects malformed outputs of a successful script, ignores them for a failed one", async () => {
+    const dir = tempDir();
+    const outputFile = join(dir, "outputs.txt");
+    await expect(run("echo 'notes<<EOF' >> \"$SLIPWAY_OUTPUT\"", { outputFile })).rejects.toThrow(
+      /invalid \$SLIPWAY_OUTPUT .*no closing "EOF" line/,
+    );
+    const failed = await run(
+      "echo 'a=1' >> \"$SLIPWAY_OUTPUT\"; echo 'notes<<EOF' >> \"$SLIPWAY_OUTPUT\"; exit 2",
+      {
+        outputFile,
+      },
+    );
+    expect(failed.result).toMatchObject({ exitCode: 2, outputs: { a: "1" } });
+  });
+
+  it("parses outputs with CRLF line ends and reports lines that are neither form", () => {
+    expect(parseOutputs("a=1\r\nb<<X\r\nx\r\ny\r\nX\r\n")).toEqual({
+      outputs: { a: "1", b: "x\ny" },
+      problems: [],
+    });
+    expect(parseOutputs("a=1\nnonsense\n").problems).toEqual([
+      "line 2: expected key=value or key<<DELIMITER",
+    ]);
+  });
+
+  it("logs each line with a timestamp and its stream, secrets masked everywhere", async () => {
+    const lines: string[] = [];
+    const { result, log } = await run(
+      "echo 'token hunter2-long and hunter2'\necho 'to stderr' >&2\necho 'pw: s3cr$t.'",
+      {
+        mask: ["hunter2", "hunter2-long", "", "s3cr$t."],
+        onLine: (stream, line) => lines.push(`${stream} ${line}`),
+      },
+    );
+    const entries = log.trimEnd().split("\n");
+    expect(entries).toHaveLength(3);
+    for (const entry of entries) expect(entry).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (out|err) /);
+    expect(entries.map((e) => e.slice(25)).sort()).toEqual([
+      "err to stderr",
+      "out pw: ***",
+      "out token *** and ***",
+    ]);
+    expect(log).not.toContain("hunter2");
+    expect(lines.sort()).toEqual(["err to stderr", "out pw: ***", "out token *** and ***"]);
+    expect(result.tail.sort()).toEqual(["pw: ***", "to stderr", "token *** and ***"]);
+  });
+
+  it("masks each line of a multi-line secret, and nothing for blank ones", () => {
+    const mask = masker(["line-one\nline-two", " "]);
+    expect(mask("a line-one b line-two c")).toBe("a *** b *** c");
+  });
+
+  it("streams lines while the script runs; handles CRLF, split UTF-8 and a last line without newline", async () => {
+    const dir = tempDir();
+    const seen: string[] = [];
+    const { result } = await run(
+      // Waits for a file that only the onLine callback creates: deadlocks unless lines arrive as written.
+      "echo first\nwhile [ ! -e go ]; do sleep 0.01; done\nprintf '\\303'; sleep 0.05; printf '\\251t\\303\\251\\r\\nlast'",
+      {
+        cwd: dir,
+        onLine: (_stream, line) => {
+          seen.push(line);
+          if (line === "first") writeFileSync(join(dir, "go"), "");
+        },
+      },
+    );
+    expect(result.exitCode).toBe(0);
+    expect(seen).toEqual(["first", "été", "last"]);
+  });
+
+  it("keeps only the last lines in tail", async () => {
+    const { result } = await run("for i in $(seq 1 50); do echo line $i; done");
+    expect(result.tail).toHaveLength(20);
+    expect(result.tail.at(-1)).toBe("line 50");
+    expect(result.tail[0]).toBe("line 31");
+  });
+
+  it("kills background processes the script left behind, then removes the pid file", async () => {
+    const dir = tempDir();
+    const pidFile = join(dir, "run", "job.pid");
+    let recorded: unknown;
+    const { result, identity } = await run("sleep 300 &\necho $! > bg.pid\necho done", {
+      cwd: dir,
+      pidFile,
+      onSpawn: () => {
+        recorded = JSON.parse(readFileSync(pidFile, "utf8"));
+      },
+    });
+    expect(result).toMatchObject({ exitCode: 0, outcome: "exited" });
+    expect(recorded).toEqual(identity);
+    expect(identity.startTime).toBe(processStartTime(identity.pgid) ?? identity.startTime);
+    expect(identity.bootId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(result.durationMs).toBeLessThan(5_000);
+    expect(alive(pidIn(dir, "bg.pid"))).toBe(false);
+    expect(groupMembers(identity.pgid)).toEqual([]);
+    expect(existsSync(pidFile)).toBe(false);
+  });
+
+  it("on timeout, terminates the whole group, grandchildren included", async () => {
+    const dir = tempDir();
+    const { result, identity } = await run("sleep 300 &\necho $! > bg.pid\nsleep 300", {
+      cwd: dir,
+      timeoutMs: 300,
+      graceMs: 2_000,
+    });
+    expect(result).toMatchObject({ outcome: "timeout", exitCode: null, signal: "SIGTERM" });
+    expect(result.durationMs).toBeLessThan(2_000); // sleep dies of TERM: no wait for the SIGKILL
+    expect(alive(pidIn(dir, "bg.pid"))).toBe(false);
+    expect(groupMembers(identity.pgid)).toEqual([]);
+  });
+
+  it("on abort, lets a script that traps TERM exit cleanly and quickly", async () => {
+    const controller = new AbortController();
+    const { result, log } = await run(
+      "trap 'echo cleaning up; exit 7' TERM\necho ready\nwhile true; do sleep 0.05; done",
+      {
+        signal: controller.signal,
+        graceMs: 10_000,
+        onLine: (_stream, line) => line === "ready" && controller.abort(),
+      },
+    );
+    expect(result).toMatchObject({ outcome: "aborted", exitCode: 7, signal: null });
+    expect(result.durationMs).toBeLessThan(3_000);
+    expect(log).toContain("out cleaning up");
+  });
+
+  it("escalates to SIGKILL after graceMs when the script ignores TERM", async () => {
+    const controller = new AbortController();
+    const { result, identity } = await run("trap '' TERM\necho ready\nwhile true; do sleep 0.05; done", {
+      signal: controller.signal,
+      graceMs: 200,
+      onLine: (_stream, line) => line === "ready" && controller.abort(),
+    });
+    expect(result).toMatchObject({ outcome: "aborted", exitCode: null, signal: "SIGKILL" });
+    expect(result.durationMs).toBeGreaterThanOrEqual(200);
+    expect(groupMembers(identity.pgid)).toEqual([]);
+  });
+
+  it("does not start when already aborted", async () => {
+    const dir = tempDir();
+    const result = await runShell({
+      script: "touch ran",
+      cwd: dir,
+      env,
+      logFile: join(dir, "log"),
+      signal: AbortSignal.abort(),
+    });
+    expect(result.outcome).toBe("aborted");
+    expect(existsSync(join(dir, "ran"))).toBe(false);
+  });
+
+  it("samples the peak resident memory of the group", async () => {
+    // 50 MB, filled so the pages are resident, held for 0.6 s: at least two samples.
+    const hold = "const b = Buffer.alloc(50 * 1024 * 1024, 1); setTimeout(() => console.log(b.length), 600)";
+    const { result } = await run(`"${process.execPath}" -e '${hold}'`);
+    expect(result.exitCode).toBe(0);
+    expect(result.peakRssBytes).toBeGreaterThan(50 * 1024 * 1024);
+  });
+
+  it("rejects a missing working directory by name", async () => {
+    const dir = tempDir();
+    const missing = join(dir, "nope");
+    await expect(runShell({ script: "true", cwd: missing, env, logFile: join(dir, "log") })).rejects.toThrow(
+      `working directory ${missing} does not exist`,
+    );
+  });
+
+  it("falls back to sh when there is no bash on PATH", async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "empty"));
+    const { result, log } = await run('echo "$0"', { env: { PATH: join(dir, "empty") } });
+    expect(result.exitCode).toBe(0);
+    expect(log).toMatch(/ out \/bin\/sh\n$/);
+  });
+});
