@@ -21,7 +21,7 @@ import {
 } from "./common.js";
 import { type BenchServer, pool, startServer } from "./server.js";
 
-/** What these phases read of the API's answers (src/server/schemas.ts). */
+/** What these phases read of the API's answers (src/runs/schemas.ts). */
 interface SubmitResponse {
   id: string;
 }

@@ -7,6 +7,8 @@ export type ErrorCode =
   | "invalid_output"
   | "not_found"
   | "conflict"
+  /** The same idempotency key came with a different request than the first time. */
+  | "idempotency_conflict"
   | "not_registered"
   | "timeout"
   | "cancelled"

@@ -1,20 +1,21 @@
 /**
  * Following runs in the foreground: show their events, cancel them on the first interrupt, and
- * return the exit code that sums them up (the worst of them) once all have ended.
+ * return the exit code that sums them up (the worst of them) once all have stopped. The same for runs
+ * hosted by this process and runs on a server: both come through the runs service.
  */
-import type { ExecutionResult } from "../engine/executor.js";
-import { type Plan, stepLabel } from "../pipeline/plan.js";
-import { markFollowed } from "../server/liveness.js";
-import { outlineOf, runDetail, skippedReason } from "../server/records.js";
-import type { PlanOutline, RunDetail } from "../server/schemas.js";
-import type { Io } from "./command.js";
+import { stepLabel } from "../pipeline/plan.js";
+import { skippedReason } from "../runs/records.js";
+import type { PlanOutline, RunDetail } from "../runs/schemas.js";
+import type { RunService } from "../runs/service.js";
+import type { ExecutionStatus } from "../storage/types.js";
+import { EXIT, type Io } from "./command.js";
 import { duration } from "./format.js";
-import { exitCodeOf, onInterrupt, type Session } from "./session.js";
 import { createView, type ViewMode } from "./view.js";
 
+/** A run to follow, after the event seq `after` (0: from its start). */
 export interface Followed {
   id: string;
-  plan: Plan;
+  after: number;
 }
 
 /** How output is shown: `--json` wins; a terminal gets the live table; anything else plain lines. */
@@ -24,55 +25,46 @@ export function viewMode(json: boolean | undefined): ViewMode {
 }
 
 /**
- * Follows the runs until every one has ended, while `begin` starts or continues them (events are
- * listened to first, so none is missed). Returns the worst exit code.
+ * Shows the runs' events until every one has stopped (ended, held, or needing attention), then each
+ * one's summary; the first interrupt cancels them (their undos run), a second exits at once. Returns
+ * the worst exit code.
  */
 export async function follow(
-  session: Session,
-  runs: readonly Followed[],
+  runs: RunService,
+  followed: readonly Followed[],
   mode: ViewMode,
   io: Io,
-  begin: () => Promise<void>,
 ): Promise<number> {
-  const { executor } = session;
-  const view = createView(mode, io, new Map(runs.map((r) => [r.id, r.plan])));
-  const stops = runs.map((run) => executor.on((event) => view.event(event), run.id));
-  const unmark = markFollowed(
-    session.dataDir,
-    runs.map((run) => run.id),
-  );
+  const plans = new Map<string, PlanOutline>();
+  for (const run of followed)
+    plans.set(run.id, (await runs.show(run.id)).plan ?? { steps: [], excluded: [] });
+  const view = createView(mode, io, plans);
   let interrupted = false;
   const uninstall = onInterrupt((signal) => {
     interrupted = true;
-    for (const run of runs) void executor.cancel(run.id, `interrupted (${signal})`).catch(() => {});
+    for (const run of followed) void runs.cancel(run.id, `interrupted (${signal})`).catch(() => {});
   }, io);
   try {
-    await begin();
-    const results = await Promise.all(runs.map((run) => executor.result(run.id)));
+    await Promise.all(
+      followed.map(async (run) => {
+        for await (const event of await runs.events(run.id, { after: run.after })) view.event(event);
+      }),
+    );
     view.close();
-    let worst = 0;
-    for (const result of results) {
-      const run = runs.find((r) => r.id === result.id)!;
-      if (mode !== "json") io.out(await summary(session, result, run.plan));
-      worst = Math.max(worst, exitCodeOf(result.status, interrupted));
+    let worst: number = EXIT.ok;
+    for (const run of followed) {
+      const final = await runs.show(run.id);
+      if (mode !== "json") io.out(summaryText(final, plans.get(run.id)!));
+      worst = Math.max(worst, exitCodeOf(final.status, interrupted));
     }
     return worst;
   } finally {
     view.close();
-    unmark();
     uninstall();
-    for (const stop of stops) stop();
   }
 }
 
 /** The closing lines of a run: how it ended, why, and what to do next. */
-async function summary(session: Session, result: ExecutionResult, plan: Plan): Promise<string> {
-  const info = await session.executor.get(result.id);
-  if (!info) return `run ${result.id} ${result.status}\n`;
-  return summaryText({ ...runDetail(info), status: result.status }, outlineOf(plan)!);
-}
-
-/** The closing lines of a run, from what the API shows of it (embedded or from a server alike). */
 export function summaryText(
   run: Pick<RunDetail, "id" | "status" | "createdAt" | "endedAt" | "cause" | "error" | "steps">,
   plan: Pick<PlanOutline, "steps" | "excluded">,
@@ -97,4 +89,45 @@ export function summaryText(
   if (run.status === "waiting" || run.status === "running")
     lines.push(`  continue with: slipway resume ${run.id}`);
   return `${lines.join("\n")}\n`;
+}
+
+/** 0 completed; 1 failed (undone or held); 3 an undo failed; 130 cancelled after an interrupt. */
+export function exitCodeOf(status: ExecutionStatus, interrupted: boolean): number {
+  switch (status) {
+    case "completed":
+      return EXIT.ok;
+    case "needs_attention":
+      return EXIT.attention;
+    default:
+      return interrupted ? EXIT.interrupted : EXIT.failed;
+  }
+}
+
+/**
+ * The first SIGINT or SIGTERM calls `cancel` (nothing new starts, running jobs are stopped, undos
+ * run); a second one exits at once, leaving the runs for `slipway resume`. Returns the uninstaller.
+ */
+export function onInterrupt(
+  cancel: (signal: NodeJS.Signals) => void,
+  io: { err(text: string): void },
+): () => void {
+  let count = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    count++;
+    if (count === 1) {
+      io.err(
+        `\n${signal}: cancelling (undoing what was done); press Ctrl-C again to stop at once and resume later\n`,
+      );
+      cancel(signal);
+    } else {
+      io.err(`\n${signal} again: stopping now; run "slipway resume" to continue\n`);
+      process.exit(EXIT.interrupted);
+    }
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
 }

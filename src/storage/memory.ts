@@ -19,6 +19,7 @@ import type {
   Storage,
   Transition,
 } from "./types.js";
+import { FINAL_STATUSES } from "./types.js";
 
 /*
  * Records are kept as JSON text of "rows" laid out like the SQLite columns: JSON-valued fields are
@@ -139,6 +140,18 @@ export class MemoryStorage implements Storage {
     this.check();
     const row = this.row(executionId);
     return row && toExecution(row);
+  }
+
+  async deleteExecution(executionId: string): Promise<boolean> {
+    this.check();
+    const row = this.row(executionId);
+    if (!row || !FINAL_STATUSES.includes(row.status)) return false;
+    this.executions.delete(executionId);
+    this.steps.delete(executionId);
+    this.events.delete(executionId);
+    for (const seq of this.signalsOf.get(executionId) ?? []) this.signals.delete(seq);
+    this.signalsOf.delete(executionId);
+    return true;
   }
 
   async getExecutions(executionIds: readonly string[]): Promise<(ExecutionRecord | undefined)[]> {

@@ -220,6 +220,11 @@ export interface Storage {
   /** Optional: `getExecution` for many ids in one read, one result per id, in order. */
   getExecutions?(executionIds: readonly string[]): Promise<(ExecutionRecord | undefined)[]>;
   listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]>;
+  /**
+   * Removes an ended execution (completed, compensated, cancelled) with its steps, events and
+   * signals, in one transaction. False when there is none, or it has not ended: a live one is kept.
+   */
+  deleteExecution(executionId: string): Promise<boolean>;
   /** Earliest `wakeAt` among unowned executions of these sagas in these statuses. */
   nextWakeAt(sagas: readonly string[]): Promise<number | undefined>;
   /** History in seq order, optionally only after a seq. */

@@ -1,9 +1,6 @@
-/** `slipway logs`: a run's job output, from the per-attempt log files (or a server); `-f` follows until the run ends. */
-import { openLogs } from "../../server/logs.js";
-import { remote, runPath, serverClient, serverOptions } from "../client.js";
+/** `slipway logs`: a run's job output, from its per-attempt log files; `-f` follows until the run ends. */
 import { type Command, EXIT, parse, UsageError } from "../command.js";
-import { dataDir, dbOption, dbPath, openStorage } from "../state.js";
-import { findRun } from "./runs.js";
+import { connectionOptions, withRuns } from "../connect.js";
 
 export const logs: Command = {
   name: "logs",
@@ -17,38 +14,15 @@ export const logs: Command = {
   async run(args, io) {
     const { values, positionals } = parse(
       args,
-      { ...dbOption, ...serverOptions, follow: { type: "boolean", short: "f" } },
+      { ...connectionOptions, follow: { type: "boolean", short: "f" } },
       2,
     );
     const [ref, job] = positionals;
     if (ref === undefined) throw new UsageError("logs needs a run id or name");
-    const client = serverClient(values);
-    if (client)
-      return remote(io, async () => {
-        const query = new URLSearchParams({
-          ...(job !== undefined && { job }),
-          ...(values.follow && { follow: "1" }),
-        });
-        const response = await client.fetch(runPath(ref, `/logs?${query}`));
-        const decoder = new TextDecoder();
-        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>)
-          io.out(decoder.decode(chunk, { stream: true }));
-        return EXIT.ok;
-      });
-    const db = dbPath(values.db);
-    const storage = await openStorage(db);
-    try {
-      const record = await findRun(storage, ref);
-      if (!record) {
-        io.err(`slipway: no run "${ref}"\n`);
-        return EXIT.failed;
-      }
-      // A job that never started throws: `main` prints it, exit 1.
-      const chunks = await openLogs({ storage, dataDir: dataDir(db), record, job, follow: values.follow });
-      for await (const chunk of chunks) io.out(chunk);
+    return withRuns(values, io, async (runs) => {
+      // A job that never started is refused (not found): exit 1.
+      for await (const chunk of await runs.logs(ref, { job, follow: values.follow })) io.out(chunk);
       return EXIT.ok;
-    } finally {
-      await storage.close();
-    }
+    });
   },
 };

@@ -1,10 +1,8 @@
 /** `slipway queue`: every job that is not running, and why: what it waits for, behind whom, until when. */
-import { queueFromStorage } from "../../server/explain.js";
-import type { QueueEntry, QueueResponse } from "../../server/schemas.js";
-import { remote, serverClient, serverOptions } from "../client.js";
+import type { QueueEntry } from "../../runs/schemas.js";
 import { type Command, EXIT, type Io, parse } from "../command.js";
+import { connectionOptions, withRuns } from "../connect.js";
 import { table, time } from "../format.js";
-import { dbOption, dbPath, openStorage } from "../state.js";
 
 export const queue: Command = {
   name: "queue",
@@ -17,18 +15,8 @@ export const queue: Command = {
     "server with --server; without it, the waits that storage knows (needs, signals, polls, retries).",
   ].join("\n"),
   async run(args, io) {
-    const { values } = parse(args, { ...dbOption, ...serverOptions, json: { type: "boolean" } }, 0);
-    const client = serverClient(values);
-    if (client)
-      return remote(io, async () =>
-        printQueue(io, (await client.json<QueueResponse>("GET", "/queue")).jobs, values.json),
-      );
-    const storage = await openStorage(dbPath(values.db));
-    try {
-      return printQueue(io, await queueFromStorage(storage), values.json);
-    } finally {
-      await storage.close();
-    }
+    const { values } = parse(args, { ...connectionOptions, json: { type: "boolean" } }, 0);
+    return withRuns(values, io, async (runs) => printQueue(io, await runs.queue(), values.json));
   },
 };
 

@@ -1,66 +1,80 @@
-/** `slipway run`: run a pipeline file in the foreground, durably: `slipway resume` continues it after a crash. */
+/**
+ * `slipway run`: run a pipeline file in the foreground, durably (`slipway resume` continues it after a
+ * crash); with `--server`, the run goes to that server and is followed from here.
+ */
 import { readFileSync } from "node:fs";
-import { type CompiledRun, compileRun } from "../../pipeline/compile.js";
-import { PipelineError, PipelineInputError } from "../../pipeline/problems.js";
-import { serverClient } from "../client.js";
+import { resolve } from "node:path";
+import type { RunService } from "../../runs/service.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
+import { connectionOptions, withRuns } from "../connect.js";
 import { follow, viewMode } from "../foreground.js";
-import { jobRuntime, openSession } from "../session.js";
-import { dbOption, dbPath } from "../state.js";
-import { parseInputs, submitFile, submitOptions } from "./submit.js";
+
+/** What `run` and `submit` both take. */
+export const submitOptions = {
+  ...connectionOptions,
+  input: { type: "string", short: "i", multiple: true },
+  tier: { type: "string", multiple: true },
+  name: { type: "string" },
+  key: { type: "string" },
+  json: { type: "boolean" },
+} as const;
 
 export const run: Command = {
   name: "run",
   summary: "Run a pipeline file in the foreground (Ctrl-C cancels and undoes; twice leaves it resumable)",
   usage: [
-    "slipway run FILE [--input NAME=VALUE]... [--tier NAME]... [--name RUN_NAME] [--json]",
+    "slipway run FILE [--input NAME=VALUE]... [--tier NAME]... [--name RUN_NAME] [--key KEY] [--json]",
     "            [--db PATH | --server URL [--token T]]",
     "",
     "Prints the run id first, then the jobs as they go: a live table on a terminal, plain lines",
     "elsewhere, one JSON event per line with --json.",
+    "--key makes the submission safe to repeat: the same key gives the same run.",
     "Exit codes: 0 succeeded, 1 failed (undone where jobs have undo), 2 invalid usage or file,",
     "3 needs attention (an undo failed), 130 interrupted.",
     "With --server (or SLIPWAY_SERVER): the run goes to that server, as slipway submit --follow.",
   ].join("\n"),
   async run(args, io) {
-    const { values, positionals } = parse(args, { ...dbOption, ...submitOptions }, 1);
+    const { values, positionals } = parse(args, submitOptions, 1);
     const file = positionals[0];
     if (file === undefined) throw new UsageError("run needs a pipeline file");
-    const client = serverClient(values);
-    if (client) return submitFile(client, file, values, true, io);
-    const db = dbPath(values.db);
-    const compiled = compileFile(
-      file,
-      { inputs: parseInputs(values.input ?? []), tiers: values.tier ?? [] },
-      db,
-      io,
-    );
-    if (!compiled) return EXIT.usage;
-
-    const ids = new Set<string>();
-    const session = await openSession(db, [compiled], ids);
-    try {
-      const id = session.executor.newExecutionId();
-      ids.add(id);
-      const name = values.name;
-      const mode = viewMode(values.json);
-      io.out(
-        mode === "json"
-          ? `${JSON.stringify({ id, name: name ?? null, pipeline: compiled.plan.pipeline.name })}\n`
-          : `run ${id}${name ? ` (${name})` : ""}: ${compiled.plan.pipeline.name}, ${compiled.plan.steps.length} jobs\n`,
-      );
-      return await follow(session, [{ id, plan: compiled.plan }], mode, io, async () => {
-        await session.executor.start(
-          compiled.saga,
-          { run: compiled.spec },
-          name === undefined ? { id } : { id, runName: name },
-        );
-      });
-    } finally {
-      await session.close();
-    }
+    const source = readSource(file, io);
+    if (source === undefined) return EXIT.usage;
+    return withRuns(values, io, (runs) => submitFile(runs, file, source, values, true, io));
   },
 };
+
+/** Submits the file; with `follow`, follows the run to its end and returns its exit code. */
+export async function submitFile(
+  runs: RunService,
+  file: string,
+  source: string,
+  values: { input?: string[]; tier?: string[]; name?: string; key?: string; json?: boolean },
+  followIt: boolean,
+  io: Io,
+): Promise<number> {
+  const submitted = await runs.submit(
+    // The absolute path: jobs run in the file's directory (on the server's machine, for a server).
+    { file: resolve(file), source },
+    {
+      inputs: parseInputs(values.input ?? []),
+      tiers: values.tier ?? [],
+      name: values.name,
+      key: values.key,
+    },
+  );
+  const mode = viewMode(values.json);
+  if (!followIt) {
+    io.out(values.json ? `${JSON.stringify(submitted)}\n` : `${submitted.id}\n`);
+    return EXIT.ok;
+  }
+  const { id, name, pipeline, jobs } = submitted;
+  io.out(
+    mode === "json"
+      ? `${JSON.stringify({ id, name, pipeline })}\n`
+      : `run ${id}${name ? ` (${name})` : ""}: ${pipeline}, ${jobs} jobs\n`,
+  );
+  return follow(runs, [{ id, after: 0 }], mode, io);
+}
 
 /** The text of a pipeline file; undefined (reported) when it can't be read. */
 export function readSource(file: string, io: Io): string | undefined {
@@ -74,22 +88,13 @@ export function readSource(file: string, io: Io): string | undefined {
   }
 }
 
-/** Reads, parses and plans a pipeline file; reports problems (with file:line:col) and returns undefined on any. */
-export function compileFile(
-  file: string,
-  request: Parameters<typeof compileRun>[2],
-  db: string,
-  io: Io,
-): CompiledRun | undefined {
-  const source = readSource(file, io);
-  if (source === undefined) return undefined;
-  try {
-    return compileRun(file, source, request, jobRuntime(db));
-  } catch (error) {
-    if (error instanceof PipelineError || error instanceof PipelineInputError) {
-      io.err(`${error.message}\n`);
-      return undefined;
-    }
-    throw error;
+/** `--input tag=v1 --input multiarch=true`: values stay strings; the pipeline's input types decide. */
+export function parseInputs(pairs: readonly string[]): Record<string, string> {
+  const inputs: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--input wants NAME=VALUE, got "${pair}"`);
+    inputs[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
+  return inputs;
 }

@@ -1,20 +1,17 @@
 /**
- * `slipway ls` and `slipway show`: what runs there are and where each one stands, from storage, or
- * from a server (`--server`): both print the same, from the same shapes (`server/schemas.ts`).
+ * `slipway ls` and `slipway show`: what runs there are and where each one stands, from the runs
+ * service (the embedded database's, or a server's): both print the same shapes (`runs/schemas.ts`).
  */
 
+import { stepWait } from "../../runs/explain.js";
+import { skippedReason, stepResultOf } from "../../runs/records.js";
+import type { RunDetail, RunSummary, StepSummary } from "../../runs/schemas.js";
 import { formatBytes } from "../../scheduler/format.js";
-import { stepWait } from "../../server/explain.js";
-import { findRun, runDetail, runSummary, skippedReason, stepResultOf } from "../../server/records.js";
-import type { RunDetail, RunSummary, StepSummary } from "../../server/schemas.js";
-import { remote, runPath, serverClient, serverOptions } from "../client.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
+import { connectionOptions, withRuns } from "../connect.js";
 import { duration, table, time } from "../format.js";
-import { dbOption, dbPath, openStorage } from "../state.js";
 
-export { findRun };
-
-const options = { ...dbOption, ...serverOptions, json: { type: "boolean" } } as const;
+const options = { ...connectionOptions, json: { type: "boolean" } } as const;
 
 export const ls: Command = {
   name: "ls",
@@ -22,14 +19,7 @@ export const ls: Command = {
   usage: "slipway ls [--json] [--db PATH | --server URL [--token T]]",
   async run(args, io) {
     const { values } = parse(args, options, 0);
-    const client = serverClient(values);
-    if (client) return remote(io, async () => printList(io, await client.json("GET", "/runs"), values.json));
-    const storage = await openStorage(dbPath(values.db));
-    try {
-      return printList(io, (await storage.listExecutions({})).reverse().map(runSummary), values.json);
-    } finally {
-      await storage.close();
-    }
+    return withRuns(values, io, async (runs) => printList(io, await runs.list(), values.json));
   },
 };
 
@@ -41,20 +31,7 @@ export const show: Command = {
     const { values, positionals } = parse(args, options, 1);
     const ref = positionals[0];
     if (ref === undefined) throw new UsageError("show needs a run id or name");
-    const client = serverClient(values);
-    if (client)
-      return remote(io, async () => printRun(io, await client.json("GET", runPath(ref)), values.json));
-    const storage = await openStorage(dbPath(values.db));
-    try {
-      const record = await findRun(storage, ref);
-      if (!record) {
-        io.err(`slipway: no run "${ref}"\n`);
-        return EXIT.failed;
-      }
-      return printRun(io, runDetail((await storage.load(record.id))!), values.json);
-    } finally {
-      await storage.close();
-    }
+    return withRuns(values, io, async (runs) => printRun(io, await runs.show(ref), values.json));
   },
 };
 

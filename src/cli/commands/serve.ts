@@ -10,14 +10,13 @@ import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { serve as listen } from "@hono/node-server";
 import { NotFoundError } from "../../errors.js";
+import { createApp } from "../../http/app.js";
 import { parsePipeline } from "../../pipeline/parse.js";
 import { PipelineError } from "../../pipeline/problems.js";
+import { LocalRuns } from "../../runs/local.js";
 import { ConfigError } from "../../scheduler/config.js";
-import { createApp } from "../../server/app.js";
-import { PipelineHost } from "../../server/host.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
-import { engineLog } from "../session.js";
-import { dataDir, dbOption, dbPath } from "../state.js";
+import { dbPath } from "../state.js";
 
 export const DEFAULT_PORT = 7420;
 
@@ -38,7 +37,7 @@ export const serve: Command = {
     const { values } = parse(
       args,
       {
-        ...dbOption,
+        db: { type: "string" },
         port: { type: "string" },
         host: { type: "string" },
         config: { type: "string" },
@@ -59,14 +58,12 @@ export const serve: Command = {
       io.out(`token ${token} (generated: give it to clients as --token or SLIPWAY_TOKEN)\n`);
     }
 
-    const db = dbPath(values.db);
-    const log = engineLog(dataDir(db));
-    let host: PipelineHost;
+    let runs: LocalRuns;
     try {
-      host = await PipelineHost.open({
-        db,
-        logger: log.logger,
+      runs = await LocalRuns.open({
+        db: dbPath(values.db),
         registered,
+        adopt: "all",
         ...(values.config !== undefined && { config: resolve(values.config) }),
       });
     } catch (error) {
@@ -75,7 +72,8 @@ export const serve: Command = {
       io.err(`slipway: ${error.message}\n`);
       return EXIT.usage;
     }
-    const server = listen({ fetch: createApp({ host, token }).fetch, port, hostname });
+    const app = createApp({ runs, logger: runs.runtime.logger, token });
+    const server = listen({ fetch: app.fetch, port, hostname });
     try {
       await Promise.race([
         once(server, "listening"),
@@ -84,8 +82,7 @@ export const serve: Command = {
         }),
       ]);
     } catch (error) {
-      await host.close();
-      await log.flush();
+      await runs.close();
       const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       io.err(`slipway: cannot listen on ${hostname}:${port}: ${code}\n`);
       return EXIT.failed;
@@ -106,8 +103,7 @@ export const serve: Command = {
     const closed = new Promise<void>((done) => server.close(() => done()));
     if ("closeAllConnections" in server) server.closeAllConnections();
     await closed;
-    await host.close();
-    await log.flush();
+    await runs.close();
     return EXIT.ok;
   },
 };

@@ -26,6 +26,7 @@ import type {
   Storage,
   Transition,
 } from "../types.js";
+import { FINAL_STATUSES } from "../types.js";
 
 /** Resolves to <package>/sql/sqlite/ both from src/storage/sqlite/ (tsx) and dist/storage/sqlite/ (tsc). */
 const MIGRATIONS_DIR = new URL("../../../sql/sqlite/", import.meta.url);
@@ -473,6 +474,20 @@ export class SqliteStorage implements Storage {
       const row = byId.get(id);
       return row && executionOf(row);
     });
+  }
+
+  async deleteExecution(executionId: string): Promise<boolean> {
+    const ended = FINAL_STATUSES.map(() => "?").join(", ");
+    const remove = this.db.transaction((id: string): boolean => {
+      const deleted = this.db
+        .prepare(`DELETE FROM executions WHERE id = ? AND status IN (${ended})`)
+        .run(id, ...FINAL_STATUSES);
+      if (deleted.changes === 0) return false;
+      for (const table of ["steps", "events", "signals"])
+        this.db.prepare(`DELETE FROM ${table} WHERE execution_id = ?`).run(id);
+      return true;
+    });
+    return remove(executionId);
   }
 
   async listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]> {

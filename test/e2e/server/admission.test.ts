@@ -4,7 +4,7 @@
  * in seconds, and a job bigger than the pool fails at once with the reason.
  */
 import { describe, expect, it } from "vitest";
-import type { QueueResponse, SubmitResponse } from "../../../src/server/schemas.js";
+import type { QueueResponse, SubmitResponse } from "../../../src/runs/schemas.js";
 import { Project, until } from "../cli/harness.js";
 import { type Server, startServer } from "./server.js";
 

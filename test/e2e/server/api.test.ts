@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { ExecutionEvent } from "../../../src/engine/events.js";
-import type { QueueResponse, RunDetail, SubmitResponse } from "../../../src/server/schemas.js";
+import type { QueueResponse, RunDetail, SubmitResponse } from "../../../src/runs/schemas.js";
 import { Project, processesWith, uniqueSleep, until } from "../cli/harness.js";
 import { listRuns, startServer } from "./server.js";
 

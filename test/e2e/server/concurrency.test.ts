@@ -4,7 +4,7 @@
  * runs) and starts once it has ended; runs of another key are not held up.
  */
 import { describe, expect, it } from "vitest";
-import type { QueueResponse, SubmitResponse } from "../../../src/server/schemas.js";
+import type { QueueResponse, SubmitResponse } from "../../../src/runs/schemas.js";
 import { Project, processesWith, uniqueSleep, until } from "../cli/harness.js";
 import { type Server, startServer } from "./server.js";
 

@@ -3,7 +3,7 @@
  * running is killed before anything continues, the run finishes, and completed jobs do not run again.
  */
 import { describe, expect, it } from "vitest";
-import type { QueueResponse, ResourcesResponse, SubmitResponse } from "../../../src/server/schemas.js";
+import type { QueueResponse, ResourcesResponse, SubmitResponse } from "../../../src/runs/schemas.js";
 import { Project, processesWith, uniqueSleep, until } from "../cli/harness.js";
 import { type Server, startServer } from "./server.js";
 

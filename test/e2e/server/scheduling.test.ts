@@ -4,7 +4,7 @@
  * and a job that needs more disk than the work volume has free fails at once with the reason.
  */
 import { describe, expect, it } from "vitest";
-import type { ResourcesResponse, SubmitResponse } from "../../../src/server/schemas.js";
+import type { ResourcesResponse, SubmitResponse } from "../../../src/runs/schemas.js";
 import { Project, until } from "../cli/harness.js";
 import { type Server, startServer } from "./server.js";
 

@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { createParser } from "eventsource-parser";
 import type { ExecutionEvent } from "../../../src/engine/events.js";
-import type { RunDetail, RunSummary } from "../../../src/server/schemas.js";
+import type { RunDetail, RunSummary } from "../../../src/runs/schemas.js";
 import type { Project, Running } from "../cli/harness.js";
 
 export const TOKEN = "test-token";

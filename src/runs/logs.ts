@@ -17,8 +17,12 @@ export interface LogRequest {
   job?: string | undefined;
   /** Keep reading new lines until the run ends. */
   follow?: boolean | undefined;
+  /** Only lines written at or after this time (epoch ms). */
+  since?: number | undefined;
+  /** Only lines written before this time (epoch ms). */
+  until?: number | undefined;
   /** Stops following (the reader went away). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   pollMs?: number;
 }
 
@@ -43,9 +47,11 @@ async function* readLogs(request: LogRequest, started: Map<string, number>): Asy
     const files = listLogFiles(dataDir, record.id).filter((f) => matches(job, f.action));
     files.sort((a, b) => order(a, started) - order(b, started) || a.path.localeCompare(b.path));
     for (const file of files) {
-      const text = readFrom(file.path, offsets.get(file.path) ?? 0);
+      const read = readFrom(file.path, offsets.get(file.path) ?? 0);
+      if (read.length === 0) continue;
+      offsets.set(file.path, (offsets.get(file.path) ?? 0) + Buffer.byteLength(read));
+      const text = inRange(read, request.since, request.until);
       if (text.length === 0) continue;
-      offsets.set(file.path, (offsets.get(file.path) ?? 0) + Buffer.byteLength(text));
       if (current !== file.path) yield `==> ${header(file)} <==\n`;
       current = file.path;
       yield text;
@@ -61,6 +67,17 @@ async function* readLogs(request: LogRequest, started: Map<string, number>): Asy
     if (!live) return;
     await sleep(request.pollMs ?? 200, undefined, signal ? { signal } : {}).catch(() => {});
   }
+}
+
+/** The lines of `text` stamped within [since, until): each line starts with its ISO time. */
+function inRange(text: string, since: number | undefined, until: number | undefined): string {
+  if (since === undefined && until === undefined) return text;
+  const kept = text.split("\n").filter((line) => {
+    if (line === "") return false;
+    const at = Date.parse(line.slice(0, line.indexOf(" ")));
+    return !(since !== undefined && at < since) && !(until !== undefined && at >= until);
+  });
+  return kept.length === 0 ? "" : `${kept.join("\n")}\n`;
 }
 
 function matches(job: string | undefined, action: string): boolean {

@@ -7,7 +7,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ZodError } from "zod";
 import { type ErrorCode, SlipwayError } from "../errors.js";
 import { formatProblem, PipelineError, PipelineInputError } from "../pipeline/problems.js";
-import type { ErrorResponse } from "./schemas.js";
+import type { ErrorResponse } from "../runs/schemas.js";
 
 /** An error that belongs to HTTP itself (auth, malformed or oversized requests, unknown routes). */
 export class ApiError extends Error {
@@ -27,6 +27,7 @@ const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
   invalid_input: 400,
   not_found: 404,
   conflict: 409,
+  idempotency_conflict: 409,
   cancelled: 409,
   not_registered: 409,
   timeout: 504,

@@ -1,13 +1,14 @@
 /** The OpenAPI document describes every route the app serves, and nothing it does not. */
 import { describe, expect, it } from "vitest";
-import { API_PREFIX, createApp } from "../../../src/server/app.js";
-import type { PipelineHost } from "../../../src/server/host.js";
-import { openApiDocument } from "../../../src/server/openapi.js";
+import { API_PREFIX, createApp } from "../../../src/http/app.js";
+import { openApiDocument } from "../../../src/http/openapi.js";
+import { createLogger } from "../../../src/logging.js";
+import type { RunService } from "../../../src/runs/service.js";
 
 describe("OpenAPI document", () => {
   it("documents exactly the routes the app serves", () => {
-    // Routes are registered without touching the host: a stand-in is enough to list them.
-    const app = createApp({ host: {} as PipelineHost, token: "t" });
+    // Routes are registered without touching the service: a stand-in is enough to list them.
+    const app = createApp({ runs: {} as RunService, logger: createLogger({ level: "silent" }), token: "t" });
     const served = app.routes
       .filter((r) => r.method !== "ALL")
       .map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`);

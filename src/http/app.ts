@@ -9,15 +9,22 @@ import type { IncomingMessage } from "node:http";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE, streamText } from "hono/streaming";
+import type { Logger } from "pino";
 import { z } from "zod";
 import type { Json } from "../json.js";
+import { cancelRequest, pruneRequest, runStatus, signalPayload, submitRequest } from "../runs/schemas.js";
+import type { RunService } from "../runs/service.js";
 import { ApiError, toHttpError } from "./errors.js";
-import type { PipelineHost } from "./host.js";
 import { openApiDocument } from "./openapi.js";
-import { cancelRequest, runStatus, signalPayload, submitRequest } from "./schemas.js";
+import { API_PREFIX } from "./routes.js";
+
+export { API_PREFIX };
 
 export interface AppOptions {
-  host: PipelineHost;
+  /** What the API serves: the runs service (the server's in-process one). */
+  runs: RunService;
+  /** Where requests that failed on the server's side are logged. */
+  logger: Logger;
   /** The bearer token every request but `/healthz` must carry. */
   token: string;
   /** Largest request body accepted, bytes. Default 1 MiB. */
@@ -26,15 +33,15 @@ export interface AppOptions {
   keepAliveMs?: number;
 }
 
-export const API_PREFIX = "/api/v1";
-
 const statusQuery = z.array(runStatus).optional();
+const limitQuery = z.coerce.number().int().min(1).max(10_000).optional();
+const timeQuery = z.coerce.number().int().optional();
 
 /** An oversized body up to this size is read and dropped before the 413; a larger one closes the connection. */
 const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
 
 export function createApp(options: AppOptions): Hono {
-  const { host } = options;
+  const { runs, logger } = options;
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
   const expected = digest(options.token);
@@ -44,7 +51,7 @@ export function createApp(options: AppOptions): Hono {
 
   app.onError((error, c) => {
     const { status, body } = toHttpError(error);
-    if (status >= 500) host.executor.logger.error({ err: error, path: c.req.path }, "request failed");
+    if (status >= 500) logger.error({ err: error, path: c.req.path }, "request failed");
     // The rest of an oversized body was not read: the connection can't carry another request.
     if (status === 413 && !drained.has(c.req.raw)) c.header("connection", "close");
     return c.json(body, status);
@@ -106,8 +113,8 @@ export function createApp(options: AppOptions): Hono {
 
   api.post("/runs", async (c) => {
     const body = submitRequest.parse(await readJson(c));
-    const request = { inputs: body.inputs, tiers: body.tiers, name: body.name };
-    const submitted = await host.submit(
+    const request = { inputs: body.inputs, tiers: body.tiers, name: body.name, key: body.key };
+    const submitted = await runs.submit(
       body.file ? { file: body.file.name, source: body.file.source } : { pipeline: body.pipeline! },
       request,
     );
@@ -121,17 +128,28 @@ export function createApp(options: AppOptions): Hono {
         ?.flatMap((s) => s.split(","))
         .filter(Boolean),
     );
-    return c.json(await host.list(statuses));
+    const query = {
+      statuses,
+      pipeline: c.req.query("pipeline"),
+      name: c.req.query("name"),
+      key: c.req.query("key"),
+    };
+    const limit = limitQuery.parse(c.req.query("limit"));
+    // Without a limit, every run in one array (the original shape); with one, a page and its cursor.
+    if (limit === undefined) return c.json(await runs.list(query));
+    return c.json(await runs.page({ ...query, limit, cursor: c.req.query("cursor") }));
   });
 
-  api.get("/runs/:id", async (c) => c.json(await host.show(c.req.param("id"))));
+  api.get("/runs/:id", async (c) => c.json(await runs.show(c.req.param("id"))));
 
   api.get("/runs/:id/logs", async (c) => {
     const follow = ["1", "true"].includes(c.req.query("follow") ?? "");
     const aborted = new AbortController();
-    const chunks = await host.logs(c.req.param("id"), {
+    const chunks = await runs.logs(c.req.param("id"), {
       job: c.req.query("job"),
       follow,
+      since: timeQuery.parse(c.req.query("since")),
+      until: timeQuery.parse(c.req.query("until")),
       signal: aborted.signal,
     });
     return streamText(c, async (stream) => {
@@ -150,7 +168,7 @@ export function createApp(options: AppOptions): Hono {
         `Last-Event-ID must be an event seq (an integer >= 0), got "${lastId}"`,
       );
     const aborted = new AbortController();
-    const events = await host.events(c.req.param("id"), { after, signal: aborted.signal });
+    const events = await runs.events(c.req.param("id"), { after, signal: aborted.signal });
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => aborted.abort());
       const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n").catch(() => {}), keepAliveMs);
@@ -169,19 +187,20 @@ export function createApp(options: AppOptions): Hono {
 
   api.post("/runs/:id/cancel", async (c) => {
     const body = cancelRequest.parse((await readJson(c)) ?? {});
-    return c.json(await host.cancel(c.req.param("id"), body.reason ?? "cancelled over the API"));
+    return c.json(await runs.cancel(c.req.param("id"), body.reason ?? "cancelled over the API"));
   });
 
   api.post("/runs/:id/signals/:name", async (c) => {
     const payload = signalPayload.parse((await readJson(c)) ?? {}) as Json;
-    return c.json(await host.signal(c.req.param("id"), c.req.param("name"), payload));
+    return c.json(await runs.signal(c.req.param("id"), c.req.param("name"), payload));
   });
 
-  api.post("/runs/:id/retry", async (c) => c.json(await host.retry(c.req.param("id"))));
-  api.post("/runs/:id/resume", async (c) => c.json(await host.resume(c.req.param("id"))));
+  api.post("/runs/:id/retry", async (c) => c.json(await runs.retry(c.req.param("id"))));
+  api.post("/runs/:id/resume", async (c) => c.json(await runs.resume(c.req.param("id"))));
+  api.post("/prune", async (c) => c.json(await runs.prune(pruneRequest.parse(await readJson(c)))));
 
-  api.get("/queue", async (c) => c.json({ jobs: await host.queue() }));
-  api.get("/resources", async (c) => c.json(await host.resources()));
+  api.get("/queue", async (c) => c.json({ jobs: await runs.queue() }));
+  api.get("/resources", async (c) => c.json(await runs.resources()));
   api.get("/openapi.json", (c) => c.json(openApiDocument()));
 
   app.route(API_PREFIX, api);

@@ -21,6 +21,8 @@ export const submitRequest = z
     tiers: z.array(z.string()).default([]),
     /** The run name, e.g. `{ticket}-{branch}-{attempt}`: in every log line, usable instead of the id. */
     name: z.string().min(1).optional(),
+    /** Makes the submission safe to repeat: the same key returns the run it started the first time. */
+    key: z.string().min(1).max(256).optional(),
   })
   .strict()
   .refine((body) => (body.pipeline === undefined) !== (body.file === undefined), {
@@ -169,12 +171,26 @@ export const resourcesResponse = z.object({
 export type ResourcesResponse = z.infer<typeof resourcesResponse>;
 
 export const signalResponse = z.object({ id: z.string(), signal: z.string(), seq: z.number().int() });
+export type SignalResponse = z.infer<typeof signalResponse>;
+
+/** One page of runs, newest first; `next` continues after its last run. */
+export const runPage = z.object({ runs: z.array(runSummary), next: z.string().optional() });
+
+export const pruneRequest = z
+  .object({
+    /** Ended runs that ended before this time (epoch ms) are removed, with their logs. */
+    endedBefore: z.number().int(),
+  })
+  .strict();
+export const pruneResponse = z.object({ removed: z.array(z.string()) });
 export const actionResponse = z.object({
   id: z.string(),
   status: runStatus,
   message: z.string(),
   /** The run's last event seq before this action: follow its events after it (`Last-Event-ID`). */
   seq: z.number().int(),
+  /** What was done on the way, e.g. leftover processes of a crashed job that were killed. */
+  notes: z.array(z.string()).optional(),
 });
 export type ActionResponse = z.infer<typeof actionResponse>;
 

@@ -4,7 +4,7 @@
  * described here and that nothing described here is missing from the app.
  */
 import { z } from "zod";
-import * as api from "./schemas.js";
+import * as api from "../runs/schemas.js";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -96,7 +96,7 @@ export function openApiDocument(): OpenApiDocument {
           requestBody: { required: true, content: json("SubmitRequest") },
           responses: {
             "201": { description: "The run was created", content: json("SubmitResponse") },
-            ...errors(400, 401, 404, 413),
+            ...errors(400, 401, 404, 409, 413),
           },
         },
         get: {
@@ -110,11 +110,50 @@ export function openApiDocument(): OpenApiDocument {
               description: "Only runs in these statuses (repeat it, or separate with commas)",
               schema: { type: "string" },
             },
+            {
+              name: "pipeline",
+              in: "query",
+              required: false,
+              description: "Only runs of this pipeline",
+              schema: { type: "string" },
+            },
+            {
+              name: "name",
+              in: "query",
+              required: false,
+              description: "Only runs with this run name",
+              schema: { type: "string" },
+            },
+            {
+              name: "key",
+              in: "query",
+              required: false,
+              description: "Only the run its submission's idempotency key started",
+              schema: { type: "string" },
+            },
+            {
+              name: "limit",
+              in: "query",
+              required: false,
+              description: "At most this many runs: the answer is then one page, `{ runs, next }`",
+              schema: { type: "integer" },
+            },
+            {
+              name: "cursor",
+              in: "query",
+              required: false,
+              description: "A previous page's `next`: the page after it",
+              schema: { type: "string" },
+            },
           ],
           responses: {
             "200": {
-              description: "Runs",
-              content: { "application/json": { schema: { type: "array", items: ref("RunSummary") } } },
+              description: "Runs: every match as an array, or with `limit` one page `{ runs, next }`",
+              content: {
+                "application/json": {
+                  schema: { oneOf: [{ type: "array", items: ref("RunSummary") }, ref("RunPage")] },
+                },
+              },
             },
             ...errors(400, 401),
           },
@@ -148,6 +187,20 @@ export function openApiDocument(): OpenApiDocument {
               required: false,
               description: "`1`: stream new lines until the run ends",
               schema: { type: "string", enum: ["1", "true", "0", "false"] },
+            },
+            {
+              name: "since",
+              in: "query",
+              required: false,
+              description: "Only lines written at or after this time (epoch ms)",
+              schema: { type: "integer" },
+            },
+            {
+              name: "until",
+              in: "query",
+              required: false,
+              description: "Only lines written before this time (epoch ms)",
+              schema: { type: "integer" },
             },
           ],
           responses: {
@@ -247,6 +300,18 @@ export function openApiDocument(): OpenApiDocument {
           },
         },
       },
+      "/prune": {
+        post: {
+          operationId: "pruneRuns",
+          summary:
+            "Remove ended runs (completed, compensated, cancelled) that ended before a time, with their logs",
+          requestBody: { required: true, content: json("PruneRequest") },
+          responses: {
+            "200": { description: "The runs removed", content: json("PruneResponse") },
+            ...errors(400, 401),
+          },
+        },
+      },
       "/queue": {
         get: {
           operationId: "queue",
@@ -291,6 +356,9 @@ export function openApiDocument(): OpenApiDocument {
         CancelRequest: schemaOf(api.cancelRequest, "input"),
         RunSummary: schemaOf(api.runSummary),
         RunDetail: schemaOf(api.runDetail),
+        RunPage: schemaOf(api.runPage),
+        PruneRequest: schemaOf(api.pruneRequest, "input"),
+        PruneResponse: schemaOf(api.pruneResponse),
         Queue: schemaOf(api.queueResponse),
         Resources: schemaOf(api.resourcesResponse),
         SignalResponse: schemaOf(api.signalResponse),

@@ -1,0 +1,80 @@
+/**
+ * Which runs service a command talks to: a server (`--server URL` or `SLIPWAY_SERVER`, with its
+ * token), or this process hosting runs on the embedded database. Commands take the service and never
+ * ask which one it is; refusals of either are reported here, the same way.
+ */
+import { SlipwayError } from "../errors.js";
+import { HttpRuns, RemoteError } from "../http/client.js";
+import { LocalRuns } from "../runs/local.js";
+import type { RunService } from "../runs/service.js";
+import { EXIT, type Io, UsageError } from "./command.js";
+import { dbPath } from "./state.js";
+
+/** The options of every command that works on runs. */
+export const connectionOptions = {
+  db: { type: "string" },
+  server: { type: "string" },
+  token: { type: "string" },
+} as const;
+
+export interface Connection {
+  db?: string | undefined;
+  server?: string | undefined;
+  token?: string | undefined;
+}
+
+/** The server named by `--server` or `SLIPWAY_SERVER`, if any. */
+export function serverOf(values: Connection): string | undefined {
+  const server = values.server ?? process.env.SLIPWAY_SERVER;
+  return server === undefined || server === "" ? undefined : server;
+}
+
+/** Opens the service the options name: the server's, or one hosting runs in this process. */
+export async function connect(values: Connection): Promise<RunService> {
+  const server = serverOf(values);
+  if (server === undefined)
+    return LocalRuns.open({ db: dbPath(values.db), adopt: "asked", pollIntervalMs: 100 });
+  const token = values.token ?? process.env.SLIPWAY_TOKEN;
+  if (token === undefined || token === "")
+    throw new UsageError(`a token is needed for ${server}: --token TOKEN or SLIPWAY_TOKEN`);
+  let base: URL;
+  try {
+    base = new URL(server);
+  } catch {
+    throw new UsageError(`--server wants a URL such as http://127.0.0.1:7420, got "${server}"`);
+  }
+  return new HttpRuns({ baseUrl: base.href, token });
+}
+
+/** Runs `act` with the service, then closes it; a refusal is printed and becomes the exit code. */
+export async function withRuns(
+  values: Connection,
+  io: Io,
+  act: (runs: RunService) => Promise<number>,
+): Promise<number> {
+  const runs = await connect(values);
+  try {
+    return await act(runs);
+  } catch (error) {
+    return reportRefusal(io, error);
+  } finally {
+    await runs.close();
+  }
+}
+
+/**
+ * Prints what the service refused as `slipway: <message>`, then its problems one a line. Exit 2 for
+ * a request found invalid (a pipeline with problems, bad inputs), 1 for anything else it refused.
+ * Anything that is not a refusal is rethrown.
+ */
+export function reportRefusal(io: Io, error: unknown): number {
+  if (error instanceof RemoteError) {
+    io.err(`slipway: ${error.message}\n${error.problems.map((p) => `${p}\n`).join("")}`);
+    return error.status === 400 ? EXIT.usage : EXIT.failed;
+  }
+  if (error instanceof SlipwayError) {
+    io.err(`slipway: ${error.message}\n`);
+    return error.code === "definition" || error.code === "invalid_input" ? EXIT.usage : EXIT.failed;
+  }
+  throw error;
+}

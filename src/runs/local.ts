@@ -1,0 +1,596 @@
+/**
+ * The runs service in-process: pipeline runs hosted by this process's executor, over its storage and
+ * admission. A server hosts every run nobody alive runs (`adopt: "all"`); a foreground `slipway run`
+ * hosts only what it submits, resumes or retries (`adopt: "asked"`), and merely records a cancel or a
+ * signal for whichever process runs the run.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync, rmSync } from "node:fs";
+import type { Logger } from "pino";
+import type { Saga } from "../definition/saga.js";
+import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
+import { NotFoundError, SlipwayError } from "../errors.js";
+import type { Json } from "../json.js";
+import { type CompiledRun, compileRun, recompile, runSpecOf } from "../pipeline/compile.js";
+import { runLogDir } from "../pipeline/logs.js";
+import type { RunRequest } from "../pipeline/plan.js";
+import { sweepOrphans } from "../shell/orphans.js";
+import {
+  ACTIVE_STATUSES,
+  type ExecutionRecord,
+  type ExecutionStatus,
+  FINAL_STATUSES,
+} from "../storage/types.js";
+import { queueFromStorage } from "./explain.js";
+import { markFollowed, runnerCheck } from "./liveness.js";
+import { openLogs } from "./logs.js";
+import { findRun, planOf, runDetail, runSummary } from "./records.js";
+import { openRuntime, type Runtime } from "./runtime.js";
+import type {
+  ActionResponse,
+  QueueEntry,
+  ResourcesResponse,
+  RunDetail,
+  RunSummary,
+  SignalResponse,
+  SubmitResponse,
+} from "./schemas.js";
+import type {
+  EventOptions,
+  ListQuery,
+  LogOptions,
+  PipelineSource,
+  PruneOptions,
+  PruneResult,
+  RunPage,
+  RunService,
+  SubmitOptions,
+} from "./service.js";
+
+export interface LocalRunsOptions {
+  /** The SQLite database file. */
+  db: string;
+  /** Job logs, pid files and staged data; default the database's directory. */
+  dataDir?: string | undefined;
+  /** The engine's log; default `<dataDir>/slipway.log`. */
+  logger?: Logger | undefined;
+  /** Pipelines runs can be submitted by name: pipeline name → pipeline file. */
+  registered?: ReadonlyMap<string, string> | undefined;
+  /** The server's config file: resource pools, locks, key weights; absent: this machine's resources. */
+  config?: string | undefined;
+  /** How often storage is checked for what other processes wrote (signals, cancels), ms. Default 200. */
+  pollIntervalMs?: number | undefined;
+  /**
+   * Which runs this process hosts. `all` (a server, which outlives its requests): at open, every
+   * incomplete run nobody alive runs, and any run it is asked to act on that nobody runs. `asked` (a
+   * process that ends with its command): only runs it submits, resumes or retries.
+   */
+  adopt?: "all" | "asked" | undefined;
+}
+
+/** Compiled runs kept by their file, text, inputs and tiers (a burst of the same submission parses once). */
+const COMPILED_CACHE_SIZE = 64;
+
+/** Statuses a run stays in until someone acts: ended, held, or needing attention. */
+export const STOPPED_STATUSES: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
+
+export class LocalRuns implements RunService {
+  readonly runtime: Runtime;
+  readonly detached: boolean;
+  readonly #adopt: "all" | "asked";
+  readonly #registered: ReadonlyMap<string, string>;
+  /** Sagas registered with the executor, by `name@version`: a run's saga is compiled once per plan. */
+  readonly #sagas = new Map<string, Saga>();
+  /** Runs held here per saga (`name@version`), and each held run's saga. */
+  readonly #users = new Map<string, Set<string>>();
+  readonly #sagaOfRun = new Map<string, string>();
+  /**
+   * Runs this process has taken (submitted, or swept and recompiled): the only ones its executor
+   * accepts, each with the remover of the mark that tells other processes a live process runs it.
+   */
+  readonly #hosted = new Map<string, () => void>();
+  /**
+   * The last compiled runs, by file, text, inputs and tiers (insertion order is recency). Compiling is
+   * pure in those, and the same submission arriving many times (a burst of CI runs of one pipeline)
+   * would otherwise parse and plan the YAML every time: the largest part of a submission's CPU.
+   */
+  readonly #compiled = new Map<string, CompiledRun>();
+  #stopListening: (() => void) | undefined;
+
+  private constructor(runtime: Runtime, options: LocalRunsOptions) {
+    this.runtime = runtime;
+    this.#adopt = options.adopt ?? "all";
+    this.detached = this.#adopt === "all";
+    this.#registered = options.registered ?? new Map();
+  }
+
+  /** Opens the runtime; with `adopt: "all"`, continues every incomplete run nobody alive runs. */
+  static async open(options: LocalRunsOptions): Promise<LocalRuns> {
+    let runs: LocalRuns | undefined;
+    const runtime = await openRuntime({
+      db: options.db,
+      dataDir: options.dataDir,
+      logger: options.logger,
+      config: options.config,
+      // Without a config nothing declares locks: each is one holder at a time.
+      undeclaredLocks: options.config === undefined ? "exclusive" : "reject",
+      pollIntervalMs: options.pollIntervalMs ?? 200,
+      // Only runs taken here: a run another live process runs, or whose orphans were not swept yet, is not ours.
+      accept: (execution) => (runs ? runs.#hosted.has(execution.id) : false),
+    });
+    runs = new LocalRuns(runtime, options);
+    const self = runs;
+    // A run that ended (or stopped for someone to act) is no longer held here: another process may continue it.
+    runs.#stopListening = runtime.executor.on((event) => {
+      if (ENDING_EVENTS.has(event.type)) self.#release(event.executionId);
+    });
+    if (runs.#adopt === "all") {
+      try {
+        await runs.#adoptAll();
+      } catch (error) {
+        await runs.close();
+        throw error;
+      }
+    }
+    return runs;
+  }
+
+  get #storage() {
+    return this.runtime.storage;
+  }
+
+  get #executor() {
+    return this.runtime.executor;
+  }
+
+  async submit(what: PipelineSource, options: SubmitOptions = {}): Promise<SubmitResponse> {
+    const { file, source } = "pipeline" in what ? this.#registeredSource(what.pipeline) : what;
+    const request: RunRequest = { inputs: options.inputs ?? {}, tiers: options.tiers ?? [] };
+    const compiled = this.#compile(file, source, request);
+    const response = (id: string, name: string | null): SubmitResponse => ({
+      id,
+      name,
+      pipeline: compiled.plan.pipeline.name,
+      jobs: compiled.plan.steps.length,
+    });
+    const key = options.key;
+    const id = key === undefined ? this.#executor.newExecutionId() : runIdOfKey(key);
+    if (key !== undefined) {
+      const existing = await this.#storage.getExecution(id);
+      if (existing) {
+        const saga = `${compiled.saga.name}@${compiled.saga.version}`;
+        if (`${existing.saga}@${existing.version}` !== saga)
+          throw new SlipwayError(
+            "idempotency_conflict",
+            `key "${key}" already started run ${id} with another pipeline, inputs or tiers (${existing.saga} v${existing.version}); use a new key for a different run`,
+          );
+        return response(id, existing.runName);
+      }
+    }
+    const saga = this.#register(compiled);
+    this.#hold(id, saga);
+    try {
+      const name = options.name;
+      await this.#executor.start(
+        saga,
+        { run: compiled.spec },
+        name === undefined ? { id } : { id, runName: name },
+      );
+    } catch (error) {
+      this.#release(id);
+      throw error;
+    }
+    return response(id, options.name ?? null);
+  }
+
+  async list(query: Omit<ListQuery, "limit" | "cursor"> = {}): Promise<RunSummary[]> {
+    if (query.key !== undefined) {
+      const record = await this.#storage.getExecution(runIdOfKey(query.key));
+      return record && matches(record, query) ? [runSummary(record)] : [];
+    }
+    const records = await this.#storage.listExecutions({
+      ...(query.statuses?.length && { statuses: query.statuses }),
+      ...(query.pipeline !== undefined && { sagas: [query.pipeline] }),
+    });
+    return records
+      .filter((r) => matches(r, query))
+      .reverse()
+      .map(runSummary);
+  }
+
+  async page(query: ListQuery & { limit: number }): Promise<RunPage> {
+    const all = await this.list(query);
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const start = after === undefined ? 0 : all.findIndex((r) => newerFirst(r, after) > 0);
+    const runs = start === -1 ? [] : all.slice(start, start + query.limit);
+    const last = runs.at(-1);
+    const more = start !== -1 && start + query.limit < all.length;
+    return { runs, ...(more && last && { next: encodeCursor(last) }) };
+  }
+
+  async show(ref: string): Promise<RunDetail> {
+    const record = await this.#find(ref);
+    const snapshot = await this.#storage.load(record.id);
+    if (!snapshot) throw new NotFoundError(`no run "${ref}"`);
+    const detail = runDetail(snapshot);
+    for (const step of detail.steps) {
+      const queued =
+        step.status === "running" ? this.runtime.jobs.resources?.explain(record.id, step.job) : undefined;
+      if (queued !== undefined) step.queued = queued;
+    }
+    return detail;
+  }
+
+  async logs(ref: string, options: LogOptions = {}): Promise<AsyncIterable<string>> {
+    const record = await this.#find(ref);
+    return openLogs({ storage: this.#storage, dataDir: this.runtime.dataDir, record, ...options });
+  }
+
+  async events(ref: string, options: EventOptions = {}): Promise<AsyncIterable<ExecutionEvent>> {
+    const record = await this.#find(ref);
+    return this.#events(record, options.after ?? 0, options.signal);
+  }
+
+  async cancel(ref: string, reason = "cancelled by request"): Promise<ActionResponse> {
+    const record = await this.#find(ref);
+    if (FINAL_STATUSES.includes(record.status))
+      throw new SlipwayError("conflict", `run ${record.id} has already ended (${record.status})`);
+    const runner = this.#adopt === "all" ? await this.#takeIfFree(record) : undefined;
+    const seq = await this.#lastSeq(record.id);
+    const updated = await this.#executor.cancel(record.id, reason);
+    const where =
+      runner ??
+      (this.#hosted.has(record.id)
+        ? "its jobs are stopping and the undos run"
+        : updated.owner !== null
+          ? "the process running it is stopping its jobs and running the undos"
+          : "no process runs it now: the undos run when it is continued (slipway resume)");
+    return { id: record.id, status: updated.status, message: where, seq };
+  }
+
+  async signal(ref: string, name: string, payload: Json = {}): Promise<SignalResponse> {
+    const record = await this.#find(ref);
+    if (FINAL_STATUSES.includes(record.status))
+      throw new SlipwayError(
+        "conflict",
+        `run ${record.id} has already ended (${record.status}); signal "${name}" not delivered`,
+      );
+    if (this.#adopt === "all") await this.#takeIfFree(record);
+    const sent = await this.#executor.signal(record.id, name, payload);
+    return { id: record.id, signal: name, seq: sent.seq };
+  }
+
+  async retry(ref: string): Promise<ActionResponse> {
+    const record = await this.#find(ref);
+    if (record.status !== "failed")
+      throw new SlipwayError(
+        "conflict",
+        `run ${record.id} is ${record.status}: only a held run (failed, on_failure: hold) can be retried${record.status === "needs_attention" ? `; use slipway resume ${record.id}` : ""}`,
+      );
+    const notes = await this.#take(record);
+    const seq = await this.#lastSeq(record.id);
+    await this.#executor.retry(record.id);
+    return {
+      id: record.id,
+      status: "running",
+      message: "retrying from its failed jobs",
+      seq,
+      ...notesOf(notes),
+    };
+  }
+
+  async resume(ref: string): Promise<ActionResponse> {
+    const record = await this.#find(ref);
+    if (record.status === "failed")
+      throw new SlipwayError(
+        "conflict",
+        `run ${record.id} is held after a failure: continue it with slipway retry ${record.id}`,
+      );
+    if (FINAL_STATUSES.includes(record.status))
+      throw new SlipwayError("conflict", `run ${record.id} has ended (${record.status}): nothing to resume`);
+    const seq = await this.#lastSeq(record.id);
+    if (this.#hosted.has(record.id))
+      return { id: record.id, status: record.status, message: "already running here", seq };
+    const notes = await this.#take(record);
+    if (record.status === "needs_attention") await this.#executor.resume(record.id);
+    else await this.#executor.recover();
+    return { id: record.id, status: "running", message: "resumed", seq, ...notesOf(notes) };
+  }
+
+  async prune(options: PruneOptions): Promise<PruneResult> {
+    const ended = await this.#storage.listExecutions({ statuses: FINAL_STATUSES });
+    const removed: string[] = [];
+    for (const record of ended) {
+      if (record.endedAt === null || record.endedAt >= options.endedBefore) continue;
+      if (!(await this.#storage.deleteExecution(record.id))) continue;
+      rmSync(runLogDir(this.runtime.dataDir, record.id), { recursive: true, force: true });
+      removed.push(record.id);
+    }
+    return { removed };
+  }
+
+  queue(): Promise<QueueEntry[]> {
+    const resources = this.runtime.jobs.resources;
+    return queueFromStorage(this.#storage, resources && ((run, action) => resources.explain(run, action)));
+  }
+
+  async resources(): Promise<ResourcesResponse> {
+    const resources = this.runtime.jobs.resources;
+    const running: ResourcesResponse["running"] = [];
+    for (const record of await this.#storage.listExecutions({ statuses: ["running", "compensating"] })) {
+      const snapshot = await this.#storage.load(record.id);
+      const plan = planOf(record);
+      for (const step of snapshot?.steps ?? []) {
+        if (step.status !== "running" && step.status !== "undoing") continue;
+        // A started step still waiting for admission is queued, not running: `/queue` lists it.
+        if (resources?.explain(record.id, step.action) !== undefined) continue;
+        const planned = plan?.steps.find((s) => s.action === step.action);
+        running.push({
+          run: record.id,
+          job: step.action,
+          label: planned?.label ?? step.action,
+          since: step.startedAt,
+          declared: JSON.parse(JSON.stringify(planned?.job.resources ?? {})) as Record<string, unknown>,
+        });
+      }
+    }
+    return { pools: resources?.pools() ?? [], running };
+  }
+
+  /** Stops: running jobs are stopped and the runs released, left in storage for whoever continues them. */
+  async close(): Promise<void> {
+    this.#stopListening?.();
+    await this.runtime.close();
+    for (const id of [...this.#hosted.keys()]) this.#release(id);
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  /** At open: every incomplete pipeline run nobody alive runs is swept, recompiled and continued. */
+  async #adoptAll(): Promise<void> {
+    const runner = await runnerCheck(this.#storage, this.runtime.dataDir);
+    let taken = 0;
+    for (const record of await this.#storage.listExecutions({ statuses: ACTIVE_STATUSES })) {
+      if (!runSpecOf(record)) continue;
+      const who = runner(record);
+      if (who !== undefined) {
+        this.runtime.logger.info({ executionId: record.id }, who);
+        continue;
+      }
+      try {
+        await this.#take(record);
+        taken++;
+      } catch (error) {
+        this.runtime.logger.error({ err: error, executionId: record.id }, "run cannot be continued");
+      }
+    }
+    if (taken > 0) await this.#executor.recover();
+  }
+
+  /**
+   * Takes a run nobody alive runs so this executor may continue it: kills what its dead process left
+   * running (a job must never run twice at once), rebuilds and registers its saga. Returns what it did
+   * on the way (processes killed).
+   */
+  async #take(record: ExecutionRecord): Promise<string[]> {
+    if (this.#hosted.has(record.id)) return [];
+    if (!runSpecOf(record))
+      throw new SlipwayError(
+        "conflict",
+        `run ${record.id} is not a pipeline run: its own program continues it`,
+      );
+    const who = (await runnerCheck(this.#storage, this.runtime.dataDir))(record);
+    if (who !== undefined) throw new SlipwayError("conflict", who);
+    const notes: string[] = [];
+    for (const orphan of await sweepOrphans(runLogDir(this.runtime.dataDir, record.id))) {
+      if (orphan.killed === 0) continue;
+      const { pgid } = orphan.identity;
+      this.runtime.logger.warn(
+        { executionId: record.id, pgid, killed: orphan.killed },
+        "killed leftover processes of a crashed job",
+      );
+      notes.push(
+        `run ${record.id}: killed ${orphan.killed} leftover process(es) of a crashed job (process group ${pgid})`,
+      );
+    }
+    let compiled: CompiledRun;
+    try {
+      compiled = recompile(record, this.runtime.jobs);
+    } catch (error) {
+      throw new SlipwayError("conflict", `run ${record.id} cannot be rebuilt: ${(error as Error).message}`);
+    }
+    this.#hold(record.id, this.#register(compiled));
+    return notes;
+  }
+
+  /**
+   * Takes an unfinished run when nobody alive runs it, so what is asked of it (a cancel, a signal)
+   * is acted on here at once. Returns the sentence naming who runs it otherwise.
+   */
+  async #takeIfFree(record: ExecutionRecord): Promise<string | undefined> {
+    if (FINAL_STATUSES.includes(record.status) || this.#hosted.has(record.id) || !runSpecOf(record))
+      return undefined;
+    const who = (await runnerCheck(this.#storage, this.runtime.dataDir))(record);
+    if (who !== undefined) return who;
+    await this.#take(record);
+    return undefined;
+  }
+
+  async *#events(
+    record: ExecutionRecord,
+    after: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<ExecutionEvent> {
+    const id = record.id;
+    const executor = this.#executor;
+    const buffer: ExecutionEvent[] = [];
+    let wake: (() => void) | undefined;
+    // Listen first, then read the history: nothing falls between the two.
+    const stop = executor.on((event) => {
+      buffer.push(event);
+      wake?.();
+    }, id);
+    const onAbort = () => wake?.();
+    signal?.addEventListener("abort", onAbort);
+    let last = after;
+    const newer = async () => (await executor.history(id)).filter((e) => e.seq! > last);
+    try {
+      for (const event of await newer()) {
+        last = event.seq!;
+        yield event;
+      }
+      const now = await this.#storage.getExecution(id);
+      if (!now || (STOPPED_STATUSES.includes(now.status) && !this.#hosted.has(id))) return;
+      while (!signal?.aborted) {
+        while (buffer.length > 0) {
+          const event = buffer.shift()!;
+          if (event.seq !== undefined) {
+            if (event.seq <= last) continue;
+            // Events published while the history was read, or a batch that was not published here.
+            for (const missed of await newer()) if (missed.seq! < event.seq) yield missed;
+            last = event.seq;
+          }
+          yield event;
+          if (ENDING_EVENTS.has(event.type)) return;
+        }
+        // A run another process runs publishes nothing here: read its history now and then.
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, this.#hosted.has(id) ? 5_000 : 500).unref();
+        });
+        wake = undefined;
+        if (buffer.length === 0)
+          for (const event of await newer()) {
+            last = event.seq!;
+            yield event;
+            if (ENDING_EVENTS.has(event.type)) return;
+          }
+      }
+    } finally {
+      stop();
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** compileRun, memoized: problems still throw every time (they are not kept). */
+  #compile(file: string, source: string, request: RunRequest): CompiledRun {
+    const key = JSON.stringify([file, source, request.inputs, request.tiers]);
+    const known = this.#compiled.get(key);
+    if (known) {
+      this.#compiled.delete(key);
+      this.#compiled.set(key, known);
+      return known;
+    }
+    const compiled = compileRun(file, source, request, this.runtime.jobs);
+    this.#compiled.set(key, compiled);
+    if (this.#compiled.size > COMPILED_CACHE_SIZE) this.#compiled.delete(this.#compiled.keys().next().value!);
+    return compiled;
+  }
+
+  /** The saga of a compiled run, registered once per plan (the executor insists on one instance). */
+  #register(compiled: CompiledRun): Saga {
+    const key = `${compiled.saga.name}@${compiled.saga.version}`;
+    const known = this.#sagas.get(key);
+    if (known) return known;
+    this.#executor.register(compiled.saga);
+    this.#sagas.set(key, compiled.saga);
+    return compiled.saga;
+  }
+
+  /** Marks the run as run here: this executor accepts it, `slipway resume` elsewhere leaves it alone. */
+  #hold(id: string, saga: Saga): void {
+    if (this.#hosted.has(id)) return;
+    this.#hosted.set(id, markFollowed(this.runtime.dataDir, [id]));
+    const key = `${saga.name}@${saga.version}`;
+    this.#sagaOfRun.set(id, key);
+    let users = this.#users.get(key);
+    if (!users) {
+      users = new Set();
+      this.#users.set(key, users);
+    }
+    users.add(id);
+  }
+
+  /** The run is no longer run here; its saga goes too once no run held here uses it. */
+  #release(id: string): void {
+    this.#hosted.get(id)?.();
+    this.#hosted.delete(id);
+    const key = this.#sagaOfRun.get(id);
+    if (key === undefined) return;
+    this.#sagaOfRun.delete(id);
+    const users = this.#users.get(key);
+    users?.delete(id);
+    if (users && users.size > 0) return;
+    // A server up for weeks sees a plan per distinct inputs: keep only those of runs it still holds.
+    this.#users.delete(key);
+    const saga = this.#sagas.get(key);
+    this.#sagas.delete(key);
+    if (saga) this.#executor.unregister(saga);
+  }
+
+  #registeredSource(name: string): { file: string; source: string } {
+    const file = this.#registered.get(name);
+    if (file === undefined) {
+      const known = [...this.#registered.keys()];
+      throw new NotFoundError(
+        `no pipeline "${name}" is registered with this server${known.length ? ` (registered: ${known.join(", ")})` : ""}`,
+      );
+    }
+    try {
+      return { file, source: readFileSync(file, "utf8") };
+    } catch (error) {
+      throw new NotFoundError(
+        `pipeline "${name}": cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
+    }
+  }
+
+  async #lastSeq(id: string): Promise<number> {
+    return ((await this.#storage.load(id))?.nextEventSeq ?? 1) - 1;
+  }
+
+  async #find(ref: string): Promise<ExecutionRecord> {
+    const record = await findRun(this.#storage, ref);
+    if (!record) throw new NotFoundError(`no run "${ref}"`);
+    return record;
+  }
+}
+
+function notesOf(notes: readonly string[]): { notes?: string[] } {
+  return notes.length > 0 ? { notes: [...notes] } : {};
+}
+
+/** The run id an idempotency key stands for: the same key names the same run in every process. */
+export function runIdOfKey(key: string): string {
+  return `key-${createHash("sha256").update(key, "utf8").digest("hex").slice(0, 24)}`;
+}
+
+function matches(record: ExecutionRecord, query: Omit<ListQuery, "limit" | "cursor">): boolean {
+  if (query.statuses?.length && !query.statuses.includes(record.status)) return false;
+  if (query.pipeline !== undefined && record.saga !== query.pipeline) return false;
+  if (query.name !== undefined && record.runName !== query.name) return false;
+  return true;
+}
+
+/** Newest first: later `createdAt`, then larger id. Positive when `run` comes after `cursor`. */
+function newerFirst(
+  run: Pick<RunSummary, "createdAt" | "id">,
+  cursor: { createdAt: number; id: string },
+): number {
+  if (run.createdAt !== cursor.createdAt) return cursor.createdAt - run.createdAt;
+  return run.id < cursor.id ? 1 : run.id > cursor.id ? -1 : 0;
+}
+
+function encodeCursor(run: Pick<RunSummary, "createdAt" | "id">): string {
+  return Buffer.from(JSON.stringify([run.createdAt, run.id])).toString("base64url");
+}
+
+function decodeCursor(cursor: string): { createdAt: number; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
+    if (typeof createdAt === "number" && typeof id === "string") return { createdAt, id };
+  } catch {
+    // Reported below.
+  }
+  throw new SlipwayError("invalid_input", `"${cursor}" is not a cursor from a previous page of runs`);
+}

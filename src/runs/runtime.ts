@@ -1,0 +1,118 @@
+/**
+ * The one place a process that runs pipeline runs is wired: storage, the engine's log, the executor,
+ * admission (pools, locks, measured peaks), the run lookup that `concurrency:` gates read, and the
+ * release of what a run still held when it ends. A server and a foreground `slipway run` both open
+ * their runtime here, so the two cannot drift apart.
+ */
+import { once } from "node:events";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { type Logger, pino } from "pino";
+import { ENDING_EVENTS } from "../engine/events.js";
+import { Executor } from "../engine/executor.js";
+import { createLogger } from "../logging.js";
+import { runDirectory } from "../pipeline/concurrency.js";
+import type { JobRuntime } from "../pipeline/jobs.js";
+import { JobResources } from "../pipeline/resources.js";
+import { admissionFor, loadServerConfig } from "../scheduler/config.js";
+import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import type { ExecutionRecord } from "../storage/types.js";
+
+export interface RuntimeOptions {
+  /** The SQLite database file. */
+  db: string;
+  /** Job logs, pid files, follower marks and staged data; default the database's directory. */
+  dataDir?: string | undefined;
+  /** The engine's log; default JSON lines in `<dataDir>/slipway.log` (stdout belongs to the user). */
+  logger?: Logger | undefined;
+  /** The server's config file (resource pools, locks, key weights); absent: this machine's resources. */
+  config?: string | undefined;
+  /**
+   * A lock no config declares: refused (`reject`, a server's default: its config says what exists),
+   * or one holder at a time (`exclusive`: a foreground run has no config to declare it in).
+   */
+  undeclaredLocks?: "reject" | "exclusive" | undefined;
+  /** How often storage is checked for what other processes wrote (signals, cancels), ms. */
+  pollIntervalMs?: number | undefined;
+  /** Which executions this process's executor may take: the runs it hosts. */
+  accept: (execution: ExecutionRecord) => boolean;
+}
+
+export interface Runtime {
+  readonly storage: SqliteStorage;
+  readonly executor: Executor;
+  /** How jobs run here: their log directory, admission, the run lookup for `concurrency:`. */
+  readonly jobs: JobRuntime;
+  readonly dataDir: string;
+  readonly logger: Logger;
+  /** Stops the executor (its jobs are stopped, its runs left resumable), then admission and storage. */
+  close(): Promise<void>;
+}
+
+/** Opens the runtime; a config file with problems throws (ConfigError) before anything is opened. */
+export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const dataDir = options.dataDir ?? dirname(options.db);
+  mkdirSync(dataDir, { recursive: true });
+  const config = loadServerConfig(options.config, dataDir);
+  const resources = new JobResources(
+    admissionFor(config, options.undeclaredLocks ? { undeclaredLocks: options.undeclaredLocks } : {}),
+  );
+  const log = options.logger ? { logger: options.logger, flush: async () => {} } : engineLog(dataDir);
+  const storage = new SqliteStorage({ path: options.db });
+  let executor: Executor;
+  try {
+    await storage.init();
+    executor = await Executor.open({
+      storage,
+      sagas: [],
+      dataDir,
+      logger: log.logger,
+      pollIntervalMs: options.pollIntervalMs ?? 200,
+      accept: options.accept,
+      // Runs are taken one by one, after their orphaned jobs are swept: never wholesale at open.
+      recover: false,
+    });
+  } catch (error) {
+    resources.admission.close();
+    await storage.close();
+    throw error;
+  }
+  const jobs: JobRuntime = { dataDir, resources, runs: runDirectory(storage, executor) };
+  resources.usePeaks(storage.peaks());
+  // A grant kept for a readiness probe that never ran (cancelled in between) goes back to the pool.
+  const stopReleasing = executor.on((event) => {
+    if (ENDING_EVENTS.has(event.type)) resources.releaseRun(event.executionId);
+  });
+  return {
+    storage,
+    executor,
+    jobs,
+    dataDir,
+    logger: log.logger,
+    async close() {
+      stopReleasing();
+      // The executor first: closing aborts jobs waiting for admission, which leaves them resumable;
+      // closing admission first would fail them.
+      await executor.close();
+      resources.admission.close();
+      await storage.close();
+      await log.flush();
+    },
+  };
+}
+
+/** The engine's own log: JSON lines in `<dir>/slipway.log`. */
+export function engineLog(dir: string): { logger: Logger; flush(): Promise<void> } {
+  const destination = pino.destination({ dest: join(dir, "slipway.log"), mkdir: true, sync: false });
+  // The file opens asynchronously, and flushSync throws until it has: a run can end before that.
+  const opened = once(destination, "ready").then(
+    () => true,
+    () => false,
+  );
+  return {
+    logger: createLogger({}, destination),
+    async flush() {
+      if (await opened) destination.flushSync();
+    },
+  };
+}

@@ -1,0 +1,118 @@
+/**
+ * What a run is to the people and programs that start and watch runs: one interface, implemented once
+ * in-process (`LocalRuns`, over storage, the engine and admission) and once over HTTP (`HttpRuns`),
+ * so the CLI and the HTTP API never ask which of the two they hold.
+ */
+import type { ExecutionEvent } from "../engine/events.js";
+import type { Json } from "../json.js";
+import type { RunRequest } from "../pipeline/plan.js";
+import type { ExecutionStatus } from "../storage/types.js";
+import type {
+  ActionResponse,
+  QueueEntry,
+  ResourcesResponse,
+  RunDetail,
+  RunSummary,
+  SignalResponse,
+  SubmitResponse,
+} from "./schemas.js";
+
+/** A run to submit: a pipeline file's text, or a pipeline registered with the host, by its name. */
+export type PipelineSource = { file: string; source: string } | { pipeline: string };
+
+export interface SubmitOptions {
+  /** The pipeline's inputs, by name: strings as typed on a command line, or typed values. */
+  inputs?: RunRequest["inputs"] | undefined;
+  /** Opt-in tiers to include. */
+  tiers?: RunRequest["tiers"] | undefined;
+  /** The run name, e.g. `{ticket}-{branch}-{attempt}`: in every log line, usable instead of the id. */
+  name?: string | undefined;
+  /**
+   * Makes a submission safe to repeat: the same key returns the run it started the first time; the
+   * same key with another pipeline, inputs or tiers is refused (`idempotency_conflict`).
+   */
+  key?: string | undefined;
+}
+
+export interface ListQuery {
+  statuses?: readonly ExecutionStatus[] | undefined;
+  /** The pipeline's name. */
+  pipeline?: string | undefined;
+  /** The run name. */
+  name?: string | undefined;
+  /** The submission's idempotency key. */
+  key?: string | undefined;
+  /** At most this many runs; the page's `next` cursor continues after the last one. */
+  limit?: number | undefined;
+  /** From a previous page's `next`. */
+  cursor?: string | undefined;
+}
+
+/** One page of runs, newest first; `next` is undefined on the last page. */
+export interface RunPage {
+  runs: RunSummary[];
+  next?: string | undefined;
+}
+
+export interface LogOptions {
+  /** A job name (all its legs) or one step's name; every job when absent. */
+  job?: string | undefined;
+  /** Read on until the run ends. */
+  follow?: boolean | undefined;
+  /** Only lines written at or after this time (epoch ms). */
+  since?: number | undefined;
+  /** Only lines written before this time (epoch ms). */
+  until?: number | undefined;
+  /** Stops following (the reader went away). */
+  signal?: AbortSignal | undefined;
+}
+
+export interface EventOptions {
+  /** Resume after this event seq (as `Last-Event-ID`); from the first event when absent. */
+  after?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface PruneOptions {
+  /** Removes ended runs (completed, compensated, cancelled) that ended before this time (epoch ms). */
+  endedBefore: number;
+}
+
+export interface PruneResult {
+  /** The ids removed, with their logs. */
+  removed: string[];
+}
+
+export interface RunService {
+  /**
+   * Whether runs go on after this client goes away: true for a server, false for runs hosted by the
+   * calling process itself (a foreground `slipway run`), which must follow them to their end.
+   */
+  readonly detached: boolean;
+  /** Compiles the pipeline and starts a run of it. Problems in the file, inputs or tiers throw. */
+  submit(what: PipelineSource, options?: SubmitOptions): Promise<SubmitResponse>;
+  /** Runs, newest first: every match, or one page of them with `limit`. */
+  list(query?: Omit<ListQuery, "limit" | "cursor">): Promise<RunSummary[]>;
+  page(query: ListQuery & { limit: number }): Promise<RunPage>;
+  /** One run by id or run name, with its jobs, timings and why each waiting job waits. */
+  show(ref: string): Promise<RunDetail>;
+  /** The run's job output, chunk by chunk; `follow` reads on until the run ends. */
+  logs(ref: string, options?: LogOptions): Promise<AsyncIterable<string>>;
+  /** The run's events after `after`, then live ones until it ends or stops for someone to act. */
+  events(ref: string, options?: EventOptions): Promise<AsyncIterable<ExecutionEvent>>;
+  /** Requests a cancel: running jobs stop, completed ones are undone. */
+  cancel(ref: string, reason?: string): Promise<ActionResponse>;
+  /** Delivers a named signal (kept until the run waits for it). */
+  signal(ref: string, name: string, payload?: Json): Promise<SignalResponse>;
+  /** Continues a held run (failed, `on_failure: hold`) from its failed jobs. */
+  retry(ref: string): Promise<ActionResponse>;
+  /** Continues a run that needs attention, or an incomplete run no live process runs. */
+  resume(ref: string): Promise<ActionResponse>;
+  /** Removes ended runs and their logs. */
+  prune(options: PruneOptions): Promise<PruneResult>;
+  /** Every job of an unfinished run that is not running, and why. */
+  queue(): Promise<QueueEntry[]>;
+  /** The scheduler's pools and locks, and the jobs running now with what they declared. */
+  resources(): Promise<ResourcesResponse>;
+  close(): Promise<void>;
+}
