@@ -1,0 +1,292 @@
+/**
+ * The runs service's shared cases: every operation of `RunService`, run against each way of reaching
+ * it (in-process, and over HTTP) the way the storage conformance suite runs against each backend.
+ * Jobs are real shell processes; every wait is for a condition, bounded.
+ */
+import { existsSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { ExecutionEvent } from "../../../src/engine/events.js";
+import { LocalRuns } from "../../../src/runs/local.js";
+import type { RunService } from "../../../src/runs/service.js";
+import { eventually, tempDir, within } from "../../helpers.js";
+
+export interface Transport {
+  name: string;
+  /** The service under test on the database `db`; closed by the suite. */
+  open(db: string): Promise<RunService>;
+}
+
+const PIPELINES = {
+  release: `name: release
+jobs:
+  build:
+    run: echo "digest=sha256:1f2e" >> "$SLIPWAY_OUTPUT"; echo building
+  publish:
+    needs: [build]
+    run: echo "publishing \${{ needs.build.outputs.digest }}"
+`,
+  inputs: `name: tagged
+inputs:
+  tag: { type: string, default: latest }
+jobs:
+  tag:
+    run: echo "tag \${{ inputs.tag }}"
+`,
+  gated: `name: gated
+jobs:
+  prepare:
+    run: echo prepared >> trace
+    undo: echo "undo prepare" >> trace
+  approve:
+    needs: [prepare]
+    wait: { signal: go }
+  ship:
+    needs: [approve]
+    run: echo shipped >> trace
+`,
+  held: `name: held
+on_failure: hold
+jobs:
+  migrate:
+    run: test -e fixed || { echo "schema lock held" >&2; exit 1; }
+  release:
+    needs: [migrate]
+    run: echo released
+`,
+} as const;
+
+interface Fixture {
+  runs: RunService;
+  dir: string;
+  db: string;
+  file(name: keyof typeof PIPELINES): { file: string; source: string };
+  /** Every event of the run from the start (or after `after`), to its end. */
+  events(id: string, after?: number): Promise<ExecutionEvent[]>;
+  /** Waits until the run's status is one of `statuses`. */
+  status(id: string, ...statuses: string[]): Promise<void>;
+}
+
+/** The error code of a refusal, from either transport. */
+function codeOf(error: unknown): string | undefined {
+  return (error as { code?: unknown }).code as string | undefined;
+}
+
+async function refusal(promise: Promise<unknown>): Promise<{ code: string | undefined; message: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    return { code: codeOf(error), message: (error as Error).message };
+  }
+  throw new Error("expected the service to refuse");
+}
+
+export function runServiceCases(transport: Transport): void {
+  async function fixture(): Promise<Fixture & { [Symbol.asyncDispose](): Promise<void> }> {
+    const dir = tempDir();
+    const db = join(dir, "state", "slipway.db");
+    const runs = await transport.open(db);
+    const fixture: Fixture = {
+      runs,
+      dir,
+      db,
+      file(name) {
+        const file = join(dir, `${name}.yml`);
+        writeFileSync(file, PIPELINES[name]);
+        return { file, source: PIPELINES[name] };
+      },
+      async events(id, after) {
+        const seen: ExecutionEvent[] = [];
+        const stream = await runs.events(id, after === undefined ? {} : { after });
+        await within(
+          (async () => {
+            for await (const event of stream) seen.push(event);
+          })(),
+          `the events of run ${id} to its end`,
+          20_000,
+        );
+        return seen;
+      },
+      async status(id, ...statuses) {
+        await eventually(
+          async () => statuses.includes((await runs.show(id)).status),
+          `run ${id} to be ${statuses.join(" or ")}`,
+          20_000,
+        );
+      },
+    };
+    return { ...fixture, [Symbol.asyncDispose]: () => runs.close() };
+  }
+
+  describe(`runs service (${transport.name})`, () => {
+    it("submits a pipeline, streams its events to the end, shows, lists and logs it", async () => {
+      await using f = await fixture();
+      const run = await f.runs.submit(f.file("release"), { name: "release-main-1" });
+      expect(run).toMatchObject({ name: "release-main-1", pipeline: "release", jobs: 2 });
+      const events = await f.events(run.id);
+      expect(events.at(-1)?.type).toBe("execution:completed");
+      const seqs = events.flatMap((e) => (e.seq === undefined ? [] : [e.seq]));
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+
+      const shown = await f.runs.show("release-main-1");
+      expect(shown).toMatchObject({ id: run.id, status: "completed", name: "release-main-1" });
+      expect(shown.steps.map((s) => [s.job, s.status])).toEqual([
+        ["build", "completed"],
+        ["publish", "completed"],
+      ]);
+      expect(shown.plan?.steps.map((s) => s.action)).toEqual(["build", "publish"]);
+      expect((await f.runs.list()).map((r) => r.id)).toEqual([run.id]);
+
+      let text = "";
+      for await (const chunk of await f.runs.logs(run.id)) text += chunk;
+      expect(text).toContain("building");
+      expect(text).toContain("publishing sha256:1f2e");
+      let publish = "";
+      for await (const chunk of await f.runs.logs(run.id, { job: "publish" })) publish += chunk;
+      expect(publish).toContain("publishing");
+      expect(publish).not.toContain("building");
+      // A range after the run wrote anything has no lines; following an ended run ends.
+      let later = "";
+      const future = Date.now() + 60_000;
+      for await (const chunk of await f.runs.logs(run.id, { since: future, follow: true })) later += chunk;
+      expect(later).toBe("");
+      expect((await refusal(f.runs.logs(run.id, { job: "nope" }))).code).toBe("not_found");
+    });
+
+    it("resumes a stream of events after an event id", async () => {
+      await using f = await fixture();
+      const run = await f.runs.submit(f.file("release"));
+      const all = await f.events(run.id);
+      const middle = all.filter((e) => e.seq !== undefined)[2]!;
+      const rest = await f.events(run.id, middle.seq);
+      expect(rest.length).toBeGreaterThan(0);
+      expect(rest.every((e) => e.seq === undefined || e.seq > middle.seq!)).toBe(true);
+      expect(rest.at(-1)?.type).toBe("execution:completed");
+    });
+
+    it("makes a submission with a key safe to repeat, and refuses the key for another request", async () => {
+      await using f = await fixture();
+      const source = f.file("inputs");
+      const first = await f.runs.submit(source, { key: "ticket-7", inputs: { tag: "v1" } });
+      const again = await f.runs.submit(source, { key: "ticket-7", inputs: { tag: "v1" } });
+      expect(again.id).toBe(first.id);
+      await f.status(first.id, "completed");
+      const other = await refusal(f.runs.submit(source, { key: "ticket-7", inputs: { tag: "v2" } }));
+      expect(other.code).toBe("idempotency_conflict");
+      expect(other.message).toContain("ticket-7");
+      expect((await f.runs.list({ key: "ticket-7" })).map((r) => r.id)).toEqual([first.id]);
+      expect(await f.runs.list()).toHaveLength(1);
+    });
+
+    it("lists by pipeline, name and status, everything or page by page", async () => {
+      await using f = await fixture();
+      const ids: string[] = [];
+      for (const [i, name] of ["release", "inputs", "release"].entries()) {
+        const run = await f.runs.submit(f.file(name as keyof typeof PIPELINES), { name: `run-${i}` });
+        ids.push(run.id);
+        await f.status(run.id, "completed");
+      }
+      expect((await f.runs.list()).map((r) => r.id)).toEqual([...ids].reverse());
+      expect((await f.runs.list({ pipeline: "release" })).map((r) => r.id)).toEqual([ids[2], ids[0]]);
+      expect((await f.runs.list({ name: "run-1" })).map((r) => r.id)).toEqual([ids[1]]);
+      expect(await f.runs.list({ statuses: ["waiting"] })).toEqual([]);
+
+      const paged: string[] = [];
+      let cursor: string | undefined;
+      for (let pages = 0; pages < 5; pages++) {
+        const page = await f.runs.page({ limit: 2, ...(cursor !== undefined && { cursor }) });
+        paged.push(...page.runs.map((r) => r.id));
+        cursor = page.next;
+        if (cursor === undefined) break;
+      }
+      expect(paged).toEqual([...ids].reverse());
+      expect((await refusal(f.runs.page({ limit: 2, cursor: "garbage" }))).code).toBe("invalid_input");
+    });
+
+    it("holds a wait job until a signal, says so in the queue, and refuses a signal to an ended run", async () => {
+      await using f = await fixture();
+      const run = await f.runs.submit(f.file("gated"));
+      await f.status(run.id, "waiting");
+      const queued = (await f.runs.queue()).filter((q) => q.run === run.id);
+      expect(queued.find((q) => q.job === "approve")).toMatchObject({ reason: "signal" });
+      expect(queued.find((q) => q.job === "ship")).toMatchObject({ reason: "needs" });
+      const sent = await f.runs.signal(run.id, "go", { by: "ops" });
+      expect(sent).toMatchObject({ id: run.id, signal: "go" });
+      await f.status(run.id, "completed");
+      expect((await f.runs.queue()).filter((q) => q.run === run.id)).toEqual([]);
+      expect((await refusal(f.runs.signal(run.id, "go"))).code).toBe("conflict");
+    });
+
+    it("cancels a waiting run: what completed is undone", async () => {
+      await using f = await fixture();
+      const run = await f.runs.submit(f.file("gated"));
+      await f.status(run.id, "waiting");
+      const cancelled = await f.runs.cancel(run.id, "operator");
+      expect(cancelled.id).toBe(run.id);
+      await f.status(run.id, "cancelled");
+      const shown = await f.runs.show(run.id);
+      expect(shown.cause).toEqual({ kind: "cancel", reason: "operator" });
+      expect(shown.steps.find((s) => s.job === "prepare")?.status).toBe("undone");
+      expect((await refusal(f.runs.cancel(run.id))).code).toBe("conflict");
+    });
+
+    it("retries a held run from its failed job; resume points a held run to retry", async () => {
+      await using f = await fixture();
+      const run = await f.runs.submit(f.file("held"));
+      await f.status(run.id, "failed");
+      const wrongVerb = await refusal(f.runs.resume(run.id));
+      expect(wrongVerb.code).toBe("conflict");
+      expect(wrongVerb.message).toContain(`slipway retry ${run.id}`);
+      writeFileSync(join(f.dir, "fixed"), "");
+      const retried = await f.runs.retry(run.id);
+      expect(retried).toMatchObject({ id: run.id, status: "running" });
+      const after = await f.events(run.id, retried.seq);
+      expect(after.at(-1)?.type).toBe("execution:completed");
+      const shown = await f.runs.show(run.id);
+      expect(shown.steps.find((s) => s.job === "migrate")?.attempt).toBe(2);
+      expect((await refusal(f.runs.retry(run.id))).message).toContain("only a held run");
+    });
+
+    it("resumes an incomplete run that no live process runs", async () => {
+      await using f = await fixture();
+      // Another process started the run and went away while it waited.
+      const other = await LocalRuns.open({ db: f.db, adopt: "asked", pollIntervalMs: 50 });
+      const run = await other.submit(f.file("gated"));
+      await eventually(async () => (await other.show(run.id)).status === "waiting", "the wait", 20_000);
+      await other.close();
+
+      const resumed = await f.runs.resume(run.id);
+      expect(resumed.id).toBe(run.id);
+      await f.runs.signal(run.id, "go");
+      await f.status(run.id, "completed");
+      expect((await refusal(f.runs.resume(run.id))).message).toContain("nothing to resume");
+      expect((await refusal(f.runs.resume("no-such-run"))).code).toBe("not_found");
+    });
+
+    it("prunes ended runs that ended before a time, with their logs, and keeps the rest", async () => {
+      await using f = await fixture();
+      const done = await f.runs.submit(f.file("release"));
+      await f.status(done.id, "completed");
+      const waiting = await f.runs.submit(f.file("gated"));
+      await f.status(waiting.id, "waiting");
+      expect((await f.runs.prune({ endedBefore: 0 })).removed).toEqual([]);
+      const logs = join(dirname(f.db), "logs", done.id);
+      expect(existsSync(logs)).toBe(true);
+      const pruned = await f.runs.prune({ endedBefore: Date.now() + 60_000 });
+      expect(pruned.removed).toEqual([done.id]);
+      expect(existsSync(logs)).toBe(false);
+      expect((await refusal(f.runs.show(done.id))).code).toBe("not_found");
+      expect((await f.runs.list()).map((r) => r.id)).toEqual([waiting.id]);
+      await f.runs.cancel(waiting.id);
+      await f.status(waiting.id, "cancelled");
+    });
+
+    it("shows the resource pools and what runs now", async () => {
+      await using f = await fixture();
+      const resources = await f.runs.resources();
+      expect(resources.pools.map((p) => p.name)).toEqual(expect.arrayContaining(["memory", "cpu"]));
+      expect(resources.running).toEqual([]);
+      expect((await refusal(f.runs.show("nothing-here"))).code).toBe("not_found");
+    });
+  });
+}
