@@ -23,7 +23,7 @@ import {
   unknownExecutions,
 } from "./execution-cases.js";
 import { duplicateEventFailsBatch, historyOrder, unserializableFailsBatch } from "./history-cases.js";
-import { listFilters, listOrderAndLimit, nextWakeAt } from "./listing-cases.js";
+import { deleteEnded, listFilters, listOrderAndLimit, nextWakeAt } from "./listing-cases.js";
 import type { StorageConformanceOptions } from "./options.js";
 import {
   claimMany,
@@ -66,6 +66,7 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
     ["concurrent claimers: exactly one wins", concurrentClaims],
     ["claimMany answers each request as claim would, in order", claimMany],
     ["listExecutions filters by saga, status, owner, wake time, cancel and signals", listFilters],
+    ["deleteExecution removes an ended execution with what it owns, and keeps live ones", deleteEnded],
     ["listExecutions orders by createdAt then id and honours limit", listOrderAndLimit],
     ["nextWakeAt is the earliest wake of unowned waiting executions of the sagas", nextWakeAt],
     ["large values round-trip exactly", largeValues],

@@ -1,4 +1,4 @@
-/** Conformance cases for queries: listExecutions filters, order and limit, and nextWakeAt. */
+/** Conformance cases for queries (listExecutions filters, order and limit, nextWakeAt) and deletion. */
 import assert from "node:assert/strict";
 import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../../storage/types.js";
 import { commitOne, create, ids, OTHER, OWNER } from "./helpers.js";
@@ -117,4 +117,20 @@ export async function nextWakeAt(storage: Storage): Promise<void> {
   assert.equal(await storage.nextWakeAt(["deploy"]), 500);
   await commitOne(storage, { executionId: "w2", owner: OWNER, execution: { wakeAt: 400, release: true } });
   assert.equal(await storage.nextWakeAt(["deploy"]), 400);
+}
+
+export async function deleteEnded(storage: Storage): Promise<void> {
+  await listFixture(storage);
+  // l04 completed, l08 cancelled: removed with what they own; live and held ones are kept.
+  assert.equal(await storage.deleteExecution("l04"), true);
+  assert.equal(await storage.deleteExecution("l04"), false, "a second delete finds nothing");
+  assert.equal(await storage.getExecution("l04"), undefined);
+  assert.equal(await storage.load("l04"), undefined);
+  for (const id of ["l01", "l02", "l05", "l06", "nope"])
+    assert.equal(await storage.deleteExecution(id), false, `${id} is not ended: kept`);
+  assert.ok(await storage.load("l02"));
+  assert.equal(await storage.deleteExecution("l08"), true);
+  assert.deepEqual(ids(await storage.listExecutions({})), ["l01", "l02", "l03", "l05", "l06", "l07", "l09"]);
+  // Signals of kept executions stay; the others' went with them.
+  assert.deepEqual(ids(await storage.listExecutions({ withPendingSignals: true })), ["l02", "l06"]);
 }
