@@ -3,12 +3,12 @@
  * return the exit code that sums them up (the worst of them) once all have ended.
  */
 import type { ExecutionResult } from "../engine/executor.js";
+import { duration } from "../format.js";
 import { type Plan, stepLabel } from "../pipeline/plan.js";
 import { markFollowed } from "../server/liveness.js";
 import { outlineOf, runDetail, skippedReason } from "../server/records.js";
 import type { PlanOutline, RunDetail } from "../server/schemas.js";
 import type { Io } from "./command.js";
-import { duration } from "./format.js";
 import { exitCodeOf, onInterrupt, type Session } from "./session.js";
 import { createView, type ViewMode } from "./view.js";
 

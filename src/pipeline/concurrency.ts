@@ -4,17 +4,10 @@
  */
 import type { ActionContext, PollResult } from "../definition/types.js";
 import type { Executor } from "../engine/executor.js";
-import { clockTime, ordinal } from "../scheduler/format.js";
+import { clockTime, ordinal } from "../format.js";
 import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
-import { runSpecOf } from "./compile.js";
-import type { StepContext } from "./jobs.js";
-
-/** What a run's concurrency gate needs to see and do: the other unfinished runs of its pipeline. */
-export interface RunDirectory {
-  /** Runs of this saga that are running, waiting or compensating. */
-  active(saga: string): Promise<ExecutionRecord[]>;
-  cancel(runId: string, reason: string): Promise<void>;
-}
+import { runSpecOf } from "./run-spec.js";
+import type { RunDirectory, StepContext } from "./step-context.js";
 
 /** The run directory of a storage, cancelling through an executor (which persists the request for the run's owner). */
 export function runDirectory(storage: Storage, executor: Pick<Executor, "cancel">): RunDirectory {

@@ -3,17 +3,10 @@
  * conditions. Literals, references (`inputs.x`, `matrix.x`, `needs.<job>.outputs.<k>`, `outputs.k`,
  * `env.X`), `==`, `!=`, `&&`, `||`, `!` and parentheses; parsing, static checks and evaluation.
  */
-import type {
-  Condition,
-  ContextRoot,
-  Expr,
-  MatrixValue,
-  Position,
-  Template,
-  TemplatePart,
-  Value,
-} from "./model.js";
-import { closest, listOr } from "./problems.js";
+
+import { closest, listOr } from "../problems.js";
+import type { Locate, Position } from "../yaml-reader.js";
+import type { Condition, ContextRoot, Expr, MatrixValue, Template, TemplatePart, Value } from "./model.js";
 
 export const CONTEXT_ROOTS: readonly ContextRoot[] = ["inputs", "matrix", "needs", "outputs", "env"];
 
@@ -34,8 +27,7 @@ export class ExpressionError extends Error {
   }
 }
 
-/** Maps an offset in the parsed string to a file position; the default treats the string as line 1. */
-export type Locate = (offset: number) => Position;
+/** Without a file to map to, the parsed string is line 1. */
 const lineOne: Locate = (offset) => ({ line: 1, col: offset + 1, offset });
 
 // ---------------------------------------------------------------------------------------------

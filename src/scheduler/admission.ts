@@ -32,8 +32,8 @@
  * tick; aging takes effect at the next of those.
  */
 import { SlipwayError } from "../errors.js";
-import { closest, listOr } from "../pipeline/problems.js";
-import { clockTime, formatBytes, formatCpu, ordinal } from "./format.js";
+import { clockTime, formatBytes, formatCpu, ordinal } from "../format.js";
+import { closest, listOr } from "../problems.js";
 import { MinHeap } from "./heap.js";
 import type {
   Amounts,

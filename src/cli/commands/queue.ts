@@ -1,9 +1,10 @@
 /** `slipway queue`: every job that is not running, and why: what it waits for, behind whom, until when. */
+
+import { table, time } from "../../format.js";
 import { queueFromStorage } from "../../server/explain.js";
 import type { QueueEntry, QueueResponse } from "../../server/schemas.js";
 import { remote, serverClient, serverOptions } from "../client.js";
 import { type Command, EXIT, type Io, parse } from "../command.js";
-import { table, time } from "../format.js";
 import { dbOption, dbPath, openStorage } from "../state.js";
 
 export const queue: Command = {

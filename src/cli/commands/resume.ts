@@ -2,8 +2,9 @@
  * `slipway resume` and `slipway retry`: continue runs in the foreground. Before a run continues, what
  * its dead process left running (job process groups) is killed, so nothing runs twice at once.
  */
-import { type CompiledRun, recompile, runSpecOf } from "../../pipeline/compile.js";
+import { type CompiledRun, recompile } from "../../pipeline/compile.js";
 import { runLogDir } from "../../pipeline/logs.js";
+import { runSpecOf } from "../../pipeline/run-spec.js";
 import { runnerCheck } from "../../server/liveness.js";
 import type { ActionResponse } from "../../server/schemas.js";
 import { sweepOrphans } from "../../shell/orphans.js";

@@ -3,13 +3,12 @@
  * from a server (`--server`): both print the same, from the same shapes (`server/schemas.ts`).
  */
 
-import { formatBytes } from "../../scheduler/format.js";
+import { duration, formatBytes, table, time } from "../../format.js";
 import { stepWait } from "../../server/explain.js";
 import { findRun, runDetail, runSummary, skippedReason, stepResultOf } from "../../server/records.js";
 import type { RunDetail, RunSummary, StepSummary } from "../../server/schemas.js";
 import { remote, runPath, serverClient, serverOptions } from "../client.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
-import { duration, table, time } from "../format.js";
 import { dbOption, dbPath, openStorage } from "../state.js";
 
 export { findRun };

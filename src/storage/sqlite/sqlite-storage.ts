@@ -3,14 +3,13 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { NotFoundError, SlipwayError } from "../../errors.js";
+import { type ErrorInfo, NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json, JsonObject } from "../../json.js";
 import { parseNullable, toJsonText, toNullableJsonText } from "../json-text.js";
 import type {
   ClaimRequest,
   CommitResult,
   CompensationCause,
-  ErrorInfo,
   EventRecord,
   ExecutionPatch,
   ExecutionQuery,
