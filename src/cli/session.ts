@@ -10,7 +10,7 @@ import { type Logger, pino } from "pino";
 import { Executor } from "../engine/executor.js";
 import { createLogger } from "../logging.js";
 import type { CompiledRun } from "../pipeline/compile.js";
-import { runDirectory } from "../pipeline/concurrency.js";
+import { runRoster } from "../pipeline/concurrency.js";
 import { JobResources } from "../pipeline/resources.js";
 import type { JobRuntime } from "../pipeline/step-context.js";
 import { machineAdmission } from "../scheduler/config.js";
@@ -72,7 +72,7 @@ export async function openSession(
     throw error;
   }
   const runtime = jobRuntime(db);
-  runtime.runs = runDirectory(storage, executor);
+  runtime.runs = runRoster(storage, executor);
   runtime.resources?.usePeaks(storage.peaks());
   return {
     storage,

@@ -7,10 +7,10 @@ import type { Executor } from "../engine/executor.js";
 import { clockTime, ordinal } from "../format.js";
 import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
 import { runSpecOf } from "./run-spec.js";
-import type { RunDirectory, StepContext } from "./step-context.js";
+import type { RunRoster, StepContext } from "./step-context.js";
 
-/** The run directory of a storage, cancelling through an executor (which persists the request for the run's owner). */
-export function runDirectory(storage: Storage, executor: Pick<Executor, "cancel">): RunDirectory {
+/** The run roster of a storage, cancelling through an executor (which persists the request for the run's owner). */
+export function runRoster(storage: Storage, executor: Pick<Executor, "cancel">): RunRoster {
   return {
     active: (saga) => storage.listExecutions({ sagas: [saga], statuses: ACTIVE_STATUSES }),
     cancel: async (runId, reason) => {

@@ -3,14 +3,14 @@
  * command, run it as a child process (logged, masked, killable), probe readiness, return its outputs.
  */
 import { readFileSync, rmSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ActionContext, PollResult } from "../definition/types.js";
 import { SlipwayError } from "../errors.js";
 import type { Grant } from "../scheduler/admission.js";
 import { masker, runShell, type ShellResult } from "../shell/process.js";
+import { attemptFiles, type LogPhase } from "../shell/run-directory.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expressions.js";
-import { type LogPhase, logFileName, runLogDir } from "./logs.js";
 import type { Pipeline, ReadyCheck, RunJob, Template, Value } from "./model.js";
 import { type Step, stepLabel } from "./plan.js";
 import type { StepResult } from "./run-spec.js";
@@ -298,21 +298,19 @@ async function shell(
   env: { vars: Record<string, string>; mask: string[] },
   timeoutMs: number,
 ): Promise<ShellResult> {
-  const dir = runLogDir(context.runtime.dataDir, ctx.executionId);
-  const base = join(dir, logFileName(step.action, phase, ctx.attempt));
+  const files = attemptFiles(context.runtime.dataDir, ctx.executionId, step.action, phase, ctx.attempt);
   const cwd = step.job.workingDirectory
     ? resolve(context.dir, renderTemplate(step.job.workingDirectory, scope))
     : context.dir;
-  const outputFile = `${base}.outputs`;
   try {
     const result = await runShell({
       script: renderTemplate(template, scope),
       cwd,
       env: env.vars,
-      logFile: base,
-      outputFile,
+      logFile: files.log,
+      outputFile: files.outputs,
       mask: env.mask,
-      pidFile: `${base}.pid`,
+      pidFile: files.pid,
       signal: ctx.signal,
       timeoutMs,
       graceMs: context.runtime.killGraceMs ?? 5_000,
@@ -324,7 +322,7 @@ async function shell(
     return result;
   } finally {
     // Parsed into the result: the raw file would keep unmasked values on disk for good.
-    rmSync(outputFile, { force: true });
+    rmSync(files.outputs, { force: true });
   }
 }
 

@@ -5,7 +5,7 @@ import type { JobResources } from "./resources.js";
 
 /** What job bodies need from the process that runs them. */
 export interface JobRuntime {
-  /** Logs and pid files go under `<dataDir>/logs/<run id>/`. */
+  /** Where run directories are (shell/run-directory.ts): job logs, pid files, follower marks. */
   dataDir: string;
   /** The environment jobs inherit. Default: this process's. */
   env?: NodeJS.ProcessEnv;
@@ -14,7 +14,7 @@ export interface JobRuntime {
   /** Admits jobs by what they declare in `resources:` before they start; absent: they start at once. */
   resources?: JobResources;
   /** The runs in storage, for `concurrency:`; set once the process has an executor. */
-  runs?: RunDirectory;
+  runs?: RunRoster;
 }
 
 export interface StepContext {
@@ -25,7 +25,7 @@ export interface StepContext {
 }
 
 /** What a run's concurrency gate needs to see and do: the other unfinished runs of its pipeline. */
-export interface RunDirectory {
+export interface RunRoster {
   /** Runs of this saga that are running, waiting or compensating. */
   active(saga: string): Promise<ExecutionRecord[]>;
   cancel(runId: string, reason: string): Promise<void>;

@@ -13,14 +13,13 @@ import { Executor } from "../engine/executor.js";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
 import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
-import { runDirectory } from "../pipeline/concurrency.js";
-import { runLogDir } from "../pipeline/logs.js";
+import { runRoster } from "../pipeline/concurrency.js";
 import type { RunRequest } from "../pipeline/plan.js";
 import { JobResources } from "../pipeline/resources.js";
 import { runSpecOf } from "../pipeline/run-spec.js";
 import type { JobRuntime } from "../pipeline/step-context.js";
 import { admissionFor, loadServerConfig } from "../scheduler/config.js";
-import { sweepOrphans } from "../shell/orphans.js";
+import { sweepRunOrphans } from "../shell/run-directory.js";
 import type { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import {
   ACTIVE_STATUSES,
@@ -145,7 +144,7 @@ export class PipelineHost {
       throw error;
     }
     host = new PipelineHost(storage, executor, options, dataDir, runtime);
-    runtime.runs = runDirectory(storage, executor);
+    runtime.runs = runRoster(storage, executor);
     runtime.resources?.usePeaks(storage.peaks());
     // A run that ended (or stopped for someone to act) is no longer held here: another process may continue it.
     host.#stopListening = executor.on((event) => {
@@ -423,7 +422,7 @@ export class PipelineHost {
     if (this.#hosted.has(record.id)) return;
     const who = (await runnerCheck(this.storage, this.dataDir))(record);
     if (who !== undefined) throw new SlipwayError("conflict", who);
-    for (const orphan of await sweepOrphans(runLogDir(this.dataDir, record.id))) {
+    for (const orphan of await sweepRunOrphans(this.dataDir, record.id)) {
       if (orphan.killed > 0)
         this.#logger.warn(
           { executionId: record.id, pgid: orphan.identity.pgid, killed: orphan.killed },

@@ -3,11 +3,10 @@
  * its dead process left running (job process groups) is killed, so nothing runs twice at once.
  */
 import { type CompiledRun, recompile } from "../../pipeline/compile.js";
-import { runLogDir } from "../../pipeline/logs.js";
 import { runSpecOf } from "../../pipeline/run-spec.js";
 import { runnerCheck } from "../../server/liveness.js";
 import type { ActionResponse } from "../../server/schemas.js";
-import { sweepOrphans } from "../../shell/orphans.js";
+import { sweepRunOrphans } from "../../shell/run-directory.js";
 import { ACTIVE_STATUSES, type ExecutionRecord } from "../../storage/types.js";
 import { type Client, remote, runPath, serverClient, serverOptions } from "../client.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
@@ -147,7 +146,7 @@ async function continueRuns(
   const compiled: { record: ExecutionRecord; run: CompiledRun }[] = [];
   let worst: number = EXIT.ok;
   for (const record of records) {
-    for (const orphan of await sweepOrphans(runLogDir(dataDir(db), record.id))) {
+    for (const orphan of await sweepRunOrphans(dataDir(db), record.id)) {
       if (orphan.killed > 0)
         io.err(
           `run ${record.id}: killed ${orphan.killed} leftover process(es) of a crashed job (process group ${orphan.identity.pgid})\n`,
