@@ -10,7 +10,7 @@ import { SlipwayError } from "../errors.js";
 import type { Grant } from "../scheduler/admission.js";
 import { masker, runShell, type ShellResult } from "../shell/process.js";
 import { attemptFiles, type LogPhase } from "../shell/run-directory.js";
-import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expressions.js";
+import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expression-eval.js";
 import type { Pipeline, ReadyCheck, RunJob, Template, Value } from "./model.js";
 import { type Step, stepLabel } from "./plan.js";
 import type { StepResult } from "./run-spec.js";

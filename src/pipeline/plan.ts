@@ -4,7 +4,7 @@
  */
 
 import { closest, listOr } from "../problems.js";
-import { evaluateCondition, renderTemplate } from "./expressions.js";
+import { evaluateCondition, renderTemplate } from "./expression-eval.js";
 import type { Expr, Input, Job, MatrixValue, Pipeline, Template, Value } from "./model.js";
 import { PipelineInputError } from "./problems.js";
 
