@@ -1,7 +1,7 @@
 /** Checks (default) or regenerates (--write) sql/sqlite/schema.sql from the numbered migrations. */
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { sqliteSchemaSql } from "../src/storage/sqlite/sqlite-storage.js";
+import { sqliteSchemaSql } from "../src/storage/sqlite/migrations.js";
 
 const target = fileURLToPath(new URL("../sql/sqlite/schema.sql", import.meta.url));
 const schema = sqliteSchemaSql();

@@ -1,5 +1,4 @@
 /** Slipway's errors: one base class with a stable `code`, so callers branch on codes, not messages. */
-import type { ErrorInfo } from "./storage/types.js";
 
 export type ErrorCode =
   | "definition"
@@ -53,6 +52,14 @@ export class CancelledError extends SlipwayError {
   constructor(message: string) {
     super("cancelled", message);
   }
+}
+
+/** The plain, persistable shape of an error, as storage keeps it (a failed step, a compensation's cause). */
+export interface ErrorInfo {
+  name: string;
+  message: string;
+  code?: string;
+  stack?: string;
 }
 
 /** Converts anything thrown into the plain, persistable shape kept in storage. */

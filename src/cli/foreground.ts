@@ -3,13 +3,14 @@
  * return the exit code that sums them up (the worst of them) once all have stopped. The same for runs
  * hosted by this process and runs on a server: both come through the runs service.
  */
+
+import { duration } from "../format.js";
 import { stepLabel } from "../pipeline/plan.js";
 import { skippedReason } from "../runs/records.js";
 import type { PlanOutline, RunDetail } from "../runs/schemas.js";
 import type { RunService } from "../runs/service.js";
 import type { ExecutionStatus } from "../storage/types.js";
 import { EXIT, type Io } from "./command.js";
-import { duration } from "./format.js";
 import { createView, type ViewMode } from "./view.js";
 
 /** A run to follow, after the event seq `after` (0: from its start). */

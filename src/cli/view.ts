@@ -3,8 +3,8 @@
  * (logs, CI), one JSON event per line with `--json`.
  */
 import type { ExecutionEvent } from "../engine/events.js";
+import { duration, table, time } from "../format.js";
 import type { Io } from "./command.js";
-import { duration, table, time } from "./format.js";
 
 export type ViewMode = "live" | "plain" | "json";
 

@@ -7,14 +7,20 @@
 import type { Logger } from "pino";
 import type { Saga } from "../definition/saga.js";
 import type { ActionContext, ActionDefinition } from "../definition/types.js";
-import { CancelledError, SlipwayError, TimeoutError, toErrorInfo, ValidationError } from "../errors.js";
+import {
+  CancelledError,
+  type ErrorInfo,
+  SlipwayError,
+  TimeoutError,
+  toErrorInfo,
+  ValidationError,
+} from "../errors.js";
 import { assertJson, type JsonObject } from "../json.js";
 import { withLogContext } from "../logging.js";
 import { type StagedRef, stagedPath } from "../staging/staging.js";
 import type {
   CommitResult,
   CompensationCause,
-  ErrorInfo,
   EventRecord,
   ExecutionPatch,
   ExecutionRecord,

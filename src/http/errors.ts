@@ -6,7 +6,8 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ZodError } from "zod";
 import { type ErrorCode, SlipwayError } from "../errors.js";
-import { formatProblem, PipelineError, PipelineInputError } from "../pipeline/problems.js";
+import { PipelineError, PipelineInputError } from "../pipeline/problems.js";
+import { formatProblem } from "../problems.js";
 import type { ErrorResponse } from "../runs/schemas.js";
 
 /** An error that belongs to HTTP itself (auth, malformed or oversized requests, unknown routes). */

@@ -4,20 +4,13 @@
  */
 import type { ActionContext, PollResult } from "../definition/types.js";
 import type { Executor } from "../engine/executor.js";
-import { clockTime, ordinal } from "../scheduler/format.js";
+import { clockTime, ordinal } from "../format.js";
 import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
-import { runSpecOf } from "./compile.js";
-import type { StepContext } from "./jobs.js";
+import { runSpecOf } from "./run-spec.js";
+import type { RunRoster, StepContext } from "./step-context.js";
 
-/** What a run's concurrency gate needs to see and do: the other unfinished runs of its pipeline. */
-export interface RunDirectory {
-  /** Runs of this saga that are running, waiting or compensating. */
-  active(saga: string): Promise<ExecutionRecord[]>;
-  cancel(runId: string, reason: string): Promise<void>;
-}
-
-/** The run directory of a storage, cancelling through an executor (which persists the request for the run's owner). */
-export function runDirectory(storage: Storage, executor: Pick<Executor, "cancel">): RunDirectory {
+/** The run roster of a storage, cancelling through an executor (which persists the request for the run's owner). */
+export function runRoster(storage: Storage, executor: Pick<Executor, "cancel">): RunRoster {
   return {
     active: (saga) => storage.listExecutions({ sagas: [saga], statuses: ACTIVE_STATUSES }),
     cancel: async (runId, reason) => {

@@ -1,19 +1,13 @@
 /**
  * The small expression language of pipeline files: `${{ ... }}` templates in strings and `if:`
  * conditions. Literals, references (`inputs.x`, `matrix.x`, `needs.<job>.outputs.<k>`, `outputs.k`,
- * `env.X`), `==`, `!=`, `&&`, `||`, `!` and parentheses; parsing, static checks and evaluation.
+ * `env.X`), `==`, `!=`, `&&`, `||`, `!` and parentheses: parsing and static checks. Evaluation and
+ * rendering are in expression-eval.ts.
  */
-import type {
-  Condition,
-  ContextRoot,
-  Expr,
-  MatrixValue,
-  Position,
-  Template,
-  TemplatePart,
-  Value,
-} from "./model.js";
-import { closest, listOr } from "./problems.js";
+
+import { closest, listOr } from "../problems.js";
+import type { Locate, Position } from "../yaml-reader.js";
+import type { Condition, ContextRoot, Expr, Template, TemplatePart } from "./model.js";
 
 export const CONTEXT_ROOTS: readonly ContextRoot[] = ["inputs", "matrix", "needs", "outputs", "env"];
 
@@ -34,8 +28,7 @@ export class ExpressionError extends Error {
   }
 }
 
-/** Maps an offset in the parsed string to a file position; the default treats the string as line 1. */
-export type Locate = (offset: number) => Position;
+/** Without a file to map to, the parsed string is line 1. */
 const lineOne: Locate = (offset) => ({ line: 1, col: offset + 1, offset });
 
 // ---------------------------------------------------------------------------------------------
@@ -493,134 +486,3 @@ export function referencedRoots(expr: Expr, into = new Set<ContextRoot>()): Set<
 
 // ---------------------------------------------------------------------------------------------
 // Evaluation
-
-/** What expressions read at run time. Outputs are strings (what a step wrote). */
-export interface ExpressionContext {
-  inputs: Record<string, Value>;
-  matrix?: Record<string, MatrixValue>;
-  needs?: Record<string, { outputs: Record<string, string> }>;
-  /** The job's own outputs, for `undo`. */
-  outputs?: Record<string, string>;
-  env?: Record<string, string>;
-}
-
-export interface EvaluateOptions {
-  /**
-   * What a reference to something unset gives: `error` (the default; a command must not run with
-   * a hole in it) or `null` (conditions, so `needs.a.outputs.changed == 'true'` is simply false).
-   */
-  missing?: "error" | "null";
-}
-
-/** Truthiness as in GitHub: false, 0, NaN, '' and null are false; everything else is true. */
-export function isTruthy(value: Value): boolean {
-  return !(value === false || value === null || value === "" || value === 0 || Number.isNaN(value));
-}
-
-function toNumber(value: Value): number {
-  if (value === null) return 0;
-  if (typeof value === "boolean") return value ? 1 : 0;
-  if (typeof value === "string") return value.trim() === "" ? 0 : Number(value);
-  return value;
-}
-
-/**
- * `==` as in GitHub: values of one type compare directly (strings case-sensitively, unlike
- * GitHub); values of different types compare as numbers, so `'3' == 3` and `true == 1`.
- */
-export function looseEquals(a: Value, b: Value): boolean {
-  if (a === null || b === null) return a === b || toNumber(a) === toNumber(b);
-  if (typeof a === typeof b) return a === b;
-  return toNumber(a) === toNumber(b);
-}
-
-function lookup(ref: Extract<Expr, { kind: "ref" }>, ctx: ExpressionContext): Value | undefined {
-  let current: unknown = ctx[ref.root];
-  for (const key of ref.path) {
-    if (current === null || typeof current !== "object" || !Object.hasOwn(current, key)) return undefined;
-    current = (current as Record<string, unknown>)[key];
-  }
-  if (current === undefined) return undefined;
-  if (current === null || ["string", "number", "boolean"].includes(typeof current)) return current as Value;
-  return undefined;
-}
-
-function refText(ref: Extract<Expr, { kind: "ref" }>): string {
-  return [ref.root, ...ref.path].join(".");
-}
-
-/** Evaluates an expression. `&&` and `||` give an operand (as in GitHub), the others a boolean. */
-export function evaluate(expr: Expr, ctx: ExpressionContext, options: EvaluateOptions = {}): Value {
-  switch (expr.kind) {
-    case "literal":
-      return expr.value;
-    case "not":
-      return !isTruthy(evaluate(expr.operand, ctx, options));
-    case "ref": {
-      const value = lookup(expr, ctx);
-      if (value !== undefined) return value;
-      if (options.missing === "null") return null;
-      const text = refText(expr);
-      const why =
-        expr.root === "needs"
-          ? `job \`${expr.path[0]}\` did not output \`${expr.path[2]}\``
-          : expr.root === "outputs"
-            ? `the job did not output \`${expr.path[0]}\``
-            : "nothing gave it a value";
-      throw new ExpressionError(`\`${text}\` is not set: ${why}`, expr.offset);
-    }
-    case "binary": {
-      const left = evaluate(expr.left, ctx, options);
-      if (expr.op === "&&") return isTruthy(left) ? evaluate(expr.right, ctx, options) : left;
-      if (expr.op === "||") return isTruthy(left) ? left : evaluate(expr.right, ctx, options);
-      const equal = looseEquals(left, evaluate(expr.right, ctx, options));
-      return expr.op === "==" ? equal : !equal;
-    }
-  }
-}
-
-/** Evaluates an `if:`; unset references read as null. */
-export function evaluateCondition(condition: Condition, ctx: ExpressionContext): boolean {
-  return isTruthy(evaluate(condition.expr, ctx, { missing: "null" }));
-}
-
-/** How a value reads inside a string: null as empty, the rest as written. */
-export function formatValue(value: Value): string {
-  return value === null ? "" : String(value);
-}
-
-export interface RenderOptions {
-  /**
-   * Applied to each interpolated value, e.g. shell quoting, so a value like `; rm -rf ~` stays
-   * one argument. Literal text of the template is left alone.
-   */
-  escape?: (value: string) => string;
-}
-
-/**
- * Renders a template: text as is, each `${{ }}` evaluated and formatted. A reference to something
- * unset throws an {@link ExpressionError} that carries the file position.
- */
-export function renderTemplate(
-  template: Template,
-  ctx: ExpressionContext,
-  options: RenderOptions = {},
-): string {
-  let out = "";
-  for (const part of template.parts) {
-    if (part.kind === "text") {
-      out += part.text;
-      continue;
-    }
-    let value: Value;
-    try {
-      value = evaluate(part.expr, ctx);
-    } catch (error) {
-      if (!(error instanceof ExpressionError)) throw error;
-      throw new ExpressionError(error.message, error.offset, { pos: part.pos });
-    }
-    const text = formatValue(value);
-    out += options.escape ? options.escape(text) : text;
-  }
-  return out;
-}

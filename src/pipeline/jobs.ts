@@ -3,40 +3,18 @@
  * command, run it as a child process (logged, masked, killable), probe readiness, return its outputs.
  */
 import { readFileSync, rmSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ActionContext, PollResult } from "../definition/types.js";
 import { SlipwayError } from "../errors.js";
 import type { Grant } from "../scheduler/admission.js";
 import { masker, runShell, type ShellResult } from "../shell/process.js";
-import type { StepResult } from "./compile.js";
-import type { RunDirectory } from "./concurrency.js";
-import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expressions.js";
-import { type LogPhase, logFileName, runLogDir } from "./logs.js";
+import { attemptFiles, type LogPhase } from "../shell/run-directory.js";
+import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expression-eval.js";
 import type { Pipeline, ReadyCheck, RunJob, Template, Value } from "./model.js";
-import { type Plan, type Step, stepLabel } from "./plan.js";
-import type { JobResources } from "./resources.js";
-
-/** What job bodies need from the process that runs them. */
-export interface JobRuntime {
-  /** Logs and pid files go under `<dataDir>/logs/<run id>/`. */
-  dataDir: string;
-  /** The environment jobs inherit. Default: this process's. */
-  env?: NodeJS.ProcessEnv;
-  /** After SIGTERM, how long a job's processes get before SIGKILL. Default 5 s. */
-  killGraceMs?: number;
-  /** Admits jobs by what they declare in `resources:` before they start; absent: they start at once. */
-  resources?: JobResources;
-  /** The runs in storage, for `concurrency:`; set once the process has an executor. */
-  runs?: RunDirectory;
-}
-
-export interface StepContext {
-  plan: Plan;
-  /** The pipeline file's directory: where jobs run unless `working_directory` says otherwise. */
-  dir: string;
-  runtime: JobRuntime;
-}
+import { type Step, stepLabel } from "./plan.js";
+import type { StepResult } from "./run-spec.js";
+import type { StepContext } from "./step-context.js";
 
 /** A job ended badly: a non-zero exit, a timeout, a crash loop. The message is what an operator reads first. */
 export class JobError extends SlipwayError {
@@ -320,21 +298,19 @@ async function shell(
   env: { vars: Record<string, string>; mask: string[] },
   timeoutMs: number,
 ): Promise<ShellResult> {
-  const dir = runLogDir(context.runtime.dataDir, ctx.executionId);
-  const base = join(dir, logFileName(step.action, phase, ctx.attempt));
+  const files = attemptFiles(context.runtime.dataDir, ctx.executionId, step.action, phase, ctx.attempt);
   const cwd = step.job.workingDirectory
     ? resolve(context.dir, renderTemplate(step.job.workingDirectory, scope))
     : context.dir;
-  const outputFile = `${base}.outputs`;
   try {
     const result = await runShell({
       script: renderTemplate(template, scope),
       cwd,
       env: env.vars,
-      logFile: base,
-      outputFile,
+      logFile: files.log,
+      outputFile: files.outputs,
       mask: env.mask,
-      pidFile: `${base}.pid`,
+      pidFile: files.pid,
       signal: ctx.signal,
       timeoutMs,
       graceMs: context.runtime.killGraceMs ?? 5_000,
@@ -346,7 +322,7 @@ async function shell(
     return result;
   } finally {
     // Parsed into the result: the raw file would keep unmasked values on disk for good.
-    rmSync(outputFile, { force: true });
+    rmSync(files.outputs, { force: true });
   }
 }
 

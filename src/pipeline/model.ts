@@ -1,11 +1,5 @@
 /** The normalized pipeline model: what a parsed, valid pipeline file means, with source positions. */
-
-/** A place in the pipeline file: 1-based line and column, 0-based character offset. */
-export interface Position {
-  line: number;
-  col: number;
-  offset: number;
-}
+import type { Position } from "../yaml-reader.js";
 
 /** A value an expression can produce. */
 export type Value = string | number | boolean | null;

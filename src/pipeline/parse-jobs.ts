@@ -1,15 +1,13 @@
 /** Parsing one job of a pipeline file (its kind, needs, matrix, resources, readiness check), with its expressions checked. */
 import { isMap, isScalar, type Node } from "yaml";
+import { NAME, NAME_RULE } from "../names.js";
+import { closest } from "../problems.js";
+import { describe, type Entry, type KeyHints, type Reader } from "../yaml-reader.js";
 import type { ExprScope } from "./expressions.js";
 import type { ContextRoot, Job, JobKind, ReadyCheck, Resources } from "./model.js";
 import { parseMatrix } from "./parse-matrix.js";
 import { condition, parseEnv, placeholder, template } from "./parse-values.js";
-import { describe, type Entry, type KeyHints, type Reader } from "./parse-yaml.js";
-import { closest } from "./problems.js";
 
-/** Job, tier and lock names: they become engine action names, where `.` separates matrix legs. */
-export const JOB_NAME = /^[A-Za-z0-9_-]+$/;
-const NAME_RULE = "letters, digits, `-` and `_`";
 const SIGNAL_NAME = /^[A-Za-z0-9_.:-]+$/;
 
 /** The keys each part of a job accepts; exported (through parse.ts) so the JSON Schema is tested against them. */
@@ -104,7 +102,7 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
   const name = entry.name;
   const label = (key: string) => `\`${key}\` of job \`${name}\``;
   const pos = r.at(entry.key);
-  if (!JOB_NAME.test(name)) {
+  if (!NAME.test(name)) {
     r.report(
       entry.key,
       `job name \`${name}\` is not valid: use ${NAME_RULE} (\`.\` is kept for matrix legs)`,
@@ -180,7 +178,7 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
     ...(fields.has("working_directory") && {
       workingDirectory: template(r, get("working_directory")!, label("working_directory"), steps),
     }),
-    ...(fields.has("tier") && { tier: r.name(get("tier"), label("tier"), JOB_NAME, NAME_RULE) }),
+    ...(fields.has("tier") && { tier: r.name(get("tier"), label("tier"), NAME, NAME_RULE) }),
     ...(matrix && { matrix }),
     ...(fields.has("resources") && { resources: parseResources(r, get("resources")!, name) }),
   };
@@ -319,7 +317,7 @@ function parseResources(r: Reader, node: Node, job: string): Resources | undefin
       if (cpu !== undefined) resources.cpu = cpu;
     } else {
       for (const item of r.list(value, label("locks"), true) ?? []) {
-        const lock = r.name(item, `a lock of job \`${job}\``, JOB_NAME, NAME_RULE);
+        const lock = r.name(item, `a lock of job \`${job}\``, NAME, NAME_RULE);
         if (lock === undefined) continue;
         if (resources.locks.includes(lock)) r.report(item, `lock \`${lock}\` is listed twice`);
         else resources.locks.push(lock);

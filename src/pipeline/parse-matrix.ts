@@ -1,10 +1,10 @@
 /** A job's `matrix:`: axes, `exclude` entries, and `include` legs that may be opt-in through an `if:` reading inputs. */
 import { isMap, isScalar, isSeq, type Node } from "yaml";
+import { closest, listOr } from "../problems.js";
+import { describe, type Reader } from "../yaml-reader.js";
 import type { ExprScope } from "./expressions.js";
 import type { Matrix, MatrixInclude, MatrixValue } from "./model.js";
 import { condition } from "./parse-values.js";
-import { describe, type Reader } from "./parse-yaml.js";
-import { closest, listOr } from "./problems.js";
 
 /** Besides these, a matrix's keys are its axes; an `include` leg's keys are the axes and `if`. */
 export const MATRIX_KEYS = ["include", "exclude"] as const;

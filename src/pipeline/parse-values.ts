@@ -1,15 +1,8 @@
 /** Values that hold expressions (templates, `if:` conditions, `env` maps), parsed and checked against what may be read where. */
 import { isScalar, type Node, type Scalar } from "yaml";
-import {
-  checkExpr,
-  ExpressionError,
-  type ExprScope,
-  type Locate,
-  parseCondition,
-  parseTemplate,
-} from "./expressions.js";
-import type { Condition, Position, Template } from "./model.js";
-import { describe, type Reader } from "./parse-yaml.js";
+import { describe, type Locate, type Position, type Reader } from "../yaml-reader.js";
+import { checkExpr, ExpressionError, type ExprScope, parseCondition, parseTemplate } from "./expressions.js";
+import type { Condition, Template } from "./model.js";
 
 /** Stands in for a template that failed to parse; the pipeline is rejected anyway. */
 export function placeholder(pos: Position): Template {

@@ -13,6 +13,8 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { NotFoundError } from "../errors.js";
+import { closest, listOr, type Problem } from "../problems.js";
+import { describe, type Entry, type KeyHints, Reader } from "../yaml-reader.js";
 import type { ExprScope } from "./expressions.js";
 import type {
   Concurrency,
@@ -36,8 +38,7 @@ import {
 } from "./parse-jobs.js";
 import { INCLUDE_KEYS, MATRIX_KEYS } from "./parse-matrix.js";
 import { ENV_NAME, parseEnv, template } from "./parse-values.js";
-import { describe, type Entry, type KeyHints, Reader } from "./parse-yaml.js";
-import { closest, listOr, PipelineError, type Problem } from "./problems.js";
+import { PipelineError } from "./problems.js";
 
 export { DEFAULTS } from "./parse-jobs.js";
 

@@ -2,9 +2,11 @@
  * Planning a run: the values of its inputs, the tiers it asked for, and the steps that follow from
  * them (one per job, one per matrix leg), before anything runs.
  */
-import { evaluateCondition, renderTemplate } from "./expressions.js";
+
+import { closest, listOr } from "../problems.js";
+import { evaluateCondition, renderTemplate } from "./expression-eval.js";
 import type { Expr, Input, Job, MatrixValue, Pipeline, Template, Value } from "./model.js";
-import { closest, listOr, PipelineInputError } from "./problems.js";
+import { PipelineInputError } from "./problems.js";
 
 /** What a run was asked for on the command line or over the API: raw strings, as typed. */
 export interface RunRequest {

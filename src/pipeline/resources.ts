@@ -4,8 +4,8 @@
  * peaks so `memory: auto` asks for what the job really used.
  */
 import type { ActionContext } from "../definition/types.js";
+import { clockTime, formatBytes } from "../format.js";
 import type { Admission, Grant } from "../scheduler/admission.js";
-import { clockTime, formatBytes } from "../scheduler/format.js";
 import { autoMemory } from "../scheduler/memory.js";
 import type { Holder, Need, Ticket } from "../scheduler/types.js";
 import type { PeakStore } from "../storage/types.js";

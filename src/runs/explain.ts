@@ -3,9 +3,9 @@
  * (and until when), the retry it is due for, the jobs it needs. `slipway show`, `GET /queue` and the
  * scheduler's own explanations (admission, locks: see `PipelineHost`'s `explain`) all go through here.
  */
-import { time } from "../cli/format.js";
-import { runSpecOf } from "../pipeline/compile.js";
+import { time } from "../format.js";
 import { stepLabel } from "../pipeline/plan.js";
+import { runSpecOf } from "../pipeline/run-spec.js";
 import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
 import { outlineOf, planOf, stepSummary } from "./records.js";
 import type { PlanOutline, QueueEntry, StepSummary } from "./schemas.js";

@@ -6,10 +6,10 @@
 
 import { readFileSync, rmSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { DEFAULT_LEASE_MS, findDeadExecutors } from "../engine/liveness.js";
-import { runLogDir } from "../pipeline/logs.js";
 import { readProcStat } from "../shell/proc.js";
+import { followerFile } from "../shell/run-directory.js";
 import type { ExecutionRecord, Storage } from "../storage/types.js";
 
 /**
@@ -40,7 +40,7 @@ export async function runnerCheck(
 export function markFollowed(dataDir: string, ids: readonly string[]): () => void {
   me ??= `${JSON.stringify({ pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0 })}\n`;
   const mark = me;
-  const files = ids.map((id) => join(runLogDir(dataDir, id), FOLLOWER));
+  const files = ids.map((id) => followerFile(dataDir, id));
   // Written off the main thread: a run only needs the mark once it is parked (owned by nobody), long
   // after its start, and a server starts many runs a second.
   const written = Promise.all(
@@ -65,14 +65,11 @@ let me: string | undefined;
 
 /** The pid of the live process following the run, if there is one. */
 export function liveFollower(dataDir: string, id: string): number | undefined {
-  const follower = readFollower(join(runLogDir(dataDir, id), FOLLOWER));
+  const follower = readFollower(followerFile(dataDir, id));
   if (!follower || follower.pid === process.pid) return undefined;
   const stat = readProcStat(follower.pid);
   return stat && stat.state !== "Z" && stat.startTime === follower.startTime ? follower.pid : undefined;
 }
-
-/** Not `*.pid`: the orphan sweep kills the process groups those name. */
-const FOLLOWER = "follower.json";
 
 function readFollower(file: string): { pid: number; startTime: number } | undefined {
   try {

@@ -11,10 +11,10 @@ import type { Saga } from "../definition/saga.js";
 import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
-import { type CompiledRun, compileRun, recompile, runSpecOf } from "../pipeline/compile.js";
-import { runLogDir } from "../pipeline/logs.js";
+import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
 import type { RunRequest } from "../pipeline/plan.js";
-import { sweepOrphans } from "../shell/orphans.js";
+import { runSpecOf } from "../pipeline/run-spec.js";
+import { runDirectory, sweepRunOrphans } from "../shell/run-directory.js";
 import {
   ACTIVE_STATUSES,
   type ExecutionRecord,
@@ -303,7 +303,7 @@ export class LocalRuns implements RunService {
     for (const record of ended) {
       if (record.endedAt === null || record.endedAt >= options.endedBefore) continue;
       if (!(await this.#storage.deleteExecution(record.id))) continue;
-      rmSync(runLogDir(this.runtime.dataDir, record.id), { recursive: true, force: true });
+      rmSync(runDirectory(this.runtime.dataDir, record.id), { recursive: true, force: true });
       removed.push(record.id);
     }
     return { removed };
@@ -382,7 +382,7 @@ export class LocalRuns implements RunService {
     const who = (await runnerCheck(this.#storage, this.runtime.dataDir))(record);
     if (who !== undefined) throw new SlipwayError("conflict", who);
     const notes: string[] = [];
-    for (const orphan of await sweepOrphans(runLogDir(this.runtime.dataDir, record.id))) {
+    for (const orphan of await sweepRunOrphans(this.runtime.dataDir, record.id)) {
       if (orphan.killed === 0) continue;
       const { pgid } = orphan.identity;
       this.runtime.logger.warn(

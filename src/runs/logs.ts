@@ -6,7 +6,7 @@
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NotFoundError } from "../errors.js";
-import { type LogFile, listLogFiles } from "../pipeline/logs.js";
+import { type LogFile, listLogFiles } from "../shell/run-directory.js";
 import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
 
 export interface LogRequest {

@@ -2,9 +2,10 @@
  * Runs as the API (and the CLI's `--json`) shows them: built from storage records in one place, so
  * `slipway show` embedded, `slipway show --server` and `GET /api/v1/runs/{id}` print the same thing.
  */
-import { runSpecOf, type StepResult } from "../pipeline/compile.js";
+
 import { parsePipeline } from "../pipeline/parse.js";
 import { type Plan, planRun } from "../pipeline/plan.js";
+import { runSpecOf, type StepResult } from "../pipeline/run-spec.js";
 import type { ExecutionRecord, ExecutionSnapshot, StepRecord, Storage } from "../storage/types.js";
 import type { PlanOutline, RunDetail, RunSummary, StepSummary } from "./schemas.js";
 

@@ -11,9 +11,9 @@ import { type Logger, pino } from "pino";
 import { ENDING_EVENTS } from "../engine/events.js";
 import { Executor } from "../engine/executor.js";
 import { createLogger } from "../logging.js";
-import { runDirectory } from "../pipeline/concurrency.js";
-import type { JobRuntime } from "../pipeline/jobs.js";
+import { runRoster } from "../pipeline/concurrency.js";
 import { JobResources } from "../pipeline/resources.js";
+import type { JobRuntime } from "../pipeline/step-context.js";
 import { admissionFor, loadServerConfig } from "../scheduler/config.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import type { ExecutionRecord } from "../storage/types.js";
@@ -77,7 +77,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     await storage.close();
     throw error;
   }
-  const jobs: JobRuntime = { dataDir, resources, runs: runDirectory(storage, executor) };
+  const jobs: JobRuntime = { dataDir, resources, runs: runRoster(storage, executor) };
   resources.usePeaks(storage.peaks());
   // A grant kept for a readiness probe that never ran (cancelled in between) goes back to the pool.
   const stopReleasing = executor.on((event) => {

@@ -32,9 +32,15 @@
  * tick; aging takes effect at the next of those.
  */
 import { SlipwayError } from "../errors.js";
-import { closest, listOr } from "../pipeline/problems.js";
-import { clockTime, formatBytes, formatCpu, ordinal } from "./format.js";
-import { MinHeap } from "./heap.js";
+import {
+  describeJob,
+  diskProblem,
+  shuttingDownText,
+  tooLargeProblem,
+  unknownLockProblem,
+  waitReason,
+} from "./explanations.js";
+import { EPSILON, policyPass, type Request, type Visit } from "./policy.js";
 import type {
   Amounts,
   Blocker,
@@ -89,18 +95,7 @@ export interface Grant {
   release(): void;
 }
 
-/** Slack for fractional cpu, so 0.1 + 0.2 fits in 0.3. */
-const EPSILON = 1e-9;
 const DEFAULT_AGING_MS = 60_000;
-
-interface Request {
-  seq: number;
-  ticket: ResolvedTicket;
-  need: Need;
-  /** The need per resource, zero amounts left out. */
-  dims: Array<[Resource, number]>;
-  since: number;
-}
 
 interface Waiter extends Request {
   resolve(grant: Grant): void;
@@ -111,23 +106,6 @@ interface Waiter extends Request {
 
 interface Holding extends Request {
   grantedAt: number;
-}
-
-/** One request's turn in a pass over the waiting list. */
-interface Visit {
-  waiter: Waiter;
-  effectivePriority: number;
-  granted: boolean;
-  /** What it could not get at its turn, and who reserved some of it before. */
-  blocked: Array<{ resource: Resource; reservedBy: Waiter[] }>;
-}
-
-interface KeyQueue {
-  key: string;
-  items: Waiter[];
-  next: number;
-  /** Fixed while queued in the heap: only this key's own grants change its share. */
-  rank: number;
 }
 
 export class Admission {
@@ -235,7 +213,7 @@ export class Admission {
   explain(): Explanation[] {
     const volumeFree = this.readFreeDisk();
     this.evaluate(volumeFree);
-    const visits = this.plan(this.now(), volumeFree, true);
+    const visits = this.pass(this.now(), volumeFree, true);
     const positions = new Map<Resource, number>();
     const free = this.freeAmounts(volumeFree);
     return visits.map((visit, index) => {
@@ -255,7 +233,13 @@ export class Admission {
         if (resource === "disk" && volumeFree !== undefined) blocker.volumeFree = volumeFree;
         return blocker;
       });
-      const reasons = visit.blocked.map((b, i) => this.reason(blockers[i]!, b.reservedBy));
+      const reasons = visit.blocked.map(({ resource, reservedBy }, i) =>
+        waitReason(blockers[i]!, {
+          short: blockers[i]!.need > blockers[i]!.free + EPSILON,
+          used: this.usedOf(resource),
+          firstReservedNeed: reservedBy[0]?.dims.find(([r]) => r === resource)?.[1] ?? 0,
+        }),
+      );
       return {
         ticket: waiter.ticket,
         need: waiter.need,
@@ -350,10 +334,7 @@ export class Admission {
       }
       const capacity = this.capacityOf.get(resource)!;
       if (amount > capacity + EPSILON) {
-        problems.push(
-          `needs ${amountText(resource, amount)}${resource === "cpu" ? "" : ` of ${resource}`} but the pool has ${amountText(resource, capacity)}` +
-            ` (lower the job's \`resources.${setting}\` or raise \`resources.${setting}\` in the server config)`,
-        );
+        problems.push(tooLargeProblem(resource, amount, capacity, setting));
         reasons.add("too_large");
       }
       if (amount > 0) dims.push([resource, amount]);
@@ -373,12 +354,7 @@ export class Admission {
     for (const name of locks) {
       const slots = Object.hasOwn(this.capacity.locks, name) ? this.capacity.locks[name] : undefined;
       if (slots === undefined) {
-        const near = closest(name, declared);
-        problems.push(
-          `needs lock \`${name}\`, which the server config does not declare` +
-            (declared.length === 0 ? " (it declares no locks)" : ` (declared: ${listOr(declared, "and")})`) +
-            (near === undefined ? "" : ` (did you mean \`${near}\`?)`),
-        );
+        problems.push(unknownLockProblem(name, declared));
         reasons.add("unknown_lock");
       } else if (slots < 1) {
         problems.push(`needs lock \`${name}\`, whose capacity in the server config is 0`);
@@ -426,7 +402,7 @@ export class Admission {
       }
     }
     const now = this.now();
-    for (const visit of this.plan(now, volumeFree, false)) {
+    for (const visit of this.pass(now, volumeFree, false)) {
       if (!visit.granted) continue;
       const { waiter } = visit;
       this.waiting.delete(waiter.seq);
@@ -435,108 +411,17 @@ export class Admission {
     }
   }
 
-  /**
-   * One pass over the waiting list in policy order against a copy of what is free: who would be
-   * granted and, with `full`, what each of the others is blocked on. Pure: nothing is granted here.
-   * Without `full` the pass lists only grants and stops once nothing is left to grant.
-   */
-  private plan(now: number, volumeFree: number | undefined, full: boolean): Visit[] {
-    const avail = this.freeAmounts(volumeFree);
-    const reservations = new Map<Resource, Waiter[]>();
-    const keyUse = new Map<string, Map<Resource, number>>();
-    for (const holding of this.holding.values()) addUse(keyUse, holding.ticket.key, holding.dims);
-    const shares = new Map<string, number>();
-    const share = (key: string): number => {
-      let dominant = shares.get(key);
-      if (dominant !== undefined) return dominant;
-      dominant = 0;
-      for (const [resource, amount] of keyUse.get(key) ?? []) {
-        const capacity = this.capacityOf.get(resource) ?? 0;
-        if (capacity > 0) dominant = Math.max(dominant, amount / capacity);
-      }
-      shares.set(key, dominant);
-      return dominant;
-    };
-
-    // Effective priority, then key: each key's waiters stay in arrival order (the Map's order).
-    // `open` counts the resources some waiter needs that still have something free: at 0 nobody
-    // can be granted, so a pass that only grants can stop there instead of visiting every waiter.
-    const levels = new Map<number, Map<string, Waiter[]>>();
-    const needed = new Set<Resource>();
-    for (const waiter of this.waiting.values()) {
-      const level = waiter.ticket.priority + Math.floor(Math.max(0, now - waiter.since) / this.agingMs);
-      let keys = levels.get(level);
-      if (!keys) {
-        keys = new Map();
-        levels.set(level, keys);
-      }
-      const queue = keys.get(waiter.ticket.key);
-      if (queue) queue.push(waiter);
-      else keys.set(waiter.ticket.key, [waiter]);
-      for (const [resource] of waiter.dims) needed.add(resource);
-    }
-    let open = 0;
-    for (const resource of needed) if ((avail.get(resource) ?? 0) > EPSILON) open++;
-    const take = (resource: Resource, amount: number) => {
-      const left = avail.get(resource) ?? 0;
-      const after = left - amount;
-      avail.set(resource, after);
-      if (left > EPSILON && after <= EPSILON && needed.has(resource)) open--;
-    };
-
-    const visits: Visit[] = [];
-    for (const level of [...levels.keys()].sort((a, b) => b - a)) {
-      const heap = new MinHeap<KeyQueue>(
-        (a, b) => a.rank < b.rank || (a.rank === b.rank && a.items[a.next]!.seq < b.items[b.next]!.seq),
-      );
-      const enqueue = (queue: KeyQueue) => {
-        queue.rank = share(queue.key) / queue.items[queue.next]!.ticket.weight;
-        heap.push(queue);
-      };
-      for (const [key, items] of levels.get(level)!) enqueue({ key, items, next: 0, rank: 0 });
-      for (let queue = heap.pop(); queue !== undefined; queue = heap.pop()) {
-        if (!full && open === 0) return visits;
-        const waiter = queue.items[queue.next++]!;
-        const fits = waiter.dims.every(
-          ([resource, amount]) => amount <= (avail.get(resource) ?? 0) + EPSILON,
-        );
-        if (fits) {
-          for (const [resource, amount] of waiter.dims) take(resource, amount);
-          addUse(keyUse, waiter.ticket.key, waiter.dims);
-          shares.delete(waiter.ticket.key);
-          visits.push({ waiter, effectivePriority: level, granted: true, blocked: [] });
-        } else {
-          const blocked = waiter.dims.filter(
-            ([resource, amount]) => amount > (avail.get(resource) ?? 0) + EPSILON,
-          );
-          if (full) {
-            visits.push({
-              waiter,
-              effectivePriority: level,
-              granted: false,
-              blocked: blocked.map(([resource]) => ({
-                resource,
-                reservedBy: [...(reservations.get(resource) ?? [])],
-              })),
-            });
-          }
-          // Blocked on a held lock: reserve only locks (see the module comment), so the pools stay
-          // usable by others for however long the lock is held.
-          const lockBlocked = blocked.some(([resource]) => isLock(resource));
-          for (const [resource, amount] of waiter.dims) {
-            if (lockBlocked && !isLock(resource)) continue;
-            const reserved = Math.min(avail.get(resource) ?? 0, amount);
-            if (reserved <= EPSILON) continue;
-            take(resource, reserved);
-            const list = reservations.get(resource);
-            if (list) list.push(waiter);
-            else reservations.set(resource, [waiter]);
-          }
-        }
-        if (queue.next < queue.items.length) enqueue(queue);
-      }
-    }
-    return visits;
+  /** The policy's pass (see policy.ts) over this queue, against what is free now. */
+  private pass(now: number, volumeFree: number | undefined, full: boolean): Visit<Waiter>[] {
+    return policyPass({
+      now,
+      waiting: this.waiting.values(),
+      holding: this.holding.values(),
+      capacity: this.capacityOf,
+      free: this.freeAmounts(volumeFree),
+      agingMs: this.agingMs,
+      full,
+    });
   }
 
   private grant(request: Request, now: number, tracked: boolean): Grant {
@@ -605,105 +490,8 @@ export class Admission {
     }
     return holders.sort((a, b) => a.since - b.since);
   }
-
-  /** One line on one blocker: who holds it, or whose reservation it waits behind, and its place in line. */
-  private reason(blocker: Blocker, reservedBy: Waiter[]): string {
-    const { resource, need, free, capacity, holders, position } = blocker;
-    const line = `${ordinal(position)} in line`;
-    if (need > free + EPSILON) {
-      if (isLock(resource)) {
-        const held = this.usedOf(resource);
-        return `waits for lock ${lockName(resource)} (${held} of ${capacity} held by ${holdersText(holders, resource)}); ${line}`;
-      }
-      const heldBy = holders.length > 0 ? `held by ${holdersText(holders, resource)}` : "nothing held";
-      if (resource === "disk" && blocker.volumeFree !== undefined && free < capacity - this.usedOf("disk")) {
-        return (
-          `waits for disk (needs ${formatBytes(need)}, ${formatBytes(blocker.volumeFree)} free on the work volume, ` +
-          `${formatBytes(this.usedOf("disk"))} of it granted to ${holdersText(holders, resource)}); ${line}`
-        );
-      }
-      return (
-        `waits for ${resource} (needs ${amountText(resource, need)}, ${amountText(resource, free)} free of ` +
-        `${amountText(resource, capacity)}; ${heldBy}); ${line}`
-      );
-    }
-    const first = reservedBy[0];
-    const more = reservedBy.length > 1 ? ` and ${reservedBy.length - 1} more` : "";
-    if (isLock(resource)) {
-      const by = first === undefined ? "requests ahead of it" : `${who(first.ticket)}${more}`;
-      return `waits behind a reservation for lock ${lockName(resource)} by ${by}; ${line}`;
-    }
-    const by =
-      first === undefined
-        ? "requests ahead of it"
-        : `${who(first.ticket)} (needs ${amountText(resource, first.dims.find(([r]) => r === resource)?.[1] ?? 0)}, ` +
-          `${amountText(resource, free)} free)${more}`;
-    return `waits behind a reservation for ${resource} by ${by}; ${line}`;
-  }
-}
-
-function addUse(
-  keyUse: Map<string, Map<Resource, number>>,
-  key: string,
-  dims: Array<[Resource, number]>,
-): void {
-  let use = keyUse.get(key);
-  if (!use) {
-    use = new Map();
-    keyUse.set(key, use);
-  }
-  for (const [resource, amount] of dims) use.set(resource, (use.get(resource) ?? 0) + amount);
-}
-
-function isLock(resource: Resource): resource is `lock:${string}` {
-  return resource.startsWith("lock:");
-}
-
-function lockName(resource: Resource): string {
-  return resource.slice("lock:".length);
-}
-
-function amountText(resource: Resource, amount: number): string {
-  if (resource === "memory" || resource === "disk") return formatBytes(amount);
-  if (resource === "cpu") return `${formatCpu(amount)} cpu`;
-  return String(amount);
-}
-
-/** `run r1 (recipe-a) job deploy`. */
-function who(ticket: Pick<Ticket, "runId" | "runName" | "job">): string {
-  return `run ${ticket.runId}${ticket.runName ? ` (${ticket.runName})` : ""} job ${ticket.job}`;
-}
-
-/** `job deploy of run r1 (recipe-a)`: the subject of error messages. */
-function describeJob(ticket: Pick<Ticket, "runId" | "runName" | "job">): string {
-  return `job ${ticket.job} of run ${ticket.runId}${ticket.runName ? ` (${ticket.runName})` : ""}`;
-}
-
-/** The first three holders (with their amounts for pools), then how many more. */
-function holdersText(holders: Holder[], resource: Resource): string {
-  if (holders.length === 0) return "nobody";
-  const shown = holders.slice(0, 3).map((h) => {
-    const amount = isLock(resource) ? "" : ` (${amountText(resource, h.amount)})`;
-    return `${who(h)} since ${clockTime(h.since)}${amount}`;
-  });
-  const more = holders.length > 3 ? ` and ${holders.length - 3} more` : "";
-  return `${shown.join(", ")}${more}`;
-}
-
-function diskProblem(need: number, volumeFree: number, usedDisk: number): string {
-  const freeable =
-    usedDisk > 0
-      ? `, and the ${formatBytes(usedDisk)} granted to running jobs would not make enough room`
-      : ", and no running job holds disk that could be freed";
-  return (
-    `needs ${formatBytes(need)} of disk, ${formatBytes(volumeFree)} free on the work volume${freeable}` +
-    " (free space on the volume or lower the job's `resources.disk`)"
-  );
 }
 
 function shuttingDown(ticket: ResolvedTicket): AdmissionError {
-  return new AdmissionError(
-    "shutting_down",
-    `admission is shutting down: ${describeJob(ticket)} was still waiting for resources and did not start`,
-  );
+  return new AdmissionError("shutting_down", shuttingDownText(ticket));
 }

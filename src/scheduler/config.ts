@@ -18,9 +18,9 @@ import { availableParallelism, totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
 import { isMap, isScalar, LineCounter, type Node, parseDocument } from "yaml";
 import { NotFoundError, SlipwayError } from "../errors.js";
-import { JOB_NAME } from "../pipeline/parse-jobs.js";
-import { describe, Reader } from "../pipeline/parse-yaml.js";
-import { formatProblem, type Problem } from "../pipeline/problems.js";
+import { NAME, NAME_RULE } from "../names.js";
+import { formatProblem, type Problem } from "../problems.js";
+import { describe, Reader } from "../yaml-reader.js";
 import { Admission, type AdmissionOptions } from "./admission.js";
 import { volumeFreeBytes, volumeSizeBytes } from "./disk.js";
 import type { Capacity } from "./types.js";
@@ -127,11 +127,8 @@ export function parseServerConfig(
         }
       } else if (entry.name === "locks") {
         for (const lock of r.map(value, "`locks`")) {
-          if (!JOB_NAME.test(lock.name)) {
-            r.report(
-              lock.key,
-              `lock name \`${lock.name}\` is not valid: use letters, digits, \`-\` and \`_\``,
-            );
+          if (!NAME.test(lock.name)) {
+            r.report(lock.key, `lock name \`${lock.name}\` is not valid: use ${NAME_RULE}`);
             continue;
           }
           const slots = r.integer(lock.value, `lock \`${lock.name}\` (how many jobs may hold it at once)`, 1);

@@ -1,4 +1,4 @@
-/** The shapes admission works with: what a job needs, what the server has, who asks, and why a request waits. */
+/** The shapes admission works with: what a job needs, what the server has, who asks, why a request waits; and resource names. */
 
 /** What one job needs, all of it at once, for as long as it runs. */
 export interface Need {
@@ -40,6 +40,15 @@ export type ResolvedTicket = Required<Ticket>;
 
 /** A pool (`memory`, `cpu`, `disk`) or a named lock (`lock:swarm`). */
 export type Resource = "memory" | "cpu" | "disk" | `lock:${string}`;
+
+export function isLock(resource: Resource): resource is `lock:${string}` {
+  return resource.startsWith("lock:");
+}
+
+/** `swarm` for `lock:swarm`. */
+export function lockName(resource: Resource): string {
+  return resource.slice("lock:".length);
+}
 
 /** A granted request holding some of a resource. */
 export interface Holder {

@@ -1,6 +1,5 @@
-/** Finds process groups left by shell jobs of a process that died (pid files) and kills them (Linux /proc only). */
-import { type Dirent, readdirSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+/** Kills process groups left by shell jobs of a process that died, as their pid files name them (Linux /proc only). */
+import { readFileSync, rmSync } from "node:fs";
 import { bootId, groupMembers, readProcStat, terminateGroup } from "./proc.js";
 import type { ProcessIdentity } from "./process.js";
 
@@ -37,13 +36,23 @@ export async function killProcessGroup(
   return members.length;
 }
 
-/** For every pid file under dir (recursively, `*.pid`): kill the group if still ours, then delete the file. Returns what was found. */
-export async function sweepOrphans(
-  dir: string,
+/** A pid file the sweep found, the group it names and how many of its processes were signalled. */
+export interface OrphanFound {
+  pidFile: string;
+  identity: ProcessIdentity;
+  killed: number;
+}
+
+/**
+ * For each pid file: kill the group it names if still ours, then delete the file. Returns what was
+ * found. Which pid files belong to a run is the run directory's to say (run-directory.ts).
+ */
+export async function sweepPidFiles(
+  pidFiles: readonly string[],
   graceMs = DEFAULT_GRACE_MS,
-): Promise<Array<{ pidFile: string; identity: ProcessIdentity; killed: number }>> {
-  const found: Array<{ pidFile: string; identity: ProcessIdentity; killed: number }> = [];
-  for (const pidFile of pidFiles(dir)) {
+): Promise<OrphanFound[]> {
+  const found: OrphanFound[] = [];
+  for (const pidFile of pidFiles) {
     const identity = readIdentity(pidFile);
     // An unreadable file (a crash can't leave a partial one: it is renamed into place) names nothing to kill.
     const killed = identity ? await killProcessGroup(identity, graceMs) : 0;
@@ -51,20 +60,6 @@ export async function sweepOrphans(
     if (identity) found.push({ pidFile, identity, killed });
   }
   return found;
-}
-
-function pidFiles(dir: string): string[] {
-  let entries: Dirent[];
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return []; // no directory: nothing ever ran here
-  }
-  return entries.flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return pidFiles(path);
-    return entry.isFile() && entry.name.endsWith(".pid") ? [path] : [];
-  });
 }
 
 function readIdentity(path: string): ProcessIdentity | undefined {

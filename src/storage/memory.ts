@@ -1,12 +1,11 @@
 /** In-memory storage backend for tests and demos; every record is serialized like a real backend would. */
-import { NotFoundError, SlipwayError } from "../errors.js";
+import { type ErrorInfo, NotFoundError, SlipwayError } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
 import { parseNullable, toJsonText, toNullableJsonText } from "./json-text.js";
 import type {
   ClaimRequest,
   CommitResult,
   CompensationCause,
-  ErrorInfo,
   EventRecord,
   ExecutionPatch,
   ExecutionQuery,

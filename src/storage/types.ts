@@ -4,6 +4,7 @@
  * Each `Transition` is atomic; `commit` takes several so one transaction (one fsync) can carry
  * every transition that became ready at the same moment (group commit).
  */
+import type { ErrorInfo } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
 
 /** Lifecycle of an execution; see docs/state-machine.md. */
@@ -35,13 +36,6 @@ export type StepStatus =
   | "undoing"
   | "undone"
   | "undo_failed";
-
-export interface ErrorInfo {
-  name: string;
-  message: string;
-  code?: string;
-  stack?: string;
-}
 
 /** Why an execution is compensating (and how it will end). */
 export type CompensationCause =

@@ -1,8 +1,9 @@
 /** `slipway queue`: every job that is not running, and why: what it waits for, behind whom, until when. */
+
+import { table, time } from "../../format.js";
 import type { QueueEntry } from "../../runs/schemas.js";
 import { type Command, EXIT, type Io, parse } from "../command.js";
 import { connectionOptions, withRuns } from "../connect.js";
-import { table, time } from "../format.js";
 
 export const queue: Command = {
   name: "queue",

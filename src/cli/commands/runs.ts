@@ -3,13 +3,12 @@
  * service (the embedded database's, or a server's): both print the same shapes (`runs/schemas.ts`).
  */
 
+import { duration, formatBytes, table, time } from "../../format.js";
 import { stepWait } from "../../runs/explain.js";
 import { skippedReason, stepResultOf } from "../../runs/records.js";
 import type { RunDetail, RunSummary, StepSummary } from "../../runs/schemas.js";
-import { formatBytes } from "../../scheduler/format.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
 import { connectionOptions, withRuns } from "../connect.js";
-import { duration, table, time } from "../format.js";
 
 const options = { ...connectionOptions, json: { type: "boolean" } } as const;
 

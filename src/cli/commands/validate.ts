@@ -1,7 +1,8 @@
 /** `slipway validate`: check a pipeline file and list every problem in it, without running anything. */
 import { NotFoundError } from "../../errors.js";
 import { loadPipeline } from "../../pipeline/parse.js";
-import { formatProblem, PipelineError } from "../../pipeline/problems.js";
+import { PipelineError } from "../../pipeline/problems.js";
+import { formatProblem } from "../../problems.js";
 import { type Command, EXIT, parse, UsageError } from "../command.js";
 
 export const validate: Command = {

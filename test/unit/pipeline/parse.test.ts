@@ -7,7 +7,8 @@ import { validate } from "../../../src/cli/commands/validate.js";
 import { NotFoundError } from "../../../src/errors.js";
 import type { Job, RunJob } from "../../../src/pipeline/model.js";
 import { loadPipeline, parsePipeline } from "../../../src/pipeline/parse.js";
-import { formatProblem, PipelineError } from "../../../src/pipeline/problems.js";
+import { PipelineError } from "../../../src/pipeline/problems.js";
+import { formatProblem } from "../../../src/problems.js";
 import { tempDir } from "../../helpers.js";
 
 const EXAMPLE = join(import.meta.dirname, "fixtures", "release.yml");

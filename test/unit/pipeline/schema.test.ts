@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { NAME } from "../../../src/names.js";
 import { ACCEPTED_KEYS, parsePipeline } from "../../../src/pipeline/parse.js";
-import { JOB_NAME } from "../../../src/pipeline/parse-jobs.js";
-import { DURATION_PATTERN, SIZE_PATTERN } from "../../../src/pipeline/units.js";
+import { DURATION_PATTERN, SIZE_PATTERN } from "../../../src/units.js";
 
 type Schema = { [key: string]: unknown };
 
@@ -70,9 +70,9 @@ describe("pipeline JSON Schema", () => {
 
     expect(definitions.duration!.pattern).toBe(DURATION_PATTERN);
     expect((definitions.size!.oneOf as Schema[])[1]!.pattern).toBe(SIZE_PATTERN);
-    expect(definitions.name!.pattern).toBe(JOB_NAME.source);
+    expect(definitions.name!.pattern).toBe(NAME.source);
     expect(((schema.properties as Schema).jobs as Schema).propertyNames).toEqual({
-      pattern: JOB_NAME.source,
+      pattern: NAME.source,
     });
   });
 

@@ -1,12 +1,12 @@
 /** Admission: all-or-nothing grants, releases on every path, no head-of-line blocking, reservations, fairness, priority, disk, explanations. */
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { clockTime } from "../../../src/format.js";
 import {
   Admission,
   AdmissionError,
   type AdmissionOptions,
   type Grant,
 } from "../../../src/scheduler/admission.js";
-import { clockTime } from "../../../src/scheduler/format.js";
 import type { Capacity } from "../../../src/scheduler/types.js";
 import { fakeClock, flush, GiB, need, type Tracked, ticket, track } from "./helpers.js";
 

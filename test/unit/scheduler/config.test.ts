@@ -4,7 +4,7 @@ import { availableParallelism, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { NotFoundError } from "../../../src/errors.js";
-import { formatProblem } from "../../../src/pipeline/problems.js";
+import { formatProblem } from "../../../src/problems.js";
 import {
   ConfigError,
   loadServerConfig,

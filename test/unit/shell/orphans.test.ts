@@ -4,9 +4,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { killProcessGroup, processStartTime, sweepOrphans } from "../../../src/shell/orphans.js";
+import { killProcessGroup, processStartTime } from "../../../src/shell/orphans.js";
 import { bootId, groupMembers } from "../../../src/shell/proc.js";
 import type { ProcessIdentity } from "../../../src/shell/process.js";
+import { attemptFiles, runDirectory, sweepRunOrphans } from "../../../src/shell/run-directory.js";
 import { eventually, tempDir, within } from "../../helpers.js";
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "run-shell-child.ts");
@@ -44,10 +45,10 @@ describe("processStartTime", () => {
   });
 });
 
-describe("sweepOrphans", () => {
+describe("sweepRunOrphans", () => {
   it("kills the job group of a runner that was SIGKILLed, grandchildren included, and deletes its pid file", async () => {
     const dir = tempDir();
-    const pidFile = join(dir, "runs", "r1", "build.pid");
+    const { pid: pidFile } = attemptFiles(dir, "r1", "build", "run", 1);
     // `--import tsx` resolves from the package root, where tsx is a dev dependency.
     const runner = spawn(
       process.execPath,
@@ -80,7 +81,7 @@ describe("sweepOrphans", () => {
     await within(exited, "the runner to die");
     expect(groupMembers(identity.pgid).length).toBeGreaterThanOrEqual(2); // orphaned, still running
 
-    const found = await within(sweepOrphans(dir, 1_000), "the sweep");
+    const found = await within(sweepRunOrphans(dir, "r1", 1_000), "the sweep");
     expect(found).toEqual([{ pidFile, identity, killed: expect.any(Number) }]);
     expect(found[0]!.killed).toBeGreaterThanOrEqual(2);
     expect(groupMembers(identity.pgid)).toEqual([]);
@@ -92,11 +93,12 @@ describe("sweepOrphans", () => {
     const live = sleeper();
     const liveStart = processStartTime(live)!;
     const dead = spawnSync("true").pid;
+    const run = runDirectory(dir, "r1");
     const files = {
-      dead: join(dir, "a", "dead.pid"),
-      reused: join(dir, "a", "b", "reused.pid"),
-      rebooted: join(dir, "rebooted.pid"),
-      garbage: join(dir, "garbage.pid"),
+      dead: join(run, "dead.pid"),
+      reused: join(run, "reused.pid"),
+      rebooted: join(run, "rebooted.pid"),
+      garbage: join(run, "garbage.pid"),
     };
     writePidFile(files.dead, { pgid: dead, startTime: 1, bootId: bootId() });
     // Same pid, later start: the pid was reused by an unrelated process, which must survive.
@@ -107,9 +109,12 @@ describe("sweepOrphans", () => {
       bootId: "00000000-0000-0000-0000-000000000000",
     });
     writeFileSync(files.garbage, "{not json");
-    writeFileSync(join(dir, "notes.txt"), "not a pid file");
+    writeFileSync(join(run, "notes.txt"), "not a pid file");
+    // Another run's pid file is that run's business.
+    const other = attemptFiles(dir, "r2", "build", "run", 1).pid;
+    writePidFile(other, { pgid: dead, startTime: 1, bootId: bootId() });
 
-    const found = await within(sweepOrphans(dir, 500), "the sweep");
+    const found = await within(sweepRunOrphans(dir, "r1", 500), "the sweep");
     expect(found.map((f) => [f.pidFile, f.killed]).sort()).toEqual(
       [
         [files.dead, 0],
@@ -119,11 +124,12 @@ describe("sweepOrphans", () => {
     );
     expect(processStartTime(live)).toBe(liveStart);
     for (const file of Object.values(files)) expect(existsSync(file)).toBe(false);
-    expect(existsSync(join(dir, "notes.txt"))).toBe(true);
+    expect(existsSync(join(run, "notes.txt"))).toBe(true);
+    expect(existsSync(other)).toBe(true);
   });
 
   it("returns nothing for a directory that does not exist", async () => {
-    expect(await sweepOrphans(join(tempDir(), "missing"))).toEqual([]);
+    expect(await sweepRunOrphans(tempDir(), "missing")).toEqual([]);
   });
 });
 

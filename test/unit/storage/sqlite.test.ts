@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
-import { readMigrations, SqliteStorage } from "../../../src/storage/sqlite/sqlite-storage.js";
+import { readMigrations } from "../../../src/storage/sqlite/migrations.js";
+import { SqliteStorage } from "../../../src/storage/sqlite/sqlite-storage.js";
 import { runStorageConformance } from "../../../src/testing/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "slipway-sqlite-test-"));

@@ -1,12 +1,21 @@
 /**
  * Reading a YAML document without trusting it: typed getters that report a {@link Problem} at the
  * offending node (and return undefined) instead of casting, so one pass finds every problem.
+ * Pipeline files and the scheduler config are both read with it.
  */
 import { type Document, isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, Scalar } from "yaml";
-import type { Locate } from "./expressions.js";
-import type { Position } from "./model.js";
 import { closest, listOr, type Problem } from "./problems.js";
 import { durationProblem, parseDuration, parseSize, sizeProblem, UnitError } from "./units.js";
+
+/** A place in a file: 1-based line and column, 0-based character offset. */
+export interface Position {
+  line: number;
+  col: number;
+  offset: number;
+}
+
+/** Maps an offset in a string read from the file (a scalar's value) to its position in the file. */
+export type Locate = (offset: number) => Position;
 
 /** One `key: value` of a map; nothing after the colon is a null scalar, so problems point there. */
 export interface Entry {

@@ -1,4 +1,4 @@
-/** Durations (`1h30m`) and sizes (`4GiB`) as written in pipeline files, parsed to milliseconds and bytes. */
+/** Durations (`1h30m`) and sizes (`4GiB`) as written in pipeline files and the scheduler config, parsed to milliseconds and bytes. */
 
 const NUMBER = String.raw`\d+(?:\.\d+)?`;
 

@@ -1,0 +1,41 @@
+/**
+ * What a pipeline run keeps in storage: the run's spec (the saga's input, enough to rebuild the run
+ * in any process) and each step's result (the action's output), with the schemas that check them.
+ */
+import { z } from "zod";
+import type { JsonObject } from "../json.js";
+import type { ExecutionRecord } from "../storage/types.js";
+
+/** What a step's action produces, under its action name. */
+export const stepResultSchema = z.object({
+  status: z.enum(["success", "skipped"]),
+  outputs: z.record(z.string(), z.string()),
+  /** Why a step was skipped. */
+  reason: z.string().optional(),
+  /** Peak resident memory of the job's process tree, sampled while it ran. */
+  peakRssBytes: z.number().optional(),
+  /** Memory the job was admitted with (what `memory: auto` resolved to). */
+  admittedMemoryBytes: z.number().optional(),
+  /** How long the job waited for admission before it started. */
+  queuedMs: z.number().optional(),
+});
+export type StepResult = z.infer<typeof stepResultSchema>;
+
+/** The saga's input: everything needed to rebuild the run's saga in another process. */
+export const runSpecSchema = z.object({
+  /** Absolute path of the pipeline file; jobs run in its directory. */
+  file: z.string(),
+  /** The file's text when the run started: later edits don't change a run under way. */
+  source: z.string(),
+  inputs: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+  tiers: z.array(z.string()),
+  /** The run's concurrency key, stored so runs can be counted by it without replanning them. */
+  key: z.string().optional(),
+});
+export type RunSpec = z.infer<typeof runSpecSchema>;
+
+/** The spec a pipeline run was started with, or undefined when the execution is not a pipeline run. */
+export function runSpecOf(execution: ExecutionRecord): RunSpec | undefined {
+  const parsed = runSpecSchema.safeParse((execution.input as JsonObject).run);
+  return parsed.success ? parsed.data : undefined;
+}

@@ -1,0 +1,32 @@
+/** What a pipeline step's body is given when it runs: its plan, its directory and the process's runtime. */
+import type { ExecutionRecord } from "../storage/types.js";
+import type { Plan } from "./plan.js";
+import type { JobResources } from "./resources.js";
+
+/** What job bodies need from the process that runs them. */
+export interface JobRuntime {
+  /** Where run directories are (shell/run-directory.ts): job logs, pid files, follower marks. */
+  dataDir: string;
+  /** The environment jobs inherit. Default: this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** After SIGTERM, how long a job's processes get before SIGKILL. Default 5 s. */
+  killGraceMs?: number;
+  /** Admits jobs by what they declare in `resources:` before they start; absent: they start at once. */
+  resources?: JobResources;
+  /** The runs in storage, for `concurrency:`; set once the process has an executor. */
+  runs?: RunRoster;
+}
+
+export interface StepContext {
+  plan: Plan;
+  /** The pipeline file's directory: where jobs run unless `working_directory` says otherwise. */
+  dir: string;
+  runtime: JobRuntime;
+}
+
+/** What a run's concurrency gate needs to see and do: the other unfinished runs of its pipeline. */
+export interface RunRoster {
+  /** Runs of this saga that are running, waiting or compensating. */
+  active(saga: string): Promise<ExecutionRecord[]>;
+  cancel(runId: string, reason: string): Promise<void>;
+}

@@ -1,0 +1,289 @@
+/**
+ * Between records and SQLite rows: a transition encoded into bind-ready arguments (everything
+ * serialized before the first write), and rows (named or raw, in column order) mapped back to records.
+ */
+import { type ErrorInfo, SlipwayError } from "../../errors.js";
+import type { Json, JsonObject } from "../../json.js";
+import { parseNullable, toJsonText, toNullableJsonText } from "../json-text.js";
+import type {
+  CompensationCause,
+  EventRecord,
+  ExecutionRecord,
+  ExecutionStatus,
+  SignalRecord,
+  StepRecord,
+  StepStatus,
+  Transition,
+} from "../types.js";
+import { CLAIM_BIT, PATCH_COLUMNS, RELEASE_BIT, type Statement } from "./statements.js";
+
+export interface ExecutionRow {
+  id: string;
+  saga: string;
+  version: number;
+  status: string;
+  input: string;
+  run_name: string | null;
+  owner: string | null;
+  revision: number;
+  wake_at: number | null;
+  cancel_requested: string | null;
+  cause: string | null;
+  error: string | null;
+  created_at: number;
+  updated_at: number;
+  ended_at: number | null;
+}
+
+export interface EventRow {
+  execution_id: string;
+  seq: number;
+  type: string;
+  action: string | null;
+  at: number;
+  data: string | null;
+}
+
+export interface SignalRow {
+  seq: number;
+  execution_id: string;
+  name: string;
+  payload: string;
+  created_at: number;
+  consumed_by: string | null;
+}
+
+export interface ExecutorRow {
+  id: string;
+  host: string;
+  pid: number;
+  started_at: number;
+  heartbeat_at: number;
+}
+
+/** A transition with every value already bound-ready, so nothing can fail to serialize mid-write. */
+export interface EncodedTransition {
+  executionId: string;
+  /** Insert arguments when the transition creates the execution. */
+  insert: unknown[] | null;
+  /** Conditional UPDATE (ownership check + patch) when it does not. */
+  update: Statement | null;
+  updateArgs: unknown[];
+  steps: unknown[][];
+  events: unknown[][];
+  consume: unknown[][];
+}
+
+/** Encodes `t`; `updateStatement` gives the conditional UPDATE for a mask of patch fields. */
+export function encodeTransition(
+  t: Transition,
+  now: number,
+  updateStatement: (mask: number) => Statement,
+): EncodedTransition {
+  const encoded: EncodedTransition = {
+    executionId: t.executionId,
+    insert: null,
+    update: null,
+    updateArgs: [],
+    steps: [],
+    events: [],
+    consume: [],
+  };
+  const patch = t.execution;
+  if (t.create) {
+    const c = t.create;
+    if (c.id !== t.executionId) {
+      throw new SlipwayError(
+        "storage",
+        `transition for ${t.executionId} creates a different execution ${c.id}`,
+      );
+    }
+    // The patch of a creating transition is folded into the inserted row.
+    const merged: ExecutionRecord = { ...c, owner: t.owner };
+    if (patch) {
+      for (const [field] of PATCH_COLUMNS) {
+        if (patch[field] !== undefined) (merged as unknown as Record<string, unknown>)[field] = patch[field];
+      }
+      if (patch.release) merged.owner = null;
+    }
+    encoded.insert = [
+      merged.id,
+      merged.saga,
+      merged.version,
+      merged.status,
+      toJsonText(merged.input, `input of ${merged.id}`),
+      merged.runName ?? null,
+      merged.owner,
+      merged.revision,
+      merged.wakeAt ?? null,
+      merged.cancelRequested ?? null,
+      toNullableJsonText(merged.cause, `cause of ${merged.id}`),
+      toNullableJsonText(merged.error, `error of ${merged.id}`),
+      merged.createdAt,
+      merged.updatedAt,
+      merged.endedAt ?? null,
+    ];
+  } else {
+    let mask = 0;
+    const args: unknown[] = [now];
+    if (patch) {
+      for (let bit = 0; bit < PATCH_COLUMNS.length; bit++) {
+        const field = PATCH_COLUMNS[bit]![0];
+        const value = patch[field];
+        if (value === undefined) continue;
+        mask |= 1 << bit;
+        args.push(
+          field === "cause" || field === "error"
+            ? toNullableJsonText(value, `${field} of ${t.executionId}`)
+            : value,
+        );
+      }
+      if (patch.release) mask |= RELEASE_BIT;
+    }
+    if (t.claim) {
+      mask |= CLAIM_BIT;
+      if (!(mask & RELEASE_BIT)) args.push(t.owner);
+      args.push(t.executionId, t.claim.revision);
+    } else args.push(t.executionId, t.owner);
+    encoded.update = updateStatement(mask);
+    encoded.updateArgs = args;
+  }
+  for (const step of t.steps ?? []) {
+    if (step.executionId !== t.executionId) {
+      throw new SlipwayError(
+        "storage",
+        `transition for ${t.executionId} carries a step of ${step.executionId}`,
+      );
+    }
+    const where = `step ${step.action} of ${step.executionId}`;
+    encoded.steps.push([
+      step.executionId,
+      step.action,
+      step.status,
+      step.attempt,
+      step.failures,
+      toNullableJsonText(step.output, `output of ${where}`),
+      toNullableJsonText(step.error, `error of ${where}`),
+      toNullableJsonText(step.state, `state of ${where}`),
+      step.undoAttempt,
+      toNullableJsonText(step.undoError, `undoError of ${where}`),
+      step.startedAt ?? null,
+      step.endedAt ?? null,
+      step.updatedAt,
+    ]);
+  }
+  for (const event of t.events ?? []) {
+    if (event.executionId !== t.executionId) {
+      throw new SlipwayError(
+        "storage",
+        `transition for ${t.executionId} carries an event of ${event.executionId}`,
+      );
+    }
+    encoded.events.push([
+      event.executionId,
+      event.seq,
+      event.type,
+      event.action ?? null,
+      event.at,
+      toNullableJsonText(event.data, `data of event ${event.seq} of ${event.executionId}`),
+    ]);
+  }
+  for (const consumed of t.consumeSignals ?? []) {
+    encoded.consume.push([consumed.action, consumed.seq, t.executionId]);
+  }
+  return encoded;
+}
+
+/** An execution from a raw row in EXECUTION_COLUMNS order. */
+export function executionOf(r: unknown[]): ExecutionRecord {
+  return {
+    id: r[0] as string,
+    saga: r[1] as string,
+    version: r[2] as number,
+    status: r[3] as ExecutionStatus,
+    input: JSON.parse(r[4] as string) as JsonObject,
+    runName: r[5] as string | null,
+    owner: r[6] as string | null,
+    revision: r[7] as number,
+    wakeAt: r[8] as number | null,
+    cancelRequested: r[9] as string | null,
+    cause: parseNullable<CompensationCause>(r[10] as string | null),
+    error: parseNullable<ErrorInfo>(r[11] as string | null),
+    createdAt: r[12] as number,
+    updatedAt: r[13] as number,
+    endedAt: r[14] as number | null,
+  };
+}
+
+/** A step from a raw row in STEP_COLUMNS order. */
+export function stepOf(r: unknown[]): StepRecord {
+  return {
+    executionId: r[0] as string,
+    action: r[1] as string,
+    status: r[2] as StepStatus,
+    attempt: r[3] as number,
+    failures: r[4] as number,
+    output: parseNullable<JsonObject>(r[5] as string | null),
+    error: parseNullable<ErrorInfo>(r[6] as string | null),
+    state: parseNullable<JsonObject>(r[7] as string | null),
+    undoAttempt: r[8] as number,
+    undoError: parseNullable<ErrorInfo>(r[9] as string | null),
+    startedAt: r[10] as number | null,
+    endedAt: r[11] as number | null,
+    updatedAt: r[12] as number,
+  };
+}
+
+/** A signal from a raw row in SIGNAL_COLUMNS order. */
+export function signalOf(r: unknown[]): SignalRecord {
+  return {
+    seq: r[0] as number,
+    executionId: r[1] as string,
+    name: r[2] as string,
+    payload: JSON.parse(r[3] as string) as Json,
+    createdAt: r[4] as number,
+    consumedBy: r[5] as string | null,
+  };
+}
+
+export function toExecution(row: ExecutionRow): ExecutionRecord {
+  return {
+    id: row.id,
+    saga: row.saga,
+    version: row.version,
+    status: row.status as ExecutionStatus,
+    input: JSON.parse(row.input) as JsonObject,
+    runName: row.run_name,
+    owner: row.owner,
+    revision: row.revision,
+    wakeAt: row.wake_at,
+    cancelRequested: row.cancel_requested,
+    cause: parseNullable<CompensationCause>(row.cause),
+    error: parseNullable<ErrorInfo>(row.error),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    endedAt: row.ended_at,
+  };
+}
+
+export function toEvent(row: EventRow): EventRecord {
+  return {
+    executionId: row.execution_id,
+    seq: row.seq,
+    type: row.type,
+    action: row.action,
+    at: row.at,
+    data: parseNullable<JsonObject>(row.data),
+  };
+}
+
+export function toSignal(row: SignalRow): SignalRecord {
+  return {
+    seq: row.seq,
+    executionId: row.execution_id,
+    name: row.name,
+    payload: JSON.parse(row.payload) as Json,
+    createdAt: row.created_at,
+    consumedBy: row.consumed_by,
+  };
+}

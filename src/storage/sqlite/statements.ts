@@ -1,0 +1,156 @@
+/** The SQL of the SQLite backend: its column lists, the fixed prepared statements, and the SQL built per shape (updates, queries). */
+import type Database from "better-sqlite3";
+import type { ExecutionPatch, ExecutionQuery } from "../types.js";
+
+/** A prepared statement (an interface, so declarations can name it). */
+export interface Statement extends Database.Statement<unknown[]> {}
+
+/** Patchable columns, in the bit order of the UPDATE statement cache key. */
+export const PATCH_COLUMNS = [
+  ["status", "status"],
+  ["wakeAt", "wake_at"],
+  ["cause", "cause"],
+  ["error", "error"],
+  ["endedAt", "ended_at"],
+  ["cancelRequested", "cancel_requested"],
+] as const satisfies readonly (readonly [keyof ExecutionPatch, string])[];
+export const RELEASE_BIT = 1 << PATCH_COLUMNS.length;
+/** The transition claims the execution: revision check instead of ownership check (`Transition.claim`). */
+export const CLAIM_BIT = RELEASE_BIT << 1;
+
+export const EXECUTION_COLUMNS =
+  "id, saga, version, status, input, run_name, owner, revision, wake_at, cancel_requested, cause, error, created_at, updated_at, ended_at";
+export const STEP_COLUMNS =
+  "execution_id, action, status, attempt, failures, output, error, state, undo_attempt, undo_error, started_at, ended_at, updated_at";
+
+export const SIGNAL_COLUMNS = "seq, execution_id, name, payload, created_at, consumed_by";
+
+/** The fixed statements, prepared once per connection (after the migrations). */
+export function prepareStatements(db: Database.Database) {
+  const p = (sql: string): Statement => db.prepare(sql);
+  /** Rows as arrays in column order: no object with named keys per row (hot reads). */
+  const raw = (sql: string): Statement => db.prepare(sql).raw(true);
+  return {
+    insertExecution: p(
+      `INSERT INTO executions (${EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO NOTHING`,
+    ),
+    upsertStep: p(
+      `INSERT INTO steps (${STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (execution_id, action) DO UPDATE SET
+         status = excluded.status, attempt = excluded.attempt, failures = excluded.failures,
+         output = excluded.output, error = excluded.error, state = excluded.state,
+         undo_attempt = excluded.undo_attempt, undo_error = excluded.undo_error,
+         started_at = excluded.started_at, ended_at = excluded.ended_at, updated_at = excluded.updated_at`,
+    ),
+    insertEvent: p(
+      "INSERT INTO events (execution_id, seq, type, action, at, data) VALUES (?, ?, ?, ?, ?, ?)",
+    ),
+    consumeSignal: p(
+      "UPDATE signals SET consumed_by = ? WHERE seq = ? AND execution_id = ? AND consumed_by IS NULL",
+    ),
+    claim: p(
+      `UPDATE executions SET owner = ?, revision = revision + 1, updated_at = ?
+       WHERE id = ? AND (owner IS NULL OR owner = ? OR owner IN (SELECT value FROM json_each(?)))`,
+    ),
+    getExecution: raw(`SELECT ${EXECUTION_COLUMNS} FROM executions WHERE id = ?`),
+    // rowid order = order of first write, which upserts keep.
+    stepsOf: raw(`SELECT ${STEP_COLUMNS} FROM steps WHERE execution_id = ? ORDER BY rowid`),
+    pendingSignalsOf: raw(
+      `SELECT ${SIGNAL_COLUMNS} FROM signals WHERE execution_id = ? AND consumed_by IS NULL ORDER BY seq`,
+    ),
+    nextEventSeq: p("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM events WHERE execution_id = ?"),
+    // The same four reads for a JSON array of ids (loadMany): four statements, whatever the count.
+    executionsIn: raw(
+      `SELECT ${EXECUTION_COLUMNS} FROM executions WHERE id IN (SELECT value FROM json_each(?))`,
+    ),
+    stepsIn: raw(
+      `SELECT ${STEP_COLUMNS} FROM steps WHERE execution_id IN (SELECT value FROM json_each(?)) ORDER BY rowid`,
+    ),
+    pendingSignalsIn: raw(
+      `SELECT ${SIGNAL_COLUMNS} FROM signals
+       WHERE execution_id IN (SELECT value FROM json_each(?)) AND consumed_by IS NULL ORDER BY seq`,
+    ),
+    nextEventSeqIn: raw(
+      `SELECT execution_id, MAX(seq) + 1 AS next FROM events
+       WHERE execution_id IN (SELECT value FROM json_each(?)) GROUP BY execution_id`,
+    ),
+    // The literal status/owner terms match the partial index executions_unowned_waiting.
+    nextWakeAt: p(
+      `SELECT MIN(wake_at) AS wake FROM executions
+       WHERE status = 'waiting' AND owner IS NULL AND saga IN (SELECT value FROM json_each(?))`,
+    ),
+    history: p("SELECT * FROM events WHERE execution_id = ? AND seq > ? ORDER BY seq"),
+    addSignal: p("INSERT INTO signals (execution_id, name, payload, created_at) VALUES (?, ?, ?, ?)"),
+    signalsAfter: p("SELECT * FROM signals WHERE seq > ? ORDER BY seq LIMIT ?"),
+    // sqlite_sequence holds the highest seq AUTOINCREMENT ever handed out, deleted rows included.
+    lastSignalSeq: p("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'signals'), 0) AS seq"),
+    requestCancel: p(
+      `UPDATE executions SET cancel_requested = ?, updated_at = ? WHERE id = ? RETURNING ${EXECUTION_COLUMNS}`,
+    ),
+    upsertExecutor: p(
+      `INSERT INTO executors (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+         started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
+    ),
+    listExecutors: p("SELECT * FROM executors ORDER BY id"),
+    removeExecutor: p("DELETE FROM executors WHERE id = ?"),
+  };
+}
+
+export type Statements = ReturnType<typeof prepareStatements>;
+
+/**
+ * `UPDATE ... WHERE id = ? AND owner = ?` setting exactly the patch fields in `mask`; with CLAIM_BIT,
+ * `WHERE id = ? AND revision = ?` setting the owner too.
+ */
+export function updateSql(mask: number): string {
+  let sets = "revision = revision + 1, updated_at = ?";
+  PATCH_COLUMNS.forEach(([, column], bit) => {
+    if (mask & (1 << bit)) sets += `, ${column} = ?`;
+  });
+  if (mask & RELEASE_BIT) sets += ", owner = NULL";
+  else if (mask & CLAIM_BIT) sets += ", owner = ?";
+  const where = mask & CLAIM_BIT ? "id = ? AND revision = ?" : "id = ? AND owner = ?";
+  return `UPDATE executions SET ${sets} WHERE ${where}`;
+}
+
+/** The SELECT of executions a query asks for, and its arguments: one SQL text per filter shape. */
+export function executionQuerySql(query: ExecutionQuery): { sql: string; args: unknown[] } {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  if (query.sagas !== undefined) {
+    where.push("e.saga IN (SELECT value FROM json_each(?))");
+    args.push(JSON.stringify(query.sagas));
+  }
+  if (query.statuses !== undefined) {
+    where.push("e.status IN (SELECT value FROM json_each(?))");
+    args.push(JSON.stringify(query.statuses));
+  }
+  if (query.owner === null) {
+    where.push("e.owner IS NULL");
+  } else if (query.owner !== undefined) {
+    where.push("e.owner = ?");
+    args.push(query.owner);
+  }
+  if (query.wakeAtOrBefore !== undefined) {
+    where.push("e.wake_at <= ?");
+    args.push(query.wakeAtOrBefore);
+  }
+  if (query.cancelRequested !== undefined) {
+    where.push(`e.cancel_requested IS ${query.cancelRequested ? "NOT NULL" : "NULL"}`);
+  }
+  if (query.withPendingSignals !== undefined) {
+    where.push(
+      `${query.withPendingSignals ? "" : "NOT "}EXISTS (SELECT 1 FROM signals s WHERE s.execution_id = e.id AND s.consumed_by IS NULL)`,
+    );
+  }
+  let sql = `SELECT ${EXECUTION_COLUMNS} FROM executions e`;
+  if (where.length > 0) sql += ` WHERE ${where.join(" AND ")}`;
+  sql += " ORDER BY e.created_at, e.id";
+  if (query.limit !== undefined) {
+    sql += " LIMIT ?";
+    args.push(Math.max(0, query.limit));
+  }
+  return { sql, args };
+}
