@@ -7,8 +7,8 @@ import { time } from "../format.js";
 import { stepLabel } from "../pipeline/plan.js";
 import { runSpecOf } from "../pipeline/run-spec.js";
 import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
-import { outlineOf, planOf, stepSummary } from "./records.js";
-import type { PlanOutline, QueueEntry, StepSummary } from "./schemas.js";
+import { outlineOf, planOf, runSummary, stepSummary } from "./records.js";
+import type { PlanOutline, QueueEntry, RunSummary, StepSummary } from "./schemas.js";
 
 export interface Why {
   reason: string;
@@ -52,10 +52,10 @@ export function stepWait(step: Pick<StepSummary, "status" | "state" | "error">):
  * job (which resource or lock it waits for, behind whom); when it has one, it wins.
  */
 export function queueOf(
-  record: ExecutionRecord,
+  record: Pick<RunSummary, "id" | "name" | "pipeline" | "status">,
   steps: readonly StepSummary[],
   plan: PlanOutline | null,
-  extra?: (run: ExecutionRecord, job: string) => Why | undefined,
+  extra?: (job: string) => Why | undefined,
 ): QueueEntry[] {
   const byAction = new Map(steps.map((s) => [s.job, s]));
   const labelOf = (action: string) => (plan ? stepLabel(plan, action) : action);
@@ -68,7 +68,7 @@ export function queueOf(
   const gates = unplanned.filter((action) => !done(action));
   for (const action of actions) {
     const step = byAction.get(action);
-    let why: Why | undefined = extra?.(record, action);
+    let why: Why | undefined = extra?.(action);
     if (!why && step) {
       why = stepWait(step);
       if (!why && step.status === "failed" && record.status === "failed")
@@ -78,7 +78,12 @@ export function queueOf(
           until: null,
         };
     }
-    if (!why && !step && record.status !== "compensating") {
+    // A step not started waits for something only while the run goes forward (or is held).
+    if (
+      !why &&
+      !step &&
+      (record.status === "running" || record.status === "waiting" || record.status === "failed")
+    ) {
       const needs = plan?.steps.find((s) => s.action === action)?.needs ?? [];
       const waitingFor = needs.length === 0 ? gates : needs.filter((n) => !done(n));
       why =
@@ -93,11 +98,12 @@ export function queueOf(
     if (!why) continue;
     entries.push({
       run: record.id,
-      runName: record.runName,
-      pipeline: record.saga,
+      runName: record.name,
+      pipeline: record.pipeline,
       job: action,
       label: labelOf(action),
-      state: step?.status ?? "pending",
+      // Started but held back by admission: queued, as `slipway show` says.
+      state: why.reason === "admission" ? "queued" : (step?.status ?? "pending"),
       ...why,
     });
   }
@@ -121,7 +127,10 @@ export async function queueFromStorage(
   for (const record of records) {
     const snapshot = await storage.load(record.id);
     if (!snapshot || !runSpecOf(record)) continue;
-    entries.push(...queueOf(record, snapshot.steps.map(stepSummary), outlineOf(planOf(record)), explain));
+    const steps = snapshot.steps.map(stepSummary);
+    entries.push(
+      ...queueOf(runSummary(record), steps, outlineOf(planOf(record)), (job) => explain(record, job)),
+    );
   }
   return entries;
 }

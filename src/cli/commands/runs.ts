@@ -4,7 +4,7 @@
  */
 
 import { duration, formatBytes, table, time } from "../../format.js";
-import { stepWait } from "../../runs/explain.js";
+import { queueOf, stepWait } from "../../runs/explain.js";
 import { skippedReason, stepResultOf } from "../../runs/records.js";
 import type { RunDetail, RunSummary, StepSummary } from "../../runs/schemas.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
@@ -161,26 +161,17 @@ function state(s: StepSummary): string {
   return skippedReason(s) === undefined ? s.status : "skipped";
 }
 
-/** Planned steps that have not started, with what they wait for (a run held or rolling back starts nothing). */
+/**
+ * Planned steps that have not started, with what they wait for: the queue's own words, so `show`
+ * and `queue` give one answer (a run rolling back or rolled back starts nothing more).
+ */
 function pending(run: RunDetail): [string, string][] {
   if (!run.plan) return [];
   const started = new Set(run.steps.map((s) => s.job));
-  const done = new Set(run.steps.filter((s) => s.status === "completed").map((s) => s.job));
-  const rows: [string, string][] = [];
-  for (const step of run.plan.steps) {
-    if (started.has(step.action)) continue;
-    const waits = step.needs.filter((n) => !done.has(n));
-    const why =
-      run.status === "compensating" || run.status === "compensated" || run.status === "cancelled"
-        ? "not started: the run rolled back"
-        : run.status === "failed"
-          ? "not started: the run is held"
-          : waits.length > 0
-            ? `after ${waits.join(", ")}`
-            : "starting";
-    rows.push([step.action, why]);
-  }
-  return rows;
+  const why = new Map(queueOf(run, run.steps, run.plan).map((entry) => [entry.job, entry.message]));
+  return run.plan.steps
+    .filter((step) => !started.has(step.action))
+    .map((step) => [step.action, why.get(step.action) ?? "not started: the run rolled back"]);
 }
 
 /** What a reader wants next to a job's state: why it failed, or what it waits for. */

@@ -53,14 +53,15 @@ describe("admission in slipway serve", () => {
       queued = (await server.json<QueueResponse>("GET", "/queue")).jobs.find((j) => j.run === second);
       if (!queued) await new Promise((r) => setTimeout(r, 50));
     }
-    expect(queued).toMatchObject({ reason: "admission", state: "running" });
+    // Started, but held back by admission: queued, in the queue as in show.
+    expect(queued).toMatchObject({ reason: "admission", state: "queued" });
     expect(queued!.message).toMatch(
       new RegExp(`waits for lock swarm \\(1 of 1 held by run ${first} job deploy since`),
     );
     expect(queued!.message).toMatch(/1st in line/);
     const cli = await project.run(["queue", ...server.flags]);
     expect(cli.code, cli.stderr).toBe(0);
-    expect(cli.stdout).toMatch(new RegExp(`${second} +deploy +running +admission +- +waits for lock swarm`));
+    expect(cli.stdout).toMatch(new RegExp(`${second} +deploy +queued +admission +- +waits for lock swarm`));
     const shown = await project.run(["show", second, ...server.flags]);
     expect(shown.stdout).toMatch(/deploy +queued +1 .* waits for lock swarm/);
 

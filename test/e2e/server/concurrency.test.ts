@@ -56,6 +56,9 @@ describe("concurrency keys in slipway serve", () => {
       /waits for concurrency key a \(limit 1\): a1 \(running since [\d:]+\); 1st in line/,
     );
     expect(queue.jobs.find((j) => j.run === a2 && j.job === "deploy")?.message).toBe("after .concurrency");
+    // show gives the queue's answer for the job that has not started.
+    const shown = await project.run(["show", a2, ...server.flags]);
+    expect(shown.stdout).toMatch(/deploy +pending +0 +- +- +after \.concurrency/);
 
     project.write("release-a1", "");
     project.write("release-a2", "");
