@@ -20,8 +20,8 @@ const EXPLAIN_EVERY_MS = 1_000;
 export class JobResources {
   readonly admission: Admission;
   #peaks: PeakStore | undefined;
-  /** Grants held from a job's `run` through its readiness probe, by run id, then action. */
-  readonly #held = new Map<string, Map<string, Grant>>();
+  /** Grants kept from a job's `run` through its readiness probe, by run id, then action. */
+  readonly #kept = new Map<string, Map<string, Grant>>();
   /** Steps waiting for admission now, `runId NUL action` → the label their ticket carries. */
   readonly #queued = new Map<string, string>();
 
@@ -137,10 +137,10 @@ export class JobResources {
 
   /** Keeps a grant for the step's readiness probe, which runs as the next step. */
   hold(runId: string, action: string, grant: Grant): void {
-    let run = this.#held.get(runId);
+    let run = this.#kept.get(runId);
     if (!run) {
       run = new Map();
-      this.#held.set(runId, run);
+      this.#kept.set(runId, run);
     }
     run.get(action)?.release();
     run.set(action, grant);
@@ -148,17 +148,17 @@ export class JobResources {
 
   /** The grant held for a probe, if its run step ran in this process (after a restart it did not). */
   take(runId: string, action: string): Grant | undefined {
-    const run = this.#held.get(runId);
+    const run = this.#kept.get(runId);
     const grant = run?.get(action);
     run?.delete(action);
-    if (run?.size === 0) this.#held.delete(runId);
+    if (run?.size === 0) this.#kept.delete(runId);
     return grant;
   }
 
   /** Releases whatever a run still holds (it ended, or was cancelled between a job and its probe). */
   releaseRun(runId: string): void {
-    for (const grant of this.#held.get(runId)?.values() ?? []) grant.release();
-    this.#held.delete(runId);
+    for (const grant of this.#kept.get(runId)?.values() ?? []) grant.release();
+    this.#kept.delete(runId);
   }
 
   recordPeak(pipeline: string, job: string, peakBytes: number): void {

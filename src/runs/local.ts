@@ -122,7 +122,7 @@ export class LocalRuns implements RunService {
     const self = runs;
     // A run that ended (or stopped for someone to act) is no longer held here: another process may continue it.
     runs.#stopListening = runtime.executor.on((event) => {
-      if (ENDING_EVENTS.has(event.type)) self.#release(event.executionId);
+      if (ENDING_EVENTS.has(event.type)) self.#unhost(event.executionId);
     });
     if (runs.#adopt === "all") {
       try {
@@ -168,7 +168,7 @@ export class LocalRuns implements RunService {
       }
     }
     const saga = this.#register(compiled);
-    this.#hold(id, saga);
+    this.#host(id, saga);
     try {
       const name = options.name;
       await this.#executor.start(
@@ -177,7 +177,7 @@ export class LocalRuns implements RunService {
         name === undefined ? { id } : { id, runName: name },
       );
     } catch (error) {
-      this.#release(id);
+      this.#unhost(id);
       throw error;
     }
     return response(id, options.name ?? null);
@@ -341,7 +341,7 @@ export class LocalRuns implements RunService {
   async close(): Promise<void> {
     this.#stopListening?.();
     await this.runtime.close();
-    for (const id of [...this.#hosted.keys()]) this.#release(id);
+    for (const id of [...this.#hosted.keys()]) this.#unhost(id);
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -399,7 +399,7 @@ export class LocalRuns implements RunService {
     } catch (error) {
       throw new SlipwayError("conflict", `run ${record.id} cannot be rebuilt: ${(error as Error).message}`);
     }
-    this.#hold(record.id, this.#register(compiled));
+    this.#host(record.id, this.#register(compiled));
     return notes;
   }
 
@@ -497,8 +497,8 @@ export class LocalRuns implements RunService {
     return compiled.saga;
   }
 
-  /** Marks the run as run here: this executor accepts it, `slipway resume` elsewhere leaves it alone. */
-  #hold(id: string, saga: Saga): void {
+  /** Hosts the run here: this executor accepts it, `slipway resume` elsewhere leaves it alone. */
+  #host(id: string, saga: Saga): void {
     if (this.#hosted.has(id)) return;
     this.#hosted.set(id, markFollowed(this.runtime.dataDir, [id]));
     const key = `${saga.name}@${saga.version}`;
@@ -512,7 +512,7 @@ export class LocalRuns implements RunService {
   }
 
   /** The run is no longer run here; its saga goes too once no run held here uses it. */
-  #release(id: string): void {
+  #unhost(id: string): void {
     this.#hosted.get(id)?.();
     this.#hosted.delete(id);
     const key = this.#sagaOfRun.get(id);
