@@ -4,6 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { RemoteError } from "../../http/client.js";
+import type { SubmitResponse } from "../../runs/schemas.js";
 import type { RunService } from "../../runs/service.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
 import { connectionOptions, withRuns } from "../connect.js";
@@ -52,16 +54,20 @@ export async function submitFile(
   followIt: boolean,
   io: Io,
 ): Promise<number> {
-  const submitted = await runs.submit(
-    // The absolute path: jobs run in the file's directory (on the server's machine, for a server).
-    { file: resolve(file), source },
-    {
-      inputs: parseInputs(values.input ?? []),
-      tiers: values.tier ?? [],
-      name: values.name,
-      key: values.key,
-    },
-  );
+  // The absolute path: jobs run in the file's directory (on the server's machine, for a server).
+  const path = resolve(file);
+  const request = {
+    inputs: parseInputs(values.input ?? []),
+    tiers: values.tier ?? [],
+    name: values.name,
+    key: values.key,
+  };
+  let submitted: SubmitResponse;
+  try {
+    submitted = await runs.submit({ file: path, source }, request);
+  } catch (error) {
+    throw asTyped(error, path, file);
+  }
   const mode = viewMode(values.json);
   if (!followIt) {
     io.out(values.json ? `${JSON.stringify(submitted)}\n` : `${submitted.id}\n`);
@@ -74,6 +80,16 @@ export async function submitFile(
       : `run ${id}${name ? ` (${name})` : ""}: ${pipeline}, ${jobs} jobs\n`,
   );
   return follow(runs, [{ id, after: 0 }], mode, io);
+}
+
+/** A refusal that names the file by its absolute path names it as it was typed (`bad.yml:5:5: ...`). */
+function asTyped(error: unknown, path: string, typed: string): unknown {
+  if (path === typed) return error;
+  const shown = (text: string) => text.replaceAll(path, typed);
+  if (error instanceof RemoteError)
+    return new RemoteError(shown(error.message), error.status, error.code, error.problems.map(shown));
+  if (error instanceof Error) error.message = shown(error.message);
+  return error;
 }
 
 /** The text of a pipeline file; undefined (reported) when it can't be read. */
