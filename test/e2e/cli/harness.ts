@@ -264,7 +264,7 @@ function isZombie(pid: number): boolean {
   return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
 }
 
-/** Pids of processes whose command line contains `text` (from /proc), excluding this test process. */
+/** Pids of processes whose command line starts with `text` (from /proc), excluding this test process. */
 export function processesWith(text: string): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync("/proc")) {
@@ -273,7 +273,10 @@ export function processesWith(text: string): number[] {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ");
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
       const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      if (state !== "Z" && cmdline.includes(text) && Number(entry) !== process.pid) pids.push(Number(entry));
+      // Starts with: the shell that will run `sleep N` has it in its own command line too, before the
+      // job's earlier commands (`echo deploy >> trace; sleep N`) have run.
+      if (state !== "Z" && cmdline.startsWith(text) && Number(entry) !== process.pid)
+        pids.push(Number(entry));
     } catch {
       // The process ended while we looked.
     }
