@@ -58,7 +58,10 @@ export interface ExecutionHost {
   ended(execution: Execution): void;
   /** The execution can no longer be driven from here (lost ownership, storage failure). */
   detached(execution: Execution, reason: unknown): void;
-  /** Its optimistic claim lost (someone changed it since it was loaded): nothing was written or run. */
+  /**
+   * Its optimistic claim lost (someone changed it since it was loaded), or its creation was refused
+   * (the id exists): nothing was written or run.
+   */
   claimLost(execution: Execution): void;
 }
 
@@ -893,12 +896,14 @@ export class Execution {
 
   #committed(changes: Changes, result: CommitResult, claiming: boolean): void {
     if (claiming) this.#settleClaim(result === "ok");
-    if (result !== "ok" && (claiming || this.#claimLost)) {
-      // Someone took or changed it since it was loaded: no transition of ours committed, so no
-      // body started; give the slots back and leave quietly (later commits fail the same way).
+    if (result !== "ok" && (claiming || this.#claimLost || changes.create)) {
+      // Someone took or changed it since it was loaded, or created it first: no transition of ours
+      // committed, so no body started; give the slots back and leave quietly (later commits fail
+      // the same way).
       if (!this.#claimLost) {
         this.#claimLost = true;
-        this.detach(new SlipwayError("conflict", `execution ${this.id}: claimed elsewhere`));
+        const why = changes.create ? "created elsewhere" : "claimed elsewhere";
+        this.detach(new SlipwayError("conflict", `execution ${this.id}: ${why}`));
         for (let i = 0; i < this.#inFlight.size; i++) this.host.releaseSlot();
         this.#inFlight.clear();
         this.host.claimLost(this);

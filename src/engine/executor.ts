@@ -9,7 +9,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Saga } from "../definition/saga.js";
-import { NotFoundError, SlipwayError, ValidationError } from "../errors.js";
+import { IdempotencyConflictError, NotFoundError, SlipwayError, ValidationError } from "../errors.js";
 import { assertJson, type Json, type JsonObject } from "../json.js";
 import { log as defaultLogger } from "../logging.js";
 import {
@@ -121,6 +121,8 @@ export class Executor implements ExecutionHost {
 
   readonly #sagas = new Map<string, Map<number, Saga>>();
   readonly #executions = new Map<string, Execution>();
+  /** Executions started here whose creation is not committed yet, by id (a second start waits for it). */
+  readonly #creating = new Map<string, { record: ExecutionRecord; created: Promise<CommitResult> }>();
   /** Executions being claimed, with the signals delivered to them meanwhile (handed over once hosted). */
   readonly #claiming = new Map<string, SignalRecord[]>();
   /** Group commit of transitions, claims and signals: one transaction for all that are ready together. */
@@ -263,7 +265,11 @@ export class Executor implements ExecutionHost {
     return newId();
   }
 
-  /** Starts an execution. Resolves once it is durably created (its first actions may already run). */
+  /**
+   * Starts an execution. Resolves once it is durably created (its first actions may already run).
+   * Starting again with an id that exists is idempotent: the same saga and input give a handle to the
+   * existing execution; anything else is refused with an `IdempotencyConflictError`.
+   */
   async start<I, V>(saga: Saga<I, V>, input: I, options: StartOptions = {}): Promise<ExecutionHandle<V>> {
     this.#assertOpen();
     if (this.#sagas.get(saga.name)?.get(saga.version) !== (saga as unknown as Saga)) {
@@ -280,6 +286,12 @@ export class Executor implements ExecutionHost {
       throw new ValidationError("invalid_input", `invalid input for saga ${saga.name}: ${detail}`);
     }
     assertJson(parsed.data, "input");
+    const data = parsed.data as JsonObject;
+    // A fresh id cannot exist; a caller's id may (a retried submit): look before creating.
+    if (options.id !== undefined) {
+      const existing = await this.#existing(options.id, saga as unknown as Saga, data);
+      if (existing) return existing as ExecutionHandle<V>;
+    }
     const now = Date.now();
     const id = options.id ?? newId();
     const record: ExecutionRecord = {
@@ -287,7 +299,7 @@ export class Executor implements ExecutionHost {
       saga: saga.name,
       version: saga.version,
       status: "running",
-      input: parsed.data as JsonObject,
+      input: data,
       runName: options.runName ?? null,
       owner: this.owner,
       revision: 0,
@@ -306,11 +318,38 @@ export class Executor implements ExecutionHost {
       nextEventSeq: 1,
     });
     this.#executions.set(id, execution);
-    const result = await execution.create();
-    if (result === "exists") throw new SlipwayError("conflict", `an execution with id ${id} already exists`);
+    const created = execution.create();
+    this.#creating.set(id, { record, created });
+    let result: CommitResult;
+    try {
+      result = await created;
+    } finally {
+      this.#creating.delete(id);
+    }
+    if (result === "exists") {
+      // Created meanwhile by another process: the refused creation ran and kept nothing.
+      const existing = await this.#existing(id, saga as unknown as Saga, data);
+      if (existing) return existing as ExecutionHandle<V>;
+    }
     if (result !== "ok")
       throw new SlipwayError("storage", `execution ${id} could not be created (${result})`);
     return this.handle<V>(id);
+  }
+
+  /**
+   * A handle to the execution with this id when it exists (or is being created here) with this saga
+   * and input; undefined when there is none; an `IdempotencyConflictError` when it differs.
+   */
+  async #existing(id: string, saga: Saga, input: JsonObject): Promise<ExecutionHandle | undefined> {
+    const stored = await this.storage.getExecution(id);
+    // Checked after the read: a start of the same id in this process may have begun meanwhile.
+    const creating = this.#creating.get(id);
+    const record = creating?.record ?? this.#executions.get(id)?.record ?? stored;
+    if (!record) return undefined;
+    assertSameStart(record, saga, input);
+    // Its creation is not committed yet: answer once it is (or start over if it was refused).
+    if (creating && (await creating.created) !== "ok") return this.#existing(id, saga, input);
+    return this.handle(id);
   }
 
   handle<V = Record<string, unknown>>(id: string): ExecutionHandle<V> {
@@ -1055,6 +1094,35 @@ function newId(): string {
   const random = randomPool.toString("hex", randomOffset, randomOffset + 5);
   randomOffset += 5;
   return `${Date.now().toString(36)}-${random}`;
+}
+
+/** Throws unless an existing execution is what a start with this saga and input would create. */
+function assertSameStart(record: ExecutionRecord, saga: Saga, input: JsonObject): void {
+  const what = `execution ${record.id} already exists`;
+  const advice = "start with a new id, or repeat the original start to get the existing execution";
+  if (record.saga !== saga.name || record.version !== saga.version)
+    throw new IdempotencyConflictError(
+      `${what} as saga ${record.saga} v${record.version}, not ${saga.name} v${saga.version}: ${advice}`,
+    );
+  const keys = new Set([...Object.keys(record.input), ...Object.keys(input)]);
+  const differ = [...keys].filter((key) => !jsonEqual(record.input[key], input[key])).sort();
+  if (differ.length > 0)
+    throw new IdempotencyConflictError(
+      `${what} with a different input (${differ.join(", ")} ${differ.length === 1 ? "differs" : "differ"}): ${advice}`,
+    );
+}
+
+/** Deep equality of JSON values, ignoring the order of object keys. */
+function jsonEqual(a: Json | undefined, b: Json | undefined): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((item, i) => jsonEqual(item, b[i]));
+  }
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((key) => Object.hasOwn(b, key) && jsonEqual(a[key], b[key]));
 }
 
 function positive(value: number, name: string): number {
