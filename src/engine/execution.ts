@@ -5,6 +5,7 @@
  * See docs/state-machine.md.
  */
 import type { Logger } from "pino";
+import type { Clock, ClockTimer } from "../clock.js";
 import type { Saga } from "../definition/saga.js";
 import type { ActionContext, ActionDefinition } from "../definition/types.js";
 import {
@@ -43,6 +44,8 @@ export interface ExecutionHost {
   readonly perExecutionConcurrency: number;
   readonly abortGraceMs: number;
   readonly evictAfterMs: number;
+  /** Where the time and timers come from. */
+  readonly clock: Clock;
   /** Group-commits a transition; `done` is called once its batch is written (or failed). */
   commit(transition: Transition, done: BatchCallback<CommitResult>): void;
   /** Whether anyone listens to this execution's events (saves building them when nobody does). */
@@ -111,7 +114,7 @@ export class Execution {
   readonly #seenSignals: Set<number>;
   readonly #inFlight = new Map<string, InFlight>();
   #nextSeq: number;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: ClockTimer | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #detached = false;
   #released = false;
@@ -234,7 +237,7 @@ export class Execution {
       this.#wakeAfterRelease = true;
       return;
     }
-    const now = Date.now();
+    const now = this.host.clock.now();
     const status = this.record.status;
     if (
       this.record.cancelRequested !== null &&
@@ -473,7 +476,7 @@ export class Execution {
   /** A held execution leaves memory once what was running has settled. */
   #settleHold(changes: Changes): void {
     if (this.#inFlight.size > 0) return;
-    const now = Date.now();
+    const now = this.host.clock.now();
     for (const [name, step] of this.#steps) {
       if (step.status === "running" || step.status === "retrying" || step.status === "waiting") {
         const stopped = toErrorInfo(new CancelledError("stopped because the execution is held"));
@@ -598,7 +601,7 @@ export class Execution {
   }
 
   #end(changes: Changes, status: "completed" | "compensated" | "cancelled"): void {
-    const now = Date.now();
+    const now = this.host.clock.now();
     this.#patch(changes, { status, endedAt: now, wakeAt: null, release: true });
     this.#event(changes, `execution:${status}`, null, null);
     this.#clearTimer();
@@ -659,7 +662,7 @@ export class Execution {
           ? action.timeoutMs
           : deadline === undefined
             ? null
-            : Math.max(1, deadline - Date.now());
+            : Math.max(1, deadline - this.host.clock.now());
     const timeoutMessage =
       phase === "check"
         ? `the poll did not report done within ${action.timeoutMs} ms`
@@ -678,6 +681,7 @@ export class Execution {
         timeoutMs,
         this.host.abortGraceMs,
         timeoutMessage,
+        this.host.clock,
       );
       outcome = { ok: true, value };
     } catch (error) {
@@ -687,7 +691,7 @@ export class Execution {
     this.host.releaseSlot();
     if (this.#detached) return;
     const changes = new Changes();
-    const now = Date.now();
+    const now = this.host.clock.now();
     if (phase === "undo") this.#settleUndo(changes, action, outcome, now);
     else if (!outcome.ok)
       this.#fail(changes, action, outcome.error, now, deadline !== undefined && deadline <= now);
@@ -807,18 +811,18 @@ export class Execution {
     if (this.#timer && this.#timerAt <= at) return;
     this.#clearTimer();
     this.#timerAt = at;
-    this.#timer = setTimeout(
+    this.#timer = this.host.clock.setTimeout(
       () => {
         this.#timer = undefined;
         this.#timerAt = Number.POSITIVE_INFINITY;
         this.advance();
       },
-      Math.max(0, at - Date.now()),
+      Math.max(0, at - this.host.clock.now()),
     );
   }
 
   #clearTimer(): void {
-    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#timer) this.host.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
   }
@@ -836,7 +840,7 @@ export class Execution {
 
   #setStep(changes: Changes, action: string, fields: Partial<StepRecord>): StepRecord {
     const prev = this.#steps.get(action) ?? blankStep(this.id, action);
-    const step: StepRecord = { ...prev, ...fields, updatedAt: Date.now() };
+    const step: StepRecord = { ...prev, ...fields, updatedAt: this.host.clock.now() };
     this.#steps.set(action, step);
     changes.steps.set(action, step);
     return step;
@@ -849,7 +853,14 @@ export class Execution {
   }
 
   #event(changes: Changes, type: LifecycleEventType, action: string | null, data: JsonObject | null): void {
-    changes.events.push({ executionId: this.id, seq: this.#nextSeq++, type, action, at: Date.now(), data });
+    changes.events.push({
+      executionId: this.id,
+      seq: this.#nextSeq++,
+      type,
+      action,
+      at: this.host.clock.now(),
+      data,
+    });
   }
 
   /** Commits the changes, then publishes their events and runs what they start; `done` gets the result. */

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { type Clock, type ClockTimer, systemClock } from "../clock.js";
 import type { Saga } from "../definition/saga.js";
 import { IdempotencyConflictError, NotFoundError, SlipwayError, ValidationError } from "../errors.js";
 import { assertJson, type Json, type JsonObject } from "../json.js";
@@ -69,6 +70,12 @@ export interface ExecutorOptions {
   accept?: (execution: ExecutionRecord) => boolean;
   /** Continue incomplete executions at open. Default true. */
   recover?: boolean;
+  /**
+   * Where the time and timers come from: timeouts, sleeps and wake-ups, retry backoff, heartbeats and
+   * leases, polling. Default the real time (`systemClock`); tests pass a `ManualClock` from
+   * `slipway/testing` to move time without waiting.
+   */
+  clock?: Clock;
 }
 
 export interface StartOptions {
@@ -118,6 +125,7 @@ export class Executor implements ExecutionHost {
   readonly abortGraceMs: number;
   readonly evictAfterMs: number;
   readonly storage: Storage;
+  readonly clock: Clock;
 
   readonly #sagas = new Map<string, Map<number, Saga>>();
   readonly #executions = new Map<string, Execution>();
@@ -149,10 +157,10 @@ export class Executor implements ExecutionHost {
   readonly #accept: ((execution: ExecutionRecord) => boolean) | undefined;
   #activeSlots = 0;
   #signalCursor = 0;
-  #wakeTimer: NodeJS.Timeout | undefined;
+  #wakeTimer: ClockTimer | undefined;
   #wakeAt = Number.POSITIVE_INFINITY;
-  #pollTimer: NodeJS.Timeout | undefined;
-  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #pollTimer: ClockTimer | undefined;
+  #heartbeatTimer: ClockTimer | undefined;
   #polling = false;
   /** Seqs of signals sent through this executor that the storage poll has not passed yet. */
   readonly #sentHere = new Set<number>();
@@ -164,6 +172,7 @@ export class Executor implements ExecutionHost {
 
   private constructor(options: ExecutorOptions) {
     this.storage = options.storage;
+    this.clock = options.clock ?? systemClock;
     this.owner = options.id ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
     this.logger = options.logger ?? defaultLogger;
     this.dataDir = options.dataDir ?? ".slipway";
@@ -246,9 +255,8 @@ export class Executor implements ExecutionHost {
     );
     this.#mayHaveStaged = existsSync(join(this.dataDir, "staged"));
     if (recover) await this.recover();
-    else this.#lastRecovery = Date.now();
-    this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#options.heartbeatIntervalMs);
-    this.#heartbeatTimer.unref();
+    else this.#lastRecovery = this.clock.now();
+    this.#scheduleHeartbeat();
     this.#schedulePoll();
   }
 
@@ -262,7 +270,7 @@ export class Executor implements ExecutionHost {
   }
 
   newExecutionId(): string {
-    return newId();
+    return newId(this.clock.now());
   }
 
   /**
@@ -292,8 +300,8 @@ export class Executor implements ExecutionHost {
       const existing = await this.#existing(options.id, saga as unknown as Saga, data);
       if (existing) return existing as ExecutionHandle<V>;
     }
-    const now = Date.now();
-    const id = options.id ?? newId();
+    const now = this.clock.now();
+    const id = options.id ?? newId(now);
     const record: ExecutionRecord = {
       id,
       saga: saga.name,
@@ -361,7 +369,7 @@ export class Executor implements ExecutionHost {
     this.#assertOpen();
     // Checked and persisted in batches: one read of every execution signalled in this turn, then one
     // transaction for the signals that pass.
-    const outcome = await this.#signals.submit({ executionId, name, payload, createdAt: Date.now() });
+    const outcome = await this.#signals.submit({ executionId, name, payload, createdAt: this.clock.now() });
     if (outcome instanceof Error) throw outcome;
     const { signal, execution } = outcome;
     this.#sentHere.add(signal.seq);
@@ -475,7 +483,7 @@ export class Executor implements ExecutionHost {
     if (!snapshot)
       throw new SlipwayError("conflict", `execution ${executionId} is owned by another executor`);
     const { execution, steps } = change(snapshot);
-    const now = Date.now();
+    const now = this.clock.now();
     const transition: Transition = { executionId, owner: this.owner };
     if (execution) transition.execution = execution;
     if (steps) transition.steps = steps.map((step) => ({ ...step, updatedAt: now }));
@@ -508,11 +516,11 @@ export class Executor implements ExecutionHost {
   /** Claims and continues every incomplete execution of this executor's sagas that nobody alive runs. */
   async recover(): Promise<number> {
     if (this.#closed) return 0;
-    this.#lastRecovery = Date.now();
+    this.#lastRecovery = this.clock.now();
     const sagas = this.sagaNames;
     const deadList = await this.#deadOwners();
     const dead = new Set(deadList);
-    const now = Date.now();
+    const now = this.clock.now();
     const unownedWaiting = { sagas, statuses: ["waiting"], owner: null } as const;
     // Parked executions are only read when something is due for them: thousands may be parked.
     const lists = await Promise.all([
@@ -628,11 +636,12 @@ export class Executor implements ExecutionHost {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#pollTimer);
-    clearTimeout(this.#wakeTimer);
-    clearInterval(this.#heartbeatTimer);
+    this.clock.clearTimeout(this.#pollTimer);
+    this.clock.clearTimeout(this.#wakeTimer);
+    this.clock.clearTimeout(this.#heartbeatTimer);
     const executions = [...this.#executions.values()];
     for (const execution of executions) execution.detach(new SlipwayError("cancelled", "executor closing"));
+    // Real time, not the clock: closing must end even when a test clock is never advanced.
     const deadline = Date.now() + this.abortGraceMs;
     while (executions.some((e) => e.busy) && Date.now() < deadline) await sleep(5);
     // Loads and claims under way answer first (they see the executor closed and host nothing).
@@ -673,7 +682,7 @@ export class Executor implements ExecutionHost {
       saga: execution.saga.name,
       runName: execution.record.runName,
       action,
-      at: Date.now(),
+      at: this.clock.now(),
       data: data === undefined ? { message } : { message, ...data },
     });
   }
@@ -895,7 +904,7 @@ export class Executor implements ExecutionHost {
       seq: snapshot.nextEventSeq,
       type: "execution:needs_attention" as const,
       action: null,
-      at: Date.now(),
+      at: this.clock.now(),
       data: { error: message },
     };
     void this.#commits
@@ -960,7 +969,7 @@ export class Executor implements ExecutionHost {
 
   /** Dead executors, looked up at most once per poll interval (a burst of wake-ups shares one lookup). */
   #deadOwners(): Promise<string[]> {
-    const now = Date.now();
+    const now = this.clock.now();
     if (!this.#deadOwnersCache || now - this.#deadOwnersCache.at > this.#options.pollIntervalMs) {
       this.#deadOwnersCache = { at: now, value: this.#findDeadOwners() };
     }
@@ -968,12 +977,12 @@ export class Executor implements ExecutionHost {
   }
 
   #findDeadOwners(): Promise<string[]> {
-    return findDeadExecutors(this.storage, this.#options.leaseMs, this.owner);
+    return findDeadExecutors(this.storage, this.#options.leaseMs, this.owner, this.clock.now());
   }
 
   async #heartbeat(): Promise<void> {
     try {
-      const now = Date.now();
+      const now = this.clock.now();
       this.#startedAt ??= now;
       await this.storage.upsertExecutor({
         id: this.owner,
@@ -989,9 +998,9 @@ export class Executor implements ExecutionHost {
 
   #scheduleWake(at: number): void {
     if (this.#closed || at >= this.#wakeAt) return;
-    clearTimeout(this.#wakeTimer);
+    this.clock.clearTimeout(this.#wakeTimer);
     this.#wakeAt = at;
-    this.#wakeTimer = setTimeout(() => void this.#wakeDue(), Math.max(0, at - Date.now()));
+    this.#wakeTimer = this.clock.setTimeout(() => void this.#wakeDue(), Math.max(0, at - this.clock.now()));
   }
 
   async #wakeDue(): Promise<void> {
@@ -1003,19 +1012,27 @@ export class Executor implements ExecutionHost {
       sagas,
       statuses: ["waiting"],
       owner: null,
-      wakeAtOrBefore: Date.now(),
+      wakeAtOrBefore: this.clock.now(),
       limit: 1000,
     });
     await Promise.all(
       due.filter((record) => this.#runsHere(record)).map((record) => this.#claim(record.id, "timer")),
     );
     const next = await this.storage.nextWakeAt(sagas);
-    if (next !== undefined) this.#scheduleWake(due.length === 1000 ? Date.now() : next);
+    if (next !== undefined) this.#scheduleWake(due.length === 1000 ? this.clock.now() : next);
   }
 
   #schedulePoll(): void {
     if (this.#closed) return;
-    this.#pollTimer = setTimeout(() => void this.#poll(), this.#options.pollIntervalMs);
+    this.#pollTimer = this.clock.setTimeout(() => void this.#poll(), this.#options.pollIntervalMs);
+  }
+
+  #scheduleHeartbeat(): void {
+    if (this.#closed) return;
+    this.#heartbeatTimer = this.clock.setTimeout(() => {
+      void this.#heartbeat();
+      this.#scheduleHeartbeat();
+    }, this.#options.heartbeatIntervalMs);
   }
 
   /** Picks up what other processes wrote: signals, cancel requests, wake-ups, ends of awaited executions. */
@@ -1053,7 +1070,7 @@ export class Executor implements ExecutionHost {
         if (record && ENDED_OR_ATTENTION.includes(record.status)) this.#resolveWaiters(id);
       }
       // Take over from executors that died, within half a lease of their death being provable.
-      if (Date.now() - this.#lastRecovery >= this.#options.leaseMs / 2) await this.recover();
+      if (this.clock.now() - this.#lastRecovery >= this.#options.leaseMs / 2) await this.recover();
     } catch (error) {
       this.logger.error({ err: error }, "executor poll failed");
     } finally {
@@ -1085,15 +1102,15 @@ export class Executor implements ExecutionHost {
 let randomPool = Buffer.alloc(0);
 let randomOffset = 0;
 
-/** A time-ordered id; random bytes come from a pool because one `randomBytes` call per id is costly. */
-function newId(): string {
+/** An id ordered by `now`; random bytes come from a pool because one `randomBytes` call per id is costly. */
+function newId(now: number): string {
   if (randomOffset + 5 > randomPool.length) {
     randomPool = randomBytes(5 * 1024);
     randomOffset = 0;
   }
   const random = randomPool.toString("hex", randomOffset, randomOffset + 5);
   randomOffset += 5;
-  return `${Date.now().toString(36)}-${random}`;
+  return `${now.toString(36)}-${random}`;
 }
 
 /** Throws unless an existing execution is what a start with this saga and input would create. */
