@@ -13,8 +13,6 @@ import { ExecutionDecisions } from "./decisions.js";
 import { Changes, type Phase } from "./execution-state.js";
 import { type Abort, guard } from "./guard.js";
 
-export type { ExecutionHost } from "./execution-host.js";
-
 export class Execution extends ExecutionDecisions {
   /** Persists a new execution and starts its first actions. Resolves once the creation is committed. */
   create(): Promise<CommitResult> {
