@@ -6,7 +6,7 @@ export type ErrorCode =
   | "invalid_output"
   | "not_found"
   | "conflict"
-  /** The same idempotency key came with a different request than the first time. */
+  /** The same idempotency key (for a start, the same execution id) came with a different request than the first time. */
   | "idempotency_conflict"
   | "not_registered"
   | "timeout"
@@ -39,6 +39,16 @@ export class ValidationError extends SlipwayError {}
 export class NotFoundError extends SlipwayError {
   constructor(message: string) {
     super("not_found", message);
+  }
+}
+
+/**
+ * A start named an execution id that exists with a different saga or input. The same id with the
+ * same saga and input is not an error: it returns the existing execution.
+ */
+export class IdempotencyConflictError extends SlipwayError {
+  constructor(message: string) {
+    super("idempotency_conflict", message);
   }
 }
 

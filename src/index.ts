@@ -4,6 +4,7 @@
  */
 
 export { z } from "zod";
+export { type Clock, type ClockTimer, systemClock } from "./clock.js";
 export { type Saga, SagaBuilder, type SagaOptions, saga } from "./definition/saga.js";
 export type {
   ActionContext,

@@ -1,4 +1,5 @@
 /** Runs a body under an abort handle, a timeout and a grace period, without trusting the body. */
+import type { Clock, ClockTimer } from "../clock.js";
 import { TimeoutError } from "../errors.js";
 
 /**
@@ -52,27 +53,28 @@ export function guard<T>(
   timeoutMs: number | null,
   graceMs: number,
   timeoutMessage: string,
+  clock: Clock,
 ): Promise<Awaited<T>> {
   return new Promise<Awaited<T>>((resolve, reject) => {
     let settled = false;
-    let timeout: NodeJS.Timeout | undefined;
-    let grace: NodeJS.Timeout | undefined;
+    let timeout: ClockTimer | undefined;
+    let grace: ClockTimer | undefined;
     const timedOut = () => abort.aborted && abort.reason instanceof TimeoutError;
     const finish = (settle: () => void) => {
       if (settled) return;
       settled = true;
-      if (timeout) clearTimeout(timeout);
-      if (grace) clearTimeout(grace);
+      if (timeout) clock.clearTimeout(timeout);
+      if (grace) clock.clearTimeout(grace);
       abort.onAbort = undefined;
       settle();
     };
     const onAbort = () => {
-      grace = setTimeout(() => finish(() => reject(abort.reason)), graceMs);
+      grace = clock.setTimeout(() => finish(() => reject(abort.reason)), graceMs);
     };
     if (abort.aborted) onAbort();
     else abort.onAbort = onAbort;
     if (timeoutMs !== null)
-      timeout = setTimeout(() => abort.abort(new TimeoutError(timeoutMessage)), timeoutMs);
+      timeout = clock.setTimeout(() => abort.abort(new TimeoutError(timeoutMessage)), timeoutMs);
     let result: Promise<Awaited<T>>;
     try {
       result = Promise.resolve(body()) as Promise<Awaited<T>>;

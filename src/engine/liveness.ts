@@ -6,13 +6,13 @@ import type { Storage } from "../storage/types.js";
 /** An executor silent this long is dead, unless configured otherwise. */
 export const DEFAULT_LEASE_MS = 30_000;
 
-/** Ids of registered executors (other than `except`) that are provably dead. */
+/** Ids of registered executors (other than `except`) that are provably dead at `now`. */
 export async function findDeadExecutors(
   storage: Storage,
   leaseMs: number,
   except?: string,
+  now: number = Date.now(),
 ): Promise<string[]> {
-  const now = Date.now();
   const host = hostname();
   return (await storage.listExecutors())
     .filter(

@@ -1,4 +1,8 @@
-/** Test helpers for Slipway users and backend authors: the storage conformance suite and record factories. */
+/**
+ * Test helpers for Slipway users and backend authors: a manual clock, the storage conformance suite and
+ * record factories.
+ */
+export { ManualClock, settle } from "./clock.js";
 export {
   CAPABILITY_NOT_IMPLEMENTED,
   CRASH_TEST_NAME,

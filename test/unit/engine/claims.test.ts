@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
-import { backends, captureLogs, eventually, harness, sleep, within } from "../../helpers.js";
+import { backends, captureLogs, eventually, harness, within } from "../../helpers.js";
 
 function approvalSaga(runs: Map<string, number>) {
   return saga("approval", { version: 1 })
@@ -85,6 +85,8 @@ describe.each(backends)("claims on $name", (backend) => {
     let running = 0;
     let peak = 0;
     const order: number[] = [];
+    /** Each body holds its slot until the test releases it. */
+    const release = new Map<number, () => void>();
     const slow = saga("slow", { version: 1, input: { n: z.number() } })
       .action("work", {
         reads: ["n"],
@@ -92,7 +94,7 @@ describe.each(backends)("claims on $name", (backend) => {
         run: async ({ n }) => {
           order.push(n);
           peak = Math.max(peak, ++running);
-          await sleep(5);
+          await new Promise<void>((resolve) => release.set(n, resolve));
           running--;
           return { m: n };
         },
@@ -101,6 +103,12 @@ describe.each(backends)("claims on $name", (backend) => {
     const executor = await h.executor({ sagas: [slow], maxConcurrentActions: 2 });
     const handles = [];
     for (let n = 0; n < 12; n++) handles.push(await executor.start(slow, { n }));
+    await eventually(() => running === 2, "two bodies running");
+    for (let n = 0; n < 12; n++) {
+      await eventually(() => release.has(n), `body ${n} to start`);
+      expect(running).toBeLessThanOrEqual(2);
+      release.get(n)!();
+    }
     const results = await within(Promise.all(handles.map((handle) => handle.result())), "completions");
     expect(results.map((r) => r.output.m)).toEqual(Array.from({ length: 12 }, (_, n) => n));
     expect(peak).toBe(2);

@@ -2,16 +2,22 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
+import { ManualClock } from "../../../src/testing/clock.js";
 import { backends, harness, within } from "../../helpers.js";
+import { driveUntil } from "./time.js";
 
 describe.each(backends)("execution on $name", (backend) => {
   it("runs a diamond, independent actions concurrently, and returns every value", async () => {
     const h = harness(backend);
     let running = 0;
     let peak = 0;
+    let bothRunning!: () => void;
+    const both = new Promise<void>((resolve) => (bothRunning = resolve));
+    // Each branch finishes only once both have started: run one after the other, they never would.
     const track = async <T>(value: T): Promise<T> => {
       peak = Math.max(peak, ++running);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (running === 2) bothRunning();
+      await both;
       running--;
       return value;
     };
@@ -97,7 +103,13 @@ describe.each(backends)("execution on $name", (backend) => {
     const h = harness(backend);
     let published = false;
     const gated = saga("gated", { version: 1 })
-      .action("a", { run: () => new Promise<void>((resolve) => setTimeout(resolve, 30)) })
+      // Still running when its sibling fails: it ends when compensation aborts it.
+      .action("a", {
+        run: (_input, ctx) =>
+          new Promise<void>((_resolve, reject) =>
+            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)),
+          ),
+      })
       .action("b", {
         run: () => {
           throw new Error("b broke");
@@ -118,6 +130,7 @@ describe.each(backends)("execution on $name", (backend) => {
 
   it("needs attention when an undo keeps failing, and a resume retries it", async () => {
     const h = harness(backend);
+    const clock = new ManualClock();
     let undoCalls = 0;
     let undoWorks = false;
     const fragile = saga("fragile", { version: 1 })
@@ -137,8 +150,11 @@ describe.each(backends)("execution on $name", (backend) => {
         },
       })
       .build();
-    const executor = await h.executor({ sagas: [fragile] });
+    const executor = await h.executor({ sagas: [fragile], clock });
     const handle = await executor.start(fragile, {});
+    // The undo's retry comes after its backoff.
+    const status = async () => (await executor.get(handle.id))?.execution.status;
+    await driveUntil(clock, async () => (await status()) === "needs_attention", "needs attention");
     const first = await within(handle.result(), "needs attention");
     expect(first.status).toBe("needs_attention");
     expect(first.error?.message).toBe(`undo of "provision" failed: api down`);

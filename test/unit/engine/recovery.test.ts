@@ -3,7 +3,9 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
 import type { ExecutionRecord, Storage } from "../../../src/storage/types.js";
+import { ManualClock } from "../../../src/testing/clock.js";
 import { backends, eventually, harness, within } from "../../helpers.js";
+import { reach } from "./time.js";
 
 const ran: string[] = [];
 const record = <T>(what: string, value: T): T => {
@@ -26,14 +28,17 @@ const sandbox = saga("sandbox", { version: 1 })
   .action("boot", { run: () => void ran.push("sandbox boot") })
   .build();
 
-/** Writes an execution as a dead executor left it: owned, mid-way, its owner silent for long. */
+/**
+ * Writes an execution as a dead executor left it: owned, mid-way, its owner (on another host) silent
+ * since `long` (default an hour ago).
+ */
 async function leftByDeadExecutor(
   storage: Storage,
   id: string,
   sagaName: string,
   version: number,
+  long = Date.now() - 3_600_000,
 ): Promise<void> {
-  const long = Date.now() - 3_600_000;
   await storage.upsertExecutor({
     id: "ghost",
     host: "elsewhere",
@@ -122,6 +127,52 @@ describe.each(backends)("recovery on $name", (backend) => {
     expect(await second.recover()).toBe(1);
     expect((await within(second.result(handle.id), "completion")).status).toBe("completed");
     expect(runs).toBe(2);
+  });
+});
+
+describe.each(backends)("leases on $name", (backend) => {
+  it("takes over from an executor silent past its lease, not before, within half a lease", async () => {
+    const h = harness(backend);
+    ran.length = 0;
+    const clock = new ManualClock();
+    await h.storage.init();
+    // Its last heartbeat is now: it dies at this moment, and is provably dead once the lease passes.
+    await leftByDeadExecutor(h.storage, "b-2", "build", 2, clock.now());
+    const executor = await h.executor({ sagas: [buildV2], clock, leaseMs: 30_000, pollIntervalMs: 1_000 });
+    const owner = async () => (await h.storage.getExecution("b-2"))?.owner;
+    expect(await owner()).toBe("ghost");
+    await clock.advance(30_000);
+    expect(await owner()).toBe("ghost");
+    expect(ran).toEqual([]);
+    // Recovery runs every half lease: the first one after the lease ran out takes it over.
+    await clock.advance(15_000);
+    await reach(
+      clock,
+      async () => (await h.storage.getExecution("b-2"))?.status === "completed",
+      "the takeover",
+    );
+    expect(ran).toEqual(["build v2 compile"]);
+    // The dead executor, owning nothing any more, is forgotten by a later recovery.
+    await clock.advance(15_000);
+    const executors = async () => (await h.storage.listExecutors()).map((e) => e.id);
+    await reach(clock, async () => (await executors()).length === 1, "the dead executor to be forgotten");
+    expect(await executors()).toEqual([executor.owner]);
+  });
+
+  it("proves it is alive with a heartbeat every interval, on its clock", async () => {
+    const h = harness(backend);
+    const clock = new ManualClock();
+    const started = clock.now();
+    const executor = await h.executor({ sagas: [buildV2], clock, heartbeatIntervalMs: 5_000 });
+    const heartbeat = async () =>
+      (await h.storage.listExecutors()).find((e) => e.id === executor.owner)?.heartbeatAt;
+    expect(await heartbeat()).toBe(started);
+    await clock.advance(4_999);
+    expect(await heartbeat()).toBe(started);
+    await clock.advance(1);
+    await reach(clock, async () => (await heartbeat()) === started + 5_000, "the second heartbeat");
+    await clock.advance(5_000);
+    await reach(clock, async () => (await heartbeat()) === started + 10_000, "the third heartbeat");
   });
 });
 

@@ -2,8 +2,24 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
+import type { Executor } from "../../../src/engine/executor.js";
 import { SlipwayError, ValidationError } from "../../../src/errors.js";
+import type { ExecutionStatus, StepStatus } from "../../../src/storage/types.js";
+import { ManualClock } from "../../../src/testing/clock.js";
 import { backends, eventually, harness, within } from "../../helpers.js";
+import { driveUntil, reach } from "./time.js";
+
+/** Reads one execution's status and its steps' statuses. */
+function observe(executor: Executor, id: string) {
+  return {
+    async status(): Promise<ExecutionStatus | undefined> {
+      return (await executor.get(id))?.execution.status;
+    },
+    async step(action: string): Promise<StepStatus | undefined> {
+      return (await executor.get(id))?.steps.find((s) => s.action === action)?.status;
+    },
+  };
+}
 
 const approval = saga("approval", { version: 1, input: { change: z.string() } })
   .action("prepare", {
@@ -80,6 +96,7 @@ describe.each(backends)("durable waits on $name", (backend) => {
 
   it("times a signal wait out and compensates", async () => {
     const h = harness(backend);
+    const clock = new ManualClock();
     const undone: string[] = [];
     const impatient = saga("impatient", { version: 1 })
       .action("reserve", {
@@ -89,8 +106,14 @@ describe.each(backends)("durable waits on $name", (backend) => {
       })
       .waitForSignal("approve", { signal: "approved", after: ["reserve"], timeoutMs: 50 })
       .build();
-    const executor = await h.executor({ sagas: [impatient] });
-    const result = await within((await executor.start(impatient, {})).result(), "timeout");
+    const executor = await h.executor({ sagas: [impatient], clock });
+    const handle = await executor.start(impatient, {});
+    const run = observe(executor, handle.id);
+    await reach(clock, async () => (await run.step("approve")) === "waiting", "the wait");
+    await clock.advance(49);
+    expect(await run.step("approve")).toBe("waiting");
+    await clock.advance(1);
+    const result = await within(handle.result(), "timeout");
     expect(result.status).toBe("compensated");
     expect(result.cause).toMatchObject({
       action: "approve",
@@ -101,19 +124,32 @@ describe.each(backends)("durable waits on $name", (backend) => {
 
   it("sleeps durably, for a duration and until a time", async () => {
     const h = harness(backend);
+    const clock = new ManualClock();
     const napper = saga("napper", { version: 1, input: { at: z.number() } })
       .sleep("short", { durationMs: 30 })
       .sleep("until", { reads: ["at"], until: ({ at }) => at, after: ["short"] })
       .build();
-    const executor = await h.executor({ sagas: [napper] });
-    const started = Date.now();
-    const result = await within((await executor.start(napper, { at: started + 80 })).result(), "sleeps");
+    const executor = await h.executor({ sagas: [napper], clock });
+    const started = clock.now();
+    const handle = await executor.start(napper, { at: started + 80 });
+    const run = observe(executor, handle.id);
+    await reach(clock, async () => (await run.step("short")) === "waiting", "the first sleep");
+    await clock.advance(29);
+    expect(await run.step("short")).toBe("waiting");
+    await clock.advance(1);
+    await reach(clock, async () => (await run.step("until")) === "waiting", "the second sleep");
+    expect(await run.step("short")).toBe("completed");
+    await clock.advanceTo(started + 79);
+    expect(await run.step("until")).toBe("waiting");
+    await clock.advance(1);
+    const result = await within(handle.result(), "sleeps");
     expect(result.status).toBe("completed");
-    expect(Date.now() - started).toBeGreaterThanOrEqual(78);
+    expect(clock.now()).toBe(started + 80);
   });
 
   it("polls until done, holding nothing between checks", async () => {
     const h = harness(backend);
+    const clock = new ManualClock();
     let checks = 0;
     const external = saga("external", { version: 1 })
       .poll("build", {
@@ -126,8 +162,18 @@ describe.each(backends)("durable waits on $name", (backend) => {
             : { done: true, output: { artifact: "pkg.rpm" } },
       })
       .build();
-    const executor = await h.executor({ sagas: [external], evictAfterMs: 10 });
+    const executor = await h.executor({ sagas: [external], evictAfterMs: 10, clock });
     const handle = await executor.start(external, {});
+    for (let check = 1; check < 4; check++) {
+      await reach(
+        clock,
+        () => checks === check && executor.activeExecutions === 0,
+        `check ${check}, then parked`,
+      );
+      await clock.advance(19);
+      expect(checks).toBe(check);
+      await clock.advance(1);
+    }
     const result = await within(handle.result(), "poll");
     expect(result.output.artifact).toBe("pkg.rpm");
     expect(checks).toBe(4);
@@ -135,11 +181,29 @@ describe.each(backends)("durable waits on $name", (backend) => {
 
   it("fails a poll that never reports done by its timeout", async () => {
     const h = harness(backend);
+    const clock = new ManualClock();
+    let checks = 0;
     const never = saga("never", { version: 1 })
-      .poll("build", { everyMs: 10, timeoutMs: 60, check: () => ({ done: false }) })
+      .poll("build", {
+        everyMs: 10,
+        timeoutMs: 60,
+        check: () => {
+          checks++;
+          return { done: false };
+        },
+      })
       .build();
-    const executor = await h.executor({ sagas: [never] });
-    const result = await within((await executor.start(never, {})).result(), "poll timeout");
+    const executor = await h.executor({ sagas: [never], clock });
+    const handle = await executor.start(never, {});
+    const run = observe(executor, handle.id);
+    // Checks at 0, 10, ... 50; at 60 the deadline comes before the next check.
+    for (let check = 1; check <= 6; check++) {
+      await reach(clock, () => checks === check, `check ${check}`);
+      await clock.advance(10);
+    }
+    const result = await within(handle.result(), "poll timeout");
+    expect(checks).toBe(6);
+    expect(await run.status()).toBe("compensated");
     expect(result.status).toBe("compensated");
     expect(result.cause).toMatchObject({ action: "build", error: { name: "TimeoutError" } });
   });
@@ -184,6 +248,7 @@ describe.each(backends)("wait edge cases on $name", (backend) => {
 
   it("retries a poll whose check throws, without spinning on stale timers", async () => {
     const h = harness(backend);
+    const clock = new ManualClock();
     let checks = 0;
     const flaky = saga("flaky-poll", { version: 1 })
       .poll("build", {
@@ -197,31 +262,48 @@ describe.each(backends)("wait edge cases on $name", (backend) => {
         },
       })
       .build();
-    const executor = await h.executor({ sagas: [flaky], evictAfterMs: 10_000 });
     const timers = { count: 0 };
-    const original = globalThis.setTimeout;
-    globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
-      timers.count++;
-      return original(...args);
-    }) as typeof setTimeout;
-    try {
-      const result = await within((await executor.start(flaky, {})).result(), "poll");
-      expect(result.status).toBe("completed");
-      expect(checks).toBe(3);
-      // A handful of timers (retry, checks, group commits), not hundreds of zero-delay re-arms.
-      expect(timers.count).toBeLessThan(40);
-    } finally {
-      globalThis.setTimeout = original;
-    }
+    const counting = {
+      ...clock,
+      setTimeout: (callback: () => void, ms: number) => {
+        timers.count++;
+        return clock.setTimeout(callback, ms);
+      },
+    };
+    const executor = await h.executor({ sagas: [flaky], evictAfterMs: 10_000, clock: counting });
+    const run = observe(executor, (await executor.start(flaky, {})).id);
+    await driveUntil(clock, async () => (await run.status()) === "completed", "completion");
+    expect(checks).toBe(3);
+    // A handful of timers (the retry, the checks, polls), not hundreds of zero-delay re-arms.
+    expect(timers.count).toBeLessThan(40);
   });
 
   it("cuts off a hanging poll check at the poll's deadline", async () => {
     const h = harness(backend);
+    const clock = new ManualClock();
+    let aborted: number | undefined;
     const hanging = saga("hanging-poll", { version: 1 })
-      .poll("build", { everyMs: 10, timeoutMs: 80, check: () => new Promise<never>(() => {}) })
+      .poll("build", {
+        everyMs: 10,
+        timeoutMs: 80,
+        check: (_input, ctx) =>
+          new Promise<never>(() => ctx.signal.addEventListener("abort", () => (aborted = clock.now()))),
+      })
       .build();
-    const executor = await h.executor({ sagas: [hanging], abortGraceMs: 10 });
-    const result = await within((await executor.start(hanging, {})).result(), "poll timeout", 2_000);
+    const executor = await h.executor({ sagas: [hanging], abortGraceMs: 10, clock });
+    const started = clock.now();
+    const handle = await executor.start(hanging, {});
+    const run = observe(executor, handle.id);
+    await reach(clock, async () => (await run.step("build")) === "waiting", "the first check");
+    await clock.advance(79);
+    expect(aborted).toBeUndefined();
+    await clock.advance(1);
+    expect(aborted).toBe(started + 80);
+    // The check ignores its signal: it is given up on after the grace period.
+    await clock.advance(9);
+    expect(await run.status()).toBe("running");
+    await clock.advance(1);
+    const result = await within(handle.result(), "poll timeout");
     expect(result.status).toBe("compensated");
     expect(result.cause).toMatchObject({
       action: "build",

@@ -1,0 +1,520 @@
+/**
+ * An execution's decisions: after every change, what to persist and what to run next, forward
+ * (start, wait, retry, complete) or back (compensate, hold, end). Synchronous: their writes go out as
+ * one transition. See docs/state-machine.md.
+ */
+import type { Saga } from "../definition/saga.js";
+import type { ActionDefinition } from "../definition/types.js";
+import { CancelledError, type ErrorInfo, TimeoutError, toErrorInfo, ValidationError } from "../errors.js";
+import type { JsonObject } from "../json.js";
+import type { CompensationCause, ExecutionPatch, ExecutionStatus, StepRecord } from "../storage/types.js";
+import { backoffDelay } from "./backoff.js";
+import { type Changes, ExecutionState, type Phase } from "./execution-state.js";
+import type { Abort } from "./guard.js";
+
+const ENDED: ReadonlySet<ExecutionStatus> = new Set([
+  "completed",
+  "compensated",
+  "cancelled",
+  "needs_attention",
+]);
+const transitiveDependents = new WeakMap<Saga, Map<string, string[]>>();
+
+/** The state machine of an execution; the execution (execution.ts) runs what it decides. */
+export abstract class ExecutionDecisions extends ExecutionState {
+  /** Runs an action body, undo or poll check reserved by a decision, once its transition committed. */
+  protected abstract execute(
+    action: ActionDefinition,
+    phase: Phase,
+    attempt: number,
+    abort: Abort,
+  ): Promise<void>;
+
+  /** Decides what follows from the execution's state now, into `changes`. */
+  protected decide(changes: Changes): void {
+    if (this.detached || ENDED.has(this.record.status)) return;
+    if (this.released) {
+      // Leaving memory (its release is being committed): whatever arrived is in storage; the host
+      // claims it again once the release is committed.
+      this.arrivedWhileReleasing = true;
+      return;
+    }
+    const now = this.host.clock.now();
+    const status = this.record.status;
+    if (
+      this.record.cancelRequested !== null &&
+      (status === "running" || status === "waiting" || status === "failed")
+    )
+      this.beginCompensation(changes, { kind: "cancel", reason: this.record.cancelRequested });
+    if (this.record.status === "compensating") this.compensate(changes, now);
+    else if (this.record.status === "failed") this.settleHold(changes);
+    else this.forward(changes, now);
+  }
+
+  protected forward(changes: Changes, now: number): void {
+    let blocked = false;
+    for (const name of this.saga.order) {
+      if (this.inFlight.has(name)) continue;
+      const action = this.saga.actions.get(name)!;
+      const step = this.stepRecords.get(name);
+      if (!step) {
+        if (action.dependsOn.every((dep) => this.stepRecords.get(dep)?.status === "completed"))
+          blocked = !this.begin(changes, action, now) || blocked;
+      } else if (step.status === "running") {
+        // In flight when its process died: run it again, same idempotency key.
+        blocked = !this.startAttempt(changes, action, now) || blocked;
+      } else if (step.status === "retrying") {
+        if (retryAt(step) <= now) blocked = !this.startAttempt(changes, action, now) || blocked;
+      } else if (step.status === "waiting") {
+        blocked = !this.checkWait(changes, action, step, now) || blocked;
+      }
+      if (this.record.status === "compensating") return this.compensate(changes, now);
+    }
+    if (this.saga.order.every((name) => this.stepRecords.get(name)?.status === "completed")) {
+      return this.end(changes, "completed");
+    }
+    if (blocked) return this.waitForSlot();
+    const nextAt = this.nextTimeTrigger();
+    if (this.inFlight.size > 0) return this.armTimer(nextAt);
+    const hasWaits = [...this.stepRecords.values()].some(
+      (s) => s.status === "waiting" || s.status === "retrying",
+    );
+    if (!hasWaits) {
+      // Nothing runs, nothing waits, not done: a bug, but never a silent hang.
+      return this.needsAttention(changes, {
+        name: "StalledError",
+        message: "execution has nothing to run or wait for but is not complete",
+      });
+    }
+    if (nextAt === undefined || nextAt - now >= this.host.evictAfterMs) this.evict(changes, nextAt ?? null);
+    else this.armTimer(nextAt);
+  }
+
+  /** Starts a fresh action. False when it needs a slot and none is free. */
+  protected begin(changes: Changes, action: ActionDefinition, now: number): boolean {
+    if (action.kind === "task") return this.startAttempt(changes, action, now);
+    const state: JsonObject = {};
+    let waitingFor: JsonObject;
+    if (action.kind === "signal") {
+      if (action.skip) {
+        // A wait that need not happen (its `if` is false, say) completes at once with what skip gave.
+        let given: unknown;
+        try {
+          given = action.skip(this.inputOf(action));
+        } catch (error) {
+          this.setStep(changes, action.name, { status: "waiting", attempt: 1, state: {}, startedAt: now });
+          this.fail(changes, action, error, now, true);
+          return true;
+        }
+        if (given !== undefined) {
+          this.setStep(changes, action.name, { status: "waiting", attempt: 1, state: {}, startedAt: now });
+          const output = this.parseOutput(action, given);
+          if (output instanceof Error) this.fail(changes, action, output, now, true);
+          else this.complete(changes, action, output, now);
+          return true;
+        }
+      }
+      state.signal = action.signalName!;
+      waitingFor = {};
+    } else if (action.kind === "sleep") {
+      let until: number;
+      try {
+        until =
+          action.sleepMs !== undefined
+            ? now + action.sleepMs
+            : toTime(action.sleepUntil!(this.inputOf(action)));
+      } catch (error) {
+        // User code computing the time failed: this action fails, nothing else does.
+        this.setStep(changes, action.name, { status: "waiting", attempt: 1, state: {}, startedAt: now });
+        this.fail(changes, action, error, now, true);
+        return true;
+      }
+      state.until = until;
+      waitingFor = { until };
+    } else {
+      state.nextCheckAt = now;
+      waitingFor = { poll: action.everyMs! };
+    }
+    if (action.timeoutMs !== null) state.deadline = now + action.timeoutMs;
+    const step = this.setStep(changes, action.name, {
+      status: "waiting",
+      attempt: 1,
+      state,
+      startedAt: now,
+    });
+    this.markRunning(changes);
+    this.event(changes, "action:waiting", action.name, { ...waitingFor, ...state });
+    return this.checkWait(changes, action, step, now);
+  }
+
+  /** Completes or fails a waiting action when its condition holds; starts a due poll check. */
+  protected checkWait(changes: Changes, action: ActionDefinition, step: StepRecord, now: number): boolean {
+    const state = step.state ?? {};
+    if (action.kind === "signal") {
+      const index = this.pendingSignals.findIndex((s) => s.name === action.signalName);
+      if (index >= 0) {
+        const [signal] = this.pendingSignals.splice(index, 1);
+        changes.consumed.push({ seq: signal!.seq, action: action.name });
+        this.event(changes, "signal:received", action.name, { signal: signal!.name, seq: signal!.seq });
+        const payload = action.fromPayload ? action.fromPayload(signal!.payload) : signal!.payload;
+        const output = this.parseOutput(action, payload);
+        if (output instanceof Error) this.fail(changes, action, output, now);
+        else this.complete(changes, action, output, now);
+        return true;
+      }
+    } else if (action.kind === "sleep") {
+      if ((state.until as number) <= now) {
+        this.complete(changes, action, {}, now);
+        return true;
+      }
+    }
+    const deadline = state.deadline as number | undefined;
+    if (deadline !== undefined && deadline <= now) {
+      const what =
+        action.kind === "signal"
+          ? `no signal "${action.signalName}" arrived`
+          : action.kind === "poll"
+            ? "the poll did not report done"
+            : "it did not finish";
+      this.fail(changes, action, new TimeoutError(`${what} within ${action.timeoutMs} ms`), now, true);
+      return true;
+    }
+    if (action.kind === "poll" && (state.nextCheckAt as number) <= now) {
+      if (!this.reserve(action.name, "check")) return false;
+      const flight = this.inFlight.get(action.name)!;
+      changes.after.push(() => this.execute(action, "check", step.attempt, flight.abort));
+    }
+    return true;
+  }
+
+  protected startAttempt(changes: Changes, action: ActionDefinition, now: number): boolean {
+    if (action.kind === "poll") {
+      // A poll "retry" resumes polling.
+      const prev = this.stepRecords.get(action.name)!;
+      const state = { ...deadlineOf(prev), nextCheckAt: now };
+      this.setStep(changes, action.name, { status: "waiting", state });
+      return this.checkWait(changes, action, this.stepRecords.get(action.name)!, now);
+    }
+    if (!this.reserve(action.name, "run")) return false;
+    const prev = this.stepRecords.get(action.name);
+    const attempt = (prev?.attempt ?? 0) + 1;
+    this.setStep(changes, action.name, {
+      status: "running",
+      attempt,
+      state: null,
+      startedAt: prev?.startedAt ?? now,
+    });
+    this.markRunning(changes);
+    this.event(
+      changes,
+      "action:started",
+      action.name,
+      prev?.status === "running" ? { attempt, recovered: true } : { attempt },
+    );
+    const flight = this.inFlight.get(action.name)!;
+    changes.after.push(() => this.execute(action, "run", attempt, flight.abort));
+    return true;
+  }
+
+  protected complete(changes: Changes, action: ActionDefinition, output: JsonObject, now: number): void {
+    this.setStep(changes, action.name, {
+      status: "completed",
+      output,
+      error: null,
+      state: null,
+      endedAt: now,
+    });
+    Object.assign(this.produced, output);
+    this.markRunning(changes);
+    this.event(changes, "action:completed", action.name, {
+      attempt: this.stepRecords.get(action.name)!.attempt,
+    });
+  }
+
+  /** An attempt failed: retry after a backoff, or fail for good and compensate. */
+  protected fail(
+    changes: Changes,
+    action: ActionDefinition,
+    error: unknown,
+    now: number,
+    final = false,
+  ): void {
+    const prev = this.stepRecords.get(action.name)!;
+    const failures = prev.failures + 1;
+    const info = toErrorInfo(error);
+    // Compensating or held: what fails now just fails, nothing is retried.
+    const cancelled = this.record.status === "compensating" || this.record.status === "failed";
+    if (!final && !cancelled && failures < action.retry.maxAttempts) {
+      const at = now + backoffDelay(action.retry, failures);
+      this.setStep(changes, action.name, {
+        status: "retrying",
+        failures,
+        error: info,
+        state: { ...deadlineOf(prev), retryAt: at },
+      });
+      this.event(changes, "action:failed", action.name, {
+        attempt: prev.attempt,
+        error: info.message,
+        retryAt: at,
+      });
+      return;
+    }
+    this.setStep(changes, action.name, {
+      status: "failed",
+      failures,
+      error: info,
+      state: null,
+      endedAt: now,
+    });
+    this.event(changes, "action:failed", action.name, {
+      attempt: prev.attempt,
+      error: info.message,
+      final: true,
+    });
+    if (cancelled) return;
+    const cause: CompensationCause = { kind: "failure", action: action.name, error: info };
+    if (this.saga.onFailure === "hold") this.hold(changes, cause);
+    else this.beginCompensation(changes, cause);
+  }
+
+  /** onFailure "hold": start nothing new, stop what runs, keep what completed; `retry` continues. */
+  protected hold(changes: Changes, cause: CompensationCause & { kind: "failure" }): void {
+    this.patch(changes, { status: "failed", cause, wakeAt: null });
+    this.event(changes, "execution:failed", null, { action: cause.action, error: cause.error.message });
+    const reason = new CancelledError(`action "${cause.action}" failed; the execution is held`);
+    for (const flight of this.inFlight.values()) flight.abort.abort(reason);
+  }
+
+  /** A held execution leaves memory once what was running has settled. */
+  protected settleHold(changes: Changes): void {
+    if (this.inFlight.size > 0) return;
+    const now = this.host.clock.now();
+    for (const [name, step] of this.stepRecords) {
+      if (step.status === "running" || step.status === "retrying" || step.status === "waiting") {
+        const stopped = toErrorInfo(new CancelledError("stopped because the execution is held"));
+        this.setStep(changes, name, {
+          status: "failed",
+          error: step.error ?? stopped,
+          state: null,
+          endedAt: now,
+        });
+      }
+    }
+    this.released = true;
+    this.patch(changes, { release: true });
+    this.clearTimer();
+    changes.after.push(() => this.host.ended(this));
+  }
+
+  protected beginCompensation(changes: Changes, cause: CompensationCause): void {
+    this.patch(changes, { status: "compensating", cause, wakeAt: null });
+    this.event(
+      changes,
+      "execution:compensating",
+      null,
+      cause.kind === "cancel"
+        ? cause
+        : { kind: cause.kind, action: cause.action, error: cause.error.message },
+    );
+    const reason = new CancelledError(
+      cause.kind === "cancel" ? `execution cancelled: ${cause.reason}` : `action "${cause.action}" failed`,
+    );
+    for (const flight of this.inFlight.values()) if (flight.phase !== "undo") flight.abort.abort(reason);
+  }
+
+  /** Undoes completed actions, dependents before their dependencies; ends when nothing is left. */
+  protected compensate(changes: Changes, now: number): void {
+    // Whatever was started but is not running here any more will never complete now.
+    for (const [name, step] of this.stepRecords) {
+      if (this.inFlight.has(name)) continue;
+      if (step.status === "running" || step.status === "retrying" || step.status === "waiting") {
+        const interrupted = toErrorInfo(new CancelledError("stopped by compensation before it completed"));
+        this.setStep(changes, name, {
+          status: "failed",
+          error: step.error ?? interrupted,
+          state: null,
+          endedAt: now,
+        });
+        this.event(changes, "action:failed", name, {
+          attempt: step.attempt,
+          error: interrupted.message,
+          final: true,
+        });
+      }
+    }
+    let blocked = false;
+    for (let i = this.saga.order.length - 1; i >= 0; i--) {
+      const name = this.saga.order[i]!;
+      const action = this.saga.actions.get(name)!;
+      const step = this.stepRecords.get(name);
+      if (this.inFlight.has(name) || !step || !action.undo) continue;
+      const due = step.status === "completed" || (step.status === "undoing" && retryAt(step) <= now);
+      if (!due || !this.dependentsUndone(name)) continue;
+      if (!this.startUndo(changes, action, step, now)) blocked = true;
+    }
+    if (blocked) return this.waitForSlot();
+    if (this.inFlight.size > 0 || [...this.stepRecords.values()].some((s) => s.status === "undoing"))
+      return this.armTimer(this.nextTimeTrigger());
+    // Nothing runs or will run by itself: either everything is undone, or an undo failed for good
+    // (and what depends on it stays in place).
+    const failed = [...this.stepRecords.values()].find((s) => s.status === "undo_failed");
+    if (failed) {
+      const error = failed.undoError ?? { name: "Error", message: "undo failed" };
+      return this.needsAttention(changes, {
+        ...error,
+        message: `undo of "${failed.action}" failed: ${error.message}`,
+      });
+    }
+    this.end(changes, this.record.cause?.kind === "cancel" ? "cancelled" : "compensated");
+  }
+
+  /** True when nothing that depends on `name` still has work done that must be undone first. */
+  protected dependentsUndone(name: string): boolean {
+    for (const dependent of this.dependentsOf(name)) {
+      if (this.inFlight.has(dependent)) return false;
+      const step = this.stepRecords.get(dependent);
+      if (!step) continue;
+      const hasUndo = this.saga.actions.get(dependent)!.undo !== undefined;
+      if (step.status === "undoing" || step.status === "undo_failed") return false;
+      if (step.status === "completed" && hasUndo) return false;
+    }
+    return true;
+  }
+
+  protected dependentsOf(name: string): string[] {
+    let table = transitiveDependents.get(this.saga);
+    if (!table) {
+      table = new Map();
+      for (const action of this.saga.actions.keys()) table.set(action, []);
+      for (const action of this.saga.order) {
+        const seen = new Set<string>();
+        const stack = [...this.saga.actions.get(action)!.dependsOn];
+        while (stack.length > 0) {
+          const dep = stack.pop()!;
+          if (seen.has(dep)) continue;
+          seen.add(dep);
+          table.get(dep)!.push(action);
+          stack.push(...this.saga.actions.get(dep)!.dependsOn);
+        }
+      }
+      transitiveDependents.set(this.saga, table);
+    }
+    return table.get(name) ?? [];
+  }
+
+  protected startUndo(changes: Changes, action: ActionDefinition, step: StepRecord, _now: number): boolean {
+    if (!this.reserve(action.name, "undo")) return false;
+    const undoAttempt = step.undoAttempt + 1;
+    this.setStep(changes, action.name, { status: "undoing", undoAttempt, state: null });
+    this.event(changes, "undo:started", action.name, { attempt: undoAttempt });
+    const flight = this.inFlight.get(action.name)!;
+    changes.after.push(() => this.execute(action, "undo", undoAttempt, flight.abort));
+    return true;
+  }
+
+  protected end(changes: Changes, status: "completed" | "compensated" | "cancelled"): void {
+    const now = this.host.clock.now();
+    this.patch(changes, { status, endedAt: now, wakeAt: null, release: true });
+    this.event(changes, `execution:${status}`, null, null);
+    this.clearTimer();
+    changes.after.push(() => this.host.ended(this));
+  }
+
+  protected needsAttention(changes: Changes, error: ErrorInfo): void {
+    this.patch(changes, { status: "needs_attention", error, wakeAt: null, release: true });
+    this.event(changes, "execution:needs_attention", null, { error: error.message });
+    this.clearTimer();
+    changes.after.push(() => this.host.ended(this));
+  }
+
+  /** Nothing runs: persist what wakes it and leave memory. */
+  protected evict(changes: Changes, wakeAt: number | null): void {
+    this.released = true;
+    const patch: ExecutionPatch = { wakeAt, release: true };
+    if (this.record.status !== "waiting") {
+      patch.status = "waiting";
+      this.event(changes, "execution:waiting", null, { wakeAt });
+    }
+    this.patch(changes, patch);
+    this.clearTimer();
+    changes.after.push(() => this.host.evicted(this, wakeAt));
+  }
+
+  protected markRunning(changes: Changes): void {
+    if (this.record.status === "waiting") this.patch(changes, { status: "running", wakeAt: null });
+  }
+
+  // ---- outcomes of bodies -------------------------------------------------------------------
+
+  protected settleCheck(changes: Changes, action: ActionDefinition, result: unknown, now: number): void {
+    const report = result as { done?: unknown; output?: unknown; message?: unknown } | null;
+    if (report?.done === true) {
+      const output = this.parseOutput(action, report.output);
+      if (output instanceof Error) this.fail(changes, action, output, now);
+      else this.complete(changes, action, output, now);
+      return;
+    }
+    if (report?.done !== false) {
+      this.fail(
+        changes,
+        action,
+        new ValidationError("invalid_output", "a poll check must return { done: boolean }"),
+        now,
+      );
+      return;
+    }
+    if (this.record.status === "compensating") return;
+    const step = this.stepRecords.get(action.name)!;
+    const state: JsonObject = { ...step.state, nextCheckAt: now + action.everyMs! };
+    if (typeof report.message === "string") state.message = report.message;
+    this.setStep(changes, action.name, { status: "waiting", state });
+  }
+
+  protected settleUndo(
+    changes: Changes,
+    action: ActionDefinition,
+    outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
+    now: number,
+  ): void {
+    const step = this.stepRecords.get(action.name)!;
+    if (outcome.ok) {
+      this.setStep(changes, action.name, { status: "undone", undoError: null, state: null, endedAt: now });
+      this.event(changes, "undo:completed", action.name, { attempt: step.undoAttempt });
+      return;
+    }
+    const error = toErrorInfo(outcome.error);
+    if (step.undoAttempt < action.undoRetry.maxAttempts) {
+      const at = now + backoffDelay(action.undoRetry, step.undoAttempt);
+      this.setStep(changes, action.name, { undoError: error, state: { retryAt: at } });
+      this.event(changes, "undo:failed", action.name, {
+        attempt: step.undoAttempt,
+        error: error.message,
+        retryAt: at,
+      });
+    } else {
+      this.setStep(changes, action.name, { status: "undo_failed", undoError: error, state: null });
+      this.event(changes, "undo:failed", action.name, {
+        attempt: step.undoAttempt,
+        error: error.message,
+        final: true,
+      });
+    }
+  }
+}
+
+/** The overall deadline a poll or wait keeps across retries, as a state fragment. */
+function deadlineOf(step: StepRecord): JsonObject {
+  const deadline = step.state?.deadline;
+  return typeof deadline === "number" ? { deadline } : {};
+}
+
+function retryAt(step: StepRecord): number {
+  const at = step.state?.retryAt;
+  return typeof at === "number" ? at : 0;
+}
+
+function toTime(value: Date | number): number {
+  const time = value instanceof Date ? value.getTime() : value;
+  if (!Number.isFinite(time)) throw new TypeError(`sleep until: not a valid time (${String(value)})`);
+  return time;
+}

@@ -1,0 +1,353 @@
+/**
+ * An execution's state in memory and the commit/claim protocol: changes decided in one synchronous step
+ * become one transition; nothing they start runs before it is committed, and a first transition may
+ * carry the claim of an execution loaded without one. Also its timer and its reservations of slots.
+ */
+
+import type { ClockTimer } from "../clock.js";
+import type { Saga } from "../definition/saga.js";
+import type { ActionDefinition } from "../definition/types.js";
+import { SlipwayError, ValidationError } from "../errors.js";
+import { assertJson, type JsonObject } from "../json.js";
+import type {
+  CommitResult,
+  EventRecord,
+  ExecutionPatch,
+  ExecutionRecord,
+  ExecutionSnapshot,
+  ExecutionStatus,
+  SignalRecord,
+  StepRecord,
+  Transition,
+} from "../storage/types.js";
+import type { LifecycleEventType } from "./events.js";
+import type { ExecutionHost } from "./execution-host.js";
+import { Abort } from "./guard.js";
+
+/** What runs for an action: its body, its undo, or a poll check. */
+export type Phase = "run" | "undo" | "check";
+
+/** A body, undo or check holding a slot, with the handle that aborts it. */
+export interface InFlight {
+  phase: Phase;
+  abort: Abort;
+}
+
+/** Changes decided in one synchronous step, committed together. */
+export class Changes {
+  readonly steps = new Map<string, StepRecord>();
+  readonly events: EventRecord[] = [];
+  readonly consumed: { seq: number; action: string }[] = [];
+  readonly after: (() => void)[] = [];
+  patch: ExecutionPatch | undefined;
+  create: ExecutionRecord | undefined;
+
+  get empty(): boolean {
+    return (
+      !this.create &&
+      !this.patch &&
+      this.steps.size === 0 &&
+      this.events.length === 0 &&
+      this.consumed.length === 0
+    );
+  }
+}
+
+/** The state of one execution and how its changes are persisted; decisions and bodies build on it. */
+export abstract class ExecutionState {
+  readonly id: string;
+  readonly saga: Saga;
+  readonly host: ExecutionHost;
+  record: ExecutionRecord;
+  protected readonly stepRecords = new Map<string, StepRecord>();
+  protected readonly produced: Record<string, unknown>;
+  protected readonly pendingSignals: SignalRecord[];
+  protected readonly seenSignals: Set<number>;
+  protected readonly inFlight = new Map<string, InFlight>();
+  protected nextSeq: number;
+  protected timer: ClockTimer | undefined;
+  protected timerAt = Number.POSITIVE_INFINITY;
+  protected detached = false;
+  protected released = false;
+  protected arrivedWhileReleasing = false;
+  protected slotWanted = false;
+  /** Optimistic claim still to be carried by the next commit: the revision the snapshot was loaded at. */
+  protected claimRevision: number | undefined;
+  protected claimLost = false;
+  /** Told once whether the claim committed. */
+  protected onClaim: ((won: boolean) => void) | undefined;
+
+  /**
+   * `claimRevision`: the snapshot was loaded without claiming it; the first transition claims it
+   * (`Transition.claim`), and nothing runs before that transition commits. `onClaim` learns the outcome.
+   */
+  constructor(
+    host: ExecutionHost,
+    saga: Saga,
+    snapshot: ExecutionSnapshot,
+    claimRevision?: number,
+    onClaim?: (won: boolean) => void,
+  ) {
+    this.host = host;
+    this.claimRevision = claimRevision;
+    this.onClaim = onClaim;
+    this.saga = saga;
+    this.id = snapshot.execution.id;
+    this.record = snapshot.execution;
+    this.produced = { ...snapshot.execution.input };
+    for (const step of snapshot.steps) {
+      this.stepRecords.set(step.action, step);
+      if (step.output && step.status !== "running" && step.status !== "failed")
+        Object.assign(this.produced, step.output);
+    }
+    this.pendingSignals = [...snapshot.signals];
+    this.seenSignals = new Set(snapshot.signals.map((s) => s.seq));
+    this.nextSeq = snapshot.nextEventSeq;
+  }
+
+  get status(): ExecutionStatus {
+    return this.record.status;
+  }
+
+  get steps(): ReadonlyMap<string, StepRecord> {
+    return this.stepRecords;
+  }
+
+  /** The values produced so far (the saga input included). */
+  get values(): Readonly<Record<string, unknown>> {
+    return this.produced;
+  }
+
+  /** Re-runs the engine's decisions (a slot freed, a timer fired). */
+  abstract advance(): void;
+
+  /** Stops driving this execution here without writing anything (shutdown, lost ownership). */
+  detach(reason: unknown): void {
+    if (this.detached) return;
+    this.detached = true;
+    this.clearTimer();
+    for (const flight of this.inFlight.values()) flight.abort.abort(reason);
+  }
+
+  /** A signal or cancel arrived while this execution was leaving memory: claim it again. */
+  get wakeAfterRelease(): boolean {
+    return this.arrivedWhileReleasing;
+  }
+
+  /** Whether an action body, undo or poll check is running. */
+  get busy(): boolean {
+    return this.inFlight.size > 0;
+  }
+
+  // ---- slots, inputs and outputs --------------------------------------------------------------
+
+  protected reserve(name: string, phase: Phase): boolean {
+    if (this.inFlight.size >= this.host.perExecutionConcurrency) return false;
+    if (!this.host.acquireSlot(this)) return false;
+    this.inFlight.set(name, { phase, abort: new Abort() });
+    return true;
+  }
+
+  protected inputOf(action: ActionDefinition): Record<string, unknown> {
+    const input: Record<string, unknown> = {};
+    for (const name of action.reads) input[name] = this.produced[name];
+    return input;
+  }
+
+  /** Validates an action's output against its schema; returns the error rather than throwing. */
+  protected parseOutput(action: ActionDefinition, raw: unknown): JsonObject | Error {
+    if (!action.outputSchema) return {};
+    const parsed = action.outputSchema.safeParse(raw ?? {});
+    if (!parsed.success) {
+      const detail = parsed.error.issues
+        .map((i) => `${i.path.join(".") || "(output)"}: ${i.message}`)
+        .join("; ");
+      return new ValidationError(
+        "invalid_output",
+        `action "${action.name}" produced an invalid output: ${detail}`,
+      );
+    }
+    try {
+      assertJson(parsed.data, `output of action "${action.name}"`);
+    } catch (error) {
+      return new ValidationError("invalid_output", (error as Error).message);
+    }
+    return parsed.data as JsonObject;
+  }
+
+  // ---- timers and slots ---------------------------------------------------------------------
+
+  /** Earliest time at which some step needs attention (retry, deadline, sleep end, next poll check). */
+  protected nextTimeTrigger(): number | undefined {
+    let next = Number.POSITIVE_INFINITY;
+    for (const [name, step] of this.stepRecords) {
+      if (this.inFlight.has(name) || !step.state) continue;
+      const s = step.state;
+      for (const key of ["retryAt", "deadline", "until", "nextCheckAt"] as const) {
+        const at = s[key];
+        if (typeof at === "number" && at < next) next = at;
+      }
+    }
+    return Number.isFinite(next) ? next : undefined;
+  }
+
+  protected armTimer(at: number | undefined): void {
+    if (at === undefined) return this.clearTimer();
+    if (this.timer && this.timerAt <= at) return;
+    this.clearTimer();
+    this.timerAt = at;
+    this.timer = this.host.clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.advance();
+      },
+      Math.max(0, at - this.host.clock.now()),
+    );
+  }
+
+  protected clearTimer(): void {
+    if (this.timer) this.host.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+  }
+
+  protected waitForSlot(): void {
+    this.slotWanted = true;
+    this.armTimer(this.nextTimeTrigger());
+  }
+
+  get waitingForSlot(): boolean {
+    return this.slotWanted;
+  }
+
+  // ---- persistence --------------------------------------------------------------------------
+
+  protected setStep(changes: Changes, action: string, fields: Partial<StepRecord>): StepRecord {
+    const prev = this.stepRecords.get(action) ?? blankStep(this.id, action);
+    const step: StepRecord = { ...prev, ...fields, updatedAt: this.host.clock.now() };
+    this.stepRecords.set(action, step);
+    changes.steps.set(action, step);
+    return step;
+  }
+
+  protected patch(changes: Changes, patch: ExecutionPatch): void {
+    const { release, ...fields } = patch;
+    this.record = { ...this.record, ...fields, ...(release && { owner: null }) };
+    changes.patch = { ...changes.patch, ...patch };
+  }
+
+  protected event(
+    changes: Changes,
+    type: LifecycleEventType,
+    action: string | null,
+    data: JsonObject | null,
+  ): void {
+    changes.events.push({
+      executionId: this.id,
+      seq: this.nextSeq++,
+      type,
+      action,
+      at: this.host.clock.now(),
+      data,
+    });
+  }
+
+  /** Commits the changes, then publishes their events and runs what they start; `done` gets the result. */
+  protected commit(changes: Changes, done?: (result: CommitResult) => void): void {
+    // A pending claim is committed even with nothing else to write: nothing may run before it.
+    if (changes.empty && this.claimRevision === undefined) {
+      for (const fn of changes.after) fn();
+      done?.("ok");
+      return;
+    }
+    const transition: Transition = { executionId: this.id, owner: this.host.owner };
+    if (changes.create) transition.create = changes.create;
+    if (changes.patch) transition.execution = changes.patch;
+    if (changes.steps.size > 0) transition.steps = [...changes.steps.values()];
+    if (changes.events.length > 0) transition.events = changes.events;
+    if (changes.consumed.length > 0) transition.consumeSignals = changes.consumed;
+    const claiming = this.claimRevision !== undefined;
+    if (claiming) {
+      transition.claim = { revision: this.claimRevision! };
+      this.claimRevision = undefined;
+    }
+    // A callback, not a promise: thousands of transitions may be in one group commit.
+    this.host.commit(transition, (error, result) => {
+      if (error !== undefined) {
+        if (claiming) this.settleClaim(false);
+        this.detach(error);
+        this.host.detached(this, error);
+        done?.("not_owner");
+        return;
+      }
+      try {
+        this.committed(changes, result!, claiming);
+      } finally {
+        done?.(result!);
+      }
+    });
+  }
+
+  protected settleClaim(won: boolean): void {
+    const onClaim = this.onClaim;
+    this.onClaim = undefined;
+    onClaim?.(won);
+  }
+
+  protected committed(changes: Changes, result: CommitResult, claiming: boolean): void {
+    if (claiming) this.settleClaim(result === "ok");
+    if (result !== "ok" && (claiming || this.claimLost || changes.create)) {
+      // Someone took or changed it since it was loaded, or created it first: no transition of ours
+      // committed, so no body started; give the slots back and leave quietly (later commits fail
+      // the same way).
+      if (!this.claimLost) {
+        this.claimLost = true;
+        const why = changes.create ? "created elsewhere" : "claimed elsewhere";
+        this.detach(new SlipwayError("conflict", `execution ${this.id}: ${why}`));
+        for (let i = 0; i < this.inFlight.size; i++) this.host.releaseSlot();
+        this.inFlight.clear();
+        this.host.claimLost(this);
+      }
+      return;
+    }
+    if (result !== "ok") {
+      this.detach(new SlipwayError("conflict", `execution ${this.id}: commit refused (${result})`));
+      this.host.detached(this, result);
+      return;
+    }
+    if (changes.events.length > 0 && this.host.listening(this.id)) {
+      this.host.publish(
+        changes.events.map((e) => ({
+          type: e.type as LifecycleEventType,
+          executionId: this.id,
+          saga: this.saga.name,
+          runName: this.record.runName,
+          seq: e.seq,
+          action: e.action,
+          at: e.at,
+          data: e.data,
+        })),
+      );
+    }
+    for (const fn of changes.after) fn();
+  }
+}
+
+function blankStep(executionId: string, action: string): StepRecord {
+  return {
+    executionId,
+    action,
+    status: "running",
+    attempt: 0,
+    failures: 0,
+    output: null,
+    error: null,
+    state: null,
+    undoAttempt: 0,
+    undoError: null,
+    startedAt: null,
+    endedAt: null,
+    updatedAt: 0,
+  };
+}

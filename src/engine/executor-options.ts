@@ -1,0 +1,104 @@
+/** The executor's options beside their defaults and validation. */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import { type Clock, systemClock } from "../clock.js";
+import type { Saga } from "../definition/saga.js";
+import { log as defaultLogger } from "../logging.js";
+import type { ExecutionRecord, Storage } from "../storage/types.js";
+import { DEFAULT_LEASE_MS } from "./liveness.js";
+
+export interface ExecutorOptions {
+  storage: Storage;
+  /** The sagas (and versions) this executor owns. Executions of other sagas in the same storage are left alone. */
+  sagas: readonly Saga<never, never>[] | readonly Saga[];
+  /** Where staged streams live. Default `.slipway`. */
+  dataDir?: string;
+  /** Stable identity of this executor; default random per process. */
+  id?: string;
+  logger?: Logger;
+  /** Action bodies, undos and poll checks running at once in this executor. Default 1000. */
+  maxConcurrentActions?: number;
+  /** ... and within one execution. Default 16. */
+  perExecutionConcurrency?: number;
+  /** How often storage is checked for signals, cancel requests and due wake-ups from other processes. Default 200 ms. */
+  pollIntervalMs?: number;
+  /** How often this executor proves it is alive. Default 5 s. */
+  heartbeatIntervalMs?: number;
+  /** An executor silent this long is dead and its executions are taken over. Default 30 s. */
+  leaseMs?: number;
+  /** After an abort, how long a body may take to settle before it is given up on. Default 10 s. */
+  abortGraceMs?: number;
+  /** An execution with nothing running leaves memory when its next timer is at least this far. Default 1 s. */
+  evictAfterMs?: number;
+  /** Staged data of executions that never started is swept once this old. Default 1 h. */
+  stagedGraceMs?: number;
+  /**
+   * Narrows which executions of the registered sagas this executor takes (recovers, wakes, resumes);
+   * default all. A CLI process that runs one pipeline run takes only that run.
+   */
+  accept?: (execution: ExecutionRecord) => boolean;
+  /** Continue incomplete executions at open. Default true. */
+  recover?: boolean;
+  /**
+   * Where the time and timers come from: timeouts, sleeps and wake-ups, retry backoff, heartbeats and
+   * leases, polling. Default the real time (`systemClock`); tests pass a `ManualClock` from
+   * `slipway/testing` to move time without waiting.
+   */
+  clock?: Clock;
+}
+
+/** The options with every default applied and every number checked. */
+export interface ExecutorSettings {
+  storage: Storage;
+  sagas: readonly Saga[];
+  dataDir: string;
+  /** The executor's identity (`id`). */
+  owner: string;
+  logger: Logger;
+  maxConcurrentActions: number;
+  perExecutionConcurrency: number;
+  pollIntervalMs: number;
+  heartbeatIntervalMs: number;
+  leaseMs: number;
+  abortGraceMs: number;
+  evictAfterMs: number;
+  stagedGraceMs: number;
+  accept: ((execution: ExecutionRecord) => boolean) | undefined;
+  recover: boolean;
+  clock: Clock;
+}
+
+/** Applies the defaults; a number out of range throws a `RangeError` naming its option. */
+export function resolveExecutorOptions(options: ExecutorOptions): ExecutorSettings {
+  return {
+    storage: options.storage,
+    sagas: options.sagas as readonly Saga[],
+    dataDir: options.dataDir ?? ".slipway",
+    owner: options.id ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
+    logger: options.logger ?? defaultLogger,
+    maxConcurrentActions: positive(options.maxConcurrentActions ?? 1000, "maxConcurrentActions"),
+    perExecutionConcurrency: positive(options.perExecutionConcurrency ?? 16, "perExecutionConcurrency"),
+    pollIntervalMs: positive(options.pollIntervalMs ?? 200, "pollIntervalMs"),
+    heartbeatIntervalMs: positive(options.heartbeatIntervalMs ?? 5_000, "heartbeatIntervalMs"),
+    leaseMs: positive(options.leaseMs ?? DEFAULT_LEASE_MS, "leaseMs"),
+    abortGraceMs: nonNegative(options.abortGraceMs ?? 10_000, "abortGraceMs"),
+    evictAfterMs: nonNegative(options.evictAfterMs ?? 1_000, "evictAfterMs"),
+    stagedGraceMs: nonNegative(options.stagedGraceMs ?? 3_600_000, "stagedGraceMs"),
+    accept: options.accept,
+    recover: options.recover ?? true,
+    clock: options.clock ?? systemClock,
+  };
+}
+
+function positive(value: number, name: string): number {
+  if (!(Number.isFinite(value) && value > 0))
+    throw new RangeError(`${name} must be a positive number, got ${value}`);
+  return value;
+}
+
+function nonNegative(value: number, name: string): number {
+  if (!(Number.isFinite(value) && value >= 0))
+    throw new RangeError(`${name} must be a number >= 0, got ${value}`);
+  return value;
+}

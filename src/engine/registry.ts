@@ -1,0 +1,60 @@
+/** The sagas an executor owns, by name and version, and which stored executions are therefore its own. */
+import type { Saga } from "../definition/saga.js";
+import type { ExecutionRecord } from "../storage/types.js";
+
+export class SagaRegistry {
+  readonly #sagas = new Map<string, Map<number, Saga>>();
+  readonly #accept: ((execution: ExecutionRecord) => boolean) | undefined;
+
+  constructor(accept: ((execution: ExecutionRecord) => boolean) | undefined) {
+    this.#accept = accept;
+  }
+
+  /** False when that name and version is registered already. */
+  register(saga: Saga): boolean {
+    let versions = this.#sagas.get(saga.name);
+    if (!versions) {
+      versions = new Map();
+      this.#sagas.set(saga.name, versions);
+    }
+    if (versions.has(saga.version)) return false;
+    versions.set(saga.version, saga);
+    return true;
+  }
+
+  unregister(name: string, version: number): void {
+    const versions = this.#sagas.get(name);
+    versions?.delete(version);
+    if (versions?.size === 0) this.#sagas.delete(name);
+  }
+
+  get(name: string, version: number): Saga | undefined {
+    return this.#sagas.get(name)?.get(version);
+  }
+
+  /** Whether any version of this saga is registered. */
+  hasName(name: string): boolean {
+    return this.#sagas.has(name);
+  }
+
+  /** The versions registered under this name. */
+  versions(name: string): number[] {
+    return [...(this.#sagas.get(name)?.keys() ?? [])];
+  }
+
+  get names(): string[] {
+    return [...this.#sagas.keys()];
+  }
+
+  /**
+   * Whether this executor should take an execution: its saga is registered here, and its version too
+   * or it is older than the newest registered one (retired: it will need attention). Executions of a
+   * newer version are left to the executors that have it.
+   */
+  runsHere(record: ExecutionRecord): boolean {
+    if (this.#accept && !this.#accept(record)) return false;
+    const versions = this.#sagas.get(record.saga);
+    if (!versions) return false;
+    return versions.has(record.version) || record.version < Math.max(...versions.keys());
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * How an executor learns that something is due without being told in-process: a timer for the next
+ * wake-up of a parked execution, and a poll of storage for what other processes wrote (signals, cancel
+ * requests, wake-ups, ends of awaited executions) that also runs recovery every half lease.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { ClockTimer } from "../clock.js";
+import type { ExecutorSettings } from "./executor-options.js";
+import { ENDED_OR_ATTENTION } from "./hosting.js";
+import { ExecutionIntake } from "./intake.js";
+
+export abstract class ExecutionWakeups extends ExecutionIntake {
+  /** The last signal seq read from storage (or sent through this executor). */
+  protected signalCursor = 0;
+  /** Seqs of signals sent through this executor that the storage poll has not passed yet. */
+  protected readonly sentHere = new Set<number>();
+  #wakeTimer: ClockTimer | undefined;
+  #wakeAt = Number.POSITIVE_INFINITY;
+  #pollTimer: ClockTimer | undefined;
+  #polling = false;
+
+  protected constructor(settings: ExecutorSettings) {
+    super(settings);
+  }
+
+  /** Polls from now on (the executor is open). */
+  protected startPolling(): void {
+    this.#schedulePoll();
+  }
+
+  /** Stops the poll and the wake-up timer (the executor is closing). */
+  protected stopWakeups(): void {
+    this.clock.clearTimeout(this.#pollTimer);
+    this.clock.clearTimeout(this.#wakeTimer);
+  }
+
+  protected scheduleWake(at: number): void {
+    if (this.closed || at >= this.#wakeAt) return;
+    this.clock.clearTimeout(this.#wakeTimer);
+    this.#wakeAt = at;
+    this.#wakeTimer = this.clock.setTimeout(() => void this.#wakeDue(), Math.max(0, at - this.clock.now()));
+  }
+
+  async #wakeDue(): Promise<void> {
+    this.#wakeTimer = undefined;
+    this.#wakeAt = Number.POSITIVE_INFINITY;
+    if (this.closed) return;
+    const sagas = this.registry.names;
+    const due = await this.storage.listExecutions({
+      sagas,
+      statuses: ["waiting"],
+      owner: null,
+      wakeAtOrBefore: this.clock.now(),
+      limit: 1000,
+    });
+    await Promise.all(
+      due.filter((record) => this.registry.runsHere(record)).map((record) => this.claim(record.id, "timer")),
+    );
+    const next = await this.storage.nextWakeAt(sagas);
+    if (next !== undefined) this.scheduleWake(due.length === 1000 ? this.clock.now() : next);
+  }
+
+  #schedulePoll(): void {
+    if (this.closed) return;
+    this.#pollTimer = this.clock.setTimeout(() => void this.#poll(), this.settings.pollIntervalMs);
+  }
+
+  /** Picks up what other processes wrote: signals, cancel requests, wake-ups, ends of awaited executions. */
+  async #poll(): Promise<void> {
+    if (this.#polling || this.closed) return;
+    this.#polling = true;
+    try {
+      // Signals sent through this executor were delivered when sent: step over a run of them without
+      // reading them back (after a burst of sends, that is every signal since the last poll).
+      while (this.sentHere.delete(this.signalCursor + 1)) this.signalCursor++;
+      for (const signal of await this.storage.signalsAfter(this.signalCursor, 1000)) {
+        this.signalCursor = Math.max(this.signalCursor, signal.seq);
+        // Signals sent through this executor were delivered when sent.
+        if (!this.sentHere.delete(signal.seq) && signal.consumedBy === null) this.deliver(signal);
+      }
+      this.mayHaveStaged ||= existsSync(join(this.dataDir, "staged"));
+      const sagas = this.registry.names;
+      for (const record of await this.storage.listExecutions({ owner: this.owner, cancelRequested: true })) {
+        const local = this.executions.get(record.id);
+        if (local && local.status !== "compensating") local.cancel(record.cancelRequested ?? "cancelled");
+      }
+      for (const record of await this.storage.listExecutions({
+        sagas,
+        statuses: ["waiting"],
+        owner: null,
+        cancelRequested: true,
+      })) {
+        if (this.registry.runsHere(record)) await this.claim(record.id, "cancel");
+      }
+      const next = await this.storage.nextWakeAt(sagas);
+      if (next !== undefined) this.scheduleWake(next);
+      for (const id of this.waiters.keys()) {
+        if (this.executions.has(id)) continue;
+        const record = await this.storage.getExecution(id);
+        if (record && ENDED_OR_ATTENTION.includes(record.status)) this.resolveWaiters(id);
+      }
+      // Take over from executors that died, within half a lease of their death being provable.
+      if (this.clock.now() - this.lastRecovery >= this.settings.leaseMs / 2) await this.recover();
+    } catch (error) {
+      this.logger.error({ err: error }, "executor poll failed");
+    } finally {
+      this.#polling = false;
+      this.#schedulePoll();
+    }
+  }
+}
