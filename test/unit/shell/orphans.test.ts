@@ -7,7 +7,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { killProcessGroup, processStartTime, sweepOrphans } from "../../../src/shell/orphans.js";
 import { bootId, groupMembers } from "../../../src/shell/proc.js";
 import type { ProcessIdentity } from "../../../src/shell/process.js";
-import { eventually, tempDir, within } from "../../helpers.js";
+import { tempDir } from "../../helpers.js";
+import { trackChild } from "../../leaks.js";
+import { eventually, within } from "../../wait.js";
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "run-shell-child.ts");
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -60,6 +62,7 @@ describe("sweepOrphans", () => {
       { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
     );
     children.push(runner);
+    trackChild(runner, "the runner of a job");
     let announced = "";
     runner.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
       announced += chunk;
