@@ -1,4 +1,4 @@
-/** Test helpers: a fresh storage per test on every backend, bounded waits, executors that never leak. */
+/** Test helpers: a fresh storage per test on every backend, temp directories, executors that never leak; the bounded waits of ./wait.ts. */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,7 +55,7 @@ export function captureLogs(): { lines: Record<string, unknown>[]; logger: Retur
 export interface Harness {
   dir: string;
   storage: Storage;
-  /** Opens an executor on this test's storage; closed (and checked for leaks) after the test. */
+  /** Opens an executor on this test's storage, closed after the test (test/setup.ts tracks every executor). */
   executor(options: Omit<ExecutorOptions, "storage"> & { storage?: Storage }): Promise<Executor>;
 }
 
@@ -86,37 +86,12 @@ export function harness(backend: Backend): Harness {
   };
 }
 
-/** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
-export async function eventually<T>(
-  check: () => T | Promise<T>,
-  what: string,
-  timeoutMs = 5_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
+export { eventually, within } from "./wait.js";
 
-/** Races a promise against a limit, so a hung test fails with its reason. */
-export async function within<T>(promise: Promise<T>, what: string, timeoutMs = 5_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
-      timeoutMs,
-    );
-  });
-  try {
-    return await Promise.race([promise, limit]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
+/**
+ * A fixed pause. Not for letting something happen (wait for it with `eventually` or `within`); kept for
+ * tests that need real time to pass, such as yielding in a loop.
+ */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

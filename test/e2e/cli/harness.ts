@@ -13,10 +13,11 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { afterEach } from "vitest";
 import { tempDir } from "../../helpers.js";
+import { trackChild } from "../../leaks.js";
+import { WAIT_MS, within } from "../../wait.js";
 
 const BIN = fileURLToPath(new URL("../../../dist/cli/main.js", import.meta.url));
 
@@ -120,6 +121,7 @@ export class Project {
       stdio: ["ignore", "pipe", "pipe"],
     });
     children.add(child);
+    trackChild(child, `slipway ${args.join(" ")}`);
     let stdout = "";
     let stderr = "";
     const listeners = new Set<() => void>();
@@ -147,33 +149,32 @@ export class Project {
         return stderr;
       },
       done,
-      waitFor(pattern, ms = 15_000) {
-        return new Promise((resolve, reject) => {
-          const check = () => {
+      async waitFor(pattern, ms = WAIT_MS) {
+        let check = () => {};
+        const found = new Promise<RegExpMatchArray>((resolve, reject) => {
+          check = () => {
             const match = stdout.match(pattern) ?? stderr.match(pattern);
-            if (match) {
-              cleanup();
-              resolve(match);
-            } else if (child.exitCode !== null || child.signalCode !== null) {
-              cleanup();
+            if (match) resolve(match);
+            else if (child.exitCode !== null || child.signalCode !== null)
               reject(
                 new Error(
                   `slipway exited before printing ${pattern}\nstdout:\n${stdout}\nstderr:\n${stderr}`,
                 ),
               );
-            }
           };
-          const timer = setTimeout(() => {
-            cleanup();
-            reject(new Error(`no ${pattern} within ${ms} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-          }, ms);
-          const cleanup = () => {
-            clearTimeout(timer);
-            listeners.delete(check);
-          };
-          listeners.add(check);
-          check();
         });
+        listeners.add(check);
+        check();
+        try {
+          return await within(found, `${pattern} in the output of slipway ${args.join(" ")}`, ms);
+        } catch (error) {
+          // Say what was printed instead.
+          if (error instanceof Error && error.message.startsWith("timed out"))
+            error.message += `\nstdout:\n${stdout}\nstderr:\n${stderr}`;
+          throw error;
+        } finally {
+          listeners.delete(check);
+        }
       },
     };
   }
@@ -212,15 +213,6 @@ export interface Shown {
     undoError: string | null;
     output: Record<string, { status: string; outputs: Record<string, string>; reason?: string }> | null;
   }>;
-}
-
-/** Polls `check` every 25 ms until it returns true; fails with `what` after `ms`. */
-export async function until(what: string, check: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(25);
-  }
 }
 
 /**

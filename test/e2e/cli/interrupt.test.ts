@@ -2,8 +2,10 @@
  * Stopping runs from outside (story 3: tear down on cancel or interrupt, sweep orphans after a crash):
  * Ctrl-C, `slipway cancel` from another terminal, and `kill -9` followed by `slipway resume`.
  */
+
 import { describe, expect, it } from "vitest";
-import { Project, processesWith, runId, uniqueSleep, until } from "./harness.js";
+import { eventually } from "../../wait.js";
+import { Project, processesWith, runId, uniqueSleep } from "./harness.js";
 
 /** A pipeline whose `deploy` job starts a background sleep (a grandchild of the CLI) and waits for it. */
 function sleepingPipeline(project: Project, sleep: string): void {
@@ -31,7 +33,7 @@ describe("interrupts", () => {
     const sleep = uniqueSleep();
     sleepingPipeline(project, sleep);
     const running = project.start(["run", "pipe.yml"]);
-    await until("the deploy job's sleep", () => processesWith(`sleep ${sleep}`).length > 0);
+    await eventually(() => processesWith(`sleep ${sleep}`).length > 0, "the deploy job's sleep");
     running.child.kill("SIGINT");
     const result = await running.done;
     expect(result.code, result.stdout + result.stderr).toBe(130);
@@ -49,7 +51,7 @@ describe("interrupts", () => {
     const sleep = uniqueSleep();
     sleepingPipeline(project, sleep);
     const running = project.start(["run", "pipe.yml"]);
-    await until("the deploy job's sleep", () => processesWith(`sleep ${sleep}`).length > 0);
+    await eventually(() => processesWith(`sleep ${sleep}`).length > 0, "the deploy job's sleep");
     const id = runId(running.stdout);
     const cancel = await project.run(["cancel", id, "--reason", "wrong branch"]);
     expect(cancel.code, cancel.stderr).toBe(0);
@@ -87,10 +89,10 @@ jobs:
 `,
     );
     const running = project.start(["run", "pipe.yml"]);
-    await until("the deploy job's sleep", () => processesWith(`sleep ${sleep}`).length > 0);
+    await eventually(() => processesWith(`sleep ${sleep}`).length > 0, "the deploy job's sleep");
     const id = runId(running.stdout);
     running.child.kill("SIGINT");
-    await until("the undo's sleep", () => processesWith(`sleep ${undoSleep}`).length > 0);
+    await eventually(() => processesWith(`sleep ${undoSleep}`).length > 0, "the undo's sleep");
     running.child.kill("SIGINT");
     const result = await running.done;
     expect(result.code, result.stdout + result.stderr).toBe(130);
@@ -138,7 +140,7 @@ jobs:
 `,
     );
     const running = project.start(["run", "pipe.yml"]);
-    await until("the deploy job's sleep", () => processesWith(`sleep ${sleep}`).length > 0);
+    await eventually(() => processesWith(`sleep ${sleep}`).length > 0, "the deploy job's sleep");
     const id = runId(running.stdout);
     running.child.kill("SIGKILL");
     await running.done;
@@ -171,7 +173,7 @@ jobs:
     );
     project.write("quick.yml", "name: quick\njobs:\n  only:\n    run: echo quick >> trace\n");
     const held = project.start(["run", "held.yml"]);
-    await until("the held job", () => project.count("held") === 1);
+    await eventually(() => project.count("held") === 1, "the held job");
     const id = runId(held.stdout);
 
     // Another terminal runs its own pipeline meanwhile, and resume finds nothing of its own to do.

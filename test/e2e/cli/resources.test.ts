@@ -8,18 +8,20 @@ import { Project, runId } from "./harness.js";
 describe("resources in a run", () => {
   it("runs jobs that share a lock one at a time, and says who holds it", async () => {
     const project = new Project();
+    // The lock is held until the light job ran (at most 15 s): it ran beside the lock, not after it.
+    project.tool("hold", "for _ in $(seq 300); do [ -e light.done ] && exit 0; sleep 0.05; done; exit 1");
     project.write(
       "pipe.yml",
       `name: swarm
 jobs:
   deploy-a:
     resources: { locks: [swarm] }
-    run: echo "a start" >> trace; sleep 0.5; echo "a end" >> trace
+    run: echo "a start" >> trace; ./hold; echo "a end" >> trace
   deploy-b:
     resources: { locks: [swarm] }
-    run: echo "b start" >> trace; sleep 0.5; echo "b end" >> trace
+    run: echo "b start" >> trace; ./hold; echo "b end" >> trace
   light:
-    run: echo light >> trace
+    run: echo light >> trace; touch light.done
 `,
     );
     const result = await project.run(["run", "pipe.yml"]);
@@ -45,10 +47,9 @@ jobs:
     run: echo unpacked >> trace
 `,
     );
-    const started = Date.now();
+    // A job that waited for memory instead would never end: `run` gives up long before.
     const result = await project.run(["run", "pipe.yml"]);
     expect(result.code, result.stdout + result.stderr).toBe(1);
-    expect(Date.now() - started).toBeLessThan(10_000);
     expect(result.stdout).toMatch(
       /unpack failed: job unpack of run \S+ needs 64 TiB of memory but the pool has/,
     );
@@ -91,21 +92,26 @@ jobs:
 
   it("shows the critical path: which jobs the run's time went to, queueing apart", async () => {
     const project = new Project();
+    // The builds end only after lint did (at most 15 s), so the critical path goes through them.
+    project.tool(
+      "after-lint",
+      "for _ in $(seq 300); do [ -e lint.done ] && exit 0; sleep 0.05; done; exit 1",
+    );
     project.write(
       "pipe.yml",
       `name: release
 jobs:
   build-worker:
     resources: { locks: [builder] }
-    run: sleep 0.4
+    run: ./after-lint
   build-app:
     resources: { locks: [builder] }
-    run: sleep 0.2
+    run: ./after-lint
   lint:
-    run: "true"
+    run: touch lint.done
   publish:
     needs: [build-worker, build-app, lint]
-    run: sleep 0.1
+    run: "true"
 `,
     );
     const run = await project.run(["run", "pipe.yml"]);

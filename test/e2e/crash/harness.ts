@@ -3,38 +3,15 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { type EventRecord, type ExecutionSnapshot, SqliteStorage } from "../../../src/index.js";
-import type { Phase, RunnerArgs, RunnerMessage, RunRecord } from "./fixtures/protocol.js";
+import { trackChild } from "../../leaks.js";
+import { eventually, WAIT_MS, within } from "../../wait.js";
+import type { Go, Phase, RunnerArgs, RunnerMessage, RunRecord } from "./fixtures/protocol.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, "../../..");
 const RUNNER = join(here, "fixtures", "runner.ts");
-
-/** Default limit of any single wait; a crash test that needs longer is broken. */
-export const WAIT_MS = 10_000;
-
-/**
- * Polls `check` until it returns something other than undefined/false, or fails after `timeoutMs`
- * naming what it waited for. `abort` is consulted first on every round to fail fast (a child died).
- */
-export async function waitUntil<T>(
-  what: string,
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  options: { timeoutMs?: number; intervalMs?: number; abort?: () => string | undefined } = {},
-): Promise<T> {
-  const timeoutMs = options.timeoutMs ?? WAIT_MS;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const reason = options.abort?.();
-    if (reason !== undefined) throw new Error(`gave up waiting for ${what}: ${reason}`);
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(options.intervalMs ?? 10);
-  }
-}
 
 interface Exit {
   code: number | null;
@@ -82,13 +59,19 @@ export class Runner {
   waitFor<T>(
     what: string,
     check: () => T | undefined | false | Promise<T | undefined | false>,
-    timeoutMs = WAIT_MS,
+    timeoutMs?: number,
   ): Promise<T> {
-    return waitUntil(`${what} (runner "${this.label}")`, check, { timeoutMs, abort: this.exitedReason });
+    return eventually(check, `${what} (runner "${this.label}")`, { timeoutMs, abort: this.exitedReason });
   }
 
   message<K extends RunnerMessage["kind"]>(kind: K): Extract<RunnerMessage, { kind: K }> | undefined {
     return this.messages.find((m): m is Extract<RunnerMessage, { kind: K }> => m.kind === kind);
+  }
+
+  /** Lets a gated runner (see `RunnerArgs.gated`) open its executor, once it is ready. */
+  async go(message: Go = {}): Promise<void> {
+    await this.waitFor("it to be ready", () => this.message("ready"));
+    this.child.stdin?.write(`${JSON.stringify(message)}\n`);
   }
 
   /** The ids of the executions it started. */
@@ -100,16 +83,14 @@ export class Runner {
   async kill(): Promise<void> {
     if (!this.alive) throw new Error(`cannot kill runner "${this.label}": ${this.exitedReason()}`);
     this.child.kill("SIGKILL");
-    const exit = await waitUntil(`runner "${this.label}" to die after SIGKILL`, () => this.exit, {
-      timeoutMs: 5_000,
-    });
+    const exit = await within(this.exited, `runner "${this.label}" to die after SIGKILL`);
     if (exit.signal !== "SIGKILL")
       throw new Error(`runner "${this.label}" ended on its own: ${this.exitedReason()}`);
   }
 
   /** Waits for a clean end: every awaited execution ended, the executor closed, exit code 0. */
   async finished(timeoutMs = WAIT_MS): Promise<Extract<RunnerMessage, { kind: "ended" }>[]> {
-    await waitUntil(`runner "${this.label}" to finish`, () => this.exit, { timeoutMs });
+    await within(this.exited, `runner "${this.label}" to finish`, timeoutMs);
     if (this.exit?.code !== 0 || !this.message("done"))
       throw new Error(`runner "${this.label}" failed: ${this.exitedReason()}`);
     return this.messages.filter((m): m is Extract<RunnerMessage, { kind: "ended" }> => m.kind === "ended");
@@ -148,6 +129,7 @@ export class Workspace {
       // stdin stays open for the runner's life: it exits when the pipe closes (this process died).
       stdio: ["pipe", "pipe", "pipe"],
     });
+    trackChild(child, `crash runner "${proc}"`);
     const runner = new Runner(proc, child);
     this.#runners.push(runner);
     return runner;
@@ -176,11 +158,14 @@ export class Workspace {
     for (const runner of this.#runners) {
       if (runner.alive) {
         runner.child.kill("SIGKILL");
-        await Promise.race([runner.exited, sleep(5_000)]);
       }
     }
-    for (const storage of this.#storages) await storage.close();
-    rmSync(this.dir, { recursive: true, force: true });
+    try {
+      for (const runner of this.#runners) await within(runner.exited, `runner "${runner.label}" to die`);
+      for (const storage of this.#storages) await storage.close();
+    } finally {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
   }
 }
 

@@ -4,7 +4,8 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { EventRecord, ExecutionSnapshot, StepStatus } from "../../../src/index.js";
-import type { Phase, RunRecord } from "./fixtures/protocol.js";
+import { WAIT_MS } from "../../wait.js";
+import { blockKey, type Phase, type RunRecord } from "./fixtures/protocol.js";
 import { workloadFails } from "./fixtures/sagas.js";
 import { lifecycle, seqProblems, stateProblems, summarize, trail, Workspace } from "./harness.js";
 
@@ -29,21 +30,24 @@ function interrupted(runs: readonly RunRecord[], proc: string): RunRecord[] {
 }
 
 /**
- * When to kill each process: p1 and p2 some way into the forward actions, p3 while undos run (the
- * failing executions compensate last). Always with bodies in flight, so the kill interrupts some.
+ * When to kill each process, and which bodies hang in it: p1 in the forward actions (w3 hangs), p2
+ * later in them (w4 hangs), p3 in the compensations of the failing executions (w1's undo, which comes
+ * last, hangs). Each is killed once enough bodies ended and one that hangs started, so every kill
+ * interrupts bodies, however slow the machine (a body that would end on its own could end first).
  */
-function killWhen(proc: string): { what: string; ready: (runs: readonly RunRecord[]) => boolean } {
-  if (proc === "p3") {
-    return {
-      what: "an undo to be in flight",
-      ready: (runs) => interrupted(runs, proc).some((r) => r.phase === "undo"),
-    };
-  }
+function killWhen(proc: string): {
+  what: string;
+  block: string[];
+  ready: (runs: readonly RunRecord[]) => boolean;
+} {
+  const [action, phase]: [string, Phase] =
+    proc === "p1" ? ["w3", "run"] : proc === "p2" ? ["w4", "run"] : ["w1", "undo"];
   return {
-    what: `${KILL_AFTER_ENDS} bodies to end with others still running`,
+    what: `${KILL_AFTER_ENDS} bodies to end and ${action}'s ${phase} to hang`,
+    block: [blockKey(action, phase)],
     ready: (runs) =>
       runs.filter((r) => r.proc === proc && r.event !== "start").length >= KILL_AFTER_ENDS &&
-      interrupted(runs, proc).length > 0,
+      interrupted(runs, proc).some((r) => r.action === action && r.phase === phase),
   };
 }
 
@@ -60,16 +64,18 @@ describe("kill repeatedly with many executions in flight", () => {
     const kills: AtKill[] = [];
 
     for (const [index, proc] of PROCS.entries()) {
+      if (proc === "final") break;
+      const when = killWhen(proc);
       const runner =
         index === 0
-          ? ws.spawn(proc, {
-              start: { saga: "workload", inputs: Array.from({ length: EXECUTIONS }, (_, n) => ({ n })) },
-            })
-          : ws.spawn(proc, { await: ids });
+          ? ws.spawn(
+              proc,
+              { start: { saga: "workload", inputs: Array.from({ length: EXECUTIONS }, (_, n) => ({ n })) } },
+              when.block,
+            )
+          : ws.spawn(proc, { await: ids }, when.block);
       if (index === 0) ids = await runner.started();
-      if (proc === "final") break;
-      // Bodies take 5-35 ms and many run at once: the kill lands while several are in flight.
-      const when = killWhen(proc);
+      // Bodies take 5-35 ms and many run at once: besides the one that hangs, others are in flight.
       await runner.waitFor(when.what, () => when.ready(ws.runs()));
       await runner.kill();
       const atKill: AtKill = { snapshots: new Map(), histories: new Map() };
@@ -87,7 +93,7 @@ describe("kill repeatedly with many executions in flight", () => {
     expect(ids).toHaveLength(EXECUTIONS);
 
     const final = ws.spawn("final", { await: ids });
-    const ended = await final.finished(15_000);
+    const ended = await final.finished(2 * WAIT_MS);
     expect(ended).toHaveLength(EXECUTIONS);
     for (const [n, id] of ids.entries()) {
       const x1 = n * 10;

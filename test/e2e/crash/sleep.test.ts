@@ -1,5 +1,6 @@
 /** Crash test (c): SIGKILL during a durable sleep; the new process re-arms the persisted timer, which fires on time. */
 import { afterEach, describe, expect, it } from "vitest";
+import { eventually, WAIT_MS } from "../../wait.js";
 import { NAP_MS } from "./fixtures/sagas.js";
 import { lifecycle, seqProblems, summarize, trail, Workspace } from "./harness.js";
 
@@ -16,7 +17,12 @@ describe("kill during a durable sleep", () => {
     "$held sleep: the timer is re-armed by the new process and fires on time",
     async ({ held, executor }) => {
       ws = new Workspace();
-      const first = ws.spawn("first", { start: { saga: "nap", inputs: [{}] }, executor });
+      // Both processes load first and open on `go`: a slow process start (seconds on a busy machine)
+      // cannot push the restart past the sleep's end.
+      const first = ws.spawn("first", { start: { saga: "nap", inputs: [{}] }, executor, gated: true });
+      const second = ws.spawn("second", { gated: true });
+      await second.waitFor("it to be ready", () => second.message("ready"));
+      await first.go();
       const [id] = await first.started();
       if (id === undefined) throw new Error("no execution started");
       const storage = await ws.storage();
@@ -35,11 +41,15 @@ describe("kill during a durable sleep", () => {
       if (held === "unowned")
         expect(before?.execution).toMatchObject({ status: "waiting", owner: null, wakeAt: until });
 
-      const second = ws.spawn("second", { await: [id] });
+      // Restart in the middle of the sleep, so both wrong outcomes are seconds away from the right one:
+      // the timer firing at once (treated as overdue) or a full sleep after the restart (restarted from zero).
+      const middle = until - NAP_MS / 2;
+      await eventually(() => Date.now() >= middle, "the middle of the sleep", NAP_MS);
+      await second.go({ await: [id] });
       const opened = await second.waitFor("the executor to open", () => second.message("open"));
       // Otherwise the sleep was already over at restart and this checks recovery, not re-arming.
       expect(opened.at, "restart happened before the sleep was due").toBeLessThan(until);
-      const [ended] = await second.finished(NAP_MS + 5_000);
+      const [ended] = await second.finished(NAP_MS + WAIT_MS);
       expect(ended).toMatchObject({ id, status: "completed" });
 
       const runs = ws.runs();

@@ -2,10 +2,12 @@
  * `slipway serve` over HTTP, against the real process: submitting (API and `slipway submit`), events
  * over SSE, list/show/logs, signals, cancel with undos, hold and retry, and what it refuses.
  */
+
 import { describe, expect, it } from "vitest";
 import type { ExecutionEvent } from "../../../src/engine/events.js";
 import type { QueueResponse, RunDetail, SubmitResponse } from "../../../src/runs/schemas.js";
-import { Project, processesWith, uniqueSleep, until } from "../cli/harness.js";
+import { eventually } from "../../wait.js";
+import { Project, processesWith, uniqueSleep } from "../cli/harness.js";
 import { listRuns, startServer } from "./server.js";
 
 const SHIP = `name: ship
@@ -179,14 +181,14 @@ jobs:
     const server = await startServer(project);
     const submitted = await project.run(["submit", "deploy.yml", ...server.flags]);
     const id = submitted.stdout.trim();
-    await until("the deploy job's sleep", () => processesWith(`sleep ${sleep}`).length > 0);
+    await eventually(() => processesWith(`sleep ${sleep}`).length > 0, "the deploy job's sleep");
     const cancelled = await project.run(["cancel", id, "--reason", "wrong branch", ...server.flags]);
     expect(cancelled.code, cancelled.stderr).toBe(0);
     expect(cancelled.stdout).toContain(`cancel requested for ${id}`);
     const run = await server.status(id, "cancelled");
     expect(run.cause).toEqual({ kind: "cancel", reason: "wrong branch" });
     expect(project.trace()).toEqual(["prepare", "deploy", "undo prepare"]);
-    await until("the sleep to be stopped", () => processesWith(`sleep ${sleep}`).length === 0);
+    await eventually(() => processesWith(`sleep ${sleep}`).length === 0, "the sleep to be stopped");
   });
 
   it("holds a failed run and retries it from the failed job", async () => {

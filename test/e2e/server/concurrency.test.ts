@@ -3,9 +3,11 @@
  * order and saying behind whom; with `cancel_in_progress` a newer run cancels the older one (its undo
  * runs) and starts once it has ended; runs of another key are not held up.
  */
+
 import { describe, expect, it } from "vitest";
 import type { QueueResponse, SubmitResponse } from "../../../src/runs/schemas.js";
-import { Project, processesWith, uniqueSleep, until } from "../cli/harness.js";
+import { eventually } from "../../wait.js";
+import { Project, processesWith, uniqueSleep } from "../cli/harness.js";
 import { type Server, startServer } from "./server.js";
 
 function pipeline(options: string, hold: string): string {
@@ -42,10 +44,10 @@ describe("concurrency keys in slipway serve", () => {
       'while [ ! -e "release-$INPUT_RECIPE$INPUT_N" ]; do sleep 0.05; done',
     );
     const a1 = await submit(server, source, "a", 1);
-    await until("a1", () => project.trace().includes("start a1"));
+    await eventually(() => project.trace().includes("start a1"), "a1");
     const a2 = await submit(server, source, "a", 2);
     const b1 = await submit(server, source, "b", 1);
-    await until("b1, another key", () => project.trace().includes("start b1"));
+    await eventually(() => project.trace().includes("start b1"), "b1, another key");
     project.write("release-b1", "");
     await server.status(b1, "completed");
     expect(project.trace()).not.toContain("start a2");
@@ -77,7 +79,7 @@ describe("concurrency keys in slipway serve", () => {
       `if [ "$INPUT_N" = 1 ]; then sleep ${sleep} & wait; fi`,
     );
     const first = await submit(server, source, "a", 1);
-    await until("the first run", () => project.trace().includes("start a1"));
+    await eventually(() => project.trace().includes("start a1"), "the first run");
     const second = await submit(server, source, "a", 2);
     const cancelled = await server.status(first, "cancelled");
     expect(cancelled.cause).toMatchObject({ kind: "cancel", reason: `superseded by run ${second}` });

@@ -1,12 +1,13 @@
 /**
- * Test helpers for a real `slipway serve` process: start it in a project (killed after the test by the
- * pipelines harness), call its API, read a run's events over SSE to their end, wait for a status.
+ * Test helpers for a real `slipway serve` process: start it in a project (a child process of the CLI harness,
+ * killed after the test and checked by test/leaks.ts), call its API, read a run's events over SSE to their end,
+ * wait for a status.
  */
 
-import { setTimeout as sleep } from "node:timers/promises";
 import { createParser } from "eventsource-parser";
 import type { ExecutionEvent } from "../../../src/engine/events.js";
 import type { RunDetail, RunSummary } from "../../../src/runs/schemas.js";
+import { eventually, WAIT_MS } from "../../wait.js";
 import type { Project, Running } from "../cli/harness.js";
 
 export const TOKEN = "test-token";
@@ -20,7 +21,7 @@ export interface Server {
   json<T>(method: string, path: string, body?: unknown, expect?: number): Promise<T>;
   /** Every event of the run, from the SSE stream, until the server ends it. */
   events(id: string, lastEventId?: number): Promise<ExecutionEvent[]>;
-  /** Polls the run until its status is one of `statuses`. */
+  /** Polls the run until its status is one of `statuses` (at most twice `WAIT_MS`: runs take a while). */
   status(id: string, ...statuses: string[]): Promise<RunDetail>;
   /** The `slipway` arguments that point a command at this server. */
   flags: string[];
@@ -75,14 +76,16 @@ export async function startServer(project: Project, extra: readonly string[] = [
       return events;
     },
     async status(id, ...statuses) {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const run = await json<RunDetail>("GET", `/runs/${id}`);
-        if (statuses.includes(run.status)) return run;
-        if (Date.now() > deadline)
-          throw new Error(`run ${id} is ${run.status}, not ${statuses.join(" or ")}, after 20 s`);
-        await sleep(50);
-      }
+      let last = "not read yet";
+      return eventually(
+        async () => {
+          const run = await json<RunDetail>("GET", `/runs/${id}`);
+          last = run.status;
+          return statuses.includes(run.status) && run;
+        },
+        () => `run ${id} to be ${statuses.join(" or ")} (it is ${last})`,
+        { timeoutMs: 2 * WAIT_MS, intervalMs: 50 },
+      );
     },
   };
 }

@@ -721,23 +721,29 @@ describe("snapshot", () => {
 
 describe("scale", () => {
   it("10,000 waiting requests are queued and drained without quadratic work per request", async () => {
-    const { a } = admission({ cpu: 1 });
-    const held = await a.acquire(ticket("holder"), need({ cpu: 1 }));
-    const started = performance.now();
-    const waiting: Tracked[] = [];
-    for (let n = 0; n < 10_000; n++) {
-      waiting.push(track(a.acquire(ticket(`r${n}`, { key: `k${n % 50}` }), need({ cpu: 1 }))));
-    }
-    const queuedMs = performance.now() - started;
-    expect(a.snapshot().waiting).toBe(10_000);
-    const wake = performance.now();
-    held.release();
-    await flush();
-    const wakeMs = performance.now() - wake;
-    expect(waiting.filter((w) => w.grant !== undefined)).toHaveLength(1);
-    // Generous bounds: this catches an O(n^2) pass, not a slow machine.
-    expect(queuedMs).toBeLessThan(2_000);
-    expect(wakeMs).toBeLessThan(250);
-    a.close();
+    /** Times queueing 10,000 requests behind a holder, and the pass that grants one once it releases. */
+    const measure = async () => {
+      const { a } = admission({ cpu: 1 });
+      const held = await a.acquire(ticket("holder"), need({ cpu: 1 }));
+      const started = performance.now();
+      const waiting: Tracked[] = [];
+      for (let n = 0; n < 10_000; n++) {
+        waiting.push(track(a.acquire(ticket(`r${n}`, { key: `k${n % 50}` }), need({ cpu: 1 }))));
+      }
+      const queuedMs = performance.now() - started;
+      expect(a.snapshot().waiting).toBe(10_000);
+      const wake = performance.now();
+      held.release();
+      await flush();
+      const wakeMs = performance.now() - wake;
+      expect(waiting.filter((w) => w.grant !== undefined)).toHaveLength(1);
+      a.close();
+      return { queuedMs, wakeMs };
+    };
+    // The best of three: a busy machine can stall any one measurement (another process, a GC), but an
+    // O(n^2) pass is slow every time. Generous bounds: this catches the algorithm, not a slow machine.
+    const runs = [await measure(), await measure(), await measure()];
+    expect(Math.min(...runs.map((r) => r.queuedMs))).toBeLessThan(2_000);
+    expect(Math.min(...runs.map((r) => r.wakeMs))).toBeLessThan(250);
   });
 });

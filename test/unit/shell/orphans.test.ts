@@ -8,7 +8,9 @@ import { killProcessGroup, processStartTime } from "../../../src/shell/orphans.j
 import { bootId, groupMembers } from "../../../src/shell/proc.js";
 import type { ProcessIdentity } from "../../../src/shell/process.js";
 import { attemptFiles, runDirectory, sweepRunOrphans } from "../../../src/shell/run-directory.js";
-import { eventually, tempDir, within } from "../../helpers.js";
+import { tempDir } from "../../helpers.js";
+import { trackChild } from "../../leaks.js";
+import { eventually, within } from "../../wait.js";
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "run-shell-child.ts");
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -61,6 +63,7 @@ describe("sweepRunOrphans", () => {
       { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
     );
     children.push(runner);
+    trackChild(runner, "the runner of a job");
     let announced = "";
     runner.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
       announced += chunk;
