@@ -188,10 +188,11 @@ describe("runShell", () => {
     const { result, identity } = await run("sleep 300 &\necho $! > bg.pid\nsleep 300", {
       cwd: dir,
       timeoutMs: 300,
-      graceMs: 2_000,
+      graceMs: 20_000,
     });
     expect(result).toMatchObject({ outcome: "timeout", exitCode: null, signal: "SIGTERM" });
-    expect(result.durationMs).toBeLessThan(2_000); // sleep dies of TERM: no wait for the SIGKILL
+    // sleep dies of TERM: no wait for the SIGKILL. Half the grace leaves room for a busy machine.
+    expect(result.durationMs).toBeLessThan(10_000);
     expect(alive(pidIn(dir, "bg.pid"))).toBe(false);
     expect(groupMembers(identity.pgid)).toEqual([]);
   });
@@ -202,12 +203,12 @@ describe("runShell", () => {
       "trap 'echo cleaning up; exit 7' TERM\necho ready\nwhile true; do sleep 0.05; done",
       {
         signal: controller.signal,
-        graceMs: 10_000,
+        graceMs: 20_000,
         onLine: (_stream, line) => line === "ready" && controller.abort(),
       },
     );
     expect(result).toMatchObject({ outcome: "aborted", exitCode: 7, signal: null });
-    expect(result.durationMs).toBeLessThan(3_000);
+    expect(result.durationMs).toBeLessThan(10_000); // well before the SIGKILL
     expect(log).toContain("out cleaning up");
   });
 
