@@ -1,5 +1,6 @@
 /** What every CLI command shares: its shape, strict argument parsing, exit codes, where output goes. */
 import { parseArgs } from "node:util";
+import { closest } from "../problems.js";
 
 /** Where a command writes; injected so tests can call `main` without spawning a process. */
 export interface Io {
@@ -33,11 +34,26 @@ export function parse<O extends Options>(args: string[], options: O, maxPosition
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
-    // parseArgs throws TypeErrors whose messages already name the offending option.
+    const code = (error as NodeJS.ErrnoException).code;
+    const unknown = /^Unknown option '([^']+)'/.exec((error as Error).message)?.[1];
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && unknown !== undefined) {
+      const known = Object.entries(options).flatMap(([name, option]) => [
+        `--${name}`,
+        ...(option.short ? [`-${option.short}`] : []),
+      ]);
+      throw new UsageError(`unknown option "${unknown}"${suggestion(unknown, known)}`);
+    }
+    // Other parseArgs errors already name the option and what is wrong with it.
     throw new UsageError((error as Error).message);
   }
   if (parsed.positionals.length > maxPositionals) {
     throw new UsageError(`unexpected argument "${parsed.positionals[maxPositionals]}"`);
   }
   return parsed;
+}
+
+/** ` (did you mean "x"?)` when one of `candidates` is close to `name`, else nothing. */
+export function suggestion(name: string, candidates: Iterable<string>): string {
+  const near = closest(name, candidates);
+  return near === undefined ? "" : ` (did you mean "${near}"?)`;
 }

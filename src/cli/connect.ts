@@ -8,7 +8,7 @@ import { HttpRuns, RemoteError } from "../http/client.js";
 import { LocalRuns } from "../runs/local.js";
 import type { RunService } from "../runs/service.js";
 import { EXIT, type Io, UsageError } from "./command.js";
-import { dbPath } from "./state.js";
+import { dbPath, type StateUse } from "./state.js";
 
 /** The options of every command that works on runs. */
 export const connectionOptions = {
@@ -29,11 +29,14 @@ export function serverOf(values: Connection): string | undefined {
   return server === undefined || server === "" ? undefined : server;
 }
 
-/** Opens the service the options name: the server's, or one hosting runs in this process. */
-export async function connect(values: Connection): Promise<RunService> {
+/**
+ * Opens the service the options name: the server's, or one hosting runs in this process on the
+ * database found for `use` (a command that only reads never creates one).
+ */
+export async function connect(values: Connection, use: StateUse): Promise<RunService> {
   const server = serverOf(values);
   if (server === undefined)
-    return LocalRuns.open({ db: dbPath(values.db), adopt: "asked", pollIntervalMs: 100 });
+    return LocalRuns.open({ db: dbPath(values.db, use), adopt: "asked", pollIntervalMs: 100 });
   const token = values.token ?? process.env.SLIPWAY_TOKEN;
   if (token === undefined || token === "")
     throw new UsageError(`a token is needed for ${server}: --token TOKEN or SLIPWAY_TOKEN`);
@@ -46,13 +49,19 @@ export async function connect(values: Connection): Promise<RunService> {
   return new HttpRuns({ baseUrl: base.href, token });
 }
 
-/** Runs `act` with the service, then closes it; a refusal is printed and becomes the exit code. */
+/** Runs `act` with the service (see `connect`), then closes it; a refusal is printed and becomes the exit code. */
 export async function withRuns(
   values: Connection,
+  use: StateUse,
   io: Io,
   act: (runs: RunService) => Promise<number>,
 ): Promise<number> {
-  const runs = await connect(values);
+  let runs: RunService;
+  try {
+    runs = await connect(values, use);
+  } catch (error) {
+    return reportRefusal(io, error);
+  }
   try {
     return await act(runs);
   } catch (error) {

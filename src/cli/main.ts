@@ -2,9 +2,10 @@
 /** The `slipway` command line: a table of commands, each parsing its own arguments; `main` returns the exit code. */
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { type Command, EXIT, type Io, parse, UsageError } from "./command.js";
+import { type Command, EXIT, type Io, parse, suggestion, UsageError } from "./command.js";
 import { cancel } from "./commands/cancel.js";
 import { logs } from "./commands/logs.js";
+import { prune } from "./commands/prune.js";
 import { queue } from "./commands/queue.js";
 import { resume, retry } from "./commands/resume.js";
 import { run } from "./commands/run.js";
@@ -53,6 +54,7 @@ const commands: Command[] = [
   cancel,
   retry,
   resume,
+  prune,
   serve,
   submit,
 ];
@@ -80,7 +82,13 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
 
 function find(name: string): Command {
   const command = commands.find((c) => c.name === name);
-  if (!command) throw new UsageError(`unknown command "${name}"`);
+  if (!command)
+    throw new UsageError(
+      `unknown command "${name}"${suggestion(
+        name,
+        commands.map((c) => c.name),
+      )}`,
+    );
   return command;
 }
 

@@ -11,7 +11,7 @@ export const cancel: Command = {
     const ref = positionals[0];
     if (ref === undefined) throw new UsageError("cancel needs a run id or name");
     // Persisting the request is enough: the owner acts on it, or the next process that continues the run.
-    return withRuns(values, io, async (runs) => {
+    return withRuns(values, "read", io, async (runs) => {
       const done = await runs.cancel(ref, values.reason ?? "cancelled from the command line");
       io.out(`cancel requested for ${done.id}: ${done.message}\n`);
       return EXIT.ok;

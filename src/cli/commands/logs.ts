@@ -19,7 +19,7 @@ export const logs: Command = {
     );
     const [ref, job] = positionals;
     if (ref === undefined) throw new UsageError("logs needs a run id or name");
-    return withRuns(values, io, async (runs) => {
+    return withRuns(values, "read", io, async (runs) => {
       // A job that never started is refused (not found): exit 1.
       for await (const chunk of await runs.logs(ref, { job, follow: values.follow })) io.out(chunk);
       return EXIT.ok;

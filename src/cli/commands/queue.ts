@@ -17,7 +17,7 @@ export const queue: Command = {
   ].join("\n"),
   async run(args, io) {
     const { values } = parse(args, { ...connectionOptions, json: { type: "boolean" } }, 0);
-    return withRuns(values, io, async (runs) => printQueue(io, await runs.queue(), values.json));
+    return withRuns(values, "read", io, async (runs) => printQueue(io, await runs.queue(), values.json));
   },
 };
 

@@ -28,7 +28,7 @@ export const resume: Command = {
   async run(args, io) {
     const { values, positionals } = parse(args, options, 1);
     const ref = positionals[0];
-    return withRuns(values, io, async (runs) => {
+    return withRuns(values, "read", io, async (runs) => {
       if (ref !== undefined) return continueRuns(runs, [ref], true, "resume", values.json, io);
       const incomplete = await runs.list({ statuses: ACTIVE_STATUSES });
       // Oldest first, as they were started.
@@ -50,7 +50,7 @@ export const retry: Command = {
     const { values, positionals } = parse(args, options, 1);
     const ref = positionals[0];
     if (ref === undefined) throw new UsageError("retry needs a run id or name");
-    return withRuns(values, io, (runs) => continueRuns(runs, [ref], true, "retry", values.json, io));
+    return withRuns(values, "read", io, (runs) => continueRuns(runs, [ref], true, "retry", values.json, io));
   },
 };
 

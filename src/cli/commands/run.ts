@@ -2,12 +2,12 @@
  * `slipway run`: run a pipeline file in the foreground, durably (`slipway resume` continues it after a
  * crash); with `--server`, the run goes to that server and is followed from here.
  */
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { RemoteError } from "../../http/client.js";
 import type { SubmitResponse } from "../../runs/schemas.js";
 import type { RunService } from "../../runs/service.js";
-import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
+import { type Command, EXIT, type Io, parse, suggestion, UsageError } from "../command.js";
 import { connectionOptions, withRuns } from "../connect.js";
 import { follow, viewMode } from "../foreground.js";
 
@@ -41,7 +41,7 @@ export const run: Command = {
     if (file === undefined) throw new UsageError("run needs a pipeline file");
     const source = readSource(file, io);
     if (source === undefined) return EXIT.usage;
-    return withRuns(values, io, (runs) => submitFile(runs, file, source, values, true, io));
+    return withRuns(values, "write", io, (runs) => submitFile(runs, file, source, values, true, io));
   },
 };
 
@@ -97,11 +97,24 @@ export function readSource(file: string, io: Io): string | undefined {
   try {
     return readFileSync(file, "utf8");
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
     io.err(
-      `slipway: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`,
+      `slipway: cannot read ${file}: ${code ?? (error as Error).message}${code === "ENOENT" ? nearFile(file) : ""}\n`,
     );
     return undefined;
   }
+}
+
+/** ` (did you mean "release.yml"?)` for a file of the same directory whose name is close. */
+function nearFile(file: string): string {
+  let names: string[];
+  try {
+    names = readdirSync(dirname(file) || ".");
+  } catch {
+    return "";
+  }
+  const near = suggestion(basename(file), names);
+  return near === "" ? "" : near.replace(/"([^"]+)"/, (_, name: string) => `"${join(dirname(file), name)}"`);
 }
 
 /** `--input tag=v1 --input multiarch=true`: values stay strings; the pipeline's input types decide. */

@@ -18,7 +18,7 @@ export const ls: Command = {
   usage: "slipway ls [--json] [--db PATH | --server URL [--token T]]",
   async run(args, io) {
     const { values } = parse(args, options, 0);
-    return withRuns(values, io, async (runs) => printList(io, await runs.list(), values.json));
+    return withRuns(values, "read", io, async (runs) => printList(io, await runs.list(), values.json));
   },
 };
 
@@ -30,7 +30,7 @@ export const show: Command = {
     const { values, positionals } = parse(args, options, 1);
     const ref = positionals[0];
     if (ref === undefined) throw new UsageError("show needs a run id or name");
-    return withRuns(values, io, async (runs) => printRun(io, await runs.show(ref), values.json));
+    return withRuns(values, "read", io, async (runs) => printRun(io, await runs.show(ref), values.json));
   },
 };
 

@@ -61,7 +61,7 @@ export const serve: Command = {
     let runs: LocalRuns;
     try {
       runs = await LocalRuns.open({
-        db: dbPath(values.db),
+        db: dbPath(values.db, "write"),
         registered,
         adopt: "all",
         ...(values.config !== undefined && { config: resolve(values.config) }),

@@ -21,7 +21,7 @@ export const signal: Command = {
       }
     }
     // Persisted for whoever runs the run: it picks the signal up.
-    return withRuns(values, io, async (runs) => {
+    return withRuns(values, "read", io, async (runs) => {
       const sent = await runs.signal(ref, name, payload);
       io.out(`signal "${name}" sent to ${sent.id} (seq ${sent.seq})\n`);
       return EXIT.ok;

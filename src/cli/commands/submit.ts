@@ -30,6 +30,8 @@ export const submit: Command = {
       throw new UsageError("submit needs a server: --server URL or SLIPWAY_SERVER");
     const source = readSource(file, io);
     if (source === undefined) return EXIT.usage;
-    return withRuns(values, io, (runs) => submitFile(runs, file, source, values, values.follow === true, io));
+    return withRuns(values, "write", io, (runs) =>
+      submitFile(runs, file, source, values, values.follow === true, io),
+    );
   },
 };

@@ -117,7 +117,8 @@ export class Project {
   start(args: readonly string[], env: NodeJS.ProcessEnv = {}): Running {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: this.dir,
-      env: { ...process.env, SLIPWAY_DB: undefined, SLIPWAY_LOG_LEVEL: "info", ...env },
+      // The project's own state: a .slipway/ in a directory above the test's must not be found instead.
+      env: { ...process.env, SLIPWAY_DB: this.db, SLIPWAY_LOG_LEVEL: "info", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     children.add(child);
