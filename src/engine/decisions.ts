@@ -3,12 +3,12 @@
  * (start, wait, retry, complete) or back (compensate, hold, end). Synchronous: their writes go out as
  * one transition. See docs/state-machine.md.
  */
-import type { Saga } from "../definition/saga.js";
 import type { ActionDefinition } from "../definition/types.js";
-import { CancelledError, type ErrorInfo, TimeoutError, toErrorInfo, ValidationError } from "../errors.js";
+import { CancelledError, type ErrorInfo, TimeoutError, toErrorInfo } from "../errors.js";
 import type { JsonObject } from "../json.js";
 import type { CompensationCause, ExecutionPatch, ExecutionStatus, StepRecord } from "../storage/types.js";
 import { backoffDelay } from "./backoff.js";
+import { dependentsOf } from "./dependents.js";
 import { type Changes, ExecutionState, type Phase } from "./execution-state.js";
 import type { Abort } from "./guard.js";
 
@@ -18,7 +18,6 @@ const ENDED: ReadonlySet<ExecutionStatus> = new Set([
   "cancelled",
   "needs_attention",
 ]);
-const transitiveDependents = new WeakMap<Saga, Map<string, string[]>>();
 
 /** The state machine of an execution; the execution (execution.ts) runs what it decides. */
 export abstract class ExecutionDecisions extends ExecutionState {
@@ -370,7 +369,7 @@ export abstract class ExecutionDecisions extends ExecutionState {
 
   /** True when nothing that depends on `name` still has work done that must be undone first. */
   protected dependentsUndone(name: string): boolean {
-    for (const dependent of this.dependentsOf(name)) {
+    for (const dependent of dependentsOf(this.saga, name)) {
       if (this.inFlight.has(dependent)) return false;
       const step = this.stepRecords.get(dependent);
       if (!step) continue;
@@ -379,27 +378,6 @@ export abstract class ExecutionDecisions extends ExecutionState {
       if (step.status === "completed" && hasUndo) return false;
     }
     return true;
-  }
-
-  protected dependentsOf(name: string): string[] {
-    let table = transitiveDependents.get(this.saga);
-    if (!table) {
-      table = new Map();
-      for (const action of this.saga.actions.keys()) table.set(action, []);
-      for (const action of this.saga.order) {
-        const seen = new Set<string>();
-        const stack = [...this.saga.actions.get(action)!.dependsOn];
-        while (stack.length > 0) {
-          const dep = stack.pop()!;
-          if (seen.has(dep)) continue;
-          seen.add(dep);
-          table.get(dep)!.push(action);
-          stack.push(...this.saga.actions.get(dep)!.dependsOn);
-        }
-      }
-      transitiveDependents.set(this.saga, table);
-    }
-    return table.get(name) ?? [];
   }
 
   protected startUndo(changes: Changes, action: ActionDefinition, step: StepRecord, _now: number): boolean {
@@ -442,63 +420,6 @@ export abstract class ExecutionDecisions extends ExecutionState {
 
   protected markRunning(changes: Changes): void {
     if (this.record.status === "waiting") this.patch(changes, { status: "running", wakeAt: null });
-  }
-
-  // ---- outcomes of bodies -------------------------------------------------------------------
-
-  protected settleCheck(changes: Changes, action: ActionDefinition, result: unknown, now: number): void {
-    const report = result as { done?: unknown; output?: unknown; message?: unknown } | null;
-    if (report?.done === true) {
-      const output = this.parseOutput(action, report.output);
-      if (output instanceof Error) this.fail(changes, action, output, now);
-      else this.complete(changes, action, output, now);
-      return;
-    }
-    if (report?.done !== false) {
-      this.fail(
-        changes,
-        action,
-        new ValidationError("invalid_output", "a poll check must return { done: boolean }"),
-        now,
-      );
-      return;
-    }
-    if (this.record.status === "compensating") return;
-    const step = this.stepRecords.get(action.name)!;
-    const state: JsonObject = { ...step.state, nextCheckAt: now + action.everyMs! };
-    if (typeof report.message === "string") state.message = report.message;
-    this.setStep(changes, action.name, { status: "waiting", state });
-  }
-
-  protected settleUndo(
-    changes: Changes,
-    action: ActionDefinition,
-    outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
-    now: number,
-  ): void {
-    const step = this.stepRecords.get(action.name)!;
-    if (outcome.ok) {
-      this.setStep(changes, action.name, { status: "undone", undoError: null, state: null, endedAt: now });
-      this.event(changes, "undo:completed", action.name, { attempt: step.undoAttempt });
-      return;
-    }
-    const error = toErrorInfo(outcome.error);
-    if (step.undoAttempt < action.undoRetry.maxAttempts) {
-      const at = now + backoffDelay(action.undoRetry, step.undoAttempt);
-      this.setStep(changes, action.name, { undoError: error, state: { retryAt: at } });
-      this.event(changes, "undo:failed", action.name, {
-        attempt: step.undoAttempt,
-        error: error.message,
-        retryAt: at,
-      });
-    } else {
-      this.setStep(changes, action.name, { status: "undo_failed", undoError: error, state: null });
-      this.event(changes, "undo:failed", action.name, {
-        attempt: step.undoAttempt,
-        error: error.message,
-        final: true,
-      });
-    }
   }
 }
 

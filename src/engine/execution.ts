@@ -3,12 +3,15 @@
  * what to run next. Decisions are synchronous; their writes go out as one transition, and nothing they
  * start (an action body, an undo, a poll check) begins before that transition is committed.
  * Built in layers: its state and commit protocol (execution-state.ts), its decisions (decisions.ts),
- * and here its entry points and the running of bodies. See docs/state-machine.md.
+ * and here its entry points, the running of bodies and what their outcomes change. See docs/state-machine.md.
  */
 import type { ActionDefinition } from "../definition/types.js";
+import { toErrorInfo, ValidationError } from "../errors.js";
+import type { JsonObject } from "../json.js";
 import { withLogContext } from "../logging.js";
 import type { CommitResult, SignalRecord } from "../storage/types.js";
 import { Context } from "./action-context.js";
+import { backoffDelay } from "./backoff.js";
 import { ExecutionDecisions } from "./decisions.js";
 import { Changes, type Phase } from "./execution-state.js";
 import { type Abort, guard } from "./guard.js";
@@ -114,15 +117,74 @@ export class Execution extends ExecutionDecisions {
     if (this.detached) return;
     const changes = new Changes();
     const now = this.host.clock.now();
-    if (phase === "undo") this.settleUndo(changes, action, outcome, now);
+    if (phase === "undo") this.#settleUndo(changes, action, outcome, now);
     else if (!outcome.ok)
       this.fail(changes, action, outcome.error, now, deadline !== undefined && deadline <= now);
     else if (phase === "run") {
       const output = this.parseOutput(action, outcome.value);
       if (output instanceof Error) this.fail(changes, action, output, now);
       else this.complete(changes, action, output, now);
-    } else this.settleCheck(changes, action, outcome.value, now);
+    } else this.#settleCheck(changes, action, outcome.value, now);
     this.decide(changes);
     this.commit(changes);
+  }
+
+  // ---- what a body returned -------------------------------------------------------------------
+
+  /** A poll check returned: done (its output), not done (the next check is due), or something else. */
+  #settleCheck(changes: Changes, action: ActionDefinition, result: unknown, now: number): void {
+    const report = result as { done?: unknown; output?: unknown; message?: unknown } | null;
+    if (report?.done === true) {
+      const output = this.parseOutput(action, report.output);
+      if (output instanceof Error) this.fail(changes, action, output, now);
+      else this.complete(changes, action, output, now);
+      return;
+    }
+    if (report?.done !== false) {
+      this.fail(
+        changes,
+        action,
+        new ValidationError("invalid_output", "a poll check must return { done: boolean }"),
+        now,
+      );
+      return;
+    }
+    if (this.record.status === "compensating") return;
+    const step = this.stepRecords.get(action.name)!;
+    const state: JsonObject = { ...step.state, nextCheckAt: now + action.everyMs! };
+    if (typeof report.message === "string") state.message = report.message;
+    this.setStep(changes, action.name, { status: "waiting", state });
+  }
+
+  /** An undo settled: undone, retried after its backoff, or failed for good. */
+  #settleUndo(
+    changes: Changes,
+    action: ActionDefinition,
+    outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
+    now: number,
+  ): void {
+    const step = this.stepRecords.get(action.name)!;
+    if (outcome.ok) {
+      this.setStep(changes, action.name, { status: "undone", undoError: null, state: null, endedAt: now });
+      this.event(changes, "undo:completed", action.name, { attempt: step.undoAttempt });
+      return;
+    }
+    const error = toErrorInfo(outcome.error);
+    if (step.undoAttempt < action.undoRetry.maxAttempts) {
+      const at = now + backoffDelay(action.undoRetry, step.undoAttempt);
+      this.setStep(changes, action.name, { undoError: error, state: { retryAt: at } });
+      this.event(changes, "undo:failed", action.name, {
+        attempt: step.undoAttempt,
+        error: error.message,
+        retryAt: at,
+      });
+    } else {
+      this.setStep(changes, action.name, { status: "undo_failed", undoError: error, state: null });
+      this.event(changes, "undo:failed", action.name, {
+        attempt: step.undoAttempt,
+        error: error.message,
+        final: true,
+      });
+    }
   }
 }

@@ -73,11 +73,17 @@ describe.each(backends)("durable waits on $name", (backend) => {
 
   it("wakes an execution for a signal sent through another executor (another process)", async () => {
     const h = harness(backend);
-    const runner = await h.executor({ sagas: [approval] });
+    const clock = new ManualClock();
+    const runner = await h.executor({ sagas: [approval], clock, pollIntervalMs: 200 });
     const handle = await runner.start(approval, { change: "c2" });
-    await eventually(async () => (await runner.get(handle.id))?.execution.status === "waiting", "the wait");
+    const run = observe(runner, handle.id);
+    await reach(clock, async () => (await run.status()) === "waiting", "the wait");
     const other = await h.executor({ sagas: [] });
     await other.signal(handle.id, "approved", { by: "bob" });
+    // The runner learns of it from its next poll of storage, not before.
+    await clock.advance(199);
+    expect(await run.status()).toBe("waiting");
+    await clock.advance(1);
     const result = await within(runner.result(handle.id), "completion");
     expect(result.output.applied).toBe("plan c2 by bob");
   });
@@ -219,11 +225,17 @@ describe.each(backends)("durable waits on $name", (backend) => {
       })
       .waitForSignal("approve", { signal: "approved", after: ["reserve"] })
       .build();
-    const executor = await h.executor({ sagas: [cancellable] });
+    const clock = new ManualClock();
+    const executor = await h.executor({ sagas: [cancellable], clock, pollIntervalMs: 200 });
     const handle = await executor.start(cancellable, {});
-    await eventually(async () => (await executor.get(handle.id))?.execution.status === "waiting", "the wait");
+    const run = observe(executor, handle.id);
+    await reach(clock, async () => (await run.status()) === "waiting", "the wait");
     const other = await h.executor({ sagas: [] });
     await other.cancel(handle.id, "no longer needed");
+    // Picked up by the executor's next poll of storage.
+    await clock.advance(199);
+    expect(undone).toEqual([]);
+    await clock.advance(1);
     const result = await within(executor.result(handle.id), "cancel");
     expect(result.status).toBe("cancelled");
     expect(undone).toEqual(["reserve"]);
