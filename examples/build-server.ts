@@ -486,7 +486,7 @@ async function main(): Promise<number> {
     );
     if (ours[0]) console.log(`  ${ours[0]}`);
     if (result.status === "completed" && !options.failAt)
-      console.log("\nTo watch a rollback: FAIL_AT=activate npm run example");
+      console.log("\nTo watch a rollback: FAIL_AT=activate npm run example:saga");
     return result.status === "completed" ? 0 : 1;
   } finally {
     process.off("SIGINT", onInterrupt);

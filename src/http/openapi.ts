@@ -93,6 +93,16 @@ export function openApiDocument(): OpenApiDocument {
         post: {
           operationId: "submitRun",
           summary: "Submit a run of a pipeline file, or of a pipeline registered with the server",
+          parameters: [
+            {
+              name: "Idempotency-Key",
+              in: "header",
+              required: false,
+              description:
+                "Makes the submission safe to retry: the same key returns the run the first one started (as the body's `key`)",
+              schema: { type: "string" },
+            },
+          ],
           requestBody: { required: true, content: json("SubmitRequest") },
           responses: {
             "201": { description: "The run was created", content: json("SubmitResponse") },
