@@ -1,7 +1,7 @@
 /**
  * Why a job is not running, from what storage knows of it: the signal, time or check it waits for
  * (and until when), the retry it is due for, the jobs it needs. `slipway show`, `GET /queue` and the
- * scheduler's own explanations (admission, locks: see `PipelineHost`'s `explain`) all go through here.
+ * scheduler's own explanations (admission, locks: `LocalRuns.queue` and `show`) all go through here.
  */
 import { time } from "../format.js";
 import { stepLabel } from "../pipeline/plan.js";
