@@ -226,6 +226,13 @@ function renderEnv(pipeline: Pipeline, step: Step, scope: ExpressionContext): Re
   return env;
 }
 
+/**
+ * Slipway's own credentials (`SLIPWAY_TOKEN`, and any `SLIPWAY_*TOKEN*`/`*SECRET*`/`*PASSWORD*`) are
+ * never inherited by a job: a job that prints its environment must not hand a server's token to
+ * whoever reads its logs. A pipeline that needs one declares it under `secrets:`.
+ */
+const SLIPWAY_CREDENTIAL = /^SLIPWAY_.*(TOKEN|SECRET|PASSWORD)/;
+
 /** The child's environment: this process's, then the pipeline's and job's env, inputs, secrets, and the run's identity. */
 function environment(
   context: StepContext,
@@ -235,7 +242,7 @@ function environment(
 ): { vars: Record<string, string>; mask: string[] } {
   const vars: Record<string, string> = {};
   for (const [name, value] of Object.entries(context.runtime.env ?? process.env))
-    if (value !== undefined) vars[name] = value;
+    if (value !== undefined && !SLIPWAY_CREDENTIAL.test(name)) vars[name] = value;
   Object.assign(vars, scope.env);
   for (const [name, value] of Object.entries(context.plan.inputs))
     vars[`INPUT_${name.toUpperCase().replaceAll("-", "_")}`] = formatInput(value);

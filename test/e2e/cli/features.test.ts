@@ -144,6 +144,22 @@ jobs:
     expect(shown.steps.find((s) => s.job === "report")!.output?.report).toMatchObject({ status: "skipped" });
   });
 
+  it("never hands a job Slipway's own credentials from the environment", async () => {
+    const project = new Project();
+    project.write("pipe.yml", "jobs:\n  env:\n    run: env > seen\n");
+    const result = await project.run(["run", "pipe.yml"], {
+      SLIPWAY_TOKEN: "tok-of-the-server",
+      SLIPWAY_ADMIN_PASSWORD: "pw-1",
+      PLAIN_SETTING: "kept",
+    });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const seen = project.read("seen");
+    expect(seen).toContain("PLAIN_SETTING=kept");
+    expect(seen).toContain("SLIPWAY_RUN_ID=");
+    expect(seen).not.toContain("tok-of-the-server");
+    expect(seen).not.toContain("pw-1");
+  });
+
   it("gives jobs their secrets but keeps them out of logs, events and state", async () => {
     const project = new Project();
     const token = "tok-5f1d2a9c7e";
