@@ -165,7 +165,7 @@ jobs:
     const project = new Project();
     project.tool(
       "hold",
-      `echo held >> trace; for _ in $(seq 300); do [ -e go ] && exit 0; sleep 0.05; done; exit 1`,
+      `echo held >> trace; for _ in $(seq 600); do [ -e go ] && exit 0; sleep 0.05; done; exit 1`,
     );
     project.write(
       "held.yml",
