@@ -36,11 +36,18 @@ console.log(
 );
 // Extra arguments go to vitest: `npm run test:stress -- test/e2e` stresses only the end-to-end tests.
 const extra = process.argv.slice(2);
-const suite = spawn("npm", ["test", ...(extra.length > 0 ? ["--", ...extra] : [])], { stdio: "inherit" });
+// Its own process group, so a signal to this script reaches every process of the suite (npm does not
+// pass it on to the build it is running).
+const suite = spawn("npm", ["test", ...(extra.length > 0 ? ["--", ...extra] : [])], {
+  stdio: "inherit",
+  detached: true,
+});
 
 for (const signal of ["SIGINT", "SIGTERM"] as const)
   process.on(signal, () => {
-    suite.kill(signal);
+    try {
+      process.kill(-(suite.pid as number), signal);
+    } catch {} // the suite already ended
     stopBusy();
   });
 

@@ -87,11 +87,3 @@ export function harness(backend: Backend): Harness {
 }
 
 export { eventually, within } from "./wait.js";
-
-/**
- * A fixed pause. Not for letting something happen (wait for it with `eventually` or `within`); kept for
- * tests that need real time to pass, such as yielding in a loop.
- */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

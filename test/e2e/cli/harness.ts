@@ -35,6 +35,8 @@ export interface Running {
   readonly stderr: string;
   /** Resolves once stdout (or stderr) has a line matching `pattern`; fails the test after `ms`. */
   waitFor(pattern: RegExp, ms?: number): Promise<RegExpMatchArray>;
+  /** The run id, once printed (seeing a job's process does not mean its output has been read yet). */
+  runId(): Promise<string>;
   done: Promise<Result>;
 }
 
@@ -150,6 +152,10 @@ export class Project {
         return stderr;
       },
       done,
+      async runId() {
+        await this.waitFor(/^(run \S+|\{)/m);
+        return runId(stdout);
+      },
       async waitFor(pattern, ms = WAIT_MS) {
         let check = () => {};
         const found = new Promise<RegExpMatchArray>((resolve, reject) => {

@@ -52,7 +52,7 @@ describe("interrupts", () => {
     sleepingPipeline(project, sleep);
     const running = project.start(["run", "pipe.yml"]);
     await eventually(() => processesWith(`sleep ${sleep}`).length > 0, "the deploy job's sleep");
-    const id = runId(running.stdout);
+    const id = await running.runId();
     const cancel = await project.run(["cancel", id, "--reason", "wrong branch"]);
     expect(cancel.code, cancel.stderr).toBe(0);
     expect(cancel.stdout).toMatch(/the process running it is stopping its jobs/);
@@ -90,7 +90,7 @@ jobs:
     );
     const running = project.start(["run", "pipe.yml"]);
     await eventually(() => processesWith(`sleep ${sleep}`).length > 0, "the deploy job's sleep");
-    const id = runId(running.stdout);
+    const id = await running.runId();
     running.child.kill("SIGINT");
     await eventually(() => processesWith(`sleep ${undoSleep}`).length > 0, "the undo's sleep");
     running.child.kill("SIGINT");
@@ -141,7 +141,7 @@ jobs:
     );
     const running = project.start(["run", "pipe.yml"]);
     await eventually(() => processesWith(`sleep ${sleep}`).length > 0, "the deploy job's sleep");
-    const id = runId(running.stdout);
+    const id = await running.runId();
     running.child.kill("SIGKILL");
     await running.done;
     // The job's process group outlives the CLI: that is what the sweep is for.
@@ -165,7 +165,7 @@ jobs:
     const project = new Project();
     project.tool(
       "hold",
-      `echo held >> trace; for _ in $(seq 300); do [ -e go ] && exit 0; sleep 0.05; done; exit 1`,
+      `echo held >> trace; for _ in $(seq 600); do [ -e go ] && exit 0; sleep 0.05; done; exit 1`,
     );
     project.write(
       "held.yml",
@@ -174,7 +174,7 @@ jobs:
     project.write("quick.yml", "name: quick\njobs:\n  only:\n    run: echo quick >> trace\n");
     const held = project.start(["run", "held.yml"]);
     await eventually(() => project.count("held") === 1, "the held job");
-    const id = runId(held.stdout);
+    const id = await held.runId();
 
     // Another terminal runs its own pipeline meanwhile, and resume finds nothing of its own to do.
     const quick = await project.run(["run", "quick.yml"]);

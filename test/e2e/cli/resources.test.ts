@@ -3,13 +3,18 @@
  * says whom it waits for (story 3); a job that needs more than the machine has fails at once (story 1).
  */
 import { describe, expect, it } from "vitest";
+import { within } from "../../wait.js";
 import { Project, runId } from "./harness.js";
 
 describe("resources in a run", () => {
   it("runs jobs that share a lock one at a time, and says who holds it", async () => {
     const project = new Project();
-    // The lock is held until the light job ran (at most 15 s): it ran beside the lock, not after it.
-    project.tool("hold", "for _ in $(seq 300); do [ -e light.done ] && exit 0; sleep 0.05; done; exit 1");
+    // The lock is held until the light job ran, so it ran beside the lock and not after it, and until
+    // the test saw the other deploy say it is queued (at most 30 s).
+    project.tool(
+      "hold",
+      "for _ in $(seq 600); do [ -e light.done ] && [ -e release ] && exit 0; sleep 0.05; done; exit 1",
+    );
     project.write(
       "pipe.yml",
       `name: swarm
@@ -24,16 +29,18 @@ jobs:
     run: echo light >> trace; touch light.done
 `,
     );
-    const result = await project.run(["run", "pipe.yml"]);
+    const running = project.start(["run", "pipe.yml"]);
+    await running.waitFor(
+      /deploy-[ab]: queued: waits for lock swarm \(1 of 1 held by run \S+ job deploy-[ab] since/,
+    );
+    project.write("release", "");
+    const result = await within(running.done, "the run");
     expect(result.code, result.stdout + result.stderr).toBe(0);
     const trace = project.trace();
     // Never both inside the lock; the light job did not wait for it.
     const starts = trace.filter((line) => line.endsWith("start"));
     expect(trace.indexOf(starts[1]!)).toBeGreaterThan(trace.indexOf(`${starts[0]![0]} end`));
     expect(trace.indexOf("light")).toBeLessThan(trace.indexOf(`${starts[0]![0]} end`));
-    expect(result.stdout).toMatch(
-      /deploy-[ab]: queued: waits for lock swarm \(1 of 1 held by run \S+ job deploy-[ab] since/,
-    );
   });
 
   it("fails a job that needs more memory than the machine has, at once and with the reason", async () => {

@@ -52,7 +52,10 @@ describe("concurrency keys in slipway serve", () => {
     await server.status(b1, "completed");
     expect(project.trace()).not.toContain("start a2");
 
-    const queue = await server.json<QueueResponse>("GET", "/queue");
+    const queue = await eventually(async () => {
+      const queue = await server.json<QueueResponse>("GET", "/queue");
+      return queue.jobs.some((j) => j.run === a2 && j.job === ".concurrency") && queue;
+    }, "a2 at its concurrency gate in the queue");
     const gate = queue.jobs.find((j) => j.run === a2 && j.job === ".concurrency");
     expect(gate?.message).toMatch(
       /waits for concurrency key a \(limit 1\): a1 \(running since [\d:]+\); 1st in line/,

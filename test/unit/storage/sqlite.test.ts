@@ -1,6 +1,6 @@
 /** Runs the storage conformance suite against SqliteStorage, plus SQLite-only checks (migrations, WAL). */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +10,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { readMigrations } from "../../../src/storage/sqlite/migrations.js";
 import { SqliteStorage } from "../../../src/storage/sqlite/sqlite-storage.js";
 import { runStorageConformance } from "../../../src/testing/index.js";
+import { trackChild } from "../../leaks.js";
+import { eventually, within } from "../../wait.js";
 
 const dir = mkdtempSync(join(tmpdir(), "slipway-sqlite-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -80,30 +82,40 @@ describe("SqliteStorage specifics", () => {
   it("init is safe when several processes run it on a new file at once", async () => {
     const path = freshPath();
     const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
-    // Every process waits for the same instant, so the migrations really race.
-    const startAt = Date.now() + 2_000;
+    // Every process loads, says so, and waits (1 ms naps) for the go file: then they all start at once,
+    // however long each took to load, so the migrations really race.
+    const go = `${path}.go`;
     const script = `
+      const { existsSync } = await import("node:fs");
       const { SqliteStorage } = await import(${JSON.stringify(moduleUrl)});
-      while (Date.now() < ${startAt}) {}
+      process.stdout.write("ready\\n");
+      const nap = new Int32Array(new SharedArrayBuffer(4));
+      while (!existsSync(${JSON.stringify(go)})) Atomics.wait(nap, 0, 0, 1);
       const storage = new SqliteStorage({ path: ${JSON.stringify(path)} });
       await storage.init();
       await storage.close();
     `;
-    const runs = Array.from(
-      { length: 4 },
-      () =>
-        new Promise<{ code: number | null; stderr: string }>((resolve) => {
-          const child = spawn(process.execPath, ["--import", tsx, "--input-type=module", "-e", script], {
-            stdio: ["ignore", "ignore", "pipe"],
-          });
-          let stderr = "";
-          child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-            stderr += chunk;
-          });
-          child.on("exit", (code) => resolve({ code, stderr }));
-        }),
-    );
-    for (const run of await Promise.all(runs)) expect(run).toEqual({ code: 0, stderr: "" });
+    let ready = 0;
+    const runs = Array.from({ length: 4 }, (_, n) => {
+      const child = spawn(process.execPath, ["--import", tsx, "--input-type=module", "-e", script], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      trackChild(child, `init racer ${n}`);
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        if (chunk.includes("ready")) ready++;
+      });
+      let stderr = "";
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+        stderr += chunk;
+      });
+      return new Promise<{ code: number | null; stderr: string }>((resolve) =>
+        child.on("exit", (code) => resolve({ code, stderr })),
+      );
+    });
+    await eventually(() => ready === 4, "the four processes to load");
+    writeFileSync(go, "");
+    const ended = await within(Promise.all(runs), "the four processes to init and exit");
+    for (const run of ended) expect(run).toEqual({ code: 0, stderr: "" });
     const db = new Database(path, { readonly: true });
     try {
       const applied = db.prepare("SELECT version FROM schema_migrations ORDER BY version").pluck().all();
