@@ -6,7 +6,7 @@
 import { time } from "../format.js";
 import { stepLabel } from "../pipeline/plan.js";
 import { runSpecOf } from "../pipeline/run-spec.js";
-import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
+import { ACTIVE_STATUSES, type Storage } from "../storage/types.js";
 import { outlineOf, planOf, runSummary, stepSummary } from "./records.js";
 import type { PlanOutline, QueueEntry, RunSummary, StepSummary } from "./schemas.js";
 
@@ -113,23 +113,31 @@ export function queueOf(
 /** Why admission holds a started step back, if it does (only the process running the step knows). */
 export type AdmissionExplainer = (runId: string, action: string) => string | undefined;
 
+/** Admission's word on a job of the run, as a wait (`reason: "admission"`), for `queueOf`'s `extra`. */
+export function admissionWhy(
+  runId: string,
+  admission: AdmissionExplainer | undefined,
+): ((job: string) => Why | undefined) | undefined {
+  if (!admission) return undefined;
+  return (job) => {
+    const message = admission(runId, job);
+    return message === undefined ? undefined : { reason: "admission", message, until: null };
+  };
+}
+
 /** Every job of every unfinished pipeline run that is not running, and why. */
 export async function queueFromStorage(
   storage: Storage,
   admission?: AdmissionExplainer,
 ): Promise<QueueEntry[]> {
   const records = await storage.listExecutions({ statuses: [...ACTIVE_STATUSES, "failed"] });
-  const explain = (run: ExecutionRecord, action: string): Why | undefined => {
-    const message = admission?.(run.id, action);
-    return message === undefined ? undefined : { reason: "admission", message, until: null };
-  };
   const entries: QueueEntry[] = [];
   for (const record of records) {
     const snapshot = await storage.load(record.id);
     if (!snapshot || !runSpecOf(record)) continue;
     const steps = snapshot.steps.map(stepSummary);
     entries.push(
-      ...queueOf(runSummary(record), steps, outlineOf(planOf(record)), (job) => explain(record, job)),
+      ...queueOf(runSummary(record), steps, outlineOf(planOf(record)), admissionWhy(record.id, admission)),
     );
   }
   return entries;

@@ -21,10 +21,11 @@ import {
   type ExecutionStatus,
   FINAL_STATUSES,
 } from "../storage/types.js";
+import { runDetail } from "./detail.js";
 import { queueFromStorage } from "./explain.js";
 import { markFollowed, runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
-import { findRun, planOf, runDetail, runSummary } from "./records.js";
+import { findRun, planOf, runSummary } from "./records.js";
 import { openRuntime, type Runtime } from "./runtime.js";
 import type {
   ActionResponse,
@@ -212,13 +213,8 @@ export class LocalRuns implements RunService {
     const record = await this.#find(ref);
     const snapshot = await this.#storage.load(record.id);
     if (!snapshot) throw new NotFoundError(`no run "${ref}"`);
-    const detail = runDetail(snapshot);
-    for (const step of detail.steps) {
-      const queued =
-        step.status === "running" ? this.runtime.jobs.resources?.explain(record.id, step.job) : undefined;
-      if (queued !== undefined) step.queued = queued;
-    }
-    return detail;
+    const resources = this.runtime.jobs.resources;
+    return runDetail(snapshot, resources && ((run, action) => resources.explain(run, action)));
   }
 
   async logs(ref: string, options: LogOptions = {}): Promise<AsyncIterable<string>> {

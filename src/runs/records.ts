@@ -6,8 +6,8 @@
 import { parsePipeline } from "../pipeline/parse.js";
 import { type Plan, planRun } from "../pipeline/plan.js";
 import { runSpecOf, type StepResult } from "../pipeline/run-spec.js";
-import type { ExecutionRecord, ExecutionSnapshot, StepRecord, Storage } from "../storage/types.js";
-import type { PlanOutline, RunDetail, RunSummary, StepSummary } from "./schemas.js";
+import type { ExecutionRecord, StepRecord, Storage } from "../storage/types.js";
+import type { PlanOutline, RunSummary, StepSummary } from "./schemas.js";
 
 export function runSummary(r: ExecutionRecord): RunSummary {
   return {
@@ -46,16 +46,6 @@ export function stepResultOf(step: Pick<StepSummary, "job" | "output">): Partial
 export function skippedReason(step: Pick<StepSummary, "job" | "status" | "output">): string | undefined {
   const result = stepResultOf(step);
   return step.status === "completed" && result?.status === "skipped" ? (result.reason ?? "") : undefined;
-}
-
-export function runDetail(snapshot: Pick<ExecutionSnapshot, "execution" | "steps">): RunDetail {
-  const spec = runSpecOf(snapshot.execution);
-  return {
-    ...runSummary(snapshot.execution),
-    steps: snapshot.steps.map(stepSummary),
-    spec: spec ? { file: spec.file, inputs: spec.inputs, tiers: spec.tiers } : null,
-    plan: outlineOf(planOf(snapshot.execution)),
-  };
 }
 
 /** The plan of a stored pipeline run (undefined for other sagas' executions). */

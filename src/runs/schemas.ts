@@ -122,16 +122,6 @@ export const planOutline = z.object({
 });
 export type PlanOutline = z.infer<typeof planOutline>;
 
-export const runDetail = runSummary.extend({
-  steps: z.array(stepSummary),
-  /** For a pipeline run: its file, inputs and tiers as started. */
-  spec: z
-    .object({ file: z.string(), inputs: z.record(z.string(), inputValue), tiers: z.array(z.string()) })
-    .nullable(),
-  plan: planOutline.nullable(),
-});
-export type RunDetail = z.infer<typeof runDetail>;
-
 /** Why a job of an unfinished run is not running. */
 export const queueEntry = z.object({
   run: z.string(),
@@ -148,6 +138,35 @@ export const queueEntry = z.object({
   until: z.number().nullable(),
 });
 export type QueueEntry = z.infer<typeof queueEntry>;
+
+/** A job of a run as the queue explains it (`QueueEntry` without the run's fields). */
+export const waitingJob = queueEntry.omit({ run: true, runName: true, pipeline: true });
+export type WaitingJob = z.infer<typeof waitingJob>;
+
+/**
+ * Where a run's time went: the chain of completed jobs that ended last, each after the job it waited
+ * for that ended last. A job's time includes its wait for admission, given apart as `queuedMs`.
+ */
+export const criticalPath = z.object({
+  /** From the run's start to the end of the chain's last job, ms. */
+  totalMs: z.number(),
+  steps: z.array(z.object({ job: z.string(), ms: z.number(), queuedMs: z.number().optional() })),
+});
+export type CriticalPath = z.infer<typeof criticalPath>;
+
+export const runDetail = runSummary.extend({
+  steps: z.array(stepSummary),
+  /** For a pipeline run: its file, inputs and tiers as started. */
+  spec: z
+    .object({ file: z.string(), inputs: z.record(z.string(), inputValue), tiers: z.array(z.string()) })
+    .nullable(),
+  plan: planOutline.nullable(),
+  /** Null until a job has completed. */
+  criticalPath: criticalPath.nullable(),
+  /** Every job that is not running and why, in the queue's words (`GET /queue` gives the same). */
+  waiting: z.array(waitingJob),
+});
+export type RunDetail = z.infer<typeof runDetail>;
 
 export const queueResponse = z.object({ jobs: z.array(queueEntry) });
 export type QueueResponse = z.infer<typeof queueResponse>;

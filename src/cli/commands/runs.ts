@@ -4,9 +4,8 @@
  */
 
 import { duration, formatBytes, table, time } from "../../format.js";
-import { queueOf, stepWait } from "../../runs/explain.js";
 import { skippedReason, stepResultOf } from "../../runs/records.js";
-import type { RunDetail, RunSummary, StepSummary } from "../../runs/schemas.js";
+import type { RunDetail, RunSummary, StepSummary, WaitingJob } from "../../runs/schemas.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
 import { connectionOptions, withRuns } from "../connect.js";
 
@@ -71,10 +70,14 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
   const critical = criticalPath(run);
   if (critical) lines.push(`critical  ${critical}`);
   io.out(`${lines.join("\n")}\n\n`);
+  const waits = new Map(run.waiting.map((w) => [w.job, w]));
   io.out(
     table([
       ["JOB", "STATE", "ATTEMPTS", "TIME", "MEMORY", "NOTE"],
-      ...run.steps.map((s) => [s.job, state(s), String(s.attempt), stepTime(s), memory(run, s), note(s)]),
+      ...run.steps.map((s) => {
+        const wait = waits.get(s.job);
+        return [s.job, state(s, wait), String(s.attempt), stepTime(s), memory(run, s), note(s, wait)];
+      }),
       ...pending(run).map(([job, why]) => [
         job,
         "pending",
@@ -88,42 +91,15 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
   return EXIT.ok;
 }
 
-/**
- * Where the run's time went: the chain of steps that ended last, each after the step it waited for
- * that ended last (story 2: "what each minute of the critical path was spent on"). A step's time
- * includes its wait for admission, shown apart.
- */
+/** Where the run's time went, e.g. `4m 10s: build 1m 2s, 40s queued -> publish 3m`. */
 function criticalPath(run: RunDetail): string | undefined {
-  const byJob = new Map(run.steps.map((s) => [s.job, s]));
-  const ended = run.steps.filter(
-    (s) => s.startedAt !== null && s.endedAt !== null && s.status === "completed",
-  );
-  if (ended.length === 0) return undefined;
-  const gates = run.steps.filter((s) => !run.plan?.steps.some((p) => p.action === s.job)).map((s) => s.job);
-  // A root step runs after the concurrency gate, when there is one.
-  const before = (job: string): string[] => {
-    const needs = run.plan?.steps.find((p) => p.action === job)?.needs ?? [];
-    return needs.length > 0 ? needs : gates.filter((g) => g !== job);
-  };
-  const chain: StepSummary[] = [];
-  let step: StepSummary | undefined = ended.reduce((a, b) => (b.endedAt! > a.endedAt! ? b : a));
-  while (step) {
-    chain.unshift(step);
-    step = before(step.job)
-      .map((job) => byJob.get(job))
-      .filter((s): s is StepSummary => s?.endedAt != null && s.endedAt <= chain[0]!.startedAt! + 1)
-      .reduce<StepSummary | undefined>(
-        (a, b) => (a === undefined || b.endedAt! > a.endedAt! ? b : a),
-        undefined,
-      );
-  }
-  const total = chain.at(-1)!.endedAt! - run.createdAt;
-  const parts = chain.map((s) => {
-    const queued = stepResultOf(s)?.queuedMs;
-    const wait = typeof queued === "number" ? `, ${duration(queued)} queued` : "";
-    return `${s.job} ${duration(s.endedAt! - s.startedAt!)}${wait}`;
+  const path = run.criticalPath;
+  if (!path) return undefined;
+  const parts = path.steps.map((s) => {
+    const wait = s.queuedMs === undefined ? "" : `, ${duration(s.queuedMs)} queued`;
+    return `${s.job} ${duration(s.ms)}${wait}`;
   });
-  return `${duration(total)}: ${parts.join(" -> ")}`;
+  return `${duration(path.totalMs)}: ${parts.join(" -> ")}`;
 }
 
 /** Declared vs measured: `4 GiB / 1.2 GiB` (declared, then the peak of the job's process tree). */
@@ -156,31 +132,31 @@ function pipelineLine(run: RunDetail): string {
   return `${run.pipeline} (${spec.file}${extras.length ? `; ${extras.join("; ")}` : ""})`;
 }
 
-function state(s: StepSummary): string {
-  if (s.queued) return "queued";
+/** A started job's state: admission holds it back (`queued`), or it completed without running. */
+function state(s: StepSummary, wait: WaitingJob | undefined): string {
+  if (wait?.state === "queued") return "queued";
   return skippedReason(s) === undefined ? s.status : "skipped";
 }
 
 /**
- * Planned steps that have not started, with what they wait for: the queue's own words, so `show`
- * and `queue` give one answer (a run rolling back or rolled back starts nothing more).
+ * Planned steps that have not started, with what they wait for: the service's `waiting`, which is the
+ * queue's own answer (a run rolling back or rolled back starts nothing more).
  */
 function pending(run: RunDetail): [string, string][] {
   if (!run.plan) return [];
   const started = new Set(run.steps.map((s) => s.job));
-  const why = new Map(queueOf(run, run.steps, run.plan).map((entry) => [entry.job, entry.message]));
+  const why = new Map(run.waiting.map((w) => [w.job, w.message]));
   return run.plan.steps
     .filter((step) => !started.has(step.action))
     .map((step) => [step.action, why.get(step.action) ?? "not started: the run rolled back"]);
 }
 
-/** What a reader wants next to a job's state: why it failed, or what it waits for. */
-function note(s: StepSummary): string {
-  if (s.queued) return s.queued;
+/** What a reader wants next to a job's state: what it waits for (as the queue says), or why it failed. */
+function note(s: StepSummary, wait: WaitingJob | undefined): string {
+  if (wait) return wait.message;
   const skip = skippedReason(s);
   if (skip !== undefined) return skip;
   if (s.status === "failed" || s.status === "retrying") return s.error ?? "";
   if (s.status === "undo_failed") return `undo: ${s.undoError ?? ""}`;
-  if (s.status === "waiting" && s.state) return stepWait(s)?.message ?? "";
   return "";
 }

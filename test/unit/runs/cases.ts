@@ -135,6 +135,16 @@ export function runServiceCases(transport: Transport): void {
         ["publish", "completed"],
       ]);
       expect(shown.plan?.steps.map((s) => s.action)).toEqual(["build", "publish"]);
+      // Where the time went: publish ended last, after build, which it needs.
+      const path = shown.criticalPath;
+      expect(path?.steps.map((s) => s.job)).toEqual(["build", "publish"]);
+      const [built, published] = shown.steps;
+      expect(path?.steps.map((s) => s.ms)).toEqual([
+        built!.endedAt! - built!.startedAt!,
+        published!.endedAt! - published!.startedAt!,
+      ]);
+      expect(path?.totalMs).toBe(published!.endedAt! - shown.createdAt);
+      expect(shown.waiting).toEqual([]);
       expect((await f.runs.list()).map((r) => r.id)).toEqual([run.id]);
 
       let text = "";
@@ -210,6 +220,17 @@ export function runServiceCases(transport: Transport): void {
       const queued = (await f.runs.queue()).filter((q) => q.run === run.id);
       expect(queued.find((q) => q.job === "approve")).toMatchObject({ reason: "signal" });
       expect(queued.find((q) => q.job === "ship")).toMatchObject({ reason: "needs" });
+      // show gives the queue's answer for every job that is not running, and the path so far.
+      const shown = await f.runs.show(run.id);
+      expect(shown.waiting).toEqual(
+        queued.map(({ run: _run, runName: _name, pipeline: _pipeline, ...job }) => job),
+      );
+      expect(shown.waiting).toEqual([
+        expect.objectContaining({ job: "approve", state: "waiting", reason: "signal" }),
+        expect.objectContaining({ job: "ship", state: "pending", reason: "needs", message: "after approve" }),
+      ]);
+      expect(shown.waiting[0]?.message).toContain('waiting for signal "go"');
+      expect(shown.criticalPath?.steps.map((s) => s.job)).toEqual(["prepare"]);
       const sent = await f.runs.signal(run.id, "go", { by: "ops" });
       expect(sent).toMatchObject({ id: run.id, signal: "go" });
       await f.status(run.id, "completed");

@@ -1,0 +1,42 @@
+/**
+ * One run as `show` gives it (the embedded service, `GET /api/v1/runs/{id}`, the CLI): its jobs and
+ * their timings, the critical path, and why each job that is not running waits, in the queue's words.
+ */
+import { runSpecOf } from "../pipeline/run-spec.js";
+import type { ExecutionSnapshot } from "../storage/types.js";
+import { criticalPathOf } from "./critical-path.js";
+import { type AdmissionExplainer, admissionWhy, queueOf } from "./explain.js";
+import { outlineOf, planOf, runSummary, stepSummary } from "./records.js";
+import type { RunDetail } from "./schemas.js";
+
+/** `admission` is the scheduler's word on a started job it holds back (only the hosting process has it). */
+export function runDetail(
+  snapshot: Pick<ExecutionSnapshot, "execution" | "steps">,
+  admission?: AdmissionExplainer,
+): RunDetail {
+  const record = snapshot.execution;
+  const spec = runSpecOf(record);
+  const summary = runSummary(record);
+  const steps = snapshot.steps.map(stepSummary);
+  const plan = outlineOf(planOf(record));
+  const waiting = queueOf(summary, steps, plan, admissionWhy(record.id, admission)).map((entry) => ({
+    job: entry.job,
+    label: entry.label,
+    state: entry.state,
+    reason: entry.reason,
+    message: entry.message,
+    until: entry.until,
+  }));
+  for (const entry of waiting) {
+    const step = steps.find((s) => s.job === entry.job);
+    if (step && entry.reason === "admission") step.queued = entry.message;
+  }
+  return {
+    ...summary,
+    steps,
+    spec: spec ? { file: spec.file, inputs: spec.inputs, tiers: spec.tiers } : null,
+    plan,
+    criticalPath: criticalPathOf({ createdAt: summary.createdAt, steps, plan }),
+    waiting,
+  };
+}
