@@ -70,8 +70,15 @@ describe("slipway ls and show", () => {
     expect(parked.out).toMatch(/approve +waiting +1 +\S+ +- +waiting for signal "approved"/);
     const shownJson = JSON.parse((await run("show", waiting.id, "--db", db, "--json")).out) as {
       steps: unknown[];
+      waiting: unknown[];
+      criticalPath: unknown;
     };
     expect(shownJson.steps).toHaveLength(1);
+    // The NOTE column above is the service's `waiting`, the queue's answer.
+    expect(shownJson.waiting).toEqual([
+      expect.objectContaining({ job: "approve", state: "waiting", reason: "signal" }),
+    ]);
+    expect(shownJson.criticalPath).toBeNull();
 
     expect(await run("show", "nope", "--db", db)).toMatchObject({ code: 1, err: 'slipway: no run "nope"\n' });
     expect((await run("show", "--db", db)).code).toBe(2);
