@@ -130,7 +130,7 @@ export const queueEntry = z.object({
   job: z.string(),
   label: z.string(),
   state: z.string(),
-  /** What it waits for: `needs`, `signal`, `sleep`, `poll`, `retry`, `held`, `run` (the run is not hosted). */
+  /** What it waits for: `needs`, `signal`, `sleep`, `poll`, `retry`, `held`, `admission` (resources or a lock). */
   reason: z.string(),
   /** The sentence an operator reads. */
   message: z.string(),
