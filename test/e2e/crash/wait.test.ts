@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Executor, type SqliteStorage } from "../../../src/index.js";
-import { blockKey } from "./fixtures/protocol.js";
+import { blockKey, type SagaName } from "./fixtures/protocol.js";
 import { READY_FILE } from "./fixtures/sagas.js";
 import { keysOf, lifecycle, seqProblems, stepStatuses, summarize, trail, Workspace } from "./harness.js";
 
@@ -126,22 +126,29 @@ describe("kill during a wait for a signal, cancel requested while no process run
 describe("kill during a poll", () => {
   it.each([
     // Checks every 50 ms keep the execution in memory, owned (and its status running) between checks.
-    { when: "between checks", executor: {}, block: [] as string[], parked: false },
-    { when: "while a check runs", executor: {}, block: [blockKey("probe", "check")], parked: false },
-    // evictAfterMs below everyMs: the execution is parked between checks, then claimed back for each
-    // one, so the kill leaves it "waiting" yet owned by the dead process.
+    { when: "between checks", saga: "probe" as SagaName, executor: {}, block: [] as string[], parked: false },
+    {
+      when: "while a check runs",
+      saga: "probe" as SagaName,
+      executor: {},
+      block: [blockKey("probe", "check")],
+      parked: false,
+    },
+    // evictAfterMs far below everyMs (1 s): the execution is parked between checks, then claimed back
+    // for each one, so the kill leaves it "waiting" yet owned by the dead process.
     {
       when: "while a check of a parked poll runs",
+      saga: "probeParked" as SagaName,
       executor: { evictAfterMs: 10 },
       block: [blockKey("probe", "check", 2)],
       parked: true,
     },
   ])(
     "killed $when: polling continues in the new process, with the same deadline",
-    async ({ when, executor, block, parked }) => {
+    async ({ when, saga, executor, block, parked }) => {
       ws = new Workspace();
       const storage = await ws.storage();
-      const first = ws.spawn("first", { start: { saga: "probe", inputs: [{}] }, executor }, block);
+      const first = ws.spawn("first", { start: { saga, inputs: [{}] }, executor }, block);
       const [id] = await first.started();
       if (id === undefined) throw new Error("no execution started");
       const checks = (proc: string, event: string) =>
