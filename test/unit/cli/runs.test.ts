@@ -7,7 +7,7 @@ import { saga } from "../../../src/definition/saga.js";
 import { Executor } from "../../../src/engine/executor.js";
 import { createLogger } from "../../../src/logging.js";
 import { SqliteStorage } from "../../../src/storage/sqlite/sqlite-storage.js";
-import { tempDir, within } from "../../helpers.js";
+import { eventually, tempDir, within } from "../../helpers.js";
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
@@ -40,13 +40,7 @@ describe("slipway ls and show", () => {
     const failed = await executor.start(release, {}, { runName: "rel-main-1" });
     await within(failed.result(), "the failed run");
     const waiting = await executor.start(gated, {});
-    await within(
-      (async () => {
-        while ((await storage.getExecution(waiting.id))?.status !== "waiting")
-          await new Promise((r) => setTimeout(r, 5));
-      })(),
-      "the wait",
-    );
+    await eventually(async () => (await storage.getExecution(waiting.id))?.status === "waiting", "the wait");
     await executor.close();
     await storage.close();
 
@@ -142,13 +136,9 @@ describe("slipway cancel", () => {
     });
     try {
       const handle = await executor.start(deploy, {}, { runName: "deploy-1" });
-      await within(
-        (async () => {
-          while (
-            (await storage.load(handle.id))?.steps.find((s) => s.action === "tests")?.status !== "running"
-          )
-            await new Promise((r) => setTimeout(r, 5));
-        })(),
+      await eventually(
+        async () =>
+          (await storage.load(handle.id))?.steps.find((s) => s.action === "tests")?.status === "running",
         "the tests to run",
       );
       const cancelled = await run("cancel", "deploy-1", "--reason", "operator", "--db", db);
