@@ -15,14 +15,10 @@ import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js"
 import type { RunRequest } from "../pipeline/plan.js";
 import { runSpecOf } from "../pipeline/run-spec.js";
 import { runDirectory, sweepRunOrphans } from "../shell/run-directory.js";
-import {
-  ACTIVE_STATUSES,
-  type ExecutionRecord,
-  type ExecutionStatus,
-  FINAL_STATUSES,
-} from "../storage/types.js";
+import { ACTIVE_STATUSES, type ExecutionRecord, FINAL_STATUSES } from "../storage/types.js";
 import { runDetail } from "./detail.js";
 import { queueFromStorage } from "./explain.js";
+import { followEvents } from "./follow.js";
 import { markFollowed, runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
 import { findRun, planOf, runSummary } from "./records.js";
@@ -71,9 +67,6 @@ export interface LocalRunsOptions {
 
 /** Compiled runs kept by their file, text, inputs and tiers (a burst of the same submission parses once). */
 const COMPILED_CACHE_SIZE = 64;
-
-/** Statuses a run stays in until someone acts: ended, held, or needing attention. */
-export const STOPPED_STATUSES: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
 
 export class LocalRuns implements RunService {
   readonly runtime: Runtime;
@@ -224,7 +217,15 @@ export class LocalRuns implements RunService {
 
   async events(ref: string, options: EventOptions = {}): Promise<AsyncIterable<ExecutionEvent>> {
     const record = await this.#find(ref);
-    return this.#events(record, options.after ?? 0, options.signal);
+    return followEvents({
+      executor: this.#executor,
+      storage: this.#storage,
+      record,
+      after: options.after ?? 0,
+      signal: options.signal,
+      hostedHere: () => this.#hosted.has(record.id),
+      admission: this.runtime.jobs.resources,
+    });
   }
 
   async cancel(ref: string, reason = "cancelled by request"): Promise<ActionResponse> {
@@ -410,62 +411,6 @@ export class LocalRuns implements RunService {
     if (who !== undefined) return who;
     await this.#take(record);
     return undefined;
-  }
-
-  async *#events(
-    record: ExecutionRecord,
-    after: number,
-    signal: AbortSignal | undefined,
-  ): AsyncGenerator<ExecutionEvent> {
-    const id = record.id;
-    const executor = this.#executor;
-    const buffer: ExecutionEvent[] = [];
-    let wake: (() => void) | undefined;
-    // Listen first, then read the history: nothing falls between the two.
-    const stop = executor.on((event) => {
-      buffer.push(event);
-      wake?.();
-    }, id);
-    const onAbort = () => wake?.();
-    signal?.addEventListener("abort", onAbort);
-    let last = after;
-    const newer = async () => (await executor.history(id)).filter((e) => e.seq! > last);
-    try {
-      for (const event of await newer()) {
-        last = event.seq!;
-        yield event;
-      }
-      const now = await this.#storage.getExecution(id);
-      if (!now || (STOPPED_STATUSES.includes(now.status) && !this.#hosted.has(id))) return;
-      while (!signal?.aborted) {
-        while (buffer.length > 0) {
-          const event = buffer.shift()!;
-          if (event.seq !== undefined) {
-            if (event.seq <= last) continue;
-            // Events published while the history was read, or a batch that was not published here.
-            for (const missed of await newer()) if (missed.seq! < event.seq) yield missed;
-            last = event.seq;
-          }
-          yield event;
-          if (ENDING_EVENTS.has(event.type)) return;
-        }
-        // A run another process runs publishes nothing here: read its history now and then.
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, this.#hosted.has(id) ? 5_000 : 500).unref();
-        });
-        wake = undefined;
-        if (buffer.length === 0)
-          for (const event of await newer()) {
-            last = event.seq!;
-            yield event;
-            if (ENDING_EVENTS.has(event.type)) return;
-          }
-      }
-    } finally {
-      stop();
-      signal?.removeEventListener("abort", onAbort);
-    }
   }
 
   /** compileRun, memoized: problems still throw every time (they are not kept). */

@@ -45,6 +45,14 @@ jobs:
     needs: [approve]
     run: echo shipped >> trace
 `,
+  locked: `name: locked
+inputs:
+  n: { type: string }
+jobs:
+  deploy:
+    resources: { locks: [swarm] }
+    run: while [ ! -e "release-$INPUT_N" ]; do sleep 0.05; done
+`,
   held: `name: held
 on_failure: hold
 jobs:
@@ -300,6 +308,49 @@ export function runServiceCases(transport: Transport): void {
       expect((await f.runs.list()).map((r) => r.id)).toEqual([waiting.id]);
       await f.runs.cancel(waiting.id);
       await f.status(waiting.id, "cancelled");
+    });
+
+    it("tells a follower at once why a started job waits for admission", async () => {
+      await using f = await fixture();
+      const source = f.file("locked");
+      const first = await f.runs.submit(source, { inputs: { n: "1" } });
+      await eventually(
+        async () => (await f.runs.show(first.id)).steps.some((s) => s.status === "running"),
+        "the first deploy to hold the lock",
+        20_000,
+      );
+      const second = await f.runs.submit(source, { inputs: { n: "2" } });
+      await eventually(
+        async () => (await f.runs.show(second.id)).steps.some((s) => s.queued),
+        "the second deploy to queue on the lock",
+        20_000,
+      );
+      // Admission says why once, and again only when that changes: a follower who comes after it
+      // said so (the first one here) still hears why at once.
+      const queuedEvent = async (): Promise<ExecutionEvent | undefined> => {
+        const controller = new AbortController();
+        const stream = await f.runs.events(second.id, { signal: controller.signal });
+        try {
+          return await within(
+            (async () => {
+              for await (const event of stream)
+                if (event.type === "action:progress" && event.data?.queued === true) return event;
+              return undefined;
+            })(),
+            "the queued explanation",
+            20_000,
+          );
+        } finally {
+          controller.abort();
+        }
+      };
+      expect(await queuedEvent()).toBeDefined();
+      const told = await queuedEvent();
+      expect(told?.action).toBe("deploy");
+      expect(String(told?.data?.message)).toMatch(/^queued: waits for lock swarm/);
+      for (const n of ["1", "2"]) writeFileSync(join(f.dir, `release-${n}`), "");
+      await f.status(first.id, "completed");
+      await f.status(second.id, "completed");
     });
 
     it("shows the resource pools and what runs now", async () => {

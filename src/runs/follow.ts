@@ -1,0 +1,107 @@
+/**
+ * Following a run's events: its persisted history after a seq, then live events (progress included)
+ * until it ends or stops for someone to act. A run another process runs publishes nothing here, so
+ * its history is read again now and then.
+ */
+import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
+import type { Executor } from "../engine/executor.js";
+import type { JobResources } from "../pipeline/resources.js";
+import {
+  type ExecutionRecord,
+  type ExecutionStatus,
+  FINAL_STATUSES,
+  type Storage,
+} from "../storage/types.js";
+
+/** Statuses a run stays in until someone acts: ended, held, or needing attention. */
+export const STOPPED_STATUSES: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
+
+export interface FollowRequest {
+  executor: Executor;
+  storage: Storage;
+  record: ExecutionRecord;
+  /** Only events after this seq. */
+  after: number;
+  signal?: AbortSignal | undefined;
+  /** Whether this process runs the run now (its live events are published here). */
+  hostedHere: () => boolean;
+  /** This process's admission, which knows why its started jobs still wait. */
+  admission?: JobResources | undefined;
+}
+
+export async function* followEvents(request: FollowRequest): AsyncGenerator<ExecutionEvent> {
+  const { executor, storage, record, signal, hostedHere } = request;
+  const id = record.id;
+  const buffer: ExecutionEvent[] = [];
+  let wake: (() => void) | undefined;
+  // Listen first, then read the history: nothing falls between the two.
+  const stop = executor.on((event) => {
+    buffer.push(event);
+    wake?.();
+  }, id);
+  const onAbort = () => wake?.();
+  signal?.addEventListener("abort", onAbort);
+  let last = request.after;
+  const newer = async () => (await executor.history(id)).filter((e) => e.seq! > last);
+  try {
+    for (const event of await newer()) {
+      last = event.seq!;
+      yield event;
+    }
+    const now = await storage.getExecution(id);
+    if (!now || (STOPPED_STATUSES.includes(now.status) && !hostedHere())) return;
+    // Why a started job still waits for admission is told live, once and when it changes: a follower
+    // who came later hears it now, rather than nothing until the job is admitted.
+    yield* await queuedNow(request, now);
+    while (!signal?.aborted) {
+      while (buffer.length > 0) {
+        const event = buffer.shift()!;
+        if (event.seq !== undefined) {
+          if (event.seq <= last) continue;
+          // Events published while the history was read, or a batch that was not published here.
+          for (const missed of await newer()) if (missed.seq! < event.seq) yield missed;
+          last = event.seq;
+        }
+        yield event;
+        if (ENDING_EVENTS.has(event.type)) return;
+      }
+      // A run another process runs publishes nothing here: read its history now and then.
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, hostedHere() ? 5_000 : 500).unref();
+      });
+      wake = undefined;
+      if (buffer.length === 0)
+        for (const event of await newer()) {
+          last = event.seq!;
+          yield event;
+          if (ENDING_EVENTS.has(event.type)) return;
+        }
+    }
+  } finally {
+    stop();
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/** A progress event for each started job of the run that admission holds back, saying why. */
+async function queuedNow(request: FollowRequest, record: ExecutionRecord): Promise<ExecutionEvent[]> {
+  const { admission } = request;
+  if (!admission) return [];
+  const events: ExecutionEvent[] = [];
+  for (const step of (await request.storage.load(record.id))?.steps ?? []) {
+    if (step.status !== "running") continue;
+    const why = admission.explain(record.id, step.action);
+    if (why === undefined) continue;
+    events.push({
+      type: "action:progress",
+      executionId: record.id,
+      saga: record.saga,
+      runName: record.runName,
+      action: step.action,
+      at: Date.now(),
+      data: { message: `queued: ${why}`, queued: true },
+    });
+  }
+  return events;
+}
