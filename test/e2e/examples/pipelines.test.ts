@@ -3,7 +3,7 @@
  * story 2 publishes the app image last and rolls back, the recipe CI of story 3 fails fast on a
  * crash loop, the backport of story 1 waits for its build by polling or by a signal.
  */
-import { cpSync, existsSync, readdirSync, statSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -78,6 +78,27 @@ describe("examples/release.yml (story 2)", () => {
     // Both undos ran and each said what it removed; the registry is as empty as before the run.
     expect(result.stdout.match(/\| unpublished (worker|embeddings)@/g)).toHaveLength(2);
     expect(files(join(p.dir, ".registry"))).toEqual([]);
+  });
+});
+
+describe("examples/release.yml, a failed re-release (story 2)", () => {
+  it("leaves the previous release live: every tag points at what it pointed at before", async () => {
+    const p = project();
+    const good = await p.run(["run", "release.yml"]);
+    expect(good.code, good.stdout + good.stderr).toBe(0);
+    const registry = join(p.dir, ".registry");
+    const live = files(registry);
+    const tagOf = (image: string) => readFileSync(join(registry, image, "tags", "1.4.0"), "utf8");
+    const before = Object.fromEntries(["app", "worker", "embeddings"].map((i) => [i, tagOf(i)]));
+
+    // The same tag again: new builds (new digests), and the app push fails after the other two are out.
+    const again = await p.run(["run", "release.yml", "--input", "fail_at=publish"]);
+    expect(again.code, again.stdout + again.stderr).toBe(1);
+    expect(again.stdout).toMatch(/\| unpublished worker@\S+: worker:1\.4\.0 is \S+ again/);
+    expect(again.stdout).toMatch(/\| unpublished embeddings@\S+: embeddings:1\.4\.0 is \S+ again/);
+    expect(Object.fromEntries(["app", "worker", "embeddings"].map((i) => [i, tagOf(i)]))).toEqual(before);
+    // The re-release's images are gone; the previous release's are all there.
+    expect(files(registry)).toEqual(live);
   });
 });
 
