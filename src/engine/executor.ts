@@ -17,13 +17,13 @@ import {
   FINAL_STATUSES,
   type NewSignal,
   type SignalRecord,
+  STOPPED_STATUSES,
 } from "../storage/types.js";
 import { Batcher } from "./batcher.js";
 import { ENDING_EVENTS, type EventListener, type ExecutionEvent } from "./events.js";
 import { Execution } from "./execution.js";
 import { type ExecutorOptions, resolveExecutorOptions } from "./executor-options.js";
 import type { ExecutionHandle, ExecutionInfo, StartOptions } from "./handles.js";
-import { ENDED_OR_ATTENTION } from "./hosting.js";
 import { assertSameStart } from "./idempotency.js";
 import { newId } from "./ids.js";
 import { type AcceptedSignal, acceptSignals } from "./signals.js";
@@ -301,7 +301,7 @@ export class Executor extends ExecutionWakeups {
     try {
       // An id that does not exist yet is fine: subscribe first, then start with that id, and miss nothing.
       const record = await this.storage.getExecution(executionId);
-      if (record && ENDED_OR_ATTENTION.includes(record.status) && !this.executions.has(executionId))
+      if (record && STOPPED_STATUSES.includes(record.status) && !this.executions.has(executionId))
         done = true;
       while (true) {
         while (buffer.length > 0) yield buffer.shift()!;

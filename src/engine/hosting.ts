@@ -12,8 +12,8 @@ import type { JsonObject } from "../json.js";
 import { removeStaged } from "../staging/staging.js";
 import {
   type CommitResult,
-  type ExecutionStatus,
   FINAL_STATUSES,
+  STOPPED_STATUSES,
   type Storage,
   type Transition,
 } from "../storage/types.js";
@@ -27,13 +27,6 @@ import type { ExecutionHandle, ExecutionResult } from "./handles.js";
 import { Ownership } from "./ownership.js";
 import { SagaRegistry } from "./registry.js";
 import { ActionSlots } from "./slots.js";
-
-/** Statuses in which an execution stays until someone acts (or forever): what `result()` waits for. */
-export const ENDED_OR_ATTENTION: readonly ExecutionStatus[] = [
-  ...FINAL_STATUSES,
-  "needs_attention",
-  "failed",
-];
 
 export abstract class ExecutionHosting implements ExecutionHost {
   readonly owner: string;
@@ -180,7 +173,7 @@ export abstract class ExecutionHosting implements ExecutionHost {
   async result(executionId: string): Promise<ExecutionResult> {
     const record = await this.storage.getExecution(executionId);
     if (!record) throw new NotFoundError(`no execution ${executionId}`);
-    if (ENDED_OR_ATTENTION.includes(record.status) && !this.executions.has(executionId))
+    if (STOPPED_STATUSES.includes(record.status) && !this.executions.has(executionId))
       return this.resultOf(executionId);
     return new Promise((resolve) => {
       const list = this.waiters.get(executionId) ?? [];

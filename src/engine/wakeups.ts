@@ -6,8 +6,8 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ClockTimer } from "../clock.js";
+import { STOPPED_STATUSES } from "../storage/types.js";
 import type { ExecutorSettings } from "./executor-options.js";
-import { ENDED_OR_ATTENTION } from "./hosting.js";
 import { ExecutionIntake } from "./intake.js";
 
 export abstract class ExecutionWakeups extends ExecutionIntake {
@@ -98,7 +98,7 @@ export abstract class ExecutionWakeups extends ExecutionIntake {
       for (const id of this.waiters.keys()) {
         if (this.executions.has(id)) continue;
         const record = await this.storage.getExecution(id);
-        if (record && ENDED_OR_ATTENTION.includes(record.status)) this.resolveWaiters(id);
+        if (record && STOPPED_STATUSES.includes(record.status)) this.resolveWaiters(id);
       }
       // Take over from executors that died, within half a lease of their death being provable.
       if (this.clock.now() - this.lastRecovery >= this.settings.leaseMs / 2) await this.recover();

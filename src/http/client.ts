@@ -29,6 +29,7 @@ import type {
   RunService,
   SubmitOptions,
 } from "../runs/service.js";
+import { STOPPED_STATUSES } from "../storage/types.js";
 import { API_PREFIX } from "./routes.js";
 
 /** A request the server refused, or one that could not be made (`status` undefined: no answer). */
@@ -53,9 +54,6 @@ export interface HttpRunsOptions {
   /** Between reconnections of a dropped event stream: `attempt` → ms. Default 200 ms doubling. */
   reconnectDelayMs?: (attempt: number) => number;
 }
-
-/** Statuses a run stays in until someone acts: its events stream has nothing more to say. */
-const STOPPED: readonly string[] = ["completed", "compensated", "cancelled", "needs_attention", "failed"];
 
 export class HttpRuns implements RunService {
   readonly detached = true;
@@ -227,7 +225,8 @@ export class HttpRuns implements RunService {
         if (ended) return;
         // Closed with no ending event: the run had stopped already, or the connection (or server) went.
         const run = await this.show(ref);
-        if (STOPPED.includes(run.status)) return;
+        // A run in one of these has nothing more to say.
+        if (STOPPED_STATUSES.includes(run.status)) return;
       } catch (error) {
         if (signal?.aborted) return;
         if ((error instanceof RemoteError && error.status !== undefined) || attempt >= 5) throw error;

@@ -6,15 +6,7 @@
 import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
 import type { Executor } from "../engine/executor.js";
 import type { JobResources } from "../pipeline/resources.js";
-import {
-  type ExecutionRecord,
-  type ExecutionStatus,
-  FINAL_STATUSES,
-  type Storage,
-} from "../storage/types.js";
-
-/** Statuses a run stays in until someone acts: ended, held, or needing attention. */
-export const STOPPED_STATUSES: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
+import { type ExecutionRecord, STOPPED_STATUSES, type Storage } from "../storage/types.js";
 
 export interface FollowRequest {
   executor: Executor;

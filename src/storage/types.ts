@@ -25,6 +25,8 @@ export type ExecutionStatus =
 export const ACTIVE_STATUSES: readonly ExecutionStatus[] = ["running", "waiting", "compensating"];
 /** Statuses an execution never leaves. */
 export const FINAL_STATUSES: readonly ExecutionStatus[] = ["completed", "compensated", "cancelled"];
+/** Statuses an execution stays in until someone acts, or forever: ended, held after a failure, or needing attention. */
+export const STOPPED_STATUSES: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
 
 /** Lifecycle of one action inside an execution; see docs/state-machine.md. */
 export type StepStatus =

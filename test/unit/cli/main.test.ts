@@ -4,18 +4,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { main } from "../../../src/cli/main.js";
+import { run } from "./cli.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
   version: string;
 };
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (text) => (out += text), err: (text) => (err += text) });
-  return { code, out, err };
-}
 
 describe("slipway command line", () => {
   it.each([["--version"], ["-v"], ["version"]])("%s prints the package version", async (flag) => {

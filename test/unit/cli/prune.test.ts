@@ -2,15 +2,8 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../../src/cli/main.js";
 import { tempDir } from "../../helpers.js";
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (text) => (out += text), err: (text) => (err += text) });
-  return { code, out, err };
-}
+import { run } from "./cli.js";
 
 describe("slipway prune", () => {
   it("removes ended runs older than the duration, with their logs", async () => {

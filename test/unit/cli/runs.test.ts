@@ -2,19 +2,12 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { main } from "../../../src/cli/main.js";
 import { saga } from "../../../src/definition/saga.js";
 import { Executor } from "../../../src/engine/executor.js";
 import { createLogger } from "../../../src/logging.js";
 import { SqliteStorage } from "../../../src/storage/sqlite/sqlite-storage.js";
 import { eventually, tempDir, within } from "../../helpers.js";
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (text) => (out += text), err: (text) => (err += text) });
-  return { code, out, err };
-}
+import { run } from "./cli.js";
 
 describe("slipway ls and show", () => {
   it("list runs and show where each stands, failures and waits included", async () => {

@@ -6,16 +6,9 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { main } from "../../../src/cli/main.js";
 import { dbPath } from "../../../src/cli/state.js";
 import { tempDir } from "../../helpers.js";
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (text) => (out += text), err: (text) => (err += text) });
-  return { code, out, err };
-}
+import { run } from "./cli.js";
 
 const saved = process.env.SLIPWAY_DB;
 afterEach(() => {
