@@ -170,5 +170,5 @@ jobs:
     expect(resumed.code, resumed.stdout + resumed.stderr).toBe(1);
     expect(project.trace().slice(6)).toEqual(["undo push", "undo build"]);
     expect((await project.show(id)).status).toBe("compensated");
-  }, 20_000);
+  });
 });
