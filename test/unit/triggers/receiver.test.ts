@@ -116,7 +116,7 @@ describe("receiving a webhook", () => {
       ...github("issue_comment", fixture("github-issue-comment")),
     );
     expect(answer.status).toBe(202);
-    await eventually(() => expect(delivered).toHaveLength(1), "the comment event after the lookup");
+    await eventually(() => delivered.length === 1, "the comment event after the lookup");
     expect(delivered[0]).toMatchObject({
       kind: "comment",
       id: "492700400",
@@ -135,7 +135,7 @@ describe("receiving a webhook", () => {
       },
     });
     await receiveHook(deps, "app", ...github("issue_comment", fixture("github-issue-comment")));
-    await eventually(() => expect(lateErrors).toHaveLength(1), "the late error");
+    await eventually(() => lateErrors.length === 1, "the late error");
     expect(delivered).toEqual([]);
   });
 });
