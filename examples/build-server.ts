@@ -308,6 +308,9 @@ function printEvent(event: ExecutionEvent): void {
     "undo:started": () => "undoing",
     "undo:completed": () => "undone",
     "undo:failed": () => `undo failed: ${String(data.error)}${data.final ? " (giving up)" : "; will retry"}`,
+    "cleanup:started": () => "cleaning up after an attempt that did not complete",
+    "cleanup:completed": () => "cleaned up",
+    "cleanup:failed": () => `cleanup failed: ${String(data.error)}`,
     "signal:received": () => `signal "${String(data.signal)}" received`,
   };
   const who = event.runName ?? event.executionId;

@@ -11,8 +11,8 @@ export interface LogContext {
   saga: string;
   action?: string;
   attempt?: number;
-  /** What runs: the action itself, its undo, or a poll check. */
-  phase?: "run" | "undo" | "check";
+  /** What runs: the action itself, its undo, its cleanup, or a poll check. */
+  phase?: "run" | "undo" | "check" | "cleanup";
 }
 
 const contextStore = new AsyncLocalStorage<LogContext>();

@@ -36,6 +36,14 @@ export interface TaskSpec<V, R extends keyof V, P extends Shape, Names extends s
   timeoutMs?: number;
   undoRetry?: Partial<RetryPolicy>;
   undoTimeoutMs?: number;
+  /**
+   * Runs after an attempt of `run` that started but did not complete: it failed, timed out, was
+   * stopped by a cancel, or its process died (then on recovery, before anything else of this action).
+   * Given the action's input; one attempt, whose failure is reported and stops nothing. Should be
+   * idempotent: a crash while it runs runs it again.
+   */
+  cleanup?: (input: Pick<V, R>, ctx: ActionContext) => Promise<void> | void;
+  cleanupTimeoutMs?: number;
 }
 
 export interface SignalSpec<V, R extends keyof V, P extends Shape, Names extends string>
@@ -154,6 +162,10 @@ export class SagaBuilder<Input, V, Names extends string> {
       undo: spec.undo as ActionDefinition["undo"],
       undoRetry: policy(spec.undoRetry, DEFAULT_UNDO_RETRY),
       undoTimeoutMs: spec.undoTimeoutMs ?? null,
+      ...(spec.cleanup && {
+        cleanup: spec.cleanup as ActionDefinition["cleanup"],
+        cleanupTimeoutMs: spec.cleanupTimeoutMs ?? null,
+      }),
     });
   }
 
@@ -302,6 +314,7 @@ function checkOptions(action: ActionDefinition): string[] {
   };
   positive(action.timeoutMs, "timeoutMs");
   positive(action.undoTimeoutMs, "undoTimeoutMs");
+  positive(action.cleanupTimeoutMs, "cleanupTimeoutMs");
   for (const [label, retry] of [
     ["retry", action.retry],
     ["undoRetry", action.undoRetry],

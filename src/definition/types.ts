@@ -70,6 +70,9 @@ export interface ActionDefinition {
   undo?: (input: Record<string, unknown>, output: Record<string, unknown>, ctx: ActionContext) => unknown;
   undoRetry: RetryPolicy;
   undoTimeoutMs: number | null;
+  /** Tasks: runs after an attempt of `run` that started but did not complete (failed, timed out, stopped, interrupted by a crash). */
+  cleanup?: (input: Record<string, unknown>, ctx: ActionContext) => unknown;
+  cleanupTimeoutMs?: number | null;
   /** Signal waits. */
   signalName?: string;
   /** Turns a signal's payload into the action's output values (default: the payload is them). */

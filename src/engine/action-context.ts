@@ -34,7 +34,7 @@ export class Context implements ActionContext {
   }
   get idempotencyKey(): string {
     const key = `${this.#execution.id}/${this.action}`;
-    return this.phase === "undo" ? `${key}/undo` : key;
+    return this.phase === "undo" || this.phase === "cleanup" ? `${key}/${this.phase}` : key;
   }
   get signal(): AbortSignal {
     return this.#abort.signal;

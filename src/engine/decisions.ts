@@ -60,8 +60,12 @@ export abstract class ExecutionDecisions extends ExecutionState {
         if (action.dependsOn.every((dep) => this.stepRecords.get(dep)?.status === "completed"))
           blocked = !this.begin(changes, action, now) || blocked;
       } else if (step.status === "running") {
-        // In flight when its process died: run it again, same idempotency key.
-        blocked = !this.startAttempt(changes, action, now) || blocked;
+        // Its attempt ended without completing (it failed, or was in flight when its process died):
+        // its cleanup first, if it has one; then, after a crash, run it again, same idempotency key.
+        const started = this.cleanupDue(action, step)
+          ? this.startCleanup(changes, action, step)
+          : this.startAttempt(changes, action, now);
+        blocked = !started || blocked;
       } else if (step.status === "retrying") {
         if (retryAt(step) <= now) blocked = !this.startAttempt(changes, action, now) || blocked;
       } else if (step.status === "waiting") {
@@ -240,9 +244,19 @@ export abstract class ExecutionDecisions extends ExecutionState {
   ): void {
     const prev = this.stepRecords.get(action.name)!;
     const failures = prev.failures + 1;
-    const info = toErrorInfo(error);
+    const info = errorInfoOf(error);
     // Compensating or held: what fails now just fails, nothing is retried.
     const cancelled = this.record.status === "compensating" || this.record.status === "failed";
+    if (this.cleanupDue(action, prev)) {
+      // The attempt is settled once its cleanup has run (which calls this again); a failure for good
+      // stops the rest of the execution now, not after the cleanup.
+      this.setStep(changes, action.name, { state: { failure: info as unknown as JsonObject } });
+      if (cancelled || (!final && failures < action.retry.maxAttempts)) return;
+      const cause: CompensationCause = { kind: "failure", action: action.name, error: info };
+      if (this.saga.onFailure === "hold") this.hold(changes, cause);
+      else this.beginCompensation(changes, cause);
+      return;
+    }
     if (!final && !cancelled && failures < action.retry.maxAttempts) {
       const at = now + backoffDelay(action.retry, failures);
       this.setStep(changes, action.name, {
@@ -281,12 +295,20 @@ export abstract class ExecutionDecisions extends ExecutionState {
     this.patch(changes, { status: "failed", cause, wakeAt: null });
     this.event(changes, "execution:failed", null, { action: cause.action, error: cause.error.message });
     const reason = new CancelledError(`action "${cause.action}" failed; the execution is held`);
-    for (const flight of this.inFlight.values()) flight.abort.abort(reason);
+    for (const flight of this.inFlight.values()) if (flight.phase !== "cleanup") flight.abort.abort(reason);
   }
 
-  /** A held execution leaves memory once what was running has settled. */
+  /** A held execution leaves memory once what was running has settled and been cleaned up after. */
   protected settleHold(changes: Changes): void {
     if (this.inFlight.size > 0) return;
+    let cleaning = false;
+    for (const [name, step] of this.stepRecords) {
+      const action = this.saga.actions.get(name)!;
+      if (!this.cleanupDue(action, step)) continue;
+      cleaning = true;
+      if (!this.startCleanup(changes, action, step)) return this.waitForSlot();
+    }
+    if (cleaning) return;
     const now = this.host.clock.now();
     for (const [name, step] of this.stepRecords) {
       if (step.status === "running" || step.status === "retrying" || step.status === "waiting") {
@@ -318,14 +340,24 @@ export abstract class ExecutionDecisions extends ExecutionState {
     const reason = new CancelledError(
       cause.kind === "cancel" ? `execution cancelled: ${cause.reason}` : `action "${cause.action}" failed`,
     );
-    for (const flight of this.inFlight.values()) if (flight.phase !== "undo") flight.abort.abort(reason);
+    for (const flight of this.inFlight.values())
+      if (flight.phase !== "undo" && flight.phase !== "cleanup") flight.abort.abort(reason);
   }
 
-  /** Undoes completed actions, dependents before their dependencies; ends when nothing is left. */
+  /**
+   * Cleans up after actions cut short, then undoes completed actions, dependents before their
+   * dependencies; ends when nothing is left.
+   */
   protected compensate(changes: Changes, now: number): void {
+    let blocked = false;
     // Whatever was started but is not running here any more will never complete now.
     for (const [name, step] of this.stepRecords) {
       if (this.inFlight.has(name)) continue;
+      const action = this.saga.actions.get(name)!;
+      if (this.cleanupDue(action, step)) {
+        if (!this.startCleanup(changes, action, step)) blocked = true;
+        continue;
+      }
       if (step.status === "running" || step.status === "retrying" || step.status === "waiting") {
         const interrupted = toErrorInfo(new CancelledError("stopped by compensation before it completed"));
         this.setStep(changes, name, {
@@ -341,8 +373,12 @@ export abstract class ExecutionDecisions extends ExecutionState {
         });
       }
     }
-    let blocked = false;
-    for (let i = this.saga.order.length - 1; i >= 0; i--) {
+    // A step still `running` here is being stopped or cleaned up after: undos wait for its cleanup
+    // (tearing down a half-made deploy may need what completed jobs made).
+    const cleaningUp = [...this.stepRecords.values()].some(
+      (s) => s.status === "running" && this.saga.actions.get(s.action)!.cleanup !== undefined,
+    );
+    for (let i = this.saga.order.length - 1; i >= 0 && !cleaningUp; i--) {
       const name = this.saga.order[i]!;
       const action = this.saga.actions.get(name)!;
       const step = this.stepRecords.get(name);
@@ -377,6 +413,32 @@ export abstract class ExecutionDecisions extends ExecutionState {
       if (step.status === "undoing" || step.status === "undo_failed") return false;
       if (step.status === "completed" && hasUndo) return false;
     }
+    return true;
+  }
+
+  /**
+   * Whether the step's attempt of `run` started but did not complete and its cleanup has not run: it
+   * failed (its failure waits in `state.failure`), or it was in flight when its process died. The
+   * caller knows it is not in flight.
+   */
+  protected cleanupDue(action: ActionDefinition, step: StepRecord): boolean {
+    return (
+      action.cleanup !== undefined &&
+      step.status === "running" &&
+      step.attempt > 0 &&
+      step.state?.cleaned !== step.attempt
+    );
+  }
+
+  protected startCleanup(changes: Changes, action: ActionDefinition, step: StepRecord): boolean {
+    if (!this.reserve(action.name, "cleanup")) return false;
+    const failure = step.state?.failure as ErrorInfo | undefined;
+    this.event(changes, "cleanup:started", action.name, {
+      attempt: step.attempt,
+      ...(failure ? { error: failure.message } : { interrupted: true }),
+    });
+    const flight = this.inFlight.get(action.name)!;
+    changes.after.push(() => this.execute(action, "cleanup", step.attempt, flight.abort));
     return true;
   }
 
@@ -427,6 +489,15 @@ export abstract class ExecutionDecisions extends ExecutionState {
 function deadlineOf(step: StepRecord): JsonObject {
   const deadline = step.state?.deadline;
   return typeof deadline === "number" ? { deadline } : {};
+}
+
+/** A failure kept in a step's state (already an ErrorInfo) stays as it is. */
+function errorInfoOf(error: unknown): ErrorInfo {
+  if (error !== null && typeof error === "object" && !(error instanceof Error)) {
+    const { name, message } = error as Partial<ErrorInfo>;
+    if (typeof name === "string" && typeof message === "string") return error as ErrorInfo;
+  }
+  return toErrorInfo(error);
 }
 
 function retryAt(step: StepRecord): number {

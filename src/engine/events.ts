@@ -21,6 +21,9 @@ export type LifecycleEventType =
   | "undo:started"
   | "undo:completed"
   | "undo:failed"
+  | "cleanup:started"
+  | "cleanup:completed"
+  | "cleanup:failed"
   | "signal:received";
 
 export type ExecutionEventType = LifecycleEventType | "action:progress";

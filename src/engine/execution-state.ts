@@ -24,10 +24,10 @@ import type { LifecycleEventType } from "./events.js";
 import type { ExecutionHost } from "./execution-host.js";
 import { Abort } from "./guard.js";
 
-/** What runs for an action: its body, its undo, or a poll check. */
-export type Phase = "run" | "undo" | "check";
+/** What runs for an action: its body, its undo, its cleanup, or a poll check. */
+export type Phase = "run" | "undo" | "check" | "cleanup";
 
-/** A body, undo or check holding a slot, with the handle that aborts it. */
+/** A body, undo, cleanup or check holding a slot, with the handle that aborts it. */
 export interface InFlight {
   phase: Phase;
   abort: Abort;

@@ -83,21 +83,25 @@ export class Execution extends ExecutionDecisions {
     const timeoutMs =
       phase === "undo"
         ? action.undoTimeoutMs
-        : phase === "run"
-          ? action.timeoutMs
-          : deadline === undefined
-            ? null
-            : Math.max(1, deadline - this.host.clock.now());
+        : phase === "cleanup"
+          ? (action.cleanupTimeoutMs ?? null)
+          : phase === "run"
+            ? action.timeoutMs
+            : deadline === undefined
+              ? null
+              : Math.max(1, deadline - this.host.clock.now());
     const timeoutMessage =
       phase === "check"
         ? `the poll did not report done within ${action.timeoutMs} ms`
-        : `${phase === "undo" ? "undo of " : ""}action "${action.name}" timed out after ${timeoutMs} ms`;
+        : `${phase === "run" ? "" : `${phase} of `}action "${action.name}" timed out after ${timeoutMs} ms`;
     const body =
       phase === "run"
         ? () => action.run!(input, ctx)
         : phase === "undo"
           ? () => action.undo!(input, step.output ?? {}, ctx)
-          : () => action.check!(input, ctx);
+          : phase === "cleanup"
+            ? () => action.cleanup!(input, ctx)
+            : () => action.check!(input, ctx);
     let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
     try {
       const value = await guard(
@@ -118,6 +122,7 @@ export class Execution extends ExecutionDecisions {
     const changes = new Changes();
     const now = this.host.clock.now();
     if (phase === "undo") this.#settleUndo(changes, action, outcome, now);
+    else if (phase === "cleanup") this.#settleCleanup(changes, action, outcome, now);
     else if (!outcome.ok)
       this.fail(changes, action, outcome.error, now, deadline !== undefined && deadline <= now);
     else if (phase === "run") {
@@ -154,6 +159,28 @@ export class Execution extends ExecutionDecisions {
     const state: JsonObject = { ...step.state, nextCheckAt: now + action.everyMs! };
     if (typeof report.message === "string") state.message = report.message;
     this.setStep(changes, action.name, { status: "waiting", state });
+  }
+
+  /**
+   * A cleanup settled, well or not (its failure is reported and stops nothing): the attempt it
+   * cleaned up after is settled now, as failed (and retried, or not) or, after a crash, run again.
+   */
+  #settleCleanup(
+    changes: Changes,
+    action: ActionDefinition,
+    outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
+    now: number,
+  ): void {
+    const step = this.stepRecords.get(action.name)!;
+    const failure = step.state?.failure;
+    if (outcome.ok) this.event(changes, "cleanup:completed", action.name, { attempt: step.attempt });
+    else
+      this.event(changes, "cleanup:failed", action.name, {
+        attempt: step.attempt,
+        error: toErrorInfo(outcome.error).message,
+      });
+    this.setStep(changes, action.name, { state: { cleaned: step.attempt } });
+    if (failure !== undefined) this.fail(changes, action, failure, now);
   }
 
   /** An undo settled: undone, retried after its backoff, or failed for good. */
