@@ -82,6 +82,17 @@ export function createView(mode: ViewMode, io: Io, plans: ReadonlyMap<string, St
         job.state = data.final ? "undo failed" : "undoing";
         job.note = String(data.error ?? "");
         break;
+      case "cleanup:started":
+        job.state = "cleaning up";
+        job.note = data.interrupted ? "after an interrupted attempt" : String(data.error ?? "");
+        break;
+      case "cleanup:completed":
+        job.state = "cleaned up";
+        break;
+      case "cleanup:failed":
+        job.state = "cleanup failed";
+        job.note = String(data.error ?? "");
+        break;
       case "action:progress":
         if (data.queued === true) job.state = "queued";
         else if (data.queued === false) job.state = "running";
@@ -184,7 +195,8 @@ function plainLine(e: ExecutionEvent, label: string): string | undefined {
         : `${label}: attempt ${String(data.attempt)} failed, retrying: ${String(data.error)}`;
     case "action:progress": {
       const message = String(data.message ?? "");
-      return data.stream ? `${label} | ${message}` : `${label}: ${message}`;
+      const who = data.phase === "cleanup" ? `${label} cleanup` : label;
+      return data.stream ? `${who} | ${message}` : `${who}: ${message}`;
     }
     case "signal:received":
       return `${label}: signal "${String(data.signal)}" received`;
@@ -194,6 +206,14 @@ function plainLine(e: ExecutionEvent, label: string): string | undefined {
       return `${label}: undone`;
     case "undo:failed":
       return `${label}: undo failed${data.final ? "" : ", retrying"}: ${String(data.error)}`;
+    case "cleanup:started":
+      return data.interrupted
+        ? `${label}: cleaning up after an interrupted attempt`
+        : `${label}: cleaning up after: ${String(data.error)}`;
+    case "cleanup:completed":
+      return `${label}: cleaned up`;
+    case "cleanup:failed":
+      return `${label}: cleanup failed: ${String(data.error)}`;
     case "execution:compensating":
       return "rolling back: undoing completed jobs, dependents first";
     case "execution:waiting":
@@ -213,6 +233,9 @@ const COLOURS: Record<string, number> = {
   "undo failed": 31,
   undoing: 35,
   undone: 35,
+  "cleaning up": 35,
+  "cleaned up": 35,
+  "cleanup failed": 31,
   skipped: 90,
   pending: 90,
 };

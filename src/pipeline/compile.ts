@@ -10,7 +10,7 @@ import type { ActionContext } from "../definition/types.js";
 import type { Json } from "../json.js";
 import type { ExecutionRecord } from "../storage/types.js";
 import { concurrencyCheck } from "./concurrency.js";
-import { pollCheck, readyJob, runJob, undoJob, waitSkip } from "./jobs.js";
+import { cleanupJob, pollCheck, readyJob, runJob, undoJob, waitSkip } from "./jobs.js";
 import { parsePipeline } from "./parse.js";
 import { type Plan, planRun, type RunRequest } from "./plan.js";
 import { type RunSpec, runSpecOf, runSpecSchema, stepResultSchema } from "./run-spec.js";
@@ -114,6 +114,9 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
         ...(job.undo && {
           undo: (input: Values, output: Values, ctx: ActionContext) =>
             undoJob(context, step, input, output, ctx),
+        }),
+        ...(job.cleanup && {
+          cleanup: (input: Values, ctx: ActionContext) => cleanupJob(context, step, input, ctx),
         }),
         retry: { maxAttempts: job.retries + 1, initialDelayMs: 1_000, maxDelayMs: 60_000 },
         undoRetry: { maxAttempts: 3, initialDelayMs: 1_000 },

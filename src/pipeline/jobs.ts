@@ -2,7 +2,7 @@
  * What a pipeline step does when the engine runs it: decide whether it is skipped, render its
  * command, run it as a child process (logged, masked, killable), probe readiness, return its outputs.
  */
-import { readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ActionContext, PollResult } from "../definition/types.js";
@@ -47,6 +47,15 @@ export async function runJob(
   const env = environment(context, step, scope, ctx);
   const grant = await admit(context, step, ctx);
   let keep = false;
+  // The cleanup that follows a failed command needs what the command was admitted with (the swarm a
+  // half-made deploy is on): it is kept for it, so no other job takes it in between.
+  const keepForCleanup = (error: unknown) => {
+    if (grant && job.cleanup) {
+      context.runtime.resources!.hold(ctx.executionId, step.action, grant);
+      keep = true;
+    }
+    return error;
+  };
   try {
     const result = await shell(
       context,
@@ -57,9 +66,12 @@ export async function runJob(
       scope,
       env,
       job.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    );
+    ).catch((error: unknown) => {
+      throw keepForCleanup(error);
+    });
     context.runtime.resources?.recordPeak(context.plan.pipeline.name, job.name, result.peakRssBytes);
-    if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("run", result));
+    if (result.outcome !== "exited" || result.exitCode !== 0)
+      throw keepForCleanup(new JobError(failure("run", result)));
     // A deploy keeps what it was admitted with (its lock, say) until its probe says it is up.
     if (grant && job.ready) {
       context.runtime.resources!.hold(ctx.executionId, step.action, grant);
@@ -129,6 +141,35 @@ export async function undoJob(
   try {
     const result = await shell(context, step, ctx, "undo", job.undo, scope, env, DEFAULT_TIMEOUT_MS);
     if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("undo", result));
+  } finally {
+    grant?.release();
+  }
+}
+
+/**
+ * The cleanup after an attempt of the job's `run` that started but did not complete (the engine
+ * calls it with that attempt's number). Nothing to do when its command never started (the job was
+ * cancelled while it waited for admission, say): an attempt's log and pid files exist from its spawn.
+ */
+export async function cleanupJob(
+  context: StepContext,
+  step: Step,
+  input: Values,
+  ctx: ActionContext,
+): Promise<void> {
+  const job = step.job as RunJob;
+  if (!job.cleanup) return;
+  const ran = attemptFiles(context.runtime.dataDir, ctx.executionId, step.action, "run", ctx.attempt);
+  if (!existsSync(ran.log) && !existsSync(ran.pid)) {
+    ctx.progress("nothing to clean up: the command had not started", { phase: "cleanup" });
+    return;
+  }
+  const scope = expressionContext(context, step, input);
+  const env = environment(context, step, scope, ctx);
+  const grant = await heldOrAdmit(context, step, ctx, step.action);
+  try {
+    const result = await shell(context, step, ctx, "cleanup", job.cleanup, scope, env, DEFAULT_TIMEOUT_MS);
+    if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("cleanup", result));
   } finally {
     grant?.release();
   }
@@ -395,7 +436,7 @@ function lastOutput(result: ShellResult): string {
   return lines.length === 0 ? "(no output)" : lines.join(" | ");
 }
 
-function failure(what: "run" | "undo" | "check", result: ShellResult): string {
+function failure(what: "run" | "undo" | "cleanup" | "check", result: ShellResult): string {
   const label = what === "run" ? "" : `${what} `;
   if (result.outcome === "timeout") return `${label}timed out: ${lastOutput(result)}`;
   if (result.outcome === "aborted") return `${label}stopped`;

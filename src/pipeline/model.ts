@@ -144,6 +144,11 @@ export interface RunJob extends JobBase {
   run: Template;
   /** Compensation, run when a later failure rolls the pipeline back. Can read `outputs`. */
   undo?: Template;
+  /**
+   * Run after an attempt of `run` that started but did not complete (failed, timed out, cancelled,
+   * interrupted by a crash), before any undo. Cannot read `outputs`.
+   */
+  cleanup?: Template;
   ready?: ReadyCheck;
   retries: number;
   timeoutMs?: number;

@@ -21,6 +21,7 @@ export const JOB_KEYS = [
   "resources",
   "run",
   "undo",
+  "cleanup",
   "ready",
   "retries",
   "timeout",
@@ -68,7 +69,10 @@ const JOB_HINTS: KeyHints = {
   requires: needsHint,
   rollback: undoHint,
   compensate: undoHint,
-  cleanup: undoHint,
+  teardown: {
+    message: "a teardown after a `run` cut short is `cleanup`; after a completed one, `undo`",
+    suggestion: "cleanup",
+  },
   every: { message: "`every` belongs in `ready:` or `poll:`" },
   crash_loop: { message: "`crash_loop` belongs in `ready:`", suggestion: "ready" },
   signal: { message: "`signal` belongs in `wait:`, e.g. `wait: { signal: approved }`", suggestion: "wait" },
@@ -185,7 +189,7 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
 
   if (kind === "wait" || kind === "poll") {
     const what = kind === "wait" ? "waits for a signal" : "polls";
-    for (const key of ["undo", "ready", "retries", "timeout", "resources"] as const) {
+    for (const key of ["undo", "cleanup", "ready", "retries", "timeout", "resources"] as const) {
       const field = fields.get(key);
       if (field === undefined) continue;
       const fix =
@@ -257,6 +261,9 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
         template(r, n, label("undo"), scopeFor({ ...stepRoots, outputs: true })),
       );
       if (undo) job.undo = undo;
+      // After a `run` cut short: it has no outputs to read.
+      const cleanup = ifGiven(fields.get("cleanup"), (n) => template(r, n, label("cleanup"), steps));
+      if (cleanup) job.cleanup = cleanup;
       const timeoutMs = ifGiven(fields.get("timeout"), (n) => r.duration(n, label("timeout")));
       if (timeoutMs !== undefined) job.timeoutMs = timeoutMs;
       // The probe runs after `run` succeeded, so it may read what `run` output (a URL, a service name).

@@ -85,12 +85,14 @@ function matches(job: string | undefined, action: string): boolean {
 }
 
 function order(file: LogFile, started: Map<string, number>): number {
-  const phase = file.phase === "undo" ? 1e15 : 0;
+  // A cleanup right after the attempt it followed; undos after everything else.
+  const phase = file.phase === "undo" ? 1e15 : file.phase === "cleanup" ? 0.5 : 0;
   return phase + (started.get(file.action) ?? Number.MAX_SAFE_INTEGER / 2) + file.attempt;
 }
 
 function header(file: LogFile): string {
   if (file.phase === "undo") return `${file.action} undo (attempt ${file.attempt})`;
+  if (file.phase === "cleanup") return `${file.action} cleanup (after attempt ${file.attempt})`;
   if (file.phase === "poll") return `${file.action} checks`;
   return `${file.action} (attempt ${file.attempt})`;
 }

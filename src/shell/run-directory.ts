@@ -4,6 +4,7 @@
  *
  *   <job>.<attempt>.log        output of attempt N of a job's command (its readiness probe included)
  *   <job>.undo.<attempt>.log   output of attempt N of its undo
+ *   <job>.cleanup.<attempt>.log  output of the cleanup after attempt N of its command, which was cut short
  *   <job>.poll.log             every check of a poll job, appended (a six-hour poll every 30 s
  *                              would otherwise leave 720 files)
  *   <log>.pid                  the process group running that attempt (a ProcessIdentity as JSON),
@@ -18,8 +19,8 @@ import { type Dirent, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { type OrphanFound, sweepPidFiles } from "./orphans.js";
 
-/** Which command of a job wrote a log: its `run`, its `undo`, or the checks of a poll job. */
-export type LogPhase = "run" | "undo" | "poll";
+/** Which command of a job wrote a log: its `run`, its `undo`, its `cleanup`, or the checks of a poll job. */
+export type LogPhase = "run" | "undo" | "cleanup" | "poll";
 
 /** `<dataDir>/logs/<run id>`: everything on disk that belongs to one run. */
 export function runDirectory(dataDir: string, runId: string): string {
@@ -47,8 +48,8 @@ export function attemptFiles(
   const name =
     phase === "poll"
       ? `${action}.poll.log`
-      : phase === "undo"
-        ? `${action}.undo.${attempt}.log`
+      : phase === "undo" || phase === "cleanup"
+        ? `${action}.${phase}.${attempt}.log`
         : `${action}.${attempt}.log`;
   const log = join(runDirectory(dataDir, runId), name);
   return { log, pid: `${log}${PID}`, outputs: `${log}.outputs` };
@@ -66,11 +67,11 @@ export function listLogFiles(dataDir: string, runId: string, actions?: readonly 
   const dir = runDirectory(dataDir, runId);
   const files: LogFile[] = [];
   for (const { name } of entries(dir)) {
-    const match = /^(.+?)\.(?:(undo)\.(\d+)|(poll)|(\d+))\.log$/.exec(name);
+    const match = /^(.+?)\.(?:(undo|cleanup)\.(\d+)|(poll)|(\d+))\.log$/.exec(name);
     if (!match) continue;
     const action = match[1]!;
     if (actions && !actions.includes(action)) continue;
-    const phase: LogPhase = match[2] ? "undo" : match[4] ? "poll" : "run";
+    const phase: LogPhase = match[2] ? (match[2] as "undo" | "cleanup") : match[4] ? "poll" : "run";
     const attempt = Number(match[3] ?? match[5] ?? 1);
     files.push({ action, phase, attempt, path: join(dir, name) });
   }

@@ -312,6 +312,7 @@ jobs:
     ready: { run: ./probe }
     retries: 2
     resources: { memory: 1GiB }
+    cleanup: ./tidy
 `),
     ).toEqual([
       "4:5: `undo` applies to `run` jobs only (job `approve` waits for a signal)",
@@ -319,6 +320,28 @@ jobs:
       "8:5: `ready` applies to `run` jobs only (job `build` polls)",
       "9:5: `retries` applies to `run` jobs only (job `build` polls): put it in `poll:`",
       "10:5: `resources` applies to `run` jobs only (job `build` polls): it holds nothing while it waits, and is admitted for nothing",
+      "11:5: `cleanup` applies to `run` jobs only (job `build` polls)",
+    ]);
+  });
+
+  it("reads a run job's cleanup, which cannot read the job's own outputs", () => {
+    const source = `jobs:
+  deploy:
+    run: ./deploy
+    cleanup: ./teardown \${{ inputs.recipe }}
+`;
+    const deploy = parsePipeline(`inputs: { recipe: { default: gitea } }\n${source}`, "p.yml").jobs[0];
+    expect(deploy).toMatchObject({ kind: "run", cleanup: { source: "./teardown ${{ inputs.recipe }}" } });
+    expect(
+      problems(`jobs:
+  deploy:
+    run: ./deploy
+    cleanup: ./teardown \${{ outputs.stack }}
+    teardown: ./teardown
+`),
+    ).toEqual([
+      "4:29: `cleanup` of job `deploy`: `outputs` (the job's own outputs) can be read only in `undo` and `ready.run`; other jobs read them as `needs.<job>.outputs.<name>`",
+      "5:5: unknown key `teardown` in job `deploy`: a teardown after a `run` cut short is `cleanup`; after a completed one, `undo` (did you mean `cleanup`?)",
     ]);
   });
 

@@ -30,6 +30,7 @@ describe("run directory", () => {
       outputs: join(dir, "build.linux.2.log.outputs"),
     });
     expect(attemptFiles("/data", "r1", "deploy", "undo", 1).log).toBe(join(dir, "deploy.undo.1.log"));
+    expect(attemptFiles("/data", "r1", "deploy", "cleanup", 2).log).toBe(join(dir, "deploy.cleanup.2.log"));
     // Every check of a poll appends to one file.
     expect(attemptFiles("/data", "r1", "wait", "poll", 7).log).toBe(join(dir, "wait.poll.log"));
   });
@@ -40,6 +41,7 @@ describe("run directory", () => {
       attemptFiles(data, "r1", "build.linux", "run", 2),
       attemptFiles(data, "r1", "deploy", "undo", 1),
       attemptFiles(data, "r1", "wait", "poll", 3),
+      attemptFiles(data, "r1", "deploy", "cleanup", 2),
     ];
     for (const files of logs) {
       touch(files.log);
@@ -50,10 +52,11 @@ describe("run directory", () => {
     const listed = listLogFiles(data, "r1").sort((a, b) => a.path.localeCompare(b.path));
     expect(listed).toEqual([
       { action: "build.linux", phase: "run", attempt: 2, path: logs[0]!.log },
+      { action: "deploy", phase: "cleanup", attempt: 2, path: logs[3]!.log },
       { action: "deploy", phase: "undo", attempt: 1, path: logs[1]!.log },
       { action: "wait", phase: "poll", attempt: 1, path: logs[2]!.log },
     ]);
-    expect(listLogFiles(data, "r1", ["deploy"]).map((f) => f.action)).toEqual(["deploy"]);
+    expect(listLogFiles(data, "r1", ["deploy"]).map((f) => f.action)).toEqual(["deploy", "deploy"]);
     expect(listLogFiles(data, "never-ran")).toEqual([]);
   });
 
