@@ -7,27 +7,44 @@ import type { ActionContext } from "../definition/types.js";
 import { clockTime, formatBytes } from "../format.js";
 import type { Admission, Grant } from "../scheduler/admission.js";
 import { autoMemory } from "../scheduler/memory.js";
-import type { Holder, Need, Ticket } from "../scheduler/types.js";
+import type { Explanation, Holder, Need, Ticket } from "../scheduler/types.js";
 import type { PeakStore } from "../storage/types.js";
 import type { Resources } from "./model.js";
 import type { Step } from "./plan.js";
 
 /** How many recent peaks `memory: auto` looks at. */
 const AUTO_SAMPLES = 20;
-/** How often a queued job restates why it waits (only when the reason changed). */
-const EXPLAIN_EVERY_MS = 1_000;
+/**
+ * Under churn (grants and releases many times a second) the waiting are told at most this often:
+ * one explanation of the whole queue per turn, each job told only what changed for it.
+ */
+const RETELL_MIN_MS = 200;
+
+/** A step waiting for admission: its ticket's label, where to tell it, and what it was last told. */
+interface Queued {
+  runId: string;
+  label: string;
+  ctx: ActionContext;
+  need: Need;
+  said: string;
+}
 
 export class JobResources {
   readonly admission: Admission;
   #peaks: PeakStore | undefined;
   /** Grants kept from a job's `run` through its readiness probe, by run id, then action. */
   readonly #kept = new Map<string, Map<string, Grant>>();
-  /** Steps waiting for admission now, `runId NUL action` → the label their ticket carries. */
-  readonly #queued = new Map<string, string>();
+  /** Steps waiting for admission now, by `runId NUL action`. */
+  readonly #queued = new Map<string, Queued>();
+  #telling: NodeJS.Timeout | undefined;
+  #toldAt = 0;
 
   constructor(admission: Admission, peaks?: PeakStore) {
     this.admission = admission;
     this.#peaks = peaks;
+    // Why a job waits changes with the queue and the grants (a new holder, a new place in line):
+    // each change is told, batched.
+    admission.onChange(() => this.#schedule());
   }
 
   /** What the step's job declares, as a request: `memory: auto` from measured peaks, capped by the pool. */
@@ -49,7 +66,8 @@ export class JobResources {
 
   /**
    * Waits until the step's job may start. While it waits, listeners hear `queued: <why>` (which
-   * resource, who holds it, its place in line); cancel aborts the wait.
+   * resource, who holds it, its place in line) at once and again whenever that changes; cancel
+   * aborts the wait.
    */
   async admit(ctx: ActionContext, pipeline: string, step: Step, key: string, priority = 0): Promise<Grant> {
     const ticket: Ticket = {
@@ -62,37 +80,58 @@ export class JobResources {
     };
     const need = this.need(pipeline, step);
     const pending = this.admission.acquire(ticket, need, ctx.signal);
-    const queued = `${ctx.executionId}\u0000${step.action}`;
-    this.#queued.set(queued, step.label);
-    let said = "";
-    const tell = () => {
-      const mine = this.admission
-        .explain()
-        .find((e) => e.ticket.runId === ticket.runId && e.ticket.job === ticket.job);
-      if (mine && mine.reason !== said) {
-        said = mine.reason;
-        ctx.progress(`queued: ${mine.reason}`, { queued: true, need: describeNeed(need) });
-      }
-    };
-    // Granted at once in the usual case: only a request still waiting after this turn explains itself.
-    const timer = setInterval(tell, EXPLAIN_EVERY_MS);
-    setImmediate(tell);
+    const id = `${ctx.executionId}\u0000${step.action}`;
+    const queued: Queued = { runId: ctx.executionId, label: step.label, ctx, need, said: "" };
+    this.#queued.set(id, queued);
+    // Granted at once in the usual case (before the batch runs): only a request still waiting then
+    // explains itself.
+    this.#schedule();
     try {
       const grant = await pending;
-      if (said !== "")
+      if (queued.said !== "")
         ctx.progress(`admitted after ${Math.round(grant.waitedMs / 100) / 10}s`, { queued: false });
       return grant;
     } finally {
-      clearInterval(timer);
-      this.#queued.delete(queued);
+      this.#queued.delete(id);
     }
   }
 
   /** Why admission holds a step back (which resource, who holds it, its place in line), if it does. */
   explain(runId: string, action: string): string | undefined {
-    const label = this.#queued.get(`${runId}\u0000${action}`);
-    if (label === undefined) return undefined;
-    return this.admission.explain().find((e) => e.ticket.runId === runId && e.ticket.job === label)?.reason;
+    const queued = this.#queued.get(`${runId}\u0000${action}`);
+    if (queued === undefined) return undefined;
+    return this.admission.explain().find((e) => e.ticket.runId === runId && e.ticket.job === queued.label)
+      ?.reason;
+  }
+
+  /** Tells the waiting what changed for them, soon: after this turn, and not within `RETELL_MIN_MS` of the last time. */
+  #schedule(): void {
+    if (this.#telling !== undefined || this.#queued.size === 0) return;
+    const delay = Math.max(0, this.#toldAt + RETELL_MIN_MS - Date.now());
+    this.#telling = setTimeout(() => {
+      this.#telling = undefined;
+      this.#tell();
+    }, delay);
+    this.#telling.unref();
+  }
+
+  /** One explanation of the queue; each waiting step hears its own answer if it differs from the last. */
+  #tell(): void {
+    if (this.#queued.size === 0) return;
+    this.#toldAt = Date.now();
+    const answers = new Map<string, Explanation>();
+    for (const explanation of this.admission.explain())
+      answers.set(`${explanation.ticket.runId}\u0000${explanation.ticket.job}`, explanation);
+    for (const queued of this.#queued.values()) {
+      const mine = answers.get(`${queued.runId}\u0000${queued.label}`);
+      if (!mine || mine.reason === queued.said) continue;
+      queued.said = mine.reason;
+      queued.ctx.progress(`queued: ${mine.reason}`, {
+        queued: true,
+        need: describeNeed(queued.need),
+        position: mine.position,
+      });
+    }
   }
 
   /** Each pool and lock: capacity, what is free, and who holds it. */

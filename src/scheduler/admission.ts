@@ -29,7 +29,8 @@
  * halfway; when even freeing every granted job's disk could not make room, it fails at once.
  *
  * The order is re-evaluated on every acquire, release, abort, {@link Admission.poke} and recheck
- * tick; aging takes effect at the next of those.
+ * tick; aging takes effect at the next of those. Each of them that changes the queue or the grants
+ * tells {@link Admission.onChange} listeners, so whoever explains waits can say when an answer changed.
  */
 import { SlipwayError } from "../errors.js";
 import {
@@ -122,6 +123,7 @@ export class Admission {
   private readonly timer: NodeJS.Timeout | undefined;
   private seq = 0;
   private closed = false;
+  private readonly changeListeners = new Set<() => void>();
 
   constructor(options: AdmissionOptions) {
     const { capacity } = options;
@@ -189,6 +191,7 @@ export class Admission {
           reject(signal.reason);
           // Its reservation is gone: someone behind it may fit now.
           this.evaluate();
+          this.changed();
         };
         signal.addEventListener("abort", onAbort, { once: true });
         waiter.detach = () => signal.removeEventListener("abort", onAbort);
@@ -198,12 +201,26 @@ export class Admission {
       // change: skipping the pass keeps a burst of 10,000 waiting requests linear.
       const volumeFree = this.readFreeDisk();
       if (this.fitsFree(waiter.dims, volumeFree)) this.evaluate(volumeFree);
+      this.changed();
     });
   }
 
   /** Re-evaluates the waiting list now; call it when free disk space may have changed. */
   poke(): void {
     this.evaluate();
+    // Aging and free disk space change explanations without changing the queue.
+    if (this.waiting.size > 0) this.changed();
+  }
+
+  /**
+   * Calls `listener` after each change that may change why a request waits: a request queued,
+   * granted, withdrawn or refused, a grant released, a recheck. Called synchronously, possibly
+   * several times in a row: a listener that explains should batch (it must not call back in at once).
+   * Returns the function that removes it.
+   */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
   }
 
   /**
@@ -290,6 +307,17 @@ export class Admission {
     for (const waiter of waiters) {
       waiter.detach();
       waiter.reject(shuttingDown(waiter.ticket));
+    }
+    this.changed();
+  }
+
+  private changed(): void {
+    for (const listener of this.changeListeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's bug must not break admission.
+      }
     }
   }
 
@@ -386,6 +414,7 @@ export class Admission {
   /** Grants whatever fits, in policy order, and fails disk waits that nothing could ever make room for. */
   private evaluate(volumeFree = this.readFreeDisk()): void {
     if (this.closed || this.waiting.size === 0) return;
+    const before = this.waiting.size;
     if (volumeFree !== undefined) {
       const usedDisk = this.usedOf("disk");
       for (const waiter of this.waiting.values()) {
@@ -409,6 +438,7 @@ export class Admission {
       waiter.detach();
       waiter.resolve(this.grant(waiter, now, true));
     }
+    if (this.waiting.size !== before) this.changed();
   }
 
   /** The policy's pass (see policy.ts) over this queue, against what is free now. */
@@ -444,6 +474,8 @@ export class Admission {
           this.used.set(resource, left > EPSILON ? left : 0);
         }
         this.evaluate();
+        // A holder gone changes what the waiting are told, granted or not.
+        if (this.waiting.size > 0) this.changed();
       },
     };
   }

@@ -353,6 +353,57 @@ export function runServiceCases(transport: Transport): void {
       await f.status(second.id, "completed");
     });
 
+    it("tells a follower again when why its job waits changes: a new holder, a new place in line", async () => {
+      await using f = await fixture();
+      const source = f.file("locked");
+      const first = await f.runs.submit(source, { inputs: { n: "1" } });
+      await eventually(
+        async () => (await f.runs.show(first.id)).steps.some((s) => s.status === "running"),
+        "the first deploy to hold the lock",
+        20_000,
+      );
+      const second = await f.runs.submit(source, { inputs: { n: "2" } });
+      await eventually(
+        async () => (await f.runs.show(second.id)).steps.some((s) => s.queued),
+        "the second deploy to queue on the lock",
+        20_000,
+      );
+      const third = await f.runs.submit(source, { inputs: { n: "3" } });
+      const controller = new AbortController();
+      const stream = (await f.runs.events(third.id, { signal: controller.signal }))[Symbol.asyncIterator]();
+      // The next thing the third run's follower hears about admission.
+      const nextQueued = () =>
+        within(
+          (async () => {
+            for (;;) {
+              const { value, done } = await stream.next();
+              if (done) throw new Error("the stream ended");
+              if (value.type === "action:progress" && value.data?.queued === true)
+                return String(value.data.message);
+            }
+          })(),
+          "an explanation",
+          20_000,
+        );
+      try {
+        const before = await nextQueued();
+        expect(before).toMatch(/^queued: waits .*lock swarm.*; 2nd in line$/);
+        expect(before).toContain(first.id);
+        writeFileSync(join(f.dir, "release-1"), "");
+        // The first run ends; the second holds the lock now, and the third is first in line.
+        const after = await nextQueued();
+        expect(after).toMatch(
+          new RegExp(
+            `^queued: waits for lock swarm \\(1 of 1 held by run ${second.id} job deploy since .*\\); 1st in line$`,
+          ),
+        );
+      } finally {
+        controller.abort();
+      }
+      for (const n of ["2", "3"]) writeFileSync(join(f.dir, `release-${n}`), "");
+      for (const run of [first, second, third]) await f.status(run.id, "completed");
+    });
+
     it("shows the resource pools and what runs now", async () => {
       await using f = await fixture();
       const resources = await f.runs.resources();

@@ -761,3 +761,39 @@ describe("scale", () => {
     a.close();
   });
 });
+
+describe("change notifications", () => {
+  it("tells listeners when the queue or the grants change, and not when nothing did", async () => {
+    const { a } = admission({ locks: { swarm: 1 } });
+    let changes = 0;
+    const stop = a.onChange(() => changes++);
+    const first = await a.acquire(ticket("r1"), need({ locks: ["swarm"] }));
+    const granted = changes;
+    // A read changes nothing.
+    a.explain();
+    expect(changes).toBe(granted);
+    const controller = new AbortController();
+    const second = track(a.acquire(ticket("r2"), need({ locks: ["swarm"] }), controller.signal));
+    expect(changes).toBeGreaterThan(granted);
+    const queued = changes;
+    const third = track(a.acquire(ticket("r3"), need({ locks: ["swarm"] })));
+    expect(changes).toBeGreaterThan(queued);
+    // Withdrawn from the line: the one behind it moves up.
+    const before = changes;
+    controller.abort(new Error("cancelled"));
+    expect(changes).toBeGreaterThan(before);
+    expect(a.explain().map((e) => [e.ticket.runId, e.position])).toEqual([["r3", 1]]);
+    // A holder leaves: the next one is granted.
+    const released = changes;
+    first.release();
+    expect(changes).toBeGreaterThan(released);
+    await flush();
+    expect(second.error).toBeInstanceOf(Error);
+    third.grant!.release();
+    stop();
+    const stopped = changes;
+    (await a.acquire(ticket("r4"), need({ locks: ["swarm"] }))).release();
+    expect(changes).toBe(stopped);
+    expectIdle(a);
+  });
+});
