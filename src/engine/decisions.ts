@@ -21,6 +21,9 @@ const ENDED: ReadonlySet<ExecutionStatus> = new Set([
 
 /** The state machine of an execution; the execution (execution.ts) runs what it decides. */
 export abstract class ExecutionDecisions extends ExecutionState {
+  /** Held by a failure in this process, and not yet told (`execution:failed` waits for settleHold). */
+  protected heldHere = false;
+
   /** Runs an action body, undo or poll check reserved by a decision, once its transition committed. */
   protected abstract execute(
     action: ActionDefinition,
@@ -293,7 +296,9 @@ export abstract class ExecutionDecisions extends ExecutionState {
   /** onFailure "hold": start nothing new, stop what runs, keep what completed; `retry` continues. */
   protected hold(changes: Changes, cause: CompensationCause & { kind: "failure" }): void {
     this.patch(changes, { status: "failed", cause, wakeAt: null });
-    this.event(changes, "execution:failed", null, { action: cause.action, error: cause.error.message });
+    // Told once what was running has stopped and been cleaned up after (settleHold): whoever
+    // follows the execution stops listening at that event.
+    this.heldHere = true;
     const reason = new CancelledError(`action "${cause.action}" failed; the execution is held`);
     for (const flight of this.inFlight.values()) if (flight.phase !== "cleanup") flight.abort.abort(reason);
   }
@@ -321,6 +326,10 @@ export abstract class ExecutionDecisions extends ExecutionState {
         });
       }
     }
+    const cause = this.record.cause;
+    if (this.heldHere && cause?.kind === "failure")
+      this.event(changes, "execution:failed", null, { action: cause.action, error: cause.error.message });
+    this.heldHere = false;
     this.released = true;
     this.patch(changes, { release: true });
     this.clearTimer();

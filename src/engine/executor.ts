@@ -238,15 +238,22 @@ export class Executor extends ExecutionWakeups {
   async retry(executionId: string): Promise<ExecutionHandle> {
     return this.reopen(executionId, "failed", "retry", (snapshot) => ({
       execution: { status: "running", cause: null },
-      steps: snapshot.steps
-        .filter((s) => s.status === "failed")
-        .map((s) => ({
-          ...s,
-          status: "retrying" as const,
-          failures: 0,
-          state: { retryAt: 0 },
-          endedAt: null,
-        })),
+      steps: [
+        ...snapshot.steps
+          .filter((s) => s.status === "failed")
+          .map((s) => ({
+            ...s,
+            status: "retrying" as const,
+            failures: 0,
+            state: { retryAt: 0 },
+            endedAt: null,
+          })),
+        // Held before the cleanup of its failed attempt ran (its process died): the cleanup runs,
+        // then the action runs again, as after any interrupted attempt.
+        ...snapshot.steps
+          .filter((s) => s.status === "running" && s.state?.failure !== undefined)
+          .map((s) => ({ ...s, failures: 0, state: null })),
+      ],
     }));
   }
 

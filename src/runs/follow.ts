@@ -35,6 +35,21 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<Exec
   signal?.addEventListener("abort", onAbort);
   let last = request.after;
   const newer = async () => (await executor.history(id)).filter((e) => e.seq! > last);
+  // What each job was last told about its wait: the answer read when the follower came and the live
+  // one admission publishes may be the same; a follower hears a reason once, and again on a change.
+  const told = new Map<string, string>();
+  const fresh = (event: ExecutionEvent): boolean => {
+    if (event.type !== "action:progress" || event.action === null || event.data?.queued === undefined)
+      return true;
+    if (event.data.queued !== true) {
+      told.delete(event.action);
+      return true;
+    }
+    const message = String(event.data.message);
+    if (told.get(event.action) === message) return false;
+    told.set(event.action, message);
+    return true;
+  };
   try {
     for (const event of await newer()) {
       last = event.seq!;
@@ -44,7 +59,7 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<Exec
     if (!now || (STOPPED_STATUSES.includes(now.status) && !hostedHere())) return;
     // Why a started job still waits for admission is told live, once and when it changes: a follower
     // who came later hears it now, rather than nothing until the job is admitted.
-    yield* await queuedNow(request, now);
+    for (const event of await queuedNow(request, now)) if (fresh(event)) yield event;
     while (!signal?.aborted) {
       while (buffer.length > 0) {
         const event = buffer.shift()!;
@@ -54,6 +69,7 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<Exec
           for (const missed of await newer()) if (missed.seq! < event.seq) yield missed;
           last = event.seq;
         }
+        if (!fresh(event)) continue;
         yield event;
         if (ENDING_EVENTS.has(event.type)) return;
       }
