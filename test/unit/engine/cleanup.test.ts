@@ -228,4 +228,36 @@ describe.each(backends)("cleanup on $name", (backend) => {
       "execution:failed",
     ]);
   });
+
+  it("retries a run held before its cleanup ran (its process died): cleanup first, then the action again", async () => {
+    const h = harness(backend);
+    const ran: string[] = [];
+    let fixed = false;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const held = saga("held", { version: 1, onFailure: "hold" })
+      .action("deploy", {
+        run: (_input, ctx) => {
+          ran.push(`deploy run ${ctx.attempt}`);
+          if (!fixed) throw new Error("nope");
+        },
+        cleanup: async (_input, ctx) => {
+          ran.push(`deploy cleanup ${ctx.attempt}`);
+          if (ctx.attempt === 1 && !fixed) await gate;
+        },
+      })
+      .build();
+    const first = await h.executor({ sagas: [held] });
+    const handle = await first.start(held, {});
+    await eventually(() => ran.includes("deploy cleanup 1"), "the cleanup to start");
+    // The process stops while the cleanup runs: held, the failed attempt not cleaned up after.
+    const closing = first.close();
+    release();
+    await closing;
+    fixed = true;
+    const second = await h.executor({ sagas: [held], recover: false });
+    await second.retry(handle.id);
+    expect((await within(second.result(handle.id), "the retry")).status).toBe("completed");
+    expect(ran).toEqual(["deploy run 1", "deploy cleanup 1", "deploy cleanup 1", "deploy run 2"]);
+  });
 });
