@@ -31,6 +31,8 @@ export function levenshtein(a: string, b: string): number {
   return previous[b.length]!;
 }
 
+const MAX_SUGGESTED_LENGTH = 200;
+
 /**
  * The candidate closest to `name`, or undefined when none is close enough to be a plausible typo.
  * Case and `-`/`_` are ignored first (`working-directory` finds `working_directory`); the allowed
@@ -39,11 +41,13 @@ export function levenshtein(a: string, b: string): number {
 export function closest(name: string, candidates: Iterable<string>): string | undefined {
   const normalize = (s: string) => s.toLowerCase().replaceAll("-", "_");
   const wanted = normalize(name);
+  // The distance costs the product of the lengths: a name no one would type gets no suggestion.
+  if (wanted.length > MAX_SUGGESTED_LENGTH) return undefined;
   const limit = wanted.length <= 3 ? 1 : wanted.length <= 6 ? 2 : 3;
   let best: string | undefined;
   let bestDistance = Number.POSITIVE_INFINITY;
   for (const candidate of candidates) {
-    if (candidate === name) continue;
+    if (candidate === name || Math.abs(candidate.length - wanted.length) > limit) continue;
     const distance = levenshtein(wanted, normalize(candidate));
     if (distance < bestDistance) {
       best = candidate;

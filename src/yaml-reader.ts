@@ -3,7 +3,18 @@
  * offending node (and return undefined) instead of casting, so one pass finds every problem.
  * Pipeline files and the scheduler config are both read with it.
  */
-import { type Document, isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, Scalar } from "yaml";
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  Lexer,
+  type LineCounter,
+  type Node,
+  Parser,
+  Scalar,
+} from "yaml";
 import { closest, listOr, type Problem } from "./problems.js";
 import { durationProblem, parseDuration, parseSize, sizeProblem, UnitError } from "./units.js";
 
@@ -228,6 +239,48 @@ export class Reader {
     }
     return (offset) => this.position(offsets[offset] ?? (offsets.length > 0 ? j : from));
   }
+}
+
+/** Where a file's shape first goes past a limit: nesting depth, or entries in one map or list. */
+export interface ShapeProblem {
+  kind: "depth" | "items";
+  offset: number;
+}
+
+/**
+ * Where maps and lists in `source` first nest deeper than `depth` levels or hold more than `items`
+ * entries, or undefined. Read with the YAML library's own tokenizer, which keeps open collections on
+ * an explicit stack: building the document recurses once per level (a file nested thousands deep
+ * would report "Maximum call stack size exceeded") and checks each key of a map against every other
+ * (a map of 40,000 keys takes 15 s), so such files must be refused before that.
+ */
+export function yamlShapeProblem(
+  source: string,
+  max: { depth: number; items: number },
+): ShapeProblem | undefined {
+  const parser = new Parser();
+  // The stack holds the document and the value being read besides the collections.
+  const limit = max.depth + 2;
+  for (const lexeme of new Lexer().lex(source, false)) {
+    for (const _ of parser.next(lexeme));
+    if (parser.stack.length > limit) return { kind: "depth", offset: parser.offset };
+    for (const token of parser.stack) {
+      if ("items" in token && Array.isArray(token.items) && token.items.length > max.items)
+        return { kind: "items", offset: parser.offset };
+    }
+  }
+  return undefined;
+}
+
+/** The 1-based line and column of an offset, without a LineCounter (for problems found before parsing). */
+export function positionIn(source: string, offset: number): Position {
+  let line = 1;
+  let start = 0;
+  for (let i = source.indexOf("\n"); i !== -1 && i < offset; i = source.indexOf("\n", i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return { line, col: offset - start + 1, offset };
 }
 
 function nothingAfter(key: Scalar): Scalar {

@@ -7,6 +7,7 @@
 
 import { closest, listOr } from "../problems.js";
 import type { Locate, Position } from "../yaml-reader.js";
+import { MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_LENGTH, overLimit } from "./limits.js";
 import type { Condition, ContextRoot, Expr, Template, TemplatePart } from "./model.js";
 
 export const CONTEXT_ROOTS: readonly ContextRoot[] = ["inputs", "matrix", "needs", "outputs", "env"];
@@ -117,8 +118,19 @@ function tokenize(source: string, base: number): Token[] {
  * errors are `base` plus the position in `source`. Throws {@link ExpressionError}.
  */
 export function parseExpression(source: string, base = 0): Expr {
+  if (source.length > MAX_EXPRESSION_LENGTH.max) {
+    throw new ExpressionError(
+      `the expression is ${source.length.toLocaleString("en-US")} characters long, ${overLimit(MAX_EXPRESSION_LENGTH)}`,
+      base,
+    );
+  }
   const tokens = tokenize(source, base);
   let index = 0;
+  // Parentheses and `!` recurse: counted, so no expression can exhaust the stack.
+  let nesting = 0;
+  const deeper = (token: Token) => {
+    if (++nesting > MAX_EXPRESSION_DEPTH.max) throw tooDeep(token.offset);
+  };
   const peek = () => tokens[index]!;
   const next = () => tokens[index++]!;
   const isOp = (token: Token, text: string) => token.type === "op" && token.text === text;
@@ -170,7 +182,10 @@ export function parseExpression(source: string, base = 0): Expr {
     const token = peek();
     if (isOp(token, "!")) {
       next();
-      return { kind: "not", operand: parseUnary(), offset: token.offset };
+      deeper(token);
+      const operand = parseUnary();
+      nesting--;
+      return { kind: "not", operand, offset: token.offset };
     }
     return parsePrimary();
   };
@@ -180,7 +195,9 @@ export function parseExpression(source: string, base = 0): Expr {
       return { kind: "literal", value: token.value, offset: token.offset };
     }
     if (isOp(token, "(")) {
+      deeper(token);
       const inner = parseOr();
+      nesting--;
       const close = next();
       if (!isOp(close, ")")) {
         throw new ExpressionError(
@@ -232,7 +249,29 @@ export function parseExpression(source: string, base = 0): Expr {
       rest.offset,
     );
   }
+  // A chain such as `a || b || c ...` nests one level per operator without recursing to parse.
+  const deepest = deepestNode(expr);
+  if (deepest !== undefined) throw tooDeep(deepest.offset);
   return expr;
+}
+
+function tooDeep(offset: number): ExpressionError {
+  return new ExpressionError(
+    `the expression nests too deep here: ${overLimit(MAX_EXPRESSION_DEPTH)}`,
+    offset,
+  );
+}
+
+/** The first node nested deeper than MAX_EXPRESSION_DEPTH, found without recursing. */
+function deepestNode(expr: Expr): Expr | undefined {
+  const stack: [Expr, number][] = [[expr, 1]];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const [node, depth] = item;
+    if (depth > MAX_EXPRESSION_DEPTH.max) return node;
+    if (node.kind === "not") stack.push([node.operand, depth + 1]);
+    else if (node.kind === "binary") stack.push([node.right, depth + 1], [node.left, depth + 1]);
+  }
+  return undefined;
 }
 
 function unknownRoot(name: string, offset: number, bare: boolean, field?: string): ExpressionError {

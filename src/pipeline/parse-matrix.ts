@@ -3,6 +3,7 @@ import { isMap, isScalar, isSeq, type Node } from "yaml";
 import { closest, listOr } from "../problems.js";
 import { describe, type Reader } from "../yaml-reader.js";
 import type { ExprScope } from "./expressions.js";
+import { MAX_MATRIX_LEGS, overLimit } from "./limits.js";
 import type { Matrix, MatrixInclude, MatrixValue } from "./model.js";
 import { condition } from "./parse-values.js";
 
@@ -99,7 +100,54 @@ export function parseMatrix(ctx: MatrixContext, job: string, node: Node): Matrix
   if (matrix.include.length === 0 && emptyAxis) {
     r.report(node, `${label} has no legs: an axis is empty and nothing is included`);
   }
+  const made = countLegs(matrix);
+  if (made.count > MAX_MATRIX_LEGS.max) {
+    r.report(node, `${label} makes ${made.text}, ${overLimit(MAX_MATRIX_LEGS)}`);
+    return undefined;
+  }
   return matrix;
+}
+
+/** Past this many combinations of the axes, `exclude` is not applied to count the legs. */
+const COUNTED_EXACTLY = 65_536;
+
+/**
+ * How many legs a matrix can have: the product of its axes, less what `exclude` removes, plus each
+ * `include` leg that adds one (as if every `if:` were true, so a plan never has more). Counted
+ * without building the legs when the product is large (an 8 × 8 × … × 8 matrix is 16,777,216 legs).
+ */
+export function countLegs(matrix: Matrix): { count: number; text: string } {
+  const sizes = Object.values(matrix.axes).map((values) => values.length);
+  const product = sizes.reduce((a, b) => a * b, 1);
+  const plural = (n: number, what: string) => `${n.toLocaleString("en-US")} ${what}${n === 1 ? "" : "s"}`;
+  const formula = sizes.length > 1 ? ` (${sizes.join(" × ")})` : "";
+  if (product > COUNTED_EXACTLY) {
+    const count = product + matrix.include.length;
+    const before = matrix.exclude.length > 0 ? " before `exclude`" : "";
+    const text = Number.isSafeInteger(product)
+      ? `${plural(product, "combination")} of its axes${formula}${before}`
+      : `more than ${Number.MAX_SAFE_INTEGER.toLocaleString("en-US")} combinations of its axes${formula}`;
+    return { count, text };
+  }
+  const axes = Object.entries(matrix.axes);
+  const keys = new Set<string>();
+  // Every combination in turn, as a counter whose digits are indexes into the axes (no recursion:
+  // a matrix may have thousands of one-value axes).
+  const digits = axes.map(() => 0);
+  for (let n = 0; n < product && axes.length > 0; n++) {
+    const leg = axes.map(([, values], i) => values[digits[i]!]!);
+    const excluded = matrix.exclude.some((pattern) =>
+      axes.every(([axis], i) => !(axis in pattern) || pattern[axis] === leg[i]),
+    );
+    if (!excluded) keys.add(JSON.stringify(leg));
+    for (let i = axes.length - 1; i >= 0; i--) {
+      const next = digits[i]! + 1;
+      digits[i] = next < axes[i]![1].length ? next : 0;
+      if (next < axes[i]![1].length) break;
+    }
+  }
+  for (const include of matrix.include) keys.add(JSON.stringify(axes.map(([axis]) => include.values[axis])));
+  return { count: keys.size, text: plural(keys.size, "leg") };
 }
 
 const INCLUDE_IF_INPUTS_ONLY =

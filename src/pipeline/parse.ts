@@ -14,8 +14,9 @@ import { basename } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { NotFoundError } from "../errors.js";
 import { closest, listOr, type Problem } from "../problems.js";
-import { describe, type Entry, type KeyHints, Reader } from "../yaml-reader.js";
+import { describe, type Entry, type KeyHints, positionIn, Reader, yamlShapeProblem } from "../yaml-reader.js";
 import type { ExprScope } from "./expressions.js";
+import { MAX_FILE_BYTES, MAX_ITEMS, MAX_JOBS, MAX_STEPS, MAX_YAML_DEPTH, overLimit } from "./limits.js";
 import type {
   Concurrency,
   Input,
@@ -36,7 +37,7 @@ import {
   RESOURCES_KEYS,
   WAIT_KEYS,
 } from "./parse-jobs.js";
-import { INCLUDE_KEYS, MATRIX_KEYS } from "./parse-matrix.js";
+import { countLegs, INCLUDE_KEYS, MATRIX_KEYS } from "./parse-matrix.js";
 import { ENV_NAME, parseEnv, template } from "./parse-values.js";
 import { PipelineError } from "./problems.js";
 
@@ -98,6 +99,8 @@ const PIPELINE_HINTS: KeyHints = {
  * exception (the rest of the file is still checked, with the first of the duplicates).
  */
 export function parsePipeline(source: string, file: string): Pipeline {
+  const tooBig = sizeProblem(source, file);
+  if (tooBig) throw new PipelineError([tooBig]);
   const lines = new LineCounter();
   const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const r = new Reader(file, source, lines, doc);
@@ -127,6 +130,26 @@ export function loadPipeline(path: string): Pipeline {
     throw error;
   }
   return parsePipeline(source, path);
+}
+
+/**
+ * The file's size, nesting and longest map or list, checked before the YAML library builds it (it
+ * recurses once per level, and checks each key of a map against every other).
+ */
+function sizeProblem(source: string, file: string): Problem | undefined {
+  const bytes = Buffer.byteLength(source, "utf8");
+  if (bytes > MAX_FILE_BYTES.max) {
+    const message = `the file is ${bytes.toLocaleString("en-US")} bytes, ${overLimit(MAX_FILE_BYTES)}`;
+    return { file, line: 1, col: 1, message };
+  }
+  const shape = yamlShapeProblem(source, { depth: MAX_YAML_DEPTH.max, items: MAX_ITEMS.max });
+  if (shape === undefined) return undefined;
+  const { line, col } = positionIn(source, shape.offset);
+  const message =
+    shape.kind === "depth"
+      ? `maps and lists nest too deep here: ${overLimit(MAX_YAML_DEPTH)}`
+      : `a map or list reaches too many entries here: ${overLimit(MAX_ITEMS)}`;
+  return { file, line, col, message };
 }
 
 function sortProblems(problems: readonly Problem[]): Problem[] {
@@ -260,8 +283,22 @@ function parseJobs(
     return [];
   }
   const entries = r.map(entry.value, "`jobs`");
+  if (entries.length > MAX_JOBS.max) {
+    r.report(
+      entry.key,
+      `the pipeline has ${entries.length.toLocaleString("en-US")} jobs, ${overLimit(MAX_JOBS)}`,
+    );
+    return [];
+  }
   const context = { reader: r, ...names, jobs: entries.map((e) => e.name) };
   const parsed = entries.map((e) => parseJob(context, e)).filter((p): p is ParsedJob => p !== undefined);
+  const steps = parsed.reduce((sum, p) => sum + (p.job.matrix ? countLegs(p.job.matrix).count : 1), 0);
+  if (steps > MAX_STEPS.max) {
+    r.report(
+      entry.key,
+      `the pipeline's jobs make ${steps.toLocaleString("en-US")} steps, ${overLimit(MAX_STEPS)}`,
+    );
+  }
   reportCycles(r, parsed);
   return parsed.map((p) => p.job);
 }

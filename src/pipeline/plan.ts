@@ -5,6 +5,7 @@
 
 import { closest, listOr } from "../problems.js";
 import { evaluateCondition, renderTemplate } from "./expression-eval.js";
+import { MAX_INPUT_BYTES, overLimit } from "./limits.js";
 import type { Expr, Input, Job, MatrixValue, Pipeline, Template, Value } from "./model.js";
 import { PipelineInputError } from "./problems.js";
 
@@ -177,6 +178,13 @@ function resolveInputs(
     const raw = Object.hasOwn(given, input.name) ? given[input.name] : input.default;
     if (raw === undefined) {
       problems.push(`input "${input.name}" is required: give it with --input ${input.name}=VALUE`);
+      continue;
+    }
+    const bytes = typeof raw === "string" ? Buffer.byteLength(raw, "utf8") : 0;
+    if (bytes > MAX_INPUT_BYTES.max) {
+      problems.push(
+        `input "${input.name}" is ${bytes.toLocaleString("en-US")} bytes, ${overLimit(MAX_INPUT_BYTES)}`,
+      );
       continue;
     }
     const typed = coerce(input, raw);
