@@ -4,6 +4,7 @@
  * Pipeline files and the scheduler config are both read with it.
  */
 import {
+  Composer,
   type Document,
   isAlias,
   isMap,
@@ -14,6 +15,7 @@ import {
   type Node,
   Parser,
   Scalar,
+  YAMLParseError,
 } from "yaml";
 import { closest, listOr, type Problem } from "./problems.js";
 import { durationProblem, parseDuration, parseSize, sizeProblem, UnitError } from "./units.js";
@@ -248,28 +250,50 @@ export interface ShapeProblem {
 }
 
 /**
- * Where maps and lists in `source` first nest deeper than `depth` levels or hold more than `items`
- * entries, or undefined. Read with the YAML library's own tokenizer, which keeps open collections on
- * an explicit stack: building the document recurses once per level (a file nested thousands deep
- * would report "Maximum call stack size exceeded") and checks each key of a map against every other
- * (a map of 40,000 keys takes 15 s), so such files must be refused before that.
+ * Parses one YAML document as `parseDocument` does (`uniqueKeys`, with `lines` filled), unless maps
+ * and lists nest deeper than `max.depth` levels or one holds more than `max.items` entries: then
+ * where that happens, and no document. The tokenizer keeps open collections on an explicit stack and
+ * is watched as it goes; building the document recurses once per level (a file nested thousands
+ * deep gives "Maximum call stack size exceeded") and checks each key of a map against every other
+ * (a map of 40,000 keys takes 15 s), so such a file must be stopped before it is built.
  */
-export function yamlShapeProblem(
+export function parseWithin(
   source: string,
+  lines: LineCounter,
   max: { depth: number; items: number },
-): ShapeProblem | undefined {
-  const parser = new Parser();
+): { doc: Document } | { tooBig: ShapeProblem } {
+  const parser = new Parser(lines.addNewLine);
   // The stack holds the document and the value being read besides the collections.
   const limit = max.depth + 2;
-  for (const lexeme of new Lexer().lex(source, false)) {
-    for (const _ of parser.next(lexeme));
-    if (parser.stack.length > limit) return { kind: "depth", offset: parser.offset };
-    for (const token of parser.stack) {
-      if ("items" in token && Array.isArray(token.items) && token.items.length > max.items)
-        return { kind: "items", offset: parser.offset };
+  let tooBig: ShapeProblem | undefined;
+  function* tokens() {
+    lines.addNewLine(0);
+    for (const lexeme of new Lexer().lex(source, false)) {
+      yield* parser.next(lexeme);
+      if (parser.stack.length > limit) tooBig = { kind: "depth", offset: parser.offset };
+      for (const token of parser.stack) {
+        if ("items" in token && Array.isArray(token.items) && token.items.length > max.items)
+          tooBig = { kind: "items", offset: parser.offset };
+      }
+      if (tooBig) return;
+    }
+    yield* parser.end();
+  }
+  let doc: Document | undefined;
+  for (const next of new Composer({ uniqueKeys: true }).compose(tokens(), true, source.length)) {
+    if (doc === undefined) doc = next;
+    else {
+      doc.errors.push(
+        new YAMLParseError(
+          [next.range[0], next.range[1]],
+          "MULTIPLE_DOCS",
+          "Source contains multiple documents; please use YAML.parseAllDocuments()",
+        ),
+      );
+      break;
     }
   }
-  return undefined;
+  return tooBig ? { tooBig } : { doc: doc! };
 }
 
 /** The 1-based line and column of an offset, without a LineCounter (for problems found before parsing). */

@@ -11,7 +11,7 @@ import { bodyLimit } from "hono/body-limit";
 import { streamSSE, streamText } from "hono/streaming";
 import type { Logger } from "pino";
 import { z } from "zod";
-import type { Json } from "../json.js";
+import { type Json, jsonTooDeep, tooDeepMessage } from "../json.js";
 import { cancelRequest, pruneRequest, runStatus, signalPayload, submitRequest } from "../runs/schemas.js";
 import type { RunService } from "../runs/service.js";
 import { ApiError, toHttpError } from "./errors.js";
@@ -83,7 +83,7 @@ export function createApp(options: AppOptions): Hono {
     throw new ApiError(
       413,
       "too_large",
-      `the request body is larger than the limit of ${maxBodyBytes} bytes`,
+      `the request body is larger than the limit of ${maxBodyBytes} bytes (the server's maxBodyBytes, 1 MiB unless set: see Limits in docs/server.md)`,
     );
   };
   const streamedLimit = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
@@ -219,6 +219,10 @@ function digest(token: string): Buffer {
 async function readJson(c: Context): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === "") return undefined;
+  // Checked on the text: parsing, validating and storing a value recurse once per level.
+  const deep = jsonTooDeep(text);
+  if (deep !== undefined)
+    throw new ApiError(400, "too_deep", `${tooDeepMessage("the request body")} (at character ${deep})`);
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {

@@ -11,10 +11,18 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, type Node } from "yaml";
 import { NotFoundError } from "../errors.js";
 import { closest, listOr, type Problem } from "../problems.js";
-import { describe, type Entry, type KeyHints, positionIn, Reader, yamlShapeProblem } from "../yaml-reader.js";
+import {
+  describe,
+  type Entry,
+  type KeyHints,
+  parseWithin,
+  positionIn,
+  Reader,
+  type ShapeProblem,
+} from "../yaml-reader.js";
 import type { ExprScope } from "./expressions.js";
 import { MAX_FILE_BYTES, MAX_ITEMS, MAX_JOBS, MAX_STEPS, MAX_YAML_DEPTH, overLimit } from "./limits.js";
 import type {
@@ -102,7 +110,9 @@ export function parsePipeline(source: string, file: string): Pipeline {
   const tooBig = sizeProblem(source, file);
   if (tooBig) throw new PipelineError([tooBig]);
   const lines = new LineCounter();
-  const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const parsed = parseWithin(source, lines, { depth: MAX_YAML_DEPTH.max, items: MAX_ITEMS.max });
+  if ("tooBig" in parsed) throw new PipelineError([shapeProblem(parsed.tooBig, source, file)]);
+  const doc = parsed.doc;
   const r = new Reader(file, source, lines, doc);
   for (const error of [...doc.errors, ...doc.warnings]) {
     r.report(r.position(error.pos[0]), `YAML: ${error.message.split("\n")[0]}`);
@@ -132,18 +142,16 @@ export function loadPipeline(path: string): Pipeline {
   return parsePipeline(source, path);
 }
 
-/**
- * The file's size, nesting and longest map or list, checked before the YAML library builds it (it
- * recurses once per level, and checks each key of a map against every other).
- */
+/** The file's size, checked before anything reads it. */
 function sizeProblem(source: string, file: string): Problem | undefined {
   const bytes = Buffer.byteLength(source, "utf8");
-  if (bytes > MAX_FILE_BYTES.max) {
-    const message = `the file is ${bytes.toLocaleString("en-US")} bytes, ${overLimit(MAX_FILE_BYTES)}`;
-    return { file, line: 1, col: 1, message };
-  }
-  const shape = yamlShapeProblem(source, { depth: MAX_YAML_DEPTH.max, items: MAX_ITEMS.max });
-  if (shape === undefined) return undefined;
+  if (bytes <= MAX_FILE_BYTES.max) return undefined;
+  const message = `the file is ${bytes.toLocaleString("en-US")} bytes, ${overLimit(MAX_FILE_BYTES)}`;
+  return { file, line: 1, col: 1, message };
+}
+
+/** Maps and lists that nest too deep or hold too many entries: found while the YAML is read, before it is built. */
+function shapeProblem(shape: ShapeProblem, source: string, file: string): Problem {
   const { line, col } = positionIn(source, shape.offset);
   const message =
     shape.kind === "depth"
