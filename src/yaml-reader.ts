@@ -271,27 +271,35 @@ export function parseWithin(
     for (const lexeme of new Lexer().lex(source, false)) {
       yield* parser.next(lexeme);
       if (parser.stack.length > limit) tooBig = { kind: "depth", offset: parser.offset };
-      for (const token of parser.stack) {
-        if ("items" in token && Array.isArray(token.items) && token.items.length > max.items)
-          tooBig = { kind: "items", offset: parser.offset };
-      }
+      // Entries are added to the collection being read, which is on top.
+      const top = parser.stack.at(-1);
+      if (top && "items" in top && top.items.length > max.items)
+        tooBig = { kind: "items", offset: parser.offset };
       if (tooBig) return;
     }
     yield* parser.end();
   }
   let doc: Document | undefined;
-  for (const next of new Composer({ uniqueKeys: true }).compose(tokens(), true, source.length)) {
-    if (doc === undefined) doc = next;
-    else {
-      doc.errors.push(
-        new YAMLParseError(
-          [next.range[0], next.range[1]],
-          "MULTIPLE_DOCS",
-          "Source contains multiple documents; please use YAML.parseAllDocuments()",
-        ),
-      );
-      break;
+  // The library's errors are reported by position and message only: a broken file can have thousands,
+  // and capturing a stack trace for each was most of the time spent reading it.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    for (const next of new Composer({ uniqueKeys: true }).compose(tokens(), true, source.length)) {
+      if (doc === undefined) doc = next;
+      else {
+        doc.errors.push(
+          new YAMLParseError(
+            [next.range[0], next.range[1]],
+            "MULTIPLE_DOCS",
+            "Source contains multiple documents; please use YAML.parseAllDocuments()",
+          ),
+        );
+        break;
+      }
     }
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
   }
   return tooBig ? { tooBig } : { doc: doc! };
 }

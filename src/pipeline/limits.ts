@@ -17,7 +17,7 @@ export interface Limit {
 const limit = (name: string, max: number, unit: string): Limit => ({ name, max, unit });
 
 /** A pipeline file's text, in bytes (UTF-8). Below the server's 1 MiB request body, so any file that validates can be submitted. */
-export const MAX_FILE_BYTES = limit("MAX_FILE_BYTES", 512 * 1024, "bytes");
+export const MAX_FILE_BYTES = limit("MAX_FILE_BYTES", 256 * 1024, "bytes");
 /** How deep maps and lists nest in a pipeline file (the deepest real pipelines reach about 6). */
 export const MAX_YAML_DEPTH = limit("MAX_YAML_DEPTH", 32, "levels of nesting");
 /** Entries in one YAML map or list (`jobs`, `env`, `needs`, a matrix axis...). */
