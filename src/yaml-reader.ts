@@ -48,6 +48,8 @@ export class Reader {
     readonly source: string,
     private readonly lines: LineCounter,
     private readonly doc: Document,
+    /** The longest duration accepted, and what to say past it (`over the limit of ...`). */
+    private readonly maxDuration?: { ms: number; message: string },
   ) {}
 
   position(offset: number): Position {
@@ -181,6 +183,10 @@ export class Reader {
     try {
       if (typeof value !== "string") throw new UnitError(durationProblem(value ?? collection(node)));
       const ms = parseDuration(value);
+      if (this.maxDuration && ms > this.maxDuration.ms) {
+        this.report(node, `${label} is \`${value}\`, ${this.maxDuration.message}`);
+        return undefined;
+      }
       if (ms > 0) return ms;
       this.report(node, `${label} must be longer than 0, e.g. \`30s\``);
     } catch (error) {

@@ -12,9 +12,12 @@ export interface Limit {
   readonly unit: string;
   /** The constant's name, so a message says where it is set. */
   readonly name: string;
+  /** How a message shows the limit, when not as the number and the unit. */
+  readonly shown?: string;
 }
 
-const limit = (name: string, max: number, unit: string): Limit => ({ name, max, unit });
+const limit = (name: string, max: number, unit: string, shown?: string): Limit =>
+  shown === undefined ? { name, max, unit } : { name, max, unit, shown };
 
 /** A pipeline file's text, in bytes (UTF-8). Below the server's 1 MiB request body, so any file that validates can be submitted. */
 export const MAX_FILE_BYTES = limit("MAX_FILE_BYTES", 256 * 1024, "bytes");
@@ -32,6 +35,12 @@ export const MAX_STEPS = limit("MAX_STEPS", 1_024, "steps in a run");
 export const MAX_EXPRESSION_LENGTH = limit("MAX_EXPRESSION_LENGTH", 4_096, "characters in an expression");
 /** How deep an expression nests: parentheses, `!` and chains of `==`, `&&`, `||`. */
 export const MAX_EXPRESSION_DEPTH = limit("MAX_EXPRESSION_DEPTH", 64, "levels of nesting in an expression");
+/**
+ * Any duration in a pipeline file (`timeout`, `every`, `within`), in ms. Timers can't wait longer
+ * than 2^31 - 1 ms (24.8 days): past it they fire at once, so `timeout: 30d` would time a job out
+ * as it starts.
+ */
+export const MAX_DURATION = limit("MAX_DURATION", 24 * 24 * 3_600_000, "ms", "24 days");
 /** One input value given to a run, in bytes (UTF-8); an environment variable over 128 KiB can't even start a process. */
 export const MAX_INPUT_BYTES = limit("MAX_INPUT_BYTES", 64 * 1024, "bytes in an input value");
 
@@ -40,5 +49,6 @@ export const LIMITS_SOURCE = "a fixed limit: see Limits in docs/pipelines.md";
 
 /** `… is over the limit of 256 legs per job (MAX_MATRIX_LEGS, a fixed limit: …)`: the tail of every limit message. */
 export function overLimit(limit: Limit): string {
-  return `over the limit of ${limit.max.toLocaleString("en-US")} ${limit.unit} (${limit.name}, ${LIMITS_SOURCE})`;
+  const shown = limit.shown ?? `${limit.max.toLocaleString("en-US")} ${limit.unit}`;
+  return `over the limit of ${shown} (${limit.name}, ${LIMITS_SOURCE})`;
 }

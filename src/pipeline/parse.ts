@@ -24,7 +24,15 @@ import {
   type ShapeProblem,
 } from "../yaml-reader.js";
 import type { ExprScope } from "./expressions.js";
-import { MAX_FILE_BYTES, MAX_ITEMS, MAX_JOBS, MAX_STEPS, MAX_YAML_DEPTH, overLimit } from "./limits.js";
+import {
+  MAX_DURATION,
+  MAX_FILE_BYTES,
+  MAX_ITEMS,
+  MAX_JOBS,
+  MAX_STEPS,
+  MAX_YAML_DEPTH,
+  overLimit,
+} from "./limits.js";
 import type {
   Concurrency,
   Input,
@@ -113,7 +121,10 @@ export function parsePipeline(source: string, file: string): Pipeline {
   const parsed = parseWithin(source, lines, { depth: MAX_YAML_DEPTH.max, items: MAX_ITEMS.max });
   if ("tooBig" in parsed) throw new PipelineError([shapeProblem(parsed.tooBig, source, file)]);
   const doc = parsed.doc;
-  const r = new Reader(file, source, lines, doc);
+  const r = new Reader(file, source, lines, doc, {
+    ms: MAX_DURATION.max,
+    message: overLimit(MAX_DURATION),
+  });
   for (const error of [...doc.errors, ...doc.warnings]) {
     r.report(r.position(error.pos[0]), `YAML: ${error.message.split("\n")[0]}`);
   }

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { ValidationError } from "../../../src/errors.js";
 import { assertJson, jsonTooDeep, MAX_JSON_DEPTH } from "../../../src/json.js";
 import {
+  MAX_DURATION,
   MAX_EXPRESSION_DEPTH,
   MAX_EXPRESSION_LENGTH,
   MAX_FILE_BYTES,
@@ -115,6 +116,17 @@ describe("pipeline limits", () => {
       /^p\.yml:3:\d+: a map or list reaches too many entries here: over the limit of 1,000 entries in one map or list \(MAX_ITEMS/,
     );
     expect(problems(jobs(2_000))[0]).toContain("MAX_ITEMS");
+  });
+
+  it("durations: a timer can't wait longer, so `timeout: 30d` would time a job out as it starts", () => {
+    expect(MAX_DURATION.max).toBeLessThan(2 ** 31);
+    expect(problems("jobs:\n  a:\n    timeout: 24d\n    run: echo\n")).toEqual([]);
+    expect(
+      problems("jobs:\n  a:\n    timeout: 30d\n    run: echo\n  b:\n    poll: { run: echo, every: 25d }\n"),
+    ).toEqual([
+      "p.yml:3:14: `timeout` of job `a` is `30d`, over the limit of 24 days (MAX_DURATION, a fixed limit: see Limits in docs/pipelines.md)",
+      "p.yml:6:31: `poll.every` of job `b` is `25d`, over the limit of 24 days (MAX_DURATION, a fixed limit: see Limits in docs/pipelines.md)",
+    ]);
   });
 
   it("input values given to a run", () => {
