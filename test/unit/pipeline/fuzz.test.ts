@@ -130,6 +130,7 @@ const runJob = fc.record({
     ),
   ),
   undo: rarely(template),
+  cleanup: rarely(template),
   ready: rarely(
     fc.record(
       {
