@@ -6,6 +6,8 @@ import { NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
 import type {
+  AuditQuery,
+  AuditRecord,
   ClaimRequest,
   CommitResult,
   EventRecord,
@@ -13,6 +15,7 @@ import type {
   ExecutionRecord,
   ExecutionSnapshot,
   ExecutorRecord,
+  NewAuditRecord,
   NewSignal,
   PeakStore,
   SignalRecord,
@@ -42,6 +45,19 @@ import {
   type Statements,
   updateSql,
 } from "./statements.js";
+
+interface AuditRow {
+  seq: number;
+  at: number;
+  actor: string;
+  method: string;
+  route: string;
+  path: string;
+  run_id: string | null;
+  status: number;
+  idempotency_key: string | null;
+  replay: string | null;
+}
 
 /** How long a statement waits for another connection's lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5_000;
@@ -342,6 +358,45 @@ export class SqliteStorage implements Storage {
 
   async removeExecutor(id: string): Promise<void> {
     this.stmts().removeExecutor.run(id);
+  }
+
+  async addAudit(record: NewAuditRecord): Promise<AuditRecord> {
+    const replay = record.replay === null ? null : toJsonText(record.replay, "audit replay");
+    const { lastInsertRowid } = this.stmts().addAudit.run(
+      record.at,
+      record.actor,
+      record.method,
+      record.route,
+      record.path,
+      record.runId,
+      record.status,
+      record.key,
+      replay,
+    );
+    return { ...record, seq: Number(lastInsertRowid), replay: replay === null ? null : JSON.parse(replay) };
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    const s = this.stmts();
+    const before = query.beforeSeq ?? Number.MAX_SAFE_INTEGER;
+    const limit = Math.max(0, query.limit);
+    const rows = (
+      query.key === undefined
+        ? s.listAudit.all(before, limit)
+        : s.listAuditByKey.all(query.key, before, limit)
+    ) as AuditRow[];
+    return rows.map((row) => ({
+      seq: row.seq,
+      at: row.at,
+      actor: row.actor,
+      method: row.method,
+      route: row.route,
+      path: row.path,
+      runId: row.run_id,
+      status: row.status,
+      key: row.idempotency_key,
+      replay: row.replay === null ? null : (JSON.parse(row.replay) as AuditRecord["replay"]),
+    }));
   }
 
   private stmts(): Statements {
