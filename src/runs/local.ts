@@ -33,6 +33,7 @@ import type {
   SubmitResponse,
 } from "./schemas.js";
 import type {
+  AuditLog,
   EventOptions,
   ListQuery,
   LogOptions,
@@ -55,6 +56,8 @@ export interface LocalRunsOptions {
   registered?: ReadonlyMap<string, string> | undefined;
   /** The server's config file: resource pools, locks, key weights; absent: this machine's resources. */
   config?: string | undefined;
+  /** What jobs inherit of this process's environment (RuntimeOptions.jobEnv); default `all`. */
+  jobEnv?: "all" | "allowed" | undefined;
   /** How often storage is checked for what other processes wrote (signals, cancels), ms. Default 200. */
   pollIntervalMs?: number | undefined;
   /**
@@ -106,6 +109,7 @@ export class LocalRuns implements RunService {
       dataDir: options.dataDir,
       logger: options.logger,
       config: options.config,
+      jobEnv: options.jobEnv,
       // Without a config nothing declares locks: each is one holder at a time.
       undeclaredLocks: options.config === undefined ? "exclusive" : "reject",
       pollIntervalMs: options.pollIntervalMs ?? 200,
@@ -304,6 +308,15 @@ export class LocalRuns implements RunService {
       removed.push(record.id);
     }
     return { removed };
+  }
+
+  /** The audit log in this database (the server records the requests it answers there). */
+  get audit(): AuditLog {
+    const storage = this.#storage;
+    return {
+      record: (entry) => storage.addAudit(entry),
+      list: (query) => storage.listAudit(query),
+    };
   }
 
   queue(): Promise<QueueEntry[]> {

@@ -224,3 +224,26 @@ export const errorResponse = z.object({
 export type ErrorResponse = z.infer<typeof errorResponse>;
 
 export const healthResponse = z.object({ ok: z.literal(true) });
+
+/** One mutating API request as the server's audit log keeps it. */
+export const auditEntry = z.object({
+  seq: z.number().int(),
+  /** When it was answered, epoch ms. */
+  at: z.number(),
+  /** The name of the token it carried. */
+  actor: z.string(),
+  method: z.string(),
+  /** The route it matched, e.g. `/runs/:id/cancel`. */
+  route: z.string(),
+  path: z.string(),
+  run: z.string().nullable(),
+  /** The HTTP status it was answered with. */
+  status: z.number().int(),
+  /** Its `Idempotency-Key`, if any. */
+  key: z.string().nullable(),
+});
+export type AuditEntry = z.infer<typeof auditEntry>;
+
+/** One page of the audit log, newest first; `next` (a `before` for the next page) is absent on the last. */
+export const auditPage = z.object({ entries: z.array(auditEntry), next: z.number().int().optional() });
+export type AuditPage = z.infer<typeof auditPage>;
