@@ -18,6 +18,7 @@ import { SLIPWAY_CREDENTIAL } from "../pipeline/job-env.js";
 import {
   type ConfigSections,
   loadServerConfig,
+  parseServerConfig,
   type ServerConfig,
   THIS_MACHINE,
 } from "../scheduler/config.js";
@@ -73,6 +74,18 @@ export function loadServeConfig(
 ): ServeConfig {
   const { sections, result } = serveSections();
   const scheduler = loadServerConfig(path, dataDir, machine, sections);
+  return { scheduler, ...result };
+}
+
+/** Parses config text (see {@link parseServerConfig}); `file` names it in problems. */
+export function parseServeConfig(
+  source: string,
+  file: string,
+  dataDir: string,
+  machine = THIS_MACHINE,
+): ServeConfig {
+  const { sections, result } = serveSections();
+  const scheduler = parseServerConfig(source, file, dataDir, machine, process.cwd(), sections);
   return { scheduler, ...result };
 }
 
