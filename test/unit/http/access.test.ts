@@ -84,7 +84,7 @@ const EXAMPLES: Record<string, [string, string, unknown?]> = {
   "POST /runs/:id/signals/:name": ["POST", "/runs/r1/signals/go", { ok: true }],
   "POST /runs/:id/retry": ["POST", "/runs/r1/retry"],
   "POST /runs/:id/resume": ["POST", "/runs/r1/resume"],
-  "POST /prune": ["POST", "/prune", { olderThan: "1d" }],
+  "POST /prune": ["POST", "/prune", { endedBefore: 0 }],
   "GET /audit": ["GET", "/audit"],
 };
 
@@ -171,7 +171,7 @@ describe("the API by role", () => {
   it("records each mutating request (refused ones too) for admin to read, newest first, by page", async () => {
     const { app } = await setup();
     expect((await call(app, "POST", "/runs/r1/cancel", "o-token", { body: "{}" })).status).toBe(200);
-    expect((await call(app, "POST", "/prune", "o-token", { body: '{"olderThan":"1d"}' })).status).toBe(403);
+    expect((await call(app, "POST", "/prune", "o-token", { body: '{"endedBefore":0}' })).status).toBe(403);
     expect((await call(app, "POST", "/runs", "a-token", { body: '{"pipeline":"p"}' })).status).toBe(201);
     expect((await call(app, "POST", "/runs/r2/retry", "legacy")).status).toBe(200);
     expect((await call(app, "POST", "/runs/r2/retry", "nobody")).status).toBe(401);
