@@ -293,23 +293,28 @@ export class MemoryStorage implements Storage {
     this.executors.delete(id);
   }
 
-  async addAudit(record: NewAuditRecord): Promise<AuditRecord> {
+  async addAudit(records: readonly NewAuditRecord[]): Promise<AuditRecord[]> {
     this.check();
-    const row: AuditRecord = {
-      seq: this.audit.length + 1,
-      at: record.at,
-      actor: record.actor,
-      method: record.method,
-      route: record.route,
-      path: record.path,
-      runId: record.runId,
-      status: record.status,
-      key: record.key,
-      replay: record.replay,
-    };
-    const text = toJsonText(row, "audit record");
-    this.audit.push(text);
-    return JSON.parse(text) as AuditRecord;
+    // Serialized first: a record JSON cannot hold fails the batch before anything is kept.
+    const texts = records.map((record, i) =>
+      toJsonText(
+        {
+          seq: this.audit.length + 1 + i,
+          at: record.at,
+          actor: record.actor,
+          method: record.method,
+          route: record.route,
+          path: record.path,
+          runId: record.runId,
+          status: record.status,
+          key: record.key,
+          replay: record.replay,
+        } satisfies AuditRecord,
+        "audit record",
+      ),
+    );
+    this.audit.push(...texts);
+    return texts.map((text) => JSON.parse(text) as AuditRecord);
   }
 
   async listAudit(query: AuditQuery): Promise<AuditRecord[]> {

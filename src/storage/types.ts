@@ -279,10 +279,11 @@ export interface Storage {
   removeExecutor(id: string): Promise<void>;
 
   /**
-   * Optional (a server needs it): appends a record to the audit log of mutating API requests. Kept
-   * apart from executions: pruning a run keeps the record of who acted on it.
+   * Optional (a server needs it): appends records to the audit log of mutating API requests, in
+   * order, in one transaction (a server group-commits them). Kept apart from executions: pruning a
+   * run keeps the record of who acted on it.
    */
-  addAudit?(record: NewAuditRecord): Promise<AuditRecord>;
+  addAudit?(records: readonly NewAuditRecord[]): Promise<AuditRecord[]>;
   /** Optional, with `addAudit`: audit records, newest first (highest seq first). */
   listAudit?(query: AuditQuery): Promise<AuditRecord[]>;
 }

@@ -90,6 +90,10 @@ export class SqliteStorage implements Storage {
     now: number,
   ) => (ExecutionSnapshot | undefined)[];
   private readonly addSignalsTx: (signals: readonly NewSignal[], payloads: string[]) => SignalRecord[];
+  private readonly addAuditTx: (
+    records: readonly NewAuditRecord[],
+    replays: (string | null)[],
+  ) => AuditRecord[];
   private readonly loadTx: (executionId: string) => ExecutionSnapshot | undefined;
   private readonly loadManyTx: (executionIds: readonly string[]) => (ExecutionSnapshot | undefined)[];
 
@@ -174,6 +178,38 @@ export class SqliteStorage implements Storage {
       });
     });
     this.addSignalsTx = addSignalsTx.immediate;
+    const addAuditTx = this.db.transaction(
+      (records: readonly NewAuditRecord[], replays: (string | null)[]) => {
+        const s = this.stmts();
+        return records.map((record, i): AuditRecord => {
+          const replay = replays[i]!;
+          const { lastInsertRowid } = s.addAudit.run(
+            record.at,
+            record.actor,
+            record.method,
+            record.route,
+            record.path,
+            record.runId,
+            record.status,
+            record.key,
+            replay,
+          );
+          return {
+            seq: Number(lastInsertRowid),
+            at: record.at,
+            actor: record.actor,
+            method: record.method,
+            route: record.route,
+            path: record.path,
+            runId: record.runId,
+            status: record.status,
+            key: record.key,
+            replay: replay === null ? null : (JSON.parse(replay) as AuditRecord["replay"]),
+          };
+        });
+      },
+    );
+    this.addAuditTx = addAuditTx.immediate;
     // A read transaction, so the snapshot's parts all come from the same committed state.
     this.loadTx = this.db.transaction((executionId: string) => this.snapshot(executionId)).deferred;
     this.loadManyTx = this.db.transaction((executionIds: readonly string[]) =>
@@ -360,20 +396,12 @@ export class SqliteStorage implements Storage {
     this.stmts().removeExecutor.run(id);
   }
 
-  async addAudit(record: NewAuditRecord): Promise<AuditRecord> {
-    const replay = record.replay === null ? null : toJsonText(record.replay, "audit replay");
-    const { lastInsertRowid } = this.stmts().addAudit.run(
-      record.at,
-      record.actor,
-      record.method,
-      record.route,
-      record.path,
-      record.runId,
-      record.status,
-      record.key,
-      replay,
-    );
-    return { ...record, seq: Number(lastInsertRowid), replay: replay === null ? null : JSON.parse(replay) };
+  async addAudit(records: readonly NewAuditRecord[]): Promise<AuditRecord[]> {
+    this.stmts();
+    if (records.length === 0) return [];
+    // Serialized before the transaction: a record JSON cannot hold fails the batch, nothing written.
+    const replays = records.map((r) => (r.replay === null ? null : toJsonText(r.replay, "audit replay")));
+    return this.addAuditTx(records, replays);
   }
 
   async listAudit(query: AuditQuery): Promise<AuditRecord[]> {

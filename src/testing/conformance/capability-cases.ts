@@ -173,9 +173,10 @@ export async function auditLog(storage: Storage): Promise<void> {
     replay: key === null ? null : { fingerprint: `f${n}`, body: { seq: n, ok: true, unicode: "ünï 🚀" } },
   });
   assert.deepEqual(await storage.listAudit!({ limit: 10 }), []);
-  const added = [];
-  for (let n = 1; n <= 5; n++)
-    added.push(await storage.addAudit!(record(n, n === 2 || n === 5 ? "k" : null)));
+  // One batch of two, then one at a time: seqs go on increasing across batches.
+  const added = await storage.addAudit!([record(1), record(2, "k")]);
+  for (let n = 3; n <= 5; n++) added.push(...(await storage.addAudit!([record(n, n === 5 ? "k" : null)])));
+  assert.deepEqual(await storage.addAudit!([]), []);
   assert.deepEqual(
     added.map((a) => a.seq),
     [...added.map((a) => a.seq)].sort((a, b) => a - b),

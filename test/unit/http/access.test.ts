@@ -51,7 +51,10 @@ function fakeRuns() {
 async function setup() {
   const storage = new MemoryStorage();
   await storage.init();
-  const audit: AuditLog = { record: (e) => storage.addAudit(e), list: (q) => storage.listAudit(q) };
+  const audit: AuditLog = {
+    record: async (e) => (await storage.addAudit([e]))[0]!,
+    list: (q) => storage.listAudit(q),
+  };
   const { runs, delivered } = fakeRuns();
   const app = createApp({
     runs,
