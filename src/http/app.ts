@@ -12,7 +12,14 @@ import { streamSSE, streamText } from "hono/streaming";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { Json } from "../json.js";
-import { cancelRequest, pruneRequest, runStatus, signalPayload, submitRequest } from "../runs/schemas.js";
+import {
+  type ConfigResponse,
+  cancelRequest,
+  pruneRequest,
+  runStatus,
+  signalPayload,
+  submitRequest,
+} from "../runs/schemas.js";
 import type { AuditLog, RunService } from "../runs/service.js";
 import { type Replay, RequestLog } from "./audit.js";
 import { allows, type Caller, DEFAULT_TOKEN_NAME, matchRoute, type TokenEntry, Tokens } from "./auth.js";
@@ -33,6 +40,8 @@ export interface AppOptions {
   tokens?: readonly TokenEntry[] | undefined;
   /** Where mutating requests are recorded; without it they are not, and `GET /audit` is empty. */
   audit?: AuditLog | undefined;
+  /** The server's configuration for `GET /config` (the app adds its tokens' names and roles). */
+  config?: (() => Omit<ConfigResponse, "tokens">) | undefined;
   /** Largest request body accepted, bytes. Default 1 MiB. */
   maxBodyBytes?: number;
   /** Between SSE keep-alive comments, so proxies don't drop a quiet stream. Default 15 s. */
@@ -281,6 +290,11 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     }));
     const last = entries.at(-1);
     return c.json({ entries, ...(entries.length === limit && last && { next: last.seq }) });
+  });
+
+  api.get("/config", (c) => {
+    if (!options.config) throw new ApiError(404, "not_found", "this server does not show its configuration");
+    return c.json({ ...options.config(), tokens: tokens.list } satisfies ConfigResponse);
   });
 
   api.get("/queue", async (c) => c.json({ jobs: await runs.queue() }));

@@ -43,6 +43,7 @@ export const ROUTE_ROLES: readonly RouteRule[] = [
   { method: "POST", route: "/runs/:id/resume", role: "operate" },
   { method: "POST", route: "/prune", role: "admin" },
   { method: "GET", route: "/audit", role: "admin" },
+  { method: "GET", route: "/config", role: "admin" },
 ];
 
 /** Whether `role` may do what `needed` may. */
@@ -87,6 +88,11 @@ export class Tokens {
   constructor(entries: readonly TokenEntry[]) {
     if (entries.length === 0) throw new Error("Tokens: at least one token is needed");
     this.#entries = entries;
+  }
+
+  /** Every token's name and role (never its hash). */
+  get list(): Caller[] {
+    return this.#entries.map((e) => ({ name: e.name, role: e.role }));
   }
 
   /** A token given in the clear (`--token`), as an entry. */

@@ -372,6 +372,17 @@ function baseDocument(): OpenApiDocument {
           },
         },
       },
+      "/config": {
+        get: {
+          operationId: "serverConfig",
+          summary:
+            "The server's configuration as it runs: pools, locks, weights, its tokens' names and roles (never a hash), retention, what jobs inherit",
+          responses: {
+            "200": { description: "The configuration", content: json("Config") },
+            ...errors(401, 403),
+          },
+        },
+      },
       "/queue": {
         get: {
           operationId: "queue",
@@ -424,6 +435,7 @@ function baseDocument(): OpenApiDocument {
         SignalResponse: schemaOf(api.signalResponse),
         ActionResponse: schemaOf(api.actionResponse),
         AuditPage: schemaOf(api.auditPage),
+        Config: schemaOf(api.configResponse),
         Error: schemaOf(api.errorResponse),
         Health: schemaOf(api.healthResponse),
         Event: {

@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { isMap, isScalar } from "yaml";
 import { NAME, NAME_RULE } from "../names.js";
-import { SLIPWAY_CREDENTIAL } from "../pipeline/job-env.js";
+import { SERVER_JOB_ENV, SLIPWAY_CREDENTIAL } from "../pipeline/job-env.js";
 import {
   type ConfigSections,
   loadServerConfig,
@@ -23,6 +23,7 @@ import {
   THIS_MACHINE,
 } from "../scheduler/config.js";
 import { describe, type Reader } from "../yaml-reader.js";
+import type { ConfigResponse } from "./schemas.js";
 
 /** What a token may do; each role may do what the ones before it may. */
 export const ROLES = ["read", "operate", "admin"] as const;
@@ -64,6 +65,19 @@ const ENV_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*\*?$/;
 /** The hash a config file keeps for a token: `sha256:<hex>` of its UTF-8 text. */
 export function tokenHash(token: string): string {
   return `sha256:${createHash("sha256").update(token, "utf8").digest("hex")}`;
+}
+
+/** The config as `GET /config` shows it, less the tokens (the API adds those it accepts, without hashes). */
+export function describeConfig(config: ServeConfig): Omit<ConfigResponse, "tokens"> {
+  const { capacity, workDir, weights } = config.scheduler;
+  return {
+    resources: { memoryBytes: capacity.memoryBytes, cpu: capacity.cpu, diskBytes: capacity.diskBytes },
+    locks: { ...capacity.locks },
+    workDir,
+    weights: { ...weights },
+    retention: config.retention ?? null,
+    jobEnv: [...SERVER_JOB_ENV, ...config.jobEnv],
+  };
 }
 
 /** Reads the server config file (see {@link loadServerConfig}: ConfigError, NotFoundError), every section. */

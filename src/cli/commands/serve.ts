@@ -14,6 +14,7 @@ import { createApp } from "../../http/app.js";
 import { DEFAULT_TOKEN_NAME } from "../../http/auth.js";
 import { parsePipeline } from "../../pipeline/parse.js";
 import { PipelineError } from "../../pipeline/problems.js";
+import { describeConfig } from "../../runs/config.js";
 import { LocalRuns } from "../../runs/local.js";
 import { startRetention } from "../../runs/retention.js";
 import { ConfigError } from "../../scheduler/config.js";
@@ -96,7 +97,14 @@ export const serve: Command = {
       token = randomBytes(24).toString("base64url");
       io.out(`token ${token} (generated: give it to clients as --token-file, --token or SLIPWAY_TOKEN)\n`);
     }
-    const app = createApp({ runs, logger: runs.runtime.logger, token, tokens, audit: runs.audit });
+    const app = createApp({
+      runs,
+      logger: runs.runtime.logger,
+      token,
+      tokens,
+      audit: runs.audit,
+      config: () => describeConfig(runs.runtime.config),
+    });
     const pruning =
       retention &&
       startRetention({

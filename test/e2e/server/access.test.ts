@@ -115,6 +115,21 @@ describe("slipway serve: access", () => {
       expect((await status(server, "GET", "/audit", token)).status).toBe(200);
     }
     expect((await status(server, "GET", `/runs/${id}`, VIEWER)).status).toBe(200);
+    // admin: the configuration, with its tokens' names and roles, never a hash.
+    expect((await status(server, "GET", "/config", CI)).status).toBe(403);
+    const config = await status(server, "GET", "/config", BOSS);
+    expect(config.status).toBe(200);
+    expect(JSON.parse(config.text)).toMatchObject({
+      tokens: [
+        { name: "default", role: "admin" },
+        { name: "viewer", role: "read" },
+        { name: "ci", role: "operate" },
+        { name: "boss", role: "admin" },
+      ],
+      retention: null,
+      jobEnv: [...SERVER_JOB_ENV, "AWS_PROFILE"],
+    });
+    expect(config.text).not.toContain(tokenHash(CI).slice(7, 30));
   });
 
   it("records every mutating request, refused ones too, for admin to read; the token file's token is not in argv", async () => {

@@ -62,6 +62,14 @@ async function setup() {
     token: "legacy",
     tokens: TOKENS.map((t) => Tokens.entry(t.name, t.role, t.token)),
     audit,
+    config: () => ({
+      resources: { memoryBytes: 1, cpu: 1, diskBytes: 1 },
+      locks: {},
+      workDir: "/w",
+      weights: {},
+      retention: null,
+      jobEnv: ["PATH"],
+    }),
   });
   return { app, delivered, storage };
 }
@@ -89,6 +97,7 @@ const EXAMPLES: Record<string, [string, string, unknown?]> = {
   "POST /runs/:id/resume": ["POST", "/runs/r1/resume"],
   "POST /prune": ["POST", "/prune", { endedBefore: 0 }],
   "GET /audit": ["GET", "/audit"],
+  "GET /config": ["GET", "/config"],
 };
 
 describe("roles", () => {
@@ -116,6 +125,7 @@ describe("roles", () => {
       "POST /runs/:id/resume": "operate",
       "POST /prune": "admin",
       "GET /audit": "admin",
+      "GET /config": "admin",
     });
     expect(Object.keys(EXAMPLES).sort()).toEqual(Object.keys(table).sort());
   });
