@@ -21,13 +21,14 @@ import {
   submitRequest,
 } from "../runs/schemas.js";
 import type { AuditLog, RunService } from "../runs/service.js";
-import { type Replay, RequestLog } from "./audit.js";
-import { allows, type Caller, DEFAULT_TOKEN_NAME, matchRoute, type TokenEntry, Tokens } from "./auth.js";
+import { type ApiEnv, accessControl } from "./access.js";
+import { RequestLog } from "./audit.js";
+import { DEFAULT_TOKEN_NAME, type TokenEntry, Tokens } from "./auth.js";
 import { ApiError, toHttpError } from "./errors.js";
 import { openApiDocument } from "./openapi.js";
 import { API_PREFIX } from "./routes.js";
 
-export { API_PREFIX };
+export { API_PREFIX, type ApiEnv };
 
 export interface AppOptions {
   /** What the API serves: the runs service (the server's in-process one). */
@@ -52,11 +53,6 @@ const statusQuery = z.array(runStatus).optional();
 const limitQuery = z.coerce.number().int().min(1).max(10_000).optional();
 const timeQuery = z.coerce.number().int().optional();
 const beforeQuery = z.coerce.number().int().min(1).optional();
-
-/** What the routes learn about a request for its audit record. */
-type Vars = { caller: Caller; run?: string; replay?: Replay };
-/** The app's Hono environment: what its middleware tells its routes. */
-export type ApiEnv = { Variables: Vars };
 
 /** An oversized body up to this size is read and dropped before the 413; a larger one closes the connection. */
 const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
@@ -94,52 +90,8 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
 
   app.get("/healthz", (c) => c.json({ ok: true as const }));
 
-  // Authentication and the role check before anything else is read: a request without a token, or
-  // with one whose role is too low, changes nothing. Every mutating request a known token makes is
-  // recorded, refused ones included.
-  app.use("*", async (c, next) => {
-    const header = c.req.header("authorization") ?? "";
-    const bearer = /^Bearer (.+)$/i.exec(header);
-    if (!bearer)
-      throw new ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)");
-    const caller = tokens.identify(bearer[1]!);
-    if (!caller) throw new ApiError(401, "unauthorized", "invalid token");
-    c.set("caller", caller);
-    const method = c.req.method;
-    const path = c.req.path.startsWith(`${API_PREFIX}/`) ? c.req.path.slice(API_PREFIX.length) : c.req.path;
-    const match = matchRoute(method, path);
-    const mutating = method !== "GET" && method !== "HEAD";
-    const key = mutating ? c.req.header("idempotency-key") : undefined;
-    const record = (status: number) =>
-      requests.record({
-        caller,
-        method,
-        path,
-        match,
-        status,
-        key,
-        run: c.get("run"),
-        replay: c.get("replay"),
-      });
-    // An unknown route is answered 404 to any known token.
-    const needed = match?.rule.role ?? "read";
-    if (!allows(caller.role, needed)) {
-      if (mutating) await record(403);
-      throw new ApiError(
-        403,
-        "forbidden",
-        `token "${caller.name}" has role ${caller.role}; ${method} ${match?.rule.route ?? path} needs role ${needed}`,
-      );
-    }
-    try {
-      await next();
-    } finally {
-      if (mutating) {
-        await record(c.res.status);
-        requests.settled(key);
-      }
-    }
-  });
+  // Authentication and the role check before anything else is read (access.ts).
+  app.use("*", accessControl(tokens, requests));
   const tooLarge = () => {
     throw new ApiError(
       413,
