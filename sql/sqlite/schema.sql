@@ -1,5 +1,18 @@
 -- Generated from sql/sqlite/*.sql by `npx tsx scripts/sqlite-schema.ts --write`; do not edit.
 
+CREATE TABLE audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  method TEXT NOT NULL,
+  route TEXT NOT NULL,
+  path TEXT NOT NULL,
+  run_id TEXT,
+  status INTEGER NOT NULL,
+  idempotency_key TEXT,
+  replay TEXT
+);
+
 CREATE TABLE events (
   execution_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
@@ -70,6 +83,8 @@ CREATE TABLE steps (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (execution_id, action)
 );
+
+CREATE INDEX audit_key ON audit (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 CREATE INDEX executions_cancel_requested ON executions (created_at, id)
   WHERE cancel_requested IS NOT NULL;

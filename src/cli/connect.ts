@@ -3,6 +3,7 @@
  * token), or this process hosting runs on the embedded database. Commands take the service and never
  * ask which one it is; refusals of either are reported here, the same way.
  */
+import { readFileSync } from "node:fs";
 import { SlipwayError } from "../errors.js";
 import { HttpRuns, RemoteError } from "../http/client.js";
 import { LocalRuns } from "../runs/local.js";
@@ -15,12 +16,48 @@ export const connectionOptions = {
   db: { type: "string" },
   server: { type: "string" },
   token: { type: "string" },
+  "token-file": { type: "string" },
 } as const;
 
 export interface Connection {
   db?: string | undefined;
   server?: string | undefined;
   token?: string | undefined;
+  "token-file"?: string | undefined;
+}
+
+/**
+ * The token in a file (`--token-file`): its text without the line break that ends it. Reading it
+ * from a file keeps it out of the process list, where `--token` shows it to every user of the machine.
+ */
+export function readTokenFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(
+      `cannot read the token file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
+  const token = text.replace(/\r?\n$/, "");
+  if (token.trim() === "" || /[\r\n]/.test(token))
+    throw new UsageError(`the token file ${path} must hold the token on one line`);
+  return token;
+}
+
+/**
+ * The token a command was given: `--token`, `--token-file`, else `SLIPWAY_TOKEN`, else the file
+ * `SLIPWAY_TOKEN_FILE` names; undefined when none.
+ */
+export function tokenOf(values: Pick<Connection, "token" | "token-file">): string | undefined {
+  if (values.token !== undefined && values["token-file"] !== undefined)
+    throw new UsageError("give --token or --token-file, not both");
+  if (values.token !== undefined) return values.token;
+  if (values["token-file"] !== undefined) return readTokenFile(values["token-file"]);
+  const env = process.env.SLIPWAY_TOKEN;
+  if (env !== undefined && env !== "") return env;
+  const file = process.env.SLIPWAY_TOKEN_FILE;
+  return file === undefined || file === "" ? undefined : readTokenFile(file);
 }
 
 /** The server named by `--server` or `SLIPWAY_SERVER`, if any. */
@@ -37,9 +74,11 @@ export async function connect(values: Connection, use: StateUse): Promise<RunSer
   const server = serverOf(values);
   if (server === undefined)
     return LocalRuns.open({ db: dbPath(values.db, use), adopt: "asked", pollIntervalMs: 100 });
-  const token = values.token ?? process.env.SLIPWAY_TOKEN;
+  const token = tokenOf(values);
   if (token === undefined || token === "")
-    throw new UsageError(`a token is needed for ${server}: --token TOKEN or SLIPWAY_TOKEN`);
+    throw new UsageError(
+      `a token is needed for ${server}: --token-file FILE, --token TOKEN, SLIPWAY_TOKEN or SLIPWAY_TOKEN_FILE`,
+    );
   let base: URL;
   try {
     base = new URL(server);

@@ -13,6 +13,7 @@ import { ls, show } from "./commands/runs.js";
 import { serve } from "./commands/serve.js";
 import { signal } from "./commands/signal.js";
 import { submit } from "./commands/submit.js";
+import { token } from "./commands/token.js";
 import { validate } from "./commands/validate.js";
 
 export { EXIT, type Io } from "./command.js";
@@ -57,6 +58,7 @@ const commands: Command[] = [
   prune,
   serve,
   submit,
+  token,
 ];
 
 /** Runs one command line (without `node` and the script path) and returns its exit code. */

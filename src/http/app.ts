@@ -1,9 +1,9 @@
 /**
- * The HTTP API of `slipway serve`, with Hono: versioned under `/api/v1/`, bearer-token auth compared
- * in constant time, bodies validated with zod at the boundary, every error mapped to a status and a
- * JSON body in the one `onError`, run events as Server-Sent Events.
+ * The HTTP API of `slipway serve`, with Hono: versioned under `/api/v1/`, named bearer tokens with
+ * roles (auth.ts), mutating requests recorded in the audit log (audit.ts), bodies validated with zod
+ * at the boundary, every error mapped to a status and a JSON body in the one `onError`, run events
+ * as Server-Sent Events.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { once } from "node:events";
 import type { IncomingMessage } from "node:http";
 import { type Context, Hono } from "hono";
@@ -12,21 +12,37 @@ import { streamSSE, streamText } from "hono/streaming";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { type Json, jsonTooDeep, tooDeepMessage } from "../json.js";
-import { cancelRequest, pruneRequest, runStatus, signalPayload, submitRequest } from "../runs/schemas.js";
-import type { RunService } from "../runs/service.js";
+import {
+  type ConfigResponse,
+  cancelRequest,
+  pruneRequest,
+  runStatus,
+  signalPayload,
+  submitRequest,
+} from "../runs/schemas.js";
+import type { AuditLog, RunService } from "../runs/service.js";
+import { type ApiEnv, accessControl } from "./access.js";
+import { RequestLog } from "./audit.js";
+import { DEFAULT_TOKEN_NAME, type TokenEntry, Tokens } from "./auth.js";
 import { ApiError, toHttpError } from "./errors.js";
 import { openApiDocument } from "./openapi.js";
 import { API_PREFIX } from "./routes.js";
 
-export { API_PREFIX };
+export { API_PREFIX, type ApiEnv };
 
 export interface AppOptions {
   /** What the API serves: the runs service (the server's in-process one). */
   runs: RunService;
   /** Where requests that failed on the server's side are logged. */
   logger: Logger;
-  /** The bearer token every request but `/healthz` must carry. */
-  token: string;
+  /** One `admin` token (named `default`) every request but `/healthz` may carry. */
+  token?: string | undefined;
+  /** Named tokens with their roles (the server config's `tokens:`), beside `token`. */
+  tokens?: readonly TokenEntry[] | undefined;
+  /** Where mutating requests are recorded; without it they are not, and `GET /audit` is empty. */
+  audit?: AuditLog | undefined;
+  /** The server's configuration for `GET /config` (the app adds its tokens' names and roles). */
+  config?: (() => Omit<ConfigResponse, "tokens">) | undefined;
   /** Largest request body accepted, bytes. Default 1 MiB. */
   maxBodyBytes?: number;
   /** Between SSE keep-alive comments, so proxies don't drop a quiet stream. Default 15 s. */
@@ -36,16 +52,21 @@ export interface AppOptions {
 const statusQuery = z.array(runStatus).optional();
 const limitQuery = z.coerce.number().int().min(1).max(10_000).optional();
 const timeQuery = z.coerce.number().int().optional();
+const beforeQuery = z.coerce.number().int().min(1).optional();
 
 /** An oversized body up to this size is read and dropped before the 413; a larger one closes the connection. */
 const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
 
-export function createApp(options: AppOptions): Hono {
+export function createApp(options: AppOptions): Hono<ApiEnv> {
   const { runs, logger } = options;
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
-  const expected = digest(options.token);
-  const app = new Hono();
+  const tokens = new Tokens([
+    ...(options.token === undefined ? [] : [Tokens.entry(DEFAULT_TOKEN_NAME, "admin", options.token)]),
+    ...(options.tokens ?? []),
+  ]);
+  const requests = new RequestLog(options.audit, logger);
+  const app = new Hono<ApiEnv>();
   /** Requests whose oversized body was read to its end (their connection can carry another request). */
   const drained = new WeakSet<Request>();
 
@@ -69,16 +90,8 @@ export function createApp(options: AppOptions): Hono {
 
   app.get("/healthz", (c) => c.json({ ok: true as const }));
 
-  // Authentication before anything else is read: a request without the token changes nothing.
-  app.use("*", async (c, next) => {
-    const header = c.req.header("authorization") ?? "";
-    const match = /^Bearer (.+)$/i.exec(header);
-    if (!match)
-      throw new ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)");
-    if (!timingSafeEqual(digest(match[1]!), expected))
-      throw new ApiError(401, "unauthorized", "invalid token");
-    await next();
-  });
+  // Authentication and the role check before anything else is read (access.ts).
+  app.use("*", accessControl(tokens, requests));
   const tooLarge = () => {
     throw new ApiError(
       413,
@@ -109,7 +122,7 @@ export function createApp(options: AppOptions): Hono {
     return streamedLimit(c, next);
   });
 
-  const api = new Hono();
+  const api = new Hono<ApiEnv>();
 
   api.post("/runs", async (c) => {
     const body = submitRequest.parse(await readJson(c));
@@ -121,6 +134,7 @@ export function createApp(options: AppOptions): Hono {
       body.file ? { file: body.file.name, source: body.file.source } : { pipeline: body.pipeline! },
       request,
     );
+    c.set("run", submitted.id);
     return c.json(submitted, 201);
   });
 
@@ -195,12 +209,45 @@ export function createApp(options: AppOptions): Hono {
 
   api.post("/runs/:id/signals/:name", async (c) => {
     const payload = signalPayload.parse((await readJson(c)) ?? {}) as Json;
-    return c.json(await runs.signal(c.req.param("id"), c.req.param("name"), payload));
+    const send = () => runs.signal(c.req.param("id"), c.req.param("name"), payload);
+    // With an `Idempotency-Key`, a repeat (a client retrying after a timeout) is answered as the
+    // first was, and the signal is delivered once.
+    const key = c.req.header("idempotency-key");
+    if (key === undefined) return c.json(await send());
+    const replay = await requests.once(key, "/runs/:id/signals/:name", [c.req.path, payload], send);
+    c.set("replay", replay);
+    return c.json(replay.body);
   });
 
   api.post("/runs/:id/retry", async (c) => c.json(await runs.retry(c.req.param("id"))));
   api.post("/runs/:id/resume", async (c) => c.json(await runs.resume(c.req.param("id"))));
   api.post("/prune", async (c) => c.json(await runs.prune(pruneRequest.parse(await readJson(c)))));
+
+  api.get("/audit", async (c) => {
+    const limit = limitQuery.parse(c.req.query("limit")) ?? 100;
+    const before = beforeQuery.parse(c.req.query("before"));
+    const records = options.audit
+      ? await options.audit.list({ limit, ...(before !== undefined && { beforeSeq: before }) })
+      : [];
+    const entries = records.map((r) => ({
+      seq: r.seq,
+      at: r.at,
+      actor: r.actor,
+      method: r.method,
+      route: r.route,
+      path: r.path,
+      run: r.runId,
+      status: r.status,
+      key: r.key,
+    }));
+    const last = entries.at(-1);
+    return c.json({ entries, ...(entries.length === limit && last && { next: last.seq }) });
+  });
+
+  api.get("/config", (c) => {
+    if (!options.config) throw new ApiError(404, "not_found", "this server does not show its configuration");
+    return c.json({ ...options.config(), tokens: tokens.list } satisfies ConfigResponse);
+  });
 
   api.get("/queue", async (c) => c.json({ jobs: await runs.queue() }));
   api.get("/resources", async (c) => c.json(await runs.resources()));
@@ -210,13 +257,8 @@ export function createApp(options: AppOptions): Hono {
   return app;
 }
 
-/** Both sides hashed first: equal lengths for timingSafeEqual, and nothing learned from the length. */
-function digest(token: string): Buffer {
-  return createHash("sha256").update(token, "utf8").digest();
-}
-
 /** The body as JSON; undefined when empty. Malformed JSON is a 400 that says where it broke. */
-async function readJson(c: Context): Promise<unknown> {
+async function readJson(c: Context<ApiEnv>): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === "") return undefined;
   // Checked on the text: parsing, validating and storing a value recurse once per level.

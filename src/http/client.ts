@@ -182,7 +182,7 @@ export class HttpRuns implements RunService {
     }
     if (response.status === 401)
       throw new RemoteError(
-        `the server refused the token (${error?.message ?? "401"}): check --token or SLIPWAY_TOKEN`,
+        `the server refused the token (${error?.message ?? "401"}): check --token-file, --token, SLIPWAY_TOKEN or SLIPWAY_TOKEN_FILE`,
         401,
         "unauthorized",
       );

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import * as api from "../runs/schemas.js";
+import { ROUTE_ROLES } from "./auth.js";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -28,6 +29,8 @@ interface Operation {
   requestBody?: { required: boolean; content: MediaContent };
   responses: Record<string, { description: string; content?: MediaContent }>;
   security?: Record<string, string[]>[];
+  /** The token role the operation needs (auth.ts ROUTE_ROLES). */
+  "x-slipway-role"?: string;
 }
 
 type Method = "get" | "post";
@@ -63,7 +66,8 @@ const errors = (...statuses: number[]) =>
 
 const ERROR_TEXT: Record<number, string> = {
   400: "Invalid request: malformed JSON, a body that fails validation, or a pipeline with problems",
-  401: "Missing or invalid bearer token; nothing was changed",
+  401: "Missing or unknown bearer token; nothing was changed",
+  403: "The token's role may not do this (read < operate < admin); nothing was changed",
   404: "No such run (or job)",
   409: "The run is not in a state that allows this",
   413: "The request body is larger than the limit",
@@ -78,13 +82,24 @@ const runId: Parameter = {
 };
 
 export function openApiDocument(): OpenApiDocument {
+  const document = baseDocument();
+  // Each operation says the role it needs, from the one table the server checks.
+  for (const rule of ROUTE_ROLES) {
+    const path = rule.route.replace(/:(\w+)/g, "{$1}");
+    const operation = document.paths[path]?.[rule.method.toLowerCase() as Method];
+    if (operation) operation["x-slipway-role"] = rule.role;
+  }
+  return document;
+}
+
+function baseDocument(): OpenApiDocument {
   return {
     openapi: "3.1.0",
     info: {
       title: "Slipway",
       version: "1",
       description:
-        "Runs of build and deploy pipelines, hosted durably by `slipway serve`. Every route but /healthz needs `Authorization: Bearer <token>`.",
+        "Runs of build and deploy pipelines, hosted durably by `slipway serve`. Every route but /healthz needs `Authorization: Bearer <token>`; each operation's `x-slipway-role` is the token role it needs (read < operate < admin). Every mutating request is recorded in the audit log (`GET /audit`).",
     },
     servers: [{ url: "/api/v1" }],
     security: [{ bearer: [] }],
@@ -106,7 +121,7 @@ export function openApiDocument(): OpenApiDocument {
           requestBody: { required: true, content: json("SubmitRequest") },
           responses: {
             "201": { description: "The run was created", content: json("SubmitResponse") },
-            ...errors(400, 401, 404, 409, 413),
+            ...errors(400, 401, 403, 404, 409, 413),
           },
         },
         get: {
@@ -253,7 +268,7 @@ export function openApiDocument(): OpenApiDocument {
           requestBody: { required: false, content: json("CancelRequest") },
           responses: {
             "200": { description: "Cancel requested", content: json("ActionResponse") },
-            ...errors(400, 401, 404, 409, 413),
+            ...errors(400, 401, 403, 404, 409, 413),
           },
         },
       },
@@ -271,6 +286,14 @@ export function openApiDocument(): OpenApiDocument {
               description: "The signal's name",
               schema: { type: "string" },
             },
+            {
+              name: "Idempotency-Key",
+              in: "header",
+              required: false,
+              description:
+                "Makes the signal safe to retry: a repeat with the same key (and the same run, name and payload) is answered as the first was and delivers nothing; the same key with another request is a 409 idempotency_conflict",
+              schema: { type: "string" },
+            },
           ],
           requestBody: {
             required: false,
@@ -282,7 +305,7 @@ export function openApiDocument(): OpenApiDocument {
           },
           responses: {
             "200": { description: "The signal was persisted", content: json("SignalResponse") },
-            ...errors(400, 401, 404, 409, 413),
+            ...errors(400, 401, 403, 404, 409, 413),
           },
         },
       },
@@ -294,7 +317,7 @@ export function openApiDocument(): OpenApiDocument {
           parameters: [runId],
           responses: {
             "200": { description: "Retrying", content: json("ActionResponse") },
-            ...errors(401, 404, 409),
+            ...errors(401, 403, 404, 409),
           },
         },
       },
@@ -306,7 +329,7 @@ export function openApiDocument(): OpenApiDocument {
           parameters: [runId],
           responses: {
             "200": { description: "Resumed", content: json("ActionResponse") },
-            ...errors(401, 404, 409),
+            ...errors(401, 403, 404, 409),
           },
         },
       },
@@ -318,7 +341,45 @@ export function openApiDocument(): OpenApiDocument {
           requestBody: { required: true, content: json("PruneRequest") },
           responses: {
             "200": { description: "The runs removed", content: json("PruneResponse") },
-            ...errors(400, 401),
+            ...errors(400, 401, 403),
+          },
+        },
+      },
+      "/audit": {
+        get: {
+          operationId: "auditLog",
+          summary:
+            "The audit log: every mutating request (who: the token's name; what: method, route, run; when; the answer's status), newest first",
+          parameters: [
+            {
+              name: "limit",
+              in: "query",
+              required: false,
+              description: "At most this many entries (default 100)",
+              schema: { type: "integer", minimum: 1, maximum: 10000 },
+            },
+            {
+              name: "before",
+              in: "query",
+              required: false,
+              description: "Only entries before this seq: a previous page's `next`",
+              schema: { type: "integer", minimum: 1 },
+            },
+          ],
+          responses: {
+            "200": { description: "One page of the audit log", content: json("AuditPage") },
+            ...errors(400, 401, 403),
+          },
+        },
+      },
+      "/config": {
+        get: {
+          operationId: "serverConfig",
+          summary:
+            "The server's configuration as it runs: pools, locks, weights, its tokens' names and roles (never a hash), retention, what jobs inherit",
+          responses: {
+            "200": { description: "The configuration", content: json("Config") },
+            ...errors(401, 403),
           },
         },
       },
@@ -373,6 +434,8 @@ export function openApiDocument(): OpenApiDocument {
         Resources: schemaOf(api.resourcesResponse),
         SignalResponse: schemaOf(api.signalResponse),
         ActionResponse: schemaOf(api.actionResponse),
+        AuditPage: schemaOf(api.auditPage),
+        Config: schemaOf(api.configResponse),
         Error: schemaOf(api.errorResponse),
         Health: schemaOf(api.healthResponse),
         Event: {

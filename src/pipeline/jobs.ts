@@ -11,6 +11,7 @@ import type { Grant } from "../scheduler/admission.js";
 import { masker, runShell, type ShellResult } from "../shell/process.js";
 import { attemptFiles, type LogPhase } from "../shell/run-directory.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expression-eval.js";
+import { inheritAllButCredentials } from "./job-env.js";
 import type { Pipeline, ReadyCheck, RunJob, Template, Value } from "./model.js";
 import { type Step, stepLabel } from "./plan.js";
 import type { StepResult } from "./run-spec.js";
@@ -268,13 +269,9 @@ function renderEnv(pipeline: Pipeline, step: Step, scope: ExpressionContext): Re
 }
 
 /**
- * Slipway's own credentials (`SLIPWAY_TOKEN`, and any `SLIPWAY_*TOKEN*`/`*SECRET*`/`*PASSWORD*`) are
- * never inherited by a job: a job that prints its environment must not hand a server's token to
- * whoever reads its logs. A pipeline that needs one declares it under `secrets:`.
+ * The child's environment: what it inherits of this process's (job-env.ts: never Slipway's
+ * credentials), then the pipeline's and job's env, inputs, secrets, and the run's identity.
  */
-const SLIPWAY_CREDENTIAL = /^SLIPWAY_.*(TOKEN|SECRET|PASSWORD)/;
-
-/** The child's environment: this process's, then the pipeline's and job's env, inputs, secrets, and the run's identity. */
 function environment(
   context: StepContext,
   step: Step,
@@ -282,8 +279,9 @@ function environment(
   ctx: ActionContext,
 ): { vars: Record<string, string>; mask: string[] } {
   const vars: Record<string, string> = {};
+  const inherit = context.runtime.inherit ?? inheritAllButCredentials;
   for (const [name, value] of Object.entries(context.runtime.env ?? process.env))
-    if (value !== undefined && !SLIPWAY_CREDENTIAL.test(name)) vars[name] = value;
+    if (value !== undefined && inherit(name)) vars[name] = value;
   Object.assign(vars, scope.env);
   for (const [name, value] of Object.entries(context.plan.inputs))
     vars[`INPUT_${name.toUpperCase().replaceAll("-", "_")}`] = formatInput(value);

@@ -7,8 +7,13 @@ import type { JobResources } from "./resources.js";
 export interface JobRuntime {
   /** Where run directories are (shell/run-directory.ts): job logs, pid files, follower marks. */
   dataDir: string;
-  /** The environment jobs inherit. Default: this process's. */
+  /** The environment jobs inherit from (and `secrets:` from `env` are read in). Default: this process's. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Which of its variables a job inherits (job-env.ts). Default: all but Slipway's credentials; a
+   * server passes an allow-list.
+   */
+  inherit?: (name: string) => boolean;
   /** After SIGTERM, how long a job's processes get before SIGKILL. Default 5 s. */
   killGraceMs?: number;
   /** Admits jobs by what they declare in `resources:` before they start; absent: they start at once. */

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import type { Logger } from "pino";
 import type { Saga } from "../definition/saga.js";
+import { Batcher } from "../engine/batcher.js";
 import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
@@ -15,7 +16,13 @@ import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js"
 import type { RunRequest } from "../pipeline/plan.js";
 import { runSpecOf } from "../pipeline/run-spec.js";
 import { runDirectory, sweepRunOrphans } from "../shell/run-directory.js";
-import { ACTIVE_STATUSES, type ExecutionRecord, FINAL_STATUSES } from "../storage/types.js";
+import {
+  ACTIVE_STATUSES,
+  type AuditRecord,
+  type ExecutionRecord,
+  FINAL_STATUSES,
+  type NewAuditRecord,
+} from "../storage/types.js";
 import { runDetail } from "./detail.js";
 import { queueFromStorage } from "./explain.js";
 import { followEvents } from "./follow.js";
@@ -33,6 +40,7 @@ import type {
   SubmitResponse,
 } from "./schemas.js";
 import type {
+  AuditLog,
   EventOptions,
   ListQuery,
   LogOptions,
@@ -55,6 +63,8 @@ export interface LocalRunsOptions {
   registered?: ReadonlyMap<string, string> | undefined;
   /** The server's config file: resource pools, locks, key weights; absent: this machine's resources. */
   config?: string | undefined;
+  /** What jobs inherit of this process's environment (RuntimeOptions.jobEnv); default `all`. */
+  jobEnv?: "all" | "allowed" | undefined;
   /** How often storage is checked for what other processes wrote (signals, cancels), ms. Default 200. */
   pollIntervalMs?: number | undefined;
   /**
@@ -90,6 +100,7 @@ export class LocalRuns implements RunService {
    */
   readonly #compiled = new Map<string, CompiledRun>();
   #stopListening: (() => void) | undefined;
+  #auditBatch: Batcher<NewAuditRecord, AuditRecord> | undefined;
 
   private constructor(runtime: Runtime, options: LocalRunsOptions) {
     this.runtime = runtime;
@@ -106,6 +117,7 @@ export class LocalRuns implements RunService {
       dataDir: options.dataDir,
       logger: options.logger,
       config: options.config,
+      jobEnv: options.jobEnv,
       // Without a config nothing declares locks: each is one holder at a time.
       undeclaredLocks: options.config === undefined ? "exclusive" : "reject",
       pollIntervalMs: options.pollIntervalMs ?? 200,
@@ -306,6 +318,21 @@ export class LocalRuns implements RunService {
     return { removed };
   }
 
+  /**
+   * The audit log in this database (the server records the requests it answers there). Records
+   * handed in during one turn of the event loop are written in one transaction, as the engine's
+   * transitions are: a burst of requests costs one fsync, not one each.
+   */
+  get audit(): AuditLog {
+    const storage = this.#storage;
+    this.#auditBatch ??= new Batcher((records: NewAuditRecord[]) => storage.addAudit(records));
+    const batch = this.#auditBatch;
+    return {
+      record: (entry) => batch.submit(entry),
+      list: (query) => storage.listAudit(query),
+    };
+  }
+
   queue(): Promise<QueueEntry[]> {
     const resources = this.runtime.jobs.resources;
     return queueFromStorage(this.#storage, resources && ((run, action) => resources.explain(run, action)));
@@ -337,6 +364,7 @@ export class LocalRuns implements RunService {
   /** Stops: running jobs are stopped and the runs released, left in storage for whoever continues them. */
   async close(): Promise<void> {
     this.#stopListening?.();
+    await this.#auditBatch?.drained();
     await this.runtime.close();
     for (const id of [...this.#hosted.keys()]) this.#unhost(id);
   }

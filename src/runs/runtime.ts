@@ -12,11 +12,13 @@ import { ENDING_EVENTS } from "../engine/events.js";
 import { Executor } from "../engine/executor.js";
 import { createLogger } from "../logging.js";
 import { runRoster } from "../pipeline/concurrency.js";
+import { inheritOnly, SERVER_JOB_ENV } from "../pipeline/job-env.js";
 import { JobResources } from "../pipeline/resources.js";
 import type { JobRuntime } from "../pipeline/step-context.js";
-import { admissionFor, loadServerConfig } from "../scheduler/config.js";
+import { admissionFor } from "../scheduler/config.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import type { ExecutionRecord } from "../storage/types.js";
+import { loadServeConfig, type ServeConfig } from "./config.js";
 
 export interface RuntimeOptions {
   /** The SQLite database file. */
@@ -25,8 +27,13 @@ export interface RuntimeOptions {
   dataDir?: string | undefined;
   /** The engine's log; default JSON lines in `<dataDir>/slipway.log` (stdout belongs to the user). */
   logger?: Logger | undefined;
-  /** The server's config file (resource pools, locks, key weights); absent: this machine's resources. */
+  /** The server's config file (runs/config.ts); absent: this machine's resources, nothing else. */
   config?: string | undefined;
+  /**
+   * What jobs inherit of this process's environment: all of it but Slipway's credentials (`all`, a
+   * foreground run's default), or only the allow-list and the config's `job_env` (`allowed`, a server).
+   */
+  jobEnv?: "all" | "allowed" | undefined;
   /**
    * A lock no config declares: refused (`reject`, a server's default: its config says what exists),
    * or one holder at a time (`exclusive`: a foreground run has no config to declare it in).
@@ -45,6 +52,8 @@ export interface Runtime {
   readonly jobs: JobRuntime;
   readonly dataDir: string;
   readonly logger: Logger;
+  /** The config file as read (defaults without one). */
+  readonly config: ServeConfig;
   /** Stops the executor (its jobs are stopped, its runs left resumable), then admission and storage. */
   close(): Promise<void>;
 }
@@ -53,9 +62,12 @@ export interface Runtime {
 export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
   const dataDir = options.dataDir ?? dirname(options.db);
   mkdirSync(dataDir, { recursive: true });
-  const config = loadServerConfig(options.config, dataDir);
+  const config = loadServeConfig(options.config, dataDir);
   const resources = new JobResources(
-    admissionFor(config, options.undeclaredLocks ? { undeclaredLocks: options.undeclaredLocks } : {}),
+    admissionFor(
+      config.scheduler,
+      options.undeclaredLocks ? { undeclaredLocks: options.undeclaredLocks } : {},
+    ),
   );
   const log = options.logger ? { logger: options.logger, flush: async () => {} } : engineLog(dataDir);
   const storage = new SqliteStorage({ path: options.db });
@@ -77,7 +89,12 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     await storage.close();
     throw error;
   }
-  const jobs: JobRuntime = { dataDir, resources, runs: runRoster(storage, executor) };
+  const jobs: JobRuntime = {
+    dataDir,
+    resources,
+    runs: runRoster(storage, executor),
+    ...(options.jobEnv === "allowed" && { inherit: inheritOnly([...SERVER_JOB_ENV, ...config.jobEnv]) }),
+  };
   resources.usePeaks(storage.peaks());
   // A grant kept for a readiness probe that never ran (cancelled in between) goes back to the pool.
   const stopReleasing = executor.on((event) => {
@@ -89,6 +106,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     jobs,
     dataDir,
     logger: log.logger,
+    config,
     async close() {
       stopReleasing();
       // The executor first: closing aborts jobs waiting for admission, which leaves them resumable;

@@ -224,3 +224,42 @@ export const errorResponse = z.object({
 export type ErrorResponse = z.infer<typeof errorResponse>;
 
 export const healthResponse = z.object({ ok: z.literal(true) });
+
+/** One mutating API request as the server's audit log keeps it. */
+export const auditEntry = z.object({
+  seq: z.number().int(),
+  /** When it was answered, epoch ms. */
+  at: z.number(),
+  /** The name of the token it carried. */
+  actor: z.string(),
+  method: z.string(),
+  /** The route it matched, e.g. `/runs/:id/cancel`. */
+  route: z.string(),
+  path: z.string(),
+  run: z.string().nullable(),
+  /** The HTTP status it was answered with. */
+  status: z.number().int(),
+  /** Its `Idempotency-Key`, if any. */
+  key: z.string().nullable(),
+});
+export type AuditEntry = z.infer<typeof auditEntry>;
+
+/** One page of the audit log, newest first; `next` (a `before` for the next page) is absent on the last. */
+export const auditPage = z.object({ entries: z.array(auditEntry), next: z.number().int().optional() });
+export type AuditPage = z.infer<typeof auditPage>;
+
+/** The server's configuration as it runs (`GET /config`, admin): never a token or its hash. */
+export const configResponse = z.object({
+  resources: z.object({ memoryBytes: z.number(), cpu: z.number(), diskBytes: z.number() }),
+  locks: z.record(z.string(), z.number().int()),
+  workDir: z.string(),
+  /** Fairness weight per concurrency key (keys not listed weigh 1). */
+  weights: z.record(z.string(), z.number()),
+  /** The tokens it accepts, by name, with their roles. */
+  tokens: z.array(z.object({ name: z.string(), role: z.enum(["read", "operate", "admin"]) })),
+  /** Ended runs older than `olderThanMs` are pruned every `everyMs`; null: kept until pruned. */
+  retention: z.object({ olderThanMs: z.number(), everyMs: z.number() }).nullable(),
+  /** What its jobs may inherit of its environment: the allow-list and `job_env`. */
+  jobEnv: z.array(z.string()),
+});
+export type ConfigResponse = z.infer<typeof configResponse>;

@@ -6,7 +6,7 @@
 import type { ExecutionEvent } from "../engine/events.js";
 import type { Json } from "../json.js";
 import type { RunRequest } from "../pipeline/plan.js";
-import type { ExecutionStatus } from "../storage/types.js";
+import type { AuditQuery, AuditRecord, ExecutionStatus, NewAuditRecord } from "../storage/types.js";
 import type {
   ActionResponse,
   QueueEntry,
@@ -115,4 +115,11 @@ export interface RunService {
   /** The scheduler's pools and locks, and the jobs running now with what they declared. */
   resources(): Promise<ResourcesResponse>;
   close(): Promise<void>;
+}
+
+/** A server's record of the mutating requests made to it (who, what, when, the answer). */
+export interface AuditLog {
+  record(entry: NewAuditRecord): Promise<AuditRecord>;
+  /** Newest first. */
+  list(query: AuditQuery): Promise<AuditRecord[]>;
 }

@@ -20,7 +20,7 @@ import { isMap, isScalar, LineCounter, type Node, parseDocument } from "yaml";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import { NAME, NAME_RULE } from "../names.js";
 import { formatProblem, type Problem } from "../problems.js";
-import { describe, Reader } from "../yaml-reader.js";
+import { describe, type Entry, Reader } from "../yaml-reader.js";
 import { Admission, type AdmissionOptions } from "./admission.js";
 import { volumeFreeBytes, volumeSizeBytes } from "./disk.js";
 import type { Capacity } from "./types.js";
@@ -36,6 +36,16 @@ export interface ServerConfig {
   workDir: string;
   /** Weight per concurrency key; keys not listed weigh 1. */
   weights: Record<string, number>;
+}
+
+/**
+ * Sections of the same file that layers above the scheduler read (the server's tokens, retention...):
+ * their keys, and a reader called with each such entry. Their problems go in the same list, at
+ * their line and column, so the file is one format however many layers read it.
+ */
+export interface ConfigSections {
+  keys: readonly string[];
+  read(r: Reader, entry: Entry, baseDir: string): void;
 }
 
 /** What the machine has, for pools the config leaves out; injectable so tests don't depend on the host. */
@@ -72,8 +82,9 @@ export function loadServerConfig(
   path: string | undefined,
   dataDir: string,
   machine = THIS_MACHINE,
+  sections?: ConfigSections,
 ): ServerConfig {
-  if (path === undefined) return parseServerConfig("", "config", dataDir, machine);
+  if (path === undefined) return parseServerConfig("", "config", dataDir, machine, undefined, sections);
   let source: string;
   try {
     source = readFileSync(path, "utf8");
@@ -83,7 +94,7 @@ export function loadServerConfig(
     if (code === "EISDIR") throw new NotFoundError(`${path} is a directory, not a config file`);
     throw error;
   }
-  return parseServerConfig(source, path, dataDir, machine, dirname(resolve(path)));
+  return parseServerConfig(source, path, dataDir, machine, dirname(resolve(path)), sections);
 }
 
 /** Parses config text; `file` names it in problems, `baseDir` anchors a relative `work_dir`. */
@@ -93,6 +104,7 @@ export function parseServerConfig(
   dataDir: string,
   machine = THIS_MACHINE,
   baseDir = process.cwd(),
+  sections?: ConfigSections,
 ): ServerConfig {
   const lines = new LineCounter();
   const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -112,9 +124,12 @@ export function parseServerConfig(
   if (!empty && !isMap(contents)) {
     r.report(contents, `the config must be a map (\`resources:\`, \`locks:\`...), got ${describe(contents)}`);
   } else if (!empty) {
-    for (const entry of r.map(contents as Node, "the config", CONFIG_KEYS)) {
+    const keys = sections ? [...CONFIG_KEYS, ...sections.keys] : CONFIG_KEYS;
+    for (const entry of r.map(contents as Node, "the config", keys)) {
       const value = entry.value;
-      if (entry.name === "resources") {
+      if (sections?.keys.includes(entry.name)) {
+        sections.read(r, entry, baseDir);
+      } else if (entry.name === "resources") {
         for (const pool of r.map(value, "`resources`", CONFIG_RESOURCES_KEYS)) {
           const label = `\`resources.${pool.name}\``;
           if (pool.name === "cpu") {

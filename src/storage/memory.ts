@@ -3,6 +3,8 @@ import { type ErrorInfo, NotFoundError, SlipwayError } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
 import { parseNullable, toJsonText, toNullableJsonText } from "./json-text.js";
 import type {
+  AuditQuery,
+  AuditRecord,
   ClaimRequest,
   CommitResult,
   CompensationCause,
@@ -12,6 +14,7 @@ import type {
   ExecutionRecord,
   ExecutionSnapshot,
   ExecutorRecord,
+  NewAuditRecord,
   NewSignal,
   SignalRecord,
   StepRecord,
@@ -78,6 +81,8 @@ export class MemoryStorage implements Storage {
   /** Seqs of each execution's signals, so a snapshot does not scan every signal ever sent. */
   private readonly signalsOf = new Map<string, number[]>();
   private readonly executors = new Map<string, string>();
+  /** Audit records as JSON text, in seq order (seq = index + 1). */
+  private readonly audit: string[] = [];
   private closed = false;
 
   async init(): Promise<void> {
@@ -286,6 +291,41 @@ export class MemoryStorage implements Storage {
   async removeExecutor(id: string): Promise<void> {
     this.check();
     this.executors.delete(id);
+  }
+
+  async addAudit(records: readonly NewAuditRecord[]): Promise<AuditRecord[]> {
+    this.check();
+    // Serialized first: a record JSON cannot hold fails the batch before anything is kept.
+    const texts = records.map((record, i) =>
+      toJsonText(
+        {
+          seq: this.audit.length + 1 + i,
+          at: record.at,
+          actor: record.actor,
+          method: record.method,
+          route: record.route,
+          path: record.path,
+          runId: record.runId,
+          status: record.status,
+          key: record.key,
+          replay: record.replay,
+        } satisfies AuditRecord,
+        "audit record",
+      ),
+    );
+    this.audit.push(...texts);
+    return texts.map((text) => JSON.parse(text) as AuditRecord);
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    this.check();
+    const records: AuditRecord[] = [];
+    const from = Math.min(this.audit.length, (query.beforeSeq ?? Number.POSITIVE_INFINITY) - 1);
+    for (let i = from - 1; i >= 0 && records.length < query.limit; i--) {
+      const record = JSON.parse(this.audit[i]!) as AuditRecord;
+      if (query.key === undefined || record.key === query.key) records.push(record);
+    }
+    return records;
   }
 
   private check(): void {

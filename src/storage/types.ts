@@ -110,6 +110,40 @@ export interface SignalRecord {
 
 export type NewSignal = Omit<SignalRecord, "seq" | "consumedBy">;
 
+/** One mutating request to a server's API, as its audit log keeps it. */
+export interface AuditRecord {
+  /** Global, strictly increasing, assigned by the storage. */
+  seq: number;
+  /** When it was answered, epoch ms. */
+  at: number;
+  /** Who: the name of the token it carried. */
+  actor: string;
+  method: string;
+  /** The route it matched, e.g. `/runs/:id/cancel`; the path itself when it matched none. */
+  route: string;
+  /** The path asked for, under the API prefix. */
+  path: string;
+  /** The run it named, if any. */
+  runId: string | null;
+  /** The HTTP status it was answered with. */
+  status: number;
+  /** Its `Idempotency-Key` header, if any. */
+  key: string | null;
+  /** What a repeat with the same key is answered with (the request's fingerprint and answer), if kept. */
+  replay: JsonObject | null;
+}
+
+export type NewAuditRecord = Omit<AuditRecord, "seq">;
+
+export interface AuditQuery {
+  /** Only records with seq below this (the previous page's last seq). */
+  beforeSeq?: number;
+  /** Only records carrying this idempotency key. */
+  key?: string;
+  /** At most this many. */
+  limit: number;
+}
+
 export interface ExecutorRecord {
   id: string;
   host: string;
@@ -243,6 +277,15 @@ export interface Storage {
   upsertExecutor(executor: ExecutorRecord): Promise<void>;
   listExecutors(): Promise<ExecutorRecord[]>;
   removeExecutor(id: string): Promise<void>;
+
+  /**
+   * Optional (a server needs it): appends records to the audit log of mutating API requests, in
+   * order, in one transaction (a server group-commits them). Kept apart from executions: pruning a
+   * run keeps the record of who acted on it.
+   */
+  addAudit?(records: readonly NewAuditRecord[]): Promise<AuditRecord[]>;
+  /** Optional, with `addAudit`: audit records, newest first (highest seq first). */
+  listAudit?(query: AuditQuery): Promise<AuditRecord[]>;
 }
 
 /**

@@ -5,7 +5,7 @@ import { connectionOptions, withRuns } from "../connect.js";
 export const cancel: Command = {
   name: "cancel",
   summary: "Cancel a run: nothing new starts, running jobs stop, completed ones are undone",
-  usage: "slipway cancel RUN [--reason TEXT] [--db PATH | --server URL [--token T]]",
+  usage: "slipway cancel RUN [--reason TEXT] [--db PATH | --server URL [--token-file F | --token T]]",
   async run(args, io) {
     const { values, positionals } = parse(args, { ...connectionOptions, reason: { type: "string" } }, 1);
     const ref = positionals[0];

@@ -6,7 +6,7 @@ export const logs: Command = {
   name: "logs",
   summary: "Print a run's job output (every attempt, undos included); -f follows it live",
   usage: [
-    "slipway logs RUN [JOB] [-f] [--db PATH | --server URL [--token T]]",
+    "slipway logs RUN [JOB] [-f] [--db PATH | --server URL [--token-file F | --token T]]",
     "",
     "Each line is `<time> <out|err> <text>`; a header names the job, the attempt and the phase.",
     "JOB is a job name (all legs of a matrix job) or one leg's step name.",

@@ -7,7 +7,7 @@ export const prune: Command = {
   name: "prune",
   summary: "Remove runs that ended (completed, undone or cancelled) before a time, with their logs",
   usage: [
-    "slipway prune --older-than DURATION [--json] [--db PATH | --server URL [--token T]]",
+    "slipway prune --older-than DURATION [--json] [--db PATH | --server URL [--token-file F | --token T]]",
     "",
     "DURATION as in pipelines: 30d, 12h, 1h30m. Runs that are unfinished, held or need attention",
     "are kept whatever their age.",

@@ -10,7 +10,7 @@ export const queue: Command = {
   summary:
     "List every job that is not running and why: the resource or lock, who holds it, its place in line",
   usage: [
-    "slipway queue [--json] [--db PATH | --server URL [--token T]]",
+    "slipway queue [--json] [--db PATH | --server URL [--token-file F | --token T]]",
     "",
     "Admission (resources, locks, place in line) is known to the process running the job: ask the",
     "server with --server; without it, the waits that storage knows (needs, signals, polls, retries).",

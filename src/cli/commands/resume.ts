@@ -18,7 +18,7 @@ export const resume: Command = {
   summary:
     "Continue every incomplete run (or one) in the foreground, after killing what crashed runs left running",
   usage: [
-    "slipway resume [RUN] [--json] [--db PATH | --server URL [--token T]]",
+    "slipway resume [RUN] [--json] [--db PATH | --server URL [--token-file F | --token T]]",
     "",
     "Without RUN: every run that is running, waiting or compensating and that no live process runs.",
     "With RUN: that run, also when it needs attention (its failed undos are tried again).",
@@ -45,7 +45,7 @@ export const resume: Command = {
 export const retry: Command = {
   name: "retry",
   summary: "Continue a held run (on_failure: hold) from its failed jobs, reusing what completed",
-  usage: "slipway retry RUN [--json] [--db PATH | --server URL [--token T]]",
+  usage: "slipway retry RUN [--json] [--db PATH | --server URL [--token-file F | --token T]]",
   async run(args, io) {
     const { values, positionals } = parse(args, options, 1);
     const ref = positionals[0];

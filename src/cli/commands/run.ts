@@ -26,7 +26,7 @@ export const run: Command = {
   summary: "Run a pipeline file in the foreground (Ctrl-C cancels and undoes; twice leaves it resumable)",
   usage: [
     "slipway run FILE [--input NAME=VALUE]... [--tier NAME]... [--name RUN_NAME] [--key KEY] [--json]",
-    "            [--db PATH | --server URL [--token T]]",
+    "            [--db PATH | --server URL [--token-file F | --token T]]",
     "",
     "Prints the run id first, then the jobs as they go: a live table on a terminal, plain lines",
     "elsewhere, one JSON event per line with --json.",

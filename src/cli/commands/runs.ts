@@ -14,7 +14,7 @@ const options = { ...connectionOptions, json: { type: "boolean" } } as const;
 export const ls: Command = {
   name: "ls",
   summary: "List runs, newest first",
-  usage: "slipway ls [--json] [--db PATH | --server URL [--token T]]",
+  usage: "slipway ls [--json] [--db PATH | --server URL [--token-file F | --token T]]",
   async run(args, io) {
     const { values } = parse(args, options, 0);
     return withRuns(values, "read", io, async (runs) => printList(io, await runs.list(), values.json));
@@ -24,7 +24,8 @@ export const ls: Command = {
 export const show: Command = {
   name: "show",
   summary: "Show one run: its status, why it failed, and each job's state, attempts and time",
-  usage: "slipway show RUN [--json] [--db PATH | --server URL [--token T]]\n\nRUN is a run id or run name.",
+  usage:
+    "slipway show RUN [--json] [--db PATH | --server URL [--token-file F | --token T]]\n\nRUN is a run id or run name.",
   async run(args, io) {
     const { values, positionals } = parse(args, options, 1);
     const ref = positionals[0];

@@ -11,11 +11,15 @@ import { resolve } from "node:path";
 import { serve as listen } from "@hono/node-server";
 import { NotFoundError } from "../../errors.js";
 import { createApp } from "../../http/app.js";
+import { DEFAULT_TOKEN_NAME } from "../../http/auth.js";
 import { parsePipeline } from "../../pipeline/parse.js";
 import { PipelineError } from "../../pipeline/problems.js";
+import { describeConfig } from "../../runs/config.js";
 import { LocalRuns } from "../../runs/local.js";
+import { startRetention } from "../../runs/retention.js";
 import { ConfigError } from "../../scheduler/config.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
+import { readTokenFile } from "../connect.js";
 import { dbPath } from "../state.js";
 
 export const DEFAULT_PORT = 7420;
@@ -24,13 +28,17 @@ export const serve: Command = {
   name: "serve",
   summary: "Host pipeline runs in one long-lived process and serve the HTTP API (/api/v1)",
   usage: [
-    "slipway serve [--port N] [--host H] [--db PATH] [--config FILE] [--token T] [--pipeline FILE]...",
+    "slipway serve [--port N] [--host H] [--db PATH] [--config FILE] [--token-file FILE | --token T]",
+    "              [--pipeline FILE]...",
     "",
     `Listens on 127.0.0.1:${DEFAULT_PORT} unless told otherwise (--port 0: any free port; the line`,
     "`listening on http://HOST:PORT` names the real one). Every request but /healthz needs",
-    "`Authorization: Bearer <token>`: --token, else SLIPWAY_TOKEN, else a random token printed once.",
+    "`Authorization: Bearer <token>`: one of the config's `tokens:` (each with a role: read, operate,",
+    "admin), or the admin token of --token-file (kept out of `ps`), --token or SLIPWAY_TOKEN. With",
+    "none of these, a random admin token is printed once.",
     "--pipeline registers a pipeline file, so runs of it can be submitted by its name.",
-    "--config is the server's configuration file (resource pools and locks).",
+    "--config is the server's configuration file (resource pools, locks, tokens, retention, job_env).",
+    "Jobs inherit only an allow-list of the server's environment (PATH, HOME, LANG...) and `job_env:`.",
     "Incomplete runs continue at start; SIGINT/SIGTERM stop the server, leaving them for the next start.",
   ].join("\n"),
   async run(args, io) {
@@ -42,6 +50,7 @@ export const serve: Command = {
         host: { type: "string" },
         config: { type: "string" },
         token: { type: "string" },
+        "token-file": { type: "string" },
         pipeline: { type: "string", multiple: true },
       },
       0,
@@ -52,11 +61,13 @@ export const serve: Command = {
     const hostname = values.host ?? "127.0.0.1";
     const registered = registerPipelines(values.pipeline ?? [], io);
     if (!registered) return EXIT.usage;
-    let token = values.token ?? process.env.SLIPWAY_TOKEN ?? "";
-    if (token === "") {
-      token = randomBytes(24).toString("base64url");
-      io.out(`token ${token} (generated: give it to clients as --token or SLIPWAY_TOKEN)\n`);
-    }
+    if (values.token !== undefined && values["token-file"] !== undefined)
+      throw new UsageError("give --token-file or --token, not both");
+    let token =
+      values.token ??
+      (values["token-file"] === undefined ? undefined : readTokenFile(values["token-file"])) ??
+      process.env.SLIPWAY_TOKEN;
+    if (token === "") token = undefined;
 
     let runs: LocalRuns;
     try {
@@ -64,6 +75,8 @@ export const serve: Command = {
         db: dbPath(values.db, "write"),
         registered,
         adopt: "all",
+        // A server's jobs never see its environment beyond an allow-list: its tokens stay with it.
+        jobEnv: "allowed",
         ...(values.config !== undefined && { config: resolve(values.config) }),
       });
     } catch (error) {
@@ -72,7 +85,34 @@ export const serve: Command = {
       io.err(`slipway: ${error.message}\n`);
       return EXIT.usage;
     }
-    const app = createApp({ runs, logger: runs.runtime.logger, token });
+    const { tokens, retention } = runs.runtime.config;
+    if (token !== undefined && tokens.some((t) => t.name === DEFAULT_TOKEN_NAME)) {
+      await runs.close();
+      io.err(
+        `slipway: the config names a token \`${DEFAULT_TOKEN_NAME}\`, the name of the --token/SLIPWAY_TOKEN token: rename it\n`,
+      );
+      return EXIT.usage;
+    }
+    if (token === undefined && tokens.length === 0) {
+      token = randomBytes(24).toString("base64url");
+      io.out(`token ${token} (generated: give it to clients as --token-file, --token or SLIPWAY_TOKEN)\n`);
+    }
+    const app = createApp({
+      runs,
+      logger: runs.runtime.logger,
+      token,
+      tokens,
+      audit: runs.audit,
+      config: () => describeConfig(runs.runtime.config),
+    });
+    const pruning =
+      retention &&
+      startRetention({
+        ...retention,
+        runs,
+        clock: runs.runtime.executor.clock,
+        logger: runs.runtime.logger,
+      });
     const server = listen({ fetch: app.fetch, port, hostname });
     try {
       await Promise.race([
@@ -82,6 +122,7 @@ export const serve: Command = {
         }),
       ]);
     } catch (error) {
+      await pruning?.stop();
       await runs.close();
       const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       io.err(`slipway: cannot listen on ${hostname}:${port}: ${code}\n`);
@@ -103,6 +144,7 @@ export const serve: Command = {
     const closed = new Promise<void>((done) => server.close(() => done()));
     if ("closeAllConnections" in server) server.closeAllConnections();
     await closed;
+    await pruning?.stop();
     await runs.close();
     return EXIT.ok;
   },

@@ -7,7 +7,7 @@ export const signal: Command = {
   name: "signal",
   summary: "Send a signal to a run (kept until the run waits for it)",
   usage:
-    "slipway signal RUN NAME [JSON] [--db PATH | --server URL [--token T]]\n\nJSON is the payload, an object by default ({}).",
+    "slipway signal RUN NAME [JSON] [--db PATH | --server URL [--token-file F | --token T]]\n\nJSON is the payload, an object by default ({}).",
   async run(args, io) {
     const { values, positionals } = parse(args, connectionOptions, 3);
     const [ref, name, text] = positionals;

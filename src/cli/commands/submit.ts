@@ -11,7 +11,7 @@ export const submit: Command = {
   summary: "Queue a run of a pipeline file on a server (--server or SLIPWAY_SERVER) and print its id",
   usage: [
     "slipway submit FILE [--input NAME=VALUE]... [--tier NAME]... [--name RUN_NAME] [--key KEY] [--json]",
-    "               [--follow] [--server URL] [--token TOKEN]",
+    "               [--follow] [--server URL] [--token-file F | --token T]",
     "",
     'Prints the run id (--json: {"id","name","pipeline","jobs"}). --follow shows the run as',
     "slipway run does and exits with its exit code; Ctrl-C cancels the run (twice: stop following).",

@@ -6,6 +6,8 @@ import { NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
 import type {
+  AuditQuery,
+  AuditRecord,
   ClaimRequest,
   CommitResult,
   EventRecord,
@@ -13,6 +15,7 @@ import type {
   ExecutionRecord,
   ExecutionSnapshot,
   ExecutorRecord,
+  NewAuditRecord,
   NewSignal,
   PeakStore,
   SignalRecord,
@@ -42,6 +45,19 @@ import {
   type Statements,
   updateSql,
 } from "./statements.js";
+
+interface AuditRow {
+  seq: number;
+  at: number;
+  actor: string;
+  method: string;
+  route: string;
+  path: string;
+  run_id: string | null;
+  status: number;
+  idempotency_key: string | null;
+  replay: string | null;
+}
 
 /** How long a statement waits for another connection's lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5_000;
@@ -74,6 +90,10 @@ export class SqliteStorage implements Storage {
     now: number,
   ) => (ExecutionSnapshot | undefined)[];
   private readonly addSignalsTx: (signals: readonly NewSignal[], payloads: string[]) => SignalRecord[];
+  private readonly addAuditTx: (
+    records: readonly NewAuditRecord[],
+    replays: (string | null)[],
+  ) => AuditRecord[];
   private readonly loadTx: (executionId: string) => ExecutionSnapshot | undefined;
   private readonly loadManyTx: (executionIds: readonly string[]) => (ExecutionSnapshot | undefined)[];
 
@@ -158,6 +178,38 @@ export class SqliteStorage implements Storage {
       });
     });
     this.addSignalsTx = addSignalsTx.immediate;
+    const addAuditTx = this.db.transaction(
+      (records: readonly NewAuditRecord[], replays: (string | null)[]) => {
+        const s = this.stmts();
+        return records.map((record, i): AuditRecord => {
+          const replay = replays[i]!;
+          const { lastInsertRowid } = s.addAudit.run(
+            record.at,
+            record.actor,
+            record.method,
+            record.route,
+            record.path,
+            record.runId,
+            record.status,
+            record.key,
+            replay,
+          );
+          return {
+            seq: Number(lastInsertRowid),
+            at: record.at,
+            actor: record.actor,
+            method: record.method,
+            route: record.route,
+            path: record.path,
+            runId: record.runId,
+            status: record.status,
+            key: record.key,
+            replay: replay === null ? null : (JSON.parse(replay) as AuditRecord["replay"]),
+          };
+        });
+      },
+    );
+    this.addAuditTx = addAuditTx.immediate;
     // A read transaction, so the snapshot's parts all come from the same committed state.
     this.loadTx = this.db.transaction((executionId: string) => this.snapshot(executionId)).deferred;
     this.loadManyTx = this.db.transaction((executionIds: readonly string[]) =>
@@ -342,6 +394,37 @@ export class SqliteStorage implements Storage {
 
   async removeExecutor(id: string): Promise<void> {
     this.stmts().removeExecutor.run(id);
+  }
+
+  async addAudit(records: readonly NewAuditRecord[]): Promise<AuditRecord[]> {
+    this.stmts();
+    if (records.length === 0) return [];
+    // Serialized before the transaction: a record JSON cannot hold fails the batch, nothing written.
+    const replays = records.map((r) => (r.replay === null ? null : toJsonText(r.replay, "audit replay")));
+    return this.addAuditTx(records, replays);
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    const s = this.stmts();
+    const before = query.beforeSeq ?? Number.MAX_SAFE_INTEGER;
+    const limit = Math.max(0, query.limit);
+    const rows = (
+      query.key === undefined
+        ? s.listAudit.all(before, limit)
+        : s.listAuditByKey.all(query.key, before, limit)
+    ) as AuditRow[];
+    return rows.map((row) => ({
+      seq: row.seq,
+      at: row.at,
+      actor: row.actor,
+      method: row.method,
+      route: row.route,
+      path: row.path,
+      runId: row.run_id,
+      status: row.status,
+      key: row.idempotency_key,
+      replay: row.replay === null ? null : (JSON.parse(row.replay) as AuditRecord["replay"]),
+    }));
   }
 
   private stmts(): Statements {

@@ -95,6 +95,12 @@ export function prepareStatements(db: Database.Database) {
     ),
     listExecutors: p("SELECT * FROM executors ORDER BY id"),
     removeExecutor: p("DELETE FROM executors WHERE id = ?"),
+    addAudit: p(
+      `INSERT INTO audit (at, actor, method, route, path, run_id, status, idempotency_key, replay)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    listAudit: p("SELECT * FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?"),
+    listAuditByKey: p("SELECT * FROM audit WHERE idempotency_key = ? AND seq < ? ORDER BY seq DESC LIMIT ?"),
   };
 }
 

@@ -1,4 +1,4 @@
-/** Conformance cases for optional capabilities: batched reads, claiming transitions and job peaks. */
+/** Conformance cases for optional capabilities: batched reads, claiming transitions, job peaks and the audit log. */
 import assert from "node:assert/strict";
 import type { PeakStore, Storage } from "../../storage/types.js";
 import { BASE_TIME, createTransition, eventRecord, executionRecord, stepRecord } from "../records.js";
@@ -158,4 +158,42 @@ export async function peaksPerJob(storage: Storage): Promise<void> {
   assert.deepEqual(peaks.recentPeaks("release", "test", 10), [8 * MiB, 7 * MiB]);
   assert.deepEqual(peaks.recentPeaks("nightly", "build", 10), [9 * MiB]);
   assert.deepEqual(peaks.recentPeaks("nightly", "test", 10), []);
+}
+
+export async function auditLog(storage: Storage): Promise<void> {
+  const record = (n: number, key: string | null = null) => ({
+    at: BASE_TIME + n,
+    actor: n % 2 === 0 ? "ci" : "alice",
+    method: "POST",
+    route: "/runs/:id/signals/:name",
+    path: `/runs/r${n}/signals/go`,
+    runId: n === 3 ? null : `r${n}`,
+    status: n === 4 ? 409 : 200,
+    key,
+    replay: key === null ? null : { fingerprint: `f${n}`, body: { seq: n, ok: true, unicode: "ünï 🚀" } },
+  });
+  assert.deepEqual(await storage.listAudit!({ limit: 10 }), []);
+  // One batch of two, then one at a time: seqs go on increasing across batches.
+  const added = await storage.addAudit!([record(1), record(2, "k")]);
+  for (let n = 3; n <= 5; n++) added.push(...(await storage.addAudit!([record(n, n === 5 ? "k" : null)])));
+  assert.deepEqual(await storage.addAudit!([]), []);
+  assert.deepEqual(
+    added.map((a) => a.seq),
+    [...added.map((a) => a.seq)].sort((a, b) => a - b),
+    "seqs increase",
+  );
+  assert.equal(new Set(added.map((a) => a.seq)).size, 5);
+  for (let n = 1; n <= 5; n++)
+    assert.deepEqual(added[n - 1], { ...record(n, n === 2 || n === 5 ? "k" : null), seq: added[n - 1]!.seq });
+  const all = await storage.listAudit!({ limit: 10 });
+  assert.deepEqual(all, [...added].reverse(), "newest first, as added");
+  const firstPage = await storage.listAudit!({ limit: 2 });
+  assert.deepEqual(firstPage, [added[4], added[3]]);
+  const nextPage = await storage.listAudit!({ limit: 2, beforeSeq: firstPage[1]!.seq });
+  assert.deepEqual(nextPage, [added[2], added[1]]);
+  assert.deepEqual(await storage.listAudit!({ limit: 10, key: "k" }), [added[4], added[1]]);
+  assert.deepEqual(await storage.listAudit!({ limit: 10, key: "k", beforeSeq: added[4]!.seq }), [added[1]]);
+  assert.deepEqual(await storage.listAudit!({ limit: 10, key: "other" }), []);
+  all[0]!.actor = "changed";
+  assert.equal((await storage.listAudit!({ limit: 1 }))[0]!.actor, "alice", "records handed out are copies");
 }

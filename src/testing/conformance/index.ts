@@ -1,6 +1,7 @@
 /** Storage conformance suite: the behaviour every `Storage` backend must share, for any test framework. */
 import type { Storage } from "../../storage/types.js";
 import {
+  auditLog,
   claimingTransitionLoses,
   claimingTransitionReleases,
   claimingTransitionTakesOwnership,
@@ -45,8 +46,8 @@ export type {
 
 export const CRASH_TEST_NAME = "a process killed between writes leaves each transition all there or absent";
 
-/** Optional parts of a backend: `loadMany` (with `Transition.claim`), `getExecutions`, `peaks()`. */
-type Capability = "loadMany" | "getExecutions" | "peaks";
+/** Optional parts of a backend: `loadMany` (with `Transition.claim`), `getExecutions`, `peaks()`, `addAudit`. */
+type Capability = "loadMany" | "getExecutions" | "peaks" | "addAudit";
 /** The skip reason of a case whose capability the backend does not have. */
 export const CAPABILITY_NOT_IMPLEMENTED = "optional capability not implemented";
 
@@ -100,6 +101,11 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
       "loadMany",
     ],
     ["peaks are kept per job, the newest 100, read newest first", peaksPerJob, "peaks"],
+    [
+      "audit records get increasing seqs and are listed newest first, by page and by key",
+      auditLog,
+      "addAudit",
+    ],
   ];
   const skip = options.skip ?? {};
   const known = new Set([...cases.map(([name]) => name), CRASH_TEST_NAME]);
@@ -162,7 +168,7 @@ function probeCapabilities(newStorage: StorageConformanceOptions["newStorage"]):
 } {
   const made = newStorage();
   if (made instanceof Promise) return { closed: made.then((storage) => storage.close()) };
-  const all: Capability[] = ["loadMany", "getExecutions", "peaks"];
+  const all: Capability[] = ["loadMany", "getExecutions", "peaks", "addAudit"];
   const capabilities = new Set(all.filter((capability) => hasCapability(made, capability)));
   return { capabilities, closed: made.close() };
 }

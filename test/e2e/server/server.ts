@@ -27,11 +27,28 @@ export interface Server {
   flags: string[];
 }
 
-export async function startServer(project: Project, extra: readonly string[] = []): Promise<Server> {
-  const running = project.start(["serve", "--port", "0", "--db", project.db, "--token", TOKEN, ...extra]);
+export interface ServerOptions {
+  /** How the server gets its admin token: `--token TOKEN` unless told (e.g. `["--token-file", F]`, or none). */
+  tokenArgs?: readonly string[];
+  /** More environment for the server process. */
+  env?: NodeJS.ProcessEnv;
+  /** The token requests carry unless told: `TOKEN` unless told. */
+  token?: string;
+}
+
+export async function startServer(
+  project: Project,
+  extra: readonly string[] = [],
+  options: ServerOptions = {},
+): Promise<Server> {
+  const tokenArgs = options.tokenArgs ?? ["--token", TOKEN];
+  const running = project.start(
+    ["serve", "--port", "0", "--db", project.db, ...tokenArgs, ...extra],
+    options.env,
+  );
   const [, url] = (await running.waitFor(/listening on (http:\/\/\S+)/)) as unknown as [string, string];
   const api: Server["api"] = (path, init = {}) => {
-    const { token = TOKEN, ...rest } = init;
+    const { token = options.token ?? TOKEN, ...rest } = init;
     const headers = new Headers(rest.headers);
     if (token !== null) headers.set("authorization", `Bearer ${token}`);
     return fetch(`${url}/api/v1${path}`, { signal: AbortSignal.timeout(20_000), ...rest, headers });
@@ -54,7 +71,7 @@ export async function startServer(project: Project, extra: readonly string[] = [
     process: running,
     api,
     json,
-    flags: ["--server", url, "--token", TOKEN],
+    flags: ["--server", url, "--token", options.token ?? TOKEN],
     async events(id, lastEventId) {
       const response = await api(`/runs/${id}/events`, {
         headers: lastEventId === undefined ? {} : { "last-event-id": String(lastEventId) },

@@ -1,6 +1,7 @@
 /** The OpenAPI document describes every route the app serves, and nothing it does not. */
 import { describe, expect, it } from "vitest";
 import { API_PREFIX, createApp } from "../../../src/http/app.js";
+import { ROUTE_ROLES } from "../../../src/http/auth.js";
 import { openApiDocument } from "../../../src/http/openapi.js";
 import { createLogger } from "../../../src/logging.js";
 import type { RunService } from "../../../src/runs/service.js";
@@ -20,6 +21,19 @@ describe("OpenAPI document", () => {
     );
     expect(new Set(served).size).toBe(served.length);
     expect([...served].sort()).toEqual([...documented].sort());
+  });
+
+  it("names the role each operation needs, from the table the server checks", () => {
+    const document = openApiDocument();
+    for (const [path, operations] of Object.entries(document.paths))
+      for (const [method, operation] of Object.entries(operations)) {
+        if (path === "/healthz") continue;
+        const rule = ROUTE_ROLES.find(
+          (r) => r.method === method.toUpperCase() && r.route.replace(/:(\w+)/g, "{$1}") === path,
+        );
+        expect(rule, `${method} ${path} is in ROUTE_ROLES`).toBeDefined();
+        expect(operation["x-slipway-role"]).toBe(rule!.role);
+      }
   });
 
   it("refers only to schemas it defines", () => {
