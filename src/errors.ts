@@ -13,7 +13,9 @@ export type ErrorCode =
   | "cancelled"
   | "storage"
   /** A pipeline job's command failed, timed out or crash-looped. */
-  | "job_failed";
+  | "job_failed"
+  /** A write failed because the volume under the database or the logs is full (SQLITE_FULL, ENOSPC). */
+  | "disk_full";
 
 export class SlipwayError extends Error {
   readonly code: ErrorCode;
@@ -62,6 +64,27 @@ export class CancelledError extends SlipwayError {
   constructor(message: string) {
     super("cancelled", message);
   }
+}
+
+/**
+ * Whether `error` (or what caused it) says the disk is full: SQLite's SQLITE_FULL, the system's ENOSPC
+ * or EDQUOT (a quota is as full as a full disk).
+ */
+export function isDiskFull(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === "disk_full" || code === "SQLITE_FULL" || code === "ENOSPC" || code === "EDQUOT") return true;
+  }
+  return false;
+}
+
+/**
+ * A write that failed on a full disk, as the error a user reads: what could not be written and where
+ * (`what`: "the database /srv/slipway.db"). Anything else is returned as it is.
+ */
+export function diskFullError(error: unknown, what: string): unknown {
+  if (!isDiskFull(error) || (error instanceof SlipwayError && error.code === "disk_full")) return error;
+  return new SlipwayError("disk_full", `the disk is full: cannot write ${what}`, { cause: error });
 }
 
 /** The plain, persistable shape of an error, as storage keeps it (a failed step, a compensation's cause). */

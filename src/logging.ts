@@ -1,9 +1,11 @@
 /**
  * Structured logs. Each line written while an action runs carries its execution id, run name, saga,
- * action and attempt, taken from AsyncLocalStorage so action code passes nothing around.
+ * action and attempt, taken from AsyncLocalStorage so action code passes nothing around. A log that
+ * cannot be written (a full disk) never ends the process: see `guardDestination`.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from "pino";
+import { isDiskFull } from "./errors.js";
 
 export interface LogContext {
   executionId: string;
@@ -26,14 +28,78 @@ export function currentLogContext(): LogContext | undefined {
   return contextStore.getStore();
 }
 
-/** A pino logger that adds the current action's context to every line. */
+/**
+ * A pino logger that adds the current action's context to every line. Without a destination it
+ * writes to stdout; either way the destination is guarded (`guardDestination`).
+ */
 export function createLogger(options: LoggerOptions = {}, destination?: DestinationStream): Logger {
   const withContext: LoggerOptions = {
     level: process.env.SLIPWAY_LOG_LEVEL ?? "info",
     ...options,
     mixin: (base, level, logger) => ({ ...options.mixin?.(base, level, logger), ...contextStore.getStore() }),
   };
-  return destination ? pino(withContext, destination) : pino(withContext);
+  const stream = destination ?? pino.destination({ fd: 1, sync: true, maxLength: MAX_BUFFERED_LOG });
+  guardDestination(stream, destination ? "the log" : "stdout");
+  return pino(withContext, stream);
+}
+
+/** Lines held in memory while a log cannot be written (beyond this they are dropped). */
+export const MAX_BUFFERED_LOG = 8 * 1024 * 1024;
+
+/**
+ * Keeps a log destination from ending the process. An unhandled 'error' on a pino destination (ENOSPC
+ * on a full disk) is an uncaught exception, and pino's exit handler then flushes synchronously in a
+ * loop that never ends while the disk stays full. So: every error is handled (told once on stderr
+ * per spell of failures), lines are kept (up to the destination's `maxLength`) and written once a
+ * write succeeds again, and `flushSync` is skipped while writes fail. Returns the destination.
+ */
+export function guardDestination<T extends DestinationStream>(
+  destination: T,
+  what: string,
+  report: (message: string) => void = toStderr,
+): T {
+  const stream = destination as T & {
+    on?: (event: string, listener: (...args: never[]) => void) => unknown;
+    flushSync?: () => void;
+    file?: string;
+  };
+  if (typeof stream.on !== "function" || guarded.has(stream)) return destination;
+  guarded.add(stream);
+  let failing = false;
+  stream.on("error", (error: Error) => {
+    if (failing) return;
+    failing = true;
+    const where = stream.file ? `${what} ${stream.file}` : what;
+    const why = isDiskFull(error) ? "the disk is full" : error.message;
+    report(`slipway: cannot write ${where}: ${why}; log lines are kept in memory until it can be written\n`);
+  });
+  stream.on("write", () => {
+    if (!failing) return;
+    failing = false;
+    report(`slipway: ${what}${stream.file ? ` ${stream.file}` : ""} is written again\n`);
+  });
+  const flushSync = stream.flushSync;
+  if (typeof flushSync === "function") {
+    stream.flushSync = () => {
+      if (failing) return;
+      try {
+        flushSync.call(stream);
+      } catch {
+        // Not open yet, or closed: nothing to flush.
+      }
+    };
+  }
+  return destination;
+}
+
+const guarded = new WeakSet<object>();
+
+function toStderr(message: string): void {
+  try {
+    process.stderr.write(message);
+  } catch {
+    // stderr gone too: nowhere left to say it.
+  }
 }
 
 /** The default logger; action code may import and use it anywhere. */

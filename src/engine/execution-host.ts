@@ -30,8 +30,14 @@ export interface ExecutionHost {
   evicted(execution: ExecutionState, wakeAt: number | null): void;
   /** The execution reached an end (or needs attention) and was released (committed). */
   ended(execution: ExecutionState): void;
-  /** The execution can no longer be driven from here (lost ownership, storage failure). */
+  /** The execution can no longer be driven from here (lost ownership). */
   detached(execution: ExecutionState, reason: unknown): void;
+  /**
+   * Storage threw on one of its commits (a full disk): the instance is dropped; `unwritten`, its
+   * transitions decided after that one and still queued, must not be written. `stored`: it exists in
+   * storage and is continued from there once writes succeed (false: its creation failed).
+   */
+  writeFailed(execution: ExecutionState, error: unknown, unwritten: Transition[], stored: boolean): void;
   /**
    * Its optimistic claim lost (someone changed it since it was loaded), or its creation was refused
    * (the id exists): nothing was written or run.

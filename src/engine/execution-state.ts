@@ -31,6 +31,8 @@ export type Phase = "run" | "undo" | "check" | "cleanup";
 export interface InFlight {
   phase: Phase;
   abort: Abort;
+  /** Set once the body runs (its transition committed); until then the slot is only reserved. */
+  started?: boolean;
 }
 
 /** Changes decided in one synchronous step, committed together. */
@@ -76,6 +78,10 @@ export abstract class ExecutionState {
   protected claimLost = false;
   /** Told once whether the claim committed. */
   protected onClaim: ((won: boolean) => void) | undefined;
+  /** Transitions handed to the host and not answered yet, oldest first. */
+  readonly #unanswered = new Set<Transition>();
+  /** A commit threw: nothing later may be written, and this instance drives nothing any more. */
+  #writeFailed = false;
 
   /**
    * `claimRevision`: the snapshot was loaded without claiming it; the first transition claims it
@@ -253,8 +259,11 @@ export abstract class ExecutionState {
     });
   }
 
-  /** Commits the changes, then publishes their events and runs what they start; `done` gets the result. */
-  protected commit(changes: Changes, done?: (result: CommitResult) => void): void {
+  /**
+   * Commits the changes, then publishes their events and runs what they start; `done` gets the result
+   * (and, when storage threw, the error).
+   */
+  protected commit(changes: Changes, done?: (result: CommitResult, error?: unknown) => void): void {
     // A pending claim is committed even with nothing else to write: nothing may run before it.
     if (changes.empty && this.claimRevision === undefined) {
       for (const fn of changes.after) fn();
@@ -272,13 +281,20 @@ export abstract class ExecutionState {
       transition.claim = { revision: this.claimRevision! };
       this.claimRevision = undefined;
     }
+    this.#unanswered.add(transition);
     // A callback, not a promise: thousands of transitions may be in one group commit.
     this.host.commit(transition, (error, result) => {
+      this.#unanswered.delete(transition);
+      if (this.#writeFailed) {
+        // Decided on top of a transition that was not stored: the host did not write it either.
+        if (claiming) this.settleClaim(false);
+        done?.("not_owner", error);
+        return;
+      }
       if (error !== undefined) {
         if (claiming) this.settleClaim(false);
-        this.detach(error);
-        this.host.detached(this, error);
-        done?.("not_owner");
+        this.#failWrite(error, changes.create === undefined);
+        done?.("not_owner", error);
         return;
       }
       try {
@@ -287,6 +303,26 @@ export abstract class ExecutionState {
         done?.(result!);
       }
     });
+  }
+
+  /**
+   * Storage threw on a commit (a full disk): this instance's memory is now ahead of what is stored, so
+   * it is dropped, never written from again. Transitions decided after the failed one are not written
+   * either (the host skips them), bodies they would have started give their slots back, and running
+   * bodies are aborted. The host continues the execution from storage once writes succeed (`stored`:
+   * it exists there; a failed creation left nothing).
+   */
+  #failWrite(error: unknown, stored: boolean): void {
+    this.#writeFailed = true;
+    this.detach(error);
+    for (const [name, flight] of this.inFlight) {
+      if (flight.started) continue;
+      this.inFlight.delete(name);
+      this.host.releaseSlot();
+    }
+    // After the rest of the failed batch is answered (synchronously, by the batcher): what is still
+    // unanswered then waits in a later batch, and must be skipped there.
+    queueMicrotask(() => this.host.writeFailed(this, error, [...this.#unanswered], stored));
   }
 
   protected settleClaim(won: boolean): void {

@@ -23,7 +23,10 @@ export class Execution extends ExecutionDecisions {
     changes.create = this.record;
     this.event(changes, "execution:started", null, { version: this.saga.version, input: this.record.input });
     this.decide(changes);
-    return new Promise((resolve) => this.commit(changes, resolve));
+    // Storage throwing (a full disk) rejects with its error, so the caller says why.
+    return new Promise((resolve, reject) =>
+      this.commit(changes, (result, error) => (error === undefined ? resolve(result) : reject(error))),
+    );
   }
 
   /** Continues after a claim: recovery, a wake-up, a signal, a cancel request. */
@@ -68,6 +71,8 @@ export class Execution extends ExecutionDecisions {
     abort: Abort,
   ): Promise<void> {
     const step = this.stepRecords.get(action.name)!;
+    const flight = this.inFlight.get(action.name);
+    if (flight) flight.started = true;
     const ctx = new Context(this, action.name, phase, attempt, abort);
     const input = this.inputOf(action);
     const logContext = {

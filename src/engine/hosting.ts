@@ -47,6 +47,12 @@ export abstract class ExecutionHosting implements ExecutionHost {
   protected readonly slots: ActionSlots;
   protected readonly ownership: Ownership;
   protected readonly waiters = new Map<string, ((result: ExecutionResult) => void)[]>();
+  /**
+   * Executions whose commit storage threw (a full disk), to be continued from storage once writes
+   * succeed again; with the transitions decided after the failed one, which must not be written.
+   */
+  protected readonly writeFailures = new Map<string, ExecutionState>();
+  readonly #unwritable = new Set<Transition>();
   /** Whether anything was ever staged under the data directory (by any process); saves a stat per end. */
   protected mayHaveStaged = false;
   protected closed = false;
@@ -75,7 +81,7 @@ export abstract class ExecutionHosting implements ExecutionHost {
       leaseMs: settings.leaseMs,
       deadOwnersTtlMs: settings.pollIntervalMs,
     });
-    this.commits = new Batcher((transitions) => this.storage.commit(transitions));
+    this.commits = new Batcher((transitions) => this.#write(transitions));
     for (const saga of settings.sagas) {
       if (!this.registry.register(saga))
         throw new SlipwayError("definition", `saga ${saga.name} v${saga.version} is registered twice`);
@@ -154,6 +160,19 @@ export abstract class ExecutionHosting implements ExecutionHost {
     this.forget(execution);
   }
 
+  writeFailed(execution: ExecutionState, error: unknown, unwritten: Transition[], stored: boolean): void {
+    this.forget(execution);
+    for (const transition of unwritten) this.#unwritable.add(transition);
+    if (this.closed) return;
+    if (stored) this.writeFailures.set(execution.id, execution);
+    this.logger.error(
+      { err: error, executionId: execution.id },
+      stored
+        ? "could not write the execution's progress; it continues from what is stored once writes succeed"
+        : "could not create the execution",
+    );
+  }
+
   detached(execution: ExecutionState, reason: unknown): void {
     this.forget(execution);
     if (!this.closed)
@@ -207,6 +226,15 @@ export abstract class ExecutionHosting implements ExecutionHost {
   }
 
   // ---- internals ----------------------------------------------------------------------------
+
+  /** A group commit, without the transitions of executions whose earlier commit failed. */
+  async #write(transitions: Transition[]): Promise<CommitResult[]> {
+    if (this.#unwritable.size === 0) return this.storage.commit(transitions);
+    const kept = transitions.filter((t) => !this.#unwritable.delete(t));
+    const results = kept.length > 0 ? await this.storage.commit(kept) : [];
+    let next = 0;
+    return transitions.map((t) => (kept[next] === t ? results[next++]! : "not_owner"));
+  }
 
   protected forget(execution: ExecutionState): void {
     if (this.executions.get(execution.id) === execution) this.executions.delete(execution.id);

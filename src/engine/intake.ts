@@ -19,6 +19,10 @@ import type { ExecutorSettings } from "./executor-options.js";
 import type { ExecutionHandle } from "./handles.js";
 import { ExecutionHosting } from "./hosting.js";
 
+/** Pauses between tries to continue executions whose commit failed (doubling from the first). */
+const MIN_WRITE_RETRY_MS = 500;
+const MAX_WRITE_RETRY_MS = 4_000;
+
 /** Largest batch of claims or snapshot loads handed to storage at once (see the constructor). */
 const INTAKE_BATCH = 128;
 
@@ -30,6 +34,9 @@ export abstract class ExecutionIntake extends ExecutionHosting {
   protected readonly loads: Batcher<string, ExecutionSnapshot | undefined> | undefined;
   /** When recovery last ran. */
   protected lastRecovery = 0;
+  /** When executions whose commit failed are next tried again, and the pause after that. */
+  #retryWritesAt = 0;
+  #retryWritesPauseMs = MIN_WRITE_RETRY_MS;
 
   protected constructor(settings: ExecutorSettings) {
     super(settings);
@@ -74,6 +81,31 @@ export abstract class ExecutionIntake extends ExecutionHosting {
         await this.storage.removeExecutor(id);
     }
     return claimed.filter(Boolean).length;
+  }
+
+  /**
+   * Continues from storage the executions whose commit storage threw (a full disk): their first
+   * transition fails again while it still throws (they are remembered again, and tried after a
+   * longer pause, up to a few seconds), and succeeds once space is back.
+   */
+  protected retryFailedWrites(): void {
+    if (this.writeFailures.size === 0 || this.closed) {
+      this.#retryWritesPauseMs = MIN_WRITE_RETRY_MS;
+      return;
+    }
+    const now = this.clock.now();
+    if (now < this.#retryWritesAt) return;
+    this.#retryWritesAt = now + this.#retryWritesPauseMs;
+    this.#retryWritesPauseMs = Math.min(this.#retryWritesPauseMs * 2, MAX_WRITE_RETRY_MS);
+    for (const [id, dropped] of this.writeFailures) {
+      // Its aborted bodies first settle: a job must never run twice at once.
+      if (dropped.busy) continue;
+      this.writeFailures.delete(id);
+      this.claim(id, "storage writable again").catch((error: unknown) => {
+        this.writeFailures.set(id, dropped);
+        this.logger.error({ err: error, executionId: id }, "could not claim an execution again");
+      });
+    }
   }
 
   /**

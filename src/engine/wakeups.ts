@@ -71,6 +71,7 @@ export abstract class ExecutionWakeups extends ExecutionIntake {
     if (this.#polling || this.closed) return;
     this.#polling = true;
     try {
+      this.retryFailedWrites();
       // Signals sent through this executor were delivered when sent: step over a run of them without
       // reading them back (after a burst of sends, that is every signal since the last poll).
       while (this.sentHere.delete(this.signalCursor + 1)) this.signalCursor++;

@@ -35,6 +35,8 @@ const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
   invalid_output: 500,
   storage: 503,
   job_failed: 500,
+  // 507 Insufficient Storage: the server could not store what the request asked for; reads still work.
+  disk_full: 507,
 };
 
 /** The status and body for anything a handler threw. */

@@ -71,6 +71,7 @@ const ERROR_TEXT: Record<number, string> = {
   404: "No such run (or job)",
   409: "The run is not in a state that allows this",
   413: "The request body is larger than the limit",
+  507: "The disk under the server's database or logs is full: nothing was changed; reads still work",
 };
 
 const runId: Parameter = {
@@ -121,7 +122,7 @@ function baseDocument(): OpenApiDocument {
           requestBody: { required: true, content: json("SubmitRequest") },
           responses: {
             "201": { description: "The run was created", content: json("SubmitResponse") },
-            ...errors(400, 401, 403, 404, 409, 413),
+            ...errors(400, 401, 403, 404, 409, 413, 507),
           },
         },
         get: {
@@ -268,7 +269,7 @@ function baseDocument(): OpenApiDocument {
           requestBody: { required: false, content: json("CancelRequest") },
           responses: {
             "200": { description: "Cancel requested", content: json("ActionResponse") },
-            ...errors(400, 401, 403, 404, 409, 413),
+            ...errors(400, 401, 403, 404, 409, 413, 507),
           },
         },
       },
@@ -305,7 +306,7 @@ function baseDocument(): OpenApiDocument {
           },
           responses: {
             "200": { description: "The signal was persisted", content: json("SignalResponse") },
-            ...errors(400, 401, 403, 404, 409, 413),
+            ...errors(400, 401, 403, 404, 409, 413, 507),
           },
         },
       },
@@ -317,7 +318,7 @@ function baseDocument(): OpenApiDocument {
           parameters: [runId],
           responses: {
             "200": { description: "Retrying", content: json("ActionResponse") },
-            ...errors(401, 403, 404, 409),
+            ...errors(401, 403, 404, 409, 507),
           },
         },
       },
@@ -329,7 +330,7 @@ function baseDocument(): OpenApiDocument {
           parameters: [runId],
           responses: {
             "200": { description: "Resumed", content: json("ActionResponse") },
-            ...errors(401, 403, 404, 409),
+            ...errors(401, 403, 404, 409, 507),
           },
         },
       },
@@ -341,7 +342,7 @@ function baseDocument(): OpenApiDocument {
           requestBody: { required: true, content: json("PruneRequest") },
           responses: {
             "200": { description: "The runs removed", content: json("PruneResponse") },
-            ...errors(400, 401, 403),
+            ...errors(400, 401, 403, 507),
           },
         },
       },

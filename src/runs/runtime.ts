@@ -4,13 +4,12 @@
  * release of what a run still held when it ends. A server and a foreground `slipway run` both open
  * their runtime here, so the two cannot drift apart.
  */
-import { once } from "node:events";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type Logger, pino } from "pino";
 import { ENDING_EVENTS } from "../engine/events.js";
 import { Executor } from "../engine/executor.js";
-import { createLogger } from "../logging.js";
+import { createLogger, MAX_BUFFERED_LOG } from "../logging.js";
 import { runRoster } from "../pipeline/concurrency.js";
 import { inheritOnly, SERVER_JOB_ENV } from "../pipeline/job-env.js";
 import { JobResources } from "../pipeline/resources.js";
@@ -119,18 +118,24 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
   };
 }
 
-/** The engine's own log: JSON lines in `<dir>/slipway.log`. */
+/**
+ * The engine's own log: JSON lines in `<dir>/slipway.log`. Written synchronously (it gets few lines):
+ * what is logged is on disk before anything else happens, and a full disk is an error handled on the
+ * spot (`guardDestination`: lines kept in memory up to a bound, written once space returns).
+ */
 export function engineLog(dir: string): { logger: Logger; flush(): Promise<void> } {
-  const destination = pino.destination({ dest: join(dir, "slipway.log"), mkdir: true, sync: false });
-  // The file opens asynchronously, and flushSync throws until it has: a run can end before that.
-  const opened = once(destination, "ready").then(
-    () => true,
-    () => false,
-  );
+  const destination = pino.destination({
+    dest: join(dir, "slipway.log"),
+    mkdir: true,
+    sync: true,
+    maxLength: MAX_BUFFERED_LOG,
+  });
+  // Guarded by createLogger, its flushSync included.
+  const logger = createLogger({}, destination);
   return {
-    logger: createLogger({}, destination),
+    logger,
     async flush() {
-      if (await opened) destination.flushSync();
+      destination.flushSync();
     },
   };
 }

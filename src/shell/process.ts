@@ -13,6 +13,7 @@ import {
 } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import type { Readable } from "node:stream";
+import { diskFullError } from "../errors.js";
 import { bootId, GroupSampler, readProcStat, terminateGroup } from "./proc.js";
 
 /** Names one process group across pid reuse and reboots (Linux /proc semantics). */
@@ -86,8 +87,12 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   if (options.outputFile !== undefined) {
     // Not created up front (`>> "$SLIPWAY_OUTPUT"` creates it; a file never written is no outputs),
     // but one left from before must not count.
-    ensureDir(dirname(options.outputFile));
-    rmSync(options.outputFile, { force: true });
+    try {
+      ensureDir(dirname(options.outputFile));
+      rmSync(options.outputFile, { force: true });
+    } catch (error) {
+      throw diskFullError(error, `the job's output file ${options.outputFile}`);
+    }
     env.SLIPWAY_OUTPUT = options.outputFile;
   }
   if (options.signal?.aborted) {
@@ -102,7 +107,11 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
     };
   }
 
-  ensureDir(dirname(options.logFile));
+  try {
+    ensureDir(dirname(options.logFile));
+  } catch (error) {
+    throw diskFullError(error, `the job's log directory ${dirname(options.logFile)}`);
+  }
   const log = createWriteStream(options.logFile, { flags: "a" });
   const logClosed = () => new Promise<void>((resolve) => (log.closed ? resolve() : log.end(resolve)));
 
@@ -122,7 +131,8 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
     failure ??= error;
     stop("aborted");
   };
-  log.on("error", fail);
+  // A full disk under the log stops the job: its output would be lost, and the reason is the disk.
+  log.on("error", (error) => fail(diskFullError(error, `the job's log ${options.logFile}`)));
 
   const mask = masker(options.mask ?? []);
   const tail: string[] = [];
@@ -173,7 +183,7 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
     if (options.pidFile !== undefined) writeAtomically(options.pidFile, `${JSON.stringify(identity)}\n`);
     options.onSpawn?.(identity);
   } catch (error) {
-    fail(error);
+    fail(diskFullError(error, `the job's pid file ${options.pidFile}`));
   }
 
   let peakRssBytes = 0;

@@ -2,7 +2,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import { NotFoundError, SlipwayError } from "../../errors.js";
+import { diskFullError, NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
 import type {
@@ -220,7 +220,7 @@ export class SqliteStorage implements Storage {
   async init(): Promise<void> {
     if (!this.db.open) throw new SlipwayError("storage", `SqliteStorage(${this.path}) is closed`);
     if (this.statements) return;
-    migrate(this.db);
+    this.writing(() => migrate(this.db));
     this.statements = prepareStatements(this.db);
   }
 
@@ -246,7 +246,8 @@ export class SqliteStorage implements Storage {
       prune.run(pipeline, job, pipeline, job);
     });
     return {
-      recordPeak: (pipeline, job, bytes, at) => record(pipeline, job, Math.round(bytes), at),
+      recordPeak: (pipeline, job, bytes, at) =>
+        this.writing(() => record(pipeline, job, Math.round(bytes), at)),
       recentPeaks: (pipeline, job, limit) =>
         (recent.all(pipeline, job, limit) as { b: number }[]).map((row) => row.b),
     };
@@ -258,7 +259,7 @@ export class SqliteStorage implements Storage {
     // Serialize everything before the first write: a value JSON cannot hold fails the batch up front.
     const now = Date.now();
     const batch = transitions.map((t) => encodeTransition(t, now, (mask) => this.updateStatement(mask)));
-    return this.commitBatch(batch);
+    return this.writing(() => this.commitBatch(batch));
   }
 
   async claim(request: ClaimRequest): Promise<ExecutionSnapshot | undefined> {
@@ -268,7 +269,7 @@ export class SqliteStorage implements Storage {
   async claimMany(requests: readonly ClaimRequest[]): Promise<(ExecutionSnapshot | undefined)[]> {
     this.stmts();
     if (requests.length === 0) return [];
-    return this.claimTx(requests, Date.now());
+    return this.writing(() => this.claimTx(requests, Date.now()));
   }
 
   async load(executionId: string): Promise<ExecutionSnapshot | undefined> {
@@ -311,7 +312,7 @@ export class SqliteStorage implements Storage {
         this.db.prepare(`DELETE FROM ${table} WHERE execution_id = ?`).run(id);
       return true;
     });
-    return remove(executionId);
+    return this.writing(() => remove(executionId));
   }
 
   async listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]> {
@@ -344,7 +345,7 @@ export class SqliteStorage implements Storage {
     if (signals.length === 0) return [];
     const payloads = signals.map((signal) => toJsonText(signal.payload, "signal payload"));
     try {
-      return this.addSignalsTx(signals, payloads);
+      return this.writing(() => this.addSignalsTx(signals, payloads));
     } catch (error) {
       if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
         const ids = [...new Set(signals.map((s) => s.executionId))].join(", ");
@@ -368,17 +369,23 @@ export class SqliteStorage implements Storage {
   }
 
   async requestCancel(executionId: string, reason: string): Promise<ExecutionRecord | undefined> {
-    const row = this.stmts().requestCancel.get(reason, Date.now(), executionId) as ExecutionRow | undefined;
+    const s = this.stmts();
+    const row = this.writing(() => s.requestCancel.get(reason, Date.now(), executionId)) as
+      | ExecutionRow
+      | undefined;
     return row && toExecution(row);
   }
 
   async upsertExecutor(executor: ExecutorRecord): Promise<void> {
-    this.stmts().upsertExecutor.run(
-      executor.id,
-      executor.host,
-      executor.pid,
-      executor.startedAt,
-      executor.heartbeatAt,
+    const s = this.stmts();
+    this.writing(() =>
+      s.upsertExecutor.run(
+        executor.id,
+        executor.host,
+        executor.pid,
+        executor.startedAt,
+        executor.heartbeatAt,
+      ),
     );
   }
 
@@ -393,7 +400,20 @@ export class SqliteStorage implements Storage {
   }
 
   async removeExecutor(id: string): Promise<void> {
-    this.stmts().removeExecutor.run(id);
+    const s = this.stmts();
+    this.writing(() => s.removeExecutor.run(id));
+  }
+
+  /**
+   * Runs a write. SQLite rolls a write that hit a full disk back whole (SQLITE_FULL); it is thrown
+   * as a `disk_full` error naming the database, so the request or step that hit it says why.
+   */
+  private writing<T>(write: () => T): T {
+    try {
+      return write();
+    } catch (error) {
+      throw diskFullError(error, `the database ${this.path}`);
+    }
   }
 
   async addAudit(records: readonly NewAuditRecord[]): Promise<AuditRecord[]> {

@@ -263,6 +263,29 @@ describe("runShell", () => {
     }
   });
 
+  it("fails a job whose log cannot be written (a full disk) with that reason, and stops it", async () => {
+    const dir = tempDir();
+    // /dev/full fails every write with ENOSPC, as a full volume does.
+    const started = Date.now();
+    const failed = await runShell({
+      script: "echo hello; sleep 30",
+      cwd: dir,
+      env,
+      logFile: "/dev/full",
+      pidFile: join(dir, "job.pid"),
+      graceMs: 1_000,
+    }).then(
+      () => undefined,
+      (error: unknown) => error as Error & { code?: string },
+    );
+    if (!failed) throw new Error("the job did not fail");
+    expect(failed.message).toBe("the disk is full: cannot write the job's log /dev/full");
+    expect(failed.code).toBe("disk_full");
+    // Stopped at once, not after its sleep (every process of its group is gone: see the leak check).
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(existsSync(join(dir, "job.pid"))).toBe(false);
+  });
+
   it("rejects a missing working directory by name", async () => {
     const dir = tempDir();
     const missing = join(dir, "nope");

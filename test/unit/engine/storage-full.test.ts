@@ -1,0 +1,95 @@
+/**
+ * Storage that throws on a write (a full disk): the request that hit it fails with the reason, the
+ * executions whose commit failed are dropped from memory (nothing ahead of what is stored, no action
+ * slot kept) and continue from storage once writes succeed again.
+ */
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { saga } from "../../../src/definition/saga.js";
+import { diskFullError, SlipwayError } from "../../../src/errors.js";
+import type { Storage } from "../../../src/storage/types.js";
+import { backends, eventually, harness, within } from "../../helpers.js";
+
+/** Makes the storage's writes throw as SQLite does on a full disk while `full` is set. */
+function fillable(storage: Storage): { full: boolean; failed: number } {
+  const state = { full: false, failed: 0 };
+  const fail = () => {
+    state.failed++;
+    const sqlite = Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+    throw diskFullError(sqlite, "the database /volume/slipway.db");
+  };
+  const commit = storage.commit.bind(storage);
+  storage.commit = async (transitions) => (state.full ? fail() : commit(transitions));
+  const claimMany = storage.claimMany.bind(storage);
+  storage.claimMany = async (requests) => (state.full ? fail() : claimMany(requests));
+  return state;
+}
+
+const ran: string[] = [];
+let release: () => void = () => {};
+const twoSteps = saga("two-steps", { version: 1 })
+  .action("first", {
+    produces: { made: z.string() },
+    run: async () => {
+      ran.push("first");
+      // The first run waits for the test; a re-run goes straight through.
+      if (ran.filter((r) => r === "first").length === 1) await new Promise<void>((r) => (release = r));
+      return { made: "yes" };
+    },
+  })
+  .action("second", { reads: ["made"], run: () => void ran.push("second") })
+  .build();
+
+describe.each(backends)("a full disk under storage on $name", (backend) => {
+  it("fails a start with the disk-full reason and leaves nothing; a start works once space is back", async () => {
+    const h = harness(backend);
+    const disk = fillable(h.storage);
+    ran.length = 0;
+    const executor = await h.executor({ sagas: [twoSteps] });
+    disk.full = true;
+    const id = executor.newExecutionId();
+    const refused = await executor.start(twoSteps, {}, { id }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(SlipwayError);
+    expect((refused as SlipwayError).code).toBe("disk_full");
+    expect((refused as SlipwayError).message).toBe(
+      "the disk is full: cannot write the database /volume/slipway.db",
+    );
+    expect(await h.storage.getExecution(id)).toBeUndefined();
+    expect(executor.activeExecutions).toBe(0);
+    expect(ran).toEqual([]);
+
+    disk.full = false;
+    const handle = await executor.start(twoSteps, {}, { id });
+    release();
+    expect((await within(handle.result(), "the run after space is back")).status).toBe("completed");
+  });
+
+  it("drops an execution whose commit failed, keeps no slot, and continues it from storage once writes succeed", async () => {
+    const h = harness(backend);
+    const disk = fillable(h.storage);
+    ran.length = 0;
+    // One action slot: a slot kept by the dropped execution would stall it for good.
+    const executor = await h.executor({ sagas: [twoSteps], maxConcurrentActions: 1 });
+    const handle = await executor.start(twoSteps, {});
+    await eventually(() => ran.includes("first"), "the first action to run");
+    disk.full = true;
+    // `first` completes, but its completion (and the start of `second`) cannot be stored.
+    release();
+    await eventually(() => disk.failed > 0 && executor.activeExecutions === 0, "the execution to be dropped");
+    const stored = await executor.get(handle.id);
+    expect(stored!.execution.status).toBe("running");
+    expect(stored!.steps.map((s) => [s.action, s.status])).toEqual([["first", "running"]]);
+    expect(ran).toEqual(["first"]);
+
+    disk.full = false;
+    const result = await within(handle.result(), "the execution to continue once writes succeed");
+    expect(result.status).toBe("completed");
+    // What was not stored happens again (as after a crash): `first` re-runs, `second` runs once.
+    expect(ran).toEqual(["first", "first", "second"]);
+    const steps = (await executor.get(handle.id))!.steps;
+    expect(steps.map((s) => [s.action, s.status, s.attempt])).toEqual([
+      ["first", "completed", 2],
+      ["second", "completed", 1],
+    ]);
+  });
+});
