@@ -66,18 +66,30 @@ export function guardDestination<T extends DestinationStream>(
   if (typeof stream.on !== "function" || guarded.has(stream)) return destination;
   guarded.add(stream);
   let failing = false;
+  let retry: NodeJS.Timeout | undefined;
   stream.on("error", (error: Error) => {
     if (failing) return;
     failing = true;
     const where = stream.file ? `${what} ${stream.file}` : what;
     const why = isDiskFull(error) ? "the disk is full" : error.message;
     report(`slipway: cannot write ${where}: ${why}; log lines are kept in memory until it can be written\n`);
+    // Kept lines are written with the next line; a quiet process tries now and then by itself.
+    retry = setInterval(() => {
+      try {
+        stream.write("");
+      } catch {
+        clearInterval(retry); // closed
+      }
+    }, LOG_RETRY_MS);
+    retry.unref();
   });
   stream.on("write", () => {
     if (!failing) return;
     failing = false;
+    clearInterval(retry);
     report(`slipway: ${what}${stream.file ? ` ${stream.file}` : ""} is written again\n`);
   });
+  stream.on("close", () => clearInterval(retry));
   const flushSync = stream.flushSync;
   if (typeof flushSync === "function") {
     stream.flushSync = () => {
@@ -93,6 +105,8 @@ export function guardDestination<T extends DestinationStream>(
 }
 
 const guarded = new WeakSet<object>();
+/** How often a destination that failed is tried again when nothing new is logged. */
+const LOG_RETRY_MS = 1_000;
 
 function toStderr(message: string): void {
   try {

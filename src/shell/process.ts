@@ -113,7 +113,13 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
     throw diskFullError(error, `the job's log directory ${dirname(options.logFile)}`);
   }
   const log = createWriteStream(options.logFile, { flags: "a" });
-  const logClosed = () => new Promise<void>((resolve) => (log.closed ? resolve() : log.end(resolve)));
+  // On 'close', not end's callback: that can come before the 'error' of a write that failed (ENOSPC).
+  const logClosed = () =>
+    new Promise<void>((resolve) => {
+      if (log.closed) return resolve();
+      log.once("close", () => resolve());
+      if (!log.destroyed) log.end();
+    });
 
   // Set once spawned; until then there is nothing to stop.
   let pgid = 0;
