@@ -40,6 +40,17 @@ const twoSteps = saga("two-steps", { version: 1 })
   .action("second", { reads: ["made"], run: () => void ran.push("second") })
   .build();
 
+const gates = new Map<string, () => void>();
+/** An action that waits for the test once (`open(name)`), then returns at once when run again. */
+const gated = (name: string) => async () => {
+  ran.push(name);
+  if (ran.filter((r) => r === name).length === 1) await new Promise<void>((r) => gates.set(name, r));
+};
+const parallel = saga("parallel", { version: 1 })
+  .action("left", { run: gated("left") })
+  .action("right", { run: gated("right") })
+  .build();
+
 describe.each(backends)("a full disk under storage on $name", (backend) => {
   it("fails a start with the disk-full reason and leaves nothing; a start works once space is back", async () => {
     const h = harness(backend);
@@ -91,5 +102,42 @@ describe.each(backends)("a full disk under storage on $name", (backend) => {
       ["first", "completed", 2],
       ["second", "completed", 1],
     ]);
+  });
+
+  it("does not write what an execution decided after a commit that failed (its memory ran ahead)", async () => {
+    const h = harness(backend);
+    ran.length = 0;
+    gates.clear();
+    const executor = await h.executor({ sagas: [parallel] });
+    const handle = await executor.start(parallel, {});
+    await eventually(() => gates.has("left") && gates.has("right"), "both actions to run");
+    // The next group commit waits for the test: what is decided meanwhile goes to the one after.
+    const commit = h.storage.commit.bind(h.storage);
+    let fail!: (error: unknown) => void;
+    let held = false;
+    const written: string[][] = [];
+    h.storage.commit = (transitions) => {
+      if (!held) {
+        held = true;
+        return new Promise((_, reject) => (fail = reject));
+      }
+      written.push(transitions.flatMap((t) => (t.steps ?? []).map((s) => `${s.action} ${s.status}`)));
+      return commit(transitions);
+    };
+    gates.get("left")!();
+    await eventually(() => held, "left's completion to be committed");
+    gates.get("right")!();
+    // right's completion is decided on top of left's (within this turn), and queued behind it.
+    await new Promise((resolve) => setImmediate(resolve));
+    fail(diskFullError(Object.assign(new Error("disk full"), { code: "SQLITE_FULL" }), "the database"));
+    await eventually(() => executor.activeExecutions === 0, "the execution to be dropped");
+    const result = await within(handle.result(), "the execution to continue from storage");
+    expect(result.status).toBe("completed");
+    // right's completion was never written: the next write is the continuation from what was stored,
+    // where both ran again.
+    expect(written[0]).toEqual(["left running", "right running"]);
+    expect(ran.sort()).toEqual(["left", "left", "right", "right"]);
+    const seqs = (await executor.history(handle.id)).map((e) => e.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
   });
 });
