@@ -346,13 +346,23 @@ export class Executor extends ExecutionWakeups {
     // Loads and claims under way answer first (they see the executor closed and host nothing).
     await Promise.all([this.loads?.drained(), this.claims.drained()]);
     await this.commits.drained();
-    await Promise.all(
-      executions.map((e) =>
-        this.commits.submit({ executionId: e.id, owner: this.owner, execution: { release: true } }),
+    // Those dropped after a failed write are still ours in storage: released too.
+    const ids = [...executions.map((e) => e.id), ...this.writeFailures.keys()];
+    this.writeFailures.clear();
+    const released = await Promise.allSettled(
+      ids.map((id) =>
+        this.commits.submit({ executionId: id, owner: this.owner, execution: { release: true } }),
       ),
     );
     this.executions.clear();
     this.slots.clear();
+    // One could not be released (a full disk): this executor stays registered, so once its heartbeat
+    // is past its lease it is provably dead and another executor takes that execution over.
+    const failed = released.find((r) => r.status === "rejected");
+    if (failed) {
+      this.logger.error({ err: failed.reason }, "could not release every execution while closing");
+      return;
+    }
     await this.storage.removeExecutor(this.owner);
   }
 }
