@@ -67,8 +67,9 @@ export function guardDestination<T extends DestinationStream>(
   guarded.add(stream);
   let failing = false;
   let retry: NodeJS.Timeout | undefined;
-  stream.on("error", (error: Error) => {
-    if (failing) return;
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    // A reader that went away (`| head`): pino stops writing to it, nothing to say.
+    if (failing || error.code === "EPIPE") return;
     failing = true;
     const where = stream.file ? `${what} ${stream.file}` : what;
     const why = isDiskFull(error) ? "the disk is full" : error.message;
