@@ -421,7 +421,7 @@ export class SqliteStorage implements Storage {
     if (records.length === 0) return [];
     // Serialized before the transaction: a record JSON cannot hold fails the batch, nothing written.
     const replays = records.map((r) => (r.replay === null ? null : toJsonText(r.replay, "audit replay")));
-    return this.addAuditTx(records, replays);
+    return this.writing(() => this.addAuditTx(records, replays));
   }
 
   async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
