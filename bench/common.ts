@@ -1,6 +1,6 @@
 /** Shared bench helpers: sagas, temp dirs, percentiles, storage timing, and the parent/child protocol. */
 import { type ChildProcess, fork } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -77,6 +77,19 @@ export function tempDir(label: string): string {
 
 export function removeDir(dir: string): void {
   if (!process.env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
+}
+
+/** `name start|end <epoch s>` lines → name → { start, end } in epoch ms. */
+export function readTrace(file: string): Map<string, { start: number; end: number }> {
+  const spans = new Map<string, { start: number; end: number }>();
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const [name, what, at] = line.split(" ");
+    if (!name || !at) continue;
+    const span = spans.get(name) ?? { start: Number.NaN, end: Number.NaN };
+    span[what as "start" | "end"] = Number(at.replace(",", ".")) * 1000;
+    spans.set(name, span);
+  }
+  return spans;
 }
 
 /** Nearest-rank percentile of an ascending array. */

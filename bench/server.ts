@@ -3,11 +3,12 @@
  * its URL read from `listening on URL`, called over HTTP with the bearer token, measured from /proc.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const BIN = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+const PROBE = fileURLToPath(new URL("./loop-probe.js", import.meta.url));
 const TOKEN = "bench-token";
 
 export interface BenchServer {
@@ -16,10 +17,19 @@ export interface BenchServer {
   child: ChildProcess;
   /** A JSON request to `/api/v1<path>`; throws on a status other than `expect`. */
   json<T>(method: string, path: string, body?: unknown, expect?: number): Promise<T>;
+  /** Event-loop lag in the server since the last call (the first call starts the window), ms. */
+  loopDelay(): Promise<LoopDelay>;
   /** VmRSS (or another /proc/<pid>/status field) of the server process, MB. */
   rssMb(field?: "VmRSS" | "VmHWM"): number;
   /** SIGTERM, then waits for the exit (a CPU profile, when asked for, is written then). */
   stop(): Promise<void>;
+}
+
+export interface LoopDelay {
+  samples: number;
+  p50: number;
+  p99: number;
+  max: number;
 }
 
 /**
@@ -28,16 +38,26 @@ export interface BenchServer {
  */
 export async function startServer(dir: string, extra: readonly string[] = []): Promise<BenchServer> {
   const prof = process.env.BENCH_SERVER_PROF;
-  const execArgv = prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : [];
+  const probeFile = join(dir, "loop-delay.json");
+  const execArgv = [
+    ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : []),
+    "--import",
+    pathToFileURL(PROBE).href,
+  ];
   const child = spawn(
     process.execPath,
     [...execArgv, BIN, "serve", "--port", "0", "--db", join(dir, "slipway.db"), "--token", TOKEN, ...extra],
     {
       cwd: dir,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_LOG_LEVEL ?? "warn" },
+      env: {
+        ...process.env,
+        SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_LOG_LEVEL ?? "warn",
+        BENCH_LOOP_PROBE: probeFile,
+      },
     },
   );
+  let probeSeq = 0;
   let stderr = "";
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
     stderr += chunk;
@@ -77,6 +97,21 @@ export async function startServer(dir: string, extra: readonly string[] = []): P
       if (response.status !== expect)
         throw new Error(`${method} ${path}: ${response.status}, expected ${expect}: ${text.slice(0, 500)}`);
       return JSON.parse(text) as T;
+    },
+    async loopDelay() {
+      const want = ++probeSeq;
+      child.kill("SIGUSR2");
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        if (existsSync(probeFile)) {
+          const { seq, ...delay } = JSON.parse(readFileSync(probeFile, "utf8")) as LoopDelay & {
+            seq: number;
+          };
+          if (seq >= want) return delay;
+        }
+        if (Date.now() > deadline) throw new Error("the server's loop probe did not answer");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
     },
     rssMb(field = "VmRSS") {
       const status = readFileSync(`/proc/${pid}/status`, "utf8");

@@ -84,6 +84,7 @@ export async function runJob(
         status: "success",
         outputs: result.outputs,
         peakRssBytes: result.peakRssBytes,
+        ...(result.spawnedAt !== undefined && { launchedAt: result.spawnedAt }),
         ...(admitted !== undefined && admitted > 0 && { admittedMemoryBytes: admitted }),
         ...(grant && grant.waitedMs > 0 && { queuedMs: grant.waitedMs }),
       },

@@ -18,6 +18,8 @@ export const stepResultSchema = z.object({
   admittedMemoryBytes: z.number().optional(),
   /** How long the job waited for admission before it started. */
   queuedMs: z.number().optional(),
+  /** When the job's process was spawned (epoch ms): after admission, unlike the step's start. */
+  launchedAt: z.number().optional(),
 });
 export type StepResult = z.infer<typeof stepResultSchema>;
 

@@ -61,6 +61,8 @@ export interface ShellResult {
   /** Peak sum of RSS over the group's processes, sampled every ~200 ms; 0 if never sampled. */
   peakRssBytes: number;
   durationMs: number;
+  /** When the process was spawned (epoch ms); undefined when it never was (aborted before). */
+  spawnedAt?: number;
 }
 
 const DEFAULT_GRACE_MS = 5_000;
@@ -155,6 +157,7 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   };
 
   const [shell, args] = shellCommand(options.script, env.PATH ?? "");
+  const spawnedAt = Date.now();
   const child = spawn(shell, args, {
     cwd: options.cwd,
     env,
@@ -233,7 +236,16 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
     }
     outputs = parsed.outputs;
   }
-  return { exitCode, signal, outcome, outputs, tail, peakRssBytes, durationMs: Date.now() - started };
+  return {
+    exitCode,
+    signal,
+    outcome,
+    outputs,
+    tail,
+    peakRssBytes,
+    durationMs: Date.now() - started,
+    spawnedAt,
+  };
 }
 
 /**
