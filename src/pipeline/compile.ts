@@ -2,6 +2,8 @@
  * A pipeline run as a saga: each step (job or matrix leg) becomes one action, `needs` becomes the
  * data flow between them. The run's request and the pipeline's source are the saga's input, so any
  * later process rebuilds the same saga from storage alone (resume after a crash, retry, cancel).
+ * A saga is compiled once per pipeline text and plan shape: runs that differ only in their inputs
+ * share it, and each of its actions reads the run's own inputs from the saga input when it runs.
  */
 import { createHash } from "node:crypto";
 import { dirname, resolve } from "node:path";
@@ -11,10 +13,11 @@ import type { Json } from "../json.js";
 import type { ExecutionRecord } from "../storage/types.js";
 import { concurrencyCheck } from "./concurrency.js";
 import { cleanupJob, pollCheck, readyJob, runJob, undoJob, waitSkip } from "./jobs.js";
+import type { Pipeline } from "./model.js";
 import { parsePipeline } from "./parse.js";
 import { type Plan, planRun, type RunRequest } from "./plan.js";
 import { type RunSpec, runSpecOf, runSpecSchema, stepResultSchema } from "./run-spec.js";
-import type { JobRuntime } from "./step-context.js";
+import type { JobRuntime, StepContext } from "./step-context.js";
 
 export interface CompiledRun {
   plan: Plan;
@@ -22,14 +25,23 @@ export interface CompiledRun {
   spec: RunSpec;
 }
 
-/** Parses, plans and compiles a run of the pipeline file `file` with text `source`. */
+/** A saga already built for this name and version, to share instead of building another. */
+export type KnownSaga = (name: string, version: number) => Saga | undefined;
+
+/**
+ * Parses, plans and compiles a run of the pipeline file `file` with text `source`. `known` returns a
+ * saga built before for the same name and version (the same text and plan shape), which this run then
+ * shares; `version`, when given, is the version to build (a stored run keeps the one it started with).
+ */
 export function compileRun(
   file: string,
   source: string,
   request: RunRequest,
   runtime: JobRuntime,
+  options: { known?: KnownSaga; version?: number } = {},
 ): CompiledRun {
-  const plan = planRun(parsePipeline(source, file), request);
+  const pipeline = pipelineOf(source, file);
+  const plan = planRun(pipeline, request);
   const spec: RunSpec = {
     file: resolve(file),
     source,
@@ -37,30 +49,65 @@ export function compileRun(
     tiers: [...request.tiers],
     key: plan.key,
   };
-  return { plan, saga: buildSaga(plan, spec, runtime), spec };
+  const name = sagaName(pipeline.name);
+  const version = options.version ?? planVersion(spec, plan);
+  const known = options.known?.(name, version);
+  return { plan, saga: known ?? buildSaga(plan, spec, runtime, name, version), spec };
 }
 
-/** Rebuilds the saga of a stored pipeline run. */
-export function recompile(execution: ExecutionRecord, runtime: JobRuntime): CompiledRun {
+/** Rebuilds the saga of a stored pipeline run, with the version it was started with. */
+export function recompile(execution: ExecutionRecord, runtime: JobRuntime, known?: KnownSaga): CompiledRun {
   const spec = runSpecOf(execution);
   if (!spec) throw new Error(`run ${execution.id} is not a pipeline run`);
-  return compileRun(spec.file, spec.source, spec, runtime);
+  return compileRun(spec.file, spec.source, spec, runtime, {
+    version: execution.version,
+    ...(known && { known }),
+  });
+}
+
+/** Parsed pipelines by file and text, most recently used last: a burst of one pipeline parses once. */
+const parsed = new Map<string, Pipeline>();
+const PARSED_CACHE_SIZE = 32;
+
+/** parsePipeline, memoized by file and text (problems still throw every time: they are not kept). */
+export function pipelineOf(source: string, file: string): Pipeline {
+  const key = `${file}\0${source}`;
+  const known = parsed.get(key);
+  if (known) {
+    parsed.delete(key);
+    parsed.set(key, known);
+    return known;
+  }
+  const pipeline = parsePipeline(source, file);
+  parsed.set(key, pipeline);
+  if (parsed.size > PARSED_CACHE_SIZE) parsed.delete(parsed.keys().next().value!);
+  return pipeline;
 }
 
 /**
- * A saga version identifies the plan: the same file text, inputs and tiers give the same version in
- * every process; a different plan of the same pipeline is a different version.
+ * A saga version identifies what the saga's structure follows from: the file, its text, the tiers and
+ * the steps planned (a matrix `include` may depend on inputs), the same in every process. Inputs
+ * themselves are not in it: runs that differ only in their inputs share one saga.
  */
-function planVersion(spec: RunSpec): number {
-  const digest = createHash("sha256").update(JSON.stringify(spec)).digest();
+function planVersion(spec: RunSpec, plan: Plan): number {
+  const shape = plan.steps.map((s) => [s.action, s.kind, s.needs, s.matrix ?? null, s.probes ?? null]);
+  const digest = createHash("sha256")
+    .update(JSON.stringify([spec.file, spec.source, spec.tiers, shape]))
+    .digest();
   return digest.readUInt32BE(0) & 0x7fffffff || 1;
 }
 
-function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
+function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime, name: string, version: number): Saga {
   const { pipeline } = plan;
-  const context = { plan, dir: dirname(spec.file), runtime };
-  let builder = saga(sagaName(pipeline.name), {
-    version: planVersion(spec),
+  const dir = dirname(spec.file);
+  // Each action reads the saga input `run` and plans that run's own values (inputs, concurrency key)
+  // when it runs: the saga holds no run's inputs, so runs with different inputs share it.
+  const context = (input: Values): StepContext => {
+    const run = input.run as RunSpec;
+    return { plan: run === spec ? plan : planRun(pipeline, run), dir, runtime };
+  };
+  let builder = saga(name, {
+    version,
     input: { run: runSpecSchema },
     onFailure: pipeline.onFailure,
   }) as unknown as Builder;
@@ -68,8 +115,9 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
   const gate = pipeline.concurrency ? [CONCURRENCY_GATE] : [];
   if (pipeline.concurrency)
     builder = builder.poll(CONCURRENCY_GATE, {
+      reads: [RUN],
       everyMs: GATE_CHECK_MS,
-      check: (_input: Values, ctx: ActionContext) => concurrencyCheck(context, ctx),
+      check: (input: Values, ctx: ActionContext) => concurrencyCheck(context(input), ctx),
     });
   for (const step of plan.steps) {
     const produces = { [step.action]: stepResultSchema };
@@ -78,11 +126,11 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
     if (job.kind === "wait") {
       builder = builder.waitForSignal(step.action, {
         signal: job.signal,
-        reads: step.needs,
+        reads: [RUN, ...step.needs],
         produces,
         after,
         // Skipped like any job: its `if` is false, or a job it needs was skipped.
-        skip: (input: Values) => waitSkip(context, step, input),
+        skip: (input: Values) => waitSkip(context(input), step, input),
         // `slipway signal RUN approved '{"by":"ana"}'`: the payload's fields become the job's outputs.
         fromPayload: (payload: Json) => ({
           [step.action]: { status: "success", outputs: stringFields(payload) },
@@ -91,32 +139,32 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
       });
     } else if (job.kind === "poll") {
       builder = builder.poll(step.action, {
-        reads: step.needs,
+        reads: [RUN, ...step.needs],
         after,
         produces,
         everyMs: job.everyMs,
-        check: (input: Values, ctx: ActionContext) => pollCheck(context, step, input, ctx),
+        check: (input: Values, ctx: ActionContext) => pollCheck(context(input), step, input, ctx),
         retry: { maxAttempts: job.retries + 1 },
         ...(job.timeoutMs !== undefined && { timeoutMs: job.timeoutMs }),
       });
     } else if (step.kind === "ready") {
       builder = builder.action(step.action, {
-        reads: [step.probes!, ...step.needs],
+        reads: [RUN, step.probes!, ...step.needs],
         produces,
-        run: (input: Values, ctx: ActionContext) => readyJob(context, step, input, ctx),
+        run: (input: Values, ctx: ActionContext) => readyJob(context(input), step, input, ctx),
       });
     } else {
       builder = builder.action(step.action, {
-        reads: step.needs,
+        reads: [RUN, ...step.needs],
         after,
         produces,
-        run: (input: Values, ctx: ActionContext) => runJob(context, step, input, ctx),
+        run: (input: Values, ctx: ActionContext) => runJob(context(input), step, input, ctx),
         ...(job.undo && {
           undo: (input: Values, output: Values, ctx: ActionContext) =>
-            undoJob(context, step, input, output, ctx),
+            undoJob(context(input), step, input, output, ctx),
         }),
         ...(job.cleanup && {
-          cleanup: (input: Values, ctx: ActionContext) => cleanupJob(context, step, input, ctx),
+          cleanup: (input: Values, ctx: ActionContext) => cleanupJob(context(input), step, input, ctx),
         }),
         retry: { maxAttempts: job.retries + 1, initialDelayMs: 1_000, maxDelayMs: 60_000 },
         undoRetry: { maxAttempts: 3, initialDelayMs: 1_000 },
@@ -127,6 +175,9 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
 }
 
 type Values = Record<string, unknown>;
+
+/** The saga input every action reads: the run's spec (its inputs among it). */
+const RUN = "run";
 
 /** The gate's step: a leading dot, so no job or matrix leg can have its name. */
 export const CONCURRENCY_GATE = ".concurrency";

@@ -14,7 +14,7 @@ import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
 import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
 import type { RunRequest } from "../pipeline/plan.js";
-import { runSpecOf } from "../pipeline/run-spec.js";
+import { type RunSpec, runSpecOf } from "../pipeline/run-spec.js";
 import { runDirectory, sweepRunOrphans } from "../shell/run-directory.js";
 import {
   ACTIVE_STATUSES,
@@ -75,15 +75,15 @@ export interface LocalRunsOptions {
   adopt?: "all" | "asked" | undefined;
 }
 
-/** Compiled runs kept by their file, text, inputs and tiers (a burst of the same submission parses once). */
-const COMPILED_CACHE_SIZE = 64;
-
 export class LocalRuns implements RunService {
   readonly runtime: Runtime;
   readonly detached: boolean;
   readonly #adopt: "all" | "asked";
   readonly #registered: ReadonlyMap<string, string>;
-  /** Sagas registered with the executor, by `name@version`: a run's saga is compiled once per plan. */
+  /**
+   * Sagas registered with the executor, by `name@version`: a saga is compiled once per pipeline text
+   * and plan shape, and shared by every run of it held here whatever its inputs.
+   */
   readonly #sagas = new Map<string, Saga>();
   /** Runs held here per saga (`name@version`), and each held run's saga. */
   readonly #users = new Map<string, Set<string>>();
@@ -93,12 +93,6 @@ export class LocalRuns implements RunService {
    * accepts, each with the remover of the mark that tells other processes a live process runs it.
    */
   readonly #hosted = new Map<string, () => void>();
-  /**
-   * The last compiled runs, by file, text, inputs and tiers (insertion order is recency). Compiling is
-   * pure in those, and the same submission arriving many times (a burst of CI runs of one pipeline)
-   * would otherwise parse and plan the YAML every time: the largest part of a submission's CPU.
-   */
-  readonly #compiled = new Map<string, CompiledRun>();
   #stopListening: (() => void) | undefined;
   #auditBatch: Batcher<NewAuditRecord, AuditRecord> | undefined;
 
@@ -152,7 +146,7 @@ export class LocalRuns implements RunService {
   async submit(what: PipelineSource, options: SubmitOptions = {}): Promise<SubmitResponse> {
     const { file, source } = "pipeline" in what ? this.#registeredSource(what.pipeline) : what;
     const request: RunRequest = { inputs: options.inputs ?? {}, tiers: options.tiers ?? [] };
-    const compiled = this.#compile(file, source, request);
+    const compiled = compileRun(file, source, request, this.runtime.jobs, { known: this.#known });
     const response = (id: string, name: string | null): SubmitResponse => ({
       id,
       name,
@@ -164,8 +158,7 @@ export class LocalRuns implements RunService {
     if (key !== undefined) {
       const existing = await this.#storage.getExecution(id);
       if (existing) {
-        const saga = `${compiled.saga.name}@${compiled.saga.version}`;
-        if (`${existing.saga}@${existing.version}` !== saga)
+        if (!sameRun(existing, compiled))
           throw new SlipwayError(
             "idempotency_conflict",
             `key "${key}" already started run ${id} with another pipeline, inputs or tiers (${existing.saga} v${existing.version}); use a new key for a different run`,
@@ -420,7 +413,7 @@ export class LocalRuns implements RunService {
     }
     let compiled: CompiledRun;
     try {
-      compiled = recompile(record, this.runtime.jobs);
+      compiled = recompile(record, this.runtime.jobs, this.#known);
     } catch (error) {
       throw new SlipwayError("conflict", `run ${record.id} cannot be rebuilt: ${(error as Error).message}`);
     }
@@ -441,20 +434,9 @@ export class LocalRuns implements RunService {
     return undefined;
   }
 
-  /** compileRun, memoized: problems still throw every time (they are not kept). */
-  #compile(file: string, source: string, request: RunRequest): CompiledRun {
-    const key = JSON.stringify([file, source, request.inputs, request.tiers]);
-    const known = this.#compiled.get(key);
-    if (known) {
-      this.#compiled.delete(key);
-      this.#compiled.set(key, known);
-      return known;
-    }
-    const compiled = compileRun(file, source, request, this.runtime.jobs);
-    this.#compiled.set(key, compiled);
-    if (this.#compiled.size > COMPILED_CACHE_SIZE) this.#compiled.delete(this.#compiled.keys().next().value!);
-    return compiled;
-  }
+  /** The saga registered here for a name and version, shared by the runs compiled to it. */
+  readonly #known = (name: string, version: number): Saga | undefined =>
+    this.#sagas.get(`${name}@${version}`);
 
   /** The saga of a compiled run, registered once per plan (the executor insists on one instance). */
   #register(compiled: CompiledRun): Saga {
@@ -490,7 +472,7 @@ export class LocalRuns implements RunService {
     const users = this.#users.get(key);
     users?.delete(id);
     if (users && users.size > 0) return;
-    // A server up for weeks sees a plan per distinct inputs: keep only those of runs it still holds.
+    // A server up for weeks sees many pipeline texts: keep only the sagas of runs it still holds.
     this.#users.delete(key);
     const saga = this.#sagas.get(key);
     this.#sagas.delete(key);
@@ -527,6 +509,15 @@ export class LocalRuns implements RunService {
 
 function notesOf(notes: readonly string[]): { notes?: string[] } {
   return notes.length > 0 ? { notes: [...notes] } : {};
+}
+
+/** Whether a stored run was started with the same pipeline, inputs and tiers as `compiled` asks for. */
+function sameRun(existing: ExecutionRecord, compiled: CompiledRun): boolean {
+  const spec = runSpecOf(existing);
+  if (!spec || `${existing.saga}@${existing.version}` !== `${compiled.saga.name}@${compiled.saga.version}`)
+    return false;
+  const sorted = (inputs: RunSpec["inputs"]) => JSON.stringify(Object.entries(inputs).sort());
+  return sorted(spec.inputs) === sorted(compiled.spec.inputs);
 }
 
 /** The run id an idempotency key stands for: the same key names the same run in every process. */

@@ -3,7 +3,7 @@
  * `slipway show` embedded, `slipway show --server` and `GET /api/v1/runs/{id}` print the same thing.
  */
 
-import { parsePipeline } from "../pipeline/parse.js";
+import { pipelineOf } from "../pipeline/compile.js";
 import { type Plan, planRun } from "../pipeline/plan.js";
 import { runSpecOf, type StepResult } from "../pipeline/run-spec.js";
 import type { ExecutionRecord, StepRecord, Storage } from "../storage/types.js";
@@ -53,7 +53,7 @@ export function planOf(record: ExecutionRecord): Plan | undefined {
   const spec = runSpecOf(record);
   if (!spec) return undefined;
   try {
-    return planRun(parsePipeline(spec.source, spec.file), spec);
+    return planRun(pipelineOf(spec.source, spec.file), spec);
   } catch {
     // The text was valid when the run started; a parser that changed since must not break `show`.
     return undefined;

@@ -171,6 +171,21 @@ export function runServiceCases(transport: Transport): void {
       expect((await refusal(f.runs.logs(run.id, { job: "nope" }))).code).toBe("not_found");
     });
 
+    it("runs submissions that differ only in their inputs, each job with its own", async () => {
+      await using f = await fixture();
+      const source = f.file("inputs");
+      const runs = await Promise.all(
+        ["v1", "v2", "v3"].map((tag) => f.runs.submit(source, { inputs: { tag } })),
+      );
+      for (const [i, run] of runs.entries()) {
+        await f.status(run.id, "completed");
+        let text = "";
+        for await (const chunk of await f.runs.logs(run.id)) text += chunk;
+        expect(text).toContain(`tag v${i + 1}`);
+        expect(text).not.toMatch(new RegExp(`tag v[^${i + 1}]`));
+      }
+    });
+
     it("resumes a stream of events after an event id", async () => {
       await using f = await fixture();
       const run = await f.runs.submit(f.file("release"));
