@@ -361,6 +361,7 @@ async function shell(
       signal: ctx.signal,
       timeoutMs,
       graceMs: context.runtime.killGraceMs ?? 5_000,
+      launcher: context.runtime.launcher,
       onLine: (stream, line) => ctx.progress(line, { stream, phase }),
     });
     // Outputs are stored, shown and rendered into later commands: a secret in one is masked like in the log.

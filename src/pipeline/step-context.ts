@@ -1,4 +1,5 @@
 /** What a pipeline step's body is given when it runs: its plan, its directory and the process's runtime. */
+import type { Launcher } from "../shell/launcher.js";
 import type { ExecutionRecord } from "../storage/types.js";
 import type { Plan } from "./plan.js";
 import type { JobResources } from "./resources.js";
@@ -18,6 +19,8 @@ export interface JobRuntime {
   killGraceMs?: number;
   /** Admits jobs by what they declare in `resources:` before they start; absent: they start at once. */
   resources?: JobResources;
+  /** Starts job processes off this process's main thread (a server's); absent: spawned directly. */
+  launcher?: Launcher;
   /** The runs in storage, for `concurrency:`; set once the process has an executor. */
   runs?: RunRoster;
 }

@@ -73,6 +73,11 @@ export interface LocalRunsOptions {
    * process that ends with its command): only runs it submits, resumes or retries.
    */
   adopt?: "all" | "asked" | undefined;
+  /**
+   * Start job processes from a small launcher process, so forks don't stop this process's event loop.
+   * Default: with `adopt: "all"` (a server, which starts jobs while it serves requests).
+   */
+  launcher?: boolean | undefined;
 }
 
 export class LocalRuns implements RunService {
@@ -115,6 +120,7 @@ export class LocalRuns implements RunService {
       // Without a config nothing declares locks: each is one holder at a time.
       undeclaredLocks: options.config === undefined ? "exclusive" : "reject",
       pollIntervalMs: options.pollIntervalMs ?? 200,
+      launcher: options.launcher ?? (options.adopt ?? "all") === "all",
       // Only runs taken here: a run another live process runs, or whose orphans were not swept yet, is not ours.
       accept: (execution) => (runs ? runs.#hosted.has(execution.id) : false),
     });

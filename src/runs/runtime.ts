@@ -15,6 +15,7 @@ import { inheritOnly, SERVER_JOB_ENV } from "../pipeline/job-env.js";
 import { JobResources } from "../pipeline/resources.js";
 import type { JobRuntime } from "../pipeline/step-context.js";
 import { admissionFor } from "../scheduler/config.js";
+import { Launcher } from "../shell/launcher.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import type { ExecutionRecord } from "../storage/types.js";
 import { loadServeConfig, type ServeConfig } from "./config.js";
@@ -40,6 +41,11 @@ export interface RuntimeOptions {
   undeclaredLocks?: "reject" | "exclusive" | undefined;
   /** How often storage is checked for what other processes wrote (signals, cancels), ms. */
   pollIntervalMs?: number | undefined;
+  /**
+   * Start job processes from a launcher process (a server: a fork of a large process stops its event
+   * loop for milliseconds); default false: spawned directly.
+   */
+  launcher?: boolean | undefined;
   /** Which executions this process's executor may take: the runs it hosts. */
   accept: (execution: ExecutionRecord) => boolean;
 }
@@ -88,11 +94,13 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     await storage.close();
     throw error;
   }
+  const launcher = options.launcher ? Launcher.start() : undefined;
   const jobs: JobRuntime = {
     dataDir,
     resources,
     runs: runRoster(storage, executor),
     ...(options.jobEnv === "allowed" && { inherit: inheritOnly([...SERVER_JOB_ENV, ...config.jobEnv]) }),
+    ...(launcher && { launcher }),
   };
   resources.usePeaks(storage.peaks());
   // A grant kept for a readiness probe that never ran (cancelled in between) goes back to the pool.
@@ -111,6 +119,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
       // The executor first: closing aborts jobs waiting for admission, which leaves them resumable;
       // closing admission first would fail them.
       await executor.close();
+      await launcher?.close();
       resources.admission.close();
       await storage.close();
       await log.flush();

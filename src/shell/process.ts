@@ -1,5 +1,4 @@
 /** Runs one shell job attempt as a child process group: logged, masked, bounded in time, and leaving nothing behind. */
-import { spawn } from "node:child_process";
 import {
   accessSync,
   constants,
@@ -14,7 +13,8 @@ import {
 import { delimiter, dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { diskFullError } from "../errors.js";
-import { bootId, GroupSampler, readProcStat, terminateGroup } from "./proc.js";
+import { type JobProcess, type Launcher, startProcess } from "./launcher.js";
+import { bootId, GroupSampler, terminateGroup } from "./proc.js";
 
 /** Names one process group across pid reuse and reboots (Linux /proc semantics). */
 export interface ProcessIdentity {
@@ -48,6 +48,8 @@ export interface ShellOptions {
   /** Written (fsync'd) right after spawn with the ProcessIdentity as JSON; removed once the group is gone. */
   pidFile?: string;
   onSpawn?: (identity: ProcessIdentity) => void;
+  /** Started by this launcher (while it is alive) instead of a fork of this process. */
+  launcher?: Launcher | undefined;
 }
 
 export interface ShellResult {
@@ -158,36 +160,25 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
 
   const [shell, args] = shellCommand(options.script, env.PATH ?? "");
   const spawnedAt = Date.now();
-  const child = spawn(shell, args, {
-    cwd: options.cwd,
-    env,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    child.once("exit", (code, signal) => resolve([code, signal])),
-  );
+  let child: JobProcess;
   try {
-    await new Promise<void>((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", reject);
-    });
+    child = await startProcess(shell, args, { cwd: options.cwd, env }, options.launcher);
   } catch (error) {
     await logClosed();
     throw new Error(`could not start ${shell} in ${options.cwd}: ${(error as Error).message}`, {
       cause: error,
     });
   }
-  child.on("error", fail);
+  child.onError(fail);
   const drained = Promise.all([
     readLines(child.stdout, (line) => emit("out", line)),
     readLines(child.stderr, (line) => emit("err", line)),
   ]);
 
-  // With detached: true libuv calls setsid() before exec, so the child leads a group whose id is its pid.
-  pgid = child.pid!;
+  // Started detached (setsid before exec): the child leads a group whose id is its pid.
+  pgid = child.pid;
   running = true;
-  const identity: ProcessIdentity = { pgid, startTime: readProcStat(pgid)?.startTime ?? 0, bootId: bootId() };
+  const identity: ProcessIdentity = { pgid, startTime: child.startTime, bootId: bootId() };
   try {
     if (options.pidFile !== undefined) writeAtomically(options.pidFile, `${JSON.stringify(identity)}\n`);
     options.onSpawn?.(identity);
@@ -206,18 +197,16 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   const timer =
     options.timeoutMs === undefined ? undefined : setTimeout(() => stop("timeout"), options.timeoutMs);
 
-  const [exitCode, signal] = await exited;
+  const [exitCode, signal] = await child.exited;
   running = false;
+  if (child.lost) failure ??= child.lost;
   unwatch();
   clearTimeout(timer);
   options.signal?.removeEventListener("abort", onAbort);
 
   // Background processes of the job (`cmd &`) outlive the shell; none may survive the attempt.
   const groupGone = await (stopping ?? terminateGroup(pgid, Math.min(graceMs, LEFTOVER_GRACE_MS)));
-  if (!(await settlesWithin(drained, STREAM_DRAIN_MS))) {
-    child.stdout.destroy();
-    child.stderr.destroy();
-  }
+  if (!(await settlesWithin(drained, STREAM_DRAIN_MS))) child.destroyStreams();
   await logClosed();
   // Keep the pid file while something survived even SIGKILL, so a later sweep can retry.
   if (options.pidFile !== undefined && groupGone) rmSync(options.pidFile, { force: true });
