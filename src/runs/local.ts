@@ -204,8 +204,21 @@ export class LocalRuns implements RunService {
   }
 
   async page(query: ListQuery & { limit: number }): Promise<RunPage> {
-    const all = await this.list(query);
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    if (query.key === undefined && query.name === undefined) {
+      // What storage can filter: one page of the newest, not every run read to keep a few.
+      const records = await this.#storage.listExecutions({
+        ...(query.statuses?.length && { statuses: query.statuses }),
+        ...(query.pipeline !== undefined && { sagas: [query.pipeline] }),
+        newestFirst: true,
+        ...(after && { before: after }),
+        limit: query.limit + 1,
+      });
+      const runs = records.slice(0, query.limit).map(runSummary);
+      const last = runs.at(-1);
+      return { runs, ...(records.length > query.limit && last && { next: encodeCursor(last) }) };
+    }
+    const all = await this.list(query);
     const start = after === undefined ? 0 : all.findIndex((r) => newerFirst(r, after) > 0);
     const runs = start === -1 ? [] : all.slice(start, start + query.limit);
     const last = runs.at(-1);

@@ -189,9 +189,19 @@ export class MemoryStorage implements Storage {
       }
       if (query.withPendingSignals !== undefined && pending.has(row.id) !== query.withPendingSignals)
         continue;
+      const before = query.before;
+      if (
+        before !== undefined &&
+        !(
+          row.createdAt < before.createdAt ||
+          (row.createdAt === before.createdAt && compareBinary(row.id, before.id) < 0)
+        )
+      )
+        continue;
       rows.push(row);
     }
     rows.sort((a, b) => a.createdAt - b.createdAt || compareBinary(a.id, b.id));
+    if (query.newestFirst) rows.reverse();
     const limited = query.limit === undefined ? rows : rows.slice(0, Math.max(0, query.limit));
     return limited.map(toExecution);
   }

@@ -212,8 +212,12 @@ export interface ExecutionQuery {
   cancelRequested?: boolean;
   /** Only executions that have at least one unconsumed signal. */
   withPendingSignals?: boolean;
-  /** Oldest first by createdAt then id; at most this many. */
+  /** Oldest first by createdAt then id (newest first with `newestFirst`); at most this many. */
   limit?: number;
+  /** Newest first: createdAt, then id, descending (a page of the latest runs without reading all). */
+  newestFirst?: boolean;
+  /** Only executions created before this one: earlier, or at the same time with a smaller id. */
+  before?: { createdAt: number; id: string };
 }
 
 export interface ClaimRequest {

@@ -151,9 +151,13 @@ export function executionQuerySql(query: ExecutionQuery): { sql: string; args: u
       `${query.withPendingSignals ? "" : "NOT "}EXISTS (SELECT 1 FROM signals s WHERE s.execution_id = e.id AND s.consumed_by IS NULL)`,
     );
   }
+  if (query.before !== undefined) {
+    where.push("(e.created_at < ? OR (e.created_at = ? AND e.id < ?))");
+    args.push(query.before.createdAt, query.before.createdAt, query.before.id);
+  }
   let sql = `SELECT ${EXECUTION_COLUMNS} FROM executions e`;
   if (where.length > 0) sql += ` WHERE ${where.join(" AND ")}`;
-  sql += " ORDER BY e.created_at, e.id";
+  sql += query.newestFirst ? " ORDER BY e.created_at DESC, e.id DESC" : " ORDER BY e.created_at, e.id";
   if (query.limit !== undefined) {
     sql += " LIMIT ?";
     args.push(Math.max(0, query.limit));

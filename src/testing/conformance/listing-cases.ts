@@ -91,6 +91,22 @@ export async function listOrderAndLimit(storage: Storage): Promise<void> {
   assert.deepEqual(ids(await storage.listExecutions({ limit: 100 })), all);
   assert.deepEqual(ids(await storage.listExecutions({ limit: 0 })), []);
   assert.deepEqual(ids(await storage.listExecutions({ limit: 1, statuses: ["running"] })), ["z"]);
+  // Newest first, a page at a time after the last one seen.
+  const newest = [...all].reverse();
+  assert.deepEqual(ids(await storage.listExecutions({ newestFirst: true })), newest);
+  assert.deepEqual(ids(await storage.listExecutions({ newestFirst: true, limit: 2 })), newest.slice(0, 2));
+  const page = await storage.listExecutions({
+    newestFirst: true,
+    before: { createdAt: 200, id: "a2" },
+    limit: 3,
+  });
+  assert.deepEqual(ids(page), ["a1", "b", "z"]);
+  assert.deepEqual(ids(await storage.listExecutions({ before: { createdAt: 200, id: "m" } })), [
+    "z",
+    "b",
+    "a1",
+    "a2",
+  ]);
   // Returned records are complete.
   const [first] = await storage.listExecutions({ limit: 1 });
   assert.deepEqual(first, await storage.getExecution("z"));
