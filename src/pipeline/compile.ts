@@ -22,11 +22,14 @@ export interface CompiledRun {
   spec: RunSpec;
 }
 
-/** Parses, plans and compiles a run of the pipeline file `file` with text `source`. */
+/**
+ * Parses, plans and compiles a run of the pipeline file `file` with text `source`; `workspace` is the
+ * checkout its jobs run in, when a trigger made one.
+ */
 export function compileRun(
   file: string,
   source: string,
-  request: RunRequest,
+  request: RunRequest & { workspace?: string | undefined },
   runtime: JobRuntime,
 ): CompiledRun {
   const plan = planRun(parsePipeline(source, file), request);
@@ -36,6 +39,8 @@ export function compileRun(
     inputs: { ...request.inputs },
     tiers: [...request.tiers],
     key: plan.key,
+    ...(request.event !== undefined && { event: request.event }),
+    ...(request.workspace !== undefined && { workspace: request.workspace }),
   };
   return { plan, saga: buildSaga(plan, spec, runtime), spec };
 }
@@ -58,7 +63,12 @@ function planVersion(spec: RunSpec): number {
 
 function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
   const { pipeline } = plan;
-  const context = { plan, dir: dirname(spec.file), runtime };
+  const context = {
+    plan,
+    dir: dirname(spec.file),
+    runtime,
+    ...(spec.workspace !== undefined && { workspace: spec.workspace }),
+  };
   let builder = saga(sagaName(pipeline.name), {
     version: planVersion(spec),
     input: { run: runSpecSchema },

@@ -252,7 +252,7 @@ function expressionContext(context: StepContext, step: Step, input: Values): Exp
     // Legs of one matrix job share its name: their outputs merge, later legs winning (as in GitHub).
     needs[job] = { outputs: { ...needs[job]?.outputs, ...result?.outputs } };
   }
-  const scope: ExpressionContext = { inputs: context.plan.inputs, needs, env: {} };
+  const scope: ExpressionContext = { inputs: context.plan.inputs, needs, env: {}, event: context.plan.event };
   if (step.matrix) scope.matrix = step.matrix;
   scope.env = renderEnv(context.plan.pipeline, step, scope);
   return scope;
@@ -301,6 +301,9 @@ function environment(
     SLIPWAY_STEP: step.action,
     SLIPWAY_ATTEMPT: String(ctx.attempt),
     SLIPWAY_IDEMPOTENCY_KEY: ctx.idempotencyKey,
+    SLIPWAY_WORKSPACE: context.workspace ?? "",
+    SLIPWAY_EVENT: String(context.plan.event.kind ?? "manual"),
+    ...(typeof context.plan.event.sha === "string" && { SLIPWAY_SHA: context.plan.event.sha }),
   });
   return { vars, mask };
 }
@@ -345,9 +348,10 @@ async function shell(
   timeoutMs: number,
 ): Promise<ShellResult> {
   const files = attemptFiles(context.runtime.dataDir, ctx.executionId, step.action, phase, ctx.attempt);
+  const base = context.workspace ?? context.dir;
   const cwd = step.job.workingDirectory
-    ? resolve(context.dir, renderTemplate(step.job.workingDirectory, scope))
-    : context.dir;
+    ? resolve(base, renderTemplate(step.job.workingDirectory, scope))
+    : base;
   try {
     const result = await runShell({
       script: renderTemplate(template, scope),

@@ -31,6 +31,10 @@ export const runSpecSchema = z.object({
   tiers: z.array(z.string()),
   /** The run's concurrency key, stored so runs can be counted by it without replanning them. */
   key: z.string().optional(),
+  /** What started the run (a push, a pull request...), as `event` in expressions; absent: by hand. */
+  event: z.record(z.string(), z.unknown()).optional(),
+  /** The run's checkout of the event's commit: jobs run there (`SLIPWAY_WORKSPACE`). */
+  workspace: z.string().optional(),
 });
 export type RunSpec = z.infer<typeof runSpecSchema>;
 

@@ -24,8 +24,10 @@ export interface JobRuntime {
 
 export interface StepContext {
   plan: Plan;
-  /** The pipeline file's directory: where jobs run unless `working_directory` says otherwise. */
+  /** The pipeline file's directory: where jobs run unless `working_directory` or a workspace says otherwise. */
   dir: string;
+  /** The run's checkout of its event's commit: jobs run there (`working_directory` is relative to it). */
+  workspace?: string;
   runtime: JobRuntime;
 }
 
