@@ -26,7 +26,7 @@ export interface TriggerServiceOptions {
   dataDir: string;
   clock?: Clock | undefined;
   random?: (() => number) | undefined;
-  /** How often ended runs' workspaces are looked at. Default 10 s. */
+  /** How often ended runs' workspaces are looked at. Default 2 s. */
   sweepMs?: number | undefined;
   log?: ((message: string) => void) | undefined;
 }
@@ -232,7 +232,7 @@ export class TriggerService implements TriggerView {
     const work = this.workspaces
       .sweep(this.#options.runs)
       .catch((error) => this.#options.log?.(`workspaces: ${(error as Error).message}`));
-    this.#track(work.then(() => this.#after(this.#options.sweepMs ?? 10_000, () => this.#sweepTick())));
+    this.#track(work.then(() => this.#after(this.#options.sweepMs ?? 2_000, () => this.#sweepTick())));
   }
 
   #after(ms: number, then: () => void): void {
