@@ -157,7 +157,13 @@ export class TriggerService implements TriggerView {
       })),
     );
     return {
-      sources: sources.map((s) => {
+      sources: [
+        ...sources,
+        // Sources no longer (or not here) configured, with the state they left.
+        ...[...states.keys()]
+          .filter((name) => !sources.some((s) => s.name === name))
+          .map((name) => ({ name, kind: "-", url: "-", pollMs: 0 })),
+      ].map((s) => {
         const state = states.get(s.name);
         return {
           name: s.name,

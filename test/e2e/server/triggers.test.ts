@@ -140,6 +140,12 @@ jobs:
       ]),
     );
 
+    const listed = await project.run(["triggers", ...server.flags]);
+    expect(listed.stdout).toMatch(/^app +git +every 200ms +\S+ \S+ +ok /m);
+    expect(listed.stdout).toMatch(
+      new RegExp(`push feature@${feature.slice(0, 12)} +ci +ignored +branch feature`),
+    );
+
     // Two commits in one push (several pushes between two polls): one run, for the newest.
     git(work, "checkout", "--quiet", "main");
     commit(work, "third");
