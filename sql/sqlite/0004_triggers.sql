@@ -1,5 +1,5 @@
 -- Slipway schema, version 4: what triggers remember (events and verdicts, webhook deliveries, poll
--- state, schedules fired), so that a restart or a second server acts on each event once.
+-- state, schedules fired, approvals), so that a restart or a second server acts on each event once.
 
 CREATE TABLE trigger_events (
   key TEXT PRIMARY KEY,
@@ -47,4 +47,14 @@ CREATE TABLE trigger_sources (
 CREATE TABLE trigger_schedules (
   schedule TEXT PRIMARY KEY,
   last_minute INTEGER NOT NULL
+);
+
+-- Head commits of forks' pull requests a writer approved (`!approve`): runs of exactly that commit may start.
+CREATE TABLE trigger_approvals (
+  source TEXT NOT NULL,
+  number INTEGER NOT NULL,
+  sha TEXT NOT NULL,
+  by TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (source, number, sha)
 );

@@ -84,6 +84,15 @@ CREATE TABLE steps (
   PRIMARY KEY (execution_id, action)
 );
 
+CREATE TABLE trigger_approvals (
+  source TEXT NOT NULL,
+  number INTEGER NOT NULL,
+  sha TEXT NOT NULL,
+  by TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (source, number, sha)
+);
+
 CREATE TABLE trigger_deliveries (
   source TEXT NOT NULL,
   delivery TEXT NOT NULL,

@@ -29,7 +29,7 @@ export interface CompiledRun {
 export function compileRun(
   file: string,
   source: string,
-  request: RunRequest & { workspace?: string | undefined },
+  request: RunRequest & { workspace?: string | undefined; untrusted?: boolean | undefined },
   runtime: JobRuntime,
 ): CompiledRun {
   const plan = planRun(parsePipeline(source, file), request);
@@ -41,6 +41,7 @@ export function compileRun(
     key: plan.key,
     ...(request.event !== undefined && { event: request.event }),
     ...(request.workspace !== undefined && { workspace: request.workspace }),
+    ...(request.untrusted === true && { untrusted: true }),
   };
   return { plan, saga: buildSaga(plan, spec, runtime), spec };
 }
@@ -68,6 +69,7 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime): Saga {
     dir: dirname(spec.file),
     runtime,
     ...(spec.workspace !== undefined && { workspace: spec.workspace }),
+    ...(spec.untrusted === true && { untrusted: true }),
   };
   let builder = saga(sagaName(pipeline.name), {
     version: planVersion(spec),

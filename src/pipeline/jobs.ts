@@ -11,7 +11,10 @@ import type { Grant } from "../scheduler/admission.js";
 import { masker, runShell, type ShellResult } from "../shell/process.js";
 import { attemptFiles, type LogPhase } from "../shell/run-directory.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expression-eval.js";
-import { inheritAllButCredentials } from "./job-env.js";
+import { inheritAllButCredentials, inheritOnly, SERVER_JOB_ENV } from "./job-env.js";
+
+const UNTRUSTED_INHERIT = inheritOnly(SERVER_JOB_ENV);
+
 import type { Pipeline, ReadyCheck, RunJob, Template, Value } from "./model.js";
 import { type Step, stepLabel } from "./plan.js";
 import type { StepResult } from "./run-spec.js";
@@ -279,7 +282,11 @@ function environment(
   ctx: ActionContext,
 ): { vars: Record<string, string>; mask: string[] } {
   const vars: Record<string, string> = {};
-  const inherit = context.runtime.inherit ?? inheritAllButCredentials;
+  // Untrusted code (a fork's pull request) gets the basics only, whatever `job_env:` adds: no
+  // variable that might hold a source's credentials.
+  const inherit = context.untrusted
+    ? UNTRUSTED_INHERIT
+    : (context.runtime.inherit ?? inheritAllButCredentials);
   for (const [name, value] of Object.entries(context.runtime.env ?? process.env))
     if (value !== undefined && inherit(name)) vars[name] = value;
   Object.assign(vars, scope.env);
@@ -318,6 +325,7 @@ function formatInput(value: Value): string {
  */
 function readSecrets(context: StepContext): Record<string, string> {
   const values: Record<string, string> = {};
+  if (context.untrusted) return values;
   const env = context.runtime.env ?? process.env;
   for (const secret of Object.values(context.plan.pipeline.secrets)) {
     if (secret.source.kind === "env") {

@@ -35,6 +35,8 @@ export const runSpecSchema = z.object({
   event: z.record(z.string(), z.unknown()).optional(),
   /** The run's checkout of the event's commit: jobs run there (`SLIPWAY_WORKSPACE`). */
   workspace: z.string().optional(),
+  /** Untrusted code (a fork's pull request): no secrets, only the basics of the environment. */
+  untrusted: z.boolean().optional(),
 });
 export type RunSpec = z.infer<typeof runSpecSchema>;
 

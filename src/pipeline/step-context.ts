@@ -28,6 +28,8 @@ export interface StepContext {
   dir: string;
   /** The run's checkout of its event's commit: jobs run there (`working_directory` is relative to it). */
   workspace?: string;
+  /** Untrusted code (a fork's pull request): no secrets, only the basics of the environment. */
+  untrusted?: boolean;
   runtime: JobRuntime;
 }
 

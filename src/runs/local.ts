@@ -153,11 +153,12 @@ export class LocalRuns implements RunService {
 
   async submit(what: PipelineSource, options: SubmitOptions = {}): Promise<SubmitResponse> {
     const { file, source } = "pipeline" in what ? this.#registeredSource(what.pipeline) : what;
-    const request: RunRequest & { workspace?: string } = {
+    const request: RunRequest & { workspace?: string; untrusted?: boolean } = {
       inputs: options.inputs ?? {},
       tiers: options.tiers ?? [],
       ...(options.event !== undefined && { event: options.event }),
       ...(options.workspace !== undefined && { workspace: options.workspace }),
+      ...(options.untrusted === true && { untrusted: true }),
     };
     const compiled = this.#compile(file, source, request);
     const on = compiled.plan.pipeline.on;

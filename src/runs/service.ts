@@ -39,6 +39,11 @@ export interface SubmitOptions {
   event?: Record<string, unknown> | undefined;
   /** The run's checkout of the event's commit, where its jobs run (set by triggers, in-process only). */
   workspace?: string | undefined;
+  /**
+   * The run's code is untrusted (a fork's pull request): its jobs get no secrets and none of the
+   * server's environment beyond the basics (set by triggers, in-process only).
+   */
+  untrusted?: boolean | undefined;
 }
 
 export interface ListQuery {

@@ -10,6 +10,7 @@ export class MemoryTriggerStore implements TriggerStore {
   readonly #deliveries = new Set<string>();
   readonly #sources = new Map<string, SourceStateRecord>();
   readonly #firings = new Map<string, number>();
+  readonly #approvals = new Set<string>();
 
   async recordEvent(event: TriggerEventRecord): Promise<boolean> {
     if (this.#events.has(event.key)) return false;
@@ -68,6 +69,18 @@ export class MemoryTriggerStore implements TriggerStore {
 
   async listSourceStates(): Promise<SourceStateRecord[]> {
     return [...this.#sources.values()].sort((a, b) => a.source.localeCompare(b.source)).map(copy);
+  }
+
+  async approve(source: string, number: number, sha: string): Promise<void> {
+    this.#approvals.add(JSON.stringify([source, number, sha]));
+  }
+
+  async approvals(source: string, number: number): Promise<string[]> {
+    return [...this.#approvals]
+      .map((text) => JSON.parse(text) as [string, number, string])
+      .filter(([s, n]) => s === source && n === number)
+      .map(([, , sha]) => sha)
+      .sort();
   }
 
   async lastFiring(schedule: string): Promise<number | undefined> {

@@ -67,6 +67,10 @@ export interface TriggerStore {
   getSourceState(source: string): Promise<SourceStateRecord | undefined>;
   putSourceState(state: SourceStateRecord): Promise<void>;
   listSourceStates(): Promise<SourceStateRecord[]>;
+  /** Records that `by` approved head commit `sha` of a fork's pull request `number` of `source`. */
+  approve(source: string, number: number, sha: string, by: string, at: number): Promise<void>;
+  /** The approved head commits of a pull request. */
+  approvals(source: string, number: number): Promise<string[]>;
   /** The last minute a schedule fired for, if it ever fired. */
   lastFiring(schedule: string): Promise<number | undefined>;
   /**

@@ -13,6 +13,7 @@
  *     webhook_secret: { file: /run/secrets/app-hook }
  *     allow: [alice]             # may use comment commands, besides the repository's writers
  *     keep_failed: 1d            # a failed run's workspace is kept this long
+ *     api: https://git.example.org/api/v1   # only when the API is not where the URL says
  *     pipelines:
  *       - file: ci/app.yml       # on the server's disk, relative to this file
  *       - path: .slipway/ci.yml  # in the repository, read at the triggering commit
@@ -26,6 +27,7 @@ import { NAME, NAME_RULE } from "../names.js";
 import { closest, listOr } from "../problems.js";
 import { ConfigError } from "../scheduler/config.js";
 import { describe, Reader } from "../yaml-reader.js";
+import type { ForgeKind } from "./webhooks.js";
 
 export const SOURCE_KEYS = [
   "url",
@@ -36,10 +38,10 @@ export const SOURCE_KEYS = [
   "webhook_secret",
   "allow",
   "keep_failed",
+  "api",
   "pipelines",
 ] as const;
-export const SOURCE_KINDS = ["git", "github", "gitea", "forgejo", "gitlab"] as const;
-export type SourceKind = (typeof SOURCE_KINDS)[number];
+export const SOURCE_KINDS: readonly ForgeKind[] = ["git", "github", "gitea", "forgejo", "gitlab"];
 
 /** Where a secret value is read from when it is needed: an environment variable or a file. */
 export type SecretRef = { env: string } | { file: string };
@@ -50,7 +52,7 @@ export type SourcePipeline = { file: string } | { path: string };
 export interface SourceConfig {
   name: string;
   url: string;
-  kind: SourceKind;
+  kind: ForgeKind;
   credentials?: SecretRef;
   /** The user name sent with the token over HTTP(S); default per forge. */
   username?: string;
@@ -60,6 +62,8 @@ export interface SourceConfig {
   allow: string[];
   /** How long a failed run's workspace is kept before it is removed. */
   keepFailedMs: number;
+  /** The forge's API root when it is not where the URL says (an unusual install, a test server). */
+  api?: string;
   pipelines: SourcePipeline[];
 }
 
@@ -126,11 +130,11 @@ function parseSource(r: Reader, name: string, node: Node, baseDir: string): Sour
   const url =
     /^[a-z][a-z0-9+.-]*:/i.test(rawUrl) || /^[^/]+@[^/]+:/.test(rawUrl) ? rawUrl : resolve(baseDir, rawUrl);
 
-  let kind: SourceKind = "git";
+  let kind: ForgeKind = "git";
   const kindEntry = fields.get("kind");
   if (kindEntry) {
     const text = r.string(kindEntry.value, label("kind"));
-    if (text !== undefined && (SOURCE_KINDS as readonly string[]).includes(text)) kind = text as SourceKind;
+    if (text !== undefined && (SOURCE_KINDS as readonly string[]).includes(text)) kind = text as ForgeKind;
     else if (text !== undefined)
       r.report(
         kindEntry.value,
@@ -166,6 +170,8 @@ function parseSource(r: Reader, name: string, node: Node, baseDir: string): Sour
   const keepEntry = fields.get("keep_failed");
   const keepFailedMs =
     (keepEntry && r.duration(keepEntry.value, label("keep_failed"))) ?? DEFAULT_KEEP_FAILED_MS;
+  const apiEntry = fields.get("api");
+  const api = apiEntry && r.string(apiEntry.value, label("api"));
   const allow: string[] = [];
   const allowEntry = fields.get("allow");
   for (const item of allowEntry ? (r.list(allowEntry.value, label("allow"), true) ?? []) : []) {
@@ -208,6 +214,7 @@ function parseSource(r: Reader, name: string, node: Node, baseDir: string): Sour
     ...(webhookSecret && { webhookSecret }),
     allow,
     keepFailedMs,
+    ...(api !== undefined && { api }),
     pipelines,
   };
 }

@@ -17,10 +17,12 @@ import type { TriggerStore, Verdict, VerdictRecord } from "../storage/triggers.j
 import type { SourceConfig, SourcePipeline } from "./config.js";
 import { eventContext } from "./context.js";
 import { eventKey, type TriggerEvent } from "./event.js";
+import type { Forge } from "./forges/forge.js";
 import { matchEvent } from "./match.js";
+import { DEFAULT_APPROVE_COMMAND, type Judgement, judge } from "./trust.js";
 import type { Workspaces } from "./workspaces.js";
 
-/** GitHub's `author_association` values of people with write access to the repository. */
+/** GitHub's `author_association` values of people with write access, for a source without a forge client. */
 const WRITERS = new Set(["OWNER", "MEMBER", "COLLABORATOR"]);
 
 export interface DispatcherOptions {
@@ -30,6 +32,8 @@ export interface DispatcherOptions {
   /** Pipeline files not tied to a source (`serve --pipeline`), by name: their schedules fire too. */
   registered?: ReadonlyMap<string, string> | undefined;
   workspaces: Workspaces;
+  /** Forge clients by source, asked whether an author may write. */
+  forges?: ReadonlyMap<string, Pick<Forge, "canWrite">> | undefined;
   clock: Clock;
   /** Where a decision is logged besides storage. */
   log?: (message: string) => void;
@@ -84,7 +88,15 @@ export class Dispatcher {
       seenAt: clock.now(),
     });
     const decided = new Map((await store.verdicts(key)).map((v) => [v.pipeline, v]));
+    // Who may start what is judged once per event, when a pipeline wants to run it.
+    let judged: Promise<Judgement> | undefined;
+    const judgement = () => {
+      judged ??= this.#judge(event);
+      return judged;
+    };
     const decisions: Decision[] = [];
+    if (event.kind === "comment" && firstWord(event.body) === DEFAULT_APPROVE_COMMAND)
+      return [await this.#approve(event, key, await judgement(), decided)];
     for (const spec of this.#pipelinesOf(event)) {
       const label = "file" in spec ? spec.file : spec.path;
       let loaded: Loaded;
@@ -101,9 +113,66 @@ export class Dispatcher {
         decisions.push(toDecision(earlier));
         continue;
       }
-      decisions.push(await this.#decidePipeline(event, key, loaded, decided));
+      decisions.push(await this.#decidePipeline(event, key, loaded, decided, judgement));
     }
     return decisions;
+  }
+
+  /** What the trust policy says of the event: the source's allow-list, the forge's word on writers, approvals. */
+  async #judge(event: TriggerEvent): Promise<Judgement> {
+    const source = this.#sources.get(event.source);
+    if (!source) return { verdict: "start", untrustedCode: false, why: "a registered pipeline's schedule" };
+    const forge = this.#options.forges?.get(source.name);
+    const number =
+      event.kind === "pull_request"
+        ? event.number
+        : event.kind === "comment"
+          ? event.pullRequest.number
+          : undefined;
+    const approved = new Set(
+      number === undefined ? [] : await this.#options.store.approvals(source.name, number),
+    );
+    return judge(
+      event,
+      { allow: source.allow, approveCommand: DEFAULT_APPROVE_COMMAND },
+      async (author) => {
+        const said = await forge?.canWrite(author).catch(() => undefined);
+        if (said !== undefined) return said;
+        // The event itself says so where the forge sends it (GitHub's author_association).
+        return author.association !== undefined && WRITERS.has(author.association) ? true : undefined;
+      },
+      (_number, sha) => approved.has(sha),
+    );
+  }
+
+  /**
+   * `!approve` on a fork's pull request: a writer's approval of its head commit is recorded, and what
+   * waits for that commit is decided again (and starts).
+   */
+  async #approve(
+    event: TriggerEvent & { kind: "comment" },
+    key: string,
+    judgement: Judgement,
+    decided: Map<string, VerdictRecord>,
+  ): Promise<Decision> {
+    if (judgement.verdict !== "approve")
+      return this.#decide(decided, key, DEFAULT_APPROVE_COMMAND, "ignored", judgement.why);
+    const { store, clock } = this.#options;
+    await store.approve(event.source, judgement.pullRequest, judgement.sha, judgement.by, clock.now());
+    const decision = await this.#decide(
+      decided,
+      key,
+      DEFAULT_APPROVE_COMMAND,
+      "ignored",
+      `${judgement.why}: commit ${judgement.sha.slice(0, 12)} of #${judgement.pullRequest} may run`,
+    );
+    for (const waiting of await store.recentEvents(1_000, event.source)) {
+      if (!waiting.verdicts.some((v) => v.verdict === "awaiting_approval")) continue;
+      const held = waiting.event as unknown as TriggerEvent;
+      const pr = held.kind === "pull_request" ? held : held.kind === "comment" ? held.pullRequest : undefined;
+      if (pr && pr.number === judgement.pullRequest && pr.sha === judgement.sha) await this.#deliverOne(held);
+    }
+    return decision;
   }
 
   async #decidePipeline(
@@ -111,13 +180,18 @@ export class Dispatcher {
     key: string,
     loaded: Loaded,
     decided: Map<string, VerdictRecord>,
+    judgement: () => Promise<Judgement>,
   ): Promise<Decision> {
     const name = loaded.pipeline.name;
     const match = matchEvent(loaded.pipeline.on, event);
     if (!match.run) return this.#decide(decided, key, name, "ignored", match.reason);
     const source = this.#sources.get(event.source);
-    const refusal = source && who(event, source);
-    if (refusal) return this.#decide(decided, key, name, refusal.verdict, refusal.reason);
+    const judged = await judgement();
+    if (judged.verdict === "ignore" || judged.verdict === "approve")
+      return this.#decide(decided, key, name, "ignored", judged.why);
+    if (judged.verdict === "await-approval")
+      return this.#decide(decided, key, name, "awaiting_approval", judged.why);
+    const untrusted = judged.untrustedCode;
 
     // `commits: each`: one run per commit, each its own event (so each is started once, too).
     const shas = match.commits ?? [undefined];
@@ -139,7 +213,15 @@ export class Dispatcher {
           continue;
         }
       }
-      last = await this.#start(one, oneKey, loaded, match, source, oneKey === key ? decided : new Map());
+      last = await this.#start(
+        one,
+        oneKey,
+        loaded,
+        match,
+        source,
+        untrusted,
+        oneKey === key ? decided : new Map(),
+      );
     }
     if (shas.length > 1 && last?.verdict === "started")
       return this.#decide(
@@ -159,6 +241,7 @@ export class Dispatcher {
     loaded: Loaded,
     match: Extract<ReturnType<typeof matchEvent>, { run: true }>,
     source: SourceConfig | undefined,
+    untrusted: boolean,
     decided: Map<string, VerdictRecord>,
   ): Promise<Decision> {
     const { runs, workspaces } = this.#options;
@@ -184,6 +267,7 @@ export class Dispatcher {
           key: runKey,
           event: eventContext(event, match.command === undefined ? {} : { command: match.command }),
           ...(workspace !== undefined && { workspace }),
+          ...(untrusted && { untrusted }),
         },
       );
       this.#options.log?.(`${key}: started run ${started.id} of ${name}`);
@@ -283,28 +367,6 @@ export function shaOf(event: TriggerEvent): string | undefined {
   }
 }
 
-/**
- * Who may start runs: a comment command needs a writer (as the forge reports it) or someone on the
- * source's `allow` list; a fork's pull request by anyone else waits for approval.
- */
-function who(event: TriggerEvent, source: SourceConfig): { verdict: Verdict; reason: string } | undefined {
-  if (event.kind === "comment") {
-    const { login, association } = event.author;
-    if (source.allow.includes(login) || (association !== undefined && WRITERS.has(association)))
-      return undefined;
-    return {
-      verdict: "ignored",
-      reason: `${login} may not run commands: not a writer of the repository${association ? ` (${association})` : ""} nor in the source's \`allow\``,
-    };
-  }
-  if (event.kind === "pull_request" && event.fork) {
-    const { login, association } = event.author;
-    if (source.allow.includes(login) || (association !== undefined && WRITERS.has(association)))
-      return undefined;
-    return {
-      verdict: "awaiting_approval",
-      reason: `pull request from ${login}'s fork: waits for a writer's approval of ${event.sha.slice(0, 12)}`,
-    };
-  }
-  return undefined;
+function firstWord(text: string): string {
+  return text.trim().split(/\s+/, 1)[0] ?? "";
 }

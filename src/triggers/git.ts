@@ -8,13 +8,13 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { SourceKind } from "./config.js";
+import type { ForgeKind } from "./webhooks.js";
 
 /** How git reaches a source: its URL and the environment that carries its credentials. */
 export interface GitAccess {
   url: string;
   env: NodeJS.ProcessEnv;
-  kind: SourceKind;
+  kind: ForgeKind;
 }
 
 const ZERO = /^0+$/;
@@ -22,7 +22,7 @@ const ZERO = /^0+$/;
 const REMOTE_TIMEOUT_MS = 120_000;
 
 /** The user name sent with a token, per forge (any works for Gitea/Forgejo). */
-const TOKEN_USER: Record<SourceKind, string> = {
+const TOKEN_USER: Record<ForgeKind, string> = {
   git: "git",
   github: "x-access-token",
   gitea: "token",
@@ -34,7 +34,7 @@ const TOKEN_USER: Record<SourceKind, string> = {
  * The access to a source: with a token, an `Authorization` header for HTTP(S) URLs, set through
  * `GIT_CONFIG_COUNT`/`KEY`/`VALUE` so it is in no argument list.
  */
-export function gitAccess(url: string, kind: SourceKind, token?: string, username?: string): GitAccess {
+export function gitAccess(url: string, kind: ForgeKind, token?: string, username?: string): GitAccess {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     GIT_TERMINAL_PROMPT: "0",

@@ -9,6 +9,9 @@ import type { SourceStateRecord, TriggerStore } from "../storage/triggers.js";
 import type { SourceConfig } from "./config.js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { PushEvent, TriggerEvent } from "./event.js";
+import type { Forge } from "./forges/forge.js";
+import { ForgeError } from "./forges/http.js";
+import { type ForgePollState, pollForge } from "./forges/poll.js";
 import { lsRemote, newCommits } from "./git.js";
 import type { Workspaces } from "./workspaces.js";
 
@@ -19,6 +22,8 @@ export interface PollerOptions {
   store: TriggerStore;
   dispatcher: Dispatcher;
   workspaces: Workspaces;
+  /** The source's forge client (its REST API: pull requests, comments); absent for a plain git source. */
+  forge?: Forge | undefined;
   now: () => number;
   /** In [0, 1); injectable so tests know the jitter. */
   random?: () => number;
@@ -44,10 +49,17 @@ export async function pollSource(options: PollerOptions): Promise<SourceStateRec
   const started = now();
   try {
     const refs = await lsRemote(workspaces.access(source));
-    const seeded = (state.extra as { seeded?: boolean }).seeded === true;
-    if (seeded) {
+    const extra = state.extra as { seeded?: boolean; forge?: ForgePollState };
+    if (extra.seeded === true) {
       const events = await pushesBetween(options, state.refs, refs, started);
       if (events.length > 0) await dispatcher.deliver(events);
+    }
+    // Pull requests and comments come from the forge's API (its first poll is a baseline too).
+    let forgeState = extra.forge;
+    if (options.forge) {
+      const polled = await pollForge(options.forge, source.name, forgeState, started);
+      if (polled.events.length > 0) await dispatcher.deliver(polled.events);
+      forgeState = polled.state;
     }
     const next: SourceStateRecord = {
       ...state,
@@ -56,13 +68,19 @@ export async function pollSource(options: PollerOptions): Promise<SourceStateRec
       outcome: "ok",
       failures: 0,
       nextPollAt: started + nextDelay(source.pollMs, 0, random),
-      extra: { ...(state.extra as Record<string, Json>), seeded: true },
+      extra: {
+        ...(state.extra as Record<string, Json>),
+        seeded: true,
+        ...(forgeState && { forge: forgeState as unknown as Json }),
+      },
     };
     await store.putSourceState(next);
     return next;
   } catch (error) {
     const failures = state.failures + 1;
-    const delay = nextDelay(source.pollMs, failures, random);
+    // A forge that says when to come back (a rate limit) is believed.
+    const asked = error instanceof ForgeError ? (error.retryAfterMs ?? 0) : 0;
+    const delay = Math.max(nextDelay(source.pollMs, failures, random), asked);
     const next: SourceStateRecord = {
       ...state,
       lastPollAt: started,

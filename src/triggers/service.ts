@@ -9,9 +9,11 @@ import { latestFiring, minuteOf, parseCron } from "../cron.js";
 import { parsePipeline } from "../pipeline/parse.js";
 import type { RunService } from "../runs/service.js";
 import type { TriggerStore } from "../storage/triggers.js";
-import type { SourceConfig } from "./config.js";
+import { readSecret, type SourceConfig } from "./config.js";
 import { Dispatcher } from "./dispatcher.js";
 import type { TriggerEvent } from "./event.js";
+import { createForge } from "./forges/create.js";
+import type { Forge } from "./forges/forge.js";
 import { remoteHead } from "./git.js";
 import { pollSource } from "./poller.js";
 import type { TriggersResponse, TriggerView } from "./schemas.js";
@@ -47,6 +49,8 @@ export class TriggerService implements TriggerView {
   readonly #clock: Clock;
   readonly #timers = new Set<ClockTimer>();
   readonly #busy = new Set<Promise<unknown>>();
+  /** Each forge source's REST client, kept so its conditional requests (ETags) last between polls. */
+  readonly #forges = new Map<string, Forge>();
   #stopped = false;
 
   constructor(options: TriggerServiceOptions) {
@@ -58,7 +62,24 @@ export class TriggerService implements TriggerView {
       clock: this.#clock,
       sources: options.sources,
     });
+    for (const source of options.sources) {
+      if (source.kind === "git") continue;
+      // Read once: the client keeps its ETags for the server's life (git reads the token at each poll).
+      const token = tokenOf(source);
+      try {
+        const forge = createForge(source.kind, {
+          url: source.url,
+          ...(source.api !== undefined && { api: source.api }),
+          ...(token !== undefined && { token }),
+        });
+        this.#forges.set(source.name, forge);
+      } catch (error) {
+        // Not a forge URL (a mirror, a path): polled with git alone.
+        options.log?.(`source ${source.name}: no ${source.kind} API: ${(error as Error).message}`);
+      }
+    }
     this.dispatcher = new Dispatcher({
+      forges: this.#forges,
       runs: options.runs,
       store: options.store,
       sources: options.sources,
@@ -208,6 +229,7 @@ export class TriggerService implements TriggerView {
       store,
       dispatcher: this.dispatcher,
       workspaces: this.workspaces,
+      forge: this.#forges.get(source.name),
       now: () => this.#clock.now(),
       ...(random && { random }),
     })
@@ -255,6 +277,15 @@ export class TriggerService implements TriggerView {
     const done = () => this.#busy.delete(work);
     work.then(done, done);
     return work;
+  }
+}
+
+/** The source's token, or none when it can't be read now (its polls will say why). */
+function tokenOf(source: SourceConfig): string | undefined {
+  try {
+    return source.credentials && readSecret(source.credentials);
+  } catch {
+    return undefined;
   }
 }
 

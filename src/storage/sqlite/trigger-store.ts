@@ -101,6 +101,12 @@ export function sqliteTriggerStore(db: Database.Database): TriggerStore {
      ON CONFLICT (schedule) DO UPDATE SET last_minute = excluded.last_minute
      WHERE excluded.last_minute > trigger_schedules.last_minute`,
   );
+  const approve = db.prepare(
+    "INSERT OR IGNORE INTO trigger_approvals (source, number, sha, by, at) VALUES (?, ?, ?, ?, ?)",
+  );
+  const approvals = db.prepare(
+    "SELECT sha FROM trigger_approvals WHERE source = ? AND number = ? ORDER BY sha",
+  );
   const verdictsOf = (key: string) => (verdicts.all(key) as VerdictRow[]).map(verdictOf);
   return {
     async recordEvent(event) {
@@ -147,6 +153,12 @@ export function sqliteTriggerStore(db: Database.Database): TriggerStore {
     },
     async listSourceStates() {
       return (listSources.all() as SourceRow[]).map(sourceOf);
+    },
+    async approve(source, number, sha, by, at) {
+      approve.run(source, number, sha, by, at);
+    },
+    async approvals(source, number) {
+      return (approvals.all(source, number) as { sha: string }[]).map((row) => row.sha);
     },
     async lastFiring(schedule) {
       return (lastFiring.get(schedule) as { m: number } | undefined)?.m;

@@ -81,6 +81,17 @@ export async function triggerStateIsDurableAndOnce(storage: Storage): Promise<vo
     ],
   );
 
+  assert.deepEqual(await store.approvals("origin", 4), []);
+  await store.approve("origin", 4, "bbb", "ana", 1);
+  await store.approve("origin", 4, "aaa", "bo", 2);
+  await store.approve("origin", 4, "aaa", "bo", 3);
+  await store.approve("other", 4, "ccc", "ana", 1);
+  assert.deepEqual(
+    await store.approvals("origin", 4),
+    ["aaa", "bbb"],
+    "per source and pull request, once each",
+  );
+
   assert.equal(await store.lastFiring("nightly"), undefined);
   assert.equal(await store.claimFiring("nightly", 60_000), true);
   assert.equal(await store.claimFiring("nightly", 60_000), false, "one minute fires once");

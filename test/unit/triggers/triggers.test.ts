@@ -163,6 +163,64 @@ describe("the dispatcher", () => {
   });
 });
 
+describe("forks' pull requests", () => {
+  it("wait for a writer's !approve of their exact head commit, then run it without secrets", async () => {
+    const dir = tempDir();
+    const file = join(dir, "ci.yml");
+    writeFileSync(file, "name: ci\non: [pull_request]\njobs:\n  a: { run: x }\n");
+    const source: SourceConfig = {
+      name: "app",
+      url: "/repo",
+      kind: "git",
+      pollMs: 1000,
+      allow: [],
+      keepFailedMs: 0,
+      pipelines: [{ file }],
+    };
+    const runs = fakeRuns();
+    const store = new MemoryTriggerStore();
+    const dispatcher = new Dispatcher({
+      runs,
+      store,
+      sources: [source],
+      workspaces: noWorkspaces,
+      clock: new ManualClock(0),
+    });
+    const pr = { number: 7, base: "main", head: "fix", fork: true, headUrl: "https://x/eve/app.git" };
+    const opened = (sha: string): TriggerEvent => ({
+      ...base,
+      kind: "pull_request",
+      action: "opened",
+      ...pr,
+      sha,
+      author: { login: "eve", association: "NONE" },
+    });
+    const approve = (login: string, association: string, sha: string, id: string): TriggerEvent => ({
+      ...base,
+      kind: "comment",
+      id,
+      body: "!approve",
+      author: { login, association },
+      pullRequest: { ...pr, sha },
+    });
+    const [waits] = await dispatcher.deliver([opened("s1")]);
+    expect(waits).toMatchObject({ verdict: "awaiting_approval" });
+    const [refused] = await dispatcher.deliver([approve("eve", "NONE", "s1", "c1")]);
+    expect(refused).toMatchObject({
+      verdict: "ignored",
+      reason: expect.stringMatching(/^eve may not approve/),
+    });
+    expect(runs.submitted).toHaveLength(0);
+    await dispatcher.deliver([approve("ana", "MEMBER", "s1", "c2")]);
+    expect(runs.submitted).toHaveLength(1);
+    expect(runs.submitted[0]).toMatchObject({ untrusted: true, event: { sha: "s1" } });
+    // A new push to the fork needs approval again.
+    const [again] = await dispatcher.deliver([{ ...opened("s2"), action: "synchronize" } as TriggerEvent]);
+    expect(again).toMatchObject({ verdict: "awaiting_approval" });
+    expect(runs.submitted).toHaveLength(1);
+  });
+});
+
 describe("schedules", () => {
   it("fire at the minute of their time zone, once, and once after a restart that spanned several", async () => {
     const dir = tempDir();
