@@ -219,7 +219,7 @@ function parseSource(r: Reader, name: string, node: Node, baseDir: string): Sour
   };
 }
 
-/** Reads a secret when it is needed (a rotated file is picked up); undefined with why, when it can't be. */
+/** Reads a secret when it is needed (a rotated file is picked up); throws, saying why, when it can't be. */
 export function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv = process.env): string {
   if ("env" in ref) {
     const value = env[ref.env];
