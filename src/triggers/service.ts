@@ -6,16 +6,18 @@
 import { readFileSync } from "node:fs";
 import { type Clock, type ClockTimer, systemClock } from "../clock.js";
 import { latestFiring, minuteOf, parseCron } from "../cron.js";
+import type { Json } from "../json.js";
 import { parsePipeline } from "../pipeline/parse.js";
 import type { RunService } from "../runs/service.js";
 import type { TriggerStore } from "../storage/triggers.js";
 import { readSecret, type SourceConfig } from "./config.js";
 import { Dispatcher } from "./dispatcher.js";
-import type { TriggerEvent } from "./event.js";
+import { eventKey, type TriggerEvent } from "./event.js";
 import { createForge } from "./forges/create.js";
 import type { Forge } from "./forges/forge.js";
 import { remoteHead } from "./git.js";
 import { pollSource } from "./poller.js";
+import type { HookDeps } from "./receiver.js";
 import type { TriggersResponse, TriggerView } from "./schemas.js";
 import { Workspaces } from "./workspaces.js";
 
@@ -103,6 +105,43 @@ export class TriggerService implements TriggerView {
     for (const timer of this.#timers) this.#clock.clearTimeout(timer);
     this.#timers.clear();
     while (this.#busy.size > 0) await Promise.allSettled([...this.#busy]);
+  }
+
+  /**
+   * What `receiveHook` (receiver.ts) needs for `POST /hooks/{source}`: the source's kind, webhook
+   * secret (read now) and forge, delivery ids recorded in storage, events handed to `deliver`.
+   */
+  hooks(onLateError: (error: unknown) => void): HookDeps {
+    return {
+      source: (name) => {
+        const source = this.#options.sources.find((s) => s.name === name);
+        if (!source) return undefined;
+        let secret: string | undefined;
+        try {
+          secret = source.webhookSecret && readSecret(source.webhookSecret);
+        } catch (error) {
+          onLateError(error);
+        }
+        return { kind: source.kind, secret, forge: this.#forges.get(name) };
+      },
+      firstDelivery: (source, delivery) =>
+        this.#options.store.recordDelivery(source, delivery, this.#clock.now()),
+      deliver: async (events) => {
+        // Stored before the answer; the runs start after it (a crash in between is made good by the
+        // next poll, which sees the same events under the same keys).
+        for (const event of events)
+          await this.#options.store.recordEvent({
+            key: eventKey(event),
+            source: event.source,
+            kind: event.kind,
+            event: JSON.parse(JSON.stringify(event)) as Json,
+            seenAt: this.#clock.now(),
+          });
+        void this.deliver(events).catch(onLateError);
+      },
+      onLateError,
+      now: () => this.#clock.now(),
+    };
   }
 
   /** Hands events to the dispatcher (webhooks call this). */
