@@ -84,6 +84,56 @@ CREATE TABLE steps (
   PRIMARY KEY (execution_id, action)
 );
 
+CREATE TABLE trigger_approvals (
+  source TEXT NOT NULL,
+  number INTEGER NOT NULL,
+  sha TEXT NOT NULL,
+  by TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (source, number, sha)
+);
+
+CREATE TABLE trigger_deliveries (
+  source TEXT NOT NULL,
+  delivery TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (source, delivery)
+);
+
+CREATE TABLE trigger_events (
+  key TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  event TEXT NOT NULL,
+  seen_at INTEGER NOT NULL
+);
+
+CREATE TABLE trigger_schedules (
+  schedule TEXT PRIMARY KEY,
+  last_minute INTEGER NOT NULL
+);
+
+CREATE TABLE trigger_sources (
+  source TEXT PRIMARY KEY,
+  refs TEXT NOT NULL,
+  last_poll_at INTEGER,
+  outcome TEXT,
+  failures INTEGER NOT NULL,
+  next_poll_at INTEGER,
+  extra TEXT NOT NULL
+);
+
+CREATE TABLE trigger_verdicts (
+  key TEXT NOT NULL,
+  pipeline TEXT NOT NULL,
+  verdict TEXT NOT NULL,
+  reason TEXT,
+  run_id TEXT,
+  workspace TEXT,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (key, pipeline)
+);
+
 CREATE INDEX audit_key ON audit (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 CREATE INDEX executions_cancel_requested ON executions (created_at, id)
@@ -99,3 +149,9 @@ CREATE INDEX executions_unowned_waiting ON executions (saga, wake_at)
 CREATE INDEX job_peaks_recent ON job_peaks (pipeline, job, at);
 
 CREATE INDEX signals_pending ON signals (execution_id, name, seq) WHERE consumed_by IS NULL;
+
+CREATE INDEX trigger_events_recent ON trigger_events (seen_at);
+
+CREATE INDEX trigger_events_source ON trigger_events (source, seen_at);
+
+CREATE INDEX trigger_verdicts_workspace ON trigger_verdicts (workspace) WHERE workspace IS NOT NULL;

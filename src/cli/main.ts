@@ -14,6 +14,7 @@ import { serve } from "./commands/serve.js";
 import { signal } from "./commands/signal.js";
 import { submit } from "./commands/submit.js";
 import { token } from "./commands/token.js";
+import { triggers } from "./commands/triggers.js";
 import { validate } from "./commands/validate.js";
 
 export { EXIT, type Io } from "./command.js";
@@ -51,6 +52,7 @@ const commands: Command[] = [
   show,
   logs,
   queue,
+  triggers,
   signal,
   cancel,
   retry,

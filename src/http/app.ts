@@ -21,6 +21,7 @@ import {
   submitRequest,
 } from "../runs/schemas.js";
 import type { AuditLog, RunService } from "../runs/service.js";
+import type { TriggerView } from "../triggers/schemas.js";
 import { type ApiEnv, accessControl } from "./access.js";
 import { RequestLog } from "./audit.js";
 import { DEFAULT_TOKEN_NAME, type TokenEntry, Tokens } from "./auth.js";
@@ -45,6 +46,8 @@ export interface AppOptions {
   config?: (() => Omit<ConfigResponse, "tokens">) | undefined;
   /** Largest request body accepted, bytes. Default 1 MiB. */
   maxBodyBytes?: number;
+  /** Sources, recent trigger events and their verdicts, for `GET /triggers`; absent: none configured. */
+  triggers?: TriggerView | undefined;
   /** Between SSE keep-alive comments, so proxies don't drop a quiet stream. Default 15 s. */
   keepAliveMs?: number;
 }
@@ -250,6 +253,13 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
   });
 
   api.get("/queue", async (c) => c.json({ jobs: await runs.queue() }));
+  api.get("/triggers", async (c) => {
+    const limit = limitQuery.parse(c.req.query("limit"));
+    const empty = { sources: [], events: [], awaitingApproval: [], schedules: [] };
+    return c.json(
+      options.triggers ? await options.triggers.status(limit === undefined ? {} : { limit }) : empty,
+    );
+  });
   api.get("/resources", async (c) => c.json(await runs.resources()));
   api.get("/openapi.json", (c) => c.json(openApiDocument()));
 

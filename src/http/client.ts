@@ -3,6 +3,7 @@
  * `slipway serve` at `baseUrl`. Refusals come back as `RemoteError`s that keep the server's code,
  * message and problems, so a caller handles them as it handles the in-process service's errors.
  */
+
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
 import type { Json } from "../json.js";
@@ -30,6 +31,7 @@ import type {
   SubmitOptions,
 } from "../runs/service.js";
 import { STOPPED_STATUSES } from "../storage/types.js";
+import type { TriggersResponse } from "../triggers/schemas.js";
 import { API_PREFIX } from "./routes.js";
 
 /** A request the server refused, or one that could not be made (`status` undefined: no answer). */
@@ -139,6 +141,11 @@ export class HttpRuns implements RunService {
 
   resources(): Promise<ResourcesResponse> {
     return this.#json("GET", "/resources");
+  }
+
+  /** The server's trigger sources, recent events with their verdicts, schedules (`GET /triggers`). */
+  triggers(options: { limit?: number } = {}): Promise<TriggersResponse> {
+    return this.#json("GET", `/triggers${options.limit === undefined ? "" : `?limit=${options.limit}`}`);
   }
 
   async close(): Promise<void> {}

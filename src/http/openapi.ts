@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import * as api from "../runs/schemas.js";
+import { triggersResponse } from "../triggers/schemas.js";
 import { ROUTE_ROLES } from "./auth.js";
 
 type JsonSchema = Record<string, unknown>;
@@ -391,6 +392,23 @@ function baseDocument(): OpenApiDocument {
           responses: { "200": { description: "Waiting jobs", content: json("Queue") }, ...errors(401) },
         },
       },
+      "/triggers": {
+        get: {
+          operationId: "triggers",
+          summary:
+            "Trigger sources with their last poll, recent events with each pipeline's verdict, schedules",
+          parameters: [
+            {
+              name: "limit",
+              in: "query",
+              required: false,
+              description: "At most this many recent events (default 50)",
+              schema: { type: "integer", minimum: 1, maximum: 10000 },
+            },
+          ],
+          responses: { "200": { description: "Triggers", content: json("Triggers") }, ...errors(400, 401) },
+        },
+      },
       "/resources": {
         get: {
           operationId: "resources",
@@ -433,6 +451,7 @@ function baseDocument(): OpenApiDocument {
         PruneResponse: schemaOf(api.pruneResponse),
         Queue: schemaOf(api.queueResponse),
         Resources: schemaOf(api.resourcesResponse),
+        Triggers: schemaOf(triggersResponse),
         SignalResponse: schemaOf(api.signalResponse),
         ActionResponse: schemaOf(api.actionResponse),
         AuditPage: schemaOf(api.auditPage),

@@ -32,11 +32,12 @@ export type KnownSaga = (name: string, version: number) => Saga | undefined;
  * Parses, plans and compiles a run of the pipeline file `file` with text `source`. `known` returns a
  * saga built before for the same name and version (the same text and plan shape), which this run then
  * shares; `version`, when given, is the version to build (a stored run keeps the one it started with).
+ * `request.workspace` is the checkout its jobs run in, when a trigger made one.
  */
 export function compileRun(
   file: string,
   source: string,
-  request: RunRequest,
+  request: RunRequest & { workspace?: string | undefined; untrusted?: boolean | undefined },
   runtime: JobRuntime,
   options: { known?: KnownSaga; version?: number } = {},
 ): CompiledRun {
@@ -48,6 +49,9 @@ export function compileRun(
     inputs: { ...request.inputs },
     tiers: [...request.tiers],
     key: plan.key,
+    ...(request.event !== undefined && { event: request.event }),
+    ...(request.workspace !== undefined && { workspace: request.workspace }),
+    ...(request.untrusted === true && { untrusted: true }),
   };
   const name = sagaName(pipeline.name);
   const version = options.version ?? planVersion(spec, plan);
@@ -100,11 +104,17 @@ function planVersion(spec: RunSpec, plan: Plan): number {
 function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime, name: string, version: number): Saga {
   const { pipeline } = plan;
   const dir = dirname(spec.file);
-  // Each action reads the saga input `run` and plans that run's own values (inputs, concurrency key)
-  // when it runs: the saga holds no run's inputs, so runs with different inputs share it.
+  // Each action reads the saga input `run` and plans that run's own values (inputs, concurrency key,
+  // event, workspace) when it runs: the saga holds no run's values, so runs with different ones share it.
   const context = (input: Values): StepContext => {
     const run = input.run as RunSpec;
-    return { plan: run === spec ? plan : planRun(pipeline, run), dir, runtime };
+    return {
+      plan: run === spec ? plan : planRun(pipeline, run),
+      dir,
+      runtime,
+      ...(run.workspace !== undefined && { workspace: run.workspace }),
+      ...(run.untrusted === true && { untrusted: true }),
+    };
   };
   let builder = saga(name, {
     version,

@@ -10,6 +10,8 @@ export interface ExpressionContext {
   /** The job's own outputs, for `undo`. */
   outputs?: Record<string, string>;
   env?: Record<string, string>;
+  /** What started the run (docs/triggers.md); `{ kind: "manual" }` for a run started by hand. */
+  event?: Record<string, unknown>;
 }
 
 export interface EvaluateOptions {
@@ -67,7 +69,8 @@ export function evaluate(expr: Expr, ctx: ExpressionContext, options: EvaluateOp
     case "ref": {
       const value = lookup(expr, ctx);
       if (value !== undefined) return value;
-      if (options.missing === "null") return null;
+      // An event field a kind lacks (`event.pull_request.number` of a push) reads as empty, as in GitHub.
+      if (options.missing === "null" || expr.root === "event") return null;
       const text = refText(expr);
       const why =
         expr.root === "needs"

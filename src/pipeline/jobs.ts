@@ -11,7 +11,10 @@ import type { Grant } from "../scheduler/admission.js";
 import { masker, runShell, type ShellResult } from "../shell/process.js";
 import { attemptFiles, type LogPhase } from "../shell/run-directory.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expression-eval.js";
-import { inheritAllButCredentials } from "./job-env.js";
+import { inheritAllButCredentials, inheritOnly, SERVER_JOB_ENV } from "./job-env.js";
+
+const UNTRUSTED_INHERIT = inheritOnly(SERVER_JOB_ENV);
+
 import type { Pipeline, ReadyCheck, RunJob, Template, Value } from "./model.js";
 import { type Step, stepLabel } from "./plan.js";
 import type { StepResult } from "./run-spec.js";
@@ -253,7 +256,7 @@ function expressionContext(context: StepContext, step: Step, input: Values): Exp
     // Legs of one matrix job share its name: their outputs merge, later legs winning (as in GitHub).
     needs[job] = { outputs: { ...needs[job]?.outputs, ...result?.outputs } };
   }
-  const scope: ExpressionContext = { inputs: context.plan.inputs, needs, env: {} };
+  const scope: ExpressionContext = { inputs: context.plan.inputs, needs, env: {}, event: context.plan.event };
   if (step.matrix) scope.matrix = step.matrix;
   scope.env = renderEnv(context.plan.pipeline, step, scope);
   return scope;
@@ -280,7 +283,11 @@ function environment(
   ctx: ActionContext,
 ): { vars: Record<string, string>; mask: string[] } {
   const vars: Record<string, string> = {};
-  const inherit = context.runtime.inherit ?? inheritAllButCredentials;
+  // Untrusted code (a fork's pull request) gets the basics only, whatever `job_env:` adds: no
+  // variable that might hold a source's credentials.
+  const inherit = context.untrusted
+    ? UNTRUSTED_INHERIT
+    : (context.runtime.inherit ?? inheritAllButCredentials);
   for (const [name, value] of Object.entries(context.runtime.env ?? process.env))
     if (value !== undefined && inherit(name)) vars[name] = value;
   Object.assign(vars, scope.env);
@@ -302,6 +309,9 @@ function environment(
     SLIPWAY_STEP: step.action,
     SLIPWAY_ATTEMPT: String(ctx.attempt),
     SLIPWAY_IDEMPOTENCY_KEY: ctx.idempotencyKey,
+    SLIPWAY_WORKSPACE: context.workspace ?? "",
+    SLIPWAY_EVENT: String(context.plan.event.kind ?? "manual"),
+    ...(typeof context.plan.event.sha === "string" && { SLIPWAY_SHA: context.plan.event.sha }),
   });
   return { vars, mask };
 }
@@ -316,6 +326,7 @@ function formatInput(value: Value): string {
  */
 function readSecrets(context: StepContext): Record<string, string> {
   const values: Record<string, string> = {};
+  if (context.untrusted) return values;
   const env = context.runtime.env ?? process.env;
   for (const secret of Object.values(context.plan.pipeline.secrets)) {
     if (secret.source.kind === "env") {
@@ -346,9 +357,10 @@ async function shell(
   timeoutMs: number,
 ): Promise<ShellResult> {
   const files = attemptFiles(context.runtime.dataDir, ctx.executionId, step.action, phase, ctx.attempt);
+  const base = context.workspace ?? context.dir;
   const cwd = step.job.workingDirectory
-    ? resolve(context.dir, renderTemplate(step.job.workingDirectory, scope))
-    : context.dir;
+    ? resolve(base, renderTemplate(step.job.workingDirectory, scope))
+    : base;
   try {
     const result = await runShell({
       script: renderTemplate(template, scope),

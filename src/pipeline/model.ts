@@ -4,8 +4,11 @@ import type { Position } from "../yaml-reader.js";
 /** A value an expression can produce. */
 export type Value = string | number | boolean | null;
 
-/** The contexts an expression can read. `secrets` is deliberately not one (see {@link Pipeline.secrets}). */
-export type ContextRoot = "inputs" | "matrix" | "needs" | "outputs" | "env";
+/**
+ * The contexts an expression can read. `secrets` is deliberately not one (see {@link Pipeline.secrets}).
+ * `event` is what started the run (a push, a pull request, a comment, a schedule; `manual` by hand).
+ */
+export type ContextRoot = "inputs" | "matrix" | "needs" | "outputs" | "env" | "event";
 
 /**
  * A parsed expression. `offset` is where the node starts in the string it was written in (the
@@ -195,11 +198,71 @@ export interface Concurrency {
   pos: Position;
 }
 
+/** `push:`: runs for new commits on matching branches or tags. */
+export interface PushTrigger {
+  /** Branch globs (`main`, `release/**`); absent: every branch unless `tags` alone is given. */
+  branches?: string[];
+  branchesIgnore?: string[];
+  /** Tag globs; absent: no tags unless `branches` is absent too. */
+  tags?: string[];
+  /** Several commits pushed between two looks: run the newest only (`latest`, default) or `each`. */
+  commits: "latest" | "each";
+  pos: Position;
+}
+
+export type PullRequestAction = "opened" | "synchronize" | "reopened";
+
+/** `pull_request:`: runs for pull requests into matching branches. */
+export interface PullRequestTrigger {
+  /** Default: opened, synchronize, reopened. */
+  types: PullRequestAction[];
+  /** Globs of the target (base) branch; absent: any. */
+  branches?: string[];
+  pos: Position;
+}
+
+/** What a comment command's flag asks for: tiers to include and inputs to set. */
+export interface CommandFlag {
+  tiers: string[];
+  inputs: Record<string, string | number | boolean>;
+}
+
+/** `comment:`: a pull request comment starting with `command` (`!testme --extra --input k=v`). */
+export interface CommentTrigger {
+  command: string;
+  /** By flag as written (`--extra`). `--input k=v` is always understood. */
+  flags: Record<string, CommandFlag>;
+  pos: Position;
+}
+
+/** `schedule:`: one entry per cron line, in its time zone. */
+export interface ScheduleTrigger {
+  cron: string;
+  /** IANA name; default UTC. */
+  timeZone: string;
+  pos: Position;
+}
+
+/** `on:`: what starts runs of the pipeline besides (or instead of) a person. */
+export interface Triggers {
+  push?: PushTrigger;
+  pullRequest?: PullRequestTrigger;
+  comment?: CommentTrigger;
+  schedule: ScheduleTrigger[];
+  /** Runs may be started by hand (`slipway run`/`submit`, `POST /runs`). */
+  manual: boolean;
+  pos: Position;
+}
+
 export interface Pipeline {
   /** The file name problems and positions refer to. */
   file: string;
   /** `name:`, or the file's base name without `.yml`/`.yaml`. */
   name: string;
+  /** `run-name:`: the run name, rendered from `inputs` and `event` when the run starts. */
+  runName?: Template;
+  /** `on:`; absent: runs start by hand only. */
+  on?: Triggers;
   inputs: Record<string, Input>;
   env: Record<string, Template>;
   secrets: Record<string, Secret>;

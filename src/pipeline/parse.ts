@@ -54,6 +54,15 @@ import {
   WAIT_KEYS,
 } from "./parse-jobs.js";
 import { countLegs, INCLUDE_KEYS, MATRIX_KEYS } from "./parse-matrix.js";
+import {
+  COMMENT_KEYS,
+  FLAG_KEYS,
+  PULL_REQUEST_KEYS,
+  PUSH_KEYS,
+  parseTriggers,
+  SCHEDULE_KEYS,
+  TRIGGER_KEYS,
+} from "./parse-triggers.js";
 import { ENV_NAME, parseEnv, template } from "./parse-values.js";
 import { PipelineError } from "./problems.js";
 
@@ -61,6 +70,8 @@ export { DEFAULTS } from "./parse-jobs.js";
 
 export const PIPELINE_KEYS = [
   "name",
+  "run-name",
+  "on",
   "inputs",
   "env",
   "secrets",
@@ -90,6 +101,12 @@ export const ACCEPTED_KEYS = {
   resources: RESOURCES_KEYS,
   matrix: MATRIX_KEYS,
   include: INCLUDE_KEYS,
+  on: TRIGGER_KEYS,
+  push: PUSH_KEYS,
+  pullRequest: PULL_REQUEST_KEYS,
+  comment: COMMENT_KEYS,
+  flag: FLAG_KEYS,
+  schedule: SCHEDULE_KEYS,
 } as const;
 
 const INPUT_TYPES: readonly InputType[] = ["string", "boolean", "number", "choice"];
@@ -100,10 +117,7 @@ const PIPELINE_NAME = /^[A-Za-z0-9_.:-]+$/;
 const INPUT_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
 const PIPELINE_HINTS: KeyHints = {
-  on: {
-    message:
-      "runs start from `slipway run` or a trigger, not from `on:`; `on_failure` says what a failure does",
-  },
+  run_name: { message: "write `run-name`, as in GitHub", suggestion: "run-name" },
   "on-failure": { message: "write `on_failure`", suggestion: "on_failure" },
   steps: { message: "a pipeline is made of `jobs`", suggestion: "jobs" },
 };
@@ -245,9 +259,29 @@ function readPipeline(r: Reader, contents: Node | undefined, file: string): Pipe
     env: Object.keys(env),
     secrets: Object.keys(secrets),
   });
+  const tiers = [...new Set(jobs.flatMap((job) => (job.tier === undefined ? [] : [job.tier])))];
+  const on = top.has("on") ? parseTriggers(r, get("on")!, tiers) : undefined;
+  const runNameOnly = "`run-name` can read only `inputs` and `event`: it is set when the run starts";
+  const runNameNode = get("run-name");
+  const runName =
+    runNameNode === undefined
+      ? undefined
+      : template(r, runNameNode, "`run-name`", {
+          ...envScope,
+          roots: {
+            inputs: true,
+            event: true,
+            matrix: runNameOnly,
+            needs: runNameOnly,
+            env: runNameOnly,
+            outputs: runNameOnly,
+          },
+        });
   return {
     file,
     name,
+    ...(runName && { runName }),
+    ...(on && { on }),
     inputs,
     env,
     secrets,

@@ -13,7 +13,12 @@ import { PipelineInputError } from "./problems.js";
 export interface RunRequest {
   inputs: Record<string, string | number | boolean>;
   tiers: readonly string[];
+  /** What started the run, as expressions read it (`event.sha`...); absent: started by hand. */
+  event?: Record<string, unknown> | undefined;
 }
+
+/** The `event` of a run started by hand. */
+export const MANUAL_EVENT: Readonly<Record<string, unknown>> = { kind: "manual" };
 
 /**
  * One unit of work: a job, or one leg of a job's matrix, and for a job with `ready`, its readiness
@@ -39,6 +44,8 @@ export interface Plan {
   pipeline: Pipeline;
   inputs: Record<string, Value>;
   tiers: string[];
+  /** What started the run, as expressions read it. */
+  event: Record<string, unknown>;
   /** In file order. */
   steps: Step[];
   /** Jobs left out of this run, and why. */
@@ -124,8 +131,9 @@ export function planRun(pipeline: Pipeline, request: RunRequest): Plan {
     }
     actionsOf.set(job.name, ends);
   }
+  const event = request.event ?? { ...MANUAL_EVENT };
   const key = pipeline.concurrency?.key
-    ? renderTemplate(pipeline.concurrency.key, { inputs }).trim()
+    ? renderTemplate(pipeline.concurrency.key, { inputs, event }).trim()
     : pipeline.name;
   if (key === "") problems.push("`concurrency.key` is empty for these inputs");
   if (problems.length > 0) throw new PipelineInputError(problems);
@@ -135,6 +143,7 @@ export function planRun(pipeline: Pipeline, request: RunRequest): Plan {
     pipeline,
     inputs,
     tiers,
+    event,
     steps,
     excluded: [...excluded].map(([job, reason]) => ({ job, reason })),
   };

@@ -33,6 +33,12 @@ export const runSpecSchema = z.object({
   tiers: z.array(z.string()),
   /** The run's concurrency key, stored so runs can be counted by it without replanning them. */
   key: z.string().optional(),
+  /** What started the run (a push, a pull request...), as `event` in expressions; absent: by hand. */
+  event: z.record(z.string(), z.unknown()).optional(),
+  /** The run's checkout of the event's commit: jobs run there (`SLIPWAY_WORKSPACE`). */
+  workspace: z.string().optional(),
+  /** Untrusted code (a fork's pull request): no secrets, only the basics of the environment. */
+  untrusted: z.boolean().optional(),
 });
 export type RunSpec = z.infer<typeof runSpecSchema>;
 

@@ -27,8 +27,12 @@ export interface JobRuntime {
 
 export interface StepContext {
   plan: Plan;
-  /** The pipeline file's directory: where jobs run unless `working_directory` says otherwise. */
+  /** The pipeline file's directory: where jobs run unless `working_directory` or a workspace says otherwise. */
   dir: string;
+  /** The run's checkout of its event's commit: jobs run there (`working_directory` is relative to it). */
+  workspace?: string;
+  /** Untrusted code (a fork's pull request): no secrets, only the basics of the environment. */
+  untrusted?: boolean;
   runtime: JobRuntime;
 }
 

@@ -34,7 +34,15 @@ export function runDetail(
   return {
     ...summary,
     steps,
-    spec: spec ? { file: spec.file, inputs: spec.inputs, tiers: spec.tiers } : null,
+    spec: spec
+      ? {
+          file: spec.file,
+          inputs: spec.inputs,
+          tiers: spec.tiers,
+          ...(spec.event !== undefined && { event: spec.event }),
+          ...(spec.workspace !== undefined && { workspace: spec.workspace }),
+        }
+      : null,
     plan,
     criticalPath: criticalPathOf({ createdAt: summary.createdAt, steps, plan }),
     waiting,

@@ -13,7 +13,9 @@ import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
 import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
+import { renderTemplate } from "../pipeline/expression-eval.js";
 import type { RunRequest } from "../pipeline/plan.js";
+import { PipelineInputError } from "../pipeline/problems.js";
 import { type RunSpec, runSpecOf } from "../pipeline/run-spec.js";
 import { runDirectory, sweepRunOrphans } from "../shell/run-directory.js";
 import {
@@ -151,8 +153,19 @@ export class LocalRuns implements RunService {
 
   async submit(what: PipelineSource, options: SubmitOptions = {}): Promise<SubmitResponse> {
     const { file, source } = "pipeline" in what ? this.#registeredSource(what.pipeline) : what;
-    const request: RunRequest = { inputs: options.inputs ?? {}, tiers: options.tiers ?? [] };
+    const request: RunRequest & { workspace?: string; untrusted?: boolean } = {
+      inputs: options.inputs ?? {},
+      tiers: options.tiers ?? [],
+      ...(options.event !== undefined && { event: options.event }),
+      ...(options.workspace !== undefined && { workspace: options.workspace }),
+      ...(options.untrusted === true && { untrusted: true }),
+    };
     const compiled = compileRun(file, source, request, this.runtime.jobs, { known: this.#known });
+    const on = compiled.plan.pipeline.on;
+    if (options.event === undefined && on !== undefined && !on.manual)
+      throw new PipelineInputError([
+        `pipeline "${compiled.plan.pipeline.name}" starts from its \`on:\` triggers only: add \`manual:\` to \`on:\` to run it by hand`,
+      ]);
     const response = (id: string, name: string | null): SubmitResponse => ({
       id,
       name,
@@ -175,7 +188,7 @@ export class LocalRuns implements RunService {
     const saga = this.#register(compiled);
     this.#host(id, saga);
     try {
-      const name = options.name;
+      const name = options.name ?? runNameOf(compiled);
       await this.#executor.start(
         saga,
         { run: compiled.spec },
@@ -185,7 +198,7 @@ export class LocalRuns implements RunService {
       this.#unhost(id);
       throw error;
     }
-    return response(id, options.name ?? null);
+    return response(id, options.name ?? runNameOf(compiled) ?? null);
   }
 
   async list(query: Omit<ListQuery, "limit" | "cursor"> = {}): Promise<RunSummary[]> {
@@ -572,4 +585,12 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
     // Reported below.
   }
   throw new SlipwayError("invalid_input", `"${cursor}" is not a cursor from a previous page of runs`);
+}
+
+/** The pipeline's `run-name:` rendered for this run (`{ticket}-{branch}-{attempt}`-style names), if it has one. */
+function runNameOf(compiled: CompiledRun): string | undefined {
+  const template = compiled.plan.pipeline.runName;
+  if (template === undefined) return undefined;
+  const name = renderTemplate(template, { inputs: compiled.plan.inputs, event: compiled.plan.event }).trim();
+  return name === "" ? undefined : name;
 }

@@ -158,7 +158,15 @@ export const runDetail = runSummary.extend({
   steps: z.array(stepSummary),
   /** For a pipeline run: its file, inputs and tiers as started. */
   spec: z
-    .object({ file: z.string(), inputs: z.record(z.string(), inputValue), tiers: z.array(z.string()) })
+    .object({
+      file: z.string(),
+      inputs: z.record(z.string(), inputValue),
+      tiers: z.array(z.string()),
+      /** What started the run (a push, a pull request, a comment, a schedule), as `event` in expressions. */
+      event: z.record(z.string(), z.unknown()).optional(),
+      /** The run's checkout of the event's commit. */
+      workspace: z.string().optional(),
+    })
     .nullable(),
   plan: planOutline.nullable(),
   /** Null until a job has completed. */

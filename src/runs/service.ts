@@ -32,6 +32,18 @@ export interface SubmitOptions {
    * same key with another pipeline, inputs or tiers is refused (`idempotency_conflict`).
    */
   key?: string | undefined;
+  /**
+   * What started the run, as the pipeline's `event` reads it (set by triggers, in-process only): a run
+   * without one is a manual run, which a pipeline whose `on:` lacks `manual` refuses.
+   */
+  event?: Record<string, unknown> | undefined;
+  /** The run's checkout of the event's commit, where its jobs run (set by triggers, in-process only). */
+  workspace?: string | undefined;
+  /**
+   * The run's code is untrusted (a fork's pull request): its jobs get no secrets and none of the
+   * server's environment beyond the basics (set by triggers, in-process only).
+   */
+  untrusted?: boolean | undefined;
 }
 
 export interface ListQuery {

@@ -25,7 +25,8 @@ import { Admission, type AdmissionOptions } from "./admission.js";
 import { volumeFreeBytes, volumeSizeBytes } from "./disk.js";
 import type { Capacity } from "./types.js";
 
-export const CONFIG_KEYS = ["resources", "locks", "work_dir", "keys"] as const;
+/** `sources:` is the triggers' (triggers/config.ts reads it from the same file). */
+export const CONFIG_KEYS = ["resources", "locks", "work_dir", "keys", "sources"] as const;
 export const CONFIG_RESOURCES_KEYS = ["memory", "cpu", "disk"] as const;
 export const CONFIG_KEY_KEYS = ["weight"] as const;
 
@@ -152,7 +153,7 @@ export function parseServerConfig(
       } else if (entry.name === "work_dir") {
         const dir = r.string(value, "`work_dir`");
         if (dir !== undefined) workDir = resolve(baseDir, dir);
-      } else {
+      } else if (entry.name === "keys") {
         for (const key of r.map(value, "`keys`")) {
           for (const setting of r.map(key.value, `key \`${key.name}\``, CONFIG_KEY_KEYS)) {
             const weight = r.positiveNumber(setting.value, `\`weight\` of key \`${key.name}\``);

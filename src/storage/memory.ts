@@ -1,7 +1,10 @@
 /** In-memory storage backend for tests and demos; every record is serialized like a real backend would. */
+
 import { type ErrorInfo, NotFoundError, SlipwayError } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
 import { parseNullable, toJsonText, toNullableJsonText } from "./json-text.js";
+import { MemoryTriggerStore } from "./memory-triggers.js";
+import type { TriggerStore } from "./triggers.js";
 import type {
   AuditQuery,
   AuditRecord,
@@ -84,6 +87,13 @@ export class MemoryStorage implements Storage {
   /** Audit records as JSON text, in seq order (seq = index + 1). */
   private readonly audit: string[] = [];
   private closed = false;
+  private triggerStore: MemoryTriggerStore | undefined;
+
+  /** What triggers remember (see {@link TriggerStore}), in this store's memory. */
+  triggers(): TriggerStore {
+    this.triggerStore ??= new MemoryTriggerStore();
+    return this.triggerStore;
+  }
 
   async init(): Promise<void> {
     this.check();

@@ -4,8 +4,10 @@
  * Each `Transition` is atomic; `commit` takes several so one transaction (one fsync) can carry
  * every transition that became ready at the same moment (group commit).
  */
+
 import type { ErrorInfo } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
+import type { TriggerStore } from "./triggers.js";
 
 /** Lifecycle of an execution; see docs/state-machine.md. */
 export type ExecutionStatus =
@@ -277,6 +279,9 @@ export interface Storage {
   lastSignalSeq(): Promise<number>;
   /** Mark a cancel request on the execution, whoever owns it. Returns the updated record. */
   requestCancel(executionId: string, reason: string): Promise<ExecutionRecord | undefined>;
+
+  /** Optional: what triggers remember (events, verdicts, deliveries, poll state, schedules fired). */
+  triggers?(): TriggerStore;
 
   upsertExecutor(executor: ExecutorRecord): Promise<void>;
   listExecutors(): Promise<ExecutorRecord[]>;

@@ -20,6 +20,11 @@ export interface PushEvent {
   sha: string;
   /** The commit the ref pointed at before, when known (all zeros for a new ref). */
   before?: string;
+  /**
+   * The commits the push added, oldest first and ending with `sha`, when known (a forge's payload, or
+   * `git log` in the mirror): a pipeline with `commits: each` runs once per commit.
+   */
+  commits?: string[];
 }
 
 export interface PullRequestEvent {
@@ -55,6 +60,8 @@ export interface ScheduleEvent {
   timeZone: string;
   /** The minute it fires for (epoch ms), not when it was noticed. */
   minute: number;
+  /** For a source's pipeline: the commit its default branch pointed at, which the run checks out. */
+  sha?: string;
 }
 
 /** An author as the forge reports them; `association` is GitHub's `author_association` where sent. */

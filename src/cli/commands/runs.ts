@@ -63,6 +63,8 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
     `run       ${run.id}${run.name ? ` (${run.name})` : ""}`,
     `pipeline  ${pipelineLine(run)}`,
     `status    ${run.status}`,
+    ...(run.spec?.event ? [`event     ${eventLine(run.spec.event)}`] : []),
+    ...(run.spec?.workspace ? [`workspace ${run.spec.workspace}`] : []),
     `started   ${time(run.createdAt)}, ${duration((run.endedAt ?? Date.now()) - run.createdAt)}${run.endedAt ? "" : " so far"}`,
   ];
   if (run.cause?.kind === "failure") lines.push(`failed    ${run.cause.action}: ${run.cause.error.message}`);
@@ -131,6 +133,28 @@ function pipelineLine(run: RunDetail): string {
     ...spec.tiers.map((t) => `tier ${t}`),
   ];
   return `${run.pipeline} (${spec.file}${extras.length ? `; ${extras.join("; ")}` : ""})`;
+}
+
+/** `push main@1a2b3c4d (origin)`, `pull_request #12 opened 1a2b3c4d (origin)`, `schedule 0 3 * * *`. */
+function eventLine(event: Record<string, unknown>): string {
+  const text = (value: unknown) => (value === undefined || value === null ? "" : String(value));
+  const sha = text(event.sha).slice(0, 12);
+  const pr = event.pull_request as Record<string, unknown> | undefined;
+  const comment = event.comment as Record<string, unknown> | undefined;
+  const schedule = event.schedule as Record<string, unknown> | undefined;
+  const source = event.source ? ` (${text(event.source)})` : "";
+  switch (event.kind) {
+    case "push":
+      return `push ${text(event.branch ?? event.tag ?? event.ref)}@${sha}${source}`;
+    case "pull_request":
+      return `pull_request #${text(pr?.number)} ${text(event.action)} ${sha}${source}`;
+    case "comment":
+      return `comment by ${text(comment?.author)} on #${text(pr?.number)}: ${text(comment?.command)} ${sha}${source}`;
+    case "schedule":
+      return `schedule ${text(schedule?.cron)} ${text(schedule?.time_zone)}${source}`;
+    default:
+      return text(event.kind);
+  }
 }
 
 /** A started job's state: admission holds it back (`queued`), or it completed without running. */

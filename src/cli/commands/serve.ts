@@ -18,6 +18,8 @@ import { describeConfig } from "../../runs/config.js";
 import { LocalRuns } from "../../runs/local.js";
 import { startRetention } from "../../runs/retention.js";
 import { ConfigError } from "../../scheduler/config.js";
+import { loadSources, type SourceConfig } from "../../triggers/config.js";
+import { TriggerService } from "../../triggers/service.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
 import { readTokenFile } from "../connect.js";
 import { dbPath } from "../state.js";
@@ -39,6 +41,7 @@ export const serve: Command = {
     "--pipeline registers a pipeline file, so runs of it can be submitted by its name.",
     "--config is the server's configuration file (resource pools, locks, tokens, retention, job_env).",
     "Jobs inherit only an allow-list of the server's environment (PATH, HOME, LANG...) and `job_env:`.",
+    "`sources:` in it starts runs from git pushes, pull requests, comments and schedules (docs/triggers.md).",
     "Incomplete runs continue at start; SIGINT/SIGTERM stop the server, leaving them for the next start.",
   ].join("\n"),
   async run(args, io) {
@@ -69,6 +72,14 @@ export const serve: Command = {
       process.env.SLIPWAY_TOKEN;
     if (token === "") token = undefined;
 
+    let sources: SourceConfig[];
+    try {
+      sources = loadSources(values.config === undefined ? undefined : resolve(values.config));
+    } catch (error) {
+      if (!(error instanceof ConfigError || error instanceof NotFoundError)) throw error;
+      io.err(`slipway: ${error.message}\n`);
+      return EXIT.usage;
+    }
     let runs: LocalRuns;
     try {
       runs = await LocalRuns.open({
@@ -97,13 +108,23 @@ export const serve: Command = {
       token = randomBytes(24).toString("base64url");
       io.out(`token ${token} (generated: give it to clients as --token-file, --token or SLIPWAY_TOKEN)\n`);
     }
+    const logger = runs.runtime.logger;
+    const triggers = new TriggerService({
+      runs,
+      store: runs.runtime.storage.triggers(),
+      sources,
+      registered,
+      dataDir: runs.runtime.dataDir,
+      log: (message) => logger.info({ triggers: true }, message),
+    });
     const app = createApp({
       runs,
-      logger: runs.runtime.logger,
+      logger,
       token,
       tokens,
       audit: runs.audit,
       config: () => describeConfig(runs.runtime.config),
+      triggers,
     });
     const pruning =
       retention &&
@@ -131,6 +152,8 @@ export const serve: Command = {
     const address = server.address() as AddressInfo;
     const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
     io.out(`listening on http://${shown}:${address.port}\n`);
+    // Polling starts once the API answers, so whoever watches `GET /triggers` sees the first poll.
+    triggers.start();
 
     const signal = await new Promise<NodeJS.Signals>((done) => {
       process.once("SIGINT", done);
@@ -144,6 +167,7 @@ export const serve: Command = {
     const closed = new Promise<void>((done) => server.close(() => done()));
     if ("closeAllConnections" in server) server.closeAllConnections();
     await closed;
+    await triggers.stop();
     await pruning?.stop();
     await runs.close();
     return EXIT.ok;

@@ -5,6 +5,7 @@ import Database from "better-sqlite3";
 import { diskFullError, NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
+import type { TriggerStore } from "../triggers.js";
 import type {
   AuditQuery,
   AuditRecord,
@@ -45,6 +46,7 @@ import {
   type Statements,
   updateSql,
 } from "./statements.js";
+import { sqliteTriggerStore } from "./trigger-store.js";
 
 interface AuditRow {
   seq: number;
@@ -95,6 +97,7 @@ export class SqliteStorage implements Storage {
     replays: (string | null)[],
   ) => AuditRecord[];
   private readonly loadTx: (executionId: string) => ExecutionSnapshot | undefined;
+  private triggerStore: TriggerStore | undefined;
   private readonly loadManyTx: (executionIds: readonly string[]) => (ExecutionSnapshot | undefined)[];
 
   constructor(options: SqliteStorageOptions) {
@@ -226,6 +229,13 @@ export class SqliteStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+
+  /** What triggers remember (see {@link TriggerStore}), in this file's trigger tables. */
+  triggers(): TriggerStore {
+    this.stmts();
+    this.triggerStore ??= sqliteTriggerStore(this.db);
+    return this.triggerStore;
   }
 
   /** Measured job peaks in this file (see {@link PeakStore}); the newest 100 per job are kept. */

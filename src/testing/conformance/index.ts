@@ -35,6 +35,7 @@ import {
   nonOwnerWritesNothing,
 } from "./ownership-cases.js";
 import { addSignalsBatch, signalConsumption, signalOrder, signalUnknownExecution } from "./signal-cases.js";
+import { triggerStateIsDurableAndOnce } from "./trigger-cases.js";
 
 export type {
   CrashChildOptions,
@@ -46,8 +47,8 @@ export type {
 
 export const CRASH_TEST_NAME = "a process killed between writes leaves each transition all there or absent";
 
-/** Optional parts of a backend: `loadMany` (with `Transition.claim`), `getExecutions`, `peaks()`, `addAudit`. */
-type Capability = "loadMany" | "getExecutions" | "peaks" | "addAudit";
+/** Optional parts of a backend: `loadMany` (with `Transition.claim`), `getExecutions`, `peaks()`, `addAudit`, `triggers()`. */
+type Capability = "loadMany" | "getExecutions" | "peaks" | "addAudit" | "triggers";
 /** The skip reason of a case whose capability the backend does not have. */
 export const CAPABILITY_NOT_IMPLEMENTED = "optional capability not implemented";
 
@@ -105,6 +106,11 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
       "audit records get increasing seqs and are listed newest first, by page and by key",
       auditLog,
       "addAudit",
+    ],
+    [
+      "trigger state: an event key, a delivery and a schedule's minute are each acted on once",
+      triggerStateIsDurableAndOnce,
+      "triggers",
     ],
   ];
   const skip = options.skip ?? {};
@@ -168,7 +174,7 @@ function probeCapabilities(newStorage: StorageConformanceOptions["newStorage"]):
 } {
   const made = newStorage();
   if (made instanceof Promise) return { closed: made.then((storage) => storage.close()) };
-  const all: Capability[] = ["loadMany", "getExecutions", "peaks", "addAudit"];
+  const all: Capability[] = ["loadMany", "getExecutions", "peaks", "addAudit", "triggers"];
   const capabilities = new Set(all.filter((capability) => hasCapability(made, capability)));
   return { capabilities, closed: made.close() };
 }

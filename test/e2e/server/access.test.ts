@@ -248,7 +248,9 @@ jobs:
     const allowed = (name: string) =>
       given.has(name) ||
       shell.has(name) ||
-      /^SLIPWAY_(RUN_ID|RUN_NAME|PIPELINE|JOB|STEP|ATTEMPT|IDEMPOTENCY_KEY)$/.test(name) ||
+      /^SLIPWAY_(RUN_ID|RUN_NAME|PIPELINE|JOB|STEP|ATTEMPT|IDEMPOTENCY_KEY|WORKSPACE|EVENT|SHA)$/.test(
+        name,
+      ) ||
       SERVER_JOB_ENV.some((p) => (p.endsWith("*") ? name.startsWith(p.slice(0, -1)) : name === p));
     expect(names.filter((name) => !allowed(name))).toEqual([]);
     expect(names.filter((name) => /^SLIPWAY_.*(TOKEN|SECRET|PASSWORD)/.test(name))).toEqual([]);

@@ -1,0 +1,62 @@
+/** What `GET /api/v1/triggers` and `slipway triggers` show: sources and their polls, recent events with verdicts, schedules. */
+import { z } from "zod";
+
+export const verdictSummary = z.object({
+  pipeline: z.string(),
+  verdict: z.enum(["started", "ignored", "awaiting_approval"]),
+  /** Why it was ignored or waits. */
+  reason: z.string().nullable(),
+  runId: z.string().nullable(),
+  at: z.number(),
+});
+
+export const triggersResponse = z.object({
+  sources: z.array(
+    z.object({
+      name: z.string(),
+      kind: z.string(),
+      /** The URL without any user or password in it. */
+      url: z.string(),
+      pollMs: z.number(),
+      lastPollAt: z.number().nullable(),
+      /** `ok`, or what went wrong and how long the source backs off. */
+      outcome: z.string().nullable(),
+      failures: z.number(),
+      nextPollAt: z.number().nullable(),
+      /** Branches and tags seen at the last successful poll. */
+      refs: z.number(),
+    }),
+  ),
+  /** Newest first. */
+  events: z.array(
+    z.object({
+      key: z.string(),
+      source: z.string(),
+      kind: z.string(),
+      seenAt: z.number(),
+      /** `main@1a2b3c4d`, `#12 opened`, `!testme by ana`... */
+      summary: z.string(),
+      verdicts: z.array(verdictSummary),
+    }),
+  ),
+  /** Events some pipeline waits to be approved for. */
+  awaitingApproval: z.array(
+    z.object({ key: z.string(), pipeline: z.string(), reason: z.string().nullable() }),
+  ),
+  schedules: z.array(
+    z.object({
+      source: z.string(),
+      pipeline: z.string(),
+      cron: z.string(),
+      timeZone: z.string(),
+      /** The last minute it fired for. */
+      lastFiredFor: z.number().nullable(),
+    }),
+  ),
+});
+export type TriggersResponse = z.infer<typeof triggersResponse>;
+
+/** What the HTTP app and the CLI ask of triggers. */
+export interface TriggerView {
+  status(options?: { limit?: number }): Promise<TriggersResponse>;
+}

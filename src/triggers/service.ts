@@ -1,0 +1,352 @@
+/**
+ * Triggers inside `slipway serve`: each source polled on its own timer, schedules checked at every
+ * minute, ended runs' workspaces swept; everything on an injectable clock, stopped cleanly (timers
+ * cleared, work under way awaited) when the server stops.
+ */
+import { readFileSync } from "node:fs";
+import { type Clock, type ClockTimer, systemClock } from "../clock.js";
+import { latestFiring, minuteOf, parseCron } from "../cron.js";
+import type { Json } from "../json.js";
+import { parsePipeline } from "../pipeline/parse.js";
+import type { RunService } from "../runs/service.js";
+import type { TriggerStore } from "../storage/triggers.js";
+import { readSecret, type SourceConfig } from "./config.js";
+import { Dispatcher } from "./dispatcher.js";
+import { eventKey, type TriggerEvent } from "./event.js";
+import { createForge } from "./forges/create.js";
+import type { Forge } from "./forges/forge.js";
+import { remoteHead } from "./git.js";
+import { pollSource } from "./poller.js";
+import type { HookDeps } from "./receiver.js";
+import type { TriggersResponse, TriggerView } from "./schemas.js";
+import { Workspaces } from "./workspaces.js";
+
+export interface TriggerServiceOptions {
+  runs: RunService;
+  store: TriggerStore;
+  sources: readonly SourceConfig[];
+  /** `serve --pipeline` files by name: their `on.schedule` fires too (without a repository). */
+  registered?: ReadonlyMap<string, string> | undefined;
+  dataDir: string;
+  clock?: Clock | undefined;
+  random?: (() => number) | undefined;
+  /** How often ended runs' workspaces are looked at. Default 2 s. */
+  sweepMs?: number | undefined;
+  log?: ((message: string) => void) | undefined;
+}
+
+/** One `on.schedule` entry of one pipeline. */
+export interface Schedule {
+  id: string;
+  source: string;
+  pipeline: string;
+  cron: string;
+  timeZone: string;
+}
+
+export class TriggerService implements TriggerView {
+  readonly dispatcher: Dispatcher;
+  readonly workspaces: Workspaces;
+  readonly #options: TriggerServiceOptions;
+  readonly #clock: Clock;
+  readonly #timers = new Set<ClockTimer>();
+  readonly #busy = new Set<Promise<unknown>>();
+  /** Each forge source's REST client, kept so its conditional requests (ETags) last between polls. */
+  readonly #forges = new Map<string, Forge>();
+  #stopped = false;
+
+  constructor(options: TriggerServiceOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.workspaces = new Workspaces({
+      dataDir: options.dataDir,
+      store: options.store,
+      clock: this.#clock,
+      sources: options.sources,
+    });
+    for (const source of options.sources) {
+      if (source.kind === "git") continue;
+      // Read once: the client keeps its ETags for the server's life (git reads the token at each poll).
+      const token = tokenOf(source);
+      try {
+        const forge = createForge(source.kind, {
+          url: source.url,
+          ...(source.api !== undefined && { api: source.api }),
+          ...(token !== undefined && { token }),
+        });
+        this.#forges.set(source.name, forge);
+      } catch (error) {
+        // Not a forge URL (a mirror, a path): polled with git alone.
+        options.log?.(`source ${source.name}: no ${source.kind} API: ${(error as Error).message}`);
+      }
+    }
+    this.dispatcher = new Dispatcher({
+      forges: this.#forges,
+      runs: options.runs,
+      store: options.store,
+      sources: options.sources,
+      registered: options.registered,
+      workspaces: this.workspaces,
+      clock: this.#clock,
+      ...(options.log && { log: options.log }),
+    });
+  }
+
+  /** Starts polling every source now, checking schedules now and at every minute, sweeping workspaces. */
+  start(): void {
+    for (const source of this.#options.sources) this.#poll(source);
+    this.#scheduleTick();
+    this.#sweepTick();
+  }
+
+  /** Stops every timer and waits for the work under way. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const timer of this.#timers) this.#clock.clearTimeout(timer);
+    this.#timers.clear();
+    while (this.#busy.size > 0) await Promise.allSettled([...this.#busy]);
+  }
+
+  /**
+   * What `receiveHook` (receiver.ts) needs for `POST /hooks/{source}`: the source's kind, webhook
+   * secret (read now) and forge, delivery ids recorded in storage, events handed to `deliver`.
+   */
+  hooks(onLateError: (error: unknown) => void): HookDeps {
+    return {
+      source: (name) => {
+        const source = this.#options.sources.find((s) => s.name === name);
+        if (!source) return undefined;
+        let secret: string | undefined;
+        try {
+          secret = source.webhookSecret && readSecret(source.webhookSecret);
+        } catch (error) {
+          onLateError(error);
+        }
+        return { kind: source.kind, secret, forge: this.#forges.get(name) };
+      },
+      firstDelivery: (source, delivery) =>
+        this.#options.store.recordDelivery(source, delivery, this.#clock.now()),
+      deliver: async (events) => {
+        // Stored before the answer; the runs start after it (a crash in between is made good by the
+        // next poll, which sees the same events under the same keys).
+        for (const event of events)
+          await this.#options.store.recordEvent({
+            key: eventKey(event),
+            source: event.source,
+            kind: event.kind,
+            event: JSON.parse(JSON.stringify(event)) as Json,
+            seenAt: this.#clock.now(),
+          });
+        void this.deliver(events).catch(onLateError);
+      },
+      onLateError,
+      now: () => this.#clock.now(),
+    };
+  }
+
+  /** Hands events to the dispatcher (webhooks call this). */
+  deliver(events: readonly TriggerEvent[]) {
+    return this.#track(this.dispatcher.deliver(events));
+  }
+
+  /** Fires every schedule whose minute came since it last fired (once, however many minutes were missed). */
+  async fireSchedules(): Promise<void> {
+    const { store } = this.#options;
+    const now = this.#clock.now();
+    for (const schedule of this.schedules()) {
+      const last = await store.lastFiring(schedule.id);
+      const after = last ?? minuteOf(now) - 60_000;
+      const minute = latestFiring(parseCron(schedule.cron), schedule.timeZone, after, now);
+      if (minute === undefined) {
+        if (last === undefined) await store.claimFiring(schedule.id, after);
+        continue;
+      }
+      if (!(await store.claimFiring(schedule.id, minute))) continue;
+      const source = this.#options.sources.find((s) => s.name === schedule.source);
+      const sha = source && (await remoteHead(this.workspaces.access(source)).catch(() => undefined));
+      await this.deliver([
+        {
+          kind: "schedule",
+          cron: schedule.cron,
+          timeZone: schedule.timeZone,
+          minute,
+          ...(sha && { sha }),
+          source: schedule.source,
+          at: now,
+          arrival: { via: "clock" },
+        },
+      ]);
+    }
+  }
+
+  /** Every schedule of the pipelines on the server's disk (sources' files and registered ones). */
+  schedules(): Schedule[] {
+    const out: Schedule[] = [];
+    const add = (source: string, file: string) => {
+      try {
+        const pipeline = parsePipeline(readFileSync(file, "utf8"), file);
+        for (const s of pipeline.on?.schedule ?? [])
+          out.push({
+            id: JSON.stringify([source, pipeline.name, s.cron, s.timeZone]),
+            source,
+            pipeline: pipeline.name,
+            cron: s.cron,
+            timeZone: s.timeZone,
+          });
+      } catch {
+        // A file with problems is reported when an event reaches it.
+      }
+    };
+    for (const source of this.#options.sources)
+      for (const spec of source.pipelines) if ("file" in spec) add(source.name, spec.file);
+    for (const [name, file] of this.#options.registered ?? []) add(name, file);
+    return out;
+  }
+
+  async status(options: { limit?: number } = {}): Promise<TriggersResponse> {
+    const { store, sources } = this.#options;
+    const states = new Map((await store.listSourceStates()).map((s) => [s.source, s]));
+    const events = await store.recentEvents(options.limit ?? 50);
+    const schedules = await Promise.all(
+      this.schedules().map(async (s) => ({
+        source: s.source,
+        pipeline: s.pipeline,
+        cron: s.cron,
+        timeZone: s.timeZone,
+        lastFiredFor: (await store.lastFiring(s.id)) ?? null,
+      })),
+    );
+    return {
+      sources: [
+        ...sources,
+        // Sources no longer (or not here) configured, with the state they left.
+        ...[...states.keys()]
+          .filter((name) => !sources.some((s) => s.name === name))
+          .map((name) => ({ name, kind: "-", url: "-", pollMs: 0 })),
+      ].map((s) => {
+        const state = states.get(s.name);
+        return {
+          name: s.name,
+          kind: s.kind,
+          url: s.url.replace(/\/\/[^/@]*@/, "//"),
+          pollMs: s.pollMs,
+          lastPollAt: state?.lastPollAt ?? null,
+          outcome: state?.outcome ?? null,
+          failures: state?.failures ?? 0,
+          nextPollAt: state?.nextPollAt ?? null,
+          refs: Object.keys(state?.refs ?? {}).length,
+        };
+      }),
+      events: events.map((e) => ({
+        key: e.key,
+        source: e.source,
+        kind: e.kind,
+        seenAt: e.seenAt,
+        summary: summarize(e.event as Record<string, unknown>),
+        verdicts: e.verdicts.map((v) => ({
+          pipeline: v.pipeline,
+          verdict: v.verdict,
+          reason: v.reason,
+          runId: v.runId,
+          at: v.at,
+        })),
+      })),
+      awaitingApproval: events.flatMap((e) =>
+        e.verdicts
+          .filter((v) => v.verdict === "awaiting_approval")
+          .map((v) => ({ key: e.key, pipeline: v.pipeline, reason: v.reason })),
+      ),
+      schedules,
+    };
+  }
+
+  #poll(source: SourceConfig): void {
+    if (this.#stopped) return;
+    const { store, random } = this.#options;
+    const work = pollSource({
+      source,
+      store,
+      dispatcher: this.dispatcher,
+      workspaces: this.workspaces,
+      forge: this.#forges.get(source.name),
+      now: () => this.#clock.now(),
+      ...(random && { random }),
+    })
+      .catch(() => ({ nextPollAt: this.#clock.now() + source.pollMs }))
+      .then((state) => {
+        const delay = Math.max(0, (state.nextPollAt ?? this.#clock.now()) - this.#clock.now());
+        this.#after(delay, () => this.#poll(source));
+      });
+    this.#track(work);
+  }
+
+  #scheduleTick(): void {
+    if (this.#stopped) return;
+    const work = this.fireSchedules().catch((error) =>
+      this.#options.log?.(`schedules: ${(error as Error).message}`),
+    );
+    this.#track(
+      work.then(() => {
+        const now = this.#clock.now();
+        // Just after the next minute starts.
+        this.#after(minuteOf(now) + 60_000 - now + 50, () => this.#scheduleTick());
+      }),
+    );
+  }
+
+  #sweepTick(): void {
+    if (this.#stopped) return;
+    const work = this.workspaces
+      .sweep(this.#options.runs)
+      .catch((error) => this.#options.log?.(`workspaces: ${(error as Error).message}`));
+    this.#track(work.then(() => this.#after(this.#options.sweepMs ?? 2_000, () => this.#sweepTick())));
+  }
+
+  #after(ms: number, then: () => void): void {
+    if (this.#stopped) return;
+    const timer = this.#clock.setTimeout(() => {
+      this.#timers.delete(timer);
+      then();
+    }, ms);
+    this.#timers.add(timer);
+  }
+
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#busy.add(work);
+    const done = () => this.#busy.delete(work);
+    work.then(done, done);
+    return work;
+  }
+}
+
+/** The source's token, or none when it can't be read now (its polls will say why). */
+function tokenOf(source: SourceConfig): string | undefined {
+  try {
+    return source.credentials && readSecret(source.credentials);
+  } catch {
+    return undefined;
+  }
+}
+
+/** One line for an event: `push main@1a2b3c4d`, `pull_request #12 opened`, `comment !testme by ana on #12`. */
+function summarize(event: Record<string, unknown>): string {
+  const sha = typeof event.sha === "string" ? event.sha.slice(0, 12) : "";
+  switch (event.kind) {
+    case "push":
+      return `push ${String(event.branch ?? event.tag ?? event.ref)}@${sha}`;
+    case "pull_request":
+      return `pull_request #${String(event.number)} ${String(event.action)} ${sha}`;
+    case "comment": {
+      const pr = event.pullRequest as { number?: number } | undefined;
+      const author = event.author as { login?: string } | undefined;
+      const body = String(event.body ?? "")
+        .split("\n")[0]!
+        .slice(0, 60);
+      return `comment "${body}" by ${author?.login ?? "?"} on #${String(pr?.number)}`;
+    }
+    case "schedule":
+      return `schedule ${String(event.cron)} ${String(event.timeZone)} at ${new Date(Number(event.minute)).toISOString()}`;
+    default:
+      return String(event.kind);
+  }
+}

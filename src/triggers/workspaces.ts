@@ -1,0 +1,127 @@
+/**
+ * Repositories on the server's disk: one bare mirror per source (`<data>/mirrors/<source>.git`,
+ * fetched, so repeated runs fetch little), and per run a shallow checkout of its commit
+ * (`<data>/workspaces/<id>`), removed when the run ends, or `keep_failed` after a failed one, or
+ * when the run is pruned.
+ */
+import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Clock } from "../clock.js";
+import type { RunService } from "../runs/service.js";
+import type { TriggerStore } from "../storage/triggers.js";
+import { type ExecutionStatus, FINAL_STATUSES } from "../storage/types.js";
+import { readSecret, type SourceConfig } from "./config.js";
+import { checkout, fetchMirror, type GitAccess, git, gitAccess, readAt } from "./git.js";
+
+/** Statuses of a run that ended well, or was cancelled: nothing to look at in its workspace. */
+const CLEAN_END: readonly ExecutionStatus[] = ["completed", "cancelled"];
+
+export class Workspaces {
+  readonly #dataDir: string;
+  readonly #store: TriggerStore;
+  readonly #clock: Clock;
+  readonly #keepFailedMs: (source: string) => number;
+  /** Git work on one mirror, one at a time. */
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  constructor(options: {
+    dataDir: string;
+    store: TriggerStore;
+    clock: Clock;
+    sources: readonly SourceConfig[];
+  }) {
+    this.#dataDir = options.dataDir;
+    this.#store = options.store;
+    this.#clock = options.clock;
+    const keep = new Map(options.sources.map((s) => [s.name, s.keepFailedMs]));
+    this.#keepFailedMs = (source) => keep.get(source) ?? 24 * 3_600_000;
+  }
+
+  /** The source's bare mirror. */
+  mirrorOf(source: SourceConfig): string {
+    return join(this.#dataDir, "mirrors", `${source.name}.git`);
+  }
+
+  /** How git reaches the source, with its credentials read now (a rotated token is picked up). */
+  access(source: SourceConfig): GitAccess {
+    const token = source.credentials && readSecret(source.credentials);
+    return gitAccess(source.url, source.kind, token, source.username);
+  }
+
+  /** Fetches the source into its mirror. */
+  fetch(source: SourceConfig): Promise<void> {
+    return this.#serial(source, () => fetchMirror(this.mirrorOf(source), this.access(source)));
+  }
+
+  /** Makes sure the mirror has `sha` (fetching when it lacks it). */
+  async ensure(source: SourceConfig, sha: string): Promise<void> {
+    const mirror = this.mirrorOf(source);
+    const has =
+      existsSync(join(mirror, "HEAD")) &&
+      (await git(["-C", mirror, "cat-file", "-e", `${sha}^{commit}`]).then(
+        () => true,
+        () => false,
+      ));
+    if (!has) await this.fetch(source);
+  }
+
+  /** A file's text at a commit of the source. */
+  async readAt(source: SourceConfig, sha: string, path: string): Promise<string> {
+    await this.ensure(source, sha);
+    return readAt(this.mirrorOf(source), sha, path);
+  }
+
+  /** A checkout of `sha` for the run with idempotency key `runKey`; the same key gives the same directory. */
+  async prepare(source: SourceConfig, sha: string, runKey: string): Promise<string> {
+    await this.ensure(source, sha);
+    const dir = join(this.#dataDir, "workspaces", runKey.replace(/[^A-Za-z0-9_-]+/g, "-"));
+    // A run already started from this key runs in it: leave it as it is.
+    if (existsSync(join(dir, ".git", "HEAD"))) return dir;
+    await this.#serial(source, () => checkout(this.mirrorOf(source), sha, dir));
+    return dir;
+  }
+
+  remove(dir: string): void {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Removes the workspaces of runs that ended: at once after success or cancel, `keep_failed` after
+   * a failure, and at once when the run is gone (pruned by retention).
+   */
+  async sweep(runs: RunService): Promise<number> {
+    let removed = 0;
+    for (const verdict of await this.#store.workspaces()) {
+      if (verdict.workspace === null) continue;
+      let gone = verdict.runId === null;
+      if (!gone) {
+        try {
+          const run = await runs.show(verdict.runId!);
+          const ended = run.endedAt ?? (FINAL_STATUSES.includes(run.status) ? run.createdAt : undefined);
+          if (CLEAN_END.includes(run.status)) gone = true;
+          else if (ended !== undefined || run.status === "failed" || run.status === "needs_attention") {
+            const source = (await this.#store.getEvent(verdict.key))?.source ?? "";
+            gone = this.#clock.now() - (ended ?? verdict.at) >= this.#keepFailedMs(source);
+          }
+        } catch {
+          gone = true;
+        }
+      }
+      if (!gone) continue;
+      this.remove(verdict.workspace);
+      await this.#store.clearWorkspace(verdict.key, verdict.pipeline);
+      removed++;
+    }
+    return removed;
+  }
+
+  #serial<T>(source: SourceConfig, work: () => Promise<T>): Promise<T> {
+    const before = this.#locks.get(source.name) ?? Promise.resolve();
+    const next = before.then(work, work);
+    this.#locks.set(
+      source.name,
+      next.catch(() => {}),
+    );
+    return next;
+  }
+}
