@@ -199,6 +199,9 @@ export class Launcher {
   /** Stops the launcher (jobs it started keep running in their own groups, as after a direct spawn). */
   async close(): Promise<void> {
     if (this.#child.exitCode === null && this.#child.signalCode === null) {
+      // Unref'd while it serves (it must not keep a finished process alive): waiting for its exit
+      // needs it ref'd again, or a process with nothing else left to do ends before it hears the exit.
+      this.#child.ref();
       this.#child.disconnect();
       await this.#exited;
     }
