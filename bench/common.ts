@@ -16,7 +16,7 @@ export type ChildMessage =
   | { type: "done"; at: number; figures: Figures }
   | { type: "error"; message: string };
 
-/** A body of a chain action: gets the execution index (carried along the chain) and the action index. */
+/** A body of a chain action: gets the run index (carried along the chain) and the action index. */
 export type ChainBody = (idx: number, action: number, ctx: ActionContext) => unknown;
 
 interface LooseBuilder {

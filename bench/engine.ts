@@ -2,7 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { join } from "node:path";
-import { type ExecutionEvent, Executor, type Saga, SqliteStorage, type Storage } from "slipway";
+import { Executor, type RunEvent, type Saga, SqliteStorage, type Storage } from "slipway";
 import {
   type CallStats,
   chainSaga,
@@ -18,14 +18,14 @@ import {
   timedStorage,
 } from "./common.js";
 
-const EXECUTIONS = Number(process.env.BENCH_ENGINE_EXECUTIONS ?? 500);
+const RUNS = Number(process.env.BENCH_ENGINE_RUNS ?? 500);
 const ACTIONS = 10;
 /** Runs are short (~150 ms) and noisy on 2 cores: report medians. */
 const CLEAN_RUNS = 7;
 const INSTRUMENTED_RUNS = 3;
 const PROFILED_RUNS = 5;
 
-/** Per-action timestamps (performance.now()), indexed by execution * ACTIONS + action. */
+/** Per-action timestamps (performance.now()), indexed by run * ACTIONS + action. */
 interface Marks {
   /** a0: just before start() was called; later actions: their predecessor's completion committed. */
   runnable: Float64Array;
@@ -38,10 +38,10 @@ interface Marks {
 let marks: Marks | undefined;
 
 const ENDINGS: ReadonlySet<string> = new Set([
-  "execution:completed",
-  "execution:compensated",
-  "execution:cancelled",
-  "execution:needs_attention",
+  "run:completed",
+  "run:compensated",
+  "run:cancelled",
+  "run:needs_attention",
 ]);
 
 /** Same saga for every run; the body writes two timestamps only while `marks` is set. */
@@ -62,13 +62,13 @@ interface RunResult {
 }
 
 /**
- * One measured run: fresh SQLite file (synchronous=FULL), fresh executor, EXECUTIONS started at once.
- * Wall time runs from just before the first start() to the last `execution:completed` event.
+ * One measured run: fresh SQLite file (synchronous=FULL), fresh executor, RUNS started at once.
+ * Wall time runs from just before the first start() to the last `run:completed` event.
  */
 async function run(options: {
   instrument: boolean;
   timeStorage: boolean;
-  executions: number;
+  runs: number;
   /** CPU-profile the measured window (first start() to last completion) into this file. */
   profile?: { session: Session; path: string };
 }): Promise<RunResult> {
@@ -83,8 +83,8 @@ async function run(options: {
     logger: quietLogger(),
     recover: false,
   });
-  const n = options.executions;
-  const ids = Array.from({ length: n }, () => executor.newExecutionId());
+  const n = options.runs;
+  const ids = Array.from({ length: n }, () => executor.newRunId());
   const index = new Map(ids.map((id, i) => [id, i]));
   let completed = 0;
   let failed = 0;
@@ -99,14 +99,14 @@ async function run(options: {
         committed: new Float64Array(n * ACTIONS),
       }
     : undefined;
-  const stop = executor.on((event: ExecutionEvent) => {
+  const stop = executor.on((event: RunEvent) => {
     if (m && event.type === "action:completed") {
-      const i = index.get(event.executionId)! * ACTIONS + Number(event.action!.slice(1));
+      const i = index.get(event.runId)! * ACTIONS + Number(event.action!.slice(1));
       const now = performance.now();
       m.committed[i] = now;
       if (i % ACTIONS < ACTIONS - 1) m.runnable[i + 1] = now;
     } else if (ENDINGS.has(event.type)) {
-      if (event.type !== "execution:completed") failed++;
+      if (event.type !== "run:completed") failed++;
       if (++completed === n) {
         doneAt = performance.now();
         resolveDone();
@@ -133,7 +133,7 @@ async function run(options: {
   await executor.close();
   await storage.close();
   removeDir(dir);
-  if (failed > 0) throw new Error(`${failed} executions did not complete`);
+  if (failed > 0) throw new Error(`${failed} runs did not complete`);
   const result: RunResult = { wallMs, completed };
   if (timed) result.stats = timed.stats;
   if (m) result.marks = m;
@@ -186,7 +186,7 @@ async function profiledRuns(dir: string): Promise<{ wallMs: number[]; paths: str
     const result = await run({
       instrument: false,
       timeStorage: false,
-      executions: EXECUTIONS,
+      runs: RUNS,
       profile: { session, path },
     });
     wallMs.push(result.wallMs);
@@ -199,14 +199,14 @@ async function profiledRuns(dir: string): Promise<{ wallMs: number[]; paths: str
 
 childMain(async () => {
   const profileDir = process.argv[2];
-  const actions = EXECUTIONS * ACTIONS;
+  const actions = RUNS * ACTIONS;
   // Warm-up (JIT, SQLite, fs caches) on its own file; not reported.
-  await run({ instrument: false, timeStorage: false, executions: 100 });
-  await run({ instrument: false, timeStorage: false, executions: EXECUTIONS });
+  await run({ instrument: false, timeStorage: false, runs: 100 });
+  await run({ instrument: false, timeStorage: false, runs: RUNS });
 
   const series = async (count: number, options: { instrument: boolean; timeStorage: boolean }) => {
     const results: RunResult[] = [];
-    for (let r = 0; r < count; r++) results.push(await run({ ...options, executions: EXECUTIONS }));
+    for (let r = 0; r < count; r++) results.push(await run({ ...options, runs: RUNS }));
     return results;
   };
   const clean = await series(CLEAN_RUNS, { instrument: false, timeStorage: false });
@@ -216,7 +216,7 @@ childMain(async () => {
   const storageTimed = median(await series(INSTRUMENTED_RUNS, { instrument: false, timeStorage: true }));
 
   const figures: Figures = {
-    "engine.executions": EXECUTIONS,
+    "engine.runs": RUNS,
     "engine.actions": actions,
     "engine.actions_per_s": Math.round(actions / (medianWall / 1000)),
     "engine.wall_ms": round(medianWall, 1),

@@ -1,6 +1,6 @@
 /**
  * Recovery phase child. `run`: starts the slow chains and works until SIGKILLed. `restart`: opens an
- * executor on the same file (it recovers on open), waits for every execution to end, reports when done.
+ * executor on the same file (it recovers on open), waits for every run to end, reports when done.
  */
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,14 +17,14 @@ import {
 
 const loadedAt = epochNow();
 const [mode, dir, countArg, actionsArg, bodyMsArg] = process.argv.slice(2);
-const executions = Number(countArg);
+const runs = Number(countArg);
 const actions = Number(actionsArg);
 const bodyMs = Number(bodyMsArg);
 const sideFile = join(dir!, "runs.log");
 
-/** Every body, before anything else, appends "<execution> <action>" to the side file. */
+/** Every body, before anything else, appends "<run> <action>" to the side file. */
 const slow = chainSaga("slow", actions, async (_idx, _action, ctx) => {
-  appendFileSync(sideFile, `${ctx.executionId} ${ctx.action}\n`);
+  appendFileSync(sideFile, `${ctx.runId} ${ctx.action}\n`);
   await sleep(bodyMs);
 });
 
@@ -40,13 +40,13 @@ async function main(): Promise<void> {
   });
   const openedAt = epochNow();
   if (mode === "run") {
-    await Promise.all(Array.from({ length: executions }, (_, i) => executor.start(slow, { idx: i })));
-    await sendToParent({ type: "result", figures: { started: executions } });
+    await Promise.all(Array.from({ length: runs }, (_, i) => executor.start(slow, { idx: i })));
+    await sendToParent({ type: "result", figures: { started: runs } });
     // Keep working until the parent kills us.
     await new Promise(() => {});
     return;
   }
-  const records = await storage.listExecutions({ sagas: ["slow"] });
+  const records = await storage.listRuns({ sagas: ["slow"] });
   const results = await Promise.all(records.map((r) => executor.result(r.id)));
   const doneAt = epochNow();
   const completed = results.filter((r) => r.status === "completed").length;
@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     type: "done",
     at: doneAt,
     figures: {
-      executions: records.length,
+      runs: records.length,
       completed,
       processStartAt: performance.timeOrigin,
       loadedAt,

@@ -1,6 +1,6 @@
 /**
  * Recovery phase (runs in the bench parent): SIGKILL a child halfway through slow chains, record what
- * was committed, restart, and time the restart child from spawn to every execution done.
+ * was committed, restart, and time the restart child from spawn to every run done.
  */
 import type { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -16,10 +16,10 @@ import {
   tempDir,
 } from "./common.js";
 
-const EXECUTIONS = 200;
+const RUNS = 200;
 const ACTIONS = 10;
 const BODY_MS = 50;
-const TOTAL = EXECUTIONS * ACTIONS;
+const TOTAL = RUNS * ACTIONS;
 
 function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
@@ -43,7 +43,7 @@ function completedCount(db: Database.Database): number {
 
 export async function recovery(): Promise<{ figures: Figures; notes: string[] }> {
   const dir = tempDir("recovery");
-  const args = [dir, String(EXECUTIONS), String(ACTIONS), String(BODY_MS)];
+  const args = [dir, String(RUNS), String(ACTIONS), String(BODY_MS)];
   const notes: string[] = [];
 
   // 1. Run until about half of the actions have their completion committed, then SIGKILL.
@@ -87,7 +87,7 @@ export async function recovery(): Promise<{ figures: Figures; notes: string[] }>
   const db = new Database(join(dir, "bench.sqlite"), { fileMustExist: true });
   const committed = new Set(
     (
-      db.prepare("SELECT execution_id AS e, action AS a FROM steps WHERE status = 'completed'").all() as {
+      db.prepare("SELECT run_id AS e, action AS a FROM steps WHERE status = 'completed'").all() as {
         e: string;
         a: string;
       }[]
@@ -98,14 +98,13 @@ export async function recovery(): Promise<{ figures: Figures; notes: string[] }>
   ).n;
   db.close();
   const runsBefore = readRuns(dir).length;
-  // The restart cannot finish before the execution with the most actions left has run them.
+  // The restart cannot finish before the run with the most actions left has run them.
   const committedPer = new Map<string, number>();
   for (const key of committed) {
     const id = key.split(" ")[0]!;
     committedPer.set(id, (committedPer.get(id) ?? 0) + 1);
   }
-  const longestRemaining =
-    committedPer.size < EXECUTIONS ? ACTIONS : ACTIONS - Math.min(...committedPer.values());
+  const longestRemaining = committedPer.size < RUNS ? ACTIONS : ACTIONS - Math.min(...committedPer.values());
 
   // 3. Restart: a fresh process that only opens an executor (recovery happens on open) and waits.
   let done: { at: number; figures: Figures } | undefined;
@@ -130,12 +129,11 @@ export async function recovery(): Promise<{ figures: Figures; notes: string[] }>
   const missing = TOTAL - counts.size;
   if (missing > 0) notes.push(`recovery: ${missing} actions never ran`);
   const f = done.figures;
-  if (f.completed !== EXECUTIONS)
-    notes.push(`recovery: only ${f.completed}/${EXECUTIONS} executions completed`);
+  if (f.completed !== RUNS) notes.push(`recovery: only ${f.completed}/${RUNS} runs completed`);
   removeDir(dir);
   return {
     figures: {
-      "recovery.executions": EXECUTIONS,
+      "recovery.runs": RUNS,
       "recovery.actions": TOTAL,
       "recovery.body_ms": BODY_MS,
       "recovery.committed_at_kill": committed.size,
@@ -145,7 +143,7 @@ export async function recovery(): Promise<{ figures: Figures; notes: string[] }>
       "recovery.restart.loaded_to_opened_ms": round(f.openedAt! - f.loadedAt!, 1),
       "recovery.restart.opened_to_done_ms": round(f.doneAt! - f.openedAt!, 1),
       "recovery.restart.min_possible_ms": longestRemaining * BODY_MS,
-      "recovery.completed_executions": f.completed!,
+      "recovery.completed_runs": f.completed!,
       "recovery.duplicates": duplicates,
       "recovery.extra_runs": runs.length - counts.size,
       "recovery.completed_rerun": completedRerun,

@@ -1,6 +1,6 @@
-/** Waits phase (child): memory of many executions parked on a signal, and signal-to-completion latency. */
+/** Waits phase (child): memory of many runs parked on a signal, and signal-to-completion latency. */
 import { join } from "node:path";
-import { type ExecutionEvent, Executor, SqliteStorage } from "slipway";
+import { Executor, type RunEvent, SqliteStorage } from "slipway";
 import {
   approvalSaga,
   childMain,
@@ -34,14 +34,14 @@ async function open(dir: string, timeStorage: boolean) {
   return { storage, executor, stats: timed?.stats };
 }
 
-/** Starts `n` executions at once and resolves when all are parked (waiting in storage, none in memory). */
+/** Starts `n` runs at once and resolves when all are parked (waiting in storage, none in memory). */
 async function park(executor: Executor, n: number): Promise<{ ids: string[]; ms: number }> {
   const t0 = performance.now();
   const handles = await Promise.all(Array.from({ length: n }, () => executor.start(approval, {})));
-  await until(() => executor.activeExecutions === 0, 120_000, 5);
+  await until(() => executor.activeRuns === 0, 120_000, 5);
   const ms = performance.now() - t0;
-  const waiting = await executor.storage.listExecutions({ statuses: ["waiting"], owner: null });
-  if (waiting.length !== n) throw new Error(`expected ${n} waiting executions, found ${waiting.length}`);
+  const waiting = await executor.storage.listRuns({ statuses: ["waiting"], owner: null });
+  if (waiting.length !== n) throw new Error(`expected ${n} waiting runs, found ${waiting.length}`);
   return { ids: handles.map((h) => h.id), ms };
 }
 
@@ -68,7 +68,7 @@ async function rss(n: number): Promise<Figures> {
   await storage.close();
   removeDir(dir);
   return {
-    "waits.executions": n,
+    "waits.runs": n,
     "waits.rss_mb": round(after.rss / MB, 1),
     "waits.rss_before_mb": round(before.rss / MB, 1),
     "waits.heap_used_mb": round(after.heapUsed / MB, 1),
@@ -91,17 +91,17 @@ async function signalLatency(n: number): Promise<Figures> {
   let notCompleted = 0;
   let resolveAll: () => void = () => {};
   const all = new Promise<void>((resolve) => (resolveAll = resolve));
-  executor.on((event: ExecutionEvent) => {
+  executor.on((event: RunEvent) => {
     if (
-      event.type !== "execution:completed" &&
-      event.type !== "execution:compensated" &&
-      event.type !== "execution:needs_attention"
+      event.type !== "run:completed" &&
+      event.type !== "run:compensated" &&
+      event.type !== "run:needs_attention"
     )
       return;
-    const i = index.get(event.executionId);
+    const i = index.get(event.runId);
     if (i === undefined || doneAt[i] !== 0) return;
     doneAt[i] = performance.now();
-    if (event.type !== "execution:completed") notCompleted++;
+    if (event.type !== "run:completed") notCompleted++;
     if (++done === n) resolveAll();
   });
   const t0 = performance.now();
@@ -118,10 +118,10 @@ async function signalLatency(n: number): Promise<Figures> {
     sleep(120_000).then(() => Promise.reject(new Error(`only ${done}/${n} completed`))),
   ]);
   const allMs = performance.now() - t0;
-  if (notCompleted > 0) throw new Error(`${notCompleted} executions ended otherwise than completed`);
+  if (notCompleted > 0) throw new Error(`${notCompleted} runs ended otherwise than completed`);
   const latency = sortedCopy(Array.from(doneAt, (d, i) => d - sentAt[i]!));
   const figures: Figures = {
-    "waits.signal_executions": n,
+    "waits.signal_runs": n,
     "waits.signal_p50_ms": round(percentile(latency, 50), 1),
     "waits.signal_p99_ms": round(percentile(latency, 99), 1),
     "waits.signal_max_ms": round(percentile(latency, 100), 1),

@@ -10,10 +10,10 @@ import {
   ACTIVE_STATUSES,
   type ActionContext,
   createLogger,
-  type ExecutionEvent,
-  type ExecutionResult,
   Executor,
   MemoryStorage,
+  type RunEvent,
+  type RunOutcome,
   SqliteStorage,
   type StepRecord,
   type Storage,
@@ -32,7 +32,7 @@ Options:
   --fail-at <action>    Make this action fail, to watch the rollback (or env FAIL_AT=<action>)
                         Actions: ${ACTIONS.join(", ")}
   --data-dir <dir>      Database, staged uploads, logs and the fake platform's files (default .slipway)
-  --memory              Keep executions in memory instead of <data-dir>/slipway.db
+  --memory              Keep runs in memory instead of <data-dir>/slipway.db
   -h, --help            Show this help
 
 Exit code: 0 when the build completed, 1 when it was rolled back (or needs attention), 2 on a usage error.`;
@@ -133,7 +133,7 @@ function buildServerSaga(platform: Platform, failAt: string | undefined) {
         const bytes = await readFile(ctx.stagedPath(source));
         if (sha256(bytes) !== source.sha256) throw new Error("staged source is corrupt (sha256 mismatch)");
         const files = unpack(bytes.toString("utf8"));
-        const workspace = join("workspaces", ctx.executionId);
+        const workspace = join("workspaces", ctx.runId);
         // Start clean: an attempt cut short by a crash may have left part of the tree.
         await rm(platform.path(workspace), { recursive: true, force: true });
         for (const [path, content] of files) {
@@ -189,7 +189,7 @@ function buildServerSaga(platform: Platform, failAt: string | undefined) {
         const manifest = JSON.parse(await readFile(platform.path(workspace, "app.json"), "utf8")) as {
           env?: Record<string, string>;
         };
-        const configFile = join("records", app, "configs", `${ctx.executionId}.json`);
+        const configFile = join("records", app, "configs", `${ctx.runId}.json`);
         await writeJson(platform.path(configFile), {
           app,
           env: manifest.env ?? {},
@@ -279,21 +279,21 @@ function buildServerSaga(platform: Platform, failAt: string | undefined) {
 // ---- progress and summary ----------------------------------------------------------------------
 
 /** One line per event, for whoever watches this process; with nobody listening nothing is built or kept. */
-function printEvent(event: ExecutionEvent): void {
+function printEvent(event: RunEvent): void {
   const data = event.data ?? {};
-  const text: Record<ExecutionEvent["type"], () => string> = {
-    "execution:started": () => `started (saga ${event.saga} v${String(data.version)})`,
-    "execution:resumed": () => `resumed (${String(data.reason)})`,
-    "execution:waiting": () => "waiting",
-    "execution:completed": () => "completed",
-    "execution:compensating": () =>
+  const text: Record<RunEvent["type"], () => string> = {
+    "run:started": () => `started (saga ${event.saga} v${String(data.version)})`,
+    "run:resumed": () => `resumed (${String(data.reason)})`,
+    "run:waiting": () => "waiting",
+    "run:completed": () => "completed",
+    "run:compensating": () =>
       data.kind === "cancel"
         ? `cancelled (${String(data.reason)}): rolling back`
         : `"${String(data.action)}" failed: rolling back, last action first`,
-    "execution:compensated": () => "rolled back",
-    "execution:cancelled": () => "cancelled and rolled back",
-    "execution:needs_attention": () => `needs attention: ${String(data.error)}`,
-    "execution:failed": () => `"${String(data.action)}" failed: held for a retry`,
+    "run:compensated": () => "rolled back",
+    "run:cancelled": () => "cancelled and rolled back",
+    "run:needs_attention": () => `needs attention: ${String(data.error)}`,
+    "run:failed": () => `"${String(data.action)}" failed: held for a retry`,
     "action:started": () =>
       data.recovered
         ? `running again after an interruption (attempt ${String(data.attempt)})`
@@ -313,7 +313,7 @@ function printEvent(event: ExecutionEvent): void {
     "cleanup:failed": () => `cleanup failed: ${String(data.error)}`,
     "signal:received": () => `signal "${String(data.signal)}" received`,
   };
-  const who = event.runName ?? event.executionId;
+  const who = event.runName ?? event.runId;
   const at = new Date(event.at);
   const clock = `${at.toTimeString().slice(0, 8)}.${String(at.getMilliseconds()).padStart(3, "0")}`;
   console.log(`  ${clock}  ${who}  ${(event.action ?? "").padEnd(15)} ${text[event.type]()}`);
@@ -372,14 +372,14 @@ function describe(
 async function summarize(
   executor: Executor,
   platform: Platform,
-  result: ExecutionResult,
+  result: RunOutcome,
   app: string,
 ): Promise<void> {
   const info = await executor.get(result.id);
   const steps = new Map((info?.steps ?? []).map((s) => [s.action, s]));
-  const run = info?.execution.runName ?? result.id;
-  const took = info?.execution.endedAt
-    ? ` in ${((info.execution.endedAt - info.execution.createdAt) / 1000).toFixed(1)} s`
+  const run = info?.run.runName ?? result.id;
+  const took = info?.run.endedAt
+    ? ` in ${((info.run.endedAt - info.run.createdAt) / 1000).toFixed(1)} s`
     : "";
   const outcome =
     result.status === "completed"
@@ -387,7 +387,7 @@ async function summarize(
       : result.status === "compensated" && result.cause?.kind === "failure"
         ? `rolled back, because "${result.cause.action}" failed: ${result.cause.error.message}`
         : `${result.status}${result.error ? `: ${result.error.message}` : ""}`;
-  console.log(`\nRun ${run} (execution ${result.id}) ${outcome}${took}`);
+  console.log(`\nRun ${run} (id ${result.id}) ${outcome}${took}`);
   // Every value produced, undone steps included: the activation's summary names the version.
   const values: Record<string, unknown> = Object.assign({}, ...[...steps.values()].map((s) => s.output));
   for (const action of ACTIONS) console.log(`  ${describe(platform, action, steps.get(action), values)}`);
@@ -460,14 +460,14 @@ async function main(): Promise<number> {
 
   try {
     const recovered = (
-      await storage.listExecutions({ sagas: [buildServer.name], statuses: ACTIVE_STATUSES })
+      await storage.listRuns({ sagas: [buildServer.name], statuses: ACTIVE_STATUSES })
     ).filter((record) => record.owner === executor.owner);
     if (recovered.length > 0)
       console.log(`Recovering ${recovered.length} unfinished run(s) left by an earlier process.`);
 
-    const build = (await storage.listExecutions({ sagas: [buildServer.name] })).length + 1;
+    const build = (await storage.listRuns({ sagas: [buildServer.name] })).length + 1;
     const runName = `${options.app}-build-${build}`;
-    const id = executor.newExecutionId();
+    const id = executor.newRunId();
     // Stage the upload before starting, so the saga's input holds a reference that survives a crash.
     const source = await executor.stage(id, "source.tar", uploadedArchive(options.app, build));
     console.log(
@@ -483,7 +483,7 @@ async function main(): Promise<number> {
 
     const ours = (await readFile(logFile, "utf8"))
       .split("\n")
-      .filter((line) => line.includes(`"executionId":"${id}"`));
+      .filter((line) => line.includes(`"runId":"${id}"`));
     console.log(
       `Logs: ${ours.length} lines of ${relative(process.cwd(), logFile)} carry "runName":"${runName}", e.g.`,
     );

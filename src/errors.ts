@@ -6,7 +6,7 @@ export type ErrorCode =
   | "invalid_output"
   | "not_found"
   | "conflict"
-  /** The same idempotency key (for a start, the same execution id) came with a different request than the first time. */
+  /** The same idempotency key (for a start, the same run id) came with a different request than the first time. */
   | "idempotency_conflict"
   | "not_registered"
   | "timeout"
@@ -45,8 +45,8 @@ export class NotFoundError extends SlipwayError {
 }
 
 /**
- * A start named an execution id that exists with a different saga or input. The same id with the
- * same saga and input is not an error: it returns the existing execution.
+ * A start named a run id that exists with a different saga or input. The same id with the
+ * same saga and input is not an error: it returns the existing run.
  */
 export class IdempotencyConflictError extends SlipwayError {
   constructor(message: string) {
@@ -87,7 +87,7 @@ export function diskFullError(error: unknown, what: string): unknown {
   return new SlipwayError("disk_full", `the disk is full: cannot write ${what}`, { cause: error });
 }
 
-/** The plain, persistable shape of an error, as storage keeps it (a failed step, a compensation's cause). */
+/** The plain, persistable shape of an error, as storage keeps it (a failed step, the cause of a rollback). */
 export interface ErrorInfo {
   name: string;
   message: string;

@@ -14,13 +14,13 @@ export type {
   Shape,
   ValuesOf,
 } from "./definition/types.js";
-export type { EventListener, ExecutionEvent, ExecutionEventType } from "./engine/events.js";
+export type { EventListener, RunEvent, RunEventType } from "./engine/events.js";
 export {
-  type ExecutionHandle,
-  type ExecutionInfo,
-  type ExecutionResult,
   Executor,
   type ExecutorOptions,
+  type RunHandle,
+  type RunInfo,
+  type RunOutcome,
   type StartOptions,
 } from "./engine/executor.js";
 export * from "./errors.js";
@@ -30,3 +30,28 @@ export { type ByteSource, type StagedRef, stagedRefSchema } from "./staging/stag
 export { MemoryStorage } from "./storage/memory.js";
 export { SqliteStorage } from "./storage/sqlite/sqlite-storage.js";
 export * from "./storage/types.js";
+
+// The names these types had in 0.1, when the engine called a run an execution.
+import type { RunEvent, RunEventType } from "./engine/events.js";
+import type { RunHandle, RunInfo, RunOutcome } from "./engine/executor.js";
+import type { RunQuery, RunRecord, RunSnapshot, RunStatus, UndoCause } from "./storage/types.js";
+/** @deprecated Use `RunEvent`. */
+export type ExecutionEvent = RunEvent;
+/** @deprecated Use `RunEventType`. */
+export type ExecutionEventType = RunEventType;
+/** @deprecated Use `RunHandle`. */
+export type ExecutionHandle<V = Record<string, unknown>> = RunHandle<V>;
+/** @deprecated Use `RunInfo`. */
+export type ExecutionInfo = RunInfo;
+/** @deprecated Use `RunOutcome`. */
+export type ExecutionResult<V = Record<string, unknown>> = RunOutcome<V>;
+/** @deprecated Use `RunQuery`. */
+export type ExecutionQuery = RunQuery;
+/** @deprecated Use `RunRecord`. */
+export type ExecutionRecord = RunRecord;
+/** @deprecated Use `RunSnapshot`. */
+export type ExecutionSnapshot = RunSnapshot;
+/** @deprecated Use `RunStatus`. */
+export type ExecutionStatus = RunStatus;
+/** @deprecated Use `UndoCause`. */
+export type CompensationCause = UndoCause;

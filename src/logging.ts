@@ -1,5 +1,5 @@
 /**
- * Structured logs. Each line written while an action runs carries its execution id, run name, saga,
+ * Structured logs. Each line written while an action runs carries its run id, run name, saga,
  * action and attempt, taken from AsyncLocalStorage so action code passes nothing around. A log that
  * cannot be written (a full disk) never ends the process: see `guardDestination`.
  */
@@ -8,7 +8,7 @@ import { type DestinationStream, type Logger, type LoggerOptions, pino } from "p
 import { isDiskFull } from "./errors.js";
 
 export interface LogContext {
-  executionId: string;
+  runId: string;
   runName?: string;
   saga: string;
   action?: string;
@@ -36,7 +36,15 @@ export function createLogger(options: LoggerOptions = {}, destination?: Destinat
   const withContext: LoggerOptions = {
     level: process.env.SLIPWAY_LOG_LEVEL ?? "info",
     ...options,
-    mixin: (base, level, logger) => ({ ...options.mixin?.(base, level, logger), ...contextStore.getStore() }),
+    mixin: (base, level, logger) => {
+      const context = contextStore.getStore();
+      // `executionId` is the name `runId` had in 0.1, kept for log queries written against it.
+      return {
+        ...options.mixin?.(base, level, logger),
+        ...context,
+        ...(context && { executionId: context.runId }),
+      };
+    },
   };
   const stream = destination ?? pino.destination({ fd: 1, sync: true, maxLength: MAX_BUFFERED_LOG });
   guardDestination(stream, destination ? "the log" : "stdout");

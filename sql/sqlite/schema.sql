@@ -14,31 +14,13 @@ CREATE TABLE audit (
 );
 
 CREATE TABLE events (
-  execution_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
   type TEXT NOT NULL,
   action TEXT,
   at INTEGER NOT NULL,
   data TEXT,
-  PRIMARY KEY (execution_id, seq)
-);
-
-CREATE TABLE executions (
-  id TEXT PRIMARY KEY NOT NULL,
-  saga TEXT NOT NULL,
-  version INTEGER NOT NULL,
-  status TEXT NOT NULL,
-  input TEXT NOT NULL,
-  run_name TEXT,
-  owner TEXT,
-  revision INTEGER NOT NULL,
-  wake_at INTEGER,
-  cancel_requested TEXT,
-  cause TEXT,
-  error TEXT,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  ended_at INTEGER
+  PRIMARY KEY (run_id, seq)
 );
 
 CREATE TABLE executors (
@@ -56,11 +38,29 @@ CREATE TABLE job_peaks (
   peak_bytes INTEGER NOT NULL
 );
 
+CREATE TABLE "runs" (
+  id TEXT PRIMARY KEY NOT NULL,
+  saga TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  input TEXT NOT NULL,
+  run_name TEXT,
+  owner TEXT,
+  revision INTEGER NOT NULL,
+  wake_at INTEGER,
+  cancel_requested TEXT,
+  cause TEXT,
+  error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  ended_at INTEGER
+);
+
 CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
 
 CREATE TABLE signals (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+  run_id TEXT NOT NULL REFERENCES "runs" (id) ON DELETE CASCADE,
   name TEXT NOT NULL,
   payload TEXT NOT NULL,
   created_at INTEGER NOT NULL,
@@ -68,7 +68,7 @@ CREATE TABLE signals (
 );
 
 CREATE TABLE steps (
-  execution_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
   action TEXT NOT NULL,
   status TEXT NOT NULL,
   attempt INTEGER NOT NULL,
@@ -81,7 +81,7 @@ CREATE TABLE steps (
   started_at INTEGER,
   ended_at INTEGER,
   updated_at INTEGER NOT NULL,
-  PRIMARY KEY (execution_id, action)
+  PRIMARY KEY (run_id, action)
 );
 
 CREATE TABLE trigger_approvals (
@@ -136,19 +136,19 @@ CREATE TABLE trigger_verdicts (
 
 CREATE INDEX audit_key ON audit (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
-CREATE INDEX executions_cancel_requested ON executions (created_at, id)
-  WHERE cancel_requested IS NOT NULL;
-
-CREATE INDEX executions_owner ON executions (owner) WHERE owner IS NOT NULL;
-
-CREATE INDEX executions_status_saga ON executions (status, saga, created_at, id);
-
-CREATE INDEX executions_unowned_waiting ON executions (saga, wake_at)
-  WHERE status = 'waiting' AND owner IS NULL;
-
 CREATE INDEX job_peaks_recent ON job_peaks (pipeline, job, at);
 
-CREATE INDEX signals_pending ON signals (execution_id, name, seq) WHERE consumed_by IS NULL;
+CREATE INDEX runs_cancel_requested ON runs (created_at, id)
+  WHERE cancel_requested IS NOT NULL;
+
+CREATE INDEX runs_owner ON runs (owner) WHERE owner IS NOT NULL;
+
+CREATE INDEX runs_status_saga ON runs (status, saga, created_at, id);
+
+CREATE INDEX runs_unowned_waiting ON runs (saga, wake_at)
+  WHERE status = 'waiting' AND owner IS NULL;
+
+CREATE INDEX signals_pending ON signals (run_id, name, seq) WHERE consumed_by IS NULL;
 
 CREATE INDEX trigger_events_recent ON trigger_events (seen_at);
 

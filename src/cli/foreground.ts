@@ -9,7 +9,7 @@ import { stepLabel } from "../pipeline/plan.js";
 import { skippedReason } from "../runs/records.js";
 import type { PlanOutline, RunDetail } from "../runs/schemas.js";
 import type { RunService } from "../runs/service.js";
-import type { ExecutionStatus } from "../storage/types.js";
+import type { RunStatus } from "../storage/types.js";
 import { EXIT, type Io } from "./command.js";
 import { createView, type ViewMode } from "./view.js";
 
@@ -93,7 +93,7 @@ export function summaryText(
 }
 
 /** 0 completed; 1 failed (undone or held); 3 an undo failed; 130 cancelled after an interrupt. */
-export function exitCodeOf(status: ExecutionStatus, interrupted: boolean): number {
+export function exitCodeOf(status: RunStatus, interrupted: boolean): number {
   switch (status) {
     case "completed":
       return EXIT.ok;

@@ -2,7 +2,7 @@
  * How a foreground run shows its progress: a live table of jobs on a terminal, plain lines elsewhere
  * (logs, CI), one JSON event per line with `--json`.
  */
-import type { ExecutionEvent } from "../engine/events.js";
+import type { RunEvent } from "../engine/events.js";
 import { duration, table, time } from "../format.js";
 import type { Io } from "./command.js";
 
@@ -15,7 +15,7 @@ export interface StepLabels {
 
 export interface RunView {
   /** Every event of the run, progress included, in order. */
-  event(event: ExecutionEvent): void;
+  event(event: RunEvent): void;
   /** Stops redrawing; leaves the final state on screen. */
   close(): void;
 }
@@ -31,21 +31,21 @@ interface JobState {
 export function createView(mode: ViewMode, io: Io, plans: ReadonlyMap<string, StepLabels>): RunView {
   if (mode === "json") return { event: (e) => io.out(`${JSON.stringify(e)}\n`), close() {} };
   const jobs = new Map<string, Map<string, JobState>>();
-  const jobsOf = (executionId: string) => {
-    let map = jobs.get(executionId);
+  const jobsOf = (runId: string) => {
+    let map = jobs.get(runId);
     if (!map) {
       map = new Map();
-      for (const step of plans.get(executionId)?.steps ?? [])
+      for (const step of plans.get(runId)?.steps ?? [])
         map.set(step.action, { label: step.label, state: "pending", note: waitingNote(step.needs) });
-      jobs.set(executionId, map);
+      jobs.set(runId, map);
     }
     return map;
   };
-  const labelOf = (executionId: string, action: string) => jobsOf(executionId).get(action)?.label ?? action;
+  const labelOf = (runId: string, action: string) => jobsOf(runId).get(action)?.label ?? action;
 
-  const update = (e: ExecutionEvent) => {
+  const update = (e: RunEvent) => {
     if (e.action === null) return;
-    const map = jobsOf(e.executionId);
+    const map = jobsOf(e.runId);
     const job = map.get(e.action) ?? { label: e.action, state: "pending", note: "" };
     map.set(e.action, job);
     const data = e.data ?? {};
@@ -109,7 +109,7 @@ export function createView(mode: ViewMode, io: Io, plans: ReadonlyMap<string, St
     return {
       event(e) {
         update(e);
-        const line = plainLine(e, e.action === null ? "" : labelOf(e.executionId, e.action));
+        const line = plainLine(e, e.action === null ? "" : labelOf(e.runId, e.action));
         if (line !== undefined) io.out(`${time(e.at).slice(11, 19)} ${line}\n`);
       },
       close() {},
@@ -176,12 +176,12 @@ export function waitNote(data: Record<string, unknown>): string {
   return "waiting";
 }
 
-function plainLine(e: ExecutionEvent, label: string): string | undefined {
+function plainLine(e: RunEvent, label: string): string | undefined {
   const data = e.data ?? {};
   switch (e.type) {
-    case "execution:started":
+    case "run:started":
       return "run started";
-    case "execution:resumed":
+    case "run:resumed":
       return `run resumed (${String(data.reason ?? "")})`;
     case "action:started":
       return `${label}: started${Number(data.attempt) > 1 ? ` (attempt ${String(data.attempt)})` : ""}`;
@@ -214,12 +214,12 @@ function plainLine(e: ExecutionEvent, label: string): string | undefined {
       return `${label}: cleaned up`;
     case "cleanup:failed":
       return `${label}: cleanup failed: ${String(data.error)}`;
-    case "execution:compensating":
+    case "run:compensating":
       return "rolling back: undoing completed jobs, dependents first";
-    case "execution:waiting":
+    case "run:waiting":
       return undefined;
     default:
-      return `run ${e.type.slice("execution:".length)}`;
+      return `run ${e.type.slice("run:".length)}`;
   }
 }
 

@@ -29,7 +29,7 @@ export interface TaskSpec<V, R extends keyof V, P extends Shape, Names extends s
   reads?: readonly R[];
   produces?: Fresh<P, V>;
   run: (input: Pick<V, R>, ctx: ActionContext) => Promise<RunResult<NoInfer<P>>> | RunResult<NoInfer<P>>;
-  /** Compensation; receives the action's input and output. Should be idempotent. */
+  /** Undoes what `run` did, when a later failure or a cancel rolls the run back; receives the action's input and output. Should be idempotent. */
   undo?: (input: Pick<V, R>, output: ValuesOf<NoInfer<P>>, ctx: ActionContext) => Promise<void> | void;
   retry?: Partial<RetryPolicy>;
   /** Per attempt. */
@@ -103,18 +103,28 @@ export interface Saga<Input = Record<string, unknown>, Values = Record<string, u
   readonly order: readonly string[];
   /** What a failure for good does: undo what completed, or hold it for `executor.retry`. */
   readonly onFailure: OnFailure;
-  /** Phantom: the type of every value available in an execution. */
+  /** Phantom: the type of every value available in a run. */
   readonly __values?: Values;
 }
 
-/** `compensate`: undo what completed. `hold`: keep it, stop as `failed`, continue later with `executor.retry`. */
-export type OnFailure = "compensate" | "hold";
+/**
+ * What a failure for good does. `undo` (the default): run the undo of every completed action, in
+ * reverse dependency order. `hold`: keep what completed, stop as `failed`, continue later with
+ * `executor.retry`.
+ */
+export type OnFailure = "undo" | "hold";
+
+/** `compensate` is the name `undo` had in 0.1; it is still accepted. */
+export function normalizeOnFailure(value: string): OnFailure | undefined {
+  if (value === "compensate") return "undo";
+  return value === "undo" || value === "hold" ? value : undefined;
+}
 
 export interface SagaOptions<I extends Shape> {
   version: number;
   input?: I;
-  /** Default `compensate`. */
-  onFailure?: OnFailure;
+  /** Default `undo` (`compensate`, its name in 0.1, is still accepted). */
+  onFailure?: OnFailure | "compensate";
 }
 
 interface SagaSpec {
@@ -134,7 +144,7 @@ export function saga<I extends Shape = Record<never, never>>(
       name,
       version: options.version,
       input: options.input ?? {},
-      onFailure: options.onFailure ?? "compensate",
+      onFailure: normalizeOnFailure(options.onFailure ?? "undo") ?? (options.onFailure as OnFailure),
     },
     [],
   );
@@ -216,8 +226,8 @@ export class SagaBuilder<Input, V, Names extends string> {
       problems.push(`saga name "${this.#spec.name}" must match [A-Za-z0-9_.:-]+`);
     if (!Number.isInteger(this.#spec.version) || this.#spec.version < 1)
       problems.push("version must be a positive integer");
-    if (this.#spec.onFailure !== "compensate" && this.#spec.onFailure !== "hold")
-      problems.push(`onFailure must be "compensate" or "hold", got ${String(this.#spec.onFailure)}`);
+    if (this.#spec.onFailure !== "undo" && this.#spec.onFailure !== "hold")
+      problems.push(`onFailure must be "undo" or "hold", got ${String(this.#spec.onFailure)}`);
 
     const actions = new Map<string, ActionDefinition>();
     for (const action of this.#actions) {

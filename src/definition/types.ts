@@ -28,6 +28,8 @@ export interface RetryPolicy {
 
 /** What an action body receives besides its inputs. */
 export interface ActionContext {
+  readonly runId: string;
+  /** @deprecated The same as `runId` (its name in 0.1). */
   readonly executionId: string;
   /** Human-readable run name given at start, if any. */
   readonly runName: string | null;
@@ -35,11 +37,11 @@ export interface ActionContext {
   readonly action: string;
   /** 1 for the first attempt; keeps counting across recoveries. */
   readonly attempt: number;
-  /** Same for every attempt of this action in this execution, across crashes: hand it to external systems. */
+  /** Same for every attempt of this action in this run, across crashes: hand it to external systems. */
   readonly idempotencyKey: string;
   /** Aborted on cancel, on timeout, and when the executor stops. */
   readonly signal: AbortSignal;
-  /** Logger whose lines carry the execution, run name, saga, action and attempt. */
+  /** Logger whose lines carry the run, run name, saga, action and attempt. */
   readonly log: Logger;
   /** Tell whoever is listening how far along this action is; nobody listening costs nothing. */
   progress(message: string, data?: JsonObject): void;

@@ -1,27 +1,22 @@
 /**
- * An execution's decisions: after every change, what to persist and what to run next, forward
- * (start, wait, retry, complete) or back (compensate, hold, end). Synchronous: their writes go out as
+ * A run's decisions: after every change, what to persist and what to run next, forward
+ * (start, wait, retry, complete) or back (undo, hold, end). Synchronous: their writes go out as
  * one transition. See docs/state-machine.md.
  */
 import type { ActionDefinition } from "../definition/types.js";
 import { CancelledError, type ErrorInfo, TimeoutError, toErrorInfo } from "../errors.js";
 import type { JsonObject } from "../json.js";
-import type { CompensationCause, ExecutionPatch, ExecutionStatus, StepRecord } from "../storage/types.js";
+import type { RunPatch, RunStatus, StepRecord, UndoCause } from "../storage/types.js";
 import { backoffDelay } from "./backoff.js";
 import { dependentsOf } from "./dependents.js";
-import { type Changes, ExecutionState, type Phase } from "./execution-state.js";
 import type { Abort } from "./guard.js";
+import { type Changes, type Phase, RunState } from "./run-state.js";
 
-const ENDED: ReadonlySet<ExecutionStatus> = new Set([
-  "completed",
-  "compensated",
-  "cancelled",
-  "needs_attention",
-]);
+const ENDED: ReadonlySet<RunStatus> = new Set(["completed", "compensated", "cancelled", "needs_attention"]);
 
-/** The state machine of an execution; the execution (execution.ts) runs what it decides. */
-export abstract class ExecutionDecisions extends ExecutionState {
-  /** Held by a failure in this process, and not yet told (`execution:failed` waits for settleHold). */
+/** The state machine of a run; the run (run.ts) runs what it decides. */
+export abstract class RunDecisions extends RunState {
+  /** Held by a failure in this process, and not yet told (`run:failed` waits for settleHold). */
   protected heldHere = false;
 
   /** Runs an action body, undo or poll check reserved by a decision, once its transition committed. */
@@ -32,7 +27,7 @@ export abstract class ExecutionDecisions extends ExecutionState {
     abort: Abort,
   ): Promise<void>;
 
-  /** Decides what follows from the execution's state now, into `changes`. */
+  /** Decides what follows from the run's state now, into `changes`. */
   protected decide(changes: Changes): void {
     if (this.detached || ENDED.has(this.record.status)) return;
     if (this.released) {
@@ -47,8 +42,8 @@ export abstract class ExecutionDecisions extends ExecutionState {
       this.record.cancelRequested !== null &&
       (status === "running" || status === "waiting" || status === "failed")
     )
-      this.beginCompensation(changes, { kind: "cancel", reason: this.record.cancelRequested });
-    if (this.record.status === "compensating") this.compensate(changes, now);
+      this.beginUndo(changes, { kind: "cancel", reason: this.record.cancelRequested });
+    if (this.record.status === "compensating") this.undoCompleted(changes, now);
     else if (this.record.status === "failed") this.settleHold(changes);
     else this.forward(changes, now);
   }
@@ -74,7 +69,7 @@ export abstract class ExecutionDecisions extends ExecutionState {
       } else if (step.status === "waiting") {
         blocked = !this.checkWait(changes, action, step, now) || blocked;
       }
-      if (this.record.status === "compensating") return this.compensate(changes, now);
+      if (this.record.status === "compensating") return this.undoCompleted(changes, now);
     }
     if (this.saga.order.every((name) => this.stepRecords.get(name)?.status === "completed")) {
       return this.end(changes, "completed");
@@ -89,7 +84,7 @@ export abstract class ExecutionDecisions extends ExecutionState {
       // Nothing runs, nothing waits, not done: a bug, but never a silent hang.
       return this.needsAttention(changes, {
         name: "StalledError",
-        message: "execution has nothing to run or wait for but is not complete",
+        message: "run has nothing to run or wait for but is not complete",
       });
     }
     if (nextAt === undefined || nextAt - now >= this.host.evictAfterMs) this.evict(changes, nextAt ?? null);
@@ -237,7 +232,7 @@ export abstract class ExecutionDecisions extends ExecutionState {
     });
   }
 
-  /** An attempt failed: retry after a backoff, or fail for good and compensate. */
+  /** An attempt failed: retry after a backoff, or fail for good and undo what completed. */
   protected fail(
     changes: Changes,
     action: ActionDefinition,
@@ -248,16 +243,16 @@ export abstract class ExecutionDecisions extends ExecutionState {
     const prev = this.stepRecords.get(action.name)!;
     const failures = prev.failures + 1;
     const info = errorInfoOf(error);
-    // Compensating or held: what fails now just fails, nothing is retried.
+    // Undoing or held: what fails now just fails, nothing is retried.
     const cancelled = this.record.status === "compensating" || this.record.status === "failed";
     if (this.cleanupDue(action, prev)) {
       // The attempt is settled once its cleanup has run (which calls this again); a failure for good
-      // stops the rest of the execution now, not after the cleanup.
+      // stops the rest of the run now, not after the cleanup.
       this.setStep(changes, action.name, { state: { failure: info as unknown as JsonObject } });
       if (cancelled || (!final && failures < action.retry.maxAttempts)) return;
-      const cause: CompensationCause = { kind: "failure", action: action.name, error: info };
+      const cause: UndoCause = { kind: "failure", action: action.name, error: info };
       if (this.saga.onFailure === "hold") this.hold(changes, cause);
-      else this.beginCompensation(changes, cause);
+      else this.beginUndo(changes, cause);
       return;
     }
     if (!final && !cancelled && failures < action.retry.maxAttempts) {
@@ -288,22 +283,22 @@ export abstract class ExecutionDecisions extends ExecutionState {
       final: true,
     });
     if (cancelled) return;
-    const cause: CompensationCause = { kind: "failure", action: action.name, error: info };
+    const cause: UndoCause = { kind: "failure", action: action.name, error: info };
     if (this.saga.onFailure === "hold") this.hold(changes, cause);
-    else this.beginCompensation(changes, cause);
+    else this.beginUndo(changes, cause);
   }
 
   /** onFailure "hold": start nothing new, stop what runs, keep what completed; `retry` continues. */
-  protected hold(changes: Changes, cause: CompensationCause & { kind: "failure" }): void {
+  protected hold(changes: Changes, cause: UndoCause & { kind: "failure" }): void {
     this.patch(changes, { status: "failed", cause, wakeAt: null });
     // Told once what was running has stopped and been cleaned up after (settleHold): whoever
-    // follows the execution stops listening at that event.
+    // follows the run stops listening at that event.
     this.heldHere = true;
-    const reason = new CancelledError(`action "${cause.action}" failed; the execution is held`);
+    const reason = new CancelledError(`action "${cause.action}" failed; the run is held`);
     for (const flight of this.inFlight.values()) if (flight.phase !== "cleanup") flight.abort.abort(reason);
   }
 
-  /** A held execution leaves memory once what was running has settled and been cleaned up after. */
+  /** A held run leaves memory once what was running has settled and been cleaned up after. */
   protected settleHold(changes: Changes): void {
     if (this.inFlight.size > 0) return;
     let cleaning = false;
@@ -317,7 +312,7 @@ export abstract class ExecutionDecisions extends ExecutionState {
     const now = this.host.clock.now();
     for (const [name, step] of this.stepRecords) {
       if (step.status === "running" || step.status === "retrying" || step.status === "waiting") {
-        const stopped = toErrorInfo(new CancelledError("stopped because the execution is held"));
+        const stopped = toErrorInfo(new CancelledError("stopped because the run is held"));
         this.setStep(changes, name, {
           status: "failed",
           error: step.error ?? stopped,
@@ -328,7 +323,7 @@ export abstract class ExecutionDecisions extends ExecutionState {
     }
     const cause = this.record.cause;
     if (this.heldHere && cause?.kind === "failure")
-      this.event(changes, "execution:failed", null, { action: cause.action, error: cause.error.message });
+      this.event(changes, "run:failed", null, { action: cause.action, error: cause.error.message });
     this.heldHere = false;
     this.released = true;
     this.patch(changes, { release: true });
@@ -336,18 +331,18 @@ export abstract class ExecutionDecisions extends ExecutionState {
     changes.after.push(() => this.host.ended(this));
   }
 
-  protected beginCompensation(changes: Changes, cause: CompensationCause): void {
+  protected beginUndo(changes: Changes, cause: UndoCause): void {
     this.patch(changes, { status: "compensating", cause, wakeAt: null });
     this.event(
       changes,
-      "execution:compensating",
+      "run:compensating",
       null,
       cause.kind === "cancel"
         ? cause
         : { kind: cause.kind, action: cause.action, error: cause.error.message },
     );
     const reason = new CancelledError(
-      cause.kind === "cancel" ? `execution cancelled: ${cause.reason}` : `action "${cause.action}" failed`,
+      cause.kind === "cancel" ? `run cancelled: ${cause.reason}` : `action "${cause.action}" failed`,
     );
     for (const flight of this.inFlight.values())
       if (flight.phase !== "undo" && flight.phase !== "cleanup") flight.abort.abort(reason);
@@ -357,7 +352,7 @@ export abstract class ExecutionDecisions extends ExecutionState {
    * Cleans up after actions cut short, then undoes completed actions, dependents before their
    * dependencies; ends when nothing is left.
    */
-  protected compensate(changes: Changes, now: number): void {
+  protected undoCompleted(changes: Changes, now: number): void {
     let blocked = false;
     // Whatever was started but is not running here any more will never complete now.
     for (const [name, step] of this.stepRecords) {
@@ -368,7 +363,9 @@ export abstract class ExecutionDecisions extends ExecutionState {
         continue;
       }
       if (step.status === "running" || step.status === "retrying" || step.status === "waiting") {
-        const interrupted = toErrorInfo(new CancelledError("stopped by compensation before it completed"));
+        const interrupted = toErrorInfo(
+          new CancelledError("stopped by the undo of the run before it completed"),
+        );
         this.setStep(changes, name, {
           status: "failed",
           error: step.error ?? interrupted,
@@ -464,14 +461,14 @@ export abstract class ExecutionDecisions extends ExecutionState {
   protected end(changes: Changes, status: "completed" | "compensated" | "cancelled"): void {
     const now = this.host.clock.now();
     this.patch(changes, { status, endedAt: now, wakeAt: null, release: true });
-    this.event(changes, `execution:${status}`, null, null);
+    this.event(changes, `run:${status}`, null, null);
     this.clearTimer();
     changes.after.push(() => this.host.ended(this));
   }
 
   protected needsAttention(changes: Changes, error: ErrorInfo): void {
     this.patch(changes, { status: "needs_attention", error, wakeAt: null, release: true });
-    this.event(changes, "execution:needs_attention", null, { error: error.message });
+    this.event(changes, "run:needs_attention", null, { error: error.message });
     this.clearTimer();
     changes.after.push(() => this.host.ended(this));
   }
@@ -479,10 +476,10 @@ export abstract class ExecutionDecisions extends ExecutionState {
   /** Nothing runs: persist what wakes it and leave memory. */
   protected evict(changes: Changes, wakeAt: number | null): void {
     this.released = true;
-    const patch: ExecutionPatch = { wakeAt, release: true };
+    const patch: RunPatch = { wakeAt, release: true };
     if (this.record.status !== "waiting") {
       patch.status = "waiting";
-      this.event(changes, "execution:waiting", null, { wakeAt });
+      this.event(changes, "run:waiting", null, { wakeAt });
     }
     this.patch(changes, patch);
     this.clearTimer();

@@ -1,4 +1,4 @@
-/** Which actions of a saga depend on an action, directly or not: what compensation undoes first. */
+/** Which actions of a saga depend on an action, directly or not: what a rollback undoes first. */
 import type { Saga } from "../definition/saga.js";
 
 /** Per saga, each action's transitive dependents; computed once per saga. */

@@ -1,19 +1,19 @@
 /**
- * Execution events: one typed, namespaced map. Lifecycle events are persisted in the history and then
+ * Run events: one typed, namespaced map. Lifecycle events are persisted in the history and then
  * published; progress events are only published. Publishing to nobody costs nothing and keeps nothing.
  */
 import type { JsonObject } from "../json.js";
 
 export type LifecycleEventType =
-  | "execution:started"
-  | "execution:resumed"
-  | "execution:waiting"
-  | "execution:completed"
-  | "execution:compensating"
-  | "execution:compensated"
-  | "execution:cancelled"
-  | "execution:needs_attention"
-  | "execution:failed"
+  | "run:started"
+  | "run:resumed"
+  | "run:waiting"
+  | "run:completed"
+  | "run:compensating"
+  | "run:compensated"
+  | "run:cancelled"
+  | "run:needs_attention"
+  | "run:failed"
   | "action:started"
   | "action:waiting"
   | "action:completed"
@@ -26,11 +26,11 @@ export type LifecycleEventType =
   | "cleanup:failed"
   | "signal:received";
 
-export type ExecutionEventType = LifecycleEventType | "action:progress";
+export type RunEventType = LifecycleEventType | "action:progress";
 
-export interface ExecutionEvent {
-  type: ExecutionEventType;
-  executionId: string;
+export interface RunEvent {
+  type: RunEventType;
+  runId: string;
   saga: string;
   runName: string | null;
   /** Position in the persisted history; absent for progress events, which are not persisted. */
@@ -40,55 +40,55 @@ export interface ExecutionEvent {
   data: JsonObject | null;
 }
 
-export type EventListener = (event: ExecutionEvent) => void;
+export type EventListener = (event: RunEvent) => void;
 
-/** Listeners for all executions and for single ones. */
+/** Listeners for all runs and for single ones. */
 export class EventBus {
   readonly #all = new Set<EventListener>();
-  readonly #byExecution = new Map<string, Set<EventListener>>();
+  readonly #byRun = new Map<string, Set<EventListener>>();
 
-  /** Whether anyone listens to this execution (lets callers skip building progress events). */
-  wants(executionId: string): boolean {
-    return this.#all.size > 0 || this.#byExecution.has(executionId);
+  /** Whether anyone listens to this run (lets callers skip building progress events). */
+  wants(runId: string): boolean {
+    return this.#all.size > 0 || this.#byRun.has(runId);
   }
 
-  on(listener: EventListener, executionId?: string): () => void {
-    if (executionId === undefined) {
+  on(listener: EventListener, runId?: string): () => void {
+    if (runId === undefined) {
       this.#all.add(listener);
       return () => this.#all.delete(listener);
     }
-    let set = this.#byExecution.get(executionId);
+    let set = this.#byRun.get(runId);
     if (!set) {
       set = new Set();
-      this.#byExecution.set(executionId, set);
+      this.#byRun.set(runId, set);
     }
     set.add(listener);
     return () => {
       set.delete(listener);
-      if (set.size === 0) this.#byExecution.delete(executionId);
+      if (set.size === 0) this.#byRun.delete(runId);
     };
   }
 
-  emit(event: ExecutionEvent): void {
+  emit(event: RunEvent): void {
     for (const listener of this.#all) safely(listener, event);
-    const set = this.#byExecution.get(event.executionId);
+    const set = this.#byRun.get(event.runId);
     if (set) for (const listener of set) safely(listener, event);
   }
 }
 
-function safely(listener: EventListener, event: ExecutionEvent): void {
+function safely(listener: EventListener, event: RunEvent): void {
   try {
     listener(event);
   } catch {
-    // A listener's bug must not break the execution it watches.
+    // A listener's bug must not break the run it watches.
   }
 }
 
-/** Statuses after which an execution emits nothing more unless resumed by hand. */
-export const ENDING_EVENTS: ReadonlySet<ExecutionEventType> = new Set([
-  "execution:completed",
-  "execution:compensated",
-  "execution:cancelled",
-  "execution:needs_attention",
-  "execution:failed",
+/** Statuses after which a run emits nothing more unless resumed by hand. */
+export const ENDING_EVENTS: ReadonlySet<RunEventType> = new Set([
+  "run:completed",
+  "run:compensated",
+  "run:cancelled",
+  "run:needs_attention",
+  "run:failed",
 ]);

@@ -5,12 +5,12 @@ import type { Logger } from "pino";
 import { type Clock, systemClock } from "../clock.js";
 import type { Saga } from "../definition/saga.js";
 import { log as defaultLogger } from "../logging.js";
-import type { ExecutionRecord, Storage } from "../storage/types.js";
+import type { RunRecord, Storage } from "../storage/types.js";
 import { DEFAULT_LEASE_MS } from "./liveness.js";
 
 export interface ExecutorOptions {
   storage: Storage;
-  /** The sagas (and versions) this executor owns. Executions of other sagas in the same storage are left alone. */
+  /** The sagas (and versions) this executor owns. Runs of other sagas in the same storage are left alone. */
   sagas: readonly Saga<never, never>[] | readonly Saga[];
   /** Where staged streams live. Default `.slipway`. */
   dataDir?: string;
@@ -19,26 +19,28 @@ export interface ExecutorOptions {
   logger?: Logger;
   /** Action bodies, undos and poll checks running at once in this executor. Default 1000. */
   maxConcurrentActions?: number;
-  /** ... and within one execution. Default 16. */
+  /** ... and within one run. Default 16. */
+  perRunConcurrency?: number;
+  /** @deprecated The same as `perRunConcurrency` (its name in 0.1). */
   perExecutionConcurrency?: number;
   /** How often storage is checked for signals, cancel requests and due wake-ups from other processes. Default 200 ms. */
   pollIntervalMs?: number;
   /** How often this executor proves it is alive. Default 5 s. */
   heartbeatIntervalMs?: number;
-  /** An executor silent this long is dead and its executions are taken over. Default 30 s. */
+  /** An executor silent this long is dead and its runs are taken over. Default 30 s. */
   leaseMs?: number;
   /** After an abort, how long a body may take to settle before it is given up on. Default 10 s. */
   abortGraceMs?: number;
-  /** An execution with nothing running leaves memory when its next timer is at least this far. Default 1 s. */
+  /** A run with nothing running leaves memory when its next timer is at least this far. Default 1 s. */
   evictAfterMs?: number;
-  /** Staged data of executions that never started is swept once this old. Default 1 h. */
+  /** Staged data of runs that never started is swept once this old. Default 1 h. */
   stagedGraceMs?: number;
   /**
-   * Narrows which executions of the registered sagas this executor takes (recovers, wakes, resumes);
+   * Narrows which runs of the registered sagas this executor takes (recovers, wakes, resumes);
    * default all. A CLI process that runs one pipeline run takes only that run.
    */
-  accept?: (execution: ExecutionRecord) => boolean;
-  /** Continue incomplete executions at open. Default true. */
+  accept?: (run: RunRecord) => boolean;
+  /** Continue incomplete runs at open. Default true. */
   recover?: boolean;
   /**
    * Where the time and timers come from: timeouts, sleeps and wake-ups, retry backoff, heartbeats and
@@ -57,14 +59,14 @@ export interface ExecutorSettings {
   owner: string;
   logger: Logger;
   maxConcurrentActions: number;
-  perExecutionConcurrency: number;
+  perRunConcurrency: number;
   pollIntervalMs: number;
   heartbeatIntervalMs: number;
   leaseMs: number;
   abortGraceMs: number;
   evictAfterMs: number;
   stagedGraceMs: number;
-  accept: ((execution: ExecutionRecord) => boolean) | undefined;
+  accept: ((run: RunRecord) => boolean) | undefined;
   recover: boolean;
   clock: Clock;
 }
@@ -78,7 +80,10 @@ export function resolveExecutorOptions(options: ExecutorOptions): ExecutorSettin
     owner: options.id ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
     logger: options.logger ?? defaultLogger,
     maxConcurrentActions: positive(options.maxConcurrentActions ?? 1000, "maxConcurrentActions"),
-    perExecutionConcurrency: positive(options.perExecutionConcurrency ?? 16, "perExecutionConcurrency"),
+    perRunConcurrency: positive(
+      options.perRunConcurrency ?? options.perExecutionConcurrency ?? 16,
+      "perRunConcurrency",
+    ),
     pollIntervalMs: positive(options.pollIntervalMs ?? 200, "pollIntervalMs"),
     heartbeatIntervalMs: positive(options.heartbeatIntervalMs ?? 5_000, "heartbeatIntervalMs"),
     leaseMs: positive(options.leaseMs ?? DEFAULT_LEASE_MS, "leaseMs"),

@@ -1,7 +1,7 @@
 /**
- * The executions an executor holds in memory, and what they get from it (`ExecutionHost`): group
+ * The runs an executor holds in memory, and what they get from it (`RunHost`): group
  * commits, events, action slots, and what happens when one leaves memory, ends or is lost. Also who
- * waits for an execution's result. The executor builds on it: intake.ts, wakeups.ts, executor.ts.
+ * waits for a run's result. The executor builds on it: intake.ts, wakeups.ts, executor.ts.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -18,21 +18,21 @@ import {
   type Transition,
 } from "../storage/types.js";
 import { type BatchCallback, Batcher } from "./batcher.js";
-import { EventBus, type ExecutionEvent } from "./events.js";
-import type { Execution } from "./execution.js";
-import type { ExecutionHost } from "./execution-host.js";
-import type { ExecutionState } from "./execution-state.js";
+import { EventBus, type RunEvent } from "./events.js";
 import type { ExecutorSettings } from "./executor-options.js";
-import type { ExecutionHandle, ExecutionResult } from "./handles.js";
+import type { RunHandle, RunOutcome } from "./handles.js";
+import type { HostedRun } from "./hosted-run.js";
 import { Ownership } from "./ownership.js";
 import { SagaRegistry } from "./registry.js";
+import type { RunHost } from "./run-host.js";
+import type { RunState } from "./run-state.js";
 import { ActionSlots } from "./slots.js";
 
-export abstract class ExecutionHosting implements ExecutionHost {
+export abstract class RunHosting implements RunHost {
   readonly owner: string;
   readonly logger: Logger;
   readonly dataDir: string;
-  readonly perExecutionConcurrency: number;
+  readonly perRunConcurrency: number;
   readonly abortGraceMs: number;
   readonly evictAfterMs: number;
   readonly storage: Storage;
@@ -40,18 +40,18 @@ export abstract class ExecutionHosting implements ExecutionHost {
 
   protected readonly settings: ExecutorSettings;
   protected readonly registry: SagaRegistry;
-  protected readonly executions = new Map<string, Execution>();
+  protected readonly runs = new Map<string, HostedRun>();
   /** Group commit of transitions: one transaction for all that are ready together. */
   protected readonly commits: Batcher<Transition, CommitResult>;
   protected readonly bus = new EventBus();
   protected readonly slots: ActionSlots;
   protected readonly ownership: Ownership;
-  protected readonly waiters = new Map<string, ((result: ExecutionResult) => void)[]>();
+  protected readonly waiters = new Map<string, ((result: RunOutcome) => void)[]>();
   /**
-   * Executions whose commit storage threw (a full disk), to be continued from storage once writes
+   * Runs whose commit storage threw (a full disk), to be continued from storage once writes
    * succeed again; with the transitions decided after the failed one, which must not be written.
    */
-  protected readonly writeFailures = new Map<string, ExecutionState>();
+  protected readonly writeFailures = new Map<string, RunState>();
   readonly #unwritable = new Set<Transition>();
   /** Whether anything was ever staged under the data directory (by any process); saves a stat per end. */
   protected mayHaveStaged = false;
@@ -64,14 +64,11 @@ export abstract class ExecutionHosting implements ExecutionHost {
     this.owner = settings.owner;
     this.logger = settings.logger;
     this.dataDir = settings.dataDir;
-    this.perExecutionConcurrency = settings.perExecutionConcurrency;
+    this.perRunConcurrency = settings.perRunConcurrency;
     this.abortGraceMs = settings.abortGraceMs;
     this.evictAfterMs = settings.evictAfterMs;
     this.registry = new SagaRegistry(settings.accept);
-    this.slots = new ActionSlots(
-      settings.maxConcurrentActions,
-      (execution) => this.executions.get(execution.id) === execution,
-    );
+    this.slots = new ActionSlots(settings.maxConcurrentActions, (run) => this.runs.get(run.id) === run);
     this.ownership = new Ownership({
       storage: settings.storage,
       owner: settings.owner,
@@ -88,146 +85,137 @@ export abstract class ExecutionHosting implements ExecutionHost {
     }
   }
 
-  /** Claims an execution and continues it here; false if someone else has it or it is not ours. */
-  protected abstract claim(
-    executionId: string,
-    reason: string,
-    takeOverFrom?: readonly string[],
-  ): Promise<boolean>;
+  /** Claims a run and continues it here; false if someone else has it or it is not ours. */
+  protected abstract claim(runId: string, reason: string, takeOverFrom?: readonly string[]): Promise<boolean>;
 
   /** Makes sure this executor looks for due wake-ups at `at`. */
   protected abstract scheduleWake(at: number): void;
 
-  // ---- ExecutionHost ------------------------------------------------------------------------
+  // ---- RunHost ------------------------------------------------------------------------
 
   commit(transition: Transition, done: BatchCallback<CommitResult>): void {
     this.commits.enqueue(transition, done);
   }
 
-  listening(executionId: string): boolean {
-    return this.bus.wants(executionId);
+  listening(runId: string): boolean {
+    return this.bus.wants(runId);
   }
 
-  publish(events: ExecutionEvent[]): void {
-    if (events.length === 0 || !this.bus.wants(events[0]!.executionId)) return;
+  publish(events: RunEvent[]): void {
+    if (events.length === 0 || !this.bus.wants(events[0]!.runId)) return;
     for (const event of events) this.bus.emit(event);
   }
 
-  progress(execution: ExecutionState, action: string, message: string, data: JsonObject | undefined): void {
-    if (!this.bus.wants(execution.id)) return;
+  progress(run: RunState, action: string, message: string, data: JsonObject | undefined): void {
+    if (!this.bus.wants(run.id)) return;
     this.bus.emit({
       type: "action:progress",
-      executionId: execution.id,
-      saga: execution.saga.name,
-      runName: execution.record.runName,
+      runId: run.id,
+      saga: run.saga.name,
+      runName: run.record.runName,
       action,
       at: this.clock.now(),
       data: data === undefined ? { message } : { message, ...data },
     });
   }
 
-  acquireSlot(execution: ExecutionState): boolean {
-    return this.slots.acquire(execution);
+  acquireSlot(run: RunState): boolean {
+    return this.slots.acquire(run);
   }
 
   releaseSlot(): void {
     this.slots.release();
   }
 
-  evicted(execution: ExecutionState, wakeAt: number | null): void {
-    this.forget(execution);
-    if (execution.wakeAfterRelease) void this.claim(execution.id, "signal");
+  evicted(run: RunState, wakeAt: number | null): void {
+    this.forget(run);
+    if (run.wakeAfterRelease) void this.claim(run.id, "signal");
     if (wakeAt !== null) this.scheduleWake(wakeAt);
   }
 
-  ended(execution: ExecutionState): void {
-    this.forget(execution);
-    if (execution.wakeAfterRelease) void this.claim(execution.id, "cancel");
-    // Most executions stage nothing: skip the file system unless the staged folder exists at all.
+  ended(run: RunState): void {
+    this.forget(run);
+    if (run.wakeAfterRelease) void this.claim(run.id, "cancel");
+    // Most runs stage nothing: skip the file system unless the staged folder exists at all.
     if (
-      FINAL_STATUSES.includes(execution.status) &&
+      FINAL_STATUSES.includes(run.status) &&
       this.mayHaveStaged &&
-      existsSync(join(this.dataDir, "staged", execution.id))
+      existsSync(join(this.dataDir, "staged", run.id))
     ) {
-      removeStaged(this.dataDir, execution.id).catch((error: unknown) =>
-        this.logger.warn({ err: error, executionId: execution.id }, "could not remove staged data"),
+      removeStaged(this.dataDir, run.id).catch((error: unknown) =>
+        this.logger.warn({ err: error, runId: run.id }, "could not remove staged data"),
       );
     }
-    this.resolveWaiters(execution.id);
+    this.resolveWaiters(run.id);
   }
 
-  claimLost(execution: ExecutionState): void {
-    this.forget(execution);
+  claimLost(run: RunState): void {
+    this.forget(run);
   }
 
-  writeFailed(execution: ExecutionState, error: unknown, unwritten: Transition[], stored: boolean): void {
-    this.forget(execution);
+  writeFailed(run: RunState, error: unknown, unwritten: Transition[], stored: boolean): void {
+    this.forget(run);
     for (const transition of unwritten) this.#unwritable.add(transition);
     if (this.closed) return;
-    if (stored) this.writeFailures.set(execution.id, execution);
+    if (stored) this.writeFailures.set(run.id, run);
     this.logger.error(
-      { err: error, executionId: execution.id },
+      { err: error, runId: run.id },
       stored
-        ? "could not write the execution's progress; it continues from what is stored once writes succeed"
-        : "could not create the execution",
+        ? "could not write the run's progress; it continues from what is stored once writes succeed"
+        : "could not create the run",
     );
   }
 
-  detached(execution: ExecutionState, reason: unknown): void {
-    this.forget(execution);
-    if (!this.closed)
-      this.logger.error(
-        { err: reason, executionId: execution.id },
-        "execution detached; it will be recovered",
-      );
+  detached(run: RunState, reason: unknown): void {
+    this.forget(run);
+    if (!this.closed) this.logger.error({ err: reason, runId: run.id }, "run detached; it will be recovered");
   }
 
   // ---- results ------------------------------------------------------------------------------
 
-  handle<V = Record<string, unknown>>(id: string): ExecutionHandle<V> {
-    return { id, result: () => this.result(id) as Promise<ExecutionResult<V>> };
+  handle<V = Record<string, unknown>>(id: string): RunHandle<V> {
+    return { id, result: () => this.result(id) as Promise<RunOutcome<V>> };
   }
 
-  /** Resolves when the execution ends or needs attention. */
-  async result(executionId: string): Promise<ExecutionResult> {
-    const record = await this.storage.getExecution(executionId);
-    if (!record) throw new NotFoundError(`no execution ${executionId}`);
-    if (STOPPED_STATUSES.includes(record.status) && !this.executions.has(executionId))
-      return this.resultOf(executionId);
+  /** Resolves when the run ends or needs attention. */
+  async result(runId: string): Promise<RunOutcome> {
+    const record = await this.storage.getRun(runId);
+    if (!record) throw new NotFoundError(`no run ${runId}`);
+    if (STOPPED_STATUSES.includes(record.status) && !this.runs.has(runId)) return this.resultOf(runId);
     return new Promise((resolve) => {
-      const list = this.waiters.get(executionId) ?? [];
+      const list = this.waiters.get(runId) ?? [];
       list.push(resolve);
-      this.waiters.set(executionId, list);
+      this.waiters.set(runId, list);
     });
   }
 
-  protected resolveWaiters(executionId: string): void {
-    const waiters = this.waiters.get(executionId);
+  protected resolveWaiters(runId: string): void {
+    const waiters = this.waiters.get(runId);
     if (!waiters) return;
-    this.waiters.delete(executionId);
-    void this.resultOf(executionId).then((result) => {
+    this.waiters.delete(runId);
+    void this.resultOf(runId).then((result) => {
       for (const resolve of waiters) resolve(result);
     });
   }
 
-  protected async resultOf(executionId: string): Promise<ExecutionResult> {
-    const snapshot = await this.storage.load(executionId);
-    if (!snapshot) throw new NotFoundError(`no execution ${executionId}`);
-    const output: Record<string, unknown> = { ...snapshot.execution.input };
-    if (snapshot.execution.status === "completed")
+  protected async resultOf(runId: string): Promise<RunOutcome> {
+    const snapshot = await this.storage.load(runId);
+    if (!snapshot) throw new NotFoundError(`no run ${runId}`);
+    const output: Record<string, unknown> = { ...snapshot.run.input };
+    if (snapshot.run.status === "completed")
       for (const step of snapshot.steps) Object.assign(output, step.output);
     return {
-      id: executionId,
-      status: snapshot.execution.status,
+      id: runId,
+      status: snapshot.run.status,
       output,
-      cause: snapshot.execution.cause,
-      error: snapshot.execution.error,
+      cause: snapshot.run.cause,
+      error: snapshot.run.error,
     };
   }
 
   // ---- internals ----------------------------------------------------------------------------
 
-  /** A group commit, without the transitions of executions whose earlier commit failed. */
+  /** A group commit, without the transitions of runs whose earlier commit failed. */
   async #write(transitions: Transition[]): Promise<CommitResult[]> {
     if (this.#unwritable.size === 0) return this.storage.commit(transitions);
     const kept = transitions.filter((t) => !this.#unwritable.delete(t));
@@ -236,9 +224,9 @@ export abstract class ExecutionHosting implements ExecutionHost {
     return transitions.map((t) => (kept[next] === t ? results[next++]! : "not_owner"));
   }
 
-  protected forget(execution: ExecutionState): void {
-    if (this.executions.get(execution.id) === execution) this.executions.delete(execution.id);
-    this.slots.forget(execution);
+  protected forget(run: RunState): void {
+    if (this.runs.get(run.id) === run) this.runs.delete(run.id);
+    this.slots.forget(run);
   }
 
   protected assertOpen(): void {

@@ -1,13 +1,13 @@
-/** Idempotent starts: an existing execution is returned only to a start that would have created it. */
+/** Idempotent starts: an existing run is returned only to a start that would have created it. */
 import type { Saga } from "../definition/saga.js";
 import { IdempotencyConflictError } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
-import type { ExecutionRecord } from "../storage/types.js";
+import type { RunRecord } from "../storage/types.js";
 
-/** Throws unless an existing execution is what a start with this saga and input would create. */
-export function assertSameStart(record: ExecutionRecord, saga: Saga, input: JsonObject): void {
-  const what = `execution ${record.id} already exists`;
-  const advice = "start with a new id, or repeat the original start to get the existing execution";
+/** Throws unless an existing run is what a start with this saga and input would create. */
+export function assertSameStart(record: RunRecord, saga: Saga, input: JsonObject): void {
+  const what = `run ${record.id} already exists`;
+  const advice = "start with a new id, or repeat the original start to get the existing run";
   if (record.saga !== saga.name || record.version !== saga.version)
     throw new IdempotencyConflictError(
       `${what} as saga ${record.saga} v${record.version}, not ${saga.name} v${saga.version}: ${advice}`,

@@ -1,4 +1,4 @@
-/** Execution ids: ordered by creation time, unique by their random part. */
+/** Run ids: ordered by creation time, unique by their random part. */
 import { randomBytes } from "node:crypto";
 
 let randomPool = Buffer.alloc(0);

@@ -1,46 +1,46 @@
 /**
- * How executions come into an executor's memory: claimed (as a write of its own, or riding on the
- * execution's first transition), hosted, handed the signals that arrived meanwhile; recovered from dead
+ * How runs come into an executor's memory: claimed (as a write of its own, or riding on the
+ * run's first transition), hosted, handed the signals that arrived meanwhile; recovered from dead
  * executors; reopened after someone acted on them.
  */
 import { NotFoundError, SlipwayError } from "../errors.js";
 import {
   type ClaimRequest,
-  type ExecutionRecord,
-  type ExecutionSnapshot,
-  type ExecutionStatus,
   FINAL_STATUSES,
+  type RunRecord,
+  type RunSnapshot,
+  type RunStatus,
   type SignalRecord,
   type Transition,
 } from "../storage/types.js";
 import { Batcher } from "./batcher.js";
-import { Execution } from "./execution.js";
 import type { ExecutorSettings } from "./executor-options.js";
-import type { ExecutionHandle } from "./handles.js";
-import { ExecutionHosting } from "./hosting.js";
+import type { RunHandle } from "./handles.js";
+import { HostedRun } from "./hosted-run.js";
+import { RunHosting } from "./hosting.js";
 
-/** Pauses between tries to continue executions whose commit failed (doubling from the first). */
+/** Pauses between tries to continue runs whose commit failed (doubling from the first). */
 const MIN_WRITE_RETRY_MS = 500;
 const MAX_WRITE_RETRY_MS = 4_000;
 
 /** Largest batch of claims or snapshot loads handed to storage at once (see the constructor). */
 const INTAKE_BATCH = 128;
 
-export abstract class ExecutionIntake extends ExecutionHosting {
-  /** Executions being claimed, with the signals delivered to them meanwhile (handed over once hosted). */
+export abstract class RunIntake extends RunHosting {
+  /** Runs being claimed, with the signals delivered to them meanwhile (handed over once hosted). */
   protected readonly claiming = new Map<string, SignalRecord[]>();
-  protected readonly claims: Batcher<ClaimRequest, ExecutionSnapshot | undefined>;
+  protected readonly claims: Batcher<ClaimRequest, RunSnapshot | undefined>;
   /** Batched snapshot reads, when the storage can claim in a transition (`loadMany`). */
-  protected readonly loads: Batcher<string, ExecutionSnapshot | undefined> | undefined;
+  protected readonly loads: Batcher<string, RunSnapshot | undefined> | undefined;
   /** When recovery last ran. */
   protected lastRecovery = 0;
-  /** When executions whose commit failed are next tried again, and the pause after that. */
+  /** When runs whose commit failed are next tried again, and the pause after that. */
   #retryWritesAt = 0;
   #retryWritesPauseMs = MIN_WRITE_RETRY_MS;
 
   protected constructor(settings: ExecutorSettings) {
     super(settings);
-    // Executions come into memory (claims, loads) in smaller batches than commits: a burst of
+    // Runs come into memory (claims, loads) in smaller batches than commits: a burst of
     // wake-ups then flows through as a pipeline, the first woken finishing while later ones are still
     // being loaded, instead of thousands held in memory at once and moving through every step
     // together. Less live at once is less garbage-collector work, the action slots are not all taken
@@ -51,7 +51,7 @@ export abstract class ExecutionIntake extends ExecutionHosting {
       this.loads = new Batcher((ids) => storage.loadMany!(ids), INTAKE_BATCH);
   }
 
-  /** Claims and continues every incomplete execution of this executor's sagas that nobody alive runs. */
+  /** Claims and continues every incomplete run of this executor's sagas that nobody alive runs. */
   async recover(): Promise<number> {
     if (this.closed) return 0;
     this.lastRecovery = this.clock.now();
@@ -60,31 +60,31 @@ export abstract class ExecutionIntake extends ExecutionHosting {
     const dead = new Set(deadList);
     const now = this.clock.now();
     const unownedWaiting = { sagas, statuses: ["waiting"], owner: null } as const;
-    // Parked executions are only read when something is due for them: thousands may be parked.
+    // Parked runs are only read when something is due for them: thousands may be parked.
     const lists = await Promise.all([
-      this.storage.listExecutions({ sagas, statuses: ["running", "compensating"] }),
-      this.storage.listExecutions({ ...unownedWaiting, wakeAtOrBefore: now }),
-      this.storage.listExecutions({ ...unownedWaiting, cancelRequested: true }),
-      this.storage.listExecutions({ ...unownedWaiting, withPendingSignals: true }),
-      ...deadList.map((owner) => this.storage.listExecutions({ sagas, statuses: ["waiting"], owner })),
+      this.storage.listRuns({ sagas, statuses: ["running", "compensating"] }),
+      this.storage.listRuns({ ...unownedWaiting, wakeAtOrBefore: now }),
+      this.storage.listRuns({ ...unownedWaiting, cancelRequested: true }),
+      this.storage.listRuns({ ...unownedWaiting, withPendingSignals: true }),
+      ...deadList.map((owner) => this.storage.listRuns({ sagas, statuses: ["waiting"], owner })),
     ]);
     const ids = new Set<string>();
     for (const record of lists.flat()) {
-      if (this.executions.has(record.id) || !this.registry.runsHere(record)) continue;
+      if (this.runs.has(record.id) || !this.registry.runsHere(record)) continue;
       if (record.owner === null || record.owner === this.owner || dead.has(record.owner)) ids.add(record.id);
     }
     // All at once, so the claims go to storage as one batch.
     const claimed = await Promise.all([...ids].map((id) => this.claim(id, "recovery", deadList)));
     // Forget dead executors that own nothing any more.
     for (const id of deadList) {
-      if ((await this.storage.listExecutions({ owner: id, limit: 1 })).length === 0)
+      if ((await this.storage.listRuns({ owner: id, limit: 1 })).length === 0)
         await this.storage.removeExecutor(id);
     }
     return claimed.filter(Boolean).length;
   }
 
   /**
-   * Continues from storage the executions whose commit storage threw (a full disk): their first
+   * Continues from storage the runs whose commit storage threw (a full disk): their first
    * transition fails again while it still throws (they are remembered again, and tried after a
    * longer pause, up to a few seconds), and succeeds once space is back.
    */
@@ -103,133 +103,130 @@ export abstract class ExecutionIntake extends ExecutionHosting {
       this.writeFailures.delete(id);
       this.claim(id, "storage writable again").catch((error: unknown) => {
         this.writeFailures.set(id, dropped);
-        this.logger.error({ err: error, executionId: id }, "could not claim an execution again");
+        this.logger.error({ err: error, runId: id }, "could not claim a run again");
       });
     }
   }
 
   /**
-   * Claims an execution that stopped for someone to act (`from`), rewrites it as `change` says, and
+   * Claims a run that stopped for someone to act (`from`), rewrites it as `change` says, and
    * continues it here.
    */
   protected async reopen(
-    executionId: string,
-    from: ExecutionStatus,
+    runId: string,
+    from: RunStatus,
     reason: string,
-    change: (snapshot: ExecutionSnapshot) => Pick<Transition, "execution" | "steps">,
-  ): Promise<ExecutionHandle> {
+    change: (snapshot: RunSnapshot) => Pick<Transition, "run" | "steps">,
+  ): Promise<RunHandle> {
     this.assertOpen();
-    const record = await this.storage.getExecution(executionId);
-    if (!record) throw new NotFoundError(`no execution ${executionId}`);
+    const record = await this.storage.getRun(runId);
+    if (!record) throw new NotFoundError(`no run ${runId}`);
     if (record.status !== from)
       throw new SlipwayError(
         "conflict",
-        `execution ${executionId} is ${record.status}, not ${from}: nothing to ${reason}`,
+        `run ${runId} is ${record.status}, not ${from}: nothing to ${reason}`,
       );
     const snapshot = await this.claims.submit({
-      executionId,
+      runId,
       owner: this.owner,
       takeOverFrom: await this.ownership.deadOwners(),
     });
-    if (!snapshot)
-      throw new SlipwayError("conflict", `execution ${executionId} is owned by another executor`);
-    const { execution, steps } = change(snapshot);
+    if (!snapshot) throw new SlipwayError("conflict", `run ${runId} is owned by another executor`);
+    const { run, steps } = change(snapshot);
     const now = this.clock.now();
-    const transition: Transition = { executionId, owner: this.owner };
-    if (execution) transition.execution = execution;
+    const transition: Transition = { runId, owner: this.owner };
+    if (run) transition.run = run;
     if (steps) transition.steps = steps.map((step) => ({ ...step, updatedAt: now }));
     if ((await this.commits.submit(transition)) !== "ok")
-      throw new SlipwayError("conflict", `execution ${executionId} changed during ${reason}`);
-    const fresh = await this.storage.load(executionId);
+      throw new SlipwayError("conflict", `run ${runId} changed during ${reason}`);
+    const fresh = await this.storage.load(runId);
     if (fresh) this.#host(fresh, reason, undefined);
-    return this.handle(executionId);
+    return this.handle(runId);
   }
 
   /**
-   * Claims an execution and continues it here. False if someone else has it or it is not ours. With
+   * Claims a run and continues it here. False if someone else has it or it is not ours. With
    * a claim on the first transition, true once it is hosted here (as before, its first transition is
    * then on its way): should another executor get there first, that transition fails and the
-   * execution leaves quietly, having run nothing.
+   * run leaves quietly, having run nothing.
    */
-  protected claim(executionId: string, reason: string, takeOverFrom?: readonly string[]): Promise<boolean> {
+  protected claim(runId: string, reason: string, takeOverFrom?: readonly string[]): Promise<boolean> {
     if (this.loads)
-      return new Promise((resolve) =>
-        this.#claimOnFirstTransition(executionId, reason, takeOverFrom, resolve),
-      );
-    return this.#claimThenHost(executionId, reason, takeOverFrom);
+      return new Promise((resolve) => this.#claimOnFirstTransition(runId, reason, takeOverFrom, resolve));
+    return this.#claimThenHost(runId, reason, takeOverFrom);
   }
 
   /** The claim as its own write (storages without `loadMany`): claim and snapshot, then host. */
   async #claimThenHost(
-    executionId: string,
+    runId: string,
     reason: string,
     takeOverFrom: readonly string[] | undefined,
   ): Promise<boolean> {
-    if (this.closed || this.executions.has(executionId) || this.claiming.has(executionId)) return false;
+    if (this.closed || this.runs.has(runId) || this.claiming.has(runId)) return false;
     const delivered: SignalRecord[] = [];
-    this.claiming.set(executionId, delivered);
+    this.claiming.set(runId, delivered);
     try {
       const snapshot = await this.claims.submit({
-        executionId,
+        runId,
         owner: this.owner,
         takeOverFrom: takeOverFrom ?? (await this.ownership.deadOwners()),
       });
       if (!snapshot) return false;
-      if (!this.registry.hasName(snapshot.execution.saga)) {
-        await this.commits.submit({ executionId, owner: this.owner, execution: { release: true } });
+      if (!this.registry.hasName(snapshot.run.saga)) {
+        await this.commits.submit({ runId, owner: this.owner, run: { release: true } });
         return false;
       }
-      const execution = this.#host(snapshot, reason, undefined);
-      for (const signal of delivered) execution?.deliver(signal);
-      return execution !== undefined;
+      const run = this.#host(snapshot, reason, undefined);
+      for (const signal of delivered) run?.deliver(signal);
+      return run !== undefined;
     } finally {
-      this.claiming.delete(executionId);
+      this.claiming.delete(runId);
     }
   }
 
   /**
    * The claim without a write of its own: load the snapshot (a read, batched), decide, and let the
-   * execution's first transition take ownership on the condition that its revision has not moved
+   * run's first transition take ownership on the condition that its revision has not moved
    * (`Transition.claim`). Nothing runs before that transition commits; if it loses, nothing was
    * written. Callbacks rather than promises: a burst of signals wakes thousands at once.
    */
   #claimOnFirstTransition(
-    executionId: string,
+    runId: string,
     reason: string,
     takeOverFrom: readonly string[] | undefined,
     done?: (claimed: boolean) => void,
   ): void {
-    if (this.closed || this.executions.has(executionId) || this.claiming.has(executionId)) {
+    if (this.closed || this.runs.has(runId) || this.claiming.has(runId)) {
       done?.(false);
       return;
     }
     const delivered: SignalRecord[] = [];
-    this.claiming.set(executionId, delivered);
+    this.claiming.set(runId, delivered);
     // Claiming lasts until the claim is settled (committed or lost); `done` hears once it is hosted.
     const settled = () => {
-      if (this.claiming.get(executionId) === delivered) this.claiming.delete(executionId);
+      if (this.claiming.get(runId) === delivered) this.claiming.delete(runId);
     };
     const finish = (claimed: boolean) => {
       settled();
       done?.(claimed);
     };
-    const host = (snapshot: ExecutionSnapshot) => {
-      if (this.closed || this.executions.has(executionId)) return finish(false);
-      const revision = snapshot.execution.revision;
-      snapshot.execution = { ...snapshot.execution, owner: this.owner };
-      const execution = this.#host(snapshot, reason, revision, settled);
-      if (!execution) return finish(false);
-      // Signals persisted since the snapshot was read (the execution dedups those it already has).
-      for (const signal of delivered) execution.deliver(signal);
+    const host = (snapshot: RunSnapshot) => {
+      if (this.closed || this.runs.has(runId)) return finish(false);
+      const revision = snapshot.run.revision;
+      snapshot.run = { ...snapshot.run, owner: this.owner };
+      const run = this.#host(snapshot, reason, revision, settled);
+      if (!run) return finish(false);
+      // Signals persisted since the snapshot was read (the run dedups those it already has).
+      for (const signal of delivered) run.deliver(signal);
       done?.(true);
     };
-    this.loads!.enqueue(executionId, (error, snapshot) => {
+    this.loads!.enqueue(runId, (error, snapshot) => {
       if (error !== undefined) {
-        this.logger.error({ err: error, executionId }, "could not load an execution to claim it");
+        this.logger.error({ err: error, runId }, "could not load a run to claim it");
         return finish(false);
       }
       if (!snapshot) return finish(false);
-      const record = snapshot.execution;
+      const record = snapshot.run;
       if (FINAL_STATUSES.includes(record.status) || record.status === "needs_attention") return finish(false);
       if (!this.registry.hasName(record.saga)) return finish(false);
       const owner = record.owner;
@@ -237,56 +234,56 @@ export abstract class ExecutionIntake extends ExecutionHosting {
       const takeOver = (dead: readonly string[]) => (dead.includes(owner) ? host(snapshot) : finish(false));
       if (takeOverFrom) return takeOver(takeOverFrom);
       this.ownership.deadOwners().then(takeOver, (lookupError: unknown) => {
-        this.logger.error({ err: lookupError, executionId }, "could not look up dead executors");
+        this.logger.error({ err: lookupError, runId }, "could not look up dead executors");
         finish(false);
       });
     });
   }
 
   /**
-   * Continues a claimed execution here. An execution of a version newer than any registered here is
+   * Continues a claimed run here. A run of a version newer than any registered here is
    * released for an up-to-date executor (rolling deploys); one of a retired version needs attention.
    */
   #host(
-    snapshot: ExecutionSnapshot,
+    snapshot: RunSnapshot,
     reason: string,
     claimRevision: number | undefined,
     onClaim?: (won: boolean) => void,
-  ): Execution | undefined {
-    const record = snapshot.execution;
+  ): HostedRun | undefined {
+    const record = snapshot.run;
     const saga = this.registry.get(record.saga, record.version);
     if (saga) {
-      const execution = new Execution(this, saga, snapshot, claimRevision, onClaim);
-      this.executions.set(record.id, execution);
-      execution.resume(reason);
-      return execution;
+      const run = new HostedRun(this, saga, snapshot, claimRevision, onClaim);
+      this.runs.set(record.id, run);
+      run.resume(reason);
+      return run;
     }
     const versions = this.registry.versions(record.saga);
     if (!this.registry.runsHere(record)) {
       // Claimed on the first transition: nothing was taken, nothing to give back.
       if (claimRevision === undefined)
         void this.commits.submit({
-          executionId: record.id,
+          runId: record.id,
           owner: this.owner,
-          execution: { release: true },
+          run: { release: true },
         });
       return undefined;
     }
-    const message = `saga ${record.saga} v${record.version} is not registered with this executor (it has ${versions.map((v) => `v${v}`).join(", ")}); register that version and resume the execution`;
-    this.logger.error({ executionId: record.id }, message);
+    const message = `saga ${record.saga} v${record.version} is not registered with this executor (it has ${versions.map((v) => `v${v}`).join(", ")}); register that version and resume the run`;
+    this.logger.error({ runId: record.id }, message);
     const event = {
-      executionId: record.id,
+      runId: record.id,
       seq: snapshot.nextEventSeq,
-      type: "execution:needs_attention" as const,
+      type: "run:needs_attention" as const,
       action: null,
       at: this.clock.now(),
       data: { error: message },
     };
     void this.commits
       .submit({
-        executionId: record.id,
+        runId: record.id,
         owner: this.owner,
-        execution: {
+        run: {
           status: "needs_attention",
           error: { name: "NotRegisteredError", message, code: "not_registered" },
           release: true,
@@ -302,32 +299,32 @@ export abstract class ExecutionIntake extends ExecutionHosting {
     return undefined;
   }
 
-  /** Hands a persisted signal to its execution, here if it runs here, else by waking it if it waits unowned. */
-  protected deliver(signal: SignalRecord, known?: ExecutionRecord): void {
-    const local = this.executions.get(signal.executionId);
+  /** Hands a persisted signal to its run, here if it runs here, else by waking it if it waits unowned. */
+  protected deliver(signal: SignalRecord, known?: RunRecord): void {
+    const local = this.runs.get(signal.runId);
     if (local) return local.deliver(signal);
-    // Being claimed: the snapshot may predate this signal; hand it over once the execution is hosted.
-    const claiming = this.claiming.get(signal.executionId);
+    // Being claimed: the snapshot may predate this signal; hand it over once the run is hosted.
+    const claiming = this.claiming.get(signal.runId);
     if (claiming) claiming.push(signal);
-    else this.#wakeIfOurs(signal.executionId, "signal", known);
+    else this.#wakeIfOurs(signal.runId, "signal", known);
   }
 
   /** `known`: the record as the caller just read it; read again unless it says parked. */
-  #wakeIfOurs(executionId: string, reason: string, known?: ExecutionRecord): void {
-    const wake = (record: ExecutionRecord | undefined) => {
+  #wakeIfOurs(runId: string, reason: string, known?: RunRecord): void {
+    const wake = (record: RunRecord | undefined) => {
       if (!record || !this.registry.runsHere(record) || record.status !== "waiting" || record.owner !== null)
         return;
-      if (this.loads) this.#claimOnFirstTransition(executionId, reason, undefined);
+      if (this.loads) this.#claimOnFirstTransition(runId, reason, undefined);
       else
-        this.#claimThenHost(executionId, reason, undefined).catch((error: unknown) =>
-          this.logger.error({ err: error, executionId }, "could not claim an execution"),
+        this.#claimThenHost(runId, reason, undefined).catch((error: unknown) =>
+          this.logger.error({ err: error, runId }, "could not claim a run"),
         );
     };
     if (known?.status === "waiting" && known.owner === null) return wake(known);
     this.storage
-      .getExecution(executionId)
+      .getRun(runId)
       .then(wake, (error: unknown) =>
-        this.logger.error({ err: error, executionId }, "could not read an execution to wake it"),
+        this.logger.error({ err: error, runId }, "could not read a run to wake it"),
       );
   }
 }

@@ -1,12 +1,12 @@
-/** The sagas an executor owns, by name and version, and which stored executions are therefore its own. */
+/** The sagas an executor owns, by name and version, and which stored runs are therefore its own. */
 import type { Saga } from "../definition/saga.js";
-import type { ExecutionRecord } from "../storage/types.js";
+import type { RunRecord } from "../storage/types.js";
 
 export class SagaRegistry {
   readonly #sagas = new Map<string, Map<number, Saga>>();
-  readonly #accept: ((execution: ExecutionRecord) => boolean) | undefined;
+  readonly #accept: ((run: RunRecord) => boolean) | undefined;
 
-  constructor(accept: ((execution: ExecutionRecord) => boolean) | undefined) {
+  constructor(accept: ((run: RunRecord) => boolean) | undefined) {
     this.#accept = accept;
   }
 
@@ -47,11 +47,11 @@ export class SagaRegistry {
   }
 
   /**
-   * Whether this executor should take an execution: its saga is registered here, and its version too
-   * or it is older than the newest registered one (retired: it will need attention). Executions of a
+   * Whether this executor should take an run: its saga is registered here, and its version too
+   * or it is older than the newest registered one (retired: it will need attention). Runs of a
    * newer version are left to the executors that have it.
    */
-  runsHere(record: ExecutionRecord): boolean {
+  runsHere(record: RunRecord): boolean {
     if (this.#accept && !this.#accept(record)) return false;
     const versions = this.#sagas.get(record.saga);
     if (!versions) return false;

@@ -1,35 +1,35 @@
 /**
- * Accepting signals: each is checked against its execution (it exists, has not ended, the payload fits
+ * Accepting signals: each is checked against its run (it exists, has not ended, the payload fits
  * the actions waiting for that name) and the ones that pass are persisted, a batch at a time.
  */
 import { NotFoundError, SlipwayError, ValidationError } from "../errors.js";
 import { assertJson } from "../json.js";
 import {
-  type ExecutionRecord,
   FINAL_STATUSES,
   type NewSignal,
+  type RunRecord,
   type SignalRecord,
   type Storage,
 } from "../storage/types.js";
 import type { SagaRegistry } from "./registry.js";
 
-/** A signal persisted, with the execution it was checked against. */
+/** A signal persisted, with the run it was checked against. */
 export interface AcceptedSignal {
   signal: SignalRecord;
-  execution: ExecutionRecord;
+  run: RunRecord;
 }
 
-/** One read of every execution signalled, then one write of the signals that pass; errors in place. */
+/** One read of every run signalled, then one write of the signals that pass; errors in place. */
 export async function acceptSignals(
   storage: Storage,
   registry: SagaRegistry,
   requests: NewSignal[],
 ): Promise<(AcceptedSignal | Error)[]> {
-  const ids = requests.map((r) => r.executionId);
-  const records = storage.getExecutions
-    ? await storage.getExecutions(ids)
-    : await Promise.all(ids.map((id) => storage.getExecution(id)));
-  const checked = requests.map((request, i): ExecutionRecord | Error => {
+  const ids = requests.map((r) => r.runId);
+  const records = storage.getRuns
+    ? await storage.getRuns(ids)
+    : await Promise.all(ids.map((id) => storage.getRun(id)));
+  const checked = requests.map((request, i): RunRecord | Error => {
     try {
       return checkSignal(registry, request, records[i]);
     } catch (error) {
@@ -39,26 +39,20 @@ export async function acceptSignals(
   const accepted = requests.filter((_, i) => !(checked[i] instanceof Error));
   const signals = accepted.length > 0 ? await storage.addSignals(accepted) : [];
   let next = 0;
-  return checked.map((execution) =>
-    execution instanceof Error ? execution : { signal: signals[next++]!, execution },
-  );
+  return checked.map((run) => (run instanceof Error ? run : { signal: signals[next++]!, run }));
 }
 
-/** Why a signal cannot be sent, thrown; else the execution it goes to. */
-function checkSignal(
-  registry: SagaRegistry,
-  request: NewSignal,
-  execution: ExecutionRecord | undefined,
-): ExecutionRecord {
-  const { executionId, name, payload } = request;
-  if (!execution) throw new NotFoundError(`no execution ${executionId}`);
-  if (FINAL_STATUSES.includes(execution.status))
+/** Why a signal cannot be sent, thrown; else the run it goes to. */
+function checkSignal(registry: SagaRegistry, request: NewSignal, run: RunRecord | undefined): RunRecord {
+  const { runId, name, payload } = request;
+  if (!run) throw new NotFoundError(`no run ${runId}`);
+  if (FINAL_STATUSES.includes(run.status))
     throw new SlipwayError(
       "conflict",
-      `execution ${executionId} has already ended (${execution.status}); signal "${name}" not delivered`,
+      `run ${runId} has already ended (${run.status}); signal "${name}" not delivered`,
     );
   assertJson(payload, `payload of signal "${name}"`);
-  const saga = registry.get(execution.saga, execution.version);
+  const saga = registry.get(run.saga, run.version);
   for (const action of saga?.actions.values() ?? []) {
     if (action.kind !== "signal" || action.signalName !== name || !action.outputSchema) continue;
     const parsed = action.outputSchema.safeParse(action.fromPayload ? action.fromPayload(payload) : payload);
@@ -72,5 +66,5 @@ function checkSignal(
       );
     }
   }
-  return execution;
+  return run;
 }

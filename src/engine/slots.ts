@@ -1,46 +1,46 @@
 /** The executor's action slots: how many bodies run at once, and who gets the next free one. */
-import type { ExecutionState } from "./execution-state.js";
+import type { RunState } from "./run-state.js";
 
 export class ActionSlots {
   readonly #max: number;
-  /** Whether an execution waiting in the queue is still the one hosted under its id. */
-  readonly #hosted: (execution: ExecutionState) => boolean;
+  /** Whether a run waiting in the queue is still the one hosted under its id. */
+  readonly #hosted: (run: RunState) => boolean;
   #active = 0;
   #stopped = false;
   /**
-   * Executions waiting for an action slot, first come first served: a queue (array and head) for
+   * Runs waiting for an action slot, first come first served: a queue (array and head) for
    * order, a set for membership. A Set alone would do, but taking its first entry over and over
    * walks the deleted entries before it each time: quadratic when a thousand wait.
    */
-  #queue: ExecutionState[] = [];
+  #queue: RunState[] = [];
   #head = 0;
-  readonly #queued = new Set<ExecutionState>();
+  readonly #queued = new Set<RunState>();
 
-  constructor(max: number, hosted: (execution: ExecutionState) => boolean) {
+  constructor(max: number, hosted: (run: RunState) => boolean) {
     this.#max = max;
     this.#hosted = hosted;
   }
 
-  /** Takes a slot; on false the execution is queued and advanced once one frees. */
-  acquire(execution: ExecutionState): boolean {
+  /** Takes a slot; on false the run is queued and advanced once one frees. */
+  acquire(run: RunState): boolean {
     if (this.#active < this.#max && !this.#stopped) {
       this.#active++;
       return true;
     }
-    if (!this.#queued.has(execution)) {
-      this.#queued.add(execution);
-      this.#queue.push(execution);
+    if (!this.#queued.has(run)) {
+      this.#queued.add(run);
+      this.#queue.push(run);
     }
     return false;
   }
 
-  /** Gives a slot back and hands it to the first execution still waiting for one. */
+  /** Gives a slot back and hands it to the first run still waiting for one. */
   release(): void {
     this.#active--;
     const queue = this.#queue;
     while (this.#head < queue.length) {
       const next = queue[this.#head]!;
-      queue[this.#head++] = undefined as unknown as ExecutionState;
+      queue[this.#head++] = undefined as unknown as RunState;
       // Left the queue meanwhile (forgotten), or replaced by another instance: skip it.
       if (!this.#queued.delete(next) || !this.#hosted(next)) continue;
       queueMicrotask(() => next.advance());
@@ -55,9 +55,9 @@ export class ActionSlots {
     }
   }
 
-  /** The execution no longer waits for a slot here. */
-  forget(execution: ExecutionState): void {
-    this.#queued.delete(execution);
+  /** The run no longer waits for a slot here. */
+  forget(run: RunState): void {
+    this.#queued.delete(run);
   }
 
   /** No slot is given out any more (the executor is closing). */
@@ -65,7 +65,7 @@ export class ActionSlots {
     this.#stopped = true;
   }
 
-  /** Drops every waiting execution. */
+  /** Drops every waiting run. */
   clear(): void {
     this.#queue = [];
     this.#head = 0;

@@ -1,16 +1,16 @@
 /**
  * How an executor learns that something is due without being told in-process: a timer for the next
- * wake-up of a parked execution, and a poll of storage for what other processes wrote (signals, cancel
- * requests, wake-ups, ends of awaited executions) that also runs recovery every half lease.
+ * wake-up of a parked run, and a poll of storage for what other processes wrote (signals, cancel
+ * requests, wake-ups, ends of awaited runs) that also runs recovery every half lease.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ClockTimer } from "../clock.js";
 import { STOPPED_STATUSES } from "../storage/types.js";
 import type { ExecutorSettings } from "./executor-options.js";
-import { ExecutionIntake } from "./intake.js";
+import { RunIntake } from "./intake.js";
 
-export abstract class ExecutionWakeups extends ExecutionIntake {
+export abstract class RunWakeups extends RunIntake {
   /** The last signal seq read from storage (or sent through this executor). */
   protected signalCursor = 0;
   /** Seqs of signals sent through this executor that the storage poll has not passed yet. */
@@ -47,7 +47,7 @@ export abstract class ExecutionWakeups extends ExecutionIntake {
     this.#wakeAt = Number.POSITIVE_INFINITY;
     if (this.closed) return;
     const sagas = this.registry.names;
-    const due = await this.storage.listExecutions({
+    const due = await this.storage.listRuns({
       sagas,
       statuses: ["waiting"],
       owner: null,
@@ -66,7 +66,7 @@ export abstract class ExecutionWakeups extends ExecutionIntake {
     this.#pollTimer = this.clock.setTimeout(() => void this.#poll(), this.settings.pollIntervalMs);
   }
 
-  /** Picks up what other processes wrote: signals, cancel requests, wake-ups, ends of awaited executions. */
+  /** Picks up what other processes wrote: signals, cancel requests, wake-ups, ends of awaited runs. */
   async #poll(): Promise<void> {
     if (this.#polling || this.closed) return;
     this.#polling = true;
@@ -82,11 +82,11 @@ export abstract class ExecutionWakeups extends ExecutionIntake {
       }
       this.mayHaveStaged ||= existsSync(join(this.dataDir, "staged"));
       const sagas = this.registry.names;
-      for (const record of await this.storage.listExecutions({ owner: this.owner, cancelRequested: true })) {
-        const local = this.executions.get(record.id);
+      for (const record of await this.storage.listRuns({ owner: this.owner, cancelRequested: true })) {
+        const local = this.runs.get(record.id);
         if (local && local.status !== "compensating") local.cancel(record.cancelRequested ?? "cancelled");
       }
-      for (const record of await this.storage.listExecutions({
+      for (const record of await this.storage.listRuns({
         sagas,
         statuses: ["waiting"],
         owner: null,
@@ -97,8 +97,8 @@ export abstract class ExecutionWakeups extends ExecutionIntake {
       const next = await this.storage.nextWakeAt(sagas);
       if (next !== undefined) this.scheduleWake(next);
       for (const id of this.waiters.keys()) {
-        if (this.executions.has(id)) continue;
-        const record = await this.storage.getExecution(id);
+        if (this.runs.has(id)) continue;
+        const record = await this.storage.getRun(id);
         if (record && STOPPED_STATUSES.includes(record.status)) this.resolveWaiters(id);
       }
       // Take over from executors that died, within half a lease of their death being provable.

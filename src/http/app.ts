@@ -21,6 +21,7 @@ import {
   submitRequest,
 } from "../runs/schemas.js";
 import type { AuditLog, RunService } from "../runs/service.js";
+import { type HookDeps, receiveHook } from "../triggers/receiver.js";
 import type { TriggerView } from "../triggers/schemas.js";
 import { type ApiEnv, accessControl } from "./access.js";
 import { RequestLog } from "./audit.js";
@@ -48,6 +49,8 @@ export interface AppOptions {
   maxBodyBytes?: number;
   /** Sources, recent trigger events and their verdicts, for `GET /triggers`; absent: none configured. */
   triggers?: TriggerView | undefined;
+  /** Forge webhook deliveries for `POST /hooks/{source}`; absent: that route answers 404. */
+  hooks?: HookDeps | undefined;
   /** Between SSE keep-alive comments, so proxies don't drop a quiet stream. Default 15 s. */
   keepAliveMs?: number;
 }
@@ -93,8 +96,6 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
 
   app.get("/healthz", (c) => c.json({ ok: true as const }));
 
-  // Authentication and the role check before anything else is read (access.ts).
-  app.use("*", accessControl(tokens, requests));
   const tooLarge = () => {
     throw new ApiError(
       413,
@@ -103,6 +104,20 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     );
   };
   const streamedLimit = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
+
+  // Forges cannot send a bearer token: a delivery proves itself by its signature (receiver.ts), so
+  // this route sits before the token check, and reads its body raw to verify it.
+  const hooks = options.hooks;
+  if (hooks) {
+    app.post("/hooks/:source", streamedLimit, async (c) => {
+      const body = new Uint8Array(await c.req.arrayBuffer());
+      const answer = await receiveHook(hooks, c.req.param("source"), (name) => c.req.header(name), body);
+      return c.json(answer.body, answer.status);
+    });
+  }
+
+  // Authentication and the role check before anything else is read (access.ts).
+  app.use("*", accessControl(tokens, requests));
   app.use("*", async (c, next) => {
     // Decided from the headers when they say it all, so the request is not turned into a web Request
     // with a body stream only to be measured (the node adapter reads a plain body faster without).
@@ -196,7 +211,8 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
         for await (const event of events)
           await stream.writeSSE({
             event: event.type,
-            data: JSON.stringify(event),
+            // `executionId`: the name `runId` had in 0.1, kept for clients written against it.
+            data: JSON.stringify({ ...event, executionId: event.runId }),
             ...(event.seq !== undefined && { id: String(event.seq) }),
           });
       } finally {

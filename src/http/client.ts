@@ -5,7 +5,7 @@
  */
 
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
+import { ENDING_EVENTS, type RunEvent } from "../engine/events.js";
 import type { Json } from "../json.js";
 import type {
   ActionResponse,
@@ -109,7 +109,7 @@ export class HttpRuns implements RunService {
     return text(response);
   }
 
-  async events(ref: string, options: EventOptions = {}): Promise<AsyncIterable<ExecutionEvent>> {
+  async events(ref: string, options: EventOptions = {}): Promise<AsyncIterable<RunEvent>> {
     // The first request is made here, so an unknown run or a refused token throws before streaming.
     const first = await this.#openEvents(ref, options.after ?? 0, options.signal);
     return this.#events(ref, first, options.after ?? 0, options.signal);
@@ -217,7 +217,7 @@ export class HttpRuns implements RunService {
     first: Response,
     after: number,
     signal: AbortSignal | undefined,
-  ): AsyncGenerator<ExecutionEvent> {
+  ): AsyncGenerator<RunEvent> {
     let last = after;
     let response: Response | undefined = first;
     for (let attempt = 0; !signal?.aborted; attempt++) {
@@ -269,11 +269,11 @@ async function* text(response: Response): AsyncGenerator<string> {
   }
 }
 
-async function* sse(response: Response): AsyncGenerator<ExecutionEvent> {
-  const parsed: ExecutionEvent[] = [];
+async function* sse(response: Response): AsyncGenerator<RunEvent> {
+  const parsed: RunEvent[] = [];
   const parser = createParser({
     onEvent(message: EventSourceMessage) {
-      parsed.push(JSON.parse(message.data) as ExecutionEvent);
+      parsed.push(JSON.parse(message.data) as RunEvent);
     },
   });
   for await (const chunk of text(response)) {

@@ -463,7 +463,12 @@ function baseDocument(): OpenApiDocument {
           description: "An engine event (see docs/sagas.md#events)",
           properties: {
             type: { type: "string" },
-            executionId: { type: "string" },
+            runId: { type: "string" },
+            executionId: {
+              type: "string",
+              deprecated: true,
+              description: "The same as runId (its name in 0.1)",
+            },
             saga: { type: "string" },
             runName: { type: ["string", "null"] },
             seq: { type: "integer" },
@@ -471,7 +476,7 @@ function baseDocument(): OpenApiDocument {
             at: { type: "number" },
             data: { type: ["object", "null"] },
           },
-          required: ["type", "executionId", "saga", "runName", "action", "at", "data"],
+          required: ["type", "runId", "saga", "runName", "action", "at", "data"],
         },
       },
     },

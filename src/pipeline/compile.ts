@@ -10,7 +10,7 @@ import { dirname, resolve } from "node:path";
 import { type Saga, saga } from "../definition/saga.js";
 import type { ActionContext } from "../definition/types.js";
 import type { Json } from "../json.js";
-import type { ExecutionRecord } from "../storage/types.js";
+import type { RunRecord } from "../storage/types.js";
 import { concurrencyCheck } from "./concurrency.js";
 import { cleanupJob, pollCheck, readyJob, runJob, undoJob, waitSkip } from "./jobs.js";
 import type { Pipeline } from "./model.js";
@@ -60,11 +60,11 @@ export function compileRun(
 }
 
 /** Rebuilds the saga of a stored pipeline run, with the version it was started with. */
-export function recompile(execution: ExecutionRecord, runtime: JobRuntime, known?: KnownSaga): CompiledRun {
-  const spec = runSpecOf(execution);
-  if (!spec) throw new Error(`run ${execution.id} is not a pipeline run`);
+export function recompile(run: RunRecord, runtime: JobRuntime, known?: KnownSaga): CompiledRun {
+  const spec = runSpecOf(run);
+  if (!spec) throw new Error(`run ${run.id} is not a pipeline run`);
   return compileRun(spec.file, spec.source, spec, runtime, {
-    version: execution.version,
+    version: run.version,
     ...(known && { known }),
   });
 }

@@ -5,14 +5,14 @@
 import type { ActionContext, PollResult } from "../definition/types.js";
 import type { Executor } from "../engine/executor.js";
 import { clockTime, ordinal } from "../format.js";
-import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
+import { ACTIVE_STATUSES, type RunRecord, type Storage } from "../storage/types.js";
 import { runSpecOf } from "./run-spec.js";
 import type { RunRoster, StepContext } from "./step-context.js";
 
 /** The run roster of a storage, cancelling through an executor (which persists the request for the run's owner). */
 export function runRoster(storage: Storage, executor: Pick<Executor, "cancel">): RunRoster {
   return {
-    active: (saga) => storage.listExecutions({ sagas: [saga], statuses: ACTIVE_STATUSES }),
+    active: (saga) => storage.listRuns({ sagas: [saga], statuses: ACTIVE_STATUSES }),
     cancel: async (runId, reason) => {
       await executor.cancel(runId, reason);
     },
@@ -40,14 +40,14 @@ export async function concurrencyCheck(
     0,
     Math.max(
       0,
-      peers.findIndex((r) => r.id === ctx.executionId),
+      peers.findIndex((r) => r.id === ctx.runId),
     ),
   );
-  const who = (list: readonly ExecutionRecord[]) =>
+  const who = (list: readonly RunRecord[]) =>
     list.map((r) => `${r.runName ?? r.id} (${r.status} since ${clockTime(r.createdAt)})`).join(", ");
   if (concurrency.cancelInProgress) {
     for (const older of ahead)
-      if (older.cancelRequested === null) await runs.cancel(older.id, `superseded by run ${ctx.executionId}`);
+      if (older.cancelRequested === null) await runs.cancel(older.id, `superseded by run ${ctx.runId}`);
     if (ahead.length === 0) return { done: true, output: {} };
     return {
       done: false,

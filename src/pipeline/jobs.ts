@@ -55,7 +55,7 @@ export async function runJob(
   // half-made deploy is on): it is kept for it, so no other job takes it in between.
   const keepForCleanup = (error: unknown) => {
     if (grant && job.cleanup) {
-      context.runtime.resources!.hold(ctx.executionId, step.action, grant);
+      context.runtime.resources!.hold(ctx.runId, step.action, grant);
       keep = true;
     }
     return error;
@@ -78,7 +78,7 @@ export async function runJob(
       throw keepForCleanup(new JobError(failure("run", result)));
     // A deploy keeps what it was admitted with (its lock, say) until its probe says it is up.
     if (grant && job.ready) {
-      context.runtime.resources!.hold(ctx.executionId, step.action, grant);
+      context.runtime.resources!.hold(ctx.runId, step.action, grant);
       keep = true;
     }
     const admitted = grant?.need.memoryBytes;
@@ -120,7 +120,7 @@ export async function readyJob(
   } catch (error) {
     // The rollback that follows undoes the job: its teardown keeps the lock (the swarm) it deployed
     // with, so the next deploy can't start on a half-removed stack.
-    if (grant && job.undo) context.runtime.resources!.hold(ctx.executionId, step.probes!, grant);
+    if (grant && job.undo) context.runtime.resources!.hold(ctx.runId, step.probes!, grant);
     else grant?.release();
     throw error;
   }
@@ -164,7 +164,7 @@ export async function cleanupJob(
 ): Promise<void> {
   const job = step.job as RunJob;
   if (!job.cleanup) return;
-  const ran = attemptFiles(context.runtime.dataDir, ctx.executionId, step.action, "run", ctx.attempt);
+  const ran = attemptFiles(context.runtime.dataDir, ctx.runId, step.action, "run", ctx.attempt);
   if (!existsSync(ran.log) && !existsSync(ran.pid)) {
     ctx.progress("nothing to clean up: the command had not started", { phase: "cleanup" });
     return;
@@ -218,7 +218,7 @@ async function heldOrAdmit(
   ctx: ActionContext,
   action: string,
 ): Promise<Grant | undefined> {
-  return context.runtime.resources?.take(ctx.executionId, action) ?? (await admit(context, step, ctx));
+  return context.runtime.resources?.take(ctx.runId, action) ?? (await admit(context, step, ctx));
 }
 
 /** A `wait` job's output when it is skipped instead of waiting, else undefined. */
@@ -302,7 +302,7 @@ function environment(
   }
   Object.assign(vars, {
     SLIPWAY: "1",
-    SLIPWAY_RUN_ID: ctx.executionId,
+    SLIPWAY_RUN_ID: ctx.runId,
     SLIPWAY_RUN_NAME: ctx.runName ?? "",
     SLIPWAY_PIPELINE: context.plan.pipeline.name,
     SLIPWAY_JOB: step.job.name,
@@ -356,7 +356,7 @@ async function shell(
   env: { vars: Record<string, string>; mask: string[] },
   timeoutMs: number,
 ): Promise<ShellResult> {
-  const files = attemptFiles(context.runtime.dataDir, ctx.executionId, step.action, phase, ctx.attempt);
+  const files = attemptFiles(context.runtime.dataDir, ctx.runId, step.action, phase, ctx.attempt);
   const base = context.workspace ?? context.dir;
   const cwd = step.job.workingDirectory
     ? resolve(base, renderTemplate(step.job.workingDirectory, scope))

@@ -1,4 +1,5 @@
 /** The normalized pipeline model: what a parsed, valid pipeline file means, with source positions. */
+import type { OnFailure } from "../definition/saga.js";
 import type { Position } from "../yaml-reader.js";
 
 /** A value an expression can produce. */
@@ -145,7 +146,7 @@ interface JobBase {
 export interface RunJob extends JobBase {
   kind: "run";
   run: Template;
-  /** Compensation, run when a later failure rolls the pipeline back. Can read `outputs`. */
+  /** Undoes the job when a later failure or a cancel rolls the pipeline back. Can read `outputs`. */
   undo?: Template;
   /**
    * Run after an attempt of `run` that started but did not complete (failed, timed out, cancelled,
@@ -179,11 +180,11 @@ export interface PollJob extends JobBase {
 export type Job = RunJob | WaitJob | PollJob;
 
 /**
- * What happens when a job fails for good. `compensate` (the default, whether or not any job has an
+ * What happens when a job fails for good. `undo` (the default, whether or not any job has an
  * `undo`): run the `undo` of every completed job, in reverse dependency order. `hold`: stop and
  * leave everything as it is, for someone to inspect and then resume or cancel.
  */
-export type OnFailure = "compensate" | "hold";
+export type { OnFailure };
 
 /**
  * At most `limit` runs of one concurrency key at once (the key defaults to the pipeline's name; an

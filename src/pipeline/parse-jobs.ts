@@ -46,7 +46,7 @@ export const DEFAULTS = {
 const KINDS: readonly JobKind[] = ["run", "wait", "poll"];
 
 const needsHint = { message: "dependencies are listed in `needs`", suggestion: "needs" };
-const undoHint = { message: "the compensation command is `undo`", suggestion: "undo" };
+const undoHint = { message: "the command that undoes a job is `undo`", suggestion: "undo" };
 const resourceHint = (key: string) => ({
   message: `\`${key}\` belongs in \`resources:\`, e.g. \`resources: { ${key}: ... }\``,
   suggestion: "resources",

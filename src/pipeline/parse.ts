@@ -12,6 +12,7 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, type Node } from "yaml";
+import { normalizeOnFailure } from "../definition/saga.js";
 import { NotFoundError } from "../errors.js";
 import { closest, listOr, type Problem } from "../problems.js";
 import {
@@ -110,7 +111,7 @@ export const ACCEPTED_KEYS = {
 } as const;
 
 const INPUT_TYPES: readonly InputType[] = ["string", "boolean", "number", "choice"];
-const ON_FAILURE: readonly OnFailure[] = ["compensate", "hold"];
+const ON_FAILURE: readonly OnFailure[] = ["undo", "hold"];
 /** Pipeline names become saga names, which allow these characters. */
 const PIPELINE_NAME = /^[A-Za-z0-9_.:-]+$/;
 /** Inputs are read as `inputs.<name>`, so they follow the expression language's names. */
@@ -230,18 +231,19 @@ function readPipeline(r: Reader, contents: Node | undefined, file: string): Pipe
   };
   const env = top.has("env") ? parseEnv(r, get("env")!, "the pipeline", envScope, Object.keys(secrets)) : {};
 
-  let onFailure: OnFailure = "compensate";
+  let onFailure: OnFailure = "undo";
   const onFailureNode = get("on_failure");
   if (onFailureNode !== undefined) {
     const value = r.string(onFailureNode, "`on_failure`");
-    if (value !== undefined && !(ON_FAILURE as readonly string[]).includes(value)) {
+    const known = value === undefined ? undefined : normalizeOnFailure(value);
+    if (value !== undefined && known === undefined) {
       r.report(
         onFailureNode,
         `\`on_failure\` must be ${listOr(ON_FAILURE)}, got \`${value}\``,
         closest(value, ON_FAILURE),
       );
-    } else if (value !== undefined) {
-      onFailure = value as OnFailure;
+    } else if (known !== undefined) {
+      onFailure = known;
     }
   }
 

@@ -71,7 +71,7 @@ export class JobResources {
    */
   async admit(ctx: ActionContext, pipeline: string, step: Step, key: string, priority = 0): Promise<Grant> {
     const ticket: Ticket = {
-      runId: ctx.executionId,
+      runId: ctx.runId,
       runName: ctx.runName,
       pipeline,
       job: step.label,
@@ -80,8 +80,8 @@ export class JobResources {
     };
     const need = this.need(pipeline, step);
     const pending = this.admission.acquire(ticket, need, ctx.signal);
-    const id = `${ctx.executionId}\u0000${step.action}`;
-    const queued: Queued = { runId: ctx.executionId, label: step.label, ctx, need, said: "" };
+    const id = `${ctx.runId}\u0000${step.action}`;
+    const queued: Queued = { runId: ctx.runId, label: step.label, ctx, need, said: "" };
     this.#queued.set(id, queued);
     // Granted at once in the usual case (before the batch runs): only a request still waiting then
     // explains itself.

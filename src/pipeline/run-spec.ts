@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import type { JsonObject } from "../json.js";
-import type { ExecutionRecord } from "../storage/types.js";
+import type { RunRecord } from "../storage/types.js";
 
 /** What a step's action produces, under its action name. */
 export const stepResultSchema = z.object({
@@ -42,8 +42,8 @@ export const runSpecSchema = z.object({
 });
 export type RunSpec = z.infer<typeof runSpecSchema>;
 
-/** The spec a pipeline run was started with, or undefined when the execution is not a pipeline run. */
-export function runSpecOf(execution: ExecutionRecord): RunSpec | undefined {
-  const parsed = runSpecSchema.safeParse((execution.input as JsonObject).run);
+/** The spec a pipeline run was started with, or undefined when the run is not a pipeline run. */
+export function runSpecOf(run: RunRecord): RunSpec | undefined {
+  const parsed = runSpecSchema.safeParse((run.input as JsonObject).run);
   return parsed.success ? parsed.data : undefined;
 }

@@ -1,6 +1,6 @@
 /** What a pipeline step's body is given when it runs: its plan, its directory and the process's runtime. */
 import type { Launcher } from "../shell/launcher.js";
-import type { ExecutionRecord } from "../storage/types.js";
+import type { RunRecord } from "../storage/types.js";
 import type { Plan } from "./plan.js";
 import type { JobResources } from "./resources.js";
 
@@ -39,6 +39,6 @@ export interface StepContext {
 /** What a run's concurrency gate needs to see and do: the other unfinished runs of its pipeline. */
 export interface RunRoster {
   /** Runs of this saga that are running, waiting or compensating. */
-  active(saga: string): Promise<ExecutionRecord[]>;
+  active(saga: string): Promise<RunRecord[]>;
   cancel(runId: string, reason: string): Promise<void>;
 }

@@ -3,7 +3,7 @@
  * their timings, the critical path, and why each job that is not running waits, in the queue's words.
  */
 import { runSpecOf } from "../pipeline/run-spec.js";
-import type { ExecutionSnapshot } from "../storage/types.js";
+import type { RunSnapshot } from "../storage/types.js";
 import { criticalPathOf } from "./critical-path.js";
 import { type AdmissionExplainer, admissionWhy, queueOf } from "./explain.js";
 import { outlineOf, planOf, runSummary, stepSummary } from "./records.js";
@@ -11,10 +11,10 @@ import type { RunDetail } from "./schemas.js";
 
 /** `admission` is the scheduler's word on a started job it holds back (only the hosting process has it). */
 export function runDetail(
-  snapshot: Pick<ExecutionSnapshot, "execution" | "steps">,
+  snapshot: Pick<RunSnapshot, "run" | "steps">,
   admission?: AdmissionExplainer,
 ): RunDetail {
-  const record = snapshot.execution;
+  const record = snapshot.run;
   const spec = runSpecOf(record);
   const summary = runSummary(record);
   const steps = snapshot.steps.map(stepSummary);

@@ -130,7 +130,7 @@ export async function queueFromStorage(
   storage: Storage,
   admission?: AdmissionExplainer,
 ): Promise<QueueEntry[]> {
-  const records = await storage.listExecutions({ statuses: [...ACTIVE_STATUSES, "failed"] });
+  const records = await storage.listRuns({ statuses: [...ACTIVE_STATUSES, "failed"] });
   const entries: QueueEntry[] = [];
   for (const record of records) {
     const snapshot = await storage.load(record.id);

@@ -3,15 +3,15 @@
  * until it ends or stops for someone to act. A run another process runs publishes nothing here, so
  * its history is read again now and then.
  */
-import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
+import { ENDING_EVENTS, type RunEvent } from "../engine/events.js";
 import type { Executor } from "../engine/executor.js";
 import type { JobResources } from "../pipeline/resources.js";
-import { type ExecutionRecord, STOPPED_STATUSES, type Storage } from "../storage/types.js";
+import { type RunRecord, STOPPED_STATUSES, type Storage } from "../storage/types.js";
 
 export interface FollowRequest {
   executor: Executor;
   storage: Storage;
-  record: ExecutionRecord;
+  record: RunRecord;
   /** Only events after this seq. */
   after: number;
   signal?: AbortSignal | undefined;
@@ -21,10 +21,10 @@ export interface FollowRequest {
   admission?: JobResources | undefined;
 }
 
-export async function* followEvents(request: FollowRequest): AsyncGenerator<ExecutionEvent> {
+export async function* followEvents(request: FollowRequest): AsyncGenerator<RunEvent> {
   const { executor, storage, record, signal, hostedHere } = request;
   const id = record.id;
-  const buffer: ExecutionEvent[] = [];
+  const buffer: RunEvent[] = [];
   let wake: (() => void) | undefined;
   // Listen first, then read the history: nothing falls between the two.
   const stop = executor.on((event) => {
@@ -38,7 +38,7 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<Exec
   // What each job was last told about its wait: the answer read when the follower came and the live
   // one admission publishes may be the same; a follower hears a reason once, and again on a change.
   const told = new Map<string, string>();
-  const fresh = (event: ExecutionEvent): boolean => {
+  const fresh = (event: RunEvent): boolean => {
     if (event.type !== "action:progress" || event.action === null || event.data?.queued === undefined)
       return true;
     if (event.data.queued !== true) {
@@ -55,7 +55,7 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<Exec
       last = event.seq!;
       yield event;
     }
-    const now = await storage.getExecution(id);
+    const now = await storage.getRun(id);
     if (!now || (STOPPED_STATUSES.includes(now.status) && !hostedHere())) return;
     // Why a started job still waits for admission is told live, once and when it changes: a follower
     // who came later hears it now, rather than nothing until the job is admitted.
@@ -93,17 +93,17 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<Exec
 }
 
 /** A progress event for each started job of the run that admission holds back, saying why. */
-async function queuedNow(request: FollowRequest, record: ExecutionRecord): Promise<ExecutionEvent[]> {
+async function queuedNow(request: FollowRequest, record: RunRecord): Promise<RunEvent[]> {
   const { admission } = request;
   if (!admission) return [];
-  const events: ExecutionEvent[] = [];
+  const events: RunEvent[] = [];
   for (const step of (await request.storage.load(record.id))?.steps ?? []) {
     if (step.status !== "running") continue;
     const why = admission.explain(record.id, step.action);
     if (why === undefined) continue;
     events.push({
       type: "action:progress",
-      executionId: record.id,
+      runId: record.id,
       saga: record.saga,
       runName: record.runName,
       action: step.action,

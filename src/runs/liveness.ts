@@ -10,7 +10,7 @@ import { dirname } from "node:path";
 import { DEFAULT_LEASE_MS, findDeadExecutors } from "../engine/liveness.js";
 import { readProcStat } from "../shell/proc.js";
 import { followerFile } from "../shell/run-directory.js";
-import type { ExecutionRecord, Storage } from "../storage/types.js";
+import type { RunRecord, Storage } from "../storage/types.js";
 
 /**
  * Looks up which executors are dead once, and returns a check for each run: a sentence naming the
@@ -19,7 +19,7 @@ import type { ExecutionRecord, Storage } from "../storage/types.js";
 export async function runnerCheck(
   storage: Storage,
   dataDir: string,
-): Promise<(record: ExecutionRecord) => string | undefined> {
+): Promise<(record: RunRecord) => string | undefined> {
   const dead = new Set(await findDeadExecutors(storage, DEFAULT_LEASE_MS));
   return (record) => {
     if (record.owner !== null && !dead.has(record.owner))

@@ -9,7 +9,7 @@ import { readFileSync, rmSync } from "node:fs";
 import type { Logger } from "pino";
 import type { Saga } from "../definition/saga.js";
 import { Batcher } from "../engine/batcher.js";
-import { ENDING_EVENTS, type ExecutionEvent } from "../engine/events.js";
+import { ENDING_EVENTS, type RunEvent } from "../engine/events.js";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
 import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
@@ -21,9 +21,9 @@ import { runDirectory, sweepRunOrphans } from "../shell/run-directory.js";
 import {
   ACTIVE_STATUSES,
   type AuditRecord,
-  type ExecutionRecord,
   FINAL_STATUSES,
   type NewAuditRecord,
+  type RunRecord,
 } from "../storage/types.js";
 import { runDetail } from "./detail.js";
 import { queueFromStorage } from "./explain.js";
@@ -124,13 +124,13 @@ export class LocalRuns implements RunService {
       pollIntervalMs: options.pollIntervalMs ?? 200,
       launcher: options.launcher ?? (options.adopt ?? "all") === "all",
       // Only runs taken here: a run another live process runs, or whose orphans were not swept yet, is not ours.
-      accept: (execution) => (runs ? runs.#hosted.has(execution.id) : false),
+      accept: (run) => (runs ? runs.#hosted.has(run.id) : false),
     });
     runs = new LocalRuns(runtime, options);
     const self = runs;
     // A run that ended (or stopped for someone to act) is no longer held here: another process may continue it.
     runs.#stopListening = runtime.executor.on((event) => {
-      if (ENDING_EVENTS.has(event.type)) self.#unhost(event.executionId);
+      if (ENDING_EVENTS.has(event.type)) self.#unhost(event.runId);
     });
     if (runs.#adopt === "all") {
       try {
@@ -173,9 +173,9 @@ export class LocalRuns implements RunService {
       jobs: compiled.plan.steps.length,
     });
     const key = options.key;
-    const id = key === undefined ? this.#executor.newExecutionId() : runIdOfKey(key);
+    const id = key === undefined ? this.#executor.newRunId() : runIdOfKey(key);
     if (key !== undefined) {
-      const existing = await this.#storage.getExecution(id);
+      const existing = await this.#storage.getRun(id);
       if (existing) {
         if (!sameRun(existing, compiled))
           throw new SlipwayError(
@@ -203,10 +203,10 @@ export class LocalRuns implements RunService {
 
   async list(query: Omit<ListQuery, "limit" | "cursor"> = {}): Promise<RunSummary[]> {
     if (query.key !== undefined) {
-      const record = await this.#storage.getExecution(runIdOfKey(query.key));
+      const record = await this.#storage.getRun(runIdOfKey(query.key));
       return record && matches(record, query) ? [runSummary(record)] : [];
     }
-    const records = await this.#storage.listExecutions({
+    const records = await this.#storage.listRuns({
       ...(query.statuses?.length && { statuses: query.statuses }),
       ...(query.pipeline !== undefined && { sagas: [query.pipeline] }),
     });
@@ -220,7 +220,7 @@ export class LocalRuns implements RunService {
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     if (query.key === undefined && query.name === undefined) {
       // What storage can filter: one page of the newest, not every run read to keep a few.
-      const records = await this.#storage.listExecutions({
+      const records = await this.#storage.listRuns({
         ...(query.statuses?.length && { statuses: query.statuses }),
         ...(query.pipeline !== undefined && { sagas: [query.pipeline] }),
         newestFirst: true,
@@ -252,7 +252,7 @@ export class LocalRuns implements RunService {
     return openLogs({ storage: this.#storage, dataDir: this.runtime.dataDir, record, ...options });
   }
 
-  async events(ref: string, options: EventOptions = {}): Promise<AsyncIterable<ExecutionEvent>> {
+  async events(ref: string, options: EventOptions = {}): Promise<AsyncIterable<RunEvent>> {
     const record = await this.#find(ref);
     return followEvents({
       executor: this.#executor,
@@ -332,11 +332,11 @@ export class LocalRuns implements RunService {
   }
 
   async prune(options: PruneOptions): Promise<PruneResult> {
-    const ended = await this.#storage.listExecutions({ statuses: FINAL_STATUSES });
+    const ended = await this.#storage.listRuns({ statuses: FINAL_STATUSES });
     const removed: string[] = [];
     for (const record of ended) {
       if (record.endedAt === null || record.endedAt >= options.endedBefore) continue;
-      if (!(await this.#storage.deleteExecution(record.id))) continue;
+      if (!(await this.#storage.deleteRun(record.id))) continue;
       rmSync(runDirectory(this.runtime.dataDir, record.id), { recursive: true, force: true });
       removed.push(record.id);
     }
@@ -366,7 +366,7 @@ export class LocalRuns implements RunService {
   async resources(): Promise<ResourcesResponse> {
     const resources = this.runtime.jobs.resources;
     const running: ResourcesResponse["running"] = [];
-    for (const record of await this.#storage.listExecutions({ statuses: ["running", "compensating"] })) {
+    for (const record of await this.#storage.listRuns({ statuses: ["running", "compensating"] })) {
       const snapshot = await this.#storage.load(record.id);
       const plan = planOf(record);
       for (const step of snapshot?.steps ?? []) {
@@ -400,18 +400,18 @@ export class LocalRuns implements RunService {
   async #adoptAll(): Promise<void> {
     const runner = await runnerCheck(this.#storage, this.runtime.dataDir);
     let taken = 0;
-    for (const record of await this.#storage.listExecutions({ statuses: ACTIVE_STATUSES })) {
+    for (const record of await this.#storage.listRuns({ statuses: ACTIVE_STATUSES })) {
       if (!runSpecOf(record)) continue;
       const who = runner(record);
       if (who !== undefined) {
-        this.runtime.logger.info({ executionId: record.id }, who);
+        this.runtime.logger.info({ runId: record.id }, who);
         continue;
       }
       try {
         await this.#take(record);
         taken++;
       } catch (error) {
-        this.runtime.logger.error({ err: error, executionId: record.id }, "run cannot be continued");
+        this.runtime.logger.error({ err: error, runId: record.id }, "run cannot be continued");
       }
     }
     if (taken > 0) await this.#executor.recover();
@@ -422,7 +422,7 @@ export class LocalRuns implements RunService {
    * running (a job must never run twice at once), rebuilds and registers its saga. Returns what it did
    * on the way (processes killed).
    */
-  async #take(record: ExecutionRecord): Promise<string[]> {
+  async #take(record: RunRecord): Promise<string[]> {
     if (this.#hosted.has(record.id)) return [];
     if (!runSpecOf(record))
       throw new SlipwayError(
@@ -436,7 +436,7 @@ export class LocalRuns implements RunService {
       if (orphan.killed === 0) continue;
       const { pgid } = orphan.identity;
       this.runtime.logger.warn(
-        { executionId: record.id, pgid, killed: orphan.killed },
+        { runId: record.id, pgid, killed: orphan.killed },
         "killed leftover processes of a crashed job",
       );
       notes.push(
@@ -457,7 +457,7 @@ export class LocalRuns implements RunService {
    * Takes an unfinished run when nobody alive runs it, so what is asked of it (a cancel, a signal)
    * is acted on here at once. Returns the sentence naming who runs it otherwise.
    */
-  async #takeIfFree(record: ExecutionRecord): Promise<string | undefined> {
+  async #takeIfFree(record: RunRecord): Promise<string | undefined> {
     if (FINAL_STATUSES.includes(record.status) || this.#hosted.has(record.id) || !runSpecOf(record))
       return undefined;
     const who = (await runnerCheck(this.#storage, this.runtime.dataDir))(record);
@@ -532,7 +532,7 @@ export class LocalRuns implements RunService {
     return ((await this.#storage.load(id))?.nextEventSeq ?? 1) - 1;
   }
 
-  async #find(ref: string): Promise<ExecutionRecord> {
+  async #find(ref: string): Promise<RunRecord> {
     const record = await findRun(this.#storage, ref);
     if (!record) throw new NotFoundError(`no run "${ref}"`);
     return record;
@@ -544,7 +544,7 @@ function notesOf(notes: readonly string[]): { notes?: string[] } {
 }
 
 /** Whether a stored run was started with the same pipeline, inputs and tiers as `compiled` asks for. */
-function sameRun(existing: ExecutionRecord, compiled: CompiledRun): boolean {
+function sameRun(existing: RunRecord, compiled: CompiledRun): boolean {
   const spec = runSpecOf(existing);
   if (!spec || `${existing.saga}@${existing.version}` !== `${compiled.saga.name}@${compiled.saga.version}`)
     return false;
@@ -557,7 +557,7 @@ export function runIdOfKey(key: string): string {
   return `key-${createHash("sha256").update(key, "utf8").digest("hex").slice(0, 24)}`;
 }
 
-function matches(record: ExecutionRecord, query: Omit<ListQuery, "limit" | "cursor">): boolean {
+function matches(record: RunRecord, query: Omit<ListQuery, "limit" | "cursor">): boolean {
   if (query.statuses?.length && !query.statuses.includes(record.status)) return false;
   if (query.pipeline !== undefined && record.saga !== query.pipeline) return false;
   if (query.name !== undefined && record.runName !== query.name) return false;

@@ -7,12 +7,12 @@ import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NotFoundError } from "../errors.js";
 import { type LogFile, listLogFiles } from "../shell/run-directory.js";
-import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../storage/types.js";
+import { ACTIVE_STATUSES, type RunRecord, type Storage } from "../storage/types.js";
 
 export interface LogRequest {
   storage: Storage;
   dataDir: string;
-  record: ExecutionRecord;
+  record: RunRecord;
   /** A job name (all its legs) or a step name; every job when absent. */
   job?: string | undefined;
   /** Keep reading new lines until the run ends. */
@@ -60,7 +60,7 @@ async function* readLogs(request: LogRequest, started: Map<string, number>): Asy
   yield* drain();
   if (!follow) return;
   while (!signal?.aborted) {
-    const now = await storage.getExecution(record.id);
+    const now = await storage.getRun(record.id);
     const live = now !== undefined && ACTIVE_STATUSES.includes(now.status);
     for (const s of (await storage.load(record.id))?.steps ?? []) started.set(s.action, s.startedAt ?? 0);
     yield* drain();

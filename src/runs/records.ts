@@ -6,10 +6,10 @@
 import { pipelineOf } from "../pipeline/compile.js";
 import { type Plan, planRun } from "../pipeline/plan.js";
 import { runSpecOf, type StepResult } from "../pipeline/run-spec.js";
-import type { ExecutionRecord, StepRecord, Storage } from "../storage/types.js";
+import type { RunRecord, StepRecord, Storage } from "../storage/types.js";
 import type { PlanOutline, RunSummary, StepSummary } from "./schemas.js";
 
-export function runSummary(r: ExecutionRecord): RunSummary {
+export function runSummary(r: RunRecord): RunSummary {
   return {
     id: r.id,
     name: r.runName,
@@ -48,8 +48,8 @@ export function skippedReason(step: Pick<StepSummary, "job" | "status" | "output
   return step.status === "completed" && result?.status === "skipped" ? (result.reason ?? "") : undefined;
 }
 
-/** The plan of a stored pipeline run (undefined for other sagas' executions). */
-export function planOf(record: ExecutionRecord): Plan | undefined {
+/** The plan of a stored pipeline run (undefined for other sagas' runs). */
+export function planOf(record: RunRecord): Plan | undefined {
   const spec = runSpecOf(record);
   if (!spec) return undefined;
   try {
@@ -78,8 +78,8 @@ export function outlineOf(plan: Plan | undefined): PlanOutline | null {
 }
 
 /** A run by id, or the newest run with that run name. */
-export async function findRun(storage: Storage, ref: string): Promise<ExecutionRecord | undefined> {
-  const byId = await storage.getExecution(ref);
+export async function findRun(storage: Storage, ref: string): Promise<RunRecord | undefined> {
+  const byId = await storage.getRun(ref);
   if (byId) return byId;
-  return (await storage.listExecutions({})).filter((r) => r.runName === ref).at(-1);
+  return (await storage.listRuns({})).filter((r) => r.runName === ref).at(-1);
 }

@@ -17,7 +17,7 @@ import type { JobRuntime } from "../pipeline/step-context.js";
 import { admissionFor } from "../scheduler/config.js";
 import { Launcher } from "../shell/launcher.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
-import type { ExecutionRecord } from "../storage/types.js";
+import type { RunRecord } from "../storage/types.js";
 import { loadServeConfig, type ServeConfig } from "./config.js";
 
 export interface RuntimeOptions {
@@ -46,8 +46,8 @@ export interface RuntimeOptions {
    * loop for milliseconds); default false: spawned directly.
    */
   launcher?: boolean | undefined;
-  /** Which executions this process's executor may take: the runs it hosts. */
-  accept: (execution: ExecutionRecord) => boolean;
+  /** Which runs this process's executor may take: the runs it hosts. */
+  accept: (run: RunRecord) => boolean;
 }
 
 export interface Runtime {
@@ -105,7 +105,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
   resources.usePeaks(storage.peaks());
   // A grant kept for a readiness probe that never ran (cancelled in between) goes back to the pool.
   const stopReleasing = executor.on((event) => {
-    if (ENDING_EVENTS.has(event.type)) resources.releaseRun(event.executionId);
+    if (ENDING_EVENTS.has(event.type)) resources.releaseRun(event.runId);
   });
   return {
     storage,

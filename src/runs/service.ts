@@ -3,10 +3,10 @@
  * in-process (`LocalRuns`, over storage, the engine and admission) and once over HTTP (`HttpRuns`),
  * so the CLI and the HTTP API never ask which of the two they hold.
  */
-import type { ExecutionEvent } from "../engine/events.js";
+import type { RunEvent } from "../engine/events.js";
 import type { Json } from "../json.js";
 import type { RunRequest } from "../pipeline/plan.js";
-import type { AuditQuery, AuditRecord, ExecutionStatus, NewAuditRecord } from "../storage/types.js";
+import type { AuditQuery, AuditRecord, NewAuditRecord, RunStatus } from "../storage/types.js";
 import type {
   ActionResponse,
   QueueEntry,
@@ -47,7 +47,7 @@ export interface SubmitOptions {
 }
 
 export interface ListQuery {
-  statuses?: readonly ExecutionStatus[] | undefined;
+  statuses?: readonly RunStatus[] | undefined;
   /** The pipeline's name. */
   pipeline?: string | undefined;
   /** The run name. */
@@ -111,7 +111,7 @@ export interface RunService {
   /** The run's job output, chunk by chunk; `follow` reads on until the run ends. */
   logs(ref: string, options?: LogOptions): Promise<AsyncIterable<string>>;
   /** The run's events after `after`, then live ones until it ends or stops for someone to act. */
-  events(ref: string, options?: EventOptions): Promise<AsyncIterable<ExecutionEvent>>;
+  events(ref: string, options?: EventOptions): Promise<AsyncIterable<RunEvent>>;
   /** Requests a cancel: running jobs stop, completed ones are undone. */
   cancel(ref: string, reason?: string): Promise<ActionResponse>;
   /** Delivers a named signal (kept until the run waits for it). */

@@ -1,6 +1,6 @@
 /**
  * Staged streams: an inbound byte stream (an uploaded source archive, say) is written durably under
- * the data directory, keyed to its execution, so a saga recovered after a crash still finds it.
+ * the data directory, keyed to its run, so a saga recovered after a crash still finds it.
  */
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -12,7 +12,7 @@ import { z } from "zod";
 
 export const stagedRefSchema = z.object({
   kind: z.literal("staged"),
-  executionId: z.string(),
+  runId: z.string(),
   name: z.string(),
   /** Relative to the data directory, so the directory can move. */
   path: z.string(),
@@ -28,17 +28,17 @@ export type ByteSource = Readable | AsyncIterable<Uint8Array> | ReadableStream<U
 const STAGED_DIR = "staged";
 const NAME = /^[A-Za-z0-9_.-]+$/;
 
-/** Writes the stream to `<dataDir>/staged/<executionId>/<name>`, fsync'd, atomically renamed into place. */
+/** Writes the stream to `<dataDir>/staged/<runId>/<name>`, fsync'd, atomically renamed into place. */
 export async function stageStream(
   dataDir: string,
-  executionId: string,
+  runId: string,
   name: string,
   source: ByteSource,
 ): Promise<StagedRef> {
   if (!NAME.test(name) || name.startsWith(".")) throw new Error(`staged name "${name}" must match ${NAME}`);
-  if (!NAME.test(executionId)) throw new Error(`execution id "${executionId}" is not a valid directory name`);
-  const relative = join(STAGED_DIR, executionId, name);
-  const dir = resolve(dataDir, STAGED_DIR, executionId);
+  if (!NAME.test(runId)) throw new Error(`run id "${runId}" is not a valid directory name`);
+  const relative = join(STAGED_DIR, runId, name);
+  const dir = resolve(dataDir, STAGED_DIR, runId);
   await mkdir(dir, { recursive: true });
   const final = resolve(dataDir, relative);
   const partial = `${final}.partial-${process.pid}-${Date.now()}`;
@@ -65,26 +65,26 @@ export async function stageStream(
     await rm(partial, { force: true });
     throw error;
   }
-  return { kind: "staged", executionId, name, path: relative, bytes, sha256: hash.digest("hex") };
+  return { kind: "staged", runId, name, path: relative, bytes, sha256: hash.digest("hex") };
 }
 
 export function stagedPath(dataDir: string, ref: StagedRef): string {
   return resolve(dataDir, ref.path);
 }
 
-/** Removes everything staged for an execution (called when it ends). */
-export async function removeStaged(dataDir: string, executionId: string): Promise<void> {
-  if (!NAME.test(executionId)) return;
-  await rm(resolve(dataDir, STAGED_DIR, executionId), { recursive: true, force: true });
+/** Removes everything staged for a run (called when it ends). */
+export async function removeStaged(dataDir: string, runId: string): Promise<void> {
+  if (!NAME.test(runId)) return;
+  await rm(resolve(dataDir, STAGED_DIR, runId), { recursive: true, force: true });
 }
 
 /**
- * Removes staged data no live execution will read: that of ended executions, and that of executions
+ * Removes staged data no live run will read: that of ended runs, and that of runs
  * that never came to exist (staged, then the process died before starting them) once older than `graceMs`.
  */
 export async function sweepStaged(
   dataDir: string,
-  isLive: (executionId: string) => Promise<"live" | "ended" | "unknown">,
+  isLive: (runId: string) => Promise<"live" | "ended" | "unknown">,
   graceMs: number,
 ): Promise<string[]> {
   let entries: string[];
@@ -94,13 +94,13 @@ export async function sweepStaged(
     return [];
   }
   const removed: string[] = [];
-  for (const executionId of entries) {
-    const dir = resolve(dataDir, STAGED_DIR, executionId);
-    const state = await isLive(executionId);
+  for (const runId of entries) {
+    const dir = resolve(dataDir, STAGED_DIR, runId);
+    const state = await isLive(runId);
     if (state === "live") continue;
     if (state === "unknown" && Date.now() - (await stat(dir)).mtimeMs < graceMs) continue;
     await rm(dir, { recursive: true, force: true });
-    removed.push(executionId);
+    removed.push(runId);
   }
   return removed;
 }

@@ -10,19 +10,19 @@ import type {
   AuditRecord,
   ClaimRequest,
   CommitResult,
-  CompensationCause,
   EventRecord,
-  ExecutionPatch,
-  ExecutionQuery,
-  ExecutionRecord,
-  ExecutionSnapshot,
   ExecutorRecord,
   NewAuditRecord,
   NewSignal,
+  RunPatch,
+  RunQuery,
+  RunRecord,
+  RunSnapshot,
   SignalRecord,
   StepRecord,
   Storage,
   Transition,
+  UndoCause,
 } from "./types.js";
 import { FINAL_STATUSES } from "./types.js";
 
@@ -33,7 +33,7 @@ import { FINAL_STATUSES } from "./types.js";
  * would lose or reject (undefined, BigInt, class instances, extra fields) behaves the same here.
  */
 
-type ExecutionRow = Omit<ExecutionRecord, "input" | "cause" | "error"> & {
+type RunRow = Omit<RunRecord, "input" | "cause" | "error"> & {
   input: string;
   cause: string | null;
   error: string | null;
@@ -55,13 +55,13 @@ const PATCH_FIELDS = [
   ["error", true],
   ["endedAt", false],
   ["cancelRequested", false],
-] as const satisfies readonly (readonly [keyof ExecutionPatch, boolean])[];
+] as const satisfies readonly (readonly [keyof RunPatch, boolean])[];
 
 /** A transition with every value already serialized, so applying it cannot fail half-way on bad data. */
 interface EncodedTransition {
-  executionId: string;
+  runId: string;
   owner: string;
-  /** `Transition.claim`: the revision the execution must still be at. */
+  /** `Transition.claim`: the revision the run must still be at. */
   claimRevision: number | null;
   create: string | null;
   patch: Partial<Record<(typeof PATCH_FIELDS)[number][0], unknown>>;
@@ -74,14 +74,14 @@ interface EncodedTransition {
 type UndoLog = (() => void)[];
 
 export class MemoryStorage implements Storage {
-  private readonly executions = new Map<string, string>();
-  /** Per execution, by action; Map order = order of first write, as in SQLite (rowid). */
+  private readonly runs = new Map<string, string>();
+  /** Per run, by action; Map order = order of first write, as in SQLite (rowid). */
   private readonly steps = new Map<string, Map<string, string>>();
   private readonly events = new Map<string, Map<number, string>>();
   /** By seq; insertion order is seq order. */
   private readonly signals = new Map<number, string>();
   private signalSeq = 0;
-  /** Seqs of each execution's signals, so a snapshot does not scan every signal ever sent. */
+  /** Seqs of each run's signals, so a snapshot does not scan every signal ever sent. */
   private readonly signalsOf = new Map<string, number[]>();
   private readonly executors = new Map<string, string>();
   /** Audit records as JSON text, in seq order (seq = index + 1). */
@@ -118,17 +118,17 @@ export class MemoryStorage implements Storage {
     }
   }
 
-  async claim(request: ClaimRequest): Promise<ExecutionSnapshot | undefined> {
+  async claim(request: ClaimRequest): Promise<RunSnapshot | undefined> {
     return (await this.claimMany([request]))[0];
   }
 
-  async claimMany(requests: readonly ClaimRequest[]): Promise<(ExecutionSnapshot | undefined)[]> {
+  async claimMany(requests: readonly ClaimRequest[]): Promise<(RunSnapshot | undefined)[]> {
     this.check();
     return requests.map((request) => this.claimOne(request));
   }
 
-  private claimOne(request: ClaimRequest): ExecutionSnapshot | undefined {
-    const row = this.row(request.executionId);
+  private claimOne(request: ClaimRequest): RunSnapshot | undefined {
+    const row = this.row(request.runId);
     if (!row) return undefined;
     const free =
       row.owner === null || row.owner === request.owner || (request.takeOverFrom ?? []).includes(row.owner);
@@ -136,58 +136,58 @@ export class MemoryStorage implements Storage {
     row.owner = request.owner;
     row.revision += 1;
     row.updatedAt = Date.now();
-    this.executions.set(row.id, JSON.stringify(row));
-    return this.snapshot(request.executionId);
+    this.runs.set(row.id, JSON.stringify(row));
+    return this.snapshot(request.runId);
   }
 
-  async load(executionId: string): Promise<ExecutionSnapshot | undefined> {
+  async load(runId: string): Promise<RunSnapshot | undefined> {
     this.check();
-    return this.snapshot(executionId);
+    return this.snapshot(runId);
   }
 
-  async loadMany(executionIds: readonly string[]): Promise<(ExecutionSnapshot | undefined)[]> {
+  async loadMany(runIds: readonly string[]): Promise<(RunSnapshot | undefined)[]> {
     this.check();
-    return executionIds.map((id) => this.snapshot(id));
+    return runIds.map((id) => this.snapshot(id));
   }
 
-  async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
+  async getRun(runId: string): Promise<RunRecord | undefined> {
     this.check();
-    const row = this.row(executionId);
-    return row && toExecution(row);
+    const row = this.row(runId);
+    return row && toRun(row);
   }
 
-  async deleteExecution(executionId: string): Promise<boolean> {
+  async deleteRun(runId: string): Promise<boolean> {
     this.check();
-    const row = this.row(executionId);
+    const row = this.row(runId);
     if (!row || !FINAL_STATUSES.includes(row.status)) return false;
-    this.executions.delete(executionId);
-    this.steps.delete(executionId);
-    this.events.delete(executionId);
-    for (const seq of this.signalsOf.get(executionId) ?? []) this.signals.delete(seq);
-    this.signalsOf.delete(executionId);
+    this.runs.delete(runId);
+    this.steps.delete(runId);
+    this.events.delete(runId);
+    for (const seq of this.signalsOf.get(runId) ?? []) this.signals.delete(seq);
+    this.signalsOf.delete(runId);
     return true;
   }
 
-  async getExecutions(executionIds: readonly string[]): Promise<(ExecutionRecord | undefined)[]> {
+  async getRuns(runIds: readonly string[]): Promise<(RunRecord | undefined)[]> {
     this.check();
-    return executionIds.map((id) => {
+    return runIds.map((id) => {
       const row = this.row(id);
-      return row && toExecution(row);
+      return row && toRun(row);
     });
   }
 
-  async listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]> {
+  async listRuns(query: RunQuery): Promise<RunRecord[]> {
     this.check();
     const pending = new Set<string>();
     if (query.withPendingSignals !== undefined) {
       for (const text of this.signals.values()) {
         const signal = JSON.parse(text) as SignalRow;
-        if (signal.consumedBy === null) pending.add(signal.executionId);
+        if (signal.consumedBy === null) pending.add(signal.runId);
       }
     }
-    const rows: ExecutionRow[] = [];
-    for (const text of this.executions.values()) {
-      const row = JSON.parse(text) as ExecutionRow;
+    const rows: RunRow[] = [];
+    for (const text of this.runs.values()) {
+      const row = JSON.parse(text) as RunRow;
       if (query.sagas !== undefined && !query.sagas.includes(row.saga)) continue;
       if (query.statuses !== undefined && !query.statuses.includes(row.status)) continue;
       if (query.owner !== undefined && row.owner !== query.owner) continue;
@@ -213,14 +213,14 @@ export class MemoryStorage implements Storage {
     rows.sort((a, b) => a.createdAt - b.createdAt || compareBinary(a.id, b.id));
     if (query.newestFirst) rows.reverse();
     const limited = query.limit === undefined ? rows : rows.slice(0, Math.max(0, query.limit));
-    return limited.map(toExecution);
+    return limited.map(toRun);
   }
 
   async nextWakeAt(sagas: readonly string[]): Promise<number | undefined> {
     this.check();
     let earliest: number | undefined;
-    for (const text of this.executions.values()) {
-      const row = JSON.parse(text) as ExecutionRow;
+    for (const text of this.runs.values()) {
+      const row = JSON.parse(text) as RunRow;
       if (row.status !== "waiting" || row.owner !== null || row.wakeAt === null) continue;
       if (!sagas.includes(row.saga)) continue;
       if (earliest === undefined || row.wakeAt < earliest) earliest = row.wakeAt;
@@ -228,10 +228,10 @@ export class MemoryStorage implements Storage {
     return earliest;
   }
 
-  async history(executionId: string, afterSeq?: number): Promise<EventRecord[]> {
+  async history(runId: string, afterSeq?: number): Promise<EventRecord[]> {
     this.check();
     const events: EventRecord[] = [];
-    for (const [seq, text] of this.events.get(executionId) ?? []) {
+    for (const [seq, text] of this.events.get(runId) ?? []) {
       if (afterSeq === undefined || seq > afterSeq) events.push(toEvent(JSON.parse(text) as EventRow));
     }
     return events.sort((a, b) => a.seq - b.seq);
@@ -244,21 +244,21 @@ export class MemoryStorage implements Storage {
   async addSignals(signals: readonly NewSignal[]): Promise<SignalRecord[]> {
     this.check();
     const payloads = signals.map((signal) => toJsonText(signal.payload, "signal payload"));
-    const missing = signals.find((signal) => !this.executions.has(signal.executionId));
-    if (missing) throw new NotFoundError(`cannot signal execution ${missing.executionId}: it does not exist`);
+    const missing = signals.find((signal) => !this.runs.has(signal.runId));
+    if (missing) throw new NotFoundError(`cannot signal run ${missing.runId}: it does not exist`);
     return signals.map((signal, i) => {
       const row: SignalRow = {
         seq: ++this.signalSeq,
-        executionId: signal.executionId,
+        runId: signal.runId,
         name: signal.name,
         payload: payloads[i]!,
         createdAt: signal.createdAt,
         consumedBy: null,
       };
       this.signals.set(row.seq, JSON.stringify(row));
-      const seqs = this.signalsOf.get(row.executionId);
+      const seqs = this.signalsOf.get(row.runId);
       if (seqs) seqs.push(row.seq);
-      else this.signalsOf.set(row.executionId, [row.seq]);
+      else this.signalsOf.set(row.runId, [row.seq]);
       return toSignal(row);
     });
   }
@@ -279,14 +279,14 @@ export class MemoryStorage implements Storage {
     return this.signalSeq;
   }
 
-  async requestCancel(executionId: string, reason: string): Promise<ExecutionRecord | undefined> {
+  async requestCancel(runId: string, reason: string): Promise<RunRecord | undefined> {
     this.check();
-    const row = this.row(executionId);
+    const row = this.row(runId);
     if (!row) return undefined;
     row.cancelRequested = reason;
     row.updatedAt = Date.now();
-    this.executions.set(row.id, JSON.stringify(row));
-    return toExecution(row);
+    this.runs.set(row.id, JSON.stringify(row));
+    return toRun(row);
   }
 
   async upsertExecutor(executor: ExecutorRecord): Promise<void> {
@@ -352,34 +352,34 @@ export class MemoryStorage implements Storage {
     if (this.closed) throw new SlipwayError("storage", "MemoryStorage is closed");
   }
 
-  private row(executionId: string): ExecutionRow | undefined {
-    const text = this.executions.get(executionId);
-    return text === undefined ? undefined : (JSON.parse(text) as ExecutionRow);
+  private row(runId: string): RunRow | undefined {
+    const text = this.runs.get(runId);
+    return text === undefined ? undefined : (JSON.parse(text) as RunRow);
   }
 
-  private snapshot(executionId: string): ExecutionSnapshot | undefined {
-    const row = this.row(executionId);
+  private snapshot(runId: string): RunSnapshot | undefined {
+    const row = this.row(runId);
     if (!row) return undefined;
-    const steps = [...(this.steps.get(executionId)?.values() ?? [])].map((text) =>
+    const steps = [...(this.steps.get(runId)?.values() ?? [])].map((text) =>
       toStep(JSON.parse(text) as StepRow),
     );
     const signals: SignalRecord[] = [];
-    for (const seq of this.signalsOf.get(executionId) ?? []) {
+    for (const seq of this.signalsOf.get(runId) ?? []) {
       const signal = JSON.parse(this.signals.get(seq)!) as SignalRow;
       if (signal.consumedBy === null) signals.push(toSignal(signal));
     }
     let maxSeq = 0;
-    for (const seq of this.events.get(executionId)?.keys() ?? []) maxSeq = Math.max(maxSeq, seq);
-    return { execution: toExecution(row), steps, signals, nextEventSeq: maxSeq + 1 };
+    for (const seq of this.events.get(runId)?.keys() ?? []) maxSeq = Math.max(maxSeq, seq);
+    return { run: toRun(row), steps, signals, nextEventSeq: maxSeq + 1 };
   }
 
   /** Applies one encoded transition in the same order as the SQLite backend: ownership first. */
   private apply(t: EncodedTransition, now: number, undo: UndoLog): CommitResult {
     if (t.create !== null) {
-      if (this.executions.has(t.executionId)) return "exists";
-      write(this.executions, t.executionId, t.create, undo);
+      if (this.runs.has(t.runId)) return "exists";
+      write(this.runs, t.runId, t.create, undo);
     } else {
-      const row = this.row(t.executionId);
+      const row = this.row(t.runId);
       if (!row) return "not_owner";
       if (t.claimRevision !== null) {
         if (row.revision !== t.claimRevision) return "not_owner";
@@ -389,21 +389,18 @@ export class MemoryStorage implements Storage {
       row.updatedAt = now;
       Object.assign(row, t.patch);
       if (t.release) row.owner = null;
-      write(this.executions, t.executionId, JSON.stringify(row), undo);
+      write(this.runs, t.runId, JSON.stringify(row), undo);
     }
     if (t.steps.length > 0) {
-      const steps = this.perExecution(this.steps, t.executionId, undo);
+      const steps = this.perRun(this.steps, t.runId, undo);
       for (const step of t.steps) write(steps, step.action, step.row, undo);
     }
     if (t.events.length > 0) {
-      const events = this.perExecution(this.events, t.executionId, undo);
+      const events = this.perRun(this.events, t.runId, undo);
       for (const event of t.events) {
-        // Same outcome as the primary key (execution_id, seq) in SQLite: the batch fails.
+        // Same outcome as the primary key (run_id, seq) in SQLite: the batch fails.
         if (events.has(event.seq)) {
-          throw new SlipwayError(
-            "conflict",
-            `event ${event.seq} of execution ${t.executionId} already exists`,
-          );
+          throw new SlipwayError("conflict", `event ${event.seq} of run ${t.runId} already exists`);
         }
         write(events, event.seq, event.row, undo);
       }
@@ -412,23 +409,19 @@ export class MemoryStorage implements Storage {
       const text = this.signals.get(consumed.seq);
       if (text === undefined) continue;
       const signal = JSON.parse(text) as SignalRow;
-      // Like the conditional UPDATE in SQLite: only a pending signal of this execution is marked.
-      if (signal.executionId !== t.executionId || signal.consumedBy !== null) continue;
+      // Like the conditional UPDATE in SQLite: only a pending signal of this run is marked.
+      if (signal.runId !== t.runId || signal.consumedBy !== null) continue;
       signal.consumedBy = consumed.action;
       write(this.signals, consumed.seq, JSON.stringify(signal), undo);
     }
     return "ok";
   }
 
-  private perExecution<K>(
-    map: Map<string, Map<K, string>>,
-    executionId: string,
-    undo: UndoLog,
-  ): Map<K, string> {
-    let inner = map.get(executionId);
+  private perRun<K>(map: Map<string, Map<K, string>>, runId: string, undo: UndoLog): Map<K, string> {
+    let inner = map.get(runId);
     if (!inner) {
       inner = new Map();
-      write(map, executionId, inner, undo);
+      write(map, runId, inner, undo);
     }
     return inner;
   }
@@ -444,31 +437,28 @@ function write<K, V>(map: Map<K, V>, key: K, value: V, undo: UndoLog): void {
 
 function encodeTransition(t: Transition): EncodedTransition {
   const encoded: EncodedTransition = {
-    executionId: t.executionId,
+    runId: t.runId,
     owner: t.owner,
     claimRevision: t.claim?.revision ?? null,
     create: null,
     patch: {},
-    release: t.execution?.release === true,
+    release: t.run?.release === true,
     steps: [],
     events: [],
     consume: (t.consumeSignals ?? []).map((c) => ({ seq: c.seq, action: c.action })),
   };
   for (const [field, isJson] of PATCH_FIELDS) {
-    const value = t.execution?.[field];
+    const value = t.run?.[field];
     if (value === undefined) continue;
-    encoded.patch[field] = isJson ? toNullableJsonText(value, `${field} of ${t.executionId}`) : value;
+    encoded.patch[field] = isJson ? toNullableJsonText(value, `${field} of ${t.runId}`) : value;
   }
   if (t.create) {
     const c = t.create;
-    if (c.id !== t.executionId) {
-      throw new SlipwayError(
-        "storage",
-        `transition for ${t.executionId} creates a different execution ${c.id}`,
-      );
+    if (c.id !== t.runId) {
+      throw new SlipwayError("storage", `transition for ${t.runId} creates a different run ${c.id}`);
     }
     // The patch of a creating transition is folded into the inserted row.
-    const row: ExecutionRow = {
+    const row: RunRow = {
       id: c.id,
       saga: c.saga,
       version: c.version,
@@ -490,15 +480,12 @@ function encodeTransition(t: Transition): EncodedTransition {
     encoded.create = JSON.stringify(row);
   }
   for (const step of t.steps ?? []) {
-    if (step.executionId !== t.executionId) {
-      throw new SlipwayError(
-        "storage",
-        `transition for ${t.executionId} carries a step of ${step.executionId}`,
-      );
+    if (step.runId !== t.runId) {
+      throw new SlipwayError("storage", `transition for ${t.runId} carries a step of ${step.runId}`);
     }
-    const where = `step ${step.action} of ${step.executionId}`;
+    const where = `step ${step.action} of ${step.runId}`;
     const row: StepRow = {
-      executionId: step.executionId,
+      runId: step.runId,
       action: step.action,
       status: step.status,
       attempt: step.attempt,
@@ -515,19 +502,16 @@ function encodeTransition(t: Transition): EncodedTransition {
     encoded.steps.push({ action: step.action, row: JSON.stringify(row) });
   }
   for (const event of t.events ?? []) {
-    if (event.executionId !== t.executionId) {
-      throw new SlipwayError(
-        "storage",
-        `transition for ${t.executionId} carries an event of ${event.executionId}`,
-      );
+    if (event.runId !== t.runId) {
+      throw new SlipwayError("storage", `transition for ${t.runId} carries an event of ${event.runId}`);
     }
     const row: EventRow = {
-      executionId: event.executionId,
+      runId: event.runId,
       seq: event.seq,
       type: event.type,
       action: event.action ?? null,
       at: event.at,
-      data: toNullableJsonText(event.data, `data of event ${event.seq} of ${event.executionId}`),
+      data: toNullableJsonText(event.data, `data of event ${event.seq} of ${event.runId}`),
     };
     encoded.events.push({ seq: event.seq, row: JSON.stringify(row) });
   }
@@ -539,11 +523,11 @@ function compareBinary(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 }
 
-function toExecution(row: ExecutionRow): ExecutionRecord {
+function toRun(row: RunRow): RunRecord {
   return {
     ...row,
     input: JSON.parse(row.input) as JsonObject,
-    cause: parseNullable<CompensationCause>(row.cause),
+    cause: parseNullable<UndoCause>(row.cause),
     error: parseNullable<ErrorInfo>(row.error),
   };
 }

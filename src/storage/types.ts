@@ -1,5 +1,5 @@
 /**
- * The storage contract. A backend persists executions, their steps, their event history and their
+ * The storage contract. A backend persists runs, their steps, their event history and their
  * signals; the engine owns every decision, so a backend only reads and writes what it is told.
  * Each `Transition` is atomic; `commit` takes several so one transaction (one fsync) can carry
  * every transition that became ready at the same moment (group commit).
@@ -9,8 +9,8 @@ import type { ErrorInfo } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
 import type { TriggerStore } from "./triggers.js";
 
-/** Lifecycle of an execution; see docs/state-machine.md. */
-export type ExecutionStatus =
+/** Lifecycle of a run; see docs/state-machine.md. */
+export type RunStatus =
   | "running"
   | "waiting"
   | "completed"
@@ -24,33 +24,33 @@ export type ExecutionStatus =
  * Statuses the engine continues by itself on recovery. `needs_attention` waits for an explicit resume,
  * `failed` (held: a saga with onFailure "hold") for an explicit retry or cancel.
  */
-export const ACTIVE_STATUSES: readonly ExecutionStatus[] = ["running", "waiting", "compensating"];
-/** Statuses an execution never leaves. */
-export const FINAL_STATUSES: readonly ExecutionStatus[] = ["completed", "compensated", "cancelled"];
-/** Statuses an execution stays in until someone acts, or forever: ended, held after a failure, or needing attention. */
-export const STOPPED_STATUSES: readonly ExecutionStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
+export const ACTIVE_STATUSES: readonly RunStatus[] = ["running", "waiting", "compensating"];
+/** Statuses a run never leaves. */
+export const FINAL_STATUSES: readonly RunStatus[] = ["completed", "compensated", "cancelled"];
+/** Statuses a run stays in until someone acts, or forever: ended, held after a failure, or needing attention. */
+export const STOPPED_STATUSES: readonly RunStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
 
-/** Lifecycle of one action inside an execution; see docs/state-machine.md. */
+/** Lifecycle of one action inside a run; see docs/state-machine.md. */
 export type StepStatus =
   | "running" // an attempt is in flight (or was, when the process died)
   | "retrying" // an attempt failed; the next one starts at `retryAt`
   | "waiting" // a durable wait (signal, sleep, poll) is armed
   | "completed"
-  | "failed" // failed for good: its retries are spent or the execution is being cancelled
+  | "failed" // failed for good: its retries are spent or the run is being cancelled
   | "undoing"
   | "undone"
   | "undo_failed";
 
-/** Why an execution is compensating (and how it will end). */
-export type CompensationCause =
+/** Why a run is undoing what completed (status `compensating`), and so how it will end. */
+export type UndoCause =
   | { kind: "failure"; action: string; error: ErrorInfo }
   | { kind: "cancel"; reason: string };
 
-export interface ExecutionRecord {
+export interface RunRecord {
   id: string;
   saga: string;
   version: number;
-  status: ExecutionStatus;
+  status: RunStatus;
   input: JsonObject;
   /** Human-readable name given at start, e.g. `{ticket}-{branch}-{attempt}`. */
   runName: string | null;
@@ -58,11 +58,11 @@ export interface ExecutionRecord {
   owner: string | null;
   /** Bumped by every committed transition. */
   revision: number;
-  /** When a waiting execution must be woken (timeouts, sleeps, polls, retries), epoch ms. */
+  /** When a waiting run must be woken (timeouts, sleeps, polls, retries), epoch ms. */
   wakeAt: number | null;
   /** Set by `requestCancel`; the owner acts on it. */
   cancelRequested: string | null;
-  cause: CompensationCause | null;
+  cause: UndoCause | null;
   /** Why it needs attention. */
   error: ErrorInfo | null;
   createdAt: number;
@@ -71,7 +71,7 @@ export interface ExecutionRecord {
 }
 
 export interface StepRecord {
-  executionId: string;
+  runId: string;
   action: string;
   status: StepStatus;
   /** Attempts started so far (1-based once started). */
@@ -89,9 +89,9 @@ export interface StepRecord {
   updatedAt: number;
 }
 
-/** One line of an execution's persisted history. `seq` is assigned by the engine, per execution. */
+/** One line of a run's persisted history. `seq` is assigned by the engine, per run. */
 export interface EventRecord {
-  executionId: string;
+  runId: string;
   seq: number;
   type: string;
   action: string | null;
@@ -102,7 +102,7 @@ export interface EventRecord {
 export interface SignalRecord {
   /** Global, strictly increasing, assigned by the storage. */
   seq: number;
-  executionId: string;
+  runId: string;
   name: string;
   payload: Json;
   createdAt: number;
@@ -154,25 +154,25 @@ export interface ExecutorRecord {
   heartbeatAt: number;
 }
 
-/** Changes to the execution row carried by a transition. Omitted fields are left as they are. */
-export type ExecutionPatch = Partial<
-  Pick<ExecutionRecord, "status" | "wakeAt" | "cause" | "error" | "endedAt" | "cancelRequested">
+/** Changes to the run row carried by a transition. Omitted fields are left as they are. */
+export type RunPatch = Partial<
+  Pick<RunRecord, "status" | "wakeAt" | "cause" | "error" | "endedAt" | "cancelRequested">
 > & {
-  /** Give up ownership (the execution waits unowned, or ended). */
+  /** Give up ownership (the run waits unowned, or ended). */
   release?: boolean;
 };
 
 /**
- * An atomic unit of change to one execution: all of it commits or none of it does.
- * It commits only while `owner` owns the execution (or, with `create`, when the id is new).
+ * An atomic unit of change to one run: all of it commits or none of it does.
+ * It commits only while `owner` owns the run (or, with `create`, when the id is new).
  */
 export interface Transition {
-  executionId: string;
+  runId: string;
   owner: string;
-  /** Insert a new execution (owned by `owner`). */
-  create?: ExecutionRecord;
-  execution?: ExecutionPatch;
-  /** Step rows, each upserted whole (keyed by executionId + action). */
+  /** Insert a new run (owned by `owner`). */
+  create?: RunRecord;
+  run?: RunPatch;
+  /** Step rows, each upserted whole (keyed by runId + action). */
   steps?: StepRecord[];
   /** Appended to the history. */
   events?: EventRecord[];
@@ -180,7 +180,7 @@ export interface Transition {
   consumeSignals?: { seq: number; action: string }[];
   /**
    * Takes ownership as part of this transition (an optimistic claim, for backends with `loadMany`):
-   * instead of the ownership check, the transition commits only while the execution is still at
+   * instead of the ownership check, the transition commits only while the run is still at
    * `revision` (the one its snapshot was loaded at), and `owner` becomes its owner (unless the patch
    * releases it). The caller checks that the loaded owner was claimable; as every ownership change
    * bumps the revision, an unchanged revision means nobody took it since.
@@ -189,13 +189,13 @@ export interface Transition {
 }
 
 /**
- * `ok`: committed. `not_owner`: the execution is owned by someone else (or does not exist), nothing
+ * `ok`: committed. `not_owner`: the run is owned by someone else (or does not exist), nothing
  * was written. `exists`: `create` for an id already taken, nothing was written.
  */
 export type CommitResult = "ok" | "not_owner" | "exists";
 
-export interface ExecutionSnapshot {
-  execution: ExecutionRecord;
+export interface RunSnapshot {
+  run: RunRecord;
   steps: StepRecord[];
   /** Signals not yet consumed, oldest first. */
   signals: SignalRecord[];
@@ -203,29 +203,29 @@ export interface ExecutionSnapshot {
   nextEventSeq: number;
 }
 
-export interface ExecutionQuery {
+export interface RunQuery {
   sagas?: readonly string[];
-  statuses?: readonly ExecutionStatus[];
-  /** Only executions with `owner` equal to this; `null` for unowned ones. */
+  statuses?: readonly RunStatus[];
+  /** Only runs with `owner` equal to this; `null` for unowned ones. */
   owner?: string | null;
-  /** Only executions whose `wakeAt` is at or before this. */
+  /** Only runs whose `wakeAt` is at or before this. */
   wakeAtOrBefore?: number;
-  /** Only executions with a cancel request pending. */
+  /** Only runs with a cancel request pending. */
   cancelRequested?: boolean;
-  /** Only executions that have at least one unconsumed signal. */
+  /** Only runs that have at least one unconsumed signal. */
   withPendingSignals?: boolean;
   /** Oldest first by createdAt then id (newest first with `newestFirst`); at most this many. */
   limit?: number;
   /** Newest first: createdAt, then id, descending (a page of the latest runs without reading all). */
   newestFirst?: boolean;
-  /** Only executions created before this one: earlier, or at the same time with a smaller id. */
+  /** Only runs created before this one: earlier, or at the same time with a smaller id. */
   before?: { createdAt: number; id: string };
 }
 
 export interface ClaimRequest {
-  executionId: string;
+  runId: string;
   owner: string;
-  /** Executors the caller has established are dead; their executions may be taken over. */
+  /** Executors the caller has established are dead; their runs may be taken over. */
   takeOverFrom?: readonly string[];
 }
 
@@ -238,47 +238,47 @@ export interface Storage {
   commit(transitions: readonly Transition[]): Promise<CommitResult[]>;
 
   /**
-   * Take ownership if the execution is unowned, already ours, or owned by one of `takeOverFrom`;
+   * Take ownership if the run is unowned, already ours, or owned by one of `takeOverFrom`;
    * returns its snapshot, or undefined when someone else owns it or it does not exist.
    * Bumps `revision` and `updatedAt`.
    */
-  claim(request: ClaimRequest): Promise<ExecutionSnapshot | undefined>;
-  /** `claim` for many executions in one transaction; one result per request, in order. */
-  claimMany(requests: readonly ClaimRequest[]): Promise<(ExecutionSnapshot | undefined)[]>;
-  load(executionId: string): Promise<ExecutionSnapshot | undefined>;
+  claim(request: ClaimRequest): Promise<RunSnapshot | undefined>;
+  /** `claim` for many runs in one transaction; one result per request, in order. */
+  claimMany(requests: readonly ClaimRequest[]): Promise<(RunSnapshot | undefined)[]>;
+  load(runId: string): Promise<RunSnapshot | undefined>;
   /**
-   * Optional: `load` for many executions in one read, one result per id, in order. A backend that
-   * implements it must honour `Transition.claim` in `commit`; the engine then claims executions it
+   * Optional: `load` for many runs in one read, one result per id, in order. A backend that
+   * implements it must honour `Transition.claim` in `commit`; the engine then claims runs it
    * wakes by loading them and folding the claim into their first transition (one write, not two).
    */
-  loadMany?(executionIds: readonly string[]): Promise<(ExecutionSnapshot | undefined)[]>;
-  getExecution(executionId: string): Promise<ExecutionRecord | undefined>;
-  /** Optional: `getExecution` for many ids in one read, one result per id, in order. */
-  getExecutions?(executionIds: readonly string[]): Promise<(ExecutionRecord | undefined)[]>;
-  listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]>;
+  loadMany?(runIds: readonly string[]): Promise<(RunSnapshot | undefined)[]>;
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  /** Optional: `getRun` for many ids in one read, one result per id, in order. */
+  getRuns?(runIds: readonly string[]): Promise<(RunRecord | undefined)[]>;
+  listRuns(query: RunQuery): Promise<RunRecord[]>;
   /**
-   * Removes an ended execution (completed, compensated, cancelled) with its steps, events and
+   * Removes an ended run (completed, compensated, cancelled) with its steps, events and
    * signals, in one transaction. False when there is none, or it has not ended: a live one is kept.
    */
-  deleteExecution(executionId: string): Promise<boolean>;
-  /** Earliest `wakeAt` among unowned executions of these sagas in these statuses. */
+  deleteRun(runId: string): Promise<boolean>;
+  /** Earliest `wakeAt` among unowned runs of these sagas in these statuses. */
   nextWakeAt(sagas: readonly string[]): Promise<number | undefined>;
   /** History in seq order, optionally only after a seq. */
-  history(executionId: string, afterSeq?: number): Promise<EventRecord[]>;
+  history(runId: string, afterSeq?: number): Promise<EventRecord[]>;
 
   /** Persist a signal (kept even when nobody waits for it yet). */
   addSignal(signal: NewSignal): Promise<SignalRecord>;
   /**
    * `addSignal` for many signals in one transaction, seqs in the given order. All or nothing: throws
-   * NotFoundError, writing none, when one names an execution that does not exist.
+   * NotFoundError, writing none, when one names a run that does not exist.
    */
   addSignals(signals: readonly NewSignal[]): Promise<SignalRecord[]>;
   /** Signals with seq greater than `afterSeq`, oldest first (consumed ones included). */
   signalsAfter(afterSeq: number, limit?: number): Promise<SignalRecord[]>;
   /** Highest signal seq ever assigned (0 when none). */
   lastSignalSeq(): Promise<number>;
-  /** Mark a cancel request on the execution, whoever owns it. Returns the updated record. */
-  requestCancel(executionId: string, reason: string): Promise<ExecutionRecord | undefined>;
+  /** Mark a cancel request on the run, whoever owns it. Returns the updated record. */
+  requestCancel(runId: string, reason: string): Promise<RunRecord | undefined>;
 
   /** Optional: what triggers remember (events, verdicts, deliveries, poll state, schedules fired). */
   triggers?(): TriggerStore;
@@ -289,7 +289,7 @@ export interface Storage {
 
   /**
    * Optional (a server needs it): appends records to the audit log of mutating API requests, in
-   * order, in one transaction (a server group-commits them). Kept apart from executions: pruning a
+   * order, in one transaction (a server group-commits them). Kept apart from runs: pruning a
    * run keeps the record of who acted on it.
    */
   addAudit?(records: readonly NewAuditRecord[]): Promise<AuditRecord[]>;

@@ -1,12 +1,7 @@
 /** Child process of the crash conformance test: commits transitions forever until the parent SIGKILLs it. */
 import type { Storage, Transition } from "../storage/types.js";
-import {
-  type CrashChildPayload,
-  crashExecutionIds,
-  crashTransition,
-  toImportSpecifier,
-} from "./crash-workload.js";
-import { createTransition, executionRecord } from "./records.js";
+import { type CrashChildPayload, crashRunIds, crashTransition, toImportSpecifier } from "./crash-workload.js";
+import { createTransition, runRecord } from "./records.js";
 
 const payload = JSON.parse(process.argv[2] ?? "null") as CrashChildPayload;
 const loaded = (await import(toImportSpecifier(payload.module))) as Record<string, unknown>;
@@ -18,25 +13,25 @@ const storage = (await factory(payload.arg)) as Storage;
 await storage.init();
 
 const owner = `crash-child-${process.pid}`;
-const ids = crashExecutionIds(payload.saga);
+const ids = crashRunIds(payload.saga);
 const counters = new Map<string, number>();
 for (const id of ids) {
-  const existing = await storage.getExecution(id);
+  const existing = await storage.getRun(id);
   if (!existing) {
     const [result] = await storage.commit([
-      createTransition(executionRecord(id, { saga: payload.saga, wakeAt: 0 }), owner),
+      createTransition(runRecord(id, { saga: payload.saga, wakeAt: 0 }), owner),
     ]);
     if (result !== "ok") throw new Error(`create ${id}: ${result}`);
     counters.set(id, 0);
   } else {
     // The previous child was killed while owning it: take over, as recovery would.
     const snapshot = await storage.claim({
-      executionId: id,
+      runId: id,
       owner,
       takeOverFrom: existing.owner === null ? [] : [existing.owner],
     });
     if (!snapshot) throw new Error(`claim ${id} failed`);
-    counters.set(id, snapshot.execution.wakeAt ?? 0);
+    counters.set(id, snapshot.run.wakeAt ?? 0);
   }
 }
 
@@ -46,7 +41,7 @@ for (;;) {
   for (const id of ids) {
     const counter = counters.get(id)! + 1;
     const signal = await storage.addSignal({
-      executionId: id,
+      runId: id,
       name: "tick",
       payload: { counter },
       createdAt: Date.now(),

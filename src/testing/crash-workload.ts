@@ -16,12 +16,12 @@ export function toImportSpecifier(module: string): string {
   return /^[a-z][a-z0-9+.-]+:/i.test(module) ? module : pathToFileURL(module).href;
 }
 
-export const CRASH_EXECUTIONS = 3;
+export const CRASH_RUNS = 3;
 export const CRASH_STEPS = 4;
 export const CRASH_EVENTS = 3;
 
-export function crashExecutionIds(saga: string): string[] {
-  return Array.from({ length: CRASH_EXECUTIONS }, (_, i) => `${saga}-${i}`);
+export function crashRunIds(saga: string): string[] {
+  return Array.from({ length: CRASH_RUNS }, (_, i) => `${saga}-${i}`);
 }
 
 /** Padding of a few KB per step, so one transition spans several pages and a kill can land inside it. */
@@ -29,24 +29,24 @@ function padding(counter: number, step: number): string {
   return `${counter}:${step}:`.padEnd(1_000 + ((counter * 7 + step * 131) % 3_000), "#");
 }
 
-/** Transition number `counter` (1-based) of one execution; every row it writes carries the counter. */
+/** Transition number `counter` (1-based) of one run; every row it writes carries the counter. */
 export function crashTransition(
-  executionId: string,
+  runId: string,
   owner: string,
   counter: number,
   signalSeq: number,
 ): Transition {
   const at = Date.now();
   return {
-    executionId,
+    runId,
     owner,
-    execution: {
+    run: {
       wakeAt: counter,
       status: counter % 2 === 0 ? "running" : "compensating",
       error: { name: "Counter", message: String(counter) },
     },
     steps: Array.from({ length: CRASH_STEPS }, (_, step) =>
-      stepRecord(executionId, `s${step}`, {
+      stepRecord(runId, `s${step}`, {
         attempt: counter,
         output: { counter, pad: padding(counter, step) },
         state: { counter },
@@ -54,7 +54,7 @@ export function crashTransition(
       }),
     ),
     events: Array.from({ length: CRASH_EVENTS }, (_, i) =>
-      eventRecord(executionId, (counter - 1) * CRASH_EVENTS + i + 1, { type: "tick", at, data: { counter } }),
+      eventRecord(runId, (counter - 1) * CRASH_EVENTS + i + 1, { type: "tick", at, data: { counter } }),
     ),
     consumeSignals: [{ seq: signalSeq, action: `tick-${counter}` }],
   };
@@ -62,21 +62,21 @@ export function crashTransition(
 
 /**
  * Asserts that every transition the child wrote is either entirely there or entirely absent, and
- * returns the number of transitions committed (summed over executions).
+ * returns the number of transitions committed (summed over runs).
  */
 export async function verifyCrashState(storage: Storage, saga: string): Promise<number> {
   let total = 0;
   const signals = await storage.signalsAfter(0);
-  for (const id of crashExecutionIds(saga)) {
+  for (const id of crashRunIds(saga)) {
     const snapshot = await storage.load(id);
     if (!snapshot) continue; // killed before it was created
-    const counter = snapshot.execution.wakeAt;
+    const counter = snapshot.run.wakeAt;
     assert.ok(typeof counter === "number", `${id}: wakeAt holds the counter`);
     total += counter;
     const where = `${id} at counter ${counter}`;
     if (counter > 0) {
-      assert.equal(snapshot.execution.error?.message, String(counter), `${where}: execution patch`);
-      assert.equal(snapshot.execution.status, counter % 2 === 0 ? "running" : "compensating", where);
+      assert.equal(snapshot.run.error?.message, String(counter), `${where}: run patch`);
+      assert.equal(snapshot.run.status, counter % 2 === 0 ? "running" : "compensating", where);
     }
     assert.equal(snapshot.steps.length, counter === 0 ? 0 : CRASH_STEPS, `${where}: step rows`);
     snapshot.steps.forEach((step, i) => {
@@ -99,14 +99,14 @@ export async function verifyCrashState(storage: Storage, saga: string): Promise<
     // Exactly one consumed tick per committed transition. A tick added right before a kill stays
     // pending forever (the next run adds a fresh one), which is fine.
     const consumed = signals
-      .filter((s) => s.executionId === id && s.consumedBy !== null)
+      .filter((s) => s.runId === id && s.consumedBy !== null)
       .map((s) => (s.payload as { counter: number }).counter);
     assert.deepEqual(
       consumed,
       Array.from({ length: counter }, (_, i) => i + 1),
       `${where}: consumed ticks`,
     );
-    for (const s of signals.filter((s) => s.executionId === id && s.consumedBy !== null)) {
+    for (const s of signals.filter((s) => s.runId === id && s.consumedBy !== null)) {
       assert.equal(s.consumedBy, `tick-${(s.payload as { counter: number }).counter}`, where);
     }
   }

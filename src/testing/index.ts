@@ -17,7 +17,7 @@ export {
   BASE_TIME,
   createTransition,
   eventRecord,
-  executionRecord,
   executorRecord,
+  runRecord,
   stepRecord,
 } from "./records.js";

@@ -1,16 +1,10 @@
 /** Backend-agnostic record factories: complete, valid storage records with overridable fields. */
-import type {
-  EventRecord,
-  ExecutionRecord,
-  ExecutorRecord,
-  StepRecord,
-  Transition,
-} from "../storage/types.js";
+import type { EventRecord, ExecutorRecord, RunRecord, StepRecord, Transition } from "../storage/types.js";
 
 /** A fixed, plausible epoch-ms base so tests do not depend on the clock. */
 export const BASE_TIME = 1_700_000_000_000;
 
-export function executionRecord(id: string, overrides: Partial<ExecutionRecord> = {}): ExecutionRecord {
+export function runRecord(id: string, overrides: Partial<RunRecord> = {}): RunRecord {
   return {
     id,
     saga: "deploy",
@@ -31,13 +25,9 @@ export function executionRecord(id: string, overrides: Partial<ExecutionRecord> 
   };
 }
 
-export function stepRecord(
-  executionId: string,
-  action: string,
-  overrides: Partial<StepRecord> = {},
-): StepRecord {
+export function stepRecord(runId: string, action: string, overrides: Partial<StepRecord> = {}): StepRecord {
   return {
-    executionId,
+    runId,
     action,
     status: "running",
     attempt: 1,
@@ -54,13 +44,9 @@ export function stepRecord(
   };
 }
 
-export function eventRecord(
-  executionId: string,
-  seq: number,
-  overrides: Partial<EventRecord> = {},
-): EventRecord {
+export function eventRecord(runId: string, seq: number, overrides: Partial<EventRecord> = {}): EventRecord {
   return {
-    executionId,
+    runId,
     seq,
     type: "step_started",
     action: null,
@@ -74,11 +60,11 @@ export function executorRecord(id: string, overrides: Partial<ExecutorRecord> = 
   return { id, host: "build-01", pid: 4242, startedAt: BASE_TIME, heartbeatAt: BASE_TIME, ...overrides };
 }
 
-/** A transition creating `execution`, owned by `owner`, plus whatever else `extra` carries. */
+/** A transition creating `run`, owned by `owner`, plus whatever else `extra` carries. */
 export function createTransition(
-  execution: ExecutionRecord,
+  run: RunRecord,
   owner: string,
-  extra: Omit<Transition, "executionId" | "owner" | "create"> = {},
+  extra: Omit<Transition, "runId" | "owner" | "create"> = {},
 ): Transition {
-  return { executionId: execution.id, owner, create: execution, ...extra };
+  return { runId: run.id, owner, create: run, ...extra };
 }

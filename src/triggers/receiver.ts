@@ -5,6 +5,7 @@
  * payload lacks, starting runs) happens after the answer. Polling stays the primary path: a delivery
  * lost in a crash is found by the next poll, under the same event key.
  */
+import { jsonTooDeep, tooDeepMessage } from "../json.js";
 import type { TriggerEvent } from "./event.js";
 import type { Forge } from "./forges/forge.js";
 import {
@@ -58,9 +59,12 @@ export async function receiveHook(
   const delivery = deliveryId(source.kind, header);
   if (delivery === undefined || delivery === "")
     return { status: 400, body: { message: "the delivery has no delivery id header" } };
+  const text = Buffer.from(body).toString("utf8");
+  if (jsonTooDeep(text) !== undefined)
+    return { status: 400, body: { message: tooDeepMessage("the delivery") } };
   let payload: unknown;
   try {
-    payload = JSON.parse(Buffer.from(body).toString("utf8"));
+    payload = JSON.parse(text);
   } catch {
     return { status: 400, body: { message: "the body is not JSON (send deliveries as application/json)" } };
   }

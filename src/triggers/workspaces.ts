@@ -9,12 +9,12 @@ import { join } from "node:path";
 import type { Clock } from "../clock.js";
 import type { RunService } from "../runs/service.js";
 import type { TriggerStore } from "../storage/triggers.js";
-import { type ExecutionStatus, FINAL_STATUSES } from "../storage/types.js";
+import { FINAL_STATUSES, type RunStatus } from "../storage/types.js";
 import { readSecret, type SourceConfig } from "./config.js";
 import { checkout, fetchMirror, type GitAccess, git, gitAccess, readAt } from "./git.js";
 
 /** Statuses of a run that ended well, or was cancelled: nothing to look at in its workspace. */
-const CLEAN_END: readonly ExecutionStatus[] = ["completed", "cancelled"];
+const CLEAN_END: readonly RunStatus[] = ["completed", "cancelled"];
 
 export class Workspaces {
   readonly #dataDir: string;

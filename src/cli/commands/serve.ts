@@ -125,6 +125,9 @@ export const serve: Command = {
       audit: runs.audit,
       config: () => describeConfig(runs.runtime.config),
       triggers,
+      hooks: triggers.hooks((error) =>
+        logger.error({ err: error, triggers: true }, "webhook delivery failed after its answer"),
+      ),
     });
     const pruning =
       retention &&

@@ -6,18 +6,18 @@ import { type ErrorInfo, SlipwayError } from "../../errors.js";
 import type { Json, JsonObject } from "../../json.js";
 import { parseNullable, toJsonText, toNullableJsonText } from "../json-text.js";
 import type {
-  CompensationCause,
   EventRecord,
-  ExecutionRecord,
-  ExecutionStatus,
+  RunRecord,
+  RunStatus,
   SignalRecord,
   StepRecord,
   StepStatus,
   Transition,
+  UndoCause,
 } from "../types.js";
 import { CLAIM_BIT, PATCH_COLUMNS, RELEASE_BIT, type Statement } from "./statements.js";
 
-export interface ExecutionRow {
+export interface RunRow {
   id: string;
   saga: string;
   version: number;
@@ -36,7 +36,7 @@ export interface ExecutionRow {
 }
 
 export interface EventRow {
-  execution_id: string;
+  run_id: string;
   seq: number;
   type: string;
   action: string | null;
@@ -46,7 +46,7 @@ export interface EventRow {
 
 export interface SignalRow {
   seq: number;
-  execution_id: string;
+  run_id: string;
   name: string;
   payload: string;
   created_at: number;
@@ -63,8 +63,8 @@ export interface ExecutorRow {
 
 /** A transition with every value already bound-ready, so nothing can fail to serialize mid-write. */
 export interface EncodedTransition {
-  executionId: string;
-  /** Insert arguments when the transition creates the execution. */
+  runId: string;
+  /** Insert arguments when the transition creates the run. */
   insert: unknown[] | null;
   /** Conditional UPDATE (ownership check + patch) when it does not. */
   update: Statement | null;
@@ -81,7 +81,7 @@ export function encodeTransition(
   updateStatement: (mask: number) => Statement,
 ): EncodedTransition {
   const encoded: EncodedTransition = {
-    executionId: t.executionId,
+    runId: t.runId,
     insert: null,
     update: null,
     updateArgs: [],
@@ -89,17 +89,14 @@ export function encodeTransition(
     events: [],
     consume: [],
   };
-  const patch = t.execution;
+  const patch = t.run;
   if (t.create) {
     const c = t.create;
-    if (c.id !== t.executionId) {
-      throw new SlipwayError(
-        "storage",
-        `transition for ${t.executionId} creates a different execution ${c.id}`,
-      );
+    if (c.id !== t.runId) {
+      throw new SlipwayError("storage", `transition for ${t.runId} creates a different run ${c.id}`);
     }
     // The patch of a creating transition is folded into the inserted row.
-    const merged: ExecutionRecord = { ...c, owner: t.owner };
+    const merged: RunRecord = { ...c, owner: t.owner };
     if (patch) {
       for (const [field] of PATCH_COLUMNS) {
         if (patch[field] !== undefined) (merged as unknown as Record<string, unknown>)[field] = patch[field];
@@ -134,7 +131,7 @@ export function encodeTransition(
         mask |= 1 << bit;
         args.push(
           field === "cause" || field === "error"
-            ? toNullableJsonText(value, `${field} of ${t.executionId}`)
+            ? toNullableJsonText(value, `${field} of ${t.runId}`)
             : value,
         );
       }
@@ -143,21 +140,18 @@ export function encodeTransition(
     if (t.claim) {
       mask |= CLAIM_BIT;
       if (!(mask & RELEASE_BIT)) args.push(t.owner);
-      args.push(t.executionId, t.claim.revision);
-    } else args.push(t.executionId, t.owner);
+      args.push(t.runId, t.claim.revision);
+    } else args.push(t.runId, t.owner);
     encoded.update = updateStatement(mask);
     encoded.updateArgs = args;
   }
   for (const step of t.steps ?? []) {
-    if (step.executionId !== t.executionId) {
-      throw new SlipwayError(
-        "storage",
-        `transition for ${t.executionId} carries a step of ${step.executionId}`,
-      );
+    if (step.runId !== t.runId) {
+      throw new SlipwayError("storage", `transition for ${t.runId} carries a step of ${step.runId}`);
     }
-    const where = `step ${step.action} of ${step.executionId}`;
+    const where = `step ${step.action} of ${step.runId}`;
     encoded.steps.push([
-      step.executionId,
+      step.runId,
       step.action,
       step.status,
       step.attempt,
@@ -173,41 +167,38 @@ export function encodeTransition(
     ]);
   }
   for (const event of t.events ?? []) {
-    if (event.executionId !== t.executionId) {
-      throw new SlipwayError(
-        "storage",
-        `transition for ${t.executionId} carries an event of ${event.executionId}`,
-      );
+    if (event.runId !== t.runId) {
+      throw new SlipwayError("storage", `transition for ${t.runId} carries an event of ${event.runId}`);
     }
     encoded.events.push([
-      event.executionId,
+      event.runId,
       event.seq,
       event.type,
       event.action ?? null,
       event.at,
-      toNullableJsonText(event.data, `data of event ${event.seq} of ${event.executionId}`),
+      toNullableJsonText(event.data, `data of event ${event.seq} of ${event.runId}`),
     ]);
   }
   for (const consumed of t.consumeSignals ?? []) {
-    encoded.consume.push([consumed.action, consumed.seq, t.executionId]);
+    encoded.consume.push([consumed.action, consumed.seq, t.runId]);
   }
   return encoded;
 }
 
-/** An execution from a raw row in EXECUTION_COLUMNS order. */
-export function executionOf(r: unknown[]): ExecutionRecord {
+/** A run from a raw row in RUN_COLUMNS order. */
+export function runOf(r: unknown[]): RunRecord {
   return {
     id: r[0] as string,
     saga: r[1] as string,
     version: r[2] as number,
-    status: r[3] as ExecutionStatus,
+    status: r[3] as RunStatus,
     input: JSON.parse(r[4] as string) as JsonObject,
     runName: r[5] as string | null,
     owner: r[6] as string | null,
     revision: r[7] as number,
     wakeAt: r[8] as number | null,
     cancelRequested: r[9] as string | null,
-    cause: parseNullable<CompensationCause>(r[10] as string | null),
+    cause: parseNullable<UndoCause>(r[10] as string | null),
     error: parseNullable<ErrorInfo>(r[11] as string | null),
     createdAt: r[12] as number,
     updatedAt: r[13] as number,
@@ -218,7 +209,7 @@ export function executionOf(r: unknown[]): ExecutionRecord {
 /** A step from a raw row in STEP_COLUMNS order. */
 export function stepOf(r: unknown[]): StepRecord {
   return {
-    executionId: r[0] as string,
+    runId: r[0] as string,
     action: r[1] as string,
     status: r[2] as StepStatus,
     attempt: r[3] as number,
@@ -238,7 +229,7 @@ export function stepOf(r: unknown[]): StepRecord {
 export function signalOf(r: unknown[]): SignalRecord {
   return {
     seq: r[0] as number,
-    executionId: r[1] as string,
+    runId: r[1] as string,
     name: r[2] as string,
     payload: JSON.parse(r[3] as string) as Json,
     createdAt: r[4] as number,
@@ -246,19 +237,19 @@ export function signalOf(r: unknown[]): SignalRecord {
   };
 }
 
-export function toExecution(row: ExecutionRow): ExecutionRecord {
+export function toRun(row: RunRow): RunRecord {
   return {
     id: row.id,
     saga: row.saga,
     version: row.version,
-    status: row.status as ExecutionStatus,
+    status: row.status as RunStatus,
     input: JSON.parse(row.input) as JsonObject,
     runName: row.run_name,
     owner: row.owner,
     revision: row.revision,
     wakeAt: row.wake_at,
     cancelRequested: row.cancel_requested,
-    cause: parseNullable<CompensationCause>(row.cause),
+    cause: parseNullable<UndoCause>(row.cause),
     error: parseNullable<ErrorInfo>(row.error),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -268,7 +259,7 @@ export function toExecution(row: ExecutionRow): ExecutionRecord {
 
 export function toEvent(row: EventRow): EventRecord {
   return {
-    executionId: row.execution_id,
+    runId: row.run_id,
     seq: row.seq,
     type: row.type,
     action: row.action,
@@ -280,7 +271,7 @@ export function toEvent(row: EventRow): EventRecord {
 export function toSignal(row: SignalRow): SignalRecord {
   return {
     seq: row.seq,
-    executionId: row.execution_id,
+    runId: row.run_id,
     name: row.name,
     payload: JSON.parse(row.payload) as Json,
     createdAt: row.created_at,

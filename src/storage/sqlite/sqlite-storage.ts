@@ -12,13 +12,13 @@ import type {
   ClaimRequest,
   CommitResult,
   EventRecord,
-  ExecutionQuery,
-  ExecutionRecord,
-  ExecutionSnapshot,
   ExecutorRecord,
   NewAuditRecord,
   NewSignal,
   PeakStore,
+  RunQuery,
+  RunRecord,
+  RunSnapshot,
   SignalRecord,
   Storage,
   Transition,
@@ -28,24 +28,18 @@ import { migrate } from "./migrations.js";
 import {
   type EncodedTransition,
   type EventRow,
-  type ExecutionRow,
   type ExecutorRow,
   encodeTransition,
-  executionOf,
+  type RunRow,
+  runOf,
   type SignalRow,
   signalOf,
   stepOf,
   toEvent,
-  toExecution,
+  toRun,
   toSignal,
 } from "./rows.js";
-import {
-  executionQuerySql,
-  prepareStatements,
-  type Statement,
-  type Statements,
-  updateSql,
-} from "./statements.js";
+import { prepareStatements, runQuerySql, type Statement, type Statements, updateSql } from "./statements.js";
 import { sqliteTriggerStore } from "./trigger-store.js";
 
 interface AuditRow {
@@ -84,21 +78,18 @@ export class SqliteStorage implements Storage {
   private statements: Statements | undefined;
   /** Conditional UPDATEs keyed by which patch fields they set: at most 2^8, each prepared once. */
   private readonly updates = new Map<number, Statement>();
-  /** listExecutions statements keyed by their SQL (one per filter shape). */
+  /** listRuns statements keyed by their SQL (one per filter shape). */
   private readonly queries = new Map<string, Statement>();
   private readonly commitBatch: (batch: EncodedTransition[]) => CommitResult[];
-  private readonly claimTx: (
-    requests: readonly ClaimRequest[],
-    now: number,
-  ) => (ExecutionSnapshot | undefined)[];
+  private readonly claimTx: (requests: readonly ClaimRequest[], now: number) => (RunSnapshot | undefined)[];
   private readonly addSignalsTx: (signals: readonly NewSignal[], payloads: string[]) => SignalRecord[];
   private readonly addAuditTx: (
     records: readonly NewAuditRecord[],
     replays: (string | null)[],
   ) => AuditRecord[];
-  private readonly loadTx: (executionId: string) => ExecutionSnapshot | undefined;
+  private readonly loadTx: (runId: string) => RunSnapshot | undefined;
   private triggerStore: TriggerStore | undefined;
-  private readonly loadManyTx: (executionIds: readonly string[]) => (ExecutionSnapshot | undefined)[];
+  private readonly loadManyTx: (runIds: readonly string[]) => (RunSnapshot | undefined)[];
 
   constructor(options: SqliteStorageOptions) {
     this.path = options.path;
@@ -116,7 +107,7 @@ export class SqliteStorage implements Storage {
       for (const t of batch) {
         // The ownership check (or the insert) comes first; on failure nothing else of t is written.
         if (t.insert) {
-          if (s.insertExecution.run(...t.insert).changes === 0) {
+          if (s.insertRun.run(...t.insert).changes === 0) {
             results.push("exists");
             continue;
           }
@@ -132,7 +123,7 @@ export class SqliteStorage implements Storage {
             if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
               throw new SlipwayError(
                 "conflict",
-                `event ${String(args[1])} of execution ${t.executionId} already exists`,
+                `event ${String(args[1])} of run ${t.runId} already exists`,
                 { cause: error },
               );
             }
@@ -153,26 +144,21 @@ export class SqliteStorage implements Storage {
         const taken = s.claim.run(
           request.owner,
           now,
-          request.executionId,
+          request.runId,
           request.owner,
           JSON.stringify(request.takeOverFrom ?? []),
         );
-        return taken.changes === 0 ? undefined : this.snapshot(request.executionId);
+        return taken.changes === 0 ? undefined : this.snapshot(request.runId);
       });
     });
     this.claimTx = claimTx.immediate;
     const addSignalsTx = this.db.transaction((signals: readonly NewSignal[], payloads: string[]) => {
       const s = this.stmts();
       return signals.map((signal, i): SignalRecord => {
-        const { lastInsertRowid } = s.addSignal.run(
-          signal.executionId,
-          signal.name,
-          payloads[i],
-          signal.createdAt,
-        );
+        const { lastInsertRowid } = s.addSignal.run(signal.runId, signal.name, payloads[i], signal.createdAt);
         return {
           seq: Number(lastInsertRowid),
-          executionId: signal.executionId,
+          runId: signal.runId,
           name: signal.name,
           payload: JSON.parse(payloads[i]!) as Json,
           createdAt: signal.createdAt,
@@ -214,10 +200,8 @@ export class SqliteStorage implements Storage {
     );
     this.addAuditTx = addAuditTx.immediate;
     // A read transaction, so the snapshot's parts all come from the same committed state.
-    this.loadTx = this.db.transaction((executionId: string) => this.snapshot(executionId)).deferred;
-    this.loadManyTx = this.db.transaction((executionIds: readonly string[]) =>
-      this.snapshots(executionIds),
-    ).deferred;
+    this.loadTx = this.db.transaction((runId: string) => this.snapshot(runId)).deferred;
+    this.loadManyTx = this.db.transaction((runIds: readonly string[]) => this.snapshots(runIds)).deferred;
   }
 
   async init(): Promise<void> {
@@ -272,68 +256,67 @@ export class SqliteStorage implements Storage {
     return this.writing(() => this.commitBatch(batch));
   }
 
-  async claim(request: ClaimRequest): Promise<ExecutionSnapshot | undefined> {
+  async claim(request: ClaimRequest): Promise<RunSnapshot | undefined> {
     return (await this.claimMany([request]))[0];
   }
 
-  async claimMany(requests: readonly ClaimRequest[]): Promise<(ExecutionSnapshot | undefined)[]> {
+  async claimMany(requests: readonly ClaimRequest[]): Promise<(RunSnapshot | undefined)[]> {
     this.stmts();
     if (requests.length === 0) return [];
     return this.writing(() => this.claimTx(requests, Date.now()));
   }
 
-  async load(executionId: string): Promise<ExecutionSnapshot | undefined> {
+  async load(runId: string): Promise<RunSnapshot | undefined> {
     this.stmts();
-    return this.loadTx(executionId);
+    return this.loadTx(runId);
   }
 
-  async loadMany(executionIds: readonly string[]): Promise<(ExecutionSnapshot | undefined)[]> {
+  async loadMany(runIds: readonly string[]): Promise<(RunSnapshot | undefined)[]> {
     this.stmts();
-    if (executionIds.length === 0) return [];
-    return this.loadManyTx(executionIds);
+    if (runIds.length === 0) return [];
+    return this.loadManyTx(runIds);
   }
 
-  async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
-    const row = this.stmts().getExecution.get(executionId) as unknown[] | undefined;
-    return row && executionOf(row);
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    const row = this.stmts().getRun.get(runId) as unknown[] | undefined;
+    return row && runOf(row);
   }
 
-  async getExecutions(executionIds: readonly string[]): Promise<(ExecutionRecord | undefined)[]> {
+  async getRuns(runIds: readonly string[]): Promise<(RunRecord | undefined)[]> {
     const s = this.stmts();
-    if (executionIds.length === 0) return [];
-    if (executionIds.length === 1) return [await this.getExecution(executionIds[0]!)];
+    if (runIds.length === 0) return [];
+    if (runIds.length === 1) return [await this.getRun(runIds[0]!)];
     const byId = new Map<string, unknown[]>();
-    for (const row of s.executionsIn.all(JSON.stringify(executionIds)) as unknown[][])
-      byId.set(row[0] as string, row);
-    return executionIds.map((id) => {
+    for (const row of s.runsIn.all(JSON.stringify(runIds)) as unknown[][]) byId.set(row[0] as string, row);
+    return runIds.map((id) => {
       const row = byId.get(id);
-      return row && executionOf(row);
+      return row && runOf(row);
     });
   }
 
-  async deleteExecution(executionId: string): Promise<boolean> {
+  async deleteRun(runId: string): Promise<boolean> {
     const ended = FINAL_STATUSES.map(() => "?").join(", ");
     const remove = this.db.transaction((id: string): boolean => {
       const deleted = this.db
-        .prepare(`DELETE FROM executions WHERE id = ? AND status IN (${ended})`)
+        .prepare(`DELETE FROM runs WHERE id = ? AND status IN (${ended})`)
         .run(id, ...FINAL_STATUSES);
       if (deleted.changes === 0) return false;
       for (const table of ["steps", "events", "signals"])
-        this.db.prepare(`DELETE FROM ${table} WHERE execution_id = ?`).run(id);
+        this.db.prepare(`DELETE FROM ${table} WHERE run_id = ?`).run(id);
       return true;
     });
-    return this.writing(() => remove(executionId));
+    return this.writing(() => remove(runId));
   }
 
-  async listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]> {
+  async listRuns(query: RunQuery): Promise<RunRecord[]> {
     this.stmts();
-    const { sql, args } = executionQuerySql(query);
+    const { sql, args } = runQuerySql(query);
     let statement = this.queries.get(sql);
     if (!statement) {
       statement = this.db.prepare(sql);
       this.queries.set(sql, statement);
     }
-    return (statement.all(...args) as ExecutionRow[]).map(toExecution);
+    return (statement.all(...args) as RunRow[]).map(toRun);
   }
 
   async nextWakeAt(sagas: readonly string[]): Promise<number | undefined> {
@@ -341,8 +324,8 @@ export class SqliteStorage implements Storage {
     return row.wake ?? undefined;
   }
 
-  async history(executionId: string, afterSeq?: number): Promise<EventRecord[]> {
-    const rows = this.stmts().history.all(executionId, afterSeq ?? Number.MIN_SAFE_INTEGER) as EventRow[];
+  async history(runId: string, afterSeq?: number): Promise<EventRecord[]> {
+    const rows = this.stmts().history.all(runId, afterSeq ?? Number.MIN_SAFE_INTEGER) as EventRow[];
     return rows.map(toEvent);
   }
 
@@ -358,8 +341,8 @@ export class SqliteStorage implements Storage {
       return this.writing(() => this.addSignalsTx(signals, payloads));
     } catch (error) {
       if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
-        const ids = [...new Set(signals.map((s) => s.executionId))].join(", ");
-        throw new NotFoundError(`cannot signal: one of the executions ${ids} does not exist`);
+        const ids = [...new Set(signals.map((s) => s.runId))].join(", ");
+        throw new NotFoundError(`cannot signal: one of the runs ${ids} does not exist`);
       }
       throw error;
     }
@@ -378,12 +361,10 @@ export class SqliteStorage implements Storage {
     return (this.stmts().lastSignalSeq.get() as { seq: number }).seq;
   }
 
-  async requestCancel(executionId: string, reason: string): Promise<ExecutionRecord | undefined> {
+  async requestCancel(runId: string, reason: string): Promise<RunRecord | undefined> {
     const s = this.stmts();
-    const row = this.writing(() => s.requestCancel.get(reason, Date.now(), executionId)) as
-      | ExecutionRow
-      | undefined;
-    return row && toExecution(row);
+    const row = this.writing(() => s.requestCancel.get(reason, Date.now(), runId)) as RunRow | undefined;
+    return row && toRun(row);
   }
 
   async upsertExecutor(executor: ExecutorRecord): Promise<void> {
@@ -465,28 +446,28 @@ export class SqliteStorage implements Storage {
     return this.statements;
   }
 
-  private snapshot(executionId: string): ExecutionSnapshot | undefined {
+  private snapshot(runId: string): RunSnapshot | undefined {
     const s = this.stmts();
-    const row = s.getExecution.get(executionId) as unknown[] | undefined;
+    const row = s.getRun.get(runId) as unknown[] | undefined;
     if (!row) return undefined;
     return {
-      execution: executionOf(row),
-      steps: (s.stepsOf.all(executionId) as unknown[][]).map(stepOf),
-      signals: (s.pendingSignalsOf.all(executionId) as unknown[][]).map(signalOf),
-      nextEventSeq: (s.nextEventSeq.get(executionId) as { next: number }).next,
+      run: runOf(row),
+      steps: (s.stepsOf.all(runId) as unknown[][]).map(stepOf),
+      signals: (s.pendingSignalsOf.all(runId) as unknown[][]).map(signalOf),
+      nextEventSeq: (s.nextEventSeq.get(runId) as { next: number }).next,
     };
   }
 
-  /** Snapshots of many executions from four statements; call inside a transaction. */
-  private snapshots(executionIds: readonly string[]): (ExecutionSnapshot | undefined)[] {
+  /** Snapshots of many runs from four statements; call inside a transaction. */
+  private snapshots(runIds: readonly string[]): (RunSnapshot | undefined)[] {
     const s = this.stmts();
-    const ids = JSON.stringify(executionIds);
-    const byId = new Map<string, ExecutionSnapshot>();
-    for (const row of s.executionsIn.all(ids) as unknown[][]) {
-      byId.set(row[0] as string, { execution: executionOf(row), steps: [], signals: [], nextEventSeq: 1 });
+    const ids = JSON.stringify(runIds);
+    const byId = new Map<string, RunSnapshot>();
+    for (const row of s.runsIn.all(ids) as unknown[][]) {
+      byId.set(row[0] as string, { run: runOf(row), steps: [], signals: [], nextEventSeq: 1 });
     }
     if (byId.size > 0) {
-      // Column 0 of steps is execution_id, column 1 of signals too.
+      // Column 0 of steps is run_id, column 1 of signals too.
       for (const row of s.stepsIn.all(ids) as unknown[][])
         byId.get(row[0] as string)?.steps.push(stepOf(row));
       for (const row of s.pendingSignalsIn.all(ids) as unknown[][])
@@ -498,7 +479,7 @@ export class SqliteStorage implements Storage {
     }
     // A repeated id gets its own copy, so no two results share objects.
     const seen = new Set<string>();
-    return executionIds.map((id) => {
+    return runIds.map((id) => {
       const snapshot = byId.get(id);
       if (!snapshot || !seen.has(id)) {
         seen.add(id);

@@ -1,6 +1,6 @@
 /** The SQL of the SQLite backend: its column lists, the fixed prepared statements, and the SQL built per shape (updates, queries). */
 import type Database from "better-sqlite3";
-import type { ExecutionPatch, ExecutionQuery } from "../types.js";
+import type { RunPatch, RunQuery } from "../types.js";
 
 /** A prepared statement (an interface, so declarations can name it). */
 export interface Statement extends Database.Statement<unknown[]> {}
@@ -13,17 +13,17 @@ export const PATCH_COLUMNS = [
   ["error", "error"],
   ["endedAt", "ended_at"],
   ["cancelRequested", "cancel_requested"],
-] as const satisfies readonly (readonly [keyof ExecutionPatch, string])[];
+] as const satisfies readonly (readonly [keyof RunPatch, string])[];
 export const RELEASE_BIT = 1 << PATCH_COLUMNS.length;
-/** The transition claims the execution: revision check instead of ownership check (`Transition.claim`). */
+/** The transition claims the run: revision check instead of ownership check (`Transition.claim`). */
 export const CLAIM_BIT = RELEASE_BIT << 1;
 
-export const EXECUTION_COLUMNS =
+export const RUN_COLUMNS =
   "id, saga, version, status, input, run_name, owner, revision, wake_at, cancel_requested, cause, error, created_at, updated_at, ended_at";
 export const STEP_COLUMNS =
-  "execution_id, action, status, attempt, failures, output, error, state, undo_attempt, undo_error, started_at, ended_at, updated_at";
+  "run_id, action, status, attempt, failures, output, error, state, undo_attempt, undo_error, started_at, ended_at, updated_at";
 
-export const SIGNAL_COLUMNS = "seq, execution_id, name, payload, created_at, consumed_by";
+export const SIGNAL_COLUMNS = "seq, run_id, name, payload, created_at, consumed_by";
 
 /** The fixed statements, prepared once per connection (after the migrations). */
 export function prepareStatements(db: Database.Database) {
@@ -31,62 +31,58 @@ export function prepareStatements(db: Database.Database) {
   /** Rows as arrays in column order: no object with named keys per row (hot reads). */
   const raw = (sql: string): Statement => db.prepare(sql).raw(true);
   return {
-    insertExecution: p(
-      `INSERT INTO executions (${EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    insertRun: p(
+      `INSERT INTO runs (${RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     ),
     upsertStep: p(
       `INSERT INTO steps (${STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (execution_id, action) DO UPDATE SET
+       ON CONFLICT (run_id, action) DO UPDATE SET
          status = excluded.status, attempt = excluded.attempt, failures = excluded.failures,
          output = excluded.output, error = excluded.error, state = excluded.state,
          undo_attempt = excluded.undo_attempt, undo_error = excluded.undo_error,
          started_at = excluded.started_at, ended_at = excluded.ended_at, updated_at = excluded.updated_at`,
     ),
-    insertEvent: p(
-      "INSERT INTO events (execution_id, seq, type, action, at, data) VALUES (?, ?, ?, ?, ?, ?)",
-    ),
+    insertEvent: p("INSERT INTO events (run_id, seq, type, action, at, data) VALUES (?, ?, ?, ?, ?, ?)"),
     consumeSignal: p(
-      "UPDATE signals SET consumed_by = ? WHERE seq = ? AND execution_id = ? AND consumed_by IS NULL",
+      "UPDATE signals SET consumed_by = ? WHERE seq = ? AND run_id = ? AND consumed_by IS NULL",
     ),
     claim: p(
-      `UPDATE executions SET owner = ?, revision = revision + 1, updated_at = ?
+      `UPDATE runs SET owner = ?, revision = revision + 1, updated_at = ?
        WHERE id = ? AND (owner IS NULL OR owner = ? OR owner IN (SELECT value FROM json_each(?)))`,
     ),
-    getExecution: raw(`SELECT ${EXECUTION_COLUMNS} FROM executions WHERE id = ?`),
+    getRun: raw(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = ?`),
     // rowid order = order of first write, which upserts keep.
-    stepsOf: raw(`SELECT ${STEP_COLUMNS} FROM steps WHERE execution_id = ? ORDER BY rowid`),
+    stepsOf: raw(`SELECT ${STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY rowid`),
     pendingSignalsOf: raw(
-      `SELECT ${SIGNAL_COLUMNS} FROM signals WHERE execution_id = ? AND consumed_by IS NULL ORDER BY seq`,
+      `SELECT ${SIGNAL_COLUMNS} FROM signals WHERE run_id = ? AND consumed_by IS NULL ORDER BY seq`,
     ),
-    nextEventSeq: p("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM events WHERE execution_id = ?"),
+    nextEventSeq: p("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM events WHERE run_id = ?"),
     // The same four reads for a JSON array of ids (loadMany): four statements, whatever the count.
-    executionsIn: raw(
-      `SELECT ${EXECUTION_COLUMNS} FROM executions WHERE id IN (SELECT value FROM json_each(?))`,
-    ),
+    runsIn: raw(`SELECT ${RUN_COLUMNS} FROM runs WHERE id IN (SELECT value FROM json_each(?))`),
     stepsIn: raw(
-      `SELECT ${STEP_COLUMNS} FROM steps WHERE execution_id IN (SELECT value FROM json_each(?)) ORDER BY rowid`,
+      `SELECT ${STEP_COLUMNS} FROM steps WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY rowid`,
     ),
     pendingSignalsIn: raw(
       `SELECT ${SIGNAL_COLUMNS} FROM signals
-       WHERE execution_id IN (SELECT value FROM json_each(?)) AND consumed_by IS NULL ORDER BY seq`,
+       WHERE run_id IN (SELECT value FROM json_each(?)) AND consumed_by IS NULL ORDER BY seq`,
     ),
     nextEventSeqIn: raw(
-      `SELECT execution_id, MAX(seq) + 1 AS next FROM events
-       WHERE execution_id IN (SELECT value FROM json_each(?)) GROUP BY execution_id`,
+      `SELECT run_id, MAX(seq) + 1 AS next FROM events
+       WHERE run_id IN (SELECT value FROM json_each(?)) GROUP BY run_id`,
     ),
-    // The literal status/owner terms match the partial index executions_unowned_waiting.
+    // The literal status/owner terms match the partial index runs_unowned_waiting.
     nextWakeAt: p(
-      `SELECT MIN(wake_at) AS wake FROM executions
+      `SELECT MIN(wake_at) AS wake FROM runs
        WHERE status = 'waiting' AND owner IS NULL AND saga IN (SELECT value FROM json_each(?))`,
     ),
-    history: p("SELECT * FROM events WHERE execution_id = ? AND seq > ? ORDER BY seq"),
-    addSignal: p("INSERT INTO signals (execution_id, name, payload, created_at) VALUES (?, ?, ?, ?)"),
+    history: p("SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"),
+    addSignal: p("INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)"),
     signalsAfter: p("SELECT * FROM signals WHERE seq > ? ORDER BY seq LIMIT ?"),
     // sqlite_sequence holds the highest seq AUTOINCREMENT ever handed out, deleted rows included.
     lastSignalSeq: p("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'signals'), 0) AS seq"),
     requestCancel: p(
-      `UPDATE executions SET cancel_requested = ?, updated_at = ? WHERE id = ? RETURNING ${EXECUTION_COLUMNS}`,
+      `UPDATE runs SET cancel_requested = ?, updated_at = ? WHERE id = ? RETURNING ${RUN_COLUMNS}`,
     ),
     upsertExecutor: p(
       `INSERT INTO executors (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
@@ -118,11 +114,11 @@ export function updateSql(mask: number): string {
   if (mask & RELEASE_BIT) sets += ", owner = NULL";
   else if (mask & CLAIM_BIT) sets += ", owner = ?";
   const where = mask & CLAIM_BIT ? "id = ? AND revision = ?" : "id = ? AND owner = ?";
-  return `UPDATE executions SET ${sets} WHERE ${where}`;
+  return `UPDATE runs SET ${sets} WHERE ${where}`;
 }
 
-/** The SELECT of executions a query asks for, and its arguments: one SQL text per filter shape. */
-export function executionQuerySql(query: ExecutionQuery): { sql: string; args: unknown[] } {
+/** The SELECT of runs a query asks for, and its arguments: one SQL text per filter shape. */
+export function runQuerySql(query: RunQuery): { sql: string; args: unknown[] } {
   const where: string[] = [];
   const args: unknown[] = [];
   if (query.sagas !== undefined) {
@@ -148,14 +144,14 @@ export function executionQuerySql(query: ExecutionQuery): { sql: string; args: u
   }
   if (query.withPendingSignals !== undefined) {
     where.push(
-      `${query.withPendingSignals ? "" : "NOT "}EXISTS (SELECT 1 FROM signals s WHERE s.execution_id = e.id AND s.consumed_by IS NULL)`,
+      `${query.withPendingSignals ? "" : "NOT "}EXISTS (SELECT 1 FROM signals s WHERE s.run_id = e.id AND s.consumed_by IS NULL)`,
     );
   }
   if (query.before !== undefined) {
     where.push("(e.created_at < ? OR (e.created_at = ? AND e.id < ?))");
     args.push(query.before.createdAt, query.before.createdAt, query.before.id);
   }
-  let sql = `SELECT ${EXECUTION_COLUMNS} FROM executions e`;
+  let sql = `SELECT ${RUN_COLUMNS} FROM runs e`;
   if (where.length > 0) sql += ` WHERE ${where.join(" AND ")}`;
   sql += query.newestFirst ? " ORDER BY e.created_at DESC, e.id DESC" : " ORDER BY e.created_at, e.id";
   if (query.limit !== undefined) {

@@ -1,23 +1,23 @@
 /** Conformance cases for optional capabilities: batched reads, claiming transitions, job peaks and the audit log. */
 import assert from "node:assert/strict";
 import type { PeakStore, Storage } from "../../storage/types.js";
-import { BASE_TIME, createTransition, eventRecord, executionRecord, stepRecord } from "../records.js";
+import { BASE_TIME, createTransition, eventRecord, runRecord, stepRecord } from "../records.js";
 import { mustLoad, OTHER, OWNER } from "./helpers.js";
 
-/** A parked execution (waiting, unowned) with two steps, one event and a pending signal. */
+/** A parked run (waiting, unowned) with two steps, one event and a pending signal. */
 async function parked(storage: Storage, id: string): Promise<void> {
-  const execution = executionRecord(id, { status: "waiting", wakeAt: null });
+  const run = runRecord(id, { status: "waiting", wakeAt: null });
   assert.deepEqual(
     await storage.commit([
-      createTransition(execution, OWNER, {
-        execution: { release: true },
+      createTransition(run, OWNER, {
+        run: { release: true },
         steps: [stepRecord(id, "first", { status: "completed", output: { n: 1 } }), stepRecord(id, "wait")],
         events: [eventRecord(id, 1)],
       }),
     ]),
     ["ok"],
   );
-  await storage.addSignal({ executionId: id, name: "go", payload: { ok: true }, createdAt: 1 });
+  await storage.addSignal({ runId: id, name: "go", payload: { ok: true }, createdAt: 1 });
 }
 
 export async function loadManyLikeLoad(storage: Storage): Promise<void> {
@@ -39,52 +39,49 @@ export async function loadManyLikeLoad(storage: Storage): Promise<void> {
   assert.deepEqual(await storage.loadMany!([]), []);
 }
 
-export async function getExecutionsLikeGetExecution(storage: Storage): Promise<void> {
+export async function getRunsLikeGetRun(storage: Storage): Promise<void> {
   for (const id of ["y1", "y2"]) await parked(storage, id);
   const wanted = ["y2", "nope", "y1", "y2"];
-  assert.deepEqual(
-    await storage.getExecutions!(wanted),
-    await Promise.all(wanted.map((id) => storage.getExecution(id))),
-  );
-  assert.deepEqual(await storage.getExecutions!([]), []);
+  assert.deepEqual(await storage.getRuns!(wanted), await Promise.all(wanted.map((id) => storage.getRun(id))));
+  assert.deepEqual(await storage.getRuns!([]), []);
 }
 
 export async function claimingTransitionTakesOwnership(storage: Storage): Promise<void> {
   await parked(storage, "e1");
   const [snapshot] = await storage.loadMany!(["e1"]);
-  const revision = snapshot!.execution.revision;
+  const revision = snapshot!.run.revision;
   const results = await storage.commit([
     {
-      executionId: "e1",
+      runId: "e1",
       owner: OWNER,
       claim: { revision },
-      execution: { status: "running", wakeAt: null },
+      run: { status: "running", wakeAt: null },
       steps: [stepRecord("e1", "wait", { status: "completed", output: { ok: true } })],
       events: [eventRecord("e1", 2, { type: "action:completed", action: "wait" })],
       consumeSignals: [{ seq: snapshot!.signals[0]!.seq, action: "wait" }],
     },
     // A later transition of the same batch passes the ordinary ownership check.
-    { executionId: "e1", owner: OWNER, execution: { status: "completed", release: true } },
+    { runId: "e1", owner: OWNER, run: { status: "completed", release: true } },
   ]);
   assert.deepEqual(results, ["ok", "ok"]);
   const after = await mustLoad(storage, "e1");
-  assert.equal(after.execution.status, "completed");
-  assert.equal(after.execution.owner, null);
-  assert.equal(after.execution.revision, revision + 2);
+  assert.equal(after.run.status, "completed");
+  assert.equal(after.run.owner, null);
+  assert.equal(after.run.revision, revision + 2);
   assert.deepEqual(after.signals, []);
   assert.equal(after.steps.find((s) => s.action === "wait")!.status, "completed");
 }
 
 export async function claimingTransitionReleases(storage: Storage): Promise<void> {
   await parked(storage, "e2");
-  const revision = (await storage.getExecution("e2"))!.revision;
+  const revision = (await storage.getRun("e2"))!.revision;
   assert.deepEqual(
     await storage.commit([
-      { executionId: "e2", owner: OTHER, claim: { revision }, execution: { wakeAt: 5, release: true } },
+      { runId: "e2", owner: OTHER, claim: { revision }, run: { wakeAt: 5, release: true } },
     ]),
     ["ok"],
   );
-  const record = (await storage.getExecution("e2"))!;
+  const record = (await storage.getRun("e2"))!;
   assert.equal(record.owner, null);
   assert.equal(record.wakeAt, 5);
   assert.equal(record.revision, revision + 1);
@@ -94,35 +91,35 @@ export async function claimingTransitionLoses(storage: Storage): Promise<void> {
   await parked(storage, "e3");
   const [loaded] = await storage.loadMany!(["e3"]);
   // Someone else claims it between our read and our commit.
-  assert.notEqual(await storage.claim({ executionId: "e3", owner: OTHER }), undefined);
+  assert.notEqual(await storage.claim({ runId: "e3", owner: OTHER }), undefined);
   const before = await storage.load("e3");
   assert.deepEqual(
     await storage.commit([
       {
-        executionId: "e3",
+        runId: "e3",
         owner: OWNER,
-        claim: { revision: loaded!.execution.revision },
-        execution: { status: "running" },
+        claim: { revision: loaded!.run.revision },
+        run: { status: "running" },
         steps: [stepRecord("e3", "wait", { status: "completed" })],
         events: [eventRecord("e3", 2)],
         consumeSignals: [{ seq: loaded!.signals[0]!.seq, action: "wait" }],
       },
       // ... and what we queued after it fails the ownership check.
-      { executionId: "e3", owner: OWNER, execution: { status: "completed", release: true } },
+      { runId: "e3", owner: OWNER, run: { status: "completed", release: true } },
     ]),
     ["not_owner", "not_owner"],
   );
   assert.deepEqual(await storage.load("e3"), before);
-  assert.equal((await storage.getExecution("e3"))!.owner, OTHER);
+  assert.equal((await storage.getRun("e3"))!.owner, OTHER);
   // Two claimers of the same revision: exactly one wins.
-  const revision = before!.execution.revision;
+  const revision = before!.run.revision;
   const both = await storage.commit([
-    { executionId: "e3", owner: OWNER, claim: { revision } },
-    { executionId: "e3", owner: OTHER, claim: { revision } },
+    { runId: "e3", owner: OWNER, claim: { revision } },
+    { runId: "e3", owner: OTHER, claim: { revision } },
   ]);
   assert.deepEqual(both, ["ok", "not_owner"]);
-  assert.equal((await storage.getExecution("e3"))!.owner, OWNER);
-  assert.deepEqual(await storage.commit([{ executionId: "missing", owner: OWNER, claim: { revision: 0 } }]), [
+  assert.equal((await storage.getRun("e3"))!.owner, OWNER);
+  assert.deepEqual(await storage.commit([{ runId: "missing", owner: OWNER, claim: { revision: 0 } }]), [
     "not_owner",
   ]);
 }

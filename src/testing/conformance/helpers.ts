@@ -1,7 +1,7 @@
 /** Shared helpers of the conformance cases: the two owners, create-and-read, single commits and snapshots. */
 import assert from "node:assert/strict";
-import type { ExecutionRecord, Storage, Transition } from "../../storage/types.js";
-import { createTransition, executionRecord } from "../records.js";
+import type { RunRecord, Storage, Transition } from "../../storage/types.js";
+import { createTransition, runRecord } from "../records.js";
 
 export const OWNER = "executor-a";
 export const OTHER = "executor-b";
@@ -9,15 +9,15 @@ export const OTHER = "executor-b";
 export async function create(
   storage: Storage,
   id: string,
-  overrides: Partial<ExecutionRecord> = {},
+  overrides: Partial<RunRecord> = {},
   owner: string | null = OWNER,
-): Promise<ExecutionRecord> {
-  const record = executionRecord(id, overrides);
+): Promise<RunRecord> {
+  const record = runRecord(id, overrides);
   const [result] = await storage.commit([
-    createTransition(record, owner ?? OWNER, owner === null ? { execution: { release: true } } : {}),
+    createTransition(record, owner ?? OWNER, owner === null ? { run: { release: true } } : {}),
   ]);
   assert.equal(result, "ok", `create ${id}`);
-  const stored = await storage.getExecution(id);
+  const stored = await storage.getRun(id);
   assert.ok(stored, `${id} readable after create`);
   return stored;
 }
@@ -38,7 +38,7 @@ export async function mustLoad(storage: Storage, id: string) {
   return snapshot;
 }
 
-/** Everything observable about one execution, to prove a failed write changed nothing. */
+/** Everything observable about one run, to prove a failed write changed nothing. */
 export async function observe(storage: Storage, id: string) {
   return { snapshot: await storage.load(id), history: await storage.history(id) };
 }

@@ -1,7 +1,7 @@
 /** Conformance cases for history: event order, and batches that fail whole on a bad event or value. */
 import assert from "node:assert/strict";
 import type { EventRecord, Storage, Transition } from "../../storage/types.js";
-import { createTransition, eventRecord, executionRecord, stepRecord } from "../records.js";
+import { createTransition, eventRecord, runRecord, stepRecord } from "../records.js";
 import { commitOne, create, mustLoad, OWNER, observe } from "./helpers.js";
 
 export async function historyOrder(storage: Storage): Promise<void> {
@@ -10,11 +10,11 @@ export async function historyOrder(storage: Storage): Promise<void> {
   assert.deepEqual(await storage.history("e1"), []);
   const event = (seq: number): EventRecord =>
     eventRecord("e1", seq, { type: `t${seq}`, action: seq % 2 ? "a" : null, data: { seq } });
-  await commitOne(storage, { executionId: "e1", owner: OWNER, events: [event(1), event(2), event(3)] });
+  await commitOne(storage, { runId: "e1", owner: OWNER, events: [event(1), event(2), event(3)] });
   // Out of order within a transition: history is still in seq order.
-  await commitOne(storage, { executionId: "e1", owner: OWNER, events: [event(6), event(4), event(5)] });
+  await commitOne(storage, { runId: "e1", owner: OWNER, events: [event(6), event(4), event(5)] });
   await create(storage, "e2");
-  await commitOne(storage, { executionId: "e2", owner: OWNER, events: [eventRecord("e2", 1)] });
+  await commitOne(storage, { runId: "e2", owner: OWNER, events: [eventRecord("e2", 1)] });
 
   const all = [1, 2, 3, 4, 5, 6].map(event);
   assert.deepEqual(await storage.history("e1"), all);
@@ -28,23 +28,23 @@ export async function historyOrder(storage: Storage): Promise<void> {
 export async function duplicateEventFailsBatch(storage: Storage): Promise<void> {
   await create(storage, "e1");
   await create(storage, "e2");
-  await commitOne(storage, { executionId: "e1", owner: OWNER, events: [eventRecord("e1", 1)] });
+  await commitOne(storage, { runId: "e1", owner: OWNER, events: [eventRecord("e1", 1)] });
   const before1 = await observe(storage, "e1");
   const before2 = await observe(storage, "e2");
   await assert.rejects(
     storage.commit([
       {
-        executionId: "e2",
+        runId: "e2",
         owner: OWNER,
-        execution: { status: "waiting" },
+        run: { status: "waiting" },
         steps: [stepRecord("e2", "a")],
         events: [eventRecord("e2", 1)],
       },
-      createTransition(executionRecord("e3"), OWNER, { steps: [stepRecord("e3", "a")] }),
+      createTransition(runRecord("e3"), OWNER, { steps: [stepRecord("e3", "a")] }),
       {
-        executionId: "e1",
+        runId: "e1",
         owner: OWNER,
-        execution: { status: "waiting" },
+        run: { status: "waiting" },
         steps: [stepRecord("e1", "a")],
         events: [eventRecord("e1", 2), eventRecord("e1", 1, { type: "duplicate" })],
       },
@@ -53,24 +53,21 @@ export async function duplicateEventFailsBatch(storage: Storage): Promise<void> 
   );
   assert.deepEqual(await observe(storage, "e1"), before1);
   assert.deepEqual(await observe(storage, "e2"), before2);
-  assert.equal(await storage.getExecution("e3"), undefined);
+  assert.equal(await storage.getRun("e3"), undefined);
   // The storage is still usable afterwards.
-  assert.equal(
-    await commitOne(storage, { executionId: "e1", owner: OWNER, events: [eventRecord("e1", 2)] }),
-    "ok",
-  );
+  assert.equal(await commitOne(storage, { runId: "e1", owner: OWNER, events: [eventRecord("e1", 2)] }), "ok");
 }
 
 export async function unserializableFailsBatch(storage: Storage): Promise<void> {
   await create(storage, "e1");
   await create(storage, "e2");
-  const signal = await storage.addSignal({ executionId: "e1", name: "go", payload: 1, createdAt: 1 });
+  const signal = await storage.addSignal({ runId: "e1", name: "go", payload: 1, createdAt: 1 });
   const before1 = await observe(storage, "e1");
   const before2 = await observe(storage, "e2");
   const good = (id: string): Transition => ({
-    executionId: id,
+    runId: id,
     owner: OWNER,
-    execution: { status: "waiting", wakeAt: 5 },
+    run: { status: "waiting", wakeAt: 5 },
     steps: [stepRecord(id, "a", { output: { fine: true } })],
     events: [eventRecord(id, 1)],
   });
@@ -79,33 +76,30 @@ export async function unserializableFailsBatch(storage: Storage): Promise<void> 
   const poisons: [string, (t: Transition) => Transition][] = [
     [
       "a BigInt in a step output",
-      (t) => ({ ...t, steps: [stepRecord(t.executionId, "b", { output: { n: 10n } as never })] }),
+      (t) => ({ ...t, steps: [stepRecord(t.runId, "b", { output: { n: 10n } as never })] }),
     ],
     [
       "a cycle in event data",
-      (t) => ({ ...t, events: [eventRecord(t.executionId, 2, { data: circular as never })] }),
+      (t) => ({ ...t, events: [eventRecord(t.runId, 2, { data: circular as never })] }),
     ],
-    [
-      "a BigInt in a patch error",
-      (t) => ({ ...t, execution: { error: { name: "E", message: 1n as never } } }),
-    ],
+    ["a BigInt in a patch error", (t) => ({ ...t, run: { error: { name: "E", message: 1n as never } } })],
   ];
   for (const [what, poison] of poisons) {
     await assert.rejects(
       storage.commit([
         { ...good("e1"), consumeSignals: [{ seq: signal.seq, action: "a" }] },
         good("e2"),
-        createTransition(executionRecord("e3"), OWNER),
-        poison({ executionId: "e2", owner: OWNER }),
+        createTransition(runRecord("e3"), OWNER),
+        poison({ runId: "e2", owner: OWNER }),
       ]),
       `${what} must make the batch throw`,
     );
     assert.deepEqual(await observe(storage, "e1"), before1, what);
     assert.deepEqual(await observe(storage, "e2"), before2, what);
-    assert.equal(await storage.getExecution("e3"), undefined, what);
+    assert.equal(await storage.getRun("e3"), undefined, what);
   }
   await assert.rejects(
-    storage.addSignal({ executionId: "e1", name: "bad", payload: { n: 1n } as never, createdAt: 1 }),
+    storage.addSignal({ runId: "e1", name: "bad", payload: { n: 1n } as never, createdAt: 1 }),
   );
   assert.deepEqual(await storage.signalsAfter(0), [signal]);
   // Nothing half-done got in the way: the good transitions still commit.

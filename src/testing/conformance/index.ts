@@ -5,24 +5,11 @@ import {
   claimingTransitionLoses,
   claimingTransitionReleases,
   claimingTransitionTakesOwnership,
-  getExecutionsLikeGetExecution,
+  getRunsLikeGetRun,
   loadManyLikeLoad,
   peaksPerJob,
 } from "./capability-cases.js";
 import { crashTest } from "./crash-test.js";
-import {
-  createStoresEverything,
-  duplicateCreate,
-  initIsIdempotent,
-  largeValues,
-  latestStateWins,
-  noSharedObjects,
-  patchChangesOnlyGivenFields,
-  releaseEndsOwnership,
-  requestCancel,
-  unicodeValues,
-  unknownExecutions,
-} from "./execution-cases.js";
 import { duplicateEventFailsBatch, historyOrder, unserializableFailsBatch } from "./history-cases.js";
 import { deleteEnded, listFilters, listOrderAndLimit, nextWakeAt } from "./listing-cases.js";
 import type { StorageConformanceOptions } from "./options.js";
@@ -34,7 +21,20 @@ import {
   mixedBatch,
   nonOwnerWritesNothing,
 } from "./ownership-cases.js";
-import { addSignalsBatch, signalConsumption, signalOrder, signalUnknownExecution } from "./signal-cases.js";
+import {
+  createStoresEverything,
+  duplicateCreate,
+  initIsIdempotent,
+  largeValues,
+  latestStateWins,
+  noSharedObjects,
+  patchChangesOnlyGivenFields,
+  releaseEndsOwnership,
+  requestCancel,
+  unicodeValues,
+  unknownRuns,
+} from "./run-cases.js";
+import { addSignalsBatch, signalConsumption, signalOrder, signalUnknownRun } from "./signal-cases.js";
 import { triggerStateIsDurableAndOnce } from "./trigger-cases.js";
 
 export type {
@@ -47,8 +47,8 @@ export type {
 
 export const CRASH_TEST_NAME = "a process killed between writes leaves each transition all there or absent";
 
-/** Optional parts of a backend: `loadMany` (with `Transition.claim`), `getExecutions`, `peaks()`, `addAudit`, `triggers()`. */
-type Capability = "loadMany" | "getExecutions" | "peaks" | "addAudit" | "triggers";
+/** Optional parts of a backend: `loadMany` (with `Transition.claim`), `getRuns`, `peaks()`, `addAudit`, `triggers()`. */
+type Capability = "loadMany" | "getRuns" | "peaks" | "addAudit" | "triggers";
 /** The skip reason of a case whose capability the backend does not have. */
 export const CAPABILITY_NOT_IMPLEMENTED = "optional capability not implemented";
 
@@ -57,45 +57,41 @@ type Case = [name: string, body: (storage: Storage) => Promise<void>, needs?: Ca
 export function runStorageConformance(options: StorageConformanceOptions): void {
   const cases: Case[] = [
     ["init is idempotent and keeps data", initIsIdempotent],
-    ["create stores the execution, its steps and its events, owned by the committer", createStoresEverything],
+    ["create stores the run, its steps and its events, owned by the committer", createStoresEverything],
     ["create of an id already taken returns exists and writes nothing", duplicateCreate],
     ["a patch changes only the fields it carries", patchChangesOnlyGivenFields],
     ["release sets the owner to null and ends ownership", releaseEndsOwnership],
     ["a record updated many times reads back its latest state", latestStateWins],
     ["a commit by a non-owner returns not_owner and writes nothing", nonOwnerWritesNothing],
     ["a batch mixing owned and not-owned transitions commits exactly the owned ones", mixedBatch],
-    ["claim takes unowned, own and taken-over executions, never someone else's", claimRules],
+    ["claim takes unowned, own and taken-over runs, never someone else's", claimRules],
     ["concurrent claimers: exactly one wins", concurrentClaims],
     ["claimMany answers each request as claim would, in order", claimMany],
-    ["listExecutions filters by saga, status, owner, wake time, cancel and signals", listFilters],
-    ["deleteExecution removes an ended execution with what it owns, and keeps live ones", deleteEnded],
-    ["listExecutions orders by createdAt then id and honours limit", listOrderAndLimit],
-    ["nextWakeAt is the earliest wake of unowned waiting executions of the sagas", nextWakeAt],
+    ["listRuns filters by saga, status, owner, wake time, cancel and signals", listFilters],
+    ["deleteRun removes an ended run with what it owns, and keeps live ones", deleteEnded],
+    ["listRuns orders by createdAt then id and honours limit", listOrderAndLimit],
+    ["nextWakeAt is the earliest wake of unowned waiting runs of the sagas", nextWakeAt],
     ["large values round-trip exactly", largeValues],
     ["unicode and awkward JSON round-trip exactly", unicodeValues],
     ["signals get strictly increasing seqs and keep their order", signalOrder],
     ["a transition consumes signals: consumedBy set, gone from the snapshot", signalConsumption],
-    ["addSignal for an unknown execution is rejected", signalUnknownExecution],
-    ["addSignals writes a batch in order, or nothing when one execution is unknown", addSignalsBatch],
+    ["addSignal for an unknown run is rejected", signalUnknownRun],
+    ["addSignals writes a batch in order, or nothing when one run is unknown", addSignalsBatch],
     ["history is kept in seq order and can be read after a seq", historyOrder],
     ["appending an event seq that already exists fails the whole batch", duplicateEventFailsBatch],
     ["a value JSON cannot serialize fails the whole batch, nothing written", unserializableFailsBatch],
-    ["requestCancel marks any execution and later patches keep the mark", requestCancel],
+    ["requestCancel marks any run and later patches keep the mark", requestCancel],
     ["executors are upserted, listed by id and removed", executors],
     ["records handed in or out are not shared with the store", noSharedObjects],
-    ["unknown executions read as absent", unknownExecutions],
+    ["unknown runs read as absent", unknownRuns],
     ["loadMany answers like load, in order, with a fresh object per answer", loadManyLikeLoad, "loadMany"],
-    ["getExecutions answers like getExecution, in order", getExecutionsLikeGetExecution, "getExecutions"],
+    ["getRuns answers like getRun, in order", getRunsLikeGetRun, "getRuns"],
     [
       "a claiming transition commits at the loaded revision and takes ownership",
       claimingTransitionTakesOwnership,
       "loadMany",
     ],
-    [
-      "a claiming transition that releases leaves the execution unowned",
-      claimingTransitionReleases,
-      "loadMany",
-    ],
+    ["a claiming transition that releases leaves the run unowned", claimingTransitionReleases, "loadMany"],
     [
       "a claiming transition whose revision moved writes nothing, whoever moved it",
       claimingTransitionLoses,
@@ -174,7 +170,7 @@ function probeCapabilities(newStorage: StorageConformanceOptions["newStorage"]):
 } {
   const made = newStorage();
   if (made instanceof Promise) return { closed: made.then((storage) => storage.close()) };
-  const all: Capability[] = ["loadMany", "getExecutions", "peaks", "addAudit", "triggers"];
+  const all: Capability[] = ["loadMany", "getRuns", "peaks", "addAudit", "triggers"];
   const capabilities = new Set(all.filter((capability) => hasCapability(made, capability)));
   return { capabilities, closed: made.close() };
 }

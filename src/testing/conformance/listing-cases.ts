@@ -1,11 +1,11 @@
-/** Conformance cases for queries (listExecutions filters, order and limit, nextWakeAt) and deletion. */
+/** Conformance cases for queries (listRuns filters, order and limit, nextWakeAt) and deletion. */
 import assert from "node:assert/strict";
-import { ACTIVE_STATUSES, type ExecutionRecord, type Storage } from "../../storage/types.js";
+import { ACTIVE_STATUSES, type RunRecord, type Storage } from "../../storage/types.js";
 import { commitOne, create, ids, OTHER, OWNER } from "./helpers.js";
 
 /** Fixture for the listing tests: ids sort in creation order. */
 async function listFixture(storage: Storage): Promise<void> {
-  const rows: [string, Partial<ExecutionRecord>, string | null][] = [
+  const rows: [string, Partial<RunRecord>, string | null][] = [
     ["l01", { saga: "deploy", status: "running", createdAt: 10 }, OWNER],
     ["l02", { saga: "deploy", status: "waiting", wakeAt: 500, createdAt: 20 }, null],
     ["l03", { saga: "build", status: "waiting", wakeAt: 200, createdAt: 30 }, null],
@@ -21,20 +21,19 @@ async function listFixture(storage: Storage): Promise<void> {
     ["l09", { saga: "deploy", status: "waiting", wakeAt: null, createdAt: 90 }, null],
   ];
   for (const [id, overrides, owner] of rows) await create(storage, id, overrides, owner);
-  await storage.addSignal({ executionId: "l02", name: "go", payload: null, createdAt: 1 });
-  const consumed = await storage.addSignal({ executionId: "l01", name: "go", payload: null, createdAt: 1 });
+  await storage.addSignal({ runId: "l02", name: "go", payload: null, createdAt: 1 });
+  const consumed = await storage.addSignal({ runId: "l01", name: "go", payload: null, createdAt: 1 });
   await commitOne(storage, {
-    executionId: "l01",
+    runId: "l01",
     owner: OWNER,
     consumeSignals: [{ seq: consumed.seq, action: "a" }],
   });
-  await storage.addSignal({ executionId: "l06", name: "go", payload: null, createdAt: 1 });
+  await storage.addSignal({ runId: "l06", name: "go", payload: null, createdAt: 1 });
 }
 
 export async function listFilters(storage: Storage): Promise<void> {
   await listFixture(storage);
-  const list = async (query: Parameters<Storage["listExecutions"]>[0]) =>
-    ids(await storage.listExecutions(query));
+  const list = async (query: Parameters<Storage["listRuns"]>[0]) => ids(await storage.listRuns(query));
 
   assert.deepEqual(await list({}), ["l01", "l02", "l03", "l04", "l05", "l06", "l07", "l08", "l09"]);
   assert.deepEqual(await list({ sagas: ["deploy"], statuses: ACTIVE_STATUSES }), [
@@ -86,30 +85,30 @@ export async function listOrderAndLimit(storage: Storage): Promise<void> {
   ];
   for (const [id, createdAt] of rows) await create(storage, id, { createdAt });
   const all = ["z", "b", "a1", "a2", "m", "c"];
-  assert.deepEqual(ids(await storage.listExecutions({})), all);
-  assert.deepEqual(ids(await storage.listExecutions({ limit: 3 })), all.slice(0, 3));
-  assert.deepEqual(ids(await storage.listExecutions({ limit: 100 })), all);
-  assert.deepEqual(ids(await storage.listExecutions({ limit: 0 })), []);
-  assert.deepEqual(ids(await storage.listExecutions({ limit: 1, statuses: ["running"] })), ["z"]);
+  assert.deepEqual(ids(await storage.listRuns({})), all);
+  assert.deepEqual(ids(await storage.listRuns({ limit: 3 })), all.slice(0, 3));
+  assert.deepEqual(ids(await storage.listRuns({ limit: 100 })), all);
+  assert.deepEqual(ids(await storage.listRuns({ limit: 0 })), []);
+  assert.deepEqual(ids(await storage.listRuns({ limit: 1, statuses: ["running"] })), ["z"]);
   // Newest first, a page at a time after the last one seen.
   const newest = [...all].reverse();
-  assert.deepEqual(ids(await storage.listExecutions({ newestFirst: true })), newest);
-  assert.deepEqual(ids(await storage.listExecutions({ newestFirst: true, limit: 2 })), newest.slice(0, 2));
-  const page = await storage.listExecutions({
+  assert.deepEqual(ids(await storage.listRuns({ newestFirst: true })), newest);
+  assert.deepEqual(ids(await storage.listRuns({ newestFirst: true, limit: 2 })), newest.slice(0, 2));
+  const page = await storage.listRuns({
     newestFirst: true,
     before: { createdAt: 200, id: "a2" },
     limit: 3,
   });
   assert.deepEqual(ids(page), ["a1", "b", "z"]);
-  assert.deepEqual(ids(await storage.listExecutions({ before: { createdAt: 200, id: "m" } })), [
+  assert.deepEqual(ids(await storage.listRuns({ before: { createdAt: 200, id: "m" } })), [
     "z",
     "b",
     "a1",
     "a2",
   ]);
   // Returned records are complete.
-  const [first] = await storage.listExecutions({ limit: 1 });
-  assert.deepEqual(first, await storage.getExecution("z"));
+  const [first] = await storage.listRuns({ limit: 1 });
+  assert.deepEqual(first, await storage.getRun("z"));
 }
 
 export async function nextWakeAt(storage: Storage): Promise<void> {
@@ -129,24 +128,24 @@ export async function nextWakeAt(storage: Storage): Promise<void> {
   assert.equal(await storage.nextWakeAt([]), undefined);
 
   // Claiming w2 takes it out; releasing it with a new wake puts it back.
-  await storage.claim({ executionId: "w2", owner: OWNER });
+  await storage.claim({ runId: "w2", owner: OWNER });
   assert.equal(await storage.nextWakeAt(["deploy"]), 500);
-  await commitOne(storage, { executionId: "w2", owner: OWNER, execution: { wakeAt: 400, release: true } });
+  await commitOne(storage, { runId: "w2", owner: OWNER, run: { wakeAt: 400, release: true } });
   assert.equal(await storage.nextWakeAt(["deploy"]), 400);
 }
 
 export async function deleteEnded(storage: Storage): Promise<void> {
   await listFixture(storage);
   // l04 completed, l08 cancelled: removed with what they own; live and held ones are kept.
-  assert.equal(await storage.deleteExecution("l04"), true);
-  assert.equal(await storage.deleteExecution("l04"), false, "a second delete finds nothing");
-  assert.equal(await storage.getExecution("l04"), undefined);
+  assert.equal(await storage.deleteRun("l04"), true);
+  assert.equal(await storage.deleteRun("l04"), false, "a second delete finds nothing");
+  assert.equal(await storage.getRun("l04"), undefined);
   assert.equal(await storage.load("l04"), undefined);
   for (const id of ["l01", "l02", "l05", "l06", "nope"])
-    assert.equal(await storage.deleteExecution(id), false, `${id} is not ended: kept`);
+    assert.equal(await storage.deleteRun(id), false, `${id} is not ended: kept`);
   assert.ok(await storage.load("l02"));
-  assert.equal(await storage.deleteExecution("l08"), true);
-  assert.deepEqual(ids(await storage.listExecutions({})), ["l01", "l02", "l03", "l05", "l06", "l07", "l09"]);
-  // Signals of kept executions stay; the others' went with them.
-  assert.deepEqual(ids(await storage.listExecutions({ withPendingSignals: true })), ["l02", "l06"]);
+  assert.equal(await storage.deleteRun("l08"), true);
+  assert.deepEqual(ids(await storage.listRuns({})), ["l01", "l02", "l03", "l05", "l06", "l07", "l09"]);
+  // Signals of kept runs stay; the others' went with them.
+  assert.deepEqual(ids(await storage.listRuns({ withPendingSignals: true })), ["l02", "l06"]);
 }

@@ -22,7 +22,7 @@ export interface StorageConformanceOptions {
   /**
    * A fresh, empty storage per test (`init` is called by the suite too; it must be idempotent).
    * Called once more while the tests are collected, to see which optional capabilities the backend
-   * has (`loadMany`, `getExecutions`, `peaks`): that storage is closed without `init`, before any
+   * has (`loadMany`, `getRuns`, `peaks`): that storage is closed without `init`, before any
    * test runs. A case needing a capability the backend lacks is reported skipped; when the factory
    * is async, the case finds out as it runs and skips itself through the framework's context
    * (`skip()` of vitest's and node:test's), or passes without checking anything.

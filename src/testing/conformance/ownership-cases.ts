@@ -5,21 +5,21 @@ import {
   BASE_TIME,
   createTransition,
   eventRecord,
-  executionRecord,
   executorRecord,
+  runRecord,
   stepRecord,
 } from "../records.js";
 import { commitOne, create, mustLoad, OTHER, OWNER, observe } from "./helpers.js";
 
 export async function nonOwnerWritesNothing(storage: Storage): Promise<void> {
   await create(storage, "e1");
-  const signal = await storage.addSignal({ executionId: "e1", name: "go", payload: 1, createdAt: BASE_TIME });
+  const signal = await storage.addSignal({ runId: "e1", name: "go", payload: 1, createdAt: BASE_TIME });
   const before = await observe(storage, "e1");
   const results = await storage.commit([
     {
-      executionId: "e1",
+      runId: "e1",
       owner: OTHER,
-      execution: { status: "completed", release: true },
+      run: { status: "completed", release: true },
       steps: [stepRecord("e1", "a")],
       events: [eventRecord("e1", 1)],
       consumeSignals: [{ seq: signal.seq, action: "a" }],
@@ -29,11 +29,11 @@ export async function nonOwnerWritesNothing(storage: Storage): Promise<void> {
   assert.deepEqual(await observe(storage, "e1"), before);
   assert.equal((await storage.signalsAfter(0))[0]?.consumedBy, null);
 
-  // An execution that does not exist is nobody's: nothing of the transition lands.
+  // A run that does not exist is nobody's: nothing of the transition lands.
   assert.deepEqual(
     await storage.commit([
       {
-        executionId: "ghost",
+        runId: "ghost",
         owner: OWNER,
         steps: [stepRecord("ghost", "a")],
         events: [eventRecord("ghost", 1)],
@@ -50,9 +50,9 @@ export async function mixedBatch(storage: Storage): Promise<void> {
   await create(storage, "e2", {}, OTHER);
   await create(storage, "e3");
   const work = (id: string, extra: Partial<Transition> = {}): Transition => ({
-    executionId: id,
+    runId: id,
     owner: OWNER,
-    execution: { status: "waiting" },
+    run: { status: "waiting" },
     steps: [stepRecord(id, "a", { output: { id } })],
     events: [eventRecord(id, 1)],
     ...extra,
@@ -62,15 +62,15 @@ export async function mixedBatch(storage: Storage): Promise<void> {
     work("e1"),
     work("e2"),
     work("e3"),
-    createTransition(executionRecord("e4"), OWNER),
+    createTransition(runRecord("e4"), OWNER),
     work("e4"), // sees the create earlier in the same batch
-    createTransition(executionRecord("e1"), OWNER), // taken
+    createTransition(runRecord("e1"), OWNER), // taken
     work("missing"),
   ]);
   assert.deepEqual(results, ["ok", "not_owner", "ok", "ok", "ok", "exists", "not_owner"]);
   for (const id of ["e1", "e3", "e4"]) {
     const snapshot = await mustLoad(storage, id);
-    assert.equal(snapshot.execution.status, "waiting", id);
+    assert.equal(snapshot.run.status, "waiting", id);
     assert.deepEqual(snapshot.steps, [stepRecord(id, "a", { output: { id } })], id);
     assert.equal(snapshot.nextEventSeq, 2, id);
   }
@@ -79,11 +79,11 @@ export async function mixedBatch(storage: Storage): Promise<void> {
 
   // Transitions apply in order: after a release in the batch, the same owner no longer owns it.
   const sequenced = await storage.commit([
-    { executionId: "e3", owner: OWNER, execution: { release: true } },
-    { executionId: "e3", owner: OWNER, execution: { status: "completed" } },
+    { runId: "e3", owner: OWNER, run: { release: true } },
+    { runId: "e3", owner: OWNER, run: { status: "completed" } },
   ]);
   assert.deepEqual(sequenced, ["ok", "not_owner"]);
-  const e3 = await storage.getExecution("e3");
+  const e3 = await storage.getRun("e3");
   assert.equal(e3?.owner, null);
   assert.equal(e3?.status, "waiting");
 }
@@ -91,70 +91,67 @@ export async function mixedBatch(storage: Storage): Promise<void> {
 export async function claimRules(storage: Storage): Promise<void> {
   await create(storage, "e1", {}, null);
   await storage.commit([
-    createTransition(executionRecord("e2"), OWNER, {
+    createTransition(runRecord("e2"), OWNER, {
       steps: [stepRecord("e2", "a"), stepRecord("e2", "b", { status: "completed" })],
       events: [eventRecord("e2", 1), eventRecord("e2", 2)],
-      execution: { release: true },
+      run: { release: true },
     }),
   ]);
   const signal = await storage.addSignal({
-    executionId: "e2",
+    runId: "e2",
     name: "go",
     payload: { ok: true },
     createdAt: 1,
   });
 
   // Unowned: taken, revision and updatedAt bumped, full snapshot returned.
-  const before = await storage.getExecution("e2");
+  const before = await storage.getRun("e2");
   assert.ok(before);
-  const claimed = await storage.claim({ executionId: "e2", owner: OWNER });
-  assert.ok(claimed, "unowned execution is claimable");
-  assert.equal(claimed.execution.owner, OWNER);
-  assert.equal(claimed.execution.revision, before.revision + 1);
-  assert.ok(claimed.execution.updatedAt >= before.updatedAt);
+  const claimed = await storage.claim({ runId: "e2", owner: OWNER });
+  assert.ok(claimed, "unowned run is claimable");
+  assert.equal(claimed.run.owner, OWNER);
+  assert.equal(claimed.run.revision, before.revision + 1);
+  assert.ok(claimed.run.updatedAt >= before.updatedAt);
   assert.deepEqual(claimed.steps, [stepRecord("e2", "a"), stepRecord("e2", "b", { status: "completed" })]);
   assert.deepEqual(claimed.signals, [signal]);
   assert.equal(claimed.nextEventSeq, 3);
-  assert.deepEqual(await storage.getExecution("e2"), claimed.execution);
+  assert.deepEqual(await storage.getRun("e2"), claimed.run);
 
   // Already ours: fine, and bumps again.
-  const again = await storage.claim({ executionId: "e2", owner: OWNER });
-  assert.equal(again?.execution.revision, before.revision + 2);
+  const again = await storage.claim({ runId: "e2", owner: OWNER });
+  assert.equal(again?.run.revision, before.revision + 2);
 
   // Someone else's: refused, unchanged.
-  const owned = await storage.getExecution("e2");
-  assert.equal(await storage.claim({ executionId: "e2", owner: OTHER }), undefined);
-  assert.equal(
-    await storage.claim({ executionId: "e2", owner: OTHER, takeOverFrom: ["executor-x"] }),
-    undefined,
-  );
-  assert.deepEqual(await storage.getExecution("e2"), owned);
+  const owned = await storage.getRun("e2");
+  assert.equal(await storage.claim({ runId: "e2", owner: OTHER }), undefined);
+  assert.equal(await storage.claim({ runId: "e2", owner: OTHER, takeOverFrom: ["executor-x"] }), undefined);
+  assert.deepEqual(await storage.getRun("e2"), owned);
 
   // Taken over from a dead executor.
-  const taken = await storage.claim({ executionId: "e2", owner: OTHER, takeOverFrom: ["executor-x", OWNER] });
-  assert.equal(taken?.execution.owner, OTHER);
-  assert.equal(await commitOne(storage, { executionId: "e2", owner: OWNER }), "not_owner");
-  assert.equal(await commitOne(storage, { executionId: "e2", owner: OTHER }), "ok");
+  const taken = await storage.claim({ runId: "e2", owner: OTHER, takeOverFrom: ["executor-x", OWNER] });
+  assert.equal(taken?.run.owner, OTHER);
+  assert.equal(await commitOne(storage, { runId: "e2", owner: OWNER }), "not_owner");
+  assert.equal(await commitOne(storage, { runId: "e2", owner: OTHER }), "ok");
 
-  assert.equal(await storage.claim({ executionId: "missing", owner: OWNER }), undefined);
-  assert.equal((await storage.claim({ executionId: "e1", owner: OTHER }))?.execution.owner, OTHER);
+  assert.equal(await storage.claim({ runId: "missing", owner: OWNER }), undefined);
+  assert.equal((await storage.claim({ runId: "e1", owner: OTHER }))?.run.owner, OTHER);
 }
 
 export async function concurrentClaims(storage: Storage): Promise<void> {
   await create(storage, "free", {}, null);
-  const before = await storage.getExecution("free");
+  const before = await storage.getRun("free");
   const claimers = Array.from({ length: 8 }, (_, i) => `claimer-${i}`);
-  const snapshots = await Promise.all(claimers.map((owner) => storage.claim({ executionId: "free", owner })));
+  const snapshots = await Promise.all(claimers.map((owner) => storage.claim({ runId: "free", owner })));
   const winners = snapshots.filter((s) => s !== undefined);
-  assert.equal(winners.length, 1, "exactly one claimer wins an unowned execution");
-  const after = await storage.getExecution("free");
-  assert.equal(after?.owner, winners[0]?.execution.owner);
+  assert.equal(winners.length, 1, "exactly one claimer wins an unowned run");
+  const after = await storage.getRun("free");
+  assert.equal(after?.owner, winners[0]?.run.owner);
   assert.equal(after?.revision, (before?.revision ?? 0) + 1);
 
   // Everyone believes "dead" died: still exactly one takes over.
   await create(storage, "orphan", {}, "dead");
   const takeovers = await Promise.all(
-    claimers.map((owner) => storage.claim({ executionId: "orphan", owner, takeOverFrom: ["dead"] })),
+    claimers.map((owner) => storage.claim({ runId: "orphan", owner, takeOverFrom: ["dead"] })),
   );
   assert.equal(takeovers.filter((s) => s !== undefined).length, 1, "exactly one claimer takes over");
 }
@@ -165,19 +162,18 @@ export async function claimMany(storage: Storage): Promise<void> {
   await create(storage, "m-theirs", {}, OTHER);
   await create(storage, "m-dead", {}, "dead");
   const results = await storage.claimMany([
-    { executionId: "m-free", owner: OWNER },
-    { executionId: "m-theirs", owner: OWNER },
-    { executionId: "m-mine", owner: OWNER },
-    { executionId: "m-missing", owner: OWNER },
-    { executionId: "m-dead", owner: OWNER, takeOverFrom: ["dead"] },
+    { runId: "m-free", owner: OWNER },
+    { runId: "m-theirs", owner: OWNER },
+    { runId: "m-mine", owner: OWNER },
+    { runId: "m-missing", owner: OWNER },
+    { runId: "m-dead", owner: OWNER, takeOverFrom: ["dead"] },
   ]);
   assert.deepEqual(
-    results.map((r) => r?.execution.id),
+    results.map((r) => r?.run.id),
     ["m-free", undefined, "m-mine", undefined, "m-dead"],
   );
-  for (const id of ["m-free", "m-mine", "m-dead"])
-    assert.equal((await storage.getExecution(id))?.owner, OWNER);
-  assert.equal((await storage.getExecution("m-theirs"))?.owner, OTHER);
+  for (const id of ["m-free", "m-mine", "m-dead"]) assert.equal((await storage.getRun(id))?.owner, OWNER);
+  assert.equal((await storage.getRun("m-theirs"))?.owner, OTHER);
   assert.deepEqual(await storage.claimMany([]), []);
 }
 

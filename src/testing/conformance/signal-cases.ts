@@ -1,4 +1,4 @@
-/** Conformance cases for signals: seq order, consumption by transitions, unknown executions and batches. */
+/** Conformance cases for signals: seq order, consumption by transitions, unknown runs and batches. */
 import assert from "node:assert/strict";
 import type { Json } from "../../json.js";
 import type { SignalRecord, Storage } from "../../storage/types.js";
@@ -14,7 +14,7 @@ export async function signalOrder(storage: Storage): Promise<void> {
   const added: SignalRecord[] = [];
   for (const [i, payload] of payloads.entries()) {
     const signal = await storage.addSignal({
-      executionId: i % 2 === 0 ? "e1" : "e2",
+      runId: i % 2 === 0 ? "e1" : "e2",
       name: i % 3 === 0 ? "approve" : "poke",
       payload,
       createdAt: BASE_TIME + i,
@@ -34,19 +34,19 @@ export async function signalOrder(storage: Storage): Promise<void> {
   assert.deepEqual(await storage.signalsAfter(added.at(-1)!.seq), []);
   assert.deepEqual(
     (await mustLoad(storage, "e1")).signals,
-    added.filter((s) => s.executionId === "e1"),
+    added.filter((s) => s.runId === "e1"),
   );
   assert.deepEqual(
     (await mustLoad(storage, "e2")).signals,
-    added.filter((s) => s.executionId === "e2"),
+    added.filter((s) => s.runId === "e2"),
   );
 }
 
 export async function signalConsumption(storage: Storage): Promise<void> {
   await create(storage, "e1");
   await create(storage, "e2");
-  const signal = (executionId: string, name: string) =>
-    storage.addSignal({ executionId, name, payload: { name }, createdAt: BASE_TIME });
+  const signal = (runId: string, name: string) =>
+    storage.addSignal({ runId, name, payload: { name }, createdAt: BASE_TIME });
   const s1 = await signal("e1", "approve");
   const s2 = await signal("e1", "poke");
   const s3 = await signal("e1", "approve");
@@ -54,7 +54,7 @@ export async function signalConsumption(storage: Storage): Promise<void> {
 
   assert.equal(
     await commitOne(storage, {
-      executionId: "e1",
+      runId: "e1",
       owner: OWNER,
       steps: [stepRecord("e1", "wait-approval", { status: "completed", output: { approved: true } })],
       consumeSignals: [{ seq: s1.seq, action: "wait-approval" }],
@@ -68,7 +68,7 @@ export async function signalConsumption(storage: Storage): Promise<void> {
   // Not the owner: nothing consumed.
   assert.equal(
     await commitOne(storage, {
-      executionId: "e1",
+      runId: "e1",
       owner: OTHER,
       consumeSignals: [{ seq: s2.seq, action: "x" }],
     }),
@@ -76,9 +76,9 @@ export async function signalConsumption(storage: Storage): Promise<void> {
   );
   assert.deepEqual((await mustLoad(storage, "e1")).signals, [s2, s3]);
 
-  // Several at once; an already consumed one keeps its first consumer; another execution's is untouched.
+  // Several at once; an already consumed one keeps its first consumer; another run's is untouched.
   await commitOne(storage, {
-    executionId: "e1",
+    runId: "e1",
     owner: OWNER,
     consumeSignals: [
       { seq: s3.seq, action: "second" },
@@ -97,25 +97,25 @@ export async function signalConsumption(storage: Storage): Promise<void> {
   assert.deepEqual((await mustLoad(storage, "e2")).signals, [other]);
 }
 
-export async function signalUnknownExecution(storage: Storage): Promise<void> {
+export async function signalUnknownRun(storage: Storage): Promise<void> {
   await assert.rejects(
-    storage.addSignal({ executionId: "ghost", name: "go", payload: null, createdAt: 1 }),
+    storage.addSignal({ runId: "ghost", name: "go", payload: null, createdAt: 1 }),
     (error: { code?: unknown }) => error.code === "not_found",
   );
   assert.equal(await storage.lastSignalSeq(), 0);
   assert.deepEqual(await storage.signalsAfter(0), []);
-  // Ended executions still take signals (they are kept, whoever reads them).
+  // Ended runs still take signals (they are kept, whoever reads them).
   await create(storage, "done", { status: "completed", endedAt: 1 }, null);
-  const signal = await storage.addSignal({ executionId: "done", name: "late", payload: 1, createdAt: 2 });
+  const signal = await storage.addSignal({ runId: "done", name: "late", payload: 1, createdAt: 2 });
   assert.deepEqual(await storage.signalsAfter(0), [signal]);
 }
 
 export async function addSignalsBatch(storage: Storage): Promise<void> {
   await create(storage, "s-batch", {}, OWNER);
   const added = await storage.addSignals([
-    { executionId: "s-batch", name: "a", payload: { n: 1 }, createdAt: 1 },
-    { executionId: "s-batch", name: "b", payload: "two", createdAt: 2 },
-    { executionId: "s-batch", name: "a", payload: [3], createdAt: 3 },
+    { runId: "s-batch", name: "a", payload: { n: 1 }, createdAt: 1 },
+    { runId: "s-batch", name: "b", payload: "two", createdAt: 2 },
+    { runId: "s-batch", name: "a", payload: [3], createdAt: 3 },
   ]);
   assert.deepEqual(
     added.map((s) => [s.name, s.payload]),
@@ -129,8 +129,8 @@ export async function addSignalsBatch(storage: Storage): Promise<void> {
   const before = await storage.lastSignalSeq();
   await assert.rejects(
     storage.addSignals([
-      { executionId: "s-batch", name: "c", payload: null, createdAt: 4 },
-      { executionId: "s-nobody", name: "c", payload: null, createdAt: 4 },
+      { runId: "s-batch", name: "c", payload: null, createdAt: 4 },
+      { runId: "s-nobody", name: "c", payload: null, createdAt: 4 },
     ]),
     (error: unknown) => (error as { code?: unknown }).code === "not_found",
   );

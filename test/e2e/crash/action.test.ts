@@ -1,4 +1,4 @@
-/** Crash test (a): SIGKILL while the 3rd of 5 sequential actions runs; a new process finishes the execution. */
+/** Crash test (a): SIGKILL while the 3rd of 5 sequential actions runs; a new process finishes the run. */
 import { afterEach, describe, expect, it } from "vitest";
 import type { EventRecord } from "../../../src/index.js";
 import { blockKey } from "./fixtures/protocol.js";
@@ -47,14 +47,14 @@ describe("kill during an action", () => {
 
         // What the dead process left in the database, read before anyone recovers it.
         const before = await storage.load(id);
-        if (!before) throw new Error("execution missing after the kill");
+        if (!before) throw new Error("run missing after the kill");
         expect(stateProblems(before, await storage.history(id))).toEqual([]);
         expect(stepStatuses(before)).toEqual({
           s1: "completed#1",
           s2: "completed#1",
           s3: `running#${attempt}`,
         });
-        expect(before?.execution).toMatchObject({ status: "running", owner: owners.at(-1) });
+        expect(before?.run).toMatchObject({ status: "running", owner: owners.at(-1) });
         histories.push(await storage.history(id));
       }
 
@@ -96,9 +96,9 @@ describe("kill during an action", () => {
       expect(seqProblems(history)).toEqual([]);
       for (const before of histories) expect(history.slice(0, before.length)).toEqual(before);
       expect(lifecycle(history)).toEqual([
-        "execution:started",
-        ...Array.from({ length: kills }, () => "execution:resumed"),
-        "execution:completed",
+        "run:started",
+        ...Array.from({ length: kills }, () => "run:resumed"),
+        "run:completed",
       ]);
       const summary = summarize(history);
       const retries = Array.from({ length: kills }, (_, i) => i + 2);
@@ -122,7 +122,7 @@ describe("kill during an action", () => {
         s4: "completed#1",
         s5: "completed#1",
       });
-      expect(after?.execution.owner).toBeNull();
+      expect(after?.run.owner).toBeNull();
     },
   );
 });

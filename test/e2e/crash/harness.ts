@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type EventRecord, type ExecutionSnapshot, SqliteStorage } from "../../../src/index.js";
+import { type EventRecord, type RunSnapshot, SqliteStorage } from "../../../src/index.js";
 import { trackChild } from "../../leaks.js";
 import { eventually, WAIT_MS, within } from "../../wait.js";
 import type { Go, Phase, RunnerArgs, RunnerMessage, RunRecord } from "./fixtures/protocol.js";
@@ -74,9 +74,9 @@ export class Runner {
     this.child.stdin?.write(`${JSON.stringify(message)}\n`);
   }
 
-  /** The ids of the executions it started. */
+  /** The ids of the runs it started. */
   started(): Promise<string[]> {
-    return this.waitFor("its started executions", () => this.message("started")?.ids);
+    return this.waitFor("its started runs", () => this.message("started")?.ids);
   }
 
   /** SIGKILL, then wait until the process is reaped (a zombie would still look alive to recovery). */
@@ -88,7 +88,7 @@ export class Runner {
       throw new Error(`runner "${this.label}" ended on its own: ${this.exitedReason()}`);
   }
 
-  /** Waits for a clean end: every awaited execution ended, the executor closed, exit code 0. */
+  /** Waits for a clean end: every awaited run ended, the executor closed, exit code 0. */
   async finished(timeoutMs = WAIT_MS): Promise<Extract<RunnerMessage, { kind: "ended" }>[]> {
     await within(this.exited, `runner "${this.label}" to finish`, timeoutMs);
     if (this.exit?.code !== 0 || !this.message("done"))
@@ -172,27 +172,20 @@ export class Workspace {
 /** The runs of one body as `proc:event:attempt` strings, in the order they happened: easy to compare whole. */
 export function trail(
   runs: readonly RunRecord[],
-  executionId: string,
+  runId: string,
   action: string,
   phase: Phase = "run",
 ): string[] {
   return runs
-    .filter((r) => r.executionId === executionId && r.action === action && r.phase === phase)
+    .filter((r) => r.runId === runId && r.action === action && r.phase === phase)
     .map((r) => `${r.proc}:${r.event}:${r.attempt}`);
 }
 
 /** Every idempotency key the runs of one body were given. */
-export function keysOf(
-  runs: readonly RunRecord[],
-  executionId: string,
-  action: string,
-  phase: Phase,
-): string[] {
+export function keysOf(runs: readonly RunRecord[], runId: string, action: string, phase: Phase): string[] {
   return [
     ...new Set(
-      runs
-        .filter((r) => r.executionId === executionId && r.action === action && r.phase === phase)
-        .map((r) => r.key),
+      runs.filter((r) => r.runId === runId && r.action === action && r.phase === phase).map((r) => r.key),
     ),
   ];
 }
@@ -254,7 +247,7 @@ export function summarize(history: readonly EventRecord[]): Map<string, ActionHi
   return byAction;
 }
 
-/** The execution-level events of a history (no action), in order. */
+/** The run-level events of a history (no action), in order. */
 export function lifecycle(history: readonly EventRecord[]): string[] {
   return history.filter((e) => e.action === null).map((e) => e.type);
 }
@@ -265,7 +258,7 @@ export function seqProblems(history: readonly EventRecord[]): string[] {
 }
 
 /** Step statuses of a snapshot, by action. */
-export function stepStatuses(snapshot: ExecutionSnapshot | undefined): Record<string, string> {
+export function stepStatuses(snapshot: RunSnapshot | undefined): Record<string, string> {
   return Object.fromEntries((snapshot?.steps ?? []).map((s) => [s.action, `${s.status}#${s.attempt}`]));
 }
 
@@ -273,7 +266,7 @@ export function stepStatuses(snapshot: ExecutionSnapshot | undefined): Record<st
  * Where a snapshot's step rows and its history disagree. Both are written by the same transitions,
  * so a state left by a kill must agree with itself: a transition is all there or not at all.
  */
-export function stateProblems(snapshot: ExecutionSnapshot, history: readonly EventRecord[]): string[] {
+export function stateProblems(snapshot: RunSnapshot, history: readonly EventRecord[]): string[] {
   const problems: string[] = [];
   const summary = summarize(history);
   if (snapshot.nextEventSeq !== history.length + 1)

@@ -1,15 +1,15 @@
 /**
- * Crash test (d): 20 executions run at once and their process is SIGKILLed three times at arbitrary
+ * Crash test (d): 20 runs run at once and their process is SIGKILLed three times at arbitrary
  * moments (actions and undos in flight); a last process finishes all of them, losing and duplicating nothing.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import type { EventRecord, ExecutionSnapshot, StepStatus } from "../../../src/index.js";
+import type { EventRecord, RunSnapshot, StepStatus } from "../../../src/index.js";
 import { WAIT_MS } from "../../wait.js";
 import { blockKey, type Phase, type RunRecord } from "./fixtures/protocol.js";
 import { workloadFails } from "./fixtures/sagas.js";
 import { lifecycle, seqProblems, stateProblems, summarize, trail, Workspace } from "./harness.js";
 
-const EXECUTIONS = 20;
+const RUNS = 20;
 const ACTIONS = ["w1", "w2", "w3", "w4"] as const;
 /** Runner processes in order; all but the last are killed (see `killWhen`). */
 const PROCS = ["p1", "p2", "p3", "final"] as const;
@@ -24,14 +24,14 @@ afterEach(async () => {
 
 /** Bodies that process `proc` started and had not finished (it was killed in them). */
 function interrupted(runs: readonly RunRecord[], proc: string): RunRecord[] {
-  const id = (r: RunRecord) => `${r.executionId}/${r.action}/${r.phase}/${r.attempt}`;
+  const id = (r: RunRecord) => `${r.runId}/${r.action}/${r.phase}/${r.attempt}`;
   const finished = new Set(runs.filter((r) => r.proc === proc && r.event !== "start").map(id));
   return runs.filter((r) => r.proc === proc && r.event === "start" && !finished.has(id(r)));
 }
 
 /**
  * When to kill each process, and which bodies hang in it: p1 in the forward actions (w3 hangs), p2
- * later in them (w4 hangs), p3 in the compensations of the failing executions (w1's undo, which comes
+ * later in them (w4 hangs), p3 in the compensations of the failing runs (w1's undo, which comes
  * last, hangs). Each is killed once enough bodies ended and one that hangs started, so every kill
  * interrupts bodies, however slow the machine (a body that would end on its own could end first).
  */
@@ -52,12 +52,12 @@ function killWhen(proc: string): {
 }
 
 interface AtKill {
-  snapshots: Map<string, ExecutionSnapshot>;
+  snapshots: Map<string, RunSnapshot>;
   histories: Map<string, EventRecord[]>;
 }
 
-describe("kill repeatedly with many executions in flight", () => {
-  it("finishes every execution, re-running only bodies whose outcome was not committed", async () => {
+describe("kill repeatedly with many runs in flight", () => {
+  it("finishes every run, re-running only bodies whose outcome was not committed", async () => {
     ws = new Workspace();
     const storage = await ws.storage();
     let ids: string[] = [];
@@ -70,7 +70,7 @@ describe("kill repeatedly with many executions in flight", () => {
         index === 0
           ? ws.spawn(
               proc,
-              { start: { saga: "workload", inputs: Array.from({ length: EXECUTIONS }, (_, n) => ({ n })) } },
+              { start: { saga: "workload", inputs: Array.from({ length: RUNS }, (_, n) => ({ n })) } },
               when.block,
             )
           : ws.spawn(proc, { await: ids }, when.block);
@@ -81,7 +81,7 @@ describe("kill repeatedly with many executions in flight", () => {
       const atKill: AtKill = { snapshots: new Map(), histories: new Map() };
       for (const id of ids) {
         const snapshot = await storage.load(id);
-        if (!snapshot) throw new Error(`execution ${id} was started but is not in the database`);
+        if (!snapshot) throw new Error(`run ${id} was started but is not in the database`);
         const history = await storage.history(id);
         expect(stateProblems(snapshot, history), `${id} after killing ${proc}`).toEqual([]);
         atKill.snapshots.set(id, snapshot);
@@ -90,11 +90,11 @@ describe("kill repeatedly with many executions in flight", () => {
       kills.push(atKill);
       expect(when.ready(ws.runs()), `killing ${proc} interrupted ${when.what}`).toBe(true);
     }
-    expect(ids).toHaveLength(EXECUTIONS);
+    expect(ids).toHaveLength(RUNS);
 
     const final = ws.spawn("final", { await: ids });
     const ended = await final.finished(2 * WAIT_MS);
-    expect(ended).toHaveLength(EXECUTIONS);
+    expect(ended).toHaveLength(RUNS);
     for (const [n, id] of ids.entries()) {
       const x1 = n * 10;
       const expected = workloadFails(n)
@@ -118,7 +118,7 @@ describe("kill repeatedly with many executions in flight", () => {
         const before = atKill.histories.get(id)!;
         expect(history.slice(0, before.length), `${id}: history at kill ${k + 1} kept`).toEqual(before);
       }
-      expect(lifecycle(history).at(-1), id).toBe(fails ? "execution:compensated" : "execution:completed");
+      expect(lifecycle(history).at(-1), id).toBe(fails ? "run:compensated" : "run:completed");
       const summary = summarize(history);
 
       for (const action of ACTIONS) {
@@ -127,7 +127,7 @@ describe("kill repeatedly with many executions in flight", () => {
         const entry = summary.get(action);
         for (const phase of phases) {
           const where = `${id} ${action} ${phase}`;
-          const mine = runs.filter((r) => r.executionId === id && r.action === action && r.phase === phase);
+          const mine = runs.filter((r) => r.runId === id && r.action === action && r.phase === phase);
           const starts = mine.filter((r) => r.event === "start");
           // Settled and committed before a kill: nothing of it ran in any later process.
           for (const [k, atKill] of kills.entries()) {
@@ -177,7 +177,7 @@ describe("kill repeatedly with many executions in flight", () => {
         // w1 is undone only after its dependents w2 and w3 are, across processes.
         const at = (action: string, event: string, pick: "first" | "last") => {
           const found = runs.filter(
-            (r) => r.executionId === id && r.action === action && r.phase === "undo" && r.event === event,
+            (r) => r.runId === id && r.action === action && r.phase === "undo" && r.event === event,
           );
           return runs.indexOf(pick === "first" ? found[0]! : found.at(-1)!);
         };

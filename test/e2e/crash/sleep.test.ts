@@ -24,12 +24,12 @@ describe("kill during a durable sleep", () => {
       await second.waitFor("it to be ready", () => second.message("ready"));
       await first.go();
       const [id] = await first.started();
-      if (id === undefined) throw new Error("no execution started");
+      if (id === undefined) throw new Error("no run started");
       const storage = await ws.storage();
       await first.waitFor(`the sleep to be armed (${held})`, async () => {
         const snapshot = await storage.load(id);
         const waiting = snapshot?.steps.find((s) => s.action === "nap")?.status === "waiting";
-        return waiting && (held === "owned" || snapshot?.execution.owner === null);
+        return waiting && (held === "owned" || snapshot?.run.owner === null);
       });
       await first.kill();
 
@@ -37,9 +37,9 @@ describe("kill during a durable sleep", () => {
       const until = before?.steps.find((s) => s.action === "nap")?.state?.until;
       if (typeof until !== "number")
         throw new Error(`nap has no persisted end: ${JSON.stringify(before?.steps)}`);
-      expect(until - (before?.execution.createdAt ?? 0)).toBeGreaterThanOrEqual(NAP_MS);
+      expect(until - (before?.run.createdAt ?? 0)).toBeGreaterThanOrEqual(NAP_MS);
       if (held === "unowned")
-        expect(before?.execution).toMatchObject({ status: "waiting", owner: null, wakeAt: until });
+        expect(before?.run).toMatchObject({ status: "waiting", owner: null, wakeAt: until });
 
       // Restart in the middle of the sleep, so both wrong outcomes are seconds away from the right one:
       // the timer firing at once (treated as overdue) or a full sleep after the restart (restarted from zero).
@@ -63,7 +63,7 @@ describe("kill during a durable sleep", () => {
       const history = await storage.history(id);
       expect(seqProblems(history)).toEqual([]);
       expect(summarize(history).get("nap")).toMatchObject({ waiting: 1, completed: 1 });
-      expect(lifecycle(history).at(-1)).toBe("execution:completed");
+      expect(lifecycle(history).at(-1)).toBe("run:completed");
     },
   );
 });

@@ -23,32 +23,31 @@ async function fromOutside(storage: SqliteStorage, act: (ops: Executor) => Promi
 }
 
 const SIGNAL_WAITS = [
-  // No timeout: nothing to wake it, so the waiting execution leaves memory and storage holds it unowned.
-  { saga: "approval" as const, held: "unowned", executor: {}, parked: ["execution:waiting"] },
-  // A timeout within evictAfterMs: the execution stays in memory, owned by the process that gets killed.
+  // No timeout: nothing to wake it, so the waiting run leaves memory and storage holds it unowned.
+  { saga: "approval" as const, held: "unowned", executor: {}, parked: ["run:waiting"] },
+  // A timeout within evictAfterMs: the run stays in memory, owned by the process that gets killed.
   { saga: "approvalTimed" as const, held: "owned", executor: { evictAfterMs: 120_000 }, parked: [] },
 ];
 
-/** Starts an execution, kills its process once the signal wait is armed (held as asked); returns what it left. */
+/** Starts a run, kills its process once the signal wait is armed (held as asked); returns what it left. */
 async function killWhileWaitingForSignal({ saga, held, executor }: (typeof SIGNAL_WAITS)[number]) {
   ws = new Workspace();
   const storage = await ws.storage();
   const first = ws.spawn("first", { start: { saga, inputs: [{}] }, executor });
   const [id] = await first.started();
-  if (id === undefined) throw new Error("no execution started");
+  if (id === undefined) throw new Error("no run started");
   await first.waitFor(`the signal wait to be armed (${held})`, async () => {
     const snapshot = await storage.load(id);
     const waiting = snapshot?.steps.find((s) => s.action === "approve")?.status === "waiting";
     return (
-      waiting &&
-      (held === "owned" || (snapshot?.execution.status === "waiting" && snapshot.execution.owner === null))
+      waiting && (held === "owned" || (snapshot?.run.status === "waiting" && snapshot.run.owner === null))
     );
   });
   await first.kill();
 
   const before = await storage.load(id);
   expect(stepStatuses(before)).toEqual({ prep: "completed#1", approve: "waiting#1" });
-  expect(before?.execution.owner).toBe(held === "owned" ? first.message("open")?.owner : null);
+  expect(before?.run.owner).toBe(held === "owned" ? first.message("open")?.owner : null);
   return { id, storage, historyBefore: await storage.history(id) };
 }
 
@@ -57,7 +56,7 @@ describe("kill during a wait for a signal, signal sent while no process runs", (
     const { id, storage, historyBefore } = await killWhileWaitingForSignal(wait);
     await fromOutside(storage, (ops) => ops.signal(id, "approved", { by: "alice" }));
     expect(await storage.signalsAfter(0)).toMatchObject([
-      { executionId: id, name: "approved", payload: { by: "alice" }, consumedBy: null },
+      { runId: id, name: "approved", payload: { by: "alice" }, consumedBy: null },
     ]);
 
     const second = ws.spawn("second", { await: [id] });
@@ -78,8 +77,8 @@ describe("kill during a wait for a signal, signal sent while no process runs", (
     expect(seqProblems(history)).toEqual([]);
     expect(history.slice(0, historyBefore.length)).toEqual(historyBefore);
     // Parked: the signal wakes it (no resume). Owned: recovery resumes it.
-    const middle = wait.held === "owned" ? ["execution:resumed"] : wait.parked;
-    expect(lifecycle(history)).toEqual(["execution:started", ...middle, "execution:completed"]);
+    const middle = wait.held === "owned" ? ["run:resumed"] : wait.parked;
+    expect(lifecycle(history)).toEqual(["run:started", ...middle, "run:completed"]);
     // One arming of the wait: the restart continued it rather than starting it over.
     expect(summarize(history).get("approve")).toMatchObject({ waiting: 1, completed: 1, failed: 0 });
     expect(history.filter((e) => e.type === "signal:received")).toHaveLength(1);
@@ -92,7 +91,7 @@ describe("kill during a wait for a signal, cancel requested while no process run
     async (wait) => {
       const { id, storage, historyBefore } = await killWhileWaitingForSignal(wait);
       await fromOutside(storage, (ops) => ops.cancel(id, "change of plan"));
-      expect(await storage.getExecution(id)).toMatchObject({ cancelRequested: "change of plan" });
+      expect(await storage.getRun(id)).toMatchObject({ cancelRequested: "change of plan" });
 
       const second = ws.spawn("second", { await: [id] });
       const [ended] = await second.finished();
@@ -106,7 +105,7 @@ describe("kill during a wait for a signal, cancel requested while no process run
       const history = await storage.history(id);
       expect(seqProblems(history)).toEqual([]);
       expect(history.slice(0, historyBefore.length)).toEqual(historyBefore);
-      expect(lifecycle(history).at(-1)).toBe("execution:cancelled");
+      expect(lifecycle(history).at(-1)).toBe("run:cancelled");
       expect(summarize(history).get("prep")).toMatchObject({
         completed: 1,
         undoStarted: [1],
@@ -114,7 +113,7 @@ describe("kill during a wait for a signal, cancel requested while no process run
       });
       const after = await storage.load(id);
       expect(stepStatuses(after)).toEqual({ prep: "undone#1", approve: "failed#1" });
-      expect(after?.execution).toMatchObject({
+      expect(after?.run).toMatchObject({
         status: "cancelled",
         owner: null,
         cause: { kind: "cancel", reason: "change of plan" },
@@ -125,7 +124,7 @@ describe("kill during a wait for a signal, cancel requested while no process run
 
 describe("kill during a poll", () => {
   it.each([
-    // Checks every 50 ms keep the execution in memory, owned (and its status running) between checks.
+    // Checks every 50 ms keep the run in memory, owned (and its status running) between checks.
     { when: "between checks", saga: "probe" as SagaName, executor: {}, block: [] as string[], parked: false },
     {
       when: "while a check runs",
@@ -134,7 +133,7 @@ describe("kill during a poll", () => {
       block: [blockKey("probe", "check")],
       parked: false,
     },
-    // evictAfterMs far below everyMs (1 s): the execution is parked between checks, then claimed back
+    // evictAfterMs far below everyMs (1 s): the run is parked between checks, then claimed back
     // for each one, so the kill leaves it "waiting" yet owned by the dead process.
     {
       when: "while a check of a parked poll runs",
@@ -150,7 +149,7 @@ describe("kill during a poll", () => {
       const storage = await ws.storage();
       const first = ws.spawn("first", { start: { saga, inputs: [{}] }, executor }, block);
       const [id] = await first.started();
-      if (id === undefined) throw new Error("no execution started");
+      if (id === undefined) throw new Error("no run started");
       const checks = (proc: string, event: string) =>
         ws
           .runs()
@@ -158,13 +157,13 @@ describe("kill during a poll", () => {
       await first.waitFor(`the poll to run (${when})`, async () => {
         if (block.length === 0) return checks("first", "end").length >= 2;
         const hanging = checks("first", "start").length > checks("first", "end").length;
-        return hanging && (!parked || (await storage.load(id))?.execution.owner !== null);
+        return hanging && (!parked || (await storage.load(id))?.run.owner !== null);
       });
       await first.kill();
 
       const before = await storage.load(id);
       expect(stepStatuses(before)).toEqual({ before: "completed#1", probe: "waiting#1" });
-      expect(before?.execution).toMatchObject({
+      expect(before?.run).toMatchObject({
         status: parked ? "waiting" : "running",
         owner: first.message("open")?.owner,
       });
@@ -192,9 +191,9 @@ describe("kill during a poll", () => {
         deadline,
       );
       expect(lifecycle(history)).toEqual([
-        "execution:started",
-        ...(parked ? ["execution:waiting"] : ["execution:resumed"]),
-        "execution:completed",
+        "run:started",
+        ...(parked ? ["run:waiting"] : ["run:resumed"]),
+        "run:completed",
       ]);
     },
   );

@@ -47,7 +47,7 @@ describe("examples/build-server.ts (story 4)", () => {
 
     const first = await example("build-server.ts", ["--data-dir", dataDir]);
     expect(first.code, first.stdout + first.stderr).toBe(0);
-    expect(first.stdout).toMatch(/Run shop-build-1 \(execution \S+\) completed/);
+    expect(first.stdout).toMatch(/Run shop-build-1 \(id \S+\) completed/);
     expect(first.stdout.match(/^ {2}(created|activated) /gm)).toHaveLength(5);
     expect(first.stdout).toContain("layer 4/4");
     expect(active()).toMatchObject({ version: 1, previous: null });
@@ -61,16 +61,14 @@ describe("examples/build-server.ts (story 4)", () => {
 
     const second = await example("build-server.ts", ["--data-dir", dataDir], { FAIL_AT: "activate" });
     expect(second.code, second.stdout + second.stderr).toBe(1);
-    expect(second.stdout).toMatch(
-      /Run shop-build-2 \(execution \S+\) rolled back, because "activate" failed/,
-    );
+    expect(second.stdout).toMatch(/Run shop-build-2 \(id \S+\) rolled back, because "activate" failed/);
     const undos = [...second.stdout.matchAll(/shop-build-2 {2}(\S+) +undoing$/gm)].map((m) => m[1]);
     expect(undos).toEqual(["create-version", "create-config", "build-image", "receive-source"]);
     expect(second.stdout.match(/^ {2}removed /gm)).toHaveLength(4);
     // What the failed build created is gone; the first build's work and activation are untouched.
     expect(files(platform)).toEqual(afterFirst);
     expect(active()).toMatchObject({ version: 1 });
-    // The staged upload of an ended execution is deleted.
+    // The staged upload of an ended run is deleted.
     expect(files(join(dataDir, "staged"))).toEqual([]);
   });
 

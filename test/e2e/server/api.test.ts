@@ -4,7 +4,7 @@
  */
 
 import { describe, expect, it } from "vitest";
-import type { ExecutionEvent } from "../../../src/engine/events.js";
+import type { RunEvent } from "../../../src/engine/events.js";
 import type { QueueResponse, RunDetail, SubmitResponse } from "../../../src/runs/schemas.js";
 import { eventually } from "../../wait.js";
 import { Project, processesWith, uniqueSleep } from "../cli/harness.js";
@@ -22,7 +22,7 @@ jobs:
     run: echo "publish \${{ needs.build.outputs.digest }}" >> trace; echo published
 `;
 
-const types = (events: readonly ExecutionEvent[]) => events.map((e) => e.type);
+const types = (events: readonly RunEvent[]) => events.map((e) => e.type);
 
 describe("slipway serve", () => {
   it("runs a pipeline file submitted over the API, streams its events, lists, shows and logs it", async () => {
@@ -39,8 +39,8 @@ describe("slipway serve", () => {
     expect(submitted).toMatchObject({ name: "ship-1", pipeline: "ship", jobs: 2 });
 
     const events = await server.events(submitted.id);
-    expect(types(events)[0]).toBe("execution:started");
-    expect(types(events).at(-1)).toBe("execution:completed");
+    expect(types(events)[0]).toBe("run:started");
+    expect(types(events).at(-1)).toBe("run:completed");
     expect(events.filter((e) => e.type === "action:completed").map((e) => e.action)).toEqual([
       "build",
       "publish",

@@ -61,9 +61,9 @@ describe("examples/recipe-ci.yml cut short in slipway serve (story 3)", () => {
     // The cleanup ran before the run ended, and its output is in the deploy's logs, marked as such.
     const events = await server.events(id);
     const trail = events
-      .filter((e) => e.type.startsWith("cleanup:") || e.type === "execution:cancelled")
+      .filter((e) => e.type.startsWith("cleanup:") || e.type === "run:cancelled")
       .map((e) => `${e.type} ${e.action ?? ""}`.trim());
-    expect(trail).toEqual(["cleanup:started deploy", "cleanup:completed deploy", "execution:cancelled"]);
+    expect(trail).toEqual(["cleanup:started deploy", "cleanup:completed deploy", "run:cancelled"]);
     const logs = await p.run(["logs", id, "deploy", ...server.flags]);
     expect(logs.stdout).toMatch(/==> deploy \(attempt 1\) <==\n.*created stack gitea/);
     expect(logs.stdout).toMatch(/==> deploy cleanup \(after attempt 1\) <==\n.*removed stack gitea/);

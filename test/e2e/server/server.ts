@@ -5,7 +5,7 @@
  */
 
 import { createParser } from "eventsource-parser";
-import type { ExecutionEvent } from "../../../src/engine/events.js";
+import type { RunEvent } from "../../../src/engine/events.js";
 import type { RunDetail, RunSummary } from "../../../src/runs/schemas.js";
 import { eventually, WAIT_MS } from "../../wait.js";
 import type { Project, Running } from "../cli/harness.js";
@@ -20,7 +20,7 @@ export interface Server {
   /** A JSON request; fails the test on a status other than `expect`. */
   json<T>(method: string, path: string, body?: unknown, expect?: number): Promise<T>;
   /** Every event of the run, from the SSE stream, until the server ends it. */
-  events(id: string, lastEventId?: number): Promise<ExecutionEvent[]>;
+  events(id: string, lastEventId?: number): Promise<RunEvent[]>;
   /** Polls the run until its status is one of `statuses` (at most twice `WAIT_MS`: runs take a while). */
   status(id: string, ...statuses: string[]): Promise<RunDetail>;
   /** The `slipway` arguments that point a command at this server. */
@@ -77,10 +77,10 @@ export async function startServer(
         headers: lastEventId === undefined ? {} : { "last-event-id": String(lastEventId) },
       });
       if (response.status !== 200) throw new Error(`events: ${response.status} ${await response.text()}`);
-      const events: ExecutionEvent[] = [];
+      const events: RunEvent[] = [];
       const parser = createParser({
         onEvent: (message) => {
-          const event = JSON.parse(message.data) as ExecutionEvent;
+          const event = JSON.parse(message.data) as RunEvent;
           if (message.event !== event.type)
             throw new Error(`SSE event ${message.event} carries ${event.type}`);
           events.push(event);

@@ -33,7 +33,7 @@ describe("slipway ls and show", () => {
     const failed = await executor.start(release, {}, { runName: "rel-main-1" });
     await within(failed.result(), "the failed run");
     const waiting = await executor.start(gated, {});
-    await eventually(async () => (await storage.getExecution(waiting.id))?.status === "waiting", "the wait");
+    await eventually(async () => (await storage.getRun(waiting.id))?.status === "waiting", "the wait");
     await executor.close();
     await storage.close();
 

@@ -1,4 +1,4 @@
-/** Waking parked executions: claims folded into the first transition, races between executors, slots. */
+/** Waking parked runs: claims folded into the first transition, races between executors, slots. */
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
@@ -11,7 +11,7 @@ function approvalSaga(runs: Map<string, number>) {
       reads: ["ok"],
       produces: { done: z.boolean() },
       run: ({ ok }, ctx) => {
-        runs.set(ctx.executionId, (runs.get(ctx.executionId) ?? 0) + 1);
+        runs.set(ctx.runId, (runs.get(ctx.runId) ?? 0) + 1);
         return { done: ok };
       },
     })
@@ -19,28 +19,28 @@ function approvalSaga(runs: Map<string, number>) {
 }
 
 describe.each(backends)("claims on $name", (backend) => {
-  it("wakes parked executions with one write each: the claim rides on the first transition", async () => {
+  it("wakes parked runs with one write each: the claim rides on the first transition", async () => {
     const h = harness(backend);
     const runs = new Map<string, number>();
     const approval = approvalSaga(runs);
     const executor = await h.executor({ sagas: [approval] });
     const handles = await Promise.all(Array.from({ length: 300 }, () => executor.start(approval, {})));
-    await eventually(() => executor.activeExecutions === 0, "all parked");
+    await eventually(() => executor.activeRuns === 0, "all parked");
     const revisions = new Map<string, number>();
-    for (const { id } of handles) revisions.set(id, (await h.storage.getExecution(id))!.revision);
+    for (const { id } of handles) revisions.set(id, (await h.storage.getRun(id))!.revision);
     await Promise.all(handles.map((handle) => executor.signal(handle.id, "go", { ok: true })));
     const results = await within(Promise.all(handles.map((handle) => handle.result())), "completions");
     expect(results.every((r) => r.status === "completed" && r.output.done === true)).toBe(true);
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
     for (const { id } of handles) {
-      const record = (await h.storage.getExecution(id))!;
+      const record = (await h.storage.getRun(id))!;
       expect(record.owner).toBeNull();
       // Two transitions (the wake-up with its claim, then the end), no separate claim.
       expect(record.revision).toBe(revisions.get(id)! + 2);
     }
   });
 
-  it("two executors waking the same executions at once: each runs exactly once, the losers stay quiet", async () => {
+  it("two executors waking the same runs at once: each runs exactly once, the losers stay quiet", async () => {
     const h = harness(backend);
     const runs = new Map<string, number>();
     const approval = approvalSaga(runs);
@@ -48,10 +48,10 @@ describe.each(backends)("claims on $name", (backend) => {
     const logsB = captureLogs();
     const a = await h.executor({ sagas: [approval], logger: logsA.logger, recover: false });
     const handles = await Promise.all(Array.from({ length: 100 }, () => a.start(approval, {})));
-    await eventually(() => a.activeExecutions === 0, "all parked");
+    await eventually(() => a.activeRuns === 0, "all parked");
     const b = await h.executor({ sagas: [approval], logger: logsB.logger, recover: false });
     // A signals (and starts claiming) all of them; B recovers them (pending signals) before A's
-    // claims have committed: both load the same revisions, one first transition wins per execution.
+    // claims have committed: both load the same revisions, one first transition wins per run.
     await Promise.all(handles.map((handle) => a.signal(handle.id, "go", { ok: true })));
     const recovered = b.recover();
     const results = await within(Promise.all(handles.map((handle) => a.result(handle.id))), "completions");
@@ -59,12 +59,12 @@ describe.each(backends)("claims on $name", (backend) => {
     expect(results.every((r) => r.status === "completed")).toBe(true);
     expect(runs.size).toBe(100);
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
-    await eventually(() => a.activeExecutions + b.activeExecutions === 0, "both idle");
+    await eventually(() => a.activeRuns + b.activeRuns === 0, "both idle");
     const errors = [...logsA.lines, ...logsB.lines].filter((line) => (line.level as number) >= 50);
     expect(errors).toEqual([]);
   });
 
-  it("a signal that lands while its execution is being loaded is delivered", async () => {
+  it("a signal that lands while its run is being loaded is delivered", async () => {
     const h = harness(backend);
     const twice = saga("twice", { version: 1 })
       .waitForSignal("first", { signal: "one", produces: { a: z.number() } })
@@ -72,7 +72,7 @@ describe.each(backends)("claims on $name", (backend) => {
       .build();
     const executor = await h.executor({ sagas: [twice], pollIntervalMs: 60_000 });
     const handle = await executor.start(twice, {});
-    await eventually(() => executor.activeExecutions === 0, "parked");
+    await eventually(() => executor.activeRuns === 0, "parked");
     // Both sent in the same turn: the second is persisted after the wake-up load was requested.
     const sent = [executor.signal(handle.id, "one", { a: 1 }), executor.signal(handle.id, "two", { b: 2 })];
     await Promise.all(sent);

@@ -2,13 +2,13 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
-import type { ExecutionEvent } from "../../../src/engine/events.js";
+import type { RunEvent } from "../../../src/engine/events.js";
 import { backends, eventually, harness, within } from "../../helpers.js";
 
-/** The lifecycle of an execution as `type action` lines, progress left out. */
-function trail(history: ExecutionEvent[]): string[] {
+/** The lifecycle of a run as `type action` lines, progress left out. */
+function trail(history: RunEvent[]): string[] {
   return history
-    .filter((e) => e.type !== "action:progress" && !e.type.startsWith("execution:"))
+    .filter((e) => e.type !== "action:progress" && !e.type.startsWith("run:"))
     .map((e) => `${e.type} ${e.action}`);
 }
 
@@ -219,13 +219,13 @@ describe.each(backends)("cleanup on $name", (backend) => {
     expect((await within(handle.result(), "the hold")).status).toBe("failed");
     expect(ran).toEqual(["deploy cleanup"]);
     expect((await executor.get(handle.id))?.steps[0]?.status).toBe("failed");
-    // Followers stop at `execution:failed`: it comes once the cleanup is done.
+    // Followers stop at `run:failed`: it comes once the cleanup is done.
     const history = await executor.history(handle.id);
     expect(history.map((e) => e.type).slice(-4)).toEqual([
       "cleanup:started",
       "cleanup:completed",
       "action:failed",
-      "execution:failed",
+      "run:failed",
     ]);
   });
 

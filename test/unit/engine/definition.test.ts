@@ -116,6 +116,19 @@ describe("saga definition", () => {
     ]);
   });
 
+  it("undoes on failure by default, and takes `compensate`, the 0.1 name of `undo`", () => {
+    const build = (onFailure?: "undo" | "hold" | "compensate") =>
+      saga("s", { version: 1, ...(onFailure && { onFailure }) })
+        .action("a", { run: () => undefined })
+        .build().onFailure;
+    expect([build(), build("undo"), build("compensate"), build("hold")]).toEqual([
+      "undo",
+      "undo",
+      "undo",
+      "hold",
+    ]);
+  });
+
   it("infers the types of inputs and outputs", () => {
     saga("typed", { version: 1, input: { count: z.number() } })
       .action("double", {

@@ -41,7 +41,7 @@ describe.each(backends)("hold and retry on $name", (backend) => {
       error: { message: "schema lock held" },
     });
     expect(state.undone).toEqual([]);
-    expect((await executor.get(handle.id))!.execution.owner).toBeNull();
+    expect((await executor.get(handle.id))!.run.owner).toBeNull();
 
     state.fixed = true;
     await executor.retry(handle.id);
@@ -52,7 +52,7 @@ describe.each(backends)("hold and retry on $name", (backend) => {
     await expect(executor.retry(handle.id)).rejects.toThrow(/is completed, not failed/);
   });
 
-  it("a cancel of a held execution undoes what completed", async () => {
+  it("a cancel of a held run undoes what completed", async () => {
     const h = harness(backend);
     const state = { fixed: false, runs: [] as string[], undone: [] as string[] };
     const held = heldSaga(state);

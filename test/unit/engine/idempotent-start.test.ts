@@ -1,11 +1,11 @@
-/** Starting with an id that exists: the same start returns the existing execution, another is refused. */
+/** Starting with an id that exists: the same start returns the existing run, another is refused. */
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
 import { IdempotencyConflictError } from "../../../src/errors.js";
 import { backends, eventually, harness, within } from "../../helpers.js";
 
-/** An execution that stays live in memory: `work` holds until released, `approve` waits beside it. */
+/** A run that stays live in memory: `work` holds until released, `approve` waits beside it. */
 function liveSaga(state: { started: number; release: () => void }) {
   const gate = new Promise<void>((resolve) => (state.release = resolve));
   return saga("live", { version: 1, input: { change: z.string(), tags: z.array(z.string()) } })
@@ -20,18 +20,18 @@ function liveSaga(state: { started: number; release: () => void }) {
 }
 
 describe.each(backends)("idempotent start on $name", (backend) => {
-  it("the same id, saga and input return the existing execution, live or ended", async () => {
+  it("the same id, saga and input return the existing run, live or ended", async () => {
     const h = harness(backend);
     const state = { started: 0, release: () => {} };
     const live = liveSaga(state);
-    // No storage poll within the test: a signal reaches the execution only if it is still hosted.
+    // No storage poll within the test: a signal reaches the run only if it is still hosted.
     const executor = await h.executor({ sagas: [live], pollIntervalMs: 60_000 });
     const first = await executor.start(live, { change: "c1", tags: ["a"] }, { id: "run-1" });
     await eventually(() => state.started === 1, "the action to start");
     const again = await executor.start(live, { change: "c1", tags: ["a"] }, { id: "run-1" });
     expect(again.id).toBe("run-1");
     expect(state.started).toBe(1);
-    // The live execution is untouched: its signal is picked up at once.
+    // The live run is untouched: its signal is picked up at once.
     await executor.signal("run-1", "approved", { by: "alice" });
     state.release();
     const [a, b] = await within(Promise.all([first.result(), again.result()]), "completion");
@@ -42,7 +42,7 @@ describe.each(backends)("idempotent start on $name", (backend) => {
     expect(state.started).toBe(1);
   });
 
-  it("two starts of one id at once create one execution", async () => {
+  it("two starts of one id at once create one run", async () => {
     const h = harness(backend);
     let runs = 0;
     const once = saga("once", { version: 1, input: { n: z.number() } })
@@ -73,14 +73,14 @@ describe.each(backends)("idempotent start on $name", (backend) => {
     await expect(refused).rejects.toMatchObject({
       code: "idempotency_conflict",
       message:
-        "execution run-2 already exists with a different input (change differs): start with a new id, " +
-        "or repeat the original start to get the existing execution",
+        "run run-2 already exists with a different input (change differs): start with a new id, " +
+        "or repeat the original start to get the existing run",
     });
     await expect(executor.start(other, { change: "c1" }, { id: "run-2" })).rejects.toMatchObject({
       code: "idempotency_conflict",
       message: expect.stringContaining("already exists as saga live v1, not other v1"),
     });
-    // The live execution is untouched.
+    // The live run is untouched.
     await executor.signal("run-2", "approved", { by: "bob" });
     state.release();
     expect((await within(handle.result(), "completion")).output.by).toBe("bob");
@@ -124,7 +124,7 @@ describe.each(backends)("idempotent start on $name", (backend) => {
 });
 
 describe.each(backends)("idempotent start across executors on $name", (backend) => {
-  it("a start racing another process's creation of the same id returns that execution", async () => {
+  it("a start racing another process's creation of the same id returns that run", async () => {
     const h = harness(backend);
     let runs = 0;
     const once = saga("once", { version: 1, input: { n: z.number() } })

@@ -1,4 +1,4 @@
-/** Events, progress, history and logs: what a listener or an operator sees of an execution. */
+/** Events, progress, history and logs: what a listener or an operator sees of a run. */
 
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
-import type { ExecutionEvent } from "../../../src/engine/events.js";
+import type { RunEvent } from "../../../src/engine/events.js";
 import { log as globalLog } from "../../../src/logging.js";
 import { stagedRefSchema } from "../../../src/staging/staging.js";
 import { backends, captureLogs, eventually, harness, within } from "../../helpers.js";
@@ -27,22 +27,22 @@ describe.each(backends)("observability on $name", (backend) => {
       .action("package", { reads: ["binary"], run: () => undefined })
       .build();
     const executor = await h.executor({ sagas: [build] });
-    const id = executor.newExecutionId();
-    const seen: ExecutionEvent[] = [];
+    const id = executor.newRunId();
+    const seen: RunEvent[] = [];
     const listening = (async () => {
       for await (const event of executor.subscribe(id)) seen.push(event);
     })();
     await executor.start(build, {}, { id, runName: "T-12-main-1" });
-    await within(listening, "the subscription to end with the execution");
+    await within(listening, "the subscription to end with the run");
     expect(seen.map((e) => `${e.type}${e.action ? `:${e.action}` : ""}`)).toEqual([
-      "execution:started",
+      "run:started",
       "action:started:compile",
       "action:progress:compile",
       "action:progress:compile",
       "action:completed:compile",
       "action:started:package",
       "action:completed:package",
-      "execution:completed",
+      "run:completed",
     ]);
     expect(seen[2]).toMatchObject({ runName: "T-12-main-1", data: { message: "compiling", percent: 50 } });
     const history = await executor.history(id);
@@ -78,17 +78,19 @@ describe.each(backends)("observability on $name", (backend) => {
       const handle = await executor.start(logs, {}, { runName: "PKG-7-fix-2" });
       await within(handle.result(), "completion");
       captured.push(...lines.filter((l) => l.msg !== undefined));
-      const expected = { executionId: handle.id, runName: "PKG-7-fix-2", saga: "logs", action: "work" };
+      const expected = { runId: handle.id, runName: "PKG-7-fix-2", saga: "logs", action: "work" };
       const inside = captured.filter((l) => l.msg === "via the context" || l.msg === "deep inside a helper");
       expect(inside).toHaveLength(4);
       for (const line of inside) expect(line).toMatchObject(expected);
+      // `executionId`, the 0.1 name of `runId`, stays in every line for queries written against it.
+      for (const line of inside) expect(line.executionId).toBe(handle.id);
       expect(inside.map((l) => l.attempt)).toEqual([1, 1, 2, 2]);
     } finally {
       globalLog.info = original;
     }
   });
 
-  it("stages an inbound stream durably, readable by actions, removed when the execution ends", async () => {
+  it("stages an inbound stream durably, readable by actions, removed when the run ends", async () => {
     const h = harness(backend);
     const receive = saga("receive", { version: 1, input: { source: stagedRefSchema } })
       .action("extract", {
@@ -98,13 +100,13 @@ describe.each(backends)("observability on $name", (backend) => {
       })
       .build();
     const executor = await h.executor({ sagas: [receive] });
-    const id = executor.newExecutionId();
+    const id = executor.newRunId();
     const ref = await executor.stage(
       id,
       "source.tar",
       Readable.from([Buffer.from("hello "), Buffer.from("world")]),
     );
-    expect(ref).toMatchObject({ kind: "staged", executionId: id, name: "source.tar", bytes: 11 });
+    expect(ref).toMatchObject({ kind: "staged", runId: id, name: "source.tar", bytes: 11 });
     const path = join(h.dir, "data", ref.path);
     expect(existsSync(path)).toBe(true);
     const result = await within(
@@ -115,16 +117,16 @@ describe.each(backends)("observability on $name", (backend) => {
     await eventually(() => !existsSync(path), "staged data to be removed");
   });
 
-  it("sweeps staged data that no execution will read", async () => {
+  it("sweeps staged data that no run will read", async () => {
     const h = harness(backend);
     const nothing = saga("nothing", { version: 1 })
       .action("noop", { run: () => undefined })
       .build();
     const first = await h.executor({ sagas: [nothing] });
-    const orphan = first.newExecutionId();
+    const orphan = first.newRunId();
     const ref = await first.stage(orphan, "upload.bin", Readable.from([Buffer.from("x")]));
     await first.close();
-    // Staged, then the process died before starting the execution: swept on the next open.
+    // Staged, then the process died before starting the run: swept on the next open.
     await h.executor({ sagas: [nothing], stagedGraceMs: 0 });
     expect(existsSync(join(h.dir, "data", ref.path))).toBe(false);
   });

@@ -1,8 +1,8 @@
-/** Recovery in one process: executors sharing storage continue only their own sagas, and never the same execution twice. */
+/** Recovery in one process: executors sharing storage continue only their own sagas, and never the same run twice. */
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
-import type { ExecutionRecord, Storage } from "../../../src/storage/types.js";
+import type { RunRecord, Storage } from "../../../src/storage/types.js";
 import { ManualClock } from "../../../src/testing/clock.js";
 import { backends, eventually, harness, within } from "../../helpers.js";
 import { reach } from "./time.js";
@@ -29,7 +29,7 @@ const sandbox = saga("sandbox", { version: 1 })
   .build();
 
 /**
- * Writes an execution as a dead executor left it: owned, mid-way, its owner (on another host) silent
+ * Writes a run as a dead executor left it: owned, mid-way, its owner (on another host) silent
  * since `long` (default an hour ago).
  */
 async function leftByDeadExecutor(
@@ -46,7 +46,7 @@ async function leftByDeadExecutor(
     startedAt: long,
     heartbeatAt: long,
   });
-  const record: ExecutionRecord = {
+  const record: RunRecord = {
     id,
     saga: sagaName,
     version,
@@ -63,7 +63,7 @@ async function leftByDeadExecutor(
     updatedAt: long,
     endedAt: null,
   };
-  const [result] = await storage.commit([{ executionId: id, owner: "ghost", create: record }]);
+  const [result] = await storage.commit([{ runId: id, owner: "ghost", create: record }]);
   expect(result).toBe("ok");
 }
 
@@ -76,14 +76,14 @@ describe.each(backends)("recovery on $name", (backend) => {
     await leftByDeadExecutor(h.storage, "s-1", "sandbox", 1);
     const builds = await h.executor({ sagas: [buildV2] });
     expect((await within(builds.result("b-1"), "build recovery")).status).toBe("completed");
-    expect((await h.storage.getExecution("s-1"))!.status).toBe("running"); // not touched
+    expect((await h.storage.getRun("s-1"))!.status).toBe("running"); // not touched
     expect(ran).toEqual(["build v2 compile"]);
     const sandboxes = await h.executor({ sagas: [sandbox] });
     expect((await within(sandboxes.result("s-1"), "sandbox recovery")).status).toBe("completed");
     expect(ran).toEqual(["build v2 compile", "sandbox boot"]);
   });
 
-  it("reports an execution of an unregistered version as needing attention, and resumes it once registered", async () => {
+  it("reports a run of an unregistered version as needing attention, and resumes it once registered", async () => {
     const h = harness(backend);
     ran.length = 0;
     await h.storage.init();
@@ -100,7 +100,7 @@ describe.each(backends)("recovery on $name", (backend) => {
     expect(ran).toEqual(["build v1 compile"]);
   });
 
-  it("never lets two executors run one execution; the second takes over only when the first is gone", async () => {
+  it("never lets two executors run one run; the second takes over only when the first is gone", async () => {
     const h = harness(backend);
     let runs = 0;
     let release!: () => void;
@@ -118,8 +118,8 @@ describe.each(backends)("recovery on $name", (backend) => {
     const handle = await first.start(guarded, {});
     await eventually(() => runs === 1, "the action to start");
     expect(await second.recover()).toBe(0);
-    expect(await h.storage.claim({ executionId: handle.id, owner: second.owner })).toBeUndefined();
-    // The first executor stops (releasing the execution); the second continues it, re-running the
+    expect(await h.storage.claim({ runId: handle.id, owner: second.owner })).toBeUndefined();
+    // The first executor stops (releasing the run); the second continues it, re-running the
     // interrupted action once.
     const closing = first.close();
     release();
@@ -139,18 +139,14 @@ describe.each(backends)("leases on $name", (backend) => {
     // Its last heartbeat is now: it dies at this moment, and is provably dead once the lease passes.
     await leftByDeadExecutor(h.storage, "b-2", "build", 2, clock.now());
     const executor = await h.executor({ sagas: [buildV2], clock, leaseMs: 30_000, pollIntervalMs: 1_000 });
-    const owner = async () => (await h.storage.getExecution("b-2"))?.owner;
+    const owner = async () => (await h.storage.getRun("b-2"))?.owner;
     expect(await owner()).toBe("ghost");
     await clock.advance(30_000);
     expect(await owner()).toBe("ghost");
     expect(ran).toEqual([]);
     // Recovery runs every half lease: the first one after the lease ran out takes it over.
     await clock.advance(15_000);
-    await reach(
-      clock,
-      async () => (await h.storage.getExecution("b-2"))?.status === "completed",
-      "the takeover",
-    );
+    await reach(clock, async () => (await h.storage.getRun("b-2"))?.status === "completed", "the takeover");
     expect(ran).toEqual(["build v2 compile"]);
     // The dead executor, owning nothing any more, is forgotten by a later recovery.
     await clock.advance(15_000);
@@ -177,14 +173,14 @@ describe.each(backends)("leases on $name", (backend) => {
 });
 
 describe.each(backends)("versions on $name", (backend) => {
-  it("leaves executions of a newer version to the executors that have it", async () => {
+  it("leaves runs of a newer version to the executors that have it", async () => {
     const h = harness(backend);
     ran.length = 0;
     await h.storage.init();
     await leftByDeadExecutor(h.storage, "new", "build", 2);
     const old = await h.executor({ sagas: [buildV1] });
     expect(await old.recover()).toBe(0);
-    expect((await h.storage.getExecution("new"))!.status).toBe("running");
+    expect((await h.storage.getRun("new"))!.status).toBe("running");
     const current = await h.executor({ sagas: [buildV2] });
     expect((await within(current.result("new"), "recovery")).status).toBe("completed");
     expect(ran).toEqual(["build v2 compile"]);

@@ -1,6 +1,6 @@
 /**
  * Storage that throws on a write (a full disk): the request that hit it fails with the reason, the
- * executions whose commit failed are dropped from memory (nothing ahead of what is stored, no action
+ * runs whose commit failed are dropped from memory (nothing ahead of what is stored, no action
  * slot kept) and continue from storage once writes succeed again.
  */
 import { describe, expect, it } from "vitest";
@@ -58,15 +58,15 @@ describe.each(backends)("a full disk under storage on $name", (backend) => {
     ran.length = 0;
     const executor = await h.executor({ sagas: [twoSteps] });
     disk.full = true;
-    const id = executor.newExecutionId();
+    const id = executor.newRunId();
     const refused = await executor.start(twoSteps, {}, { id }).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(SlipwayError);
     expect((refused as SlipwayError).code).toBe("disk_full");
     expect((refused as SlipwayError).message).toBe(
       "the disk is full: cannot write the database /volume/slipway.db",
     );
-    expect(await h.storage.getExecution(id)).toBeUndefined();
-    expect(executor.activeExecutions).toBe(0);
+    expect(await h.storage.getRun(id)).toBeUndefined();
+    expect(executor.activeRuns).toBe(0);
     expect(ran).toEqual([]);
 
     disk.full = false;
@@ -75,25 +75,25 @@ describe.each(backends)("a full disk under storage on $name", (backend) => {
     expect((await within(handle.result(), "the run after space is back")).status).toBe("completed");
   });
 
-  it("drops an execution whose commit failed, keeps no slot, and continues it from storage once writes succeed", async () => {
+  it("drops a run whose commit failed, keeps no slot, and continues it from storage once writes succeed", async () => {
     const h = harness(backend);
     const disk = fillable(h.storage);
     ran.length = 0;
-    // One action slot: a slot kept by the dropped execution would stall it for good.
+    // One action slot: a slot kept by the dropped run would stall it for good.
     const executor = await h.executor({ sagas: [twoSteps], maxConcurrentActions: 1 });
     const handle = await executor.start(twoSteps, {});
     await eventually(() => ran.includes("first"), "the first action to run");
     disk.full = true;
     // `first` completes, but its completion (and the start of `second`) cannot be stored.
     release();
-    await eventually(() => disk.failed > 0 && executor.activeExecutions === 0, "the execution to be dropped");
+    await eventually(() => disk.failed > 0 && executor.activeRuns === 0, "the run to be dropped");
     const stored = await executor.get(handle.id);
-    expect(stored!.execution.status).toBe("running");
+    expect(stored!.run.status).toBe("running");
     expect(stored!.steps.map((s) => [s.action, s.status])).toEqual([["first", "running"]]);
     expect(ran).toEqual(["first"]);
 
     disk.full = false;
-    const result = await within(handle.result(), "the execution to continue once writes succeed");
+    const result = await within(handle.result(), "the run to continue once writes succeed");
     expect(result.status).toBe("completed");
     // What was not stored happens again (as after a crash): `first` re-runs, `second` runs once.
     expect(ran).toEqual(["first", "first", "second"]);
@@ -104,7 +104,7 @@ describe.each(backends)("a full disk under storage on $name", (backend) => {
     ]);
   });
 
-  it("does not write what an execution decided after a commit that failed (its memory ran ahead)", async () => {
+  it("does not write what a run decided after a commit that failed (its memory ran ahead)", async () => {
     const h = harness(backend);
     ran.length = 0;
     gates.clear();
@@ -130,8 +130,8 @@ describe.each(backends)("a full disk under storage on $name", (backend) => {
     // right's completion is decided on top of left's (within this turn), and queued behind it.
     await new Promise((resolve) => setImmediate(resolve));
     fail(diskFullError(Object.assign(new Error("disk full"), { code: "SQLITE_FULL" }), "the database"));
-    await eventually(() => executor.activeExecutions === 0, "the execution to be dropped");
-    const result = await within(handle.result(), "the execution to continue from storage");
+    await eventually(() => executor.activeRuns === 0, "the run to be dropped");
+    const result = await within(handle.result(), "the run to continue from storage");
     expect(result.status).toBe("completed");
     // right's completion was never written: the next write is the continuation from what was stored,
     // where both ran again.

@@ -4,16 +4,16 @@ import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
 import type { Executor } from "../../../src/engine/executor.js";
 import { SlipwayError, ValidationError } from "../../../src/errors.js";
-import type { ExecutionStatus, StepStatus } from "../../../src/storage/types.js";
+import type { RunStatus, StepStatus } from "../../../src/storage/types.js";
 import { ManualClock } from "../../../src/testing/clock.js";
 import { backends, eventually, harness, within } from "../../helpers.js";
 import { driveUntil, reach } from "./time.js";
 
-/** Reads one execution's status and its steps' statuses. */
+/** Reads one run's status and its steps' statuses. */
 function observe(executor: Executor, id: string) {
   return {
-    async status(): Promise<ExecutionStatus | undefined> {
-      return (await executor.get(id))?.execution.status;
+    async status(): Promise<RunStatus | undefined> {
+      return (await executor.get(id))?.run.status;
     },
     async step(action: string): Promise<StepStatus | undefined> {
       return (await executor.get(id))?.steps.find((s) => s.action === action)?.status;
@@ -45,9 +45,9 @@ describe.each(backends)("durable waits on $name", (backend) => {
     const h = harness(backend);
     const executor = await h.executor({ sagas: [approval] });
     const handle = await executor.start(approval, { change: "c1" });
-    await eventually(async () => (await executor.get(handle.id))?.execution.status === "waiting", "the wait");
-    expect(executor.activeExecutions).toBe(0);
-    expect((await executor.get(handle.id))!.execution.owner).toBeNull();
+    await eventually(async () => (await executor.get(handle.id))?.run.status === "waiting", "the wait");
+    expect(executor.activeRuns).toBe(0);
+    expect((await executor.get(handle.id))!.run.owner).toBeNull();
     await executor.signal(handle.id, "approved", { by: "alice" });
     const result = await within(handle.result(), "completion after the signal");
     expect(result.status).toBe("completed");
@@ -71,7 +71,7 @@ describe.each(backends)("durable waits on $name", (backend) => {
     expect(result.output.n).toBe(1); // the oldest signal is consumed first
   });
 
-  it("wakes an execution for a signal sent through another executor (another process)", async () => {
+  it("wakes a run for a signal sent through another executor (another process)", async () => {
     const h = harness(backend);
     const clock = new ManualClock();
     const runner = await h.executor({ sagas: [approval], clock, pollIntervalMs: 200 });
@@ -88,7 +88,7 @@ describe.each(backends)("durable waits on $name", (backend) => {
     expect(result.output.applied).toBe("plan c2 by bob");
   });
 
-  it("rejects a payload that does not fit, persisting nothing; and signals to ended executions", async () => {
+  it("rejects a payload that does not fit, persisting nothing; and signals to ended runs", async () => {
     const h = harness(backend);
     const executor = await h.executor({ sagas: [approval] });
     const handle = await executor.start(approval, { change: "c3" });
@@ -97,7 +97,7 @@ describe.each(backends)("durable waits on $name", (backend) => {
     await executor.signal(handle.id, "approved", { by: "carol" });
     await within(handle.result(), "completion");
     await expect(executor.signal(handle.id, "approved", { by: "dave" })).rejects.toThrow(SlipwayError);
-    await expect(executor.signal("no-such-id", "approved", {})).rejects.toThrow(/no execution no-such-id/);
+    await expect(executor.signal("no-such-id", "approved", {})).rejects.toThrow(/no run no-such-id/);
   });
 
   it("times a signal wait out and compensates", async () => {
@@ -171,11 +171,7 @@ describe.each(backends)("durable waits on $name", (backend) => {
     const executor = await h.executor({ sagas: [external], evictAfterMs: 10, clock });
     const handle = await executor.start(external, {});
     for (let check = 1; check < 4; check++) {
-      await reach(
-        clock,
-        () => checks === check && executor.activeExecutions === 0,
-        `check ${check}, then parked`,
-      );
+      await reach(clock, () => checks === check && executor.activeRuns === 0, `check ${check}, then parked`);
       await clock.advance(19);
       expect(checks).toBe(check);
       await clock.advance(1);
@@ -214,7 +210,7 @@ describe.each(backends)("durable waits on $name", (backend) => {
     expect(result.cause).toMatchObject({ action: "build", error: { name: "TimeoutError" } });
   });
 
-  it("cancels an execution that waits unowned", async () => {
+  it("cancels a run that waits unowned", async () => {
     const h = harness(backend);
     const undone: string[] = [];
     const cancellable = saga("cancellable", { version: 1 })

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { Saga } from "../../../src/definition/saga.js";
 import { compileRun, recompile } from "../../../src/pipeline/compile.js";
-import type { ExecutionRecord } from "../../../src/storage/types.js";
+import type { RunRecord } from "../../../src/storage/types.js";
 
 const SOURCE = `name: ci
 inputs:
@@ -53,7 +53,7 @@ describe("compileRun", () => {
       saga: compiled.saga.name,
       version: 12345,
       input: { run: compiled.spec },
-    } as unknown as ExecutionRecord;
+    } as unknown as RunRecord;
     const rebuilt = recompile(record, runtime);
     expect(rebuilt.saga.version).toBe(12345);
     expect(rebuilt.spec).toEqual(compiled.spec);

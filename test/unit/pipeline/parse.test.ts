@@ -43,7 +43,7 @@ describe("parsePipeline: the example", () => {
   it("reads the pipeline's settings", () => {
     expect(pipeline.file).toBe(EXAMPLE);
     expect(pipeline.name).toBe("release");
-    expect(pipeline.onFailure).toBe("compensate");
+    expect(pipeline.onFailure).toBe("undo");
     expect(pipeline.inputs.tag).toMatchObject({ type: "string", default: "dev", required: false });
     expect(pipeline.inputs.tag!.pos).toMatchObject({ line: 3, col: 3 });
     expect(pipeline.inputs.multiarch).toMatchObject({ type: "boolean", default: false, required: false });
@@ -142,7 +142,7 @@ jobs:
     expect(a.ready!.crashLoop).toBeUndefined();
     expect(job(pipeline.jobs, "b").needs).toEqual(["a"]);
     expect(job(pipeline.jobs, "c")).toMatchObject({ kind: "poll", everyMs: 30_000 });
-    expect(pipeline.onFailure).toBe("compensate");
+    expect(pipeline.onFailure).toBe("undo");
   });
 
   it("keeps numbers in env as written, and reads on_failure: hold and file secrets", () => {

@@ -6,7 +6,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { ExecutionEvent } from "../../../src/engine/events.js";
+import type { RunEvent } from "../../../src/engine/events.js";
 import { LocalRuns } from "../../../src/runs/local.js";
 import type { RunService } from "../../../src/runs/service.js";
 import { eventually, tempDir, within } from "../../helpers.js";
@@ -70,7 +70,7 @@ interface Fixture {
   db: string;
   file(name: keyof typeof PIPELINES): { file: string; source: string };
   /** Every event of the run from the start (or after `after`), to its end. */
-  events(id: string, after?: number): Promise<ExecutionEvent[]>;
+  events(id: string, after?: number): Promise<RunEvent[]>;
   /** Waits until the run's status is one of `statuses`. */
   status(id: string, ...statuses: string[]): Promise<void>;
 }
@@ -104,7 +104,7 @@ export function runServiceCases(transport: Transport): void {
         return { file, source: PIPELINES[name] };
       },
       async events(id, after) {
-        const seen: ExecutionEvent[] = [];
+        const seen: RunEvent[] = [];
         const stream = await runs.events(id, after === undefined ? {} : { after });
         await within(
           (async () => {
@@ -132,7 +132,7 @@ export function runServiceCases(transport: Transport): void {
       const run = await f.runs.submit(f.file("release"), { name: "release-main-1" });
       expect(run).toMatchObject({ name: "release-main-1", pipeline: "release", jobs: 2 });
       const events = await f.events(run.id);
-      expect(events.at(-1)?.type).toBe("execution:completed");
+      expect(events.at(-1)?.type).toBe("run:completed");
       const seqs = events.flatMap((e) => (e.seq === undefined ? [] : [e.seq]));
       expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
 
@@ -194,7 +194,7 @@ export function runServiceCases(transport: Transport): void {
       const rest = await f.events(run.id, middle.seq);
       expect(rest.length).toBeGreaterThan(0);
       expect(rest.every((e) => e.seq === undefined || e.seq > middle.seq!)).toBe(true);
-      expect(rest.at(-1)?.type).toBe("execution:completed");
+      expect(rest.at(-1)?.type).toBe("run:completed");
     });
 
     it("makes a submission with a key safe to repeat, and refuses the key for another request", async () => {
@@ -285,7 +285,7 @@ export function runServiceCases(transport: Transport): void {
       const retried = await f.runs.retry(run.id);
       expect(retried).toMatchObject({ id: run.id, status: "running" });
       const after = await f.events(run.id, retried.seq);
-      expect(after.at(-1)?.type).toBe("execution:completed");
+      expect(after.at(-1)?.type).toBe("run:completed");
       const shown = await f.runs.show(run.id);
       expect(shown.steps.find((s) => s.job === "migrate")?.attempt).toBe(2);
       expect((await refusal(f.runs.retry(run.id))).message).toContain("only a held run");
@@ -342,7 +342,7 @@ export function runServiceCases(transport: Transport): void {
       );
       // Admission says why once, and again only when that changes: a follower who comes after it
       // said so (the first one here) still hears why at once.
-      const queuedEvent = async (): Promise<ExecutionEvent | undefined> => {
+      const queuedEvent = async (): Promise<RunEvent | undefined> => {
         const controller = new AbortController();
         const stream = await f.runs.events(second.id, { signal: controller.signal });
         try {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
-import { readMigrations } from "../../../src/storage/sqlite/migrations.js";
+import { migrate, readMigrations } from "../../../src/storage/sqlite/migrations.js";
 import { SqliteStorage } from "../../../src/storage/sqlite/sqlite-storage.js";
 import { runStorageConformance } from "../../../src/testing/index.js";
 import { trackChild } from "../../leaks.js";
@@ -58,6 +58,53 @@ describe("SqliteStorage specifics", () => {
     }
   });
 
+  it("migrates a 0.1 database, where a run was an execution, keeping every row", async () => {
+    const runsMigration = readMigrations().find((m) => m.name.endsWith("_runs.sql"))!.version;
+    const path = freshPath();
+    const old = new Database(path);
+    try {
+      migrate(
+        old,
+        readMigrations().filter((m) => m.version < runsMigration),
+      );
+      old.exec(`
+        INSERT INTO executions (id, saga, version, status, input, run_name, owner, revision, wake_at,
+          cancel_requested, cause, error, created_at, updated_at, ended_at)
+        VALUES ('r1', 'build', 1, 'waiting', '{"n":1}', 'build-1', NULL, 3, 50, NULL, NULL, NULL, 10, 20, NULL);
+        INSERT INTO steps (execution_id, action, status, attempt, failures, output, error, state, undo_attempt,
+          undo_error, started_at, ended_at, updated_at)
+        VALUES ('r1', 'compile', 'completed', 1, 0, '{"ok":true}', NULL, NULL, 0, NULL, 11, 12, 12);
+        INSERT INTO events (execution_id, seq, type, action, at, data)
+        VALUES ('r1', 1, 'execution:started', NULL, 10, '{"version":1}'),
+               ('r1', 2, 'action:completed', 'compile', 12, NULL),
+               ('r1', 3, 'execution:waiting', NULL, 20, '{"wakeAt":50}');
+        INSERT INTO signals (execution_id, name, payload, created_at, consumed_by)
+        VALUES ('r1', 'approve', '{}', 21, NULL);
+      `);
+    } finally {
+      old.close();
+    }
+    const storage = new SqliteStorage({ path });
+    try {
+      await storage.init();
+      expect(await storage.getRun("r1")).toMatchObject({
+        saga: "build",
+        status: "waiting",
+        runName: "build-1",
+      });
+      expect((await storage.history("r1")).map((e) => e.type)).toEqual([
+        "run:started",
+        "action:completed",
+        "run:waiting",
+      ]);
+      expect((await storage.load("r1"))?.steps).toMatchObject([{ action: "compile", status: "completed" }]);
+      expect(await storage.signalsAfter(0)).toMatchObject([{ runId: "r1", name: "approve" }]);
+      expect(await storage.nextWakeAt(["build"])).toBe(50);
+    } finally {
+      await storage.close();
+    }
+  });
+
   it("refuses a database migrated by a newer version", async () => {
     const path = freshPath();
     const storage = new SqliteStorage({ path });
@@ -75,7 +122,7 @@ describe("SqliteStorage specifics", () => {
 
   it("fails clearly when used before init", async () => {
     const storage = new SqliteStorage({ path: freshPath() });
-    await expect(storage.getExecution("x")).rejects.toThrow(/init\(\)/);
+    await expect(storage.getRun("x")).rejects.toThrow(/init\(\)/);
     await storage.close();
   });
 

@@ -1,4 +1,4 @@
-/** Running sagas: concurrency, compensation order, undo inputs, undo failures and resume. */
+/** Running sagas: concurrency, undo order, undo inputs, undo failures and resume. */
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
@@ -6,7 +6,7 @@ import { ManualClock } from "../../../src/testing/clock.js";
 import { backends, harness, within } from "../../helpers.js";
 import { driveUntil } from "./time.js";
 
-describe.each(backends)("execution on $name", (backend) => {
+describe.each(backends)("run on $name", (backend) => {
   it("runs a diamond, independent actions concurrently, and returns every value", async () => {
     const h = harness(backend);
     let running = 0;
@@ -88,7 +88,7 @@ describe.each(backends)("execution on $name", (backend) => {
       `undo embeddings {"tag":"v1"} {"embImage":"emb:v1"}`,
       `undo worker {"tag":"v1"} {"workerImage":"worker:v1"}`,
     ]);
-    expect(events.at(-1)).toBe("execution:compensated");
+    expect(events.at(-1)).toBe("run:compensated");
     const steps = (await executor.get(result.id))!.steps;
     expect(Object.fromEntries(steps.map((s) => [s.action, s.status]))).toEqual({
       worker: "undone",
@@ -153,7 +153,7 @@ describe.each(backends)("execution on $name", (backend) => {
     const executor = await h.executor({ sagas: [fragile], clock });
     const handle = await executor.start(fragile, {});
     // The undo's retry comes after its backoff.
-    const status = async () => (await executor.get(handle.id))?.execution.status;
+    const status = async () => (await executor.get(handle.id))?.run.status;
     await driveUntil(clock, async () => (await status()) === "needs_attention", "needs attention");
     const first = await within(handle.result(), "needs attention");
     expect(first.status).toBe("needs_attention");

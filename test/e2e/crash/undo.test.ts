@@ -25,7 +25,7 @@ describe("kill during compensation", () => {
     // fanout: a, then b and c (both read a), then d (reads b and c) fails. c's undo hangs.
     const first = ws.spawn("first", { start: { saga: "fanout", inputs: [{}] } }, [blockKey("c", "undo")]);
     const [id] = await first.started();
-    if (id === undefined) throw new Error("no execution started");
+    if (id === undefined) throw new Error("no run started");
     const storage = await ws.storage();
     // Kill once b's undo is committed and c's undo is running: one undo done, one interrupted.
     await first.waitFor("b's undo to be committed and c's undo to run", async () => {
@@ -35,9 +35,9 @@ describe("kill during compensation", () => {
     await first.kill();
 
     const before = await storage.load(id);
-    if (!before) throw new Error("execution missing after the kill");
+    if (!before) throw new Error("run missing after the kill");
     expect(stateProblems(before, await storage.history(id))).toEqual([]);
-    expect(before?.execution.status).toBe("compensating");
+    expect(before?.run.status).toBe("compensating");
     expect(stepStatuses(before)).toEqual({ a: "completed#1", b: "undone#1", c: "undoing#1", d: "failed#1" });
     expect(before?.steps.find((s) => s.action === "c")?.undoAttempt).toBe(1);
     const historyBefore = await storage.history(id);
@@ -58,25 +58,16 @@ describe("kill during compensation", () => {
     expect(trail(runs, id, "a", "undo")).toEqual(["second:start:1", "second:end:1"]);
     expect(trail(runs, id, "d", "undo")).toEqual([]);
     // Reverse dependency order overall: a is undone only after both its dependents are.
-    const aUndo = indexOfRun(runs, { executionId: id, action: "a", phase: "undo", event: "start" });
+    const aUndo = indexOfRun(runs, { runId: id, action: "a", phase: "undo", event: "start" });
     for (const dependent of ["b", "c"]) {
-      const done = indexOfRun(
-        runs,
-        { executionId: id, action: dependent, phase: "undo", event: "end" },
-        "last",
-      );
+      const done = indexOfRun(runs, { runId: id, action: dependent, phase: "undo", event: "end" }, "last");
       expect(done, `${dependent}'s undo ends before a's starts`).toBeLessThan(aUndo);
     }
 
     const history = await storage.history(id);
     expect(seqProblems(history)).toEqual([]);
     expect(history.slice(0, historyBefore.length)).toEqual(historyBefore);
-    expect(lifecycle(history)).toEqual([
-      "execution:started",
-      "execution:compensating",
-      "execution:resumed",
-      "execution:compensated",
-    ]);
+    expect(lifecycle(history)).toEqual(["run:started", "run:compensating", "run:resumed", "run:compensated"]);
     const summary = summarize(history);
     expect(summary.get("a")).toMatchObject({
       started: [1],
@@ -100,11 +91,11 @@ describe("kill during compensation", () => {
 
     const after = await storage.load(id);
     expect(stepStatuses(after)).toEqual({ a: "undone#1", b: "undone#1", c: "undone#1", d: "failed#1" });
-    expect(after?.execution.cause).toMatchObject({
+    expect(after?.run.cause).toMatchObject({
       kind: "failure",
       action: "d",
       error: { message: FAILURE_MESSAGE },
     });
-    expect(after?.execution.owner).toBeNull();
+    expect(after?.run.owner).toBeNull();
   });
 });

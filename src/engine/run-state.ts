@@ -1,7 +1,7 @@
 /**
- * An execution's state in memory and the commit/claim protocol: changes decided in one synchronous step
+ * A run's state in memory and the commit/claim protocol: changes decided in one synchronous step
  * become one transition; nothing they start runs before it is committed, and a first transition may
- * carry the claim of an execution loaded without one. Also its timer and its reservations of slots.
+ * carry the claim of a run loaded without one. Also its timer and its reservations of slots.
  */
 
 import type { ClockTimer } from "../clock.js";
@@ -12,17 +12,17 @@ import { assertJson, type JsonObject } from "../json.js";
 import type {
   CommitResult,
   EventRecord,
-  ExecutionPatch,
-  ExecutionRecord,
-  ExecutionSnapshot,
-  ExecutionStatus,
+  RunPatch,
+  RunRecord,
+  RunSnapshot,
+  RunStatus,
   SignalRecord,
   StepRecord,
   Transition,
 } from "../storage/types.js";
 import type { LifecycleEventType } from "./events.js";
-import type { ExecutionHost } from "./execution-host.js";
 import { Abort } from "./guard.js";
+import type { RunHost } from "./run-host.js";
 
 /** What runs for an action: its body, its undo, its cleanup, or a poll check. */
 export type Phase = "run" | "undo" | "check" | "cleanup";
@@ -41,8 +41,8 @@ export class Changes {
   readonly events: EventRecord[] = [];
   readonly consumed: { seq: number; action: string }[] = [];
   readonly after: (() => void)[] = [];
-  patch: ExecutionPatch | undefined;
-  create: ExecutionRecord | undefined;
+  patch: RunPatch | undefined;
+  create: RunRecord | undefined;
 
   get empty(): boolean {
     return (
@@ -55,12 +55,12 @@ export class Changes {
   }
 }
 
-/** The state of one execution and how its changes are persisted; decisions and bodies build on it. */
-export abstract class ExecutionState {
+/** The state of one run and how its changes are persisted; decisions and bodies build on it. */
+export abstract class RunState {
   readonly id: string;
   readonly saga: Saga;
-  readonly host: ExecutionHost;
-  record: ExecutionRecord;
+  readonly host: RunHost;
+  record: RunRecord;
   protected readonly stepRecords = new Map<string, StepRecord>();
   protected readonly produced: Record<string, unknown>;
   protected readonly pendingSignals: SignalRecord[];
@@ -88,9 +88,9 @@ export abstract class ExecutionState {
    * (`Transition.claim`), and nothing runs before that transition commits. `onClaim` learns the outcome.
    */
   constructor(
-    host: ExecutionHost,
+    host: RunHost,
     saga: Saga,
-    snapshot: ExecutionSnapshot,
+    snapshot: RunSnapshot,
     claimRevision?: number,
     onClaim?: (won: boolean) => void,
   ) {
@@ -98,9 +98,9 @@ export abstract class ExecutionState {
     this.claimRevision = claimRevision;
     this.onClaim = onClaim;
     this.saga = saga;
-    this.id = snapshot.execution.id;
-    this.record = snapshot.execution;
-    this.produced = { ...snapshot.execution.input };
+    this.id = snapshot.run.id;
+    this.record = snapshot.run;
+    this.produced = { ...snapshot.run.input };
     for (const step of snapshot.steps) {
       this.stepRecords.set(step.action, step);
       if (step.output && step.status !== "running" && step.status !== "failed")
@@ -111,7 +111,7 @@ export abstract class ExecutionState {
     this.nextSeq = snapshot.nextEventSeq;
   }
 
-  get status(): ExecutionStatus {
+  get status(): RunStatus {
     return this.record.status;
   }
 
@@ -127,7 +127,7 @@ export abstract class ExecutionState {
   /** Re-runs the engine's decisions (a slot freed, a timer fired). */
   abstract advance(): void;
 
-  /** Stops driving this execution here without writing anything (shutdown, lost ownership). */
+  /** Stops driving this run here without writing anything (shutdown, lost ownership). */
   detach(reason: unknown): void {
     if (this.detached) return;
     this.detached = true;
@@ -135,7 +135,7 @@ export abstract class ExecutionState {
     for (const flight of this.inFlight.values()) flight.abort.abort(reason);
   }
 
-  /** A signal or cancel arrived while this execution was leaving memory: claim it again. */
+  /** A signal or cancel arrived while this run was leaving memory: claim it again. */
   get wakeAfterRelease(): boolean {
     return this.arrivedWhileReleasing;
   }
@@ -148,7 +148,7 @@ export abstract class ExecutionState {
   // ---- slots, inputs and outputs --------------------------------------------------------------
 
   protected reserve(name: string, phase: Phase): boolean {
-    if (this.inFlight.size >= this.host.perExecutionConcurrency) return false;
+    if (this.inFlight.size >= this.host.perRunConcurrency) return false;
     if (!this.host.acquireSlot(this)) return false;
     this.inFlight.set(name, { phase, abort: new Abort() });
     return true;
@@ -237,7 +237,7 @@ export abstract class ExecutionState {
     return step;
   }
 
-  protected patch(changes: Changes, patch: ExecutionPatch): void {
+  protected patch(changes: Changes, patch: RunPatch): void {
     const { release, ...fields } = patch;
     this.record = { ...this.record, ...fields, ...(release && { owner: null }) };
     changes.patch = { ...changes.patch, ...patch };
@@ -250,7 +250,7 @@ export abstract class ExecutionState {
     data: JsonObject | null,
   ): void {
     changes.events.push({
-      executionId: this.id,
+      runId: this.id,
       seq: this.nextSeq++,
       type,
       action,
@@ -270,9 +270,9 @@ export abstract class ExecutionState {
       done?.("ok");
       return;
     }
-    const transition: Transition = { executionId: this.id, owner: this.host.owner };
+    const transition: Transition = { runId: this.id, owner: this.host.owner };
     if (changes.create) transition.create = changes.create;
-    if (changes.patch) transition.execution = changes.patch;
+    if (changes.patch) transition.run = changes.patch;
     if (changes.steps.size > 0) transition.steps = [...changes.steps.values()];
     if (changes.events.length > 0) transition.events = changes.events;
     if (changes.consumed.length > 0) transition.consumeSignals = changes.consumed;
@@ -309,7 +309,7 @@ export abstract class ExecutionState {
    * Storage threw on a commit (a full disk): this instance's memory is now ahead of what is stored, so
    * it is dropped, never written from again. Transitions decided after the failed one are not written
    * either (the host skips them), bodies they would have started give their slots back, and running
-   * bodies are aborted. The host continues the execution from storage once writes succeed (`stored`:
+   * bodies are aborted. The host continues the run from storage once writes succeed (`stored`:
    * it exists there; a failed creation left nothing).
    */
   #failWrite(error: unknown, stored: boolean): void {
@@ -340,7 +340,7 @@ export abstract class ExecutionState {
       if (!this.claimLost) {
         this.claimLost = true;
         const why = changes.create ? "created elsewhere" : "claimed elsewhere";
-        this.detach(new SlipwayError("conflict", `execution ${this.id}: ${why}`));
+        this.detach(new SlipwayError("conflict", `run ${this.id}: ${why}`));
         for (let i = 0; i < this.inFlight.size; i++) this.host.releaseSlot();
         this.inFlight.clear();
         this.host.claimLost(this);
@@ -348,7 +348,7 @@ export abstract class ExecutionState {
       return;
     }
     if (result !== "ok") {
-      this.detach(new SlipwayError("conflict", `execution ${this.id}: commit refused (${result})`));
+      this.detach(new SlipwayError("conflict", `run ${this.id}: commit refused (${result})`));
       this.host.detached(this, result);
       return;
     }
@@ -356,7 +356,7 @@ export abstract class ExecutionState {
       this.host.publish(
         changes.events.map((e) => ({
           type: e.type as LifecycleEventType,
-          executionId: this.id,
+          runId: this.id,
           saga: this.saga.name,
           runName: this.record.runName,
           seq: e.seq,
@@ -370,9 +370,9 @@ export abstract class ExecutionState {
   }
 }
 
-function blankStep(executionId: string, action: string): StepRecord {
+function blankStep(runId: string, action: string): StepRecord {
   return {
-    executionId,
+    runId,
     action,
     status: "running",
     attempt: 0,

@@ -1,8 +1,8 @@
 /**
- * One execution in memory: the state machine that decides, after every change, what to persist and
+ * One run in memory: the state machine that decides, after every change, what to persist and
  * what to run next. Decisions are synchronous; their writes go out as one transition, and nothing they
  * start (an action body, an undo, a poll check) begins before that transition is committed.
- * Built in layers: its state and commit protocol (execution-state.ts), its decisions (decisions.ts),
+ * Built in layers: its state and commit protocol (run-state.ts), its decisions (decisions.ts),
  * and here its entry points, the running of bodies and what their outcomes change. See docs/state-machine.md.
  */
 import type { ActionDefinition } from "../definition/types.js";
@@ -12,16 +12,16 @@ import { withLogContext } from "../logging.js";
 import type { CommitResult, SignalRecord } from "../storage/types.js";
 import { Context } from "./action-context.js";
 import { backoffDelay } from "./backoff.js";
-import { ExecutionDecisions } from "./decisions.js";
-import { Changes, type Phase } from "./execution-state.js";
+import { RunDecisions } from "./decisions.js";
 import { type Abort, guard } from "./guard.js";
+import { Changes, type Phase } from "./run-state.js";
 
-export class Execution extends ExecutionDecisions {
-  /** Persists a new execution and starts its first actions. Resolves once the creation is committed. */
+export class HostedRun extends RunDecisions {
+  /** Persists a new run and starts its first actions. Resolves once the creation is committed. */
   create(): Promise<CommitResult> {
     const changes = new Changes();
     changes.create = this.record;
-    this.event(changes, "execution:started", null, { version: this.saga.version, input: this.record.input });
+    this.event(changes, "run:started", null, { version: this.saga.version, input: this.record.input });
     this.decide(changes);
     // Storage throwing (a full disk) rejects with its error, so the caller says why.
     return new Promise((resolve, reject) =>
@@ -32,7 +32,7 @@ export class Execution extends ExecutionDecisions {
   /** Continues after a claim: recovery, a wake-up, a signal, a cancel request. */
   resume(reason: string): void {
     const changes = new Changes();
-    if (this.record.status !== "waiting") this.event(changes, "execution:resumed", null, { reason });
+    if (this.record.status !== "waiting") this.event(changes, "run:resumed", null, { reason });
     this.decide(changes);
     this.commit(changes);
   }
@@ -45,7 +45,7 @@ export class Execution extends ExecutionDecisions {
     this.commit(changes);
   }
 
-  /** A signal for this execution was persisted. */
+  /** A signal for this run was persisted. */
   deliver(signal: SignalRecord): void {
     // The same signal may come twice (in-process send, then the storage poll); once consumed it is
     // no longer pending, hence the separate record of seqs seen.
@@ -76,7 +76,7 @@ export class Execution extends ExecutionDecisions {
     const ctx = new Context(this, action.name, phase, attempt, abort);
     const input = this.inputOf(action);
     const logContext = {
-      executionId: this.id,
+      runId: this.id,
       ...(this.record.runName !== null && { runName: this.record.runName }),
       saga: this.saga.name,
       action: action.name,

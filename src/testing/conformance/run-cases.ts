@@ -1,18 +1,18 @@
-/** Conformance cases for execution records: create, patch, release, cancel, value round-trips and isolation. */
+/** Conformance cases for run records: create, patch, release, cancel, value round-trips and isolation. */
 import assert from "node:assert/strict";
 import type { StepRecord, Storage, Transition } from "../../storage/types.js";
-import { BASE_TIME, createTransition, eventRecord, executionRecord, stepRecord } from "../records.js";
+import { BASE_TIME, createTransition, eventRecord, runRecord, stepRecord } from "../records.js";
 import { commitOne, create, ids, mustLoad, OTHER, OWNER, observe } from "./helpers.js";
 
 export async function initIsIdempotent(storage: Storage): Promise<void> {
   await storage.init();
   await create(storage, "e1");
   await storage.init();
-  assert.equal((await storage.getExecution("e1"))?.id, "e1");
+  assert.equal((await storage.getRun("e1"))?.id, "e1");
 }
 
 export async function createStoresEverything(storage: Storage): Promise<void> {
-  const record = executionRecord("e1", {
+  const record = runRecord("e1", {
     saga: "release",
     version: 3,
     status: "compensating",
@@ -46,21 +46,21 @@ export async function createStoresEverything(storage: Storage): Promise<void> {
     }),
   ];
   const events = [
-    eventRecord("e1", 1, { type: "execution_started", data: { input: { ticket: "OPS-7" } } }),
+    eventRecord("e1", 1, { type: "run_started", data: { input: { ticket: "OPS-7" } } }),
     eventRecord("e1", 2, { type: "step_completed", action: "build" }),
   ];
   const results = await storage.commit([createTransition(record, OWNER, { steps, events })]);
   assert.deepEqual(results, ["ok"]);
   const expected = { ...record, owner: OWNER };
-  assert.deepEqual(await storage.getExecution("e1"), expected);
+  assert.deepEqual(await storage.getRun("e1"), expected);
   const snapshot = await mustLoad(storage, "e1");
-  assert.deepEqual(snapshot, { execution: expected, steps, signals: [], nextEventSeq: 3 });
+  assert.deepEqual(snapshot, { run: expected, steps, signals: [], nextEventSeq: 3 });
   assert.deepEqual(await storage.history("e1"), events);
 
   // A creating transition may carry a patch: it is folded into the new row, with no extra revision.
-  const other = executionRecord("e2", { revision: 0 });
-  await storage.commit([createTransition(other, OWNER, { execution: { status: "waiting", wakeAt: 77 } })]);
-  assert.deepEqual(await storage.getExecution("e2"), {
+  const other = runRecord("e2", { revision: 0 });
+  await storage.commit([createTransition(other, OWNER, { run: { status: "waiting", wakeAt: 77 } })]);
+  assert.deepEqual(await storage.getRun("e2"), {
     ...other,
     owner: OWNER,
     status: "waiting",
@@ -69,9 +69,9 @@ export async function createStoresEverything(storage: Storage): Promise<void> {
 }
 
 export async function duplicateCreate(storage: Storage): Promise<void> {
-  await storage.commit([createTransition(executionRecord("e1"), OWNER, { steps: [stepRecord("e1", "a")] })]);
+  await storage.commit([createTransition(runRecord("e1"), OWNER, { steps: [stepRecord("e1", "a")] })]);
   const before = await observe(storage, "e1");
-  const again = executionRecord("e1", { saga: "other", input: { different: true } });
+  const again = runRecord("e1", { saga: "other", input: { different: true } });
   const results = await storage.commit([
     createTransition(again, OTHER, {
       steps: [stepRecord("e1", "a", { status: "failed" }), stepRecord("e1", "b")],
@@ -83,13 +83,13 @@ export async function duplicateCreate(storage: Storage): Promise<void> {
 
   // Twice in one batch: the first creates it, the second finds it taken.
   const twice = await storage.commit([
-    createTransition(executionRecord("e2"), OWNER),
-    createTransition(executionRecord("e2", { saga: "x" }), OTHER, { steps: [stepRecord("e2", "a")] }),
+    createTransition(runRecord("e2"), OWNER),
+    createTransition(runRecord("e2", { saga: "x" }), OTHER, { steps: [stepRecord("e2", "a")] }),
   ]);
   assert.deepEqual(twice, ["ok", "exists"]);
   const e2 = await mustLoad(storage, "e2");
-  assert.equal(e2.execution.owner, OWNER);
-  assert.equal(e2.execution.saga, "deploy");
+  assert.equal(e2.run.owner, OWNER);
+  assert.equal(e2.run.saga, "deploy");
   assert.deepEqual(e2.steps, []);
 }
 
@@ -103,11 +103,8 @@ export async function patchChangesOnlyGivenFields(storage: Storage): Promise<voi
     cancelRequested: "c",
   });
 
-  assert.equal(
-    await commitOne(storage, { executionId: "e1", owner: OWNER, execution: { status: "waiting" } }),
-    "ok",
-  );
-  const afterStatus = await storage.getExecution("e1");
+  assert.equal(await commitOne(storage, { runId: "e1", owner: OWNER, run: { status: "waiting" } }), "ok");
+  const afterStatus = await storage.getRun("e1");
   assert.ok(afterStatus);
   assert.ok(afterStatus.updatedAt >= initial.updatedAt, "updatedAt moves forward");
   assert.deepEqual(afterStatus, {
@@ -119,11 +116,11 @@ export async function patchChangesOnlyGivenFields(storage: Storage): Promise<voi
 
   // null is a value (clears the field); undefined means "not in the patch".
   await commitOne(storage, {
-    executionId: "e1",
+    runId: "e1",
     owner: OWNER,
-    execution: { wakeAt: null, error: { name: "E2", message: "m2" }, status: undefined, cause: undefined },
+    run: { wakeAt: null, error: { name: "E2", message: "m2" }, status: undefined, cause: undefined },
   });
-  const afterNulls = await storage.getExecution("e1");
+  const afterNulls = await storage.getRun("e1");
   assert.ok(afterNulls);
   assert.deepEqual(afterNulls, {
     ...afterStatus,
@@ -134,11 +131,11 @@ export async function patchChangesOnlyGivenFields(storage: Storage): Promise<voi
   });
 
   await commitOne(storage, {
-    executionId: "e1",
+    runId: "e1",
     owner: OWNER,
-    execution: { cause: null, endedAt: 9, cancelRequested: null, status: "compensated" },
+    run: { cause: null, endedAt: 9, cancelRequested: null, status: "compensated" },
   });
-  const afterAll = await storage.getExecution("e1");
+  const afterAll = await storage.getRun("e1");
   assert.ok(afterAll);
   assert.deepEqual(afterAll, {
     ...afterNulls,
@@ -151,8 +148,8 @@ export async function patchChangesOnlyGivenFields(storage: Storage): Promise<voi
   });
 
   // A transition with no patch at all still bumps the revision (and only that, plus updatedAt).
-  await commitOne(storage, { executionId: "e1", owner: OWNER, steps: [stepRecord("e1", "a")] });
-  const afterEmpty = await storage.getExecution("e1");
+  await commitOne(storage, { runId: "e1", owner: OWNER, steps: [stepRecord("e1", "a")] });
+  const afterEmpty = await storage.getRun("e1");
   assert.ok(afterEmpty);
   assert.deepEqual(afterEmpty, {
     ...afterAll,
@@ -165,25 +162,25 @@ export async function releaseEndsOwnership(storage: Storage): Promise<void> {
   await create(storage, "e1");
   assert.equal(
     await commitOne(storage, {
-      executionId: "e1",
+      runId: "e1",
       owner: OWNER,
-      execution: { status: "waiting", wakeAt: 50, release: true },
+      run: { status: "waiting", wakeAt: 50, release: true },
     }),
     "ok",
   );
-  const released = await storage.getExecution("e1");
+  const released = await storage.getRun("e1");
   assert.equal(released?.owner, null);
   assert.equal(released?.status, "waiting");
   assert.equal(released?.wakeAt, 50);
   // The former owner no longer owns it.
   assert.equal(
-    await commitOne(storage, { executionId: "e1", owner: OWNER, execution: { status: "running" } }),
+    await commitOne(storage, { runId: "e1", owner: OWNER, run: { status: "running" } }),
     "not_owner",
   );
-  assert.equal((await storage.getExecution("e1"))?.status, "waiting");
+  assert.equal((await storage.getRun("e1"))?.status, "waiting");
   // Created unowned (release folded into the create).
   await create(storage, "e2", {}, null);
-  assert.equal((await storage.getExecution("e2"))?.owner, null);
+  assert.equal((await storage.getRun("e2"))?.owner, null);
 }
 
 export async function latestStateWins(storage: Storage): Promise<void> {
@@ -200,45 +197,45 @@ export async function latestStateWins(storage: Storage): Promise<void> {
       updatedAt: BASE_TIME + i,
     });
   const patchAt = (i: number): Transition => ({
-    executionId: "e1",
+    runId: "e1",
     owner: OWNER,
-    execution: {
+    run: {
       status: i % 2 === 0 ? "running" : "waiting",
       wakeAt: BASE_TIME + i,
       error: { name: "Error", message: `patch ${i}` },
     },
     steps: [stepAt(i)],
   });
-  // 25 separate commits, then 25 transitions of the same execution in one batch.
+  // 25 separate commits, then 25 transitions of the same run in one batch.
   for (let i = 0; i < 25; i++) assert.equal(await commitOne(storage, patchAt(i)), "ok");
   const batch = await storage.commit(Array.from({ length: 25 }, (_, k) => patchAt(25 + k)));
   assert.deepEqual(batch, Array(25).fill("ok"));
 
   const snapshot = await mustLoad(storage, "e1");
   assert.deepEqual(snapshot.steps, [stepAt(49)]);
-  assert.equal(snapshot.execution.revision, initial.revision + 50);
-  assert.equal(snapshot.execution.status, "waiting");
-  assert.equal(snapshot.execution.wakeAt, BASE_TIME + 49);
-  assert.deepEqual(snapshot.execution.error, { name: "Error", message: "patch 49" });
-  const listed = await storage.listExecutions({ sagas: ["deploy"] });
-  assert.deepEqual(listed, [snapshot.execution]);
+  assert.equal(snapshot.run.revision, initial.revision + 50);
+  assert.equal(snapshot.run.status, "waiting");
+  assert.equal(snapshot.run.wakeAt, BASE_TIME + 49);
+  assert.deepEqual(snapshot.run.error, { name: "Error", message: "patch 49" });
+  const listed = await storage.listRuns({ sagas: ["deploy"] });
+  assert.deepEqual(listed, [snapshot.run]);
 }
 
 export async function largeValues(storage: Storage): Promise<void> {
   // ~5 MB of varied text (multi-byte characters included, so it is well over 5 MB in UTF-8).
   const chunk = "log line: build step ok — ✓ 構築 🚀\n";
   const big = chunk.repeat(Math.ceil((5 * 1024 * 1024) / chunk.length));
-  const record = executionRecord("big", { input: { big } });
+  const record = runRecord("big", { input: { big } });
   const steps = [stepRecord("big", "build", { output: { log: big, size: big.length }, state: { big } })];
   const events = [eventRecord("big", 1, { data: { log: big } })];
   // Many rows in one transition, too.
   for (let i = 0; i < 200; i++) steps.push(stepRecord("big", `step-${i}`, { output: { i } }));
   assert.deepEqual(await storage.commit([createTransition(record, OWNER, { steps, events })]), ["ok"]);
-  const signal = await storage.addSignal({ executionId: "big", name: "log", payload: [big], createdAt: 1 });
+  const signal = await storage.addSignal({ runId: "big", name: "log", payload: [big], createdAt: 1 });
   assert.deepEqual(signal.payload, [big]);
 
   const snapshot = await mustLoad(storage, "big");
-  assert.equal(snapshot.execution.input.big, big);
+  assert.equal(snapshot.run.input.big, big);
   assert.equal(snapshot.steps.length, 201);
   assert.equal(snapshot.steps[0]?.output?.log, big);
   assert.equal(snapshot.steps[0]?.state?.big, big);
@@ -268,7 +265,7 @@ export async function unicodeValues(storage: Storage): Promise<void> {
     nested: { a: [[], {}, [[{ deep: "é" }]]] },
   };
   const id = "exécution-🚀-中文";
-  const record = executionRecord(id, {
+  const record = runRecord(id, {
     saga: "saga-ש",
     runName: "OPS-1-fix/ü-1",
     input: payload,
@@ -281,15 +278,15 @@ export async function unicodeValues(storage: Storage): Promise<void> {
     await storage.commit([createTransition(record, "exécuteur-1", { steps: [step], events: [event] })]),
     ["ok"],
   );
-  const signal = await storage.addSignal({ executionId: id, name: "signal-✓", payload, createdAt: 1 });
+  const signal = await storage.addSignal({ runId: id, name: "signal-✓", payload, createdAt: 1 });
 
   const snapshot = await mustLoad(storage, id);
-  assert.deepEqual(snapshot.execution, { ...record, owner: "exécuteur-1" });
+  assert.deepEqual(snapshot.run, { ...record, owner: "exécuteur-1" });
   assert.deepEqual(snapshot.steps, [step]);
   assert.deepEqual(snapshot.signals, [signal]);
   assert.deepEqual(signal.payload, payload);
   assert.deepEqual(await storage.history(id), [event]);
-  assert.deepEqual(ids(await storage.listExecutions({ sagas: ["saga-ש"], owner: "exécuteur-1" })), [id]);
+  assert.deepEqual(ids(await storage.listRuns({ sagas: ["saga-ש"], owner: "exécuteur-1" })), [id]);
   const cancelled = await storage.requestCancel(id, texts[0]!);
   assert.equal(cancelled?.cancelRequested, texts[0]);
 }
@@ -301,28 +298,28 @@ export async function requestCancel(storage: Storage): Promise<void> {
   assert.equal(marked.cancelRequested, "operator asked");
   assert.equal(marked.owner, OWNER, "ownership is untouched");
   assert.equal(marked.status, initial.status);
-  assert.deepEqual(await storage.getExecution("e1"), marked);
+  assert.deepEqual(await storage.getRun("e1"), marked);
 
   // The owner's later patches that do not mention it keep the mark.
   await commitOne(storage, {
-    executionId: "e1",
+    runId: "e1",
     owner: OWNER,
-    execution: { status: "compensating", wakeAt: 1 },
+    run: { status: "compensating", wakeAt: 1 },
   });
-  assert.equal((await storage.getExecution("e1"))?.cancelRequested, "operator asked");
-  assert.deepEqual(ids(await storage.listExecutions({ cancelRequested: true })), ["e1"]);
+  assert.equal((await storage.getRun("e1"))?.cancelRequested, "operator asked");
+  assert.deepEqual(ids(await storage.listRuns({ cancelRequested: true })), ["e1"]);
   // Until it clears it.
-  await commitOne(storage, { executionId: "e1", owner: OWNER, execution: { cancelRequested: null } });
-  assert.equal((await storage.getExecution("e1"))?.cancelRequested, null);
+  await commitOne(storage, { runId: "e1", owner: OWNER, run: { cancelRequested: null } });
+  assert.equal((await storage.getRun("e1"))?.cancelRequested, null);
 
-  // Unowned executions too.
+  // Unowned runs too.
   await create(storage, "e2", {}, null);
   assert.equal((await storage.requestCancel("e2", "r"))?.cancelRequested, "r");
   assert.equal(await storage.requestCancel("missing", "r"), undefined);
 }
 
 export async function noSharedObjects(storage: Storage): Promise<void> {
-  const record = executionRecord("e1", { input: { list: [1, 2] } });
+  const record = runRecord("e1", { input: { list: [1, 2] } });
   const step = stepRecord("e1", "a", { output: { list: [1, 2] } });
   const event = eventRecord("e1", 1, { data: { list: [1, 2] } });
   await storage.commit([createTransition(record, OWNER, { steps: [step], events: [event] })]);
@@ -333,24 +330,24 @@ export async function noSharedObjects(storage: Storage): Promise<void> {
   (event.data!.list as number[]).push(3);
   // ...and what was read...
   const loaded = await mustLoad(storage, "e1");
-  loaded.execution.status = "completed";
+  loaded.run.status = "completed";
   (loaded.steps[0]!.output!.list as number[]).push(4);
   (await storage.history("e1"))[0]!.type = "mutated";
   // ...changes nothing stored.
   const fresh = await mustLoad(storage, "e1");
-  assert.equal(fresh.execution.saga, "deploy");
-  assert.equal(fresh.execution.status, "running");
-  assert.deepEqual(fresh.execution.input, { list: [1, 2] });
+  assert.equal(fresh.run.saga, "deploy");
+  assert.equal(fresh.run.status, "running");
+  assert.deepEqual(fresh.run.input, { list: [1, 2] });
   assert.deepEqual(fresh.steps[0]?.output, { list: [1, 2] });
   assert.deepEqual(await storage.history("e1"), [eventRecord("e1", 1, { data: { list: [1, 2] } })]);
 }
 
-export async function unknownExecutions(storage: Storage): Promise<void> {
+export async function unknownRuns(storage: Storage): Promise<void> {
   assert.equal(await storage.load("nope"), undefined);
-  assert.equal(await storage.getExecution("nope"), undefined);
-  assert.equal(await storage.claim({ executionId: "nope", owner: OWNER }), undefined);
+  assert.equal(await storage.getRun("nope"), undefined);
+  assert.equal(await storage.claim({ runId: "nope", owner: OWNER }), undefined);
   assert.equal(await storage.requestCancel("nope", "r"), undefined);
   assert.deepEqual(await storage.history("nope"), []);
-  assert.deepEqual(await storage.listExecutions({}), []);
+  assert.deepEqual(await storage.listRuns({}), []);
   assert.deepEqual(await storage.commit([]), []);
 }
