@@ -8,7 +8,7 @@ import {
   type RunStatusReport,
   repositoryOf,
 } from "./forge.js";
-import { ForgeError, ForgeHttp } from "./http.js";
+import { ForgeHttp, unlessRefused } from "./http.js";
 
 interface GiteaPull {
   number: number;
@@ -81,16 +81,16 @@ export class GiteaForge implements Forge {
 
   /** The collaborator permission API: `owner`, `admin` or `write` may trigger. */
   async canWrite(author: Person): Promise<boolean | undefined> {
-    try {
-      const answer = await this.#http.get<{ permission: string }>(
+    let found = true;
+    const answer = await unlessRefused(async () => {
+      const permission = await this.#http.get<{ permission: string }>(
         `${this.#repo}/collaborators/${encodeURIComponent(author.login)}/permission`,
       );
-      return answer === undefined ? false : ["owner", "admin", "write"].includes(answer.permission);
-    } catch (error) {
-      if (error instanceof ForgeError && (error.status === 401 || error.status === 403) && !error.transient)
-        return undefined;
-      throw error;
-    }
+      found = permission !== undefined;
+      return permission;
+    });
+    if (answer === undefined) return found ? undefined : false;
+    return ["owner", "admin", "write"].includes(answer.permission);
   }
 
   async reportStatus(sha: string, report: RunStatusReport): Promise<void> {

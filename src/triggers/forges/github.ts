@@ -8,7 +8,7 @@ import {
   type RunStatusReport,
   repositoryOf,
 } from "./forge.js";
-import { ForgeError, ForgeHttp } from "./http.js";
+import { ForgeHttp, unlessRefused } from "./http.js";
 
 interface GithubPull {
   number: number;
@@ -87,17 +87,14 @@ export class GithubForge implements Forge {
    */
   async canWrite(author: Person): Promise<boolean | undefined> {
     if (author.association !== undefined && WRITERS.has(author.association)) return true;
-    try {
-      const answer = await this.#http.get<{ permission: string }>(
+    const answer = await unlessRefused(() =>
+      this.#http.get<{ permission: string }>(
         `${this.#repo}/collaborators/${encodeURIComponent(author.login)}/permission`,
-      );
-      if (answer === undefined) return author.association === undefined ? undefined : false;
-      return ["admin", "maintain", "write"].includes(answer.permission);
-    } catch (error) {
-      if (error instanceof ForgeError && (error.status === 401 || error.status === 403) && !error.transient)
-        return author.association === undefined ? undefined : false;
-      throw error;
-    }
+      ),
+    );
+    // Not a collaborator, or not for this token to see: the association alone decides.
+    if (answer === undefined) return author.association === undefined ? undefined : false;
+    return ["admin", "maintain", "write"].includes(answer.permission);
   }
 
   async reportStatus(sha: string, report: RunStatusReport): Promise<void> {

@@ -8,7 +8,7 @@ import {
   type RunStatusReport,
   repositoryOf,
 } from "./forge.js";
-import { ForgeError, ForgeHttp } from "./http.js";
+import { ForgeHttp, unlessRefused } from "./http.js";
 
 interface GitlabMergeRequest {
   iid: number;
@@ -90,7 +90,7 @@ export class GitlabForge implements Forge {
 
   /** The member's access level in the project (inherited included): Developer or above may trigger. */
   async canWrite(author: Person): Promise<boolean | undefined> {
-    try {
+    return unlessRefused(async () => {
       const users = await this.#http.get<{ id: number }[]>(
         `/users?username=${encodeURIComponent(author.login)}`,
       );
@@ -98,11 +98,7 @@ export class GitlabForge implements Forge {
       if (id === undefined) return false;
       const member = await this.#http.get<{ access_level: number }>(`${this.#project}/members/all/${id}`);
       return member !== undefined && member.access_level >= DEVELOPER;
-    } catch (error) {
-      if (error instanceof ForgeError && (error.status === 401 || error.status === 403) && !error.transient)
-        return undefined;
-      throw error;
-    }
+    });
   }
 
   async reportStatus(sha: string, report: RunStatusReport): Promise<void> {

@@ -22,6 +22,20 @@ export class ForgeError extends Error {
   }
 }
 
+/**
+ * Runs a check the token may not be allowed to make (a permission API to a read-only token): a
+ * refusal (401, 403 that is no rate limit) is "cannot tell", undefined; anything else is thrown.
+ */
+export async function unlessRefused<T>(check: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await check();
+  } catch (error) {
+    if (error instanceof ForgeError && (error.status === 401 || error.status === 403) && !error.transient)
+      return undefined;
+    throw error;
+  }
+}
+
 export interface ForgeHttpOptions {
   /** The API root, e.g. `https://api.github.com` or `https://gitea.example/api/v1`. */
   root: string;

@@ -5,7 +5,6 @@
  * several commits in one push start one run for the newest, or one per commit when the pipeline asks.
  */
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${{ }}` is the pipeline files' expression syntax
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -13,27 +12,8 @@ import type { RunDetail, RunSummary } from "../../../src/runs/schemas.js";
 import type { TriggersResponse } from "../../../src/triggers/schemas.js";
 import { eventually } from "../../wait.js";
 import { Project } from "../cli/harness.js";
+import { commit, git } from "./git.js";
 import { type Server, startServer } from "./server.js";
-
-function git(cwd: string, ...args: string[]): string {
-  return execFileSync("git", args, {
-    cwd,
-    encoding: "utf8",
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: "t",
-      GIT_AUTHOR_EMAIL: "t@example.org",
-      GIT_COMMITTER_NAME: "t",
-      GIT_COMMITTER_EMAIL: "t@example.org",
-    },
-  }).trim();
-}
-
-/** A commit in the clone `work`; returns its id. */
-function commit(work: string, message: string): string {
-  git(work, "commit", "--quiet", "--allow-empty", "-m", message);
-  return git(work, "rev-parse", "HEAD");
-}
 
 async function runsOf(server: Server, pipeline: string): Promise<RunSummary[]> {
   return server.json<RunSummary[]>("GET", `/runs?pipeline=${pipeline}`);

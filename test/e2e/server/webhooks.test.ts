@@ -5,7 +5,6 @@
  * delivery starts nothing; the poll that then sees the same push starts nothing more.
  */
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${{ }}` is the pipeline files' expression syntax
-import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -16,23 +15,10 @@ import type { TriggersResponse } from "../../../src/triggers/schemas.js";
 import { signBody } from "../../../src/triggers/webhooks.js";
 import { eventually } from "../../wait.js";
 import { Project } from "../cli/harness.js";
+import { git } from "./git.js";
 import { type Server, startServer } from "./server.js";
 
 const SECRET = "hook-secret";
-
-function git(cwd: string, ...args: string[]): string {
-  return execFileSync("git", args, {
-    cwd,
-    encoding: "utf8",
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: "t",
-      GIT_AUTHOR_EMAIL: "t@example.org",
-      GIT_COMMITTER_NAME: "t",
-      GIT_COMMITTER_EMAIL: "t@example.org",
-    },
-  }).trim();
-}
 
 /** GitHub's API with no pull requests and no comments: what the source's forge client polls. */
 let forgeApi: HttpServer | undefined;
