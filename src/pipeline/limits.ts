@@ -44,6 +44,9 @@ export const MAX_DURATION = limit("MAX_DURATION", 24 * 24 * 3_600_000, "ms", "24
 /** One input value given to a run, in bytes (UTF-8); an environment variable over 128 KiB can't even start a process. */
 export const MAX_INPUT_BYTES = limit("MAX_INPUT_BYTES", 64 * 1024, "bytes in an input value");
 
+/** A run's name (`--name`, `run-name:`, the API's `name`): it is in every log line and every list. */
+export const MAX_RUN_NAME = limit("MAX_RUN_NAME", 200, "characters in a run name");
+
 /** Where the limits are set, for messages. */
 export const LIMITS_SOURCE = "a fixed limit: see Limits in docs/pipelines.md";
 

@@ -14,6 +14,7 @@ import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
 import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
 import { renderTemplate } from "../pipeline/expression-eval.js";
+import { MAX_RUN_NAME, overLimit } from "../pipeline/limits.js";
 import type { RunRequest } from "../pipeline/plan.js";
 import { PipelineInputError } from "../pipeline/problems.js";
 import { type RunSpec, runSpecOf } from "../pipeline/run-spec.js";
@@ -166,6 +167,11 @@ export class LocalRuns implements RunService {
       throw new PipelineInputError([
         `pipeline "${compiled.plan.pipeline.name}" starts from its \`on:\` triggers only: add \`manual:\` to \`on:\` to run it by hand`,
       ]);
+    const runName = options.name ?? runNameOf(compiled);
+    if (runName !== undefined && runName.length > MAX_RUN_NAME.max)
+      throw new PipelineInputError([
+        `the run name is ${runName.length.toLocaleString("en-US")} characters, ${overLimit(MAX_RUN_NAME)}`,
+      ]);
     const response = (id: string, name: string | null): SubmitResponse => ({
       id,
       name,
@@ -188,17 +194,16 @@ export class LocalRuns implements RunService {
     const saga = this.#register(compiled);
     this.#host(id, saga);
     try {
-      const name = options.name ?? runNameOf(compiled);
       await this.#executor.start(
         saga,
         { run: compiled.spec },
-        name === undefined ? { id } : { id, runName: name },
+        runName === undefined ? { id } : { id, runName },
       );
     } catch (error) {
       this.#unhost(id);
       throw error;
     }
-    return response(id, options.name ?? runNameOf(compiled) ?? null);
+    return response(id, runName ?? null);
   }
 
   async list(query: Omit<ListQuery, "limit" | "cursor"> = {}): Promise<RunSummary[]> {

@@ -236,6 +236,21 @@ export function runServiceCases(transport: Transport): void {
       expect((await refusal(f.runs.page({ limit: 2, cursor: "garbage" }))).code).toBe("invalid_input");
     });
 
+    it("refuses a run name past MAX_RUN_NAME, naming the limit, and starts nothing", async () => {
+      await using f = await fixture();
+      const error = await f.runs
+        .submit(f.file("release"), { name: "n".repeat(201) })
+        .catch((e: unknown) => e);
+      expect(codeOf(error)).toBe("invalid_input");
+      // In process and over HTTP alike, the problem names the limit.
+      expect((error as { problems: string[] }).problems).toEqual([
+        "the run name is 201 characters, over the limit of 200 characters in a run name (MAX_RUN_NAME, a fixed limit: see Limits in docs/pipelines.md)",
+      ]);
+      expect(await f.runs.list()).toEqual([]);
+      const fits = await f.runs.submit(f.file("release"), { name: "n".repeat(200) });
+      expect(fits.name).toHaveLength(200);
+    });
+
     it("holds a wait job until a signal, says so in the queue, and refuses a signal to an ended run", async () => {
       await using f = await fixture();
       const run = await f.runs.submit(f.file("gated"));
