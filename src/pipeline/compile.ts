@@ -12,10 +12,13 @@ import type { ActionContext } from "../definition/types.js";
 import type { Json } from "../json.js";
 import type { RunRecord } from "../storage/types.js";
 import { concurrencyCheck } from "./concurrency.js";
+import { renderTemplate } from "./expression-eval.js";
 import { cleanupJob, pollCheck, readyJob, runJob, undoJob, waitSkip } from "./jobs.js";
+import { MAX_RUN_NAME, overLimit } from "./limits.js";
 import type { Pipeline } from "./model.js";
 import { parsePipeline } from "./parse.js";
 import { type Plan, planRun, type RunRequest } from "./plan.js";
+import { PipelineInputError } from "./problems.js";
 import { type RunSpec, runSpecOf, runSpecSchema, stepResultSchema } from "./run-spec.js";
 import type { JobRuntime, StepContext } from "./step-context.js";
 
@@ -213,4 +216,22 @@ function stringFields(payload: unknown): Record<string, string> {
   for (const [key, value] of Object.entries(payload))
     out[key] = typeof value === "string" ? value : JSON.stringify(value);
   return out;
+}
+
+/**
+ * The run's name: the one given (`--name`, the API's `name`), else the pipeline's `run-name:` rendered
+ * for this run (`{ticket}-{branch}-{attempt}`-style names), if any; refused past MAX_RUN_NAME.
+ */
+export function runNameOf(compiled: CompiledRun, given?: string): string | undefined {
+  const template = compiled.plan.pipeline.runName;
+  const rendered =
+    given ??
+    (template &&
+      renderTemplate(template, { inputs: compiled.plan.inputs, event: compiled.plan.event }).trim());
+  const name = rendered === "" ? undefined : rendered;
+  if (name !== undefined && name.length > MAX_RUN_NAME.max)
+    throw new PipelineInputError([
+      `the run name is ${name.length.toLocaleString("en-US")} characters, ${overLimit(MAX_RUN_NAME)}`,
+    ]);
+  return name;
 }

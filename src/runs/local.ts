@@ -12,9 +12,7 @@ import { Batcher } from "../engine/batcher.js";
 import { ENDING_EVENTS, type RunEvent } from "../engine/events.js";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
-import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
-import { renderTemplate } from "../pipeline/expression-eval.js";
-import { MAX_RUN_NAME, overLimit } from "../pipeline/limits.js";
+import { type CompiledRun, compileRun, recompile, runNameOf } from "../pipeline/compile.js";
 import type { RunRequest } from "../pipeline/plan.js";
 import { PipelineInputError } from "../pipeline/problems.js";
 import { type RunSpec, runSpecOf } from "../pipeline/run-spec.js";
@@ -167,11 +165,7 @@ export class LocalRuns implements RunService {
       throw new PipelineInputError([
         `pipeline "${compiled.plan.pipeline.name}" starts from its \`on:\` triggers only: add \`manual:\` to \`on:\` to run it by hand`,
       ]);
-    const runName = options.name ?? runNameOf(compiled);
-    if (runName !== undefined && runName.length > MAX_RUN_NAME.max)
-      throw new PipelineInputError([
-        `the run name is ${runName.length.toLocaleString("en-US")} characters, ${overLimit(MAX_RUN_NAME)}`,
-      ]);
+    const runName = runNameOf(compiled, options.name);
     const response = (id: string, name: string | null): SubmitResponse => ({
       id,
       name,
@@ -590,12 +584,4 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
     // Reported below.
   }
   throw new SlipwayError("invalid_input", `"${cursor}" is not a cursor from a previous page of runs`);
-}
-
-/** The pipeline's `run-name:` rendered for this run (`{ticket}-{branch}-{attempt}`-style names), if it has one. */
-function runNameOf(compiled: CompiledRun): string | undefined {
-  const template = compiled.plan.pipeline.runName;
-  if (template === undefined) return undefined;
-  const name = renderTemplate(template, { inputs: compiled.plan.inputs, event: compiled.plan.event }).trim();
-  return name === "" ? undefined : name;
 }
