@@ -21,17 +21,8 @@ import {
   sortedCopy,
   tempDir,
 } from "./common.js";
-import { type BenchServer, pool, startServer } from "./server.js";
+import { type BenchServer, pool, type RunSummary, type SubmitResponse, startServer } from "./server.js";
 
-interface SubmitResponse {
-  id: string;
-}
-interface RunSummary {
-  id: string;
-  status: string;
-  createdAt: number;
-  endedAt: number | null;
-}
 interface RunDetail extends RunSummary {
   steps: { job: string; startedAt: number | null; output: Record<string, { launchedAt?: number }> | null }[];
 }

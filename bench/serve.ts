@@ -21,18 +21,7 @@ import {
   sortedCopy,
   tempDir,
 } from "./common.js";
-import { type BenchServer, pool, startServer } from "./server.js";
-
-/** What these phases read of the API's answers (src/runs/schemas.ts). */
-interface SubmitResponse {
-  id: string;
-}
-interface RunSummary {
-  id: string;
-  status: string;
-  createdAt: number;
-  endedAt: number | null;
-}
+import { type BenchServer, pool, type RunSummary, type SubmitResponse, startServer } from "./server.js";
 
 // ---- sched ----------------------------------------------------------------------------------------
 

@@ -11,6 +11,17 @@ const BIN = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const PROBE = fileURLToPath(new URL("./loop-probe.js", import.meta.url));
 const TOKEN = "bench-token";
 
+/** What the bench phases read of the API's answers (src/runs/schemas.ts). */
+export interface SubmitResponse {
+  id: string;
+}
+export interface RunSummary {
+  id: string;
+  status: string;
+  createdAt: number;
+  endedAt: number | null;
+}
+
 export interface BenchServer {
   url: string;
   pid: number;
