@@ -37,6 +37,7 @@ const TARGETS: Target[] = [
   { key: "sched.slipway_mean_wait_ms", label: "story-3 mix, Slipway mean queue wait", unit: "ms" },
   { key: "sched.serial_mean_wait_ms", label: "story-3 mix, serial mean queue wait", unit: "ms" },
   { key: "sched.speedup_vs_serial", label: "serial (fail-fast) / Slipway makespan", min: 2, unit: "x" },
+  { key: "sched.speedup_ceiling", label: "serial (fail-fast) / lower bound: a perfect scheduler", unit: "x" },
   { key: "sched.speedup_vs_story_harness", label: "story's harness / Slipway makespan", unit: "x" },
   { key: "sched.over_lower_bound", label: "Slipway makespan / lower bound", max: 1.15, unit: "x" },
   {
@@ -101,6 +102,7 @@ const DEFINITIONS = [
   "  runs. over_lower_bound = Slipway makespan / max(critical path = the longest single job, exclusive-",
   "  lock work = the heavy jobs + the crash loop's 2 x 200 ms between its first and third probe failure,",
   "  total CPU work / cores = the light jobs / 2), each job's work as the fail-fast serial run measured it.",
+  "  speedup_ceiling = serial makespan / lower bound: the speedup no scheduler can pass on this mix.",
   "serve: 10,000 runs of one file text (a single `wait: { signal: go }` job) with input n = 0..9999, so",
   "  every run's inputs differ, POSTed with 32 in flight; once all are `waiting` (GET",
   "  /runs?status=waiting) and 1 s after, the server's VmRSS from /proc/<pid>/status (no forced GC).",

@@ -246,6 +246,7 @@ async function sched(): Promise<Figures> {
       ),
       "sched.slipway_max_wait_ms": round(Math.max(...slipwayWaits), 0),
       "sched.speedup_vs_serial": round(serialMakespan / slipwayMakespan, 2),
+      "sched.speedup_ceiling": round(serialMakespan / lowerBound, 2),
       "sched.speedup_vs_story_harness": round(harnessMakespan / slipwayMakespan, 2),
       "sched.critical_path_ms": round(criticalPath, 0),
       "sched.lock_work_ms": round(lockWork, 0),
