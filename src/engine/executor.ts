@@ -22,6 +22,7 @@ import {
 import { Batcher } from "./batcher.js";
 import { ENDING_EVENTS, type EventListener, type RunEvent } from "./events.js";
 import { type ExecutorOptions, resolveExecutorOptions } from "./executor-options.js";
+import { catchActionFaults } from "./faults.js";
 import type { RunHandle, RunInfo, StartOptions } from "./handles.js";
 import { HostedRun } from "./hosted-run.js";
 import { assertSameStart } from "./idempotency.js";
@@ -37,6 +38,8 @@ export class Executor extends RunWakeups {
   readonly #creating = new Map<string, { record: RunRecord; created: Promise<CommitResult> }>();
   /** Group commit of signals: checked and persisted in one batch for all sent together. */
   readonly #signals: Batcher<NewSignal, AcceptedSignal | Error>;
+  /** Stops charging uncaught errors of action code to their actions (see faults.ts). */
+  #stopCatchingFaults: (() => void) | undefined;
 
   private constructor(options: ExecutorOptions) {
     super(resolveExecutorOptions(options));
@@ -70,6 +73,21 @@ export class Executor extends RunWakeups {
   }
 
   async #open(): Promise<void> {
+    const faults = catchActionFaults();
+    this.#stopCatchingFaults = faults.stop;
+    if (!faults.catching)
+      this.logger.warn(
+        "errors thrown outside an action's promise are not caught: this process set its own uncaught-exception capture callback",
+      );
+    try {
+      await this.#openStorage();
+    } catch (error) {
+      this.#stopCatchingFaults();
+      throw error;
+    }
+  }
+
+  async #openStorage(): Promise<void> {
     await this.storage.init();
     await this.ownership.beat();
     this.signalCursor = await this.storage.lastSignalSeq();
@@ -335,6 +353,7 @@ export class Executor extends RunWakeups {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.#stopCatchingFaults?.();
     this.slots.stop();
     this.stopWakeups();
     this.ownership.stop();

@@ -11,6 +11,7 @@ export class Abort {
   #aborted = false;
   #reason: unknown;
   #onAbort: (() => void) | undefined;
+  #onFault: ((error: unknown) => void) | undefined;
 
   get signal(): AbortSignal {
     if (!this.#controller) {
@@ -40,6 +41,24 @@ export class Abort {
   set onAbort(listener: (() => void) | undefined) {
     this.#onAbort = listener;
   }
+
+  /**
+   * The body failed outside its promise (a throw from its timer or callback, see faults.ts): its
+   * attempt fails with `error` at once, and its signal tells what is left of it to stop. False when
+   * the attempt has already settled (a late error: nothing is left to charge it to).
+   */
+  fault(error: unknown): boolean {
+    const settle = this.#onFault;
+    if (!settle) return false;
+    settle(error);
+    this.abort(error);
+    return true;
+  }
+
+  /** One listener: the guard that runs the body, while the body has not settled. */
+  set onFault(listener: ((error: unknown) => void) | undefined) {
+    this.#onFault = listener;
+  }
 }
 
 /**
@@ -66,6 +85,7 @@ export function guard<T>(
       if (timeout) clock.clearTimeout(timeout);
       if (grace) clock.clearTimeout(grace);
       abort.onAbort = undefined;
+      abort.onFault = undefined;
       settle();
     };
     const onAbort = () => {
@@ -73,6 +93,7 @@ export function guard<T>(
     };
     if (abort.aborted) onAbort();
     else abort.onAbort = onAbort;
+    abort.onFault = (error) => finish(() => reject(timedOut() ? abort.reason : error));
     if (timeoutMs !== null)
       timeout = clock.setTimeout(() => abort.abort(new TimeoutError(timeoutMessage)), timeoutMs);
     let result: Promise<Awaited<T>>;

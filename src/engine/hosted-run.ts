@@ -13,6 +13,7 @@ import type { CommitResult, SignalRecord } from "../storage/types.js";
 import { Context } from "./action-context.js";
 import { backoffDelay } from "./backoff.js";
 import { RunDecisions } from "./decisions.js";
+import { ActionScope } from "./faults.js";
 import { type Abort, guard } from "./guard.js";
 import { Changes, type Phase } from "./run-state.js";
 
@@ -75,14 +76,18 @@ export class HostedRun extends RunDecisions {
     if (flight) flight.started = true;
     const ctx = new Context(this, action.name, phase, attempt, abort);
     const input = this.inputOf(action);
-    const logContext = {
-      runId: this.id,
-      ...(this.record.runName !== null && { runName: this.record.runName }),
-      saga: this.saga.name,
-      action: action.name,
-      attempt,
-      phase,
-    };
+    const scope = new ActionScope(
+      {
+        runId: this.id,
+        runName: this.record.runName,
+        saga: this.saga.name,
+        action: action.name,
+        attempt,
+        phase,
+      },
+      abort,
+      this.host.logger,
+    );
     // A poll's timeout bounds the whole poll, so a hanging check is cut off at the poll's deadline.
     const deadline = phase === "check" ? (step.state?.deadline as number | undefined) : undefined;
     const timeoutMs =
@@ -110,7 +115,7 @@ export class HostedRun extends RunDecisions {
     let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
     try {
       const value = await guard(
-        () => withLogContext(logContext, body),
+        () => withLogContext(scope, body),
         abort,
         timeoutMs,
         this.host.abortGraceMs,
