@@ -14,6 +14,8 @@ export type ErrorCode =
   | "storage"
   /** A pipeline job's command failed, timed out or crash-looped. */
   | "job_failed"
+  /** An isolated action's thread or process ended before it answered: out of memory, `process.exit`, a crash. */
+  | "isolated_failed"
   /** A write failed because the volume under the database or the logs is full (SQLITE_FULL, ENOSPC). */
   | "disk_full";
 
