@@ -19,18 +19,51 @@ import type {
 /** Makes a produced name that is already available a compile error (two producers). */
 type Fresh<P extends Shape, V> = P & { [K in keyof P & keyof V]: never };
 
+/** An action's one whole output value (its `output` schema), or none. */
+type Output = z.ZodType | undefined;
+/** What a body returns: its named values, or with `output` the one value. */
+type Returns<P extends Shape, O extends Output> = O extends z.ZodType ? z.output<O> : RunResult<P>;
+/** What an undo is given as the output: the named values, or with `output` the one value. */
+type Produced<P extends Shape, O extends Output> = O extends z.ZodType ? z.output<O> : ValuesOf<P>;
+/** The values an action adds to the run: its named values, or with `output` one named after it. */
+type Added<N extends string, P extends Shape, O extends Output> = O extends z.ZodType
+  ? { [K in N]: z.output<O> }
+  : ValuesOf<P>;
+
+interface Produces<V, P extends Shape, O extends Output> {
+  /** Named values, each with its schema: an object of them is what the body returns. */
+  produces?: Fresh<P, V>;
+  /**
+   * Instead of `produces`: the schema of one value of any JSON shape (a list, a string...), which the
+   * body returns whole; it is available to later actions under the action's own name.
+   */
+  output?: O;
+}
+
 interface Ordering<Names extends string> {
   /** Run only after these actions completed, even without a data dependency. */
   after?: readonly Names[];
 }
 
-export interface TaskSpec<V, R extends keyof V, P extends Shape, Names extends string>
-  extends Ordering<Names> {
+export interface TaskSpec<
+  V,
+  R extends keyof V,
+  P extends Shape,
+  Names extends string,
+  O extends Output = undefined,
+> extends Ordering<Names>,
+    Produces<V, P, O> {
   reads?: readonly R[];
-  produces?: Fresh<P, V>;
-  run: (input: Pick<V, R>, ctx: ActionContext) => Promise<RunResult<NoInfer<P>>> | RunResult<NoInfer<P>>;
+  run: (
+    input: Pick<V, R>,
+    ctx: ActionContext,
+  ) => Promise<Returns<NoInfer<P>, NoInfer<O>>> | Returns<NoInfer<P>, NoInfer<O>>;
   /** Undoes what `run` did, when a later failure or a cancel rolls the run back; receives the action's input and output. Should be idempotent. */
-  undo?: (input: Pick<V, R>, output: ValuesOf<NoInfer<P>>, ctx: ActionContext) => Promise<void> | void;
+  undo?: (
+    input: Pick<V, R>,
+    output: Produced<NoInfer<P>, NoInfer<O>>,
+    ctx: ActionContext,
+  ) => Promise<void> | void;
   retry?: Partial<RetryPolicy>;
   /** Per attempt. */
   timeoutMs?: number;
@@ -46,17 +79,25 @@ export interface TaskSpec<V, R extends keyof V, P extends Shape, Names extends s
   cleanupTimeoutMs?: number;
 }
 
-export interface SignalSpec<V, R extends keyof V, P extends Shape, Names extends string>
-  extends Ordering<Names> {
-  /** Signal name; its payload (an object of the produced values) becomes the action's output. */
+export interface SignalSpec<
+  V,
+  R extends keyof V,
+  P extends Shape,
+  Names extends string,
+  O extends Output = undefined,
+> extends Ordering<Names>,
+    Produces<V, P, O> {
+  /**
+   * Signal name. Its payload becomes the action's output: an object of the `produces` values, or,
+   * with `output`, the whole payload as one value named after the action.
+   */
   signal: string;
   /** Values `skip` reads. */
   reads?: readonly R[];
-  /** When it returns output values, the wait completes at once with them instead of waiting. */
-  skip?: (input: Pick<V, R>) => ValuesOf<NoInfer<P>> | undefined;
-  produces?: Fresh<P, V>;
-  /** Maps the payload to the produced values, when the sender's payload is not already shaped as them. */
-  fromPayload?: (payload: Json) => ValuesOf<NoInfer<P>>;
+  /** When it returns the output, the wait completes at once with it instead of waiting. */
+  skip?: (input: Pick<V, R>) => Produced<NoInfer<P>, NoInfer<O>> | undefined;
+  /** Maps the payload to the output, when the sender's payload is not already shaped as it. */
+  fromPayload?: (payload: Json) => Produced<NoInfer<P>, NoInfer<O>>;
   timeoutMs?: number;
 }
 
@@ -68,15 +109,20 @@ export interface SleepSpec<V, R extends keyof V, Names extends string> extends O
   until?: (input: Pick<V, R>) => Date | number;
 }
 
-export interface PollSpec<V, R extends keyof V, P extends Shape, Names extends string>
-  extends Ordering<Names> {
+export interface PollSpec<
+  V,
+  R extends keyof V,
+  P extends Shape,
+  Names extends string,
+  O extends Output = undefined,
+> extends Ordering<Names>,
+    Produces<V, P, O> {
   reads?: readonly R[];
-  produces?: Fresh<P, V>;
   /** Called every `everyMs` until it reports done; nothing is held in between. */
   check: (
     input: Pick<V, R>,
     ctx: ActionContext,
-  ) => Promise<PollResult<ValuesOf<P>>> | PollResult<ValuesOf<P>>;
+  ) => Promise<PollResult<Produced<NoInfer<P>, NoInfer<O>>>> | PollResult<Produced<NoInfer<P>, NoInfer<O>>>;
   everyMs: number;
   /** Fail when not done after this long. */
   timeoutMs?: number;
@@ -160,12 +206,14 @@ export class SagaBuilder<Input, V, Names extends string> {
   }
 
   /** An action that runs code, with an optional undo. */
-  action<N extends string, const R extends keyof V & string = never, P extends Shape = Record<never, never>>(
-    name: N,
-    spec: TaskSpec<V, R, P, Names>,
-  ): SagaBuilder<Input, V & ValuesOf<P>, Names | N> {
+  action<
+    N extends string,
+    const R extends keyof V & string = never,
+    P extends Shape = Record<never, never>,
+    O extends Output = undefined,
+  >(name: N, spec: TaskSpec<V, R, P, Names, O>): SagaBuilder<Input, V & Added<N, P, O>, Names | N> {
     return this.#add({
-      ...base(name, "task", spec.reads, spec.produces, spec.after),
+      ...base(this.#spec.name, name, "task", spec),
       retry: policy(spec.retry, DEFAULT_RETRY),
       timeoutMs: spec.timeoutMs ?? null,
       run: spec.run as ActionDefinition["run"],
@@ -184,9 +232,10 @@ export class SagaBuilder<Input, V, Names extends string> {
     N extends string,
     const R extends keyof V & string = never,
     P extends Shape = Record<never, never>,
-  >(name: N, spec: SignalSpec<V, R, P, Names>): SagaBuilder<Input, V & ValuesOf<P>, Names | N> {
+    O extends Output = undefined,
+  >(name: N, spec: SignalSpec<V, R, P, Names, O>): SagaBuilder<Input, V & Added<N, P, O>, Names | N> {
     return this.#add({
-      ...base(name, "signal", spec.reads, spec.produces, spec.after),
+      ...base(this.#spec.name, name, "signal", spec),
       ...(spec.skip && { skip: spec.skip as ActionDefinition["skip"] }),
       timeoutMs: spec.timeoutMs ?? null,
       signalName: spec.signal,
@@ -199,19 +248,21 @@ export class SagaBuilder<Input, V, Names extends string> {
     name: N,
     spec: SleepSpec<V, R, Names>,
   ): SagaBuilder<Input, V, Names | N> {
-    const definition: ActionDefinition = { ...base(name, "sleep", spec.reads, {}, spec.after) };
+    const definition: ActionDefinition = { ...base(this.#spec.name, name, "sleep", spec) };
     if (spec.durationMs !== undefined) definition.sleepMs = spec.durationMs;
     if (spec.until) definition.sleepUntil = spec.until as ActionDefinition["sleepUntil"];
     return this.#add(definition);
   }
 
   /** A durable poll of an external system. */
-  poll<N extends string, const R extends keyof V & string = never, P extends Shape = Record<never, never>>(
-    name: N,
-    spec: PollSpec<V, R, P, Names>,
-  ): SagaBuilder<Input, V & ValuesOf<P>, Names | N> {
+  poll<
+    N extends string,
+    const R extends keyof V & string = never,
+    P extends Shape = Record<never, never>,
+    O extends Output = undefined,
+  >(name: N, spec: PollSpec<V, R, P, Names, O>): SagaBuilder<Input, V & Added<N, P, O>, Names | N> {
     return this.#add({
-      ...base(name, "poll", spec.reads, spec.produces, spec.after),
+      ...base(this.#spec.name, name, "poll", spec),
       retry: policy(spec.retry, DEFAULT_RETRY),
       timeoutMs: spec.timeoutMs ?? null,
       everyMs: spec.everyMs,
@@ -287,22 +338,36 @@ export class SagaBuilder<Input, V, Names extends string> {
   }
 }
 
+/** The named values a body's result (or a signal's payload) stands for: itself, or, for an action with `output`, itself under the action's name. */
+export function outputValues(action: ActionDefinition, raw: unknown): unknown {
+  return action.outputName === undefined ? (raw ?? {}) : { [action.outputName]: raw };
+}
+
+/** What an undo is given as the output of the action it undoes: the values, or the one `output` value. */
+export function undoOutput(action: ActionDefinition, values: Record<string, unknown>): unknown {
+  return action.outputName === undefined ? values : values[action.outputName];
+}
+
 function base(
+  saga: string,
   name: string,
   kind: ActionDefinition["kind"],
-  reads: readonly string[] | undefined,
-  produces: Shape | undefined,
-  after: readonly string[] | undefined,
+  spec: { reads?: readonly string[]; produces?: Shape; output?: z.ZodType; after?: readonly string[] },
 ): ActionDefinition {
-  const shape = produces ?? {};
+  if (spec.output && spec.produces)
+    throw new SagaDefinitionError(saga, [
+      `action "${name}": give \`produces\` (named values) or \`output\` (one value), not both`,
+    ]);
+  const shape: Shape = spec.output ? { [name]: spec.output } : (spec.produces ?? {});
   return {
     name,
     kind,
-    reads: [...(reads ?? [])],
+    reads: [...(spec.reads ?? [])],
     produces: Object.keys(shape),
-    after: [...(after ?? [])],
+    after: [...(spec.after ?? [])],
     dependsOn: [],
     outputSchema: Object.keys(shape).length > 0 ? z.object(shape) : null,
+    ...(spec.output && { outputName: name }),
     retry: DEFAULT_RETRY,
     timeoutMs: null,
     undoRetry: DEFAULT_UNDO_RETRY,

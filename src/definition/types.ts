@@ -66,10 +66,12 @@ export interface ActionDefinition {
   /** Actions this one depends on (producers of its reads, plus `after`), computed at build. */
   dependsOn: string[];
   outputSchema: z.ZodType | null;
+  /** Set when the action declares `output`: its body returns (its signal carries) one value, stored under this name, the action's. */
+  outputName?: string;
   retry: RetryPolicy;
   timeoutMs: number | null;
   run?: (input: Record<string, unknown>, ctx: ActionContext) => unknown;
-  undo?: (input: Record<string, unknown>, output: Record<string, unknown>, ctx: ActionContext) => unknown;
+  undo?: (input: Record<string, unknown>, output: unknown, ctx: ActionContext) => unknown;
   undoRetry: RetryPolicy;
   undoTimeoutMs: number | null;
   /** Tasks: runs after an attempt of `run` that started but did not complete (failed, timed out, stopped, interrupted by a crash). */

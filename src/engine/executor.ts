@@ -33,6 +33,10 @@ import { RunWakeups } from "./wakeups.js";
 export type { ExecutorOptions } from "./executor-options.js";
 export type { RunHandle, RunInfo, RunOutcome, StartOptions } from "./handles.js";
 
+/** A start's input and options: the input may be left out when the saga takes none (or only optional values). */
+export type StartArgs<I> =
+  Record<never, never> extends I ? [input?: I, options?: StartOptions] : [input: I, options?: StartOptions];
+
 export class Executor extends RunWakeups {
   /** Runs started here whose creation is not committed yet, by id (a second start waits for it). */
   readonly #creating = new Map<string, { record: RunRecord; created: Promise<CommitResult> }>();
@@ -130,7 +134,7 @@ export class Executor extends RunWakeups {
    * Starting again with an id that exists is idempotent: the same saga and input give a handle to the
    * existing run; anything else is refused with an `IdempotencyConflictError`.
    */
-  async start<I, V>(saga: Saga<I, V>, input: I, options: StartOptions = {}): Promise<RunHandle<V>> {
+  async start<I, V>(saga: Saga<I, V>, ...[input, options = {}]: StartArgs<I>): Promise<RunHandle<V>> {
     this.assertOpen();
     if (this.registry.get(saga.name, saga.version) !== (saga as unknown as Saga)) {
       throw new SlipwayError(
@@ -138,7 +142,7 @@ export class Executor extends RunWakeups {
         `saga ${saga.name} v${saga.version} is not registered with this executor`,
       );
     }
-    const parsed = saga.inputSchema.safeParse(input);
+    const parsed = saga.inputSchema.safeParse(input ?? {});
     if (!parsed.success) {
       const detail = parsed.error.issues
         .map((i) => `${i.path.join(".") || "(input)"}: ${i.message}`)

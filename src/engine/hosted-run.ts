@@ -5,6 +5,7 @@
  * Built in layers: its state and commit protocol (run-state.ts), its decisions (decisions.ts),
  * and here its entry points, the running of bodies and what their outcomes change. See docs/state-machine.md.
  */
+import { undoOutput } from "../definition/saga.js";
 import type { ActionDefinition } from "../definition/types.js";
 import { toErrorInfo, ValidationError } from "../errors.js";
 import type { JsonObject } from "../json.js";
@@ -108,7 +109,7 @@ export class HostedRun extends RunDecisions {
       phase === "run"
         ? () => action.run!(input, ctx)
         : phase === "undo"
-          ? () => action.undo!(input, step.output ?? {}, ctx)
+          ? () => action.undo!(input, undoOutput(action, step.output ?? {}), ctx)
           : phase === "cleanup"
             ? () => action.cleanup!(input, ctx)
             : () => action.check!(input, ctx);

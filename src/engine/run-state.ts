@@ -5,7 +5,7 @@
  */
 
 import type { ClockTimer } from "../clock.js";
-import type { Saga } from "../definition/saga.js";
+import { outputValues, type Saga } from "../definition/saga.js";
 import type { ActionDefinition } from "../definition/types.js";
 import { SlipwayError, ValidationError } from "../errors.js";
 import { assertJson, type JsonObject } from "../json.js";
@@ -163,7 +163,7 @@ export abstract class RunState {
   /** Validates an action's output against its schema; returns the error rather than throwing. */
   protected parseOutput(action: ActionDefinition, raw: unknown): JsonObject | Error {
     if (!action.outputSchema) return {};
-    const parsed = action.outputSchema.safeParse(raw ?? {});
+    const parsed = action.outputSchema.safeParse(outputValues(action, raw));
     if (!parsed.success) {
       const detail = parsed.error.issues
         .map((i) => `${i.path.join(".") || "(output)"}: ${i.message}`)

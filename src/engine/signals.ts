@@ -2,6 +2,7 @@
  * Accepting signals: each is checked against its run (it exists, has not ended, the payload fits
  * the actions waiting for that name) and the ones that pass are persisted, a batch at a time.
  */
+import { outputValues } from "../definition/saga.js";
 import { NotFoundError, SlipwayError, ValidationError } from "../errors.js";
 import { assertJson } from "../json.js";
 import {
@@ -55,7 +56,9 @@ function checkSignal(registry: SagaRegistry, request: NewSignal, run: RunRecord 
   const saga = registry.get(run.saga, run.version);
   for (const action of saga?.actions.values() ?? []) {
     if (action.kind !== "signal" || action.signalName !== name || !action.outputSchema) continue;
-    const parsed = action.outputSchema.safeParse(action.fromPayload ? action.fromPayload(payload) : payload);
+    const parsed = action.outputSchema.safeParse(
+      outputValues(action, action.fromPayload ? action.fromPayload(payload) : payload),
+    );
     if (!parsed.success) {
       const detail = parsed.error.issues
         .map((i) => `${i.path.join(".") || "(payload)"}: ${i.message}`)
