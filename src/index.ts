@@ -24,6 +24,7 @@ export {
   type StartOptions,
 } from "./engine/executor.js";
 export { type IsolatedBody, type IsolatedContext, type IsolatedSpec, isolated } from "./engine/isolated.js";
+export { RunReader, type RunReaderOptions } from "./engine/reader.js";
 export * from "./errors.js";
 export type { Json, JsonObject } from "./json.js";
 export { createLogger, type LogContext, log, withLogContext } from "./logging.js";

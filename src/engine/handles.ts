@@ -1,5 +1,5 @@
 /** What callers of the executor get back: handles, results and snapshots of runs. */
-import type { RunRecord, RunStatus, StepRecord } from "../storage/types.js";
+import type { RunRecord, RunSnapshot, RunStatus, StepRecord } from "../storage/types.js";
 
 export interface StartOptions {
   /** Run id; default a new time-ordered id. Use `newRunId()` to stage streams before starting. */
@@ -26,4 +26,18 @@ export interface RunHandle<Values = Record<string, unknown>> {
   readonly id: string;
   /** Resolves when the run ends or needs attention, wherever it runs. */
   result(): Promise<RunOutcome<Values>>;
+}
+
+/** A run's outcome as stored: for a completed run, its input and every value its steps produced. */
+export function outcomeOf(snapshot: RunSnapshot): RunOutcome {
+  const output: Record<string, unknown> = { ...snapshot.run.input };
+  if (snapshot.run.status === "completed")
+    for (const step of snapshot.steps) Object.assign(output, step.output);
+  return {
+    id: snapshot.run.id,
+    status: snapshot.run.status,
+    output,
+    cause: snapshot.run.cause,
+    error: snapshot.run.error,
+  };
 }

@@ -20,7 +20,7 @@ import {
 import { type BatchCallback, Batcher } from "./batcher.js";
 import { EventBus, type RunEvent } from "./events.js";
 import type { ExecutorSettings } from "./executor-options.js";
-import type { RunHandle, RunOutcome } from "./handles.js";
+import { outcomeOf, type RunHandle, type RunOutcome } from "./handles.js";
 import type { HostedRun } from "./hosted-run.js";
 import { Ownership } from "./ownership.js";
 import { SagaRegistry } from "./registry.js";
@@ -201,16 +201,7 @@ export abstract class RunHosting implements RunHost {
   protected async resultOf(runId: string): Promise<RunOutcome> {
     const snapshot = await this.storage.load(runId);
     if (!snapshot) throw new NotFoundError(`no run ${runId}`);
-    const output: Record<string, unknown> = { ...snapshot.run.input };
-    if (snapshot.run.status === "completed")
-      for (const step of snapshot.steps) Object.assign(output, step.output);
-    return {
-      id: runId,
-      status: snapshot.run.status,
-      output,
-      cause: snapshot.run.cause,
-      error: snapshot.run.error,
-    };
+    return outcomeOf(snapshot);
   }
 
   // ---- internals ----------------------------------------------------------------------------

@@ -67,6 +67,31 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
 }
 
 /**
+ * For a read-only connection, which cannot migrate: refuses a schema other than the one this code
+ * knows, saying what to do.
+ */
+export function assertMigrated(
+  db: Database.Database,
+  path: string,
+  migrations: readonly Migration[] = readMigrations(),
+): void {
+  const latest = migrations.at(-1)?.version ?? 0;
+  const table = db
+    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+    .get();
+  const newest = table
+    ? (db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as { v: number | null }).v
+    : null;
+  if (newest === latest) return;
+  throw new SlipwayError(
+    "storage",
+    newest !== null && newest > latest
+      ? `database ${path} has schema version ${newest}, newer than this slipway knows (${latest}); upgrade slipway`
+      : `database ${path} has schema version ${newest ?? 0}, older than this slipway's (${latest}); open it once with a writer (an executor, or any slipway command that runs) to migrate it`,
+  );
+}
+
+/**
  * The schema all migrations produce, as committed in sql/sqlite/schema.sql: every object's SQL from
  * sqlite_master, tables first, then by name, with trailing blanks and blank lines dropped.
  */

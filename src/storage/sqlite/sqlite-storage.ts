@@ -24,7 +24,7 @@ import type {
   Transition,
 } from "../types.js";
 import { FINAL_STATUSES } from "../types.js";
-import { migrate } from "./migrations.js";
+import { assertMigrated, migrate } from "./migrations.js";
 import {
   type EncodedTransition,
   type EventRow,
@@ -67,6 +67,11 @@ export interface SqliteStorageOptions {
    * still loses nothing, a power loss may lose the last commits.
    */
   synchronous?: "full" | "normal";
+  /**
+   * Open for reading only (the file must exist and be migrated): no write, no lock that blocks a
+   * writer, so another process can list and follow runs beside the executors that run them.
+   */
+  readOnly?: boolean;
 }
 
 /** Measured peaks kept per job: plenty for a p95, bounded so the table doesn't grow forever. */
@@ -74,6 +79,7 @@ const KEPT_PEAKS = 100;
 
 export class SqliteStorage implements Storage {
   readonly path: string;
+  readonly readOnly: boolean;
   private readonly db: Database.Database;
   private statements: Statements | undefined;
   /** Conditional UPDATEs keyed by which patch fields they set: at most 2^8, each prepared once. */
@@ -93,11 +99,12 @@ export class SqliteStorage implements Storage {
 
   constructor(options: SqliteStorageOptions) {
     this.path = options.path;
-    if (options.path !== ":memory:" && !options.path.startsWith("file:"))
+    this.readOnly = options.readOnly === true;
+    if (!this.readOnly && options.path !== ":memory:" && !options.path.startsWith("file:"))
       mkdirSync(dirname(options.path), { recursive: true });
-    this.db = new Database(options.path);
+    this.db = this.readOnly ? openReadOnly(options.path) : new Database(options.path);
     this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    enableWal(this.db, options.path);
+    if (!this.readOnly) enableWal(this.db, options.path);
     this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
     this.db.pragma("foreign_keys = ON");
 
@@ -207,7 +214,8 @@ export class SqliteStorage implements Storage {
   async init(): Promise<void> {
     if (!this.db.open) throw new SlipwayError("storage", `SqliteStorage(${this.path}) is closed`);
     if (this.statements) return;
-    this.writing(() => migrate(this.db));
+    if (this.readOnly) assertMigrated(this.db, this.path);
+    else this.writing(() => migrate(this.db));
     this.statements = prepareStatements(this.db);
   }
 
@@ -505,6 +513,17 @@ export class SqliteStorage implements Storage {
  * processes open a new file at once SQLite reports SQLITE_BUSY at once instead of waiting on
  * busy_timeout (it would be a deadlock otherwise), so retry for as long as busy_timeout would wait.
  */
+/** A read-only connection to an existing database, with a clear error when there is none. */
+function openReadOnly(path: string): Database.Database {
+  try {
+    return new Database(path, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "SQLITE_CANTOPEN")
+      throw new NotFoundError(`no database at ${path} (a read-only reader never creates one)`);
+    throw error;
+  }
+}
+
 function enableWal(db: Database.Database, path: string): void {
   const deadline = Date.now() + BUSY_TIMEOUT_MS;
   const pause = new Int32Array(new SharedArrayBuffer(4));
