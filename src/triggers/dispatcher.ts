@@ -95,8 +95,13 @@ export class Dispatcher {
       return judged;
     };
     const decisions: Decision[] = [];
-    if (event.kind === "comment" && firstWord(event.body) === DEFAULT_APPROVE_COMMAND)
+    if (event.kind === "comment" && firstWord(event.body) === DEFAULT_APPROVE_COMMAND) {
+      // Seen again (the next poll, a webhook then a poll): it approved the head it was first seen at,
+      // never the pull request's head now, which a new push to the fork may have moved.
+      const earlier = decided.get(DEFAULT_APPROVE_COMMAND);
+      if (earlier) return [toDecision(earlier)];
       return [await this.#approve(event, key, await judgement(), decided)];
+    }
     for (const spec of this.#pipelinesOf(event)) {
       const label = "file" in spec ? spec.file : spec.path;
       let loaded: Loaded;

@@ -218,6 +218,14 @@ describe("forks' pull requests", () => {
     const [again] = await dispatcher.deliver([{ ...opened("s2"), action: "synchronize" } as TriggerEvent]);
     expect(again).toMatchObject({ verdict: "awaiting_approval" });
     expect(runs.submitted).toHaveLength(1);
+    // The next poll sees the old approval again, now on a pull request whose head is s2: it approved s1 only.
+    const [seenAgain] = await dispatcher.deliver([approve("ana", "MEMBER", "s2", "c2")]);
+    expect(seenAgain).toMatchObject({
+      verdict: "ignored",
+      reason: expect.stringContaining("commit s1 of #7"),
+    });
+    expect(await store.approvals("app", 7)).toEqual(["s1"]);
+    expect(runs.submitted).toHaveLength(1);
   });
 });
 
