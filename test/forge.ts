@@ -1,8 +1,10 @@
 /**
  * A forge's REST API for tests: a local HTTP server answering from a table of routes, the way GitHub,
  * Gitea and GitLab answer (JSON with an ETag that changes with the content, 304 on a match), recording
- * every request and able to fail the next ones with a status (500, 429 with headers).
+ * every request and able to fail the next ones, or every one for a while, with a status (500, 429 with
+ * headers).
  */
+import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -13,12 +15,27 @@ export interface ForgeRequest {
   body: unknown;
 }
 
+/** A failed answer: a status and headers (`retry-after`, rate-limit headers). */
+export interface ForgeFailure {
+  status: number;
+  headers?: Record<string, string>;
+}
+
+/**
+ * A route's answer to a request (`query`: its query string); `undefined` answers 404, as a forge does
+ * for what it does not have.
+ */
+export type ForgeRoute = (request: ForgeRequest, query: URLSearchParams) => unknown;
+
 /** A forge's API as a table of routes; each answer is JSON with an ETag that changes with the content. */
 export class FakeForge {
-  routes = new Map<string, () => unknown>();
+  /** By `METHOD /path` (without the query string). */
+  routes = new Map<string, ForgeRoute>();
   requests: ForgeRequest[] = [];
   /** The next answers to give instead of the route's: a status and headers. */
-  failures: { status: number; headers?: Record<string, string> }[] = [];
+  failures: ForgeFailure[] = [];
+  /** Every answer until cleared, after `failures`: a forge that is down or rate-limits for a while. */
+  failing: ForgeFailure | undefined;
   server!: Server;
   url = "";
 
@@ -29,7 +46,10 @@ export class FakeForge {
   }
 
   async stop(): Promise<void> {
-    await new Promise<void>((done) => this.server.close(() => done()));
+    const closed = new Promise<void>((done) => this.server.close(() => done()));
+    // A client's keep-alive connections (a `slipway serve` still polling) must not hold it open.
+    this.server.closeAllConnections();
+    await closed;
   }
 
   #answer(req: IncomingMessage, res: ServerResponse): void {
@@ -39,26 +59,28 @@ export class FakeForge {
     });
     req.on("end", () => {
       const path = req.url ?? "";
-      this.requests.push({
+      const request = {
         method: req.method ?? "",
         path,
         headers: req.headers,
         body: raw ? JSON.parse(raw) : null,
-      });
-      const failure = this.failures.shift();
+      };
+      this.requests.push(request);
+      const failure = this.failures.shift() ?? this.failing;
       if (failure) {
         res.writeHead(failure.status, { "content-type": "application/json", ...failure.headers });
         res.end(JSON.stringify({ message: "try later" }));
         return;
       }
-      const route = this.routes.get(`${req.method} ${path.split("?")[0]}`);
-      if (!route) {
+      const [bare = "", query = ""] = path.split("?");
+      const answer = this.routes.get(`${req.method} ${bare}`)?.(request, new URLSearchParams(query));
+      if (answer === undefined) {
         res.writeHead(404, { "content-type": "application/json" });
         res.end(JSON.stringify({ message: "Not Found" }));
         return;
       }
-      const body = JSON.stringify(route() ?? null);
-      const etag = `"${Buffer.from(body).toString("base64url").slice(-16)}-${body.length}"`;
+      const body = JSON.stringify(answer);
+      const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 20)}"`;
       if (req.headers["if-none-match"] === etag) {
         res.writeHead(304, { etag });
         res.end();
