@@ -6,7 +6,7 @@
 import { signBody } from "../src/triggers/webhooks.js";
 import type { FakeForge, ForgeFailure } from "./forge.js";
 
-export type DialectKind = "github" | "gitea" | "gitlab";
+export type DialectKind = "github" | "gitea" | "forgejo" | "gitlab";
 
 /** A pull request (GitLab: merge request) as the test sets it up; a fork's head lives in the author's fork. */
 export interface FakePull {
@@ -362,3 +362,19 @@ const gitlab: ForgeDialect = {
 };
 
 export const DIALECTS: readonly ForgeDialect[] = [github, gitea, gitlab];
+
+/** Forgejo answers as Gitea does, and names its delivery headers after itself. */
+export const FORGEJO: ForgeDialect = {
+  ...gitea,
+  kind: "forgejo",
+  pullRequestHook: (repo, pull, action, id) => renamed(gitea.pullRequestHook(repo, pull, action, id)),
+  commentHook: (repo, comment, id) => renamed(gitea.commentHook(repo, comment, id)),
+  sign: (body, secret) => ({ "x-forgejo-signature": signBody("forgejo", secret, body) }),
+};
+
+function renamed(delivery: Delivery): Delivery {
+  const headers = Object.fromEntries(
+    Object.entries(delivery.headers).map(([name, value]) => [name.replace(/^x-gitea-/, "x-forgejo-"), value]),
+  );
+  return { ...delivery, headers };
+}

@@ -23,6 +23,7 @@ import {
   type FakeComment,
   type FakePull,
   type FakeRepo,
+  FORGEJO,
   type ForgeDialect,
 } from "../../forge-payloads.js";
 import { eventually, within } from "../../wait.js";
@@ -34,7 +35,8 @@ const SECRET = "hook-secret";
 const TOKEN = "read-only-token";
 const POLL_MS = 250;
 
-const PIPELINE = `name: ci
+/** `trace`: where each run's first job writes its commit and whether the server's environment reached it. */
+const pipeline = (trace: string) => `name: ci
 run-name: ci-\${{ event.pull_request.number }}-\${{ event.comment.id || event.action }}-\${{ event.sha }}
 on:
   pull_request: { branches: [main] }
@@ -44,7 +46,7 @@ on:
       --extra: { tier: extra }
 jobs:
   build:
-    run: test "$(git rev-parse HEAD)" = "\${{ event.sha }}"
+    run: test "$(git rev-parse HEAD)" = "\${{ event.sha }}" && echo "\${{ event.sha }} \${APP_TOKEN:-no-token}" >> ${trace}
   heavy:
     tier: extra
     run: test "$(git rev-parse HEAD)" = "\${{ event.sha }}"
@@ -109,10 +111,12 @@ async function setUp(dialect: ForgeDialect, options: { hooks?: boolean } = {}): 
   };
   dialect.serve(forge, repo);
 
-  project.write("ci.yml", PIPELINE);
+  project.write("ci.yml", pipeline(join(project.dir, "trace")));
   project.write(
     "slipway.yml",
-    `sources:
+    // Jobs may inherit the token (a CI that reads the repository with it); a fork's code still may not.
+    `job_env: [APP_TOKEN]
+sources:
   app:
     url: ${url}
     kind: ${dialect.kind}
@@ -211,6 +215,55 @@ const comment = (id: number, number: number, author: string, body: string): Fake
   at: Date.now(),
 });
 
+/** Signed, forged, unsigned and replayed deliveries of a pull request and a comment; then the poll sees them too. */
+async function deliveries(dialect: ForgeDialect): Promise<void> {
+  const s = await setUp(dialect, { hooks: true });
+  const sha = s.pushHead(3);
+  const pr = pull(3, sha);
+
+  // Forged and unsigned: 401, nothing recorded (not even the delivery id).
+  const opened = dialect.pullRequestHook(s.repo, pr, "opened", "delivery-pr");
+  for (const signature of [dialect.sign(opened.body, "a guess"), {}]) {
+    const refused = await s.deliver(opened, signature);
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { message: string }).message).toMatch(/does not match|missing/);
+  }
+  expect((await s.triggers()).events).toEqual([]);
+
+  const accepted = await s.deliver(opened, dialect.sign(opened.body, SECRET));
+  expect(accepted.status).toBe(202);
+  const replayed = await s.deliver(opened, dialect.sign(opened.body, SECRET));
+  expect(replayed.status).toBe(200);
+  expect(await replayed.json()).toMatchObject({ replayed: true });
+  const run = await s.newRun(1);
+  expect(run.spec?.event).toMatchObject({ kind: "pull_request", sha, pull_request: { number: 3 } });
+
+  // The poll finds the same pull request: no second run.
+  s.repo.pulls.push(pr);
+  await s.nextPoll();
+  expect(await s.runs()).toHaveLength(1);
+  expect((await s.triggers()).events.filter((e) => e.key === `app:pr:3:${sha}`)).toHaveLength(1);
+
+  // A comment command likewise.
+  const command = comment(701, 3, "alice", "!testme --extra");
+  const said = dialect.commentHook(s.repo, command, "delivery-comment");
+  for (const signature of [dialect.sign(said.body, "a guess"), {}])
+    expect((await s.deliver(said, signature)).status).toBe(401);
+  expect((await s.triggers()).events.some((e) => e.key === "app:comment:701")).toBe(false);
+  expect((await s.deliver(said, dialect.sign(said.body, SECRET))).status).toBe(202);
+  expect(await (await s.deliver(said, dialect.sign(said.body, SECRET))).json()).toMatchObject({
+    replayed: true,
+  });
+  const extra = await s.newRun(2);
+  expect(extra.spec).toMatchObject({
+    tiers: ["extra"],
+    event: { kind: "comment", sha, comment: { id: "701", author: "alice" } },
+  });
+  s.repo.comments.push(command);
+  await s.nextPoll();
+  expect(await s.runs()).toHaveLength(2);
+}
+
 describe.each(DIALECTS)("$kind pull requests and comments in slipway serve", (dialect) => {
   it("runs a pull request's head when opened and pushed to; a writer's `!testme --extra` runs the extra tier, a stranger's nothing", async () => {
     const s = await setUp(dialect);
@@ -228,6 +281,8 @@ describe.each(DIALECTS)("$kind pull requests and comments in slipway serve", (di
       branch: "pr-1",
       pull_request: { number: 1, sha: first, base: "main", head: "pr-1", fork: false, author: "alice" },
     });
+    // The repository's own code: the job inherits what `job_env:` lets it (here the source's token).
+    expect(s.project.count(`${first} ${TOKEN}`)).toBe(1);
     const shown = await s.project.run(["show", opened.id, "--json", ...s.server.flags]);
     expect(JSON.parse(shown.stdout)).toMatchObject({
       spec: { event: { kind: "pull_request", pull_request: { number: 1, sha: first } } },
@@ -314,6 +369,8 @@ describe.each(DIALECTS)("$kind pull requests and comments in slipway serve", (di
       pull_request: { number: 2, sha: first, fork: true, author: "mallory" },
     });
     expect((await s.triggers()).awaitingApproval).toEqual([]);
+    // A fork's code, approved or not, gets none of the server's environment: no credentials.
+    expect(s.project.trace()).toEqual([`${first} no-token`]);
 
     // A new push to the fork waits for a new approval; the old one approved the old commit only.
     const second = s.pushHead(2);
@@ -327,53 +384,8 @@ describe.each(DIALECTS)("$kind pull requests and comments in slipway serve", (di
     ]);
   });
 
-  it("takes signed deliveries only, once each; an event seen by webhook and by poll runs once", async () => {
-    const s = await setUp(dialect, { hooks: true });
-    const sha = s.pushHead(3);
-    const pr = pull(3, sha);
-
-    // Forged and unsigned: 401, nothing recorded (not even the delivery id).
-    const opened = dialect.pullRequestHook(s.repo, pr, "opened", "delivery-pr");
-    for (const signature of [dialect.sign(opened.body, "a guess"), {}]) {
-      const refused = await s.deliver(opened, signature);
-      expect(refused.status).toBe(401);
-      expect(((await refused.json()) as { message: string }).message).toMatch(/does not match|missing/);
-    }
-    expect((await s.triggers()).events).toEqual([]);
-
-    const accepted = await s.deliver(opened, dialect.sign(opened.body, SECRET));
-    expect(accepted.status).toBe(202);
-    const replayed = await s.deliver(opened, dialect.sign(opened.body, SECRET));
-    expect(replayed.status).toBe(200);
-    expect(await replayed.json()).toMatchObject({ replayed: true });
-    const run = await s.newRun(1);
-    expect(run.spec?.event).toMatchObject({ kind: "pull_request", sha, pull_request: { number: 3 } });
-
-    // The poll finds the same pull request: no second run.
-    s.repo.pulls.push(pr);
-    await s.nextPoll();
-    expect(await s.runs()).toHaveLength(1);
-    expect((await s.triggers()).events.filter((e) => e.key === `app:pr:3:${sha}`)).toHaveLength(1);
-
-    // A comment command likewise.
-    const command = comment(701, 3, "alice", "!testme --extra");
-    const said = dialect.commentHook(s.repo, command, "delivery-comment");
-    for (const signature of [dialect.sign(said.body, "a guess"), {}])
-      expect((await s.deliver(said, signature)).status).toBe(401);
-    expect((await s.triggers()).events.some((e) => e.key === "app:comment:701")).toBe(false);
-    expect((await s.deliver(said, dialect.sign(said.body, SECRET))).status).toBe(202);
-    expect(await (await s.deliver(said, dialect.sign(said.body, SECRET))).json()).toMatchObject({
-      replayed: true,
-    });
-    const extra = await s.newRun(2);
-    expect(extra.spec).toMatchObject({
-      tiers: ["extra"],
-      event: { kind: "comment", sha, comment: { id: "701", author: "alice" } },
-    });
-    s.repo.comments.push(command);
-    await s.nextPoll();
-    expect(await s.runs()).toHaveLength(2);
-  });
+  it("takes signed deliveries only, once each; an event seen by webhook and by poll runs once", () =>
+    deliveries(dialect));
 
   it("backs off while the forge fails or rate-limits, says so, then recovers and starts the run", async () => {
     const s = await setUp(dialect);
@@ -410,4 +422,10 @@ describe.each(DIALECTS)("$kind pull requests and comments in slipway serve", (di
     expect(run.spec?.event).toMatchObject({ kind: "pull_request", action: "opened", sha });
     expect(await source()).toMatchObject({ outcome: "ok", failures: 0 });
   });
+});
+
+// Forgejo is Gitea's API; its deliveries carry its own headers.
+describe("forgejo deliveries in slipway serve", () => {
+  it("takes signed deliveries only, once each; an event seen by webhook and by poll runs once", () =>
+    deliveries(FORGEJO));
 });
