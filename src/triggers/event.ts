@@ -51,7 +51,19 @@ export interface CommentEvent {
   body: string;
   author: Person;
   /** The pull request the comment is on, with its head commit as the forge reports it now. */
-  pullRequest: { number: number; sha: string; base: string; head: string; fork: boolean; headUrl: string };
+  pullRequest: {
+    number: number;
+    sha: string;
+    base: string;
+    head: string;
+    fork: boolean;
+    headUrl: string;
+    /**
+     * A poll found the comment in the same look as a new head (or a new pull request): whether it
+     * was written about this head or the one before cannot be told, so it approves nothing.
+     */
+    moved?: boolean;
+  };
 }
 
 export interface ScheduleEvent {

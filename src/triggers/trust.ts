@@ -51,7 +51,12 @@ export async function judge(
       if (firstWord(body) === policy.approveCommand) {
         if (!writer.yes)
           return { verdict: "ignore", why: `${event.author.login} may not approve: ${writer.why}` };
-        const { number, sha } = event.pullRequest;
+        const { number, sha, moved } = event.pullRequest;
+        if (moved === true)
+          return {
+            verdict: "ignore",
+            why: `#${number} got a new head (${sha.slice(0, 12)}) in the same poll that found ${event.author.login}'s approval: which commit was approved cannot be told, approve again`,
+          };
         return {
           verdict: "approve",
           pullRequest: number,

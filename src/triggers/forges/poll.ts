@@ -46,13 +46,15 @@ export async function pollForge(
     if (pr === undefined) continue;
     commentsSeen = Math.max(commentsSeen, comment.at);
     const { author: _prAuthor, ...pullRequest } = pr;
+    // The head moved since the last look: the comment may be about the head before (an approval of it).
+    const moved = state.heads[String(pr.number)] !== pr.sha;
     events.push({
       ...base,
       kind: "comment",
       id: comment.id,
       body: comment.body,
       author: comment.author,
-      pullRequest: { ...pullRequest, number: pr.number },
+      pullRequest: { ...pullRequest, number: pr.number, ...(moved && { moved }) },
     });
   }
   return { events, state: { heads, commentsSeen } };

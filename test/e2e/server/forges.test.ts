@@ -382,6 +382,26 @@ describe.each(DIALECTS)("$kind pull requests and comments in slipway serve", (di
     expect((await s.triggers()).awaitingApproval).toEqual([
       expect.objectContaining({ key: `app:pr:2:${second}` }),
     ]);
+
+    // An approval and a push seen in one look at the forge: which commit the writer meant cannot be
+    // told, so nothing is approved (polls are held meanwhile, so the next one sees both).
+    s.forge.failing = { status: 500 };
+    await eventually(async () => (await s.triggers()).sources[0]!.failures > 0, "a poll held");
+    s.repo.comments.push(comment(603, 2, "alice", "!approve"));
+    const third = s.pushHead(2);
+    s.repo.pulls[0]!.sha = third;
+    s.forge.failing = undefined;
+    expect(await s.verdict(`app:pr:2:${third}`)).toMatchObject({ verdict: "awaiting_approval" });
+    const ambiguous = await eventually(
+      async () => (await s.triggers()).events.find((e) => e.key === "app:comment:603")?.verdicts[0],
+      "the approval seen with the push",
+    );
+    expect(ambiguous).toMatchObject({ verdict: "ignored", reason: expect.stringContaining("approve again") });
+    await s.nextPoll();
+    expect(await s.runs()).toHaveLength(1);
+    // Approved again, once the writer has seen the new head: it runs.
+    s.repo.comments.push(comment(604, 2, "alice", "!approve"));
+    expect((await s.newRun(2)).spec?.event).toMatchObject({ sha: third });
   });
 
   it("takes signed deliveries only, once each; an event seen by webhook and by poll runs once", () =>

@@ -132,6 +132,14 @@ describe("GitHub", () => {
       },
     ]);
     expect(withComment.state.commentsSeen).toBe(2_500);
+
+    // A comment found in the same poll as a new head may be about the head before: it says so.
+    pulls = [githubPull(1, SHA1)];
+    const moved = await pollForge(client, "app", withComment.state, 5_000);
+    expect(moved.events).toMatchObject([
+      { kind: "pull_request", action: "synchronize", sha: SHA1 },
+      { kind: "comment", id: "77", pullRequest: { sha: SHA1, moved: true } },
+    ]);
   });
 
   it("knows writers from the event's association, else from the permission API where the token may read it", async () => {

@@ -109,5 +109,12 @@ describe("trust", () => {
       verdict: "ignore",
       why: "stranger may not approve: no write access",
     });
+    // Found in the same poll as a new head: it may have been about the head before, so it approves nothing.
+    const moved = comment("!approve", "maintainer", true);
+    moved.pullRequest.moved = true;
+    expect(await judge(moved, policy, writers, none)).toMatchObject({
+      verdict: "ignore",
+      why: expect.stringMatching(/^#5 got a new head \(c{12}\) in the same poll .* approve again$/),
+    });
   });
 });
