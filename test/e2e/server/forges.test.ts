@@ -94,8 +94,10 @@ async function setUp(dialect: ForgeDialect, options: { hooks?: boolean } = {}): 
   git(project.dir, "init", "--quiet", "--bare", bare);
   git(work, "init", "--quiet", "-b", "main");
   git(work, "remote", "add", "origin", bare);
-  commit(work, "first");
+  const main = commit(work, "first");
   git(work, "push", "--quiet", "origin", "main");
+  /** Each pull request's head commit, by number. */
+  const heads = new Map<number, string>();
 
   const forge = new FakeForge();
   await forge.start();
@@ -153,11 +155,11 @@ ${options.hooks ? "    webhook_secret: { env: APP_HOOK_SECRET }\n" : ""}    pipe
     forge,
     repo,
     pushHead(number) {
-      const branch = `pr-${number}`;
-      const exists = git(work, "branch", "--list", branch) !== "";
-      git(work, "checkout", "--quiet", ...(exists ? [branch] : ["-b", branch, "main"]));
-      const sha = commit(work, `work on #${number}`);
-      git(work, "push", "--quiet", "--force", "origin", `HEAD:${dialect.pullRef(number)}`);
+      // An empty commit on the head before (two git processes, not five: a busy machine is slow to start them).
+      const parent = heads.get(number) ?? main;
+      const sha = git(work, "commit-tree", `${parent}^{tree}`, "-p", parent, "-m", `work on #${number}`);
+      git(work, "push", "--quiet", "--force", "origin", `${sha}:${dialect.pullRef(number)}`);
+      heads.set(number, sha);
       return sha;
     },
     runs,
@@ -265,6 +267,9 @@ async function deliveries(dialect: ForgeDialect): Promise<void> {
 }
 
 describe.each(DIALECTS)("$kind pull requests and comments in slipway serve", (dialect) => {
+  // The CLI prints the API's answer, whatever the forge: checked on one (each `slipway` call is a
+  // process start, slow on a busy machine).
+  const cli = dialect === DIALECTS[0];
   it("runs a pull request's head when opened and pushed to; a writer's `!testme --extra` runs the extra tier, a stranger's nothing", async () => {
     const s = await setUp(dialect);
 
@@ -283,10 +288,12 @@ describe.each(DIALECTS)("$kind pull requests and comments in slipway serve", (di
     });
     // The repository's own code: the job inherits what `job_env:` lets it (here the source's token).
     expect(s.project.count(`${first} ${TOKEN}`)).toBe(1);
-    const shown = await s.project.run(["show", opened.id, "--json", ...s.server.flags]);
-    expect(JSON.parse(shown.stdout)).toMatchObject({
-      spec: { event: { kind: "pull_request", pull_request: { number: 1, sha: first } } },
-    });
+    if (cli) {
+      const shown = await s.project.run(["show", opened.id, "--json", ...s.server.flags]);
+      expect(JSON.parse(shown.stdout)).toMatchObject({
+        spec: { event: { kind: "pull_request", pull_request: { number: 1, sha: first } } },
+      });
+    }
     // The forge was asked with the source's token.
     const auth = s.forge.requests.at(-1)!.headers;
     expect(JSON.stringify(auth)).toContain(TOKEN);
@@ -326,10 +333,10 @@ describe.each(DIALECTS)("$kind pull requests and comments in slipway serve", (di
       reason: expect.stringMatching(/^mallory may not run commands: no write access/),
     });
     expect(await s.runs()).toHaveLength(3);
-    const listed = await s.project.run(["triggers", ...s.server.flags]);
-    expect(listed.stdout).toMatch(
-      /comment "!testme --extra" by mallory on #1 +ci +ignored +mallory may not run commands/,
-    );
+    if (cli)
+      expect((await s.project.run(["triggers", ...s.server.flags])).stdout).toMatch(
+        /comment "!testme --extra" by mallory on #1 +ci +ignored +mallory may not run commands/,
+      );
   });
 
   it("holds a fork's pull request until a writer's `!approve`, runs that commit only, and holds the next push again", async () => {
@@ -344,12 +351,12 @@ describe.each(DIALECTS)("$kind pull requests and comments in slipway serve", (di
     expect((await s.triggers()).awaitingApproval).toEqual([
       expect.objectContaining({ key: `app:pr:2:${first}`, pipeline: "ci" }),
     ]);
-    const listed = await s.project.run(["triggers", ...s.server.flags]);
-    expect(listed.stdout).toMatch(
-      new RegExp(
-        `pull_request #2 opened ${first.slice(0, 12)} +ci +awaiting_approval +a fork pull request by mallory`,
-      ),
-    );
+    if (cli)
+      expect((await s.project.run(["triggers", ...s.server.flags])).stdout).toMatch(
+        new RegExp(
+          `pull_request #2 opened ${first.slice(0, 12)} +ci +awaiting_approval +a fork pull request by mallory`,
+        ),
+      );
 
     // The fork's author may not approve their own code.
     s.repo.comments.push(comment(601, 2, "mallory", "!approve"));
@@ -433,8 +440,10 @@ describe.each(DIALECTS)("$kind pull requests and comments in slipway serve", (di
     expect(limited.outcome).toMatch(/: 429 \(rate-limited\).* backing off \d+s/);
     // The forge's Retry-After is believed.
     expect(limited.nextPollAt! - limited.lastPollAt!).toBeGreaterThanOrEqual(2_000);
-    const listed = await s.project.run(["triggers", ...s.server.flags]);
-    expect(listed.stdout).toMatch(/429 \(rate-limited\).* backing off/);
+    if (cli)
+      expect((await s.project.run(["triggers", ...s.server.flags])).stdout).toMatch(
+        /429 \(rate-limited\).* backing off/,
+      );
     expect(await s.runs()).toHaveLength(0);
 
     s.forge.failing = undefined;
