@@ -108,6 +108,23 @@ CREATE TABLE trigger_events (
   seen_at INTEGER NOT NULL
 );
 
+CREATE TABLE trigger_reports (
+  key TEXT NOT NULL,
+  pipeline TEXT NOT NULL,
+  source TEXT NOT NULL,
+  run_id TEXT,
+  sha TEXT,
+  number INTEGER,
+  reply TEXT,
+  state TEXT,
+  done INTEGER NOT NULL,
+  failures INTEGER NOT NULL,
+  error TEXT,
+  next_at INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (key, pipeline)
+);
+
 CREATE TABLE trigger_schedules (
   schedule TEXT PRIMARY KEY,
   last_minute INTEGER NOT NULL
@@ -153,5 +170,9 @@ CREATE INDEX signals_pending ON signals (run_id, name, seq) WHERE consumed_by IS
 CREATE INDEX trigger_events_recent ON trigger_events (seen_at);
 
 CREATE INDEX trigger_events_source ON trigger_events (source, seen_at);
+
+CREATE INDEX trigger_reports_open ON trigger_reports (next_at) WHERE done = 0;
+
+CREATE INDEX trigger_reports_recent ON trigger_reports (at);
 
 CREATE INDEX trigger_verdicts_workspace ON trigger_verdicts (workspace) WHERE workspace IS NOT NULL;

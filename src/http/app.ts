@@ -271,7 +271,7 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
   api.get("/queue", async (c) => c.json({ jobs: await runs.queue() }));
   api.get("/triggers", async (c) => {
     const limit = limitQuery.parse(c.req.query("limit"));
-    const empty = { sources: [], events: [], awaitingApproval: [], schedules: [] };
+    const empty = { sources: [], events: [], awaitingApproval: [], schedules: [], reports: [] };
     return c.json(
       options.triggers ? await options.triggers.status(limit === undefined ? {} : { limit }) : empty,
     );

@@ -9,6 +9,7 @@
  *   alice: { role: admin,   hash: "sha256:60303ae…" }
  * retention: 30d               # or { older_than: 30d, every: 1h }: ended runs older than that go
  * job_env: [AWS_PROFILE, "PIP_*"]   # more variables a job may inherit from the server's environment
+ * public_url: https://ci.example.org   # where people reach the server (links in reports to forges)
  * ```
  */
 import { createHash } from "node:crypto";
@@ -51,9 +52,11 @@ export interface ServeConfig {
   retention?: Retention | undefined;
   /** Names (or `PREFIX*` patterns) of variables jobs inherit beyond the default allow-list. */
   jobEnv: string[];
+  /** Where people reach the server, for links to runs (`public_url:`); default: the listen address. */
+  publicUrl?: string | undefined;
 }
 
-export const SERVE_CONFIG_KEYS = ["tokens", "retention", "job_env"] as const;
+export const SERVE_CONFIG_KEYS = ["tokens", "retention", "job_env", "public_url"] as const;
 const TOKEN_KEYS = ["role", "hash"] as const;
 const RETENTION_KEYS = ["older_than", "every"] as const;
 /** How often retention looks for old runs unless told. */
@@ -111,6 +114,7 @@ export function serveSections(): { sections: ConfigSections; result: Omit<ServeC
     read(r, entry) {
       if (entry.name === "tokens") result.tokens = readTokens(r, entry.value);
       else if (entry.name === "retention") result.retention = readRetention(r, entry.value);
+      else if (entry.name === "public_url") result.publicUrl = readPublicUrl(r, entry.value);
       else result.jobEnv = readJobEnv(r, entry.value);
     },
   };
@@ -196,6 +200,25 @@ function readRetention(r: Reader, node: Parameters<Reader["map"]>[0]): Retention
     return undefined;
   }
   return ok ? { olderThanMs, everyMs } : undefined;
+}
+
+function readPublicUrl(r: Reader, node: Parameters<Reader["map"]>[0]): string | undefined {
+  const text = r.string(node, "`public_url`");
+  if (text === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    // Said below.
+  }
+  if (!url || !["http:", "https:"].includes(url.protocol) || url.search !== "" || url.hash !== "") {
+    r.report(
+      node,
+      `\`public_url\` must be an http(s) URL where people reach this server, such as \`https://ci.example.org\`, got \`${text}\``,
+    );
+    return undefined;
+  }
+  return text.replace(/\/+$/, "");
 }
 
 function readJobEnv(r: Reader, node: Parameters<Reader["map"]>[0]): string[] {

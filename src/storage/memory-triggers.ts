@@ -1,6 +1,12 @@
 /** The trigger store in memory (tests, and the memory backend's `triggers()`). */
 import type { Json } from "../json.js";
-import type { SourceStateRecord, TriggerEventRecord, TriggerStore, VerdictRecord } from "./triggers.js";
+import type {
+  ReportRecord,
+  SourceStateRecord,
+  TriggerEventRecord,
+  TriggerStore,
+  VerdictRecord,
+} from "./triggers.js";
 
 const copy = <T>(value: T): T => structuredClone(value);
 
@@ -11,6 +17,7 @@ export class MemoryTriggerStore implements TriggerStore {
   readonly #sources = new Map<string, SourceStateRecord>();
   readonly #firings = new Map<string, number>();
   readonly #approvals = new Set<string>();
+  readonly #reports = new Map<string, ReportRecord>();
 
   async recordEvent(event: TriggerEventRecord): Promise<boolean> {
     if (this.#events.has(event.key)) return false;
@@ -92,5 +99,31 @@ export class MemoryTriggerStore implements TriggerStore {
     if (last !== undefined && last >= minute) return false;
     this.#firings.set(schedule, minute);
     return true;
+  }
+
+  async recordReport(report: ReportRecord): Promise<boolean> {
+    const id = JSON.stringify([report.key, report.pipeline]);
+    if (this.#reports.has(id)) return false;
+    this.#reports.set(id, copy(report));
+    return true;
+  }
+
+  async putReport(report: ReportRecord): Promise<void> {
+    this.#reports.set(JSON.stringify([report.key, report.pipeline]), copy(report));
+  }
+
+  async dueReports(now: number, limit: number): Promise<ReportRecord[]> {
+    return [...this.#reports.values()]
+      .filter((r) => !r.done && r.nextAt <= now)
+      .sort((a, b) => a.nextAt - b.nextAt)
+      .slice(0, limit)
+      .map(copy);
+  }
+
+  async recentReports(limit: number): Promise<ReportRecord[]> {
+    return [...this.#reports.values()]
+      .sort((a, b) => b.at - a.at)
+      .slice(0, limit)
+      .map(copy);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * What triggers remember, durably (so that several servers sharing a database act once): events seen
  * by their key with each pipeline's verdict, webhook deliveries, each source's poll state, schedules
- * fired. An optional capability of a backend (`Storage.triggers()`); memory and SQLite have it.
+ * fired, reports to forges. An optional capability of a backend (`Storage.triggers()`); memory and SQLite have it.
  */
 import type { Json } from "../json.js";
 
@@ -46,6 +46,36 @@ export interface SourceStateRecord {
   extra: Json;
 }
 
+/**
+ * What a source with `report:` has told its forge about one pipeline's run of one event (or its
+ * refusal of a comment command), and what is left to tell.
+ */
+export interface ReportRecord {
+  key: string;
+  pipeline: string;
+  source: string;
+  /** The run reported on; null for a refused command (a reply only). */
+  runId: string | null;
+  /** The commit statuses are set on; null when there is none (or statuses are off). */
+  sha: string | null;
+  /** The pull request a reply goes to. */
+  number: number | null;
+  /** The comment still to post; null once posted (or when there is none). */
+  reply: string | null;
+  /** The last status state the forge accepted (`pending`, `success`...); null before the first. */
+  state: string | null;
+  /** Nothing left to report. */
+  done: boolean;
+  /** Forge calls failed in a row (retries back off with it); 0 after a success. */
+  failures: number;
+  /** The last forge call's error, kept (and shown) until a call succeeds. */
+  error: string | null;
+  /** Not looked at again before this time (epoch ms). */
+  nextAt: number;
+  /** When it last changed (epoch ms). */
+  at: number;
+}
+
 export interface TriggerStore {
   /** Records an event by its key; false (nothing written) when the key was seen before. */
   recordEvent(event: TriggerEventRecord): Promise<boolean>;
@@ -78,4 +108,12 @@ export interface TriggerStore {
    * that minute or a later one, so two servers, or a restart, fire it once.
    */
   claimFiring(schedule: string, minute: number): Promise<boolean>;
+  /** Records a report to make; false (nothing written) when one was recorded for the key and pipeline. */
+  recordReport(report: ReportRecord): Promise<boolean>;
+  /** Replaces a report's record. */
+  putReport(report: ReportRecord): Promise<void>;
+  /** Reports not done whose `nextAt` has come, soonest first. */
+  dueReports(now: number, limit: number): Promise<ReportRecord[]>;
+  /** The most recently changed reports first. */
+  recentReports(limit: number): Promise<ReportRecord[]>;
 }

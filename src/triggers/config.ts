@@ -14,6 +14,11 @@
  *     allow: [alice]             # may use comment commands, besides the repository's writers
  *     keep_failed: 1d            # a failed run's workspace is kept this long
  *     api: https://git.example.org/api/v1   # only when the API is not where the URL says
+ *     report:                    # opt-in: tell the forge about runs, with a token that can write
+ *       credentials: { env: APP_WRITE_TOKEN }
+ *       status: true             # commit statuses: pending, then success, failure or error
+ *       comments: true           # answer a comment command that started runs, with links
+ *       refusals: false          # answer a refused one too, saying why
  *     pipelines:
  *       - file: ci/app.yml       # on the server's disk, relative to this file
  *       - path: .slipway/ci.yml  # in the repository, read at the triggering commit
@@ -39,12 +44,28 @@ export const SOURCE_KEYS = [
   "allow",
   "keep_failed",
   "api",
+  "report",
   "pipelines",
 ] as const;
+export const REPORT_KEYS = ["credentials", "status", "comments", "refusals"] as const;
 export const SOURCE_KINDS: readonly ForgeKind[] = ["git", "github", "gitea", "forgejo", "gitlab"];
 
 /** Where a secret value is read from when it is needed: an environment variable or a file. */
 export type SecretRef = { env: string } | { file: string };
+
+/**
+ * Reporting back to the forge (opt-in): a token that can write, kept apart from the read-only
+ * `credentials` the source is polled with, and what to report.
+ */
+export interface ReportConfig {
+  credentials: SecretRef;
+  /** A commit status per run: `pending` when it starts, then `success`, `failure` or `error`. */
+  status: boolean;
+  /** A comment answering a command that started runs, with a link to each. */
+  comments: boolean;
+  /** A comment answering a command that started nothing, saying why. */
+  refusals: boolean;
+}
 
 /** A pipeline a source runs: a file on the server's disk, or a path in the repository at the commit. */
 export type SourcePipeline = { file: string } | { path: string };
@@ -64,6 +85,8 @@ export interface SourceConfig {
   keepFailedMs: number;
   /** The forge's API root when it is not where the URL says (an unusual install, a test server). */
   api?: string;
+  /** What to report back to the forge; absent: nothing (the read-only default). */
+  report?: ReportConfig;
   pipelines: SourcePipeline[];
 }
 
@@ -142,8 +165,7 @@ function parseSource(r: Reader, name: string, node: Node, baseDir: string): Sour
         closest(text, SOURCE_KINDS),
       );
   }
-  const secret = (key: "credentials" | "webhook_secret"): SecretRef | undefined => {
-    const entry = fields.get(key);
+  const secret = (entry: { value: Node } | undefined, key: string): SecretRef | undefined => {
     if (!entry) return undefined;
     if (isScalar(entry.value)) {
       r.report(
@@ -161,8 +183,35 @@ function parseSource(r: Reader, name: string, node: Node, baseDir: string): Sour
     if (value === undefined) return undefined;
     return parts[0]!.name === "env" ? { env: value } : { file: resolve(baseDir, value) };
   };
-  const credentials = secret("credentials");
-  const webhookSecret = secret("webhook_secret");
+  const credentials = secret(fields.get("credentials"), "credentials");
+  const webhookSecret = secret(fields.get("webhook_secret"), "webhook_secret");
+  const reportEntry = fields.get("report");
+  let report: ReportConfig | undefined;
+  if (reportEntry && kind === "git")
+    r.report(
+      reportEntry.key,
+      `${label("report")}: a plain \`git\` source has no forge to report to (set \`kind\`: github, gitea, forgejo or gitlab)`,
+    );
+  else if (reportEntry) {
+    const parts = new Map(r.map(reportEntry.value, label("report"), REPORT_KEYS).map((e) => [e.name, e]));
+    const flag = (key: "status" | "comments" | "refusals", fallback: boolean) => {
+      const entry = parts.get(key);
+      return (entry && r.boolean(entry.value, label(`report.${key}`))) ?? fallback;
+    };
+    const writeToken = secret(parts.get("credentials"), "report.credentials");
+    if (isMap(reportEntry.value) && !parts.has("credentials"))
+      r.report(
+        reportEntry.value,
+        `${label("report")} needs \`credentials\`: a token that may write statuses and comments, \`{ env: NAME }\` or \`{ file: PATH }\` (kept apart from the read-only \`credentials\`)`,
+      );
+    if (writeToken)
+      report = {
+        credentials: writeToken,
+        status: flag("status", true),
+        comments: flag("comments", true),
+        refusals: flag("refusals", false),
+      };
+  }
   const usernameEntry = fields.get("username");
   const username = usernameEntry && r.string(usernameEntry.value, label("username"));
   const pollEntry = fields.get("poll");
@@ -215,6 +264,7 @@ function parseSource(r: Reader, name: string, node: Node, baseDir: string): Sour
     allow,
     keepFailedMs,
     ...(api !== undefined && { api }),
+    ...(report && { report }),
     pipelines,
   };
 }

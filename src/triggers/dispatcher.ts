@@ -35,8 +35,22 @@ export interface DispatcherOptions {
   /** Forge clients by source, asked whether an author may write. */
   forges?: ReadonlyMap<string, Pick<Forge, "canWrite">> | undefined;
   clock: Clock;
+  /** Told of each run started and each comment command refused, to report back to the forge (opt-in). */
+  reports?: Reports | undefined;
   /** Where a decision is logged besides storage. */
   log?: (message: string) => void;
+}
+
+/** What the dispatcher tells the reporter (reporter.ts); neither call may fail a delivery. */
+export interface Reports {
+  started(
+    event: TriggerEvent,
+    key: string,
+    pipeline: string,
+    run: { id: string; name: string | null; tiers: readonly string[] },
+  ): Promise<void>;
+  /** `command`: the pipeline's comment command, if it has one. */
+  refused(event: TriggerEvent, key: string, decision: Decision, command: string | undefined): Promise<void>;
 }
 
 /** What one pipeline made of one event. */
@@ -118,7 +132,10 @@ export class Dispatcher {
         decisions.push(toDecision(earlier));
         continue;
       }
-      decisions.push(await this.#decidePipeline(event, key, loaded, decided, judgement));
+      const decision = await this.#decidePipeline(event, key, loaded, decided, judgement);
+      decisions.push(decision);
+      if (decision.verdict !== "started")
+        await this.#options.reports?.refused(event, key, decision, loaded.pipeline.on?.comment?.command);
     }
     return decisions;
   }
@@ -276,11 +293,17 @@ export class Dispatcher {
         },
       );
       this.#options.log?.(`${key}: started run ${started.id} of ${name}`);
-      return this.#decide(decided, key, name, "started", null, started.id, workspace);
+      const decision = await this.#decide(decided, key, name, "started", null, started.id, workspace);
+      await this.#options.reports?.started(event, key, name, { ...started, tiers: match.tiers });
+      return decision;
     } catch (error) {
       // Started already (by another server sharing the database, or before a crash)?
       const existing = await runs.list({ key: runKey }).catch(() => []);
-      if (existing[0]) return this.#decide(decided, key, name, "started", null, existing[0].id, workspace);
+      if (existing[0]) {
+        const decision = await this.#decide(decided, key, name, "started", null, existing[0].id, workspace);
+        await this.#options.reports?.started(event, key, name, { ...existing[0], tiers: match.tiers });
+        return decision;
+      }
       if (workspace !== undefined) workspaces.remove(workspace);
       return this.#decide(
         decided,

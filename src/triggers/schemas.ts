@@ -1,4 +1,7 @@
-/** What `GET /api/v1/triggers` and `slipway triggers` show: sources and their polls, recent events with verdicts, schedules. */
+/**
+ * What `GET /api/v1/triggers` and `slipway triggers` show: sources and their polls, recent events with
+ * verdicts, schedules, reports to forges.
+ */
 import { z } from "zod";
 
 export const verdictSummary = z.object({
@@ -51,6 +54,23 @@ export const triggersResponse = z.object({
       timeZone: z.string(),
       /** The last minute it fired for. */
       lastFiredFor: z.number().nullable(),
+    }),
+  ),
+  /** What sources with `report:` told their forges lately, newest first; `error` when a call failed. */
+  reports: z.array(
+    z.object({
+      key: z.string(),
+      source: z.string(),
+      pipeline: z.string(),
+      runId: z.string().nullable(),
+      /** The last commit status the forge accepted. */
+      state: z.string().nullable(),
+      /** A reply still to post. */
+      replyPending: z.boolean(),
+      done: z.boolean(),
+      failures: z.number(),
+      error: z.string().nullable(),
+      at: z.number(),
     }),
   ),
 });

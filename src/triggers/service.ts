@@ -18,6 +18,7 @@ import type { Forge } from "./forges/forge.js";
 import { remoteHead } from "./git.js";
 import { pollSource } from "./poller.js";
 import type { HookDeps } from "./receiver.js";
+import { Reporter } from "./reporter.js";
 import type { TriggersResponse, TriggerView } from "./schemas.js";
 import { Workspaces } from "./workspaces.js";
 
@@ -32,6 +33,10 @@ export interface TriggerServiceOptions {
   random?: (() => number) | undefined;
   /** How often ended runs' workspaces are looked at. Default 2 s. */
   sweepMs?: number | undefined;
+  /** The link to a run for reports to forges (from `public_url:`); absent: reports carry no link. */
+  runUrl?: ((id: string) => string | undefined) | undefined;
+  /** How often reports to forges are worked on (runs looked at, failed calls retried). Default 2 s. */
+  reportMs?: number | undefined;
   log?: ((message: string) => void) | undefined;
 }
 
@@ -47,6 +52,7 @@ export interface Schedule {
 export class TriggerService implements TriggerView {
   readonly dispatcher: Dispatcher;
   readonly workspaces: Workspaces;
+  readonly reporter: Reporter;
   readonly #options: TriggerServiceOptions;
   readonly #clock: Clock;
   readonly #timers = new Set<ClockTimer>();
@@ -80,6 +86,15 @@ export class TriggerService implements TriggerView {
         options.log?.(`source ${source.name}: no ${source.kind} API: ${(error as Error).message}`);
       }
     }
+    this.reporter = new Reporter({
+      runs: options.runs,
+      store: options.store,
+      sources: options.sources,
+      clock: this.#clock,
+      runUrl: options.runUrl,
+      checkMs: options.reportMs,
+      log: options.log,
+    });
     this.dispatcher = new Dispatcher({
       forges: this.#forges,
       runs: options.runs,
@@ -88,6 +103,7 @@ export class TriggerService implements TriggerView {
       registered: options.registered,
       workspaces: this.workspaces,
       clock: this.#clock,
+      ...(this.reporter.enabled && { reports: this.reporter }),
       ...(options.log && { log: options.log }),
     });
   }
@@ -97,6 +113,7 @@ export class TriggerService implements TriggerView {
     for (const source of this.#options.sources) this.#poll(source);
     this.#scheduleTick();
     this.#sweepTick();
+    if (this.reporter.enabled) this.#reportTick();
   }
 
   /** Stops every timer and waits for the work under way. */
@@ -105,6 +122,7 @@ export class TriggerService implements TriggerView {
     for (const timer of this.#timers) this.#clock.clearTimeout(timer);
     this.#timers.clear();
     while (this.#busy.size > 0) await Promise.allSettled([...this.#busy]);
+    await this.reporter.settle();
   }
 
   /**
@@ -257,6 +275,18 @@ export class TriggerService implements TriggerView {
           .map((v) => ({ key: e.key, pipeline: v.pipeline, reason: v.reason })),
       ),
       schedules,
+      reports: (await store.recentReports(20)).map((r) => ({
+        key: r.key,
+        source: r.source,
+        pipeline: r.pipeline,
+        runId: r.runId,
+        state: r.state,
+        replyPending: r.reply !== null,
+        done: r.done,
+        failures: r.failures,
+        error: r.error,
+        at: r.at,
+      })),
     };
   }
 
@@ -300,6 +330,14 @@ export class TriggerService implements TriggerView {
       .sweep(this.#options.runs)
       .catch((error) => this.#options.log?.(`workspaces: ${(error as Error).message}`));
     this.#track(work.then(() => this.#after(this.#options.sweepMs ?? 2_000, () => this.#sweepTick())));
+  }
+
+  #reportTick(): void {
+    if (this.#stopped) return;
+    const work = this.reporter
+      .tick()
+      .catch((error) => this.#options.log?.(`reports: ${(error as Error).message}`));
+    this.#track(work.then(() => this.#after(this.#options.reportMs ?? 2_000, () => this.#reportTick())));
   }
 
   #after(ms: number, then: () => void): void {

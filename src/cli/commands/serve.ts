@@ -7,11 +7,13 @@ import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { hostname as machineName } from "node:os";
 import { resolve } from "node:path";
 import { serve as listen } from "@hono/node-server";
 import { NotFoundError } from "../../errors.js";
 import { createApp } from "../../http/app.js";
 import { DEFAULT_TOKEN_NAME } from "../../http/auth.js";
+import { API_PREFIX } from "../../http/routes.js";
 import { parsePipeline } from "../../pipeline/parse.js";
 import { PipelineError } from "../../pipeline/problems.js";
 import { describeConfig } from "../../runs/config.js";
@@ -39,7 +41,8 @@ export const serve: Command = {
     "admin), or the admin token of --token-file (kept out of `ps`), --token or SLIPWAY_TOKEN. With",
     "none of these, a random admin token is printed once.",
     "--pipeline registers a pipeline file, so runs of it can be submitted by its name.",
-    "--config is the server's configuration file (resource pools, locks, tokens, retention, job_env).",
+    "--config is the server's configuration file (resource pools, locks, tokens, retention, job_env,",
+    "public_url: where people reach the server, for links in reports to forges).",
     "Jobs inherit only an allow-list of the server's environment (PATH, HOME, LANG...) and `job_env:`.",
     "`sources:` in it starts runs from git pushes, pull requests, comments and schedules (docs/triggers.md).",
     "Incomplete runs continue at start; SIGINT/SIGTERM stop the server, leaving them for the next start.",
@@ -109,7 +112,10 @@ export const serve: Command = {
       io.out(`token ${token} (generated: give it to clients as --token-file, --token or SLIPWAY_TOKEN)\n`);
     }
     const logger = runs.runtime.logger;
+    // Links to runs in reports to forges: `public_url:`, else the listen address (known once listening).
+    let publicUrl = runs.runtime.config.publicUrl;
     const triggers = new TriggerService({
+      runUrl: (id) => publicUrl && `${publicUrl}${API_PREFIX}/runs/${encodeURIComponent(id)}`,
       runs,
       store: runs.runtime.storage.triggers(),
       sources,
@@ -155,6 +161,7 @@ export const serve: Command = {
     const address = server.address() as AddressInfo;
     const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
     io.out(`listening on http://${shown}:${address.port}\n`);
+    publicUrl ??= listenUrl(address);
     // Polling starts once the API answers, so whoever watches `GET /triggers` sees the first poll.
     triggers.start();
 
@@ -176,6 +183,13 @@ export const serve: Command = {
     return EXIT.ok;
   },
 };
+
+/** Where the server is reached by default: its listen address, or this machine's name when it listens on all. */
+function listenUrl(address: AddressInfo): string {
+  const any = address.address === "0.0.0.0" || address.address === "::";
+  const host = any ? machineName() : address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
 
 /** `--pipeline FILE`: each file's pipeline by its name; undefined (problems reported) when one is invalid. */
 function registerPipelines(files: readonly string[], io: Io): Map<string, string> | undefined {

@@ -102,5 +102,21 @@ function print(io: Io, status: TriggersResponse, json: boolean | undefined): num
       ? "no events yet\n"
       : table([["SEEN", "SOURCE", "EVENT", "PIPELINE", "VERDICT", "WHY"], ...rows]),
   );
+  // Reports to forges that failed: the runs are unaffected, but the forge shows a stale status.
+  const failed = (status.reports ?? []).filter((r) => r.error !== null);
+  if (failed.length > 0)
+    io.out(
+      `\n${table([
+        ["REPORT FAILED", "SOURCE", "PIPELINE", "RUN", "TRIES", "ERROR"],
+        ...failed.map((r) => [
+          time(r.at),
+          r.source,
+          r.pipeline,
+          r.runId ?? "-",
+          `${r.failures}${r.done ? " (gave up)" : ""}`,
+          r.error ?? "",
+        ]),
+      ])}`,
+    );
   return EXIT.ok;
 }

@@ -1,8 +1,12 @@
-/** The trigger store in SQLite (tables of migration 0004): events, verdicts, deliveries, poll state, schedules. */
+/**
+ * The trigger store in SQLite (tables of migrations 0004 and 0006): events, verdicts, deliveries, poll
+ * state, schedules, reports to forges.
+ */
 import type Database from "better-sqlite3";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
 import type {
+  ReportRecord,
   SourceStateRecord,
   TriggerEventRecord,
   TriggerStore,
@@ -35,6 +39,38 @@ interface SourceRow {
   next_poll_at: number | null;
   extra: string;
 }
+
+interface ReportRow {
+  key: string;
+  pipeline: string;
+  source: string;
+  run_id: string | null;
+  sha: string | null;
+  number: number | null;
+  reply: string | null;
+  state: string | null;
+  done: number;
+  failures: number;
+  error: string | null;
+  next_at: number;
+  at: number;
+}
+
+const reportOf = (row: ReportRow): ReportRecord => ({
+  key: row.key,
+  pipeline: row.pipeline,
+  source: row.source,
+  runId: row.run_id,
+  sha: row.sha,
+  number: row.number,
+  reply: row.reply,
+  state: row.state,
+  done: row.done === 1,
+  failures: row.failures,
+  error: row.error,
+  nextAt: row.next_at,
+  at: row.at,
+});
 
 const eventOf = (row: EventRow): TriggerEventRecord => ({
   key: row.key,
@@ -107,6 +143,30 @@ export function sqliteTriggerStore(db: Database.Database): TriggerStore {
   const approvals = db.prepare(
     "SELECT sha FROM trigger_approvals WHERE source = ? AND number = ? ORDER BY sha",
   );
+  const reportColumns =
+    "(key, pipeline, source, run_id, sha, number, reply, state, done, failures, error, next_at, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  const insertReport = db.prepare(`INSERT OR IGNORE INTO trigger_reports ${reportColumns}`);
+  const putReport = db.prepare(`INSERT OR REPLACE INTO trigger_reports ${reportColumns}`);
+  const dueReports = db.prepare(
+    "SELECT * FROM trigger_reports WHERE done = 0 AND next_at <= ? ORDER BY next_at LIMIT ?",
+  );
+  const recentReports = db.prepare("SELECT * FROM trigger_reports ORDER BY at DESC LIMIT ?");
+  const reportArgs = (r: ReportRecord) =>
+    [
+      r.key,
+      r.pipeline,
+      r.source,
+      r.runId,
+      r.sha,
+      r.number,
+      r.reply,
+      r.state,
+      r.done ? 1 : 0,
+      r.failures,
+      r.error,
+      r.nextAt,
+      r.at,
+    ] as const;
   const verdictsOf = (key: string) => (verdicts.all(key) as VerdictRow[]).map(verdictOf);
   return {
     async recordEvent(event) {
@@ -165,6 +225,18 @@ export function sqliteTriggerStore(db: Database.Database): TriggerStore {
     },
     async claimFiring(schedule, minute) {
       return claimFiring.run(schedule, minute).changes === 1;
+    },
+    async recordReport(report) {
+      return insertReport.run(...reportArgs(report)).changes === 1;
+    },
+    async putReport(report) {
+      putReport.run(...reportArgs(report));
+    },
+    async dueReports(now, limit) {
+      return (dueReports.all(now, limit) as ReportRow[]).map(reportOf);
+    },
+    async recentReports(limit) {
+      return (recentReports.all(limit) as ReportRow[]).map(reportOf);
     },
   };
 }

@@ -32,8 +32,8 @@ export type StatusState = "pending" | "success" | "failure" | "error";
 
 export interface RunStatusReport {
   state: StatusState;
-  /** Link to the run. */
-  url: string;
+  /** Link to the run (none when the server does not know where people reach it). */
+  url?: string;
   description: string;
   /** What the status is called on the forge, e.g. `slipway/recipe-ci`. */
   context: string;

@@ -30,8 +30,8 @@ interface GitlabNote {
 
 /** Developer (30) and above may push. */
 const DEVELOPER = 30;
-/** GitLab's commit status states. */
-const STATES = { pending: "pending", success: "success", failure: "failed", error: "failed" } as const;
+/** GitLab's commit status states (a reported run has started: GitLab calls that `running`). */
+const STATES = { pending: "running", success: "success", failure: "failed", error: "failed" } as const;
 
 export class GitlabForge implements Forge {
   readonly kind = "gitlab" as const;
