@@ -147,7 +147,15 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     // The `Idempotency-Key` header (as payment APIs take it) or the body's `key`: a retried POST
     // returns the run the first one started.
     const key = body.key ?? c.req.header("idempotency-key");
-    const request = { inputs: body.inputs, tiers: body.tiers, name: body.name, key };
+    const request = {
+      inputs: body.inputs,
+      tiers: body.tiers,
+      name: body.name,
+      key,
+      event: body.event,
+      workspace: body.workspace,
+      untrusted: body.untrusted,
+    };
     const submitted = await runs.submit(
       body.file ? { file: body.file.name, source: body.file.source } : { pipeline: body.pipeline! },
       request,

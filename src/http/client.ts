@@ -80,6 +80,9 @@ export class HttpRuns implements RunService {
       tiers: [...(options.tiers ?? [])],
       ...(options.name !== undefined && { name: options.name }),
       ...(options.key !== undefined && { key: options.key }),
+      ...(options.event !== undefined && { event: options.event as NonNullable<SubmitRequest["event"]> }),
+      ...(options.workspace !== undefined && { workspace: options.workspace }),
+      ...(options.untrusted !== undefined && { untrusted: options.untrusted }),
     };
     return this.#json("POST", "/runs", body);
   }

@@ -23,6 +23,15 @@ export const submitRequest = z
     name: z.string().min(1).optional(),
     /** Makes the submission safe to repeat: the same key returns the run it started the first time. */
     key: z.string().min(1).max(256).optional(),
+    /**
+     * What started the run, as the pipeline's `event` reads it (`{ kind: "push", sha, branch, ... }`,
+     * docs/triggers.md): a system that triggers runs itself sends it. Without it the run is manual.
+     */
+    event: z.looseObject({ kind: z.string().min(1) }).optional(),
+    /** An absolute path on the server: the checkout the run's jobs run in. */
+    workspace: z.string().regex(/^\//, "`workspace` is an absolute path on the server").optional(),
+    /** The run's code is untrusted: its jobs get no secrets and none of the server's environment beyond the basics. */
+    untrusted: z.boolean().optional(),
   })
   .strict()
   .refine((body) => (body.pipeline === undefined) !== (body.file === undefined), {

@@ -33,15 +33,16 @@ export interface SubmitOptions {
    */
   key?: string | undefined;
   /**
-   * What started the run, as the pipeline's `event` reads it (set by triggers, in-process only): a run
-   * without one is a manual run, which a pipeline whose `on:` lacks `manual` refuses.
+   * What started the run, as the pipeline's `event` reads it (set by triggers, or by a client that
+   * triggers runs itself; `kind` names it): a run without one is a manual run, which a pipeline whose
+   * `on:` lacks `manual` refuses.
    */
   event?: Record<string, unknown> | undefined;
-  /** The run's checkout of the event's commit, where its jobs run (set by triggers, in-process only). */
+  /** The run's checkout of the event's commit, where its jobs run (an absolute path on the host). */
   workspace?: string | undefined;
   /**
    * The run's code is untrusted (a fork's pull request): its jobs get no secrets and none of the
-   * server's environment beyond the basics (set by triggers, in-process only).
+   * server's environment beyond the basics.
    */
   untrusted?: boolean | undefined;
 }

@@ -62,6 +62,14 @@ jobs:
     needs: [migrate]
     run: echo released
 `,
+  triggered: `name: triggered
+run-name: ci-\${{ event.branch }}-\${{ event.sha }}
+on:
+  push: { branches: [main] }
+jobs:
+  build:
+    run: echo "built \${{ event.kind }} \${{ event.sha }} in $PWD"
+`,
 } as const;
 
 interface Fixture {
@@ -249,6 +257,21 @@ export function runServiceCases(transport: Transport): void {
       expect(await f.runs.list()).toEqual([]);
       const fits = await f.runs.submit(f.file("release"), { name: "n".repeat(200) });
       expect(fits.name).toHaveLength(200);
+    });
+
+    it("carries what started a run (event, workspace), as a trigger hands them in", async () => {
+      await using f = await fixture();
+      // On its `on:` triggers only: by hand, it is refused.
+      expect(codeOf(await f.runs.submit(f.file("triggered")).catch((e: unknown) => e))).toBe("invalid_input");
+      const workspace = tempDir();
+      const event = { kind: "push", source: "app", sha: "1a2b3c", branch: "main", ref: "refs/heads/main" };
+      const run = await f.runs.submit(f.file("triggered"), { event, workspace, untrusted: true });
+      expect(run.name).toBe("ci-main-1a2b3c");
+      await f.status(run.id, "completed");
+      expect((await f.runs.show(run.id)).spec).toMatchObject({ event, workspace });
+      let text = "";
+      for await (const chunk of await f.runs.logs(run.id)) text += chunk;
+      expect(text).toContain(`built push 1a2b3c in ${workspace}`);
     });
 
     it("holds a wait job until a signal, says so in the queue, and refuses a signal to an ended run", async () => {
