@@ -19,6 +19,7 @@ import type { Pipeline } from "./model.js";
 import { parsePipeline } from "./parse.js";
 import { type Plan, planRun, type RunRequest } from "./plan.js";
 import { PipelineInputError } from "./problems.js";
+import { type AttemptPattern, isNamePattern, resolveNamePattern } from "./run-name.js";
 import { type RunSpec, runSpecOf, runSpecSchema, stepResultSchema } from "./run-spec.js";
 import type { JobRuntime, StepContext } from "./step-context.js";
 
@@ -219,15 +220,24 @@ function stringFields(payload: unknown): Record<string, string> {
 }
 
 /**
- * The run's name: the one given (`--name`, the API's `name`), else the pipeline's `run-name:` rendered
- * for this run (`{ticket}-{branch}-{attempt}`-style names), if any; refused past MAX_RUN_NAME.
+ * The run's name: the one given (`--name`, the API's `name`; a pattern such as
+ * `{ticket}-{branch}-{attempt}` is resolved, run-name.ts, with `nextAttempt` saying which attempt comes
+ * next), else the pipeline's `run-name:` rendered for this run, if any; refused past MAX_RUN_NAME.
  */
-export function runNameOf(compiled: CompiledRun, given?: string): string | undefined {
+export function runNameOf(
+  compiled: CompiledRun,
+  given?: string,
+  nextAttempt: (pattern: AttemptPattern) => number = () => 1,
+): string | undefined {
   const template = compiled.plan.pipeline.runName;
-  const rendered =
-    given ??
-    (template &&
-      renderTemplate(template, { inputs: compiled.plan.inputs, event: compiled.plan.event }).trim());
+  const values = { inputs: compiled.plan.inputs, event: compiled.plan.event };
+  let resolved = given;
+  if (given !== undefined && isNamePattern(given)) {
+    const pattern = resolveNamePattern(given, values);
+    resolved =
+      typeof pattern === "string" ? pattern : `${pattern.before}${nextAttempt(pattern)}${pattern.after}`;
+  }
+  const rendered = resolved ?? (template && renderTemplate(template, values).trim());
   const name = rendered === "" ? undefined : rendered;
   if (name !== undefined && name.length > MAX_RUN_NAME.max)
     throw new PipelineInputError([

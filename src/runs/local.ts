@@ -12,7 +12,7 @@ import { Batcher } from "../engine/batcher.js";
 import { ENDING_EVENTS, type RunEvent } from "../engine/events.js";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
-import { type CompiledRun, compileRun, recompile, runNameOf } from "../pipeline/compile.js";
+import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
 import type { RunRequest } from "../pipeline/plan.js";
 import { PipelineInputError } from "../pipeline/problems.js";
 import { type RunSpec, runSpecOf } from "../pipeline/run-spec.js";
@@ -29,6 +29,7 @@ import { queueFromStorage } from "./explain.js";
 import { followEvents } from "./follow.js";
 import { markFollowed, runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
+import { RunNamer } from "./naming.js";
 import { findRun, planOf, runSummary } from "./records.js";
 import { openRuntime, type Runtime } from "./runtime.js";
 import type {
@@ -99,6 +100,7 @@ export class LocalRuns implements RunService {
    * accepts, each with the remover of the mark that tells other processes a live process runs it.
    */
   readonly #hosted = new Map<string, () => void>();
+  readonly #namer = new RunNamer();
   #stopListening: (() => void) | undefined;
   #auditBatch: Batcher<NewAuditRecord, AuditRecord> | undefined;
 
@@ -165,7 +167,6 @@ export class LocalRuns implements RunService {
       throw new PipelineInputError([
         `pipeline "${compiled.plan.pipeline.name}" starts from its \`on:\` triggers only: add \`manual:\` to \`on:\` to run it by hand`,
       ]);
-    const runName = runNameOf(compiled, options.name);
     const response = (id: string, name: string | null): SubmitResponse => ({
       id,
       name,
@@ -185,6 +186,7 @@ export class LocalRuns implements RunService {
         return response(id, existing.runName);
       }
     }
+    const { name: runName, release } = await this.#namer.name(this.#storage, compiled, options.name);
     const saga = this.#register(compiled);
     this.#host(id, saga);
     try {
@@ -196,6 +198,8 @@ export class LocalRuns implements RunService {
     } catch (error) {
       this.#unhost(id);
       throw error;
+    } finally {
+      release();
     }
     return response(id, runName ?? null);
   }

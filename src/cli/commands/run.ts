@@ -31,6 +31,8 @@ export const run: Command = {
     "Prints the run id first, then the jobs as they go: a live table on a terminal, plain lines",
     "elsewhere, one JSON event per line with --json.",
     "--key makes the submission safe to repeat: the same key gives the same run.",
+    "--name may be a pattern: {ticket}-{branch}-{attempt} fills in inputs (or event fields) and the",
+    "next attempt among runs named the same but for it ({{ and }} are literal braces).",
     "Exit codes: 0 succeeded, 1 failed (undone where jobs have undo), 2 invalid usage or file,",
     "3 needs attention (an undo failed), 130 interrupted.",
     "With --server (or SLIPWAY_SERVER): the run goes to that server, as slipway submit --follow.",

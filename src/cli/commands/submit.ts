@@ -16,6 +16,8 @@ export const submit: Command = {
     'Prints the run id (--json: {"id","name","pipeline","jobs"}). --follow shows the run as',
     "slipway run does and exits with its exit code; Ctrl-C cancels the run (twice: stop following).",
     "--key makes the submission safe to repeat: the same key gives the same run.",
+    "--name may be a pattern: {ticket}-{branch}-{attempt} fills in inputs (or event fields) and the",
+    "next attempt among runs named the same but for it ({{ and }} are literal braces).",
   ].join("\n"),
   async run(args, io) {
     const { values, positionals } = parse(

@@ -274,6 +274,33 @@ export function runServiceCases(transport: Transport): void {
       expect(text).toContain(`built push 1a2b3c in ${workspace}`);
     });
 
+    it("names runs from a pattern: inputs filled in, {attempt} counted, unknown placeholders refused", async () => {
+      await using f = await fixture();
+      const pattern = "tag-{tag}-{attempt}";
+      const first = await f.runs.submit(f.file("inputs"), { name: pattern });
+      expect(first.name).toBe("tag-latest-1");
+      // At once: each gets its own attempt.
+      const [second, third] = await Promise.all([
+        f.runs.submit(f.file("inputs"), { name: pattern }),
+        f.runs.submit(f.file("inputs"), { name: pattern }),
+      ]);
+      expect([second!.name, third!.name].sort()).toEqual(["tag-latest-2", "tag-latest-3"]);
+      expect((await f.runs.submit(f.file("inputs"), { name: pattern, inputs: { tag: "v1" } })).name).toBe(
+        "tag-v1-1",
+      );
+      await f.status(first.id, "completed");
+      expect((await f.runs.show("tag-latest-1")).id).toBe(first.id);
+
+      const error = await f.runs
+        .submit(f.file("inputs"), { name: "{tagg}-{attempt}" })
+        .catch((e: unknown) => e);
+      expect(codeOf(error)).toBe("invalid_input");
+      expect((error as { problems: string[] }).problems).toEqual([
+        expect.stringMatching(/^unknown placeholder `\{tagg\}` in the run name: .*did you mean `\{tag\}`/),
+      ]);
+      expect(await f.runs.list({ name: "{tagg}-1" })).toEqual([]);
+    });
+
     it("holds a wait job until a signal, says so in the queue, and refuses a signal to an ended run", async () => {
       await using f = await fixture();
       const run = await f.runs.submit(f.file("gated"));
