@@ -59,6 +59,8 @@ export class TriggerService implements TriggerView {
   readonly #busy = new Set<Promise<unknown>>();
   /** Each forge source's REST client, kept so its conditional requests (ETags) last between polls. */
   readonly #forges = new Map<string, Forge>();
+  /** Schedules of each source's pipelines in its repository, and the commit they were read at. */
+  readonly #inRepository = new Map<string, { sha: string; schedules: Schedule[] }>();
   #stopped = false;
 
   constructor(options: TriggerServiceOptions) {
@@ -197,28 +199,53 @@ export class TriggerService implements TriggerView {
     }
   }
 
-  /** Every schedule of the pipelines on the server's disk (sources' files and registered ones). */
+  /**
+   * Every schedule: of the pipelines on the server's disk (sources' files and registered ones), and of
+   * sources' pipelines in their repositories (`path:`), as the last poll read them at the default
+   * branch's head.
+   */
   schedules(): Schedule[] {
     const out: Schedule[] = [];
     const add = (source: string, file: string) => {
       try {
-        const pipeline = parsePipeline(readFileSync(file, "utf8"), file);
-        for (const s of pipeline.on?.schedule ?? [])
-          out.push({
-            id: JSON.stringify([source, pipeline.name, s.cron, s.timeZone]),
-            source,
-            pipeline: pipeline.name,
-            cron: s.cron,
-            timeZone: s.timeZone,
-          });
+        out.push(...schedulesOf(source, readFileSync(file, "utf8"), file));
       } catch {
         // A file with problems is reported when an event reaches it.
       }
     };
-    for (const source of this.#options.sources)
+    for (const source of this.#options.sources) {
       for (const spec of source.pipelines) if ("file" in spec) add(source.name, spec.file);
+      out.push(...(this.#inRepository.get(source.name)?.schedules ?? []));
+    }
     for (const [name, file] of this.#options.registered ?? []) add(name, file);
     return out;
+  }
+
+  /**
+   * Reads the schedules of a source's pipelines in its repository (`path:`) at its default branch's
+   * head, when the head moved since the last read (each poll calls this). A path the branch lacks, or
+   * a file with problems, has none.
+   */
+  async readRepositorySchedules(source: SourceConfig): Promise<void> {
+    const paths = source.pipelines.flatMap((spec) => ("path" in spec ? [spec.path] : []));
+    if (paths.length === 0) return;
+    const sha = await remoteHead(this.workspaces.access(source));
+    if (sha === undefined) {
+      this.#inRepository.delete(source.name);
+      return;
+    }
+    if (this.#inRepository.get(source.name)?.sha === sha) return;
+    const schedules: Schedule[] = [];
+    for (const path of paths) {
+      const text = await this.workspaces.readAt(source, sha, path).catch(() => undefined);
+      if (text === undefined) continue;
+      try {
+        schedules.push(...schedulesOf(source.name, text, path));
+      } catch {
+        // Reported when an event reaches it.
+      }
+    }
+    this.#inRepository.set(source.name, { sha, schedules });
   }
 
   async status(options: { limit?: number } = {}): Promise<TriggersResponse> {
@@ -302,8 +329,14 @@ export class TriggerService implements TriggerView {
       now: () => this.#clock.now(),
       ...(random && { random }),
     })
-      .catch(() => ({ nextPollAt: this.#clock.now() + source.pollMs }))
-      .then((state) => {
+      .catch(() => ({ nextPollAt: this.#clock.now() + source.pollMs, outcome: null }))
+      .then(async (state) => {
+        if (state.outcome === "ok")
+          await this.readRepositorySchedules(source).catch((error) =>
+            this.#options.log?.(
+              `source ${source.name}: schedules in the repository: ${(error as Error).message}`,
+            ),
+          );
         const delay = Math.max(0, (state.nextPollAt ?? this.#clock.now()) - this.#clock.now());
         this.#after(delay, () => this.#poll(source));
       });
@@ -355,6 +388,18 @@ export class TriggerService implements TriggerView {
     work.then(done, done);
     return work;
   }
+}
+
+/** The `on.schedule` entries of a pipeline's text; its problems throw. */
+function schedulesOf(source: string, text: string, file: string): Schedule[] {
+  const pipeline = parsePipeline(text, file);
+  return (pipeline.on?.schedule ?? []).map((s) => ({
+    id: JSON.stringify([source, pipeline.name, s.cron, s.timeZone]),
+    source,
+    pipeline: pipeline.name,
+    cron: s.cron,
+    timeZone: s.timeZone,
+  }));
 }
 
 /** The source's token, or none when it can't be read now (its polls will say why). */
