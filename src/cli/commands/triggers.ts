@@ -55,7 +55,8 @@ function print(io: Io, status: TriggersResponse, json: boolean | undefined): num
     io.out(`${JSON.stringify(status)}\n`);
     return EXIT.ok;
   }
-  if (status.sources.length === 0 && status.events.length === 0 && status.schedules.length === 0) {
+  const quiet = [status.sources, status.events, status.schedules, status.reports ?? []];
+  if (quiet.every((list) => list.length === 0)) {
     io.out("no trigger sources (the server config's `sources:`, docs/triggers.md)\n");
     return EXIT.ok;
   }

@@ -24,6 +24,7 @@ import { TriggerService } from "../../../src/triggers/service.js";
 import type { Workspaces } from "../../../src/triggers/workspaces.js";
 import { FakeForge } from "../../forge.js";
 import { tempDir } from "../../helpers.js";
+import { run as cli } from "../cli/cli.js";
 
 const forge = new FakeForge();
 beforeAll(() => forge.start());
@@ -316,6 +317,36 @@ describe("reporting back to the forge", () => {
     } finally {
       await storage.close();
     }
+  });
+});
+
+describe("slipway triggers", () => {
+  it("lists the reports a forge refused, with their error, apart from the events", async () => {
+    const db = join(tempDir(), "slipway.db");
+    const storage = new SqliteStorage({ path: db });
+    await storage.init();
+    await storage.triggers().recordReport({
+      key: "app:push:refs/heads/main:c",
+      pipeline: "ci",
+      source: "app",
+      runId: "run-1",
+      sha: SHA,
+      number: null,
+      reply: null,
+      state: null,
+      done: true,
+      failures: MAX_REPORT_FAILURES,
+      error: "POST /repos/acme/app/statuses/c: 403: Resource not accessible by integration",
+      nextAt: 0,
+      at: Date.UTC(2026, 11, 5, 12),
+    });
+    await storage.close();
+    const listed = await cli("triggers", "--db", db);
+    expect(listed.code).toBe(0);
+    expect(listed.out).toMatch(/REPORT FAILED +SOURCE +PIPELINE +RUN +TRIES +ERROR/);
+    expect(listed.out).toMatch(
+      /2026-12-05 12:00:00Z +app +ci +run-1 +8 \(gave up\) +POST \/repos\/acme\/app\/statuses\/c: 403: Resource not accessible/,
+    );
   });
 });
 
