@@ -29,7 +29,7 @@ import { queueFromStorage } from "./explain.js";
 import { followEvents } from "./follow.js";
 import { markFollowed, runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
-import { RunNamer } from "./naming.js";
+import { nameRun } from "./naming.js";
 import { findRun, planOf, runSummary } from "./records.js";
 import { openRuntime, type Runtime } from "./runtime.js";
 import type {
@@ -100,7 +100,6 @@ export class LocalRuns implements RunService {
    * accepts, each with the remover of the mark that tells other processes a live process runs it.
    */
   readonly #hosted = new Map<string, () => void>();
-  readonly #namer = new RunNamer();
   #stopListening: (() => void) | undefined;
   #auditBatch: Batcher<NewAuditRecord, AuditRecord> | undefined;
 
@@ -186,7 +185,7 @@ export class LocalRuns implements RunService {
         return response(id, existing.runName);
       }
     }
-    const { name: runName, release } = await this.#namer.name(this.#storage, compiled, options.name);
+    const runName = await nameRun(this.#storage, compiled, options.name);
     const saga = this.#register(compiled);
     this.#host(id, saga);
     try {
@@ -198,8 +197,6 @@ export class LocalRuns implements RunService {
     } catch (error) {
       this.#unhost(id);
       throw error;
-    } finally {
-      release();
     }
     return response(id, runName ?? null);
   }

@@ -1,5 +1,5 @@
 /**
- * The trigger store in SQLite (tables of migrations 0004 and 0006): events, verdicts, deliveries, poll
+ * The trigger store in SQLite (tables of migrations 0004 and 0007): events, verdicts, deliveries, poll
  * state, schedules, reports to forges.
  */
 import type Database from "better-sqlite3";

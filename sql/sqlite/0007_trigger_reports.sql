@@ -1,4 +1,4 @@
--- Slipway schema, version 6: what a source that reports back to its forge has told it (opt-in,
+-- Slipway schema, version 7: what a source that reports back to its forge has told it (opt-in,
 -- docs/triggers.md "Reporting back"), so that a run's final status is reported once, after a restart
 -- too, and a failing forge call is retried with backoff and stays visible.
 
