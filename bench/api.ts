@@ -274,6 +274,7 @@ async function load(clients: number, seconds: number): Promise<Figures> {
     };
 
     await server.loopDelay(); // starts the window
+    const cpuBefore = server.cpuMs();
     const end = performance.now() + seconds * 1000;
     const t0 = performance.now();
     await Promise.all(
@@ -284,6 +285,7 @@ async function load(clients: number, seconds: number): Promise<Figures> {
     );
     const elapsedS = (performance.now() - t0) / 1000;
     const lag = await server.loopDelay();
+    const cpuMs = server.cpuMs() - cpuBefore;
     const all = sortedCopy(Object.values(latency).flat());
     const total = all.length;
     const failed = errors["5xx"]! + errors.refused! + errors.timeout!;
@@ -300,6 +302,8 @@ async function load(clients: number, seconds: number): Promise<Figures> {
       "api.load_errors_refused": errors.refused!,
       "api.load_errors_timeout": errors.timeout!,
       "api.load_4xx": errors.other4xx!,
+      // The server's own CPU per request answered: what the load costs it, whatever else the machine runs.
+      "serve.load_cpu_ms_per_request": round(cpuMs / total, 2),
       "serve.event_loop_lag_p50_ms": lag.p50,
       "serve.event_loop_lag_p99_ms": lag.p99,
       "serve.event_loop_lag_max_ms": lag.max,

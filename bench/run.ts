@@ -124,6 +124,8 @@ const DEFINITIONS = [
   "  random run submitted so far) in equal shares, starting at different ones. Latency over all",
   "  requests; an error is a 5xx, a refused or broken connection, or no answer within 10 s (counted at",
   "  10 s). serve.event_loop_lag_*: the server's event-loop lag over the same window.",
+  "  serve.load_cpu_ms_per_request: the server process's CPU time (user + system, /proc/<pid>/stat)",
+  "  over the window / requests answered: comparable across runs however busy the machine is.",
   "BENCH_REPEAT=n: every figure is the median over n runs of its phase (each in a fresh child).",
 ];
 

@@ -32,6 +32,8 @@ export interface BenchServer {
   loopDelay(): Promise<LoopDelay>;
   /** VmRSS (or another /proc/<pid>/status field) of the server process, MB. */
   rssMb(field?: "VmRSS" | "VmHWM"): number;
+  /** CPU time the server process has used so far (user + system, all its threads), ms. */
+  cpuMs(): number;
   /** SIGTERM, then waits for the exit (a CPU profile, when asked for, is written then). */
   stop(): Promise<void>;
 }
@@ -129,6 +131,12 @@ export async function startServer(dir: string, extra: readonly string[] = []): P
       const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
       if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
       return Number(match[1]) / 1024;
+    },
+    cpuMs() {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // utime and stime (fields 14 and 15), in clock ticks: 100 a second on Linux.
+      return (Number(fields[11]) + Number(fields[12])) * 10;
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -158,6 +158,8 @@ CREATE INDEX job_peaks_recent ON job_peaks (pipeline, job, at);
 CREATE INDEX runs_cancel_requested ON runs (created_at, id)
   WHERE cancel_requested IS NOT NULL;
 
+CREATE INDEX runs_created ON runs (created_at, id);
+
 CREATE INDEX runs_owner ON runs (owner) WHERE owner IS NOT NULL;
 
 CREATE INDEX runs_status_saga ON runs (status, saga, created_at, id);

@@ -97,9 +97,9 @@ export class LocalRuns implements RunService {
   readonly #sagaOfRun = new Map<string, string>();
   /**
    * Runs this process has taken (submitted, or swept and recompiled): the only ones its executor
-   * accepts, each with the remover of the mark that tells other processes a live process runs it.
+   * accepts, each with the remover of its follower mark (liveness.ts) once that is written.
    */
-  readonly #hosted = new Map<string, () => void>();
+  readonly #hosted = new Map<string, (() => void) | undefined>();
   #stopListening: (() => void) | undefined;
   #auditBatch: Batcher<NewAuditRecord, AuditRecord> | undefined;
 
@@ -131,6 +131,8 @@ export class LocalRuns implements RunService {
     // A run that ended (or stopped for someone to act) is no longer held here: another process may continue it.
     runs.#stopListening = runtime.executor.on((event) => {
       if (ENDING_EVENTS.has(event.type)) self.#unhost(event.runId);
+      // Parked, it is owned by nobody: from now on only the mark tells others it is followed here.
+      else if (event.type === "run:waiting") self.#mark(event.runId);
     });
     if (runs.#adopt === "all") {
       try {
@@ -187,7 +189,8 @@ export class LocalRuns implements RunService {
     }
     const runName = await nameRun(this.#storage, compiled, options.name);
     const saga = this.#register(compiled);
-    this.#host(id, saga);
+    // Marked once it parks (most runs never do): not a file written per submission.
+    this.#host(id, saga, false);
     try {
       await this.#executor.start(
         saga,
@@ -449,7 +452,8 @@ export class LocalRuns implements RunService {
     } catch (error) {
       throw new SlipwayError("conflict", `run ${record.id} cannot be rebuilt: ${(error as Error).message}`);
     }
-    this.#host(record.id, this.#register(compiled));
+    // Marked at once: a run taken may be waiting already, owned by nobody.
+    this.#host(record.id, this.#register(compiled), true);
     return notes;
   }
 
@@ -480,10 +484,11 @@ export class LocalRuns implements RunService {
     return compiled.saga;
   }
 
-  /** Hosts the run here: this executor accepts it, `slipway resume` elsewhere leaves it alone. */
-  #host(id: string, saga: Saga): void {
+  /** Hosts the run here: `resume` elsewhere leaves it alone (its owner says so, or once parked its mark). */
+  #host(id: string, saga: Saga, mark: boolean): void {
     if (this.#hosted.has(id)) return;
-    this.#hosted.set(id, markFollowed(this.runtime.dataDir, [id]));
+    this.#hosted.set(id, undefined);
+    if (mark) this.#mark(id);
     const key = `${saga.name}@${saga.version}`;
     this.#sagaOfRun.set(id, key);
     let users = this.#users.get(key);
@@ -492,6 +497,12 @@ export class LocalRuns implements RunService {
       this.#users.set(key, users);
     }
     users.add(id);
+  }
+
+  /** Writes the follower mark of a run hosted here, once. */
+  #mark(id: string): void {
+    if (!this.#hosted.has(id) || this.#hosted.get(id) !== undefined) return;
+    this.#hosted.set(id, markFollowed(this.runtime.dataDir, [id]));
   }
 
   /** The run is no longer run here; its saga goes too once no run held here uses it. */

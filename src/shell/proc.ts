@@ -1,5 +1,5 @@
 /** Linux /proc readers and process-group termination shared by the shell runner and the orphan sweep (Linux only). */
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 export interface ProcStat {
   pid: number;
@@ -62,8 +62,11 @@ function groupExists(pgid: number): boolean {
 }
 
 /**
- * Samples the resident memory of whole process groups: one pass over `/proc` per tick serves every
- * group watched, so the cost grows with the processes on the machine, not with jobs × processes.
+ * Samples the resident memory of whole process groups. Each tick walks every watched group's process
+ * tree from its leader (the kernel's children lists): a few reads per job, not a read of every process
+ * on a busy machine. A member no longer below its leader (its parent exited, it was re-parented) is not
+ * counted. With many groups, or where the kernel lists no children, a tick is one pass over `/proc`
+ * that serves every group.
  */
 export class GroupSampler {
   readonly #watched = new Map<number, (rssBytes: number) => void>();
@@ -88,22 +91,85 @@ export class GroupSampler {
   }
 
   #tick(): void {
-    let names: string[];
-    try {
-      names = readdirSync("/proc");
-    } catch {
-      return;
-    }
-    const totals = new Map<number, number>();
-    for (const name of names) {
-      const pid = Number(name);
-      if (!Number.isInteger(pid) || pid <= 0) continue;
-      const stat = readProcStat(pid);
-      if (!stat || stat.state === "Z" || !this.#watched.has(stat.pgid)) continue;
-      totals.set(stat.pgid, (totals.get(stat.pgid) ?? 0) + rssBytes(pid));
-    }
+    const totals =
+      (this.#watched.size <= WALK_GROUPS && walkTotals([...this.#watched.keys()])) ||
+      scanTotals(this.#watched);
+    if (!totals) return;
     for (const [pgid, onSample] of this.#watched) onSample(totals.get(pgid) ?? 0);
   }
+}
+
+/** Up to this many groups, walking each tree costs less than one pass over every process. */
+const WALK_GROUPS = 16;
+/** Whether /proc/<pid>/task/<tid>/children exists (CONFIG_PROC_CHILDREN); learned on first use. */
+let childrenListed: boolean | undefined;
+
+/** Each group's RSS, from its leader's process tree; undefined where the kernel does not list children. */
+function walkTotals(groups: readonly number[]): Map<number, number> | undefined {
+  if (childrenListed === false) return undefined;
+  const totals = new Map<number, number>();
+  for (const pgid of groups) {
+    let total = 0;
+    const pending = [pgid];
+    for (let pid = pending.pop(); pid !== undefined; pid = pending.pop()) {
+      const stat = readProcStat(pid);
+      if (!stat) continue;
+      if (stat.pgid === pgid && stat.state !== "Z") total += rssBytes(pid);
+      const children = childrenOf(pid);
+      if (children === undefined) return undefined;
+      pending.push(...children);
+    }
+    totals.set(pgid, total);
+  }
+  return totals;
+}
+
+/** The children of every thread of `pid`; [] when it is gone, undefined when the kernel does not list them. */
+function childrenOf(pid: number): number[] | undefined {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const children: number[] = [];
+  for (const tid of tasks) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT" || childrenListed === true) continue;
+      // Is it this thread that is gone, or the file that never exists? The latter once, for good.
+      childrenListed = existsSync(`/proc/${pid}/task/${tid}`) ? false : undefined;
+      if (childrenListed === false) return undefined;
+      continue;
+    }
+    childrenListed = true;
+    for (const child of text.split(" ")) {
+      const id = Number.parseInt(child, 10);
+      if (id > 0) children.push(id);
+    }
+  }
+  return children;
+}
+
+/** Each watched group's RSS, from one pass over every process. */
+function scanTotals(watched: ReadonlyMap<number, unknown>): Map<number, number> | undefined {
+  let names: string[];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return undefined;
+  }
+  const totals = new Map<number, number>();
+  for (const name of names) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const stat = readProcStat(pid);
+    if (!stat || stat.state === "Z" || !watched.has(stat.pgid)) continue;
+    totals.set(stat.pgid, (totals.get(stat.pgid) ?? 0) + rssBytes(pid));
+  }
+  return totals;
 }
 
 /** Resident memory of one process in bytes (VmRSS), 0 if gone. */

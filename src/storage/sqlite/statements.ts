@@ -148,8 +148,9 @@ export function runQuerySql(query: RunQuery): { sql: string; args: unknown[] } {
     );
   }
   if (query.before !== undefined) {
-    where.push("(e.created_at < ? OR (e.created_at = ? AND e.id < ?))");
-    args.push(query.before.createdAt, query.before.createdAt, query.before.id);
+    // A row value, so SQLite seeks the (created_at, id) index to the cursor instead of scanning to it.
+    where.push("(e.created_at, e.id) < (?, ?)");
+    args.push(query.before.createdAt, query.before.id);
   }
   let sql = `SELECT ${RUN_COLUMNS} FROM runs e`;
   if (where.length > 0) sql += ` WHERE ${where.join(" AND ")}`;
