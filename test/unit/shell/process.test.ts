@@ -261,7 +261,12 @@ for (const mode of ["direct", "launcher"] as const)
       expect(existsSync(join(dir, "ran"))).toBe(false);
     });
 
-    it("samples the peak resident memory of the group", async () => {
+    // The shell runs a lone command in its own place (exec); followed by another, it forks the command as
+    // its child: the sampler walks down from the group's leader to find it.
+    it.each([
+      ["the job's own process", ""],
+      ["a child of the job's shell", "; echo done"],
+    ])("samples the peak resident memory of the group: %s", async (_case, after) => {
       // 50 MB, filled so the pages are resident, held until the sampler has seen it (the test watches
       // the samples it takes), however late its timer fires on a busy machine.
       const dir = tempDir();
@@ -279,7 +284,7 @@ for (const mode of ["direct", "launcher"] as const)
       });
       try {
         const hold = `const b = Buffer.alloc(${MB50}, 1); const fs = require("fs"); const t = setInterval(() => { if (fs.existsSync("go")) { clearInterval(t); console.log(b.length); } }, 10)`;
-        const { result } = await run(`"${process.execPath}" -e '${hold}'`, { cwd: dir });
+        const { result } = await run(`"${process.execPath}" -e '${hold}'${after}`, { cwd: dir });
         expect(result.exitCode).toBe(0);
         expect(result.peakRssBytes).toBeGreaterThan(MB50);
       } finally {
