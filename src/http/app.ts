@@ -29,6 +29,7 @@ import { DEFAULT_TOKEN_NAME, type TokenEntry, Tokens } from "./auth.js";
 import { ApiError, toHttpError } from "./errors.js";
 import { openApiDocument } from "./openapi.js";
 import { API_PREFIX } from "./routes.js";
+import { Turns } from "./turns.js";
 
 export { API_PREFIX, type ApiEnv };
 
@@ -59,6 +60,9 @@ const statusQuery = z.array(runStatus).optional();
 const limitQuery = z.coerce.number().int().min(1).max(10_000).optional();
 const timeQuery = z.coerce.number().int().optional();
 const beforeQuery = z.coerce.number().int().min(1).optional();
+
+/** A finished log up to this size is answered in one piece, a longer one streamed. */
+const INLINE_LOG_CHARS = 256 * 1024;
 
 /** An oversized body up to this size is read and dropped before the 413; a larger one closes the connection. */
 const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
@@ -116,6 +120,13 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     });
   }
 
+  // Every API request waits its turn, first come first served, a few ms of them per turn of the loop
+  // (turns.ts): under load the loop keeps turning, and no request is passed over.
+  const turns = new Turns();
+  app.use("*", async (_c, next) => {
+    await turns.take();
+    await next();
+  });
   // Authentication and the role check before anything else is read (access.ts).
   app.use("*", accessControl(tokens, requests));
   app.use("*", async (c, next) => {
@@ -195,9 +206,31 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       until: timeQuery.parse(c.req.query("until")),
       signal: aborted.signal,
     });
+    const iterator = chunks[Symbol.asyncIterator]();
+    // A log read to its end (not followed) and small, as most are, is answered in one piece: a stream
+    // costs the server several times more per request. The same text and type either way.
+    const head: string[] = [];
+    if (!follow) {
+      let size = 0;
+      for (let next = await iterator.next(); ; next = await iterator.next()) {
+        if (next.done) {
+          c.header("X-Content-Type-Options", "nosniff");
+          return c.text(head.join(""));
+        }
+        head.push(next.value);
+        size += next.value.length;
+        if (size > INLINE_LOG_CHARS) break;
+      }
+    }
     return streamText(c, async (stream) => {
       stream.onAbort(() => aborted.abort());
-      for await (const chunk of chunks) await stream.write(chunk);
+      try {
+        for (const chunk of head) await stream.write(chunk);
+        for (let next = await iterator.next(); !next.done; next = await iterator.next())
+          await stream.write(next.value);
+      } finally {
+        await iterator.return?.();
+      }
     });
   });
 

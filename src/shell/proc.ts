@@ -65,8 +65,7 @@ function groupExists(pgid: number): boolean {
  * Samples the resident memory of whole process groups. Each tick walks every watched group's process
  * tree from its leader (the kernel's children lists): a few reads per job, not a read of every process
  * on a busy machine. A member no longer below its leader (its parent exited, it was re-parented) is not
- * counted. With many groups, or where the kernel lists no children, a tick is one pass over `/proc`
- * that serves every group.
+ * counted. Where the kernel lists no children, a tick is one pass over `/proc` that serves every group.
  */
 export class GroupSampler {
   readonly #watched = new Map<number, (rssBytes: number) => void>();
@@ -91,16 +90,12 @@ export class GroupSampler {
   }
 
   #tick(): void {
-    const totals =
-      (this.#watched.size <= WALK_GROUPS && walkTotals([...this.#watched.keys()])) ||
-      scanTotals(this.#watched);
+    const totals = walkTotals([...this.#watched.keys()]) ?? scanTotals(this.#watched);
     if (!totals) return;
     for (const [pgid, onSample] of this.#watched) onSample(totals.get(pgid) ?? 0);
   }
 }
 
-/** Up to this many groups, walking each tree costs less than one pass over every process. */
-const WALK_GROUPS = 16;
 /** Whether /proc/<pid>/task/<tid>/children exists (CONFIG_PROC_CHILDREN); learned on first use. */
 let childrenListed: boolean | undefined;
 
