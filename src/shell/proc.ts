@@ -206,11 +206,24 @@ const POLL_MS = 20;
 /** After SIGKILL, how long to wait for the kernel to tear processes down (a process in D state may linger). */
 const KILL_WAIT_MS = 2_000;
 
-/** Polls until the group has no live member; false if `ms` passed first. */
+/** Between reads of every process while a group still has members (only zombies, maybe). */
+const SCAN_EVERY_MS = 250;
+
+/**
+ * Polls until the group has no live member; false if `ms` passed first. Each poll is one signal 0 to
+ * the group; only while that finds someone is every process read (to leave zombies out), and not on
+ * every poll: a server stopping hundreds of jobs at once would otherwise read all of /proc hundreds of
+ * times every 20 ms.
+ */
 export async function waitGroupGone(pgid: number, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
+  let scanned = 0;
   for (;;) {
-    if (groupMembers(pgid).length === 0) return true;
+    if (!groupExists(pgid)) return true;
+    if (Date.now() - scanned >= SCAN_EVERY_MS) {
+      scanned = Date.now();
+      if (groupMembers(pgid).length === 0) return true;
+    }
     if (Date.now() >= deadline) return false;
     await new Promise((resolve) =>
       setTimeout(resolve, Math.min(POLL_MS, Math.max(1, deadline - Date.now()))),
