@@ -120,7 +120,7 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     });
   }
 
-  // Every API request waits its turn, first come first served, a few ms of them per turn of the loop
+  // Every API request waits its turn, first come first served, a few ms of CPU of them per turn of the loop
   // (turns.ts): under load the loop keeps turning, and no request is passed over.
   const turns = new Turns();
   app.use("*", async (_c, next) => {

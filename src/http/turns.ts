@@ -8,7 +8,7 @@
  */
 
 export interface TurnsOptions {
-  /** How much CPU time one turn of the loop may spend starting requests, ms. Default 10. */
+  /** How much CPU time one turn of the loop may spend starting requests, ms. Default 4. */
   budgetMs?: number;
   /** At most this many requests started in one turn. Default 32. */
   maxPerTurn?: number;
@@ -28,7 +28,7 @@ export class Turns {
   #turnStart: number | undefined;
 
   constructor(options: TurnsOptions = {}) {
-    this.#budgetMs = options.budgetMs ?? 10;
+    this.#budgetMs = options.budgetMs ?? 4;
     this.#maxPerTurn = options.maxPerTurn ?? 32;
     // CPU time, not the wall clock: on a busy machine, time the process spends waiting for a core
     // would otherwise shrink each turn to a request or two, and every write to a batch of one.
