@@ -7,12 +7,13 @@
  *   server's event-loop lag.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   childMain,
   epochNow,
   type Figures,
+  grown,
   percentile,
   readTrace,
   removeDir,
@@ -21,21 +22,15 @@ import {
   sortedCopy,
   tempDir,
 } from "./common.js";
-import { type BenchServer, pool, type RunSummary, type SubmitResponse, startServer } from "./server.js";
-
-interface RunDetail extends RunSummary {
-  steps: { job: string; startedAt: number | null; output: Record<string, { launchedAt?: number }> | null }[];
-}
-
-/** A one-job pipeline whose job appends `<run id> start <epoch s>` to `trace` as its first command. */
-function stampPipeline(trace: string): { file: { name: string; source: string }; inputs: object } {
-  const source = `name: quick
-jobs:
-  stamp:
-    run: echo "$SLIPWAY_RUN_ID start $EPOCHREALTIME" >> ${trace}
-`;
-  return { file: { name: "quick.yml", source }, inputs: {} };
-}
+import {
+  type BenchServer,
+  pool,
+  type RunDetail,
+  type RunSummary,
+  type SubmitResponse,
+  stampPipeline,
+  startServer,
+} from "./server.js";
 
 async function waitForCount(server: BenchServer, status: string, n: number, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
@@ -44,15 +39,6 @@ async function waitForCount(server: BenchServer, status: string, n: number, time
     if (runs.length >= n) return runs;
     if (Date.now() > deadline) throw new Error(`only ${runs.length}/${n} runs ${status}`);
     await sleep(100);
-  }
-}
-
-/** Resolves once `file` has grown past `size` (polled: the pacing of the loop, not what is measured). */
-async function grown(file: string, size: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!existsSync(file) || statSync(file).size <= size) {
-    if (Date.now() > deadline) throw new Error(`${file} did not grow within ${timeoutMs} ms`);
-    await sleep(1);
   }
 }
 

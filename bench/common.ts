@@ -1,6 +1,6 @@
 /** Shared bench helpers: sagas, temp dirs, percentiles, storage timing, and the parent/child protocol. */
 import { type ChildProcess, fork } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -118,6 +118,15 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
     await sleep(everyMs);
+  }
+}
+
+/** Resolves once `file` has grown past `size` (polled: the pacing of a loop, not what is measured). */
+export async function grown(file: string, size: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(file) || statSync(file).size <= size) {
+    if (Date.now() > deadline) throw new Error(`${file} did not grow within ${timeoutMs} ms`);
+    await sleep(1);
   }
 }
 

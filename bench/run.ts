@@ -234,6 +234,7 @@ async function main(): Promise<void> {
   await phase("serve", () => runChild("serve", ["serve", "10000", "2000"]));
   await phase("api", () => runChild("api", ["api", "200", "100"]));
   await phase("load", () => runChild("api", ["load", "200"]));
+  await phase("triggers", () => runChild("triggers", ["100", "1000"]));
   figures["bench.total_s"] = round((performance.now() - t0) / 1000, 1);
   figures["bench.cpus"] = cpus().length;
   if (repeat > 1) {

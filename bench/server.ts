@@ -17,9 +17,35 @@ export interface SubmitResponse {
 }
 export interface RunSummary {
   id: string;
+  name: string | null;
   status: string;
   createdAt: number;
   endedAt: number | null;
+}
+export interface RunDetail extends RunSummary {
+  steps: { job: string; startedAt: number | null; output: Record<string, { launchedAt?: number }> | null }[];
+}
+/** GET /triggers, as far as the triggers phase reads it (src/triggers/schemas.ts). */
+export interface TriggersSummary {
+  sources: { name: string; lastPollAt: number | null; outcome: string | null }[];
+}
+
+/**
+ * A one-job pipeline whose job appends `<mark> start <epoch s>` to `trace` as its first command: how
+ * the server phases see a job's process running. `mark` is a shell word (the run id by default);
+ * `head` goes before `jobs:` (`on:`, `run-name:`).
+ */
+export function stampPipelineText(trace: string, options: { mark?: string; head?: string } = {}): string {
+  return `name: quick
+${options.head ?? ""}jobs:
+  stamp:
+    run: echo "${options.mark ?? "$SLIPWAY_RUN_ID"} start $EPOCHREALTIME" >> ${trace}
+`;
+}
+
+/** The stamp pipeline as a `POST /runs` body (same text and inputs every time). */
+export function stampPipeline(trace: string): { file: { name: string; source: string }; inputs: object } {
+  return { file: { name: "quick.yml", source: stampPipelineText(trace) }, inputs: {} };
 }
 
 export interface BenchServer {
@@ -46,10 +72,15 @@ export interface LoopDelay {
 }
 
 /**
- * Starts `slipway serve --port 0` on a fresh database in `dir` (its working directory). With
+ * Starts `slipway serve --port 0` on a fresh database in `dir` (its working directory), with `extra`
+ * arguments and `env` added to this process's environment. With
  * $BENCH_SERVER_PROF=<dir>, the server runs under `node --cpu-prof` and writes its profile there.
  */
-export async function startServer(dir: string, extra: readonly string[] = []): Promise<BenchServer> {
+export async function startServer(
+  dir: string,
+  extra: readonly string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<BenchServer> {
   const prof = process.env.BENCH_SERVER_PROF;
   const probeFile = join(dir, "loop-delay.json");
   const execArgv = [
@@ -65,6 +96,7 @@ export async function startServer(dir: string, extra: readonly string[] = []): P
       stdio: ["ignore", "pipe", "pipe"],
       env: {
         ...process.env,
+        ...env,
         SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_LOG_LEVEL ?? "warn",
         BENCH_LOOP_PROBE: probeFile,
       },

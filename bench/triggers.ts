@@ -1,0 +1,195 @@
+/**
+ * Triggers phase (child), against a real `slipway serve` whose config names one source on a real bare
+ * git repository in a temp directory:
+ * - poll: a `git push` to the repository (a plain git source polled every second) -> the job's process
+ *   running;
+ * - webhook: a signed GitHub-style push delivery to POST /hooks/{source} (a github source, polled only
+ *   every 10 minutes, so the delivery is what starts the run) -> the job's process running.
+ * Each event is a new commit on `main`, paced (the next once the previous run has completed), all
+ * starting the same pipeline, whose job is the api phase's stamp (its mark: the event's commit).
+ */
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${{ }}` is the pipeline files' expression syntax
+import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { mkdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  childMain,
+  epochNow,
+  type Figures,
+  grown,
+  percentile,
+  readTrace,
+  removeDir,
+  round,
+  sleep,
+  sortedCopy,
+  tempDir,
+} from "./common.js";
+import {
+  type BenchServer,
+  type RunDetail,
+  type RunSummary,
+  stampPipelineText,
+  startServer,
+  type TriggersSummary,
+} from "./server.js";
+
+const SECRET = "bench-hook-secret";
+/** Events before the measured ones (the mirror's first fetch, the first checkout): not counted. */
+const WARM_UP = 3;
+
+type Mode = "poll" | "webhook";
+
+function git(cwd: string, ...args: string[]): string {
+  return execFileSync("git", args, {
+    cwd,
+    encoding: "utf8",
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: "bench",
+      GIT_AUTHOR_EMAIL: "bench@example.org",
+      GIT_COMMITTER_NAME: "bench",
+      GIT_COMMITTER_EMAIL: "bench@example.org",
+    },
+  }).trim();
+}
+
+/** A bare repository with one commit on main, and a clone to push from. */
+function repository(dir: string): { repo: string; work: string } {
+  const repo = join(dir, "repo.git");
+  const work = join(dir, "work");
+  mkdirSync(work);
+  git(dir, "init", "--quiet", "--bare", repo);
+  git(work, "init", "--quiet", "-b", "main");
+  git(work, "remote", "add", "origin", repo);
+  git(work, "commit", "--quiet", "--allow-empty", "-m", "first");
+  git(work, "push", "--quiet", "origin", "main");
+  return { repo, work };
+}
+
+/** One server, one source, `warmUp + events` pushes; per event: the times the figures are made of. */
+async function measure(mode: Mode, events: number, pollMs: number): Promise<Figures> {
+  const dir = tempDir(`triggers-${mode}`);
+  const trace = join(dir, "trace");
+  writeFileSync(trace, "");
+  const { repo, work } = repository(dir);
+  writeFileSync(
+    join(dir, "bench.yml"),
+    stampPipelineText(trace, {
+      mark: "${{ event.sha }}",
+      head: "run-name: t-${{ event.sha }}\non:\n  push: { branches: [main] }\n",
+    }),
+  );
+  writeFileSync(
+    join(dir, "slipway.yml"),
+    mode === "poll"
+      ? `sources:\n  app:\n    url: ./repo.git\n    poll: ${pollMs}ms\n    pipelines: [bench.yml]\n`
+      : `sources:\n  app:\n    url: ./repo.git\n    kind: github\n    poll: 10m\n    webhook_secret: { env: BENCH_HOOK_SECRET }\n    pipelines: [bench.yml]\n`,
+  );
+  const server = await startServer(dir, ["--config", "slipway.yml"], { BENCH_HOOK_SECRET: SECRET });
+  const sent = new Map<string, number>();
+  const pushMs: number[] = [];
+  try {
+    // The first poll only notes where the branches are: pushes after it start runs.
+    const deadline = Date.now() + 30_000;
+    while ((await server.json<TriggersSummary>("GET", "/triggers")).sources[0]?.outcome !== "ok") {
+      if (Date.now() > deadline) throw new Error("triggers: the source's first poll did not succeed");
+      await sleep(20);
+    }
+    for (let i = 0; i < WARM_UP + events; i++) {
+      // Polls: pushed at a random moment of the poll cycle, as pushes come (not just after a poll).
+      if (mode === "poll") await sleep(Math.random() * pollMs);
+      const before = git(work, "rev-parse", "HEAD");
+      git(work, "commit", "--quiet", "--allow-empty", "-m", `event ${i}`);
+      const sha = git(work, "rev-parse", "HEAD");
+      const size = statSync(trace).size;
+      const pushed = epochNow();
+      git(work, "push", "--quiet", "origin", "main");
+      pushMs.push(epochNow() - pushed);
+      let t0 = pushed;
+      if (mode === "webhook") {
+        const body = JSON.stringify({
+          ref: "refs/heads/main",
+          before,
+          after: sha,
+          deleted: false,
+          repository: { full_name: "bench/app", clone_url: repo },
+        });
+        t0 = epochNow();
+        const answer = await fetch(`${server.url}/hooks/app`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "x-github-event": "push",
+            "x-github-delivery": `bench-${i}`,
+            "x-hub-signature-256": `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`,
+          },
+          body,
+          signal: AbortSignal.timeout(20_000),
+        });
+        if (answer.status !== 202)
+          throw new Error(`delivery answered ${answer.status}: ${await answer.text()}`);
+      }
+      await grown(trace, size, 30_000);
+      if (i >= WARM_UP) sent.set(sha, t0);
+      await completed(server, sha);
+    }
+    const marks = readTrace(trace);
+    const start: number[] = [];
+    const created: number[] = [];
+    const launched: number[] = [];
+    for (const [sha, t0] of sent) {
+      const mark = marks.get(sha)?.start;
+      if (mark === undefined || Number.isNaN(mark)) throw new Error(`triggers: no start mark for ${sha}`);
+      start.push(mark - t0);
+      const [run] = await server.json<RunSummary[]>("GET", `/runs?name=t-${sha}`);
+      const detail = await server.json<RunDetail>("GET", `/runs/${run!.id}`);
+      created.push(detail.createdAt - t0);
+      const step = detail.steps[0]!;
+      const at = step.output?.[step.job]?.launchedAt;
+      if (at !== undefined) launched.push(at - t0);
+    }
+    const runs = await server.json<RunSummary[]>("GET", "/runs");
+    if (runs.length !== WARM_UP + events)
+      throw new Error(`triggers: ${runs.length} runs for ${WARM_UP + events} events`);
+    const key = mode === "poll" ? "triggers.poll_to" : "triggers.webhook_to";
+    const figures: Figures = { [`triggers.${mode}_events`]: events };
+    for (const [what, values] of [
+      ["start", start],
+      ["run_created", created],
+      ["job_launch", launched],
+    ] as const) {
+      const sorted = sortedCopy(values);
+      figures[`${key}_${what}_p50_ms`] = round(percentile(sorted, 50), 1);
+      figures[`${key}_${what}_p99_ms`] = round(percentile(sorted, 99), 1);
+    }
+    figures[`triggers.${mode}_push_p50_ms`] = round(percentile(sortedCopy(pushMs), 50), 1);
+    return figures;
+  } finally {
+    await server.stop();
+    removeDir(dir);
+  }
+}
+
+/** Waits for the run of `sha` to end (the pacing between events; polled, not measured). */
+async function completed(server: BenchServer, sha: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const [run] = await server.json<RunSummary[]>("GET", `/runs?name=t-${sha}`);
+    if (run?.endedAt != null) {
+      if (run.status !== "completed") throw new Error(`triggers: run ${run.id} ended ${run.status}`);
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`triggers: the run of ${sha} did not end`);
+    await sleep(5);
+  }
+}
+
+childMain(async () => {
+  const events = Number(process.argv[2] ?? 100);
+  const pollMs = Number(process.argv[3] ?? 1_000);
+  return {
+    figures: { ...(await measure("webhook", events, pollMs)), ...(await measure("poll", events, pollMs)) },
+  };
+});
