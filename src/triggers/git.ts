@@ -1,13 +1,12 @@
 /**
  * Plain `git` for triggers: the refs of a remote (`ls-remote`), a bare mirror per source fetched
- * from it, the commits a push added (`git log` in the mirror), a file at a commit, and a shallow
- * checkout of one commit for a run's workspace. Credentials go in through the environment
+ * from it, the commits a push added (`git log` in the mirror), a file at a commit, and a checkout
+ * of one commit for a run's workspace that borrows the mirror's objects. Credentials go in through the environment
  * (`GIT_CONFIG_*`), never on a command line where process lists would show them.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { dirname } from "node:path";
-import { pathToFileURL } from "node:url";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import type { ForgeKind } from "./webhooks.js";
 
 /** How git reaches a source: its URL and the environment that carries its credentials. */
@@ -74,7 +73,8 @@ export function git(
             .map((line) => line.trim())
             .find((line) => /^(fatal|error):/.test(line)) ??
           (error.killed ? "timed out" : error.message.split("\n")[0]);
-        fail(new Error(`git ${args[0]}: ${why}`));
+        // Named by its command, not by `-C <dir>`.
+        fail(new Error(`git ${args[0] === "-C" ? args[2] : args[0]}: ${why}`));
       },
     );
   });
@@ -100,7 +100,11 @@ export async function remoteHead(access: GitAccess): Promise<string | undefined>
   return out.split("\t")[0] || undefined;
 }
 
-/** Creates the bare mirror if missing, then fetches every branch, tag and pull request head into it. */
+/**
+ * Creates the bare mirror if missing, then fetches every branch, tag and pull request head into it.
+ * Git's own upkeep (`maintenance run --auto`, which a fetch would start and wait for) is left to
+ * `maintainMirror`, off the path from an event to its run.
+ */
 export async function fetchMirror(mirror: string, access: GitAccess): Promise<void> {
   if (!existsSync(`${mirror}/HEAD`)) {
     mkdirSync(dirname(mirror), { recursive: true });
@@ -112,9 +116,15 @@ export async function fetchMirror(mirror: string, access: GitAccess): Promise<vo
   const specs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
   if (access.kind === "gitlab") specs.push("+refs/merge-requests/*/head:refs/merge-requests/*/head");
   else if (access.kind !== "git") specs.push("+refs/pull/*/head:refs/pull/*/head");
-  await git(["-C", mirror, "fetch", "--quiet", "--prune", "--no-tags", access.url, ...specs], {
-    env: access.env,
-  });
+  await git(
+    ["-C", mirror, "fetch", "--quiet", "--prune", "--no-tags", "--no-auto-maintenance", access.url, ...specs],
+    { env: access.env },
+  );
+}
+
+/** Packs the mirror's loose objects when there are enough of them (git's `--auto` thresholds). */
+export async function maintainMirror(mirror: string): Promise<void> {
+  await git(["-C", mirror, "maintenance", "run", "--auto", "--quiet"]);
 }
 
 /**
@@ -142,11 +152,29 @@ export function readAt(mirror: string, sha: string, path: string): Promise<strin
   return git(["-C", mirror, "show", `${sha}:${path}`]);
 }
 
-/** A shallow checkout of one commit at `dir`, from the mirror (replacing whatever a crash left there). */
-export async function checkout(mirror: string, sha: string, dir: string): Promise<void> {
+/**
+ * An empty repository at `dir` that borrows the objects of `mirror` (git alternates), so a checkout
+ * copies nothing (replacing whatever a crash left there). No hook templates: nothing runs in it.
+ */
+export async function borrowingRepository(mirror: string, dir: string): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  await git(["init", "--quiet", dir]);
-  await git(["-C", dir, "fetch", "--quiet", "--depth", "1", pathToFileURL(mirror).href, sha]);
-  await git(["-C", dir, "checkout", "--quiet", "--detach", "FETCH_HEAD"]);
+  await git(["init", "--quiet", "--template=", dir]);
+  mkdirSync(join(dir, ".git", "objects", "info"), { recursive: true });
+  writeFileSync(join(dir, ".git", "objects", "info", "alternates"), `${resolve(mirror, "objects")}\n`);
+}
+
+/** Checks out `sha` (detached) in a repository made by `borrowingRepository`. */
+export async function checkout(dir: string, sha: string): Promise<void> {
+  await git(["-C", dir, "checkout", "--quiet", "--detach", sha]);
+}
+
+/** The commit checked out at `dir` (detached), if it is a repository with one. */
+export function checkedOut(dir: string): string | undefined {
+  try {
+    const head = readFileSync(join(dir, ".git", "HEAD"), "utf8").trim();
+    return /^[0-9a-f]{40,64}$/.test(head) ? head : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,17 +1,26 @@
 /**
  * Repositories on the server's disk: one bare mirror per source (`<data>/mirrors/<source>.git`,
- * fetched, so repeated runs fetch little), and per run a shallow checkout of its commit
- * (`<data>/workspaces/<id>`), removed when the run ends, or `keep_failed` after a failed one, or
- * when the run is pruned.
+ * fetched, so repeated runs fetch little), and per run a checkout of its commit that borrows the
+ * mirror's objects (`<data>/workspaces/<id>`), removed when the run ends, or `keep_failed` after a
+ * failed one, or when the run is pruned.
  */
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "../clock.js";
 import type { RunService } from "../runs/service.js";
 import type { TriggerStore } from "../storage/triggers.js";
 import { FINAL_STATUSES, type RunStatus } from "../storage/types.js";
 import { readSecret, type SourceConfig } from "./config.js";
-import { checkout, fetchMirror, type GitAccess, git, gitAccess, readAt } from "./git.js";
+import {
+  borrowingRepository,
+  checkout,
+  fetchMirror,
+  type GitAccess,
+  git,
+  gitAccess,
+  maintainMirror,
+  readAt,
+} from "./git.js";
 
 /** Statuses of a run that ended well, or was cancelled: nothing to look at in its workspace. */
 const CLEAN_END: readonly RunStatus[] = ["completed", "cancelled"];
@@ -21,8 +30,10 @@ export class Workspaces {
   readonly #store: TriggerStore;
   readonly #clock: Clock;
   readonly #keepFailedMs: (source: string) => number;
-  /** Git work on one mirror, one at a time. */
+  /** Fetches (and upkeep) of one mirror, one at a time, by source name. */
   readonly #locks = new Map<string, Promise<unknown>>();
+  /** Mirrors fetched since the last sweep looked after them (git's upkeep runs there, not in the fetch). */
+  readonly #fetched = new Map<string, string>();
 
   constructor(options: {
     dataDir: string;
@@ -50,7 +61,11 @@ export class Workspaces {
 
   /** Fetches the source into its mirror. */
   fetch(source: SourceConfig): Promise<void> {
-    return this.#serial(source, () => fetchMirror(this.mirrorOf(source), this.access(source)));
+    const mirror = this.mirrorOf(source);
+    return this.#serial(source.name, async () => {
+      await fetchMirror(mirror, this.access(source));
+      this.#fetched.set(source.name, mirror);
+    });
   }
 
   /** Makes sure the mirror has `sha` (fetching when it lacks it). */
@@ -71,13 +86,25 @@ export class Workspaces {
     return readAt(this.mirrorOf(source), sha, path);
   }
 
-  /** A checkout of `sha` for the run with idempotency key `runKey`; the same key gives the same directory. */
+  /**
+   * A checkout of `sha` for the run with idempotency key `runKey`; the same key gives the same
+   * directory. It borrows the mirror's objects (nothing is copied): a `git init` (while the mirror
+   * fetches the commit, when it lacks it: a webhook's push) and a `git checkout`, made beside its
+   * place and moved there once whole.
+   */
   async prepare(source: SourceConfig, sha: string, runKey: string): Promise<string> {
-    await this.ensure(source, sha);
     const dir = join(this.#dataDir, "workspaces", runKey.replace(/[^A-Za-z0-9_-]+/g, "-"));
     // A run already started from this key runs in it: leave it as it is.
-    if (existsSync(join(dir, ".git", "HEAD"))) return dir;
-    await this.#serial(source, () => checkout(this.mirrorOf(source), sha, dir));
+    if (existsSync(dir)) return dir;
+    const making = `${dir}.new`;
+    try {
+      await Promise.all([this.ensure(source, sha), borrowingRepository(this.mirrorOf(source), making)]);
+      await checkout(making, sha);
+      renameSync(making, dir);
+    } catch (error) {
+      this.remove(making);
+      throw error;
+    }
     return dir;
   }
 
@@ -87,9 +114,14 @@ export class Workspaces {
 
   /**
    * Removes the workspaces of runs that ended: at once after success or cancel, `keep_failed` after
-   * a failure, and at once when the run is gone (pruned by retention).
+   * a failure, and at once when the run is gone (pruned by retention). First, git's upkeep of the
+   * mirrors fetched since the last sweep.
    */
   async sweep(runs: RunService): Promise<number> {
+    for (const [name, mirror] of this.#fetched) {
+      this.#fetched.delete(name);
+      await this.#serial(name, () => maintainMirror(mirror)).catch(() => {});
+    }
     let removed = 0;
     for (const verdict of await this.#store.workspaces()) {
       if (verdict.workspace === null) continue;
@@ -115,11 +147,11 @@ export class Workspaces {
     return removed;
   }
 
-  #serial<T>(source: SourceConfig, work: () => Promise<T>): Promise<T> {
-    const before = this.#locks.get(source.name) ?? Promise.resolve();
+  #serial<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const before = this.#locks.get(name) ?? Promise.resolve();
     const next = before.then(work, work);
     this.#locks.set(
-      source.name,
+      name,
       next.catch(() => {}),
     );
     return next;

@@ -1,14 +1,140 @@
-/** Workspaces are removed when their run ends: at once after success, `keep_failed` after a failure, at once when pruned. */
-import { existsSync, mkdirSync } from "node:fs";
+/**
+ * Workspaces: a checkout of the event's commit that borrows the mirror's objects (real git: what is
+ * tested is what git makes of it), fetched into the mirror first when it lacks the commit; git's upkeep
+ * of the mirror at the sweep, not in the fetch. Removed when their run ends: at once after success,
+ * `keep_failed` after a failure, at once when pruned.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { RunService } from "../../../src/runs/service.js";
 import { MemoryTriggerStore } from "../../../src/storage/memory-triggers.js";
 import { ManualClock } from "../../../src/testing/clock.js";
 import { Workspaces } from "../../../src/triggers/workspaces.js";
+import { commit, git } from "../../e2e/server/git.js";
 import { tempDir } from "../../helpers.js";
 
+function sourceAt(url: string) {
+  return {
+    name: "app",
+    url,
+    kind: "git" as const,
+    pollMs: 1_000,
+    allow: [],
+    keepFailedMs: 60_000,
+    pipelines: [],
+  };
+}
+
+const noRuns = {
+  async show() {
+    throw new Error("no runs");
+  },
+} as unknown as RunService;
+
+/** Loose objects in an object store. */
+function looseObjects(objects: string): number {
+  return readdirSync(objects)
+    .filter((d) => /^[0-9a-f]{2}$/.test(d))
+    .reduce((n, d) => n + readdirSync(join(objects, d)).length, 0);
+}
+
+/** Packs in a bare repository. */
+function packs(repo: string): number {
+  return readdirSync(join(repo, "objects", "pack")).filter((f) => f.endsWith(".pack")).length;
+}
+
 describe("workspaces", () => {
+  it("check out the commit, borrowing the mirror's objects, fetching it when the mirror lacks it", async () => {
+    const dir = tempDir();
+    const repo = join(dir, "repo.git");
+    const work = join(dir, "work");
+    mkdirSync(work);
+    git(dir, "init", "--quiet", "--bare", repo);
+    git(work, "init", "--quiet", "-b", "main");
+    git(work, "remote", "add", "origin", repo);
+    writeFileSync(join(work, "app.txt"), "v1\n");
+    git(work, "add", "app.txt");
+    const first = commit(work, "first");
+    git(work, "push", "--quiet", "origin", "main");
+    const source = sourceAt(repo);
+    const data = join(dir, "data");
+    const workspaces = new Workspaces({
+      dataDir: data,
+      store: new MemoryTriggerStore(),
+      clock: new ManualClock(0),
+      sources: [source],
+    });
+
+    // No mirror yet: made and fetched, then a checkout of the commit whose objects are the mirror's.
+    const one = await workspaces.prepare(source, first, "trigger:one");
+    expect(one).toBe(join(data, "workspaces", "trigger-one"));
+    expect(git(one, "rev-parse", "HEAD")).toBe(first);
+    expect(git(one, "status", "--porcelain")).toBe("");
+    expect(readFileSync(join(one, "app.txt"), "utf8")).toBe("v1\n");
+    expect(readFileSync(join(one, ".git", "objects", "info", "alternates"), "utf8").trim()).toBe(
+      join(workspaces.mirrorOf(source), "objects"),
+    );
+    expect(looseObjects(join(one, ".git", "objects"))).toBe(0);
+    expect(readdirSync(join(one, ".git", "objects", "pack"))).toEqual([]);
+    // No hook templates: nothing of git's samples, nothing that could run.
+    expect(existsSync(join(one, ".git", "hooks"))).toBe(false);
+
+    // A commit the mirror lacks (a webhook's push, before a poll fetched it) is fetched first.
+    writeFileSync(join(work, "app.txt"), "v2\n");
+    git(work, "add", "app.txt");
+    const second = commit(work, "second");
+    git(work, "push", "--quiet", "origin", "main");
+    const two = await workspaces.prepare(source, second, "trigger:two");
+    expect(git(two, "rev-parse", "HEAD")).toBe(second);
+    expect(readFileSync(join(two, "app.txt"), "utf8")).toBe("v2\n");
+
+    // The same key again: the workspace a run already started in is left as it is.
+    writeFileSync(join(one, "made-by-the-job"), "");
+    expect(await workspaces.prepare(source, first, "trigger:one")).toBe(one);
+    expect(existsSync(join(one, "made-by-the-job"))).toBe(true);
+
+    // A commit nobody has: refused, and nothing half-made is left behind.
+    await expect(workspaces.prepare(source, "0".repeat(40), "trigger:none")).rejects.toThrow(
+      /git checkout: fatal: reference is not a tree/,
+    );
+    expect(readdirSync(join(data, "workspaces")).sort()).toEqual(["trigger-one", "trigger-two"]);
+  });
+
+  it("leave git's upkeep of the mirror to the sweep, off the way from a push to its run", async () => {
+    const dir = tempDir();
+    const repo = join(dir, "repo.git");
+    const work = join(dir, "work");
+    mkdirSync(work);
+    git(dir, "init", "--quiet", "--bare", repo);
+    git(work, "init", "--quiet", "-b", "main");
+    git(work, "remote", "add", "origin", repo);
+    commit(work, "first");
+    git(work, "push", "--quiet", "origin", "main");
+    const source = sourceAt(repo);
+    const workspaces = new Workspaces({
+      dataDir: join(dir, "data"),
+      store: new MemoryTriggerStore(),
+      clock: new ManualClock(0),
+      sources: [source],
+    });
+    const mirror = workspaces.mirrorOf(source);
+    await workspaces.fetch(source);
+    // Each fetch keeps its pack, and more than one pack is git's cue for upkeep (repacking into one).
+    git(mirror, "config", "fetch.unpackLimit", "1");
+    git(mirror, "config", "gc.autoPackLimit", "1");
+    // In the foreground, so it is done when the sweep is.
+    git(mirror, "config", "gc.autoDetach", "false");
+    for (const message of ["second", "third"]) {
+      commit(work, message);
+      git(work, "push", "--quiet", "origin", "main");
+      await workspaces.fetch(source);
+    }
+    expect(packs(mirror)).toBe(2);
+    await workspaces.sweep(noRuns);
+    expect(packs(mirror)).toBe(1);
+  });
+
   it("go when their run ends well or is pruned, and stay keep_failed after a failure", async () => {
     const dir = tempDir();
     const store = new MemoryTriggerStore();
