@@ -11,7 +11,7 @@ import { parsePipeline } from "../pipeline/parse.js";
 import type { RunService } from "../runs/service.js";
 import type { TriggerStore } from "../storage/triggers.js";
 import { readSecret, type SourceConfig } from "./config.js";
-import { Dispatcher } from "./dispatcher.js";
+import { Dispatcher, shaOf } from "./dispatcher.js";
 import { eventKey, type TriggerEvent } from "./event.js";
 import { createForge } from "./forges/create.js";
 import type { Forge } from "./forges/forge.js";
@@ -147,6 +147,11 @@ export class TriggerService implements TriggerView {
       firstDelivery: (source, delivery) =>
         this.#options.store.recordDelivery(source, delivery, this.#clock.now()),
       deliver: async (events) => {
+        // A run of a pushed commit needs it in the mirror: the fetch starts now, beside the recording
+        // and the dispatch (the workspace waits for it), not after them.
+        const source = this.#options.sources.find((s) => s.name === events[0]?.source);
+        if (source && events.some((e) => shaOf(e) !== undefined))
+          void this.#track(this.workspaces.fetch(source).catch(() => {}));
         // Stored before the answer; the runs start after it (a crash in between is made good by the
         // next poll, which sees the same events under the same keys).
         for (const event of events)

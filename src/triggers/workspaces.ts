@@ -88,9 +88,10 @@ export class Workspaces {
 
   /**
    * A checkout of `sha` for the run with idempotency key `runKey`; the same key gives the same
-   * directory. It borrows the mirror's objects (nothing is copied): a `git init` (while the mirror
-   * fetches the commit, when it lacks it: a webhook's push) and a `git checkout`, made beside its
-   * place and moved there once whole.
+   * directory. It borrows the mirror's objects (nothing is copied): a `git init`, beside the mirror's
+   * fetch under way if any (a webhook's push starts one as it arrives), then a `git checkout`; a
+   * commit the mirror still lacks is fetched, and checked out again. Made beside its place, moved
+   * there once whole.
    */
   async prepare(source: SourceConfig, sha: string, runKey: string): Promise<string> {
     const dir = join(this.#dataDir, "workspaces", runKey.replace(/[^A-Za-z0-9_-]+/g, "-"));
@@ -98,8 +99,13 @@ export class Workspaces {
     if (existsSync(dir)) return dir;
     const making = `${dir}.new`;
     try {
-      await Promise.all([this.ensure(source, sha), borrowingRepository(this.mirrorOf(source), making)]);
-      await checkout(making, sha);
+      await Promise.all([borrowingRepository(this.mirrorOf(source), making), this.#locks.get(source.name)]);
+      try {
+        await checkout(making, sha);
+      } catch {
+        await this.fetch(source);
+        await checkout(making, sha);
+      }
       renameSync(making, dir);
     } catch (error) {
       this.remove(making);

@@ -6,10 +6,11 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { RunService } from "../../../src/runs/service.js";
 import { MemoryTriggerStore } from "../../../src/storage/memory-triggers.js";
 import { ManualClock } from "../../../src/testing/clock.js";
+import { TriggerService } from "../../../src/triggers/service.js";
 import { Workspaces } from "../../../src/triggers/workspaces.js";
 import { commit, git } from "../../e2e/server/git.js";
 import { tempDir } from "../../helpers.js";
@@ -99,6 +100,48 @@ describe("workspaces", () => {
       /git checkout: fatal: reference is not a tree/,
     );
     expect(readdirSync(join(data, "workspaces")).sort()).toEqual(["trigger-one", "trigger-two"]);
+  });
+
+  it("fetch a webhook's push into the mirror as it is received, and the checkout waits for that fetch", async () => {
+    const dir = tempDir();
+    const repo = join(dir, "repo.git");
+    const work = join(dir, "work");
+    mkdirSync(work);
+    git(dir, "init", "--quiet", "--bare", repo);
+    git(work, "init", "--quiet", "-b", "main");
+    git(work, "remote", "add", "origin", repo);
+    const sha = commit(work, "first");
+    git(work, "push", "--quiet", "origin", "main");
+    const source = sourceAt(repo);
+    const service = new TriggerService({
+      runs: noRuns,
+      store: new MemoryTriggerStore(),
+      sources: [source],
+      dataDir: join(dir, "data"),
+      clock: new ManualClock(0),
+    });
+    const fetch = vi.spyOn(service.workspaces, "fetch");
+    const hooks = service.hooks((error) => {
+      throw error;
+    });
+    await hooks.deliver([
+      {
+        source: "app",
+        at: 0,
+        arrival: { via: "webhook", delivery: "d-1" },
+        kind: "push",
+        ref: "refs/heads/main",
+        branch: "main",
+        sha,
+      },
+    ]);
+    // Started with the delivery, before any run wants the commit...
+    expect(fetch).toHaveBeenCalledTimes(1);
+    // ...and the workspace takes the commit from that fetch instead of fetching again.
+    const workspace = await service.workspaces.prepare(source, sha, "trigger:k");
+    expect(git(workspace, "rev-parse", "HEAD")).toBe(sha);
+    expect(fetch).toHaveBeenCalledTimes(1);
+    await service.stop();
   });
 
   it("leave git's upkeep of the mirror to the sweep, off the way from a push to its run", async () => {
