@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs each phase in a fresh child process, prints a table, and writes the figures as
  * flat JSON to $BENCH_JSON when set. $BENCH_PROFILE=<dir> adds a CPU profile of the engine phase.
- * $BENCH_PHASES=engine,rss,signal,recovery,sched,serve,api,load runs a subset (the last four against a
+ * $BENCH_PHASES=engine,rss,signal,recovery,sched,serve,api,load,triggers runs a subset (the last five against a
  * real `slipway serve`; $BENCH_SERVER_PROF=<dir> profiles that server; $BENCH_LOAD_SECONDS shortens the
  * load phase). $BENCH_REPEAT=n runs each phase n times (each in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
  * for the targeted ones: this machine is shared, single runs are noisy.
@@ -66,6 +66,24 @@ const TARGETS: Target[] = [
   { key: "api.load_p99_ms", label: "200 clients looping submit/list/show/logs p99", max: 500, unit: "ms" },
   { key: "api.load_errors", label: "  errors (5xx, refused, > 10 s)", max: 0, unit: "" },
   { key: "serve.event_loop_lag_p99_ms", label: "  server event-loop lag p99", max: 50, unit: "ms" },
+  {
+    key: "triggers.poll_to_start_p50_ms",
+    label: "git push, polled every 1 s -> job running p50",
+    unit: "ms",
+  },
+  {
+    key: "triggers.poll_to_start_p99_ms",
+    label: "git push, polled every 1 s -> job running p99 (1.1 x 1 s + 300)",
+    max: 1_400,
+    unit: "ms",
+  },
+  { key: "triggers.webhook_to_start_p50_ms", label: "signed push delivery -> job running p50", unit: "ms" },
+  {
+    key: "triggers.webhook_to_start_p99_ms",
+    label: "signed push delivery -> job running p99",
+    max: 100,
+    unit: "ms",
+  },
 ];
 
 const DEFINITIONS = [
@@ -126,6 +144,17 @@ const DEFINITIONS = [
   "  10 s). serve.event_loop_lag_*: the server's event-loop lag over the same window.",
   "  serve.load_cpu_ms_per_request: the server process's CPU time (user + system, /proc/<pid>/stat)",
   "  over the window / requests answered: comparable across runs however busy the machine is.",
+  "triggers: a real `slipway serve` with `--config` naming one source on a real bare git repository in",
+  "  a temp directory; its pipeline (on: push to main) is the api phase's stamp job, its mark the",
+  "  event's commit. 100 events (after 3 warm-up ones), each a new commit on main (different commits,",
+  "  same pipeline), paced: the next once the previous run completed. poll: a plain git source polled",
+  "  every 1 s (git ls-remote, jitter <= 100 ms); each push comes at a random moment of the poll cycle",
+  "  (after a random 0-1 s pause); `git push` returned -> the job's start mark. webhook: a github source",
+  "  polled every 10 min (so the delivery starts the run); after the push, a GitHub push delivery",
+  "  signed with X-Hub-Signature-256 to POST /hooks/app; delivery sent -> the job's start mark. Also",
+  "  _to_run_created (-> the run's createdAt) and _to_job_launch (-> the server spawning the job), and",
+  "  _push_p50_ms: one `git push` of an empty commit to the local bare repository (the scale of one git",
+  "  command on the machine at the time).",
   "BENCH_REPEAT=n: every figure is the median over n runs of its phase (each in a fresh child).",
 ];
 
@@ -190,7 +219,7 @@ function table(figures: Figures): string[] {
 async function main(): Promise<void> {
   const t0 = performance.now();
   const phases = new Set(
-    (process.env.BENCH_PHASES ?? "engine,rss,signal,recovery,sched,serve,api,load").split(","),
+    (process.env.BENCH_PHASES ?? "engine,rss,signal,recovery,sched,serve,api,load,triggers").split(","),
   );
   const repeat = Math.max(1, Math.floor(Number(process.env.BENCH_REPEAT ?? 1)) || 1);
   const profileDir = process.env.BENCH_PROFILE ? resolve(process.env.BENCH_PROFILE) : undefined;

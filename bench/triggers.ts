@@ -104,10 +104,11 @@ async function measure(mode: Mode, events: number, pollMs: number): Promise<Figu
       git(work, "commit", "--quiet", "--allow-empty", "-m", `event ${i}`);
       const sha = git(work, "rev-parse", "HEAD");
       const size = statSync(trace).size;
-      const pushed = epochNow();
+      const pushing = epochNow();
       git(work, "push", "--quiet", "origin", "main");
-      pushMs.push(epochNow() - pushed);
-      let t0 = pushed;
+      // The branch has moved in the repository once `git push` has returned.
+      let t0 = epochNow();
+      pushMs.push(t0 - pushing);
       if (mode === "webhook") {
         const body = JSON.stringify({
           ref: "refs/heads/main",
