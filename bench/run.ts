@@ -152,9 +152,15 @@ const DEFINITIONS = [
   "  (after a random 0-1 s pause); `git push` returned -> the job's start mark. webhook: a github source",
   "  polled every 10 min (so the delivery starts the run); after the push, a GitHub push delivery",
   "  signed with X-Hub-Signature-256 to POST /hooks/app; delivery sent -> the job's start mark. Also",
-  "  _to_run_created (-> the run's createdAt) and _to_job_launch (-> the server spawning the job), and",
+  "  _to_run_created (-> the run's createdAt) and _to_job_launch (-> the server spawning the job);",
+  "  poll_start_to_start: the start of the poll that saw the push (the source's lastPollAt once within",
+  "  200 ms before the push returned, read after the mark) -> the job's start mark, the part the",
+  "  target's 300 ms is for; and",
   "  _push_p50_ms: one `git push` of an empty commit to the local bare repository (the scale of one git",
-  "  command on the machine at the time).",
+  "  command on the machine at the time). webhook_git_floor: the git commands the server runs for a",
+  "  webhook's push (mirror fetch beside a `git init` borrowing its objects, then the checkout) and the",
+  "  stamp job's bash, from the bench child with the server stopped, 100 pushes one at a time: push",
+  "  returned -> the mark.",
   "BENCH_REPEAT=n: every figure is the median over n runs of its phase (each in a fresh child).",
 ];
 

@@ -9,7 +9,7 @@
  * starting the same pipeline, whose job is the api phase's stamp (its mark: the event's commit).
  */
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${{ }}` is the pipeline files' expression syntax
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -90,6 +90,8 @@ async function measure(mode: Mode, events: number, pollMs: number): Promise<Figu
   const server = await startServer(dir, ["--config", "slipway.yml"], { BENCH_HOOK_SECRET: SECRET });
   const sent = new Map<string, number>();
   const pushMs: number[] = [];
+  /** Poll mode: start of the poll that saw each push, by commit. */
+  const sawAt = new Map<string, number>();
   try {
     // The first poll only notes where the branches are: pushes after it start runs.
     const deadline = Date.now() + 30_000;
@@ -134,16 +136,23 @@ async function measure(mode: Mode, events: number, pollMs: number): Promise<Figu
       }
       await grown(trace, size, 30_000);
       if (i >= WARM_UP) sent.set(sha, t0);
+      if (mode === "poll" && i >= WARM_UP) {
+        const at = await pollThatSaw(server, t0);
+        if (at !== undefined) sawAt.set(sha, at);
+      }
       await completed(server, sha);
     }
     const marks = readTrace(trace);
     const start: number[] = [];
     const created: number[] = [];
     const launched: number[] = [];
+    const afterPoll: number[] = [];
     for (const [sha, t0] of sent) {
       const mark = marks.get(sha)?.start;
       if (mark === undefined || Number.isNaN(mark)) throw new Error(`triggers: no start mark for ${sha}`);
       start.push(mark - t0);
+      const poll = sawAt.get(sha);
+      if (poll !== undefined) afterPoll.push(mark - poll);
       const [run] = await server.json<RunSummary[]>("GET", `/runs?name=t-${sha}`);
       const detail = await server.json<RunDetail>("GET", `/runs/${run!.id}`);
       created.push(detail.createdAt - t0);
@@ -165,12 +174,109 @@ async function measure(mode: Mode, events: number, pollMs: number): Promise<Figu
       figures[`${key}_${what}_p50_ms`] = round(percentile(sorted, 50), 1);
       figures[`${key}_${what}_p99_ms`] = round(percentile(sorted, 99), 1);
     }
+    if (afterPoll.length > 0) {
+      const sorted = sortedCopy(afterPoll);
+      figures["triggers.poll_start_to_start_p50_ms"] = round(percentile(sorted, 50), 1);
+      figures["triggers.poll_start_to_start_p99_ms"] = round(percentile(sorted, 99), 1);
+      figures["triggers.poll_start_samples"] = afterPoll.length;
+    }
     figures[`triggers.${mode}_push_p50_ms`] = round(percentile(sortedCopy(pushMs), 50), 1);
+    await server.stop();
+    if (mode === "webhook") {
+      const floor = sortedCopy(await gitFloor(dir, repo, work, trace, events));
+      figures["triggers.webhook_git_floor_p50_ms"] = round(percentile(floor, 50), 1);
+      figures["triggers.webhook_git_floor_p99_ms"] = round(percentile(floor, 99), 1);
+    }
     return figures;
   } finally {
     await server.stop();
     removeDir(dir);
   }
+}
+
+/** Runs git without blocking this process's loop; resolves when it exited well. */
+function gitAsync(cwd: string, ...args: string[]): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile("git", args, { cwd }, (error) => (error ? reject(error) : resolve())),
+  );
+}
+
+/**
+ * The floor under webhook_to_start: the git commands the server runs for a webhook's push (the
+ * mirror's fetch, beside a `git init` borrowing its objects; the checkout) and the stamp job's bash,
+ * from this bare Node process with no server, one push at a time: push returned -> the mark.
+ */
+async function gitFloor(
+  dir: string,
+  repo: string,
+  work: string,
+  trace: string,
+  n: number,
+): Promise<number[]> {
+  const mirror = join(dir, "floor-mirror.git");
+  git(dir, "init", "--quiet", "--bare", mirror);
+  const fetch = () =>
+    gitAsync(
+      mirror,
+      "fetch",
+      "--quiet",
+      "--prune",
+      "--no-tags",
+      "--no-auto-maintenance",
+      repo,
+      "+refs/heads/*:refs/heads/*",
+      "+refs/tags/*:refs/tags/*",
+      "+refs/pull/*/head:refs/pull/*/head",
+    );
+  await fetch();
+  const latency: number[] = [];
+  for (let i = 0; i < n; i++) {
+    git(work, "commit", "--quiet", "--allow-empty", "-m", `floor ${i}`);
+    const sha = git(work, "rev-parse", "HEAD");
+    git(work, "push", "--quiet", "origin", "main");
+    const size = statSync(trace).size;
+    const t0 = epochNow();
+    const workspace = join(dir, "floor-workspaces", String(i));
+    mkdirSync(workspace, { recursive: true });
+    await Promise.all([
+      fetch(),
+      gitAsync(workspace, "init", "--quiet", "--template=", ".").then(() =>
+        writeFileSync(
+          join(workspace, ".git", "objects", "info", "alternates"),
+          `${join(mirror, "objects")}\n`,
+        ),
+      ),
+    ]);
+    await gitAsync(workspace, "checkout", "--quiet", "--detach", sha);
+    await new Promise((resolve) => {
+      const child = spawn(
+        "bash",
+        ["-e", "-o", "pipefail", "-c", `echo "floor-${sha} start $EPOCHREALTIME" >> ${trace}`],
+        { cwd: workspace, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+      );
+      child.stdout!.resume();
+      child.stderr!.resume();
+      child.once("exit", resolve);
+    });
+    await grown(trace, size, 30_000);
+    latency.push(readTrace(trace).get(`floor-${sha}`)!.start - t0);
+  }
+  return latency;
+}
+
+/**
+ * The start of the poll that saw a push that returned at `pushed`: the source's last poll once it
+ * is at most 200 ms before the push (a poll under way as the branch moved can see it), read just
+ * after the job's mark. Undefined when the state did not show it within a second.
+ */
+async function pollThatSaw(server: BenchServer, pushed: number): Promise<number | undefined> {
+  const deadline = Date.now() + 1_000;
+  while (Date.now() < deadline) {
+    const at = (await server.json<TriggersSummary>("GET", "/triggers")).sources[0]?.lastPollAt ?? 0;
+    if (at >= pushed - 200) return at;
+    await sleep(5);
+  }
+  return undefined;
 }
 
 /** Waits for the run of `sha` to end (the pacing between events; polled, not measured). */
