@@ -1,11 +1,11 @@
 /**
  * Plain `git` for triggers: the refs of a remote (`ls-remote`), a bare mirror per source fetched
  * from it, the commits a push added (`git log` in the mirror), a file at a commit, and a checkout
- * of one commit for a run's workspace that borrows the mirror's objects. Credentials go in through the environment
- * (`GIT_CONFIG_*`), never on a command line where process lists would show them.
+ * of one commit for a run's workspace that borrows the mirror's objects. Credentials go in through
+ * the environment (`GIT_CONFIG_*`), never on a command line where process lists would show them.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { ForgeKind } from "./webhooks.js";
 
@@ -167,14 +167,4 @@ export async function borrowingRepository(mirror: string, dir: string): Promise<
 /** Checks out `sha` (detached) in a repository made by `borrowingRepository`. */
 export async function checkout(dir: string, sha: string): Promise<void> {
   await git(["-C", dir, "checkout", "--quiet", "--detach", sha]);
-}
-
-/** The commit checked out at `dir` (detached), if it is a repository with one. */
-export function checkedOut(dir: string): string | undefined {
-  try {
-    const head = readFileSync(join(dir, ".git", "HEAD"), "utf8").trim();
-    return /^[0-9a-f]{40,64}$/.test(head) ? head : undefined;
-  } catch {
-    return undefined;
-  }
 }
