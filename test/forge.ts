@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, beforeEach } from "vitest";
 
 export interface ForgeRequest {
   method: string;
@@ -43,6 +44,14 @@ export class FakeForge {
     this.server = createServer((req, res) => this.#answer(req, res));
     await new Promise<void>((done) => this.server.listen(0, "127.0.0.1", done));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Forgets the routes, requests and failures of the last test. */
+  reset(): void {
+    this.routes.clear();
+    this.requests = [];
+    this.failures = [];
+    this.failing = undefined;
   }
 
   async stop(): Promise<void> {
@@ -90,4 +99,13 @@ export class FakeForge {
       res.end(body);
     });
   }
+}
+
+/** One fake forge for a test file: started before its tests, reset before each, stopped after them. */
+export function fakeForgeForFile(): FakeForge {
+  const forge = new FakeForge();
+  beforeAll(() => forge.start());
+  afterAll(() => forge.stop());
+  beforeEach(() => forge.reset());
+  return forge;
 }

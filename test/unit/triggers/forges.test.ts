@@ -3,21 +3,14 @@
  * pull requests opened and pushed to, comments, permissions, conditional requests, errors and rate
  * limits, and the opt-in status reports and replies.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createForge } from "../../../src/triggers/forges/create.js";
 import type { Forge } from "../../../src/triggers/forges/forge.js";
 import { ForgeError } from "../../../src/triggers/forges/http.js";
 import { pollForge } from "../../../src/triggers/forges/poll.js";
-import { FakeForge } from "../../forge.js";
+import { fakeForgeForFile } from "../../forge.js";
 
-const forge = new FakeForge();
-beforeAll(() => forge.start());
-afterAll(() => forge.stop());
-beforeEach(() => {
-  forge.routes.clear();
-  forge.requests = [];
-  forge.failures = [];
-});
+const forge = fakeForgeForFile();
 
 const SHA1 = "a".repeat(40);
 const SHA2 = "b".repeat(40);

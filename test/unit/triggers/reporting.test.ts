@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseServeConfig } from "../../../src/runs/config.js";
 import type { RunDetail } from "../../../src/runs/schemas.js";
 import type { RunService, SubmitOptions } from "../../../src/runs/service.js";
@@ -22,18 +22,11 @@ import type { TriggerEvent } from "../../../src/triggers/event.js";
 import { MAX_REPORT_FAILURES, Reporter } from "../../../src/triggers/reporter.js";
 import { TriggerService } from "../../../src/triggers/service.js";
 import type { Workspaces } from "../../../src/triggers/workspaces.js";
-import { FakeForge } from "../../forge.js";
+import { fakeForgeForFile } from "../../forge.js";
 import { tempDir } from "../../helpers.js";
 import { run as cli } from "../cli/cli.js";
 
-const forge = new FakeForge();
-beforeAll(() => forge.start());
-afterAll(() => forge.stop());
-beforeEach(() => {
-  forge.routes.clear();
-  forge.requests = [];
-  forge.failures = [];
-});
+const forge = fakeForgeForFile();
 
 const SHA = "c".repeat(40);
 const WRITE_ENV = "SLIPWAY_TEST_REPORT_TOKEN";
