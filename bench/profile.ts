@@ -49,8 +49,12 @@ function label(frame: CallFrame): string {
 
 const add = (map: Map<string, number>, key: string, ms: number) => map.set(key, (map.get(key) ?? 0) + ms);
 
-/** Aggregates one or more profiles (e.g. several runs of the same workload) into one summary. */
-export function summarizeProfiles(paths: readonly string[], top = 25): string[] {
+/**
+ * Aggregates one or more profiles (e.g. several runs of the same workload) into one summary. With
+ * `from`, each profile counts only from its first sample with a function of that name on the stack
+ * (e.g. `acceptSignals`: the wake-up burst of the serve phase, without the submissions before it).
+ */
+export function summarizeProfiles(paths: readonly string[], top = 25, from?: string): string[] {
   const self = new Map<string, number>();
   const areas = new Map<string, number>();
   const inclusive = new Map<string, number>();
@@ -62,8 +66,13 @@ export function summarizeProfiles(paths: readonly string[], top = 25): string[] 
     const byId = new Map(profile.nodes.map((n) => [n.id, n]));
     const parent = new Map<number, number>();
     for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-    samples += profile.samples.length;
-    for (let i = 0; i < profile.samples.length; i++) {
+    const onStack = (id: number | undefined): boolean =>
+      id !== undefined && (byId.get(id)!.callFrame.functionName === from || onStack(parent.get(id)));
+    let first = 0;
+    if (from !== undefined)
+      while (first < profile.samples.length && !onStack(profile.samples[first])) first++;
+    samples += profile.samples.length - first;
+    for (let i = first; i < profile.samples.length; i++) {
       // timeDeltas[i + 1] is the time until the next sample: attribute it to sample i.
       const dt = (profile.timeDeltas[i + 1] ?? 0) / 1000;
       const node = byId.get(profile.samples[i]!)!;
@@ -71,12 +80,12 @@ export function summarizeProfiles(paths: readonly string[], top = 25): string[] 
       add(self, label(node.callFrame), dt);
       add(areas, area(node.callFrame), dt);
       const seen = new Set<string>();
-      let first: string | undefined;
+      let nearestFrame: string | undefined;
       for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
         const frame = byId.get(id)!.callFrame;
         if (!frame.url.includes("/dist/")) continue;
         const k = label(frame);
-        first ??= k;
+        nearestFrame ??= k;
         if (seen.has(k)) continue;
         seen.add(k);
         add(inclusive, k, dt);
@@ -84,7 +93,7 @@ export function summarizeProfiles(paths: readonly string[], top = 25): string[] 
       // Self time of natives, node internals and libraries charged to the slipway function that called them.
       add(
         nearest,
-        first ?? `${node.callFrame.functionName || "(anonymous)"} (no slipway frame on the stack)`,
+        nearestFrame ?? `${node.callFrame.functionName || "(anonymous)"} (no slipway frame on the stack)`,
         dt,
       );
     }
@@ -92,7 +101,7 @@ export function summarizeProfiles(paths: readonly string[], top = 25): string[] 
   const pct = (ms: number) => `${((100 * ms) / total).toFixed(1).padStart(5)}%`;
   const fmt = (ms: number) => `${ms.toFixed(1).padStart(8)} ms`;
   const lines: string[] = [
-    `cpu profile: ${paths.length} file(s), ${total.toFixed(0)} ms sampled, ${samples} samples`,
+    `cpu profile: ${paths.length} file(s), ${total.toFixed(0)} ms sampled, ${samples} samples${from === undefined ? "" : ` (from the first ${from})`}`,
   ];
   const list = (title: string, map: Map<string, number>, n: number) => {
     lines.push("", title);
@@ -113,8 +122,11 @@ export function summarizeProfiles(paths: readonly string[], top = 25): string[] 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const paths = process.argv.slice(2);
   if (paths.length === 0) {
-    console.error("usage: node dist-bench/profile.js <file.cpuprofile>... (BENCH_TOP=n for more lines)");
+    console.error(
+      "usage: node dist-bench/profile.js <file.cpuprofile>... (BENCH_TOP=n for more lines; BENCH_PROFILE_FROM=fn: from fn's first sample)",
+    );
     process.exit(2);
   }
-  console.log(summarizeProfiles(paths, Number(process.env.BENCH_TOP ?? 25)).join("\n"));
+  const from = process.env.BENCH_PROFILE_FROM || undefined;
+  console.log(summarizeProfiles(paths, Number(process.env.BENCH_TOP ?? 25), from).join("\n"));
 }

@@ -28,6 +28,7 @@ import type {
   PruneResult,
   RunPage,
   RunService,
+  SignalOptions,
   SubmitOptions,
 } from "../runs/service.js";
 import { STOPPED_STATUSES } from "../storage/types.js";
@@ -122,8 +123,14 @@ export class HttpRuns implements RunService {
     return this.#json("POST", runPath(ref, "/cancel"), reason === undefined ? {} : { reason });
   }
 
-  signal(ref: string, name: string, payload: Json = {}): Promise<SignalResponse> {
-    return this.#json("POST", runPath(ref, `/signals/${encodeURIComponent(name)}`), payload);
+  signal(
+    ref: string,
+    name: string,
+    payload: Json = {},
+    options: SignalOptions = {},
+  ): Promise<SignalResponse> {
+    const key: Record<string, string> = options.key === undefined ? {} : { "idempotency-key": options.key };
+    return this.#json("POST", runPath(ref, `/signals/${encodeURIComponent(name)}`), payload, key);
   }
 
   retry(ref: string): Promise<ActionResponse> {
@@ -154,13 +161,16 @@ export class HttpRuns implements RunService {
   async close(): Promise<void> {}
 
   /** A JSON request to `/api/v1<path>`; the parsed response, or a RemoteError. */
-  async #json<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+  async #json<T>(
+    method: "GET" | "POST",
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
     const response = await this.#request(path, {
       method,
-      ...(body !== undefined && {
-        body: JSON.stringify(body),
-        headers: { "content-type": "application/json" },
-      }),
+      headers: { ...headers, ...(body !== undefined && { "content-type": "application/json" }) },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
     });
     return (await response.json()) as T;
   }

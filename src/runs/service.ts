@@ -96,6 +96,12 @@ export interface PruneResult {
   removed: string[];
 }
 
+/** How a signal is sent. */
+export interface SignalOptions {
+  /** Makes the signal safe to repeat: a server's `Idempotency-Key` (LocalRuns keeps no keys). */
+  key?: string | undefined;
+}
+
 export interface RunService {
   /**
    * Whether runs go on after this client goes away: true for a server, false for runs hosted by the
@@ -115,8 +121,11 @@ export interface RunService {
   events(ref: string, options?: EventOptions): Promise<AsyncIterable<RunEvent>>;
   /** Requests a cancel: running jobs stop, completed ones are undone. */
   cancel(ref: string, reason?: string): Promise<ActionResponse>;
-  /** Delivers a named signal (kept until the run waits for it). */
-  signal(ref: string, name: string, payload?: Json): Promise<SignalResponse>;
+  /**
+   * Delivers a named signal (kept until the run waits for it). With `key` (a server's
+   * `Idempotency-Key`), a repeat is answered as the first was and the signal is delivered once.
+   */
+  signal(ref: string, name: string, payload?: Json, options?: SignalOptions): Promise<SignalResponse>;
   /** Continues a held run (failed, `on_failure: hold`) from its failed jobs. */
   retry(ref: string): Promise<ActionResponse>;
   /** Continues a run that needs attention, or an incomplete run no live process runs. */

@@ -41,6 +41,7 @@ import {
 } from "./rows.js";
 import { prepareStatements, runQuerySql, type Statement, type Statements, updateSql } from "./statements.js";
 import { sqliteTriggerStore } from "./trigger-store.js";
+import { type Fdatasync, WalSync } from "./wal-sync.js";
 
 interface AuditRow {
   seq: number;
@@ -72,6 +73,8 @@ export interface SqliteStorageOptions {
    * writer, so another process can list and follow runs beside the executors that run them.
    */
   readOnly?: boolean;
+  /** How the WAL is flushed for batched writes in "full" mode (tests watch it); fs.fdatasync by default. */
+  fdatasync?: Fdatasync;
 }
 
 /** Measured peaks kept per job: plenty for a p95, bounded so the table doesn't grow forever. */
@@ -96,6 +99,14 @@ export class SqliteStorage implements Storage {
   private readonly loadTx: (runId: string) => RunSnapshot | undefined;
   private triggerStore: TriggerStore | undefined;
   private readonly loadManyTx: (runIds: readonly string[]) => (RunSnapshot | undefined)[];
+  /**
+   * "full" mode on a file: signals and audit records flush the WAL off the main thread
+   * (wal-sync.ts); opened by `init`. Null: SQLite's own fsync for all.
+   */
+  private walSync: WalSync | null | undefined;
+  private readonly fdatasync: Fdatasync | undefined;
+  private readonly syncNormal: Statement | undefined;
+  private readonly syncFull: Statement | undefined;
 
   constructor(options: SqliteStorageOptions) {
     this.path = options.path;
@@ -107,6 +118,17 @@ export class SqliteStorage implements Storage {
     if (!this.readOnly) enableWal(this.db, options.path);
     this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
     this.db.pragma("foreign_keys = ON");
+    this.fdatasync = options.fdatasync;
+    if (
+      this.readOnly ||
+      options.synchronous === "normal" ||
+      this.db.pragma("journal_mode", { simple: true }) !== "wal"
+    )
+      this.walSync = null;
+    else {
+      this.syncNormal = this.db.prepare("PRAGMA synchronous = NORMAL");
+      this.syncFull = this.db.prepare("PRAGMA synchronous = FULL");
+    }
 
     const commitBatch = this.db.transaction((batch: EncodedTransition[]): CommitResult[] => {
       const s = this.stmts();
@@ -217,9 +239,14 @@ export class SqliteStorage implements Storage {
     if (this.readOnly) assertMigrated(this.db, this.path);
     else this.writing(() => migrate(this.db));
     this.statements = prepareStatements(this.db);
+    // The WAL file exists once the connection has read the database (init did): without it at hand,
+    // every write keeps SQLite's own fsync.
+    if (this.walSync === undefined) this.walSync = WalSync.open(`${this.path}-wal`, this.fdatasync) ?? null;
   }
 
   async close(): Promise<void> {
+    await this.walSync?.close();
+    this.walSync = null;
     if (this.db.open) this.db.close();
   }
 
@@ -346,7 +373,7 @@ export class SqliteStorage implements Storage {
     if (signals.length === 0) return [];
     const payloads = signals.map((signal) => toJsonText(signal.payload, "signal payload"));
     try {
-      return this.writing(() => this.addSignalsTx(signals, payloads));
+      return await this.durably(() => this.addSignalsTx(signals, payloads));
     } catch (error) {
       if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
         const ids = [...new Set(signals.map((s) => s.runId))].join(", ");
@@ -415,12 +442,36 @@ export class SqliteStorage implements Storage {
     }
   }
 
+  /**
+   * A batched write, answered once durable: in "full" mode on a file, committed without SQLite's
+   * fsync, then flushed off the main thread with every write of the moment (wal-sync.ts). Only for
+   * writes whose rows may be seen before they are answered (signals, audit records):
+   * transitions and claims keep SQLite's fsync, since the engine publishes a transition's events
+   * once it is answered, and a reader must not find a run ended before its end was published.
+   */
+  private async durably<T>(write: () => T): Promise<T> {
+    if (!this.walSync) return this.writing(write);
+    this.syncNormal!.run();
+    let result: T;
+    try {
+      result = this.writing(write);
+    } finally {
+      this.syncFull!.run();
+    }
+    try {
+      await this.walSync.durable();
+    } catch (error) {
+      throw diskFullError(error, `the database ${this.path}`);
+    }
+    return result;
+  }
+
   async addAudit(records: readonly NewAuditRecord[]): Promise<AuditRecord[]> {
     this.stmts();
     if (records.length === 0) return [];
     // Serialized before the transaction: a record JSON cannot hold fails the batch, nothing written.
     const replays = records.map((r) => (r.replay === null ? null : toJsonText(r.replay, "audit replay")));
-    return this.writing(() => this.addAuditTx(records, replays));
+    return this.durably(() => this.addAuditTx(records, replays));
   }
 
   async listAudit(query: AuditQuery): Promise<AuditRecord[]> {

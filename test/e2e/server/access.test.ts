@@ -199,9 +199,31 @@ describe("slipway serve: access", () => {
     const conflict = await send("approve-1", "mallory");
     expect(conflict.status).toBe(409);
     expect(((await conflict.json()) as ErrorResponse).error.code).toBe("idempotency_conflict");
-    // The next signal gets the very next seq: the repeats stored nothing.
-    const other = (await (await send(undefined, "bob", "done")).json()) as SignalResponse;
-    expect(other.seq).toBe(first.seq + 1);
+    // `slipway signal --key` is the CLI side of the header: a repeat gets the first answer, the same seq.
+    const cli = (by: string) =>
+      project.run([
+        "signal",
+        id,
+        "done",
+        JSON.stringify({ by }),
+        "--key",
+        "finish-1",
+        "--server",
+        server.url,
+        "--token",
+        CI,
+      ]);
+    const sent = await cli("bob");
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(sent.stdout).toBe(`signal "done" sent to ${id} (seq ${first.seq + 1})\n`);
+    expect((await cli("bob")).stdout).toBe(sent.stdout);
+    const changed = await cli("eve");
+    expect(changed.code).toBe(1);
+    expect(changed.stderr).toContain('Idempotency-Key "finish-1" was already used for another request');
+    // Only a server keeps keys.
+    const local = await project.run(["signal", id, "done", "--key", "finish-1"]);
+    expect(local.code).toBe(2);
+    expect(local.stderr).toContain("--key needs --server");
     await server.status(id, "completed");
     const logs = (await status(server, "GET", `/runs/${id}/logs`, VIEWER)).text;
     expect(logs).toContain("approved by alice");
@@ -209,6 +231,7 @@ describe("slipway serve: access", () => {
     expect(audit.entries.filter((e) => e.key === "approve-1").map((e) => e.status)).toEqual([
       409, 200, 200, 200,
     ]);
+    expect(audit.entries.filter((e) => e.key === "finish-1").map((e) => e.status)).toEqual([409, 200, 200]);
   });
 
   it("gives a job only allow-listed variables of the server's environment, never a token or credential", async () => {

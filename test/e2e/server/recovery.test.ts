@@ -144,3 +144,63 @@ jobs:
     expect(project.count("deploy c done")).toBe(1);
   });
 });
+
+describe("slipway serve after kill -9 in a burst of signals", () => {
+  it("keeps every signal it acknowledged: each of those runs completes after the restart", async () => {
+    const project = new Project();
+    project.write(
+      "approval.yml",
+      `name: approval
+inputs:
+  n: {}
+jobs:
+  approve:
+    wait: { signal: go }
+  after:
+    needs: [approve]
+    run: echo "after \${{ inputs.n }}" >> trace
+`,
+    );
+    const server = await startServer(project);
+    const ids: string[] = [];
+    for (let n = 0; n < 60; n++)
+      ids.push(await submitFile(server, project, "approval.yml", { n: String(n) }));
+    await eventually(async () => {
+      const waiting = await server.json<{ id: string }[]>("GET", "/runs?status=waiting");
+      return waiting.length === ids.length;
+    }, "every run to wait for its signal");
+
+    // All 60 sent at once (each on its own connection: a burst the server group-commits); killed as
+    // soon as 20 are acknowledged, so the rest are cut off mid-way.
+    const acknowledged: string[] = [];
+    let killed = false;
+    const sent = ids.map(async (id) => {
+      try {
+        const response = await server.api(`/runs/${id}/signals/go`, {
+          method: "POST",
+          body: "{}",
+          headers: { "content-type": "application/json" },
+        });
+        if (response.status !== 200) return;
+        await response.text();
+        // Every 2xx counts, those read after the kill too: the server answered them before it died.
+        acknowledged.push(id);
+        if (acknowledged.length === 20 && !killed) {
+          killed = true;
+          server.process.child.kill("SIGKILL");
+        }
+      } catch {
+        // Cut off by the kill: neither acknowledged nor refused.
+      }
+    });
+    await Promise.all(sent);
+    await server.process.done;
+    expect(acknowledged.length).toBeGreaterThanOrEqual(20);
+
+    const again = await startServer(project);
+    for (const id of acknowledged) await again.status(id, "completed");
+    const runs = await again.json<{ id: string; status: string }[]>("GET", "/runs");
+    // The others were either delivered before the kill (and complete) or never were (and wait).
+    for (const run of runs) expect(["completed", "waiting", "running"]).toContain(run.status);
+  });
+});

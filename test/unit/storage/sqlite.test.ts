@@ -58,6 +58,58 @@ describe("SqliteStorage specifics", () => {
     }
   });
 
+  it("answers a batched write only once a flush of the WAL after it has finished, off the main thread", async () => {
+    const held: ((error: NodeJS.ErrnoException | null) => void)[] = [];
+    const storage = new TempSqliteStorage({
+      path: freshPath(),
+      fdatasync: (_fd, done) => {
+        held.push(done);
+      },
+    });
+    await storage.init();
+    const record = (path: string) => ({
+      at: 1,
+      actor: "a",
+      method: "POST",
+      route: "/runs",
+      path,
+      runId: null,
+      status: 201,
+      key: null,
+      replay: null,
+    });
+    let answered = 0;
+    const first = storage.addAudit([record("/1")]).then(() => answered++);
+    await eventually(() => held.length === 1, "the first flush to start");
+    // Written (another reader sees it) but not answered while its flush runs; writes made meanwhile
+    // wait for the next flush, together.
+    expect(await storage.listAudit({ limit: 10 })).toHaveLength(1);
+    const more = [storage.addAudit([record("/2")]), storage.addAudit([record("/3")])];
+    const all = Promise.all(more).then(() => answered++);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(answered).toBe(0);
+    expect(held).toHaveLength(1);
+    held[0]!(null);
+    await first;
+    await eventually(() => held.length === 2, "one flush for the two writes made meanwhile");
+    expect(answered).toBe(1);
+    held[1]!(Object.assign(new Error("no space left on device"), { code: "ENOSPC" }));
+    await expect(all).rejects.toMatchObject({ code: "disk_full" });
+    await storage.close();
+
+    // synchronous: "normal" leaves flushing to SQLite's checkpoints: nothing waits for a flush.
+    const normal = new TempSqliteStorage({
+      path: freshPath(),
+      synchronous: "normal",
+      fdatasync: () => {
+        throw new Error("no flush in normal mode");
+      },
+    });
+    await normal.init();
+    await normal.addAudit([record("/n")]);
+    await normal.close();
+  });
+
   it("migrates a 0.1 database, where a run was an execution, keeping every row", async () => {
     const runsMigration = readMigrations().find((m) => m.name.endsWith("_runs.sql"))!.version;
     const path = freshPath();
