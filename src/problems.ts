@@ -63,3 +63,11 @@ export function listOr(items: readonly string[], word = "or"): string {
   if (quoted.length <= 1) return quoted.join("");
   return `${quoted.slice(0, -1).join(", ")} ${word} ${quoted.at(-1)}`;
 }
+
+/** A schema's complaints (zod issues) as `path: message` lines; `whole` names the value when the path is empty. */
+export function schemaIssues(
+  issues: readonly { path: readonly PropertyKey[]; message: string }[],
+  whole: string,
+): string[] {
+  return issues.map((i) => `${i.path.map(String).join(".") || whole}: ${i.message}`);
+}

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { Saga } from "../definition/saga.js";
 import { NotFoundError, SlipwayError, ValidationError } from "../errors.js";
 import { assertJson, type Json, type JsonObject } from "../json.js";
+import { schemaIssues } from "../problems.js";
 import { type ByteSource, type StagedRef, stageStream, sweepStaged } from "../staging/staging.js";
 import {
   type CommitResult,
@@ -144,9 +145,7 @@ export class Executor extends RunWakeups {
     }
     const parsed = saga.inputSchema.safeParse(input ?? {});
     if (!parsed.success) {
-      const detail = parsed.error.issues
-        .map((i) => `${i.path.join(".") || "(input)"}: ${i.message}`)
-        .join("; ");
+      const detail = schemaIssues(parsed.error.issues, "(input)").join("; ");
       throw new ValidationError("invalid_input", `invalid input for saga ${saga.name}: ${detail}`);
     }
     assertJson(parsed.data, "input");

@@ -146,7 +146,7 @@ type Ended =
 
 interface Body {
   listen(on: (message: ToParent) => void): void;
-  /** Resolves if it ends without having answered (after an answer, nothing is told). */
+  /** Resolves when the thread or process ends (after an answer, the caller has settled and ignores it). */
   ended: Promise<Ended>;
   stop(): void;
 }
@@ -171,23 +171,15 @@ function inThread(start: IsolatedStart, memoryMb: number): Body {
         { ...options, eval: true },
       )
     : new Worker(ENTRY, options);
-  let answered = false;
   return {
-    listen(on) {
-      worker.on("message", (message: ToParent) => {
-        if (message.type === "done" || message.type === "failed") answered = true;
-        on(message);
-      });
-    },
+    listen: (on) => void worker.on("message", on),
     ended: new Promise((resolve) => {
-      let error: Error | undefined;
-      worker.once("error", (e: Error & { code?: string }) => {
+      let error: (Error & { code?: string }) | undefined;
+      worker.once("error", (e) => {
         error = e;
       });
       worker.once("exit", (code) => {
-        if (answered) return;
-        if ((error as { code?: string } | undefined)?.code === "ERR_WORKER_OUT_OF_MEMORY")
-          resolve({ kind: "out_of_memory" });
+        if (error?.code === "ERR_WORKER_OUT_OF_MEMORY") resolve({ kind: "out_of_memory" });
         else if (error) resolve({ kind: "error", error });
         else resolve({ kind: "exit", code, signal: null, stderr: "" });
       });
@@ -207,21 +199,11 @@ function inProcess(start: IsolatedStart, memoryMb: number): Body {
     stderr = (stderr + chunk.toString()).slice(-4096);
   });
   child.send(start);
-  let answered = false;
   return {
-    listen(on) {
-      child.on("message", (message: ToParent) => {
-        if (message.type === "done" || message.type === "failed") answered = true;
-        on(message);
-      });
-    },
+    listen: (on) => void child.on("message", on),
     ended: new Promise((resolve) => {
-      child.once("error", (error) => {
-        if (!answered) resolve({ kind: "error", error });
-      });
-      child.once("close", (code, signal) => {
-        if (!answered) resolve({ kind: "exit", code, signal, stderr });
-      });
+      child.once("error", (error) => resolve({ kind: "error", error }));
+      child.once("close", (code, signal) => resolve({ kind: "exit", code, signal, stderr }));
     }),
     stop: () => void child.kill("SIGKILL"),
   };

@@ -9,6 +9,7 @@ import { outputValues, type Saga } from "../definition/saga.js";
 import type { ActionDefinition } from "../definition/types.js";
 import { SlipwayError, ValidationError } from "../errors.js";
 import { assertJson, type JsonObject } from "../json.js";
+import { schemaIssues } from "../problems.js";
 import type {
   CommitResult,
   EventRecord,
@@ -165,9 +166,7 @@ export abstract class RunState {
     if (!action.outputSchema) return {};
     const parsed = action.outputSchema.safeParse(outputValues(action, raw));
     if (!parsed.success) {
-      const detail = parsed.error.issues
-        .map((i) => `${i.path.join(".") || "(output)"}: ${i.message}`)
-        .join("; ");
+      const detail = schemaIssues(parsed.error.issues, "(output)").join("; ");
       return new ValidationError(
         "invalid_output",
         `action "${action.name}" produced an invalid output: ${detail}`,

@@ -5,6 +5,7 @@
 import { outputValues } from "../definition/saga.js";
 import { NotFoundError, SlipwayError, ValidationError } from "../errors.js";
 import { assertJson } from "../json.js";
+import { schemaIssues } from "../problems.js";
 import {
   FINAL_STATUSES,
   type NewSignal,
@@ -60,9 +61,7 @@ function checkSignal(registry: SagaRegistry, request: NewSignal, run: RunRecord 
       outputValues(action, action.fromPayload ? action.fromPayload(payload) : payload),
     );
     if (!parsed.success) {
-      const detail = parsed.error.issues
-        .map((i) => `${i.path.join(".") || "(payload)"}: ${i.message}`)
-        .join("; ");
+      const detail = schemaIssues(parsed.error.issues, "(payload)").join("; ");
       throw new ValidationError(
         "invalid_input",
         `payload of signal "${name}" does not fit action "${action.name}": ${detail}`,

@@ -7,7 +7,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ZodError } from "zod";
 import { type ErrorCode, SlipwayError } from "../errors.js";
 import { PipelineError, PipelineInputError } from "../pipeline/problems.js";
-import { formatProblem } from "../problems.js";
+import { formatProblem, schemaIssues } from "../problems.js";
 import type { ErrorResponse } from "../runs/schemas.js";
 
 /** An error that belongs to HTTP itself (auth, malformed or oversized requests, unknown routes). */
@@ -57,7 +57,7 @@ export function toHttpError(error: unknown): { status: ContentfulStatusCode; bod
   if (error instanceof SlipwayError)
     return { status: STATUS_OF[error.code], body: body(error.code, error.message) };
   if (error instanceof ZodError) {
-    const problems = error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`);
+    const problems = schemaIssues(error.issues, "(body)");
     return { status: 400, body: body("invalid_input", "the request is invalid", problems) };
   }
   if (error instanceof HTTPException) return { status: error.status, body: body("http", error.message) };
