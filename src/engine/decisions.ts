@@ -8,7 +8,6 @@ import { CancelledError, type ErrorInfo, TimeoutError, toErrorInfo } from "../er
 import type { JsonObject } from "../json.js";
 import type { RunPatch, RunStatus, StepRecord, UndoCause } from "../storage/types.js";
 import { backoffDelay } from "./backoff.js";
-import { dependentsOf } from "./dependents.js";
 import type { Abort } from "./guard.js";
 import { type Changes, type Phase, RunState } from "./run-state.js";
 
@@ -50,9 +49,9 @@ export abstract class RunDecisions extends RunState {
 
   protected forward(changes: Changes, now: number): void {
     let blocked = false;
-    for (const name of this.saga.order) {
+    for (const name of this.plan.order) {
       if (this.inFlight.has(name)) continue;
-      const action = this.saga.actions.get(name)!;
+      const action = this.plan.action(name);
       const step = this.stepRecords.get(name);
       if (!step) {
         if (action.dependsOn.every((dep) => this.stepRecords.get(dep)?.status === "completed"))
@@ -71,7 +70,7 @@ export abstract class RunDecisions extends RunState {
       }
       if (this.record.status === "compensating") return this.undoCompleted(changes, now);
     }
-    if (this.saga.order.every((name) => this.stepRecords.get(name)?.status === "completed")) {
+    if (this.plan.order.every((name) => this.stepRecords.get(name)?.status === "completed")) {
       return this.end(changes, "completed");
     }
     if (blocked) return this.waitForSlot();
@@ -303,7 +302,7 @@ export abstract class RunDecisions extends RunState {
     if (this.inFlight.size > 0) return;
     let cleaning = false;
     for (const [name, step] of this.stepRecords) {
-      const action = this.saga.actions.get(name)!;
+      const action = this.plan.action(name);
       if (!this.cleanupDue(action, step)) continue;
       cleaning = true;
       if (!this.startCleanup(changes, action, step)) return this.waitForSlot();
@@ -357,7 +356,7 @@ export abstract class RunDecisions extends RunState {
     // Whatever was started but is not running here any more will never complete now.
     for (const [name, step] of this.stepRecords) {
       if (this.inFlight.has(name)) continue;
-      const action = this.saga.actions.get(name)!;
+      const action = this.plan.action(name);
       if (this.cleanupDue(action, step)) {
         if (!this.startCleanup(changes, action, step)) blocked = true;
         continue;
@@ -382,11 +381,11 @@ export abstract class RunDecisions extends RunState {
     // A step still `running` here is being stopped or cleaned up after: undos wait for its cleanup
     // (tearing down a half-made deploy may need what completed jobs made).
     const cleaningUp = [...this.stepRecords.values()].some(
-      (s) => s.status === "running" && this.saga.actions.get(s.action)!.cleanup !== undefined,
+      (s) => s.status === "running" && this.plan.action(s.action).cleanup !== undefined,
     );
-    for (let i = this.saga.order.length - 1; i >= 0 && !cleaningUp; i--) {
-      const name = this.saga.order[i]!;
-      const action = this.saga.actions.get(name)!;
+    for (let i = this.plan.order.length - 1; i >= 0 && !cleaningUp; i--) {
+      const name = this.plan.order[i]!;
+      const action = this.plan.action(name);
       const step = this.stepRecords.get(name);
       if (this.inFlight.has(name) || !step || !action.undo) continue;
       const due = step.status === "completed" || (step.status === "undoing" && retryAt(step) <= now);
@@ -411,11 +410,11 @@ export abstract class RunDecisions extends RunState {
 
   /** True when nothing that depends on `name` still has work done that must be undone first. */
   protected dependentsUndone(name: string): boolean {
-    for (const dependent of dependentsOf(this.saga, name)) {
+    for (const dependent of this.plan.dependentsOf(name)) {
       if (this.inFlight.has(dependent)) return false;
       const step = this.stepRecords.get(dependent);
       if (!step) continue;
-      const hasUndo = this.saga.actions.get(dependent)!.undo !== undefined;
+      const hasUndo = this.plan.action(dependent).undo !== undefined;
       if (step.status === "undoing" || step.status === "undo_failed") return false;
       if (step.status === "completed" && hasUndo) return false;
     }

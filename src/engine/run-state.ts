@@ -24,6 +24,7 @@ import type {
 import type { LifecycleEventType } from "./events.js";
 import { Abort } from "./guard.js";
 import type { RunHost } from "./run-host.js";
+import { RunPlan } from "./run-plan.js";
 
 /** What runs for an action: its body, its undo, its cleanup, or a poll check. */
 export type Phase = "run" | "undo" | "check" | "cleanup";
@@ -60,6 +61,8 @@ export class Changes {
 export abstract class RunState {
   readonly id: string;
   readonly saga: Saga;
+  /** The steps this run runs (the saga's actions, see run-plan.ts). */
+  protected readonly plan: RunPlan;
   readonly host: RunHost;
   record: RunRecord;
   protected readonly stepRecords = new Map<string, StepRecord>();
@@ -99,6 +102,7 @@ export abstract class RunState {
     this.claimRevision = claimRevision;
     this.onClaim = onClaim;
     this.saga = saga;
+    this.plan = new RunPlan(saga);
     this.id = snapshot.run.id;
     this.record = snapshot.run;
     this.produced = { ...snapshot.run.input };
