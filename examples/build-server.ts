@@ -312,6 +312,8 @@ function printEvent(event: RunEvent): void {
     "cleanup:completed": () => "cleaned up",
     "cleanup:failed": () => `cleanup failed: ${String(data.error)}`,
     "signal:received": () => `signal "${String(data.signal)}" received`,
+    "loop:iteration": () =>
+      `iteration ${String(data.iteration)}${data.after ? ` (${String(data.after)})` : ""}`,
   };
   const who = event.runName ?? event.runId;
   const at = new Date(event.at);

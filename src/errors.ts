@@ -16,6 +16,8 @@ export type ErrorCode =
   | "job_failed"
   /** An isolated action's thread or process ended before it answered: out of memory, `process.exit`, a crash. */
   | "isolated_failed"
+  /** A loop reached its maximum of iterations without its condition holding; a fan-out had more items than its limit. */
+  | "gave_up"
   /** A write failed because the volume under the database or the logs is full (SQLITE_FULL, ENOSPC). */
   | "disk_full";
 

@@ -168,6 +168,8 @@ function waitingNote(needs: readonly string[]): string {
 
 /** What a waiting job waits for: a signal, a time, the next check of a poll, and until when. */
 export function waitNote(data: Record<string, unknown>): string {
+  if (typeof data.iteration === "number") return `iteration ${data.iteration}`;
+  if (typeof data.items === "number") return `${data.items} items`;
   const until = typeof data.deadline === "number" ? ` (until ${time(data.deadline)})` : "";
   if (typeof data.signal === "string") return `waiting for signal "${data.signal}"${until}`;
   if (typeof data.until === "number") return `sleeping until ${time(data.until)}`;
@@ -200,6 +202,8 @@ function plainLine(e: RunEvent, label: string): string | undefined {
     }
     case "signal:received":
       return `${label}: signal "${String(data.signal)}" received`;
+    case "loop:iteration":
+      return `${label}: iteration ${String(data.iteration)}${data.after ? ` (${String(data.after)})` : ""}`;
     case "undo:started":
       return `${label}: undoing`;
     case "undo:completed":

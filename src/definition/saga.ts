@@ -6,14 +6,16 @@ import { z } from "zod";
 import { SagaDefinitionError } from "../errors.js";
 import type { Json } from "../json.js";
 import { findCycle } from "./graph.js";
-import type {
-  ActionContext,
-  ActionDefinition,
-  PollResult,
-  RetryPolicy,
-  RunResult,
-  Shape,
-  ValuesOf,
+import {
+  type ActionContext,
+  type ActionDefinition,
+  type GroupDefinition,
+  type PollResult,
+  type RetryPolicy,
+  type RunResult,
+  SCOPE_VALUES,
+  type Shape,
+  type ValuesOf,
 } from "./types.js";
 
 /** Makes a produced name that is already available a compile error (two producers). */
@@ -129,6 +131,53 @@ export interface PollSpec<
   /** For checks that throw. */
   retry?: Partial<RetryPolicy>;
 }
+
+/** What a loop's body reads besides outer values. */
+export interface IterationValues {
+  /** 1 for the first iteration. */
+  iteration: number;
+  /** The values the previous iteration's actions produced; null in the first. */
+  previous: Readonly<Record<string, unknown>> | null;
+}
+
+/** What a fan-out's body reads besides outer values. */
+export interface ItemValues<T> {
+  item: T;
+  /** 1 for the first item. */
+  index: number;
+}
+
+/** The values a body's own actions produce: what its group keeps of each iteration or item. */
+type BodyValues<BV, V, Scope> = Omit<BV, keyof V | keyof Scope>;
+
+/** A body: given a builder of the outer values and the scope's, it adds the actions run each time. */
+type Body<V, Scope, BV> = (steps: SagaBuilder<never, V & Scope, never>) => SagaBuilder<never, BV, string>;
+
+export interface LoopSpec<V, BV, Names extends string> extends Ordering<Names> {
+  /** The steps of one iteration. They may wait (signals, sleeps, polls) and hold nothing while they do. */
+  body: Body<V, IterationValues, BV>;
+  /**
+   * After each iteration, given its values: true ends the loop (its value is that iteration's values);
+   * false, or a string saying why not, runs another.
+   */
+  until: (values: BodyValues<BV, V, IterationValues>, iteration: number) => boolean | string;
+  /** Iterations at most; the loop fails after the last one with "gave up after N iterations: <why not>". */
+  max: number;
+}
+
+export interface ForEachSpec<V, R extends keyof V, T, BV, Names extends string> extends Ordering<Names> {
+  /** Values `items` reads. */
+  reads?: readonly R[];
+  /** The items, computed when the fan-out starts: the body runs once per item, side by side. */
+  items: (input: Pick<V, R>) => readonly T[];
+  /** The steps run for each item. */
+  body: Body<V, ItemValues<T>, BV>;
+  /** Items at most (default 256); a fan-out with more fails, saying so. */
+  max?: number;
+}
+
+/** Default limit on a fan-out's items (a static matrix's, MAX_MATRIX_LEGS). */
+const DEFAULT_MAX_ITEMS = 256;
 
 export const DEFAULT_RETRY: RetryPolicy = {
   maxAttempts: 1,
@@ -270,6 +319,89 @@ export class SagaBuilder<Input, V, Names extends string> {
     });
   }
 
+  /**
+   * A group of actions that runs again and again, until `until` holds or `max` iterations ran. Each
+   * iteration's actions are steps of their own (`name#2.fix`); an iteration reads the previous one's
+   * values as `previous`. The loop's value, under its name, is the last iteration's values.
+   */
+  loop<N extends string, BV>(
+    name: N,
+    spec: LoopSpec<V, BV, Names>,
+  ): SagaBuilder<Input, V & { [K in N]: BodyValues<BV, V, IterationValues> }, Names | N> {
+    const definition = this.#group(name, "loop", spec.body as Body<V, object, unknown>, [], spec);
+    definition.group = {
+      ...definition.group!,
+      max: spec.max,
+      until: spec.until as GroupDefinition["until"],
+    };
+    return this.#add(definition);
+  }
+
+  /**
+   * A group of actions run once per item of a list computed when it starts (from earlier values), side
+   * by side; each item's actions are steps of their own (`name#2.build`). Its value, under its name,
+   * is the list of each item's values.
+   */
+  forEach<N extends string, const R extends keyof V & string, T, BV>(
+    name: N,
+    spec: ForEachSpec<V, R, T, BV, Names>,
+  ): SagaBuilder<Input, V & { [K in N]: BodyValues<BV, V, ItemValues<T>>[] }, Names | N> {
+    const definition = this.#group(
+      name,
+      "each",
+      spec.body as Body<V, object, unknown>,
+      spec.reads ?? [],
+      spec,
+    );
+    definition.group = {
+      ...definition.group!,
+      max: spec.max ?? DEFAULT_MAX_ITEMS,
+      items: spec.items as GroupDefinition["items"],
+    };
+    return this.#add(definition);
+  }
+
+  /** A group's definition: its body built against the values available here and the scope's. */
+  #group(
+    name: string,
+    kind: "loop" | "each",
+    body: Body<V, object, unknown>,
+    reads: readonly string[],
+    spec: Ordering<Names>,
+  ): ActionDefinition {
+    const outer = new Set([...Object.keys(this.#spec.input), ...this.#actions.flatMap((a) => a.produces)]);
+    const scope = Object.fromEntries([...outer, ...SCOPE_VALUES].map((value) => [value, z.unknown()]));
+    const definition: ActionDefinition = {
+      ...base(this.#spec.name, name, kind, { after: spec.after ?? [] }),
+    };
+    definition.produces = [name];
+    let built: Saga | undefined;
+    try {
+      const steps = new SagaBuilder<never, V, never>(
+        { ...this.#spec, name: `${this.#spec.name}.${name}`, input: scope },
+        [],
+      );
+      built = (body(steps as never) as unknown as SagaBuilder<never, unknown, string>).build() as Saga;
+    } catch (error) {
+      if (!(error instanceof SagaDefinitionError)) throw error;
+      groupProblems.set(
+        definition,
+        error.problems.map((p) => `${kind === "loop" ? "loop" : "forEach"} "${name}": ${p}`),
+      );
+    }
+    const actions = built?.actions ?? new Map<string, ActionDefinition>();
+    const produces = new Set([...actions.values()].flatMap((a) => a.produces));
+    // The group reads what its body reads of outer values (so it runs after their producers).
+    const outerReads = new Set(reads);
+    for (const action of actions.values())
+      for (const value of action.reads)
+        if (!produces.has(value) && !(SCOPE_VALUES as readonly string[]).includes(value))
+          outerReads.add(value);
+    definition.reads = [...outerReads];
+    definition.group = { actions, order: built?.order ?? [], produces, max: 0 };
+    return definition;
+  }
+
   /** Validates the whole definition and freezes it. Throws SagaDefinitionError listing every problem. */
   build(): Saga<Input, V> {
     const problems: string[] = [];
@@ -284,7 +416,7 @@ export class SagaBuilder<Input, V, Names extends string> {
     for (const action of this.#actions) {
       if (actions.has(action.name)) problems.push(`two actions are named "${action.name}"`);
       actions.set(action.name, action);
-      problems.push(...checkOptions(action));
+      problems.push(...checkOptions(action), ...(groupProblems.get(action) ?? []));
     }
 
     // Which action (or the saga input) produces each value.
@@ -337,6 +469,9 @@ export class SagaBuilder<Input, V, Names extends string> {
     return new SagaBuilder(this.#spec, [...this.#actions, action]);
   }
 }
+
+/** Problems found building a group's body, reported by the saga's `build()` with every other. */
+const groupProblems = new WeakMap<ActionDefinition, string[]>();
 
 /** The named values a body's result (or a signal's payload) stands for: itself, or, for an action with `output`, itself under the action's name. */
 export function outputValues(action: ActionDefinition, raw: unknown): unknown {
@@ -405,6 +540,19 @@ function checkOptions(action: ActionDefinition): string[] {
   if (action.kind === "sleep" && (action.sleepMs === undefined) === (action.sleepUntil === undefined))
     problems.push(`${where}: give exactly one of durationMs or until`);
   if (action.kind === "sleep") positive(action.sleepMs, "durationMs");
+  if (action.group) {
+    const { group } = action;
+    if (!Number.isInteger(group.max) || group.max < 1)
+      problems.push(`${where}: max must be an integer >= 1, got ${group.max}`);
+    if (group.order.length === 0 && !groupProblems.has(action))
+      problems.push(`${where}: its body has no actions`);
+    for (const inner of group.actions.values())
+      if (inner.group) problems.push(`${where}: a group inside a group ("${inner.name}") is not supported`);
+    if (action.kind === "loop" && typeof group.until !== "function")
+      problems.push(`${where}: until must be a function`);
+    if (action.kind === "each" && typeof group.items !== "function")
+      problems.push(`${where}: items must be a function`);
+  }
   if (action.kind === "poll") {
     positive(action.everyMs, "everyMs");
     if (typeof action.check !== "function") problems.push(`${where}: check must be a function`);

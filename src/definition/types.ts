@@ -51,7 +51,8 @@ export interface ActionContext {
 
 export type PollResult<O> = { done: true; output: O } | { done: false; message?: string };
 
-export type ActionKind = "task" | "signal" | "sleep" | "poll";
+/** `loop` and `each` are groups: steps run once per iteration (one after the other) or per item (side by side). */
+export type ActionKind = "task" | "signal" | "sleep" | "poll" | "loop" | "each";
 
 /** The engine's view of one action, after the saga is built. */
 export interface ActionDefinition {
@@ -89,4 +90,24 @@ export interface ActionDefinition {
   /** Polls. */
   everyMs?: number;
   check?: (input: Record<string, unknown>, ctx: ActionContext) => unknown;
+  /** Groups (`loop`, `each`): the steps run per iteration or item, and the group's limit on their count. */
+  group?: GroupDefinition;
 }
+
+/** What a group runs: its body's actions, once per iteration or item, each time as steps of their own. */
+export interface GroupDefinition {
+  /** The body's actions, dependencies first; their reads name outer values, body values and the scope's. */
+  actions: ReadonlyMap<string, ActionDefinition>;
+  order: readonly string[];
+  /** Values the body's actions produce (what an iteration's or item's values are made of). */
+  produces: ReadonlySet<string>;
+  /** Iterations or items at most: a loop reaching it gives up; a fan-out with more items is refused. */
+  max: number;
+  /** Loops: whether an iteration's values end the loop (true), or why not (false, or a reason). */
+  until?: (values: Record<string, unknown>, iteration: number) => unknown;
+  /** Fan-outs: the items, from the group's reads; one instance of the body runs per item. */
+  items?: (input: Record<string, unknown>) => unknown;
+}
+
+/** Names a group's body reads besides outer values: its iteration (from 1) and the previous one's values, or its item and index (from 1). */
+export const SCOPE_VALUES = ["iteration", "previous", "item", "index"] as const;

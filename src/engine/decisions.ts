@@ -48,28 +48,35 @@ export abstract class RunDecisions extends RunState {
   }
 
   protected forward(changes: Changes, now: number): void {
-    let blocked = false;
-    for (const name of this.plan.order) {
-      if (this.inFlight.has(name)) continue;
-      const action = this.plan.action(name);
-      const step = this.stepRecords.get(name);
-      if (!step) {
-        if (action.dependsOn.every((dep) => this.stepRecords.get(dep)?.status === "completed"))
-          blocked = !this.begin(changes, action, now) || blocked;
-      } else if (step.status === "running") {
-        // Its attempt ended without completing (it failed, or was in flight when its process died):
-        // its cleanup first, if it has one; then, after a crash, run it again, same idempotency key.
-        const started = this.cleanupDue(action, step)
-          ? this.startCleanup(changes, action, step)
-          : this.startAttempt(changes, action, now);
-        blocked = !started || blocked;
-      } else if (step.status === "retrying") {
-        if (retryAt(step) <= now) blocked = !this.startAttempt(changes, action, now) || blocked;
-      } else if (step.status === "waiting") {
-        blocked = !this.checkWait(changes, action, step, now) || blocked;
+    let blocked: boolean;
+    do {
+      blocked = false;
+      // Indexed: groups add steps to the order as they go.
+      for (let i = 0; i < this.plan.order.length && this.goingForward; i++) {
+        const name = this.plan.order[i]!;
+        if (this.inFlight.has(name)) continue;
+        const action = this.plan.action(name);
+        const step = this.stepRecords.get(name);
+        if (!step) {
+          if (action.dependsOn.every((dep) => this.stepRecords.get(dep)?.status === "completed"))
+            blocked = !this.begin(changes, action, now) || blocked;
+        } else if (step.status === "running") {
+          // Its attempt ended without completing (it failed, or was in flight when its process died):
+          // its cleanup first, if it has one; then, after a crash, run it again, same idempotency key.
+          const started = this.cleanupDue(action, step)
+            ? this.startCleanup(changes, action, step)
+            : this.startAttempt(changes, action, now);
+          blocked = !started || blocked;
+        } else if (step.status === "retrying") {
+          if (retryAt(step) <= now) blocked = !this.startAttempt(changes, action, now) || blocked;
+        } else if (step.status === "waiting" && !action.group) {
+          blocked = !this.checkWait(changes, action, step, now) || blocked;
+        }
       }
-      if (this.record.status === "compensating") return this.undoCompleted(changes, now);
-    }
+      // A group that ended, or added an iteration, may let more start: walk again.
+    } while (this.goingForward && this.settleGroups(changes, now));
+    if (this.record.status === "compensating") return this.undoCompleted(changes, now);
+    if (this.record.status === "failed") return this.settleHold(changes);
     if (this.plan.order.every((name) => this.stepRecords.get(name)?.status === "completed")) {
       return this.end(changes, "completed");
     }
@@ -90,8 +97,20 @@ export abstract class RunDecisions extends RunState {
     else this.armTimer(nextAt);
   }
 
+  /** Neither undoing nor held: what `forward` decides still goes. */
+  protected get goingForward(): boolean {
+    return this.record.status !== "compensating" && this.record.status !== "failed";
+  }
+
+  /** Starts a group (a loop's iteration, a fan-out's items), or again after a retry. */
+  protected abstract beginGroup(changes: Changes, action: ActionDefinition, now: number): boolean;
+
+  /** Ends groups whose steps are done, or adds their next iteration. True when anything changed. */
+  protected abstract settleGroups(changes: Changes, now: number): boolean;
+
   /** Starts a fresh action. False when it needs a slot and none is free. */
   protected begin(changes: Changes, action: ActionDefinition, now: number): boolean {
+    if (action.group) return this.beginGroup(changes, action, now);
     if (action.kind === "task") return this.startAttempt(changes, action, now);
     const state: JsonObject = {};
     let waitingFor: JsonObject;
@@ -188,6 +207,7 @@ export abstract class RunDecisions extends RunState {
   }
 
   protected startAttempt(changes: Changes, action: ActionDefinition, now: number): boolean {
+    if (action.group) return this.beginGroup(changes, action, now);
     if (action.kind === "poll") {
       // A poll "retry" resumes polling.
       const prev = this.stepRecords.get(action.name)!;
@@ -224,7 +244,7 @@ export abstract class RunDecisions extends RunState {
       state: null,
       endedAt: now,
     });
-    Object.assign(this.produced, output);
+    this.keep(action.name, output);
     this.markRunning(changes);
     this.event(changes, "action:completed", action.name, {
       attempt: this.stepRecords.get(action.name)!.attempt,

@@ -1,11 +1,13 @@
-/** Which actions of a saga depend on an action, directly or not: what a rollback undoes first. */
+/** Which actions of a saga (or a group's body) depend on an action, directly or not: what a rollback undoes first. */
 import type { Saga } from "../definition/saga.js";
 
-/** Per saga, each action's transitive dependents; computed once per saga. */
-const transitiveDependents = new WeakMap<Saga, Map<string, string[]>>();
+type Graph = Pick<Saga, "actions" | "order">;
+
+/** Per saga or body, each action's transitive dependents; computed once. */
+const transitiveDependents = new WeakMap<Graph, Map<string, string[]>>();
 
 /** The actions that depend on `name`, directly or through others. */
-export function dependentsOf(saga: Saga, name: string): string[] {
+export function dependentsOf(saga: Graph, name: string): string[] {
   let table = transitiveDependents.get(saga);
   if (!table) {
     table = new Map();

@@ -24,7 +24,9 @@ export type LifecycleEventType =
   | "cleanup:started"
   | "cleanup:completed"
   | "cleanup:failed"
-  | "signal:received";
+  | "signal:received"
+  /** A loop starts another iteration (its condition did not hold); `data.after` says why, when `until` said. */
+  | "loop:iteration";
 
 export type RunEventType = LifecycleEventType | "action:progress";
 

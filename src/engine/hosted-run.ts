@@ -13,12 +13,12 @@ import { withLogContext } from "../logging.js";
 import type { CommitResult, SignalRecord } from "../storage/types.js";
 import { Context } from "./action-context.js";
 import { backoffDelay } from "./backoff.js";
-import { RunDecisions } from "./decisions.js";
 import { ActionScope } from "./faults.js";
+import { GroupedRun } from "./groups.js";
 import { type Abort, guard } from "./guard.js";
 import { Changes, type Phase } from "./run-state.js";
 
-export class HostedRun extends RunDecisions {
+export class HostedRun extends GroupedRun {
   /** Persists a new run and starts its first actions. Resolves once the creation is committed. */
   create(): Promise<CommitResult> {
     const changes = new Changes();

@@ -24,7 +24,7 @@ import type {
 import type { LifecycleEventType } from "./events.js";
 import { Abort } from "./guard.js";
 import type { RunHost } from "./run-host.js";
-import { RunPlan } from "./run-plan.js";
+import { type Instance, RunPlan } from "./run-plan.js";
 
 /** What runs for an action: its body, its undo, its cleanup, or a poll check. */
 export type Phase = "run" | "undo" | "check" | "cleanup";
@@ -67,6 +67,8 @@ export abstract class RunState {
   record: RunRecord;
   protected readonly stepRecords = new Map<string, StepRecord>();
   protected readonly produced: Record<string, unknown>;
+  /** Values of each group iteration or item (`attempts#2`), produced by its steps: kept apart from the run's. */
+  protected readonly scopes = new Map<string, Record<string, unknown>>();
   protected readonly pendingSignals: SignalRecord[];
   protected readonly seenSignals: Set<number>;
   protected readonly inFlight = new Map<string, InFlight>();
@@ -102,14 +104,14 @@ export abstract class RunState {
     this.claimRevision = claimRevision;
     this.onClaim = onClaim;
     this.saga = saga;
-    this.plan = new RunPlan(saga);
+    this.plan = new RunPlan(saga, snapshot.steps);
     this.id = snapshot.run.id;
     this.record = snapshot.run;
     this.produced = { ...snapshot.run.input };
     for (const step of snapshot.steps) {
       this.stepRecords.set(step.action, step);
       if (step.output && step.status !== "running" && step.status !== "failed")
-        Object.assign(this.produced, step.output);
+        this.keep(step.action, step.output);
     }
     this.pendingSignals = [...snapshot.signals];
     this.seenSignals = new Set(snapshot.signals.map((s) => s.seq));
@@ -161,8 +163,46 @@ export abstract class RunState {
 
   protected inputOf(action: ActionDefinition): Record<string, unknown> {
     const input: Record<string, unknown> = {};
-    for (const name of action.reads) input[name] = this.produced[name];
+    const instance = this.plan.hasInstances ? this.plan.instance(action.name) : undefined;
+    if (instance) for (const name of action.reads) input[name] = this.scoped(instance, name);
+    else for (const name of action.reads) input[name] = this.produced[name];
     return input;
+  }
+
+  /** Keeps a step's output: among the run's values, or its group iteration's or item's. */
+  protected keep(step: string, output: JsonObject): void {
+    const instance = this.plan.hasInstances ? this.plan.instance(step) : undefined;
+    if (!instance) Object.assign(this.produced, output);
+    else {
+      const values = this.scopes.get(instance.scope);
+      if (values) Object.assign(values, output);
+      else this.scopes.set(instance.scope, { ...output });
+    }
+  }
+
+  /** A value as a step of a group iteration or item reads it: its own scope's first, then the run's. */
+  protected scoped(instance: Instance, name: string): unknown {
+    const { group, index, scope } = instance;
+    if (group.group.produces.has(name)) return this.scopes.get(scope)?.[name];
+    switch (name) {
+      case "iteration":
+      case "index":
+        return index;
+      case "previous":
+        return index === 1 ? null : (this.scopes.get(`${group.name}#${index - 1}`) ?? {});
+      case "item":
+        return this.itemsOf(group)[index - 1];
+      default:
+        return this.produced[name];
+    }
+  }
+
+  /** A fan-out's items: kept in its step's state, else (its state cleared by an undo) computed again. */
+  protected itemsOf(group: ActionDefinition): readonly unknown[] {
+    const kept = this.stepRecords.get(group.name)?.state?.items;
+    if (Array.isArray(kept)) return kept;
+    const items = group.group!.items!(this.inputOf(group));
+    return Array.isArray(items) ? items : [];
   }
 
   /** Validates an action's output against its schema; returns the error rather than throwing. */

@@ -36,6 +36,7 @@ const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
   storage: 503,
   job_failed: 500,
   isolated_failed: 500,
+  gave_up: 500,
   // 507 Insufficient Storage: the server could not store what the request asked for; reads still work.
   disk_full: 507,
 };
