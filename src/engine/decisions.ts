@@ -241,7 +241,7 @@ export abstract class RunDecisions extends RunState {
       status: "completed",
       output,
       error: null,
-      state: null,
+      state: this.endState(action.name),
       endedAt: now,
     });
     this.keep(action.name, output);
@@ -293,7 +293,7 @@ export abstract class RunDecisions extends RunState {
       status: "failed",
       failures,
       error: info,
-      state: null,
+      state: this.endState(action.name),
       endedAt: now,
     });
     this.event(changes, "action:failed", action.name, {
@@ -335,7 +335,7 @@ export abstract class RunDecisions extends RunState {
         this.setStep(changes, name, {
           status: "failed",
           error: step.error ?? stopped,
-          state: null,
+          state: this.endState(name),
           endedAt: now,
         });
       }
@@ -388,7 +388,7 @@ export abstract class RunDecisions extends RunState {
         this.setStep(changes, name, {
           status: "failed",
           error: step.error ?? interrupted,
-          state: null,
+          state: this.endState(name),
           endedAt: now,
         });
         this.event(changes, "action:failed", name, {
@@ -475,6 +475,14 @@ export abstract class RunDecisions extends RunState {
     const flight = this.inFlight.get(action.name)!;
     changes.after.push(() => this.execute(action, "undo", undoAttempt, flight.abort));
     return true;
+  }
+
+  /**
+   * A step's state once it ended: a group keeps its (how many iterations or items it added: what
+   * rebuilds the run's plan, and tells loops from fan-outs); any other step's wait is over.
+   */
+  protected endState(name: string): JsonObject | null {
+    return this.plan.action(name).group ? (this.stepRecords.get(name)?.state ?? null) : null;
   }
 
   protected end(changes: Changes, status: "completed" | "compensated" | "cancelled"): void {

@@ -111,10 +111,7 @@ export abstract class GroupedRun extends RunDecisions {
       if (!this.#done(group, index)) return false;
       values.push(this.scopes.get(`${group.name}#${index}`) ?? {});
     }
-    const state = this.stepRecords.get(group.name)!.state;
     this.complete(changes, group, { [group.name]: values } as JsonObject, now);
-    // Its items stay: an undo of an item's steps reads its item.
-    this.setStep(changes, group.name, { state });
     return true;
   }
 

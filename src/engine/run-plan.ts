@@ -22,6 +22,12 @@ export interface Instance {
 /** `attempts#2.fix` → group `attempts`, index 2, body action `fix`. Action names have no `#`. */
 const INSTANCE_NAME = /^([^#]+)#(\d+)\.(.+)$/;
 
+/** The group, index (from 1) and body action a step's name says it runs, if it is a group's step. */
+export function parseStepName(name: string): { group: string; index: number; action: string } | undefined {
+  const match = INSTANCE_NAME.exec(name);
+  return match ? { group: match[1]!, index: Number(match[2]), action: match[3]! } : undefined;
+}
+
 export class RunPlan {
   readonly #saga: Saga;
   #order: readonly string[];
@@ -143,9 +149,9 @@ function addedBy(saga: Saga, step: StepRecord): { group: string; count: number }
       return { group: action.name, count: state.items.length };
     return undefined;
   }
-  const match = INSTANCE_NAME.exec(step.action);
-  if (!match || !saga.actions.get(match[1]!)?.group) return undefined;
-  return { group: match[1]!, count: Number(match[2]) };
+  const parsed = parseStepName(step.action);
+  if (!parsed || !saga.actions.get(parsed.group)?.group) return undefined;
+  return { group: parsed.group, count: parsed.index };
 }
 
 const groupLists = new WeakMap<Saga, (ActionDefinition & { group: GroupDefinition })[]>();

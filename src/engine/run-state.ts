@@ -197,11 +197,9 @@ export abstract class RunState {
     }
   }
 
-  /** A fan-out's items: kept in its step's state, else (its state cleared by an undo) computed again. */
+  /** A fan-out's items, as its step's state keeps them. */
   protected itemsOf(group: ActionDefinition): readonly unknown[] {
-    const kept = this.stepRecords.get(group.name)?.state?.items;
-    if (Array.isArray(kept)) return kept;
-    const items = group.group!.items!(this.inputOf(group));
+    const items = this.stepRecords.get(group.name)?.state?.items;
     return Array.isArray(items) ? items : [];
   }
 

@@ -6,7 +6,7 @@ import { runSpecOf } from "../pipeline/run-spec.js";
 import type { RunSnapshot } from "../storage/types.js";
 import { criticalPathOf } from "./critical-path.js";
 import { type AdmissionExplainer, admissionWhy, queueOf } from "./explain.js";
-import { outlineOf, planOf, runSummary, stepSummary } from "./records.js";
+import { outlineOf, planOf, runSummary, stepSummary, withGroups } from "./records.js";
 import type { RunDetail } from "./schemas.js";
 
 /** `admission` is the scheduler's word on a started job it holds back (only the hosting process has it). */
@@ -17,7 +17,7 @@ export function runDetail(
   const record = snapshot.run;
   const spec = runSpecOf(record);
   const summary = runSummary(record);
-  const steps = snapshot.steps.map(stepSummary);
+  const steps = withGroups(snapshot.steps.map(stepSummary));
   const plan = outlineOf(planOf(record));
   const waiting = queueOf(summary, steps, plan, admissionWhy(record.id, admission)).map((entry) => ({
     job: entry.job,

@@ -3,6 +3,7 @@
  * `slipway show` embedded, `slipway show --server` and `GET /api/v1/runs/{id}` print the same thing.
  */
 
+import { parseStepName } from "../engine/run-plan.js";
 import { pipelineOf } from "../pipeline/compile.js";
 import { type Plan, planRun } from "../pipeline/plan.js";
 import { runSpecOf, type StepResult } from "../pipeline/run-spec.js";
@@ -35,6 +36,23 @@ export function stepSummary(s: StepRecord): StepSummary {
     undoError: s.undoError?.message ?? null,
     state: s.state,
   };
+}
+
+/**
+ * Says which steps belong to a loop's iteration or a fan-out's item, from their names and their
+ * group's step (whose state counts iterations or items).
+ */
+export function withGroups(steps: StepSummary[]): StepSummary[] {
+  const byName = new Map(steps.map((s) => [s.job, s]));
+  for (const step of steps) {
+    const parsed = parseStepName(step.job);
+    const group = parsed && byName.get(parsed.group);
+    if (!parsed || !group) continue;
+    step.group = parsed.group;
+    if (Array.isArray(group.state?.items)) step.item = parsed.index;
+    else step.iteration = parsed.index;
+  }
+  return steps;
 }
 
 /** A pipeline step's own result (status, outputs, measured memory...) in its output, when it has one. */

@@ -112,6 +112,12 @@ export const stepSummary = z.object({
   state: z.record(z.string(), z.unknown()).nullable(),
   /** Why admission holds a started job back: the resource or lock, who holds it, its place in line. */
   queued: z.string().nullable().optional(),
+  /** A step of a loop or fan-out (`attempts#2.fix`): the group's step. */
+  group: z.string().optional(),
+  /** A step of a loop: its iteration, from 1. */
+  iteration: z.number().int().optional(),
+  /** A step of a fan-out: its item, from 1. */
+  item: z.number().int().optional(),
 });
 export type StepSummary = z.infer<typeof stepSummary>;
 

@@ -191,6 +191,69 @@ describe.each(backends)("groups on $name", (backend) => {
     expect(ran).toEqual(["work 1", "work 2", "work 2", "work 3"]);
   });
 
+  it("a cancel while an iteration waits undoes the completed iterations, last first", async () => {
+    const h = harness(backend);
+    const undone: number[] = [];
+    const waits = saga("waits", { version: 1 })
+      .loop("attempts", {
+        max: 5,
+        body: (steps) =>
+          steps
+            .action("submit", {
+              reads: ["iteration"],
+              output: z.number(),
+              run: ({ iteration }) => iteration,
+              undo: (_input, n) => void undone.push(n),
+            })
+            .waitForSignal("result", { signal: "build-done", after: ["submit"], output: build }),
+        until: ({ result }) => result.passed,
+      })
+      .build();
+    const executor = await h.executor({ sagas: [waits] });
+    const handle = await executor.start(waits);
+    await executor.signal(handle.id, "build-done", { passed: false, log: "" });
+    await eventually(async () => {
+      const run = await executor.get(handle.id);
+      return run?.steps.some((s) => s.action === "attempts#2.result" && s.status === "waiting") ?? false;
+    }, "iteration 2 to wait");
+    await executor.cancel(handle.id, "not needed any more");
+    const result = await within(handle.result(), "the run");
+    expect(result.status).toBe("cancelled");
+    expect(undone).toEqual([2, 1]);
+  });
+
+  it("a held loop continues with `retry` in the iteration that failed", async () => {
+    const h = harness(backend);
+    const ran: number[] = [];
+    let failOnce = true;
+    const held = saga("held", { version: 1, onFailure: "hold" })
+      .loop("attempts", {
+        max: 5,
+        body: (steps) =>
+          steps.action("work", {
+            reads: ["iteration"],
+            output: z.number(),
+            run: ({ iteration }) => {
+              ran.push(iteration);
+              if (iteration === 2 && failOnce) {
+                failOnce = false;
+                throw new Error("flaky");
+              }
+              return iteration;
+            },
+          }),
+        until: ({ work }) => work === 3,
+      })
+      .build();
+    const executor = await h.executor({ sagas: [held] });
+    const handle = await executor.start(held);
+    expect((await within(handle.result(), "the hold")).status).toBe("failed");
+    await executor.retry(handle.id);
+    const result = await within(executor.result(handle.id), "the run");
+    expect(result.status).toBe("completed");
+    expect(ran).toEqual([1, 2, 2, 3]);
+  });
+
   it("a fan-out runs its steps once per item of a list an earlier action produced, side by side", async () => {
     const h = harness(backend);
     const started: string[] = [];
