@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs each phase in a fresh child process, prints a table, and writes the figures as
  * flat JSON to $BENCH_JSON when set. $BENCH_PROFILE=<dir> adds a CPU profile of the engine phase.
- * $BENCH_PHASES=engine,rss,signal,recovery,sched,serve,api,load,triggers runs a subset (the last five against a
+ * $BENCH_PHASES=engine,groups,rss,signal,recovery,sched,serve,api,load,triggers runs a subset (the last five against a
  * real `slipway serve`; $BENCH_SERVER_PROF=<dir> profiles that server; $BENCH_LOAD_SECONDS shortens the
  * load phase). $BENCH_REPEAT=n runs each phase n times (each in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
  * for the targeted ones: this machine is shared, single runs are noisy.
@@ -26,6 +26,18 @@ const TARGETS: Target[] = [
   { key: "engine.actions_per_s", label: "engine throughput", min: 30_000, unit: "actions/s" },
   { key: "engine.overhead_p50_ms", label: "engine overhead / action p50", unit: "ms" },
   { key: "engine.overhead_p99_ms", label: "engine overhead / action p99", unit: "ms" },
+  {
+    key: "engine.loop_iterations_per_s",
+    label: "1,000 runs x 10-iteration loop",
+    min: 20_000,
+    unit: "iterations/s",
+  },
+  {
+    key: "engine.loop_chain_actions_per_s",
+    label: "  floor: same runs as a 10-action chain",
+    unit: "actions/s",
+  },
+  { key: "engine.loop_over_chain", label: "  loop / chain throughput", unit: "x" },
   { key: "waits.rss_mb", label: "RSS, 10k runs waiting", max: 200, unit: "MB" },
   { key: "waits.signal_p50_ms", label: "signal -> completed p50", unit: "ms" },
   { key: "waits.signal_p99_ms", label: "signal -> completed p99", max: 250, unit: "ms" },
@@ -93,6 +105,9 @@ const DEFINITIONS = [
   "  runnable = start() call for a0, else predecessor's completion committed (action:completed event);",
   "  i.e. everything but the body. From the median of 3 separate instrumented runs (2 performance.now() in",
   "  the body, one per action:completed event); engine.storage.* from 3 more runs with storage calls timed.",
+  "groups: 1,000 runs, each a loop of 10 iterations of one no-op action, all started at once (a burst,",
+  "  different idx), SQLite synchronous=FULL, fresh temp file; iterations/s = 10,000 / (first start() ->",
+  "  last run ended), median of 5, interleaved with the floor: the same 1,000 runs as a 10-action chain.",
   "waits.rss: 10,000 runs parked on waitForSignal in a fresh child (--expose-gc), RSS after 3 forced GCs.",
   "waits.signal: 2,000 parked runs, executor.signal() issued for all at once; per run, signal()",
   "  call -> run:completed event.",
@@ -225,7 +240,9 @@ function table(figures: Figures): string[] {
 async function main(): Promise<void> {
   const t0 = performance.now();
   const phases = new Set(
-    (process.env.BENCH_PHASES ?? "engine,rss,signal,recovery,sched,serve,api,load,triggers").split(","),
+    (process.env.BENCH_PHASES ?? "engine,groups,rss,signal,recovery,sched,serve,api,load,triggers").split(
+      ",",
+    ),
   );
   const repeat = Math.max(1, Math.floor(Number(process.env.BENCH_REPEAT ?? 1)) || 1);
   const profileDir = process.env.BENCH_PROFILE ? resolve(process.env.BENCH_PROFILE) : undefined;
@@ -262,6 +279,7 @@ async function main(): Promise<void> {
     mkdirSync(profiles, { recursive: true });
   }
   await phase("engine", () => runChild("engine", profiles ? [profiles] : []));
+  await phase("groups", () => runChild("groups", []));
   await phase("rss", () => runChild("waits", ["rss", "10000"], ["--expose-gc"]));
   await phase("signal", () => runChild("waits", ["signal", "2000"]));
   await phase("recovery", recovery);

@@ -482,7 +482,9 @@ export abstract class RunDecisions extends RunState {
    * rebuilds the run's plan, and tells loops from fan-outs); any other step's wait is over.
    */
   protected endState(name: string): JsonObject | null {
-    return this.plan.action(name).group ? (this.stepRecords.get(name)?.state ?? null) : null;
+    const action = this.plan.action(name);
+    if (action.kind === "loop") return { iteration: this.plan.count(name) };
+    return action.group ? (this.stepRecords.get(name)?.state ?? null) : null;
   }
 
   protected end(changes: Changes, status: "completed" | "compensated" | "cancelled"): void {

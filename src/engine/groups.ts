@@ -96,8 +96,9 @@ export abstract class GroupedRun extends RunDecisions {
       this.fail(changes, group, new SlipwayError("gave_up", message), now, true);
       return true;
     }
+    // The group's row is not written for it: the next iteration's steps are (or, when none could start
+    // yet, the same decision is made again from the same values after a restart).
     const next = iteration + 1;
-    this.setStep(changes, group.name, { state: { iteration: next } });
     this.plan.expand(group.name, next);
     this.event(changes, "loop:iteration", group.name, { iteration: next, ...(why && { after: why }) });
     return true;

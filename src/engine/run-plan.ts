@@ -30,7 +30,9 @@ export function parseStepName(name: string): { group: string; index: number; act
 
 export class RunPlan {
   readonly #saga: Saga;
+  /** The saga's order until a group adds steps; then this plan's own copy, which grows. */
   #order: readonly string[];
+  #ownOrder: string[] | undefined;
   readonly #steps = new Map<string, { definition: ActionDefinition; instance: Instance }>();
   /** Per group, how many iterations or items were added. */
   readonly #count = new Map<string, number>();
@@ -104,7 +106,8 @@ export class RunPlan {
       this.#steps.set(name, { definition, instance: { group: action, index, template, scope } });
       names.push(name);
     }
-    this.#order = [...this.#order, ...names];
+    if (!this.#ownOrder) this.#order = this.#ownOrder = [...this.#order];
+    this.#ownOrder.push(...names);
     this.#count.set(group, index);
   }
 
