@@ -79,6 +79,33 @@ describe("examples/build-server.ts (story 4)", () => {
   });
 });
 
+describe("examples/backport-agent.ts (story 1, as a library)", () => {
+  it("edits, builds and waits again until a build passes, then opens the merge request once", async () => {
+    const run = await example("backport-agent.ts", ["--fail-first", "3"], {}, tempDir());
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout.match(/^attempt \d+/gm)).toEqual(["attempt 1", "attempt 2", "attempt 3", "attempt 4"]);
+    // Each attempt reads the previous one's build log.
+    expect(run.stdout).toContain(
+      'attempt 4: editing the patch after "error: hunk 3 of podman-c10s-backport.v3.patch',
+    );
+    expect(run.stdout.match(/opening the merge request/g)).toHaveLength(1);
+    expect(run.stdout).toContain("done after 4 attempts: merge request RHEL-1234-c10s");
+  });
+
+  it("gives up after ten attempts with the last build's failure, cancelling the builds last first", async () => {
+    const run = await example("backport-agent.ts", ["--fail-first", "12"], {}, tempDir());
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toContain(
+      "compensated: gave up after 10 iterations: last build failed: error: hunk 10 of podman-c10s-backport.v10.patch does not apply",
+    );
+    const cancelled = [...run.stdout.matchAll(/build of podman-c10s-backport\.v(\d+)\.patch cancelled/g)].map(
+      (m) => Number(m[1]),
+    );
+    expect(cancelled).toEqual([10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
+    expect(run.stdout).not.toContain("opening the merge request");
+  });
+});
+
 describe("README", () => {
   it("shows exactly the saga of examples/readme-saga.ts, which runs to completion", async () => {
     const readme = readFileSync(join(root, "README.md"), "utf8");
