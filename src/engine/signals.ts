@@ -2,7 +2,8 @@
  * Accepting signals: each is checked against its run (it exists, has not ended, the payload fits
  * the actions waiting for that name) and the ones that pass are persisted, a batch at a time.
  */
-import { outputValues } from "../definition/saga.js";
+import { outputValues, type Saga } from "../definition/saga.js";
+import type { ActionDefinition } from "../definition/types.js";
 import { NotFoundError, SlipwayError, ValidationError } from "../errors.js";
 import { assertJson } from "../json.js";
 import { schemaIssues } from "../problems.js";
@@ -55,8 +56,8 @@ function checkSignal(registry: SagaRegistry, request: NewSignal, run: RunRecord 
     );
   assertJson(payload, `payload of signal "${name}"`);
   const saga = registry.get(run.saga, run.version);
-  for (const action of saga?.actions.values() ?? []) {
-    if (action.kind !== "signal" || action.signalName !== name || !action.outputSchema) continue;
+  for (const action of saga ? signalWaitsOf(saga) : []) {
+    if (action.signalName !== name || !action.outputSchema) continue;
     const parsed = action.outputSchema.safeParse(
       outputValues(action, action.fromPayload ? action.fromPayload(payload) : payload),
     );
@@ -69,4 +70,18 @@ function checkSignal(registry: SagaRegistry, request: NewSignal, run: RunRecord 
     }
   }
   return run;
+}
+
+const signalWaits = new WeakMap<Saga, ActionDefinition[]>();
+
+/** A saga's signal waits, those inside groups' bodies included (each iteration or item waits the same way). */
+function signalWaitsOf(saga: Saga): ActionDefinition[] {
+  let waits = signalWaits.get(saga);
+  if (!waits) {
+    waits = [...saga.actions.values()]
+      .flatMap((a) => (a.group ? [...a.group.actions.values()] : [a]))
+      .filter((a) => a.kind === "signal");
+    signalWaits.set(saga, waits);
+  }
+  return waits;
 }

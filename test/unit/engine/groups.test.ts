@@ -146,6 +146,10 @@ describe.each(backends)("groups on $name", (backend) => {
       }, `iteration ${iteration} to wait, holding nothing`);
     };
     await waiting(1);
+    // A payload that fits no wait of the body is refused when sent, as for any wait.
+    await expect(executor.signal(handle.id, "build-done", { passed: "yes" })).rejects.toThrow(
+      /payload of signal "build-done" does not fit action "result"/,
+    );
     await executor.signal(handle.id, "build-done", { passed: false, log: "flaky test" });
     await waiting(2);
     expect(submitted).toEqual([1, 2]);
