@@ -43,6 +43,8 @@ describe.each(backends)("groups on $name", (backend) => {
     const result = await within(handle.result(), "the run");
     expect(result.status).toBe("completed");
     expect(result.output["open-mr"]).toBe("MR for podman-branch: patch 3");
+    // An iteration's values are in the loop's value only.
+    expect(Object.keys(result.output).sort()).toEqual(["attempts", "open-mr", "pkg", "prepare"]);
     expect(result.output.attempts).toEqual({
       fix: "podman-branch: patch 3",
       build: { passed: true, log: "podman-branch: patch 3 failed" },
