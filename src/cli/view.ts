@@ -94,6 +94,8 @@ export function createView(mode: ViewMode, io: Io, plans: ReadonlyMap<string, St
         job.note = String(data.error ?? "");
         break;
       case "action:progress":
+        // A leg of a matrix decided at run time says its values when it starts.
+        if (typeof data.leg === "string") job.label = `${e.action} (${data.leg})`;
         if (data.queued === true) job.state = "queued";
         else if (data.queued === false) job.state = "running";
         if (data.skipped) {

@@ -13,6 +13,7 @@ import type { Json } from "../json.js";
 import type { RunRecord } from "../storage/types.js";
 import { concurrencyCheck } from "./concurrency.js";
 import { renderTemplate } from "./expression-eval.js";
+import { addFanOut } from "./fan-out.js";
 import { cleanupJob, pollCheck, readyJob, runJob, undoJob, waitSkip } from "./jobs.js";
 import { MAX_RUN_NAME, overLimit } from "./limits.js";
 import type { Pipeline } from "./model.js";
@@ -137,7 +138,9 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime, name: string,
     const produces = { [step.action]: stepResultSchema };
     const job = step.job;
     const after = step.needs.length === 0 && step.kind === "job" ? gate : [];
-    if (job.kind === "wait") {
+    if (job.runTimeMatrix) {
+      builder = addFanOut(builder, step, context, [RUN], after);
+    } else if (job.kind === "wait") {
       builder = builder.waitForSignal(step.action, {
         signal: job.signal,
         reads: [RUN, ...step.needs],
@@ -203,6 +206,7 @@ type Builder = {
   action(name: string, spec: Record<string, unknown>): Builder;
   waitForSignal(name: string, spec: Record<string, unknown>): Builder;
   poll(name: string, spec: Record<string, unknown>): Builder;
+  forEach(name: string, spec: Record<string, unknown>): Builder;
   build(): unknown;
 };
 

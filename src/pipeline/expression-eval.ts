@@ -80,6 +80,14 @@ export function evaluate(expr: Expr, ctx: ExpressionContext, options: EvaluateOp
             : "nothing gave it a value";
       throw new ExpressionError(`\`${text}\` is not set: ${why}`, expr.offset);
     }
+    case "call": {
+      const value = fromJson(expr, ctx, options);
+      if (value === null || ["string", "number", "boolean"].includes(typeof value)) return value as Value;
+      throw new ExpressionError(
+        `${callText(expr)} gives ${Array.isArray(value) ? "a list" : "an object"}: only \`matrix:\` takes one (a value here must be a string, number, boolean or null)`,
+        expr.offset,
+      );
+    }
     case "binary": {
       const left = evaluate(expr.left, ctx, options);
       if (expr.op === "&&") return isTruthy(left) ? evaluate(expr.right, ctx, options) : left;
@@ -88,6 +96,38 @@ export function evaluate(expr: Expr, ctx: ExpressionContext, options: EvaluateOp
       return expr.op === "==" ? equal : !equal;
     }
   }
+}
+
+/**
+ * Evaluates an expression that may give any JSON value: `fromJSON(...)` gives what its text says (a
+ * list, an object); anything else gives what {@link evaluate} does. What a run-time matrix is read with.
+ */
+export function evaluateJson(expr: Expr, ctx: ExpressionContext): unknown {
+  return expr.kind === "call" ? fromJson(expr, ctx, {}) : evaluate(expr, ctx);
+}
+
+/** The JSON value `fromJSON(x)` reads from the text of `x`; a value that is not text is taken as is. */
+function fromJson(
+  expr: Extract<Expr, { kind: "call" }>,
+  ctx: ExpressionContext,
+  options: EvaluateOptions,
+): unknown {
+  const text = evaluate(expr.arg, ctx, options);
+  if (typeof text !== "string") return text;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    const shown = text.length > 60 ? `${text.slice(0, 60)}…` : text;
+    throw new ExpressionError(
+      `${callText(expr)}: the text is not JSON (${(error as Error).message}): ${JSON.stringify(shown)}`,
+      expr.offset,
+    );
+  }
+}
+
+/** `fromJSON(needs.plan.outputs.packages)`, for messages. */
+function callText(expr: Extract<Expr, { kind: "call" }>): string {
+  return `fromJSON(${expr.arg.kind === "ref" ? refText(expr.arg) : "…"})`;
 }
 
 /** Evaluates an `if:`; unset references read as null. */

@@ -1,7 +1,7 @@
 /**
  * The small expression language of pipeline files: `${{ ... }}` templates in strings and `if:`
  * conditions. Literals, references (`inputs.x`, `matrix.x`, `needs.<job>.outputs.<k>`, `outputs.k`,
- * `env.X`), `==`, `!=`, `&&`, `||`, `!` and parentheses: parsing and static checks. Evaluation and
+ * `env.X`), `==`, `!=`, `&&`, `||`, `!`, parentheses and `fromJSON(...)`: parsing and static checks. Evaluation and
  * rendering are in expression-eval.ts.
  */
 
@@ -60,7 +60,10 @@ type Token =
   | { type: "op"; text: "==" | "!=" | "&&" | "||" | "!" | "(" | ")" | "."; offset: number }
   | { type: "end"; offset: number };
 
-const SUPPORTED = "literals, references, ==, !=, &&, ||, ! and parentheses";
+const SUPPORTED = "literals, references, ==, !=, &&, ||, !, parentheses and fromJSON(...)";
+
+/** The one function: GitHub spells it `fromJSON` and matches function names in any case. */
+const FROM_JSON = "fromjson";
 
 function tokenize(source: string, base: number): Token[] {
   const tokens: Token[] = [];
@@ -231,10 +234,30 @@ export function parseExpression(source: string, base = 0): Expr {
   };
   const parseReference = (first: { text: string; offset: number }): Expr => {
     if (isOp(peek(), "(")) {
-      throw new ExpressionError(
-        `functions such as \`${first.text}()\` are not supported: expressions support ${SUPPORTED}`,
-        first.offset,
-      );
+      if (first.text.toLowerCase() !== FROM_JSON) {
+        throw new ExpressionError(
+          `functions such as \`${first.text}()\` are not supported: expressions support ${SUPPORTED}`,
+          first.offset,
+        );
+      }
+      const open = next();
+      deeper(open);
+      if (isOp(peek(), ")")) {
+        throw new ExpressionError(
+          "`fromJSON()` needs one value to read, e.g. `fromJSON(needs.plan.outputs.packages)`",
+          peek().offset,
+        );
+      }
+      const arg = parseOr();
+      nesting--;
+      const close = next();
+      if (!isOp(close, ")")) {
+        throw new ExpressionError(
+          `expected \`)\` to close \`fromJSON(\`, found ${describe(close)} (it takes one value)`,
+          close.offset,
+        );
+      }
+      return { kind: "call", fn: "fromJSON", arg, offset: first.offset };
     }
     const path: string[] = [];
     const pathOffsets: number[] = [];
@@ -287,6 +310,7 @@ function deepestNode(expr: Expr): Expr | undefined {
     const [node, depth] = item;
     if (depth > MAX_EXPRESSION_DEPTH.max) return node;
     if (node.kind === "not") stack.push([node.operand, depth + 1]);
+    else if (node.kind === "call") stack.push([node.arg, depth + 1]);
     else if (node.kind === "binary") stack.push([node.right, depth + 1], [node.left, depth + 1]);
   }
   return undefined;
@@ -399,6 +423,8 @@ export interface ExprScope {
   inputs: readonly string[];
   /** The job's matrix axes; undefined when the job has no matrix. */
   matrixAxes?: readonly string[];
+  /** The job's matrix is decided at run time, its axes unknown before: any `matrix.<axis>` is taken. */
+  matrixAtRunTime?: boolean;
   /** The job's direct `needs`. */
   needs: readonly string[];
   /** Every job in the pipeline. */
@@ -427,6 +453,7 @@ export function checkExpr(expr: Expr, scope: ExprScope): ExprIssue[] {
     issues.push(suggestion === undefined ? { offset, message } : { offset, message, suggestion });
   const visit = (node: Expr): void => {
     if (node.kind === "not") return visit(node.operand);
+    if (node.kind === "call") return visit(node.arg);
     if (node.kind === "binary") {
       visit(node.left);
       visit(node.right);
@@ -469,6 +496,10 @@ function checkRef(
       }
       return;
     case "matrix": {
+      if (scope.matrixAxes === undefined && scope.matrixAtRunTime) {
+        scalar("value");
+        return;
+      }
       if (scope.matrixAxes === undefined) {
         report(ref.offset, `job \`${scope.job}\` has no \`matrix\`, so \`matrix\` can't be read`);
         return;
@@ -575,6 +606,7 @@ function checkEventRef(
 export function referencedRoots(expr: Expr, into = new Set<ContextRoot>()): Set<ContextRoot> {
   if (expr.kind === "ref") into.add(expr.root);
   else if (expr.kind === "not") referencedRoots(expr.operand, into);
+  else if (expr.kind === "call") referencedRoots(expr.arg, into);
   else if (expr.kind === "binary") {
     referencedRoots(expr.left, into);
     referencedRoots(expr.right, into);

@@ -237,29 +237,58 @@ function skipped(reason: string): StepResult {
 
 /** Why the step does not run: a job it needs was skipped, or its `if` is false. */
 function skipReason(context: StepContext, step: Step, input: Values): string | undefined {
-  for (const action of step.needs) {
-    const need = input[action] as StepResult | undefined;
-    if (need?.status === "skipped") return `needs ${stepLabel(context.plan, action)}, which was skipped`;
-  }
+  const skip = skippedNeed(context, step, input);
+  if (skip !== undefined) return skip;
   const condition = step.job.if;
   if (condition && !evaluateCondition(condition, expressionContext(context, step, input)))
     return `if: ${condition.source} is false`;
   return undefined;
 }
 
+/** Why the step does not run because of a job it needs: that job was skipped, or had no legs. */
+export function skippedNeed(context: StepContext, step: Step, input: Values): string | undefined {
+  for (const action of step.needs) {
+    const need = input[action];
+    const label = stepLabel(context.plan, action);
+    if (Array.isArray(need) && need.length === 0) return `needs ${label}, whose matrix has no legs`;
+    const job = context.plan.steps.find((s) => s.action === action)?.job.name ?? action;
+    if (resultsOf(need, job).some((r) => r.status === "skipped")) return `needs ${label}, which was skipped`;
+  }
+  return undefined;
+}
+
 /** What expressions in this step read: inputs, its matrix leg, the outputs of the jobs it needs, env. */
 function expressionContext(context: StepContext, step: Step, input: Values): ExpressionContext {
-  const needs: Record<string, { outputs: Record<string, string> }> = {};
-  for (const action of step.needs) {
-    const result = input[action] as StepResult | undefined;
-    const job = context.plan.steps.find((s) => s.action === action)?.job.name ?? action;
-    // Legs of one matrix job share its name: their outputs merge, later legs winning (as in GitHub).
-    needs[job] = { outputs: { ...needs[job]?.outputs, ...result?.outputs } };
-  }
-  const scope: ExpressionContext = { inputs: context.plan.inputs, needs, env: {}, event: context.plan.event };
+  const scope = needsContext(context, step, input);
   if (step.matrix) scope.matrix = step.matrix;
   scope.env = renderEnv(context.plan.pipeline, step, scope);
   return scope;
+}
+
+/** What a step's matrix decided at run time reads: inputs, the event, the outputs of the jobs it needs. */
+export function needsContext(context: StepContext, step: Step, input: Values): ExpressionContext {
+  const needs: Record<string, { outputs: Record<string, string> }> = {};
+  for (const action of step.needs) {
+    const job = context.plan.steps.find((s) => s.action === action)?.job.name ?? action;
+    // Legs of one matrix job share its name: their outputs merge, later legs winning (as in GitHub).
+    for (const result of resultsOf(input[action], job))
+      needs[job] = { outputs: { ...needs[job]?.outputs, ...result.outputs } };
+    needs[job] ??= { outputs: {} };
+  }
+  return { inputs: context.plan.inputs, needs, env: {}, event: context.plan.event };
+}
+
+/**
+ * The results a needed step left: one, or for a matrix decided at run time (its value is the list
+ * of its legs' values, each leg's result under the job's name), one per leg, in leg order.
+ */
+export function resultsOf(value: unknown, job: string): StepResult[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) return [value as StepResult];
+  return value.flatMap((leg) => {
+    const result = (leg as Values | null)?.[job] as StepResult | undefined;
+    return result ? [result] : [];
+  });
 }
 
 /** The pipeline's `env`, then the job's, rendered in order (a later one may read an earlier one). */

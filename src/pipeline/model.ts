@@ -20,7 +20,9 @@ export type Expr =
   /** `needs.build.outputs.digest`: root `needs`, path `["build", "outputs", "digest"]`. */
   | { kind: "ref"; root: ContextRoot; path: string[]; offset: number; pathOffsets: number[] }
   | { kind: "not"; operand: Expr; offset: number }
-  | { kind: "binary"; op: "==" | "!=" | "&&" | "||"; left: Expr; right: Expr; offset: number };
+  | { kind: "binary"; op: "==" | "!=" | "&&" | "||"; left: Expr; right: Expr; offset: number }
+  /** `fromJSON(needs.plan.outputs.packages)`: the one function, reading a string as JSON. */
+  | { kind: "call"; fn: "fromJSON"; arg: Expr; offset: number };
 
 export type TemplatePart =
   | { kind: "text"; text: string }
@@ -99,6 +101,26 @@ export interface Matrix {
   include: MatrixInclude[];
 }
 
+/** An expression whose value is known only at run time: `fromJSON(needs.plan.outputs.packages)`. */
+export interface MatrixExpr {
+  expr: Expr;
+  /** As written between `${{` and `}}`, for messages. */
+  source: string;
+  pos: Position;
+}
+
+/**
+ * A matrix decided at run time, when the job's needs are done: the whole of it from one expression
+ * (`from`: a JSON list of legs or an object of axes), or axes of which some come from an expression.
+ * Its legs run as steps of their own (`build#1.build`); see runtime-matrix.ts.
+ */
+export interface RunTimeMatrix {
+  from?: MatrixExpr;
+  axes: Record<string, MatrixValue[] | MatrixExpr>;
+  exclude: Array<Record<string, MatrixValue>>;
+  include: Array<Record<string, MatrixValue>>;
+}
+
 /** Requirements a job declares for admission (a later issue): sizes in bytes. */
 export interface Resources {
   /** `auto`: admission estimates it (e.g. from the job's peak in earlier runs). */
@@ -139,6 +161,8 @@ interface JobBase {
   /** Runs only when the run asks for this tier (`--tier NAME`). */
   tier?: string;
   matrix?: Matrix;
+  /** Instead of `matrix`, when `matrix:` reads `${{ fromJSON(...) }}`. */
+  runTimeMatrix?: RunTimeMatrix;
   resources?: Resources;
 }
 

@@ -7,6 +7,13 @@ import type { ExprScope } from "./expressions.js";
 import type { ContextRoot, Job, JobKind, ReadyCheck, Resources } from "./model.js";
 import { parseMatrix } from "./parse-matrix.js";
 import { condition, parseEnv, placeholder, template } from "./parse-values.js";
+import {
+  isRunTimeMatrix,
+  knownAxes,
+  matrixContext,
+  parseRunTimeMatrix,
+  refuseWithRunTimeMatrix,
+} from "./runtime-matrix.js";
 
 const SIGNAL_NAME = /^[A-Za-z0-9_.:-]+$/;
 
@@ -132,7 +139,12 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
 
   const needNodes = parseNeeds(ctx, name, get("needs"));
   const needs = [...needNodes.keys()];
-  const matrix = fields.has("matrix") ? parseMatrix(ctx, name, get("matrix")!) : undefined;
+  const matrixNode = get("matrix");
+  const runTime = matrixNode !== undefined && isRunTimeMatrix(matrixNode);
+  const matrix = matrixNode && !runTime ? parseMatrix(ctx, name, matrixNode) : undefined;
+  const runTimeMatrix = runTime
+    ? parseRunTimeMatrix(matrixContext(ctx, name, needs), name, matrixNode)
+    : undefined;
   const jobEnvNames: string[] = [];
   const scopeFor = (roots: Partial<Record<ContextRoot, true | string>>): ExprScope => {
     const scope: ExprScope = {
@@ -144,6 +156,12 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
       job: name,
     };
     if (matrix) scope.matrixAxes = Object.keys(matrix.axes);
+    if (runTime) {
+      // A whole matrix from JSON has its axes known only when it runs: any `matrix.<axis>` is taken.
+      const axes = runTimeMatrix && knownAxes(runTimeMatrix);
+      if (axes) scope.matrixAxes = axes;
+      else scope.matrixAtRunTime = true;
+    }
     return scope;
   };
   const stepRoots = {
@@ -184,6 +202,7 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
     }),
     ...(fields.has("tier") && { tier: r.name(get("tier"), label("tier"), NAME, NAME_RULE) }),
     ...(matrix && { matrix }),
+    ...(runTimeMatrix && { runTimeMatrix }),
     ...(fields.has("resources") && { resources: parseResources(r, get("resources")!, name) }),
   };
 
@@ -203,6 +222,8 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
       r.report(field.key, `\`${key}\` applies to \`run\` jobs only (job \`${name}\` ${what})${fix}`);
     }
   }
+
+  if (runTime) refuseWithRunTimeMatrix(r, name, kind && fields.get(kind), fields.get("ready"));
 
   let job: Job;
   if (kind === "wait") {

@@ -162,6 +162,7 @@ function neededOutputs(job: Job): Set<string> {
   const visit = (expr: Expr): void => {
     if (expr.kind === "ref" && expr.root === "needs" && expr.path[0] !== undefined) names.add(expr.path[0]);
     else if (expr.kind === "not") visit(expr.operand);
+    else if (expr.kind === "call") visit(expr.arg);
     else if (expr.kind === "binary") {
       visit(expr.left);
       visit(expr.right);

@@ -81,7 +81,8 @@ function inRange(text: string, since: number | undefined, until: number | undefi
 }
 
 function matches(job: string | undefined, action: string): boolean {
-  return job === undefined || action === job || action.startsWith(`${job}.`);
+  // `build.linux` is a leg of a matrix written out, `build#2.build` one of a matrix decided at run time.
+  return job === undefined || action === job || action.startsWith(`${job}.`) || action.startsWith(`${job}#`);
 }
 
 function order(file: LogFile, started: Map<string, number>): number {

@@ -79,7 +79,14 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
       ["JOB", "STATE", "ATTEMPTS", "TIME", "MEMORY", "NOTE"],
       ...run.steps.map((s) => {
         const wait = waits.get(s.job);
-        return [s.job, state(s, wait), String(s.attempt), stepTime(s), memory(run, s), note(s, wait)];
+        return [
+          jobName(run, s),
+          state(s, wait),
+          String(s.attempt),
+          stepTime(s),
+          memory(run, s),
+          note(s, wait, run),
+        ];
       }),
       ...pending(run).map(([job, why]) => [
         job,
@@ -157,6 +164,20 @@ function eventLine(event: Record<string, unknown>): string {
   }
 }
 
+/**
+ * A step's name, and for a leg of a matrix decided at run time (`build#2.build`) its values, as a
+ * leg of a matrix written out has them in its name: `build#2.build (libbar)`. The job's own step
+ * keeps its legs' values (its `items`).
+ */
+function jobName(run: RunDetail, s: StepSummary): string {
+  const leg = /^(.+)#(\d+)\.[^#]+$/.exec(s.job);
+  if (!leg) return s.job;
+  const items = run.steps.find((step) => step.job === leg[1])?.state?.items;
+  const values = Array.isArray(items) ? items[Number(leg[2]) - 1] : undefined;
+  if (values === null || typeof values !== "object" || Array.isArray(values)) return s.job;
+  return `${s.job} (${Object.values(values).map(String).join(", ")})`;
+}
+
 /** A started job's state: admission holds it back (`queued`), or it completed without running. */
 function state(s: StepSummary, wait: WaitingJob | undefined): string {
   if (wait?.state === "queued") return "queued";
@@ -177,8 +198,12 @@ function pending(run: RunDetail): [string, string][] {
 }
 
 /** What a reader wants next to a job's state: what it waits for (as the queue says), or why it failed. */
-function note(s: StepSummary, wait: WaitingJob | undefined): string {
+function note(s: StepSummary, wait: WaitingJob | undefined, run: RunDetail): string {
   if (wait) return wait.message;
+  // A pipeline job whose matrix was decided at run time: how many legs it has.
+  const items = s.state?.items;
+  if (run.spec && Array.isArray(items) && (s.status === "waiting" || s.status === "completed"))
+    return `${items.length} leg${items.length === 1 ? "" : "s"}`;
   const skip = skippedReason(s);
   if (skip !== undefined) return skip;
   if (s.status === "failed" || s.status === "retrying") return s.error ?? "";
