@@ -57,7 +57,9 @@ export function withGroups(steps: StepSummary[]): StepSummary[] {
 
 /** A pipeline step's own result (status, outputs, measured memory...) in its output, when it has one. */
 export function stepResultOf(step: Pick<StepSummary, "job" | "output">): Partial<StepResult> | undefined {
-  return step.output?.[step.job] as Partial<StepResult> | undefined;
+  // A leg of a matrix decided at run time (`build#2.build`) keeps its result under the job's name.
+  const leg = /^[^#]+#\d+\.(.+)$/.exec(step.job);
+  return step.output?.[leg ? leg[1]! : step.job] as Partial<StepResult> | undefined;
 }
 
 /** Why a pipeline step completed without running, or undefined when it ran (or has not ended). */

@@ -1,0 +1,165 @@
+/** A matrix decided at run time from an earlier job's output, with the real `slipway run`, `show` and `logs`. */
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${{ }}` is the pipeline files' expression syntax
+import { describe, expect, it } from "vitest";
+import { Project, runId } from "./harness.js";
+
+describe("a matrix decided at run time", () => {
+  it("runs one leg per item of an earlier job's output; the job that needs it reads the legs' outputs merged", async () => {
+    const project = new Project();
+    project.tool(
+      "plan",
+      `echo plan >> trace
+echo 'packages=["libfoo","libbar","libbaz"]' >> "$SLIPWAY_OUTPUT"`,
+    );
+    project.write(
+      "pipe.yml",
+      `name: backports
+jobs:
+  plan:
+    run: ./plan
+  build:
+    needs: [plan]
+    matrix: \${{ fromJSON(needs.plan.outputs.packages) }}
+    env:
+      PACKAGE: \${{ matrix.value }}
+    run: |
+      echo "building $PACKAGE"
+      echo "build $PACKAGE as $SLIPWAY_STEP" >> trace
+      echo "rpm_\${{ matrix.value }}=\${{ matrix.value }}-1.0.rpm" >> "$SLIPWAY_OUTPUT"
+  test:
+    needs: [plan]
+    matrix:
+      package: \${{ fromJSON(needs.plan.outputs.packages) }}
+      arch: [x86_64, aarch64]
+      exclude:
+        - { package: libbaz, arch: aarch64 }
+    run: echo "test \${{ matrix.package }} on $MATRIX_ARCH" >> trace
+  docs:
+    needs: [plan]
+    matrix: \${{ fromJSON(needs.plan.outputs.packages) }}
+    if: \${{ matrix.value != 'libbaz' }}
+    run: echo "docs \${{ matrix.value }}" >> trace
+  publish:
+    needs: [build, test]
+    run: echo "publish \${{ needs.build.outputs.rpm_libfoo }} \${{ needs.build.outputs.rpm_libbar }}" >> trace
+`,
+    );
+    const result = await project.run(["run", "pipe.yml"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const trace = project.trace();
+    expect(trace[0]).toBe("plan");
+    expect(trace.filter((l) => l.startsWith("build")).sort()).toEqual([
+      "build libbar as build#2.build",
+      "build libbaz as build#3.build",
+      "build libfoo as build#1.build",
+    ]);
+    expect(trace.filter((l) => l.startsWith("docs")).sort()).toEqual(["docs libbar", "docs libfoo"]);
+    expect(trace.filter((l) => l.startsWith("test")).sort()).toEqual([
+      "test libbar on aarch64",
+      "test libbar on x86_64",
+      "test libbaz on x86_64",
+      "test libfoo on aarch64",
+      "test libfoo on x86_64",
+    ]);
+    expect(trace.at(-1)).toBe("publish libfoo-1.0.rpm libbar-1.0.rpm");
+
+    const id = runId(result.stdout);
+    const shown = await project.show(id);
+    expect(shown.steps.map((s) => `${s.job} ${s.status}`).sort()).toEqual(
+      [
+        "plan completed",
+        "build completed",
+        "build#1.build completed",
+        "build#2.build completed",
+        "build#3.build completed",
+        "test completed",
+        "docs completed",
+        "docs#1.docs completed",
+        "docs#2.docs completed",
+        "docs#3.docs completed",
+        ...[1, 2, 3, 4, 5].map((i) => `test#${i}.test completed`),
+        "publish completed",
+      ].sort(),
+    );
+    // The leg whose `if:` is false was skipped, like a leg of a matrix written out.
+    const skipped = shown.steps.find((s) => s.job === "docs#3.docs")!;
+    expect(skipped.output?.docs).toMatchObject({
+      status: "skipped",
+      reason: "if: ${{ matrix.value != 'libbaz' }} is false",
+    });
+
+    // `show` names each leg with its values, and the job with its count of legs.
+    const text = await project.run(["show", id]);
+    expect(text.stdout).toMatch(/^build#1\.build \(libfoo\)\s+completed/m);
+    expect(text.stdout).toMatch(/^docs#3\.docs \(libbaz\)\s+skipped .*is false/m);
+    expect(text.stdout).toMatch(/^test#5\.test \(libbaz, x86_64\)\s+completed/m);
+    expect(text.stdout).toMatch(/^build\s+completed .* 3 legs$/m);
+    // `logs RUN build` is every leg's output.
+    const logs = await project.run(["logs", id, "build"]);
+    expect(logs.stdout, logs.stderr).toMatch(
+      /^==> build#1\.build \(attempt 1\) <==\n.* out building libfoo$/m,
+    );
+    expect(logs.stdout).toMatch(/^==> build#2\.build \(attempt 1\) <==\n.* out building libbar$/m);
+    expect(logs.stdout).not.toContain("test#");
+  });
+
+  it("past MAX_MATRIX_LEGS the job fails with the limit's message and the run undoes what completed", async () => {
+    const project = new Project();
+    project.tool(
+      "plan",
+      `echo plan >> trace
+printf 'packages=[' >> "$SLIPWAY_OUTPUT"
+for i in $(seq 1 257); do printf '"p%s",' "$i"; done | sed 's/,$//' >> "$SLIPWAY_OUTPUT"
+echo ']' >> "$SLIPWAY_OUTPUT"`,
+    );
+    project.write(
+      "pipe.yml",
+      `name: too-many
+jobs:
+  plan:
+    run: ./plan
+    undo: echo "undo plan" >> trace
+  build:
+    needs: [plan]
+    matrix: \${{ fromJSON(needs.plan.outputs.packages) }}
+    run: echo "build \${{ matrix.value }}" >> trace
+`,
+    );
+    const result = await project.run(["run", "pipe.yml"]);
+    expect(result.code).toBe(1);
+    const message =
+      'job "build": its matrix makes 257 legs, over the limit of 256 legs per job (MAX_MATRIX_LEGS, a fixed limit: see Limits in docs/pipelines.md)';
+    expect(result.stdout + result.stderr).toContain(message);
+    expect(project.trace()).toEqual(["plan", "undo plan"]);
+    const shown = await project.show(runId(result.stdout));
+    expect(shown.status).toBe("compensated");
+    expect(shown.cause).toMatchObject({ kind: "failure", action: "build", error: { message } });
+  });
+
+  it("a leg that fails undoes the legs that completed, and the jobs before them, dependents first", async () => {
+    const project = new Project();
+    project.write(
+      "pipe.yml",
+      `name: one-fails
+jobs:
+  plan:
+    run: echo 'packages=[{"name":"libfoo"},{"name":"libbar"}]' >> "$SLIPWAY_OUTPUT"
+    undo: echo "undo plan" >> trace
+  build:
+    needs: [plan]
+    matrix: \${{ fromJSON(needs.plan.outputs.packages) }}
+    run: |
+      if [ "\${{ matrix.name }}" = libbar ]; then
+        until grep -q "build libfoo" trace 2>/dev/null; do sleep 0.05; done
+        exit 3
+      fi
+      echo "build \${{ matrix.name }}" >> trace
+    undo: echo "undo \${{ matrix.name }}" >> trace
+`,
+    );
+    const result = await project.run(["run", "pipe.yml"]);
+    expect(result.code).toBe(1);
+    expect(project.trace()).toEqual(["build libfoo", "undo libfoo", "undo plan"]);
+    expect(result.stdout).toMatch(/build#2\.build \(libbar\): failed: failed \(exit 3\)/);
+  });
+});
