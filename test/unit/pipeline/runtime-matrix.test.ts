@@ -3,7 +3,11 @@
  * (at its line), what its JSON means when the job's needs are done, and its limits.
  */
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${{ }}` is the pipeline files' expression syntax
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { evaluate, renderTemplate } from "../../../src/pipeline/expression-eval.js";
 import { parseExpression, parseTemplate } from "../../../src/pipeline/expressions.js";
 import { MAX_EXPRESSION_DEPTH, MAX_MATRIX_LEGS, MAX_STEPS } from "../../../src/pipeline/limits.js";
@@ -93,6 +97,19 @@ describe("validate: a matrix decided at run time", () => {
       ["plan", []],
       ["build", ["plan"]],
     ]);
+  });
+
+  it("is accepted by the JSON Schema editors use, whole and as an axis", () => {
+    const root = join(import.meta.dirname, "..", "..", "..");
+    const schema = JSON.parse(readFileSync(join(root, "schema", "pipeline.schema.json"), "utf8"));
+    const check = new Ajv({ allErrors: true, allowUnionTypes: true }).compile(schema);
+    const axes = `\n      package: ${WHOLE}\n      arch: [x86_64]`;
+    for (const matrix of [WHOLE, axes]) {
+      check(parseYaml(pipeline(matrix)));
+      expect(check.errors ?? []).toEqual([]);
+    }
+    check(parseYaml(pipeline("libfoo")));
+    expect(check.errors?.length).toBeGreaterThan(0);
   });
 
   it("points at the line of each mistake", () => {
