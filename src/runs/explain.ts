@@ -16,6 +16,9 @@ export interface Why {
   until: number | null;
 }
 
+/** A step a group added: `build#2.build`, `attempts#3.fix`. */
+const GROUP_STEP = /^[^#]+#\d+\./;
+
 /** What a waiting or retrying step waits for, from its durable state; undefined for other states. */
 export function stepWait(step: Pick<StepSummary, "status" | "state" | "error">): Why | undefined {
   const state = step.state ?? {};
@@ -31,6 +34,9 @@ export function stepWait(step: Pick<StepSummary, "status" | "state" | "error">):
     };
   }
   if (step.status !== "waiting") return undefined;
+  // A group's own step (a loop, a matrix decided at run time) waits for its iterations or legs,
+  // each a step that says for itself what it waits for.
+  if (typeof state.iteration === "number" || Array.isArray(state.items)) return undefined;
   const sleepUntil = num("until");
   if (sleepUntil !== null)
     return { reason: "sleep", message: `sleeping until ${time(sleepUntil)}`, until: sleepUntil };
@@ -65,7 +71,8 @@ export function queueOf(
   const planned = new Set(plan?.steps.map((s) => s.action));
   const unplanned = steps.map((s) => s.job).filter((action) => !planned.has(action));
   const actions = plan ? [...unplanned, ...plan.steps.map((s) => s.action)] : steps.map((s) => s.job);
-  const gates = unplanned.filter((action) => !done(action));
+  // Legs and iterations of groups (`build#2.build`) are not in the plan either, but gate nothing.
+  const gates = unplanned.filter((action) => !done(action) && !GROUP_STEP.test(action));
   for (const action of actions) {
     const step = byAction.get(action);
     let why: Why | undefined = extra?.(action);
