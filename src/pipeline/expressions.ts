@@ -7,28 +7,13 @@
 
 import { closest, listOr } from "../problems.js";
 import type { Locate, Position } from "../yaml-reader.js";
+import { checkEventRef } from "./event-context.js";
 import { MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_LENGTH, overLimit } from "./limits.js";
 import type { Condition, ContextRoot, Expr, Template, TemplatePart } from "./model.js";
 
-export const CONTEXT_ROOTS: readonly ContextRoot[] = ["inputs", "matrix", "needs", "outputs", "env", "event"];
+export { EVENT_FIELDS } from "./event-context.js";
 
-/**
- * What `event` holds (see docs/triggers.md): fields absent for a kind read as empty, so one pipeline
- * serves pushes, pull requests and manual runs alike.
- */
-export const EVENT_FIELDS: Readonly<Record<string, readonly string[] | null>> = {
-  kind: null,
-  source: null,
-  sha: null,
-  ref: null,
-  branch: null,
-  tag: null,
-  before: null,
-  action: null,
-  pull_request: ["number", "sha", "base", "head", "fork", "author", "url"],
-  comment: ["id", "body", "author", "command"],
-  schedule: ["cron", "time_zone", "minute"],
-};
+export const CONTEXT_ROOTS: readonly ContextRoot[] = ["inputs", "matrix", "needs", "outputs", "env", "event"];
 
 /**
  * An expression that can't be parsed or evaluated. `offset` is where in the parsed string (the
@@ -562,43 +547,6 @@ function checkRef(
       }
       return;
     }
-  }
-}
-
-function checkEventRef(
-  ref: Extract<Expr, { kind: "ref" }>,
-  report: (offset: number, message: string, suggestion?: string) => void,
-): void {
-  const [first, second, ...rest] = ref.path;
-  const fields = Object.keys(EVENT_FIELDS);
-  if (first === undefined) {
-    report(ref.offset, "`event` is not a value: name one, e.g. `event.sha`");
-    return;
-  }
-  const at = (i: number) => ref.pathOffsets[i] ?? ref.offset;
-  if (!Object.hasOwn(EVENT_FIELDS, first)) {
-    report(
-      at(0),
-      `unknown event field \`${first}\` (fields: ${listOr(fields, "and")})`,
-      closest(first, fields),
-    );
-    return;
-  }
-  const nested = EVENT_FIELDS[first];
-  if (nested === null || nested === undefined) {
-    if (second !== undefined) report(at(1), `\`event.${first}\` is a plain value: it has no \`${second}\``);
-    return;
-  }
-  if (second === undefined) {
-    report(ref.offset, `\`event.${first}\` is not a value: name one, e.g. \`event.${first}.${nested[0]}\``);
-  } else if (!nested.includes(second)) {
-    report(
-      at(1),
-      `unknown field \`${second}\` of \`event.${first}\` (fields: ${listOr(nested, "and")})`,
-      closest(second, nested),
-    );
-  } else if (rest.length > 0) {
-    report(at(2), `\`event.${first}.${second}\` is a plain value: it has no \`${rest[0]}\``);
   }
 }
 

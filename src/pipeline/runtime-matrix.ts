@@ -85,7 +85,8 @@ export function parseRunTimeMatrix(
     return from && { from, axes: {}, exclude: [], include: [] };
   }
   const matrix: RunTimeMatrix = { axes: {}, exclude: [], include: [] };
-  for (const entry of r.map(node, label)) {
+  const entries = r.map(node, label);
+  for (const entry of entries) {
     if ((MATRIX_KEYS as readonly string[]).includes(entry.name)) continue;
     if (!AXIS_NAME.test(entry.name)) {
       r.report(
@@ -110,7 +111,6 @@ export function parseRunTimeMatrix(
     matrix.axes[entry.name] = values;
   }
   const axes = Object.keys(matrix.axes);
-  const entries = isMap(node) ? r.map(node, label) : [];
   for (const key of ["exclude", "include"] as const) {
     const entry = entries.find((e) => e.name === key);
     if (!entry) continue;
