@@ -1,7 +1,8 @@
 /** A matrix decided at run time from an earlier job's output, with the real `slipway run`, `show` and `logs`. */
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${{ }}` is the pipeline files' expression syntax
 import { describe, expect, it } from "vitest";
-import { Project, runId } from "./harness.js";
+import { eventually } from "../../wait.js";
+import { Project, processesWith, runId, uniqueSleep } from "./harness.js";
 
 describe("a matrix decided at run time", () => {
   it("runs one leg per item of an earlier job's output; the job that needs it reads the legs' outputs merged", async () => {
@@ -161,5 +162,58 @@ jobs:
     expect(result.code).toBe(1);
     expect(project.trace()).toEqual(["build libfoo", "undo libfoo", "undo plan"]);
     expect(result.stdout).toMatch(/build#2\.build \(libbar\): failed: failed \(exit 3\)/);
+  });
+
+  it("after kill -9 in the middle of a leg, resume runs that leg again, not the completed ones, with the same legs", async () => {
+    const project = new Project();
+    const sleep = uniqueSleep();
+    // The first attempt of libbar's leg hangs; the one after the crash finds its marker and goes on.
+    project.tool(
+      "build",
+      `echo "build $1" >> trace
+if [ "$1" = libbar ] && [ ! -e build.once ]; then touch build.once; sleep ${sleep} & wait; fi
+echo "rpm_$1=$1.rpm" >> "$SLIPWAY_OUTPUT"`,
+    );
+    project.write(
+      "pipe.yml",
+      `name: crash
+jobs:
+  plan:
+    run: echo plan >> trace; echo 'packages=["libfoo","libbar"]' >> "$SLIPWAY_OUTPUT"
+  build:
+    needs: [plan]
+    matrix: \${{ fromJSON(needs.plan.outputs.packages) }}
+    run: ./build \${{ matrix.value }}
+  publish:
+    needs: [build]
+    run: echo "publish \${{ needs.build.outputs.rpm_libfoo }} \${{ needs.build.outputs.rpm_libbar }}" >> trace
+`,
+    );
+    const running = project.start(["run", "pipe.yml"]);
+    await eventually(
+      () => processesWith(`sleep ${sleep}`).length > 0 && project.count("build libfoo") === 1,
+      "libbar's leg hanging, libfoo's started",
+    );
+    const id = await running.runId();
+    await eventually(
+      async () =>
+        (await project.show(id)).steps.find((s) => s.job === "build#1.build")?.status === "completed",
+      "libfoo's leg completed",
+    );
+    running.child.kill("SIGKILL");
+    await running.done;
+
+    const result = await project.run(["resume"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const trace = project.trace();
+    expect(trace[0]).toBe("plan");
+    // Only libbar's leg, interrupted, runs again; libfoo's completed before the crash.
+    expect(trace.slice(3)).toEqual(["build libbar", "publish libfoo.rpm libbar.rpm"]);
+    expect(trace.slice(1, 3).sort()).toEqual(["build libbar", "build libfoo"]);
+    const shown = await project.show(id);
+    expect(shown.status).toBe("completed");
+    expect(shown.steps.find((s) => s.job === "build#1.build")?.attempt).toBe(1);
+    expect(shown.steps.find((s) => s.job === "build#2.build")?.attempt).toBe(2);
+    expect(shown.steps.filter((s) => s.job.startsWith("build#"))).toHaveLength(2);
   });
 });
