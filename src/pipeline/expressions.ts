@@ -7,28 +7,21 @@
 
 import { closest, listOr } from "../problems.js";
 import type { Locate, Position } from "../yaml-reader.js";
+import { checkEventRef, checkLoopRef, LOOP_ONLY } from "./context-refs.js";
 import { MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_LENGTH, overLimit } from "./limits.js";
 import type { Condition, ContextRoot, Expr, Template, TemplatePart } from "./model.js";
 
-export const CONTEXT_ROOTS: readonly ContextRoot[] = ["inputs", "matrix", "needs", "outputs", "env", "event"];
+export const CONTEXT_ROOTS: readonly ContextRoot[] = [
+  "inputs",
+  "matrix",
+  "needs",
+  "outputs",
+  "env",
+  "event",
+  "loop",
+];
 
-/**
- * What `event` holds (see docs/triggers.md): fields absent for a kind read as empty, so one pipeline
- * serves pushes, pull requests and manual runs alike.
- */
-export const EVENT_FIELDS: Readonly<Record<string, readonly string[] | null>> = {
-  kind: null,
-  source: null,
-  sha: null,
-  ref: null,
-  branch: null,
-  tag: null,
-  before: null,
-  action: null,
-  pull_request: ["number", "sha", "base", "head", "fork", "author", "url"],
-  comment: ["id", "body", "author", "command"],
-  schedule: ["cron", "time_zone", "minute"],
-};
+export { EVENT_FIELDS } from "./context-refs.js";
 
 /**
  * An expression that can't be parsed or evaluated. `offset` is where in the parsed string (the
@@ -407,6 +400,8 @@ export interface ExprScope {
   env: readonly string[];
   /** The job, for messages. */
   job?: string;
+  /** In a loop's jobs: the body's jobs, which `loop.previous.<job>` may name. */
+  loopJobs?: readonly string[];
 }
 
 /** A problem found by {@link checkExpr}, at an offset in the parsed string. */
@@ -444,7 +439,13 @@ function checkRef(
   report: (offset: number, message: string, suggestion?: string) => void,
 ): void {
   // `event` is readable wherever a run's values are, unless the scope says why not.
-  const allowed = ref.root === "event" ? (scope.roots.event ?? true) : scope.roots[ref.root];
+  // `loop` is readable only by a loop's jobs, which is the one thing to say about it elsewhere.
+  const allowed =
+    ref.root === "event"
+      ? (scope.roots.event ?? true)
+      : ref.root === "loop"
+        ? (scope.roots.loop ?? LOOP_ONLY)
+        : scope.roots[ref.root];
   if (allowed !== true) {
     report(ref.offset, allowed ?? `\`${ref.root}\` can't be read here`);
     return;
@@ -499,13 +500,21 @@ function checkRef(
     case "event":
       checkEventRef(ref, report);
       return;
+    case "loop":
+      checkLoopRef(ref, scope.loopJobs ?? [], report);
+      return;
     case "needs": {
       if (first === undefined) {
         report(ref.offset, "`needs` is not a value: write `needs.<job>.outputs.<name>`");
         return;
       }
       if (!scope.needs.includes(first)) {
-        if (scope.jobs.includes(first)) {
+        if (scope.loopJobs && !scope.loopJobs.includes(first) && scope.jobs.includes(first)) {
+          report(
+            firstOffset,
+            `a loop's jobs read outputs of the jobs the loop job needs: add \`${first}\` to the loop job's \`needs\``,
+          );
+        } else if (scope.jobs.includes(first)) {
           report(
             firstOffset,
             `job \`${scope.job}\` can only read outputs of the jobs it needs: add \`${first}\` to its \`needs\``,
@@ -531,43 +540,6 @@ function checkRef(
       }
       return;
     }
-  }
-}
-
-function checkEventRef(
-  ref: Extract<Expr, { kind: "ref" }>,
-  report: (offset: number, message: string, suggestion?: string) => void,
-): void {
-  const [first, second, ...rest] = ref.path;
-  const fields = Object.keys(EVENT_FIELDS);
-  if (first === undefined) {
-    report(ref.offset, "`event` is not a value: name one, e.g. `event.sha`");
-    return;
-  }
-  const at = (i: number) => ref.pathOffsets[i] ?? ref.offset;
-  if (!Object.hasOwn(EVENT_FIELDS, first)) {
-    report(
-      at(0),
-      `unknown event field \`${first}\` (fields: ${listOr(fields, "and")})`,
-      closest(first, fields),
-    );
-    return;
-  }
-  const nested = EVENT_FIELDS[first];
-  if (nested === null || nested === undefined) {
-    if (second !== undefined) report(at(1), `\`event.${first}\` is a plain value: it has no \`${second}\``);
-    return;
-  }
-  if (second === undefined) {
-    report(ref.offset, `\`event.${first}\` is not a value: name one, e.g. \`event.${first}.${nested[0]}\``);
-  } else if (!nested.includes(second)) {
-    report(
-      at(1),
-      `unknown field \`${second}\` of \`event.${first}\` (fields: ${listOr(nested, "and")})`,
-      closest(second, nested),
-    );
-  } else if (rest.length > 0) {
-    report(at(2), `\`event.${first}.${second}\` is a plain value: it has no \`${rest[0]}\``);
   }
 }
 

@@ -12,6 +12,7 @@ import { masker, runShell, type ShellResult } from "../shell/process.js";
 import { attemptFiles, type LogPhase } from "../shell/run-directory.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expression-eval.js";
 import { inheritAllButCredentials, inheritOnly, SERVER_JOB_ENV } from "./job-env.js";
+import { loopContext, loopOutputs } from "./loops.js";
 
 const UNTRUSTED_INHERIT = inheritOnly(SERVER_JOB_ENV);
 
@@ -164,7 +165,7 @@ export async function cleanupJob(
 ): Promise<void> {
   const job = step.job as RunJob;
   if (!job.cleanup) return;
-  const ran = attemptFiles(context.runtime.dataDir, ctx.runId, step.action, "run", ctx.attempt);
+  const ran = attemptFiles(context.runtime.dataDir, ctx.runId, ctx.action, "run", ctx.attempt);
   if (!existsSync(ran.log) && !existsSync(ran.pid)) {
     ctx.progress("nothing to clean up: the command had not started", { phase: "cleanup" });
     return;
@@ -252,12 +253,17 @@ function expressionContext(context: StepContext, step: Step, input: Values): Exp
   const needs: Record<string, { outputs: Record<string, string> }> = {};
   for (const action of step.needs) {
     const result = input[action] as StepResult | undefined;
-    const job = context.plan.steps.find((s) => s.action === action)?.job.name ?? action;
+    // A job of a loop's body needs others of its iteration, which are not among the plan's steps.
+    const needed = context.plan.steps.find((s) => s.action === action);
+    const job = needed?.job.name ?? action;
+    const outputs = needed?.body ? loopOutputs(needed, input[action] as Values) : result?.outputs;
     // Legs of one matrix job share its name: their outputs merge, later legs winning (as in GitHub).
-    needs[job] = { outputs: { ...needs[job]?.outputs, ...result?.outputs } };
+    needs[job] = { outputs: { ...needs[job]?.outputs, ...outputs } };
   }
   const scope: ExpressionContext = { inputs: context.plan.inputs, needs, env: {}, event: context.plan.event };
   if (step.matrix) scope.matrix = step.matrix;
+  const loop = loopContext(input);
+  if (loop) scope.loop = loop;
   scope.env = renderEnv(context.plan.pipeline, step, scope);
   return scope;
 }
@@ -306,7 +312,7 @@ function environment(
     SLIPWAY_RUN_NAME: ctx.runName ?? "",
     SLIPWAY_PIPELINE: context.plan.pipeline.name,
     SLIPWAY_JOB: step.job.name,
-    SLIPWAY_STEP: step.action,
+    SLIPWAY_STEP: ctx.action,
     SLIPWAY_ATTEMPT: String(ctx.attempt),
     SLIPWAY_IDEMPOTENCY_KEY: ctx.idempotencyKey,
     SLIPWAY_WORKSPACE: context.workspace ?? "",
@@ -356,7 +362,8 @@ async function shell(
   env: { vars: Record<string, string>; mask: string[] },
   timeoutMs: number,
 ): Promise<ShellResult> {
-  const files = attemptFiles(context.runtime.dataDir, ctx.runId, step.action, phase, ctx.attempt);
+  // By the step's own name: a loop's job runs once per iteration (`attempts#2.fix`).
+  const files = attemptFiles(context.runtime.dataDir, ctx.runId, ctx.action, phase, ctx.attempt);
   const base = context.workspace ?? context.dir;
   const cwd = step.job.workingDirectory
     ? resolve(base, renderTemplate(step.job.workingDirectory, scope))

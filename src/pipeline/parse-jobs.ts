@@ -92,6 +92,11 @@ export interface JobContext {
   jobs: readonly string[];
   /** Secret names: every step gets them as variables, so `env` may not reuse them. */
   secrets: readonly string[];
+  /**
+   * For a job of a loop's body (`jobs` above are then the body's): the jobs the loop job needs,
+   * which its jobs read without listing them, and every job of the file, for messages.
+   */
+  loop?: { needs: readonly string[]; outer: readonly string[] };
 }
 
 /** A parsed job and, for the dependency-graph checks, the node of each valid `needs` entry. */
@@ -136,14 +141,15 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
   const jobEnvNames: string[] = [];
   const scopeFor = (roots: Partial<Record<ContextRoot, true | string>>): ExprScope => {
     const scope: ExprScope = {
-      roots,
+      roots: ctx.loop ? { ...roots, loop: true } : roots,
       inputs: ctx.inputs,
-      needs,
-      jobs: ctx.jobs,
+      needs: [...needs, ...(ctx.loop?.needs ?? [])],
+      jobs: [...ctx.jobs, ...(ctx.loop?.outer ?? [])],
       env: [...ctx.env, ...jobEnvNames],
       job: name,
     };
     if (matrix) scope.matrixAxes = Object.keys(matrix.axes);
+    if (ctx.loop) scope.loopJobs = ctx.jobs;
     return scope;
   };
   const stepRoots = {
@@ -284,7 +290,7 @@ function ifGiven<T>(entry: Entry | undefined, read: (node: Node) => T | undefine
   return entry === undefined ? undefined : read(entry.value);
 }
 
-function parseNeeds(ctx: JobContext, job: string, node: Node | undefined): Map<string, Node> {
+export function parseNeeds(ctx: JobContext, job: string, node: Node | undefined): Map<string, Node> {
   const r = ctx.reader;
   const needs = new Map<string, Node>();
   if (node === undefined) return needs;

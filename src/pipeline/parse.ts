@@ -54,6 +54,7 @@ import {
   RESOURCES_KEYS,
   WAIT_KEYS,
 } from "./parse-jobs.js";
+import { isLoopEntry, LOOP_JOB_KEYS, LOOP_KEYS, parseLoopJob } from "./parse-loop.js";
 import { countLegs, INCLUDE_KEYS, MATRIX_KEYS } from "./parse-matrix.js";
 import {
   COMMENT_KEYS,
@@ -95,6 +96,8 @@ export const ACCEPTED_KEYS = {
   secret: SECRET_KEYS,
   concurrency: CONCURRENCY_KEYS,
   job: JOB_KEYS,
+  loopJob: LOOP_JOB_KEYS,
+  loop: LOOP_KEYS,
   wait: WAIT_KEYS,
   poll: POLL_KEYS,
   ready: READY_KEYS,
@@ -346,8 +349,13 @@ function parseJobs(
     return [];
   }
   const context = { reader: r, ...names, jobs: entries.map((e) => e.name) };
-  const parsed = entries.map((e) => parseJob(context, e)).filter((p): p is ParsedJob => p !== undefined);
-  const steps = parsed.reduce((sum, p) => sum + (p.job.matrix ? countLegs(p.job.matrix).count : 1), 0);
+  const parsed = entries
+    .map((e) => (isLoopEntry(e) ? parseLoopJob(context, e) : parseJob(context, e)))
+    .filter((p): p is ParsedJob => p !== undefined);
+  const steps = parsed.reduce((sum, { job }) => {
+    if (job.kind === "loop") return sum + 1 + job.loop.max * job.jobs.length;
+    return sum + (job.matrix ? countLegs(job.matrix).count : 1);
+  }, 0);
   if (steps > MAX_STEPS.max) {
     r.report(
       entry.key,
