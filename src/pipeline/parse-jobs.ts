@@ -299,7 +299,12 @@ export function parseNeeds(ctx: JobContext, job: string, node: Node | undefined)
     if (name === undefined) continue;
     if (name === job) r.report(item, `job \`${job}\` needs itself`);
     else if (needs.has(name)) r.report(item, `job \`${job}\` lists \`${name}\` twice in \`needs\``);
-    else if (!ctx.jobs.includes(name)) {
+    else if (ctx.loop?.outer.includes(name)) {
+      r.report(
+        item,
+        `job \`${job}\` is in a loop, whose jobs need each other only: add \`${name}\` to the loop job's \`needs\`, and its jobs read it without listing it`,
+      );
+    } else if (!ctx.jobs.includes(name)) {
       r.report(
         item,
         `job \`${job}\` needs \`${name}\`, which is not a job`,

@@ -5,7 +5,6 @@
  */
 import { isMap, isScalar } from "yaml";
 import { NAME, NAME_RULE } from "../names.js";
-import { closest } from "../problems.js";
 import type { Entry, KeyHints } from "../yaml-reader.js";
 import type { ExprScope } from "./expressions.js";
 import { MAX_LOOP_ITERATIONS, overLimit } from "./limits.js";
@@ -196,13 +195,11 @@ function parseSettings(
     );
   else {
     until = condition(r, untilEntry.value, label("until"), scope);
-    for (const ref of previousRefs(until)) {
+    for (const ref of previousRefs(until))
       r.report(
         untilEntry.value,
         `${label("until")} reads this iteration's jobs: write \`needs.${ref}...\`, not \`loop.previous.${ref}...\``,
-        closest(ref, names),
       );
-    }
   }
   const reasonEntry = fields.get("reason");
   const reason = reasonEntry && template(r, reasonEntry.value, label("reason"), scope);
