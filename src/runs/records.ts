@@ -57,7 +57,10 @@ export function withGroups(steps: StepSummary[]): StepSummary[] {
 
 /** A pipeline step's own result (status, outputs, measured memory...) in its output, when it has one. */
 export function stepResultOf(step: Pick<StepSummary, "job" | "output">): Partial<StepResult> | undefined {
-  return step.output?.[step.job] as Partial<StepResult> | undefined;
+  // A loop iteration's step (`attempts#2.fix`) keeps its result under its job's name (`fix`).
+  const key =
+    step.output && !Object.hasOwn(step.output, step.job) ? step.job.replace(/^[^#]+#\d+\./, "") : step.job;
+  return step.output?.[key] as Partial<StepResult> | undefined;
 }
 
 /** Why a pipeline step completed without running, or undefined when it ran (or has not ended). */
