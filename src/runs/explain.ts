@@ -40,6 +40,11 @@ export function stepWait(step: Pick<StepSummary, "status" | "state" | "error">):
     const said = typeof state.message === "string" ? `${state.message}; ` : "polling, ";
     return { reason: "poll", message: `${said}next check ${time(nextCheck)}${until}`, until: deadline };
   }
+  // A loop or fan-out waits for its own steps (each of which says what it waits for).
+  if (typeof state.iteration === "number")
+    return { reason: "group", message: `iteration ${state.iteration} under way`, until: null };
+  if (Array.isArray(state.items))
+    return { reason: "group", message: `${state.items.length} items under way`, until: null };
   return {
     reason: "signal",
     message: `waiting for signal "${String(state.signal)}"${until}`,
@@ -65,7 +70,8 @@ export function queueOf(
   const planned = new Set(plan?.steps.map((s) => s.action));
   const unplanned = steps.map((s) => s.job).filter((action) => !planned.has(action));
   const actions = plan ? [...unplanned, ...plan.steps.map((s) => s.action)] : steps.map((s) => s.job);
-  const gates = unplanned.filter((action) => !done(action));
+  // A loop iteration's steps (`attempts#2.fix`) are not gates: they run inside their loop's step.
+  const gates = unplanned.filter((action) => !done(action) && !action.includes("#"));
   for (const action of actions) {
     const step = byAction.get(action);
     let why: Why | undefined = extra?.(action);

@@ -145,7 +145,10 @@ export const queueEntry = z.object({
   job: z.string(),
   label: z.string(),
   state: z.string(),
-  /** What it waits for: `needs`, `signal`, `sleep`, `poll`, `retry`, `held`, `admission` (resources or a lock). */
+  /**
+   * What it waits for: `needs`, `signal`, `sleep`, `poll`, `retry`, `held`, `admission` (resources or
+   * a lock), `group` (a loop's or fan-out's own steps).
+   */
   reason: z.string(),
   /** The sentence an operator reads. */
   message: z.string(),

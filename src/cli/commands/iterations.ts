@@ -58,14 +58,11 @@ export function iterationCells(steps: readonly StepSummary[]): { time: string; n
   const ended = steps.every((s) => s.endedAt !== null);
   const end = ended ? Math.max(...steps.map((s) => s.endedAt!)) : Date.now();
   const time = starts.length === 0 ? "-" : duration(end - Math.min(...starts));
-  // What the iteration came to: the outputs of its last job that had any (a build's result, say).
-  let note = "";
-  for (const step of steps) {
-    const outputs = stepResultOf(step)?.outputs;
-    if (step.status === "completed" && outputs && Object.keys(outputs).length > 0)
-      note = Object.entries(outputs)
-        .map(([key, value]) => `${key}=${value}`)
-        .join(" ");
-  }
+  // What the iteration came to: the outputs of its last job (a build's result, say), once it completed.
+  const last = steps.at(-1);
+  const outputs = last?.status === "completed" ? (stepResultOf(last)?.outputs ?? {}) : {};
+  const note = Object.entries(outputs)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(" ");
   return { time, note: note.length > 160 ? `${note.slice(0, 159)}…` : note };
 }
