@@ -42,7 +42,7 @@ export function stepWait(step: Pick<StepSummary, "status" | "state" | "error">):
   }
   // A loop or fan-out waits for its own steps (each of which says what it waits for).
   if (typeof state.iteration === "number")
-    return { reason: "group", message: `iteration ${state.iteration} under way`, until: null };
+    return { reason: "group", message: "its iteration under way", until: null };
   if (Array.isArray(state.items))
     return { reason: "group", message: `${state.items.length} items under way`, until: null };
   return {
@@ -77,6 +77,9 @@ export function queueOf(
     let why: Why | undefined = extra?.(action);
     if (!why && step) {
       why = stepWait(step);
+      // A loop's own row is not rewritten per iteration: its steps say which one is under way.
+      if (why?.reason === "group" && typeof step.state?.iteration === "number")
+        why = { ...why, message: `iteration ${lastIteration(steps, action)} under way` };
       if (!why && step.status === "failed" && record.status === "failed")
         why = {
           reason: "held",
@@ -114,6 +117,14 @@ export function queueOf(
     });
   }
   return entries;
+}
+
+/** The latest iteration of loop `group` that has a step. */
+function lastIteration(steps: readonly StepSummary[], group: string): number {
+  let last = 1;
+  for (const s of steps)
+    if (s.group === group && s.iteration !== undefined) last = Math.max(last, s.iteration);
+  return last;
 }
 
 /** Why admission holds a started step back, if it does (only the process running the step knows). */

@@ -6,50 +6,49 @@ import { duration } from "../../format.js";
 import { stepResultOf } from "../../runs/records.js";
 import type { StepSummary } from "../../runs/schemas.js";
 
-/** `attempts#2.fix`: group `attempts`, iteration or item 2, job `fix`. */
-const INSTANCE = /^([^#]+)#(\d+)\.(.+)$/;
-
 /** One row of the table: a step (its job name shown as `name`, indented), or the head of an iteration. */
 export type Row =
   | { kind: "step"; step: StepSummary; name: string }
   | { kind: "iteration"; name: string; steps: StepSummary[] };
 
-/** The run's steps in order, each group's instances right after the group's own step, in order. */
+/** The run's steps in order, each group's iterations (or items) right after the group's own step. */
 export function unfold(steps: readonly StepSummary[]): Row[] {
-  const groups = new Set(steps.map((s) => s.job));
   const instances = new Map<string, Map<number, StepSummary[]>>();
   const top: StepSummary[] = [];
   for (const step of steps) {
-    const match = INSTANCE.exec(step.job);
-    if (!match || !groups.has(match[1]!)) {
+    const index = step.iteration ?? step.item;
+    if (step.group === undefined || index === undefined) {
       top.push(step);
       continue;
     }
-    const byIndex = instances.get(match[1]!) ?? new Map<number, StepSummary[]>();
-    instances.set(match[1]!, byIndex);
-    const index = Number(match[2]);
+    const byIndex = instances.get(step.group) ?? new Map<number, StepSummary[]>();
+    instances.set(step.group, byIndex);
     byIndex.set(index, [...(byIndex.get(index) ?? []), step]);
   }
   const rows: Row[] = [];
   for (const step of top) {
-    const byIndex = instances.get(step.job);
-    const word = Array.isArray(step.state?.items) ? "item" : "iteration";
     rows.push({ kind: "step", step, name: step.job });
-    for (const [index, inner] of [...(byIndex ?? [])].sort(([a], [b]) => a - b)) {
+    for (const [index, inner] of [...(instances.get(step.job) ?? [])].sort(([a], [b]) => a - b)) {
+      const word = inner[0]!.item === undefined ? "iteration" : "item";
       rows.push({ kind: "iteration", name: `  ${word} ${index}`, steps: inner });
-      for (const s of inner) rows.push({ kind: "step", step: s, name: `    ${INSTANCE.exec(s.job)![3]}` });
+      // `attempts#2.fix` reads as `fix` under its iteration.
+      for (const s of inner)
+        rows.push({ kind: "step", step: s, name: `    ${s.job.slice(s.job.indexOf(".") + 1)}` });
     }
   }
   return rows;
 }
 
-/** How many iterations (or items) a group's step ran, for its note. */
-export function instanceCount(rows: readonly Row[], group: string): number {
-  const prefix = `${group}#`;
-  const seen = new Set<string>();
-  for (const row of rows)
-    if (row.kind === "step" && row.step.job.startsWith(prefix)) seen.add(row.step.job.split(".")[0]!);
-  return seen.size;
+/** What a group's step ran, for its note: `3 iterations`, `4 items`; empty for other steps. */
+export function groupNote(rows: readonly Row[], group: string): string {
+  const seen = new Set<number>();
+  let word = "iteration";
+  for (const row of rows) {
+    if (row.kind !== "step" || row.step.group !== group) continue;
+    if (row.step.item !== undefined) word = "item";
+    seen.add(row.step.iteration ?? row.step.item ?? 0);
+  }
+  return seen.size === 0 ? "" : `${seen.size} ${word}${seen.size === 1 ? "" : "s"}`;
 }
 
 /** An iteration's head: from its first step's start to its last one's end, and what its last job output. */

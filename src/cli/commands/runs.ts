@@ -8,7 +8,7 @@ import { skippedReason, stepResultOf } from "../../runs/records.js";
 import type { RunDetail, RunSummary, StepSummary, WaitingJob } from "../../runs/schemas.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
 import { connectionOptions, withRuns } from "../connect.js";
-import { instanceCount, iterationCells, unfold } from "./iterations.js";
+import { groupNote, iterationCells, unfold } from "./iterations.js";
 
 const options = { ...connectionOptions, json: { type: "boolean" } } as const;
 
@@ -85,8 +85,7 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
         }
         const s = row.step;
         const wait = waits.get(s.job);
-        const count = instanceCount(rows, s.job);
-        const what = note(s, wait) || (count > 0 ? groupNote(s, count) : "");
+        const what = note(s, wait) || groupNote(rows, s.job);
         return [row.name, state(s, wait), String(s.attempt), stepTime(s), memory(run, s), what];
       }),
       ...pending(run).map(([job, why]) => [
@@ -182,12 +181,6 @@ function pending(run: RunDetail): [string, string][] {
   return run.plan.steps
     .filter((step) => !started.has(step.action))
     .map((step) => [step.action, why.get(step.action) ?? "not started: the run rolled back"]);
-}
-
-/** A loop's or fan-out's own note: how many iterations (items) it ran. */
-function groupNote(s: StepSummary, count: number): string {
-  if (Array.isArray(s.state?.items)) return `${count} item${count === 1 ? "" : "s"}`;
-  return `${count} iteration${count === 1 ? "" : "s"}`;
 }
 
 /** What a reader wants next to a job's state: what it waits for (as the queue says), or why it failed. */

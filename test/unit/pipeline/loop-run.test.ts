@@ -110,4 +110,49 @@ describe("a YAML loop", () => {
       expect(trace.slice(4)).toEqual(["undo fix p4", "undo fix p3", "undo fix p2", "undo fix p1"]);
     });
   });
+
+  it("waits for a signal in each iteration; `show` says which iteration is under way", async () => {
+    const source = `name: approvals
+jobs:
+  rounds:
+    loop:
+      max: 3
+      until: \${{ needs.review.outputs.verdict == 'approved' }}
+      reason: "\${{ needs.review.outputs.verdict }}"
+    jobs:
+      review:
+        wait: { signal: reviewed }
+`;
+    await withRuns(async (runs, dir) => {
+      const file = join(dir, "approvals.yml");
+      writeFileSync(file, source);
+      const { id } = await runs.submit({ file, source });
+      const waiting = async (iteration: number) => {
+        await eventually(async () => {
+          const run = await runs.show(id);
+          return run.waiting.some((w) => w.job === `rounds#${iteration}.review` && w.reason === "signal");
+        }, `iteration ${iteration} to wait for its signal`);
+        return runs.show(id);
+      };
+      await waiting(1);
+      await runs.signal(id, "reviewed", { verdict: "changes requested" });
+      const second = await waiting(2);
+      expect(second.status).toBe("waiting");
+      expect(second.waiting.find((w) => w.job === "rounds")).toMatchObject({
+        reason: "group",
+        message: "iteration 2 under way",
+      });
+      expect(second.steps.find((s) => s.job === "rounds#2.review")).toMatchObject({
+        group: "rounds",
+        iteration: 2,
+      });
+      await runs.signal(id, "reviewed", { verdict: "approved" });
+      const run = await finished(runs, id);
+      expect(run.status).toBe("completed");
+      const events = await history(runs, id);
+      expect(events.filter((e) => e.type === "loop:iteration").map((e) => e.data)).toEqual([
+        { iteration: 2, after: "changes requested" },
+      ]);
+    });
+  });
 });
