@@ -56,7 +56,7 @@ export async function runJob(
   // half-made deploy is on): it is kept for it, so no other job takes it in between.
   const keepForCleanup = (error: unknown) => {
     if (grant && job.cleanup) {
-      context.runtime.resources!.hold(ctx.runId, step.action, grant);
+      context.runtime.resources!.hold(ctx.runId, ctx.action, grant);
       keep = true;
     }
     return error;
@@ -79,7 +79,7 @@ export async function runJob(
       throw keepForCleanup(new JobError(failure("run", result)));
     // A deploy keeps what it was admitted with (its lock, say) until its probe says it is up.
     if (grant && job.ready) {
-      context.runtime.resources!.hold(ctx.runId, step.action, grant);
+      context.runtime.resources!.hold(ctx.runId, ctx.action, grant);
       keep = true;
     }
     const admitted = grant?.need.memoryBytes;
@@ -143,7 +143,7 @@ export async function undoJob(
   const env = environment(context, step, scope, ctx);
   // An undo needs what its job needed (tearing a stack down takes the swarm lock too): the grant kept
   // from a failed probe, or a new one.
-  const grant = await heldOrAdmit(context, step, ctx, step.action);
+  const grant = await heldOrAdmit(context, step, ctx, ctx.action);
   try {
     const result = await shell(context, step, ctx, "undo", job.undo, scope, env, DEFAULT_TIMEOUT_MS);
     if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("undo", result));
@@ -172,7 +172,7 @@ export async function cleanupJob(
   }
   const scope = expressionContext(context, step, input);
   const env = environment(context, step, scope, ctx);
-  const grant = await heldOrAdmit(context, step, ctx, step.action);
+  const grant = await heldOrAdmit(context, step, ctx, ctx.action);
   try {
     const result = await shell(context, step, ctx, "cleanup", job.cleanup, scope, env, DEFAULT_TIMEOUT_MS);
     if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("cleanup", result));
@@ -209,7 +209,9 @@ async function admit(context: StepContext, step: Step, ctx: ActionContext): Prom
   const resources = context.runtime.resources;
   if (!resources || !step.job.resources) return undefined;
   const pipeline = context.plan.pipeline.name;
-  return resources.admit(ctx, pipeline, step, context.plan.key, context.plan.priority);
+  // A loop's job is admitted (and explained in the queue) as the step of its iteration, `attempts#2.build`.
+  const own = ctx.action === step.action ? step : { ...step, action: ctx.action, label: ctx.action };
+  return resources.admit(ctx, pipeline, own, context.plan.key, context.plan.priority);
 }
 
 /** The grant kept for `action` by an earlier step in this process, or (after a restart) a new one. */

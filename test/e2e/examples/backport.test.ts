@@ -139,18 +139,26 @@ describe("examples/backport.yml (story 1)", () => {
       expect(shown.steps.find((s) => s.job === step)?.attempt, step).toBe(1);
   });
 
-  it("backport-signal.yml waits for the build-finished signal and reads its payload", async () => {
+  it("backport-signal.yml waits for the build-finished signal in each iteration and reads its payload", async () => {
     const p = project();
     const running = p.start(["run", "backport-signal.yml", "--name", "RHEL-1234-c10s-2"]);
-    await running.waitFor(/build-finished: waiting for signal "build-finished"/);
-    const payload = JSON.stringify({ result: "success", nvr: "podman-1.0-2.c10s" });
-    const sent = await p.run(["signal", "RHEL-1234-c10s-2", "build-finished", payload]);
-    expect(sent.code, sent.stderr).toBe(0);
+    await running.waitFor(/attempts#1\.build-finished: waiting for signal "build-finished"/);
+    const failed = JSON.stringify({ result: "failure", error: "hunk #1 FAILED at 137" });
+    const first = await p.run(["signal", "RHEL-1234-c10s-2", "build-finished", failed]);
+    expect(first.code, first.stderr).toBe(0);
+    await running.waitFor(/attempts#2\.build-finished: waiting for signal "build-finished"/);
+    expect(running.stdout).toMatch(
+      /attempts#2\.fix \| iteration 2: reworking the patch after: hunk #1 FAILED at 137/,
+    );
+    const passed = JSON.stringify({ result: "success", nvr: "podman-1.0-2.c10s" });
+    const second = await p.run(["signal", "RHEL-1234-c10s-2", "build-finished", passed]);
+    expect(second.code, second.stderr).toBe(0);
     const result = await running.done;
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(runId(result.stdout)).toBeTruthy();
     expect(p.read(".state/backport/merge-requests/RHEL-1234-c10s.md")).toContain(
       "Built and verified as podman-1.0-2.c10s by run RHEL-1234-c10s-2.",
     );
+    expect(calls(p)).toEqual(story(2));
   });
 });
