@@ -378,3 +378,30 @@ function parseReady(r: Reader, entry: Entry, job: string, scope: ExprScope): Rea
   }
   return ready;
 }
+
+/**
+ * Reports each dependency cycle once, at the `needs` entry that closes it, with its path
+ * (`a -> b -> a`: `a` needs `b`, which needs `a`).
+ */
+export function reportCycles(r: Reader, parsed: ParsedJob[]): void {
+  const byName = new Map(parsed.map((p) => [p.job.name, p]));
+  const state = new Map<string, "active" | "done">();
+  const stack: string[] = [];
+  const visit = (name: string): void => {
+    state.set(name, "active");
+    stack.push(name);
+    const job = byName.get(name);
+    for (const [need, node] of job?.needNodes ?? []) {
+      const seen = state.get(need);
+      if (seen === "active") {
+        const path = [...stack.slice(stack.indexOf(need)), need];
+        r.report(node, `dependency cycle: ${path.join(" -> ")}`);
+      } else if (seen === undefined && byName.has(need)) {
+        visit(need);
+      }
+    }
+    stack.pop();
+    state.set(name, "done");
+  };
+  for (const name of byName.keys()) if (!state.has(name)) visit(name);
+}

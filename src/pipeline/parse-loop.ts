@@ -9,7 +9,7 @@ import type { Entry, KeyHints } from "../yaml-reader.js";
 import type { ExprScope } from "./expressions.js";
 import { MAX_LOOP_ITERATIONS, overLimit } from "./limits.js";
 import type { BodyJob, Condition, LoopJob, LoopSettings } from "./model.js";
-import { type JobContext, type ParsedJob, parseJob, parseNeeds } from "./parse-jobs.js";
+import { type JobContext, type ParsedJob, parseJob, parseNeeds, reportCycles } from "./parse-jobs.js";
 import { condition, template } from "./parse-values.js";
 
 /** The keys of a loop job, and of its `loop:`; exported (through parse.ts) for the JSON Schema test. */
@@ -49,10 +49,9 @@ const LOOP_HINTS: KeyHints = {
 export function isLoopEntry(entry: Entry): boolean {
   return (
     isMap(entry.value) &&
-    entry.value.items.some((pair) => {
-      const key = (pair.key as { value?: unknown } | null)?.value;
-      return key === "loop" || key === "jobs";
-    })
+    entry.value.items.some(
+      (pair) => isScalar(pair.key) && (pair.key.value === "loop" || pair.key.value === "jobs"),
+    )
   );
 }
 
@@ -101,7 +100,7 @@ function parseBody(ctx: JobContext, loop: string, needs: readonly string[], entr
   }
   const entries = r.map(entry.value, `\`jobs\` of loop job \`${loop}\``);
   const names = entries.map((e) => e.name);
-  const body: BodyJob[] = [];
+  const body: ParsedJob[] = [];
   const context: JobContext = {
     ...ctx,
     jobs: names,
@@ -125,7 +124,6 @@ function parseBody(ctx: JobContext, loop: string, needs: readonly string[], entr
     }
     const parsed = parseJob(context, inner);
     if (!parsed || parsed.job.kind === "loop") continue;
-    const job = parsed.job;
     refuse(ctx, inner, loop, "matrix", "a loop's jobs have no `matrix` in this version");
     refuse(ctx, inner, loop, "tier", "set `tier` on the loop job");
     refuse(
@@ -135,9 +133,10 @@ function parseBody(ctx: JobContext, loop: string, needs: readonly string[], entr
       "ready",
       "a loop's jobs have no `ready` in this version: poll for it in a job of its own",
     );
-    body.push(job);
+    body.push(parsed);
   }
-  return body;
+  reportCycles(r, body);
+  return body.map((p) => p.job as BodyJob);
 }
 
 /** Reports `key` of a body job, which this version does not support there. */

@@ -101,7 +101,7 @@ describe("a loop job", () => {
     ]);
   });
 
-  it("refuses what its jobs can't have in this version: a loop, a matrix, a tier, a probe, a name of the pipeline's", () => {
+  it("refuses what its jobs can't have in this version (a loop, a matrix, a tier, a probe, a name of the pipeline's) and a cycle among them", () => {
     expect(
       problems(`jobs:
   build:
@@ -123,6 +123,12 @@ describe("a loop job", () => {
         ready: { run: y }
       build:
         run: x
+      one:
+        needs: [two]
+        run: x
+      two:
+        needs: [one]
+        run: x
 `),
     ).toEqual([
       "7:7: job `inner` is a loop inside loop `a`: loops don't nest in this version",
@@ -130,6 +136,7 @@ describe("a loop job", () => {
       "14:9: `tier` of job `heavy` in loop `a`: set `tier` on the loop job",
       "18:9: `ready` of job `deploy` in loop `a`: a loop's jobs have no `ready` in this version: poll for it in a job of its own",
       "19:7: job `build` of loop `a` has the name of a job of the pipeline: give it another",
+      "25:17: dependency cycle: one -> two -> one",
     ]);
   });
 
