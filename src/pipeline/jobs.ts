@@ -12,7 +12,7 @@ import { masker, runShell, type ShellResult } from "../shell/process.js";
 import { attemptFiles, type LogPhase } from "../shell/run-directory.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expression-eval.js";
 import { inheritAllButCredentials, inheritOnly, SERVER_JOB_ENV } from "./job-env.js";
-import { loopContext, loopOutputs } from "./loops.js";
+import { loopContext, loopOutputs, loopSkipped } from "./loops.js";
 
 const UNTRUSTED_INHERIT = inheritOnly(SERVER_JOB_ENV);
 
@@ -242,7 +242,11 @@ function skipped(reason: string): StepResult {
 function skipReason(context: StepContext, step: Step, input: Values): string | undefined {
   for (const action of step.needs) {
     const need = input[action] as StepResult | undefined;
-    if (need?.status === "skipped") return `needs ${stepLabel(context.plan, action)}, which was skipped`;
+    // A loop whose jobs were all skipped counts as skipped.
+    const loop = need?.status === undefined && context.plan.steps.find((s) => s.action === action);
+    const skipped =
+      loop && loop.body ? loopSkipped(loop, input[action] as Values) : need?.status === "skipped";
+    if (skipped) return `needs ${stepLabel(context.plan, action)}, which was skipped`;
   }
   const condition = step.job.if;
   if (condition && !evaluateCondition(condition, expressionContext(context, step, input)))

@@ -36,8 +36,7 @@ export function loopContext(input: Values): ExpressionContext["loop"] | undefine
 export function loopVerdict(step: Step, values: Values, iteration: number): boolean | string {
   const job = step.job;
   if (job.kind !== "loop") throw new Error(`job ${job.name} is not a loop`);
-  const results = Object.values(values) as (StepResult | undefined)[];
-  if (results.length > 0 && results.every((r) => r?.status === "skipped")) return true;
+  if (loopSkipped(step, values)) return true;
   const ctx: ExpressionContext = { inputs: {}, needs: asNeeds(values), loop: { iteration, previous: null } };
   if (isTruthy(evaluate(job.loop.until.expr, ctx, { missing: "null" }))) return true;
   return job.loop.reason ? render(job.loop.reason, ctx).trim() || false : false;
@@ -58,4 +57,13 @@ export function loopOutputs(step: Step, value: Values | undefined): Record<strin
   for (const inner of step.body ?? [])
     Object.assign(outputs, (value?.[inner.action] as StepResult | undefined)?.outputs);
   return outputs;
+}
+
+/** Whether every job of a loop's iteration (its last, for the jobs after it) was skipped. */
+export function loopSkipped(step: Step, values: Values | undefined): boolean {
+  const body = step.body ?? [];
+  return (
+    body.length > 0 &&
+    body.every((inner) => (values?.[inner.action] as StepResult | undefined)?.status === "skipped")
+  );
 }

@@ -155,4 +155,37 @@ jobs:
       ]);
     });
   });
+
+  it("is skipped, after one iteration of skipped jobs, when a job it needs was skipped; so are the jobs after it", async () => {
+    const source = `name: skipped
+jobs:
+  gate:
+    if: false
+    run: echo gate >> trace
+  attempts:
+    needs: [gate]
+    loop: { max: 5, until: "\${{ needs.try.outputs.ok == 'yes' }}" }
+    jobs:
+      try:
+        run: echo try >> trace
+  after:
+    needs: [attempts]
+    run: echo after >> trace
+`;
+    await withRuns(async (runs, dir) => {
+      const file = join(dir, "skipped.yml");
+      writeFileSync(file, source);
+      const { id } = await runs.submit({ file, source });
+      const run = await finished(runs, id);
+      expect(run.status, JSON.stringify(run.cause)).toBe("completed");
+      expect(run.steps.map((s) => s.job).sort()).toEqual(["after", "attempts", "attempts#1.try", "gate"]);
+      const result = (job: string) => run.steps.find((s) => s.job === job)!.output;
+      expect(result("attempts#1.try")).toMatchObject({
+        try: { status: "skipped", reason: "needs gate, which was skipped" },
+      });
+      expect(result("after")).toMatchObject({
+        after: { status: "skipped", reason: "needs attempts, which was skipped" },
+      });
+    });
+  });
 });
