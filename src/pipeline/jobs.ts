@@ -243,9 +243,8 @@ function skipReason(context: StepContext, step: Step, input: Values): string | u
   for (const action of step.needs) {
     const need = input[action] as StepResult | undefined;
     // A loop whose jobs were all skipped counts as skipped.
-    const loop = need?.status === undefined && context.plan.steps.find((s) => s.action === action);
-    const skipped =
-      loop && loop.body ? loopSkipped(loop, input[action] as Values) : need?.status === "skipped";
+    const loop = need?.status === undefined ? context.plan.steps.find((s) => s.action === action) : undefined;
+    const skipped = loop?.body ? loopSkipped(loop, input[action] as Values) : need?.status === "skipped";
     if (skipped) return `needs ${stepLabel(context.plan, action)}, which was skipped`;
   }
   const condition = step.job.if;
