@@ -33,7 +33,7 @@ export function unfold(steps: readonly StepSummary[]): Row[] {
       rows.push({ kind: "iteration", name: `  ${word} ${index}`, steps: inner });
       // `attempts#2.fix` reads as `fix` under its iteration.
       for (const s of inner)
-        rows.push({ kind: "step", step: s, name: `    ${s.job.slice(s.job.indexOf(".") + 1)}` });
+        rows.push({ kind: "step", step: s, name: `    ${s.job.replace(/^[^#]+#\d+\./, "")}` });
     }
   }
   return rows;
