@@ -179,6 +179,31 @@ export interface ForEachSpec<V, R extends keyof V, T, BV, Names extends string> 
 /** Default limit on a fan-out's items (a static matrix's, MAX_MATRIX_LEGS). */
 const DEFAULT_MAX_ITEMS = 256;
 
+export interface ChildSpec<
+  V,
+  R extends keyof V,
+  P extends Shape,
+  Names extends string,
+  O extends Output,
+  CI,
+  CV,
+> extends Ordering<Names>,
+    Produces<V, P, O> {
+  /** The saga started as a child run (registered with the parent's executor along with the parent). */
+  saga: Saga<CI, CV>;
+  /** Values `input` reads. */
+  reads?: readonly R[];
+  /** The child run's input, from the values read (default: none). */
+  input?: (values: Pick<V, R>) => CI;
+  /**
+   * Maps the values the child run's actions produced to this step's output, when they are not
+   * already shaped as it (default: they are its output, checked against `produces` or `output`).
+   */
+  fromResult?: (values: Partial<CV>) => Produced<NoInfer<P>, NoInfer<O>>;
+  /** Fail (and cancel the child run) when it has not ended this long after the step began. */
+  timeoutMs?: number;
+}
+
 export const DEFAULT_RETRY: RetryPolicy = {
   maxAttempts: 1,
   initialDelayMs: 200,
@@ -402,6 +427,29 @@ export class SagaBuilder<Input, V, Names extends string> {
     return definition;
   }
 
+  /**
+   * Starts another saga as a child run and waits durably for it: its produced values become this
+   * step's output; its failure (or cancel) is this step's failure; undoing this step undoes the child.
+   */
+  child<
+    N extends string,
+    CI,
+    CV,
+    const R extends keyof V & string = never,
+    P extends Shape = Record<never, never>,
+    O extends Output = undefined,
+  >(name: N, spec: ChildSpec<V, R, P, Names, O, CI, CV>): SagaBuilder<Input, V & Added<N, P, O>, Names | N> {
+    return this.#add({
+      ...base(this.#spec.name, name, "child", spec),
+      timeoutMs: spec.timeoutMs ?? null,
+      // Undoing a child step undoes the child run (the engine does it; see child-steps.ts).
+      undo: undoneByEngine,
+      childSaga: spec.saga,
+      ...(spec.input && { childInput: spec.input as ActionDefinition["childInput"] }),
+      ...(spec.fromResult && { fromResult: spec.fromResult as ActionDefinition["fromResult"] }),
+    });
+  }
+
   /** Validates the whole definition and freezes it. Throws SagaDefinitionError listing every problem. */
   build(): Saga<Input, V> {
     const problems: string[] = [];
@@ -510,6 +558,10 @@ function base(
   };
 }
 
+function undoneByEngine(): never {
+  throw new Error("a child step is undone by the engine, which undoes its child run");
+}
+
 function policy(given: Partial<RetryPolicy> | undefined, defaults: RetryPolicy): RetryPolicy {
   return { ...defaults, ...given };
 }
@@ -537,6 +589,15 @@ function checkOptions(action: ActionDefinition): string[] {
   if (action.kind === "task" && typeof action.run !== "function")
     problems.push(`${where}: run must be a function`);
   if (action.kind === "signal" && !action.signalName) problems.push(`${where}: signal name is required`);
+  if (action.kind === "signal" && action.signalName?.startsWith("child:"))
+    problems.push(`${where}: signal names starting with "child:" are reserved for the ends of child runs`);
+  if (action.kind === "child") {
+    const child = action.childSaga as Partial<Saga> | undefined;
+    if (!child || typeof child.name !== "string" || !(child.actions instanceof Map))
+      problems.push(`${where}: saga must be a built saga (call .build() on it)`);
+    if (action.childInput !== undefined && typeof action.childInput !== "function")
+      problems.push(`${where}: input must be a function of the values read`);
+  }
   if (action.kind === "sleep" && (action.sleepMs === undefined) === (action.sleepUntil === undefined))
     problems.push(`${where}: give exactly one of durationMs or until`);
   if (action.kind === "sleep") positive(action.sleepMs, "durationMs");

@@ -84,9 +84,12 @@ export const runSummary = z.object({
     .union([
       z.object({ kind: z.literal("failure"), action: z.string(), error: errorInfo }),
       z.object({ kind: z.literal("cancel"), reason: z.string() }),
+      z.object({ kind: z.literal("parent"), runId: z.string(), step: z.string() }),
     ])
     .nullable(),
   error: errorInfo.nullable(),
+  /** A child run's parent: the run and the step that started it (absent from older servers). */
+  parent: z.object({ runId: z.string(), step: z.string() }).nullable().optional(),
 });
 export type RunSummary = z.infer<typeof runSummary>;
 
