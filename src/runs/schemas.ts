@@ -172,6 +172,17 @@ export const criticalPath = z.object({
 });
 export type CriticalPath = z.infer<typeof criticalPath>;
 
+/** A child run as its parent's `show` lists it: the run, the step that started it, how far it got. */
+export const childRun = z.object({
+  id: z.string(),
+  step: z.string(),
+  pipeline: z.string(),
+  status: runStatus,
+  createdAt: z.number(),
+  endedAt: z.number().nullable(),
+});
+export type ChildRun = z.infer<typeof childRun>;
+
 export const runDetail = runSummary.extend({
   steps: z.array(stepSummary),
   /** For a pipeline run: its file, inputs and tiers as started. */
@@ -191,6 +202,8 @@ export const runDetail = runSummary.extend({
   criticalPath: criticalPath.nullable(),
   /** Every job that is not running and why, in the queue's words (`GET /queue` gives the same). */
   waiting: z.array(waitingJob),
+  /** The child runs its steps started, oldest first (absent from older servers). */
+  children: z.array(childRun).optional(),
 });
 export type RunDetail = z.infer<typeof runDetail>;
 
