@@ -26,8 +26,10 @@ export class SagaRegistry {
    * Registers the sagas that `saga`'s child steps start, and theirs, unless that name and version is
    * registered already (an executor that hosts a parent hosts its children).
    */
-  registerChildren(saga: Saga): void {
+  registerChildren(saga: Pick<Saga, "actions">): void {
     for (const action of saga.actions.values()) {
+      // A group's body may start children too.
+      if (action.group) this.registerChildren(action.group);
       const child = action.childSaga as Saga | undefined;
       if (child && this.register(child)) this.registerChildren(child);
     }

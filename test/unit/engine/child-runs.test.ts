@@ -3,7 +3,10 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
 import type { Executor } from "../../../src/engine/executor.js";
+import { SagaDefinitionError } from "../../../src/errors.js";
+import { ManualClock } from "../../../src/testing/clock.js";
 import { backends, eventually, harness, within } from "../../helpers.js";
+import { reach } from "./time.js";
 
 /** What the test sagas did, in order. */
 function journal() {
@@ -183,5 +186,173 @@ describe.each(backends)("child runs on $name", (backend) => {
       "drop shop-db.bak",
       "delete image",
     ]);
+  });
+
+  it("takes the child's values whole (output) or mapped (fromResult), and reuses a child registered by hand", async () => {
+    const count = saga("count", { version: 1, input: { upTo: z.number() } })
+      .action("list", {
+        reads: ["upTo"],
+        output: z.array(z.number()),
+        run: ({ upTo }) => Array.from({ length: upTo }, (_, i) => i + 1),
+      })
+      .action("sum", {
+        reads: ["list"],
+        produces: { total: z.number() },
+        run: ({ list }) => ({ total: list.reduce((a, b) => a + b, 0) }),
+      })
+      .build();
+    const parent = saga("parent", { version: 1 })
+      .child("whole", {
+        saga: count,
+        input: () => ({ upTo: 3 }),
+        output: z.object({ list: z.array(z.number()), total: z.number() }),
+      })
+      .child("mapped", {
+        saga: count,
+        input: () => ({ upTo: 4 }),
+        produces: { doubled: z.number() },
+        fromResult: (values) => ({ doubled: (values.total ?? 0) * 2 }),
+      })
+      .build();
+    const h = harness(backend);
+    // Registered by hand beside its parent: no "registered twice".
+    const executor = await h.executor({ sagas: [parent, count] });
+    const result = await within((await executor.start(parent)).result(), "the parent");
+    expect(result.status).toBe("completed");
+    expect(result.output).toMatchObject({ whole: { list: [1, 2, 3], total: 6 }, doubled: 20 });
+  });
+
+  it("a child step whose input cannot be computed fails without starting a child", async () => {
+    const child = saga("child", { version: 1 })
+      .action("noop", { run: () => undefined })
+      .build();
+    const parent = saga("parent", { version: 1 })
+      .child("broken", {
+        saga: child,
+        input: () => {
+          throw new Error("no database named");
+        },
+      })
+      .build();
+    const h = harness(backend);
+    const executor = await h.executor({ sagas: [parent] });
+    const handle = await executor.start(parent);
+    const result = await within(handle.result(), "the parent");
+    expect(result.status).toBe("compensated");
+    expect(result.cause).toMatchObject({
+      kind: "failure",
+      action: "broken",
+      error: { message: "no database named" },
+    });
+    expect(await h.storage.listRuns({ parent: handle.id })).toEqual([]);
+  });
+
+  it("a child run inside a loop iteration is named after the iteration's step", async () => {
+    const check = saga("check", { version: 1, input: { n: z.number() } })
+      .action("test", {
+        reads: ["n"],
+        produces: { passed: z.boolean() },
+        run: ({ n }) => ({ passed: n >= 2 }),
+      })
+      .build();
+    const parent = saga("parent", { version: 1 })
+      .loop("attempts", {
+        max: 5,
+        body: (steps) =>
+          steps.child("verify", {
+            saga: check,
+            reads: ["iteration"],
+            input: ({ iteration }) => ({ n: iteration as number }),
+            produces: { passed: z.boolean() },
+          }),
+        until: ({ passed }) => passed,
+      })
+      .build();
+    const h = harness(backend);
+    const executor = await h.executor({ sagas: [parent] });
+    const handle = await executor.start(parent);
+    const outcome = await within(handle.result(), "the parent");
+    expect(outcome, JSON.stringify(await executor.get(handle.id))).toMatchObject({ status: "completed" });
+    const children = await h.storage.listRuns({ parent: handle.id });
+    expect(children.map((c) => [c.id, c.parent?.step, c.status])).toEqual([
+      [`${handle.id}.attempts~1.verify`, "attempts#1.verify", "completed"],
+      [`${handle.id}.attempts~2.verify`, "attempts#2.verify", "completed"],
+    ]);
+  });
+
+  it("a child step's timeout cancels the child, and fails once the child has undone its work", async () => {
+    const log = journal();
+    const slow = saga("slow", { version: 1 })
+      .action("reserve", { run: () => log.add("reserve"), undo: () => log.add("release") })
+      .action("hang", {
+        after: ["reserve"],
+        run: (_input, ctx) => aborted(ctx.signal),
+      })
+      .build();
+    const parent = saga("parent", { version: 1 })
+      .child("wait-slow", { saga: slow, timeoutMs: 60_000 })
+      .build();
+    const clock = new ManualClock();
+    const h = harness(backend);
+    const executor = await h.executor({ sagas: [parent], clock });
+    const handle = await executor.start(parent);
+    const childId = `${handle.id}.wait-slow`;
+    await reach(clock, async () => (await statusOf(executor, handle.id)) === "waiting", "the parent parked");
+    await reach(clock, () => log.lines.includes("reserve"), "the child's first action");
+    await clock.advance(60_000);
+    await reach(clock, async () => (await statusOf(executor, handle.id)) === "compensated", "the timeout");
+    const step = (await executor.get(handle.id))!.steps[0]!;
+    expect(step.error).toMatchObject({
+      name: "TimeoutError",
+      message: `child run ${childId} did not complete within 60000 ms`,
+    });
+    expect(await statusOf(executor, childId)).toBe("cancelled");
+    expect(log.lines).toEqual(["reserve", "release"]);
+  });
+
+  it("a held parent cancels its running child; its retry starts a fresh child run", async () => {
+    let failNext = true;
+    const child = saga("child", { version: 1 })
+      .action("work", {
+        produces: { done: z.boolean() },
+        run: async (_input, ctx) => {
+          if (failNext) await aborted(ctx.signal);
+          return { done: true };
+        },
+      })
+      .build();
+    const parent = saga("parent", { version: 1, onFailure: "hold" })
+      .child("sub", { saga: child, produces: { done: z.boolean() } })
+      .action("flaky", {
+        run: () => {
+          if (failNext) throw new Error("flaky failed");
+        },
+      })
+      .build();
+    const h = harness(backend);
+    const executor = await h.executor({ sagas: [parent] });
+    const handle = await executor.start(parent);
+    await eventually(async () => (await statusOf(executor, handle.id)) === "failed", "the hold");
+    await eventually(
+      async () => (await statusOf(executor, `${handle.id}.sub`)) === "cancelled",
+      "the child cancelled",
+    );
+    failNext = false;
+    await executor.retry(handle.id);
+    const result = await within(handle.result(), "the retried parent");
+    expect(result.status).toBe("completed");
+    expect(result.output.done).toBe(true);
+    expect(await statusOf(executor, `${handle.id}.sub.2`)).toBe("completed");
+  });
+
+  it("refuses signal names reserved for the ends of child runs, and a child saga that is not built", () => {
+    expect(() => saga("s", { version: 1 }).waitForSignal("w", { signal: "child:x" }).build()).toThrow(
+      SagaDefinitionError,
+    );
+    expect(() =>
+      saga("s", { version: 1 })
+        .child("c", { saga: saga("t", { version: 1 }) as never })
+        .build(),
+    ).toThrow(/must be a built saga/);
   });
 });
