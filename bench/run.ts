@@ -38,6 +38,13 @@ const TARGETS: Target[] = [
     unit: "actions/s",
   },
   { key: "engine.loop_over_chain", label: "  loop / chain throughput", unit: "x" },
+  { key: "engine.child_start_p50_ms", label: "parent step -> child's first action running p50", unit: "ms" },
+  {
+    key: "engine.child_start_p99_ms",
+    label: "parent step -> child's first action running p99",
+    max: 20,
+    unit: "ms",
+  },
   { key: "waits.rss_mb", label: "RSS, 10k runs waiting", max: 200, unit: "MB" },
   { key: "waits.signal_p50_ms", label: "signal -> completed p50", unit: "ms" },
   { key: "waits.signal_p99_ms", label: "signal -> completed p99", max: 250, unit: "ms" },

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { SagaDefinitionError } from "../errors.js";
 import type { Json } from "../json.js";
+import { type ChildSpec, childFields, childProblems } from "./child.js";
 import { findCycle } from "./graph.js";
 import {
   type ActionContext,
@@ -22,17 +23,17 @@ import {
 type Fresh<P extends Shape, V> = P & { [K in keyof P & keyof V]: never };
 
 /** An action's one whole output value (its `output` schema), or none. */
-type Output = z.ZodType | undefined;
+export type Output = z.ZodType | undefined;
 /** What a body returns: its named values, or with `output` the one value. */
 type Returns<P extends Shape, O extends Output> = O extends z.ZodType ? z.output<O> : RunResult<P>;
 /** What an undo is given as the output: the named values, or with `output` the one value. */
-type Produced<P extends Shape, O extends Output> = O extends z.ZodType ? z.output<O> : ValuesOf<P>;
+export type Produced<P extends Shape, O extends Output> = O extends z.ZodType ? z.output<O> : ValuesOf<P>;
 /** The values an action adds to the run: its named values, or with `output` one named after it. */
 type Added<N extends string, P extends Shape, O extends Output> = O extends z.ZodType
   ? { [K in N]: z.output<O> }
   : ValuesOf<P>;
 
-interface Produces<V, P extends Shape, O extends Output> {
+export interface Produces<V, P extends Shape, O extends Output> {
   /** Named values, each with its schema: an object of them is what the body returns. */
   produces?: Fresh<P, V>;
   /**
@@ -42,7 +43,7 @@ interface Produces<V, P extends Shape, O extends Output> {
   output?: O;
 }
 
-interface Ordering<Names extends string> {
+export interface Ordering<Names extends string> {
   /** Run only after these actions completed, even without a data dependency. */
   after?: readonly Names[];
 }
@@ -178,31 +179,6 @@ export interface ForEachSpec<V, R extends keyof V, T, BV, Names extends string> 
 
 /** Default limit on a fan-out's items (a static matrix's, MAX_MATRIX_LEGS). */
 const DEFAULT_MAX_ITEMS = 256;
-
-export interface ChildSpec<
-  V,
-  R extends keyof V,
-  P extends Shape,
-  Names extends string,
-  O extends Output,
-  CI,
-  CV,
-> extends Ordering<Names>,
-    Produces<V, P, O> {
-  /** The saga started as a child run (registered with the parent's executor along with the parent). */
-  saga: Saga<CI, CV>;
-  /** Values `input` reads. */
-  reads?: readonly R[];
-  /** The child run's input, from the values read (default: none). */
-  input?: (values: Pick<V, R>) => CI;
-  /**
-   * Maps the values the child run's actions produced to this step's output, when they are not
-   * already shaped as it (default: they are its output, checked against `produces` or `output`).
-   */
-  fromResult?: (values: Partial<CV>) => Produced<NoInfer<P>, NoInfer<O>>;
-  /** Fail (and cancel the child run) when it has not ended this long after the step began. */
-  timeoutMs?: number;
-}
 
 export const DEFAULT_RETRY: RetryPolicy = {
   maxAttempts: 1,
@@ -439,15 +415,7 @@ export class SagaBuilder<Input, V, Names extends string> {
     P extends Shape = Record<never, never>,
     O extends Output = undefined,
   >(name: N, spec: ChildSpec<V, R, P, Names, O, CI, CV>): SagaBuilder<Input, V & Added<N, P, O>, Names | N> {
-    return this.#add({
-      ...base(this.#spec.name, name, "child", spec),
-      timeoutMs: spec.timeoutMs ?? null,
-      // Undoing a child step undoes the child run (the engine does it; see child-steps.ts).
-      undo: undoneByEngine,
-      childSaga: spec.saga,
-      ...(spec.input && { childInput: spec.input as ActionDefinition["childInput"] }),
-      ...(spec.fromResult && { fromResult: spec.fromResult as ActionDefinition["fromResult"] }),
-    });
+    return this.#add({ ...base(this.#spec.name, name, "child", spec), ...childFields(spec) });
   }
 
   /** Validates the whole definition and freezes it. Throws SagaDefinitionError listing every problem. */
@@ -558,10 +526,6 @@ function base(
   };
 }
 
-function undoneByEngine(): never {
-  throw new Error("a child step is undone by the engine, which undoes its child run");
-}
-
 function policy(given: Partial<RetryPolicy> | undefined, defaults: RetryPolicy): RetryPolicy {
   return { ...defaults, ...given };
 }
@@ -589,15 +553,7 @@ function checkOptions(action: ActionDefinition): string[] {
   if (action.kind === "task" && typeof action.run !== "function")
     problems.push(`${where}: run must be a function`);
   if (action.kind === "signal" && !action.signalName) problems.push(`${where}: signal name is required`);
-  if (action.kind === "signal" && action.signalName?.startsWith("child:"))
-    problems.push(`${where}: signal names starting with "child:" are reserved for the ends of child runs`);
-  if (action.kind === "child") {
-    const child = action.childSaga as Partial<Saga> | undefined;
-    if (!child || typeof child.name !== "string" || !(child.actions instanceof Map))
-      problems.push(`${where}: saga must be a built saga (call .build() on it)`);
-    if (action.childInput !== undefined && typeof action.childInput !== "function")
-      problems.push(`${where}: input must be a function of the values read`);
-  }
+  problems.push(...childProblems(action, where));
   if (action.kind === "sleep" && (action.sleepMs === undefined) === (action.sleepUntil === undefined))
     problems.push(`${where}: give exactly one of durationMs or until`);
   if (action.kind === "sleep") positive(action.sleepMs, "durationMs");

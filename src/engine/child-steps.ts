@@ -36,12 +36,22 @@ type Stop = "timeout" | "rollback";
 
 export abstract class ChildSteps extends GroupedRun {
   /** Steps whose child run is being started from here: the run stays in memory until it exists. */
-  readonly #starting = new Set<string>();
+  #startingSet: Set<string> | undefined;
   /** What this instance asked of child runs (`start:`, `cancel:`, `undo:` + id): asked once per instance. */
-  readonly #asked = new Set<string>();
+  #askedSet: Set<string> | undefined;
+
+  // Made on first use: most runs have no child step, and a run is allocated per claim.
+  get #starting(): Set<string> {
+    this.#startingSet ??= new Set();
+    return this.#startingSet;
+  }
+  get #asked(): Set<string> {
+    this.#askedSet ??= new Set();
+    return this.#askedSet;
+  }
 
   protected get startingChildren(): boolean {
-    return this.#starting.size > 0;
+    return this.#startingSet !== undefined && this.#startingSet.size > 0;
   }
 
   protected beginChild(changes: Changes, action: ActionDefinition, now: number): boolean {
@@ -128,12 +138,13 @@ export abstract class ChildSteps extends GroupedRun {
     if (status === "completed")
       for (const step of this.stepRecords.values()) if (step.output) Object.assign(values, step.output);
     const end: ChildEnd = { run: this.id, status, values, error: this.#whyNotCompleted() };
-    changes.notify.push({
+    const signal = {
       runId: parent.runId,
       name: `${CHILD_SIGNAL}${parent.step}`,
       payload: end as unknown as JsonObject,
       createdAt: this.host.clock.now(),
-    });
+    };
+    changes.notify = [...(changes.notify ?? []), signal];
   }
 
   #whyNotCompleted(): string | null {

@@ -44,7 +44,7 @@ export class Changes {
   readonly events: EventRecord[] = [];
   readonly consumed: { seq: number; action: string }[] = [];
   /** Signals to other runs committed with these changes (a child run's end tells its parent). */
-  readonly notify: NewSignal[] = [];
+  notify: NewSignal[] | undefined;
   readonly after: (() => void)[] = [];
   patch: RunPatch | undefined;
   create: RunRecord | undefined;
@@ -56,7 +56,7 @@ export class Changes {
       this.steps.size === 0 &&
       this.events.length === 0 &&
       this.consumed.length === 0 &&
-      this.notify.length === 0
+      this.notify === undefined
     );
   }
 }
@@ -321,7 +321,7 @@ export abstract class RunState {
     if (changes.steps.size > 0) transition.steps = [...changes.steps.values()];
     if (changes.events.length > 0) transition.events = changes.events;
     if (changes.consumed.length > 0) transition.consumeSignals = changes.consumed;
-    if (changes.notify.length > 0) transition.notify = changes.notify;
+    if (changes.notify) transition.notify = changes.notify;
     const claiming = this.claimRevision !== undefined;
     if (claiming) {
       transition.claim = { revision: this.claimRevision! };

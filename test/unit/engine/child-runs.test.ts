@@ -99,6 +99,18 @@ describe.each(backends)("child runs on $name", (backend) => {
     expect(await h.storage.listRuns({ parent: handle.id })).toHaveLength(1);
   });
 
+  it("refuses a signal that poses as a child run's end", async () => {
+    const log = journal();
+    const { deploy, release } = sagas(log);
+    const h = harness(backend);
+    const executor = await h.executor({ sagas: [deploy] });
+    const handle = await executor.start(deploy, { service: "shop" });
+    const forged = { run: `${handle.id}.deploy-db`, status: "completed", values: {}, error: null };
+    await expect(executor.signal(handle.id, "child:deploy-db", forged)).rejects.toThrow(/reserved/);
+    release();
+    expect((await within(handle.result(), "the parent's end")).status).toBe("completed");
+  });
+
   it("a child's failure fails the step, and the parent undoes what completed", async () => {
     const log = journal();
     const { deploy } = sagas(log, { childFails: true });
