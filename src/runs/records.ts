@@ -21,6 +21,7 @@ export function runSummary(r: RunRecord): RunSummary {
     endedAt: r.endedAt,
     cause: r.cause,
     error: r.error,
+    parent: r.parent,
   };
 }
 

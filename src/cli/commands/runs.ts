@@ -70,7 +70,11 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
   ];
   if (run.cause?.kind === "failure") lines.push(`failed    ${run.cause.action}: ${run.cause.error.message}`);
   if (run.cause?.kind === "cancel") lines.push(`cancelled ${run.cause.reason}`);
+  if (run.cause?.kind === "parent") lines.push(`undone    by its parent run ${run.cause.runId}`);
   if (run.error) lines.push(`attention ${run.error.message}`);
+  if (run.parent) lines.push(`parent    ${run.parent.runId} (step ${run.parent.step})`);
+  for (const child of run.children ?? [])
+    lines.push(`child     ${child.id} ${child.status} (step ${child.step}, ${child.pipeline})`);
   const critical = criticalPath(run);
   if (critical) lines.push(`critical  ${critical}`);
   io.out(`${lines.join("\n")}\n\n`);
