@@ -103,6 +103,17 @@ const TARGETS: Target[] = [
     max: 100,
     unit: "ms",
   },
+  {
+    key: "triggers.webhook_git_floor_p50_ms",
+    label: "  floor: its git commands + the job's bash from bare Node p50",
+    unit: "ms",
+  },
+  {
+    key: "triggers.webhook_git_floor_p99_ms",
+    label: "  floor: its git commands + the job's bash from bare Node p99",
+    unit: "ms",
+  },
+  { key: "triggers.webhook_load_1m", label: "  load average meanwhile (1 min, median)", unit: "" },
 ];
 
 const DEFINITIONS = [
@@ -183,9 +194,11 @@ const DEFINITIONS = [
   "  target's 300 ms is for; and",
   "  _push_p50_ms: one `git push` of an empty commit to the local bare repository (the scale of one git",
   "  command on the machine at the time). webhook_git_floor: the git commands the server runs for a",
-  "  webhook's push (mirror fetch beside a `git init` borrowing its objects, then the checkout) and the",
-  "  stamp job's bash, from the bench child with the server stopped, 100 pushes one at a time: push",
-  "  returned -> the mark.",
+  "  webhook's push (the fetch of the pushed ref into a mirror, beside the workspace's files written",
+  "  in-process to borrow its objects; then the checkout) and the stamp job's bash, from the bench",
+  "  child with no server, to a repository of their own: one such push after each webhook event (the",
+  "  server idle), so both see the same machine; push returned -> the mark. webhook_load_1m: the",
+  "  median of the 1-minute load average read at each webhook event.",
   "BENCH_REPEAT=n: every figure is the median over n runs of its phase (each in a fresh child).",
 ];
 
