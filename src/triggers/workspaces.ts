@@ -127,10 +127,10 @@ export class Workspaces {
 
   /**
    * A checkout of `sha` for the run with idempotency key `runKey`; the same key gives the same
-   * directory. It borrows the mirror's objects (nothing is copied): a `git init`, beside the mirror's
-   * fetch under way if any (a webhook's push starts one as it arrives), then a `git checkout`; a
-   * commit the mirror still lacks is fetched, and checked out again. Made beside its place, moved
-   * there once whole.
+   * directory. It borrows the mirror's objects (nothing is copied): its repository's files, written
+   * while the mirror's fetch under way if any (a webhook's delivery starts one as it arrives) goes
+   * on, then a `git checkout` once that fetch is done; a commit the mirror still lacks is fetched,
+   * and checked out again. Made beside its place, moved there once whole.
    */
   async prepare(source: SourceConfig, sha: string, runKey: string): Promise<string> {
     const dir = join(this.#dataDir, "workspaces", runKey.replace(/[^A-Za-z0-9_-]+/g, "-"));
