@@ -2,11 +2,23 @@
  * Groups phase (child): how fast loops iterate. 1,000 runs started at once (a burst), each a loop of
  * 10 iterations of one no-op action (same input shape, different idx), on SQLite FULL; beside it, in
  * the same sitting, the floor: the same runs as a chain of 10 no-op actions (the engine phase's saga).
+ * Then how soon a child run starts: 200 parents one after the other, each a step starting a child
+ * run of one no-op action, from the parent's step waiting to the child's first action running.
  */
 import { join } from "node:path";
 import { Executor, type RunEvent, type Saga, SqliteStorage, saga } from "slipway";
 import { z } from "zod";
-import { chainSaga, childMain, type Figures, quietLogger, removeDir, round, tempDir } from "./common.js";
+import {
+  chainSaga,
+  childMain,
+  type Figures,
+  percentile,
+  quietLogger,
+  removeDir,
+  round,
+  sortedCopy,
+  tempDir,
+} from "./common.js";
 
 const RUNS = 1_000;
 const ITERATIONS = 10;
@@ -63,6 +75,47 @@ async function burst(target: Saga): Promise<number> {
   return doneAt - t0;
 }
 
+const CHILD_PARENTS = 200;
+
+const leaf = saga("leaf", { version: 1 })
+  .action("first", { run: () => undefined })
+  .build();
+const parent = saga("parent", { version: 1, input: { idx: z.number() } })
+  .child("sub", { saga: leaf })
+  .build() as unknown as Saga;
+
+/** Per parent, ms from its child step's `action:waiting` to its child's first `action:started`. */
+async function childStarts(): Promise<number[]> {
+  const dir = tempDir("children");
+  const storage = new SqliteStorage({ path: join(dir, "bench.sqlite"), synchronous: "full" });
+  const executor = await Executor.open({
+    storage,
+    sagas: [parent],
+    dataDir: join(dir, "data"),
+    logger: quietLogger(),
+    recover: false,
+  });
+  const waitingAt = new Map<string, number>();
+  const delays: number[] = [];
+  const stop = executor.on((event: RunEvent) => {
+    if (event.type === "action:waiting" && event.action === "sub")
+      waitingAt.set(`${event.runId}.sub`, performance.now());
+    else if (event.type === "action:started" && event.saga === "leaf") {
+      const at = waitingAt.get(event.runId);
+      if (at !== undefined) delays.push(performance.now() - at);
+    }
+  });
+  for (let idx = 0; idx < CHILD_PARENTS; idx++) {
+    const outcome = await (await executor.start(parent, { idx })).result();
+    if (outcome.status !== "completed") throw new Error(`parent ${outcome.id} ended ${outcome.status}`);
+  }
+  stop();
+  await executor.close();
+  await storage.close();
+  removeDir(dir);
+  return delays;
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 childMain(async () => {
@@ -76,11 +129,15 @@ childMain(async () => {
     loopMs.push(await burst(loop));
     chainMs.push(await burst(chain));
   }
+  await childStarts(); // warm-up
+  const starts = await childStarts();
   const iterations = RUNS * ITERATIONS;
   const figures: Figures = {
     "engine.loop_iterations_per_s": Math.round(iterations / (median(loopMs) / 1000)),
     "engine.loop_chain_actions_per_s": Math.round(iterations / (median(chainMs) / 1000)),
     "engine.loop_over_chain": round(median(chainMs) / median(loopMs), 3),
+    "engine.child_start_p50_ms": round(percentile(sortedCopy(starts), 50), 2),
+    "engine.child_start_p99_ms": round(percentile(sortedCopy(starts), 99), 2),
   };
   return { figures };
 });

@@ -38,6 +38,13 @@ const TARGETS: Target[] = [
     unit: "actions/s",
   },
   { key: "engine.loop_over_chain", label: "  loop / chain throughput", unit: "x" },
+  { key: "engine.child_start_p50_ms", label: "parent step -> child's first action running p50", unit: "ms" },
+  {
+    key: "engine.child_start_p99_ms",
+    label: "parent step -> child's first action running p99",
+    max: 20,
+    unit: "ms",
+  },
   { key: "waits.rss_mb", label: "RSS, 10k runs waiting", max: 200, unit: "MB" },
   { key: "waits.signal_p50_ms", label: "signal -> completed p50", unit: "ms" },
   { key: "waits.signal_p99_ms", label: "signal -> completed p99", max: 250, unit: "ms" },
@@ -96,6 +103,17 @@ const TARGETS: Target[] = [
     max: 100,
     unit: "ms",
   },
+  {
+    key: "triggers.webhook_git_floor_p50_ms",
+    label: "  floor: its git commands + the job's bash from bare Node p50",
+    unit: "ms",
+  },
+  {
+    key: "triggers.webhook_git_floor_p99_ms",
+    label: "  floor: its git commands + the job's bash from bare Node p99",
+    unit: "ms",
+  },
+  { key: "triggers.webhook_load_1m", label: "  load average meanwhile (1 min, median)", unit: "" },
 ];
 
 const DEFINITIONS = [
@@ -108,6 +126,9 @@ const DEFINITIONS = [
   "groups: 1,000 runs, each a loop of 10 iterations of one no-op action, all started at once (a burst,",
   "  different idx), SQLite synchronous=FULL, fresh temp file; iterations/s = 10,000 / (first start() ->",
   "  last run ended), median of 5, interleaved with the floor: the same 1,000 runs as a 10-action chain.",
+  "  child_start: 200 parent runs one after the other (after 200 for warm-up), each one step starting a",
+  "  child run of one no-op action; per parent, its step's action:waiting -> the child's first",
+  "  action:started (both as published, after their commits), p50 and p99.",
   "waits.rss: 10,000 runs parked on waitForSignal in a fresh child (--expose-gc), RSS after 3 forced GCs.",
   "waits.signal: 2,000 parked runs, executor.signal() issued for all at once; per run, signal()",
   "  call -> run:completed event.",
@@ -173,9 +194,11 @@ const DEFINITIONS = [
   "  target's 300 ms is for; and",
   "  _push_p50_ms: one `git push` of an empty commit to the local bare repository (the scale of one git",
   "  command on the machine at the time). webhook_git_floor: the git commands the server runs for a",
-  "  webhook's push (mirror fetch beside a `git init` borrowing its objects, then the checkout) and the",
-  "  stamp job's bash, from the bench child with the server stopped, 100 pushes one at a time: push",
-  "  returned -> the mark.",
+  "  webhook's push (the fetch of the pushed ref into a mirror, beside the workspace's files written",
+  "  in-process to borrow its objects; then the checkout) and the stamp job's bash, from the bench",
+  "  child with no server, to a repository of their own: one such push after each webhook event (the",
+  "  server idle), so both see the same machine; push returned -> the mark. webhook_load_1m: the",
+  "  median of the 1-minute load average read at each webhook event.",
   "BENCH_REPEAT=n: every figure is the median over n runs of its phase (each in a fresh child).",
 ];
 

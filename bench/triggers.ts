@@ -12,6 +12,7 @@
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdirSync, statSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import {
   childMain,
@@ -90,6 +91,8 @@ async function measure(mode: Mode, events: number, pollMs: number): Promise<Figu
   const server = await startServer(dir, ["--config", "slipway.yml"], { BENCH_HOOK_SECRET: SECRET });
   const sent = new Map<string, number>();
   const pushMs: number[] = [];
+  /** The machine's 1-minute load average at each event. */
+  const loads: number[] = [];
   /** Poll mode: start of the poll that saw each push, by commit. */
   const sawAt = new Map<string, number>();
   try {
@@ -99,7 +102,10 @@ async function measure(mode: Mode, events: number, pollMs: number): Promise<Figu
       if (Date.now() > deadline) throw new Error("triggers: the source's first poll did not succeed");
       await sleep(20);
     }
+    const floor = mode === "webhook" ? new GitFloor(dir, work, trace) : undefined;
+    await floor?.start();
     for (let i = 0; i < WARM_UP + events; i++) {
+      loads.push(loadavg()[0]!);
       // Polls: pushed at a random moment of the poll cycle, as pushes come (not just after a poll).
       if (mode === "poll") await sleep(Math.random() * pollMs);
       const before = git(work, "rev-parse", "HEAD");
@@ -141,6 +147,7 @@ async function measure(mode: Mode, events: number, pollMs: number): Promise<Figu
         if (at !== undefined) sawAt.set(sha, at);
       }
       await completed(server, sha);
+      await floor?.event(i >= WARM_UP);
     }
     const marks = readTrace(trace);
     const start: number[] = [];
@@ -181,11 +188,11 @@ async function measure(mode: Mode, events: number, pollMs: number): Promise<Figu
       figures["triggers.poll_start_samples"] = afterPoll.length;
     }
     figures[`triggers.${mode}_push_p50_ms`] = round(percentile(sortedCopy(pushMs), 50), 1);
-    await server.stop();
-    if (mode === "webhook") {
-      const floor = sortedCopy(await gitFloor(dir, repo, work, trace, events));
-      figures["triggers.webhook_git_floor_p50_ms"] = round(percentile(floor, 50), 1);
-      figures["triggers.webhook_git_floor_p99_ms"] = round(percentile(floor, 99), 1);
+    figures[`triggers.${mode}_load_1m`] = round(percentile(sortedCopy(loads), 50), 2);
+    if (floor) {
+      const sorted = sortedCopy(floor.latency);
+      figures["triggers.webhook_git_floor_p50_ms"] = round(percentile(sorted, 50), 1);
+      figures["triggers.webhook_git_floor_p99_ms"] = round(percentile(sorted, 99), 1);
     }
     return figures;
   } finally {
@@ -202,66 +209,90 @@ function gitAsync(cwd: string, ...args: string[]): Promise<void> {
 }
 
 /**
- * The floor under webhook_to_start: the git commands the server runs for a webhook's push (the
- * mirror's fetch, beside a `git init` borrowing its objects; the checkout) and the stamp job's bash,
- * from this bare Node process with no server, one push at a time: push returned -> the mark.
+ * The floor under webhook_to_start: the git commands the server runs for a webhook's push (the fetch
+ * of the pushed ref into the mirror, beside the workspace's few files written in-process to borrow
+ * its objects; the checkout) and the stamp job's bash, from this bare Node process with no server.
+ * Measured one push at a time, each just after a webhook event, so both see the same machine:
+ * push returned -> the mark.
  */
-async function gitFloor(
-  dir: string,
-  repo: string,
-  work: string,
-  trace: string,
-  n: number,
-): Promise<number[]> {
-  const mirror = join(dir, "floor-mirror.git");
-  git(dir, "init", "--quiet", "--bare", mirror);
-  const fetch = () =>
-    gitAsync(
-      mirror,
+class GitFloor {
+  readonly #dir: string;
+  readonly #floorRepo: string;
+  readonly #work: string;
+  readonly #trace: string;
+  readonly #mirror: string;
+  #made = 0;
+  /** The floor branch's last commit. */
+  #head = "";
+  readonly latency: number[] = [];
+
+  constructor(dir: string, work: string, trace: string) {
+    this.#dir = dir;
+    this.#floorRepo = join(dir, "floor-repo.git");
+    this.#work = work;
+    this.#trace = trace;
+    this.#mirror = join(dir, "floor-mirror.git");
+  }
+
+  async start(): Promise<void> {
+    git(this.#dir, "init", "--quiet", "--bare", this.#floorRepo);
+    git(this.#work, "remote", "add", "floor", this.#floorRepo);
+    this.#head = git(this.#work, "rev-parse", "HEAD");
+    git(this.#work, "push", "--quiet", "floor", "HEAD:refs/heads/floor");
+    git(this.#dir, "init", "--quiet", "--bare", this.#mirror);
+    await this.#fetch();
+  }
+
+  /** The server's fetch of a pushed ref (git.ts fetchRefs). */
+  #fetch(): Promise<void> {
+    return gitAsync(
+      this.#mirror,
       "fetch",
       "--quiet",
-      "--prune",
       "--no-tags",
       "--no-auto-maintenance",
-      repo,
-      "+refs/heads/*:refs/heads/*",
-      "+refs/tags/*:refs/tags/*",
-      "+refs/pull/*/head:refs/pull/*/head",
+      "--no-write-fetch-head",
+      this.#floorRepo,
+      "+refs/heads/floor:refs/heads/floor",
     );
-  await fetch();
-  const latency: number[] = [];
-  for (let i = 0; i < n; i++) {
-    git(work, "commit", "--quiet", "--allow-empty", "-m", `floor ${i}`);
-    const sha = git(work, "rev-parse", "HEAD");
-    git(work, "push", "--quiet", "origin", "main");
-    const size = statSync(trace).size;
+  }
+
+  /** One push of a new commit to the floor's branch, then the floor's commands; `measured`: kept. */
+  async event(measured: boolean): Promise<void> {
+    const i = this.#made++;
+    // A commit beside the work's branch, to a repository of its own: the server's source never sees it.
+    const sha = git(this.#work, "commit-tree", "HEAD^{tree}", "-p", this.#head, "-m", `floor ${i}`);
+    this.#head = sha;
+    git(this.#work, "push", "--quiet", "floor", `${sha}:refs/heads/floor`);
+    const size = statSync(this.#trace).size;
     const t0 = epochNow();
-    const workspace = join(dir, "floor-workspaces", String(i));
-    mkdirSync(workspace, { recursive: true });
-    await Promise.all([
-      fetch(),
-      gitAsync(workspace, "init", "--quiet", "--template=", ".").then(() =>
-        writeFileSync(
-          join(workspace, ".git", "objects", "info", "alternates"),
-          `${join(mirror, "objects")}\n`,
-        ),
-      ),
-    ]);
+    const workspace = join(this.#dir, "floor-workspaces", String(i));
+    const fetched = this.#fetch();
+    const dotGit = join(workspace, ".git");
+    for (const sub of ["objects/info", "objects/pack", "refs/heads", "refs/tags"])
+      mkdirSync(join(dotGit, sub), { recursive: true });
+    writeFileSync(join(dotGit, "HEAD"), "ref: refs/heads/main\n");
+    writeFileSync(
+      join(dotGit, "config"),
+      "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n",
+    );
+    writeFileSync(join(dotGit, "objects", "info", "alternates"), `${join(this.#mirror, "objects")}\n`);
+    await fetched;
     await gitAsync(workspace, "checkout", "--quiet", "--detach", sha);
     await new Promise((resolve) => {
       const child = spawn(
         "bash",
-        ["-e", "-o", "pipefail", "-c", `echo "floor-${sha} start $EPOCHREALTIME" >> ${trace}`],
+        ["-e", "-o", "pipefail", "-c", `echo "floor-${sha} start $EPOCHREALTIME" >> ${this.#trace}`],
         { cwd: workspace, detached: true, stdio: ["ignore", "pipe", "pipe"] },
       );
       child.stdout!.resume();
       child.stderr!.resume();
       child.once("exit", resolve);
     });
-    await grown(trace, size, 30_000);
-    latency.push(readTrace(trace).get(`floor-${sha}`)!.start - t0);
+    await grown(this.#trace, size, 30_000);
+    if (measured) this.latency.push(readTrace(this.#trace).get(`floor-${sha}`)!.start - t0);
+    removeDir(workspace);
   }
-  return latency;
 }
 
 /**

@@ -12,6 +12,8 @@ export type ErrorCode =
   | "timeout"
   | "cancelled"
   | "storage"
+  /** A child run did not complete: it was undone, cancelled, or needs attention (or could not start). */
+  | "child_failed"
   /** A pipeline job's command failed, timed out or crash-looped. */
   | "job_failed"
   /** An isolated action's thread or process ended before it answered: out of memory, `process.exit`, a crash. */

@@ -54,7 +54,7 @@ CREATE TABLE "runs" (
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
   ended_at INTEGER
-);
+, parent_run_id TEXT, parent_step TEXT);
 
 CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
 
@@ -161,6 +161,8 @@ CREATE INDEX runs_cancel_requested ON runs (created_at, id)
 CREATE INDEX runs_created ON runs (created_at, id);
 
 CREATE INDEX runs_owner ON runs (owner) WHERE owner IS NOT NULL;
+
+CREATE INDEX runs_parent ON runs (parent_run_id, created_at, id) WHERE parent_run_id IS NOT NULL;
 
 CREATE INDEX runs_status_saga ON runs (status, saga, created_at, id);
 

@@ -75,6 +75,7 @@ export function summaryText(
   const cause = run.cause;
   if (cause?.kind === "failure") lines.push(`  ${labelOf(cause.action)} failed: ${cause.error.message}`);
   if (cause?.kind === "cancel") lines.push(`  cancelled: ${cause.reason}`);
+  if (cause?.kind === "parent") lines.push(`  undone by its parent run ${cause.runId}`);
   const undone = run.steps.filter((s) => s.status === "undone").map((s) => labelOf(s.job));
   if (undone.length > 0) lines.push(`  undone: ${undone.join(", ")}`);
   const skipped = run.steps.filter((s) => skippedReason(s) !== undefined).map((s) => labelOf(s.job));

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { SagaDefinitionError } from "../errors.js";
 import type { Json } from "../json.js";
+import { type ChildSpec, childFields, childProblems } from "./child.js";
 import { findCycle } from "./graph.js";
 import {
   type ActionContext,
@@ -22,17 +23,17 @@ import {
 type Fresh<P extends Shape, V> = P & { [K in keyof P & keyof V]: never };
 
 /** An action's one whole output value (its `output` schema), or none. */
-type Output = z.ZodType | undefined;
+export type Output = z.ZodType | undefined;
 /** What a body returns: its named values, or with `output` the one value. */
 type Returns<P extends Shape, O extends Output> = O extends z.ZodType ? z.output<O> : RunResult<P>;
 /** What an undo is given as the output: the named values, or with `output` the one value. */
-type Produced<P extends Shape, O extends Output> = O extends z.ZodType ? z.output<O> : ValuesOf<P>;
+export type Produced<P extends Shape, O extends Output> = O extends z.ZodType ? z.output<O> : ValuesOf<P>;
 /** The values an action adds to the run: its named values, or with `output` one named after it. */
 type Added<N extends string, P extends Shape, O extends Output> = O extends z.ZodType
   ? { [K in N]: z.output<O> }
   : ValuesOf<P>;
 
-interface Produces<V, P extends Shape, O extends Output> {
+export interface Produces<V, P extends Shape, O extends Output> {
   /** Named values, each with its schema: an object of them is what the body returns. */
   produces?: Fresh<P, V>;
   /**
@@ -42,7 +43,7 @@ interface Produces<V, P extends Shape, O extends Output> {
   output?: O;
 }
 
-interface Ordering<Names extends string> {
+export interface Ordering<Names extends string> {
   /** Run only after these actions completed, even without a data dependency. */
   after?: readonly Names[];
 }
@@ -402,6 +403,21 @@ export class SagaBuilder<Input, V, Names extends string> {
     return definition;
   }
 
+  /**
+   * Starts another saga as a child run and waits durably for it: its produced values become this
+   * step's output; its failure (or cancel) is this step's failure; undoing this step undoes the child.
+   */
+  child<
+    N extends string,
+    CI,
+    CV,
+    const R extends keyof V & string = never,
+    P extends Shape = Record<never, never>,
+    O extends Output = undefined,
+  >(name: N, spec: ChildSpec<V, R, P, Names, O, CI, CV>): SagaBuilder<Input, V & Added<N, P, O>, Names | N> {
+    return this.#add({ ...base(this.#spec.name, name, "child", spec), ...childFields(spec) });
+  }
+
   /** Validates the whole definition and freezes it. Throws SagaDefinitionError listing every problem. */
   build(): Saga<Input, V> {
     const problems: string[] = [];
@@ -537,6 +553,7 @@ function checkOptions(action: ActionDefinition): string[] {
   if (action.kind === "task" && typeof action.run !== "function")
     problems.push(`${where}: run must be a function`);
   if (action.kind === "signal" && !action.signalName) problems.push(`${where}: signal name is required`);
+  problems.push(...childProblems(action, where));
   if (action.kind === "sleep" && (action.sleepMs === undefined) === (action.sleepUntil === undefined))
     problems.push(`${where}: give exactly one of durationMs or until`);
   if (action.kind === "sleep") positive(action.sleepMs, "durationMs");

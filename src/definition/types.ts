@@ -52,7 +52,7 @@ export interface ActionContext {
 export type PollResult<O> = { done: true; output: O } | { done: false; message?: string };
 
 /** `loop` and `each` are groups: steps run once per iteration (one after the other) or per item (side by side). */
-export type ActionKind = "task" | "signal" | "sleep" | "poll" | "loop" | "each";
+export type ActionKind = "task" | "signal" | "sleep" | "poll" | "loop" | "each" | "child";
 
 /** The engine's view of one action, after the saga is built. */
 export interface ActionDefinition {
@@ -92,6 +92,10 @@ export interface ActionDefinition {
   check?: (input: Record<string, unknown>, ctx: ActionContext) => unknown;
   /** Groups (`loop`, `each`): the steps run per iteration or item, and the group's limit on their count. */
   group?: GroupDefinition;
+  /** Child runs: the saga started as a child run (a built `Saga`), its input, and how its values map to the output. */
+  childSaga?: { readonly name: string; readonly version: number };
+  childInput?: (input: Record<string, unknown>) => unknown;
+  fromResult?: (values: Record<string, unknown>) => unknown;
 }
 
 /** What a group runs: its body's actions, once per iteration or item, each time as steps of their own. */

@@ -26,6 +26,30 @@ export abstract class RunDecisions extends RunState {
     abort: Abort,
   ): Promise<void>;
 
+  // Child runs (child-steps.ts).
+  /** Begins a child step (or its next attempt): it waits for a child run started once this commits. */
+  protected abstract beginChild(changes: Changes, action: ActionDefinition, now: number): boolean;
+  /** A waiting child step: its child run's end, its timeout, its start or stop (again after a crash). */
+  protected abstract checkChild(
+    changes: Changes,
+    action: ActionDefinition,
+    step: StepRecord,
+    now: number,
+  ): boolean;
+  /** The run stops a waiting child step (its undo, or its hold): the child run is cancelled. */
+  protected abstract stopChild(
+    changes: Changes,
+    action: ActionDefinition,
+    step: StepRecord,
+    why: "rollback" | "hold",
+  ): void;
+  /** Undoes a completed child step by undoing its child run, and waits for that undo to end. */
+  protected abstract undoChild(changes: Changes, action: ActionDefinition, step: StepRecord): boolean;
+  /** A child run's end tells its parent, in the same transition. */
+  protected abstract notifyParent(changes: Changes): void;
+  /** Whether child runs are being started from here (the run stays in memory until they exist). */
+  protected abstract get startingChildren(): boolean;
+
   /** Decides what follows from the run's state now, into `changes`. */
   protected decide(changes: Changes): void {
     if (this.detached || ENDED.has(this.record.status)) return;
@@ -82,7 +106,7 @@ export abstract class RunDecisions extends RunState {
     }
     if (blocked) return this.waitForSlot();
     const nextAt = this.nextTimeTrigger();
-    if (this.inFlight.size > 0) return this.armTimer(nextAt);
+    if (this.inFlight.size > 0 || this.startingChildren) return this.armTimer(nextAt);
     const hasWaits = [...this.stepRecords.values()].some(
       (s) => s.status === "waiting" || s.status === "retrying",
     );
@@ -112,6 +136,7 @@ export abstract class RunDecisions extends RunState {
   protected begin(changes: Changes, action: ActionDefinition, now: number): boolean {
     if (action.group) return this.beginGroup(changes, action, now);
     if (action.kind === "task") return this.startAttempt(changes, action, now);
+    if (action.kind === "child") return this.beginChild(changes, action, now);
     const state: JsonObject = {};
     let waitingFor: JsonObject;
     if (action.kind === "signal") {
@@ -168,6 +193,7 @@ export abstract class RunDecisions extends RunState {
 
   /** Completes or fails a waiting action when its condition holds; starts a due poll check. */
   protected checkWait(changes: Changes, action: ActionDefinition, step: StepRecord, now: number): boolean {
+    if (action.kind === "child") return this.checkChild(changes, action, step, now);
     const state = step.state ?? {};
     if (action.kind === "signal") {
       const index = this.pendingSignals.findIndex((s) => s.name === action.signalName);
@@ -208,6 +234,7 @@ export abstract class RunDecisions extends RunState {
 
   protected startAttempt(changes: Changes, action: ActionDefinition, now: number): boolean {
     if (action.group) return this.beginGroup(changes, action, now);
+    if (action.kind === "child") return this.beginChild(changes, action, now);
     if (action.kind === "poll") {
       // A poll "retry" resumes polling.
       const prev = this.stepRecords.get(action.name)!;
@@ -331,6 +358,9 @@ export abstract class RunDecisions extends RunState {
     const now = this.host.clock.now();
     for (const [name, step] of this.stepRecords) {
       if (step.status === "running" || step.status === "retrying" || step.status === "waiting") {
+        const action = this.plan.action(name);
+        if (step.status === "waiting" && action.kind === "child")
+          this.stopChild(changes, action, step, "hold");
         const stopped = toErrorInfo(new CancelledError("stopped because the run is held"));
         this.setStep(changes, name, {
           status: "failed",
@@ -356,12 +386,16 @@ export abstract class RunDecisions extends RunState {
       changes,
       "run:compensating",
       null,
-      cause.kind === "cancel"
-        ? cause
-        : { kind: cause.kind, action: cause.action, error: cause.error.message },
+      cause.kind === "failure"
+        ? { kind: cause.kind, action: cause.action, error: cause.error.message }
+        : cause,
     );
     const reason = new CancelledError(
-      cause.kind === "cancel" ? `run cancelled: ${cause.reason}` : `action "${cause.action}" failed`,
+      cause.kind === "cancel"
+        ? `run cancelled: ${cause.reason}`
+        : cause.kind === "parent"
+          ? `undone by its parent run ${cause.runId}`
+          : `action "${cause.action}" failed`,
     );
     for (const flight of this.inFlight.values())
       if (flight.phase !== "undo" && flight.phase !== "cleanup") flight.abort.abort(reason);
@@ -379,6 +413,11 @@ export abstract class RunDecisions extends RunState {
       const action = this.plan.action(name);
       if (this.cleanupDue(action, step)) {
         if (!this.startCleanup(changes, action, step)) blocked = true;
+        continue;
+      }
+      // A child run is stopped, and its step waits for it to end (and to undo what it did).
+      if (step.status === "waiting" && action.kind === "child") {
+        this.stopChild(changes, action, step, "rollback");
         continue;
       }
       if (step.status === "running" || step.status === "retrying" || step.status === "waiting") {
@@ -413,7 +452,11 @@ export abstract class RunDecisions extends RunState {
       if (!this.startUndo(changes, action, step, now)) blocked = true;
     }
     if (blocked) return this.waitForSlot();
-    if (this.inFlight.size > 0 || [...this.stepRecords.values()].some((s) => s.status === "undoing"))
+    // (A step still waiting here is a child step waiting for its child run to stop.)
+    if (
+      this.inFlight.size > 0 ||
+      [...this.stepRecords.values()].some((s) => s.status === "undoing" || s.status === "waiting")
+    )
       return this.armTimer(this.nextTimeTrigger());
     // Nothing runs or will run by itself: either everything is undone, or an undo failed for good
     // (and what depends on it stays in place).
@@ -435,7 +478,9 @@ export abstract class RunDecisions extends RunState {
       const step = this.stepRecords.get(dependent);
       if (!step) continue;
       const hasUndo = this.plan.action(dependent).undo !== undefined;
-      if (step.status === "undoing" || step.status === "undo_failed") return false;
+      // Waiting while the run undoes: a child run being stopped, which may still use what this made.
+      if (step.status === "undoing" || step.status === "undo_failed" || step.status === "waiting")
+        return false;
       if (step.status === "completed" && hasUndo) return false;
     }
     return true;
@@ -468,6 +513,7 @@ export abstract class RunDecisions extends RunState {
   }
 
   protected startUndo(changes: Changes, action: ActionDefinition, step: StepRecord, _now: number): boolean {
+    if (action.kind === "child") return this.undoChild(changes, action, step);
     if (!this.reserve(action.name, "undo")) return false;
     const undoAttempt = step.undoAttempt + 1;
     this.setStep(changes, action.name, { status: "undoing", undoAttempt, state: null });
@@ -491,6 +537,7 @@ export abstract class RunDecisions extends RunState {
     const now = this.host.clock.now();
     this.patch(changes, { status, endedAt: now, wakeAt: null, release: true });
     this.event(changes, `run:${status}`, null, null);
+    this.notifyParent(changes);
     this.clearTimer();
     changes.after.push(() => this.host.ended(this));
   }
@@ -498,6 +545,7 @@ export abstract class RunDecisions extends RunState {
   protected needsAttention(changes: Changes, error: ErrorInfo): void {
     this.patch(changes, { status: "needs_attention", error, wakeAt: null, release: true });
     this.event(changes, "run:needs_attention", null, { error: error.message });
+    this.notifyParent(changes);
     this.clearTimer();
     changes.after.push(() => this.host.ended(this));
   }

@@ -16,11 +16,13 @@ import {
   type CommitResult,
   FINAL_STATUSES,
   type NewSignal,
+  type ParentLink,
   type RunRecord,
   type SignalRecord,
   STOPPED_STATUSES,
 } from "../storage/types.js";
 import { Batcher } from "./batcher.js";
+import { RunChildren } from "./child-runs.js";
 import { ENDING_EVENTS, type EventListener, type RunEvent } from "./events.js";
 import { type ExecutorOptions, resolveExecutorOptions } from "./executor-options.js";
 import { catchActionFaults } from "./faults.js";
@@ -29,7 +31,6 @@ import { HostedRun } from "./hosted-run.js";
 import { assertSameStart } from "./idempotency.js";
 import { newId } from "./ids.js";
 import { type AcceptedSignal, acceptSignals } from "./signals.js";
-import { RunWakeups } from "./wakeups.js";
 
 export type { ExecutorOptions } from "./executor-options.js";
 export type { RunHandle, RunInfo, RunOutcome, StartOptions } from "./handles.js";
@@ -38,7 +39,7 @@ export type { RunHandle, RunInfo, RunOutcome, StartOptions } from "./handles.js"
 export type StartArgs<I> =
   Record<never, never> extends I ? [input?: I, options?: StartOptions] : [input: I, options?: StartOptions];
 
-export class Executor extends RunWakeups {
+export class Executor extends RunChildren {
   /** Runs started here whose creation is not committed yet, by id (a second start waits for it). */
   readonly #creating = new Map<string, { record: RunRecord; created: Promise<CommitResult> }>();
   /** Group commit of signals: checked and persisted in one batch for all sent together. */
@@ -57,7 +58,9 @@ export class Executor extends RunWakeups {
    * recovering its runs.
    */
   register(saga: Saga<never, never> | Saga): boolean {
-    return this.registry.register(saga as Saga);
+    const registered = this.registry.register(saga as Saga);
+    if (registered) this.registry.registerChildren(saga as Saga);
+    return registered;
   }
 
   /** Forgets a saga version registered here (its runs must not be running here any more). */
@@ -143,6 +146,17 @@ export class Executor extends RunWakeups {
         `saga ${saga.name} v${saga.version} is not registered with this executor`,
       );
     }
+    return (await this.createRun(saga as unknown as Saga, input, options, null)) as RunHandle<V>;
+  }
+
+  /** Starts a run of a registered saga, a child run when `parent` is given (see `start`). */
+  protected async createRun(
+    saga: Saga,
+    input: unknown,
+    options: StartOptions,
+    parent: ParentLink | null,
+  ): Promise<RunHandle> {
+    this.assertOpen();
     const parsed = saga.inputSchema.safeParse(input ?? {});
     if (!parsed.success) {
       const detail = schemaIssues(parsed.error.issues, "(input)").join("; ");
@@ -152,8 +166,8 @@ export class Executor extends RunWakeups {
     const data = parsed.data as JsonObject;
     // A fresh id cannot exist; a caller's id may (a retried submit): look before creating.
     if (options.id !== undefined) {
-      const existing = await this.#existing(options.id, saga as unknown as Saga, data);
-      if (existing) return existing as RunHandle<V>;
+      const existing = await this.#existing(options.id, saga, data);
+      if (existing) return existing;
     }
     const now = this.clock.now();
     const id = options.id ?? newId(now);
@@ -173,8 +187,9 @@ export class Executor extends RunWakeups {
       createdAt: now,
       updatedAt: now,
       endedAt: null,
+      parent,
     };
-    const run = new HostedRun(this, saga as unknown as Saga, {
+    const run = new HostedRun(this, saga, {
       run: record,
       steps: [],
       signals: [],
@@ -191,11 +206,11 @@ export class Executor extends RunWakeups {
     }
     if (result === "exists") {
       // Created meanwhile by another process: the refused creation ran and kept nothing.
-      const existing = await this.#existing(id, saga as unknown as Saga, data);
-      if (existing) return existing as RunHandle<V>;
+      const existing = await this.#existing(id, saga, data);
+      if (existing) return existing;
     }
     if (result !== "ok") throw new SlipwayError("storage", `run ${id} could not be created (${result})`);
-    return this.handle<V>(id);
+    return this.handle(id);
   }
 
   /**

@@ -2,8 +2,8 @@
  * One run in memory: the state machine that decides, after every change, what to persist and
  * what to run next. Decisions are synchronous; their writes go out as one transition, and nothing they
  * start (an action body, an undo, a poll check) begins before that transition is committed.
- * Built in layers: its state and commit protocol (run-state.ts), its decisions (decisions.ts),
- * and here its entry points, the running of bodies and what their outcomes change. See docs/state-machine.md.
+ * Built in layers: its state and commit protocol (run-state.ts), its decisions (decisions.ts), its
+ * child steps (child-steps.ts), and here its entry points, the running of bodies and what their outcomes change. See docs/state-machine.md.
  */
 import { undoOutput } from "../definition/saga.js";
 import type { ActionDefinition } from "../definition/types.js";
@@ -13,12 +13,12 @@ import { withLogContext } from "../logging.js";
 import type { CommitResult, SignalRecord } from "../storage/types.js";
 import { Context } from "./action-context.js";
 import { backoffDelay } from "./backoff.js";
+import { ChildSteps } from "./child-steps.js";
 import { ActionScope } from "./faults.js";
-import { GroupedRun } from "./groups.js";
 import { type Abort, guard } from "./guard.js";
 import { Changes, type Phase } from "./run-state.js";
 
-export class HostedRun extends GroupedRun {
+export class HostedRun extends ChildSteps {
   /** Persists a new run and starts its first actions. Resolves once the creation is committed. */
   create(): Promise<CommitResult> {
     const changes = new Changes();

@@ -83,6 +83,7 @@ export abstract class RunHosting implements RunHost {
       if (!this.registry.register(saga))
         throw new SlipwayError("definition", `saga ${saga.name} v${saga.version} is registered twice`);
     }
+    for (const saga of settings.sagas) this.registry.registerChildren(saga);
   }
 
   /** Claims a run and continues it here; false if someone else has it or it is not ours. */
@@ -90,6 +91,9 @@ export abstract class RunHosting implements RunHost {
 
   /** Makes sure this executor looks for due wake-ups at `at`. */
   protected abstract scheduleWake(at: number): void;
+
+  abstract startChild(...args: Parameters<RunHost["startChild"]>): void;
+  abstract stopChild(...args: Parameters<RunHost["stopChild"]>): void;
 
   // ---- RunHost ------------------------------------------------------------------------
 

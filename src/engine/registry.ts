@@ -22,6 +22,19 @@ export class SagaRegistry {
     return true;
   }
 
+  /**
+   * Registers the sagas that `saga`'s child steps start, and theirs, unless that name and version is
+   * registered already (an executor that hosts a parent hosts its children).
+   */
+  registerChildren(saga: Pick<Saga, "actions">): void {
+    for (const action of saga.actions.values()) {
+      // A group's body may start children too.
+      if (action.group) this.registerChildren(action.group);
+      const child = action.childSaga as Saga | undefined;
+      if (child && this.register(child)) this.registerChildren(child);
+    }
+  }
+
   unregister(name: string, version: number): void {
     const versions = this.#sagas.get(name);
     versions?.delete(version);

@@ -2,7 +2,7 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { JsonObject } from "../json.js";
-import type { CommitResult, Transition } from "../storage/types.js";
+import type { CommitResult, ParentLink, Transition } from "../storage/types.js";
 import type { BatchCallback } from "./batcher.js";
 import type { RunEvent } from "./events.js";
 import type { RunState } from "./run-state.js";
@@ -43,4 +43,28 @@ export interface RunHost {
    * (the id exists): nothing was written or run.
    */
   claimLost(run: RunState): void;
+  /**
+   * Starts the child run `childId` of `parent`'s step `step` (or finds it started, with the same saga
+   * and input); `done` hears the error when it could not be started.
+   */
+  startChild(
+    parent: RunState,
+    step: string,
+    childId: string,
+    saga: { readonly name: string; readonly version: number },
+    input: JsonObject,
+    done: (error?: unknown) => void,
+  ): void;
+  /**
+   * Asks a child run to stop (`cancel`), or to undo what it completed (`undo`: a completed child run
+   * is reopened to undo it, one that needs attention resumed); `done` hears whether the run exists.
+   * Its end reaches the parent as a signal.
+   */
+  stopChild(
+    childId: string,
+    how: "cancel" | "undo",
+    parent: ParentLink,
+    reason: string,
+    done: (found: boolean) => void,
+  ): void;
 }

@@ -13,6 +13,7 @@ import { schemaIssues } from "../problems.js";
 import type {
   CommitResult,
   EventRecord,
+  NewSignal,
   RunPatch,
   RunRecord,
   RunSnapshot,
@@ -42,6 +43,8 @@ export class Changes {
   readonly steps = new Map<string, StepRecord>();
   readonly events: EventRecord[] = [];
   readonly consumed: { seq: number; action: string }[] = [];
+  /** Signals to other runs committed with these changes (a child run's end tells its parent). */
+  notify: NewSignal[] | undefined;
   readonly after: (() => void)[] = [];
   patch: RunPatch | undefined;
   create: RunRecord | undefined;
@@ -52,7 +55,8 @@ export class Changes {
       !this.patch &&
       this.steps.size === 0 &&
       this.events.length === 0 &&
-      this.consumed.length === 0
+      this.consumed.length === 0 &&
+      this.notify === undefined
     );
   }
 }
@@ -317,6 +321,7 @@ export abstract class RunState {
     if (changes.steps.size > 0) transition.steps = [...changes.steps.values()];
     if (changes.events.length > 0) transition.events = changes.events;
     if (changes.consumed.length > 0) transition.consumeSignals = changes.consumed;
+    if (changes.notify) transition.notify = changes.notify;
     const claiming = this.claimRevision !== undefined;
     if (claiming) {
       transition.claim = { revision: this.claimRevision! };

@@ -14,6 +14,7 @@ import {
   type SignalRecord,
   type Storage,
 } from "../storage/types.js";
+import { CHILD_SIGNAL } from "./child-steps.js";
 import type { SagaRegistry } from "./registry.js";
 
 /** A signal persisted, with the run it was checked against. */
@@ -49,6 +50,11 @@ export async function acceptSignals(
 function checkSignal(registry: SagaRegistry, request: NewSignal, run: RunRecord | undefined): RunRecord {
   const { runId, name, payload } = request;
   if (!run) throw new NotFoundError(`no run ${runId}`);
+  if (name.startsWith(CHILD_SIGNAL))
+    throw new ValidationError(
+      "invalid_input",
+      `signal "${name}": names starting with "${CHILD_SIGNAL}" are reserved for the ends of child runs`,
+    );
   if (FINAL_STATUSES.includes(run.status))
     throw new SlipwayError(
       "conflict",

@@ -35,6 +35,7 @@ const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
   invalid_output: 500,
   storage: 503,
   job_failed: 500,
+  child_failed: 500,
   isolated_failed: 500,
   gave_up: 500,
   // 507 Insufficient Storage: the server could not store what the request asked for; reads still work.

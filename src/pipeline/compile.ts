@@ -16,9 +16,10 @@ import { renderTemplate } from "./expression-eval.js";
 import { addFanOut } from "./fan-out.js";
 import { cleanupJob, pollCheck, readyJob, runJob, undoJob, waitSkip } from "./jobs.js";
 import { MAX_RUN_NAME, overLimit } from "./limits.js";
+import { LOOP_VALUES, loopVerdict } from "./loops.js";
 import type { Pipeline } from "./model.js";
 import { parsePipeline } from "./parse.js";
-import { type Plan, planRun, type RunRequest } from "./plan.js";
+import { type Plan, planRun, type RunRequest, type Step } from "./plan.js";
 import { PipelineInputError } from "./problems.js";
 import { type AttemptPattern, isNamePattern, resolveNamePattern } from "./run-name.js";
 import { type RunSpec, runSpecOf, runSpecSchema, stepResultSchema } from "./run-spec.js";
@@ -99,7 +100,14 @@ export function pipelineOf(source: string, file: string): Pipeline {
  * themselves are not in it: runs that differ only in their inputs share one saga.
  */
 function planVersion(spec: RunSpec, plan: Plan): number {
-  const shape = plan.steps.map((s) => [s.action, s.kind, s.needs, s.matrix ?? null, s.probes ?? null]);
+  const shape = plan.steps.map((s) => [
+    s.action,
+    s.kind,
+    s.needs,
+    s.matrix ?? null,
+    s.probes ?? null,
+    s.body?.map((b) => [b.action, b.needs]) ?? null,
+  ]);
   const digest = createHash("sha256")
     .update(JSON.stringify([spec.file, spec.source, spec.tiers, shape]))
     .digest();
@@ -135,60 +143,84 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime, name: string,
       check: (input: Values, ctx: ActionContext) => concurrencyCheck(context(input), ctx),
     });
   for (const step of plan.steps) {
-    const produces = { [step.action]: stepResultSchema };
-    const job = step.job;
     const after = step.needs.length === 0 && step.kind === "job" ? gate : [];
-    if (job.runTimeMatrix) {
+    if (step.job.kind === "loop") {
+      const body = step.body!;
+      builder = builder.loop(step.action, {
+        max: step.job.loop.max,
+        after,
+        // Each iteration's jobs read the run, what the loop needs, and their iteration.
+        body: (steps: Builder) =>
+          body.reduce((inner, bodyStep) => addStep(inner, bodyStep, context, [], LOOP_VALUES), steps),
+        until: (values: Values, iteration: number) => loopVerdict(step, values, iteration),
+      });
+    } else if (step.job.runTimeMatrix) {
       builder = addFanOut(builder, step, context, [RUN], after);
-    } else if (job.kind === "wait") {
-      builder = builder.waitForSignal(step.action, {
-        signal: job.signal,
-        reads: [RUN, ...step.needs],
-        produces,
-        after,
-        // Skipped like any job: its `if` is false, or a job it needs was skipped.
-        skip: (input: Values) => waitSkip(context(input), step, input),
-        // `slipway signal RUN approved '{"by":"ana"}'`: the payload's fields become the job's outputs.
-        fromPayload: (payload: Json) => ({
-          [step.action]: { status: "success", outputs: stringFields(payload) },
-        }),
-        ...(job.timeoutMs !== undefined && { timeoutMs: job.timeoutMs }),
-      });
-    } else if (job.kind === "poll") {
-      builder = builder.poll(step.action, {
-        reads: [RUN, ...step.needs],
-        after,
-        produces,
-        everyMs: job.everyMs,
-        check: (input: Values, ctx: ActionContext) => pollCheck(context(input), step, input, ctx),
-        retry: { maxAttempts: job.retries + 1 },
-        ...(job.timeoutMs !== undefined && { timeoutMs: job.timeoutMs }),
-      });
-    } else if (step.kind === "ready") {
-      builder = builder.action(step.action, {
-        reads: [RUN, step.probes!, ...step.needs],
-        produces,
-        run: (input: Values, ctx: ActionContext) => readyJob(context(input), step, input, ctx),
-      });
-    } else {
-      builder = builder.action(step.action, {
-        reads: [RUN, ...step.needs],
-        after,
-        produces,
-        run: (input: Values, ctx: ActionContext) => runJob(context(input), step, input, ctx),
-        ...(job.undo && {
-          undo: (input: Values, output: Values, ctx: ActionContext) =>
-            undoJob(context(input), step, input, output, ctx),
-        }),
-        ...(job.cleanup && {
-          cleanup: (input: Values, ctx: ActionContext) => cleanupJob(context(input), step, input, ctx),
-        }),
-        retry: { maxAttempts: job.retries + 1, initialDelayMs: 1_000, maxDelayMs: 60_000 },
-        undoRetry: { maxAttempts: 3, initialDelayMs: 1_000 },
-      });
-    }
+    } else builder = addStep(builder, step, context, after, []);
   }
   return builder.build() as unknown as Saga;
+}
+
+/** Adds a job's step (or a probe, or a job of a loop's body) to the saga as its action. */
+function addStep(
+  builder: Builder,
+  step: Step,
+  context: (input: Values) => StepContext,
+  after: readonly string[],
+  scope: readonly string[],
+): Builder {
+  const produces = { [step.action]: stepResultSchema };
+  const job = step.job;
+  const reads = [RUN, ...step.needs, ...scope];
+  if (job.kind === "wait") {
+    return builder.waitForSignal(step.action, {
+      signal: job.signal,
+      reads,
+      produces,
+      after,
+      // Skipped like any job: its `if` is false, or a job it needs was skipped.
+      skip: (input: Values) => waitSkip(context(input), step, input),
+      // `slipway signal RUN approved '{"by":"ana"}'`: the payload's fields become the job's outputs.
+      fromPayload: (payload: Json) => ({
+        [step.action]: { status: "success", outputs: stringFields(payload) },
+      }),
+      ...(job.timeoutMs !== undefined && { timeoutMs: job.timeoutMs }),
+    });
+  }
+  if (job.kind === "poll") {
+    return builder.poll(step.action, {
+      reads,
+      after,
+      produces,
+      everyMs: job.everyMs,
+      check: (input: Values, ctx: ActionContext) => pollCheck(context(input), step, input, ctx),
+      retry: { maxAttempts: job.retries + 1 },
+      ...(job.timeoutMs !== undefined && { timeoutMs: job.timeoutMs }),
+    });
+  }
+  if (job.kind === "loop") throw new Error(`job ${job.name}: a loop is not a step`);
+  if (step.kind === "ready") {
+    return builder.action(step.action, {
+      reads: [RUN, step.probes!, ...step.needs],
+      produces,
+      run: (input: Values, ctx: ActionContext) => readyJob(context(input), step, input, ctx),
+    });
+  }
+  return builder.action(step.action, {
+    reads,
+    after,
+    produces,
+    run: (input: Values, ctx: ActionContext) => runJob(context(input), step, input, ctx),
+    ...(job.undo && {
+      undo: (input: Values, output: Values, ctx: ActionContext) =>
+        undoJob(context(input), step, input, output, ctx),
+    }),
+    ...(job.cleanup && {
+      cleanup: (input: Values, ctx: ActionContext) => cleanupJob(context(input), step, input, ctx),
+    }),
+    retry: { maxAttempts: job.retries + 1, initialDelayMs: 1_000, maxDelayMs: 60_000 },
+    undoRetry: { maxAttempts: 3, initialDelayMs: 1_000 },
+  });
 }
 
 type Values = Record<string, unknown>;
@@ -207,6 +239,7 @@ type Builder = {
   waitForSignal(name: string, spec: Record<string, unknown>): Builder;
   poll(name: string, spec: Record<string, unknown>): Builder;
   forEach(name: string, spec: Record<string, unknown>): Builder;
+  loop(name: string, spec: Record<string, unknown>): Builder;
   build(): unknown;
 };
 

@@ -12,6 +12,8 @@ export interface ExpressionContext {
   env?: Record<string, string>;
   /** What started the run (docs/triggers.md); `{ kind: "manual" }` for a run started by hand. */
   event?: Record<string, unknown>;
+  /** In a loop's jobs: the iteration (from 1) and the previous one's jobs, null in the first. */
+  loop?: { iteration: number; previous: Record<string, { outputs: Record<string, string> }> | null };
 }
 
 export interface EvaluateOptions {
@@ -69,15 +71,19 @@ export function evaluate(expr: Expr, ctx: ExpressionContext, options: EvaluateOp
     case "ref": {
       const value = lookup(expr, ctx);
       if (value !== undefined) return value;
-      // An event field a kind lacks (`event.pull_request.number` of a push) reads as empty, as in GitHub.
+      // An event field a kind lacks (`event.pull_request.number` of a push) reads as empty, as in GitHub;
+      // so does `loop.previous...` in a loop's first iteration, which has no previous one.
       if (options.missing === "null" || expr.root === "event") return null;
+      if (expr.root === "loop" && expr.path[0] === "previous" && ctx.loop?.previous === null) return null;
       const text = refText(expr);
       const why =
         expr.root === "needs"
           ? `job \`${expr.path[0]}\` did not output \`${expr.path[2]}\``
           : expr.root === "outputs"
             ? `the job did not output \`${expr.path[0]}\``
-            : "nothing gave it a value";
+            : expr.root === "loop" && expr.path[0] === "previous"
+              ? `job \`${expr.path[1]}\` did not output \`${expr.path[3]}\` in the previous iteration`
+              : "nothing gave it a value";
       throw new ExpressionError(`\`${text}\` is not set: ${why}`, expr.offset);
     }
     case "call": {

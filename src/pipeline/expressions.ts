@@ -1,19 +1,27 @@
 /**
  * The small expression language of pipeline files: `${{ ... }}` templates in strings and `if:`
  * conditions. Literals, references (`inputs.x`, `matrix.x`, `needs.<job>.outputs.<k>`, `outputs.k`,
- * `env.X`), `==`, `!=`, `&&`, `||`, `!`, parentheses and `fromJSON(...)`: parsing and static checks. Evaluation and
- * rendering are in expression-eval.ts.
+ * `env.X`), `==`, `!=`, `&&`, `||`, `!`, parentheses and `fromJSON(...)`: parsing and static checks.
+ * Evaluation and rendering are in expression-eval.ts.
  */
 
 import { closest, listOr } from "../problems.js";
 import type { Locate, Position } from "../yaml-reader.js";
-import { checkEventRef } from "./event-context.js";
+import { checkEventRef, checkLoopRef, LOOP_ONLY } from "./context-refs.js";
 import { MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_LENGTH, overLimit } from "./limits.js";
 import type { Condition, ContextRoot, Expr, Template, TemplatePart } from "./model.js";
 
-export { EVENT_FIELDS } from "./event-context.js";
+export const CONTEXT_ROOTS: readonly ContextRoot[] = [
+  "inputs",
+  "matrix",
+  "needs",
+  "outputs",
+  "env",
+  "event",
+  "loop",
+];
 
-export const CONTEXT_ROOTS: readonly ContextRoot[] = ["inputs", "matrix", "needs", "outputs", "env", "event"];
+export { EVENT_FIELDS } from "./context-refs.js";
 
 /**
  * An expression that can't be parsed or evaluated. `offset` is where in the parsed string (the
@@ -418,6 +426,8 @@ export interface ExprScope {
   env: readonly string[];
   /** The job, for messages. */
   job?: string;
+  /** In a loop's jobs: the body's jobs, which `loop.previous.<job>` may name. */
+  loopJobs?: readonly string[];
 }
 
 /** A problem found by {@link checkExpr}, at an offset in the parsed string. */
@@ -456,7 +466,13 @@ function checkRef(
   report: (offset: number, message: string, suggestion?: string) => void,
 ): void {
   // `event` is readable wherever a run's values are, unless the scope says why not.
-  const allowed = ref.root === "event" ? (scope.roots.event ?? true) : scope.roots[ref.root];
+  // `loop` is readable only by a loop's jobs, which is the one thing to say about it elsewhere.
+  const allowed =
+    ref.root === "event"
+      ? (scope.roots.event ?? true)
+      : ref.root === "loop"
+        ? (scope.roots.loop ?? LOOP_ONLY)
+        : scope.roots[ref.root];
   if (allowed !== true) {
     report(ref.offset, allowed ?? `\`${ref.root}\` can't be read here`);
     return;
@@ -515,13 +531,21 @@ function checkRef(
     case "event":
       checkEventRef(ref, report);
       return;
+    case "loop":
+      checkLoopRef(ref, scope.loopJobs ?? [], report);
+      return;
     case "needs": {
       if (first === undefined) {
         report(ref.offset, "`needs` is not a value: write `needs.<job>.outputs.<name>`");
         return;
       }
       if (!scope.needs.includes(first)) {
-        if (scope.jobs.includes(first)) {
+        if (scope.loopJobs && !scope.loopJobs.includes(first) && scope.jobs.includes(first)) {
+          report(
+            firstOffset,
+            `a loop's jobs read outputs of the jobs the loop job needs: add \`${first}\` to the loop job's \`needs\``,
+          );
+        } else if (scope.jobs.includes(first)) {
           report(
             firstOffset,
             `job \`${scope.job}\` can only read outputs of the jobs it needs: add \`${first}\` to its \`needs\``,

@@ -12,6 +12,7 @@ import { masker, runShell, type ShellResult } from "../shell/process.js";
 import { attemptFiles, type LogPhase } from "../shell/run-directory.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expression-eval.js";
 import { inheritAllButCredentials, inheritOnly, SERVER_JOB_ENV } from "./job-env.js";
+import { loopContext, loopOutputs, loopSkipped } from "./loops.js";
 
 const UNTRUSTED_INHERIT = inheritOnly(SERVER_JOB_ENV);
 
@@ -55,7 +56,7 @@ export async function runJob(
   // half-made deploy is on): it is kept for it, so no other job takes it in between.
   const keepForCleanup = (error: unknown) => {
     if (grant && job.cleanup) {
-      context.runtime.resources!.hold(ctx.runId, step.action, grant);
+      context.runtime.resources!.hold(ctx.runId, ctx.action, grant);
       keep = true;
     }
     return error;
@@ -78,7 +79,7 @@ export async function runJob(
       throw keepForCleanup(new JobError(failure("run", result)));
     // A deploy keeps what it was admitted with (its lock, say) until its probe says it is up.
     if (grant && job.ready) {
-      context.runtime.resources!.hold(ctx.runId, step.action, grant);
+      context.runtime.resources!.hold(ctx.runId, ctx.action, grant);
       keep = true;
     }
     const admitted = grant?.need.memoryBytes;
@@ -142,7 +143,7 @@ export async function undoJob(
   const env = environment(context, step, scope, ctx);
   // An undo needs what its job needed (tearing a stack down takes the swarm lock too): the grant kept
   // from a failed probe, or a new one.
-  const grant = await heldOrAdmit(context, step, ctx, step.action);
+  const grant = await heldOrAdmit(context, step, ctx, ctx.action);
   try {
     const result = await shell(context, step, ctx, "undo", job.undo, scope, env, DEFAULT_TIMEOUT_MS);
     if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("undo", result));
@@ -164,14 +165,14 @@ export async function cleanupJob(
 ): Promise<void> {
   const job = step.job as RunJob;
   if (!job.cleanup) return;
-  const ran = attemptFiles(context.runtime.dataDir, ctx.runId, step.action, "run", ctx.attempt);
+  const ran = attemptFiles(context.runtime.dataDir, ctx.runId, ctx.action, "run", ctx.attempt);
   if (!existsSync(ran.log) && !existsSync(ran.pid)) {
     ctx.progress("nothing to clean up: the command had not started", { phase: "cleanup" });
     return;
   }
   const scope = expressionContext(context, step, input);
   const env = environment(context, step, scope, ctx);
-  const grant = await heldOrAdmit(context, step, ctx, step.action);
+  const grant = await heldOrAdmit(context, step, ctx, ctx.action);
   try {
     const result = await shell(context, step, ctx, "cleanup", job.cleanup, scope, env, DEFAULT_TIMEOUT_MS);
     if (result.outcome !== "exited" || result.exitCode !== 0) throw new JobError(failure("cleanup", result));
@@ -208,7 +209,9 @@ async function admit(context: StepContext, step: Step, ctx: ActionContext): Prom
   const resources = context.runtime.resources;
   if (!resources || !step.job.resources) return undefined;
   const pipeline = context.plan.pipeline.name;
-  return resources.admit(ctx, pipeline, step, context.plan.key, context.plan.priority);
+  // A loop's job is admitted (and explained in the queue) as the step of its iteration, `attempts#2.build`.
+  const own = ctx.action === step.action ? step : { ...step, action: ctx.action, label: ctx.action };
+  return resources.admit(ctx, pipeline, own, context.plan.key, context.plan.priority);
 }
 
 /** The grant kept for `action` by an earlier step in this process, or (after a restart) a new one. */
@@ -251,8 +254,12 @@ export function skippedNeed(context: StepContext, step: Step, input: Values): st
     const need = input[action];
     const label = stepLabel(context.plan, action);
     if (Array.isArray(need) && need.length === 0) return `needs ${label}, whose matrix has no legs`;
-    const job = context.plan.steps.find((s) => s.action === action)?.job.name ?? action;
-    if (resultsOf(need, job).some((r) => r.status === "skipped")) return `needs ${label}, which was skipped`;
+    const needed = context.plan.steps.find((s) => s.action === action);
+    // A loop whose jobs were all skipped counts as skipped.
+    const skipped = needed?.body
+      ? loopSkipped(needed, need as Values | undefined)
+      : resultsOf(need, needed?.job.name ?? action).some((r) => r.status === "skipped");
+    if (skipped) return `needs ${label}, which was skipped`;
   }
   return undefined;
 }
@@ -261,18 +268,27 @@ export function skippedNeed(context: StepContext, step: Step, input: Values): st
 function expressionContext(context: StepContext, step: Step, input: Values): ExpressionContext {
   const scope = needsContext(context, step, input);
   if (step.matrix) scope.matrix = step.matrix;
+  const loop = loopContext(input);
+  if (loop) scope.loop = loop;
   scope.env = renderEnv(context.plan.pipeline, step, scope);
   return scope;
 }
 
-/** What a step's matrix decided at run time reads: inputs, the event, the outputs of the jobs it needs. */
+/**
+ * What a step reads besides its leg, loop and env (all a matrix decided at run time reads): inputs,
+ * the event, the outputs of the jobs it needs.
+ */
 export function needsContext(context: StepContext, step: Step, input: Values): ExpressionContext {
   const needs: Record<string, { outputs: Record<string, string> }> = {};
   for (const action of step.needs) {
-    const job = context.plan.steps.find((s) => s.action === action)?.job.name ?? action;
+    // A job of a loop's body needs others of its iteration, which are not among the plan's steps.
+    const needed = context.plan.steps.find((s) => s.action === action);
+    const job = needed?.job.name ?? action;
+    const results = needed?.body
+      ? [{ outputs: loopOutputs(needed, input[action] as Values | undefined) }]
+      : resultsOf(input[action], job);
     // Legs of one matrix job share its name: their outputs merge, later legs winning (as in GitHub).
-    for (const result of resultsOf(input[action], job))
-      needs[job] = { outputs: { ...needs[job]?.outputs, ...result.outputs } };
+    for (const result of results) needs[job] = { outputs: { ...needs[job]?.outputs, ...result.outputs } };
     needs[job] ??= { outputs: {} };
   }
   return { inputs: context.plan.inputs, needs, env: {}, event: context.plan.event };
@@ -335,7 +351,7 @@ function environment(
     SLIPWAY_RUN_NAME: ctx.runName ?? "",
     SLIPWAY_PIPELINE: context.plan.pipeline.name,
     SLIPWAY_JOB: step.job.name,
-    SLIPWAY_STEP: step.action,
+    SLIPWAY_STEP: ctx.action,
     SLIPWAY_ATTEMPT: String(ctx.attempt),
     SLIPWAY_IDEMPOTENCY_KEY: ctx.idempotencyKey,
     SLIPWAY_WORKSPACE: context.workspace ?? "",
@@ -385,7 +401,8 @@ async function shell(
   env: { vars: Record<string, string>; mask: string[] },
   timeoutMs: number,
 ): Promise<ShellResult> {
-  const files = attemptFiles(context.runtime.dataDir, ctx.runId, step.action, phase, ctx.attempt);
+  // By the step's own name: a loop's job runs once per iteration (`attempts#2.fix`).
+  const files = attemptFiles(context.runtime.dataDir, ctx.runId, ctx.action, phase, ctx.attempt);
   const base = context.workspace ?? context.dir;
   const cwd = step.job.workingDirectory
     ? resolve(base, renderTemplate(step.job.workingDirectory, scope))

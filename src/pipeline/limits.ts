@@ -29,7 +29,9 @@ export const MAX_ITEMS = limit("MAX_ITEMS", 1_000, "entries in one map or list")
 export const MAX_JOBS = limit("MAX_JOBS", 256, "jobs in a pipeline");
 /** Legs one job's matrix expands to (GitHub's limit too). */
 export const MAX_MATRIX_LEGS = limit("MAX_MATRIX_LEGS", 256, "legs per job");
-/** Steps of one run: jobs without a matrix count one, a matrix job one per leg. */
+/** Iterations of one loop (`loop.max`): each adds its jobs' steps to the run. */
+export const MAX_LOOP_ITERATIONS = limit("MAX_LOOP_ITERATIONS", 100, "iterations of a loop");
+/** Steps of one run: jobs without a matrix count one, a matrix job one per leg, a loop its jobs times `max` (and one). */
 export const MAX_STEPS = limit("MAX_STEPS", 1_024, "steps in a run");
 /** Characters of one expression (the text inside `${{ }}`, or an `if:`). */
 export const MAX_EXPRESSION_LENGTH = limit("MAX_EXPRESSION_LENGTH", 4_096, "characters in an expression");

@@ -8,8 +8,9 @@ export type Value = string | number | boolean | null;
 /**
  * The contexts an expression can read. `secrets` is deliberately not one (see {@link Pipeline.secrets}).
  * `event` is what started the run (a push, a pull request, a comment, a schedule; `manual` by hand).
+ * `loop` is the iteration a loop's jobs run in (`loop.iteration`, `loop.previous.<job>.outputs.<name>`).
  */
-export type ContextRoot = "inputs" | "matrix" | "needs" | "outputs" | "env" | "event";
+export type ContextRoot = "inputs" | "matrix" | "needs" | "outputs" | "env" | "event" | "loop";
 
 /**
  * A parsed expression. `offset` is where the node starts in the string it was written in (the
@@ -146,7 +147,7 @@ export interface ReadyCheck {
   crashLoop?: { failures: number; withinMs: number };
 }
 
-export type JobKind = "run" | "wait" | "poll";
+export type JobKind = "run" | "wait" | "poll" | "loop";
 
 interface JobBase {
   name: string;
@@ -201,7 +202,33 @@ export interface PollJob extends JobBase {
   retries: number;
 }
 
-export type Job = RunJob | WaitJob | PollJob;
+/**
+ * Runs its `jobs` (the body) again and again, each iteration's jobs as steps of their own
+ * (`attempts#2.fix`), until `until` holds after an iteration or `max` iterations ran. Its outputs are
+ * the last iteration's jobs' outputs, merged in file order (a later job's win), like a matrix job's legs.
+ */
+export interface LoopJob extends JobBase {
+  kind: "loop";
+  loop: LoopSettings;
+  /** The body: plain `run`, `wait` and `poll` jobs (no loop, matrix, tier or `ready` inside), in file order. */
+  jobs: BodyJob[];
+}
+
+/** A job of a loop's body. */
+export type BodyJob = RunJob | WaitJob | PollJob;
+
+export interface LoopSettings {
+  /** Iterations at most; after the last, the loop fails: "gave up after N iterations: <reason>". */
+  max: number;
+  /** Read after each iteration, over that iteration's jobs (`needs.<job>...`) and `loop.iteration`. */
+  until: Condition;
+  /** Why another iteration is needed, rendered like `until` (unset values read as empty). */
+  reason?: Template;
+  /** Where `loop:` is in the file. */
+  pos: Position;
+}
+
+export type Job = RunJob | WaitJob | PollJob | LoopJob;
 
 /**
  * What happens when a job fails for good. `undo` (the default, whether or not any job has an

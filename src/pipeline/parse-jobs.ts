@@ -99,6 +99,11 @@ export interface JobContext {
   jobs: readonly string[];
   /** Secret names: every step gets them as variables, so `env` may not reuse them. */
   secrets: readonly string[];
+  /**
+   * For a job of a loop's body (`jobs` above are then the body's): the jobs the loop job needs,
+   * which its jobs read without listing them, and every job of the file, for messages.
+   */
+  loop?: { needs: readonly string[]; outer: readonly string[] };
 }
 
 /** A parsed job and, for the dependency-graph checks, the node of each valid `needs` entry. */
@@ -142,16 +147,16 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
   const matrixNode = get("matrix");
   const runTime = matrixNode !== undefined && isRunTimeMatrix(matrixNode);
   const matrix = matrixNode && !runTime ? parseMatrix(ctx, name, matrixNode) : undefined;
-  const runTimeMatrix = runTime
-    ? parseRunTimeMatrix(matrixContext(ctx, name, needs), name, matrixNode)
-    : undefined;
+  // A loop's jobs have no matrix (parse-loop.ts says so): no other problem of one is reported there.
+  const runTimeMatrix =
+    runTime && !ctx.loop ? parseRunTimeMatrix(matrixContext(ctx, name, needs), name, matrixNode) : undefined;
   const jobEnvNames: string[] = [];
   const scopeFor = (roots: Partial<Record<ContextRoot, true | string>>): ExprScope => {
     const scope: ExprScope = {
-      roots,
+      roots: ctx.loop ? { ...roots, loop: true } : roots,
       inputs: ctx.inputs,
-      needs,
-      jobs: ctx.jobs,
+      needs: [...needs, ...(ctx.loop?.needs ?? [])],
+      jobs: [...ctx.jobs, ...(ctx.loop?.outer ?? [])],
       env: [...ctx.env, ...jobEnvNames],
       job: name,
     };
@@ -162,6 +167,7 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
       if (axes) scope.matrixAxes = axes;
       else scope.matrixAtRunTime = true;
     }
+    if (ctx.loop) scope.loopJobs = ctx.jobs;
     return scope;
   };
   const stepRoots = {
@@ -223,7 +229,7 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
     }
   }
 
-  if (runTime) refuseWithRunTimeMatrix(r, name, kind && fields.get(kind), fields.get("ready"));
+  if (runTimeMatrix) refuseWithRunTimeMatrix(r, name, kind && fields.get(kind), fields.get("ready"));
 
   let job: Job;
   if (kind === "wait") {
@@ -305,7 +311,7 @@ function ifGiven<T>(entry: Entry | undefined, read: (node: Node) => T | undefine
   return entry === undefined ? undefined : read(entry.value);
 }
 
-function parseNeeds(ctx: JobContext, job: string, node: Node | undefined): Map<string, Node> {
+export function parseNeeds(ctx: JobContext, job: string, node: Node | undefined): Map<string, Node> {
   const r = ctx.reader;
   const needs = new Map<string, Node>();
   if (node === undefined) return needs;
@@ -314,7 +320,12 @@ function parseNeeds(ctx: JobContext, job: string, node: Node | undefined): Map<s
     if (name === undefined) continue;
     if (name === job) r.report(item, `job \`${job}\` needs itself`);
     else if (needs.has(name)) r.report(item, `job \`${job}\` lists \`${name}\` twice in \`needs\``);
-    else if (!ctx.jobs.includes(name)) {
+    else if (ctx.loop?.outer.includes(name)) {
+      r.report(
+        item,
+        `job \`${job}\` is in a loop, whose jobs need each other only: add \`${name}\` to the loop job's \`needs\`, and its jobs read it without listing it`,
+      );
+    } else if (!ctx.jobs.includes(name)) {
       r.report(
         item,
         `job \`${job}\` needs \`${name}\`, which is not a job`,
@@ -387,4 +398,31 @@ function parseReady(r: Reader, entry: Entry, job: string, scope: ExprScope): Rea
     if (failures !== undefined && withinMs !== undefined) ready.crashLoop = { failures, withinMs };
   }
   return ready;
+}
+
+/**
+ * Reports each dependency cycle once, at the `needs` entry that closes it, with its path
+ * (`a -> b -> a`: `a` needs `b`, which needs `a`).
+ */
+export function reportCycles(r: Reader, parsed: ParsedJob[]): void {
+  const byName = new Map(parsed.map((p) => [p.job.name, p]));
+  const state = new Map<string, "active" | "done">();
+  const stack: string[] = [];
+  const visit = (name: string): void => {
+    state.set(name, "active");
+    stack.push(name);
+    const job = byName.get(name);
+    for (const [need, node] of job?.needNodes ?? []) {
+      const seen = state.get(need);
+      if (seen === "active") {
+        const path = [...stack.slice(stack.indexOf(need)), need];
+        r.report(node, `dependency cycle: ${path.join(" -> ")}`);
+      } else if (seen === undefined && byName.has(need)) {
+        visit(need);
+      }
+    }
+    stack.pop();
+    state.set(name, "done");
+  };
+  for (const name of byName.keys()) if (!state.has(name)) visit(name);
 }

@@ -52,8 +52,10 @@ import {
   parseJob,
   READY_KEYS,
   RESOURCES_KEYS,
+  reportCycles,
   WAIT_KEYS,
 } from "./parse-jobs.js";
+import { isLoopEntry, LOOP_JOB_KEYS, LOOP_KEYS, parseLoopJob } from "./parse-loop.js";
 import { countLegs, INCLUDE_KEYS, MATRIX_KEYS } from "./parse-matrix.js";
 import {
   COMMENT_KEYS,
@@ -95,6 +97,8 @@ export const ACCEPTED_KEYS = {
   secret: SECRET_KEYS,
   concurrency: CONCURRENCY_KEYS,
   job: JOB_KEYS,
+  loopJob: LOOP_JOB_KEYS,
+  loop: LOOP_KEYS,
   wait: WAIT_KEYS,
   poll: POLL_KEYS,
   ready: READY_KEYS,
@@ -346,8 +350,13 @@ function parseJobs(
     return [];
   }
   const context = { reader: r, ...names, jobs: entries.map((e) => e.name) };
-  const parsed = entries.map((e) => parseJob(context, e)).filter((p): p is ParsedJob => p !== undefined);
-  const steps = parsed.reduce((sum, p) => sum + (p.job.matrix ? countLegs(p.job.matrix).count : 1), 0);
+  const parsed = entries
+    .map((e) => (isLoopEntry(e) ? parseLoopJob(context, e) : parseJob(context, e)))
+    .filter((p): p is ParsedJob => p !== undefined);
+  const steps = parsed.reduce((sum, { job }) => {
+    if (job.kind === "loop") return sum + 1 + job.loop.max * job.jobs.length;
+    return sum + (job.matrix ? countLegs(job.matrix).count : 1);
+  }, 0);
   if (steps > MAX_STEPS.max) {
     r.report(
       entry.key,
@@ -356,33 +365,6 @@ function parseJobs(
   }
   reportCycles(r, parsed);
   return parsed.map((p) => p.job);
-}
-
-/**
- * Reports each dependency cycle once, at the `needs` entry that closes it, with its path
- * (`a -> b -> a`: `a` needs `b`, which needs `a`).
- */
-function reportCycles(r: Reader, parsed: ParsedJob[]): void {
-  const byName = new Map(parsed.map((p) => [p.job.name, p]));
-  const state = new Map<string, "active" | "done">();
-  const stack: string[] = [];
-  const visit = (name: string): void => {
-    state.set(name, "active");
-    stack.push(name);
-    const job = byName.get(name);
-    for (const [need, node] of job?.needNodes ?? []) {
-      const seen = state.get(need);
-      if (seen === "active") {
-        const path = [...stack.slice(stack.indexOf(need)), need];
-        r.report(node, `dependency cycle: ${path.join(" -> ")}`);
-      } else if (seen === undefined && byName.has(need)) {
-        visit(need);
-      }
-    }
-    stack.pop();
-    state.set(name, "done");
-  };
-  for (const name of byName.keys()) if (!state.has(name)) visit(name);
 }
 
 function parseInputs(r: Reader, node: Node): Record<string, Input> {

@@ -38,6 +38,11 @@ export interface Step {
   probes?: string;
   /** `build-app (linux/amd64)`: how people read it. */
   label: string;
+  /**
+   * A loop job's body: its jobs' steps, run again each iteration as steps of their own
+   * (`attempts#2.fix`). Their `needs` are their own (by job name) then the loop's.
+   */
+  body?: Step[];
 }
 
 export interface Plan {
@@ -122,6 +127,14 @@ export function planRun(pipeline: Pipeline, request: RunRequest): Plan {
       const label = leg ? `${job.name} (${Object.values(leg).map(String).join(", ")})` : job.name;
       const step: Step = { action, kind: "job", job, needs, label };
       if (leg) step.matrix = leg;
+      if (job.kind === "loop")
+        step.body = job.jobs.map((inner) => ({
+          action: inner.name,
+          kind: "job",
+          job: inner,
+          needs: [...inner.needs, ...needs],
+          label: inner.name,
+        }));
       steps.push(step);
       if (job.kind === "run" && job.ready) {
         const probe = uniqueName(`${action}.ready`, taken);
@@ -149,8 +162,9 @@ export function planRun(pipeline: Pipeline, request: RunRequest): Plan {
   };
 }
 
-/** Jobs whose outputs a job's expressions read (`needs.<job>.outputs...`), anywhere in it. */
+/** Jobs whose outputs a job's expressions read (`needs.<job>.outputs...`), anywhere in it (a loop: in its jobs). */
 function neededOutputs(job: Job): Set<string> {
+  if (job.kind === "loop") return new Set(job.jobs.flatMap((inner) => [...neededOutputs(inner)]));
   const roots: Expr[] = [];
   const templates: (Template | undefined)[] = [job.workingDirectory, ...Object.values(job.env)];
   if (job.kind !== "wait") templates.push(job.run);

@@ -3,16 +3,20 @@
  * their timings, the critical path, and why each job that is not running waits, in the queue's words.
  */
 import { runSpecOf } from "../pipeline/run-spec.js";
-import type { RunSnapshot } from "../storage/types.js";
+import type { RunRecord, RunSnapshot } from "../storage/types.js";
 import { criticalPathOf } from "./critical-path.js";
 import { type AdmissionExplainer, admissionWhy, queueOf } from "./explain.js";
 import { outlineOf, planOf, runSummary, stepSummary, withGroups } from "./records.js";
 import type { RunDetail } from "./schemas.js";
 
-/** `admission` is the scheduler's word on a started job it holds back (only the hosting process has it). */
+/**
+ * `admission` is the scheduler's word on a started job it holds back (only the hosting process has
+ * it); `children`, the runs whose parent it is (`listRuns({ parent })`).
+ */
 export function runDetail(
   snapshot: Pick<RunSnapshot, "run" | "steps">,
   admission?: AdmissionExplainer,
+  children: readonly RunRecord[] = [],
 ): RunDetail {
   const record = snapshot.run;
   const spec = runSpecOf(record);
@@ -46,5 +50,13 @@ export function runDetail(
     plan,
     criticalPath: criticalPathOf({ createdAt: summary.createdAt, steps, plan }),
     waiting,
+    children: children.map((child) => ({
+      id: child.id,
+      step: child.parent?.step ?? "",
+      pipeline: child.saga,
+      status: child.status,
+      createdAt: child.createdAt,
+      endedAt: child.endedAt,
+    })),
   };
 }

@@ -16,9 +16,6 @@ export interface Why {
   until: number | null;
 }
 
-/** A step a group added: `build#2.build`, `attempts#3.fix`. */
-const GROUP_STEP = /^[^#]+#\d+\./;
-
 /** What a waiting or retrying step waits for, from its durable state; undefined for other states. */
 export function stepWait(step: Pick<StepSummary, "status" | "state" | "error">): Why | undefined {
   const state = step.state ?? {};
@@ -34,9 +31,6 @@ export function stepWait(step: Pick<StepSummary, "status" | "state" | "error">):
     };
   }
   if (step.status !== "waiting") return undefined;
-  // A group's own step (a loop, a matrix decided at run time) waits for its iterations or legs,
-  // each a step that says for itself what it waits for.
-  if (typeof state.iteration === "number" || Array.isArray(state.items)) return undefined;
   const sleepUntil = num("until");
   if (sleepUntil !== null)
     return { reason: "sleep", message: `sleeping until ${time(sleepUntil)}`, until: sleepUntil };
@@ -46,6 +40,11 @@ export function stepWait(step: Pick<StepSummary, "status" | "state" | "error">):
     const said = typeof state.message === "string" ? `${state.message}; ` : "polling, ";
     return { reason: "poll", message: `${said}next check ${time(nextCheck)}${until}`, until: deadline };
   }
+  // A loop or fan-out waits for its own steps (each of which says what it waits for).
+  if (typeof state.iteration === "number")
+    return { reason: "group", message: "its iteration under way", until: null };
+  if (Array.isArray(state.items))
+    return { reason: "group", message: `${state.items.length} items under way`, until: null };
   return {
     reason: "signal",
     message: `waiting for signal "${String(state.signal)}"${until}`,
@@ -71,13 +70,17 @@ export function queueOf(
   const planned = new Set(plan?.steps.map((s) => s.action));
   const unplanned = steps.map((s) => s.job).filter((action) => !planned.has(action));
   const actions = plan ? [...unplanned, ...plan.steps.map((s) => s.action)] : steps.map((s) => s.job);
-  // Legs and iterations of groups (`build#2.build`) are not in the plan either, but gate nothing.
-  const gates = unplanned.filter((action) => !done(action) && !GROUP_STEP.test(action));
+  // A loop iteration's steps (`attempts#2.fix`) and a fan-out's (`build#2.build`) are not gates:
+  // they run inside their group's step.
+  const gates = unplanned.filter((action) => !done(action) && !action.includes("#"));
   for (const action of actions) {
     const step = byAction.get(action);
     let why: Why | undefined = extra?.(action);
     if (!why && step) {
       why = stepWait(step);
+      // A loop's own row is not rewritten per iteration: its steps say which one is under way.
+      if (why?.reason === "group" && typeof step.state?.iteration === "number")
+        why = { ...why, message: `iteration ${lastIteration(steps, action)} under way` };
       if (!why && step.status === "failed" && record.status === "failed")
         why = {
           reason: "held",
@@ -115,6 +118,14 @@ export function queueOf(
     });
   }
   return entries;
+}
+
+/** The latest iteration of loop `group` that has a step. */
+function lastIteration(steps: readonly StepSummary[], group: string): number {
+  let last = 1;
+  for (const s of steps)
+    if (s.group === group && s.iteration !== undefined) last = Math.max(last, s.iteration);
+  return last;
 }
 
 /** Why admission holds a started step back, if it does (only the process running the step knows). */

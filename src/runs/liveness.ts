@@ -5,7 +5,7 @@
  */
 
 import { readFileSync, rmSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { DEFAULT_LEASE_MS, findDeadExecutors } from "../engine/liveness.js";
 import { readProcStat } from "../shell/proc.js";
@@ -46,7 +46,9 @@ export function markFollowed(dataDir: string, ids: readonly string[]): () => voi
   const written = Promise.all(
     files.map((file) =>
       mkdir(dirname(file), { recursive: true })
-        .then(() => writeFile(file, mark))
+        // Whole or not at all: a reader (`slipway resume`) must never see the mark half written.
+        .then(() => writeFile(`${file}.${process.pid}.tmp`, mark))
+        .then(() => rename(`${file}.${process.pid}.tmp`, file))
         .catch(() => undefined),
     ),
   );

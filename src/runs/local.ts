@@ -247,7 +247,8 @@ export class LocalRuns implements RunService {
     const snapshot = await this.#storage.load(record.id);
     if (!snapshot) throw new NotFoundError(`no run "${ref}"`);
     const resources = this.runtime.jobs.resources;
-    return runDetail(snapshot, resources && ((run, action) => resources.explain(run, action)));
+    const children = await this.#storage.listRuns({ parent: record.id });
+    return runDetail(snapshot, resources && ((run, action) => resources.explain(run, action)), children);
   }
 
   async logs(ref: string, options: LogOptions = {}): Promise<AsyncIterable<string>> {

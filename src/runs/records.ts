@@ -21,6 +21,7 @@ export function runSummary(r: RunRecord): RunSummary {
     endedAt: r.endedAt,
     cause: r.cause,
     error: r.error,
+    parent: r.parent,
   };
 }
 
@@ -57,9 +58,11 @@ export function withGroups(steps: StepSummary[]): StepSummary[] {
 
 /** A pipeline step's own result (status, outputs, measured memory...) in its output, when it has one. */
 export function stepResultOf(step: Pick<StepSummary, "job" | "output">): Partial<StepResult> | undefined {
-  // A leg of a matrix decided at run time (`build#2.build`) keeps its result under the job's name.
-  const leg = /^[^#]+#\d+\.(.+)$/.exec(step.job);
-  return step.output?.[leg ? leg[1]! : step.job] as Partial<StepResult> | undefined;
+  // A loop iteration's step (`attempts#2.fix`) or a leg of a matrix decided at run time
+  // (`build#2.build`) keeps its result under its job's name (`fix`, `build`).
+  const key =
+    step.output && !Object.hasOwn(step.output, step.job) ? step.job.replace(/^[^#]+#\d+\./, "") : step.job;
+  return step.output?.[key] as Partial<StepResult> | undefined;
 }
 
 /** Why a pipeline step completed without running, or undefined when it ran (or has not ended). */

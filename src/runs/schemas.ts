@@ -84,9 +84,12 @@ export const runSummary = z.object({
     .union([
       z.object({ kind: z.literal("failure"), action: z.string(), error: errorInfo }),
       z.object({ kind: z.literal("cancel"), reason: z.string() }),
+      z.object({ kind: z.literal("parent"), runId: z.string(), step: z.string() }),
     ])
     .nullable(),
   error: errorInfo.nullable(),
+  /** A child run's parent: the run and the step that started it (absent from older servers). */
+  parent: z.object({ runId: z.string(), step: z.string() }).nullable().optional(),
 });
 export type RunSummary = z.infer<typeof runSummary>;
 
@@ -145,7 +148,10 @@ export const queueEntry = z.object({
   job: z.string(),
   label: z.string(),
   state: z.string(),
-  /** What it waits for: `needs`, `signal`, `sleep`, `poll`, `retry`, `held`, `admission` (resources or a lock). */
+  /**
+   * What it waits for: `needs`, `signal`, `sleep`, `poll`, `retry`, `held`, `admission` (resources or
+   * a lock), `group` (a loop's or fan-out's own steps).
+   */
   reason: z.string(),
   /** The sentence an operator reads. */
   message: z.string(),
@@ -169,6 +175,17 @@ export const criticalPath = z.object({
 });
 export type CriticalPath = z.infer<typeof criticalPath>;
 
+/** A child run as its parent's `show` lists it: the run, the step that started it, how far it got. */
+export const childRun = z.object({
+  id: z.string(),
+  step: z.string(),
+  pipeline: z.string(),
+  status: runStatus,
+  createdAt: z.number(),
+  endedAt: z.number().nullable(),
+});
+export type ChildRun = z.infer<typeof childRun>;
+
 export const runDetail = runSummary.extend({
   steps: z.array(stepSummary),
   /** For a pipeline run: its file, inputs and tiers as started. */
@@ -188,6 +205,8 @@ export const runDetail = runSummary.extend({
   criticalPath: criticalPath.nullable(),
   /** Every job that is not running and why, in the queue's words (`GET /queue` gives the same). */
   waiting: z.array(waitingJob),
+  /** The child runs its steps started, oldest first (absent from older servers). */
+  children: z.array(childRun).optional(),
 });
 export type RunDetail = z.infer<typeof runDetail>;
 

@@ -69,6 +69,8 @@ interface EncodedTransition {
   steps: { action: string; row: string }[];
   events: { seq: number; row: string }[];
   consume: { seq: number; action: string }[];
+  /** `Transition.notify`, payloads serialized. */
+  notify: { runId: string; name: string; payload: string; createdAt: number }[];
 }
 
 type UndoLog = (() => void)[];
@@ -199,6 +201,7 @@ export class MemoryStorage implements Storage {
       }
       if (query.withPendingSignals !== undefined && pending.has(row.id) !== query.withPendingSignals)
         continue;
+      if (query.parent !== undefined && row.parent?.runId !== query.parent) continue;
       const before = query.before;
       if (
         before !== undefined &&
@@ -414,7 +417,22 @@ export class MemoryStorage implements Storage {
       signal.consumedBy = consumed.action;
       write(this.signals, consumed.seq, JSON.stringify(signal), undo);
     }
+    // Like the conditional INSERT in SQLite: a signal to a run that is gone is dropped.
+    for (const signal of t.notify) if (this.runs.has(signal.runId)) this.insertSignal(signal, undo);
     return "ok";
+  }
+
+  /** Inserts a signal as part of a transition, recording how to take it back. */
+  private insertSignal(signal: EncodedTransition["notify"][number], undo: UndoLog): void {
+    const row: SignalRow = { seq: ++this.signalSeq, ...signal, consumedBy: null };
+    write(this.signals, row.seq, JSON.stringify(row), undo);
+    const seqs = this.signalsOf.get(row.runId) ?? [];
+    if (!this.signalsOf.has(row.runId)) write(this.signalsOf, row.runId, seqs, undo);
+    seqs.push(row.seq);
+    undo.push(() => {
+      seqs.pop();
+      this.signalSeq--;
+    });
   }
 
   private perRun<K>(map: Map<string, Map<K, string>>, runId: string, undo: UndoLog): Map<K, string> {
@@ -446,6 +464,12 @@ function encodeTransition(t: Transition): EncodedTransition {
     steps: [],
     events: [],
     consume: (t.consumeSignals ?? []).map((c) => ({ seq: c.seq, action: c.action })),
+    notify: (t.notify ?? []).map((n) => ({
+      runId: n.runId,
+      name: n.name,
+      payload: toJsonText(n.payload, `payload of signal ${n.name} to ${n.runId}`),
+      createdAt: n.createdAt,
+    })),
   };
   for (const [field, isJson] of PATCH_FIELDS) {
     const value = t.run?.[field];
@@ -474,6 +498,7 @@ function encodeTransition(t: Transition): EncodedTransition {
       createdAt: c.createdAt,
       updatedAt: c.updatedAt,
       endedAt: c.endedAt ?? null,
+      parent: c.parent ? { runId: c.parent.runId, step: c.parent.step } : null,
     };
     Object.assign(row, encoded.patch);
     if (encoded.release) row.owner = null;

@@ -44,7 +44,15 @@ export type StepStatus =
 /** Why a run is undoing what completed (status `compensating`), and so how it will end. */
 export type UndoCause =
   | { kind: "failure"; action: string; error: ErrorInfo }
-  | { kind: "cancel"; reason: string };
+  | { kind: "cancel"; reason: string }
+  /** A completed child run undone because its parent run undoes the step that started it. */
+  | { kind: "parent"; runId: string; step: string };
+
+/** The run and step that started a child run. */
+export interface ParentLink {
+  runId: string;
+  step: string;
+}
 
 export interface RunRecord {
   id: string;
@@ -68,6 +76,8 @@ export interface RunRecord {
   createdAt: number;
   updatedAt: number;
   endedAt: number | null;
+  /** Set for a child run: the run and step that started it (see docs/sagas.md, child runs). */
+  parent: ParentLink | null;
 }
 
 export interface StepRecord {
@@ -179,6 +189,11 @@ export interface Transition {
   /** Signals consumed by this transition, marked with the consuming action. */
   consumeSignals?: { seq: number; action: string }[];
   /**
+   * Signals to other runs, persisted with this transition and only if it commits (a child run's end
+   * tells its parent). Their runs must exist; they are not checked otherwise.
+   */
+  notify?: NewSignal[];
+  /**
    * Takes ownership as part of this transition (an optimistic claim, for backends with `loadMany`):
    * instead of the ownership check, the transition commits only while the run is still at
    * `revision` (the one its snapshot was loaded at), and `owner` becomes its owner (unless the patch
@@ -220,6 +235,8 @@ export interface RunQuery {
   newestFirst?: boolean;
   /** Only runs created before this one: earlier, or at the same time with a smaller id. */
   before?: { createdAt: number; id: string };
+  /** Only the child runs of this run. */
+  parent?: string;
 }
 
 export interface ClaimRequest {

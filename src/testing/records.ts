@@ -21,6 +21,7 @@ export function runRecord(id: string, overrides: Partial<RunRecord> = {}): RunRe
     createdAt: BASE_TIME,
     updatedAt: BASE_TIME,
     endedAt: null,
+    parent: null,
     ...overrides,
   };
 }

@@ -29,6 +29,11 @@ export interface HookDeps {
   source(name: string): HookSource | undefined;
   /** Records a delivery id durably; false when it was recorded before (a replay). */
   firstDelivery(source: string, delivery: string): Promise<boolean>;
+  /**
+   * Told of a verified delivery's events before anything is recorded (a replay too): the mirror's
+   * fetch of their commits may start now. Never fails.
+   */
+  prefetch(events: readonly TriggerEvent[]): void;
   /** Records events durably and starts what they ask for, later. */
   deliver(events: readonly TriggerEvent[]): Promise<void>;
   /** Where work after the answer reports a failure (it cannot fail the request any more). */
@@ -68,9 +73,11 @@ export async function receiveHook(
   } catch {
     return { status: 400, body: { message: "the body is not JSON (send deliveries as application/json)" } };
   }
+  const parsed = parseDelivery(source.kind, name, header, payload, deps.now());
+  // What a run of these events will check out starts coming into the mirror now, beside the records.
+  if (parsed.events.length > 0) deps.prefetch(parsed.events);
   if (!(await deps.firstDelivery(name, delivery)))
     return { status: 200, body: { message: `delivery ${delivery} was received before`, replayed: true } };
-  const parsed = parseDelivery(source.kind, name, header, payload, deps.now());
   if (parsed.ignored !== undefined)
     return { status: 200, body: { message: "nothing to do", ignored: parsed.ignored } };
   if (parsed.events.length > 0) await deps.deliver(parsed.events);
@@ -104,7 +111,9 @@ async function completeLater(
         pullRequest,
       });
     }
-    if (events.length > 0) await deps.deliver(events);
+    if (events.length === 0) return;
+    deps.prefetch(events);
+    await deps.deliver(events);
   } catch (error) {
     deps.onLateError(error);
   }

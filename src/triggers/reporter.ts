@@ -232,7 +232,9 @@ export function statusOf(run: Pick<RunDetail, "status" | "cause">): {
       ? `: ${cause.action}: ${cause.error.message}`
       : cause?.kind === "cancel"
         ? `: ${cause.reason}`
-        : "";
+        : cause?.kind === "parent"
+          ? `: undone by its parent run ${cause.runId}`
+          : "";
   const described: Record<RunStatus, [StatusState, string]> = {
     running: ["pending", "running"],
     waiting: ["pending", "running"],

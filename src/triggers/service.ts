@@ -9,6 +9,7 @@ import { latestFiring, minuteOf, parseCron } from "../cron.js";
 import type { Json } from "../json.js";
 import { parsePipeline } from "../pipeline/parse.js";
 import type { RunService } from "../runs/service.js";
+import type { Launcher } from "../shell/launcher.js";
 import type { TriggerStore } from "../storage/triggers.js";
 import { readSecret, type SourceConfig } from "./config.js";
 import { Dispatcher, shaOf } from "./dispatcher.js";
@@ -38,6 +39,8 @@ export interface TriggerServiceOptions {
   /** How often reports to forges are worked on (runs looked at, failed calls retried). Default 2 s. */
   reportMs?: number | undefined;
   log?: ((message: string) => void) | undefined;
+  /** The server's launcher process: git is started there, off the event loop (git.ts). */
+  launcher?: Launcher | undefined;
 }
 
 /** One `on.schedule` entry of one pipeline. */
@@ -71,6 +74,7 @@ export class TriggerService implements TriggerView {
       store: options.store,
       clock: this.#clock,
       sources: options.sources,
+      launcher: options.launcher,
     });
     for (const source of options.sources) {
       if (source.kind === "git") continue;
@@ -146,12 +150,14 @@ export class TriggerService implements TriggerView {
       },
       firstDelivery: (source, delivery) =>
         this.#options.store.recordDelivery(source, delivery, this.#clock.now()),
-      deliver: async (events) => {
+      prefetch: (events) => {
         // A run of a pushed commit needs it in the mirror: the fetch starts now, beside the recording
         // and the dispatch (the workspace waits for it), not after them.
         const source = this.#options.sources.find((s) => s.name === events[0]?.source);
         if (source && events.some((e) => shaOf(e) !== undefined))
-          void this.#track(this.workspaces.fetch(source).catch(() => {}));
+          void this.#track(this.workspaces.fetchFor(source, events).catch(() => {}));
+      },
+      deliver: async (events) => {
         // Stored before the answer; the runs start after it (a crash in between is made good by the
         // next poll, which sees the same events under the same keys).
         for (const event of events)

@@ -8,6 +8,7 @@ import { skippedReason, stepResultOf } from "../../runs/records.js";
 import type { RunDetail, RunSummary, StepSummary, WaitingJob } from "../../runs/schemas.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
 import { connectionOptions, withRuns } from "../connect.js";
+import { groupNote, iterationCells, unfold } from "./iterations.js";
 
 const options = { ...connectionOptions, json: { type: "boolean" } } as const;
 
@@ -69,7 +70,11 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
   ];
   if (run.cause?.kind === "failure") lines.push(`failed    ${run.cause.action}: ${run.cause.error.message}`);
   if (run.cause?.kind === "cancel") lines.push(`cancelled ${run.cause.reason}`);
+  if (run.cause?.kind === "parent") lines.push(`undone    by its parent run ${run.cause.runId}`);
   if (run.error) lines.push(`attention ${run.error.message}`);
+  if (run.parent) lines.push(`parent    ${run.parent.runId} (step ${run.parent.step})`);
+  for (const child of run.children ?? [])
+    lines.push(`child     ${child.id} ${child.status} (step ${child.step}, ${child.pipeline})`);
   const critical = criticalPath(run);
   if (critical) lines.push(`critical  ${critical}`);
   io.out(`${lines.join("\n")}\n\n`);
@@ -77,16 +82,15 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
   io.out(
     table([
       ["JOB", "STATE", "ATTEMPTS", "TIME", "MEMORY", "NOTE"],
-      ...run.steps.map((s) => {
+      ...unfold(run.steps).map((row, _, rows) => {
+        if (row.kind === "iteration") {
+          const { time, note } = iterationCells(row.steps);
+          return [legHead(run, row.steps[0]) ?? row.name, "", "", time, "", note];
+        }
+        const s = row.step;
         const wait = waits.get(s.job);
-        return [
-          jobName(run, s),
-          state(s, wait),
-          String(s.attempt),
-          stepTime(s),
-          memory(run, s),
-          note(s, wait, run),
-        ];
+        const what = note(s, wait, run) || groupNote(rows, s.job);
+        return [row.name, state(s, wait), String(s.attempt), stepTime(s), memory(run, s), what];
       }),
       ...pending(run).map(([job, why]) => [
         job,
@@ -165,17 +169,15 @@ function eventLine(event: Record<string, unknown>): string {
 }
 
 /**
- * A step's name, and for a leg of a matrix decided at run time (`build#2.build`) its values, as a
- * leg of a matrix written out has them in its name: `build#2.build (libbar)`. The job's own step
- * keeps its legs' values (its `items`).
+ * The head of a leg of a matrix decided at run time, under its job: `  leg 2 (libbar)`, with its
+ * values as a leg of a matrix written out has them in its name; undefined for other groups.
  */
-function jobName(run: RunDetail, s: StepSummary): string {
-  const leg = /^(.+)#(\d+)\.[^#]+$/.exec(s.job);
-  if (!leg) return s.job;
-  const items = run.steps.find((step) => step.job === leg[1])?.state?.items;
-  const values = Array.isArray(items) ? items[Number(leg[2]) - 1] : undefined;
-  if (values === null || typeof values !== "object" || Array.isArray(values)) return s.job;
-  return `${s.job} (${Object.values(values).map(String).join(", ")})`;
+function legHead(run: RunDetail, first: StepSummary | undefined): string | undefined {
+  if (!run.spec || first?.group === undefined || first.item === undefined) return undefined;
+  const items = run.steps.find((step) => step.job === first.group)?.state?.items;
+  const values = Array.isArray(items) ? items[first.item - 1] : undefined;
+  if (values === null || typeof values !== "object" || Array.isArray(values)) return undefined;
+  return `  leg ${first.item} (${Object.values(values).map(String).join(", ")})`;
 }
 
 /** A started job's state: admission holds it back (`queued`), or it completed without running. */
@@ -199,11 +201,11 @@ function pending(run: RunDetail): [string, string][] {
 
 /** What a reader wants next to a job's state: what it waits for (as the queue says), or why it failed. */
 function note(s: StepSummary, wait: WaitingJob | undefined, run: RunDetail): string {
-  if (wait) return wait.message;
-  // A pipeline job whose matrix was decided at run time: how many legs it has.
+  // A pipeline job whose matrix was decided at run time: how many legs it has (each leg says what it waits for).
   const items = s.state?.items;
   if (run.spec && Array.isArray(items) && (s.status === "waiting" || s.status === "completed"))
     return `${items.length} leg${items.length === 1 ? "" : "s"}`;
+  if (wait) return wait.message;
   const skip = skippedReason(s);
   if (skip !== undefined) return skip;
   if (s.status === "failed" || s.status === "retrying") return s.error ?? "";

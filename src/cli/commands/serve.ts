@@ -121,6 +121,7 @@ export const serve: Command = {
       sources,
       registered,
       dataDir: runs.runtime.dataDir,
+      launcher: runs.runtime.jobs.launcher,
       log: (message) => logger.info({ triggers: true }, message),
     });
     const app = createApp({

@@ -33,6 +33,8 @@ export interface RunRow {
   created_at: number;
   updated_at: number;
   ended_at: number | null;
+  parent_run_id: string | null;
+  parent_step: string | null;
 }
 
 export interface EventRow {
@@ -72,6 +74,8 @@ export interface EncodedTransition {
   steps: unknown[][];
   events: unknown[][];
   consume: unknown[][];
+  /** Signals to other runs (`Transition.notify`): run id, name, payload text, created at, run id. */
+  notify: unknown[][];
 }
 
 /** Encodes `t`; `updateStatement` gives the conditional UPDATE for a mask of patch fields. */
@@ -88,6 +92,7 @@ export function encodeTransition(
     steps: [],
     events: [],
     consume: [],
+    notify: [],
   };
   const patch = t.run;
   if (t.create) {
@@ -119,6 +124,8 @@ export function encodeTransition(
       merged.createdAt,
       merged.updatedAt,
       merged.endedAt ?? null,
+      merged.parent?.runId ?? null,
+      merged.parent?.step ?? null,
     ];
   } else {
     let mask = 0;
@@ -182,6 +189,10 @@ export function encodeTransition(
   for (const consumed of t.consumeSignals ?? []) {
     encoded.consume.push([consumed.action, consumed.seq, t.runId]);
   }
+  for (const signal of t.notify ?? []) {
+    const payload = toJsonText(signal.payload, `payload of signal ${signal.name} to ${signal.runId}`);
+    encoded.notify.push([signal.runId, signal.name, payload, signal.createdAt, signal.runId]);
+  }
   return encoded;
 }
 
@@ -203,6 +214,7 @@ export function runOf(r: unknown[]): RunRecord {
     createdAt: r[12] as number,
     updatedAt: r[13] as number,
     endedAt: r[14] as number | null,
+    parent: r[15] === null ? null : { runId: r[15] as string, step: r[16] as string },
   };
 }
 
@@ -254,6 +266,7 @@ export function toRun(row: RunRow): RunRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     endedAt: row.ended_at,
+    parent: row.parent_run_id === null ? null : { runId: row.parent_run_id, step: row.parent_step ?? "" },
   };
 }
 

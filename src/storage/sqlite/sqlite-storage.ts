@@ -24,6 +24,7 @@ import type {
   Transition,
 } from "../types.js";
 import { FINAL_STATUSES } from "../types.js";
+import { BUSY_TIMEOUT_MS, enableWal, openReadOnly } from "./connection.js";
 import { assertMigrated, migrate } from "./migrations.js";
 import {
   type EncodedTransition,
@@ -55,9 +56,6 @@ interface AuditRow {
   idempotency_key: string | null;
   replay: string | null;
 }
-
-/** How long a statement waits for another connection's lock before failing with SQLITE_BUSY. */
-const BUSY_TIMEOUT_MS = 5_000;
 
 export interface SqliteStorageOptions {
   /** Database file; created (with its folder's WAL/SHM companions) when missing. */
@@ -160,6 +158,7 @@ export class SqliteStorage implements Storage {
           }
         }
         for (const args of t.consume) s.consumeSignal.run(...args);
+        for (const args of t.notify) s.notifySignal.run(...args);
         results.push("ok");
       }
       return results;
@@ -556,41 +555,6 @@ export class SqliteStorage implements Storage {
       this.updates.set(mask, statement);
     }
     return statement;
-  }
-}
-
-/**
- * Switches the file to WAL (a persistent setting). This needs an exclusive lock, and when several
- * processes open a new file at once SQLite reports SQLITE_BUSY at once instead of waiting on
- * busy_timeout (it would be a deadlock otherwise), so retry for as long as busy_timeout would wait.
- */
-/** A read-only connection to an existing database, with a clear error when there is none. */
-function openReadOnly(path: string): Database.Database {
-  try {
-    return new Database(path, { readonly: true, fileMustExist: true });
-  } catch (error) {
-    if ((error as { code?: unknown }).code === "SQLITE_CANTOPEN")
-      throw new NotFoundError(`no database at ${path} (a read-only reader never creates one)`);
-    throw error;
-  }
-}
-
-function enableWal(db: Database.Database, path: string): void {
-  const deadline = Date.now() + BUSY_TIMEOUT_MS;
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) {
-    try {
-      const mode = db.pragma("journal_mode = WAL", { simple: true });
-      // In-memory and temporary databases cannot use WAL; anything else must.
-      if (mode === "wal" || path === ":memory:" || path === "") return;
-      throw new SlipwayError(
-        "storage",
-        `${path}: cannot switch to WAL (journal_mode stays "${String(mode)}")`,
-      );
-    } catch (error) {
-      if ((error as { code?: unknown }).code !== "SQLITE_BUSY" || Date.now() >= deadline) throw error;
-      Atomics.wait(pause, 0, 0, 5 + Math.random() * 20);
-    }
   }
 }
 

@@ -19,7 +19,7 @@ export const RELEASE_BIT = 1 << PATCH_COLUMNS.length;
 export const CLAIM_BIT = RELEASE_BIT << 1;
 
 export const RUN_COLUMNS =
-  "id, saga, version, status, input, run_name, owner, revision, wake_at, cancel_requested, cause, error, created_at, updated_at, ended_at";
+  "id, saga, version, status, input, run_name, owner, revision, wake_at, cancel_requested, cause, error, created_at, updated_at, ended_at, parent_run_id, parent_step";
 export const STEP_COLUMNS =
   "run_id, action, status, attempt, failures, output, error, state, undo_attempt, undo_error, started_at, ended_at, updated_at";
 
@@ -32,7 +32,7 @@ export function prepareStatements(db: Database.Database) {
   const raw = (sql: string): Statement => db.prepare(sql).raw(true);
   return {
     insertRun: p(
-      `INSERT INTO runs (${RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO runs (${RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     ),
     upsertStep: p(
@@ -78,6 +78,11 @@ export function prepareStatements(db: Database.Database) {
     ),
     history: p("SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"),
     addSignal: p("INSERT INTO signals (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)"),
+    // A transition's signal to another run (`Transition.notify`): dropped when that run is gone.
+    notifySignal: p(
+      `INSERT INTO signals (run_id, name, payload, created_at)
+       SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?)`,
+    ),
     signalsAfter: p("SELECT * FROM signals WHERE seq > ? ORDER BY seq LIMIT ?"),
     // sqlite_sequence holds the highest seq AUTOINCREMENT ever handed out, deleted rows included.
     lastSignalSeq: p("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'signals'), 0) AS seq"),
@@ -146,6 +151,10 @@ export function runQuerySql(query: RunQuery): { sql: string; args: unknown[] } {
     where.push(
       `${query.withPendingSignals ? "" : "NOT "}EXISTS (SELECT 1 FROM signals s WHERE s.run_id = e.id AND s.consumed_by IS NULL)`,
     );
+  }
+  if (query.parent !== undefined) {
+    where.push("e.parent_run_id = ?");
+    args.push(query.parent);
   }
   if (query.before !== undefined) {
     // A row value, so SQLite seeks the (created_at, id) index to the cursor instead of scanning to it.

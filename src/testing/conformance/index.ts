@@ -9,6 +9,7 @@ import {
   loadManyLikeLoad,
   peaksPerJob,
 } from "./capability-cases.js";
+import { notifyIsAtomic, notifyOtherRuns, parentLink } from "./child-cases.js";
 import { crashTest } from "./crash-test.js";
 import { duplicateEventFailsBatch, historyOrder, unserializableFailsBatch } from "./history-cases.js";
 import { deleteEnded, listFilters, listOrderAndLimit, nextWakeAt } from "./listing-cases.js";
@@ -84,6 +85,9 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
     ["executors are upserted, listed by id and removed", executors],
     ["records handed in or out are not shared with the store", noSharedObjects],
     ["unknown runs read as absent", unknownRuns],
+    ["a child run keeps its parent link, and listRuns finds the children of a run", parentLink],
+    ["a transition's signals to other runs are written with it, or not at all", notifyOtherRuns],
+    ["a batch that fails writes none of its transitions' signals to other runs", notifyIsAtomic],
     ["loadMany answers like load, in order, with a fresh object per answer", loadManyLikeLoad, "loadMany"],
     ["getRuns answers like getRun, in order", getRunsLikeGetRun, "getRuns"],
     [

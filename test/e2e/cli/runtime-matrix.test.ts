@@ -89,11 +89,11 @@ jobs:
       reason: "if: ${{ matrix.value != 'libbaz' }} is false",
     });
 
-    // `show` names each leg with its values, and the job with its count of legs.
+    // `show` lists each leg under its job, with its values, and the job with its count of legs.
     const text = await project.run(["show", id]);
-    expect(text.stdout).toMatch(/^build#1\.build \(libfoo\)\s+completed/m);
-    expect(text.stdout).toMatch(/^docs#3\.docs \(libbaz\)\s+skipped .*is false/m);
-    expect(text.stdout).toMatch(/^test#5\.test \(libbaz, x86_64\)\s+completed/m);
+    expect(text.stdout).toMatch(/^ {2}leg 1 \(libfoo\).*\n {4}build\s+completed/m);
+    expect(text.stdout).toMatch(/^ {2}leg 3 \(libbaz\).*\n {4}docs\s+skipped .*is false/m);
+    expect(text.stdout).toMatch(/^ {2}leg 5 \(libbaz, x86_64\).*\n {4}test\s+completed/m);
     expect(text.stdout).toMatch(/^build\s+completed .* 3 legs$/m);
     // `logs RUN build` is every leg's output.
     const logs = await project.run(["logs", id, "build"]);

@@ -1,24 +1,12 @@
 /**
  * The YAML examples run as their comments say, through the real `slipway` binary: the release of
  * story 2 publishes the app image last and rolls back, the recipe CI of story 3 fails fast on a
- * crash loop, the backport of story 1 waits for its build by polling or by a signal.
+ * crash loop. The backport of story 1 is in backport.test.ts.
  */
-import { cpSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { Project, runId } from "../cli/harness.js";
-
-const examples = fileURLToPath(new URL("../../../examples", import.meta.url));
-
-/** A temporary copy of the examples (pipeline files and fake tools), so their state stays out of the checkout. */
-function project(): Project {
-  const p = new Project();
-  for (const name of readdirSync(examples))
-    if (name.endsWith(".yml")) cpSync(join(examples, name), join(p.dir, name));
-  cpSync(join(examples, "tools"), join(p.dir, "tools"), { recursive: true });
-  return p;
-}
+import { project } from "./project.js";
 
 /** Files under `dir`, relative to it, sorted; none when it does not exist. */
 function files(dir: string): string[] {
@@ -126,37 +114,5 @@ describe("examples/recipe-ci.yml (story 3)", () => {
     // The probe failed after the deploy completed: the rollback undoes the deploy, tearing the stack down.
     expect(result.stdout).toMatch(/deploy \| removed stack gitea/);
     expect(files(join(p.dir, ".state", "recipe", "stacks"))).toEqual([]);
-  });
-});
-
-describe("examples/backport.yml (story 1)", () => {
-  it("submits the build, polls it until it is done and opens the merge request", async () => {
-    const p = project();
-    const result = await p.run(["run", "backport.yml", "--name", "RHEL-1234-c10s-1"]);
-    expect(result.code, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/^run \S+ \(RHEL-1234-c10s-1\): backport, 3 jobs$/m);
-    expect(result.stdout).toMatch(/build \| build 1: building/);
-    expect(result.stdout).toMatch(/build \| build 1 succeeded: podman-1\.0-1\.c10s/);
-    expect(p.read(".state/backport/merge-requests/RHEL-1234-c10s.md")).toContain(
-      "Built and verified as podman-1.0-1.c10s by run RHEL-1234-c10s-1.",
-    );
-    // The run name stands for the run id in other commands.
-    const show = await p.run(["show", "RHEL-1234-c10s-1"]);
-    expect(show.stdout).toMatch(/status {4}completed/);
-  });
-
-  it("backport-signal.yml waits for the build-finished signal and reads its payload", async () => {
-    const p = project();
-    const running = p.start(["run", "backport-signal.yml", "--name", "RHEL-1234-c10s-2"]);
-    await running.waitFor(/build-finished: waiting for signal "build-finished"/);
-    const payload = JSON.stringify({ result: "success", nvr: "podman-1.0-2.c10s" });
-    const sent = await p.run(["signal", "RHEL-1234-c10s-2", "build-finished", payload]);
-    expect(sent.code, sent.stderr).toBe(0);
-    const result = await running.done;
-    expect(result.code, result.stdout + result.stderr).toBe(0);
-    expect(runId(result.stdout)).toBeTruthy();
-    expect(p.read(".state/backport/merge-requests/RHEL-1234-c10s.md")).toContain(
-      "Built and verified as podman-1.0-2.c10s by run RHEL-1234-c10s-2.",
-    );
   });
 });

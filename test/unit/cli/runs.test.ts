@@ -146,4 +146,41 @@ describe("slipway cancel", () => {
       await storage.close();
     }
   });
+
+  it("show links a child run and its parent, as text and as JSON", async () => {
+    const dir = tempDir();
+    const db = join(dir, "slipway.db");
+    const storage = new SqliteStorage({ path: db });
+    const migrate = saga("migrate", { version: 1 })
+      .action("apply", { produces: { schema: z.number() }, run: () => ({ schema: 7 }) })
+      .build();
+    const deploy = saga("deploy", { version: 1 })
+      .child("deploy-db", { saga: migrate, produces: { schema: z.number() } })
+      .build();
+    const executor = await Executor.open({
+      storage,
+      sagas: [deploy],
+      dataDir: dir,
+      logger: createLogger({ level: "silent" }),
+    });
+    const parent = await executor.start(deploy);
+    expect((await within(parent.result(), "the parent")).status).toBe("completed");
+    await executor.close();
+    await storage.close();
+    const child = `${parent.id}.deploy-db`;
+
+    const listed = await run("ls", "--db", db);
+    expect(listed.out).toContain(parent.id);
+    expect(listed.out).toContain(child);
+    const shown = await run("show", parent.id, "--db", db);
+    expect(shown.out).toContain(`child     ${child} completed (step deploy-db, migrate)`);
+    const json = JSON.parse((await run("show", parent.id, "--json", "--db", db)).out);
+    expect(json.children).toEqual([
+      expect.objectContaining({ id: child, step: "deploy-db", pipeline: "migrate", status: "completed" }),
+    ]);
+    expect(json.parent).toBeNull();
+    expect((await run("show", child, "--db", db)).out).toContain(`parent    ${parent.id} (step deploy-db)`);
+    const childJson = JSON.parse((await run("show", child, "--json", "--db", db)).out);
+    expect(childJson).toMatchObject({ parent: { runId: parent.id, step: "deploy-db" }, children: [] });
+  });
 });

@@ -62,6 +62,7 @@ async function leftByDeadExecutor(
     createdAt: long,
     updatedAt: long,
     endedAt: null,
+    parent: null,
   };
   const [result] = await storage.commit([{ runId: id, owner: "ghost", create: record }]);
   expect(result).toBe("ok");

@@ -60,6 +60,8 @@ describe("pipeline JSON Schema", () => {
     expect(keysOf(definitions.input)).toEqual(sorted(ACCEPTED_KEYS.input));
     expect(keysOf(definitions.secret)).toEqual(sorted(ACCEPTED_KEYS.secret));
     expect(keysOf(definitions.job)).toEqual(sorted(ACCEPTED_KEYS.job));
+    expect(keysOf(definitions.loopJob)).toEqual(sorted(ACCEPTED_KEYS.loopJob));
+    expect(keysOf((definitions.loopJob!.properties as Schema).loop)).toEqual(sorted(ACCEPTED_KEYS.loop));
     expect(keysOf(definitions.wait)).toEqual(sorted(ACCEPTED_KEYS.wait));
     expect(keysOf(definitions.poll)).toEqual(sorted(ACCEPTED_KEYS.poll));
     expect(keysOf(definitions.ready)).toEqual(sorted(ACCEPTED_KEYS.ready));
@@ -103,6 +105,10 @@ describe("pipeline JSON Schema", () => {
     );
     expect(check("jobs: { a: { run: x, resources: { memory: auto, disk: 1024 } } }")).toEqual([]);
     expect(check("jobs: {}")).toContain("$.jobs: minProperties");
+    expect(check("jobs: { a: { loop: { max: 2, until: true }, jobs: { b: { run: x } } } }")).toEqual([]);
+    expect(check("jobs: { a: { loop: { max: 2 }, jobs: { b: { run: x } }, run: x } }")).toEqual(
+      expect.arrayContaining(["$.jobs.a.loop: required", "$.jobs.a: additionalProperties run"]),
+    );
     expect(check("jobs: { a.b: { run: x } }")).toContain("$.jobs: propertyNames");
   });
 });

@@ -13,6 +13,7 @@ const fixture = (name: string) => readFileSync(new URL(`fixtures/${name}.json`, 
 function setup(source: Partial<HookSource> = {}) {
   const deliveries = new Set<string>();
   const delivered: TriggerEvent[] = [];
+  const prefetched: TriggerEvent[] = [];
   const lateErrors: unknown[] = [];
   const head: PullRequestInfo = {
     number: 2,
@@ -39,13 +40,16 @@ function setup(source: Partial<HookSource> = {}) {
       deliveries.add(key);
       return true;
     },
+    prefetch: (events) => {
+      prefetched.push(...events);
+    },
     deliver: async (events) => {
       delivered.push(...events);
     },
     onLateError: (error) => lateErrors.push(error),
     now: () => 42,
   };
-  return { deps, deliveries, delivered, lateErrors };
+  return { deps, deliveries, delivered, prefetched, lateErrors };
 }
 
 function github(event: string, body: string, delivery = "d-1", signature = signBody("github", SECRET, body)) {
@@ -59,7 +63,7 @@ function github(event: string, body: string, delivery = "d-1", signature = signB
 
 describe("receiving a webhook", () => {
   it("verifies before anything else: a bad or missing signature gets 401 and records nothing", async () => {
-    const { deps, deliveries, delivered } = setup();
+    const { deps, deliveries, delivered, prefetched } = setup();
     const body = fixture("github-push");
     const forged = github("push", body, "d-1", signBody("github", "guess", body));
     expect(await receiveHook(deps, "app", ...forged)).toEqual({
@@ -71,6 +75,7 @@ describe("receiving a webhook", () => {
     expect((await receiveHook(deps, "app", unsigned, Buffer.from(body))).status).toBe(401);
     expect(deliveries.size).toBe(0);
     expect(delivered).toEqual([]);
+    expect(prefetched).toEqual([]);
   });
 
   it("a source without a secret takes no webhooks; an unknown source is 404", async () => {
@@ -80,8 +85,13 @@ describe("receiving a webhook", () => {
   });
 
   it("records the delivery, hands its events on, and starts nothing for a replay", async () => {
-    const { deps, delivered } = setup();
+    const { deps, delivered, prefetched } = setup();
     const push = github("push", fixture("github-push"));
+    // The mirror's fetch may start before the delivery is recorded.
+    deps.firstDelivery = async () => {
+      expect(prefetched).toMatchObject([{ kind: "push", branch: "main" }]);
+      return true;
+    };
     expect(await receiveHook(deps, "app", ...push)).toEqual({
       status: 202,
       body: { message: "accepted 1 event", events: 1 },
@@ -89,6 +99,7 @@ describe("receiving a webhook", () => {
     expect(delivered).toMatchObject([
       { kind: "push", branch: "main", arrival: { via: "webhook", delivery: "d-1" } },
     ]);
+    deps.firstDelivery = async () => false;
     expect(await receiveHook(deps, "app", ...push)).toEqual({
       status: 200,
       body: { message: "delivery d-1 was received before", replayed: true },
@@ -109,7 +120,7 @@ describe("receiving a webhook", () => {
   });
 
   it("a GitHub comment: answered at once, its pull request's head asked for after", async () => {
-    const { deps, delivered } = setup();
+    const { deps, delivered, prefetched } = setup();
     const answer = await receiveHook(
       deps,
       "app",
@@ -117,6 +128,7 @@ describe("receiving a webhook", () => {
     );
     expect(answer.status).toBe(202);
     await eventually(() => delivered.length === 1, "the comment event after the lookup");
+    expect(prefetched).toEqual(delivered);
     expect(delivered[0]).toMatchObject({
       kind: "comment",
       id: "492700400",

@@ -110,7 +110,7 @@ describe("workspaces", () => {
     git(dir, "init", "--quiet", "--bare", repo);
     git(work, "init", "--quiet", "-b", "main");
     git(work, "remote", "add", "origin", repo);
-    const sha = commit(work, "first");
+    const first = commit(work, "first");
     git(work, "push", "--quiet", "origin", "main");
     const source = sourceAt(repo);
     const service = new TriggerService({
@@ -120,27 +120,44 @@ describe("workspaces", () => {
       dataDir: join(dir, "data"),
       clock: new ManualClock(0),
     });
+    const fetchFor = vi.spyOn(service.workspaces, "fetchFor");
     const fetch = vi.spyOn(service.workspaces, "fetch");
     const hooks = service.hooks((error) => {
       throw error;
     });
-    await hooks.deliver([
+    const push = (sha: string) => [
       {
         source: "app",
         at: 0,
-        arrival: { via: "webhook", delivery: "d-1" },
-        kind: "push",
+        arrival: { via: "webhook" as const, delivery: sha },
+        kind: "push" as const,
         ref: "refs/heads/main",
         branch: "main",
         sha,
       },
-    ]);
+    ];
+    hooks.prefetch(push(first));
+    await hooks.deliver(push(first));
     // Started with the delivery, before any run wants the commit...
-    expect(fetch).toHaveBeenCalledTimes(1);
+    expect(fetchFor).toHaveBeenCalledTimes(1);
     // ...and the workspace takes the commit from that fetch instead of fetching again.
-    const workspace = await service.workspaces.prepare(source, sha, "trigger:k");
-    expect(git(workspace, "rev-parse", "HEAD")).toBe(sha);
-    expect(fetch).toHaveBeenCalledTimes(1);
+    const workspace = await service.workspaces.prepare(source, first, "trigger:k");
+    expect(git(workspace, "rev-parse", "HEAD")).toBe(first);
+
+    // Once the mirror is there, a push fetches its own ref only (the next poll fetches the rest).
+    git(work, "checkout", "--quiet", "-b", "other");
+    const other = commit(work, "elsewhere");
+    git(work, "push", "--quiet", "origin", "other");
+    git(work, "checkout", "--quiet", "main");
+    const second = commit(work, "second");
+    git(work, "push", "--quiet", "origin", "main");
+    hooks.prefetch(push(second));
+    const again = await service.workspaces.prepare(source, second, "trigger:k2");
+    expect(git(again, "rev-parse", "HEAD")).toBe(second);
+    const mirror = service.workspaces.mirrorOf(source);
+    expect(git(mirror, "rev-parse", "refs/heads/main")).toBe(second);
+    expect(() => git(mirror, "cat-file", "-e", other)).toThrow();
+    expect(fetch).not.toHaveBeenCalled();
     await service.stop();
   });
 
