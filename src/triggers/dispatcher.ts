@@ -16,7 +16,7 @@ import type { RunService } from "../runs/service.js";
 import type { TriggerStore, Verdict, VerdictRecord } from "../storage/triggers.js";
 import type { SourceConfig, SourcePipeline } from "./config.js";
 import { eventContext } from "./context.js";
-import { eventKey, type TriggerEvent } from "./event.js";
+import { eventKey, pullRequestOf, type TriggerEvent } from "./event.js";
 import type { Forge } from "./forges/forge.js";
 import { matchEvent } from "./match.js";
 import { DEFAULT_APPROVE_COMMAND, type Judgement, judge } from "./trust.js";
@@ -145,12 +145,7 @@ export class Dispatcher {
     const source = this.#sources.get(event.source);
     if (!source) return { verdict: "start", untrustedCode: false, why: "a registered pipeline's schedule" };
     const forge = this.#options.forges?.get(source.name);
-    const number =
-      event.kind === "pull_request"
-        ? event.number
-        : event.kind === "comment"
-          ? event.pullRequest.number
-          : undefined;
+    const number = pullRequestOf(event);
     const approved = new Set(
       number === undefined ? [] : await this.#options.store.approvals(source.name, number),
     );

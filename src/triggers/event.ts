@@ -90,6 +90,12 @@ export type TriggerEvent = (PushEvent | PullRequestEvent | CommentEvent | Schedu
   arrival: Arrival;
 };
 
+/** The pull request an event is about (opened or pushed to, or commented on), if any. */
+export function pullRequestOf(event: TriggerEvent): number | undefined {
+  if (event.kind === "pull_request") return event.number;
+  return event.kind === "comment" ? event.pullRequest.number : undefined;
+}
+
 /**
  * The durable identity of an event. A pull request's opened/synchronize/reopened for one head commit
  * is one key, so a webhook's `synchronize` and a poll that sees the new head start one run.

@@ -12,7 +12,7 @@ import type { Launcher } from "../shell/launcher.js";
 import type { TriggerStore } from "../storage/triggers.js";
 import { FINAL_STATUSES, type RunStatus } from "../storage/types.js";
 import { readSecret, type SourceConfig } from "./config.js";
-import type { TriggerEvent } from "./event.js";
+import { pullRequestOf, type TriggerEvent } from "./event.js";
 import {
   borrowingRepository,
   checkout,
@@ -206,12 +206,7 @@ export class Workspaces {
 
 /** The ref of the source whose head is the commit a run of `event` checks out, when one names it. */
 function refOf(kind: SourceConfig["kind"], event: TriggerEvent): string | undefined {
-  const pullRequest =
-    event.kind === "pull_request"
-      ? event.number
-      : event.kind === "comment"
-        ? event.pullRequest.number
-        : undefined;
+  const pullRequest = pullRequestOf(event);
   if (event.kind === "push") return event.ref;
   if (pullRequest === undefined || kind === "git") return undefined;
   return kind === "gitlab" ? `refs/merge-requests/${pullRequest}/head` : `refs/pull/${pullRequest}/head`;
