@@ -4,7 +4,6 @@
  * hosts only what it submits, resumes or retries (`adopt: "asked"`), and merely records a cancel or a
  * signal for whichever process runs the run.
  */
-import { createHash } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import type { Logger } from "pino";
 import type { Saga } from "../definition/saga.js";
@@ -27,10 +26,11 @@ import {
 import { runDetail } from "./detail.js";
 import { queueFromStorage } from "./explain.js";
 import { followEvents } from "./follow.js";
+import { listRuns, pageRuns, runIdOfKey } from "./listing.js";
 import { markFollowed, runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
 import { nameRun } from "./naming.js";
-import { findRun, planOf, runSummary } from "./records.js";
+import { findRun, planOf } from "./records.js";
 import { openRuntime, type Runtime } from "./runtime.js";
 import type {
   ActionResponse,
@@ -204,42 +204,12 @@ export class LocalRuns implements RunService {
     return response(id, runName ?? null);
   }
 
-  async list(query: Omit<ListQuery, "limit" | "cursor"> = {}): Promise<RunSummary[]> {
-    if (query.key !== undefined) {
-      const record = await this.#storage.getRun(runIdOfKey(query.key));
-      return record && matches(record, query) ? [runSummary(record)] : [];
-    }
-    const records = await this.#storage.listRuns({
-      ...(query.statuses?.length && { statuses: query.statuses }),
-      ...(query.pipeline !== undefined && { sagas: [query.pipeline] }),
-    });
-    return records
-      .filter((r) => matches(r, query))
-      .reverse()
-      .map(runSummary);
+  list(query: Omit<ListQuery, "limit" | "cursor"> = {}): Promise<RunSummary[]> {
+    return listRuns(this.#storage, query);
   }
 
-  async page(query: ListQuery & { limit: number }): Promise<RunPage> {
-    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-    if (query.key === undefined && query.name === undefined) {
-      // What storage can filter: one page of the newest, not every run read to keep a few.
-      const records = await this.#storage.listRuns({
-        ...(query.statuses?.length && { statuses: query.statuses }),
-        ...(query.pipeline !== undefined && { sagas: [query.pipeline] }),
-        newestFirst: true,
-        ...(after && { before: after }),
-        limit: query.limit + 1,
-      });
-      const runs = records.slice(0, query.limit).map(runSummary);
-      const last = runs.at(-1);
-      return { runs, ...(records.length > query.limit && last && { next: encodeCursor(last) }) };
-    }
-    const all = await this.list(query);
-    const start = after === undefined ? 0 : all.findIndex((r) => newerFirst(r, after) > 0);
-    const runs = start === -1 ? [] : all.slice(start, start + query.limit);
-    const last = runs.at(-1);
-    const more = start !== -1 && start + query.limit < all.length;
-    return { runs, ...(more && last && { next: encodeCursor(last) }) };
+  page(query: ListQuery & { limit: number }): Promise<RunPage> {
+    return pageRuns(this.#storage, query);
   }
 
   async show(ref: string): Promise<RunDetail> {
@@ -562,39 +532,4 @@ function sameRun(existing: RunRecord, compiled: CompiledRun): boolean {
     return false;
   const sorted = (inputs: RunSpec["inputs"]) => JSON.stringify(Object.entries(inputs).sort());
   return sorted(spec.inputs) === sorted(compiled.spec.inputs);
-}
-
-/** The run id an idempotency key stands for: the same key names the same run in every process. */
-export function runIdOfKey(key: string): string {
-  return `key-${createHash("sha256").update(key, "utf8").digest("hex").slice(0, 24)}`;
-}
-
-function matches(record: RunRecord, query: Omit<ListQuery, "limit" | "cursor">): boolean {
-  if (query.statuses?.length && !query.statuses.includes(record.status)) return false;
-  if (query.pipeline !== undefined && record.saga !== query.pipeline) return false;
-  if (query.name !== undefined && record.runName !== query.name) return false;
-  return true;
-}
-
-/** Newest first: later `createdAt`, then larger id. Positive when `run` comes after `cursor`. */
-function newerFirst(
-  run: Pick<RunSummary, "createdAt" | "id">,
-  cursor: { createdAt: number; id: string },
-): number {
-  if (run.createdAt !== cursor.createdAt) return cursor.createdAt - run.createdAt;
-  return run.id < cursor.id ? 1 : run.id > cursor.id ? -1 : 0;
-}
-
-function encodeCursor(run: Pick<RunSummary, "createdAt" | "id">): string {
-  return Buffer.from(JSON.stringify([run.createdAt, run.id])).toString("base64url");
-}
-
-function decodeCursor(cursor: string): { createdAt: number; id: string } {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
-    if (typeof createdAt === "number" && typeof id === "string") return { createdAt, id };
-  } catch {
-    // Reported below.
-  }
-  throw new SlipwayError("invalid_input", `"${cursor}" is not a cursor from a previous page of runs`);
 }
