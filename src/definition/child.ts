@@ -33,12 +33,17 @@ export function childFields(spec: {
   input?: unknown;
   fromResult?: unknown;
   timeoutMs?: number;
+  /** Not in {@link ChildSpec}: for hosts that build the child's saga per input (pipelines, compile.ts). */
+  sagaOf?: unknown;
+  skip?: unknown;
 }): Partial<ActionDefinition> {
   return {
     timeoutMs: spec.timeoutMs ?? null,
     // Undoing a child step undoes the child run: the engine does it (see engine/child-steps.ts).
     undo: undoneByEngine,
-    childSaga: spec.saga as ActionDefinition["childSaga"],
+    ...(spec.saga !== undefined && { childSaga: spec.saga as ActionDefinition["childSaga"] }),
+    ...(spec.sagaOf !== undefined && { childSagaOf: spec.sagaOf as ActionDefinition["childSagaOf"] }),
+    ...(spec.skip !== undefined && { skip: spec.skip as ActionDefinition["skip"] }),
     ...(spec.input !== undefined && { childInput: spec.input as ActionDefinition["childInput"] }),
     ...(spec.fromResult !== undefined && { fromResult: spec.fromResult as ActionDefinition["fromResult"] }),
   };
@@ -51,6 +56,7 @@ export function childProblems(action: ActionDefinition, where: string): string[]
     problems.push(`${where}: signal names starting with "child:" are reserved for the ends of child runs`);
   if (action.kind !== "child") return problems;
   const child = action.childSaga as Partial<Saga> | undefined;
+  if (typeof action.childSagaOf === "function") return problems;
   if (!child || typeof child.name !== "string" || !(child.actions instanceof Map))
     problems.push(`${where}: saga must be a built saga (call .build() on it)`);
   if (action.childInput !== undefined && typeof action.childInput !== "function")

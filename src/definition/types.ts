@@ -82,7 +82,7 @@ export interface ActionDefinition {
   signalName?: string;
   /** Turns a signal's payload into the action's output values (default: the payload is them). */
   fromPayload?: (payload: Json) => unknown;
-  /** Signal waits: output values to complete with at once instead of waiting, or undefined to wait. */
+  /** Signal waits and child steps: output values to complete with at once instead of waiting, or undefined to wait. */
   skip?: (input: Record<string, unknown>) => unknown;
   /** Sleeps: a fixed delay, or a time computed from the reads. */
   sleepMs?: number;
@@ -94,6 +94,11 @@ export interface ActionDefinition {
   group?: GroupDefinition;
   /** Child runs: the saga started as a child run (a built `Saga`), its input, and how its values map to the output. */
   childSaga?: { readonly name: string; readonly version: number };
+  /**
+   * Instead of `childSaga`, for a host that builds a saga per child input (a pipeline's `uses:` job):
+   * the saga to start for this input. The executor's `hostChild` must make it available.
+   */
+  childSagaOf?: (input: Record<string, unknown>) => { readonly name: string; readonly version: number };
   childInput?: (input: Record<string, unknown>) => unknown;
   fromResult?: (values: Record<string, unknown>) => unknown;
 }

@@ -35,7 +35,13 @@ export abstract class RunChildren extends RunWakeups {
     input: JsonObject,
     done: (error?: unknown) => void,
   ): void {
-    // Registered with its parent's saga (or by hand, under the same name and version).
+    try {
+      this.settings.hostChild?.({ id: childId, saga, input });
+    } catch (error) {
+      done(error);
+      return;
+    }
+    // Registered with its parent's saga (or by hand, under the same name and version), or by hostChild.
     const registered = this.registry.get(saga.name, saga.version);
     if (!registered) {
       done(
@@ -74,6 +80,12 @@ export abstract class RunChildren extends RunWakeups {
   ): Promise<boolean> {
     const record = await this.storage.getRun(childId);
     if (!record) return false;
+    // Acted on here: a host that builds sagas per run takes it first (its saga may be gone since it ended).
+    this.settings.hostChild?.({
+      id: childId,
+      saga: { name: record.saga, version: record.version },
+      input: record.input as JsonObject,
+    });
     if (how === "cancel") {
       // One that ended (or needs attention) has told its parent already.
       const live = !FINAL_STATUSES.includes(record.status) && record.status !== "needs_attention";

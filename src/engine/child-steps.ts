@@ -33,6 +33,7 @@ export function childRunId(parentId: string, step: string, attempt: number): str
 }
 
 type Stop = "timeout" | "rollback";
+type SagaRef = { name: string; version: number };
 
 export abstract class ChildSteps extends GroupedRun {
   /** Steps whose child run is being started from here: the run stays in memory until it exists. */
@@ -60,19 +61,34 @@ export abstract class ChildSteps extends GroupedRun {
     const id = childRunId(this.id, action.name, attempt);
     const started = { attempt, startedAt: prev?.startedAt ?? now, endedAt: null, error: null };
     let input: unknown;
+    let saga: SagaRef | undefined;
     try {
+      // A step that need not happen (a pipeline job whose `if` is false) completes at once with what skip gave.
+      const given = action.skip?.(this.inputOf(action));
+      if (given !== undefined) {
+        this.setStep(changes, action.name, { status: "waiting", state: {}, ...started });
+        const output = this.parseOutput(action, given);
+        if (output instanceof Error) this.fail(changes, action, output, now, true);
+        else this.complete(changes, action, output, now);
+        return true;
+      }
       input = action.childInput ? action.childInput(this.inputOf(action)) : {};
       if (input === null || typeof input !== "object" || Array.isArray(input))
         throw new TypeError(`the input of child run ${id} must be an object`);
       assertJson(input, `input of child run ${id}`);
+      if (action.childSagaOf) {
+        const { name, version } = action.childSagaOf(input as JsonObject);
+        saga = { name, version };
+      }
     } catch (error) {
       // User code computing the input failed: this step fails, nothing else does.
       this.setStep(changes, action.name, { status: "waiting", state: {}, ...started });
       this.fail(changes, action, error, now, true);
       return true;
     }
-    // The input is kept so that a start repeated after a crash asks for exactly the same run.
+    // The input (and a saga chosen for it) is kept so that a start repeated after a crash asks for exactly the same run.
     const state: JsonObject = { child: id, input: input as JsonObject };
+    if (saga) state.saga = { ...saga };
     if (action.timeoutMs !== null) state.deadline = now + action.timeoutMs;
     const step = this.setStep(changes, action.name, { status: "waiting", state, ...started });
     this.markRunning(changes);
@@ -92,7 +108,8 @@ export abstract class ChildSteps extends GroupedRun {
       return true;
     }
     // Started (or found) once per instance: after a crash the start is repeated, and finds the run.
-    this.#start(changes, action, id, state.input as JsonObject);
+    const saga = (state.saga as SagaRef | undefined) ?? action.childSaga!;
+    this.#start(changes, action, id, saga, state.input as JsonObject);
     if (state.stopping !== undefined) this.#ask(changes, action, id, "cancel");
     else if (typeof state.deadline === "number" && state.deadline <= now)
       this.#stop(changes, action, step, "timeout");
@@ -235,11 +252,11 @@ export abstract class ChildSteps extends GroupedRun {
   }
 
   /** Starts the child run once this transition is committed, unless this instance did already. */
-  #start(changes: Changes, action: ActionDefinition, id: string, input: JsonObject): void {
+  #start(changes: Changes, action: ActionDefinition, id: string, saga: SagaRef, input: JsonObject): void {
     if (this.#asked.has(`start:${id}`) || this.#starting.has(action.name)) return;
     this.#starting.add(action.name);
     changes.after.push(() =>
-      this.host.startChild(this, action.name, id, action.childSaga!, input, (error) => {
+      this.host.startChild(this, action.name, id, saga, input, (error) => {
         this.#starting.delete(action.name);
         const step = this.stepRecords.get(action.name);
         if (error === undefined) {

@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { type Clock, systemClock } from "../clock.js";
 import type { Saga } from "../definition/saga.js";
+import type { JsonObject } from "../json.js";
 import { log as defaultLogger } from "../logging.js";
 import type { RunRecord, Storage } from "../storage/types.js";
 import { DEFAULT_LEASE_MS } from "./liveness.js";
@@ -43,6 +44,11 @@ export interface ExecutorOptions {
   /** Continue incomplete runs at open. Default true. */
   recover?: boolean;
   /**
+   * Called before a child run is started, cancelled or undone here: a host that builds a saga per run
+   * (pipelines) registers the child's saga and takes the run (`accept`) there. Throwing refuses it.
+   */
+  hostChild?: (child: ChildToHost) => void;
+  /**
    * Where the time and timers come from: timeouts, sleeps and wake-ups, retry backoff, heartbeats and
    * leases, polling. Default the real time (`systemClock`); tests pass a `ManualClock` from
    * `slipway/testing` to move time without waiting.
@@ -68,7 +74,15 @@ export interface ExecutorSettings {
   stagedGraceMs: number;
   accept: ((run: RunRecord) => boolean) | undefined;
   recover: boolean;
+  hostChild: ((child: ChildToHost) => void) | undefined;
   clock: Clock;
+}
+
+/** A child run an executor is about to start or act on: its id, saga and input. */
+export interface ChildToHost {
+  id: string;
+  saga: { readonly name: string; readonly version: number };
+  input: JsonObject;
 }
 
 /** Applies the defaults; a number out of range throws a `RangeError` naming its option. */
@@ -92,6 +106,7 @@ export function resolveExecutorOptions(options: ExecutorOptions): ExecutorSettin
     stagedGraceMs: nonNegative(options.stagedGraceMs ?? 3_600_000, "stagedGraceMs"),
     accept: options.accept,
     recover: options.recover ?? true,
+    hostChild: options.hostChild,
     clock: options.clock ?? systemClock,
   };
 }

@@ -24,6 +24,8 @@ import { PipelineInputError } from "./problems.js";
 import { type AttemptPattern, isNamePattern, resolveNamePattern } from "./run-name.js";
 import { type RunSpec, runSpecOf, runSpecSchema, stepResultSchema } from "./run-spec.js";
 import type { JobRuntime, StepContext } from "./step-context.js";
+import { addUses } from "./uses.js";
+import { type PipelineTexts, usedFile, usedPipelines } from "./uses-tree.js";
 
 export interface CompiledRun {
   plan: Plan;
@@ -43,11 +45,36 @@ export type KnownSaga = (name: string, version: number) => Saga | undefined;
 export function compileRun(
   file: string,
   source: string,
-  request: RunRequest & { workspace?: string | undefined; untrusted?: boolean | undefined },
+  request: RunRequest & {
+    workspace?: string | undefined;
+    untrusted?: boolean | undefined;
+    pipelines?: PipelineTexts | undefined;
+  },
   runtime: JobRuntime,
   options: { known?: KnownSaga; version?: number } = {},
 ): CompiledRun {
+  const { plan, spec, saga } = childRun(file, source, request);
+  const version = options.version ?? saga.version;
+  const known = options.known?.(saga.name, version);
+  return { plan, saga: known ?? buildSaga(plan, spec, runtime, saga.name, version), spec };
+}
+
+/**
+ * Plans a run of `file` and says which saga it runs, without building it: compileRun's first half,
+ * and how a `uses:` job works out its child run (uses.ts). The texts of the pipelines it uses are
+ * `request.pipelines` when given (a stored run's), else read from disk now, and checked either way.
+ */
+function childRun(
+  file: string,
+  source: string,
+  request: RunRequest & {
+    workspace?: string | undefined;
+    untrusted?: boolean | undefined;
+    pipelines?: PipelineTexts | undefined;
+  },
+): { plan: Plan; spec: RunSpec; saga: { name: string; version: number } } {
   const pipeline = pipelineOf(source, file);
+  const pipelines = usedPipelines(pipeline, pipelineOf, request.pipelines);
   const plan = planRun(pipeline, request);
   const spec: RunSpec = {
     file: resolve(file),
@@ -58,11 +85,9 @@ export function compileRun(
     ...(request.event !== undefined && { event: request.event }),
     ...(request.workspace !== undefined && { workspace: request.workspace }),
     ...(request.untrusted === true && { untrusted: true }),
+    ...(pipelines !== undefined && { pipelines }),
   };
-  const name = sagaName(pipeline.name);
-  const version = options.version ?? planVersion(spec, plan);
-  const known = options.known?.(name, version);
-  return { plan, saga: known ?? buildSaga(plan, spec, runtime, name, version), spec };
+  return { plan, spec, saga: { name: sagaName(pipeline.name), version: planVersion(spec, plan) } };
 }
 
 /** Rebuilds the saga of a stored pipeline run, with the version it was started with. */
@@ -108,9 +133,9 @@ function planVersion(spec: RunSpec, plan: Plan): number {
     s.probes ?? null,
     s.body?.map((b) => [b.action, b.needs]) ?? null,
   ]);
-  const digest = createHash("sha256")
-    .update(JSON.stringify([spec.file, spec.source, spec.tiers, shape]))
-    .digest();
+  // The texts of the pipelines it uses count too, only when there are some (older versions stay as they were).
+  const what = [spec.file, spec.source, spec.tiers, shape, ...(spec.pipelines ? [spec.pipelines] : [])];
+  const digest = createHash("sha256").update(JSON.stringify(what)).digest();
   return digest.readUInt32BE(0) & 0x7fffffff || 1;
 }
 
@@ -154,6 +179,15 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime, name: string,
           body.reduce((inner, bodyStep) => addStep(inner, bodyStep, context, [], LOOP_VALUES), steps),
         until: (values: Values, iteration: number) => loopVerdict(step, values, iteration),
       });
+    } else if (step.job.kind === "uses") {
+      const job = step.job;
+      const used = spec.pipelines?.[usedFile(spec.file, job)];
+      let parsedUsed: Pipeline | undefined;
+      const usedPipeline = () => {
+        if (used !== undefined) parsedUsed ??= pipelineOf(used, usedFile(spec.file, job));
+        return parsedUsed;
+      };
+      builder = addUses(builder, step, context, childRun, usedPipeline, [RUN], after);
     } else if (step.job.runTimeMatrix) {
       builder = addFanOut(builder, step, context, [RUN], after);
     } else builder = addStep(builder, step, context, after, []);
@@ -198,7 +232,8 @@ function addStep(
       ...(job.timeoutMs !== undefined && { timeoutMs: job.timeoutMs }),
     });
   }
-  if (job.kind === "loop") throw new Error(`job ${job.name}: a loop is not a step`);
+  if (job.kind === "loop" || job.kind === "uses")
+    throw new Error(`job ${job.name}: a ${job.kind} job is not a plain step`);
   if (step.kind === "ready") {
     return builder.action(step.action, {
       reads: [RUN, step.probes!, ...step.needs],
@@ -240,6 +275,7 @@ type Builder = {
   poll(name: string, spec: Record<string, unknown>): Builder;
   forEach(name: string, spec: Record<string, unknown>): Builder;
   loop(name: string, spec: Record<string, unknown>): Builder;
+  child(name: string, spec: Record<string, unknown>): Builder;
   build(): unknown;
 };
 

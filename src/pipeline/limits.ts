@@ -31,6 +31,8 @@ export const MAX_JOBS = limit("MAX_JOBS", 256, "jobs in a pipeline");
 export const MAX_MATRIX_LEGS = limit("MAX_MATRIX_LEGS", 256, "legs per job");
 /** Iterations of one loop (`loop.max`): each adds its jobs' steps to the run. */
 export const MAX_LOOP_ITERATIONS = limit("MAX_LOOP_ITERATIONS", 100, "iterations of a loop");
+/** How deep child pipelines nest: a pipeline that `uses:` one that `uses:` another is 2 deep. */
+export const MAX_USES_DEPTH = limit("MAX_USES_DEPTH", 4, "levels of pipelines using pipelines");
 /** Steps of one run: jobs without a matrix count one, a matrix job one per leg, a loop its jobs times `max` (and one). */
 export const MAX_STEPS = limit("MAX_STEPS", 1_024, "steps in a run");
 /** Characters of one expression (the text inside `${{ }}`, or an `if:`). */

@@ -147,7 +147,7 @@ export interface ReadyCheck {
   crashLoop?: { failures: number; withinMs: number };
 }
 
-export type JobKind = "run" | "wait" | "poll" | "loop";
+export type JobKind = "run" | "wait" | "poll" | "loop" | "uses";
 
 interface JobBase {
   name: string;
@@ -228,7 +228,29 @@ export interface LoopSettings {
   pos: Position;
 }
 
-export type Job = RunJob | WaitJob | PollJob | LoopJob;
+/** A value given to a child pipeline's input in `with:`: a string (which may hold expressions), a number or a boolean. */
+export interface WithValue {
+  value: Template | number | boolean;
+  pos: Position;
+}
+
+/**
+ * Runs another pipeline file as a child run of its own (`uses: ./other.yml`, relative to this file)
+ * with `with:` as its inputs, and waits durably for its end. Its outputs are the child pipeline's
+ * top-level `outputs:`; its failure is this job's failure; undoing this job undoes the child run.
+ */
+export interface UsesJob extends JobBase {
+  kind: "uses";
+  /** As written. */
+  uses: string;
+  /** Where the path is in the file. */
+  usesPos: Position;
+  with: Record<string, WithValue>;
+  /** Fail (and cancel the child run) when it has not ended this long after the job began. */
+  timeoutMs?: number;
+}
+
+export type Job = RunJob | WaitJob | PollJob | LoopJob | UsesJob;
 
 /**
  * What happens when a job fails for good. `undo` (the default, whether or not any job has an
@@ -324,4 +346,9 @@ export interface Pipeline {
   priority?: number;
   /** In file order; names are unique. */
   jobs: Job[];
+  /**
+   * `outputs:`: what a run of this pipeline gives the job that `uses:` it, each rendered from its
+   * jobs' outputs (`needs.<job>.outputs.<name>`) when the run has completed. Absent: none.
+   */
+  outputs?: Record<string, Template>;
 }

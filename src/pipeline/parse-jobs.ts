@@ -6,6 +6,7 @@ import { describe, type Entry, type KeyHints, type Reader } from "../yaml-reader
 import type { ExprScope } from "./expressions.js";
 import type { ContextRoot, Job, JobKind, ReadyCheck, Resources } from "./model.js";
 import { parseMatrix } from "./parse-matrix.js";
+import { parseUsesJob, reportWithoutUses } from "./parse-uses.js";
 import { condition, parseEnv, placeholder, template } from "./parse-values.js";
 import {
   isRunTimeMatrix,
@@ -34,6 +35,8 @@ export const JOB_KEYS = [
   "timeout",
   "wait",
   "poll",
+  "uses",
+  "with",
 ] as const;
 export const WAIT_KEYS = ["signal", "timeout"] as const;
 export const POLL_KEYS = ["run", "every", "timeout", "retries"] as const;
@@ -50,7 +53,7 @@ export const DEFAULTS = {
   pollEveryMs: 30_000,
 } as const;
 
-const KINDS: readonly JobKind[] = ["run", "wait", "poll"];
+const KINDS: readonly JobKind[] = ["run", "wait", "poll", "uses"];
 
 const needsHint = { message: "dependencies are listed in `needs`", suggestion: "needs" };
 const undoHint = { message: "the command that undoes a job is `undo`", suggestion: "undo" };
@@ -62,7 +65,6 @@ const JOB_HINTS: KeyHints = {
   "timeout-minutes": { message: "write the limit as a duration, e.g. `timeout: 15m`", suggestion: "timeout" },
   timeout_minutes: { message: "write the limit as a duration, e.g. `timeout: 15m`", suggestion: "timeout" },
   steps: { message: "a job runs one command: write several lines with `run: |`", suggestion: "run" },
-  uses: { message: "actions are not supported: run a command with `run`", suggestion: "run" },
   "runs-on": { message: "jobs run where Slipway runs; declare what they need in `resources`" },
   strategy: {
     message: "write `matrix:` directly under the job (there is no `strategy:`)",
@@ -134,7 +136,7 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
   const kinds = KINDS.filter((kind) => fields.has(kind));
   const kind = kinds[0];
   if (kind === undefined) {
-    r.report(entry.key, `job \`${name}\` needs one of \`run\`, \`wait\` or \`poll\`: what it does`);
+    r.report(entry.key, `job \`${name}\` needs one of \`run\`, \`wait\`, \`poll\` or \`uses\`: what it does`);
   } else if (kinds.length > 1) {
     r.report(
       fields.get(kinds[1]!)!.key,
@@ -229,10 +231,23 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
     }
   }
 
-  if (runTimeMatrix) refuseWithRunTimeMatrix(r, name, kind && fields.get(kind), fields.get("ready"));
+  if (runTimeMatrix && kind !== "uses")
+    refuseWithRunTimeMatrix(r, name, kind && fields.get(kind), fields.get("ready"));
+  reportWithoutUses(r, fields, name);
 
   let job: Job;
-  if (kind === "wait") {
+  if (kind === "uses") {
+    // A loop's jobs are plain `run`, `wait` and `poll` jobs (parse-loop.ts says so).
+    const {
+      env: _env,
+      workingDirectory: _dir,
+      matrix: _m,
+      runTimeMatrix: _rm,
+      resources: _r,
+      ...rest
+    } = base;
+    job = parseUsesJob(r, fields, { ...rest, env: {} }, scopeFor(USES_ROOTS));
+  } else if (kind === "wait") {
     const wait = r.map(get("wait"), label("wait"), WAIT_KEYS);
     const signal = wait.find((e) => e.name === "signal");
     const timeout = wait.find((e) => e.name === "timeout");
@@ -301,6 +316,15 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
   }
   return { job, needNodes };
 }
+
+const USES_ROOTS = {
+  inputs: true,
+  needs: true,
+  matrix: "a `uses` job has no matrix",
+  env: "`env` is set for commands: give the child pipeline what it needs in `with:`",
+  outputs:
+    "`outputs` are the child pipeline's: jobs after this one read them as `needs.<job>.outputs.<name>`",
+} as const;
 
 const OUTPUTS_ONLY_IN_UNDO =
   "`outputs` (the job's own outputs) can be read only in `undo` and `ready.run`; other jobs read them as `needs.<job>.outputs.<name>`";

@@ -126,6 +126,8 @@ function parseBody(ctx: JobContext, loop: string, needs: readonly string[], entr
     if (!parsed || parsed.job.kind === "loop") continue;
     refuse(ctx, inner, loop, "matrix", "a loop's jobs have no `matrix` in this version");
     refuse(ctx, inner, loop, "tier", "set `tier` on the loop job");
+    refuse(ctx, inner, loop, "uses", "a loop's jobs don't start child pipelines in this version");
+    if (parsed.job.kind === "uses") continue;
     refuse(
       ctx,
       inner,

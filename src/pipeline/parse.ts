@@ -66,6 +66,7 @@ import {
   SCHEDULE_KEYS,
   TRIGGER_KEYS,
 } from "./parse-triggers.js";
+import { parsePipelineOutputs } from "./parse-uses.js";
 import { ENV_NAME, parseEnv, template } from "./parse-values.js";
 import { PipelineError } from "./problems.js";
 
@@ -82,6 +83,7 @@ export const PIPELINE_KEYS = [
   "concurrency",
   "priority",
   "jobs",
+  "outputs",
 ] as const;
 export const CONCURRENCY_KEYS = ["key", "limit", "cancel_in_progress"] as const;
 export const INPUT_KEYS = ["type", "default", "description", "required", "options"] as const;
@@ -283,9 +285,12 @@ function readPipeline(r: Reader, contents: Node | undefined, file: string): Pipe
             outputs: runNameOnly,
           },
         });
+  const outputsNode = get("outputs");
+  const outputs = outputsNode && parsePipelineOutputs(r, outputsNode, jobs, Object.keys(inputs));
   return {
     file,
     name,
+    ...(outputs && { outputs }),
     ...(runName && { runName }),
     ...(on && { on }),
     inputs,

@@ -167,8 +167,11 @@ function neededOutputs(job: Job): Set<string> {
   if (job.kind === "loop") return new Set(job.jobs.flatMap((inner) => [...neededOutputs(inner)]));
   const roots: Expr[] = [];
   const templates: (Template | undefined)[] = [job.workingDirectory, ...Object.values(job.env)];
-  if (job.kind !== "wait") templates.push(job.run);
+  if (job.kind === "run" || job.kind === "poll") templates.push(job.run);
   if (job.kind === "run") templates.push(job.undo, job.ready?.run);
+  if (job.kind === "uses")
+    for (const given of Object.values(job.with))
+      if (typeof given.value === "object") templates.push(given.value);
   for (const template of templates)
     for (const part of template?.parts ?? []) if (part.kind === "expr") roots.push(part.expr);
   if (job.if) roots.push(job.if.expr);
@@ -219,7 +222,7 @@ function resolveInputs(
 }
 
 /** The value of an input as its declared type, or what is wrong with it. */
-function coerce(input: Input, raw: string | number | boolean): { value: Value } | { problem: string } {
+export function coerce(input: Input, raw: string | number | boolean): { value: Value } | { problem: string } {
   const text = String(raw);
   const wrong = (what: string) => ({ problem: `input "${input.name}" must be ${what}, got "${text}"` });
   switch (input.type) {

@@ -39,6 +39,11 @@ export const runSpecSchema = z.object({
   workspace: z.string().optional(),
   /** Untrusted code (a fork's pull request): no secrets, only the basics of the environment. */
   untrusted: z.boolean().optional(),
+  /**
+   * The texts of the pipelines its `uses:` jobs reach (and theirs), by absolute path, when the run
+   * started: editing them later changes no run under way. Absent: it uses none.
+   */
+  pipelines: z.record(z.string(), z.string()).optional(),
 });
 export type RunSpec = z.infer<typeof runSpecSchema>;
 

@@ -9,12 +9,13 @@ import type { Logger } from "pino";
 import type { Saga } from "../definition/saga.js";
 import { Batcher } from "../engine/batcher.js";
 import { ENDING_EVENTS, type RunEvent } from "../engine/events.js";
+import type { ChildToHost } from "../engine/executor-options.js";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
 import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
 import type { RunRequest } from "../pipeline/plan.js";
 import { PipelineInputError } from "../pipeline/problems.js";
-import { type RunSpec, runSpecOf } from "../pipeline/run-spec.js";
+import { type RunSpec, runSpecOf, runSpecSchema } from "../pipeline/run-spec.js";
 import { runDirectory, sweepRunOrphans } from "../shell/run-directory.js";
 import {
   ACTIVE_STATUSES,
@@ -23,6 +24,7 @@ import {
   type NewAuditRecord,
   type RunRecord,
 } from "../storage/types.js";
+import { liveChildren } from "./children.js";
 import { runDetail } from "./detail.js";
 import { queueFromStorage } from "./explain.js";
 import { followEvents } from "./follow.js";
@@ -125,6 +127,10 @@ export class LocalRuns implements RunService {
       launcher: options.launcher ?? (options.adopt ?? "all") === "all",
       // Only runs taken here: a run another live process runs, or whose orphans were not swept yet, is not ours.
       accept: (run) => (runs ? runs.#hosted.has(run.id) : false),
+      // A `uses:` job's child run is hosted where its parent runs, its saga compiled from its spec.
+      hostChild: (child) => {
+        if (runs) runs.#hostChild(child);
+      },
     });
     runs = new LocalRuns(runtime, options);
     const self = runs;
@@ -300,6 +306,9 @@ export class LocalRuns implements RunService {
     if (this.#hosted.has(record.id))
       return { id: record.id, status: record.status, message: "already running here", seq };
     const notes = await this.#take(record);
+    // Its child runs under way continue with it (after a crash, nobody runs them either).
+    for (const child of await liveChildren(this.#storage, record.id))
+      notes.push(...(await this.#take(child)));
     if (record.status === "needs_attention") await this.#executor.resume(record.id);
     else await this.#executor.recover();
     return { id: record.id, status: "running", message: "resumed", seq, ...notesOf(notes) };
@@ -439,6 +448,18 @@ export class LocalRuns implements RunService {
     if (who !== undefined) return who;
     await this.#take(record);
     return undefined;
+  }
+
+  /** A child run of a `uses:` job, started or acted on here: its saga registered, the run hosted. */
+  #hostChild(child: ChildToHost): void {
+    if (this.#hosted.has(child.id)) return;
+    const spec = runSpecSchema.safeParse(child.input.run);
+    if (!spec.success) return;
+    const compiled = compileRun(spec.data.file, spec.data.source, spec.data, this.runtime.jobs, {
+      version: child.saga.version,
+      known: this.#known,
+    });
+    this.#host(child.id, this.#register(compiled), false);
   }
 
   /** The saga registered here for a name and version, shared by the runs compiled to it. */

@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { type Logger, pino } from "pino";
 import { ENDING_EVENTS } from "../engine/events.js";
 import { Executor } from "../engine/executor.js";
+import type { ChildToHost } from "../engine/executor-options.js";
 import { createLogger, MAX_BUFFERED_LOG } from "../logging.js";
 import { runRoster } from "../pipeline/concurrency.js";
 import { inheritOnly, SERVER_JOB_ENV } from "../pipeline/job-env.js";
@@ -48,6 +49,8 @@ export interface RuntimeOptions {
   launcher?: boolean | undefined;
   /** Which runs this process's executor may take: the runs it hosts. */
   accept: (run: RunRecord) => boolean;
+  /** Takes a child run a `uses:` job starts (or acts on) here: ExecutorOptions.hostChild. */
+  hostChild?: ((child: ChildToHost) => void) | undefined;
 }
 
 export interface Runtime {
@@ -86,6 +89,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
       logger: log.logger,
       pollIntervalMs: options.pollIntervalMs ?? 200,
       accept: options.accept,
+      ...(options.hostChild && { hostChild: options.hostChild }),
       // Runs are taken one by one, after their orphaned jobs are swept: never wholesale at open.
       recover: false,
     });
