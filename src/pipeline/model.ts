@@ -231,7 +231,9 @@ export interface LoopSettings {
 /** A value given to a child pipeline's input in `with:`: a string (which may hold expressions), a number or a boolean. */
 export interface WithValue {
   value: Template | number | boolean;
+  /** Where the value is in the file, and where its name is. */
   pos: Position;
+  keyPos: Position;
 }
 
 /**

@@ -80,8 +80,9 @@ function parseWith(r: Reader, node: Node, job: string, scope: ExprScope): Record
     }
     const value = entry.value;
     const pos = r.at(value ?? entry.key);
+    const keyPos = r.at(entry.key);
     if (isScalar(value) && (typeof value.value === "number" || typeof value.value === "boolean")) {
-      values[entry.name] = { value: value.value, pos };
+      values[entry.name] = { value: value.value, pos, keyPos };
       continue;
     }
     if (!isScalar(value) || typeof value.value !== "string") {
@@ -92,7 +93,7 @@ function parseWith(r: Reader, node: Node, job: string, scope: ExprScope): Record
       continue;
     }
     const text = template(r, value, label, scope);
-    if (text) values[entry.name] = { value: text, pos };
+    if (text) values[entry.name] = { value: text, pos, keyPos };
   }
   return values;
 }

@@ -107,7 +107,7 @@ function checkWith(job: UsesJob, child: Pipeline, shown: string, file: string, p
       problems.push({
         ...at(
           file,
-          given.pos,
+          given.keyPos,
           `\`with.${name}\` of job \`${job.name}\`: ${shown} has no input \`${name}\`${declared.length ? ` (inputs: ${listOr(declared, "and")})` : " (it declares no inputs)"}`,
         ),
         ...(hint !== undefined && { suggestion: hint }),

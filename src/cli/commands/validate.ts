@@ -1,7 +1,8 @@
 /** `slipway validate`: check a pipeline file and list every problem in it, without running anything. */
 import { NotFoundError } from "../../errors.js";
-import { loadPipeline } from "../../pipeline/parse.js";
+import { loadPipeline, parsePipeline } from "../../pipeline/parse.js";
 import { PipelineError } from "../../pipeline/problems.js";
+import { usedPipelines } from "../../pipeline/uses-tree.js";
 import { formatProblem } from "../../problems.js";
 import { type Command, EXIT, parse, UsageError } from "../command.js";
 
@@ -16,6 +17,8 @@ export const validate: Command = {
     if (file === undefined) throw new UsageError("validate needs a pipeline file");
     try {
       const pipeline = loadPipeline(file);
+      // The pipelines its `uses:` jobs reach, checked as a run would when it starts.
+      usedPipelines(pipeline, parsePipeline);
       const count = pipeline.jobs.length;
       io.out(`${file}: ok (${count} ${count === 1 ? "job" : "jobs"})\n`);
       return EXIT.ok;
