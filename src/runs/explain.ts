@@ -45,6 +45,9 @@ export function stepWait(step: Pick<StepSummary, "status" | "state" | "error">):
     return { reason: "group", message: "its iteration under way", until: null };
   if (Array.isArray(state.items))
     return { reason: "group", message: `${state.items.length} items under way`, until: null };
+  // A child step waits for its child run, which is in the queue as a run of its own.
+  if (typeof state.child === "string")
+    return { reason: "child", message: `waiting for child run ${state.child}${until}`, until: deadline };
   return {
     reason: "signal",
     message: `waiting for signal "${String(state.signal)}"${until}`,
