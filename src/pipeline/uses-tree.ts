@@ -67,12 +67,13 @@ export function usedPipelines(
         problems.push(at(file, job.usesPos, `pipelines use each other in a cycle: ${names.join(" -> ")}`));
         continue;
       }
-      if (chain.length >= MAX_USES_DEPTH.max) {
+      // `chain` holds this file and those above it: the first pipeline using another is 1 deep.
+      if (chain.length > MAX_USES_DEPTH.max) {
         problems.push(
           at(
             file,
             job.usesPos,
-            `job \`${job.name}\` uses ${shown} ${chain.length + 1} deep, ${overLimit(MAX_USES_DEPTH)}`,
+            `job \`${job.name}\` uses ${shown} ${chain.length} deep, ${overLimit(MAX_USES_DEPTH)}`,
           ),
         );
         continue;

@@ -358,7 +358,7 @@ jobs:
     ]);
   });
 
-  it("requires exactly one of run, wait and poll", () => {
+  it("requires exactly one of run, wait, poll and uses", () => {
     expect(
       problems(`jobs:
   a: { needs: [b] }
@@ -367,7 +367,7 @@ jobs:
     wait: { signal: go }
 `),
     ).toEqual([
-      "2:3: job `a` needs one of `run`, `wait` or `poll`: what it does",
+      "2:3: job `a` needs one of `run`, `wait`, `poll` or `uses`: what it does",
       "5:5: job `b` has both `run` and `wait`: a job does one thing (split it in two, the second needing the first)",
     ]);
   });
