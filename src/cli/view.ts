@@ -174,6 +174,7 @@ export function waitNote(data: Record<string, unknown>): string {
   if (typeof data.items === "number") return `${data.items} items`;
   const until = typeof data.deadline === "number" ? ` (until ${time(data.deadline)})` : "";
   if (typeof data.signal === "string") return `waiting for signal "${data.signal}"${until}`;
+  if (typeof data.child === "string") return `waiting for child run ${data.child}${until}`;
   if (typeof data.until === "number") return `sleeping until ${time(data.until)}`;
   if (typeof data.poll === "number" || typeof data.nextCheckAt === "number")
     return `polling every ${duration(Number(data.poll ?? 0))}${until}`;
