@@ -292,7 +292,9 @@ jobs:
     });
     expect(invalid.status).toBe(400);
     const problems = ((await invalid.json()) as { error: { problems: string[] } }).error.problems;
-    expect(problems).toContain("bad.yml:3:3: job `a` needs one of `run`, `wait` or `poll`: what it does");
+    expect(problems).toContain(
+      "bad.yml:3:3: job `a` needs one of `run`, `wait`, `poll` or `uses`: what it does",
+    );
     expect(
       problems.some((p) => /^bad\.yml:4:5: .*runs-on/.test(p)),
       problems.join("\n"),
