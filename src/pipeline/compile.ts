@@ -24,7 +24,7 @@ import { PipelineInputError } from "./problems.js";
 import { type AttemptPattern, isNamePattern, resolveNamePattern } from "./run-name.js";
 import { type RunSpec, runSpecOf, runSpecSchema, stepResultSchema } from "./run-spec.js";
 import type { JobRuntime, StepContext } from "./step-context.js";
-import { addUses } from "./uses.js";
+import { addUses, addUsesFanOut } from "./uses.js";
 import { type PipelineTexts, usedFile, usedPipelines } from "./uses-tree.js";
 
 export interface CompiledRun {
@@ -187,7 +187,9 @@ function buildSaga(plan: Plan, spec: RunSpec, runtime: JobRuntime, name: string,
         if (used !== undefined) parsedUsed ??= pipelineOf(used, usedFile(spec.file, job));
         return parsedUsed;
       };
-      builder = addUses(builder, step, context, childRun, usedPipeline, [RUN], after);
+      builder = job.runTimeMatrix
+        ? addUsesFanOut(builder, step, context, childRun, usedPipeline, [RUN], after)
+        : addUses(builder, step, context, childRun, usedPipeline, [RUN], after);
     } else if (step.job.runTimeMatrix) {
       builder = addFanOut(builder, step, context, [RUN], after);
     } else builder = addStep(builder, step, context, after, []);

@@ -25,6 +25,21 @@ export interface FanOutBuilder<B> {
  * under the job's name, is the list of its legs' values, each leg's result under the job's name too:
  * jobs that need it read the legs' outputs merged (jobs.ts resultsOf), as after a matrix written out.
  */
+/**
+ * The legs of `step`'s matrix decided at run time, read now from the JSON of the jobs it needs; none
+ * when a job it needs was skipped (so neither is this one).
+ */
+export function runTimeItems(
+  step: Step,
+  context: (input: Values) => StepContext,
+  input: Values,
+): Record<string, MatrixValue>[] {
+  const ctx = context(input);
+  if (skippedNeed(ctx, step, input) !== undefined) return [];
+  const matrix = step.job.runTimeMatrix!;
+  return runTimeLegs(step.job.name, matrix, needsContext(ctx, step, input), ctx.plan.steps.length - 1);
+}
+
 export function addFanOut<B>(
   builder: FanOutBuilder<B>,
   step: Step,
@@ -33,7 +48,6 @@ export function addFanOut<B>(
   after: readonly string[],
 ): B {
   const job = step.job as RunJob;
-  const matrix = job.runTimeMatrix!;
   // The body's one action has the job's name: its steps read `build#2.build`.
   const body = job.name;
   const leg = (input: Values, ctx: ActionContext): Step => {
@@ -43,12 +57,7 @@ export function addFanOut<B>(
   return builder.forEach(step.action, {
     reads: [...reads, ...step.needs],
     after,
-    // The matrix's JSON read now; no legs when a job it needs was skipped (so neither is this one).
-    items: (input: Values) => {
-      const ctx = context(input);
-      if (skippedNeed(ctx, step, input) !== undefined) return [];
-      return runTimeLegs(job.name, matrix, needsContext(ctx, step, input), ctx.plan.steps.length - 1);
-    },
+    items: (input: Values) => runTimeItems(step, context, input),
     // runTimeLegs refuses more first, naming the job and the limit.
     max: MAX_MATRIX_LEGS.max,
     body: (steps: { action(name: string, spec: Record<string, unknown>): unknown }) =>

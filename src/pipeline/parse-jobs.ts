@@ -237,15 +237,8 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
 
   let job: Job;
   if (kind === "uses") {
-    // A loop's jobs are plain `run`, `wait` and `poll` jobs (parse-loop.ts says so).
-    const {
-      env: _env,
-      workingDirectory: _dir,
-      matrix: _m,
-      runTimeMatrix: _rm,
-      resources: _r,
-      ...rest
-    } = base;
+    // What a `uses` job can't have is reported (parse-uses.ts), and left out of it.
+    const { env: _env, workingDirectory: _dir, resources: _r, ...rest } = base;
     job = parseUsesJob(r, fields, { ...rest, env: {} }, scopeFor(USES_ROOTS));
   } else if (kind === "wait") {
     const wait = r.map(get("wait"), label("wait"), WAIT_KEYS);
@@ -320,7 +313,7 @@ export function parseJob(ctx: JobContext, entry: Entry): ParsedJob | undefined {
 const USES_ROOTS = {
   inputs: true,
   needs: true,
-  matrix: "a `uses` job has no matrix",
+  matrix: true,
   env: "`env` is set for commands: give the child pipeline what it needs in `with:`",
   outputs:
     "`outputs` are the child pipeline's: jobs after this one read them as `needs.<job>.outputs.<name>`",

@@ -14,7 +14,6 @@ const NOT_WITH_USES = [
   "resources",
   "env",
   "working_directory",
-  "matrix",
 ] as const;
 
 /** Input names, as `inputs:` declares them. */
@@ -36,11 +35,9 @@ export function parseUsesJob(
     const why =
       key === "resources"
         ? ": the child pipeline's jobs declare what they need, and this job holds nothing while it waits"
-        : key === "matrix"
-          ? ": a matrix of child runs is not supported"
-          : key === "env" || key === "working_directory"
-            ? ": give the child pipeline what it needs as inputs in `with:`"
-            : "";
+        : key === "env" || key === "working_directory"
+          ? ": give the child pipeline what it needs as inputs in `with:`"
+          : "";
     r.report(
       field.key,
       `\`${key}\` applies to \`run\` jobs only (job \`${name}\` uses another pipeline)${why}`,

@@ -4,8 +4,10 @@
  * pipeline's `outputs:` once the child run has completed.
  */
 import { type ExpressionContext, evaluate, formatValue, renderTemplate } from "./expression-eval.js";
+import { type FanOutBuilder, runTimeItems } from "./fan-out.js";
 import { needsContext, waitSkip } from "./jobs.js";
-import type { Pipeline, UsesJob } from "./model.js";
+import { MAX_MATRIX_LEGS } from "./limits.js";
+import type { MatrixValue, Pipeline, UsesJob } from "./model.js";
 import type { RunRequest, Step } from "./plan.js";
 import { PipelineInputError } from "./problems.js";
 import { type RunSpec, type StepResult, stepResultSchema } from "./run-spec.js";
@@ -33,8 +35,10 @@ export interface ChildBuilder<B> {
 }
 
 /**
- * Adds a `uses:` job to the saga as a child step. `used` is the used pipeline, parsed from the text
- * this saga was built for (its version covers the texts a run keeps, so every run sharing it has it).
+ * Adds a `uses:` job to the saga as a child step (a leg of a matrix written out is a step of its
+ * own). `used` is the used pipeline, parsed from the text this saga was built for (its version covers
+ * the texts a run keeps, so every run sharing it has it). `name` is the step's action: in a fan-out's
+ * body (a matrix decided at run time), the job's name, and the leg's values are its item.
  */
 export function addUses<B>(
   builder: ChildBuilder<B>,
@@ -44,14 +48,19 @@ export function addUses<B>(
   used: () => Pipeline | undefined,
   reads: readonly string[],
   after: readonly string[],
+  name = step.action,
 ): B {
   const job = step.job as UsesJob;
+  const stepOf = (input: Values): Step =>
+    job.runTimeMatrix ? { ...step, action: name, matrix: input.item as Record<string, MatrixValue> } : step;
   const specOf = (input: Values): RunSpec => {
     const run = input.run as RunSpec;
     const file = usedFile(run.file, job);
     const source = run.pipelines?.[file];
     if (source === undefined) throw new Error(`job ${job.name}: the run did not keep ${job.uses}`);
-    const scope = needsContext(context(input), step, input);
+    const leg = stepOf(input);
+    const scope = needsContext(context(input), leg, input);
+    if (leg.matrix) scope.matrix = leg.matrix;
     const inputs: RunSpec["inputs"] = {};
     for (const [name, given] of Object.entries(job.with))
       inputs[name] = typeof given.value === "object" ? renderTemplate(given.value, scope) : given.value;
@@ -70,21 +79,46 @@ export function addUses<B>(
       throw new PipelineInputError(error.problems.map((p) => `${job.uses}: ${p}`));
     }
   };
-  return builder.child(step.action, {
-    reads: [...reads, ...step.needs],
+  return builder.child(name, {
+    reads: [...reads, ...step.needs, ...(job.runTimeMatrix ? ["item", "index"] : [])],
     after,
-    produces: { [step.action]: stepResultSchema },
+    produces: { [name]: stepResultSchema },
     // Skipped like any job: its `if` is false, or a job it needs was skipped.
-    skip: (input: Values) => waitSkip(context(input), step, input),
+    skip: (input: Values) => waitSkip(context(input), stepOf(input), input),
     input: (input: Values) => ({ run: specOf(input) }),
     sagaOf: (input: Values) => {
       const spec = input.run as RunSpec;
       return childRun(spec.file, spec.source, spec).saga;
     },
     fromResult: (values: Values) => ({
-      [step.action]: { status: "success", outputs: childOutputs(used(), values) } satisfies StepResult,
+      [name]: { status: "success", outputs: childOutputs(used(), values) } satisfies StepResult,
     }),
     ...(job.timeoutMs !== undefined && { timeoutMs: job.timeoutMs }),
+  });
+}
+
+/**
+ * Adds a `uses:` job whose matrix is decided at run time: a fan-out with one child run per leg
+ * (`release#1.release`, child run `<run>.release~1.release`). Jobs that need it read the legs'
+ * outputs merged, as after any matrix job.
+ */
+export function addUsesFanOut<B>(
+  builder: FanOutBuilder<B>,
+  step: Step,
+  context: (input: Values) => StepContext,
+  childRun: ChildRunOf,
+  used: () => Pipeline | undefined,
+  reads: readonly string[],
+  after: readonly string[],
+): B {
+  const name = step.job.name;
+  return builder.forEach(step.action, {
+    reads: [...reads, ...step.needs],
+    after,
+    items: (input: Values) => runTimeItems(step, context, input),
+    // runTimeLegs refuses more first, naming the job and the limit.
+    max: MAX_MATRIX_LEGS.max,
+    body: (steps: ChildBuilder<unknown>) => addUses(steps, step, context, childRun, used, reads, [], name),
   });
 }
 

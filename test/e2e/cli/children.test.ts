@@ -195,3 +195,71 @@ describe("child pipelines (uses:)", () => {
     expect(p.trace()).toEqual([]);
   });
 });
+
+describe("a matrix of child runs (uses: with a matrix decided at run time)", () => {
+  const ALL = `name: backport-all
+jobs:
+  plan:
+    run: echo 'packages=["libfoo","libbar"]' >> "$SLIPWAY_OUTPUT"
+  backport:
+    needs: plan
+    matrix: \${{ fromJSON(needs.plan.outputs.packages) }}
+    uses: ./backport-one.yml
+    with:
+      package: \${{ matrix.value }}
+  report:
+    needs: backport
+    run: echo "report \${{ needs.backport.outputs.nvr }}" >> trace
+`;
+  const ONE = `name: backport-one
+inputs:
+  package:
+outputs:
+  nvr: \${{ needs.build.outputs.nvr }}
+jobs:
+  build:
+    run: ./build "\${{ inputs.package }}"
+    undo: echo "undo \${{ inputs.package }}" >> trace
+`;
+
+  it("starts one child run per item the plan listed, and the jobs after read their outputs", async () => {
+    const p = new Project();
+    p.write("all.yml", ALL);
+    p.write("backport-one.yml", ONE);
+    p.tool("build", `echo "build $1" >> trace; echo "nvr=$1-1.0" >> "$SLIPWAY_OUTPUT"`);
+    const result = await p.run(["run", "all.yml"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(p.trace().slice(0, 2).sort()).toEqual(["build libbar", "build libfoo"]);
+    // The legs' outputs merge, the later leg winning, as after any matrix job.
+    expect(p.trace()[2]).toBe("report libbar-1.0");
+    const id = runId(result.stdout);
+    const parent = await detail(p, id);
+    expect(parent.children.map((c) => [c.id, c.status]).sort()).toEqual([
+      [`${id}.backport~1.backport`, "completed"],
+      [`${id}.backport~2.backport`, "completed"],
+    ]);
+    expect((await detail(p, `${id}.backport~2.backport`)).parent).toEqual({
+      runId: id,
+      step: "backport#2.backport",
+    });
+  });
+
+  it("undoes the other items' child runs when one fails", async () => {
+    const p = new Project();
+    p.write("all.yml", ALL);
+    p.write("backport-one.yml", ONE);
+    // libbar fails once libfoo has built, so libfoo has something to undo.
+    p.tool(
+      "build",
+      `echo "build $1" >> trace
+if [ "$1" = libbar ]; then while ! grep -q "built libfoo" trace; do sleep 0.05; done; exit 5; fi
+echo "built $1" >> trace; echo "nvr=$1-1.0" >> "$SLIPWAY_OUTPUT"`,
+    );
+    const result = await p.run(["run", "all.yml"]);
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(p.trace()).toContain("undo libfoo");
+    expect(p.trace()).not.toContain("undo libbar");
+    expect(p.trace().some((line) => line.startsWith("report"))).toBe(false);
+    expect((await detail(p, runId(result.stdout))).status).toBe("compensated");
+  });
+});

@@ -74,6 +74,32 @@ describe("parsing uses:", () => {
     expect(job.with.version!.value).toMatchObject({ source: "${{ needs.plan.outputs.version }}" });
   });
 
+  it("takes a matrix, written out or decided at run time, whose values with: reads", () => {
+    const pipeline = parsePipeline(
+      `jobs:
+  plan:
+    run: echo
+  each:
+    needs: plan
+    matrix: \${{ fromJSON(needs.plan.outputs.packages) }}
+    uses: ./child.yml
+    with: { version: "\${{ matrix.value }}" }
+  legs:
+    matrix: { arch: [x86, arm] }
+    uses: ./child.yml
+    with: { version: "\${{ matrix.arch }}" }
+`,
+      "p.yml",
+    );
+    expect(pipeline.jobs[1]).toMatchObject({ kind: "uses", runTimeMatrix: { from: expect.anything() } });
+    expect(pipeline.jobs[2]).toMatchObject({ kind: "uses", matrix: { axes: { arch: ["x86", "arm"] } } });
+    expect(
+      problemsOf(() =>
+        parsePipeline('jobs:\n  a:\n    uses: ./c.yml\n    with: { v: "${{ matrix.os }}" }\n', "p.yml"),
+      ),
+    ).toEqual([expect.stringMatching(/^p\.yml:4:\d+: `with\.v` of job `a`: .*matrix/)]);
+  });
+
   it("refuses at their lines what a uses job can't have, with: without uses, and unknown reads", () => {
     expect(
       problemsOf(() =>
