@@ -45,6 +45,12 @@ export interface ActionContext {
   readonly log: Logger;
   /** Tell whoever is listening how far along this action is; nobody listening costs nothing. */
   progress(message: string, data?: JsonObject): void;
+  /**
+   * Facts about this attempt's timing (what it waited for before it could start, and when it was
+   * admitted), kept with the event that ends the attempt as `data.timing`: where `slipway show`'s
+   * phases come from. Later calls merge into earlier ones. Absent from contexts that don't record them.
+   */
+  timing?(facts: JsonObject): void;
   /** Absolute path of a staged stream, valid after recovery too. */
   stagedPath(ref: StagedRef): string;
 }

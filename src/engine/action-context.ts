@@ -14,6 +14,8 @@ export class Context implements ActionContext {
   readonly action: string;
   readonly attempt: number;
   readonly phase: Phase;
+  /** What `timing` recorded, for the event that ends the attempt; undefined (the usual case) when nothing. */
+  timed: JsonObject | undefined;
 
   constructor(run: HostedRun, action: string, phase: Phase, attempt: number, abort: Abort) {
     this.#run = run;
@@ -47,6 +49,9 @@ export class Context implements ActionContext {
   }
   progress(message: string, data?: JsonObject): void {
     this.#run.host.progress(this.#run, this.action, message, data);
+  }
+  timing(facts: JsonObject): void {
+    this.timed = this.timed === undefined ? { ...facts } : Object.assign(this.timed, facts);
   }
   stagedPath(ref: StagedRef): string {
     return stagedPath(this.#run.host.dataDir, ref);

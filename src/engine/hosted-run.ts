@@ -142,6 +142,7 @@ export class HostedRun extends ChildSteps {
       else this.complete(changes, action, output, now);
     } else this.#settleCheck(changes, action, outcome.value, now);
     this.decide(changes);
+    if (ctx.timed !== undefined) withTiming(changes, action.name, ctx.timed);
     this.commit(changes);
   }
 
@@ -225,4 +226,14 @@ export class HostedRun extends ChildSteps {
       });
     }
   }
+}
+
+/**
+ * Keeps what an attempt recorded of its timing (`ActionContext.timing`) with the event that ends it:
+ * the first event about its action among these changes (completed, failed, its cleanup started, its
+ * undo settled). No write of its own: the facts ride on one the engine makes anyway.
+ */
+function withTiming(changes: Changes, action: string, timing: JsonObject): void {
+  const event = changes.events.find((e) => e.action === action);
+  if (event) event.data = { ...event.data, timing };
 }

@@ -11,6 +11,7 @@ import type { Explanation, Holder, Need, Ticket } from "../scheduler/types.js";
 import type { PeakStore } from "../storage/types.js";
 import type { Resources } from "./model.js";
 import type { Step } from "./plan.js";
+import { type AdmissionTiming, type AdmissionWait, MAX_WAITS, sameWait, waitOf } from "./timing.js";
 
 /** How many recent peaks `memory: auto` looks at. */
 const AUTO_SAMPLES = 20;
@@ -20,13 +21,18 @@ const AUTO_SAMPLES = 20;
  */
 const RETELL_MIN_MS = 200;
 
-/** A step waiting for admission: its ticket's label, where to tell it, and what it was last told. */
+/**
+ * A step waiting for admission: its ticket's label, where to tell it, what it was last told, and
+ * since when it waits for what (recorded on its attempt once it is admitted or gives up).
+ */
 interface Queued {
   runId: string;
   label: string;
   ctx: ActionContext;
   need: Need;
   said: string;
+  at: number;
+  waits: AdmissionWait[];
 }
 
 export class JobResources {
@@ -79,21 +85,36 @@ export class JobResources {
       priority,
     };
     const need = this.need(pipeline, step);
+    const at = Date.now();
     const pending = this.admission.acquire(ticket, need, ctx.signal);
     const id = `${ctx.runId}\u0000${step.action}`;
-    const queued: Queued = { runId: ctx.runId, label: step.label, ctx, need, said: "" };
+    const queued: Queued = { runId: ctx.runId, label: step.label, ctx, need, said: "", at, waits: [] };
     this.#queued.set(id, queued);
     // Granted at once in the usual case (before the batch runs): only a request still waiting then
     // explains itself.
     this.#schedule();
+    let grantedAt: number | null = null;
     try {
       const grant = await pending;
+      grantedAt = grant.since;
       if (queued.said !== "")
         ctx.progress(`admitted after ${Math.round(grant.waitedMs / 100) / 10}s`, { queued: false });
       return grant;
     } finally {
       this.#queued.delete(id);
+      // Only a wait that was explained is recorded: nothing at all for the usual grant at once.
+      if (queued.waits.length > 0) {
+        const admission: AdmissionTiming = { at, grantedAt, waits: queued.waits };
+        ctx.timing?.({ admission });
+      }
     }
+  }
+
+  /** What a step waiting for admission now has waited for so far (for `show` while it waits). */
+  waiting(runId: string, action: string): AdmissionTiming | undefined {
+    const queued = this.#queued.get(`${runId}\u0000${action}`);
+    if (queued === undefined || queued.waits.length === 0) return undefined;
+    return { at: queued.at, grantedAt: null, waits: [...queued.waits] };
   }
 
   /** Why admission holds a step back (which resource, who holds it, its place in line), if it does. */
@@ -126,6 +147,11 @@ export class JobResources {
       const mine = answers.get(`${queued.runId}\u0000${queued.label}`);
       if (!mine || mine.reason === queued.said) continue;
       queued.said = mine.reason;
+      // The first stretch starts when it asked (the first explanation comes a turn later).
+      const wait = waitOf(mine, queued.waits.length === 0 ? queued.at : this.#toldAt);
+      const last = queued.waits.at(-1);
+      if (last === undefined || (!sameWait(last, wait) && queued.waits.length < MAX_WAITS))
+        queued.waits.push(wait);
       queued.ctx.progress(`queued: ${mine.reason}`, {
         queued: true,
         need: describeNeed(queued.need),

@@ -1,49 +1,109 @@
-/** Where a run's time went: the chain of jobs its end waited on (story 2: "what each minute of the critical path was spent on"). */
-import { stepResultOf } from "./records.js";
-import type { CriticalPath, PlanOutline, StepSummary } from "./schemas.js";
+/**
+ * Where a run's time went (story 2: "what each minute of the critical path was spent on"): from the
+ * steps' phases, the chain back from the run's end through the step each one waited for, covering the
+ * whole run, a failed one's failing job and rollback included.
+ */
+import type { CriticalPath, JobTimings, Phase, PlanOutline } from "./schemas.js";
+
+/** A step's phases that follow one another without a gap: one link of the chain. */
+interface Block {
+  job: string;
+  phases: Phase[];
+  startedAt: number;
+  endedAt: number;
+}
+
+/** Two times this close count as the same moment (the clock's grain between two writes). */
+const SLACK_MS = 1;
 
 /**
- * The chain of completed steps that ended last, each after the step it waited for that ended last;
- * null while no step has completed. A step's time includes its wait for admission, given apart.
+ * Back from the run's end (a run under way: the last phase that ended), each link is the block of
+ * phases that ended last before the next one began, a job it needs first among those ending then.
+ * A stretch no block accounts for (the engine between a failure and the first undo, say) is a
+ * `queued` segment of no job, so the segments add up to the whole time. Null until a phase has ended.
  */
 export function criticalPathOf(run: {
   createdAt: number;
-  steps: readonly StepSummary[];
+  endedAt: number | null;
+  timings: readonly JobTimings[];
   plan: PlanOutline | null;
 }): CriticalPath | null {
-  const byJob = new Map(run.steps.map((s) => [s.job, s]));
-  const ended = run.steps.filter(
-    (s) => s.startedAt !== null && s.endedAt !== null && s.status === "completed",
-  );
-  if (ended.length === 0) return null;
-  const gates = run.steps.filter((s) => !run.plan?.steps.some((p) => p.action === s.job)).map((s) => s.job);
-  // A root step runs after the concurrency gate, when there is one.
-  const before = (job: string): string[] => {
-    const needs = run.plan?.steps.find((p) => p.action === job)?.needs ?? [];
-    return needs.length > 0 ? needs : gates.filter((g) => g !== job);
-  };
-  const chain: StepSummary[] = [];
-  let step: StepSummary | undefined = ended.reduce((a, b) => (b.endedAt! > a.endedAt! ? b : a));
-  while (step) {
-    chain.unshift(step);
-    // The step it waited for ended before it started (a millisecond of slack for the clock's grain).
-    step = before(step.job)
-      .map((job) => byJob.get(job))
-      .filter((s): s is StepSummary => s?.endedAt != null && s.endedAt <= chain[0]!.startedAt! + 1)
-      .reduce<StepSummary | undefined>(
-        (a, b) => (a === undefined || b.endedAt! > a.endedAt! ? b : a),
-        undefined,
-      );
+  const blocks = run.timings.flatMap(blocksOf);
+  if (blocks.length === 0) return null;
+  const end = run.endedAt ?? Math.max(...blocks.map((b) => b.endedAt));
+  const needs = new Map(run.plan?.steps.map((s) => [s.action, new Set(s.needs)]));
+  const chain: Block[] = [];
+  const used = new Set<Block>();
+  let cursor = end;
+  while (cursor > run.createdAt) {
+    const before = blocks.filter(
+      (b) => !used.has(b) && b.endedAt <= cursor + SLACK_MS && b.startedAt < cursor,
+    );
+    if (before.length === 0) break;
+    const latest = Math.max(...before.map((b) => b.endedAt));
+    const tied = before.filter((b) => b.endedAt >= latest - SLACK_MS);
+    const wanted = chain[0] && needs.get(chain[0].job);
+    const next =
+      tied.find((b) => wanted?.has(b.job)) ?? tied.reduce((a, b) => (b.endedAt > a.endedAt ? b : a));
+    used.add(next);
+    chain.unshift(next);
+    cursor = Math.min(cursor, next.startedAt);
   }
-  return {
-    totalMs: chain.at(-1)!.endedAt! - run.createdAt,
-    steps: chain.map((s) => {
-      const queued = stepResultOf(s)?.queuedMs;
-      return {
-        job: s.job,
-        ms: s.endedAt! - s.startedAt!,
-        ...(typeof queued === "number" && { queuedMs: queued }),
-      };
-    }),
+  // Segments, clipped so that none overlaps the next and the gaps between them are filled.
+  const segments: CriticalPath["segments"] = [];
+  let at = run.createdAt;
+  const gap = (to: number) => {
+    if (to > at) segments.push({ job: null, phase: "queued", attempt: 1, startedAt: at, endedAt: to });
+    at = Math.max(at, to);
   };
+  const steps: CriticalPath["steps"] = [];
+  for (const [i, block] of chain.entries()) {
+    const limit = chain[i + 1]?.startedAt ?? end;
+    gap(Math.min(block.startedAt, limit));
+    let ms = 0;
+    let waited = 0;
+    for (const p of block.phases) {
+      const from = Math.max(at, p.startedAt);
+      const to = Math.min(p.endedAt!, limit);
+      if (to <= from) continue;
+      segments.push({ ...p, job: block.job, startedAt: from, endedAt: to });
+      ms += to - from;
+      if (p.phase === "waiting") waited += to - from;
+      at = to;
+    }
+    const kind = block.phases.find((p) => p.phase === "undoing" || p.phase === "cleanup")?.phase;
+    steps.push({
+      job: block.job,
+      ms,
+      ...(waited > 0 && { queuedMs: waited }),
+      ...(kind !== undefined && { phase: kind === "undoing" ? ("undo" as const) : ("cleanup" as const) }),
+      ...(block.phases.at(-1)?.failed && { failed: true }),
+    });
+  }
+  gap(end);
+  return { totalMs: end - run.createdAt, steps, segments };
+}
+
+/** A step's ended phases, cut where one does not begin as the one before it ends, and where its rollback begins. */
+function blocksOf(row: JobTimings): Block[] {
+  const blocks: Block[] = [];
+  const ended = row.phases.filter((p) => p.endedAt !== null);
+  // An undo or cleanup (with the wait for admission before it) is a link of its own: the rollback
+  // waited for something else than the job's run.
+  const rollback = ended.map((p) => p.phase === "undoing" || p.phase === "cleanup");
+  for (let i = ended.length - 2; i >= 0; i--)
+    if (ended[i]!.phase === "waiting" && rollback[i + 1] && ended[i]!.attempt === ended[i + 1]!.attempt)
+      rollback[i] = true;
+  let lastRollback = false;
+  for (const [i, p] of ended.entries()) {
+    const last = blocks.at(-1);
+    if (last && p.startedAt <= last.endedAt + SLACK_MS && (rollback[i] === lastRollback || !rollback[i])) {
+      last.phases.push(p);
+      last.endedAt = Math.max(last.endedAt, p.endedAt!);
+    } else {
+      blocks.push({ job: row.job, phases: [p], startedAt: p.startedAt, endedAt: p.endedAt! });
+      lastRollback = rollback[i]!;
+    }
+  }
+  return blocks;
 }

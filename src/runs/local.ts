@@ -25,7 +25,7 @@ import {
   type RunRecord,
 } from "../storage/types.js";
 import { liveChildren } from "./children.js";
-import { runDetail } from "./detail.js";
+import { loadRunDetail } from "./detail.js";
 import { queueFromStorage } from "./explain.js";
 import { followEvents } from "./follow.js";
 import { listRuns, pageRuns, runIdOfKey } from "./listing.js";
@@ -219,12 +219,7 @@ export class LocalRuns implements RunService {
   }
 
   async show(ref: string): Promise<RunDetail> {
-    const record = await this.#find(ref);
-    const snapshot = await this.#storage.load(record.id);
-    if (!snapshot) throw new NotFoundError(`no run "${ref}"`);
-    const resources = this.runtime.jobs.resources;
-    const children = await this.#storage.listRuns({ parent: record.id });
-    return runDetail(snapshot, resources && ((run, action) => resources.explain(run, action)), children);
+    return loadRunDetail(this.#storage, await this.#find(ref), this.runtime.jobs.resources);
   }
 
   async logs(ref: string, options: LogOptions = {}): Promise<AsyncIterable<string>> {
