@@ -87,7 +87,11 @@ export function criticalPathOf(run: {
 /** A step's ended phases, cut where one does not begin as the one before it ends, and where its rollback begins. */
 function blocksOf(row: JobTimings): Block[] {
   const blocks: Block[] = [];
-  const ended = row.phases.filter((p) => p.endedAt !== null);
+  // A link still under way (its last phase open, with the phases leading up to it) is not on the path yet.
+  let cut = row.phases.findIndex((p) => p.endedAt === null);
+  if (cut === -1) cut = row.phases.length;
+  else while (cut > 0 && row.phases[cut - 1]!.endedAt! >= row.phases[cut]!.startedAt - SLACK_MS) cut--;
+  const ended = row.phases.slice(0, cut);
   // An undo or cleanup (with the wait for admission before it) is a link of its own: the rollback
   // waited for something else than the job's run.
   const rollback = ended.map((p) => p.phase === "undoing" || p.phase === "cleanup");

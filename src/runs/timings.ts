@@ -36,9 +36,9 @@ export function timingsOf(source: TimingSource): JobTimings[] {
   const events = new Map<string, EventRecord[]>();
   for (const event of source.history) {
     if (event.action === null) continue;
-    let list = events.get(event.action);
-    if (!list) events.set(event.action, (list = []));
-    list.push(event);
+    const list = events.get(event.action);
+    if (list) list.push(event);
+    else events.set(event.action, [event]);
   }
   const gate = byJob.get(GATE);
   const rows: JobTimings[] = [];
@@ -48,7 +48,7 @@ export function timingsOf(source: TimingSource): JobTimings[] {
     let due: number | null = null;
     if (plan) {
       const needs = plan.needs.length > 0 ? plan.needs : gate ? [GATE] : [];
-      const ends = needs.map((n) => byJob.get(n)?.endedAt ?? null);
+      const ends = needs.map((n) => endOf(events.get(n), byJob.get(n)));
       due =
         ends.length === 0
           ? source.run.createdAt
@@ -78,6 +78,13 @@ export function timingsOf(source: TimingSource): JobTimings[] {
     if (probed) probed.readyAt = step.endedAt;
   }
   return rows;
+}
+
+/** When a step ended, as its history says (its phases end there), else as its record says. */
+function endOf(events: readonly EventRecord[] | undefined, step: StepSummary | undefined): number | null {
+  if (step?.endedAt === null || step === undefined) return null;
+  const last = events?.findLast((e) => e.type === "action:completed" || e.type === "action:failed");
+  return last?.at ?? step.endedAt;
 }
 
 interface StepContext {

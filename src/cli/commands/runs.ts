@@ -9,6 +9,7 @@ import type { RunDetail, RunSummary, StepSummary, WaitingJob } from "../../runs/
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
 import { connectionOptions, withRuns } from "../connect.js";
 import { groupNote, iterationCells, unfold } from "./iterations.js";
+import { criticalPathText, timingLines } from "./phases.js";
 
 const options = { ...connectionOptions, json: { type: "boolean" } } as const;
 
@@ -75,7 +76,7 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
   if (run.parent) lines.push(`parent    ${run.parent.runId} (step ${run.parent.step})`);
   for (const child of run.children ?? [])
     lines.push(`child     ${child.id} ${child.status} (step ${child.step}, ${child.pipeline})`);
-  const critical = criticalPath(run);
+  const critical = criticalPathText(run);
   if (critical) lines.push(`critical  ${critical}`);
   io.out(`${lines.join("\n")}\n\n`);
   const waits = new Map(run.waiting.map((w) => [w.job, w]));
@@ -102,18 +103,9 @@ function printRun(io: Io, run: RunDetail, json: boolean | undefined): number {
       ]),
     ]),
   );
+  const timings = timingLines(run);
+  if (timings.length > 0) io.out(`\n${timings.join("\n")}\n`);
   return EXIT.ok;
-}
-
-/** Where the run's time went, e.g. `4m 10s: build 1m 2s, 40s queued -> publish 3m`. */
-function criticalPath(run: RunDetail): string | undefined {
-  const path = run.criticalPath;
-  if (!path) return undefined;
-  const parts = path.steps.map((s) => {
-    const wait = s.queuedMs === undefined ? "" : `, ${duration(s.queuedMs)} queued`;
-    return `${s.job} ${duration(s.ms)}${wait}`;
-  });
-  return `${duration(path.totalMs)}: ${parts.join(" -> ")}`;
 }
 
 /** Declared vs measured: `4 GiB / 1.2 GiB` (declared, then the peak of the job's process tree). */
