@@ -189,7 +189,8 @@ function baseDocument(): OpenApiDocument {
       "/runs/{id}": {
         get: {
           operationId: "showRun",
-          summary: "One run: its status, why it failed, each step's state, and its plan",
+          summary:
+            "One run: its status, why it failed, each step's state and phases (`timings`), the critical path, and its plan",
           parameters: [runId],
           responses: { "200": { description: "The run", content: json("RunDetail") }, ...errors(401, 404) },
         },
@@ -446,6 +447,7 @@ function baseDocument(): OpenApiDocument {
         CancelRequest: schemaOf(api.cancelRequest, "input"),
         RunSummary: schemaOf(api.runSummary),
         RunDetail: schemaOf(api.runDetail),
+        Phase: schemaOf(api.phase),
         RunPage: schemaOf(api.runPage),
         PruneRequest: schemaOf(api.pruneRequest, "input"),
         PruneResponse: schemaOf(api.pruneResponse),

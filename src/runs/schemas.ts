@@ -169,30 +169,35 @@ export type WaitingJob = z.infer<typeof waitingJob>;
  * turn under its concurrency key), `retry` (the backoff before the next attempt), `signal`, `sleep`,
  * `poll`, `child` (the child run it started), `loop` and `fan-out` (its group's own steps).
  */
-export const phaseReason = z.object({
-  kind: z.enum([
-    "lock",
-    "pool",
-    "concurrency",
-    "retry",
-    "signal",
-    "sleep",
-    "poll",
-    "child",
-    "loop",
-    "fan-out",
-  ]),
-  /** The lock (`swarm`), the pool (`memory`), the concurrency key, the signal, or the child run's id. */
-  resource: z.string().optional(),
-  /** Who held the lock or pool when the reason was given (its first holder). */
-  holder: z.object({ run: z.string(), runName: z.string().nullable(), job: z.string() }).optional(),
-  /** Its place in line for that resource, from 1, when known. */
-  position: z.number().int().optional(),
-  /** Enough was free, but requests ahead of it had reserved it. */
-  reserved: z.boolean().optional(),
-  /** The sentence the queue gave (`slipway queue`'s words), when there is one. */
-  message: z.string().optional(),
-});
+export const phaseReason = z
+  .object({
+    kind: z.enum([
+      "lock",
+      "pool",
+      "concurrency",
+      "retry",
+      "signal",
+      "sleep",
+      "poll",
+      "child",
+      "loop",
+      "fan-out",
+    ]),
+    /** The lock (`swarm`), the pool (`memory`), the concurrency key, the signal, or the child run's id. */
+    resource: z.string().optional(),
+    /** Who held the lock or pool when the reason was given (its first holder). */
+    holder: z.object({ run: z.string(), runName: z.string().nullable(), job: z.string() }).optional(),
+    /** Its place in line for that resource, from 1, when known. */
+    position: z.number().int().optional(),
+    /** Enough was free, but requests ahead of it had reserved it. */
+    reserved: z.boolean().optional(),
+    /** The sentence the queue gave (`slipway queue`'s words), when there is one. */
+    message: z.string().optional(),
+  })
+  .describe(
+    "Why a phase waits: kind lock | pool | concurrency | retry | signal | sleep | poll | child | loop | fan-out; " +
+      "resource names the lock, pool, concurrency key, signal or child run; holder and position when known",
+  );
 export type PhaseReason = z.infer<typeof phaseReason>;
 
 /**
@@ -201,30 +206,37 @@ export type PhaseReason = z.infer<typeof phaseReason>;
  * way; `probing`: its readiness probe; `undoing`: its undo (waits of an undo for a lock are `waiting`
  * phases with the same `attempt`); `cleanup`: the cleanup after an attempt cut short.
  */
-export const phase = z.object({
-  phase: z.enum(["queued", "waiting", "running", "probing", "undoing", "cleanup"]),
-  /** The attempt it belongs to, from 1 (an undo's own attempts for `undoing`). */
-  attempt: z.number().int(),
-  /** Epoch ms. */
-  startedAt: z.number(),
-  /** Epoch ms; null while it lasts. */
-  endedAt: z.number().nullable(),
-  reason: phaseReason.optional(),
-  /** The attempt, undo or cleanup that this phase ends failed. */
-  failed: z.boolean().optional(),
-});
+export const phase = z
+  .object({
+    phase: z.enum(["queued", "waiting", "running", "probing", "undoing", "cleanup"]),
+    /** The attempt it belongs to, from 1 (an undo's own attempts for `undoing`). */
+    attempt: z.number().int(),
+    /** Epoch ms. */
+    startedAt: z.number(),
+    /** Epoch ms; null while it lasts. */
+    endedAt: z.number().nullable(),
+    reason: phaseReason.optional(),
+    /** The attempt, undo or cleanup that this phase ends failed. */
+    failed: z.boolean().optional(),
+  })
+  .describe(
+    "One stretch of a step's time: queued (due, not yet asking for resources), waiting (for `reason`), running, " +
+      "probing (its readiness probe), undoing, cleanup; endedAt null while it lasts",
+  );
 export type Phase = z.infer<typeof phase>;
 
 /** A step's phases, oldest first: every attempt, wait, probe, undo and cleanup it had. */
-export const jobTimings = z.object({
-  job: z.string(),
-  label: z.string(),
-  /** For a readiness probe's step: the job it probes (its phases are `probing`). */
-  probes: z.string().optional(),
-  /** For a job with a readiness probe: when the probe said it was up, epoch ms. */
-  readyAt: z.number().optional(),
-  phases: z.array(phase),
-});
+export const jobTimings = z
+  .object({
+    job: z.string(),
+    label: z.string(),
+    /** For a readiness probe's step: the job it probes (its phases are `probing`). */
+    probes: z.string().optional(),
+    /** For a job with a readiness probe: when the probe said it was up, epoch ms. */
+    readyAt: z.number().optional(),
+    phases: z.array(phase),
+  })
+  .describe("A step's phases, oldest first: every attempt, wait, probe, undo and cleanup it had");
 export type JobTimings = z.infer<typeof jobTimings>;
 
 /**
@@ -233,23 +245,28 @@ export type JobTimings = z.infer<typeof jobTimings>;
  * through the failing job and the rollback. `segments` cover that time without gap or overlap (a
  * stretch between jobs is a `queued` segment of no job); `steps` sum them up per job.
  */
-export const criticalPath = z.object({
-  /** From the run's creation to the end of the chain, ms: the sum of `segments` (`steps` leave out time between jobs). */
-  totalMs: z.number(),
-  steps: z.array(
-    z.object({
-      job: z.string(),
-      ms: z.number(),
-      /** Of `ms`, waiting (for a lock, a pool, a retry...), when any. */
-      queuedMs: z.number().optional(),
-      /** An undo or cleanup (absent: the job's own attempts). */
-      phase: z.enum(["undo", "cleanup"]).optional(),
-      /** It ended in failure. */
-      failed: z.boolean().optional(),
-    }),
-  ),
-  segments: z.array(phase.extend({ job: z.string().nullable() })),
-});
+export const criticalPath = z
+  .object({
+    /** From the run's creation to the end of the chain, ms: the sum of `segments` (`steps` leave out time between jobs). */
+    totalMs: z.number(),
+    steps: z.array(
+      z.object({
+        job: z.string(),
+        ms: z.number(),
+        /** Of `ms`, waiting (for a lock, a pool, a retry...), when any. */
+        queuedMs: z.number().optional(),
+        /** An undo or cleanup (absent: the job's own attempts). */
+        phase: z.enum(["undo", "cleanup"]).optional(),
+        /** It ended in failure. */
+        failed: z.boolean().optional(),
+      }),
+    ),
+    segments: z.array(phase.extend({ job: z.string().nullable() })),
+  })
+  .describe(
+    "Where the run's time went, from its creation to its end, a failed run's failure and rollback included: " +
+      "segments cover it without gap or overlap (job null: between jobs); steps sum them up per job",
+  );
 export type CriticalPath = z.infer<typeof criticalPath>;
 
 /** A child run as its parent's `show` lists it: the run, the step that started it, how far it got. */

@@ -130,4 +130,34 @@ describe.each(backends)("observability on $name", (backend) => {
     await h.executor({ sagas: [nothing], stagedGraceMs: 0 });
     expect(existsSync(join(h.dir, "data", ref.path))).toBe(false);
   });
+
+  it("keeps what an attempt recorded of its timing on the event that ends it, without a write of its own", async () => {
+    const h = harness(backend);
+    const flaky = saga("flaky", { version: 1 })
+      .action("deploy", {
+        retry: { maxAttempts: 2, initialDelayMs: 1 },
+        produces: { stack: z.string() },
+        run: (_input, ctx) => {
+          ctx.timing?.({ admission: { at: 1, grantedAt: null, waits: [] }, attempt: ctx.attempt });
+          if (ctx.attempt === 1) throw new Error("flaked");
+          ctx.timing?.({ grantedAt: 2 });
+          return { stack: "s1" };
+        },
+        undo: (_input, _output, ctx) => ctx.timing?.({ undone: true }),
+      })
+      .action("fail", { reads: ["stack"], run: () => Promise.reject(new Error("no")) })
+      .build();
+    const executor = await h.executor({ sagas: [flaky] });
+    const handle = await executor.start(flaky);
+    expect((await within(handle.result(), "the run")).status).toBe("compensated");
+    const ends = (await executor.history(handle.id))
+      .filter((e) => e.action === "deploy" && e.type !== "action:started" && e.type !== "undo:started")
+      .map((e) => [e.type, e.data?.timing]);
+    expect(ends).toEqual([
+      ["action:failed", { admission: { at: 1, grantedAt: null, waits: [] }, attempt: 1 }],
+      // Later calls merge into earlier ones.
+      ["action:completed", { admission: { at: 1, grantedAt: null, waits: [] }, attempt: 2, grantedAt: 2 }],
+      ["undo:completed", { undone: true }],
+    ]);
+  });
 });

@@ -1,0 +1,87 @@
+/**
+ * What a job records of its wait for admission, for `show`'s phases: nothing when it is granted at
+ * once; otherwise when it asked, what it waited for (the lock, who held it, its place in line), and
+ * when it was granted, or that it never was. No processes: admission and a stand-in context.
+ */
+import { describe, expect, it } from "vitest";
+import type { ActionContext } from "../../../src/definition/types.js";
+import type { JsonObject } from "../../../src/json.js";
+import type { Step } from "../../../src/pipeline/plan.js";
+import { JobResources } from "../../../src/pipeline/resources.js";
+import type { AdmissionTiming } from "../../../src/pipeline/timing.js";
+import { Admission } from "../../../src/scheduler/admission.js";
+import { eventually, within } from "../../wait.js";
+
+const deploy = {
+  action: "deploy",
+  kind: "job",
+  label: "deploy",
+  needs: [],
+  job: { name: "deploy", resources: { locks: ["swarm"] } },
+} as unknown as Step;
+
+function context(runId: string, signal = new AbortController().signal) {
+  const recorded: { timing?: JsonObject } = {};
+  const ctx = {
+    runId,
+    runName: `${runId}-name`,
+    action: "deploy",
+    attempt: 1,
+    signal,
+    progress: () => {},
+    timing: (facts: JsonObject) => {
+      recorded.timing = { ...recorded.timing, ...facts };
+    },
+  } as unknown as ActionContext;
+  return { ctx, recorded };
+}
+
+describe("a job's admission timing", () => {
+  it("records the wait by reason and holder, and nothing for a grant at once", async () => {
+    const resources = new JobResources(
+      new Admission({ capacity: { memoryBytes: 1e9, cpu: 4, diskBytes: 0, locks: { swarm: 1 } } }),
+    );
+    const first = context("r0");
+    const held = await resources.admit(first.ctx, "release", deploy, "release");
+    expect(first.recorded.timing).toBeUndefined();
+
+    const second = context("r1");
+    const asked = Date.now();
+    const pending = resources.admit(second.ctx, "release", deploy, "release");
+    // While it waits, `show` can ask what it has waited for so far.
+    const so = await eventually(() => resources.waiting("r1", "deploy"), "r1 to be told why it waits");
+    expect(so.grantedAt).toBeNull();
+    held.release();
+    const grant = await within(pending, "r1's grant");
+    const admission = second.recorded.timing?.admission as AdmissionTiming;
+    expect(admission.at).toBeGreaterThanOrEqual(asked);
+    expect(admission.grantedAt).toBe(grant.since);
+    expect(admission.waits).toEqual([
+      {
+        at: admission.at,
+        kind: "lock",
+        resource: "swarm",
+        holder: { run: "r0", runName: "r0-name", job: "deploy" },
+        position: 1,
+        message: expect.stringContaining("waits for lock swarm (1 of 1 held by run r0 (r0-name) job deploy"),
+      },
+    ]);
+    expect(resources.waiting("r1", "deploy")).toBeUndefined();
+    grant.release();
+  });
+
+  it("records a wait cut short (cancelled) as never granted", async () => {
+    const resources = new JobResources(
+      new Admission({ capacity: { memoryBytes: 1e9, cpu: 4, diskBytes: 0, locks: { swarm: 1 } } }),
+    );
+    const held = await resources.admit(context("r0").ctx, "release", deploy, "release");
+    const abort = new AbortController();
+    const waiting = context("r1", abort.signal);
+    const pending = resources.admit(waiting.ctx, "release", deploy, "release");
+    await eventually(() => resources.waiting("r1", "deploy"), "r1 to be told why it waits");
+    abort.abort(new Error("cancelled"));
+    await expect(pending).rejects.toThrow("cancelled");
+    expect(waiting.recorded.timing?.admission).toMatchObject({ grantedAt: null, waits: [{ kind: "lock" }] });
+    held.release();
+  });
+});
