@@ -185,6 +185,25 @@ describe("phases", () => {
     ]);
   });
 
+  it("a child step waits for its child run; undoing it waits for the child's undo", () => {
+    const { timings } = derive({
+      run: { createdAt: 0, endedAt: 100 },
+      plan: plan([{ action: "provision", needs: [] }]),
+      steps: [step("provision", "undone", 0, 90)],
+      history: [
+        event("action:waiting", "provision", 1, { child: "c1" }),
+        event("action:completed", "provision", 40, { attempt: 1 }),
+        event("undo:started", "provision", 50, { attempt: 1, child: "c1" }),
+        event("undo:completed", "provision", 90, { attempt: 1 }),
+      ],
+    });
+    expect(timings[0]!.phases).toEqual([
+      { phase: "queued", attempt: 1, startedAt: 0, endedAt: 1 },
+      { phase: "waiting", attempt: 1, startedAt: 1, endedAt: 40, reason: { kind: "child", resource: "c1" } },
+      { phase: "undoing", attempt: 1, startedAt: 50, endedAt: 90 },
+    ]);
+  });
+
   it("a wait under way is open, with its reason as the hosting process tells it", () => {
     const { timings, path } = derive({
       run: { createdAt: 0, endedAt: null },
