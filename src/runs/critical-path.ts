@@ -33,19 +33,22 @@ export function criticalPathOf(run: {
   const end = run.endedAt ?? Math.max(...blocks.map((b) => b.endedAt));
   const needs = new Map(run.plan?.steps.map((s) => [s.action, new Set(s.needs)]));
   const chain: Block[] = [];
-  const used = new Set<Block>();
+  // Latest end first; the cursor only moves back, so one pass over them finds every link.
+  const byEnd = [...blocks].sort((a, b) => b.endedAt - a.endedAt);
+  let first = 0;
   let cursor = end;
   while (cursor > run.createdAt) {
-    const before = blocks.filter(
-      (b) => !used.has(b) && b.endedAt <= cursor + SLACK_MS && b.startedAt < cursor,
-    );
-    if (before.length === 0) break;
-    const latest = Math.max(...before.map((b) => b.endedAt));
-    const tied = before.filter((b) => b.endedAt >= latest - SLACK_MS);
+    while (first < byEnd.length && byEnd[first]!.endedAt > cursor + SLACK_MS) first++;
+    // Those that ended last before the cursor (within the clock's grain of each other).
+    const tied: Block[] = [];
+    for (let i = first; i < byEnd.length; i++) {
+      const block = byEnd[i]!;
+      if (tied.length > 0 && block.endedAt < tied[0]!.endedAt - SLACK_MS) break;
+      if (block.startedAt < cursor) tied.push(block);
+    }
+    if (tied.length === 0) break;
     const wanted = chain[0] && needs.get(chain[0].job);
-    const next =
-      tied.find((b) => wanted?.has(b.job)) ?? tied.reduce((a, b) => (b.endedAt > a.endedAt ? b : a));
-    used.add(next);
+    const next = tied.find((b) => wanted?.has(b.job)) ?? tied[0]!;
     chain.unshift(next);
     cursor = Math.min(cursor, next.startedAt);
   }

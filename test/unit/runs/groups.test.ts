@@ -57,7 +57,7 @@ it("gives every step of a run with groups its phases, and a critical path over t
   const handle = await executor.start(grouped);
   expect((await within(handle.result(), "the run")).status).toBe("completed");
   const detail = runDetail((await h.storage.load(handle.id))!, {
-    history: await executor.history(handle.id),
+    history: await h.storage.history(handle.id),
   });
   const phases = new Map(detail.timings!.map((t) => [t.job, t.phases]));
   // A group waits for its own steps; each of them ran.
