@@ -85,6 +85,7 @@ export class JobResources {
       priority,
     };
     const need = this.need(pipeline, step);
+    // In admission's clock, as the grant's times are: when it asked, once admission says.
     const at = Date.now();
     const pending = this.admission.acquire(ticket, need, ctx.signal);
     const id = `${ctx.runId}\u0000${step.action}`;
@@ -94,17 +95,28 @@ export class JobResources {
     // explains itself.
     this.#schedule();
     let grantedAt: number | null = null;
+    let waited = false;
     try {
       const grant = await pending;
       grantedAt = grant.since;
+      waited = grant.waitedMs > 0;
+      queued.at = grant.since - grant.waitedMs;
       if (queued.said !== "")
         ctx.progress(`admitted after ${Math.round(grant.waitedMs / 100) / 10}s`, { queued: false });
       return grant;
     } finally {
       this.#queued.delete(id);
-      // Only a wait that was explained is recorded: nothing at all for the usual grant at once.
+      // A wait granted before the queue explained it (within a turn, or a busy 200 ms) is one of
+      // no known reason.
+      if (queued.waits.length === 0 && waited)
+        queued.waits.push({
+          at: queued.at,
+          kind: "admission",
+          message: "admitted before the queue said why it waited",
+        });
+      // Nothing at all is recorded for the usual grant at once.
       if (queued.waits.length > 0) {
-        const admission: AdmissionTiming = { at, grantedAt, waits: queued.waits };
+        const admission: AdmissionTiming = { at: queued.at, grantedAt, waits: queued.waits };
         ctx.timing?.({ admission });
       }
     }
@@ -148,6 +160,7 @@ export class JobResources {
       if (!mine || mine.reason === queued.said) continue;
       queued.said = mine.reason;
       // The first stretch starts when it asked (the first explanation comes a turn later).
+      if (queued.waits.length === 0) queued.at = mine.since;
       const wait = waitOf(mine, queued.waits.length === 0 ? queued.at : this.#toldAt);
       const last = queued.waits.at(-1);
       if (last === undefined || (!sameWait(last, wait) && queued.waits.length < MAX_WAITS))

@@ -11,10 +11,10 @@ import { type Explanation, isLock, lockName } from "../scheduler/types.js";
 export const admissionWaitSchema = z.object({
   /** When it started waiting for this reason, epoch ms. */
   at: z.number(),
-  /** A named lock, or a pool (memory, cpu, disk). */
-  kind: z.enum(["lock", "pool"]),
+  /** A named lock, a pool (memory, cpu, disk), or `admission`: granted before the queue said why. */
+  kind: z.enum(["lock", "pool", "admission"]),
   /** The lock's name (`swarm`), or the pool's (`memory`, `cpu`, `disk`). */
-  resource: z.string(),
+  resource: z.string().optional(),
   /** Who held it when the reason was given (the first holder, oldest first). */
   holder: z.object({ run: z.string(), runName: z.string().nullable(), job: z.string() }).optional(),
   /** Its place in line for that resource, from 1. */

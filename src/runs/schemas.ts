@@ -165,7 +165,8 @@ export const waitingJob = queueEntry.omit({ run: true, runName: true, pipeline: 
 export type WaitingJob = z.infer<typeof waitingJob>;
 
 /**
- * Why a phase waits: `lock` (a named lock), `pool` (memory, cpu or disk), `concurrency` (the run's
+ * Why a phase waits: `lock` (a named lock), `pool` (memory, cpu or disk), `admission` (admitted before
+ * the queue said why it waited), `concurrency` (the run's
  * turn under its concurrency key), `retry` (the backoff before the next attempt), `signal`, `sleep`,
  * `poll`, `child` (the child run it started), `loop` and `fan-out` (its group's own steps).
  */
@@ -174,6 +175,7 @@ export const phaseReason = z
     kind: z.enum([
       "lock",
       "pool",
+      "admission",
       "concurrency",
       "retry",
       "signal",
@@ -195,7 +197,7 @@ export const phaseReason = z
     message: z.string().optional(),
   })
   .describe(
-    "Why a phase waits: kind lock | pool | concurrency | retry | signal | sleep | poll | child | loop | fan-out; " +
+    "Why a phase waits: kind lock | pool | admission | concurrency | retry | signal | sleep | poll | child | loop | fan-out; " +
       "resource names the lock, pool, concurrency key, signal or child run; holder and position when known",
   );
 export type PhaseReason = z.infer<typeof phaseReason>;

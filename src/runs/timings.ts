@@ -195,7 +195,8 @@ function split(phase: Open, end: number | null, admission: AdmissionTiming | und
     const from = i === 0 ? asked : clamp(wait.at);
     const next = waits[i + 1];
     const to = next ? clamp(next.at) : admission!.grantedAt === null ? end : clamp(admission!.grantedAt);
-    const reason: PhaseReason = { kind: wait.kind, resource: wait.resource, message: wait.message };
+    const reason: PhaseReason = { kind: wait.kind, message: wait.message };
+    if (wait.resource !== undefined) reason.resource = wait.resource;
     if (wait.holder) reason.holder = wait.holder;
     if (wait.position !== undefined) reason.position = wait.position;
     if (wait.reserved) reason.reserved = true;

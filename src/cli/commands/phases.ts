@@ -79,6 +79,8 @@ function reasonText(reason: PhaseReason | undefined): string {
       return `lock ${reason.resource}${more}`;
     case "pool":
       return `${reason.resource}${more}`;
+    case "admission":
+      return "admission";
     case "concurrency":
       return `concurrency key ${reason.resource}`;
     case "retry":

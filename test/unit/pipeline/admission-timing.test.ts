@@ -84,4 +84,25 @@ describe("a job's admission timing", () => {
     expect(waiting.recorded.timing?.admission).toMatchObject({ grantedAt: null, waits: [{ kind: "lock" }] });
     held.release();
   });
+
+  it("records a wait granted before the queue said why as a wait for admission, of no known reason", async () => {
+    let now = 1_000;
+    const resources = new JobResources(
+      new Admission({
+        capacity: { memoryBytes: 1e9, cpu: 4, diskBytes: 0, locks: { swarm: 1 } },
+        now: () => now,
+      }),
+    );
+    const held = await resources.admit(context("r0").ctx, "release", deploy, "release");
+    const quick = context("r1");
+    const pending = resources.admit(quick.ctx, "release", deploy, "release");
+    // Released in the same turn: granted 5 ms (of admission's clock) later, before any explanation.
+    now += 5;
+    held.release();
+    (await within(pending, "r1's grant")).release();
+    expect(quick.recorded.timing?.admission).toMatchObject({
+      grantedAt: 1_005,
+      waits: [{ kind: "admission", message: "admitted before the queue said why it waited" }],
+    });
+  });
 });
