@@ -97,9 +97,11 @@ export class JobResources {
     let grantedAt: number | null = null;
     let waited = false;
     try {
-      const grant = await pending;
+      // Granted within `acquire` (the usual case) or queued: whether it was settled before this turn.
+      const atOnce = await Promise.race([pending, Promise.resolve(undefined)]);
+      const grant = atOnce ?? (await pending);
       grantedAt = grant.since;
-      waited = grant.waitedMs > 0;
+      waited = atOnce === undefined && grant.waitedMs > 0;
       queued.at = grant.since - grant.waitedMs;
       if (queued.said !== "")
         ctx.progress(`admitted after ${Math.round(grant.waitedMs / 100) / 10}s`, { queued: false });

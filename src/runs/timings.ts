@@ -169,7 +169,8 @@ function phasesOf(events: readonly EventRecord[], context: StepContext): Phase[]
     if (context.end !== null) close(Math.max(context.end, current.startedAt), null, false);
     else phases.push(...split(current, null, context.live));
   }
-  const kept = phases.filter((p) => p.endedAt === null || p.endedAt > p.startedAt || p.phase === "running");
+  // A stretch of an admission wait of no length is left out; anything else happened, however fast.
+  const kept = phases.filter((p) => p.endedAt === null || p.endedAt > p.startedAt || !admitting(p));
   // Queued before the engine started it and queued before it asked for resources are one stretch.
   return kept.filter((p, i) => {
     const next = kept[i + 1];
@@ -206,6 +207,12 @@ function split(phase: Open, end: number | null, admission: AdmissionTiming | und
     out.push({ ...phase, startedAt: clamp(admission!.grantedAt), endedAt: end });
   for (const p of out) if (p.failed === undefined) delete p.failed;
   return out;
+}
+
+/** A wait for admission (a lock or pool), as a split of its attempt. */
+function admitting(phase: Phase): boolean {
+  const kind = phase.reason?.kind;
+  return kind === "lock" || kind === "pool" || kind === "admission";
 }
 
 /** Why a step that waits (`action:waiting`) waits, from the event's data. */
