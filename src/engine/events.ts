@@ -30,6 +30,13 @@ export type LifecycleEventType =
 
 export type RunEventType = LifecycleEventType | "action:progress";
 
+/**
+ * The event that ends an attempt (`action:completed`, `action:failed`, `cleanup:started` after a cut
+ * short attempt, `undo:completed`, `undo:failed`, `cleanup:completed`, `cleanup:failed`) carries
+ * `data.timing` when the attempt recorded facts about its timing (`ActionContext.timing`): a pipeline
+ * job's wait for admission, `{ admission: { at, grantedAt, waits: [{ at, kind, resource, holder, position, message }] } }`
+ * (pipeline/timing.ts). `slipway show`'s phases come from them; so can a listener's queue-wait figures.
+ */
 export interface RunEvent {
   type: RunEventType;
   runId: string;
