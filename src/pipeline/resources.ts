@@ -85,7 +85,7 @@ export class JobResources {
       priority,
     };
     const need = this.need(pipeline, step);
-    // In admission's clock, as the grant's times are: when it asked, once admission says.
+    // When it asked; replaced by admission's own word (its explanation's or grant's times, in its clock).
     const at = Date.now();
     const pending = this.admission.acquire(ticket, need, ctx.signal);
     const id = `${ctx.runId}\u0000${step.action}`;
