@@ -13,6 +13,9 @@ interface Block {
   endedAt: number;
 }
 
+/** Waits that hold a job back (queueing): not those that are its work, a child run, a signal, a loop's steps. */
+const HELD_BACK: ReadonlySet<string> = new Set(["lock", "pool", "admission", "concurrency", "retry"]);
+
 /** Two times this close count as the same moment (the clock's grain between two writes). */
 const SLACK_MS = 1;
 
@@ -71,7 +74,8 @@ export function criticalPathOf(run: {
       if (to <= from) continue;
       segments.push({ ...p, job: block.job, startedAt: from, endedAt: to });
       ms += to - from;
-      if (p.phase === "waiting") waited += to - from;
+      if (p.phase === "waiting" && p.reason !== undefined && HELD_BACK.has(p.reason.kind))
+        waited += to - from;
       at = to;
     }
     const kind = block.phases.find((p) => p.phase === "undoing" || p.phase === "cleanup")?.phase;

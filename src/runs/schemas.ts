@@ -255,7 +255,7 @@ export const criticalPath = z
       z.object({
         job: z.string(),
         ms: z.number(),
-        /** Of `ms`, waiting (for a lock, a pool, a retry...), when any. */
+        /** Of `ms`, held back (waiting for a lock, a pool, admission, its concurrency turn, a retry), when any. */
         queuedMs: z.number().optional(),
         /** An undo or cleanup (absent: the job's own attempts). */
         phase: z.enum(["undo", "cleanup"]).optional(),
