@@ -30,6 +30,7 @@ import { ApiError, toHttpError } from "./errors.js";
 import { openApiDocument } from "./openapi.js";
 import { API_PREFIX } from "./routes.js";
 import { Turns } from "./turns.js";
+import { dashboard } from "./web.js";
 
 export { API_PREFIX, type ApiEnv };
 
@@ -54,6 +55,8 @@ export interface AppOptions {
   hooks?: HookDeps | undefined;
   /** Between SSE keep-alive comments, so proxies don't drop a quiet stream. Default 15 s. */
   keepAliveMs?: number;
+  /** The built web dashboard (`dist/web`), served at `/` with its sign-in; absent or unbuilt: `/` says so. */
+  web?: string | undefined;
 }
 
 const statusQuery = z.array(runStatus).optional();
@@ -119,6 +122,9 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       return c.json(answer.body, answer.status);
     });
   }
+
+  // The dashboard's files and sign-in, outside the API (web.ts): nothing there waits in the API's line.
+  app.use("*", dashboard({ dir: options.web, tokens }));
 
   // Every API request waits its turn, first come first served, a few ms of CPU of them per turn of the loop
   // (turns.ts): under load the loop keeps turning, and no request is passed over.
@@ -187,6 +193,7 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       pipeline: c.req.query("pipeline"),
       name: c.req.query("name"),
       key: c.req.query("key"),
+      text: c.req.query("q"),
     };
     const limit = limitQuery.parse(c.req.query("limit"));
     // Without a limit, every run in one array (the original shape); with one, a page and its cursor.

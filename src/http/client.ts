@@ -269,6 +269,7 @@ function listQuery(query: ListQuery): string {
     const value = query[key];
     if (value !== undefined) params.set(key, value);
   }
+  if (query.text) params.set("q", query.text);
   if (query.limit !== undefined) params.set("limit", String(query.limit));
   const text = params.toString();
   return text === "" ? "" : `?${text}`;

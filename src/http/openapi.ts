@@ -159,6 +159,13 @@ function baseDocument(): OpenApiDocument {
               schema: { type: "string" },
             },
             {
+              name: "q",
+              in: "query",
+              required: false,
+              description: "Only runs whose id, run name or pipeline contains this text (any case)",
+              schema: { type: "string" },
+            },
+            {
               name: "limit",
               in: "query",
               required: false,

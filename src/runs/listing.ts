@@ -31,7 +31,7 @@ export async function listRuns(
 
 export async function pageRuns(storage: Storage, query: ListQuery & { limit: number }): Promise<RunPage> {
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-  if (query.key === undefined && query.name === undefined) {
+  if (query.key === undefined && query.name === undefined && !query.text) {
     // What storage can filter: one page of the newest, not every run read to keep a few.
     const records = await storage.listRuns({
       ...(query.statuses?.length && { statuses: query.statuses }),
@@ -56,6 +56,11 @@ function matches(record: RunRecord, query: Omit<ListQuery, "limit" | "cursor">):
   if (query.statuses?.length && !query.statuses.includes(record.status)) return false;
   if (query.pipeline !== undefined && record.saga !== query.pipeline) return false;
   if (query.name !== undefined && record.runName !== query.name) return false;
+  if (query.text) {
+    const text = query.text.toLowerCase();
+    const fields = [record.id, record.runName ?? "", record.saga];
+    if (!fields.some((field) => field.toLowerCase().includes(text))) return false;
+  }
   return true;
 }
 

@@ -55,6 +55,8 @@ export interface ListQuery {
   name?: string | undefined;
   /** The submission's idempotency key. */
   key?: string | undefined;
+  /** Text the run's id, name or pipeline contains (any case): what people type in a search box. */
+  text?: string | undefined;
   /** At most this many runs; the page's `next` cursor continues after the last one. */
   limit?: number | undefined;
   /** From a previous page's `next`. */

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { hostname as machineName } from "node:os";
 import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { serve as listen } from "@hono/node-server";
 import { NotFoundError } from "../../errors.js";
 import { createApp } from "../../http/app.js";
@@ -132,6 +133,8 @@ export const serve: Command = {
       audit: runs.audit,
       config: () => describeConfig(runs.runtime.config),
       triggers,
+      // Built beside this file: dist/web next to dist/cli.
+      web: fileURLToPath(new URL("../../web", import.meta.url)),
       hooks: triggers.hooks((error) =>
         logger.error({ err: error, triggers: true }, "webhook delivery failed after its answer"),
       ),

@@ -1,0 +1,184 @@
+/**
+ * A run's job output, tailing live: one section per attempt, cleanup and undo (the server's
+ * `==> step (attempt N) <==` headers), ANSI colours rendered, the newest lines kept.
+ */
+import { AnsiUp } from "ansi_up";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { readStream, runPath } from "./api.js";
+
+/** Lines kept in the page; the whole log is a link away. */
+const MAX_LINES = 10_000;
+
+/** An ANSI colour or cursor code: ESC, `[`, numbers, a letter. */
+const ANSI_CODE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g");
+
+interface Line {
+  time: string;
+  stderr: boolean;
+  html: string;
+  text: string;
+}
+
+interface Section {
+  title: string;
+  lines: Line[];
+  ansi: AnsiUp;
+}
+
+function newSection(title: string): Section {
+  const ansi = new AnsiUp();
+  ansi.escape_html = true;
+  ansi.use_classes = true;
+  return { title, lines: [], ansi };
+}
+
+/** A line as the job's log file has it: `<ISO time> <stdout|stderr> <text>`. */
+function parseLine(section: Section, raw: string): Line {
+  const match = /^(\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)[.\d]*Z) (stdout|stderr) (.*)$/.exec(raw);
+  const text = match ? match[4]! : raw;
+  const time = match ? new Date(match[1]!).toLocaleTimeString() : "";
+  // Colour codes stripped for searching: people search for what they see.
+  const plain = text.replace(ANSI_CODE, "");
+  return { time, stderr: match?.[3] === "stderr", html: section.ansi.ansi_to_html(text), text: plain };
+}
+
+export function LogView(props: { run: string; job?: string | undefined }) {
+  const sections = useRef<Section[]>([]);
+  const [, setVersion] = useState(0);
+  const [state, setState] = useState<"loading" | "live" | "ended" | "failed">("loading");
+  const [error, setError] = useState("");
+  const [dropped, setDropped] = useState(0);
+  const [filter, setFilter] = useState("");
+  const box = useRef<HTMLDivElement>(null);
+  const follow = useRef(true);
+
+  const query = new URLSearchParams(props.job ? { job: props.job } : {});
+  const raw = `/api/v1${runPath(props.run, "/logs")}?${query}`;
+
+  useEffect(() => {
+    sections.current = [];
+    setDropped(0);
+    setState("loading");
+    follow.current = true;
+    const aborted = new AbortController();
+    let pending = "";
+    let frame = 0;
+    let total = 0;
+    const flush = () => {
+      frame = 0;
+      setVersion((v) => v + 1);
+    };
+    readStream(
+      `${raw}&follow=1`,
+      (text) => {
+        setState("live");
+        pending += text;
+        const end = pending.lastIndexOf("\n");
+        if (end === -1) return;
+        const lines = pending.slice(0, end).split("\n");
+        pending = pending.slice(end + 1);
+        for (const line of lines) {
+          const header = /^==> (.*) <==$/.exec(line);
+          if (header) {
+            sections.current.push(newSection(header[1]!));
+            continue;
+          }
+          if (sections.current.length === 0) sections.current.push(newSection(""));
+          const section = sections.current.at(-1)!;
+          section.lines.push(parseLine(section, line));
+          total++;
+        }
+        // The oldest lines go first; a section left empty goes with them.
+        let extra = total - MAX_LINES;
+        if (extra > 0) {
+          total -= extra;
+          setDropped((d) => d + extra);
+          while (extra > 0 && sections.current.length > 0) {
+            const first = sections.current[0]!;
+            const cut = Math.min(extra, first.lines.length);
+            first.lines.splice(0, cut);
+            extra -= cut;
+            if (first.lines.length === 0 && sections.current.length > 1) sections.current.shift();
+          }
+        }
+        // Many chunks in a frame are drawn once.
+        if (!frame) frame = requestAnimationFrame(flush);
+      },
+      aborted.signal,
+    ).then(
+      () => {
+        flush();
+        setState("ended");
+      },
+      (failure: Error) => {
+        if (aborted.signal.aborted) return;
+        setError(failure.message);
+        setState("failed");
+      },
+    );
+    return () => {
+      aborted.abort();
+      cancelAnimationFrame(frame);
+    };
+  }, [raw]);
+
+  // Stay at the bottom while the reader is there, as `tail -f` does.
+  useEffect(() => {
+    if (follow.current && box.current) box.current.scrollTop = box.current.scrollHeight;
+  });
+
+  const needle = filter.toLowerCase();
+  const shown = sections.current.map((section) => ({
+    section,
+    lines: needle ? section.lines.filter((l) => l.text.toLowerCase().includes(needle)) : section.lines,
+  }));
+  return (
+    <section class="log" aria-label="Log">
+      <div class="log-bar">
+        <h2>Log{props.job ? ` of ${props.job}` : ""}</h2>
+        <span class="log-state" data-state={state}>
+          {state === "live"
+            ? "● following"
+            : state === "ended"
+              ? "end of log"
+              : state === "failed"
+                ? error
+                : "…"}
+        </span>
+        <label>
+          Search{" "}
+          <input type="search" value={filter} onInput={(event) => setFilter(event.currentTarget.value)} />
+        </label>
+        <a href={raw} target="_blank" rel="noopener">
+          Whole log
+        </a>
+      </div>
+      {dropped > 0 && <p class="hint">{dropped} earlier lines are not shown here: open the whole log.</p>}
+      <div
+        class="log-body"
+        ref={box}
+        onScroll={(event) => {
+          const el = event.currentTarget;
+          follow.current = el.scrollTop + el.clientHeight >= el.scrollHeight - 8;
+        }}
+      >
+        {shown.length === 0 && state !== "loading" && <p class="empty">No output yet.</p>}
+        {shown.map(({ section, lines }, i) => (
+          <div class="log-section" key={`${i}:${section.title}`}>
+            {section.title && <h3>{section.title}</h3>}
+            <pre>
+              {lines.map((line, j) => (
+                <div class={line.stderr ? "line stderr" : "line"} key={j}>
+                  <span class="t">{line.time}</span>
+                  {/* ansi_up escapes the text: only its own colour spans are markup. */}
+                  {/* biome-ignore lint/security/noDangerouslySetInnerHtml: escaped by ansi_up (escape_html) */}
+                  <span class="x" dangerouslySetInnerHTML={{ __html: line.html }} />
+                </div>
+              ))}
+            </pre>
+          </div>
+        ))}
+      </div>
+    </section>
+  );
+}
