@@ -22,7 +22,6 @@ export function JobGraph(props: {
 }) {
   const shape = props.nodes.map((n) => n.id).join("\n") + props.edges.map((e) => e.join(">")).join("\n");
   // Laid out again only when the jobs or edges change, not on every status change.
-  // biome-ignore lint/correctness/useExhaustiveDependencies: `shape` stands for nodes and edges
   const layout = useMemo(() => {
     const g = new dagre.graphlib.Graph();
     g.setGraph({ rankdir: "LR", nodesep: 18, ranksep: 48, marginx: 8, marginy: 8 });

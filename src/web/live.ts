@@ -18,7 +18,6 @@ export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[], eve
   const [tick, setTick] = useState(0);
   const loader = useRef(load);
   loader.current = load;
-  // biome-ignore lint/correctness/useExhaustiveDependencies: the caller's deps say when to load again
   useEffect(() => {
     let gone = false;
     let busy = false;

@@ -32,14 +32,14 @@ function newSection(title: string): Section {
   return { title, lines: [], ansi };
 }
 
-/** A line as the job's log file has it: `<ISO time> <stdout|stderr> <text>`. */
+/** A line as the job's log file has it: `<ISO time> <out|err> <text>`. */
 function parseLine(section: Section, raw: string): Line {
-  const match = /^(\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)[.\d]*Z) (stdout|stderr) (.*)$/.exec(raw);
-  const text = match ? match[4]! : raw;
+  const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[.\d]*Z) (out|err) (.*)$/.exec(raw);
+  const text = match ? match[3]! : raw;
   const time = match ? new Date(match[1]!).toLocaleTimeString() : "";
   // Colour codes stripped for searching: people search for what they see.
   const plain = text.replace(ANSI_CODE, "");
-  return { time, stderr: match?.[3] === "stderr", html: section.ansi.ansi_to_html(text), text: plain };
+  return { time, stderr: match?.[2] === "err", html: section.ansi.ansi_to_html(text), text: plain };
 }
 
 export function LogView(props: { run: string; job?: string | undefined }) {
@@ -171,7 +171,6 @@ export function LogView(props: { run: string; job?: string | undefined }) {
                 <div class={line.stderr ? "line stderr" : "line"} key={j}>
                   <span class="t">{line.time}</span>
                   {/* ansi_up escapes the text: only its own colour spans are markup. */}
-                  {/* biome-ignore lint/security/noDangerouslySetInnerHtml: escaped by ansi_up (escape_html) */}
                   <span class="x" dangerouslySetInnerHTML={{ __html: line.html }} />
                 </div>
               ))}

@@ -30,7 +30,6 @@ export function RunPage(props: { id: string; caller: Caller }) {
   const active = detail !== undefined && ACTIVE.includes(detail.status);
 
   // Follow the run's events while it goes; each one (debounced) reloads the run.
-  // biome-ignore lint/correctness/useExhaustiveDependencies: reopened when the run becomes active again
   useEffect(() => {
     if (detail !== undefined && !active) return;
     const aborted = new AbortController();
@@ -121,8 +120,7 @@ function Facts(props: { run: RunDetail }) {
     <dl class="facts">
       <dt>Pipeline</dt>
       <dd>
-        <Link href={`/?pipeline=${encodeURIComponent(run.pipeline)}`}>{run.pipeline}</Link> (version{" "}
-        {run.version})
+        <Link href={`/?pipeline=${encodeURIComponent(run.pipeline)}`}>{run.pipeline}</Link>
       </dd>
       <dt>Run id</dt>
       <dd>
@@ -214,6 +212,7 @@ function JobTable(props: {
   onSelect: (job: string | undefined) => void;
 }) {
   const steps = new Map(props.run.steps.map((s) => [s.job, s]));
+  const wait = new Map(props.run.waiting.map((w) => [w.job, w.message]));
   return (
     <table class="jobs">
       <thead>
@@ -246,7 +245,7 @@ function JobTable(props: {
               </td>
               <td>{step?.attempt ?? "–"}</td>
               <td>{step?.startedAt ? formatDuration((step.endedAt ?? Date.now()) - step.startedAt) : "–"}</td>
-              <td class="why">{step?.error ?? step?.undoError ?? node.note ?? ""}</td>
+              <td class="why">{step?.error ?? step?.undoError ?? wait.get(node.id) ?? step?.queued ?? ""}</td>
             </tr>
           );
         })}
