@@ -219,7 +219,7 @@ export function runServiceCases(transport: Transport): void {
       expect(await f.runs.list()).toHaveLength(1);
     });
 
-    it("lists by pipeline, name and status, everything or page by page", async () => {
+    it("lists by pipeline, name, status and text, everything or page by page", async () => {
       await using f = await fixture();
       const ids: string[] = [];
       for (const [i, name] of ["release", "inputs", "release"].entries()) {
@@ -231,6 +231,11 @@ export function runServiceCases(transport: Transport): void {
       expect((await f.runs.list({ pipeline: "release" })).map((r) => r.id)).toEqual([ids[2], ids[0]]);
       expect((await f.runs.list({ name: "run-1" })).map((r) => r.id)).toEqual([ids[1]]);
       expect(await f.runs.list({ statuses: ["waiting"] })).toEqual([]);
+      // Text in the id, the run name or the pipeline, in any case: the dashboard's search box.
+      expect((await f.runs.list({ text: "RUN-1" })).map((r) => r.id)).toEqual([ids[1]]);
+      expect((await f.runs.list({ text: "eleas" })).map((r) => r.id)).toEqual([ids[2], ids[0]]);
+      expect((await f.runs.page({ limit: 1, text: "release" })).runs.map((r) => r.id)).toEqual([ids[2]]);
+      expect((await f.runs.list({ text: ids[1]!.slice(-6) })).map((r) => r.id)).toEqual([ids[1]]);
 
       const paged: string[] = [];
       let cursor: string | undefined;
