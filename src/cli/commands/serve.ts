@@ -31,7 +31,7 @@ export const DEFAULT_PORT = 7420;
 
 export const serve: Command = {
   name: "serve",
-  summary: "Host pipeline runs in one long-lived process and serve the HTTP API (/api/v1)",
+  summary: "Host pipeline runs in one long-lived process and serve the HTTP API (/api/v1) and dashboard (/)",
   usage: [
     "slipway serve [--port N] [--host H] [--db PATH] [--config FILE] [--token-file FILE | --token T]",
     "              [--pipeline FILE]...",
@@ -46,6 +46,7 @@ export const serve: Command = {
     "public_url: where people reach the server, for links in reports to forges).",
     "Jobs inherit only an allow-list of the server's environment (PATH, HOME, LANG...) and `job_env:`.",
     "`sources:` in it starts runs from git pushes, pull requests, comments and schedules (docs/triggers.md).",
+    "The web dashboard is at the root URL: sign in with any of these tokens (docs/dashboard.md).",
     "Incomplete runs continue at start; SIGINT/SIGTERM stop the server, leaving them for the next start.",
   ].join("\n"),
   async run(args, io) {
