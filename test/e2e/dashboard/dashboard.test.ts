@@ -112,7 +112,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`the dashboard in Chromium (${CHROMIUM})`
       await signIn(page, server, VIEWER);
       const [cookie] = await context.cookies();
       expect(cookie).toMatchObject({ name: "slipway_session", httpOnly: true, sameSite: "Strict" });
-      expect(await page.evaluate(() => document.cookie)).toBe("");
+      expect(await page.evaluate("document.cookie")).toBe("");
       await page.click(`tr[data-run="${id}"] a`);
       await page.waitForSelector(
         `main.run[data-run="${id}"] g.node[data-job="approve"][data-status="waiting"]`,

@@ -146,12 +146,13 @@ describe("the API with the sign-in cookie", () => {
   it("changes something with the cookie only from the dashboard's own origin", async () => {
     const { call, cancelled } = setup();
     const admin = cookie("admin-token");
-    for (const headers of [
+    const elsewhere: Record<string, string>[] = [
       { "sec-fetch-site": "same-site" },
       { "sec-fetch-site": "cross-site" },
       { origin: "http://dash.example:9999" },
       {},
-    ]) {
+    ];
+    for (const headers of elsewhere) {
       const response = await call("POST", "/api/v1/runs/r1/cancel", { ...admin, ...headers });
       expect(response.status, JSON.stringify(headers)).toBe(403);
       expect(await response.json()).toMatchObject({ error: { code: "cross_site" } });
