@@ -194,6 +194,8 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       name: c.req.query("name"),
       key: c.req.query("key"),
       text: c.req.query("q"),
+      concurrency: c.req.query("concurrency"),
+      trigger: c.req.query("trigger"),
     };
     const limit = limitQuery.parse(c.req.query("limit"));
     // Without a limit, every run in one array (the original shape); with one, a page and its cursor.

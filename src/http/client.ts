@@ -265,7 +265,7 @@ export function runPath(ref: string, rest = ""): string {
 function listQuery(query: ListQuery): string {
   const params = new URLSearchParams();
   if (query.statuses?.length) params.set("status", query.statuses.join(","));
-  for (const key of ["pipeline", "name", "key", "cursor"] as const) {
+  for (const key of ["pipeline", "name", "key", "concurrency", "trigger", "cursor"] as const) {
     const value = query[key];
     if (value !== undefined) params.set(key, value);
   }

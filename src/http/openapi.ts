@@ -166,6 +166,21 @@ function baseDocument(): OpenApiDocument {
               schema: { type: "string" },
             },
             {
+              name: "concurrency",
+              in: "query",
+              required: false,
+              description: "Only runs with this concurrency key",
+              schema: { type: "string" },
+            },
+            {
+              name: "trigger",
+              in: "query",
+              required: false,
+              description:
+                "Only runs started so: an event kind (`push`, `pull_request`, `comment`, `schedule`) or `manual`",
+              schema: { type: "string" },
+            },
+            {
               name: "limit",
               in: "query",
               required: false,

@@ -57,6 +57,10 @@ export interface ListQuery {
   key?: string | undefined;
   /** Text the run's id, name or pipeline contains (any case): what people type in a search box. */
   text?: string | undefined;
+  /** The run's concurrency key (`concurrency.key`, else its pipeline's name). */
+  concurrency?: string | undefined;
+  /** What started the run: an event's kind (`push`, `pull_request`, `comment`, `schedule`...) or `manual`. */
+  trigger?: string | undefined;
   /** At most this many runs; the page's `next` cursor continues after the last one. */
   limit?: number | undefined;
   /** From a previous page's `next`. */

@@ -6,6 +6,8 @@ import { Link, navigate } from "./router.js";
 import { formatDuration, formatTime, Status, statusText } from "./status.js";
 
 const PAGE = 50;
+/** What starts runs: the event kinds of docs/triggers.md, and by hand. */
+const TRIGGERS = ["manual", "push", "pull_request", "comment", "schedule"];
 const STATUSES: readonly RunStatus[] = [
   "running",
   "waiting",
@@ -22,6 +24,8 @@ export function RunsList(props: { query: URLSearchParams }) {
   const pipeline = props.query.get("pipeline") ?? "";
   const status = props.query.get("status") ?? "";
   const text = props.query.get("q") ?? "";
+  const concurrency = props.query.get("concurrency") ?? "";
+  const trigger = props.query.get("trigger") ?? "";
   // The pages after the first: cursors of the pages shown, from the server's `next`.
   const [cursors, setCursors] = useState<string[]>([]);
   const cursor = cursors.at(-1);
@@ -29,6 +33,8 @@ export function RunsList(props: { query: URLSearchParams }) {
   if (pipeline) filters.set("pipeline", pipeline);
   if (status) filters.set("status", status);
   if (text) filters.set("q", text);
+  if (concurrency) filters.set("concurrency", concurrency);
+  if (trigger) filters.set("trigger", trigger);
   if (cursor) filters.set("cursor", cursor);
   // The first page is polled so new runs appear; a later page stays as it was read.
   const page = useLoad(
@@ -67,6 +73,29 @@ export function RunsList(props: { query: URLSearchParams }) {
           />
         </label>
         <label>
+          Concurrency key{" "}
+          <input
+            name="concurrency"
+            value={concurrency}
+            onChange={(event) => setFilter("concurrency", event.currentTarget.value.trim())}
+          />
+        </label>
+        <label>
+          Trigger{" "}
+          <select
+            name="trigger"
+            value={trigger}
+            onChange={(event) => setFilter("trigger", event.currentTarget.value)}
+          >
+            <option value="">any</option>
+            {TRIGGERS.map((t) => (
+              <option value={t} key={t}>
+                {t.replace(/_/g, " ")}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
           Status{" "}
           <select
             name="status"
@@ -97,6 +126,7 @@ export function RunsList(props: { query: URLSearchParams }) {
               <th scope="col">Status</th>
               <th scope="col">Run</th>
               <th scope="col">Pipeline</th>
+              <th scope="col">Trigger</th>
               <th scope="col">Started</th>
               <th scope="col">Took</th>
               <th scope="col">Why it ended</th>
@@ -112,7 +142,15 @@ export function RunsList(props: { query: URLSearchParams }) {
                   <Link href={runPath(run.id)}>{run.name ?? run.id}</Link>
                   {run.name && <div class="sub">{run.id}</div>}
                 </td>
-                <td>{run.pipeline}</td>
+                <td>
+                  {run.pipeline}
+                  {run.concurrencyKey && run.concurrencyKey !== run.pipeline && (
+                    <div class="sub" title="concurrency key">
+                      {run.concurrencyKey}
+                    </div>
+                  )}
+                </td>
+                <td>{run.trigger ?? "–"}</td>
                 <td>{formatTime(run.createdAt)}</td>
                 <td>{run.endedAt ? formatDuration(run.endedAt - run.createdAt) : "–"}</td>
                 <td class="why">{cause(run)}</td>

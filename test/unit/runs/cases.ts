@@ -236,6 +236,14 @@ export function runServiceCases(transport: Transport): void {
       expect((await f.runs.list({ text: "eleas" })).map((r) => r.id)).toEqual([ids[2], ids[0]]);
       expect((await f.runs.page({ limit: 1, text: "release" })).runs.map((r) => r.id)).toEqual([ids[2]]);
       expect((await f.runs.list({ text: ids[1]!.slice(-6) })).map((r) => r.id)).toEqual([ids[1]]);
+      // By concurrency key (the pipeline's name when it declares none) and by what started it.
+      expect((await f.runs.list({ concurrency: "release" })).map((r) => r.id)).toEqual([ids[2], ids[0]]);
+      expect((await f.runs.list({ trigger: "manual" })).map((r) => r.id)).toEqual([...ids].reverse());
+      expect(await f.runs.list({ trigger: "push" })).toEqual([]);
+      expect((await f.runs.page({ limit: 1, concurrency: "release" })).runs.map((r) => r.id)).toEqual([
+        ids[2],
+      ]);
+      expect((await f.runs.list())[0]).toMatchObject({ trigger: "manual", concurrencyKey: "release" });
 
       const paged: string[] = [];
       let cursor: string | undefined;
