@@ -172,6 +172,8 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       event: body.event,
       workspace: body.workspace,
       untrusted: body.untrusted,
+      // Who sent it, as the audit log names them: shown with the run.
+      startedBy: c.get("caller").name,
     };
     const submitted = await runs.submit(
       body.file ? { file: body.file.name, source: body.file.source } : { pipeline: body.pipeline! },

@@ -202,6 +202,8 @@ export const runDetail = runSummary.extend({
       event: z.record(z.string(), z.unknown()).optional(),
       /** The run's checkout of the event's commit. */
       workspace: z.string().optional(),
+      /** Who submitted it: the name of the token it was sent to the server with. */
+      startedBy: z.string().optional(),
     })
     .nullable(),
   plan: planOutline.nullable(),

@@ -45,6 +45,8 @@ export interface SubmitOptions {
    * server's environment beyond the basics.
    */
   untrusted?: boolean | undefined;
+  /** Who submitted it: the name of the token a server was sent it with (the server sets it, not its clients). */
+  startedBy?: string | undefined;
 }
 
 export interface ListQuery {

@@ -132,6 +132,10 @@ function Facts(props: { run: RunDetail }) {
         {run.endedAt &&
           `, ended ${formatTime(run.endedAt)} after ${formatDuration(run.endedAt - run.createdAt)}`}
       </dd>
+      <dt>Started by</dt>
+      <dd data-started-by={run.spec?.startedBy ?? ""}>
+        {run.spec?.startedBy ?? (event ? `the ${String(event.kind)} trigger` : "a terminal (slipway run)")}
+      </dd>
       <dt>Trigger</dt>
       <dd data-trigger={event ? String(event.kind) : "manual"}>
         {event ? (

@@ -177,6 +177,8 @@ describe.skipIf(!existsSync(CHROMIUM))(`the dashboard in Chromium (${CHROMIUM})`
 
       await page.click(`tr[data-run="${id}"] a`);
       await page.waitForSelector(`main.run[data-run="${id}"]`, { timeout: UI_MS });
+      // Submitted with the admin token of --token, named `default`.
+      expect(await page.getAttribute("[data-started-by]", "data-started-by")).toBe("default");
       const jobs = await page.$$eval("g.node", (nodes) => nodes.map((n) => n.getAttribute("data-job")));
       expect(jobs.sort()).toEqual(["build", "deploy", "test"]);
       const edges = await page.$$eval("path.edge", (paths) => paths.map((p) => p.getAttribute("data-edge")));
