@@ -77,17 +77,26 @@ export function LogView(props: { run: string; job?: string | undefined }) {
         if (end === -1) return;
         const lines = pending.slice(0, end).split("\n");
         pending = pending.slice(end + 1);
-        for (const line of lines) {
+        // A big chunk (a long log read from its start) is mostly lines that would be dropped at once:
+        // those are only counted, never parsed or coloured.
+        const skip = lines.length - MAX_LINES;
+        let skipped = 0;
+        lines.forEach((line, i) => {
           const header = /^==> (.*) <==$/.exec(line);
           if (header) {
             sections.current.push(newSection(header[1]!));
-            continue;
+            return;
+          }
+          if (i < skip) {
+            skipped++;
+            return;
           }
           if (sections.current.length === 0) sections.current.push(newSection(""));
           const section = sections.current.at(-1)!;
           section.lines.push(parseLine(section, line));
           total++;
-        }
+        });
+        if (skipped > 0) setDropped((d) => d + skipped);
         // The oldest lines go first; a section left empty goes with them.
         let extra = total - MAX_LINES;
         if (extra > 0) {
@@ -101,6 +110,8 @@ export function LogView(props: { run: string; job?: string | undefined }) {
             if (first.lines.length === 0 && sections.current.length > 1) sections.current.shift();
           }
         }
+        // Sections whose every line was dropped go too (their header is all that is left of them).
+        while (sections.current.length > 1 && sections.current[0]!.lines.length === 0) sections.current.shift();
         // Many chunks in a frame are drawn once.
         if (!frame) frame = requestAnimationFrame(flush);
       },
