@@ -4,7 +4,7 @@ const ICONS: Record<string, string> = {
   completed: "✓",
   failed: "✗",
   running: "▶",
-  waiting: "⏸",
+  waiting: "‖",
   retrying: "↻",
   undoing: "↶",
   undone: "↩",
@@ -14,7 +14,7 @@ const ICONS: Record<string, string> = {
   needs_attention: "⚠",
   cancelled: "⊘",
   pending: "○",
-  queued: "⧗",
+  queued: "⋯",
 };
 
 /** How a status is written for people: `needs_attention` is "needs attention". */

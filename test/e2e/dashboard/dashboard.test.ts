@@ -26,6 +26,7 @@ const CI = "ci-token-2";
 const CONFIG = `tokens:
   viewer: { role: read, hash: "${tokenHash(VIEWER)}" }
   ci: { role: operate, hash: "${tokenHash(CI)}" }
+locks: { swarm: 1 }
 `;
 
 /** A job that waits for a signal holds no process: the run can be left unfinished at the end of a test. */
@@ -39,8 +40,8 @@ jobs:
 `;
 
 /**
- * build (green output, with an undo) and test, then deploy, which prints a line, waits for the file
- * \`go\` (the test writes it), prints a red line and waits until it is cancelled.
+ * build (green output, with an undo) and test, then deploy, holding the lock \`swarm\`, which prints a
+ * line, waits for the file \`go\` (the test writes it), prints a red line and waits until it is cancelled.
  */
 const SHIP = `name: ship
 jobs:
@@ -51,6 +52,7 @@ jobs:
     run: echo "tests pass"
   deploy:
     needs: [build, test]
+    resources: { locks: [swarm] }
     run: |
       echo "first line"
       while [ ! -e go ]; do sleep 0.05; done
@@ -203,6 +205,28 @@ describe.skipIf(!existsSync(CHROMIUM))(`the dashboard in Chromium (${CHROMIUM})`
       await page.screenshot({ path: join(ARTIFACTS, "run-page-dark.png"), fullPage: true });
       await page.emulateMedia({ colorScheme: "light" });
 
+      // A second run's deploy waits for swarm: the queue says so, naming the holder, live.
+      const second = await submit(server, project, "ship.yml", SHIP);
+      await page.click("nav.top a:has-text('Queue')");
+      const waits = await page.waitForSelector(
+        `tr[data-run="${second}"][data-job="deploy"] td.why:has-text("waits for lock swarm")`,
+        { timeout: UI_MS },
+      );
+      expect(await waits.textContent()).toContain(`held by run ${id}`);
+      await page.screenshot({ path: join(ARTIFACTS, "queue.png"), fullPage: true });
+      await page.click(`tr[data-run="${second}"][data-job="deploy"] a`);
+      await page.waitForSelector(
+        `main.run[data-run="${second}"] g.node[data-job="deploy"][data-status="queued"]`,
+        {
+          timeout: UI_MS,
+        },
+      );
+      await page.goBack();
+      await page.goBack();
+      await page.waitForSelector(`main.run[data-run="${id}"] button[data-action='cancel']`, {
+        timeout: UI_MS,
+      });
+
       // Cancel, confirmed in a dialog: the run ends cancelled, build is undone, the undo's log shows.
       await page.click("button[data-action='cancel']");
       await page.waitForSelector("dialog.confirm[open]", { timeout: UI_MS });
@@ -219,8 +243,11 @@ describe.skipIf(!existsSync(CHROMIUM))(`the dashboard in Chromium (${CHROMIUM})`
       expect(await page.$("button[data-action='cancel']")).toBeNull();
       await page.screenshot({ path: join(ARTIFACTS, "run-cancelled.png"), fullPage: true });
 
+      // The second run's deploy took the lock; once it is cancelled too, nothing waits.
       await page.click("nav.top a:has-text('Queue')");
       await page.waitForSelector("main h1:has-text('Queue')", { timeout: UI_MS });
+      await server.json("POST", `/runs/${second}/cancel`, {});
+      await server.status(second, "cancelled", "compensated");
       await page.waitForSelector("text=Nothing waits.", { timeout: UI_MS });
     } finally {
       await context.close();
