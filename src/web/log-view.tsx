@@ -1,13 +1,18 @@
 /**
  * A run's job output, tailing live: one section per attempt, cleanup and undo (the server's
- * `==> step (attempt N) <==` headers), ANSI colours rendered, the newest lines kept.
+ * `==> step (attempt N) <==` headers), ANSI colours rendered, the newest lines kept. Only the rows in
+ * view are in the page (rows of one fixed height, so which ones are in view is arithmetic).
  */
 import { AnsiUp } from "ansi_up";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { readStream, runPath } from "./api.js";
 
-/** Lines kept in the page; the whole log is a link away. */
-const MAX_LINES = 10_000;
+/** Lines kept in memory; the whole log is a link away. */
+const MAX_LINES = 100_000;
+/** The height of a row in pixels (the stylesheet's `.log-row`): lines do not wrap, the box scrolls sideways. */
+const ROW = 18;
+/** Rows drawn beyond the visible ones, above and below, so a quick scroll shows no gap. */
+const OVERSCAN = 40;
 
 /** An ANSI colour or cursor code: ESC, `[`, numbers, a letter. */
 const ANSI_CODE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g");
@@ -111,7 +116,8 @@ export function LogView(props: { run: string; job?: string | undefined }) {
           }
         }
         // Sections whose every line was dropped go too (their header is all that is left of them).
-        while (sections.current.length > 1 && sections.current[0]!.lines.length === 0) sections.current.shift();
+        while (sections.current.length > 1 && sections.current[0]!.lines.length === 0)
+          sections.current.shift();
         // Many chunks in a frame are drawn once.
         if (!frame) frame = requestAnimationFrame(flush);
       },
@@ -133,16 +139,34 @@ export function LogView(props: { run: string; job?: string | undefined }) {
     };
   }, [raw]);
 
+  // What part of the box is in view: its scroll position and height, read when they change.
+  const [view, setView] = useState({ top: 0, height: 800 });
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const measure = () => setView({ top: el.scrollTop, height: el.clientHeight || 800 });
+    measure();
+    const observer = new ResizeObserver(measure);
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, []);
+
   // Stay at the bottom while the reader is there, as `tail -f` does.
   useEffect(() => {
-    if (follow.current && box.current) box.current.scrollTop = box.current.scrollHeight;
+    const el = box.current;
+    if (follow.current && el && el.scrollTop + el.clientHeight < el.scrollHeight)
+      el.scrollTop = el.scrollHeight;
   });
 
   const needle = filter.toLowerCase();
-  const shown = sections.current.map((section) => ({
-    section,
-    lines: needle ? section.lines.filter((l) => l.text.toLowerCase().includes(needle)) : section.lines,
-  }));
+  const rows: ({ title: string } | Line)[] = [];
+  for (const section of sections.current) {
+    const lines = needle ? section.lines.filter((l) => l.text.toLowerCase().includes(needle)) : section.lines;
+    if (section.title && (lines.length > 0 || !needle)) rows.push({ title: section.title });
+    for (const line of lines) rows.push(line);
+  }
+  const first = Math.max(0, Math.floor(view.top / ROW) - OVERSCAN);
+  const last = Math.min(rows.length, Math.ceil((view.top + view.height) / ROW) + OVERSCAN);
   return (
     <section class="log" aria-label="Log">
       <div class="log-bar">
@@ -171,23 +195,27 @@ export function LogView(props: { run: string; job?: string | undefined }) {
         onScroll={(event) => {
           const el = event.currentTarget;
           follow.current = el.scrollTop + el.clientHeight >= el.scrollHeight - 8;
+          setView({ top: el.scrollTop, height: el.clientHeight });
         }}
       >
-        {shown.length === 0 && state !== "loading" && <p class="empty">No output yet.</p>}
-        {shown.map(({ section, lines }, i) => (
-          <div class="log-section" key={`${i}:${section.title}`}>
-            {section.title && <h3>{section.title}</h3>}
-            <pre>
-              {lines.map((line, j) => (
-                <div class={line.stderr ? "line stderr" : "line"} key={j}>
-                  <span class="t">{line.time}</span>
+        {rows.length === 0 && state !== "loading" && <p class="empty">No output yet.</p>}
+        <div class="log-rows" style={{ height: `${rows.length * ROW}px` }}>
+          <div style={{ transform: `translateY(${first * ROW}px)` }}>
+            {rows.slice(first, last).map((row, i) =>
+              "title" in row ? (
+                <h3 class="log-row log-head" key={first + i}>
+                  {row.title}
+                </h3>
+              ) : (
+                <div class={row.stderr ? "log-row line stderr" : "log-row line"} key={first + i}>
+                  <span class="t">{row.time}</span>
                   {/* ansi_up escapes the text: only its own colour spans are markup. */}
-                  <span class="x" dangerouslySetInnerHTML={{ __html: line.html }} />
+                  <span class="x" dangerouslySetInnerHTML={{ __html: row.html }} />
                 </div>
-              ))}
-            </pre>
+              ),
+            )}
           </div>
-        ))}
+        </div>
       </div>
     </section>
   );

@@ -196,7 +196,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`the dashboard in Chromium (${CHROMIUM})`
       });
       expect(await red.textContent()).toBe("second line");
       expect(await page.textContent(".log-body .ansi-green-fg")).toBe("built ok");
-      expect(await page.$$eval(".log-section h3", (hs) => hs.map((h) => h.textContent))).toEqual(
+      expect(await page.$$eval(".log-body .log-head", (hs) => hs.map((h) => h.textContent))).toEqual(
         expect.arrayContaining(["build (attempt 1)", "deploy (attempt 1)"]),
       );
       await page.screenshot({ path: join(ARTIFACTS, "run-page.png"), fullPage: true });
