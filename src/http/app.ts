@@ -62,6 +62,7 @@ export interface AppOptions {
 const statusQuery = z.array(runStatus).optional();
 const limitQuery = z.coerce.number().int().min(1).max(10_000).optional();
 const timeQuery = z.coerce.number().int().optional();
+const tailQuery = z.coerce.number().int().min(1).optional();
 const beforeQuery = z.coerce.number().int().min(1).optional();
 
 /** A finished log up to this size is answered in one piece, a longer one streamed. */
@@ -215,6 +216,7 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       follow,
       since: timeQuery.parse(c.req.query("since")),
       until: timeQuery.parse(c.req.query("until")),
+      tail: tailQuery.parse(c.req.query("tail")),
       signal: aborted.signal,
     });
     const iterator = chunks[Symbol.asyncIterator]();

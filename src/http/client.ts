@@ -106,6 +106,7 @@ export class HttpRuns implements RunService {
       ...(options.follow && { follow: "1" }),
       ...(options.since !== undefined && { since: String(options.since) }),
       ...(options.until !== undefined && { until: String(options.until) }),
+      ...(options.tail !== undefined && { tail: String(options.tail) }),
     });
     const response = await this.#request(runPath(ref, `/logs?${query}`), {
       ...(options.signal && { signal: options.signal }),

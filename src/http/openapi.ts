@@ -251,6 +251,14 @@ function baseDocument(): OpenApiDocument {
               description: "Only lines written before this time (epoch ms)",
               schema: { type: "integer" },
             },
+            {
+              name: "tail",
+              in: "query",
+              required: false,
+              description:
+                "Only the last this many bytes of each log file, from its first whole line (its header then ends `from byte N`)",
+              schema: { type: "integer" },
+            },
           ],
           responses: {
             "200": { description: "Log text", content: { "text/plain": { schema: { type: "string" } } } },

@@ -84,6 +84,8 @@ export interface LogOptions {
   since?: number | undefined;
   /** Only lines written before this time (epoch ms). */
   until?: number | undefined;
+  /** Only the last this many bytes of each log file (from the first whole line in them): a long log's end, at once. */
+  tail?: number | undefined;
   /** Stops following (the reader went away). */
   signal?: AbortSignal | undefined;
 }

@@ -9,6 +9,8 @@ import { readStream, runPath } from "./api.js";
 
 /** Lines kept in memory; the whole log is a link away. */
 const MAX_LINES = 100_000;
+/** How much of each attempt's log is read at first: its end, so a 100 MB log opens at once. */
+const TAIL_BYTES = 2 * 1024 * 1024;
 /** The height of a row in pixels (the stylesheet's `.log-row`): lines do not wrap, the box scrolls sideways. */
 const ROW = 18;
 /** Rows drawn beyond the visible ones, above and below, so a quick scroll shows no gap. */
@@ -56,15 +58,20 @@ export function LogView(props: { run: string; job?: string | undefined }) {
   const [filter, setFilter] = useState("");
   const box = useRef<HTMLDivElement>(null);
   const follow = useRef(true);
+  const lastTop = useRef(0);
 
+  // Reading each file from its start, once asked to.
+  const [whole, setWhole] = useState(false);
   const query = new URLSearchParams(props.job ? { job: props.job } : {});
   const raw = `/api/v1${runPath(props.run, "/logs")}?${query}`;
+  const source = `${raw}&follow=1${whole ? "" : `&tail=${TAIL_BYTES}`}`;
 
   useEffect(() => {
     sections.current = [];
     setDropped(0);
     setState("loading");
     follow.current = true;
+    lastTop.current = 0;
     const aborted = new AbortController();
     let pending = "";
     let frame = 0;
@@ -74,7 +81,7 @@ export function LogView(props: { run: string; job?: string | undefined }) {
       setVersion((v) => v + 1);
     };
     readStream(
-      `${raw}&follow=1`,
+      source,
       (text) => {
         setState("live");
         pending += text;
@@ -137,7 +144,7 @@ export function LogView(props: { run: string; job?: string | undefined }) {
       aborted.abort();
       cancelAnimationFrame(frame);
     };
-  }, [raw]);
+  }, [source]);
 
   // What part of the box is in view: its scroll position and height, read when they change.
   const [view, setView] = useState({ top: 0, height: 800 });
@@ -188,13 +195,24 @@ export function LogView(props: { run: string; job?: string | undefined }) {
           Whole log
         </a>
       </div>
+      {sections.current.some((s) => / from byte \d+$/.test(s.title)) && (
+        <p class="hint">
+          Long sections start near their end.{" "}
+          <button type="button" class="link" onClick={() => setWhole(true)}>
+            Read them from their start
+          </button>
+        </p>
+      )}
       {dropped > 0 && <p class="hint">{dropped} earlier lines are not shown here: open the whole log.</p>}
       <div
         class="log-body"
         ref={box}
         onScroll={(event) => {
           const el = event.currentTarget;
-          follow.current = el.scrollTop + el.clientHeight >= el.scrollHeight - 8;
+          // Only a move up stops following: the box growing between a scroll and its event does not.
+          if (el.scrollTop < lastTop.current - 4) follow.current = false;
+          if (el.scrollTop + el.clientHeight >= el.scrollHeight - 8) follow.current = true;
+          lastTop.current = el.scrollTop;
           setView({ top: el.scrollTop, height: el.clientHeight });
         }}
       >

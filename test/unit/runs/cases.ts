@@ -24,7 +24,7 @@ jobs:
     run: echo "digest=sha256:1f2e" >> "$SLIPWAY_OUTPUT"; echo building
   publish:
     needs: [build]
-    run: echo "publishing \${{ needs.build.outputs.digest }}"
+    run: echo "publishing \${{ needs.build.outputs.digest }}"; echo published
 `,
   inputs: `name: tagged
 inputs:
@@ -177,6 +177,15 @@ export function runServiceCases(transport: Transport): void {
       for await (const chunk of await f.runs.logs(run.id, { since: future, follow: true })) later += chunk;
       expect(later).toBe("");
       expect((await refusal(f.runs.logs(run.id, { job: "nope" }))).code).toBe("not_found");
+      // The end of each file, from a whole line, its header saying where it starts: here a cut two
+      // bytes into the line before the last one starts at the last one.
+      const last = publish.split("\n").filter(Boolean).at(-1)!;
+      expect(last).toMatch(/ out published$/);
+      let tail = "";
+      const options = { job: "publish", tail: Buffer.byteLength(last) + 3 };
+      for await (const chunk of await f.runs.logs(run.id, options)) tail += chunk;
+      expect(tail).toMatch(/^==> publish \(attempt 1\) from byte \d+ <==\n/);
+      expect(tail.split("\n").filter(Boolean).slice(1)).toEqual([last]);
     });
 
     it("runs submissions that differ only in their inputs, each job with its own", async () => {
