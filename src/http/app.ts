@@ -30,6 +30,7 @@ import { ApiError, toHttpError } from "./errors.js";
 import { openApiDocument } from "./openapi.js";
 import { API_PREFIX } from "./routes.js";
 import { Turns } from "./turns.js";
+import { dashboard } from "./web.js";
 
 export { API_PREFIX, type ApiEnv };
 
@@ -54,11 +55,14 @@ export interface AppOptions {
   hooks?: HookDeps | undefined;
   /** Between SSE keep-alive comments, so proxies don't drop a quiet stream. Default 15 s. */
   keepAliveMs?: number;
+  /** The built web dashboard (`dist/web`), served at `/` with its sign-in; absent or unbuilt: `/` says so. */
+  web?: string | undefined;
 }
 
 const statusQuery = z.array(runStatus).optional();
 const limitQuery = z.coerce.number().int().min(1).max(10_000).optional();
 const timeQuery = z.coerce.number().int().optional();
+const tailQuery = z.coerce.number().int().min(1).optional();
 const beforeQuery = z.coerce.number().int().min(1).optional();
 
 /** A finished log up to this size is answered in one piece, a longer one streamed. */
@@ -120,6 +124,9 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     });
   }
 
+  // The dashboard's files and sign-in, outside the API (web.ts): nothing there waits in the API's line.
+  app.use("*", dashboard({ dir: options.web, tokens }));
+
   // Every API request waits its turn, first come first served, a few ms of CPU of them per turn of the loop
   // (turns.ts): under load the loop keeps turning, and no request is passed over.
   const turns = new Turns();
@@ -166,6 +173,8 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       event: body.event,
       workspace: body.workspace,
       untrusted: body.untrusted,
+      // Who sent it, as the audit log names them: shown with the run.
+      startedBy: c.get("caller").name,
     };
     const submitted = await runs.submit(
       body.file ? { file: body.file.name, source: body.file.source } : { pipeline: body.pipeline! },
@@ -187,6 +196,9 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       pipeline: c.req.query("pipeline"),
       name: c.req.query("name"),
       key: c.req.query("key"),
+      text: c.req.query("q"),
+      concurrency: c.req.query("concurrency"),
+      trigger: c.req.query("trigger"),
     };
     const limit = limitQuery.parse(c.req.query("limit"));
     // Without a limit, every run in one array (the original shape); with one, a page and its cursor.
@@ -204,6 +216,7 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       follow,
       since: timeQuery.parse(c.req.query("since")),
       until: timeQuery.parse(c.req.query("until")),
+      tail: tailQuery.parse(c.req.query("tail")),
       signal: aborted.signal,
     });
     const iterator = chunks[Symbol.asyncIterator]();

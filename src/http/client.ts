@@ -106,6 +106,7 @@ export class HttpRuns implements RunService {
       ...(options.follow && { follow: "1" }),
       ...(options.since !== undefined && { since: String(options.since) }),
       ...(options.until !== undefined && { until: String(options.until) }),
+      ...(options.tail !== undefined && { tail: String(options.tail) }),
     });
     const response = await this.#request(runPath(ref, `/logs?${query}`), {
       ...(options.signal && { signal: options.signal }),
@@ -265,10 +266,11 @@ export function runPath(ref: string, rest = ""): string {
 function listQuery(query: ListQuery): string {
   const params = new URLSearchParams();
   if (query.statuses?.length) params.set("status", query.statuses.join(","));
-  for (const key of ["pipeline", "name", "key", "cursor"] as const) {
+  for (const key of ["pipeline", "name", "key", "concurrency", "trigger", "cursor"] as const) {
     const value = query[key];
     if (value !== undefined) params.set(key, value);
   }
+  if (query.text) params.set("q", query.text);
   if (query.limit !== undefined) params.set("limit", String(query.limit));
   const text = params.toString();
   return text === "" ? "" : `?${text}`;

@@ -159,6 +159,28 @@ function baseDocument(): OpenApiDocument {
               schema: { type: "string" },
             },
             {
+              name: "q",
+              in: "query",
+              required: false,
+              description: "Only runs whose id, run name or pipeline contains this text (any case)",
+              schema: { type: "string" },
+            },
+            {
+              name: "concurrency",
+              in: "query",
+              required: false,
+              description: "Only runs with this concurrency key",
+              schema: { type: "string" },
+            },
+            {
+              name: "trigger",
+              in: "query",
+              required: false,
+              description:
+                "Only runs started so: an event kind (`push`, `pull_request`, `comment`, `schedule`) or `manual`",
+              schema: { type: "string" },
+            },
+            {
               name: "limit",
               in: "query",
               required: false,
@@ -228,6 +250,14 @@ function baseDocument(): OpenApiDocument {
               in: "query",
               required: false,
               description: "Only lines written before this time (epoch ms)",
+              schema: { type: "integer" },
+            },
+            {
+              name: "tail",
+              in: "query",
+              required: false,
+              description:
+                "Only the last this many bytes of each log file, from its first whole line (its header then ends `from byte N`)",
               schema: { type: "integer" },
             },
           ],

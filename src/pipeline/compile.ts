@@ -49,6 +49,7 @@ export function compileRun(
     workspace?: string | undefined;
     untrusted?: boolean | undefined;
     pipelines?: PipelineTexts | undefined;
+    startedBy?: string | undefined;
   },
   runtime: JobRuntime,
   options: { known?: KnownSaga; version?: number } = {},
@@ -71,6 +72,7 @@ function childRun(
     workspace?: string | undefined;
     untrusted?: boolean | undefined;
     pipelines?: PipelineTexts | undefined;
+    startedBy?: string | undefined;
   },
 ): { plan: Plan; spec: RunSpec; saga: { name: string; version: number } } {
   const pipeline = pipelineOf(source, file);
@@ -86,6 +88,7 @@ function childRun(
     ...(request.workspace !== undefined && { workspace: request.workspace }),
     ...(request.untrusted === true && { untrusted: true }),
     ...(pipelines !== undefined && { pipelines }),
+    ...(request.startedBy !== undefined && { startedBy: request.startedBy }),
   };
   return { plan, spec, saga: { name: sagaName(pipeline.name), version: planVersion(spec, plan) } };
 }

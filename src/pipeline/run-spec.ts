@@ -44,6 +44,8 @@ export const runSpecSchema = z.object({
    * started: editing them later changes no run under way. Absent: it uses none.
    */
   pipelines: z.record(z.string(), z.string()).optional(),
+  /** Who submitted it: the name of the token it was sent to a server with; absent: a trigger or a terminal. */
+  startedBy: z.string().optional(),
 });
 export type RunSpec = z.infer<typeof runSpecSchema>;
 

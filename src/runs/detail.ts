@@ -87,6 +87,7 @@ export function runDetail(
           tiers: spec.tiers,
           ...(spec.event !== undefined && { event: spec.event }),
           ...(spec.workspace !== undefined && { workspace: spec.workspace }),
+          ...(spec.startedBy !== undefined && { startedBy: spec.startedBy }),
         }
       : null,
     plan,

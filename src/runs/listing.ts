@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import { SlipwayError } from "../errors.js";
 import type { RunRecord, Storage } from "../storage/types.js";
-import { runSummary } from "./records.js";
+import { concurrencyKeyOf, runSummary, triggerOf } from "./records.js";
 import type { RunSummary } from "./schemas.js";
 import type { ListQuery, RunPage } from "./service.js";
 
@@ -31,7 +31,8 @@ export async function listRuns(
 
 export async function pageRuns(storage: Storage, query: ListQuery & { limit: number }): Promise<RunPage> {
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-  if (query.key === undefined && query.name === undefined) {
+  const inStorage = [query.key, query.name, query.concurrency, query.trigger].every((f) => f === undefined);
+  if (inStorage && !query.text) {
     // What storage can filter: one page of the newest, not every run read to keep a few.
     const records = await storage.listRuns({
       ...(query.statuses?.length && { statuses: query.statuses }),
@@ -56,6 +57,13 @@ function matches(record: RunRecord, query: Omit<ListQuery, "limit" | "cursor">):
   if (query.statuses?.length && !query.statuses.includes(record.status)) return false;
   if (query.pipeline !== undefined && record.saga !== query.pipeline) return false;
   if (query.name !== undefined && record.runName !== query.name) return false;
+  if (query.concurrency !== undefined && concurrencyKeyOf(record) !== query.concurrency) return false;
+  if (query.trigger !== undefined && (triggerOf(record) ?? "manual") !== query.trigger) return false;
+  if (query.text) {
+    const text = query.text.toLowerCase();
+    const fields = [record.id, record.runName ?? "", record.saga];
+    if (!fields.some((field) => field.toLowerCase().includes(text))) return false;
+  }
   return true;
 }
 

@@ -161,12 +161,13 @@ export class LocalRuns implements RunService {
 
   async submit(what: PipelineSource, options: SubmitOptions = {}): Promise<SubmitResponse> {
     const { file, source } = "pipeline" in what ? this.#registeredSource(what.pipeline) : what;
-    const request: RunRequest & { workspace?: string; untrusted?: boolean } = {
+    const request: RunRequest & { workspace?: string; untrusted?: boolean; startedBy?: string } = {
       inputs: options.inputs ?? {},
       tiers: options.tiers ?? [],
       ...(options.event !== undefined && { event: options.event }),
       ...(options.workspace !== undefined && { workspace: options.workspace }),
       ...(options.untrusted === true && { untrusted: true }),
+      ...(options.startedBy !== undefined && { startedBy: options.startedBy }),
     };
     const compiled = compileRun(file, source, request, this.runtime.jobs, { known: this.#known });
     const on = compiled.plan.pipeline.on;

@@ -21,6 +21,8 @@ export interface LogRequest {
   since?: number | undefined;
   /** Only lines written before this time (epoch ms). */
   until?: number | undefined;
+  /** Only the last this many bytes of each file, from its first whole line; its header says where it starts. */
+  tail?: number | undefined;
   /** Stops following (the reader went away). */
   signal?: AbortSignal | undefined;
   pollMs?: number;
@@ -47,12 +49,18 @@ async function* readLogs(request: LogRequest, started: Map<string, number>): Asy
     const files = listLogFiles(dataDir, record.id).filter((f) => matches(job, f.action));
     files.sort((a, b) => order(a, started) - order(b, started) || a.path.localeCompare(b.path));
     for (const file of files) {
+      let cut = "";
+      if (request.tail !== undefined && !offsets.has(file.path)) {
+        const start = tailStart(file.path, request.tail);
+        offsets.set(file.path, start);
+        if (start > 0) cut = ` from byte ${start}`;
+      }
       const read = readFrom(file.path, offsets.get(file.path) ?? 0);
       if (read.length === 0) continue;
       offsets.set(file.path, (offsets.get(file.path) ?? 0) + Buffer.byteLength(read));
       const text = inRange(read, request.since, request.until);
       if (text.length === 0) continue;
-      if (current !== file.path) yield `==> ${header(file)} <==\n`;
+      if (current !== file.path) yield `==> ${header(file)}${cut} <==\n`;
       current = file.path;
       yield text;
     }
@@ -96,6 +104,28 @@ function header(file: LogFile): string {
   if (file.phase === "cleanup") return `${file.action} cleanup (after attempt ${file.attempt})`;
   if (file.phase === "poll") return `${file.action} checks`;
   return `${file.action} (attempt ${file.attempt})`;
+}
+
+/** Where the last `tail` bytes of a file begin, moved on to the start of a whole line. */
+function tailStart(path: string, tail: number): number {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    return 0;
+  }
+  if (size <= tail) return 0;
+  const from = size - tail;
+  // The byte before the cut, and a window after it, to find where the next line begins.
+  const window = Buffer.alloc(Math.min(64 * 1024, size - from + 1));
+  const fd = openSync(path, "r");
+  try {
+    readSync(fd, window, 0, window.length, from - 1);
+  } finally {
+    closeSync(fd);
+  }
+  const newline = window.indexOf(10);
+  return newline === -1 ? size : from + newline;
 }
 
 /** Whole lines appended since `offset` (a line still being written waits for its newline). */

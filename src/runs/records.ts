@@ -10,6 +10,25 @@ import { runSpecOf, type StepResult } from "../pipeline/run-spec.js";
 import type { RunRecord, StepRecord, Storage } from "../storage/types.js";
 import type { PlanOutline, RunSummary, StepSummary } from "./schemas.js";
 
+/** A pipeline run's stored spec, read without validating it: only to show or filter by. */
+function specFields(r: RunRecord): { key?: unknown; event?: { kind?: unknown } } | undefined {
+  const input = r.input as { run?: { key?: unknown; event?: { kind?: unknown } } } | null;
+  return typeof input?.run === "object" && input.run !== null ? input.run : undefined;
+}
+
+/** A pipeline run's concurrency key; null for a run of a saga. */
+export function concurrencyKeyOf(r: RunRecord): string | null {
+  const key = specFields(r)?.key;
+  return typeof key === "string" ? key : null;
+}
+
+/** What started a pipeline run: its event's kind, `manual` without one; null for a run of a saga. */
+export function triggerOf(r: RunRecord): string | null {
+  const spec = specFields(r);
+  if (!spec) return null;
+  return typeof spec.event?.kind === "string" ? spec.event.kind : "manual";
+}
+
 export function runSummary(r: RunRecord): RunSummary {
   return {
     id: r.id,
@@ -22,6 +41,8 @@ export function runSummary(r: RunRecord): RunSummary {
     cause: r.cause,
     error: r.error,
     parent: r.parent,
+    trigger: triggerOf(r),
+    concurrencyKey: concurrencyKeyOf(r),
   };
 }
 

@@ -90,6 +90,10 @@ export const runSummary = z.object({
   error: errorInfo.nullable(),
   /** A child run's parent: the run and the step that started it (absent from older servers). */
   parent: z.object({ runId: z.string(), step: z.string() }).nullable().optional(),
+  /** What started it: the event's kind (`push`, `schedule`...) or `manual`; null for a saga's run. */
+  trigger: z.string().nullable().optional(),
+  /** Its concurrency key (`concurrency.key`, else the pipeline's name); null for a saga's run. */
+  concurrencyKey: z.string().nullable().optional(),
 });
 export type RunSummary = z.infer<typeof runSummary>;
 
@@ -294,6 +298,8 @@ export const runDetail = runSummary.extend({
       event: z.record(z.string(), z.unknown()).optional(),
       /** The run's checkout of the event's commit. */
       workspace: z.string().optional(),
+      /** Who submitted it: the name of the token it was sent to the server with. */
+      startedBy: z.string().optional(),
     })
     .nullable(),
   plan: planOutline.nullable(),

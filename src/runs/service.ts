@@ -45,6 +45,8 @@ export interface SubmitOptions {
    * server's environment beyond the basics.
    */
   untrusted?: boolean | undefined;
+  /** Who submitted it: the name of the token a server was sent it with (the server sets it, not its clients). */
+  startedBy?: string | undefined;
 }
 
 export interface ListQuery {
@@ -55,6 +57,12 @@ export interface ListQuery {
   name?: string | undefined;
   /** The submission's idempotency key. */
   key?: string | undefined;
+  /** Text the run's id, name or pipeline contains (any case): what people type in a search box. */
+  text?: string | undefined;
+  /** The run's concurrency key (`concurrency.key`, else its pipeline's name). */
+  concurrency?: string | undefined;
+  /** What started the run: an event's kind (`push`, `pull_request`, `comment`, `schedule`...) or `manual`. */
+  trigger?: string | undefined;
   /** At most this many runs; the page's `next` cursor continues after the last one. */
   limit?: number | undefined;
   /** From a previous page's `next`. */
@@ -76,6 +84,8 @@ export interface LogOptions {
   since?: number | undefined;
   /** Only lines written before this time (epoch ms). */
   until?: number | undefined;
+  /** Only the last this many bytes of each log file (from the first whole line in them): a long log's end, at once. */
+  tail?: number | undefined;
   /** Stops following (the reader went away). */
   signal?: AbortSignal | undefined;
 }

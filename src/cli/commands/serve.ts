@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { hostname as machineName } from "node:os";
 import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { serve as listen } from "@hono/node-server";
 import { NotFoundError } from "../../errors.js";
 import { createApp } from "../../http/app.js";
@@ -30,7 +31,7 @@ export const DEFAULT_PORT = 7420;
 
 export const serve: Command = {
   name: "serve",
-  summary: "Host pipeline runs in one long-lived process and serve the HTTP API (/api/v1)",
+  summary: "Host pipeline runs in one long-lived process and serve the HTTP API (/api/v1) and dashboard (/)",
   usage: [
     "slipway serve [--port N] [--host H] [--db PATH] [--config FILE] [--token-file FILE | --token T]",
     "              [--pipeline FILE]...",
@@ -45,6 +46,7 @@ export const serve: Command = {
     "public_url: where people reach the server, for links in reports to forges).",
     "Jobs inherit only an allow-list of the server's environment (PATH, HOME, LANG...) and `job_env:`.",
     "`sources:` in it starts runs from git pushes, pull requests, comments and schedules (docs/triggers.md).",
+    "The web dashboard is at the root URL: sign in with any of these tokens (docs/dashboard.md).",
     "Incomplete runs continue at start; SIGINT/SIGTERM stop the server, leaving them for the next start.",
   ].join("\n"),
   async run(args, io) {
@@ -132,6 +134,8 @@ export const serve: Command = {
       audit: runs.audit,
       config: () => describeConfig(runs.runtime.config),
       triggers,
+      // Built beside this file: dist/web next to dist/cli.
+      web: fileURLToPath(new URL("../../web", import.meta.url)),
       hooks: triggers.hooks((error) =>
         logger.error({ err: error, triggers: true }, "webhook delivery failed after its answer"),
       ),

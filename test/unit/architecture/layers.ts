@@ -147,10 +147,10 @@ export function runtimeCycles(imports: readonly Import[]): string[][] {
   return [...cycles.values()];
 }
 
-/** The TypeScript modules under `dir`, sorted. */
+/** The TypeScript modules under `dir` (the dashboard's `.tsx` included), sorted. */
 export function tsFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((entry) => entry.isFile() && entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts"))
+    .filter((entry) => entry.isFile() && /\.tsx?$/.test(entry.name) && !entry.name.endsWith(".d.ts"))
     .map((entry) => join(entry.parentPath, entry.name))
     .sort();
 }

@@ -24,7 +24,7 @@ jobs:
     run: echo "digest=sha256:1f2e" >> "$SLIPWAY_OUTPUT"; echo building
   publish:
     needs: [build]
-    run: echo "publishing \${{ needs.build.outputs.digest }}"
+    run: echo "publishing \${{ needs.build.outputs.digest }}"; echo published
 `,
   inputs: `name: tagged
 inputs:
@@ -182,6 +182,15 @@ export function runServiceCases(transport: Transport): void {
       for await (const chunk of await f.runs.logs(run.id, { since: future, follow: true })) later += chunk;
       expect(later).toBe("");
       expect((await refusal(f.runs.logs(run.id, { job: "nope" }))).code).toBe("not_found");
+      // The end of each file, from a whole line, its header saying where it starts: here a cut two
+      // bytes into the line before the last one starts at the last one.
+      const last = publish.split("\n").filter(Boolean).at(-1)!;
+      expect(last).toMatch(/ out published$/);
+      let tail = "";
+      const options = { job: "publish", tail: Buffer.byteLength(last) + 3 };
+      for await (const chunk of await f.runs.logs(run.id, options)) tail += chunk;
+      expect(tail).toMatch(/^==> publish \(attempt 1\) from byte \d+ <==\n/);
+      expect(tail.split("\n").filter(Boolean).slice(1)).toEqual([last]);
     });
 
     it("runs submissions that differ only in their inputs, each job with its own", async () => {
@@ -224,7 +233,7 @@ export function runServiceCases(transport: Transport): void {
       expect(await f.runs.list()).toHaveLength(1);
     });
 
-    it("lists by pipeline, name and status, everything or page by page", async () => {
+    it("lists by pipeline, name, status and text, everything or page by page", async () => {
       await using f = await fixture();
       const ids: string[] = [];
       for (const [i, name] of ["release", "inputs", "release"].entries()) {
@@ -236,6 +245,19 @@ export function runServiceCases(transport: Transport): void {
       expect((await f.runs.list({ pipeline: "release" })).map((r) => r.id)).toEqual([ids[2], ids[0]]);
       expect((await f.runs.list({ name: "run-1" })).map((r) => r.id)).toEqual([ids[1]]);
       expect(await f.runs.list({ statuses: ["waiting"] })).toEqual([]);
+      // Text in the id, the run name or the pipeline, in any case: the dashboard's search box.
+      expect((await f.runs.list({ text: "RUN-1" })).map((r) => r.id)).toEqual([ids[1]]);
+      expect((await f.runs.list({ text: "eleas" })).map((r) => r.id)).toEqual([ids[2], ids[0]]);
+      expect((await f.runs.page({ limit: 1, text: "release" })).runs.map((r) => r.id)).toEqual([ids[2]]);
+      expect((await f.runs.list({ text: ids[1]!.slice(-6) })).map((r) => r.id)).toEqual([ids[1]]);
+      // By concurrency key (the pipeline's name when it declares none) and by what started it.
+      expect((await f.runs.list({ concurrency: "release" })).map((r) => r.id)).toEqual([ids[2], ids[0]]);
+      expect((await f.runs.list({ trigger: "manual" })).map((r) => r.id)).toEqual([...ids].reverse());
+      expect(await f.runs.list({ trigger: "push" })).toEqual([]);
+      expect((await f.runs.page({ limit: 1, concurrency: "release" })).runs.map((r) => r.id)).toEqual([
+        ids[2],
+      ]);
+      expect((await f.runs.list())[0]).toMatchObject({ trigger: "manual", concurrencyKey: "release" });
 
       const paged: string[] = [];
       let cursor: string | undefined;
