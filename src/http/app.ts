@@ -27,6 +27,7 @@ import { type ApiEnv, accessControl } from "./access.js";
 import { RequestLog } from "./audit.js";
 import { DEFAULT_TOKEN_NAME, type TokenEntry, Tokens } from "./auth.js";
 import { ApiError, toHttpError } from "./errors.js";
+import { type MetricsRoute, routeMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { API_PREFIX } from "./routes.js";
 import { Turns } from "./turns.js";
@@ -57,6 +58,8 @@ export interface AppOptions {
   keepAliveMs?: number;
   /** The built web dashboard (`dist/web`), served at `/` with its sign-in; absent or unbuilt: `/` says so. */
   web?: string | undefined;
+  /** Prometheus metrics at `GET /metrics` (http/metrics.ts); absent: that route answers 404. */
+  metrics?: MetricsRoute | undefined;
 }
 
 const statusQuery = z.array(runStatus).optional();
@@ -123,6 +126,9 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       return c.json(answer.body, answer.status);
     });
   }
+
+  // Scrapers carry a token, or none when the config makes metrics public: a guard of its own.
+  if (options.metrics) routeMetrics(app, options.metrics, tokens);
 
   // The dashboard's files and sign-in, outside the API (web.ts): nothing there waits in the API's line.
   app.use("*", dashboard({ dir: options.web, tokens }));

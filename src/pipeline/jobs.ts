@@ -140,7 +140,7 @@ export async function undoJob(
   const done = output[step.action] as StepResult | undefined;
   if (!job.undo || !done || done.status === "skipped") return;
   const scope: ExpressionContext = { ...expressionContext(context, step, input), outputs: done.outputs };
-  const env = environment(context, step, scope, ctx);
+  const env = environment(context, step, scope, ctx, "undo");
   // An undo needs what its job needed (tearing a stack down takes the swarm lock too): the grant kept
   // from a failed probe, or a new one.
   const grant = await heldOrAdmit(context, step, ctx, ctx.action);
@@ -171,7 +171,7 @@ export async function cleanupJob(
     return;
   }
   const scope = expressionContext(context, step, input);
-  const env = environment(context, step, scope, ctx);
+  const env = environment(context, step, scope, ctx, "cleanup");
   const grant = await heldOrAdmit(context, step, ctx, ctx.action);
   try {
     const result = await shell(context, step, ctx, "cleanup", job.cleanup, scope, env, DEFAULT_TIMEOUT_MS);
@@ -193,7 +193,7 @@ export async function pollCheck(
   const skip = skipReason(context, step, input);
   if (skip !== undefined) return { done: true, output: { [step.action]: skipped(skip) } };
   const scope = expressionContext(context, step, input);
-  const env = environment(context, step, scope, ctx);
+  const env = environment(context, step, scope, ctx, "poll");
   const result = await shell(context, step, ctx, "poll", job.run, scope, env, job.everyMs * 10);
   if (result.outcome === "exited" && result.exitCode === 0)
     return { done: true, output: { [step.action]: { status: "success", outputs: result.outputs } } };
@@ -326,6 +326,7 @@ function environment(
   step: Step,
   scope: ExpressionContext,
   ctx: ActionContext,
+  phase: LogPhase = "run",
 ): { vars: Record<string, string>; mask: string[] } {
   const vars: Record<string, string> = {};
   // Untrusted code (a fork's pull request) gets the basics only, whatever `job_env:` adds: no
@@ -358,6 +359,9 @@ function environment(
     SLIPWAY_EVENT: String(context.plan.event.kind ?? "manual"),
     ...(typeof context.plan.event.sha === "string" && { SLIPWAY_SHA: context.plan.event.sha }),
   });
+  // With tracing on: the span of this attempt (W3C Trace Context), so the tools a job runs join the run's trace.
+  const traceparent = context.runtime.traceparent?.(ctx, phase);
+  if (traceparent !== undefined) vars.TRACEPARENT = traceparent;
   return { vars, mask };
 }
 

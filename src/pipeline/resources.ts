@@ -35,8 +35,19 @@ interface Queued {
   waits: AdmissionWait[];
 }
 
+/** A step admitted: its run, action and attempt, its pipeline, and its grant (how long and for what it waited). */
+export interface Admitted {
+  runId: string;
+  action: string;
+  attempt: number;
+  pipeline: string;
+  grant: Grant;
+}
+
 export class JobResources {
   readonly admission: Admission;
+  /** Told of every admission (metrics and traces listen). */
+  readonly #admitted = new Set<(admitted: Admitted) => void>();
   #peaks: PeakStore | undefined;
   /** Grants kept from a job's `run` through its readiness probe, by run id, then action. */
   readonly #kept = new Map<string, Map<string, Grant>>();
@@ -103,6 +114,13 @@ export class JobResources {
       grantedAt = grant.since;
       waited = atOnce === undefined && grant.waitedMs > 0;
       queued.at = grant.since - grant.waitedMs;
+      for (const listener of this.#admitted) {
+        try {
+          listener({ runId: ctx.runId, action: ctx.action, attempt: ctx.attempt, pipeline, grant });
+        } catch {
+          // A listener's bug must not keep a job from starting.
+        }
+      }
       if (queued.said !== "")
         ctx.progress(`admitted after ${Math.round(grant.waitedMs / 100) / 10}s`, { queued: false });
       return grant;
@@ -129,6 +147,12 @@ export class JobResources {
     const queued = this.#queued.get(`${runId}\u0000${action}`);
     if (queued === undefined || queued.waits.length === 0) return undefined;
     return { at: queued.at, grantedAt: null, waits: [...queued.waits] };
+  }
+
+  /** Calls `listener` with every step admitted from now on; returns the function that removes it. */
+  onAdmitted(listener: (admitted: Admitted) => void): () => void {
+    this.#admitted.add(listener);
+    return () => this.#admitted.delete(listener);
   }
 
   /** Why admission holds a step back (which resource, who holds it, its place in line), if it does. */

@@ -1,5 +1,7 @@
 /** What a pipeline step's body is given when it runs: its plan, its directory and the process's runtime. */
+import type { ActionContext } from "../definition/types.js";
 import type { Launcher } from "../shell/launcher.js";
+import type { LogPhase } from "../shell/run-directory.js";
 import type { RunRecord } from "../storage/types.js";
 import type { Plan } from "./plan.js";
 import type { JobResources } from "./resources.js";
@@ -23,6 +25,11 @@ export interface JobRuntime {
   launcher?: Launcher;
   /** The runs in storage, for `concurrency:`; set once the process has an executor. */
   runs?: RunRoster;
+  /**
+   * With tracing on: the W3C `traceparent` of the span of this attempt or undo, handed to the job's
+   * processes as `TRACEPARENT`; absent: no such variable.
+   */
+  traceparent?: (ctx: ActionContext, phase: LogPhase) => string | undefined;
 }
 
 export interface StepContext {

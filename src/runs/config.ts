@@ -10,6 +10,7 @@
  * retention: 30d               # or { older_than: 30d, every: 1h }: ended runs older than that go
  * job_env: [AWS_PROFILE, "PIP_*"]   # more variables a job may inherit from the server's environment
  * public_url: https://ci.example.org   # where people reach the server (links in reports to forges)
+ * metrics: { public: true }    # GET /metrics without a token (default: a `read` token)
  * ```
  */
 import { createHash } from "node:crypto";
@@ -54,9 +55,12 @@ export interface ServeConfig {
   jobEnv: string[];
   /** Where people reach the server, for links to runs (`public_url:`); default: the listen address. */
   publicUrl?: string | undefined;
+  /** `metrics: { public: true }`: Prometheus may scrape `GET /metrics` without a token. */
+  metrics: { public: boolean };
 }
 
-export const SERVE_CONFIG_KEYS = ["tokens", "retention", "job_env", "public_url"] as const;
+export const SERVE_CONFIG_KEYS = ["tokens", "retention", "job_env", "public_url", "metrics"] as const;
+const METRICS_KEYS = ["public"] as const;
 const TOKEN_KEYS = ["role", "hash"] as const;
 const RETENTION_KEYS = ["older_than", "every"] as const;
 /** How often retention looks for old runs unless told. */
@@ -108,13 +112,14 @@ export function parseServeConfig(
 
 /** The server's own sections, as a reader the scheduler's parser calls, and what they read. */
 export function serveSections(): { sections: ConfigSections; result: Omit<ServeConfig, "scheduler"> } {
-  const result: Omit<ServeConfig, "scheduler"> = { tokens: [], jobEnv: [] };
+  const result: Omit<ServeConfig, "scheduler"> = { tokens: [], jobEnv: [], metrics: { public: false } };
   const sections: ConfigSections = {
     keys: SERVE_CONFIG_KEYS,
     read(r, entry) {
       if (entry.name === "tokens") result.tokens = readTokens(r, entry.value);
       else if (entry.name === "retention") result.retention = readRetention(r, entry.value);
       else if (entry.name === "public_url") result.publicUrl = readPublicUrl(r, entry.value);
+      else if (entry.name === "metrics") result.metrics = readMetrics(r, entry.value);
       else result.jobEnv = readJobEnv(r, entry.value);
     },
   };
@@ -219,6 +224,13 @@ function readPublicUrl(r: Reader, node: Parameters<Reader["map"]>[0]): string | 
     return undefined;
   }
   return text.replace(/\/+$/, "");
+}
+
+function readMetrics(r: Reader, node: Parameters<Reader["map"]>[0]): { public: boolean } {
+  const metrics = { public: false };
+  for (const entry of r.map(node, "`metrics`", METRICS_KEYS))
+    metrics.public = r.boolean(entry.value, "`metrics.public`") ?? false;
+  return metrics;
 }
 
 function readJobEnv(r: Reader, node: Parameters<Reader["map"]>[0]): string[] {

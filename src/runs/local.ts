@@ -12,6 +12,7 @@ import { ENDING_EVENTS, type RunEvent } from "../engine/events.js";
 import type { ChildToHost } from "../engine/executor-options.js";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
+import type { ObserveOptions } from "../observability/observe.js";
 import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
 import type { RunRequest } from "../pipeline/plan.js";
 import { PipelineInputError } from "../pipeline/problems.js";
@@ -82,6 +83,8 @@ export interface LocalRunsOptions {
    * Default: with `adopt: "all"` (a server, which starts jobs while it serves requests).
    */
   launcher?: boolean | undefined;
+  /** Prometheus metrics (a server's); where `OTEL_*` variables turning traces on are read (runtime.ts). */
+  observe?: ObserveOptions | undefined;
 }
 
 export class LocalRuns implements RunService {
@@ -131,6 +134,7 @@ export class LocalRuns implements RunService {
       hostChild: (child) => {
         if (runs) runs.#hostChild(child);
       },
+      observe: options.observe,
     });
     runs = new LocalRuns(runtime, options);
     const self = runs;

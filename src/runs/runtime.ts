@@ -11,6 +11,7 @@ import { ENDING_EVENTS } from "../engine/events.js";
 import { Executor } from "../engine/executor.js";
 import type { ChildToHost } from "../engine/executor-options.js";
 import { createLogger, MAX_BUFFERED_LOG } from "../logging.js";
+import { type Observability, type ObserveOptions, observe } from "../observability/observe.js";
 import { runRoster } from "../pipeline/concurrency.js";
 import { inheritOnly, SERVER_JOB_ENV } from "../pipeline/job-env.js";
 import { JobResources } from "../pipeline/resources.js";
@@ -51,6 +52,8 @@ export interface RuntimeOptions {
   accept: (run: RunRecord) => boolean;
   /** Takes a child run a `uses:` job starts (or acts on) here: ExecutorOptions.hostChild. */
   hostChild?: ((child: ChildToHost) => void) | undefined;
+  /** Prometheus metrics (a server's), and where `OTEL_*` variables that turn traces on are read. */
+  observe?: ObserveOptions | undefined;
 }
 
 export interface Runtime {
@@ -62,6 +65,8 @@ export interface Runtime {
   readonly logger: Logger;
   /** The config file as read (defaults without one). */
   readonly config: ServeConfig;
+  /** Metrics when asked for, traces when the environment turns them on (observability/observe.ts). */
+  readonly observability: Observability;
   /** Stops the executor (its jobs are stopped, its runs left resumable), then admission and storage. */
   close(): Promise<void>;
 }
@@ -98,8 +103,10 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     await storage.close();
     throw error;
   }
+  const observability = await observe({ storage, executor, resources }, options.observe);
   const launcher = options.launcher ? Launcher.start() : undefined;
   const jobs: JobRuntime = {
+    ...observability.jobs,
     dataDir,
     resources,
     runs: runRoster(storage, executor),
@@ -118,11 +125,13 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     dataDir,
     logger: log.logger,
     config,
+    observability,
     async close() {
       stopReleasing();
       // The executor first: closing aborts jobs waiting for admission, which leaves them resumable;
       // closing admission first would fail them.
       await executor.close();
+      await observability.close();
       await launcher?.close();
       resources.admission.close();
       await storage.close();

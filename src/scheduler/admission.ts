@@ -93,6 +93,11 @@ export interface Grant {
   /** When it was granted, ms since the epoch. */
   readonly since: number;
   readonly waitedMs: number;
+  /**
+   * What it waited for: the resources it was short of when it began to wait (all it needs when it
+   * waited only behind others' reservations); empty when granted at once.
+   */
+  readonly waitedFor: readonly Resource[];
   release(): void;
 }
 
@@ -103,6 +108,8 @@ interface Waiter extends Request {
   reject(error: unknown): void;
   /** Detaches the abort listener. */
   detach(): void;
+  /** What it was short of when it began to wait (Grant.waitedFor). */
+  short?: Resource[];
 }
 
 interface Holding extends Request {
@@ -201,6 +208,7 @@ export class Admission {
       // change: skipping the pass keeps a burst of 10,000 waiting requests linear.
       const volumeFree = this.readFreeDisk();
       if (this.fitsFree(waiter.dims, volumeFree)) this.evaluate(volumeFree);
+      if (this.waiting.has(waiter.seq)) waiter.short = this.shortOf(waiter.dims, volumeFree);
       this.changed();
     });
   }
@@ -454,7 +462,7 @@ export class Admission {
     });
   }
 
-  private grant(request: Request, now: number, tracked: boolean): Grant {
+  private grant(request: Request & { short?: Resource[] }, now: number, tracked: boolean): Grant {
     if (tracked) {
       this.holding.set(request.seq, { ...request, grantedAt: now });
       for (const [resource, amount] of request.dims) this.used.set(resource, this.usedOf(resource) + amount);
@@ -465,6 +473,7 @@ export class Admission {
       need: request.need,
       since: now,
       waitedMs: now - request.since,
+      waitedFor: request.short ?? [],
       release: () => {
         if (released) return;
         released = true;
@@ -499,6 +508,13 @@ export class Admission {
   private fitsFree(dims: Array<[Resource, number]>, volumeFree: number | undefined): boolean {
     const free = this.freeAmounts(volumeFree);
     return dims.every(([resource, amount]) => amount <= (free.get(resource) ?? 0) + EPSILON);
+  }
+
+  /** The resources of `dims` short now; all of them when none is (held back by reservations). */
+  private shortOf(dims: Array<[Resource, number]>, volumeFree: number | undefined): Resource[] {
+    const free = this.freeAmounts(volumeFree);
+    const short = dims.filter(([resource, amount]) => amount > (free.get(resource) ?? 0) + EPSILON);
+    return (short.length > 0 ? short : dims).map(([resource]) => resource);
   }
 
   /** The volume's free bytes, or undefined when unknown: a failing `statfs` must not break releases. */

@@ -43,7 +43,8 @@ export const serve: Command = {
     "none of these, a random admin token is printed once.",
     "--pipeline registers a pipeline file, so runs of it can be submitted by its name.",
     "--config is the server's configuration file (resource pools, locks, tokens, retention, job_env,",
-    "public_url: where people reach the server, for links in reports to forges).",
+    "public_url: where people reach the server, for links in reports to forges; metrics: { public: true }",
+    "to scrape GET /metrics without a token). OTEL_EXPORTER_OTLP_ENDPOINT turns traces on (docs/observability.md).",
     "Jobs inherit only an allow-list of the server's environment (PATH, HOME, LANG...) and `job_env:`.",
     "`sources:` in it starts runs from git pushes, pull requests, comments and schedules (docs/triggers.md).",
     "The web dashboard is at the root URL: sign in with any of these tokens (docs/dashboard.md).",
@@ -93,6 +94,8 @@ export const serve: Command = {
         adopt: "all",
         // A server's jobs never see its environment beyond an allow-list: its tokens stay with it.
         jobEnv: "allowed",
+        // `GET /metrics`; traces when `OTEL_EXPORTER_OTLP_ENDPOINT` says where (docs/observability.md).
+        observe: { metrics: true },
         ...(values.config !== undefined && { config: resolve(values.config) }),
       });
     } catch (error) {
@@ -136,6 +139,9 @@ export const serve: Command = {
       triggers,
       // Built beside this file: dist/web next to dist/cli.
       web: fileURLToPath(new URL("../../web", import.meta.url)),
+      ...(runs.runtime.observability.metrics && {
+        metrics: { metrics: runs.runtime.observability.metrics, public: runs.runtime.config.metrics.public },
+      }),
       hooks: triggers.hooks((error) =>
         logger.error({ err: error, triggers: true }, "webhook delivery failed after its answer"),
       ),

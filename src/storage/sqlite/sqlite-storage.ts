@@ -103,6 +103,8 @@ export class SqliteStorage implements Storage {
    */
   private walSync: WalSync | null | undefined;
   private readonly fdatasync: Fdatasync | undefined;
+  /** Told how long each commit of transitions took, in ms (metrics set it); absent: not timed. */
+  onCommit: ((ms: number) => void) | undefined;
   private readonly syncNormal: Statement | undefined;
   private readonly syncFull: Statement | undefined;
 
@@ -287,7 +289,20 @@ export class SqliteStorage implements Storage {
     // Serialize everything before the first write: a value JSON cannot hold fails the batch up front.
     const now = Date.now();
     const batch = transitions.map((t) => encodeTransition(t, now, (mask) => this.updateStatement(mask)));
-    return this.writing(() => this.commitBatch(batch));
+    const observe = this.onCommit;
+    if (!observe) return this.writing(() => this.commitBatch(batch));
+    const started = performance.now();
+    const results = this.writing(() => this.commitBatch(batch));
+    observe(performance.now() - started);
+    return results;
+  }
+
+  /** How many runs there are per saga and status (an index-only scan): what metrics show at a scrape. */
+  countRuns(): { saga: string; status: RunRecord["status"]; count: number }[] {
+    this.stmts();
+    return this.db
+      .prepare("SELECT saga, status, COUNT(*) AS count FROM runs GROUP BY status, saga")
+      .all() as { saga: string; status: RunRecord["status"]; count: number }[];
   }
 
   async claim(request: ClaimRequest): Promise<RunSnapshot | undefined> {
