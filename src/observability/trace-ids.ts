@@ -11,6 +11,8 @@ export interface TracingOptions {
   url: string;
   /** `service.name` of the spans. */
   serviceName: string;
+  /** Between exports of ended spans, ms (`OTEL_BSP_SCHEDULE_DELAY`); default the SDK's 5 s. */
+  delayMs?: number;
 }
 
 /**
@@ -24,7 +26,12 @@ export function tracingOptions(env: NodeJS.ProcessEnv): TracingOptions | undefin
   const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
   const url = full || (base ? `${base.replace(/\/+$/, "")}/v1/traces` : undefined);
   if (!url) return undefined;
-  return { url, serviceName: env.OTEL_SERVICE_NAME?.trim() || "slipway" };
+  const delayMs = Number(env.OTEL_BSP_SCHEDULE_DELAY);
+  return {
+    url,
+    serviceName: env.OTEL_SERVICE_NAME?.trim() || "slipway",
+    ...(delayMs > 0 && { delayMs }),
+  };
 }
 
 function hex(bytes: number, ...parts: (string | number)[]): string {

@@ -80,7 +80,12 @@ export class Tracing {
     this.#provider = new BasicTracerProvider({
       resource: defaultResource().merge(resourceFromAttributes({ "service.name": options.serviceName })),
       idGenerator: this.#ids,
-      spanProcessors: [new BatchSpanProcessor(exporter ?? new OTLPTraceExporter({ url: options.url }))],
+      spanProcessors: [
+        new BatchSpanProcessor(
+          exporter ?? new OTLPTraceExporter({ url: options.url }),
+          options.delayMs === undefined ? {} : { scheduledDelayMillis: options.delayMs },
+        ),
+      ],
     });
     this.#tracer = this.#provider.getTracer("slipway");
     this.#stop.push(sources.executor.on((event) => this.#event(event)));
