@@ -53,6 +53,16 @@ describe("server config: tokens, retention, job_env", () => {
     expect(none.tokens).toEqual([]);
     expect(none.retention).toBeUndefined();
     expect(none.jobEnv).toEqual([]);
+    expect(none.metrics).toEqual({ public: false });
+  });
+
+  it("makes metrics public only when told, and says what it wants otherwise", () => {
+    expect(parse("metrics: { public: true }").metrics).toEqual({ public: true });
+    expect(parse("metrics: { public: false }").metrics).toEqual({ public: false });
+    expect(problems("metrics: { public: yes please, open: true }")).toEqual([
+      expect.stringMatching(/^1:20 `metrics.public` must be `true` or `false`/),
+      expect.stringMatching(/^1:\d+ unknown key `open` in `metrics`/),
+    ]);
   });
 
   it("reports every problem at its line and column, the scheduler's included", () => {
