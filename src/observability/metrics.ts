@@ -38,8 +38,14 @@ export class Metrics {
   readonly #sources: MetricsSources;
   readonly #stop: (() => void)[] = [];
   readonly #loop: IntervalHistogram;
-  /** When each run that started here started, and each attempt in flight, by run then action. */
-  readonly #runs = new Map<string, { startedAt?: number; jobs: Map<string, number>; cancelling?: boolean }>();
+  /**
+   * When each run that started here started, and when each attempt in flight started (or was admitted,
+   * once: its wait is the queue wait's, not the job's), by run then action.
+   */
+  readonly #runs = new Map<
+    string,
+    { startedAt?: number; jobs: Map<string, { at: number; admitted: boolean }>; cancelling?: boolean }
+  >();
 
   readonly #runsStarted: Counter;
   readonly #runsFinished: Counter;
@@ -189,7 +195,8 @@ export class Metrics {
         if (event.data?.kind === "cancel") this.#run(event.runId).cancelling = true;
         return;
       case "action:started":
-        if (event.action !== null) this.#run(event.runId).jobs.set(event.action, event.at);
+        if (event.action !== null)
+          this.#run(event.runId).jobs.set(event.action, { at: event.at, admitted: false });
         return;
       case "action:completed":
       case "action:failed": {
@@ -202,7 +209,7 @@ export class Metrics {
           event.type === "action:completed" ? "success" : run!.cancelling ? "cancellation" : "failure";
         this.#jobDuration.observe(
           { [PIPELINE]: pipeline, [TASK]: jobOf(event.action), cicd_pipeline_task_run_result: result },
-          Math.max(0, event.at - started) / 1000,
+          Math.max(0, event.at - started.at) / 1000,
         );
         return;
       }
@@ -232,7 +239,12 @@ export class Metrics {
     );
   }
 
-  #admitted({ pipeline, action, grant }: Admitted): void {
+  #admitted({ runId, pipeline, action, grant }: Admitted): void {
+    const started = this.#runs.get(runId)?.jobs.get(action);
+    if (started && !started.admitted) {
+      started.at = Math.max(started.at, grant.since);
+      started.admitted = true;
+    }
     const resource = grant.waitedFor.length === 0 ? "none" : grant.waitedFor.join("+");
     this.#queueWait.observe({ [PIPELINE]: pipeline, [TASK]: jobOf(action), resource }, grant.waitedMs / 1000);
   }
