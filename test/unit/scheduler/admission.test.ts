@@ -102,6 +102,25 @@ describe("granting", () => {
     expect(grant.ticket).toMatchObject({ key: "ci", weight: 1, priority: 0 });
   });
 
+  it("reports what a grant waited for: what was short when it began to wait, else all it needs", async () => {
+    const { a } = admission({ memoryBytes: 4 * GiB, cpu: 2, locks: { swarm: 1 } });
+    const first = await a.acquire(ticket("r1"), need({ cpu: 1, locks: ["swarm"] }));
+    expect(first.waitedFor).toEqual([]);
+    // Short of the lock only: cpu is free.
+    const lock = track(a.acquire(ticket("r2"), need({ cpu: 1, locks: ["swarm"] })));
+    // r5 is short of nothing (1 GiB is free), but r4 ahead of it reserved that memory: it waits for all it needs.
+    const big = await a.acquire(ticket("r3"), need({ memoryBytes: 3 * GiB }));
+    const reserving = track(a.acquire(ticket("r4"), need({ memoryBytes: 4 * GiB })));
+    const behind = track(a.acquire(ticket("r5"), need({ memoryBytes: 1 * GiB })));
+    first.release();
+    expect((await granted(lock)).waitedFor).toEqual(["lock:swarm"]);
+    big.release();
+    const reserved = await granted(reserving);
+    expect(reserved.waitedFor).toEqual(["memory"]);
+    reserved.release();
+    expect((await granted(behind)).waitedFor).toEqual(["memory"]);
+  });
+
   it("treats fractional cpu exactly enough for 0.1 + 0.2 to fit in 0.3", async () => {
     const { a } = admission({ cpu: 0.3 });
     const one = await a.acquire(ticket("r1"), need({ cpu: 0.1 }));
