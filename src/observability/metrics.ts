@@ -38,6 +38,7 @@ export class Metrics {
   readonly #sources: MetricsSources;
   readonly #stop: (() => void)[] = [];
   readonly #loop: IntervalHistogram;
+  #scraping: Promise<string> | undefined;
   /**
    * When each run that started here started, and when each attempt in flight started (or was admitted,
    * once: its wait is the queue wait's, not the job's), by run then action.
@@ -164,10 +165,14 @@ export class Metrics {
     return this.registry.contentType;
   }
 
-  /** The text exposition of every metric, state read now. */
-  async scrape(): Promise<string> {
-    await this.#refresh();
-    return this.registry.metrics();
+  /** The text exposition of every metric, state read now; scrapes at the same moment share one reading. */
+  scrape(): Promise<string> {
+    this.#scraping ??= this.#refresh()
+      .then(() => this.registry.metrics())
+      .finally(() => {
+        this.#scraping = undefined;
+      });
+    return this.#scraping;
   }
 
   close(): void {

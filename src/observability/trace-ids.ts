@@ -13,7 +13,14 @@ export interface TracingOptions {
   serviceName: string;
   /** Between exports of ended spans, ms (`OTEL_BSP_SCHEDULE_DELAY`); default the SDK's 5 s. */
   delayMs?: number;
+  /**
+   * How long one export may take, retries included, ms (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`,
+   * `OTEL_EXPORTER_OTLP_TIMEOUT`). Default 3 s, not the SDK's 10: the last export holds up a process's exit.
+   */
+  timeoutMs: number;
 }
+
+const DEFAULT_TIMEOUT_MS = 3_000;
 
 /**
  * Tracing is on when `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the full URL) or `OTEL_EXPORTER_OTLP_ENDPOINT`
@@ -27,10 +34,12 @@ export function tracingOptions(env: NodeJS.ProcessEnv): TracingOptions | undefin
   const url = full || (base ? `${base.replace(/\/+$/, "")}/v1/traces` : undefined);
   if (!url) return undefined;
   const delayMs = Number(env.OTEL_BSP_SCHEDULE_DELAY);
+  const timeoutMs = Number(env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT || env.OTEL_EXPORTER_OTLP_TIMEOUT);
   return {
     url,
     serviceName: env.OTEL_SERVICE_NAME?.trim() || "slipway",
     ...(delayMs > 0 && { delayMs }),
+    timeoutMs: timeoutMs > 0 ? timeoutMs : DEFAULT_TIMEOUT_MS,
   };
 }
 

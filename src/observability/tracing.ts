@@ -68,6 +68,7 @@ export class Tracing {
   readonly #tracer: Tracer;
   readonly #ids = new ChosenIds();
   readonly #sources: TracingSources;
+  readonly #closeWaitMs: number;
   readonly #stop: (() => void)[] = [];
   /** Spans open now, by run, then `kind NUL action`. */
   readonly #open = new Map<string, Map<string, Span>>();
@@ -77,12 +78,13 @@ export class Tracing {
   /** `exporter`: where spans go instead of OTLP/HTTP at `options.url` (tests). */
   constructor(sources: TracingSources, options: TracingOptions, exporter?: SpanExporter) {
     this.#sources = sources;
+    this.#closeWaitMs = options.timeoutMs + 500;
     this.#provider = new BasicTracerProvider({
       resource: defaultResource().merge(resourceFromAttributes({ "service.name": options.serviceName })),
       idGenerator: this.#ids,
       spanProcessors: [
         new BatchSpanProcessor(
-          exporter ?? new OTLPTraceExporter({ url: options.url }),
+          exporter ?? new OTLPTraceExporter({ url: options.url, timeoutMillis: options.timeoutMs }),
           options.delayMs === undefined ? {} : { scheduledDelayMillis: options.delayMs },
         ),
       ],
@@ -102,12 +104,22 @@ export class Tracing {
     return traceparentOf(runId, spanId);
   }
 
-  /** Stops listening and exports what ended; spans still open stay unexported (their run continues elsewhere). */
+  /**
+   * Stops listening and exports what ended, waiting for the collector about one export's timeout at
+   * most (one that does not answer must not hold up a server's stop or a `slipway run`'s exit). Spans
+   * still open stay unexported: their run continues elsewhere, in the same trace.
+   */
   async close(): Promise<void> {
     for (const stop of this.#stop.splice(0)) stop();
     this.#open.clear();
     this.#reasons.clear();
-    await this.#provider.shutdown();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#closeWaitMs);
+      timer.unref();
+    });
+    await Promise.race([this.#provider.shutdown().catch(() => {}), late]);
+    clearTimeout(timer);
   }
 
   /** Exports every span ended so far. */

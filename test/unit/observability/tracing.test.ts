@@ -182,6 +182,25 @@ jobs:
     expect(root.startMs).toBeLessThanOrEqual(build.startMs);
   });
 
+  it("never holds a run up when the collector is down, nor the process's stop", async () => {
+    const dir = tempDir();
+    // Nothing listens on port 1: every export fails.
+    const runs = await open(dir, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1",
+      OTEL_BSP_SCHEDULE_DELAY: "10",
+    });
+    const source = `name: lonely\njobs:\n  only:\n    run: echo "$TRACEPARENT" > traceparent\n`;
+    writeFileSync(join(dir, "lonely.yml"), source);
+    const run = await runs.submit({ file: join(dir, "lonely.yml"), source });
+    await eventually(async () => (await runs.show(run.id)).status === "completed", "the run");
+    expect(readFileSync(join(dir, "traceparent"), "utf8")).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01\n$/);
+    const started = Date.now();
+    await runs.close();
+    opened.splice(opened.indexOf(runs), 1);
+    // One export's timeout (3 s), not the SDK's 10 s of retries.
+    expect(Date.now() - started).toBeLessThan(8_000);
+  });
+
   it("is off without an OTLP endpoint in the environment, and jobs get no TRACEPARENT", async () => {
     expect(tracingOptions({})).toBeUndefined();
     expect(
@@ -192,7 +211,7 @@ jobs:
     );
     expect(
       tracingOptions({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://c:4318/custom", OTEL_SERVICE_NAME: "ci" }),
-    ).toEqual({ url: "http://c:4318/custom", serviceName: "ci" });
+    ).toEqual({ url: "http://c:4318/custom", serviceName: "ci", timeoutMs: 3000 });
 
     const dir = tempDir();
     const runs = await open(dir, {});
