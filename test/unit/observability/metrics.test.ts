@@ -202,6 +202,32 @@ describe("metrics", () => {
     expect(sample(await scrape(b), "slipway_jobs_waiting")).toBe(0);
   });
 
+  it("label a loop's jobs by their names, every iteration under the same label", async () => {
+    const dir = tempDir();
+    const runs = await open(dir);
+    const source =
+      'name: looped\njobs:\n  attempts:\n    loop: { max: 3, until: "${{ false }}" }\n    jobs:\n      fix:\n        run: echo fixed\n';
+    writeFileSync(join(dir, "looped.yml"), source);
+    const run = await runs.submit({ file: join(dir, "looped.yml"), source });
+    // Its condition never holds: three iterations, then the loop fails (and the run with it).
+    await eventually(async () => (await runs.show(run.id)).status === "compensated", "the looped run");
+    const m = await scrape(runs);
+    const tasks = new Set(
+      m
+        .filter((s) => s.name === "slipway_job_duration_seconds_count")
+        .map((s) => s.labels.cicd_pipeline_task_name),
+    );
+    expect(tasks.has("fix")).toBe(true);
+    for (const task of tasks) expect(task).not.toMatch(/#/);
+    expect(
+      sample(m, "slipway_job_duration_seconds_count", {
+        cicd_pipeline_name: "looped",
+        cicd_pipeline_task_name: "fix",
+        cicd_pipeline_task_run_result: "success",
+      }),
+    ).toBe(3);
+  });
+
   it("label a job by its name, without the index of a loop iteration or a fan-out leg", () => {
     expect(jobOf("build")).toBe("build");
     expect(jobOf("build.linux")).toBe("build.linux");
