@@ -205,8 +205,14 @@ describe("metrics", () => {
   it("label a loop's jobs by their names, every iteration under the same label", async () => {
     const dir = tempDir();
     const runs = await open(dir);
-    const source =
-      'name: looped\njobs:\n  attempts:\n    loop: { max: 3, until: "${{ false }}" }\n    jobs:\n      fix:\n        run: echo fixed\n';
+    const source = `name: looped
+jobs:
+  attempts:
+    loop: { max: 3, until: "\${{ false }}" }
+    jobs:
+      fix:
+        run: echo fixed
+`;
     writeFileSync(join(dir, "looped.yml"), source);
     const run = await runs.submit({ file: join(dir, "looped.yml"), source });
     // Its condition never holds: three iterations, then the loop fails (and the run with it).
