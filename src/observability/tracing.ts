@@ -80,7 +80,13 @@ export class Tracing {
     this.#sources = sources;
     this.#closeWaitMs = options.timeoutMs + 500;
     this.#provider = new BasicTracerProvider({
-      resource: defaultResource().merge(resourceFromAttributes({ "service.name": options.serviceName })),
+      resource: defaultResource().merge(
+        resourceFromAttributes({
+          "service.name": options.serviceName,
+          // Which executor sent it, when several share a database.
+          "service.instance.id": sources.executor.owner,
+        }),
+      ),
       idGenerator: this.#ids,
       spanProcessors: [
         new BatchSpanProcessor(

@@ -12,7 +12,6 @@ import { ENDING_EVENTS, type RunEvent } from "../engine/events.js";
 import type { ChildToHost } from "../engine/executor-options.js";
 import { NotFoundError, SlipwayError } from "../errors.js";
 import type { Json } from "../json.js";
-import type { ObserveOptions } from "../observability/observe.js";
 import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
 import type { RunRequest } from "../pipeline/plan.js";
 import { PipelineInputError } from "../pipeline/problems.js";
@@ -34,7 +33,7 @@ import { markFollowed, runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
 import { nameRun } from "./naming.js";
 import { findRun, planOf } from "./records.js";
-import { openRuntime, type Runtime } from "./runtime.js";
+import { openRuntime, type Runtime, type RuntimeOptions } from "./runtime.js";
 import type {
   ActionResponse,
   QueueEntry,
@@ -84,7 +83,7 @@ export interface LocalRunsOptions {
    */
   launcher?: boolean | undefined;
   /** Prometheus metrics (a server's); where `OTEL_*` variables turning traces on are read (runtime.ts). */
-  observe?: ObserveOptions | undefined;
+  observe?: RuntimeOptions["observe"];
 }
 
 export class LocalRuns implements RunService {

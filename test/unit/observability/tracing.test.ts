@@ -99,6 +99,7 @@ describe("traces", () => {
       "cicd.pipeline.action.name": "RUN",
     });
     expect(run.resource["service.name"]).toBe("slipway");
+    expect(run.resource["service.instance.id"]).toBe(runs.runtime.executor.owner);
     // One trace per run.
     expect(new Set(spans.map((s) => s.traceId))).toEqual(new Set([run.traceId]));
     expect(spansOf(holder.id)[0]!.traceId).not.toBe(run.traceId);
