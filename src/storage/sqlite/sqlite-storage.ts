@@ -293,7 +293,11 @@ export class SqliteStorage implements Storage {
     if (!observe) return this.writing(() => this.commitBatch(batch));
     const started = performance.now();
     const results = this.writing(() => this.commitBatch(batch));
-    observe(performance.now() - started);
+    try {
+      observe(performance.now() - started);
+    } catch {
+      // Committed whatever the observer does.
+    }
     return results;
   }
 
