@@ -62,6 +62,7 @@ export class Metrics {
   readonly #pools: Gauge[];
   readonly #locks: Gauge[];
   readonly #waitingJobs: Gauge;
+  readonly #waitingFor: Gauge;
   readonly #lag: Gauge[];
 
   constructor(sources: MetricsSources) {
@@ -143,6 +144,11 @@ export class Metrics {
       gauge("slipway_lock_in_use", "How many jobs hold each lock now.", ["lock"]),
     ];
     this.#waitingJobs = gauge("slipway_jobs_waiting", "Jobs waiting for admission (pools, locks) now.");
+    this.#waitingFor = gauge(
+      "slipway_jobs_waiting_for",
+      "Jobs waiting for admission now, by pipeline and each resource they wait for (a job short of two counts under both).",
+      [PIPELINE, "resource"],
+    );
     this.#lag = [
       gauge("nodejs_eventloop_lag_mean_seconds", "Mean event-loop delay since the last scrape."),
       gauge("nodejs_eventloop_lag_p50_seconds", "Median event-loop delay since the last scrape."),
@@ -294,6 +300,12 @@ export class Metrics {
         held!.set({ lock }, snapshot.inUse.locks[lock] ?? 0);
       }
       this.#waitingJobs.set(snapshot.waiting);
+      // Why they wait, as `slipway queue` says it (the queue explains itself this often anyway).
+      this.#waitingFor.reset();
+      if (snapshot.waiting > 0)
+        for (const { ticket, blockers } of resources.admission.explain())
+          for (const { resource } of blockers)
+            this.#waitingFor.inc({ [PIPELINE]: ticket.pipeline, resource });
     }
 
     const [mean, p50, p99, max] = this.#lag;

@@ -95,6 +95,9 @@ describe("metrics", () => {
     expect(sample(m, "slipway_lock_in_use", { lock: "swarm" })).toBe(1);
     expect(sample(m, "slipway_lock_capacity", { lock: "swarm" })).toBe(1);
     expect(sample(m, "slipway_jobs_waiting")).toBe(1);
+    expect(
+      sample(m, "slipway_jobs_waiting_for", { cicd_pipeline_name: "hold", resource: "lock:swarm" }),
+    ).toBe(1);
     expect(sample(m, "cicd_worker_count", { cicd_worker_state: "available" })).toBe(1);
     expect(sample(m, "cicd_worker_count", { cicd_worker_state: "offline" })).toBe(0);
     expect(sample(m, "slipway_executor_heartbeat_age_seconds")).toBeGreaterThanOrEqual(0);
@@ -177,6 +180,7 @@ describe("metrics", () => {
     expect(sample(m, "slipway_runs", { cicd_pipeline_name: "hold", status: "completed" })).toBe(2);
     expect(sample(m, "slipway_lock_in_use", { lock: "swarm" })).toBe(0);
     expect(sample(m, "slipway_jobs_waiting")).toBe(0);
+    expect(total(m, "slipway_jobs_waiting_for")).toBe(0);
   });
 
   it("read runs by status from storage at the scrape: right after a restart, counters start at zero", async () => {
