@@ -52,9 +52,14 @@ function hex(bytes: number, ...parts: (string | number)[]): string {
   return /^0+$/.test(id) ? `${id.slice(0, -1)}1` : id;
 }
 
-/** The run's trace id: the same in every process that runs it. */
+/**
+ * The run's trace id: the same in every process that runs it, and its parent's for a child run (whose
+ * id is `<parent>.<step>`: the trace is that of the run before the first `.`), so a pipeline's child
+ * runs are in its trace.
+ */
 export function traceIdOf(runId: string): string {
-  return hex(16, "trace", runId);
+  const dot = runId.indexOf(".");
+  return hex(16, "trace", dot === -1 ? runId : runId.slice(0, dot));
 }
 
 /** A span's id: the run's span (`run`), an attempt, undo or cleanup of a step (with its attempt). */

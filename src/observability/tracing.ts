@@ -310,23 +310,17 @@ export class Tracing {
             "slipway.parent.step": record.parent.step,
           }),
         };
+        // A child run's span is under its parent run's, in the same trace (trace-ids.ts).
+        const parent = record?.parent ? spanIdOf(record.parent.runId, "run") : undefined;
         const span = this.#start(
           runId,
           `RUN ${event.saga}`,
           spanIdOf(runId, "run"),
-          undefined,
+          parent,
           record?.createdAt ?? event.at,
           attributes,
           SpanKind.SERVER,
         );
-        if (record?.parent)
-          span.addLink({
-            context: {
-              traceId: traceIdOf(record.parent.runId),
-              spanId: spanIdOf(record.parent.runId, "run"),
-              traceFlags: TraceFlags.SAMPLED,
-            },
-          });
         if (result === "failure" || result === "error") {
           const message = typeof event.data?.error === "string" ? event.data.error : result;
           span.setStatus({ code: SpanStatusCode.ERROR, message });

@@ -183,6 +183,38 @@ jobs:
     expect(root.startMs).toBeLessThanOrEqual(build.startMs);
   });
 
+  it("puts a child pipeline's run in its parent's trace, under the parent run's span", async () => {
+    const dir = tempDir();
+    const runs = await open(dir, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_BSP_SCHEDULE_DELAY: "50",
+    });
+    writeFileSync(
+      join(dir, "child.yml"),
+      `name: child\njobs:\n  roll:\n    run: echo "$TRACEPARENT" > child-traceparent\n`,
+    );
+    const source = `name: parent\njobs:\n  deploy:\n    uses: ./child.yml\n`;
+    writeFileSync(join(dir, "parent.yml"), source);
+    const run = await runs.submit({ file: join(dir, "parent.yml"), source });
+    await eventually(async () => (await runs.show(run.id)).status === "completed", "the parent run");
+    const parent = await eventually(
+      () => spansOf(run.id).find((s) => s.name === "RUN parent"),
+      "the parent's span",
+    );
+    const child = await eventually(
+      () => receiver.spans.find((s) => s.name === "RUN child"),
+      "the child's span",
+    );
+    expect(child.traceId).toBe(parent.traceId);
+    expect(child.parentSpanId).toBe(parent.spanId);
+    expect(child.attributes["slipway.parent.run.id"]).toBe(run.id);
+    const roll = await eventually(() => receiver.spans.find((s) => s.name === "roll"), "the child's job");
+    expect(roll.parentSpanId).toBe(child.spanId);
+    expect(readFileSync(join(dir, "child-traceparent"), "utf8").trim()).toBe(
+      `00-${parent.traceId}-${roll.spanId}-01`,
+    );
+  });
+
   it("never holds a run up when the collector is down, nor the process's stop", async () => {
     const dir = tempDir();
     // Nothing listens on port 1: every export fails.
