@@ -257,7 +257,8 @@ export class Tracing {
     const key = `${runId}\u0000${action}`;
     const told = this.#reasons.get(key) ?? [];
     this.#reasons.delete(key);
-    if (grant.waitedMs <= 0) return;
+    // Only a request that queued waited (a grant within `acquire` may read a clock's tick of 1 ms).
+    if (grant.waitedFor.length === 0 || grant.waitedMs <= 0) return;
     const open = this.#open.get(runId);
     const within = open?.get(`undo\u0000${action}`)
       ? spanIdOf(runId, "undo", action, attempt)
