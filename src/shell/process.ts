@@ -1,14 +1,17 @@
 /** Runs one shell job attempt as a child process group: logged, masked, bounded in time, and leaving nothing behind. */
 import {
   accessSync,
+  closeSync,
   constants,
   createWriteStream,
+  ftruncateSync,
   mkdirSync,
+  openSync,
   readFileSync,
   renameSync,
   rmSync,
   statSync,
-  writeFileSync,
+  writeSync,
 } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import type { Readable } from "node:stream";
@@ -45,7 +48,7 @@ export interface ShellOptions {
   timeoutMs?: number;
   /** Default 5000. */
   graceMs?: number;
-  /** Written (fsync'd) right after spawn with the ProcessIdentity as JSON; removed once the group is gone. */
+  /** Its space taken before spawn, written right after with the ProcessIdentity as JSON; removed once the group is gone. */
   pidFile?: string;
   onSpawn?: (identity: ProcessIdentity) => void;
   /** Started by this launcher (while it is alive) instead of a fork of this process. */
@@ -116,6 +119,12 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   } catch (error) {
     throw diskFullError(error, `the job's log directory ${dirname(options.logFile)}`);
   }
+  let pidFile: ReservedFile | undefined;
+  try {
+    if (options.pidFile !== undefined) pidFile = reserve(options.pidFile);
+  } catch (error) {
+    throw diskFullError(error, `the job's pid file ${options.pidFile}`);
+  }
   const log = createWriteStream(options.logFile, { flags: "a" });
   // On 'close', not end's callback: that can come before the 'error' of a write that failed (ENOSPC).
   const logClosed = () =>
@@ -164,6 +173,7 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   try {
     child = await startProcess(shell, args, { cwd: options.cwd, env }, options.launcher);
   } catch (error) {
+    pidFile?.discard();
     await logClosed();
     throw new Error(`could not start ${shell} in ${options.cwd}: ${(error as Error).message}`, {
       cause: error,
@@ -180,7 +190,7 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   running = true;
   const identity: ProcessIdentity = { pgid, startTime: child.startTime, bootId: bootId() };
   try {
-    if (options.pidFile !== undefined) writeAtomically(options.pidFile, `${JSON.stringify(identity)}\n`);
+    pidFile?.commit(`${JSON.stringify(identity)}\n`);
     options.onSpawn?.(identity);
   } catch (error) {
     fail(diskFullError(error, `the job's pid file ${options.pidFile}`));
@@ -320,11 +330,53 @@ function readLines(stream: Readable, onLine: (line: string) => void): Promise<vo
  * the file matters only while the machine stays up (a reboot ends the job's processes too, and the
  * boot id in the file says so), and the page cache survives our own `kill -9`.
  */
-function writeAtomically(path: string, text: string): void {
+/** Room for a pid file's JSON (about 100 bytes), taken before the job starts. */
+const PID_FILE_BYTES = 512;
+
+interface ReservedFile {
+  /** Writes the text into the space taken, then puts the file in place at once (a rename). */
+  commit(text: string): void;
+  discard(): void;
+}
+
+/**
+ * Takes a file's space before the job starts, in a temporary file renamed into place once written:
+ * a full disk then fails the job before its command runs, never after it ran (an undo cut short
+ * that way would run again, and a reader never sees a half-written file).
+ */
+function reserve(path: string): ReservedFile {
   ensureDir(dirname(path));
   const temp = `${path}.${process.pid}.tmp`;
-  writeFileSync(temp, text);
-  renameSync(temp, path);
+  const fd = openSync(temp, "w");
+  let open = true;
+  const close = () => {
+    if (open) closeSync(fd);
+    open = false;
+  };
+  const discard = () => {
+    close();
+    rmSync(temp, { force: true });
+  };
+  try {
+    writeSync(fd, Buffer.alloc(PID_FILE_BYTES, " "));
+  } catch (error) {
+    discard();
+    throw error;
+  }
+  return {
+    commit(text) {
+      try {
+        writeSync(fd, text, 0);
+        ftruncateSync(fd, Buffer.byteLength(text));
+        close();
+        renameSync(temp, path);
+      } catch (error) {
+        discard();
+        throw error;
+      }
+    },
+    discard,
+  };
 }
 
 /** Directories this process made (or found) already: a job start costs no `mkdir` for them again. */
