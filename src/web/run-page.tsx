@@ -1,6 +1,6 @@
 /**
  * One run: what it is (status, trigger, inputs, parent and children), its job graph and jobs with
- * live statuses, the actions its viewer's role allows, where its time went, and its log. Kept current
+ * live statuses, the actions its viewer's role allows, where its time went (the waterfall), and its log. Kept current
  * by the run's event stream: any event loads the run again.
  */
 import { useEffect, useState } from "preact/hooks";
@@ -21,6 +21,7 @@ import { useLoad } from "./live.js";
 import { LogView } from "./log-view.js";
 import { Link } from "./router.js";
 import { formatDuration, formatTime, Status } from "./status.js";
+import { Waterfall } from "./waterfall.js";
 
 export function RunPage(props: { id: string; caller: Caller }) {
   const run = useLoad(() => api<RunDetail>(runPath(props.id)), [props.id]);
@@ -87,7 +88,7 @@ export function RunPage(props: { id: string; caller: Caller }) {
         <JobTable run={detail} nodes={nodes} selected={job} onSelect={setJob} />
       </section>
       {iterations.length > 0 && <Iterations steps={iterations} />}
-      <Timings run={detail} />
+      <Waterfall run={detail} onSelect={setJob} />
       <LogView run={detail.id} job={job} />
     </main>
   );
@@ -287,35 +288,6 @@ function Iterations(props: { steps: StepSummary[] }) {
           ))}
         </tbody>
       </table>
-    </section>
-  );
-}
-
-/**
- * Where the run's time went. Today the critical path the API computes; the waterfall of every job's
- * phases (queued, admitted, running, probing, undoing) goes here once the API gives per-phase timings.
- */
-function Timings(props: { run: RunDetail }) {
-  const path = props.run.criticalPath;
-  if (!path) return null;
-  const total = Math.max(path.totalMs, 1);
-  return (
-    <section class="timings" aria-label="Timings">
-      <h2>Critical path: {formatDuration(path.totalMs)}</h2>
-      <ol class="bars">
-        {path.steps.map((s) => (
-          <li key={s.job}>
-            <span class="bar-label">{s.job}</span>
-            <span class="bar" style={{ width: `${Math.max((s.ms / total) * 100, 0.5)}%` }}>
-              {s.queuedMs ? <span class="queued" style={{ width: `${(s.queuedMs / s.ms) * 100}%` }} /> : null}
-            </span>
-            <span class="bar-ms">
-              {formatDuration(s.ms)}
-              {s.queuedMs ? ` (${formatDuration(s.queuedMs)} queued)` : ""}
-            </span>
-          </li>
-        ))}
-      </ol>
     </section>
   );
 }

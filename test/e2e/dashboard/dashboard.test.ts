@@ -221,6 +221,19 @@ describe.skipIf(!existsSync(CHROMIUM))(`the dashboard in Chromium (${CHROMIUM})`
           timeout: UI_MS,
         },
       );
+      // Its waterfall has a bar for the wait on swarm that names the holder, in its label and, on
+      // hover, in the line under the waterfall with a link to the holder's run.
+      const wait = await page.waitForSelector(
+        `main.run[data-run="${second}"] .wf-row[data-job="deploy"] .ph[data-phase="waiting"][data-reason="lock"][data-resource="swarm"]`,
+        { timeout: UI_MS },
+      );
+      const label = await wait.getAttribute("aria-label");
+      expect(label).toContain("waiting");
+      expect(label).toContain(`lock swarm (held by run ${id}`);
+      await wait.hover();
+      await page.waitForSelector(`.wf-told a[href="/runs/${id}"]`, { timeout: UI_MS });
+      expect(await page.textContent(".wf-told")).toContain("job deploy");
+      await page.screenshot({ path: join(ARTIFACTS, "run-waiting.png"), fullPage: true });
       await page.goBack();
       await page.goBack();
       await page.waitForSelector(`main.run[data-run="${id}"] button[data-action='cancel']`, {
@@ -241,6 +254,13 @@ describe.skipIf(!existsSync(CHROMIUM))(`the dashboard in Chromium (${CHROMIUM})`
       await page.waitForSelector("g.node[data-job='build'][data-status='undone']", { timeout: UI_MS });
       await page.waitForSelector(".log-body .line:has-text('undoing build')", { timeout: UI_MS });
       expect(await page.$("button[data-action='cancel']")).toBeNull();
+      // The ended run's waterfall marks and lists its critical path, the undo included.
+      await page.waitForSelector(".wf-row[data-job='build'] .ph-undoing", { timeout: UI_MS });
+      expect(await page.$$(".wf-crit .seg")).not.toEqual([]);
+      expect(await page.$$(".wf .ph[data-crit]")).not.toEqual([]);
+      expect(
+        await page.$$eval(".crit-list li", (items) => items.map((li) => li.getAttribute("data-job"))),
+      ).toContain("deploy");
       await page.screenshot({ path: join(ARTIFACTS, "run-cancelled.png"), fullPage: true });
 
       // The second run's deploy took the lock; once it is cancelled too, nothing waits.
