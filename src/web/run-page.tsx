@@ -88,7 +88,7 @@ export function RunPage(props: { id: string; caller: Caller }) {
         <JobTable run={detail} nodes={nodes} selected={job} onSelect={setJob} />
       </section>
       {iterations.length > 0 && <Iterations steps={iterations} />}
-      <Waterfall run={detail} onSelect={setJob} />
+      <Waterfall key={detail.id} run={detail} onSelect={setJob} />
       <LogView run={detail.id} job={job} />
     </main>
   );

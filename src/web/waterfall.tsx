@@ -13,11 +13,10 @@ type Phase = Timings[number]["phases"][number];
 type Reason = NonNullable<Phase["reason"]>;
 type Path = NonNullable<RunDetail["criticalPath"]>;
 
-/** A bar as the detail line tells it: its words, and the run that held what it waited for. */
-interface Told {
-  key: string;
-  text: string;
-  holder?: Reason["holder"];
+/** The bar the line under the waterfall tells of (read from the latest data at each render). */
+interface Pointed {
+  job: string;
+  index: number;
 }
 
 const WORDS: Record<Phase["phase"], string> = {
@@ -83,7 +82,7 @@ export function Waterfall(props: { run: RunDetail; onSelect: (job: string) => vo
   const { run } = props;
   const live = run.endedAt === null;
   const [now, setNow] = useState(Date.now());
-  const [told, setTold] = useState<Told | undefined>(undefined);
+  const [told, setTold] = useState<Pointed | undefined>(undefined);
   // While the run goes the axis grows to now, even when no event comes (a job waiting for a lock).
   useEffect(() => {
     if (!live) return;
@@ -118,7 +117,6 @@ export function Waterfall(props: { run: RunDetail; onSelect: (job: string) => vo
 
   const bar = (job: string, p: Phase, i: number, crit: boolean, prev: Phase | undefined) => {
     const text = phaseText(job, p, now);
-    const key = `${job}/${i}`;
     const kind = p.reason
       ? (KINDS as readonly string[]).includes(p.reason.kind)
         ? p.reason.kind
@@ -133,7 +131,7 @@ export function Waterfall(props: { run: RunDetail; onSelect: (job: string) => vo
       p.endedAt === null ? "open" : "",
       prev && prev.attempt !== p.attempt ? "new-attempt" : "",
     ];
-    const tell = () => setTold({ key, text, ...(p.reason?.holder && { holder: p.reason.holder }) });
+    const tell = () => setTold({ job, index: i });
     return (
       <button
         type="button"
@@ -213,25 +211,34 @@ export function Waterfall(props: { run: RunDetail; onSelect: (job: string) => vo
           </div>
         )}
       </div>
-      <p class="wf-told" aria-live="polite" data-told={told?.key ?? ""}>
-        {told ? (
-          <>
-            {told.text}
-            {told.holder && (
-              <>
-                {" "}
-                · holder:{" "}
-                <Link href={runPath(told.holder.run)}>{told.holder.runName ?? told.holder.run}</Link> job{" "}
-                {told.holder.job}
-              </>
-            )}
-          </>
-        ) : (
-          "Point at a bar, or focus it with Tab, to read what it was; click it for its job's log."
-        )}
-      </p>
+      <Told rows={rows} told={told} now={now} />
       {path && <PathList path={path} />}
     </section>
+  );
+}
+
+/** The line under the waterfall: what the bar pointed at or focused was, and who held what it waited for. */
+function Told(props: { rows: Timings; told: Pointed | undefined; now: number }) {
+  const { told } = props;
+  const phase = told && props.rows.find((row) => row.job === told.job)?.phases[told.index];
+  const holder = phase?.reason?.holder;
+  return (
+    <p class="wf-told" data-told={told && phase ? `${told.job}/${told.index}` : ""}>
+      {told && phase ? (
+        <>
+          {phaseText(told.job, phase, props.now)}
+          {holder && (
+            <>
+              {" "}
+              · holder: <Link href={runPath(holder.run)}>{holder.runName ?? holder.run}</Link> job{" "}
+              {holder.job}
+            </>
+          )}
+        </>
+      ) : (
+        "Point at a bar, or focus it with Tab, to read what it was; click it for its job's log."
+      )}
+    </p>
   );
 }
 
@@ -266,15 +273,18 @@ function Legend(props: { phases: Set<string>; kinds: Set<string | undefined> }) 
 /** The critical path in words: each link, its time, what of it was held back. */
 function PathList(props: { path: Path }) {
   return (
-    <ol class="crit-list" aria-label="The critical path">
-      {props.path.steps.map((s, i) => (
-        <li key={`${s.job}-${i}`} data-job={s.job}>
-          <code>{s.job}</code>
-          {s.phase ? ` ${s.phase}` : ""} {formatDuration(s.ms)}
-          {s.queuedMs ? ` (${formatDuration(s.queuedMs)} held back)` : ""}
-          {s.failed ? " ✗ failed" : ""}
-        </li>
-      ))}
-    </ol>
+    <div class="crit-list">
+      <span>Critical path:</span>
+      <ol aria-label="The critical path, link by link">
+        {props.path.steps.map((s, i) => (
+          <li key={`${s.job}-${i}`} data-job={s.job}>
+            <code>{s.job}</code>
+            {s.phase ? ` ${s.phase}` : ""} {formatDuration(s.ms)}
+            {s.queuedMs ? ` (${formatDuration(s.queuedMs)} held back)` : ""}
+            {s.failed ? " ✗ failed" : ""}
+          </li>
+        ))}
+      </ol>
+    </div>
   );
 }
