@@ -90,7 +90,10 @@ export function Waterfall(props: { run: RunDetail; onSelect: (job: string) => vo
     return () => clearInterval(timer);
   }, [live]);
 
-  const rows = (run.timings ?? []).filter((row) => row.phases.length > 0);
+  const rows = inPlanOrder(
+    run,
+    (run.timings ?? []).filter((row) => row.phases.length > 0),
+  );
   const path = run.criticalPath;
   if (rows.length === 0) return path ? <PathList path={path} /> : null;
   const start = run.createdAt;
@@ -215,6 +218,25 @@ export function Waterfall(props: { run: RunDetail; onSelect: (job: string) => vo
       {path && <PathList path={path} />}
     </section>
   );
+}
+
+/**
+ * Rows in the plan's order: a loop's iterations and a fan-out's items right after their group, a
+ * readiness probe right after the job it probes; steps the plan does not name (the concurrency gate) first.
+ */
+function inPlanOrder(run: RunDetail, rows: Timings): Timings {
+  const index = new Map((run.plan?.steps ?? []).map((p, i) => [p.action, i]));
+  const groups = new Map(run.steps.map((s) => [s.job, s.group]));
+  const key = (row: Timings[number], i: number): [number, number, number] => {
+    const group = groups.get(row.job);
+    const under = group ?? row.probes;
+    if (under !== undefined && index.has(under)) return [index.get(under)!, 1, i];
+    return [index.get(row.job) ?? -1, 0, i];
+  };
+  return rows
+    .map((row, i) => ({ row, key: key(row, i) }))
+    .sort((a, b) => a.key[0] - b.key[0] || a.key[1] - b.key[1] || a.key[2] - b.key[2])
+    .map((r) => r.row);
 }
 
 /** The line under the waterfall: what the bar pointed at or focused was, and who held what it waited for. */
