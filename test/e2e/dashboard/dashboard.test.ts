@@ -258,6 +258,9 @@ describe.skipIf(!existsSync(CHROMIUM))(`the dashboard in Chromium (${CHROMIUM})`
       await page.waitForSelector(".wf-row[data-job='build'] .ph-undoing", { timeout: UI_MS });
       expect(await page.$$(".wf-crit .seg")).not.toEqual([]);
       expect(await page.$$(".wf .ph[data-crit]")).not.toEqual([]);
+      // A bar focused from the keyboard says what it was, as a pointed one does.
+      await page.focus(".wf-row[data-job='build'] .ph-undoing");
+      await page.waitForSelector(".wf-told:has-text('build, attempt 1: undo')", { timeout: UI_MS });
       expect(
         await page.$$eval(".crit-list li", (items) => items.map((li) => li.getAttribute("data-job"))),
       ).toContain("deploy");
