@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: runs each phase in a fresh child process, prints a table, and writes the figures as
  * flat JSON to $BENCH_JSON when set. $BENCH_PROFILE=<dir> adds a CPU profile of the engine phase.
- * $BENCH_PHASES=engine,groups,rss,signal,recovery,sched,serve,api,load,triggers runs a subset (the last five against a
- * real `slipway serve`; $BENCH_SERVER_PROF=<dir> profiles that server; $BENCH_LOAD_SECONDS shortens the
+ * $BENCH_PHASES=engine,groups,rss,signal,recovery,sched,serve,api,load,triggers,ui runs a subset (the last six against a
+ * real `slipway serve`; ui drives headless Chromium, $SLIPWAY_CHROMIUM or /usr/bin/chromium; $BENCH_SERVER_PROF=<dir> profiles that server; $BENCH_LOAD_SECONDS shortens the
  * load phase). $BENCH_REPEAT=n runs each phase n times (each in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
  * for the targeted ones: this machine is shared, single runs are noisy.
  */
@@ -114,6 +114,32 @@ const TARGETS: Target[] = [
     unit: "ms",
   },
   { key: "triggers.webhook_load_1m", label: "  load average meanwhile (1 min, median)", unit: "" },
+  {
+    key: "ui.runs_first_rows_ms",
+    label: "10k runs: page load of / -> first rows drawn, median of 5",
+    max: 1_000,
+    unit: "ms",
+  },
+  {
+    key: "api.list_page_p99_ms",
+    label: "10k runs: GET /runs?limit=50 pages (200, paced, cursors) p99",
+    max: 100,
+    unit: "ms",
+  },
+  {
+    key: "ui.log_open_ms",
+    label: "100 MB job log: run page load -> last line drawn, median of 3",
+    max: 1_000,
+    unit: "ms",
+  },
+  {
+    key: "ui.log_scroll_long_tasks",
+    label: "  main-thread tasks > 200 ms scrolling it end to end",
+    max: 0,
+    unit: "",
+  },
+  { key: "ui.first_page_gzip_kb", label: "first page (html, js, css) gzipped", max: 200, unit: "KB" },
+  { key: "ui.load_1m_end", label: "  load average at the end of the ui phase (1 min)", unit: "" },
 ];
 
 const DEFINITIONS = [
@@ -199,6 +225,21 @@ const DEFINITIONS = [
   "  child with no server, to a repository of their own: one such push after each webhook event (the",
   "  server idle), so both see the same machine; push returned -> the mark. webhook_load_1m: the",
   "  median of the 1-minute load average read at each webhook event.",
+  "ui: a real `slipway serve` (fresh temp database) with 10,000 runs POSTed over HTTP, 32 in flight, each",
+  "  with its own input n, each one `wait: { signal: go }` job (no process): every fifth of pipeline",
+  "  review, cancelled once submitted, the rest of pipeline approval, left waiting; then the newest run,",
+  "  one job printing 1,000,000 coloured lines of 100 bytes with awk (100 MB; the server's log file",
+  "  adds each line's time and stream). Headless Chromium (playwright-core, 1280x800), signed in once;",
+  "  every page load is a fresh context (cold cache) with that cookie. runs_first_rows: page.goto(/) ->",
+  "  the first row of the runs table drawn (the page's performance.now(), polled every frame), median",
+  "  of 5 (and _max). log_open: page.goto(/runs/<id>) -> the log's last line drawn inside the log box,",
+  "  median of 3. log_scroll_long_tasks: in the third page, once the log has ended, the log box scrolled",
+  "  from its end to its start and back (what the view holds: the last 2 MiB of the log, the API's",
+  "  tail=), one box height per step or scrollHeight / 600 if more, two frames per step; PerformanceObserver",
+  "  'longtask' entries over 200 ms meanwhile (_tasks_over_50ms: all of them, as the browser reports).",
+  "  list_page: 200 GET /runs?limit=50 one at a time, 10 ms apart, following `next` (restarting at the",
+  "  end): 110 newest first, 30 each with status=cancelled, pipeline=approval, q=review; p50/p99 over all.",
+  "  first_page_gzip_kb: dist/web/index.html and the scripts and stylesheets it names, gzip level 9.",
   "BENCH_REPEAT=n: every figure is the median over n runs of its phase (each in a fresh child).",
 ];
 
@@ -263,7 +304,7 @@ function table(figures: Figures): string[] {
 async function main(): Promise<void> {
   const t0 = performance.now();
   const phases = new Set(
-    (process.env.BENCH_PHASES ?? "engine,groups,rss,signal,recovery,sched,serve,api,load,triggers").split(
+    (process.env.BENCH_PHASES ?? "engine,groups,rss,signal,recovery,sched,serve,api,load,triggers,ui").split(
       ",",
     ),
   );
@@ -311,6 +352,7 @@ async function main(): Promise<void> {
   await phase("api", () => runChild("api", ["api", "200", "100"]));
   await phase("load", () => runChild("api", ["load", "200"]));
   await phase("triggers", () => runChild("triggers", ["100", "1000"]));
+  await phase("ui", () => runChild("ui", ["10000"]));
   figures["bench.total_s"] = round((performance.now() - t0) / 1000, 1);
   figures["bench.cpus"] = cpus().length;
   if (repeat > 1) {
