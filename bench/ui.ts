@@ -3,7 +3,7 @@
  * a real `slipway serve` holding 10,000 runs and one run whose job printed ~100 MB: the runs list's
  * first rows, the API's list pages, a 100 MB log opened at its end and scrolled, the first page's size.
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +19,7 @@ import {
   sortedCopy,
   tempDir,
 } from "./common.js";
+import { summarizeProfiles } from "./profile.js";
 import { type BenchServer, pool, type RunSummary, type SubmitResponse, startServer } from "./server.js";
 
 const CHROMIUM = process.env.SLIPWAY_CHROMIUM ?? "/usr/bin/chromium";
@@ -199,7 +200,34 @@ function firstRowVisible(): number | false {
   return row && row.getBoundingClientRect().height > 0 ? performance.now() : false;
 }
 
-async function ui(runs: number): Promise<Figures> {
+/**
+ * In the page (Resource Timing, ms since navigation start): the document's DOMContentLoaded, and the
+ * first request whose URL contains `part`: when it was sent, its first byte, its last byte.
+ */
+const TIMINGS = (part: string) => `(() => {
+  const nav = performance.getEntriesByType("navigation")[0];
+  const r = performance.getEntriesByType("resource").find((e) => e.name.includes(${JSON.stringify(part)}));
+  return { dom: nav ? nav.domContentLoadedEventEnd : -1, sent: r ? r.startTime : -1,
+    first: r ? r.responseStart : -1, last: r ? r.responseEnd : -1 };
+})()`;
+
+interface Timings {
+  dom: number;
+  sent: number;
+  first: number;
+  last: number;
+}
+
+/** Medians of each timing, as figures `<prefix>_<name>_ms`. */
+function timingFigures(prefix: string, all: Timings[]): Figures {
+  const figures: Figures = {};
+  for (const name of ["dom", "sent", "first", "last"] as const)
+    figures[`${prefix}_${name}_ms`] = round(percentile(sortedCopy(all.map((t) => t[name])), 50), 0);
+  return figures;
+}
+
+async function ui(runs: number): Promise<{ figures: Figures; notes: string[] }> {
+  const notes: string[] = [];
   const dir = tempDir("ui");
   const load0 = loadavg()[0]!;
   const gzip = firstPageGzipKb();
@@ -270,6 +298,7 @@ async function ui(runs: number): Promise<Figures> {
 
     // The runs list: navigation start -> the first row drawn (in the page's clock, polled every frame).
     const firstRows: number[] = [];
+    const rowTimings: Timings[] = [];
     for (let i = 0; i < 5; i++) {
       const context = await signedInContext(browser, state);
       const page = await context.newPage();
@@ -279,6 +308,7 @@ async function ui(runs: number): Promise<Figures> {
         timeout: 60_000,
       });
       firstRows.push((await at.jsonValue()) as number);
+      rowTimings.push((await page.evaluate(TIMINGS("/api/v1/runs?"))) as Timings);
       const shown = await page.$$eval("table.runs tbody tr", (rows) => rows.length);
       if (shown !== 50) throw new Error(`ui: the runs list shows ${shown} rows, expected 50`);
       await context.close();
@@ -286,32 +316,58 @@ async function ui(runs: number): Promise<Figures> {
     const rowsSorted = sortedCopy(firstRows);
     figures["ui.runs_first_rows_ms"] = round(percentile(rowsSorted, 50), 0);
     figures["ui.runs_first_rows_max_ms"] = round(percentile(rowsSorted, 100), 0);
+    Object.assign(figures, timingFigures("ui.runs_first_rows_list", rowTimings));
 
     // The big log: its run's page loaded -> its last line drawn inside the log box.
     const opens: number[] = [];
+    const openTimings: Timings[] = [];
     let scroll: ScrollResult | undefined;
-    for (let i = 0; i < 3; i++) {
+    // With $BENCH_UI_PROF=<dir>, a fourth page (not counted) is opened and scrolled under Chromium's
+    // CPU profiler; its profile is written there and summarized in the notes.
+    const profDir = process.env.BENCH_UI_PROF;
+    for (let i = 0; i < (profDir ? 4 : 3); i++) {
+      const profiled = i === 3;
       const context = await signedInContext(browser, state);
       await context.addInitScript(LONG_TASK_OBSERVER);
       const page = await context.newPage();
+      const cdp = profiled ? await context.newCDPSession(page) : undefined;
+      if (cdp) {
+        await cdp.send("Profiler.enable");
+        await cdp.send("Profiler.start");
+      }
       await page.goto(`${server.url}/runs/${big.id}`, { waitUntil: "commit" });
       const at = await page.waitForFunction(lastLineVisible, LAST_LINE, {
         polling: "raf",
         timeout: 120_000,
       });
-      opens.push((await at.jsonValue()) as number);
-      if (i === 2) {
+      if (!profiled) {
+        opens.push((await at.jsonValue()) as number);
+        openTimings.push((await page.evaluate(TIMINGS("/logs?"))) as Timings);
+      }
+      if (i >= 2) {
         await page.waitForSelector(".log-state[data-state=ended]", { timeout: 60_000 });
         figures["ui.log_rows"] = await page.$eval(".log-rows", (el) =>
           Math.round(el.getBoundingClientRect().height / 18),
         );
-        scroll = (await page.evaluate(`(${SCROLL_LOG})(600)`)) as ScrollResult;
+        const result = (await page.evaluate(`(${SCROLL_LOG})(600)`)) as ScrollResult;
+        if (!profiled) scroll = result;
+      }
+      if (cdp) {
+        const { profile } = await cdp.send("Profiler.stop");
+        const file = join(profDir!, `ui-log-${new Date().toISOString().replace(/[:.]/g, "-")}.cpuprofile`);
+        mkdirSync(profDir!, { recursive: true });
+        writeFileSync(file, JSON.stringify(profile));
+        notes.push(
+          `ui: the log page opened and scrolled under the profiler: ${file}`,
+          ...summarizeProfiles([file], 15),
+        );
       }
       await context.close();
     }
     const openSorted = sortedCopy(opens);
     figures["ui.log_open_ms"] = round(percentile(openSorted, 50), 0);
     figures["ui.log_open_max_ms"] = round(percentile(openSorted, 100), 0);
+    Object.assign(figures, timingFigures("ui.log_open_logs", openTimings));
     const s = scroll!;
     const durations = s.tasks.map((t) => t.duration);
     figures["ui.log_scroll_long_tasks"] = durations.filter((d) => d > 200).length;
@@ -330,7 +386,7 @@ async function ui(runs: number): Promise<Figures> {
   figures["ui.load_1m_start"] = round(load0, 2);
   figures["ui.load_1m_end"] = round(loadavg()[0]!, 2);
   removeDir(dir);
-  return figures;
+  return { figures, notes };
 }
 
-childMain(async () => ({ figures: await ui(Number(process.argv[2] ?? 10_000)) }));
+childMain(() => ui(Number(process.argv[2] ?? 10_000)));
