@@ -2,7 +2,8 @@
  * `npm run bench`: runs each phase in a fresh child process, prints a table, and writes the figures as
  * flat JSON to $BENCH_JSON when set. $BENCH_PROFILE=<dir> adds a CPU profile of the engine phase.
  * $BENCH_PHASES=engine,groups,rss,signal,recovery,sched,serve,api,load,triggers,ui runs a subset (the last six against a
- * real `slipway serve`; ui drives headless Chromium, $SLIPWAY_CHROMIUM or /usr/bin/chromium; $BENCH_SERVER_PROF=<dir> profiles that server; $BENCH_LOAD_SECONDS shortens the
+ * real `slipway serve`; ui drives headless Chromium, $SLIPWAY_CHROMIUM or /usr/bin/chromium, and
+ * $BENCH_UI_PROF=<dir> adds a CPU profile of its log page; $BENCH_SERVER_PROF=<dir> profiles that server; $BENCH_LOAD_SECONDS shortens the
  * load phase). $BENCH_REPEAT=n runs each phase n times (each in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
  * for the targeted ones: this machine is shared, single runs are noisy.
  */
@@ -240,6 +241,9 @@ const DEFINITIONS = [
   "  list_page: 200 GET /runs?limit=50 one at a time, 10 ms apart, following `next` (restarting at the",
   "  end): 110 newest first, 30 each with status=cancelled, pipeline=approval, q=review; p50/p99 over all.",
   "  first_page_gzip_kb: dist/web/index.html and the scripts and stylesheets it names, gzip level 9.",
+  "  Where a page's time goes (medians, Resource Timing, ms since navigation start): _dom_ms the",
+  "  document's DOMContentLoaded; _sent_ms, _first_ms, _last_ms the list request (runs_first_rows_list)",
+  "  or the log request (log_open_logs) sent, its first byte, its last byte.",
   "BENCH_REPEAT=n: every figure is the median over n runs of its phase (each in a fresh child).",
 ];
 
