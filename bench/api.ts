@@ -23,24 +23,14 @@ import {
   tempDir,
 } from "./common.js";
 import {
-  type BenchServer,
   pool,
   type RunDetail,
   type RunSummary,
   type SubmitResponse,
   stampPipeline,
   startServer,
+  waitForCount,
 } from "./server.js";
-
-async function waitForCount(server: BenchServer, status: string, n: number, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const runs = await server.json<RunSummary[]>("GET", `/runs?status=${status}`);
-    if (runs.length >= n) return runs;
-    if (Date.now() > deadline) throw new Error(`only ${runs.length}/${n} runs ${status}`);
-    await sleep(100);
-  }
-}
 
 async function apiLatency(burst: number, single: number): Promise<Figures> {
   const dir = tempDir("api");

@@ -21,7 +21,7 @@ import {
   sortedCopy,
   tempDir,
 } from "./common.js";
-import { type BenchServer, pool, type RunSummary, type SubmitResponse, startServer } from "./server.js";
+import { pool, type RunSummary, type SubmitResponse, startServer, waitForCount } from "./server.js";
 
 // ---- sched ----------------------------------------------------------------------------------------
 
@@ -276,16 +276,6 @@ jobs:
 
 /** Signals in flight at once in the wake-up burst. */
 const WAKE_IN_FLIGHT = 500;
-
-async function waitForCount(server: BenchServer, status: string, n: number, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const runs = await server.json<RunSummary[]>("GET", `/runs?status=${status}`);
-    if (runs.length >= n) return runs;
-    if (Date.now() > deadline) throw new Error(`only ${runs.length}/${n} runs ${status}`);
-    await sleep(250);
-  }
-}
 
 async function serveWaiting(n: number, woken: number): Promise<Figures> {
   const dir = tempDir("serve");

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { sleep } from "./common.js";
 
 const BIN = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const PROBE = fileURLToPath(new URL("./loop-probe.js", import.meta.url));
@@ -181,6 +182,17 @@ export async function startServer(
 }
 
 /** Calls `fn` for every item with at most `limit` in flight; resolves when all are done. */
+/** Polls the list until `n` runs have `status` (a bench's runs settling), or throws after `timeoutMs`. */
+export async function waitForCount(server: BenchServer, status: string, n: number, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const runs = await server.json<RunSummary[]>("GET", `/runs?status=${status}`);
+    if (runs.length >= n) return runs;
+    if (Date.now() > deadline) throw new Error(`only ${runs.length}/${n} runs ${status}`);
+    await sleep(100);
+  }
+}
+
 export async function pool<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>) {
   let next = 0;
   const worker = async () => {

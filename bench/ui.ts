@@ -20,7 +20,14 @@ import {
   tempDir,
 } from "./common.js";
 import { summarizeProfiles } from "./profile.js";
-import { type BenchServer, pool, type RunSummary, type SubmitResponse, startServer } from "./server.js";
+import {
+  type BenchServer,
+  pool,
+  type RunSummary,
+  type SubmitResponse,
+  startServer,
+  waitForCount,
+} from "./server.js";
 
 const CHROMIUM = process.env.SLIPWAY_CHROMIUM ?? "/usr/bin/chromium";
 const TOKEN = "bench-token";
@@ -60,16 +67,6 @@ export function firstPageGzipKb(dir = WEB): { kb: number; files: number } {
   const files = [join(dir, "index.html"), ...assets.map((a) => join(dir, a))];
   const bytes = files.reduce((sum, file) => sum + gzipSync(readFileSync(file), { level: 9 }).length, 0);
   return { kb: bytes / 1024, files: files.length };
-}
-
-async function waitForCount(server: BenchServer, status: string, n: number, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const runs = await server.json<RunSummary[]>("GET", `/runs?status=${status}`);
-    if (runs.length >= n) return runs;
-    if (Date.now() > deadline) throw new Error(`only ${runs.length}/${n} runs ${status}`);
-    await sleep(250);
-  }
 }
 
 /** `GET /runs?limit=50` pages, one request at a time: the newest pages and filtered ones, following `next`. */
