@@ -36,34 +36,35 @@ export function readMigrations(dir: URL = MIGRATIONS_DIR): Migration[] {
 }
 
 /**
- * Applies the migrations `db` lacks, each in its own `BEGIN IMMEDIATE` transaction: the write lock is
- * taken before the "already applied?" check, so two processes migrating the same file at once
- * serialize (the second waits on busy_timeout, then finds the work done).
+ * Applies the migrations `db` lacks, all in one `BEGIN IMMEDIATE` transaction: an upgrade lands whole
+ * or not at all, with one flush to disk, and the write lock is taken before the "already applied?"
+ * check, so two processes migrating the same file at once serialize (the second waits on
+ * busy_timeout, then finds the work done).
  */
 export function migrate(db: Database.Database, migrations: readonly Migration[] = readMigrations()): void {
   db.transaction(() => {
     db.exec(
       "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
     );
+    const latest = migrations.at(-1)?.version ?? 0;
+    const newest = (
+      db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as { v: number | null }
+    ).v;
+    if (newest !== null && newest > latest) {
+      // Running old code against a newer schema would silently misread it.
+      throw new SlipwayError(
+        "storage",
+        `database schema is at version ${newest}, newer than this slipway knows (${latest}); upgrade slipway`,
+      );
+    }
+    const isApplied = db.prepare("SELECT 1 FROM schema_migrations WHERE version = ?");
+    const record = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+    for (const migration of migrations) {
+      if (isApplied.get(migration.version)) continue;
+      db.exec(migration.sql);
+      record.run(migration.version, migration.name, Date.now());
+    }
   }).immediate();
-  const latest = migrations.at(-1)?.version ?? 0;
-  const newest = (db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as { v: number | null })
-    .v;
-  if (newest !== null && newest > latest) {
-    // Running old code against a newer schema would silently misread it.
-    throw new SlipwayError(
-      "storage",
-      `database schema is at version ${newest}, newer than this slipway knows (${latest}); upgrade slipway`,
-    );
-  }
-  const isApplied = db.prepare("SELECT 1 FROM schema_migrations WHERE version = ?");
-  const record = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
-  const apply = db.transaction((migration: Migration) => {
-    if (isApplied.get(migration.version)) return;
-    db.exec(migration.sql);
-    record.run(migration.version, migration.name, Date.now());
-  });
-  for (const migration of migrations) apply.immediate(migration);
 }
 
 /**
