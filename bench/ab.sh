@@ -2,12 +2,15 @@
 # Compares engine figures of two commits measured interleaved in one sitting, so both see the same
 # machine: base, head, head, base, base, head... each a fresh `npm run bench` of the engine phases.
 #
-#   bench/ab.sh <base-rev> [rounds] [phases]    # head = the working tree's HEAD; rounds default 3
+#   bench/ab.sh <base-rev> [rounds] [phases]    # head = the working tree's HEAD; rounds default 9
+#
+# Engine overheads are one group commit's length (500 transitions a batch), which moves 10-30 % from
+# one run to the next on a shared disk: 3 rounds once showed 1.78x for a change that 15 showed at 1.07x.
 #
 # Prints, per figure, the median of each side and head/base. Trees are built under $TMPDIR/slipway-ab.
 set -eu
 base=$1
-rounds=${2:-3}
+rounds=${2:-9}
 phases=${3:-engine,groups,rss,signal,recovery}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${TMPDIR:-/tmp}/slipway-ab
