@@ -1,38 +1,16 @@
 /** The SQLite schema's numbered migrations (sql/sqlite/*.sql): reading, applying, and the schema they produce. */
-import { readdirSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { SlipwayError } from "../../errors.js";
+import { type Migration, readMigrationFiles } from "../migration-files.js";
+
+export type { Migration } from "../migration-files.js";
 
 /** Resolves to <package>/sql/sqlite/ both from src/storage/sqlite/ (tsx) and dist/storage/sqlite/ (tsc). */
 const MIGRATIONS_DIR = new URL("../../../sql/sqlite/", import.meta.url);
-const MIGRATION_FILE = /^(\d+)_[\w-]+\.sql$/;
-
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
 
 /** The numbered migrations shipped in sql/sqlite/, in order. */
 export function readMigrations(dir: URL = MIGRATIONS_DIR): Migration[] {
-  const folder = fileURLToPath(dir);
-  const migrations: Migration[] = [];
-  for (const name of readdirSync(folder)) {
-    const match = MIGRATION_FILE.exec(name);
-    if (!match) continue;
-    migrations.push({ version: Number(match[1]), name, sql: readFileSync(new URL(name, dir), "utf8") });
-  }
-  migrations.sort((a, b) => a.version - b.version);
-  for (let i = 1; i < migrations.length; i++) {
-    if (migrations[i]!.version === migrations[i - 1]!.version) {
-      throw new SlipwayError(
-        "storage",
-        `two migrations share version ${migrations[i]!.version} in ${folder}`,
-      );
-    }
-  }
-  return migrations;
+  return readMigrationFiles(dir);
 }
 
 /**

@@ -5,6 +5,18 @@ import Database from "better-sqlite3";
 import { diskFullError, NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
+import {
+  type EventRow,
+  type ExecutorRow,
+  type RunRow,
+  runOf,
+  type SignalRow,
+  signalOf,
+  stepOf,
+  toEvent,
+  toRun,
+  toSignal,
+} from "../rows.js";
 import type { TriggerStore } from "../triggers.js";
 import type {
   AuditQuery,
@@ -26,20 +38,7 @@ import type {
 import { FINAL_STATUSES } from "../types.js";
 import { BUSY_TIMEOUT_MS, enableWal, openReadOnly } from "./connection.js";
 import { assertMigrated, migrate } from "./migrations.js";
-import {
-  type EncodedTransition,
-  type EventRow,
-  type ExecutorRow,
-  encodeTransition,
-  type RunRow,
-  runOf,
-  type SignalRow,
-  signalOf,
-  stepOf,
-  toEvent,
-  toRun,
-  toSignal,
-} from "./rows.js";
+import { type EncodedTransition, encodeTransition } from "./rows.js";
 import { prepareStatements, runQuerySql, type Statement, type Statements, updateSql } from "./statements.js";
 import { sqliteTriggerStore } from "./trigger-store.js";
 import { type Fdatasync, WalSync } from "./wal-sync.js";

@@ -1,5 +1,6 @@
 /** The SQL of the SQLite backend: its column lists, the fixed prepared statements, and the SQL built per shape (updates, queries). */
 import type Database from "better-sqlite3";
+import { RUN_COLUMNS, SIGNAL_COLUMNS, STEP_COLUMNS } from "../rows.js";
 import type { RunPatch, RunQuery } from "../types.js";
 
 /** A prepared statement (an interface, so declarations can name it). */
@@ -17,13 +18,6 @@ export const PATCH_COLUMNS = [
 export const RELEASE_BIT = 1 << PATCH_COLUMNS.length;
 /** The transition claims the run: revision check instead of ownership check (`Transition.claim`). */
 export const CLAIM_BIT = RELEASE_BIT << 1;
-
-export const RUN_COLUMNS =
-  "id, saga, version, status, input, run_name, owner, revision, wake_at, cancel_requested, cause, error, created_at, updated_at, ended_at, parent_run_id, parent_step";
-export const STEP_COLUMNS =
-  "run_id, action, status, attempt, failures, output, error, state, undo_attempt, undo_error, started_at, ended_at, updated_at";
-
-export const SIGNAL_COLUMNS = "seq, run_id, name, payload, created_at, consumed_by";
 
 /** The fixed statements, prepared once per connection (after the migrations). */
 export function prepareStatements(db: Database.Database) {
