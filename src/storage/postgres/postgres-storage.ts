@@ -8,6 +8,7 @@ import { NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
 import { type EventRow, type ExecutorRow, runOf, signalOf, stepOf, toEvent } from "../rows.js";
+import type { TriggerStore } from "../triggers.js";
 import type {
   AuditQuery,
   AuditRecord,
@@ -47,6 +48,7 @@ import {
   UPSERT_EXECUTOR,
   UPSERT_STEPS,
 } from "./statements.js";
+import { postgresTriggerStore } from "./trigger-store.js";
 
 export interface PostgresStorageOptions {
   /** A connection string: `postgres://user:password@host:port/database` (or `?host=/socket/dir`). */
@@ -77,6 +79,7 @@ export class PostgresStorage implements Storage {
   onCommit: ((ms: number) => void) | undefined;
   /** The measured peaks, read at init and kept current here (admission asks synchronously). */
   private readonly peakCache = new Map<string, number[]>();
+  private triggerStore: TriggerStore | undefined;
   /** Peak writes under way, awaited by close. */
   private peakWrites: Promise<void> = Promise.resolve();
 
@@ -419,6 +422,13 @@ export class PostgresStorage implements Storage {
       key: row.idempotency_key,
       replay: row.replay === null ? null : (JSON.parse(row.replay) as AuditRecord["replay"]),
     }));
+  }
+
+  /** What triggers remember (see {@link TriggerStore}), in this database's trigger tables. */
+  triggers(): TriggerStore {
+    this.check();
+    this.triggerStore ??= postgresTriggerStore(this.pool);
+    return this.triggerStore;
   }
 
   /**

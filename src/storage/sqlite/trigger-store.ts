@@ -3,100 +3,18 @@
  * state, schedules, reports to forges.
  */
 import type Database from "better-sqlite3";
-import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
-import type {
-  ReportRecord,
-  SourceStateRecord,
-  TriggerEventRecord,
-  TriggerStore,
-  Verdict,
-  VerdictRecord,
-} from "../triggers.js";
-
-interface EventRow {
-  key: string;
-  source: string;
-  kind: string;
-  event: string;
-  seen_at: number;
-}
-interface VerdictRow {
-  key: string;
-  pipeline: string;
-  verdict: string;
-  reason: string | null;
-  run_id: string | null;
-  workspace: string | null;
-  at: number;
-}
-interface SourceRow {
-  source: string;
-  refs: string;
-  last_poll_at: number | null;
-  outcome: string | null;
-  failures: number;
-  next_poll_at: number | null;
-  extra: string;
-}
-
-interface ReportRow {
-  key: string;
-  pipeline: string;
-  source: string;
-  run_id: string | null;
-  sha: string | null;
-  number: number | null;
-  reply: string | null;
-  state: string | null;
-  done: number;
-  failures: number;
-  error: string | null;
-  next_at: number;
-  at: number;
-}
-
-const reportOf = (row: ReportRow): ReportRecord => ({
-  key: row.key,
-  pipeline: row.pipeline,
-  source: row.source,
-  runId: row.run_id,
-  sha: row.sha,
-  number: row.number,
-  reply: row.reply,
-  state: row.state,
-  done: row.done === 1,
-  failures: row.failures,
-  error: row.error,
-  nextAt: row.next_at,
-  at: row.at,
-});
-
-const eventOf = (row: EventRow): TriggerEventRecord => ({
-  key: row.key,
-  source: row.source,
-  kind: row.kind,
-  event: JSON.parse(row.event) as Json,
-  seenAt: row.seen_at,
-});
-const verdictOf = (row: VerdictRow): VerdictRecord => ({
-  key: row.key,
-  pipeline: row.pipeline,
-  verdict: row.verdict as Verdict,
-  reason: row.reason,
-  runId: row.run_id,
-  workspace: row.workspace,
-  at: row.at,
-});
-const sourceOf = (row: SourceRow): SourceStateRecord => ({
-  source: row.source,
-  refs: JSON.parse(row.refs) as Record<string, string>,
-  lastPollAt: row.last_poll_at,
-  outcome: row.outcome,
-  failures: row.failures,
-  nextPollAt: row.next_poll_at,
-  extra: JSON.parse(row.extra) as Json,
-});
+import {
+  type EventRow,
+  eventOf,
+  type ReportRow,
+  reportOf,
+  type SourceRow,
+  sourceOf,
+  type VerdictRow,
+  verdictOf,
+} from "../trigger-rows.js";
+import type { ReportRecord, TriggerStore } from "../triggers.js";
 
 /** The store over an open, migrated database. */
 export function sqliteTriggerStore(db: Database.Database): TriggerStore {
