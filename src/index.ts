@@ -30,6 +30,7 @@ export type { Json, JsonObject } from "./json.js";
 export { createLogger, type LogContext, log, withLogContext } from "./logging.js";
 export { type ByteSource, type StagedRef, stagedRefSchema } from "./staging/staging.js";
 export { MemoryStorage } from "./storage/memory.js";
+export { PostgresStorage, type PostgresStorageOptions } from "./storage/postgres/postgres-storage.js";
 export { SqliteStorage } from "./storage/sqlite/sqlite-storage.js";
 export * from "./storage/types.js";
 

@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { NotFoundError } from "../errors.js";
+import { databaseScheme, isPostgresUrl, POSTGRES_SCHEMES } from "../storage/open.js";
 import { UsageError } from "./command.js";
 
 /** What a command does with the state: a reader never creates a database. */
@@ -16,15 +17,16 @@ const STATE = join(".slipway", "slipway.db");
 /**
  * The database a command uses: `--db PATH`, else `SLIPWAY_DB`, else the nearest `.slipway/slipway.db`
  * from `cwd` up; none found, a writer creates `.slipway/` in `cwd` and a reader is told where it
- * looked. A URL (`postgres://...`) is refused: this build keeps its state in SQLite files.
+ * looked. A `postgres://` URL names a PostgreSQL database; any other URL is refused.
  */
 export function dbPath(flag: string | undefined, use: StateUse, cwd = process.cwd()): string {
   const named = flag ?? (process.env.SLIPWAY_DB || undefined);
   if (named !== undefined) {
-    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(named)?.[1];
+    if (isPostgresUrl(named)) return named;
+    const scheme = databaseScheme(named);
     if (scheme !== undefined)
       throw new UsageError(
-        `${flag !== undefined ? "--db" : "SLIPWAY_DB"} is ${scheme}://...: this build keeps its state in a SQLite file; give a file path`,
+        `${flag !== undefined ? "--db" : "SLIPWAY_DB"} is ${scheme}://...: give a SQLite file's path or a ${POSTGRES_SCHEMES.map((s) => `${s}://`).join(" or ")} URL`,
       );
     const path = resolve(cwd, named);
     if (use === "read" && !existsSync(path))

@@ -6,7 +6,7 @@
  */
 import { type Clock, systemClock } from "../clock.js";
 import { NotFoundError } from "../errors.js";
-import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import { openStorage } from "../storage/open.js";
 import {
   type EventRecord,
   type RunQuery,
@@ -37,9 +37,12 @@ export class RunReader {
     this.#owned = owned;
   }
 
-  /** A reader of the SQLite database at `path`, opened read-only (it must exist); `close` closes it. */
-  static async open(path: string, options: RunReaderOptions = {}): Promise<RunReader> {
-    const storage = new SqliteStorage({ path, readOnly: true });
+  /**
+   * A reader of the database `db`: a SQLite file's path (opened read-only; it must exist) or a
+   * `postgres://` URL; `close` closes it.
+   */
+  static async open(db: string, options: RunReaderOptions = {}): Promise<RunReader> {
+    const storage = openStorage(db, { readOnly: true });
     try {
       await storage.init();
     } catch (error) {

@@ -13,7 +13,7 @@ import { ENDING_EVENTS, type RunEvent } from "../engine/events.js";
 import type { Executor } from "../engine/executor.js";
 import { DEFAULT_LEASE_MS } from "../engine/liveness.js";
 import type { Admitted, JobResources } from "../pipeline/resources.js";
-import type { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import type { SqlStorage } from "../storage/open.js";
 import { FINAL_STATUSES } from "../storage/types.js";
 import { jobOf, runResult, runState } from "./names.js";
 
@@ -25,7 +25,7 @@ const WAIT_BUCKETS = [0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600];
 const COMMIT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
 
 export interface MetricsSources {
-  storage: SqliteStorage;
+  storage: SqlStorage;
   executor: Executor;
   /** Admission: pools, locks, who waits; absent: none of those metrics. */
   resources?: JobResources | undefined;
@@ -265,7 +265,7 @@ export class Metrics {
     this.#byStatus.reset();
     this.#active.reset();
     const final = new Set<string>(FINAL_STATUSES);
-    for (const { saga, status, count } of storage.countRuns()) {
+    for (const { saga, status, count } of await storage.countRuns()) {
       this.#byStatus.set({ [PIPELINE]: saga, status }, count);
       const state = final.has(status) ? undefined : runState(status);
       if (state) this.#active.inc({ [PIPELINE]: saga, cicd_pipeline_run_state: state }, count);

@@ -6,7 +6,7 @@
 import type { Executor } from "../engine/executor.js";
 import type { JobResources } from "../pipeline/resources.js";
 import type { JobRuntime } from "../pipeline/step-context.js";
-import type { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import type { SqlStorage } from "../storage/open.js";
 import type { Metrics } from "./metrics.js";
 import { tracingOptions } from "./trace-ids.js";
 import type { Tracing } from "./tracing.js";
@@ -27,7 +27,7 @@ export interface Observability {
 }
 
 export async function observe(
-  sources: { storage: SqliteStorage; executor: Executor; resources?: JobResources | undefined },
+  sources: { storage: SqlStorage; executor: Executor; resources?: JobResources | undefined },
   options: ObserveOptions = {},
 ): Promise<Observability> {
   const metrics = options.metrics ? new (await import("./metrics.js")).Metrics(sources) : undefined;

@@ -5,7 +5,7 @@
  * their runtime here, so the two cannot drift apart.
  */
 import { mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { type Logger, pino } from "pino";
 import { ENDING_EVENTS } from "../engine/events.js";
 import { Executor } from "../engine/executor.js";
@@ -18,14 +18,17 @@ import { JobResources } from "../pipeline/resources.js";
 import type { JobRuntime } from "../pipeline/step-context.js";
 import { admissionFor } from "../scheduler/config.js";
 import { Launcher } from "../shell/launcher.js";
-import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import { isPostgresUrl, openStorage, type SqlStorage } from "../storage/open.js";
 import type { RunRecord } from "../storage/types.js";
 import { loadServeConfig, type ServeConfig } from "./config.js";
 
 export interface RuntimeOptions {
-  /** The SQLite database file. */
+  /** The database: a SQLite file's path, or a `postgres://` URL. */
   db: string;
-  /** Job logs, pid files, follower marks and staged data; default the database's directory. */
+  /**
+   * Job logs, pid files, follower marks and staged data (this machine's own): default the SQLite
+   * file's directory, or `.slipway` in the working directory for PostgreSQL.
+   */
   dataDir?: string | undefined;
   /** The engine's log; default JSON lines in `<dataDir>/slipway.log` (stdout belongs to the user). */
   logger?: Logger | undefined;
@@ -57,7 +60,7 @@ export interface RuntimeOptions {
 }
 
 export interface Runtime {
-  readonly storage: SqliteStorage;
+  readonly storage: SqlStorage;
   readonly executor: Executor;
   /** How jobs run here: their log directory, admission, the run lookup for `concurrency:`. */
   readonly jobs: JobRuntime;
@@ -73,7 +76,7 @@ export interface Runtime {
 
 /** Opens the runtime; a config file with problems throws (ConfigError) before anything is opened. */
 export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
-  const dataDir = options.dataDir ?? dirname(options.db);
+  const dataDir = options.dataDir ?? defaultDataDir(options.db);
   mkdirSync(dataDir, { recursive: true });
   const config = loadServeConfig(options.config, dataDir);
   const resources = new JobResources(
@@ -83,7 +86,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     ),
   );
   const log = options.logger ? { logger: options.logger, flush: async () => {} } : engineLog(dataDir);
-  const storage = new SqliteStorage({ path: options.db });
+  const storage = openStorage(options.db);
   let executor: Executor;
   try {
     await storage.init();
@@ -160,4 +163,9 @@ export function engineLog(dir: string): { logger: Logger; flush(): Promise<void>
       destination.flushSync();
     },
   };
+}
+
+/** Where this machine's files go by default: beside a SQLite file, or in `./.slipway` for PostgreSQL. */
+export function defaultDataDir(db: string): string {
+  return isPostgresUrl(db) ? resolve(".slipway") : dirname(db);
 }

@@ -37,14 +37,17 @@ describe("where the state is", () => {
     );
   });
 
-  it("is --db or SLIPWAY_DB when given; a URL is refused", () => {
+  it("is --db or SLIPWAY_DB when given: a path, or a PostgreSQL URL; another URL is refused", () => {
     const root = tempDir();
     process.env.SLIPWAY_DB = join(root, "env.db");
     expect(dbPath(undefined, "write", root)).toBe(join(root, "env.db"));
     expect(dbPath("flag.db", "write", root)).toBe(join(root, "flag.db"));
     process.env.SLIPWAY_DB = "postgres://ci@db.internal/slipway";
+    expect(dbPath(undefined, "read", root)).toBe("postgres://ci@db.internal/slipway");
+    expect(dbPath("postgresql://db/slipway", "write", root)).toBe("postgresql://db/slipway");
+    process.env.SLIPWAY_DB = "mysql://ci@db.internal/slipway";
     expect(() => dbPath(undefined, "write", root)).toThrow(
-      /SLIPWAY_DB is postgres:\/\/\.\.\.: this build keeps/,
+      /SLIPWAY_DB is mysql:\/\/\.\.\.: give a SQLite file's path or a postgres:\/\/ or postgresql:\/\/ URL/,
     );
     expect(() => dbPath("sqlite://x.db", "read", root)).toThrow(/--db is sqlite:\/\//);
   });
@@ -65,11 +68,11 @@ describe("where the state is", () => {
       expect(result.err).toContain(`no Slipway database at ${db}`);
     }
     expect(existsSync(join(root, "typo"))).toBe(false);
-    process.env.SLIPWAY_DB = "postgres://ci@db.internal/slipway";
+    process.env.SLIPWAY_DB = "mysql://ci@db.internal/slipway";
     const refused = await run("ls");
     expect(refused.code).toBe(2);
-    expect(refused.err).toContain("this build keeps its state in a SQLite file");
-    expect(existsSync("postgres:")).toBe(false);
+    expect(refused.err).toContain("give a SQLite file's path or a postgres://");
+    expect(existsSync("mysql:")).toBe(false);
   });
 });
 
