@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs each phase in a fresh child process, prints a table, and writes the figures as
  * flat JSON to $BENCH_JSON when set. $BENCH_PROFILE=<dir> adds a CPU profile of the engine phase.
- * $BENCH_PHASES=engine,groups,rss,signal,recovery,sched,serve,api,load,triggers,ui runs a subset (the last six against a
+ * $BENCH_PHASES=engine,groups,rss,signal,recovery,sched,serve,api,load,triggers,ui,pg runs a subset (the last six against a
  * real `slipway serve`; ui drives headless Chromium, $SLIPWAY_CHROMIUM or /usr/bin/chromium, and
  * $BENCH_UI_PROF=<dir> adds a CPU profile of its log page; $BENCH_SERVER_PROF=<dir> profiles that server; $BENCH_LOAD_SECONDS shortens the
  * load phase). $BENCH_REPEAT=n runs each phase n times (each in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
@@ -25,6 +25,17 @@ interface Target {
 
 const TARGETS: Target[] = [
   { key: "engine.actions_per_s", label: "engine throughput", min: 30_000, unit: "actions/s" },
+  {
+    key: "pg.actions_per_s",
+    label: "engine throughput on PostgreSQL, 1 worker",
+    min: 8_000,
+    unit: "actions/s",
+  },
+  {
+    key: "pg.floor_commits_per_s",
+    label: "  floor: one client's commits/s on that PostgreSQL",
+    unit: "commits/s",
+  },
   { key: "engine.overhead_p50_ms", label: "engine overhead / action p50", unit: "ms" },
   { key: "engine.overhead_p99_ms", label: "engine overhead / action p99", unit: "ms" },
   {
@@ -357,6 +368,7 @@ async function main(): Promise<void> {
   await phase("load", () => runChild("api", ["load", "200"]));
   await phase("triggers", () => runChild("triggers", ["100", "1000"]));
   await phase("ui", () => runChild("ui", ["10000"]));
+  await phase("pg", () => runChild("pg", []));
   figures["bench.total_s"] = round((performance.now() - t0) / 1000, 1);
   figures["bench.cpus"] = cpus().length;
   if (repeat > 1) {

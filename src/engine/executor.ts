@@ -373,15 +373,15 @@ export class Executor extends RunChildren {
     this.closed = true;
     this.#stopCatchingFaults?.();
     this.slots.stop();
-    this.stopWakeups();
+    const wakeupsStopped = this.stopWakeups();
     this.ownership.stop();
     const runs = [...this.runs.values()];
     for (const run of runs) run.detach(new SlipwayError("cancelled", "executor closing"));
     // Real time, not the clock: closing must end even when a test clock is never advanced.
     const deadline = Date.now() + this.abortGraceMs;
     while (runs.some((e) => e.busy) && Date.now() < deadline) await sleep(5);
-    // Loads and claims under way answer first (they see the executor closed and host nothing).
-    await Promise.all([this.loads?.drained(), this.claims.drained()]);
+    // A poll, loads and claims under way answer first (they see the executor closed and host nothing).
+    await Promise.all([wakeupsStopped, this.loads?.drained(), this.claims.drained()]);
     await this.commits.drained();
     // Those dropped after a failed write are still ours in storage: released too.
     const ids = [...runs.map((e) => e.id), ...this.writeFailures.keys()];

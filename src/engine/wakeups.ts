@@ -19,6 +19,8 @@ export abstract class RunWakeups extends RunIntake {
   #wakeAt = Number.POSITIVE_INFINITY;
   #pollTimer: ClockTimer | undefined;
   #polling = false;
+  /** The poll and the wake-up under way, if any: closing waits for them before storage goes. */
+  #busy = new Set<Promise<void>>();
 
   protected constructor(settings: ExecutorSettings) {
     super(settings);
@@ -29,17 +31,27 @@ export abstract class RunWakeups extends RunIntake {
     this.#schedulePoll();
   }
 
-  /** Stops the poll and the wake-up timer (the executor is closing). */
-  protected stopWakeups(): void {
+  /** Stops the poll and the wake-up timer (the executor is closing), and waits for one under way. */
+  protected async stopWakeups(): Promise<void> {
     this.clock.clearTimeout(this.#pollTimer);
     this.clock.clearTimeout(this.#wakeTimer);
+    await Promise.all(this.#busy);
+  }
+
+  /** Runs `work` as one of the wake-ups `stopWakeups` waits for. */
+  #tracked(work: () => Promise<void>): void {
+    const done = work().finally(() => this.#busy.delete(done));
+    this.#busy.add(done);
   }
 
   protected scheduleWake(at: number): void {
     if (this.closed || at >= this.#wakeAt) return;
     this.clock.clearTimeout(this.#wakeTimer);
     this.#wakeAt = at;
-    this.#wakeTimer = this.clock.setTimeout(() => void this.#wakeDue(), Math.max(0, at - this.clock.now()));
+    this.#wakeTimer = this.clock.setTimeout(
+      () => this.#tracked(() => this.#wakeDue()),
+      Math.max(0, at - this.clock.now()),
+    );
   }
 
   async #wakeDue(): Promise<void> {
@@ -63,7 +75,10 @@ export abstract class RunWakeups extends RunIntake {
 
   #schedulePoll(): void {
     if (this.closed) return;
-    this.#pollTimer = this.clock.setTimeout(() => void this.#poll(), this.settings.pollIntervalMs);
+    this.#pollTimer = this.clock.setTimeout(
+      () => this.#tracked(() => this.#poll()),
+      this.settings.pollIntervalMs,
+    );
   }
 
   /** Picks up what other processes wrote: signals, cancel requests, wake-ups, ends of awaited runs. */

@@ -1,6 +1,6 @@
 /**
- * Test helpers for Slipway users and backend authors: a manual clock, the storage conformance suite and
- * record factories.
+ * Test helpers for Slipway users and backend authors: a manual clock, the storage conformance suite,
+ * record factories, and a throwaway PostgreSQL cluster.
  */
 export { ManualClock, settle } from "./clock.js";
 export {
@@ -13,6 +13,7 @@ export {
   type StorageConformanceOptions,
   type TestBody,
 } from "./conformance/index.js";
+export { freshDatabase, type PostgresServer, postgresBinaries, startPostgres } from "./postgres.js";
 export {
   BASE_TIME,
   createTransition,

@@ -1,8 +1,9 @@
 /**
- * A throwaway PostgreSQL cluster for tests: Debian's `postgresql` binaries, a data directory under
- * the system's temporary folder, reached only through a Unix socket in that directory (no TCP port to
- * collide with), stopped and removed afterwards. `SLIPWAY_TEST_PG_URL` points the tests at a server of
- * one's own instead. Each test file makes its own database (`freshDatabase`).
+ * A throwaway PostgreSQL cluster for tests and benchmarks: the installed server's binaries (Debian's
+ * `postgresql`), a data directory under the system's temporary folder, reached only through a Unix
+ * socket in that directory (no TCP port to collide with), stopped and removed afterwards.
+ * `SLIPWAY_TEST_PG_URL` points at a server of one's own instead. Each test file makes its own
+ * database (`freshDatabase`).
  */
 import { execFile, execFileSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -35,8 +36,14 @@ export function postgresBinaries(): string | undefined {
   return versions.length > 0 ? join(root, versions[0]!, "bin") : undefined;
 }
 
-/** Starts a cluster of its own (or uses SLIPWAY_TEST_PG_URL); undefined when PostgreSQL is not installed. */
-export async function startPostgres(): Promise<PostgresServer | undefined> {
+/**
+ * Starts a cluster of its own (or uses SLIPWAY_TEST_PG_URL); undefined when PostgreSQL is not
+ * installed. `durable: false` (the default) turns fsync off: tests kill clients, not the server; a
+ * benchmark keeps it on.
+ */
+export async function startPostgres(
+  options: { durable?: boolean } = {},
+): Promise<PostgresServer | undefined> {
   const given = process.env.SLIPWAY_TEST_PG_URL;
   if (given) return { url: given, stop: async () => {} };
   const bin = postgresBinaries();
@@ -55,9 +62,8 @@ export async function startPostgres(): Promise<PostgresServer | undefined> {
   }
   const data = join(dir, "data");
   await as("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
-  // Durability settings stay PostgreSQL's defaults but fsync: these tests kill clients, not the server.
-  const options = `-k ${dir} -c listen_addresses= -c fsync=off -c max_connections=200`;
-  await as("pg_ctl", ["-D", data, "-o", options, "-l", join(dir, "log"), "-w", "start"]);
+  const settings = `-k ${dir} -c listen_addresses= -c max_connections=200${options.durable ? "" : " -c fsync=off"}`;
+  await as("pg_ctl", ["-D", data, "-o", settings, "-l", join(dir, "log"), "-w", "start"]);
   return {
     url: `postgresql://postgres@localhost/postgres?host=${encodeURIComponent(dir)}`,
     stop: async () => {
