@@ -20,7 +20,10 @@ CREATE TABLE runs (
   ended_at BIGINT,
   parent_run_id TEXT,
   parent_step TEXT
-);
+) WITH (fillfactor = 80);
+-- Room left on each page (fillfactor) lets an update that changes no indexed column stay on its page
+-- without touching any index (a HOT update): most transitions of a run change only its revision and
+-- times. The same for steps, which are written again as they run and end.
 
 -- Listing by status and saga (recovery, dashboards), oldest first.
 CREATE INDEX runs_status_saga ON runs (status, saga, created_at, id);
@@ -51,7 +54,7 @@ CREATE TABLE steps (
   ended_at BIGINT,
   updated_at BIGINT NOT NULL,
   PRIMARY KEY (run_id, action)
-);
+) WITH (fillfactor = 80);
 
 CREATE TABLE events (
   run_id TEXT NOT NULL,

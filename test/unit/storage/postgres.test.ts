@@ -7,7 +7,7 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { PostgresStorage } from "../../../src/storage/postgres/postgres-storage.js";
 import { runStorageConformance } from "../../../src/testing/index.js";
-import { freshDatabase, startPostgres } from "../../postgres.js";
+import { freshDatabase, startPostgres } from "../../../src/testing/postgres.js";
 
 const server = await startPostgres();
 if (!server && process.env.SLIPWAY_REQUIRE_PG)
