@@ -6,6 +6,8 @@ export default defineConfig({
     pool: "forks",
     // Tracks executors, servers and child processes, and fails a test that leaks one (test/leaks.ts).
     setupFiles: ["test/setup.ts"],
+    // SLIPWAY_TEST_STORAGE=postgres: one PostgreSQL cluster for the run (test/storage-backend.ts).
+    globalSetup: ["test/global-setup.ts"],
     // After-hooks run last-registered first, so the leak check of test/setup.ts runs after the
     // cleanups of the test file and its harnesses.
     sequence: { hooks: "stack" },

@@ -7,8 +7,10 @@ import { afterEach } from "vitest";
 import { Executor, type ExecutorOptions } from "../src/engine/executor.js";
 import { createLogger } from "../src/logging.js";
 import { MemoryStorage } from "../src/storage/memory.js";
+import { PostgresStorage } from "../src/storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "../src/storage/sqlite/sqlite-storage.js";
 import type { Storage } from "../src/storage/types.js";
+import { onPostgres, testDatabase } from "./storage-backend.js";
 
 export interface Backend {
   name: string;
@@ -19,9 +21,12 @@ export interface Backend {
 const all: Backend[] = [
   { name: "memory", open: () => new MemoryStorage() },
   { name: "sqlite", open: (dir) => new SqliteStorage({ path: join(dir, "slipway.db") }) },
+  ...(onPostgres
+    ? [{ name: "postgres", open: (dir: string) => new PostgresStorage({ url: testDatabase(dir) }) }]
+    : []),
 ];
 
-/** The backends to run against: all of them, or the one named by SLIPWAY_TEST_STORAGE. */
+/** The backends to run against: memory and SQLite, or the one named by SLIPWAY_TEST_STORAGE. */
 export const backends: Backend[] = process.env.SLIPWAY_TEST_STORAGE
   ? all.filter((b) => b.name === process.env.SLIPWAY_TEST_STORAGE)
   : all;

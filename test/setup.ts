@@ -5,6 +5,9 @@
 import { afterAll, afterEach, beforeEach } from "vitest";
 import { Executor } from "../src/engine/executor.js";
 import { enter, sweep, trackClosable } from "./leaks.js";
+import { prepareTestDatabase } from "./storage-backend.js";
+
+await prepareTestDatabase();
 
 // Every Executor.open of this test process, whoever calls it: a harness, a test, or the code under test.
 const open = Executor.open;

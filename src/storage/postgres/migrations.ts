@@ -13,12 +13,17 @@ export function readPostgresMigrations(dir: URL = MIGRATIONS_DIR): Migration[] {
   return readMigrationFiles(dir);
 }
 
-/** Applies the migrations the database lacks, inside the caller's transaction: all of them or none. */
+/**
+ * Applies the migrations the database lacks, inside the caller's transaction: all of them or none.
+ * `schema` (the connection's search path) is created first when missing.
+ */
 export async function migrate(
   client: pg.ClientBase,
+  schema: string | undefined,
   migrations: readonly Migration[] = readPostgresMigrations(),
 ): Promise<void> {
   await client.query(MIGRATION_LOCK);
+  if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
   await client.query(
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
   );
@@ -45,4 +50,9 @@ export async function migrate(
       Date.now(),
     ]);
   }
+}
+
+/** A PostgreSQL identifier, quoted (so any name is taken as it is written). */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }

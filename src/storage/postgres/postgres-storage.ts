@@ -28,7 +28,7 @@ import type {
 } from "../types.js";
 import { FINAL_STATUSES } from "../types.js";
 import { type EncodedTransition, encodeTransition, partsWithDistinctRuns } from "./encode.js";
-import { migrate } from "./migrations.js";
+import { migrate, quoteIdentifier } from "./migrations.js";
 import {
   CLAIM,
   CONSUME_SIGNALS,
@@ -51,7 +51,11 @@ import {
 import { postgresTriggerStore } from "./trigger-store.js";
 
 export interface PostgresStorageOptions {
-  /** A connection string: `postgres://user:password@host:port/database` (or `?host=/socket/dir`). */
+  /**
+   * A connection string: `postgres://user:password@host:port/database` (`?host=/socket/dir` for a
+   * Unix socket). `?schema=name` keeps Slipway's tables in that schema of the database, created if
+   * missing (the default is the user's search path, normally `public`).
+   */
   url: string;
   /** Connections kept open at most (default 10): commits take one, reads share the rest. */
   maxConnections?: number;
@@ -72,6 +76,8 @@ type Client = pg.PoolClient;
 
 export class PostgresStorage implements Storage {
   readonly url: string;
+  /** The schema of `?schema=`, if the URL names one. */
+  readonly schema: string | undefined;
   private readonly pool: pg.Pool;
   private ready = false;
   private closed = false;
@@ -85,7 +91,14 @@ export class PostgresStorage implements Storage {
 
   constructor(options: PostgresStorageOptions) {
     this.url = options.url;
-    this.pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10, types });
+    const { connectionString, schema } = splitSchema(options.url);
+    this.schema = schema;
+    this.pool = new pg.Pool({
+      connectionString,
+      max: options.maxConnections ?? 10,
+      types,
+      ...(schema !== undefined && { options: `-c search_path=${quoteIdentifier(schema)}` }),
+    });
     // An idle connection that drops (the server restarts) is replaced by the pool; without a listener
     // its error would be thrown as an uncaught exception.
     this.pool.on("error", () => {});
@@ -94,7 +107,7 @@ export class PostgresStorage implements Storage {
   async init(): Promise<void> {
     if (this.closed) throw new SlipwayError("storage", `PostgresStorage(${this.where}) is closed`);
     if (this.ready) return;
-    await this.transaction((client) => migrate(client));
+    await this.transaction((client) => migrate(client, this.schema));
     const peaks = await this.pool.query<{ pipeline: string; job: string; peak_bytes: number }>(
       "SELECT pipeline, job, peak_bytes FROM job_peaks ORDER BY at DESC",
     );
@@ -541,6 +554,14 @@ interface AuditRow {
 }
 
 const peakKey = (pipeline: string, job: string) => JSON.stringify([pipeline, job]);
+
+/** The URL without Slipway's own `schema` parameter (the driver would pass it on), and that schema. */
+function splitSchema(url: string): { connectionString: string; schema: string | undefined } {
+  const match = /[?&]schema=([^&]*)/.exec(url);
+  if (!match) return { connectionString: url, schema: undefined };
+  const rest = url.replace(/([?&])schema=[^&]*(&?)/, (_, lead: string, tail: string) => (tail ? lead : ""));
+  return { connectionString: rest, schema: decodeURIComponent(match[1]!) };
+}
 
 /** Factory form of the constructor, for callers that name an export (e.g. the crash conformance test). */
 export function openPostgresStorage(options: PostgresStorageOptions): PostgresStorage {

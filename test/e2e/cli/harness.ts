@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach } from "vitest";
 import { tempDir } from "../../helpers.js";
 import { trackChild } from "../../leaks.js";
+import { testDatabase } from "../../storage-backend.js";
 import { WAIT_MS, within } from "../../wait.js";
 
 const BIN = fileURLToPath(new URL("../../../dist/cli/main.js", import.meta.url));
@@ -76,8 +77,9 @@ export class Project {
     projects.add(this);
   }
 
+  /** Its database: `.slipway/slipway.db`, or a PostgreSQL schema of its own (test/storage-backend.ts). */
   get db(): string {
-    return join(this.dir, ".slipway", "slipway.db");
+    return testDatabase(join(this.dir, ".slipway"));
   }
 
   /** Writes a file (relative to the project); `executable` for tools. */
