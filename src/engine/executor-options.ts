@@ -26,9 +26,12 @@ export interface ExecutorOptions {
   perExecutionConcurrency?: number;
   /** How often storage is checked for signals, cancel requests and due wake-ups from other processes. Default 200 ms. */
   pollIntervalMs?: number;
-  /** How often this executor proves it is alive. Default 5 s. */
+  /**
+   * How often this executor proves it is alive, and how often it looks for executors that died to
+   * take their runs over. Default 2 s.
+   */
   heartbeatIntervalMs?: number;
-  /** An executor silent this long is dead and its runs are taken over. Default 30 s. */
+  /** An executor silent this long is dead and its runs are taken over. Default 10 s. */
   leaseMs?: number;
   /** After an abort, how long a body may take to settle before it is given up on. Default 10 s. */
   abortGraceMs?: number;
@@ -99,7 +102,7 @@ export function resolveExecutorOptions(options: ExecutorOptions): ExecutorSettin
       "perRunConcurrency",
     ),
     pollIntervalMs: positive(options.pollIntervalMs ?? 200, "pollIntervalMs"),
-    heartbeatIntervalMs: positive(options.heartbeatIntervalMs ?? 5_000, "heartbeatIntervalMs"),
+    heartbeatIntervalMs: positive(options.heartbeatIntervalMs ?? 2_000, "heartbeatIntervalMs"),
     leaseMs: positive(options.leaseMs ?? DEFAULT_LEASE_MS, "leaseMs"),
     abortGraceMs: nonNegative(options.abortGraceMs ?? 10_000, "abortGraceMs"),
     evictAfterMs: nonNegative(options.evictAfterMs ?? 1_000, "evictAfterMs"),

@@ -3,8 +3,11 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Storage } from "../storage/types.js";
 
-/** An executor silent this long is dead, unless configured otherwise. */
-export const DEFAULT_LEASE_MS = 30_000;
+/**
+ * An executor silent this long is dead, unless configured otherwise: five heartbeats, so a run of a
+ * dead worker is taken over within about 12 s (the lease and a recovery pass), on every backend.
+ */
+export const DEFAULT_LEASE_MS = 10_000;
 
 /** Ids of registered executors (other than `except`) that are provably dead at `now`. */
 export async function findDeadExecutors(

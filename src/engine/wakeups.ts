@@ -116,8 +116,8 @@ export abstract class RunWakeups extends RunIntake {
         const record = await this.storage.getRun(id);
         if (record && STOPPED_STATUSES.includes(record.status)) this.resolveWaiters(id);
       }
-      // Take over from executors that died, within half a lease of their death being provable.
-      if (this.clock.now() - this.lastRecovery >= this.settings.leaseMs / 2) await this.recover();
+      // Take over from executors that died, within a heartbeat of their death being provable.
+      if (this.clock.now() - this.lastRecovery >= this.settings.heartbeatIntervalMs) await this.recover();
     } catch (error) {
       this.logger.error({ err: error }, "executor poll failed");
     } finally {
