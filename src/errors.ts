@@ -79,7 +79,15 @@ export class CancelledError extends SlipwayError {
 export function isDiskFull(error: unknown): boolean {
   for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (code === "disk_full" || code === "SQLITE_FULL" || code === "ENOSPC" || code === "EDQUOT") return true;
+    // 53100: PostgreSQL's disk_full.
+    if (
+      code === "disk_full" ||
+      code === "SQLITE_FULL" ||
+      code === "ENOSPC" ||
+      code === "EDQUOT" ||
+      code === "53100"
+    )
+      return true;
   }
   return false;
 }

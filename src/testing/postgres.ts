@@ -17,6 +17,10 @@ const run = promisify(execFile);
 export interface PostgresServer {
   /** A connection string to the `postgres` database, as a superuser. */
   url: string;
+  /** Stops the server abruptly (as a crash would), keeping its data; `up` starts it again. */
+  down(): Promise<void>;
+  up(): Promise<void>;
+  /** Stops the server and removes its data. */
   stop(): Promise<void>;
 }
 
@@ -45,7 +49,12 @@ export async function startPostgres(
   options: { durable?: boolean } = {},
 ): Promise<PostgresServer | undefined> {
   const given = process.env.SLIPWAY_TEST_PG_URL;
-  if (given) return { url: given, stop: async () => {} };
+  if (given) {
+    const unsupported = async () => {
+      throw new Error("SLIPWAY_TEST_PG_URL names a server of one's own: it is not stopped or started here");
+    };
+    return { url: given, down: unsupported, up: unsupported, stop: async () => {} };
+  }
   const bin = postgresBinaries();
   if (!bin) return undefined;
   const dir = mkdtempSync(join(tmpdir(), "slipway-pg-"));
@@ -63,9 +72,16 @@ export async function startPostgres(
   const data = join(dir, "data");
   await as("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
   const settings = `-k ${dir} -c listen_addresses= -c max_connections=200${options.durable ? "" : " -c fsync=off"}`;
-  await as("pg_ctl", ["-D", data, "-o", settings, "-l", join(dir, "log"), "-w", "start"]);
+  const start = () => as("pg_ctl", ["-D", data, "-o", settings, "-l", join(dir, "log"), "-w", "start"]);
+  await start();
   return {
     url: `postgresql://postgres@localhost/postgres?host=${encodeURIComponent(dir)}`,
+    down: async () => {
+      await as("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
+    },
+    up: async () => {
+      await start();
+    },
     stop: async () => {
       await as("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]).catch(() => {});
       rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,7 @@
  * visible in the order they were handed out, so several processes can share one database.
  */
 import pg from "pg";
-import { NotFoundError, SlipwayError } from "../../errors.js";
+import { diskFullError, NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
 import { type EventRow, type ExecutorRow, runOf, signalOf, stepOf, toEvent } from "../rows.js";
@@ -97,7 +97,10 @@ export class PostgresStorage implements Storage {
       connectionString,
       max: options.maxConnections ?? 10,
       types,
-      ...(schema !== undefined && { options: `-c search_path=${quoteIdentifier(schema)}` }),
+      // Startup options split at spaces unless escaped with a backslash.
+      ...(schema !== undefined && {
+        options: `-c search_path=${quoteIdentifier(schema).replace(/[\\ ]/g, (c) => `\\${c}`)}`,
+      }),
     });
     // An idle connection that drops (the server restarts) is replaced by the pool; without a listener
     // its error would be thrown as an uncaught exception.
@@ -108,7 +111,7 @@ export class PostgresStorage implements Storage {
     if (this.closed) throw new SlipwayError("storage", `PostgresStorage(${this.where}) is closed`);
     if (this.ready) return;
     await this.transaction((client) => migrate(client, this.schema));
-    const peaks = await this.pool.query<{ pipeline: string; job: string; peak_bytes: number }>(
+    const peaks = await this.query<{ pipeline: string; job: string; peak_bytes: number }>(
       "SELECT pipeline, job, peak_bytes FROM job_peaks ORDER BY at DESC",
     );
     for (const row of peaks.rows) {
@@ -233,11 +236,10 @@ export class PostgresStorage implements Storage {
   async loadMany(runIds: readonly string[]): Promise<(RunSnapshot | undefined)[]> {
     this.check();
     if (runIds.length === 0) return [];
-    const client = await this.pool.connect();
     try {
-      return await this.snapshots(client, runIds);
-    } finally {
-      client.release();
+      return await this.snapshots(this.pool, runIds);
+    } catch (error) {
+      throw this.failure(error);
     }
   }
 
@@ -248,8 +250,7 @@ export class PostgresStorage implements Storage {
   async getRuns(runIds: readonly string[]): Promise<(RunRecord | undefined)[]> {
     this.check();
     if (runIds.length === 0) return [];
-    const result = await this.pool.query({ text: GET_RUNS, values: [runIds], rowMode: "array" });
-    const byId = new Map((result.rows as unknown[][]).map((row) => [row[0] as string, row]));
+    const byId = new Map((await this.arrays(GET_RUNS, [runIds])).map((row) => [row[0] as string, row]));
     return runIds.map((id) => {
       const row = byId.get(id);
       return row && runOf(row);
@@ -259,8 +260,7 @@ export class PostgresStorage implements Storage {
   async listRuns(query: RunQuery): Promise<RunRecord[]> {
     this.check();
     const { text, values } = runQuerySql(query);
-    const result = await this.pool.query({ text, values, rowMode: "array" });
-    return (result.rows as unknown[][]).map(runOf);
+    return (await this.arrays(text, values)).map(runOf);
   }
 
   async deleteRun(runId: string): Promise<boolean> {
@@ -280,13 +280,13 @@ export class PostgresStorage implements Storage {
 
   async nextWakeAt(sagas: readonly string[]): Promise<number | undefined> {
     this.check();
-    const result = await this.pool.query<{ wake: number | null }>(NEXT_WAKE_AT, [sagas]);
+    const result = await this.query<{ wake: number | null }>(NEXT_WAKE_AT, [sagas]);
     return result.rows[0]?.wake ?? undefined;
   }
 
   async history(runId: string, afterSeq?: number): Promise<EventRecord[]> {
     this.check();
-    const result = await this.pool.query<EventRow>(HISTORY, [runId, afterSeq ?? Number.MIN_SAFE_INTEGER]);
+    const result = await this.query<EventRow>(HISTORY, [runId, afterSeq ?? Number.MIN_SAFE_INTEGER]);
     return result.rows.map(toEvent);
   }
 
@@ -330,34 +330,28 @@ export class PostgresStorage implements Storage {
 
   async signalsAfter(afterSeq: number, limit?: number): Promise<SignalRecord[]> {
     this.check();
-    const result = await this.pool.query({
-      text: SIGNALS_AFTER,
-      values: [afterSeq, limit === undefined ? null : Math.max(0, limit)],
-      rowMode: "array",
-    });
-    return (result.rows as unknown[][]).map(signalOf);
+    const rows = await this.arrays(SIGNALS_AFTER, [
+      afterSeq,
+      limit === undefined ? null : Math.max(0, limit),
+    ]);
+    return rows.map(signalOf);
   }
 
   async lastSignalSeq(): Promise<number> {
     this.check();
     // Seqs still in flight are above it: they become visible later, after a cursor set to it.
-    return (await this.pool.query<{ seq: number }>(LAST_SIGNAL_SEQ)).rows[0]!.seq;
+    return (await this.query<{ seq: number }>(LAST_SIGNAL_SEQ)).rows[0]!.seq;
   }
 
   async requestCancel(runId: string, reason: string): Promise<RunRecord | undefined> {
     this.check();
-    const result = await this.pool.query({
-      text: REQUEST_CANCEL,
-      values: [reason, Date.now(), runId],
-      rowMode: "array",
-    });
-    const row = result.rows[0] as unknown[] | undefined;
+    const [row] = await this.arrays(REQUEST_CANCEL, [reason, Date.now(), runId]);
     return row && runOf(row);
   }
 
   async upsertExecutor(executor: ExecutorRecord): Promise<void> {
     this.check();
-    await this.pool.query(UPSERT_EXECUTOR, [
+    await this.query(UPSERT_EXECUTOR, [
       executor.id,
       executor.host,
       executor.pid,
@@ -368,7 +362,7 @@ export class PostgresStorage implements Storage {
 
   async listExecutors(): Promise<ExecutorRecord[]> {
     this.check();
-    const result = await this.pool.query<ExecutorRow>("SELECT * FROM executors ORDER BY id");
+    const result = await this.query<ExecutorRow>("SELECT * FROM executors ORDER BY id");
     return result.rows.map((row) => ({
       id: row.id,
       host: row.host,
@@ -380,7 +374,7 @@ export class PostgresStorage implements Storage {
 
   async removeExecutor(id: string): Promise<void> {
     this.check();
-    await this.pool.query("DELETE FROM executors WHERE id = $1", [id]);
+    await this.query("DELETE FROM executors WHERE id = $1", [id]);
   }
 
   async addAudit(records: readonly NewAuditRecord[]): Promise<AuditRecord[]> {
@@ -400,7 +394,7 @@ export class PostgresStorage implements Storage {
       idempotency_key: r.key,
       replay: replays[i],
     }));
-    const result = await this.pool.query<{ seq: number }>(INSERT_AUDIT, [JSON.stringify(rows)]);
+    const result = await this.query<{ seq: number }>(INSERT_AUDIT, [JSON.stringify(rows)]);
     const seqs = result.rows.map((row) => row.seq).sort((a, b) => a - b);
     return records.map((record, i) => ({
       ...record,
@@ -415,11 +409,11 @@ export class PostgresStorage implements Storage {
     const limit = Math.max(0, query.limit);
     const result =
       query.key === undefined
-        ? await this.pool.query<AuditRow>("SELECT * FROM audit WHERE seq < $1 ORDER BY seq DESC LIMIT $2", [
+        ? await this.query<AuditRow>("SELECT * FROM audit WHERE seq < $1 ORDER BY seq DESC LIMIT $2", [
             before,
             limit,
           ])
-        : await this.pool.query<AuditRow>(
+        : await this.query<AuditRow>(
             "SELECT * FROM audit WHERE idempotency_key = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
             [query.key, before, limit],
           );
@@ -440,7 +434,7 @@ export class PostgresStorage implements Storage {
   /** What triggers remember (see {@link TriggerStore}), in this database's trigger tables. */
   triggers(): TriggerStore {
     this.check();
-    this.triggerStore ??= postgresTriggerStore(this.pool);
+    this.triggerStore ??= postgresTriggerStore((text, values) => this.query(text, values));
     return this.triggerStore;
   }
 
@@ -487,14 +481,17 @@ export class PostgresStorage implements Storage {
   /** How many runs there are per saga and status: what metrics show at a scrape. */
   async countRuns(): Promise<{ saga: string; status: RunRecord["status"]; count: number }[]> {
     this.check();
-    const result = await this.pool.query<{ saga: string; status: RunRecord["status"]; count: number }>(
+    const result = await this.query<{ saga: string; status: RunRecord["status"]; count: number }>(
       "SELECT saga, status, COUNT(*)::int AS count FROM runs GROUP BY status, saga",
     );
     return result.rows;
   }
 
   /** Snapshots of runs from one statement, one per id in order; a repeated id gets its own copy. */
-  private async snapshots(client: Client, runIds: readonly string[]): Promise<(RunSnapshot | undefined)[]> {
+  private async snapshots(
+    client: Client | pg.Pool,
+    runIds: readonly string[],
+  ): Promise<(RunSnapshot | undefined)[]> {
     if (runIds.length === 0) return [];
     const result = await client.query({ text: SNAPSHOTS, values: [runIds], rowMode: "array" });
     const byId = new Map<string, unknown[]>();
@@ -514,7 +511,12 @@ export class PostgresStorage implements Storage {
 
   /** Runs `work` in one transaction on one connection: committed if it resolves, rolled back if not. */
   private async transaction<T>(work: (client: Client) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    let client: Client;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw this.failure(error);
+    }
     let broken = false;
     try {
       await client.query("BEGIN");
@@ -527,10 +529,48 @@ export class PostgresStorage implements Storage {
       } catch {
         broken = true;
       }
-      throw error;
+      throw this.failure(error);
     } finally {
       client.release(broken);
     }
+  }
+
+  /** Rows as arrays in column order (the mappers of ../rows.ts read them so). */
+  private async arrays(text: string, values: unknown[]): Promise<unknown[][]> {
+    try {
+      return (await this.pool.query<unknown[]>({ text, values, rowMode: "array" })).rows;
+    } catch (error) {
+      throw this.failure(error);
+    }
+  }
+
+  /** One statement on a connection of the pool. */
+  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (error) {
+      throw this.failure(error);
+    }
+  }
+
+  /**
+   * What a failed statement is reported as: the database unreachable (down, restarting, a dropped
+   * connection) is a `storage` error saying so (the API answers 503), a full disk a `disk_full` one;
+   * anything else as it was thrown.
+   */
+  private failure(error: unknown): unknown {
+    if (error instanceof SlipwayError) return error;
+    const full = diskFullError(error, `the database ${this.where}`);
+    if (full !== error) return full;
+    if (!unreachable(error)) return error;
+    return new SlipwayError(
+      "storage",
+      `the database ${this.where} is unavailable: ${(error as Error).message || (error as { code?: string }).code}`,
+      { cause: error },
+    );
   }
 
   private check(): void {
@@ -554,6 +594,29 @@ interface AuditRow {
 }
 
 const peakKey = (pipeline: string, job: string) => JSON.stringify([pipeline, job]);
+
+/** Socket errors, and PostgreSQL's connection exceptions (08...) and shutdowns (57P01-57P03). */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOENT",
+]);
+
+/** Whether an error means the database could not be reached, rather than that a statement failed. */
+function unreachable(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (
+    typeof code === "string" &&
+    (UNREACHABLE.has(code) || code.startsWith("08") || /^57P0[123]$/.test(code))
+  )
+    return true;
+  const message = error instanceof Error ? error.message : "";
+  return /Connection terminated|connection error|timeout exceeded when trying to connect/i.test(message);
+}
 
 /** The URL without Slipway's own `schema` parameter (the driver would pass it on), and that schema. */
 function splitSchema(url: string): { connectionString: string; schema: string | undefined } {

@@ -37,8 +37,15 @@ const reportArgs = (r: ReportRecord) => [
   r.at,
 ];
 
-/** The store over a pool of a migrated database. */
-export function postgresTriggerStore(pool: pg.Pool): TriggerStore {
+/** One statement on the database (the storage's, which reports an unreachable database as such). */
+export type Query = <R extends pg.QueryResultRow>(
+  text: string,
+  values: unknown[],
+) => Promise<pg.QueryResult<R>>;
+
+/** The store over a migrated database. */
+export function postgresTriggerStore(query: Query): TriggerStore {
+  const pool = { query };
   const rows = async <R extends pg.QueryResultRow>(text: string, values: unknown[]) =>
     (await pool.query<R>(text, values)).rows;
   const changed = async (text: string, values: unknown[]) => (await pool.query(text, values)).rowCount === 1;

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { PostgresStorage } from "../../../src/storage/postgres/postgres-storage.js";
 import { runStorageConformance } from "../../../src/testing/index.js";
 import { freshDatabase, startPostgres } from "../../../src/testing/postgres.js";
+import { eventually } from "../../wait.js";
 
 const server = await startPostgres();
 if (!server && process.env.SLIPWAY_REQUIRE_PG)
@@ -69,3 +70,53 @@ if (server) {
     it("needs initdb and pg_ctl", () => expect(server).toBeDefined());
   });
 }
+
+describe.runIf(server !== undefined && !process.env.SLIPWAY_TEST_PG_URL)("PostgresStorage specifics", () => {
+  it("says the database is unavailable while PostgreSQL is down, and goes on once it is back", async () => {
+    const own = (await startPostgres())!;
+    const storage = new PostgresStorage({ url: await freshDatabase(own.url, "restart") });
+    try {
+      await storage.init();
+      await storage.upsertExecutor({ id: "x", host: "h", pid: 1, startedAt: 0, heartbeatAt: 0 });
+      await own.down();
+      await expect(storage.listExecutors()).rejects.toMatchObject({
+        code: "storage",
+        message: expect.stringContaining("is unavailable"),
+      });
+      await expect(storage.commit([])).resolves.toEqual([]);
+      await expect(
+        storage.addSignal({ runId: "r", name: "go", payload: null, createdAt: 1 }),
+      ).rejects.toMatchObject({ code: "storage" });
+      await own.up();
+      // The pool replaces the connections that broke: the next statements go through.
+      const back = await eventually(
+        () =>
+          storage.listExecutors().then(
+            (list) => list,
+            () => undefined,
+          ),
+        "the storage to reach the restarted server",
+      );
+      expect(back.map((e) => e.id)).toEqual(["x"]);
+    } finally {
+      await storage.close();
+      await own.stop();
+    }
+  });
+
+  it("keeps its tables in the schema the URL names, created when missing", async () => {
+    const url = await freshDatabase(server!.url, "schemas");
+    const a = new PostgresStorage({ url: `${url}&schema=team_a` });
+    const b = new PostgresStorage({ url: `${url}&schema=Team B` });
+    try {
+      await a.init();
+      await b.init();
+      await a.upsertExecutor({ id: "only-a", host: "h", pid: 1, startedAt: 0, heartbeatAt: 0 });
+      expect((await a.listExecutors()).map((e) => e.id)).toEqual(["only-a"]);
+      expect(await b.listExecutors()).toEqual([]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
