@@ -36,6 +36,12 @@ export async function follow(
   mode: ViewMode,
   io: Io,
 ): Promise<number> {
+  // Listening starts before anything else is read: a job's first lines are live progress, told
+  // only to those listening when it prints them (reading the plans first could miss a quick job's).
+  const streams = await Promise.all(
+    followed.map(async (run) => (await runs.events(run.id, { after: run.after }))[Symbol.asyncIterator]()),
+  );
+  const firsts = streams.map((stream) => stream.next());
   const plans = new Map<string, PlanOutline>();
   for (const run of followed)
     plans.set(run.id, (await runs.show(run.id)).plan ?? { steps: [], excluded: [] });
@@ -47,8 +53,8 @@ export async function follow(
   }, io);
   try {
     await Promise.all(
-      followed.map(async (run) => {
-        for await (const event of await runs.events(run.id, { after: run.after })) view.event(event);
+      streams.map(async (stream, i) => {
+        for (let next = await firsts[i]!; !next.done; next = await stream.next()) view.event(next.value);
       }),
     );
     view.close();

@@ -56,10 +56,13 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<RunE
       yield event;
     }
     const now = await storage.getRun(id);
-    if (!now || (STOPPED_STATUSES.includes(now.status) && !hostedHere())) return;
+    if (!now) return;
+    // Stopped while the history was read, and not run here: what was published meanwhile (its live
+    // progress included) and what the history has beyond it are all that will come.
+    const stopped = STOPPED_STATUSES.includes(now.status) && !hostedHere();
     // Why a started job still waits for admission is told live, once and when it changes: a follower
     // who came later hears it now, rather than nothing until the job is admitted.
-    for (const event of await queuedNow(request, now)) if (fresh(event)) yield event;
+    if (!stopped) for (const event of await queuedNow(request, now)) if (fresh(event)) yield event;
     while (!signal?.aborted) {
       while (buffer.length > 0) {
         const event = buffer.shift()!;
@@ -72,6 +75,10 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<RunE
         if (!fresh(event)) continue;
         yield event;
         if (ENDING_EVENTS.has(event.type)) return;
+      }
+      if (stopped) {
+        for (const event of await newer()) yield event;
+        return;
       }
       // A run another process runs publishes nothing here: read its history now and then.
       await new Promise<void>((resolve) => {
