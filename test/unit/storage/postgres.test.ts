@@ -3,8 +3,10 @@
  * (test/postgres.ts), each test on a database of its own. Without PostgreSQL installed the file is
  * skipped, unless SLIPWAY_REQUIRE_PG is set (CI sets it: there, a missing server is a failure).
  */
+import { readFileSync } from "node:fs";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { postgresSchemaSql } from "../../../src/storage/postgres/migrations.js";
 import { PostgresStorage } from "../../../src/storage/postgres/postgres-storage.js";
 import { runStorageConformance } from "../../../src/testing/index.js";
 import { freshDatabase, startPostgres } from "../../../src/testing/postgres.js";
@@ -118,5 +120,15 @@ describe.runIf(server !== undefined && !process.env.SLIPWAY_TEST_PG_URL)("Postgr
       await a.close();
       await b.close();
     }
+  });
+});
+
+describe.runIf(server !== undefined)("sql/postgres/schema.sql", () => {
+  it("matches what the migrations produce", async () => {
+    const committed = readFileSync(new URL("../../../sql/postgres/schema.sql", import.meta.url), "utf8");
+    expect(
+      committed,
+      "sql/postgres/schema.sql is stale: regenerate it with `npx tsx scripts/postgres-schema.ts --write`",
+    ).toBe(await postgresSchemaSql(server!.url));
   });
 });
