@@ -26,13 +26,31 @@ export abstract class RunWakeups extends RunIntake {
     super(settings);
   }
 
-  /** Polls from now on (the executor is open). */
+  /** Stops the calls of `storage.onChange`, if the storage makes them. */
+  #stopListening: (() => void) | undefined;
+  /** A change was told while a poll ran: poll again once it ends. */
+  #pollAgain = false;
+
+  /** Polls from now on (the executor is open), and at once when storage tells of a change. */
   protected startPolling(): void {
+    this.#stopListening = this.storage.onChange?.(() => this.#pollNow());
     this.#schedulePoll();
+  }
+
+  /** Polls now rather than at the next tick (another process wrote a signal or a cancel request). */
+  #pollNow(): void {
+    if (this.closed) return;
+    if (this.#polling) {
+      this.#pollAgain = true;
+      return;
+    }
+    this.clock.clearTimeout(this.#pollTimer);
+    this.#tracked(() => this.#poll());
   }
 
   /** Stops the poll and the wake-up timer (the executor is closing), and waits for one under way. */
   protected async stopWakeups(): Promise<void> {
+    this.#stopListening?.();
     this.clock.clearTimeout(this.#pollTimer);
     this.clock.clearTimeout(this.#wakeTimer);
     await Promise.all(this.#busy);
@@ -122,7 +140,10 @@ export abstract class RunWakeups extends RunIntake {
       this.logger.error({ err: error }, "executor poll failed");
     } finally {
       this.#polling = false;
-      this.#schedulePoll();
+      if (this.#pollAgain) {
+        this.#pollAgain = false;
+        this.#pollNow();
+      } else this.#schedulePoll();
     }
   }
 }

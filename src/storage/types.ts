@@ -312,6 +312,13 @@ export interface Storage {
   addAudit?(records: readonly NewAuditRecord[]): Promise<AuditRecord[]>;
   /** Optional, with `addAudit`: audit records, newest first (highest seq first). */
   listAudit?(query: AuditQuery): Promise<AuditRecord[]>;
+
+  /**
+   * Optional: calls `listener` soon after another process wrote something an executor polls for
+   * (a signal, a cancel request), so it looks at once instead of at its next poll. Returns what
+   * stops the calls. Polling stays the fallback: a missed call only delays.
+   */
+  onChange?(listener: () => void): () => void;
 }
 
 /**

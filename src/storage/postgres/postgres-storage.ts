@@ -27,6 +27,7 @@ import type {
   Transition,
 } from "../types.js";
 import { FINAL_STATUSES } from "../types.js";
+import { CHANGES_CHANNEL, ChangeListener, NOTIFY_CHANGE } from "./changes.js";
 import { type EncodedTransition, encodeTransition, partsWithDistinctRuns } from "./encode.js";
 import { migrate, quoteIdentifier } from "./migrations.js";
 import {
@@ -86,6 +87,7 @@ export class PostgresStorage implements Storage {
   /** The measured peaks, read at init and kept current here (admission asks synchronously). */
   private readonly peakCache = new Map<string, number[]>();
   private triggerStore: TriggerStore | undefined;
+  private readonly changes: ChangeListener;
   /** Peak writes under way, awaited by close. */
   private peakWrites: Promise<void> = Promise.resolve();
 
@@ -93,15 +95,16 @@ export class PostgresStorage implements Storage {
     this.url = options.url;
     const { connectionString, schema } = splitSchema(options.url);
     this.schema = schema;
-    this.pool = new pg.Pool({
+    const config: pg.ClientConfig = {
       connectionString,
-      max: options.maxConnections ?? 10,
       types,
       // Startup options split at spaces unless escaped with a backslash.
       ...(schema !== undefined && {
         options: `-c search_path=${quoteIdentifier(schema).replace(/[\\ ]/g, (c) => `\\${c}`)}`,
       }),
-    });
+    };
+    this.pool = new pg.Pool({ ...config, max: options.maxConnections ?? 10 });
+    this.changes = new ChangeListener(config, schema);
     // An idle connection that drops (the server restarts) is replaced by the pool; without a listener
     // its error would be thrown as an uncaught exception.
     this.pool.on("error", () => {});
@@ -126,6 +129,7 @@ export class PostgresStorage implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.changes.close();
     await this.peakWrites;
     await this.pool.end();
   }
@@ -203,7 +207,10 @@ export class PostgresStorage implements Storage {
     const consume = ok.flatMap((t) => t.consume);
     if (consume.length > 0) await client.query(CONSUME_SIGNALS, [JSON.stringify(consume)]);
     const notify = ok.flatMap((t) => t.notify).map((n, i) => ({ ...n, i }));
-    if (notify.length > 0) await client.query(INSERT_SIGNALS, [JSON.stringify(notify), true]);
+    if (notify.length > 0) {
+      await client.query(INSERT_SIGNALS, [JSON.stringify(notify), true]);
+      await this.notifyChange(client);
+    }
   }
 
   async claim(request: ClaimRequest): Promise<RunSnapshot | undefined> {
@@ -308,6 +315,7 @@ export class PostgresStorage implements Storage {
     try {
       seqs = await this.transaction(async (client) => {
         const result = await client.query<{ seq: number }>(INSERT_SIGNALS, [JSON.stringify(rows), false]);
+        await this.notifyChange(client);
         // Handed out in the order the rows were inserted (ORDER BY i).
         return result.rows.map((row) => row.seq).sort((a, b) => a - b);
       });
@@ -345,7 +353,15 @@ export class PostgresStorage implements Storage {
 
   async requestCancel(runId: string, reason: string): Promise<RunRecord | undefined> {
     this.check();
-    const [row] = await this.arrays(REQUEST_CANCEL, [reason, Date.now(), runId]);
+    const [row] = await this.transaction(async (client) => {
+      const updated = await client.query<unknown[]>({
+        text: REQUEST_CANCEL,
+        values: [reason, Date.now(), runId],
+        rowMode: "array",
+      });
+      if (updated.rows.length > 0) await this.notifyChange(client);
+      return updated.rows;
+    });
     return row && runOf(row);
   }
 
@@ -429,6 +445,16 @@ export class PostgresStorage implements Storage {
       key: row.idempotency_key,
       replay: row.replay === null ? null : (JSON.parse(row.replay) as AuditRecord["replay"]),
     }));
+  }
+
+  /** Calls `listener` soon after another process writes a signal or a cancel request (LISTEN/NOTIFY). */
+  onChange(listener: () => void): () => void {
+    return this.changes.subscribe(listener);
+  }
+
+  /** Tells the processes listening (at commit, if the transaction commits). */
+  private async notifyChange(client: Client): Promise<void> {
+    await client.query(NOTIFY_CHANGE, [CHANGES_CHANNEL, this.schema ?? ""]);
   }
 
   /** What triggers remember (see {@link TriggerStore}), in this database's trigger tables. */

@@ -4,12 +4,16 @@
  * skipped, unless SLIPWAY_REQUIRE_PG is set (CI sets it: there, a missing server is a failure).
  */
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { Executor } from "../../../src/engine/executor.js";
+import { saga, z } from "../../../src/index.js";
 import { postgresSchemaSql } from "../../../src/storage/postgres/migrations.js";
 import { PostgresStorage } from "../../../src/storage/postgres/postgres-storage.js";
 import { runStorageConformance } from "../../../src/testing/index.js";
 import { freshDatabase, startPostgres } from "../../../src/testing/postgres.js";
+import { captureLogs, tempDir } from "../../helpers.js";
 import { eventually } from "../../wait.js";
 
 const server = await startPostgres();
@@ -119,6 +123,49 @@ describe.runIf(server !== undefined && !process.env.SLIPWAY_TEST_PG_URL)("Postgr
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+});
+
+describe.runIf(server !== undefined)("executors sharing a PostgreSQL database", () => {
+  it("wake a run at once when another process signals it (LISTEN/NOTIFY), not at their next poll", async () => {
+    const url = await freshDatabase(server!.url, "notify");
+    const gate = saga("gate", { version: 1 })
+      .waitForSignal("approve", { signal: "go", produces: { ok: z.boolean() } })
+      .action("finish", { reads: ["ok"], produces: { done: z.boolean() }, run: ({ ok }) => ({ done: ok }) })
+      .build();
+    const holderStorage = new PostgresStorage({ url });
+    const senderStorage = new PostgresStorage({ url });
+    const dir = tempDir();
+    // Polls once a minute: only the notice can wake it within the test's wait.
+    const holder = await Executor.open({
+      storage: holderStorage,
+      sagas: [gate],
+      dataDir: join(dir, "a"),
+      pollIntervalMs: 60_000,
+      logger: captureLogs().logger,
+    });
+    const sender = await Executor.open({
+      storage: senderStorage,
+      sagas: [],
+      dataDir: join(dir, "b"),
+      pollIntervalMs: 60_000,
+      logger: captureLogs().logger,
+    });
+    try {
+      const run = await holder.start(gate);
+      await eventually(
+        async () => (await holderStorage.getRun(run.id))?.status === "waiting",
+        "the run to wait",
+      );
+      await sender.signal(run.id, "go", { ok: true });
+      const outcome = await run.result();
+      expect(outcome).toMatchObject({ status: "completed" });
+    } finally {
+      await sender.close();
+      await holder.close();
+      await senderStorage.close();
+      await holderStorage.close();
     }
   });
 });

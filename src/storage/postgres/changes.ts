@@ -1,0 +1,91 @@
+/**
+ * Changes told across processes with PostgreSQL's LISTEN/NOTIFY: a write another executor polls for
+ * (a signal, a cancel request) notifies, in its own transaction, so the notice arrives only if it
+ * commits; each process keeps one connection listening and wakes its executor at once. Notices of
+ * other schemas of the same database are ignored. The connection is made again, with backoff, when
+ * it drops, and the listeners are called then too (a notice may have been missed meanwhile).
+ */
+import pg from "pg";
+
+/** The channel every Slipway database notifies on; the payload names the schema ("" for the default). */
+export const CHANGES_CHANNEL = "slipway_changes";
+
+export const NOTIFY_CHANGE = "SELECT pg_notify($1, $2)";
+
+const RETRY_MS = [100, 250, 500, 1_000, 2_000, 5_000];
+
+export class ChangeListener {
+  readonly #config: pg.ClientConfig;
+  readonly #payload: string;
+  readonly #listeners = new Set<() => void>();
+  #client: pg.Client | undefined;
+  #failures = 0;
+  #retry: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(config: pg.ClientConfig, schema: string | undefined) {
+    this.#config = config;
+    this.#payload = schema ?? "";
+  }
+
+  /** Calls `listener` on each change of this schema until the returned function is called. */
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    if (this.#listeners.size === 1) this.#connect();
+    return () => {
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0) this.#disconnect();
+    };
+  }
+
+  close(): void {
+    this.#stopped = true;
+    this.#disconnect();
+  }
+
+  #connect(): void {
+    if (this.#stopped || this.#client || this.#listeners.size === 0) return;
+    const client = new pg.Client(this.#config);
+    this.#client = client;
+    const lost = () => {
+      if (this.#client !== client) return;
+      this.#client = undefined;
+      client.end().catch(() => {});
+      if (this.#stopped || this.#listeners.size === 0) return;
+      const delay = RETRY_MS[Math.min(this.#failures++, RETRY_MS.length - 1)]!;
+      this.#retry = setTimeout(() => this.#connect(), delay);
+      this.#retry.unref();
+    };
+    client.on("error", lost);
+    client.on("end", lost);
+    client.on("notification", (notice) => {
+      if (notice.channel === CHANGES_CHANNEL && (notice.payload ?? "") === this.#payload) this.#tell();
+    });
+    client
+      .connect()
+      .then(() => client.query(`LISTEN ${CHANGES_CHANNEL}`))
+      .then(() => {
+        if (this.#client !== client) return;
+        // Anything written while no connection listened was not told: look now.
+        if (this.#failures > 0) this.#tell();
+        this.#failures = 0;
+      }, lost);
+  }
+
+  #disconnect(): void {
+    clearTimeout(this.#retry);
+    const client = this.#client;
+    this.#client = undefined;
+    client?.end().catch(() => {});
+  }
+
+  #tell(): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+  }
+}
