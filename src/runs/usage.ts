@@ -1,7 +1,7 @@
 /** `GET /resources`: the pools and locks with their holders, the jobs running now, and declared against measured per job. */
 import type { Step } from "../pipeline/plan.js";
 import type { JobResources } from "../pipeline/resources.js";
-import type { PeakStore, Storage } from "../storage/types.js";
+import type { PeakStore, RunRecord, Storage } from "../storage/types.js";
 import { planOf } from "./records.js";
 import type { JobUsage, ResourcesResponse } from "./schemas.js";
 
@@ -50,12 +50,16 @@ async function jobUsage(
   peaks: PeakStore | undefined,
 ): Promise<JobUsage[]> {
   const measured = peaks?.measuredJobs() ?? [];
-  const pipelines = new Set(measured.map((m) => m.pipeline));
+  // The newest run of each pipeline: from the recent runs, else looked up (a pipeline measured long ago).
+  const newestOf = new Map<string, RunRecord | undefined>();
   for (const record of await storage.listRuns({ newestFirst: true, limit: RECENT_RUNS }))
-    pipelines.add(record.saga);
+    if (!newestOf.has(record.saga)) newestOf.set(record.saga, record);
+  for (const { pipeline } of measured)
+    if (!newestOf.has(pipeline))
+      newestOf.set(pipeline, (await storage.listRuns({ sagas: [pipeline], newestFirst: true, limit: 1 }))[0]);
   const usage: JobUsage[] = [];
-  for (const pipeline of [...pipelines].sort()) {
-    const [newest] = await storage.listRuns({ sagas: [pipeline], newestFirst: true, limit: 1 });
+  for (const pipeline of [...newestOf.keys()].sort()) {
+    const newest = newestOf.get(pipeline);
     const plan = newest && planOf(newest);
     // A saga's runs (not a pipeline's) declare nothing and are never measured.
     if (!plan && !measured.some((m) => m.pipeline === pipeline)) continue;
