@@ -55,6 +55,12 @@ jobs:
     resources: { locks: [swarm] }
     run: while [ ! -e "release-$INPUT_N" ]; do sleep 0.05; done
 `,
+  sized: `name: sized
+jobs:
+  compile:
+    resources: { memory: auto, cpu: 1 }
+    run: echo compiled
+`,
   held: `name: held
 on_failure: hold
 jobs:
@@ -549,6 +555,10 @@ export function runServiceCases(transport: Transport): void {
       const storage = new SqliteStorage({ path: f.db });
       await storage.init();
       storage.peaks().recordPeak("locked", "deploy", 512 * 2 ** 20, Date.now() + 1000);
+      // `memory: auto` asks for the p95 of the recent peaks plus 20 %.
+      const sized = await f.runs.submit(f.file("sized"));
+      await f.status(sized.id, "completed");
+      storage.peaks().recordPeak("sized", "compile", 400 * 2 ** 20, Date.now() + 1000);
       await storage.close();
       const jobs = (await f.runs.resources()).jobs ?? [];
       const deploy = jobs.find((j) => j.pipeline === "locked" && j.job === "deploy");
@@ -559,6 +569,14 @@ export function runServiceCases(transport: Transport): void {
         measured: { max: 512 * 2 ** 20, last: 512 * 2 ** 20 },
       });
       expect(deploy?.measured?.samples).toBeGreaterThanOrEqual(1);
+      const compile = jobs.find((j) => j.pipeline === "sized" && j.job === "compile");
+      expect(compile).toMatchObject({
+        declared: { memory: "auto", cpu: 1, locks: [] },
+        run: sized.id,
+        measured: { max: 400 * 2 ** 20 },
+      });
+      // 400 MiB and 20 % more, or more when an own measured peak of compile's was higher.
+      expect(compile?.requestMemory).toBeGreaterThanOrEqual(480 * 2 ** 20);
     });
 
     it("shows the resource pools and what runs now", async () => {
