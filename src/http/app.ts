@@ -337,6 +337,7 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     );
   });
   api.get("/resources", async (c) => c.json(await runs.resources()));
+  api.get("/executors", async (c) => c.json(await runs.executors()));
   api.get("/openapi.json", (c) => c.json(openApiDocument()));
 
   app.route(API_PREFIX, api);

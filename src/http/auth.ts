@@ -35,6 +35,7 @@ export const ROUTE_ROLES: readonly RouteRule[] = [
   { method: "GET", route: "/runs/:id/events", role: "read" },
   { method: "GET", route: "/queue", role: "read" },
   { method: "GET", route: "/resources", role: "read" },
+  { method: "GET", route: "/executors", role: "read" },
   { method: "GET", route: "/triggers", role: "read" },
   { method: "GET", route: "/openapi.json", role: "read" },
   { method: "POST", route: "/runs", role: "operate" },

@@ -10,6 +10,7 @@ import type { Json } from "../json.js";
 import type {
   ActionResponse,
   ErrorResponse,
+  ExecutorsResponse,
   QueueEntry,
   QueueResponse,
   ResourcesResponse,
@@ -152,6 +153,10 @@ export class HttpRuns implements RunService {
 
   resources(): Promise<ResourcesResponse> {
     return this.#json("GET", "/resources");
+  }
+
+  executors(): Promise<ExecutorsResponse> {
+    return this.#json("GET", "/executors");
   }
 
   /** The server's trigger sources, recent events with their verdicts, schedules (`GET /triggers`). */

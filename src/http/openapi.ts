@@ -443,8 +443,17 @@ function baseDocument(): OpenApiDocument {
       "/resources": {
         get: {
           operationId: "resources",
-          summary: "Resource pools and locks, and the jobs running now with what they declared",
+          summary:
+            "Resource pools and locks with their holders, the jobs running now with what they declared, and per pipeline and job its declared resources against its measured peak memory",
           responses: { "200": { description: "Resources", content: json("Resources") }, ...errors(401) },
+        },
+      },
+      "/executors": {
+        get: {
+          operationId: "executors",
+          summary:
+            "The executors sharing the server's database: host, pid, heartbeat, whether each looks alive, the runs it owns and their running jobs",
+          responses: { "200": { description: "Executors", content: json("Executors") }, ...errors(401) },
         },
       },
       "/openapi.json": {
@@ -457,6 +466,22 @@ function baseDocument(): OpenApiDocument {
               content: { "application/json": { schema: { type: "object" } } },
             },
             ...errors(401),
+          },
+        },
+      },
+      "/metrics": {
+        get: {
+          operationId: "metrics",
+          summary:
+            "Prometheus metrics in the text exposition format. Served at the root: `/metrics`, not under `/api/v1`. Needs a token of any role, or none with `metrics: { public: true }` in the server config; absent (404) when the server has no metrics",
+          "x-slipway-role": "read",
+          responses: {
+            "200": {
+              description: "The text exposition (`text/plain; version=0.0.4`)",
+              content: { "text/plain": { schema: { type: "string" } } },
+            },
+            ...errors(401),
+            "404": { description: "This server keeps no metrics", content: json("Error") },
           },
         },
       },
@@ -483,6 +508,7 @@ function baseDocument(): OpenApiDocument {
         PruneResponse: schemaOf(api.pruneResponse),
         Queue: schemaOf(api.queueResponse),
         Resources: schemaOf(api.resourcesResponse),
+        Executors: schemaOf(api.executorsResponse),
         Triggers: schemaOf(triggersResponse),
         SignalResponse: schemaOf(api.signalResponse),
         ActionResponse: schemaOf(api.actionResponse),

@@ -44,6 +44,23 @@ export interface Admitted {
   grant: Grant;
 }
 
+/** A pool or lock as `GET /resources` shows it (runs/schemas.ts `resourcesResponse.pools`). */
+export interface PoolState {
+  name: string;
+  capacity: number;
+  free: number;
+  /** In words: `run-name job (since 16:00:01)`. */
+  holders: string[];
+  held: {
+    run: string;
+    runName: string | null;
+    pipeline: string;
+    job: string;
+    since: number;
+    amount: number;
+  }[];
+}
+
 export class JobResources {
   readonly admission: Admission;
   /** Told of every admission (metrics and traces listen). */
@@ -199,38 +216,32 @@ export class JobResources {
     }
   }
 
-  /** Each pool and lock: capacity, what is free, and who holds it. */
-  pools(): { name: string; capacity: number; free: number; holders: string[] }[] {
+  /** Each pool and lock: capacity, what is free, and who holds it (in words, and as data). */
+  pools(): PoolState[] {
     const snapshot = this.admission.snapshot();
-    const who = (holders: readonly Holder[]) =>
-      holders.map((h) => `${h.runName ?? h.runId} ${h.job} (since ${clockTime(h.since)})`);
+    const pool = (name: string, capacity: number, free: number, holders: readonly Holder[]) => ({
+      name,
+      capacity,
+      free,
+      holders: holders.map((h) => `${h.runName ?? h.runId} ${h.job} (since ${clockTime(h.since)})`),
+      held: holders.map((h) => ({
+        run: h.runId,
+        runName: h.runName,
+        pipeline: h.pipeline,
+        job: h.job,
+        since: h.since,
+        amount: h.amount,
+      })),
+    });
     const pools = [
-      {
-        name: "memory",
-        capacity: snapshot.capacity.memoryBytes,
-        free: snapshot.free.memoryBytes,
-        holders: who(snapshot.holders.memory),
-      },
-      {
-        name: "cpu",
-        capacity: snapshot.capacity.cpu,
-        free: snapshot.free.cpu,
-        holders: who(snapshot.holders.cpu),
-      },
-      {
-        name: "disk",
-        capacity: snapshot.capacity.diskBytes,
-        free: snapshot.free.diskBytes,
-        holders: who(snapshot.holders.disk),
-      },
+      pool("memory", snapshot.capacity.memoryBytes, snapshot.free.memoryBytes, snapshot.holders.memory),
+      pool("cpu", snapshot.capacity.cpu, snapshot.free.cpu, snapshot.holders.cpu),
+      pool("disk", snapshot.capacity.diskBytes, snapshot.free.diskBytes, snapshot.holders.disk),
     ];
     for (const [name, capacity] of Object.entries(snapshot.capacity.locks))
-      pools.push({
-        name: `lock:${name}`,
-        capacity,
-        free: snapshot.free.locks[name] ?? 0,
-        holders: who(snapshot.holders.locks[name] ?? []),
-      });
+      pools.push(
+        pool(`lock:${name}`, capacity, snapshot.free.locks[name] ?? 0, snapshot.holders.locks[name] ?? []),
+      );
     return pools;
   }
 

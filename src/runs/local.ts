@@ -22,20 +22,23 @@ import {
   type AuditRecord,
   FINAL_STATUSES,
   type NewAuditRecord,
+  type PeakStore,
   type RunRecord,
 } from "../storage/types.js";
 import { liveChildren } from "./children.js";
 import { loadRunDetail } from "./detail.js";
+import { loadExecutors } from "./executors.js";
 import { queueFromStorage } from "./explain.js";
 import { followEvents } from "./follow.js";
 import { listRuns, pageRuns, runIdOfKey } from "./listing.js";
 import { markFollowed, runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
 import { nameRun } from "./naming.js";
-import { findRun, planOf } from "./records.js";
+import { findRun } from "./records.js";
 import { openRuntime, type Runtime, type RuntimeOptions } from "./runtime.js";
 import type {
   ActionResponse,
+  ExecutorsResponse,
   QueueEntry,
   ResourcesResponse,
   RunDetail,
@@ -55,6 +58,7 @@ import type {
   RunService,
   SubmitOptions,
 } from "./service.js";
+import { loadResources } from "./usage.js";
 
 export interface LocalRunsOptions {
   /** The SQLite database file. */
@@ -106,6 +110,8 @@ export class LocalRuns implements RunService {
   readonly #hosted = new Map<string, (() => void) | undefined>();
   #stopListening: (() => void) | undefined;
   #auditBatch: Batcher<NewAuditRecord, AuditRecord> | undefined;
+  /** Measured job peaks, read for `resources()` (prepared once). */
+  #peaks: PeakStore | undefined;
 
   private constructor(runtime: Runtime, options: LocalRunsOptions) {
     this.runtime = runtime;
@@ -345,27 +351,13 @@ export class LocalRuns implements RunService {
     return queueFromStorage(this.#storage, resources && ((run, action) => resources.explain(run, action)));
   }
 
-  async resources(): Promise<ResourcesResponse> {
-    const resources = this.runtime.jobs.resources;
-    const running: ResourcesResponse["running"] = [];
-    for (const record of await this.#storage.listRuns({ statuses: ["running", "compensating"] })) {
-      const snapshot = await this.#storage.load(record.id);
-      const plan = planOf(record);
-      for (const step of snapshot?.steps ?? []) {
-        if (step.status !== "running" && step.status !== "undoing") continue;
-        // A started step still waiting for admission is queued, not running: `/queue` lists it.
-        if (resources?.explain(record.id, step.action) !== undefined) continue;
-        const planned = plan?.steps.find((s) => s.action === step.action);
-        running.push({
-          run: record.id,
-          job: step.action,
-          label: planned?.label ?? step.action,
-          since: step.startedAt,
-          declared: JSON.parse(JSON.stringify(planned?.job.resources ?? {})) as Record<string, unknown>,
-        });
-      }
-    }
-    return { pools: resources?.pools() ?? [], running };
+  resources(): Promise<ResourcesResponse> {
+    this.#peaks ??= this.#storage.peaks();
+    return loadResources(this.#storage, this.runtime.jobs.resources, this.#peaks);
+  }
+
+  executors(): Promise<ExecutorsResponse> {
+    return loadExecutors(this.#storage, this.#executor.owner);
   }
 
   /** Stops: running jobs are stopped and the runs released, left in storage for whoever continues them. */

@@ -317,10 +317,69 @@ export type RunDetail = z.infer<typeof runDetail>;
 export const queueResponse = z.object({ jobs: z.array(queueEntry) });
 export type QueueResponse = z.infer<typeof queueResponse>;
 
+/** Who holds part of a pool or a slot of a lock: the run, the job, since when, how much. */
+export const poolHolder = z.object({
+  run: z.string(),
+  runName: z.string().nullable(),
+  pipeline: z.string(),
+  /** The job's label (`build (linux/amd64)`). */
+  job: z.string(),
+  /** When it was granted, epoch ms. */
+  since: z.number(),
+  /** Bytes (memory, disk), cores (cpu), or 1 slot of a lock. */
+  amount: z.number(),
+});
+export type PoolHolder = z.infer<typeof poolHolder>;
+
+/**
+ * What a pipeline's job declares (in its newest run) against the peak memory measured in its recent
+ * runs (the newest 100 kept): `memory: auto` asks admission for the p95 of the newest 20 plus a margin.
+ */
+export const jobUsage = z.object({
+  pipeline: z.string(),
+  /** The job's name (every leg of a matrix, every iteration of a loop counts as the job). */
+  job: z.string(),
+  /** Its `resources:` in the newest run of the pipeline; null when no run of it is kept. */
+  declared: z
+    .object({
+      /** Bytes, or `auto`; absent: none declared. */
+      memory: z.union([z.number(), z.literal("auto")]).optional(),
+      cpu: z.number().optional(),
+      /** Bytes. */
+      disk: z.number().optional(),
+      locks: z.array(z.string()),
+    })
+    .nullable(),
+  /** The memory admission would ask for now, bytes (`auto` resolved from the peaks); null: none. */
+  requestMemory: z.number().nullable(),
+  /** The newest run of the pipeline, which the declaration was read from. */
+  run: z.string().nullable(),
+  /** Peak resident memory of the job's process tree in its recent runs; null: never measured. */
+  measured: z
+    .object({
+      samples: z.number().int(),
+      /** Nearest-rank 95th percentile, bytes. */
+      p95: z.number(),
+      max: z.number(),
+      /** The newest sample, bytes. */
+      last: z.number(),
+    })
+    .nullable(),
+});
+export type JobUsage = z.infer<typeof jobUsage>;
+
 export const resourcesResponse = z.object({
   /** Resource pools and locks with their capacity and what is free (empty until admission is configured). */
   pools: z.array(
-    z.object({ name: z.string(), capacity: z.number(), free: z.number(), holders: z.array(z.string()) }),
+    z.object({
+      name: z.string(),
+      capacity: z.number(),
+      free: z.number(),
+      /** Each holder in words: `run-name job (since 16:00:01)`. */
+      holders: z.array(z.string()),
+      /** The same holders as data (absent from older servers). */
+      held: z.array(poolHolder).optional(),
+    }),
   ),
   /** Jobs running now, with what they declared they need. */
   running: z.array(
@@ -332,8 +391,50 @@ export const resourcesResponse = z.object({
       declared: z.record(z.string(), z.unknown()),
     }),
   ),
+  /**
+   * Per pipeline and job, declared resources against measured peaks (absent from older servers):
+   * every job with a kept peak, and every job of pipelines run lately.
+   */
+  jobs: z.array(jobUsage).optional(),
 });
 export type ResourcesResponse = z.infer<typeof resourcesResponse>;
+
+/**
+ * A process running runs from this database (a server, a foreground `slipway run`): alive while it
+ * beats its heartbeat within the lease. What it holds: the runs it owns now and their running jobs.
+ */
+export const executorInfo = z.object({
+  id: z.string(),
+  host: z.string(),
+  pid: z.number().int(),
+  startedAt: z.number(),
+  heartbeatAt: z.number(),
+  /** Since its last heartbeat, ms, as the answering server's clock saw it. */
+  heartbeatAgeMs: z.number(),
+  /** Its heartbeat is within the lease (and, on the answering server's host, its process runs). */
+  alive: z.boolean(),
+  /** It is the executor of the process that answered. */
+  self: z.boolean(),
+  /** Runs it owns now, with the jobs of each running or undoing. */
+  runs: z.array(
+    z.object({
+      id: z.string(),
+      name: z.string().nullable(),
+      pipeline: z.string(),
+      status: runStatus,
+      /** Labels of its jobs running or undoing. */
+      jobs: z.array(z.string()),
+    }),
+  ),
+});
+export type ExecutorInfo = z.infer<typeof executorInfo>;
+
+export const executorsResponse = z.object({
+  executors: z.array(executorInfo),
+  /** An executor silent this long is taken for dead, ms. */
+  leaseMs: z.number(),
+});
+export type ExecutorsResponse = z.infer<typeof executorsResponse>;
 
 export const signalResponse = z.object({ id: z.string(), signal: z.string(), seq: z.number().int() });
 export type SignalResponse = z.infer<typeof signalResponse>;

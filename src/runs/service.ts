@@ -9,6 +9,7 @@ import type { RunRequest } from "../pipeline/plan.js";
 import type { AuditQuery, AuditRecord, NewAuditRecord, RunStatus } from "../storage/types.js";
 import type {
   ActionResponse,
+  ExecutorsResponse,
   QueueEntry,
   ResourcesResponse,
   RunDetail,
@@ -144,8 +145,13 @@ export interface RunService {
   prune(options: PruneOptions): Promise<PruneResult>;
   /** Every job of an unfinished run that is not running, and why. */
   queue(): Promise<QueueEntry[]>;
-  /** The scheduler's pools and locks, and the jobs running now with what they declared. */
+  /**
+   * The scheduler's pools and locks with their holders, the jobs running now with what they declared,
+   * and per pipeline and job what it declares against its measured peaks.
+   */
   resources(): Promise<ResourcesResponse>;
+  /** The executors sharing the database: their heartbeats, whether each looks alive, the runs each holds. */
+  executors(): Promise<ExecutorsResponse>;
   close(): Promise<void>;
 }
 

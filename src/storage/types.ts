@@ -329,4 +329,6 @@ export interface PeakStore {
   recordPeak(pipeline: string, job: string, peakBytes: number, at: number): void;
   /** The most recent peaks, newest first. */
   recentPeaks(pipeline: string, job: string, limit: number): number[];
+  /** Every pipeline and job with a peak kept, by pipeline then job: what the dashboard compares. */
+  measuredJobs(): { pipeline: string; job: string }[];
 }

@@ -4,6 +4,10 @@ import type { ConfigResponse, RunSummary } from "../runs/schemas.js";
 export type {
   ActionResponse,
   ChildRun,
+  ExecutorInfo,
+  ExecutorsResponse,
+  JobUsage,
+  PoolHolder,
   QueueEntry,
   ResourcesResponse,
   RunDetail,
@@ -11,6 +15,7 @@ export type {
   StepSummary,
   WaitingJob,
 } from "../runs/schemas.js";
+export type { TriggersResponse } from "../triggers/schemas.js";
 export type RunStatus = RunSummary["status"];
 
 /** A token's role, as the server's config names it. */

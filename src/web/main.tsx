@@ -1,12 +1,14 @@
-/** The dashboard's page: sign-in first, then the runs, a run, the queue; routed on the client. */
+/** The dashboard's page: sign-in first, then the runs, a run, the queue, resources, triggers; routed on the client. */
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { type Caller, signOut, whenSignedOut, whoAmI } from "./api.js";
 import { QueueView } from "./queue.js";
+import { ResourcesView } from "./resources.js";
 import { Link, navigate, useLocation } from "./router.js";
 import { RunPage } from "./run-page.js";
 import { RunsList } from "./runs-list.js";
 import { SignIn } from "./sign-in.js";
+import { TriggersView } from "./triggers.js";
 import "./style.css";
 
 function App() {
@@ -25,6 +27,8 @@ function App() {
   let view = <RunsList query={url.searchParams} />;
   if (run) view = <RunPage id={decodeURIComponent(run[1]!)} caller={caller} key={run[1]} />;
   else if (path === "/queue") view = <QueueView />;
+  else if (path === "/resources") view = <ResourcesView />;
+  else if (path === "/triggers") view = <TriggersView />;
   return (
     <>
       <nav class="top" aria-label="Main">
@@ -36,6 +40,12 @@ function App() {
         </Link>
         <Link href="/queue" class={path === "/queue" ? "current" : undefined}>
           Queue
+        </Link>
+        <Link href="/resources" class={path === "/resources" ? "current" : undefined}>
+          Resources
+        </Link>
+        <Link href="/triggers" class={path === "/triggers" ? "current" : undefined}>
+          Triggers and executors
         </Link>
         <span class="who" data-role={caller.role}>
           {caller.name} ({caller.role})

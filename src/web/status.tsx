@@ -15,6 +15,18 @@ const ICONS: Record<string, string> = {
   cancelled: "⊘",
   pending: "○",
   queued: "⋯",
+  // Trigger verdicts, polls and executors (the Triggers and executors view).
+  started: "▶",
+  ignored: "⊘",
+  awaiting_approval: "‖",
+  ok: "✓",
+  failing: "✗",
+  alive: "✓",
+  offline: "✗",
+  // A job's measured peak against what it declares (the Resources view).
+  over: "▲",
+  within: "✓",
+  unmeasured: "?",
 };
 
 /** How a status is written for people: `needs_attention` is "needs attention". */
@@ -50,4 +62,17 @@ export function formatDuration(ms: number | null | undefined): string {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
   return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** Bytes as people read them: `512 MiB`, `1.5 GiB`. */
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value >= 10 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
 }

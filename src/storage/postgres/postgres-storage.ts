@@ -481,6 +481,15 @@ export class PostgresStorage implements Storage {
       },
       recentPeaks: (pipeline, job, limit) =>
         (this.peakCache.get(peakKey(pipeline, job)) ?? []).slice(0, limit),
+      measuredJobs: () =>
+        [...this.peakCache.entries()]
+          .filter(([, list]) => list.length > 0)
+          .map(([key]) => {
+            const [pipeline, job] = JSON.parse(key) as [string, string];
+            return { pipeline, job };
+          })
+          // By pipeline then job, in code-unit order, as SQLite's ORDER BY sorts them.
+          .sort((a, b) => byText(a.pipeline, b.pipeline) || byText(a.job, b.job)),
     };
   }
 
@@ -620,6 +629,7 @@ interface AuditRow {
 }
 
 const peakKey = (pipeline: string, job: string) => JSON.stringify([pipeline, job]);
+const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Socket errors, and PostgreSQL's connection exceptions (08...) and shutdowns (57P01-57P03). */
 const UNREACHABLE = new Set([

@@ -270,6 +270,7 @@ export class SqliteStorage implements Storage {
     const recent = this.db.prepare(
       "SELECT peak_bytes AS b FROM job_peaks WHERE pipeline = ? AND job = ? ORDER BY at DESC LIMIT ?",
     );
+    const measured = this.db.prepare("SELECT DISTINCT pipeline, job FROM job_peaks ORDER BY pipeline, job");
     const record = this.db.transaction((pipeline: string, job: string, bytes: number, at: number) => {
       insert.run(pipeline, job, at, bytes);
       prune.run(pipeline, job, pipeline, job);
@@ -279,6 +280,7 @@ export class SqliteStorage implements Storage {
         this.writing(() => record(pipeline, job, Math.round(bytes), at)),
       recentPeaks: (pipeline, job, limit) =>
         (recent.all(pipeline, job, limit) as { b: number }[]).map((row) => row.b),
+      measuredJobs: () => measured.all() as { pipeline: string; job: string }[],
     };
   }
 

@@ -133,6 +133,7 @@ export async function peaksPerJob(storage: Storage): Promise<void> {
   const peaks = peaksOf(storage);
   const MiB = 1_048_576;
   assert.deepEqual(peaks.recentPeaks("release", "build", 10), [], "no peaks before any is recorded");
+  assert.deepEqual(peaks.measuredJobs(), [], "no job measured before any peak is recorded");
   for (let i = 1; i <= 5; i++) peaks.recordPeak("release", "build", i * MiB, BASE_TIME + i);
   peaks.recordPeak("release", "test", 7 * MiB, BASE_TIME + 1);
   peaks.recordPeak("release", "test", 8 * MiB, BASE_TIME + 2);
@@ -155,6 +156,15 @@ export async function peaksPerJob(storage: Storage): Promise<void> {
   assert.deepEqual(peaks.recentPeaks("release", "test", 10), [8 * MiB, 7 * MiB]);
   assert.deepEqual(peaks.recentPeaks("nightly", "build", 10), [9 * MiB]);
   assert.deepEqual(peaks.recentPeaks("nightly", "test", 10), []);
+  assert.deepEqual(
+    peaks.measuredJobs(),
+    [
+      { pipeline: "nightly", job: "build" },
+      { pipeline: "release", job: "build" },
+      { pipeline: "release", job: "test" },
+    ],
+    "every measured job once, by pipeline then job",
+  );
 }
 
 export async function auditLog(storage: Storage): Promise<void> {

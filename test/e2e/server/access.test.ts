@@ -82,6 +82,7 @@ describe("slipway serve: access", () => {
       `/runs/${id}/logs`,
       "/queue",
       "/resources",
+      "/executors",
       "/openapi.json",
     ]) {
       expect((await status(server, "GET", path, null)).status, path).toBe(401);

@@ -4,11 +4,13 @@
  * Jobs are real shell processes; every wait is for a condition, bounded.
  */
 import { existsSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { RunEvent } from "../../../src/engine/events.js";
 import { LocalRuns } from "../../../src/runs/local.js";
 import type { RunService } from "../../../src/runs/service.js";
+import { SqliteStorage } from "../../../src/storage/sqlite/sqlite-storage.js";
 import { eventually, tempDir, within } from "../../helpers.js";
 
 export interface Transport {
@@ -52,6 +54,12 @@ jobs:
   deploy:
     resources: { locks: [swarm] }
     run: while [ ! -e "release-$INPUT_N" ]; do sleep 0.05; done
+`,
+  sized: `name: sized
+jobs:
+  compile:
+    resources: { memory: auto, cpu: 1 }
+    run: echo compiled
 `,
   held: `name: held
 on_failure: hold
@@ -511,11 +519,72 @@ export function runServiceCases(transport: Transport): void {
       for (const run of [first, second, third]) await f.status(run.id, "completed");
     });
 
+    it("lists the executors with what each holds, the lock's holder, and per job its declaration against its measured peaks", async () => {
+      await using f = await fixture();
+      const run = await f.runs.submit(f.file("locked"), { inputs: { n: "1" } });
+      // deploy holds swarm until the test writes release-1: its executor owns the run and runs the job.
+      const holding = await eventually(
+        async () =>
+          (await f.runs.executors()).executors.find((e) =>
+            e.runs.some((r) => r.id === run.id && r.jobs.includes("deploy")),
+          ),
+        "the executor to hold the run and its running deploy",
+        20_000,
+      );
+      const { executors, leaseMs } = await f.runs.executors();
+      expect(executors).toHaveLength(1);
+      expect(holding).toMatchObject({ self: true, alive: true, host: hostname(), pid: process.pid });
+      expect(holding.runs).toEqual([
+        { id: run.id, name: null, pipeline: "locked", status: "running", jobs: ["deploy"] },
+      ]);
+      expect(holding.heartbeatAgeMs).toBeLessThan(leaseMs);
+      expect(holding.heartbeatAt).toBeGreaterThanOrEqual(holding.startedAt);
+      const swarm = (await f.runs.resources()).pools.find((p) => p.name === "lock:swarm");
+      expect(swarm).toMatchObject({ capacity: 1, free: 0 });
+      expect(swarm?.held).toEqual([
+        expect.objectContaining({ run: run.id, runName: null, pipeline: "locked", job: "deploy", amount: 1 }),
+      ]);
+      writeFileSync(join(f.dir, "release-1"), "");
+      await f.status(run.id, "completed");
+      await eventually(
+        async () => (await f.runs.executors()).executors[0]?.runs.length === 0,
+        "the ended run to be released",
+      );
+
+      // A peak as a job's process tree is measured, recorded in the same database.
+      const storage = new SqliteStorage({ path: f.db });
+      await storage.init();
+      storage.peaks().recordPeak("locked", "deploy", 512 * 2 ** 20, Date.now() + 1000);
+      // `memory: auto` asks for the p95 of the recent peaks plus 20 %.
+      const sized = await f.runs.submit(f.file("sized"));
+      await f.status(sized.id, "completed");
+      storage.peaks().recordPeak("sized", "compile", 400 * 2 ** 20, Date.now() + 1000);
+      await storage.close();
+      const jobs = (await f.runs.resources()).jobs ?? [];
+      const deploy = jobs.find((j) => j.pipeline === "locked" && j.job === "deploy");
+      expect(deploy).toMatchObject({
+        declared: { locks: ["swarm"] },
+        requestMemory: null,
+        run: run.id,
+        measured: { max: 512 * 2 ** 20, last: 512 * 2 ** 20 },
+      });
+      expect(deploy?.measured?.samples).toBeGreaterThanOrEqual(1);
+      const compile = jobs.find((j) => j.pipeline === "sized" && j.job === "compile");
+      expect(compile).toMatchObject({
+        declared: { memory: "auto", cpu: 1, locks: [] },
+        run: sized.id,
+        measured: { max: 400 * 2 ** 20 },
+      });
+      // 400 MiB and 20 % more, or more when an own measured peak of compile's was higher.
+      expect(compile?.requestMemory).toBeGreaterThanOrEqual(480 * 2 ** 20);
+    });
+
     it("shows the resource pools and what runs now", async () => {
       await using f = await fixture();
       const resources = await f.runs.resources();
       expect(resources.pools.map((p) => p.name)).toEqual(expect.arrayContaining(["memory", "cpu"]));
       expect(resources.running).toEqual([]);
+      expect(resources.jobs).toEqual([]);
       expect((await refusal(f.runs.show("nothing-here"))).code).toBe("not_found");
     });
   });
