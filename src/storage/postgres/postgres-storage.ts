@@ -3,8 +3,7 @@
  * transitions written set-wise (statements.ts), one-statement snapshots, and signal seqs that become
  * visible in the order they were handed out, so several processes can share one database.
  */
-import pg from "pg";
-import { diskFullError, NotFoundError, SlipwayError } from "../../errors.js";
+import { NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
 import { type EventRow, type ExecutorRow, runOf, signalOf, stepOf, toEvent } from "../rows.js";
@@ -28,8 +27,10 @@ import type {
 } from "../types.js";
 import { FINAL_STATUSES } from "../types.js";
 import { CHANGES_CHANNEL, ChangeListener, NOTIFY_CHANGE } from "./changes.js";
+import { type Client, Connection } from "./connection.js";
 import { type EncodedTransition, encodeTransition, partsWithDistinctRuns } from "./encode.js";
-import { migrate, quoteIdentifier } from "./migrations.js";
+import { migrate } from "./migrations.js";
+import { PostgresPeaks } from "./peaks.js";
 import {
   CLAIM,
   CONSUME_SIGNALS,
@@ -62,67 +63,41 @@ export interface PostgresStorageOptions {
   maxConnections?: number;
 }
 
-/** Measured peaks kept per job: plenty for a p95, bounded so the table doesn't grow forever. */
-const KEPT_PEAKS = 100;
-
-/** bigint (int8) columns read as numbers: every one of them holds epoch ms, a seq or a revision. */
-const types = {
-  getTypeParser: ((oid: number, format?: string) =>
-    oid === pg.types.builtins.INT8
-      ? (value: string) => Number(value)
-      : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
-};
-
-type Client = pg.PoolClient;
-
 export class PostgresStorage implements Storage {
-  readonly url: string;
-  /** The schema of `?schema=`, if the URL names one. */
-  readonly schema: string | undefined;
-  private readonly pool: pg.Pool;
+  readonly #db: Connection;
   private ready = false;
   private closed = false;
   /** Told how long each commit of transitions took, in ms (metrics set it); absent: not timed. */
   onCommit: ((ms: number) => void) | undefined;
-  /** The measured peaks, read at init and kept current here (admission asks synchronously). */
-  private readonly peakCache = new Map<string, number[]>();
+  readonly #peaks: PostgresPeaks;
   private triggerStore: TriggerStore | undefined;
   private readonly changes: ChangeListener;
-  /** Peak writes under way, awaited by close. */
-  private peakWrites: Promise<void> = Promise.resolve();
 
   constructor(options: PostgresStorageOptions) {
-    this.url = options.url;
-    const { connectionString, schema } = splitSchema(options.url);
-    this.schema = schema;
-    const config: pg.ClientConfig = {
-      connectionString,
-      types,
-      // Startup options split at spaces unless escaped with a backslash.
-      ...(schema !== undefined && {
-        options: `-c search_path=${quoteIdentifier(schema).replace(/[\\ ]/g, (c) => `\\${c}`)}`,
-      }),
-    };
-    this.pool = new pg.Pool({ ...config, max: options.maxConnections ?? 10 });
-    this.changes = new ChangeListener(config, schema);
-    // An idle connection that drops (the server restarts) is replaced by the pool; without a listener
-    // its error would be thrown as an uncaught exception.
-    this.pool.on("error", () => {});
+    this.#db = new Connection(options.url, options.maxConnections ?? 10);
+    this.#peaks = new PostgresPeaks(this.#db);
+    this.changes = new ChangeListener(this.#db.config, this.#db.schema);
+  }
+
+  get url(): string {
+    return this.#db.url;
+  }
+
+  /** The schema of `?schema=`, if the URL names one. */
+  get schema(): string | undefined {
+    return this.#db.schema;
+  }
+
+  /** The database it points at, without a password. */
+  get where(): string {
+    return this.#db.where;
   }
 
   async init(): Promise<void> {
     if (this.closed) throw new SlipwayError("storage", `PostgresStorage(${this.where}) is closed`);
     if (this.ready) return;
-    await this.transaction((client) => migrate(client, this.schema));
-    const peaks = await this.query<{ pipeline: string; job: string; peak_bytes: number }>(
-      "SELECT pipeline, job, peak_bytes FROM job_peaks ORDER BY at DESC",
-    );
-    for (const row of peaks.rows) {
-      const key = peakKey(row.pipeline, row.job);
-      const list = this.peakCache.get(key) ?? [];
-      if (list.length < KEPT_PEAKS) list.push(row.peak_bytes);
-      this.peakCache.set(key, list);
-    }
+    await this.#db.transaction((client) => migrate(client, this.schema));
+    await this.#peaks.load();
     this.ready = true;
   }
 
@@ -130,19 +105,8 @@ export class PostgresStorage implements Storage {
     if (this.closed) return;
     this.closed = true;
     this.changes.close();
-    await this.peakWrites;
-    await this.pool.end();
-  }
-
-  /** The database it points at, without a password. */
-  get where(): string {
-    try {
-      const url = new URL(this.url);
-      url.password = "";
-      return url.toString();
-    } catch {
-      return "postgres";
-    }
+    await this.#peaks.flushed();
+    await this.#db.end();
   }
 
   async commit(transitions: readonly Transition[]): Promise<CommitResult[]> {
@@ -152,7 +116,7 @@ export class PostgresStorage implements Storage {
     const now = Date.now();
     const batch = transitions.map((t, i) => encodeTransition(t, now, i));
     const started = performance.now();
-    const results = await this.transaction(async (client) => {
+    const results = await this.#db.transaction(async (client) => {
       const out: CommitResult[] = new Array(batch.length);
       for (const part of partsWithDistinctRuns(batch)) await this.commitPart(client, part, out);
       return out;
@@ -221,7 +185,7 @@ export class PostgresStorage implements Storage {
     this.check();
     if (requests.length === 0) return [];
     const now = Date.now();
-    return this.transaction(async (client) => {
+    return this.#db.transaction(async (client) => {
       const taken: boolean[] = [];
       for (const r of requests) {
         const result = await client.query(CLAIM, [r.owner, now, r.runId, r.takeOverFrom ?? []]);
@@ -243,11 +207,7 @@ export class PostgresStorage implements Storage {
   async loadMany(runIds: readonly string[]): Promise<(RunSnapshot | undefined)[]> {
     this.check();
     if (runIds.length === 0) return [];
-    try {
-      return await this.snapshots(this.pool, runIds);
-    } catch (error) {
-      throw this.failure(error);
-    }
+    return this.snapshots(this.#db, runIds);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
@@ -257,7 +217,7 @@ export class PostgresStorage implements Storage {
   async getRuns(runIds: readonly string[]): Promise<(RunRecord | undefined)[]> {
     this.check();
     if (runIds.length === 0) return [];
-    const byId = new Map((await this.arrays(GET_RUNS, [runIds])).map((row) => [row[0] as string, row]));
+    const byId = new Map((await this.#db.arrays(GET_RUNS, [runIds])).map((row) => [row[0] as string, row]));
     return runIds.map((id) => {
       const row = byId.get(id);
       return row && runOf(row);
@@ -267,12 +227,12 @@ export class PostgresStorage implements Storage {
   async listRuns(query: RunQuery): Promise<RunRecord[]> {
     this.check();
     const { text, values } = runQuerySql(query);
-    return (await this.arrays(text, values)).map(runOf);
+    return (await this.#db.arrays(text, values)).map(runOf);
   }
 
   async deleteRun(runId: string): Promise<boolean> {
     this.check();
-    return this.transaction(async (client) => {
+    return this.#db.transaction(async (client) => {
       const deleted = await client.query("DELETE FROM runs WHERE id = $1 AND status = ANY($2::text[])", [
         runId,
         FINAL_STATUSES,
@@ -287,13 +247,13 @@ export class PostgresStorage implements Storage {
 
   async nextWakeAt(sagas: readonly string[]): Promise<number | undefined> {
     this.check();
-    const result = await this.query<{ wake: number | null }>(NEXT_WAKE_AT, [sagas]);
+    const result = await this.#db.query<{ wake: number | null }>(NEXT_WAKE_AT, [sagas]);
     return result.rows[0]?.wake ?? undefined;
   }
 
   async history(runId: string, afterSeq?: number): Promise<EventRecord[]> {
     this.check();
-    const result = await this.query<EventRow>(HISTORY, [runId, afterSeq ?? Number.MIN_SAFE_INTEGER]);
+    const result = await this.#db.query<EventRow>(HISTORY, [runId, afterSeq ?? Number.MIN_SAFE_INTEGER]);
     return result.rows.map(toEvent);
   }
 
@@ -313,7 +273,7 @@ export class PostgresStorage implements Storage {
     }));
     let seqs: number[];
     try {
-      seqs = await this.transaction(async (client) => {
+      seqs = await this.#db.transaction(async (client) => {
         const result = await client.query<{ seq: number }>(INSERT_SIGNALS, [JSON.stringify(rows), false]);
         await this.notifyChange(client);
         // Handed out in the order the rows were inserted (ORDER BY i).
@@ -338,7 +298,7 @@ export class PostgresStorage implements Storage {
 
   async signalsAfter(afterSeq: number, limit?: number): Promise<SignalRecord[]> {
     this.check();
-    const rows = await this.arrays(SIGNALS_AFTER, [
+    const rows = await this.#db.arrays(SIGNALS_AFTER, [
       afterSeq,
       limit === undefined ? null : Math.max(0, limit),
     ]);
@@ -348,12 +308,12 @@ export class PostgresStorage implements Storage {
   async lastSignalSeq(): Promise<number> {
     this.check();
     // Seqs still in flight are above it: they become visible later, after a cursor set to it.
-    return (await this.query<{ seq: number }>(LAST_SIGNAL_SEQ)).rows[0]!.seq;
+    return (await this.#db.query<{ seq: number }>(LAST_SIGNAL_SEQ)).rows[0]!.seq;
   }
 
   async requestCancel(runId: string, reason: string): Promise<RunRecord | undefined> {
     this.check();
-    const [row] = await this.transaction(async (client) => {
+    const [row] = await this.#db.transaction(async (client) => {
       const updated = await client.query<unknown[]>({
         text: REQUEST_CANCEL,
         values: [reason, Date.now(), runId],
@@ -367,7 +327,7 @@ export class PostgresStorage implements Storage {
 
   async upsertExecutor(executor: ExecutorRecord): Promise<void> {
     this.check();
-    await this.query(UPSERT_EXECUTOR, [
+    await this.#db.query(UPSERT_EXECUTOR, [
       executor.id,
       executor.host,
       executor.pid,
@@ -378,7 +338,7 @@ export class PostgresStorage implements Storage {
 
   async listExecutors(): Promise<ExecutorRecord[]> {
     this.check();
-    const result = await this.query<ExecutorRow>("SELECT * FROM executors ORDER BY id");
+    const result = await this.#db.query<ExecutorRow>("SELECT * FROM executors ORDER BY id");
     return result.rows.map((row) => ({
       id: row.id,
       host: row.host,
@@ -390,7 +350,7 @@ export class PostgresStorage implements Storage {
 
   async removeExecutor(id: string): Promise<void> {
     this.check();
-    await this.query("DELETE FROM executors WHERE id = $1", [id]);
+    await this.#db.query("DELETE FROM executors WHERE id = $1", [id]);
   }
 
   async addAudit(records: readonly NewAuditRecord[]): Promise<AuditRecord[]> {
@@ -410,7 +370,7 @@ export class PostgresStorage implements Storage {
       idempotency_key: r.key,
       replay: replays[i],
     }));
-    const result = await this.query<{ seq: number }>(INSERT_AUDIT, [JSON.stringify(rows)]);
+    const result = await this.#db.query<{ seq: number }>(INSERT_AUDIT, [JSON.stringify(rows)]);
     const seqs = result.rows.map((row) => row.seq).sort((a, b) => a - b);
     return records.map((record, i) => ({
       ...record,
@@ -425,11 +385,11 @@ export class PostgresStorage implements Storage {
     const limit = Math.max(0, query.limit);
     const result =
       query.key === undefined
-        ? await this.query<AuditRow>("SELECT * FROM audit WHERE seq < $1 ORDER BY seq DESC LIMIT $2", [
+        ? await this.#db.query<AuditRow>("SELECT * FROM audit WHERE seq < $1 ORDER BY seq DESC LIMIT $2", [
             before,
             limit,
           ])
-        : await this.query<AuditRow>(
+        : await this.#db.query<AuditRow>(
             "SELECT * FROM audit WHERE idempotency_key = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
             [query.key, before, limit],
           );
@@ -460,63 +420,23 @@ export class PostgresStorage implements Storage {
   /** What triggers remember (see {@link TriggerStore}), in this database's trigger tables. */
   triggers(): TriggerStore {
     this.check();
-    this.triggerStore ??= postgresTriggerStore((text, values) => this.query(text, values));
+    this.triggerStore ??= postgresTriggerStore((text, values) => this.#db.query(text, values));
     return this.triggerStore;
   }
 
   /**
-   * Measured job peaks (see {@link PeakStore}), the newest 100 per job. Read from memory, as admission
-   * asks while it decides; each new peak is written behind (close waits for the writes).
+   * Measured job peaks (see {@link PeakStore}), the newest 100 per job, answered from memory
+   * (admission asks while it decides); written behind.
    */
   peaks(): PeakStore {
     this.check();
-    return {
-      recordPeak: (pipeline, job, bytes, at) => {
-        const key = peakKey(pipeline, job);
-        const list = this.peakCache.get(key) ?? [];
-        list.unshift(Math.round(bytes));
-        if (list.length > KEPT_PEAKS) list.length = KEPT_PEAKS;
-        this.peakCache.set(key, list);
-        this.peakWrites = this.peakWrites.then(() => this.writePeak(pipeline, job, Math.round(bytes), at));
-      },
-      recentPeaks: (pipeline, job, limit) =>
-        (this.peakCache.get(peakKey(pipeline, job)) ?? []).slice(0, limit),
-      measuredJobs: () =>
-        [...this.peakCache.entries()]
-          .filter(([, list]) => list.length > 0)
-          .map(([key]) => {
-            const [pipeline, job] = JSON.parse(key) as [string, string];
-            return { pipeline, job };
-          })
-          // By pipeline then job, in code-unit order, as SQLite's ORDER BY sorts them.
-          .sort((a, b) => byText(a.pipeline, b.pipeline) || byText(a.job, b.job)),
-    };
-  }
-
-  private async writePeak(pipeline: string, job: string, bytes: number, at: number): Promise<void> {
-    try {
-      await this.transaction(async (client) => {
-        await client.query("INSERT INTO job_peaks (pipeline, job, at, peak_bytes) VALUES ($1, $2, $3, $4)", [
-          pipeline,
-          job,
-          at,
-          bytes,
-        ]);
-        await client.query(
-          `DELETE FROM job_peaks WHERE pipeline = $1 AND job = $2 AND ctid NOT IN
-            (SELECT ctid FROM job_peaks WHERE pipeline = $1 AND job = $2 ORDER BY at DESC LIMIT ${KEPT_PEAKS})`,
-          [pipeline, job],
-        );
-      });
-    } catch {
-      // A lost peak only makes `memory: auto` estimate from fewer samples.
-    }
+    return this.#peaks;
   }
 
   /** How many runs there are per saga and status: what metrics show at a scrape. */
   async countRuns(): Promise<{ saga: string; status: RunRecord["status"]; count: number }[]> {
     this.check();
-    const result = await this.query<{ saga: string; status: RunRecord["status"]; count: number }>(
+    const result = await this.#db.query<{ saga: string; status: RunRecord["status"]; count: number }>(
       "SELECT saga, status, COUNT(*)::int AS count FROM runs GROUP BY status, saga",
     );
     return result.rows;
@@ -524,13 +444,16 @@ export class PostgresStorage implements Storage {
 
   /** Snapshots of runs from one statement, one per id in order; a repeated id gets its own copy. */
   private async snapshots(
-    client: Client | pg.Pool,
+    on: Client | Connection,
     runIds: readonly string[],
   ): Promise<(RunSnapshot | undefined)[]> {
     if (runIds.length === 0) return [];
-    const result = await client.query({ text: SNAPSHOTS, values: [runIds], rowMode: "array" });
+    const rows =
+      on instanceof Connection
+        ? await on.arrays(SNAPSHOTS, [runIds])
+        : (await on.query<unknown[]>({ text: SNAPSHOTS, values: [runIds], rowMode: "array" })).rows;
     const byId = new Map<string, unknown[]>();
-    for (const row of result.rows as unknown[][]) byId.set(row[0] as string, row);
+    for (const row of rows) byId.set(row[0] as string, row);
     return runIds.map((id) => {
       const row = byId.get(id);
       if (!row) return undefined;
@@ -542,70 +465,6 @@ export class PostgresStorage implements Storage {
         nextEventSeq: row[n - 1] as number,
       };
     });
-  }
-
-  /** Runs `work` in one transaction on one connection: committed if it resolves, rolled back if not. */
-  private async transaction<T>(work: (client: Client) => Promise<T>): Promise<T> {
-    let client: Client;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      throw this.failure(error);
-    }
-    let broken = false;
-    try {
-      await client.query("BEGIN");
-      const result = await work(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (error) {
-      try {
-        await client.query("ROLLBACK");
-      } catch {
-        broken = true;
-      }
-      throw this.failure(error);
-    } finally {
-      client.release(broken);
-    }
-  }
-
-  /** Rows as arrays in column order (the mappers of ../rows.ts read them so). */
-  private async arrays(text: string, values: unknown[]): Promise<unknown[][]> {
-    try {
-      return (await this.pool.query<unknown[]>({ text, values, rowMode: "array" })).rows;
-    } catch (error) {
-      throw this.failure(error);
-    }
-  }
-
-  /** One statement on a connection of the pool. */
-  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    text: string,
-    values?: unknown[],
-  ): Promise<pg.QueryResult<R>> {
-    try {
-      return await this.pool.query<R>(text, values);
-    } catch (error) {
-      throw this.failure(error);
-    }
-  }
-
-  /**
-   * What a failed statement is reported as: the database unreachable (down, restarting, a dropped
-   * connection) is a `storage` error saying so (the API answers 503), a full disk a `disk_full` one;
-   * anything else as it was thrown.
-   */
-  private failure(error: unknown): unknown {
-    if (error instanceof SlipwayError) return error;
-    const full = diskFullError(error, `the database ${this.where}`);
-    if (full !== error) return full;
-    if (!unreachable(error)) return error;
-    return new SlipwayError(
-      "storage",
-      `the database ${this.where} is unavailable: ${(error as Error).message || (error as { code?: string }).code}`,
-      { cause: error },
-    );
   }
 
   private check(): void {
@@ -626,40 +485,6 @@ interface AuditRow {
   status: number;
   idempotency_key: string | null;
   replay: string | null;
-}
-
-const peakKey = (pipeline: string, job: string) => JSON.stringify([pipeline, job]);
-const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-/** Socket errors, and PostgreSQL's connection exceptions (08...) and shutdowns (57P01-57P03). */
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOENT",
-]);
-
-/** Whether an error means the database could not be reached, rather than that a statement failed. */
-function unreachable(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  if (
-    typeof code === "string" &&
-    (UNREACHABLE.has(code) || code.startsWith("08") || /^57P0[123]$/.test(code))
-  )
-    return true;
-  const message = error instanceof Error ? error.message : "";
-  return /Connection terminated|connection error|timeout exceeded when trying to connect/i.test(message);
-}
-
-/** The URL without Slipway's own `schema` parameter (the driver would pass it on), and that schema. */
-function splitSchema(url: string): { connectionString: string; schema: string | undefined } {
-  const match = /[?&]schema=([^&]*)/.exec(url);
-  if (!match) return { connectionString: url, schema: undefined };
-  const rest = url.replace(/([?&])schema=[^&]*(&?)/, (_, lead: string, tail: string) => (tail ? lead : ""));
-  return { connectionString: rest, schema: decodeURIComponent(match[1]!) };
 }
 
 /** Factory form of the constructor, for callers that name an export (e.g. the crash conformance test). */
