@@ -26,6 +26,7 @@ import type { TriggerView } from "../triggers/schemas.js";
 import { type ApiEnv, accessControl } from "./access.js";
 import { RequestLog } from "./audit.js";
 import { DEFAULT_TOKEN_NAME, type TokenEntry, Tokens } from "./auth.js";
+import { routeChanges } from "./changes.js";
 import { ApiError, toHttpError } from "./errors.js";
 import { type MetricsRoute, routeMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
@@ -280,6 +281,9 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       }
     });
   });
+
+  // Server-wide notices of runs and the queue changing (changes.ts).
+  routeChanges(api, runs, keepAliveMs);
 
   api.post("/runs/:id/cancel", async (c) => {
     const body = cancelRequest.parse((await readJson(c)) ?? {});

@@ -33,6 +33,7 @@ export const ROUTE_ROLES: readonly RouteRule[] = [
   { method: "GET", route: "/runs/:id", role: "read" },
   { method: "GET", route: "/runs/:id/logs", role: "read" },
   { method: "GET", route: "/runs/:id/events", role: "read" },
+  { method: "GET", route: "/events", role: "read" },
   { method: "GET", route: "/queue", role: "read" },
   { method: "GET", route: "/resources", role: "read" },
   { method: "GET", route: "/executors", role: "read" },

@@ -7,6 +7,7 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { ENDING_EVENTS, type RunEvent } from "../engine/events.js";
 import type { Json } from "../json.js";
+import type { ChangeOptions, RunChange } from "../runs/changes.js";
 import type {
   ActionResponse,
   ErrorResponse,
@@ -119,6 +120,11 @@ export class HttpRuns implements RunService {
     // The first request is made here, so an unknown run or a refused token throws before streaming.
     const first = await this.#openEvents(ref, options.after ?? 0, options.signal);
     return this.#events(ref, first, options.after ?? 0, options.signal);
+  }
+
+  async changes(options: ChangeOptions = {}): Promise<AsyncIterable<RunChange>> {
+    const first = await this.#openChanges(options.after, options.signal);
+    return this.#changes(first, options.after, options.signal);
   }
 
   cancel(ref: string, reason?: string): Promise<ActionResponse> {
@@ -261,6 +267,41 @@ export class HttpRuns implements RunService {
       await new Promise((resolve) => setTimeout(resolve, this.#delay(attempt)));
     }
   }
+
+  #openChanges(after: string | undefined, signal: AbortSignal | undefined): Promise<Response> {
+    return this.#request("/events", {
+      headers: { accept: "text/event-stream", ...(after !== undefined && { "last-event-id": after }) },
+      ...(signal && { signal }),
+    });
+  }
+
+  /** The server's notices until `signal` aborts; a dropped connection resumes after the last cursor seen. */
+  async *#changes(
+    first: Response,
+    after: string | undefined,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<RunChange> {
+    let last = after;
+    let response: Response | undefined = first;
+    for (let attempt = 0; !signal?.aborted; attempt++) {
+      try {
+        response ??= await this.#openChanges(last, signal);
+        for await (const message of messages(response)) {
+          const change = { ...JSON.parse(message.data), cursor: message.id } as RunChange;
+          last = change.cursor;
+          attempt = 0;
+          yield change;
+          // Aborted while the caller held this notice: stop reading (a fetch without the signal reads on).
+          if (signal?.aborted) return;
+        }
+      } catch (error) {
+        if (signal?.aborted) return;
+        if ((error instanceof RemoteError && error.status !== undefined) || attempt >= 5) throw error;
+      }
+      response = undefined;
+      await new Promise((resolve) => setTimeout(resolve, this.#delay(attempt)));
+    }
+  }
 }
 
 /** `/runs/<id>` with the id or name escaped. */
@@ -290,12 +331,12 @@ async function* text(response: Response): AsyncGenerator<string> {
 }
 
 async function* sse(response: Response): AsyncGenerator<RunEvent> {
-  const parsed: RunEvent[] = [];
-  const parser = createParser({
-    onEvent(message: EventSourceMessage) {
-      parsed.push(JSON.parse(message.data) as RunEvent);
-    },
-  });
+  for await (const message of messages(response)) yield JSON.parse(message.data) as RunEvent;
+}
+
+async function* messages(response: Response): AsyncGenerator<EventSourceMessage> {
+  const parsed: EventSourceMessage[] = [];
+  const parser = createParser({ onEvent: (message) => parsed.push(message) });
   for await (const chunk of text(response)) {
     parser.feed(chunk);
     yield* parsed.splice(0);

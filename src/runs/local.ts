@@ -25,6 +25,7 @@ import {
   type PeakStore,
   type RunRecord,
 } from "../storage/types.js";
+import { ChangeFeed, type ChangeOptions, type RunChange } from "./changes.js";
 import { liveChildren } from "./children.js";
 import { loadRunDetail } from "./detail.js";
 import { loadExecutors } from "./executors.js";
@@ -109,6 +110,8 @@ export class LocalRuns implements RunService {
    */
   readonly #hosted = new Map<string, (() => void) | undefined>();
   #stopListening: (() => void) | undefined;
+  /** Server-wide notices of runs created or changing status and of the queue changing (`changes`). */
+  readonly #changes = new ChangeFeed();
   #auditBatch: Batcher<NewAuditRecord, AuditRecord> | undefined;
   /** Measured job peaks, read for `resources()` (prepared once). */
   #peaks: PeakStore | undefined;
@@ -145,6 +148,7 @@ export class LocalRuns implements RunService {
     const self = runs;
     // A run that ended (or stopped for someone to act) is no longer held here: another process may continue it.
     runs.#stopListening = runtime.executor.on((event) => {
+      self.#changes.publish(event);
       if (ENDING_EVENTS.has(event.type)) self.#unhost(event.runId);
       // Parked, it is owned by nobody: from now on only the mark tells others it is followed here.
       else if (event.type === "run:waiting") self.#mark(event.runId);
@@ -248,6 +252,10 @@ export class LocalRuns implements RunService {
       hostedHere: () => this.#hosted.has(record.id),
       admission: this.runtime.jobs.resources,
     });
+  }
+
+  async changes(options: ChangeOptions = {}): Promise<AsyncIterable<RunChange>> {
+    return this.#changes.listen(options);
   }
 
   async cancel(ref: string, reason = "cancelled by request"): Promise<ActionResponse> {
@@ -363,6 +371,7 @@ export class LocalRuns implements RunService {
   /** Stops: running jobs are stopped and the runs released, left in storage for whoever continues them. */
   async close(): Promise<void> {
     this.#stopListening?.();
+    this.#changes.close();
     await this.#auditBatch?.drained();
     await this.runtime.close();
     for (const id of [...this.#hosted.keys()]) this.#unhost(id);

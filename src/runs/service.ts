@@ -7,6 +7,7 @@ import type { RunEvent } from "../engine/events.js";
 import type { Json } from "../json.js";
 import type { RunRequest } from "../pipeline/plan.js";
 import type { AuditQuery, AuditRecord, NewAuditRecord, RunStatus } from "../storage/types.js";
+import type { ChangeOptions, RunChange } from "./changes.js";
 import type {
   ActionResponse,
   ExecutorsResponse,
@@ -130,6 +131,12 @@ export interface RunService {
   logs(ref: string, options?: LogOptions): Promise<AsyncIterable<string>>;
   /** The run's events after `after`, then live ones until it ends or stops for someone to act. */
   events(ref: string, options?: EventOptions): Promise<AsyncIterable<RunEvent>>;
+  /**
+   * Server-wide notices, small (run id, status, pipeline): runs created or changing status, the queue
+   * changing; after `after` (a notice's cursor), then live until `signal` aborts. A `reset` notice says
+   * some were missed (too slow a reader, or another process's cursor): re-read what you show.
+   */
+  changes(options?: ChangeOptions): Promise<AsyncIterable<RunChange>>;
   /** Requests a cancel: running jobs stop, completed ones are undone. */
   cancel(ref: string, reason?: string): Promise<ActionResponse>;
   /**

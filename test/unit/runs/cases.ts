@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { RunEvent } from "../../../src/engine/events.js";
+import type { RunChange } from "../../../src/runs/changes.js";
 import { LocalRuns } from "../../../src/runs/local.js";
 import type { RunService } from "../../../src/runs/service.js";
 import { SqliteStorage } from "../../../src/storage/sqlite/sqlite-storage.js";
@@ -225,6 +226,49 @@ export function runServiceCases(transport: Transport): void {
       expect(rest.length).toBeGreaterThan(0);
       expect(rest.every((e) => e.seq === undefined || e.seq > middle.seq!)).toBe(true);
       expect(rest.at(-1)?.type).toBe("run:completed");
+    });
+
+    it("tells a listener of runs created and changing status and of the queue, and resumes after a cursor", async () => {
+      await using f = await fixture();
+      const aborted = new AbortController();
+      const seen: RunChange[] = [];
+      const stream = await f.runs.changes({ signal: aborted.signal });
+      let run: { id: string } | undefined;
+      const reading = (async () => {
+        for await (const change of stream) {
+          seen.push(change);
+          if (change.kind === "run" && change.run === run?.id && change.status === "completed") return;
+        }
+      })();
+      run = await f.runs.submit(f.file("release"));
+      await within(reading, "the notices of a run to its end", 20_000);
+      aborted.abort();
+      const mine = seen.filter((c) => c.kind !== "reset" && c.run === run!.id);
+      expect(mine.filter((c) => c.kind === "run").map((c) => c.kind === "run" && c.status)).toEqual([
+        "running",
+        "completed",
+      ]);
+      expect(mine.every((c) => c.kind === "reset" || c.pipeline === "release")).toBe(true);
+      const jobs = new Set(mine.map((c) => c.kind === "queue" && c.job).filter(Boolean));
+      expect(jobs).toEqual(new Set(["build", "publish"]));
+
+      // After a cursor: the notices that followed it, the same ones.
+      const again = new AbortController();
+      const replayed: RunChange[] = [];
+      for await (const change of await f.runs.changes({ after: mine[0]!.cursor, signal: again.signal })) {
+        replayed.push(change);
+        if (change.cursor === mine.at(-1)!.cursor) again.abort();
+      }
+      expect(replayed.map((c) => c.cursor)).toEqual(mine.slice(1).map((c) => c.cursor));
+      // Another process's cursor (a restarted server's): re-read everything.
+      const other = new AbortController();
+      for await (const change of await f.runs.changes({ after: "zz0.3", signal: other.signal })) {
+        expect(change.kind).toBe("reset");
+        other.abort();
+      }
+      expect(codeOf(await f.runs.changes({ after: "garbage" }).catch((e: unknown) => e))).toBe(
+        "invalid_input",
+      );
     });
 
     it("makes a submission with a key safe to repeat, and refuses the key for another request", async () => {
