@@ -5,8 +5,9 @@ import { Link } from "./router.js";
 import { formatTime, Status } from "./status.js";
 
 export function QueueView() {
-  const queue = useLoad(() => api<{ jobs: QueueEntry[] }>("/queue"), [], 2000);
-  const resources = useLoad(() => api<ResourcesResponse>("/resources"), [], 2000);
+  // Read again when the server tells of a job or run moving (polled only while that stream is down).
+  const queue = useLoad(() => api<{ jobs: QueueEntry[] }>("/queue"), [], 2000, anyChange);
+  const resources = useLoad(() => api<ResourcesResponse>("/resources"), [], 2000, anyChange);
   return (
     <main>
       <h1>Queue</h1>
@@ -75,6 +76,8 @@ export function QueueView() {
     </main>
   );
 }
+
+const anyChange = () => true;
 
 /** Bytes for memory and disk, cores for cpu, slots for locks. */
 function amount(pool: string, value: number): string {

@@ -36,11 +36,13 @@ export function RunsList(props: { query: URLSearchParams }) {
   if (concurrency) filters.set("concurrency", concurrency);
   if (trigger) filters.set("trigger", trigger);
   if (cursor) filters.set("cursor", cursor);
-  // The first page is polled so new runs appear; a later page stays as it was read.
+  // The first page is read again when the server tells of a run created or changing status (polled
+  // only while that stream is down) so new runs appear; a later page stays as it was read.
   const page = useLoad(
     () => api<{ runs: RunSummary[]; next?: string }>(`/runs?${filters}`),
     [filters.toString()],
     cursor ? undefined : 2000,
+    cursor ? undefined : (change) => change.kind === "run" && (!pipeline || change.pipeline === pipeline),
   );
   const setFilter = (name: string, value: string) => {
     const next = new URLSearchParams(props.query);
