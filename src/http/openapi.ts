@@ -293,6 +293,31 @@ function baseDocument(): OpenApiDocument {
           },
         },
       },
+      "/events": {
+        get: {
+          operationId: "changes",
+          summary:
+            "Server-wide notices as Server-Sent Events: a run created or changing status, the queue changing (re-read what you show)",
+          description:
+            "Each message has `event:` `run`, `queue` or `reset`, `data:` the notice as JSON (small: ids, status, pipeline) and `id:` its cursor. Reconnect with `Last-Event-ID` to get the notices missed since; `reset` says some were lost (too slow a reader, a restarted server): re-read everything. A `: keep-alive` comment comes every 15 s.",
+          parameters: [
+            {
+              name: "Last-Event-ID",
+              in: "header",
+              required: false,
+              description: "Send only notices after this cursor (`<boot>.<n>`, from a message's `id:`)",
+              schema: { type: "string" },
+            },
+          ],
+          responses: {
+            "200": {
+              description: "A notice stream",
+              content: { "text/event-stream": { schema: ref("Change") } },
+            },
+            ...errors(400, 401),
+          },
+        },
+      },
       "/runs/{id}/cancel": {
         post: {
           operationId: "cancelRun",
@@ -516,6 +541,18 @@ function baseDocument(): OpenApiDocument {
         Config: schemaOf(api.configResponse),
         Error: schemaOf(api.errorResponse),
         Health: schemaOf(api.healthResponse),
+        Change: {
+          type: "object",
+          description: "A notice of `GET /events` (see docs/server.md#changes)",
+          properties: {
+            kind: { type: "string", enum: ["run", "queue", "reset"] },
+            run: { type: "string", description: "The run's id (not for `reset`)" },
+            pipeline: { type: "string" },
+            status: { type: "string", description: "`run`: the run's new status" },
+            job: { type: ["string", "null"], description: "`queue`: the job that moved" },
+          },
+          required: ["kind"],
+        },
         Event: {
           type: "object",
           description: "An engine event (see docs/sagas.md#events)",
