@@ -543,7 +543,7 @@ function baseDocument(): OpenApiDocument {
         Health: schemaOf(api.healthResponse),
         Change: {
           type: "object",
-          description: "A notice of `GET /events` (see docs/server.md#changes)",
+          description: "A notice of `GET /events` (see docs/server.md, Changes (SSE))",
           properties: {
             kind: { type: "string", enum: ["run", "queue", "reset"] },
             run: { type: "string", description: "The run's id (not for `reset`)" },
