@@ -15,8 +15,28 @@ type Path = NonNullable<RunDetail["criticalPath"]>;
 
 /** The bar the line under the waterfall tells of (read from the latest data at each render). */
 interface Pointed {
-  job: string;
+  /** The row's key (`Line.key`). */
+  row: string;
   index: number;
+}
+
+/**
+ * One row of the waterfall: a step, or one attempt of a step that had several (attempts apart, each
+ * with its own bars), labelled as people read it: `build (linux)`, `fix (iteration 2)`, `attempt 2`.
+ */
+interface Line {
+  key: string;
+  job: string;
+  label: string;
+  phases: Phase[];
+  nested: boolean;
+  /** Set when the step's attempts are shown apart. */
+  attempt?: number;
+  iteration?: number;
+  item?: number;
+  /** The first row of a loop iteration (a rule above it). */
+  firstOfIteration?: boolean;
+  readyAt?: number;
 }
 
 const WORDS: Record<Phase["phase"], string> = {
@@ -90,9 +110,12 @@ export function Waterfall(props: { run: RunDetail; onSelect: (job: string) => vo
     return () => clearInterval(timer);
   }, [live]);
 
-  const rows = inPlanOrder(
+  const rows = linesOf(
     run,
-    (run.timings ?? []).filter((row) => row.phases.length > 0),
+    inPlanOrder(
+      run,
+      (run.timings ?? []).filter((row) => row.phases.length > 0),
+    ),
   );
   const path = run.criticalPath;
   if (rows.length === 0) return path ? <PathList path={path} /> : null;
@@ -104,7 +127,6 @@ export function Waterfall(props: { run: RunDetail; onSelect: (job: string) => vo
   const span = end - start;
   const at = (ms: number) => `${(Math.min(Math.max(ms - start, 0), span) / span) * 100}%`;
   const width = (from: number, to: number) => `max(2px, ${(Math.max(to - from, 0) / span) * 100}%)`;
-  const steps = new Map<string, StepSummary>(run.steps.map((s) => [s.job, s]));
   const segments = path?.segments ?? [];
   const onPath = (job: string, p: Phase) =>
     segments.some(
@@ -118,7 +140,8 @@ export function Waterfall(props: { run: RunDetail; onSelect: (job: string) => vo
   const kinds = new Set(rows.flatMap((row) => row.phases.map((p) => p.reason?.kind)));
   const phases = new Set(rows.flatMap((row) => row.phases.map((p) => p.phase)));
 
-  const bar = (job: string, p: Phase, i: number, crit: boolean, prev: Phase | undefined) => {
+  const bar = (line: Line, p: Phase, i: number, crit: boolean, prev: Phase | undefined) => {
+    const job = line.job;
     const text = phaseText(job, p, now);
     const kind = p.reason
       ? (KINDS as readonly string[]).includes(p.reason.kind)
@@ -134,7 +157,7 @@ export function Waterfall(props: { run: RunDetail; onSelect: (job: string) => vo
       p.endedAt === null ? "open" : "",
       prev && prev.attempt !== p.attempt ? "new-attempt" : "",
     ];
-    const tell = () => setTold({ job, index: i });
+    const tell = () => setTold({ row: line.key, index: i });
     return (
       <button
         type="button"
@@ -176,16 +199,25 @@ export function Waterfall(props: { run: RunDetail; onSelect: (job: string) => vo
           </span>
         </div>
         {rows.map((row) => {
-          const step = steps.get(row.job);
-          const nested = step?.group !== undefined || row.probes !== undefined;
-          const label = row.probes ? `${row.label} (probes ${row.probes})` : row.job;
+          const classes = [
+            "wf-row",
+            row.nested ? "nested" : "",
+            row.firstOfIteration ? "iteration-start" : "",
+          ];
           return (
-            <div class={`wf-row${nested ? " nested" : ""}`} key={row.job} data-job={row.job}>
-              <span class="wf-label" title={label}>
-                {label}
+            <div
+              class={classes.filter(Boolean).join(" ")}
+              key={row.key}
+              data-job={row.job}
+              data-attempt={row.attempt}
+              data-iteration={row.iteration}
+              data-item={row.item}
+            >
+              <span class="wf-label" title={`${row.job}: ${row.label}`}>
+                {row.label}
               </span>
               <span class="wf-track">
-                {row.phases.map((p, i) => bar(row.job, p, i, onPath(row.job, p), row.phases[i - 1]))}
+                {row.phases.map((p, i) => bar(row, p, i, onPath(row.job, p), row.phases[i - 1]))}
                 {row.readyAt !== undefined && (
                   <span
                     class="ready"
@@ -239,16 +271,76 @@ function inPlanOrder(run: RunDetail, rows: Timings): Timings {
     .map((r) => r.row);
 }
 
+/**
+ * The rows drawn: a matrix leg or fan-out item under its label (`build (linux)`), a loop's step as
+ * its job and iteration (`fix (iteration 2)`), and a step that ran more than once one row per attempt,
+ * each attempt's wait for its retry, undo and cleanup on its attempt's row.
+ */
+function linesOf(run: RunDetail, rows: Timings): Line[] {
+  const steps = new Map<string, StepSummary>(run.steps.map((s) => [s.job, s]));
+  const lines: Line[] = [];
+  let lastIteration: string | undefined;
+  for (const row of rows) {
+    const step = steps.get(row.job);
+    const iteration = step?.iteration;
+    const item = step?.item;
+    const inner = step?.group !== undefined ? row.job.slice(row.job.indexOf(".") + 1) : row.job;
+    let label = row.label !== row.job ? row.label : inner;
+    if (row.probes) label = `${row.label} (probes ${row.probes})`;
+    else if (iteration !== undefined) label = `${inner} (iteration ${iteration})`;
+    else if (item !== undefined && row.label === row.job) label = `${inner} (item ${item})`;
+    const iterationKey = iteration === undefined ? undefined : `${step?.group}#${iteration}`;
+    const base = {
+      job: row.job,
+      nested: step?.group !== undefined || row.probes !== undefined,
+      ...(iteration !== undefined && { iteration }),
+      ...(item !== undefined && { item }),
+      ...(iterationKey !== undefined && iterationKey !== lastIteration && { firstOfIteration: true }),
+    };
+    lastIteration = iterationKey;
+    // Undo attempts count apart from the job's: an undo is drawn on the row of the job's last attempt.
+    const attempts = [...new Set(row.phases.filter((p) => p.phase !== "undoing").map((p) => p.attempt))].sort(
+      (a, b) => a - b,
+    );
+    const last = attempts.at(-1);
+    if (attempts.length <= 1) {
+      lines.push({
+        ...base,
+        key: row.job,
+        label,
+        phases: row.phases,
+        ...(row.readyAt !== undefined && { readyAt: row.readyAt }),
+      });
+      continue;
+    }
+    for (const attempt of attempts) {
+      const first = attempt === attempts[0];
+      lines.push({
+        ...base,
+        key: `${row.job}@${attempt}`,
+        label: first ? `${label}, attempt ${attempt}` : `attempt ${attempt}`,
+        phases: row.phases.filter((p) => (p.phase === "undoing" ? attempt === last : p.attempt === attempt)),
+        nested: base.nested || !first,
+        attempt,
+        ...(!first && { firstOfIteration: false }),
+        ...(row.readyAt !== undefined && attempt === last && { readyAt: row.readyAt }),
+      });
+    }
+  }
+  return lines;
+}
+
 /** The line under the waterfall: what the bar pointed at or focused was, and who held what it waited for. */
-function Told(props: { rows: Timings; told: Pointed | undefined; now: number }) {
+function Told(props: { rows: Line[]; told: Pointed | undefined; now: number }) {
   const { told } = props;
-  const phase = told && props.rows.find((row) => row.job === told.job)?.phases[told.index];
+  const row = told && props.rows.find((r) => r.key === told.row);
+  const phase = told && row?.phases[told.index];
   const holder = phase?.reason?.holder;
   return (
-    <p class="wf-told" data-told={told && phase ? `${told.job}/${told.index}` : ""}>
-      {told && phase ? (
+    <p class="wf-told" data-told={told && row && phase ? `${row.job}/${told.index}` : ""}>
+      {row && phase ? (
         <>
-          {phaseText(told.job, phase, props.now)}
+          {phaseText(row.job, phase, props.now)}
           {holder && (
             <>
               {" "}
