@@ -14,14 +14,21 @@ export function routeChanges(api: Hono<ApiEnv>, runs: RunService, keepAliveMs: n
     const changes = await runs.changes({ after: c.req.header("last-event-id"), signal: aborted.signal });
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => aborted.abort());
-      const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n").catch(() => {}), keepAliveMs);
+      // Not while a write waits for the connection: a stalled listener gets nothing more queued.
+      let writing = false;
+      const keepAlive = setInterval(() => {
+        if (!writing) void stream.write(": keep-alive\n\n").catch(() => {});
+      }, keepAliveMs);
       try {
         // Sent at once, so a listener knows the stream is open before anything changes.
         await stream.write(": connected\n\n");
         // Each write waits until the connection takes it: a listener that reads slowly holds up only
         // its own notices, which the feed bounds (past a limit it drops them for one `reset`).
-        for await (const { cursor, ...change } of changes)
+        for await (const { cursor, ...change } of changes) {
+          writing = true;
           await stream.writeSSE({ event: change.kind, data: JSON.stringify(change), id: cursor });
+          writing = false;
+        }
       } finally {
         clearInterval(keepAlive);
         aborted.abort();
