@@ -66,6 +66,13 @@ jobs:
     run: while [ ! -e go ]; do sleep 0.05; done; echo worked
 `;
 
+/** A run that ends at once. */
+const QUICK = `name: quick
+jobs:
+  noop:
+    run: "true"
+`;
+
 let browser: Browser;
 
 beforeAll(async () => {
@@ -279,6 +286,26 @@ describe.skipIf(!existsSync(CHROMIUM))(`the dashboard's run buttons in Chromium 
       expect(reads.length).toBe(before);
       // A few reads in all: the first page, the stream opening, the notices (coalesced).
       expect(reads.length).toBeLessThanOrEqual(8);
+
+      // Twenty runs at once: forty notices or more, read at most once per 300 ms, not once each.
+      const started = Date.now();
+      const burst = reads.length;
+      const ids = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => submit(server, project, `quick-${i}.yml`, QUICK)),
+      );
+      await page.waitForFunction(
+        (all: string[]) => {
+          const { document } = globalThis as unknown as { document: { querySelector(s: string): unknown } };
+          return all.every((run) =>
+            document.querySelector(`tr[data-run="${run}"] [data-status="completed"]`),
+          );
+        },
+        ids,
+        { timeout: UI_MS },
+      );
+      const took = Date.now() - started;
+      expect(reads.length - burst).toBeLessThanOrEqual(Math.ceil(took / 300) + 2);
+      expect(reads.length - burst).toBeLessThan(40);
     } finally {
       await context.close();
     }
