@@ -246,6 +246,33 @@ describe.skipIf(!existsSync(CHROMIUM))(`the dashboard's run buttons in Chromium 
     }
   });
 
+  it("falls back to reading the list every 2 s while the change stream cannot be opened", async () => {
+    const project = new Project();
+    const server = await serve(project);
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      let refused = 0;
+      await page.route("**/api/v1/events", (route) => {
+        refused++;
+        return route.abort();
+      });
+      let reads = 0;
+      page.on("request", (request) => {
+        if (new URL(request.url()).pathname === "/api/v1/runs") reads++;
+      });
+      await signIn(page, server, CI);
+      await page.waitForSelector("text=No runs.", { timeout: UI_MS });
+      const id = await submit(server, project, "quick.yml", QUICK);
+      await page.waitForSelector(`tr[data-run="${id}"] [data-status="completed"]`, { timeout: UI_MS });
+      expect(refused).toBeGreaterThan(0);
+      // Read by the timer: more than the first read, without any notice.
+      expect(reads).toBeGreaterThan(1);
+    } finally {
+      await context.close();
+    }
+  });
+
   it("updates the runs list from the server's change stream: a run submitted with the CLI appears and ends without polling", async () => {
     const project = new Project();
     const server = await serve(project);
