@@ -299,7 +299,7 @@ function baseDocument(): OpenApiDocument {
           summary:
             "Server-wide notices as Server-Sent Events: a run created or changing status, the queue changing (re-read what you show)",
           description:
-            "Each message has `event:` `run`, `queue` or `reset`, `data:` the notice as JSON (small: ids, status, pipeline) and `id:` its cursor. Reconnect with `Last-Event-ID` to get the notices missed since; `reset` says some were lost (too slow a reader, a restarted server): re-read everything. A `: keep-alive` comment comes every 15 s.",
+            "Each message has `event:` `run`, `queue` or `reset`, `data:` the notice as JSON (small: ids, status, pipeline) and `id:` its cursor. Reconnect with `Last-Event-ID` to get the notices missed since; `reset` says some were lost (too slow a reader, a restarted server) or runs were pruned: re-read everything. A `: keep-alive` comment comes every 15 s.",
           parameters: [
             {
               name: "Last-Event-ID",

@@ -13,7 +13,7 @@ export type RunChange =
   | { kind: "run"; cursor: string; run: string; pipeline: string; status: RunStatus }
   /** A job of this run entered or left the queue (started, waited, was admitted, ended). */
   | { kind: "queue"; cursor: string; run: string; pipeline: string; job: string | null }
-  /** Notices were missed (a listener too slow, or resuming after a restart): re-read everything. */
+  /** Notices were missed (a listener too slow, resuming after a restart) or runs were pruned: re-read everything. */
   | { kind: "reset"; cursor: string };
 
 export interface ChangeOptions {
@@ -158,6 +158,15 @@ export class ChangeFeed {
       }
     }
     return notices();
+  }
+
+  /** Tells every listener to re-read everything (what changed has no notice of its own: runs pruned). */
+  reset(): void {
+    for (const listener of this.#listeners) {
+      listener.pending = [];
+      listener.overflowed = true;
+      listener.wake?.();
+    }
   }
 
   /** Ends every listener's notices (the process is closing). */

@@ -336,6 +336,8 @@ export class LocalRuns implements RunService {
       rmSync(runDirectory(this.runtime.dataDir, record.id), { recursive: true, force: true });
       removed.push(record.id);
     }
+    // No status tells of a run removed: a list showing it reads everything again.
+    if (removed.length > 0) this.#changes.reset();
     return { removed };
   }
 

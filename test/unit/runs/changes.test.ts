@@ -44,6 +44,10 @@ describe("ChangeFeed", () => {
     expect(reset).toMatchObject({ kind: "reset" });
     feed.publish(event("run:completed", "r1"));
     expect((await after).value).toMatchObject({ kind: "run", run: "r1", status: "completed" });
+    // Runs pruned: no status to tell, every listener re-reads.
+    feed.publish(event("run:completed", "r2"));
+    feed.reset();
+    expect((await slow.next()).value).toMatchObject({ kind: "reset" });
     feed.close();
   });
 
