@@ -35,39 +35,39 @@ export async function follow(
   followed: readonly Followed[],
   mode: ViewMode,
   io: Io,
+  interrupts: Interrupts = new Interrupts(runs, io),
 ): Promise<number> {
-  // Listening starts before anything else is read: a job's first lines are live progress, told
-  // only to those listening when it prints them (reading the plans first could miss a quick job's).
-  const streams = await Promise.all(
-    followed.map(async (run) => (await runs.events(run.id, { after: run.after }))[Symbol.asyncIterator]()),
-  );
-  const firsts = streams.map((stream) => stream.next());
-  const plans = new Map<string, PlanOutline>();
-  for (const run of followed)
-    plans.set(run.id, (await runs.show(run.id)).plan ?? { steps: [], excluded: [] });
-  const view = createView(mode, io, plans);
-  let interrupted = false;
-  const uninstall = onInterrupt((signal) => {
-    interrupted = true;
-    for (const run of followed) void runs.cancel(run.id, `interrupted (${signal})`).catch(() => {});
-  }, io);
+  for (const run of followed) interrupts.cancels(run.id);
   try {
-    await Promise.all(
-      streams.map(async (stream, i) => {
-        for (let next = await firsts[i]!; !next.done; next = await stream.next()) view.event(next.value);
-      }),
+    // Listening starts before anything else is read: a job's first lines are live progress, told
+    // only to those listening when it prints them (reading the plans first could miss a quick job's).
+    const streams = await Promise.all(
+      followed.map(async (run) => (await runs.events(run.id, { after: run.after }))[Symbol.asyncIterator]()),
     );
-    view.close();
-    let worst: number = EXIT.ok;
-    for (const run of followed) {
-      const final = await runs.show(run.id);
-      if (mode !== "json") io.out(summaryText(final, plans.get(run.id)!));
-      worst = Math.max(worst, exitCodeOf(final.status, interrupted));
+    const firsts = streams.map((stream) => stream.next());
+    const plans = new Map<string, PlanOutline>();
+    for (const run of followed)
+      plans.set(run.id, (await runs.show(run.id)).plan ?? { steps: [], excluded: [] });
+    const view = createView(mode, io, plans);
+    try {
+      await Promise.all(
+        streams.map(async (stream, i) => {
+          for (let next = await firsts[i]!; !next.done; next = await stream.next()) view.event(next.value);
+        }),
+      );
+      view.close();
+      let worst: number = EXIT.ok;
+      for (const run of followed) {
+        const final = await runs.show(run.id);
+        if (mode !== "json") io.out(summaryText(final, plans.get(run.id)!));
+        worst = Math.max(worst, exitCodeOf(final.status, interrupts.interrupted));
+      }
+      return worst;
+    } finally {
+      view.close();
     }
-    return worst;
   } finally {
-    view.close();
-    uninstall();
+    interrupts.uninstall();
   }
 }
 
@@ -115,6 +115,43 @@ export function exitCodeOf(status: RunStatus, interrupted: boolean): number {
  * The first SIGINT or SIGTERM calls `cancel` (nothing new starts, running jobs are stopped, undos
  * run); a second one exits at once, leaving the runs for `slipway resume`. Returns the uninstaller.
  */
+/**
+ * The foreground's Ctrl-C, installed before a run is submitted (a signal in between would otherwise
+ * kill the process and leave its jobs running): the first interrupt cancels the runs it was told of,
+ * and any told of later at once (their undos run); a second exits at once.
+ */
+export class Interrupts {
+  interrupted = false;
+  #signal: NodeJS.Signals = "SIGINT";
+  readonly #ids = new Set<string>();
+  readonly #runs: RunService;
+  readonly #uninstall: () => void;
+
+  constructor(runs: RunService, io: { err(text: string): void }) {
+    this.#runs = runs;
+    this.#uninstall = onInterrupt((signal) => {
+      this.interrupted = true;
+      this.#signal = signal;
+      for (const id of this.#ids) this.#cancel(id);
+    }, io);
+  }
+
+  /** A run the first interrupt cancels (at once, when it came already). */
+  cancels(id: string): void {
+    if (this.#ids.has(id)) return;
+    this.#ids.add(id);
+    if (this.interrupted) this.#cancel(id);
+  }
+
+  uninstall(): void {
+    this.#uninstall();
+  }
+
+  #cancel(id: string): void {
+    void this.#runs.cancel(id, `interrupted (${this.#signal})`).catch(() => {});
+  }
+}
+
 export function onInterrupt(
   cancel: (signal: NodeJS.Signals) => void,
   io: { err(text: string): void },

@@ -9,7 +9,7 @@ import type { SubmitResponse } from "../../runs/schemas.js";
 import type { RunService } from "../../runs/service.js";
 import { type Command, EXIT, type Io, parse, suggestion, UsageError } from "../command.js";
 import { connectionOptions, withRuns } from "../connect.js";
-import { follow, viewMode } from "../foreground.js";
+import { follow, Interrupts, viewMode } from "../foreground.js";
 
 /** What `run` and `submit` both take. */
 export const submitOptions = {
@@ -64,24 +64,31 @@ export async function submitFile(
     name: values.name,
     key: values.key,
   };
-  let submitted: SubmitResponse;
+  // A run followed here is cancelled by Ctrl-C from before it is submitted.
+  const interrupts = followIt ? new Interrupts(runs, io) : undefined;
   try {
-    submitted = await runs.submit({ file: path, source }, request);
-  } catch (error) {
-    throw asTyped(error, path, file);
+    let submitted: SubmitResponse;
+    try {
+      submitted = await runs.submit({ file: path, source }, request);
+    } catch (error) {
+      throw asTyped(error, path, file);
+    }
+    const mode = viewMode(values.json);
+    if (!interrupts) {
+      io.out(values.json ? `${JSON.stringify(submitted)}\n` : `${submitted.id}\n`);
+      return EXIT.ok;
+    }
+    const { id, name, pipeline, jobs } = submitted;
+    interrupts.cancels(id);
+    io.out(
+      mode === "json"
+        ? `${JSON.stringify({ id, name, pipeline })}\n`
+        : `run ${id}${name ? ` (${name})` : ""}: ${pipeline}, ${jobs} jobs\n`,
+    );
+    return await follow(runs, [{ id, after: 0 }], mode, io, interrupts);
+  } finally {
+    interrupts?.uninstall();
   }
-  const mode = viewMode(values.json);
-  if (!followIt) {
-    io.out(values.json ? `${JSON.stringify(submitted)}\n` : `${submitted.id}\n`);
-    return EXIT.ok;
-  }
-  const { id, name, pipeline, jobs } = submitted;
-  io.out(
-    mode === "json"
-      ? `${JSON.stringify({ id, name, pipeline })}\n`
-      : `run ${id}${name ? ` (${name})` : ""}: ${pipeline}, ${jobs} jobs\n`,
-  );
-  return follow(runs, [{ id, after: 0 }], mode, io);
 }
 
 /** A refusal that names the file by its absolute path names it as it was typed (`bad.yml:5:5: ...`). */
