@@ -56,6 +56,18 @@ CREATE TABLE "runs" (
   ended_at INTEGER
 , parent_run_id TEXT, parent_step TEXT);
 
+CREATE VIRTUAL TABLE runs_text USING fts5(id, run_name, saga, tokenize = 'trigram case_sensitive 0');
+
+CREATE TABLE 'runs_text_config'(k PRIMARY KEY, v) WITHOUT ROWID;
+
+CREATE TABLE 'runs_text_content'(id INTEGER PRIMARY KEY, c0, c1, c2);
+
+CREATE TABLE 'runs_text_data'(id INTEGER PRIMARY KEY, block BLOB);
+
+CREATE TABLE 'runs_text_docsize'(id INTEGER PRIMARY KEY, sz BLOB);
+
+CREATE TABLE 'runs_text_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID;
+
 CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
 
 CREATE TABLE signals (
@@ -180,3 +192,14 @@ CREATE INDEX trigger_reports_open ON trigger_reports (next_at) WHERE done = 0;
 CREATE INDEX trigger_reports_recent ON trigger_reports (at);
 
 CREATE INDEX trigger_verdicts_workspace ON trigger_verdicts (workspace) WHERE workspace IS NOT NULL;
+
+CREATE TRIGGER runs_text_delete AFTER DELETE ON runs BEGIN
+  DELETE FROM runs_text
+  WHERE runs_text MATCH ('id : "' || replace(old.id, '"', '""') || '"') AND id = old.id
+    AND length(old.id) >= 3;
+  DELETE FROM runs_text WHERE length(old.id) < 3 AND id = old.id;
+END;
+
+CREATE TRIGGER runs_text_insert AFTER INSERT ON runs BEGIN
+  INSERT INTO runs_text (id, run_name, saga) VALUES (new.id, new.run_name, new.saga);
+END;

@@ -22,6 +22,7 @@ export async function listRuns(
   const records = await storage.listRuns({
     ...(query.statuses?.length && { statuses: query.statuses }),
     ...(query.pipeline !== undefined && { sagas: [query.pipeline] }),
+    ...(query.text && { text: query.text }),
   });
   return records
     .filter((r) => matches(r, query))
@@ -32,11 +33,13 @@ export async function listRuns(
 export async function pageRuns(storage: Storage, query: ListQuery & { limit: number }): Promise<RunPage> {
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
   const inStorage = [query.key, query.name, query.concurrency, query.trigger].every((f) => f === undefined);
-  if (inStorage && !query.text) {
-    // What storage can filter: one page of the newest, not every run read to keep a few.
+  if (inStorage) {
+    // What storage can filter (the text through its index): one page of the newest, not every run
+    // read to keep a few.
     const records = await storage.listRuns({
       ...(query.statuses?.length && { statuses: query.statuses }),
       ...(query.pipeline !== undefined && { sagas: [query.pipeline] }),
+      ...(query.text && { text: query.text }),
       newestFirst: true,
       ...(after && { before: after }),
       limit: query.limit + 1,

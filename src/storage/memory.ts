@@ -187,6 +187,7 @@ export class MemoryStorage implements Storage {
         if (signal.consumedBy === null) pending.add(signal.runId);
       }
     }
+    const needle = query.text?.toLowerCase();
     const rows: RunRow[] = [];
     for (const text of this.runs.values()) {
       const row = JSON.parse(text) as RunRow;
@@ -202,6 +203,8 @@ export class MemoryStorage implements Storage {
       if (query.withPendingSignals !== undefined && pending.has(row.id) !== query.withPendingSignals)
         continue;
       if (query.parent !== undefined && row.parent?.runId !== query.parent) continue;
+      if (needle && ![row.id, row.runName ?? "", row.saga].some((f) => f.toLowerCase().includes(needle)))
+        continue;
       const before = query.before;
       if (
         before !== undefined &&

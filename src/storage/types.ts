@@ -237,6 +237,11 @@ export interface RunQuery {
   before?: { createdAt: number; id: string };
   /** Only the child runs of this run. */
   parent?: string;
+  /**
+   * Only runs whose id, name or saga contains this text, in any case (both lowered as
+   * `String.prototype.toLowerCase` does). Empty: no filter.
+   */
+  text?: string;
 }
 
 export interface ClaimRequest {

@@ -117,6 +117,10 @@ export class SqliteStorage implements Storage {
     if (!this.readOnly) enableWal(this.db, options.path);
     this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
     this.db.pragma("foreign_keys = ON");
+    // The text filter's case folding for needles too short for the trigram index (runQuerySql).
+    this.db.function("slipway_lower", { deterministic: true }, (text: unknown) =>
+      typeof text === "string" ? text.toLowerCase() : text,
+    );
     this.fdatasync = options.fdatasync;
     if (
       this.readOnly ||

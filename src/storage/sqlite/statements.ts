@@ -150,6 +150,21 @@ export function runQuerySql(query: RunQuery): { sql: string; args: unknown[] } {
     where.push("e.parent_run_id = ?");
     args.push(query.parent);
   }
+  if (query.text) {
+    const needle = query.text.toLowerCase();
+    if ([...needle].length >= 3) {
+      // The trigram index (migration 0009): the needle as one FTS5 phrase, a substring in any column.
+      where.push("e.id IN (SELECT id FROM runs_text WHERE runs_text MATCH ?)");
+      args.push(`"${needle.replaceAll('"', '""')}"`);
+    } else {
+      // Too short for a trigram: scanned newest first (most runs contain one or two given
+      // characters, so a page fills fast), lowered as JavaScript lowers (slipway_lower).
+      where.push(
+        "(instr(slipway_lower(e.id), ?) > 0 OR instr(slipway_lower(coalesce(e.run_name, '')), ?) > 0 OR instr(slipway_lower(e.saga), ?) > 0)",
+      );
+      args.push(needle, needle, needle);
+    }
+  }
   if (query.before !== undefined) {
     // A row value, so SQLite seeks the (created_at, id) index to the cursor instead of scanning to it.
     where.push("(e.created_at, e.id) < (?, ?)");

@@ -12,7 +12,7 @@ import {
 import { notifyIsAtomic, notifyOtherRuns, parentLink } from "./child-cases.js";
 import { crashTest } from "./crash-test.js";
 import { duplicateEventFailsBatch, historyOrder, unserializableFailsBatch } from "./history-cases.js";
-import { deleteEnded, listFilters, listOrderAndLimit, nextWakeAt } from "./listing-cases.js";
+import { deleteEnded, listFilters, listOrderAndLimit, listText, nextWakeAt } from "./listing-cases.js";
 import type { StorageConformanceOptions } from "./options.js";
 import {
   claimMany,
@@ -71,6 +71,7 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
     ["listRuns filters by saga, status, owner, wake time, cancel and signals", listFilters],
     ["deleteRun removes an ended run with what it owns, and keeps live ones", deleteEnded],
     ["listRuns orders by createdAt then id and honours limit", listOrderAndLimit],
+    ["listRuns text: an id, name or saga containing it, in any case", listText],
     ["nextWakeAt is the earliest wake of unowned waiting runs of the sagas", nextWakeAt],
     ["large values round-trip exactly", largeValues],
     ["unicode and awkward JSON round-trip exactly", unicodeValues],

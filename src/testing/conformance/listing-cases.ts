@@ -149,3 +149,56 @@ export async function deleteEnded(storage: Storage): Promise<void> {
   // Signals of kept runs stay; the others' went with them.
   assert.deepEqual(ids(await storage.listRuns({ withPendingSignals: true })), ["l02", "l06"]);
 }
+
+/** `text`: a run's id, name or saga containing it, in any case; with the other filters, order and pages. */
+export async function listText(storage: Storage): Promise<void> {
+  const rows: [string, Partial<RunRecord>][] = [
+    [
+      "Run-Alpha-01",
+      { saga: "Deploy", runName: "Release 1.2", status: "completed", endedAt: 1, createdAt: 10 },
+    ],
+    ["run-beta-02", { saga: "build", runName: 'say "hi" 100%', createdAt: 20 }],
+    ["run-gamma-03", { saga: "deploy-docs", createdAt: 30 }],
+    ["run-delta-04", { saga: "Test", runName: "ÉTÉ nightly", status: "cancelled", createdAt: 40 }],
+    ["x5", { saga: "build", runName: "alpha_beta", createdAt: 50 }],
+  ];
+  for (const [id, overrides] of rows) await create(storage, id, overrides, null);
+  const list = async (query: Parameters<Storage["listRuns"]>[0]) => ids(await storage.listRuns(query));
+
+  // In the id, the name or the saga; any case on either side; substrings anywhere.
+  assert.deepEqual(await list({ text: "ALPHA" }), ["Run-Alpha-01", "x5"]);
+  assert.deepEqual(await list({ text: "release 1.2" }), ["Run-Alpha-01"]);
+  assert.deepEqual(await list({ text: "DEPLOY" }), ["Run-Alpha-01", "run-gamma-03"]);
+  assert.deepEqual(await list({ text: "eta-0" }), ["run-beta-02"]);
+  assert.deepEqual(await list({ text: "été" }), ["run-delta-04"], "non-ASCII letters fold too");
+  assert.deepEqual(await list({ text: "NIGHTLY" }), ["run-delta-04"]);
+  // Quotes, percent signs and underscores are only characters.
+  assert.deepEqual(await list({ text: '"HI"' }), ["run-beta-02"]);
+  assert.deepEqual(await list({ text: "100%" }), ["run-beta-02"]);
+  assert.deepEqual(await list({ text: "a_b" }), ["x5"]);
+  assert.deepEqual(await list({ text: "_" }), ["x5"]);
+  assert.deepEqual(await list({ text: "%" }), ["run-beta-02"]);
+  // One or two characters, too.
+  assert.deepEqual(await list({ text: "X" }), ["x5"]);
+  assert.deepEqual(await list({ text: "5" }), ["x5"]);
+  assert.deepEqual(await list({ text: "Té" }), ["run-delta-04"]);
+  // No match across the fields (id, then name, then saga).
+  assert.deepEqual(await list({ text: "01release" }), []);
+  assert.deepEqual(await list({ text: "absent" }), []);
+  assert.deepEqual(await list({ text: "" }), ids(rows.map(([id]) => ({ id }))), "empty: no filter");
+  // With the other filters, newest first, a page at a time.
+  assert.deepEqual(await list({ text: "run-", statuses: ["running"] }), ["run-beta-02", "run-gamma-03"]);
+  assert.deepEqual(await list({ text: "a", sagas: ["build"] }), ["run-beta-02", "x5"]);
+  assert.deepEqual(await list({ text: "RUN", newestFirst: true, limit: 2 }), [
+    "run-delta-04",
+    "run-gamma-03",
+  ]);
+  assert.deepEqual(
+    await list({ text: "RUN", newestFirst: true, limit: 2, before: { createdAt: 30, id: "run-gamma-03" } }),
+    ["run-beta-02", "Run-Alpha-01"],
+  );
+  // A deleted run is no longer found.
+  assert.equal(await storage.deleteRun("Run-Alpha-01"), true);
+  assert.deepEqual(await list({ text: "alpha" }), ["x5"]);
+  assert.deepEqual(await list({ text: "deploy" }), ["run-gamma-03"]);
+}
