@@ -1,11 +1,14 @@
 /**
  * A run's job output, tailing live: one section per attempt, cleanup and undo (the server's
- * `==> step (attempt N) <==` headers), ANSI colours rendered, the newest lines kept. Only the rows in
- * view are in the page (rows of one fixed height, so which ones are in view is arithmetic).
+ * `==> step (attempt N) <==` headers), ANSI colours rendered, the newest lines kept. The text is
+ * indexed and searched a slice at a time (log-lines.ts), yielding to the browser between slices; only
+ * the rows in view are parsed, coloured and in the page (rows of one fixed height, so which ones are
+ * in view is arithmetic).
  */
 import { AnsiUp } from "ansi_up";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { readStream, runPath } from "./api.js";
+import { LogLines, type Row } from "./log-lines.js";
 
 /** Lines kept in memory; the whole log is a link away. */
 const MAX_LINES = 100_000;
@@ -15,50 +18,46 @@ const TAIL_BYTES = 2 * 1024 * 1024;
 const ROW = 18;
 /** Rows drawn beyond the visible ones, above and below, so a quick scroll shows no gap. */
 const OVERSCAN = 40;
+/** How long one slice of indexing or searching may run before the browser gets the thread back. */
+const SLICE_MS = 8;
+/** Drawn lines kept for redrawing (a scroll back and forth does not colour them again). */
+const DRAWN_KEPT = 2_000;
 
-/** An ANSI colour or cursor code: ESC, `[`, numbers, a letter. */
-const ANSI_CODE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g");
+/** A line as the job's log file has it: `<ISO time> <out|err> <text>`. */
+const LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[.\d]*Z) (out|err) /;
 
-interface Line {
+interface Drawn {
   time: string;
   stderr: boolean;
   html: string;
-  text: string;
 }
 
-interface Section {
-  title: string;
-  lines: Line[];
-  ansi: AnsiUp;
-}
+const ansi = new AnsiUp();
+ansi.escape_html = true;
+ansi.use_classes = true;
 
-function newSection(title: string): Section {
-  const ansi = new AnsiUp();
-  ansi.escape_html = true;
-  ansi.use_classes = true;
-  return { title, lines: [], ansi };
-}
-
-/** A line as the job's log file has it: `<ISO time> <out|err> <text>`. */
-function parseLine(section: Section, raw: string): Line {
-  const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[.\d]*Z) (out|err) (.*)$/.exec(raw);
-  const text = match ? match[3]! : raw;
+/** A line parsed and coloured, starting with the colours in force before it (`colour`). */
+function draw(raw: string, colour: string): Drawn {
+  const match = LINE.exec(raw);
+  const text = match ? raw.slice(match[0].length) : raw;
   const time = match ? new Date(match[1]!).toLocaleTimeString() : "";
-  // Colour codes stripped for searching: people search for what they see.
-  const plain = text.replace(ANSI_CODE, "");
-  return { time, stderr: match?.[2] === "err", html: section.ansi.ansi_to_html(text), text: plain };
+  // A reset first: each line is coloured on its own, from what was in force at its start.
+  const html = ansi.ansi_to_html(`\u001b[0m${colour}${text}`);
+  return { time, stderr: match?.[2] === "err", html };
 }
 
 export function LogView(props: { run: string; job?: string | undefined }) {
-  const sections = useRef<Section[]>([]);
+  const log = useRef(new LogLines(MAX_LINES));
+  const drawn = useRef(new Map<number, Drawn>());
   const [, setVersion] = useState(0);
   const [state, setState] = useState<"loading" | "live" | "ended" | "failed">("loading");
   const [error, setError] = useState("");
-  const [dropped, setDropped] = useState(0);
   const [filter, setFilter] = useState("");
   const box = useRef<HTMLDivElement>(null);
   const follow = useRef(true);
   const lastTop = useRef(0);
+  /** Asks for a slice of work (indexing, searching) in a task of its own; set by the effect below. */
+  const wake = useRef<() => void>(() => {});
 
   // Reading each file from its start, once asked to.
   const [whole, setWhole] = useState(false);
@@ -67,66 +66,41 @@ export function LogView(props: { run: string; job?: string | undefined }) {
   const source = `${raw}&follow=1${whole ? "" : `&tail=${TAIL_BYTES}`}`;
 
   useEffect(() => {
-    sections.current = [];
-    setDropped(0);
+    const lines = new LogLines(MAX_LINES);
+    lines.search(log.current.needle);
+    log.current = lines;
+    drawn.current = new Map();
     setState("loading");
     follow.current = true;
     lastTop.current = 0;
     const aborted = new AbortController();
-    let pending = "";
     let frame = 0;
-    let total = 0;
+    let queued = false;
     const flush = () => {
       frame = 0;
       setVersion((v) => v + 1);
+    };
+    // A message, not a timer: it runs as soon as the browser has drawn and handled input, unclamped.
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      queued = false;
+      if (aborted.signal.aborted) return;
+      const done = lines.work(performance.now() + SLICE_MS, () => performance.now());
+      // Many slices in a frame are drawn once.
+      if (!frame) frame = requestAnimationFrame(flush);
+      if (!done) wake.current();
+    };
+    wake.current = () => {
+      if (queued) return;
+      queued = true;
+      channel.port2.postMessage(null);
     };
     readStream(
       source,
       (text) => {
         setState("live");
-        pending += text;
-        const end = pending.lastIndexOf("\n");
-        if (end === -1) return;
-        const lines = pending.slice(0, end).split("\n");
-        pending = pending.slice(end + 1);
-        // A big chunk (a long log read from its start) is mostly lines that would be dropped at once:
-        // those are only counted, never parsed or coloured.
-        const skip = lines.length - MAX_LINES;
-        let skipped = 0;
-        lines.forEach((line, i) => {
-          const header = /^==> (.*) <==$/.exec(line);
-          if (header) {
-            sections.current.push(newSection(header[1]!));
-            return;
-          }
-          if (i < skip) {
-            skipped++;
-            return;
-          }
-          if (sections.current.length === 0) sections.current.push(newSection(""));
-          const section = sections.current.at(-1)!;
-          section.lines.push(parseLine(section, line));
-          total++;
-        });
-        if (skipped > 0) setDropped((d) => d + skipped);
-        // The oldest lines go first; a section left empty goes with them.
-        let extra = total - MAX_LINES;
-        if (extra > 0) {
-          total -= extra;
-          setDropped((d) => d + extra);
-          while (extra > 0 && sections.current.length > 0) {
-            const first = sections.current[0]!;
-            const cut = Math.min(extra, first.lines.length);
-            first.lines.splice(0, cut);
-            extra -= cut;
-            if (first.lines.length === 0 && sections.current.length > 1) sections.current.shift();
-          }
-        }
-        // Sections whose every line was dropped go too (their header is all that is left of them).
-        while (sections.current.length > 1 && sections.current[0]!.lines.length === 0)
-          sections.current.shift();
-        // Many chunks in a frame are drawn once.
-        if (!frame) frame = requestAnimationFrame(flush);
+        lines.push(text);
+        wake.current();
       },
       aborted.signal,
     ).then(
@@ -143,6 +117,7 @@ export function LogView(props: { run: string; job?: string | undefined }) {
     return () => {
       aborted.abort();
       cancelAnimationFrame(frame);
+      channel.port1.close();
     };
   }, [source]);
 
@@ -165,15 +140,24 @@ export function LogView(props: { run: string; job?: string | undefined }) {
       el.scrollTop = el.scrollHeight;
   });
 
-  const needle = filter.toLowerCase();
-  const rows: ({ title: string } | Line)[] = [];
-  for (const section of sections.current) {
-    const lines = needle ? section.lines.filter((l) => l.text.toLowerCase().includes(needle)) : section.lines;
-    if (section.title && (lines.length > 0 || !needle)) rows.push({ title: section.title });
-    for (const line of lines) rows.push(line);
-  }
+  const lines = log.current;
+  const count = lines.count;
   const first = Math.max(0, Math.floor(view.top / ROW) - OVERSCAN);
-  const last = Math.min(rows.length, Math.ceil((view.top + view.height) / ROW) + OVERSCAN);
+  const last = Math.min(count, Math.ceil((view.top + view.height) / ROW) + OVERSCAN);
+  const rows: { n: number; row: Row; colour: string }[] = [];
+  for (let i = first; i < last; i++) {
+    const shown = lines.shown(i);
+    if (shown) rows.push(shown);
+  }
+  if (drawn.current.size > DRAWN_KEPT) drawn.current = new Map();
+  const drawLine = (n: number, raw: string, colour: string): Drawn => {
+    let line = drawn.current.get(n);
+    if (!line) {
+      line = draw(raw, colour);
+      drawn.current.set(n, line);
+    }
+    return line;
+  };
   return (
     <section class="log" aria-label="Log">
       <div class="log-bar">
@@ -189,13 +173,22 @@ export function LogView(props: { run: string; job?: string | undefined }) {
         </span>
         <label>
           Search{" "}
-          <input type="search" value={filter} onInput={(event) => setFilter(event.currentTarget.value)} />
+          <input
+            type="search"
+            value={filter}
+            onInput={(event) => {
+              const value = event.currentTarget.value;
+              setFilter(value);
+              lines.search(value);
+              wake.current();
+            }}
+          />
         </label>
         <a href={raw} target="_blank" rel="noopener">
           Whole log
         </a>
       </div>
-      {sections.current.some((s) => / from byte \d+$/.test(s.title)) && (
+      {lines.tailed && (
         <p class="hint">
           Long sections start near their end.{" "}
           <button type="button" class="link" onClick={() => setWhole(true)}>
@@ -203,7 +196,9 @@ export function LogView(props: { run: string; job?: string | undefined }) {
           </button>
         </p>
       )}
-      {dropped > 0 && <p class="hint">{dropped} earlier lines are not shown here: open the whole log.</p>}
+      {lines.dropped > 0 && (
+        <p class="hint">{lines.dropped} earlier lines are not shown here: open the whole log.</p>
+      )}
       <div
         class="log-body"
         ref={box}
@@ -216,22 +211,27 @@ export function LogView(props: { run: string; job?: string | undefined }) {
           setView({ top: el.scrollTop, height: el.clientHeight });
         }}
       >
-        {rows.length === 0 && state !== "loading" && <p class="empty">No output yet.</p>}
-        <div class="log-rows" style={{ height: `${rows.length * ROW}px` }}>
+        {count === 0 && state !== "loading" && !lines.busy && (
+          <p class="empty">{lines.needle ? "No line matches." : "No output yet."}</p>
+        )}
+        <div class="log-rows" style={{ height: `${count * ROW}px` }}>
           <div style={{ transform: `translateY(${first * ROW}px)` }}>
-            {rows.slice(first, last).map((row, i) =>
-              "title" in row ? (
-                <h3 class="log-row log-head" key={first + i}>
-                  {row.title}
-                </h3>
-              ) : (
-                <div class={row.stderr ? "log-row line stderr" : "log-row line"} key={first + i}>
-                  <span class="t">{row.time}</span>
+            {rows.map(({ n, row, colour }) => {
+              if (typeof row !== "string")
+                return (
+                  <h3 class="log-row log-head" key={n}>
+                    {row.title}
+                  </h3>
+                );
+              const line = drawLine(n, row, colour);
+              return (
+                <div class={line.stderr ? "log-row line stderr" : "log-row line"} key={n}>
+                  <span class="t">{line.time}</span>
                   {/* ansi_up escapes the text: only its own colour spans are markup. */}
-                  <span class="x" dangerouslySetInnerHTML={{ __html: row.html }} />
+                  <span class="x" dangerouslySetInnerHTML={{ __html: line.html }} />
                 </div>
-              ),
-            )}
+              );
+            })}
           </div>
         </div>
       </div>
