@@ -25,7 +25,10 @@ const SEARCH_BATCH = 512;
  * resetting keeps its last few.
  */
 export function colourAfter(before: string, line: string): string {
-  if (!line.includes(ESC)) return before;
+  const last = line.lastIndexOf(ESC);
+  if (last === -1) return before;
+  // Most coloured lines end their colours: a reset last leaves nothing in force, whatever came before.
+  if (line.startsWith("[0m", last + 1) || line.startsWith("[m", last + 1)) return "";
   let state = before;
   SGR.lastIndex = 0;
   for (let m = SGR.exec(line); m !== null; m = SGR.exec(line)) {

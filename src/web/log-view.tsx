@@ -17,9 +17,11 @@ const TAIL_BYTES = 2 * 1024 * 1024;
 /** The height of a row in pixels (the stylesheet's `.log-row`): lines do not wrap, the box scrolls sideways. */
 const ROW = 18;
 /** Rows drawn beyond the visible ones, above and below, so a quick scroll shows no gap. */
-const OVERSCAN = 40;
+const OVERSCAN = 12;
 /** How long one slice of indexing or searching may run before the browser gets the thread back. */
 const SLICE_MS = 8;
+/** The least time between two draws while text arrives. */
+const DRAW_MS = 100;
 /** Drawn lines kept for redrawing (a scroll back and forth does not colour them again). */
 const DRAWN_KEPT = 2_000;
 
@@ -40,6 +42,7 @@ ansi.use_classes = true;
 function draw(raw: string, colour: string): Drawn {
   const match = LINE.exec(raw);
   const text = match ? raw.slice(match[0].length) : raw;
+  // toLocaleTimeString with no arguments: V8 keeps its formatter (a new Intl.DateTimeFormat costs ~50 ms).
   const time = match ? new Date(match[1]!).toLocaleTimeString() : "";
   // A reset first: each line is coloured on its own, from what was in force at its start.
   const html = ansi.ansi_to_html(`\u001b[0m${colour}${text}`);
@@ -75,10 +78,25 @@ export function LogView(props: { run: string; job?: string | undefined }) {
     lastTop.current = 0;
     const aborted = new AbortController();
     let frame = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let drawnAt = 0;
     let queued = false;
     const flush = () => {
       frame = 0;
+      drawnAt = performance.now();
       setVersion((v) => v + 1);
+    };
+    // While text pours in (a long tail read at once), the view is drawn every DRAW_MS, not every
+    // frame: each draw colours a screenful of new lines and lays them out, and nobody reads them.
+    const draw = () => {
+      if (frame || timer) return;
+      const wait = drawnAt + DRAW_MS - performance.now();
+      if (wait <= 0) frame = requestAnimationFrame(flush);
+      else
+        timer = setTimeout(() => {
+          timer = undefined;
+          frame = requestAnimationFrame(flush);
+        }, wait);
     };
     // A message, not a timer: it runs as soon as the browser has drawn and handled input, unclamped.
     const channel = new MessageChannel();
@@ -86,8 +104,7 @@ export function LogView(props: { run: string; job?: string | undefined }) {
       queued = false;
       if (aborted.signal.aborted) return;
       const done = lines.work(performance.now() + SLICE_MS, () => performance.now());
-      // Many slices in a frame are drawn once.
-      if (!frame) frame = requestAnimationFrame(flush);
+      draw();
       if (!done) wake.current();
     };
     wake.current = () => {
@@ -117,6 +134,7 @@ export function LogView(props: { run: string; job?: string | undefined }) {
     return () => {
       aborted.abort();
       cancelAnimationFrame(frame);
+      clearTimeout(timer);
       channel.port1.close();
     };
   }, [source]);

@@ -63,7 +63,16 @@ export function RunPage(props: { id: string; caller: Caller }) {
         </p>
       </main>
     );
-  if (!detail) return <main aria-busy="true">Loading…</main>;
+  // The log is read from the start, beside the run (not after it): keyed, it stays the same view
+  // once the run is drawn around it.
+  const log = <LogView key="log" run={props.id} job={job} />;
+  if (!detail)
+    return (
+      <main aria-busy="true">
+        <p>Loading…</p>
+        {log}
+      </main>
+    );
   const { nodes, edges } = graphOf(detail);
   const iterations = detail.steps.filter((s) => s.iteration !== undefined || s.item !== undefined);
   return (
@@ -89,7 +98,7 @@ export function RunPage(props: { id: string; caller: Caller }) {
       </section>
       {iterations.length > 0 && <Iterations steps={iterations} />}
       <Waterfall key={detail.id} run={detail} onSelect={setJob} />
-      <LogView run={detail.id} job={job} />
+      {log}
     </main>
   );
 }

@@ -276,6 +276,44 @@ describe.skipIf(!existsSync(CHROMIUM))(`the dashboard in Chromium (${CHROMIUM})`
       await context.close();
     }
   });
+
+  it("searches a log larger than one slice of work: a line near its end is found, coloured", async () => {
+    const project = new Project();
+    const server = await serve(project);
+    // 40,000 lines (1.8 MB with their time prefixes: some 30 slices of indexing, 80 batches of
+    // searching), the one looked for 10 lines before the end.
+    const id = await submit(
+      server,
+      project,
+      "long.yml",
+      `name: long
+jobs:
+  print:
+    run: |
+      awk 'BEGIN { for (i = 1; i <= 40000; i++) { if (i == 39990) printf "\\033[35mthe Needle line\\033[0m %d\\n", i; else printf "filler line %d\\n", i } }'
+`,
+    );
+    await server.status(id, "completed");
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const page = await context.newPage();
+    try {
+      await signIn(page, server, VIEWER);
+      await page.goto(`${server.url}/runs/${id}`);
+      await page.waitForSelector(".log-body .line:has-text('filler line 40000')", { timeout: UI_MS });
+      await page.fill(".log-bar input[type=search]", "NEEDLE LINE");
+      const found = await page.waitForSelector(".log-body .line:has-text('the Needle line 39990')", {
+        timeout: UI_MS,
+      });
+      expect(await found.$eval(".ansi-magenta-fg", (el) => el.textContent)).toBe("the Needle line");
+      expect(await page.$$eval(".log-body .line", (rows) => rows.length)).toBe(1);
+      expect(await page.textContent(".log-body .log-head")).toContain("print (attempt 1)");
+      // Cleared, every line is back.
+      await page.fill(".log-bar input[type=search]", "");
+      await page.waitForSelector(".log-body .line:has-text('filler line')", { timeout: UI_MS });
+    } finally {
+      await context.close();
+    }
+  });
 });
 
 /** A page on another port of the same host: another origin, the same site. */

@@ -300,7 +300,12 @@ export function runServiceCases(transport: Transport): void {
       // Text in the id, the run name or the pipeline, in any case: the dashboard's search box.
       expect((await f.runs.list({ text: "RUN-1" })).map((r) => r.id)).toEqual([ids[1]]);
       expect((await f.runs.list({ text: "eleas" })).map((r) => r.id)).toEqual([ids[2], ids[0]]);
-      expect((await f.runs.page({ limit: 1, text: "release" })).runs.map((r) => r.id)).toEqual([ids[2]]);
+      const firstPage = await f.runs.page({ limit: 1, text: "release" });
+      expect(firstPage.runs.map((r) => r.id)).toEqual([ids[2]]);
+      const secondPage = await f.runs.page({ limit: 1, text: "RELEASE", cursor: firstPage.next! });
+      expect(secondPage.runs.map((r) => r.id)).toEqual([ids[0]]);
+      expect(secondPage.next).toBeUndefined();
+      expect((await f.runs.page({ limit: 5, text: "e", statuses: ["completed"] })).runs).toHaveLength(3);
       expect((await f.runs.list({ text: ids[1]!.slice(-6) })).map((r) => r.id)).toEqual([ids[1]]);
       // By concurrency key (the pipeline's name when it declares none) and by what started it.
       expect((await f.runs.list({ concurrency: "release" })).map((r) => r.id)).toEqual([ids[2], ids[0]]);
