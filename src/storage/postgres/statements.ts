@@ -131,6 +131,14 @@ export function runQuerySql(query: RunQuery): { text: string; values: unknown[] 
     );
   }
   if (query.parent !== undefined) where.push(`e.parent_run_id = ${param(query.parent)}`);
+  if (query.text) {
+    // A scan of the runs the other terms leave (no index yet: pg_trgm would serve it); the needle
+    // lowered as JavaScript lowers it, the columns by lower() in the database's ctype.
+    const needle = param(query.text.toLowerCase());
+    where.push(
+      `(strpos(lower(e.id), ${needle}) > 0 OR strpos(lower(coalesce(e.run_name, '')), ${needle}) > 0 OR strpos(lower(e.saga), ${needle}) > 0)`,
+    );
+  }
   if (query.before !== undefined) {
     const createdAt = param(query.before.createdAt);
     where.push(`(e.created_at, e.id) < (${createdAt}, ${param(query.before.id)})`);
