@@ -6,7 +6,7 @@
  * in view is arithmetic).
  */
 import { AnsiUp } from "ansi_up";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { readStream, runPath } from "./api.js";
 import { LogLines, type Row } from "./log-lines.js";
 
@@ -38,12 +38,20 @@ const ansi = new AnsiUp();
 ansi.escape_html = true;
 ansi.use_classes = true;
 
+/** The last second formatted: lines come in bursts, most share their second with the one before. */
+let second = { iso: "", text: "" };
+function timeOf(iso: string): string {
+  const key = iso.slice(0, 19);
+  if (second.iso !== key) second = { iso: key, text: new Date(iso).toLocaleTimeString() };
+  return second.text;
+}
+
 /** A line parsed and coloured, starting with the colours in force before it (`colour`). */
 function draw(raw: string, colour: string): Drawn {
   const match = LINE.exec(raw);
   const text = match ? raw.slice(match[0].length) : raw;
   // toLocaleTimeString with no arguments: V8 keeps its formatter (a new Intl.DateTimeFormat costs ~50 ms).
-  const time = match ? new Date(match[1]!).toLocaleTimeString() : "";
+  const time = match ? timeOf(match[1]!) : "";
   // A reset first: each line is coloured on its own, from what was in force at its start.
   const html = ansi.ansi_to_html(`\u001b[0m${colour}${text}`);
   return { time, stderr: match?.[2] === "err", html };
@@ -88,9 +96,14 @@ export function LogView(props: { run: string; job?: string | undefined }) {
     };
     // While text pours in (a long tail read at once), the view is drawn every DRAW_MS, not every
     // frame: each draw colours a screenful of new lines and lays them out, and nobody reads them.
+    let ended = false;
     const draw = () => {
-      if (frame || timer) return;
-      const wait = drawnAt + DRAW_MS - performance.now();
+      if (frame) return;
+      // Once all the text is in, nothing more is coming: the end is drawn at the next frame.
+      const wait = ended ? 0 : drawnAt + DRAW_MS - performance.now();
+      if (timer && wait > 0) return;
+      clearTimeout(timer);
+      timer = undefined;
       if (wait <= 0) frame = requestAnimationFrame(flush);
       else
         timer = setTimeout(() => {
@@ -122,7 +135,8 @@ export function LogView(props: { run: string; job?: string | undefined }) {
       aborted.signal,
     ).then(
       () => {
-        flush();
+        ended = true;
+        draw();
         setState("ended");
       },
       (failure: Error) => {
@@ -151,8 +165,9 @@ export function LogView(props: { run: string; job?: string | undefined }) {
     return () => observer.disconnect();
   }, []);
 
-  // Stay at the bottom while the reader is there, as `tail -f` does.
-  useEffect(() => {
+  // Stay at the bottom while the reader is there, as `tail -f` does (before the browser paints:
+  // the new rows are never shown one frame away from the end).
+  useLayoutEffect(() => {
     const el = box.current;
     if (follow.current && el && el.scrollTop + el.clientHeight < el.scrollHeight)
       el.scrollTop = el.scrollHeight;
@@ -160,8 +175,11 @@ export function LogView(props: { run: string; job?: string | undefined }) {
 
   const lines = log.current;
   const count = lines.count;
-  const first = Math.max(0, Math.floor(view.top / ROW) - OVERSCAN);
-  const last = Math.min(count, Math.ceil((view.top + view.height) / ROW) + OVERSCAN);
+  // Following, the rows drawn are the last ones, where the box is about to be scrolled (not those
+  // at its scroll position before the new lines: that would draw twice, before and after the scroll).
+  const top = follow.current ? Math.max(0, count * ROW - view.height) : view.top;
+  const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
+  const last = Math.min(count, Math.ceil((top + view.height) / ROW) + OVERSCAN);
   const rows: { n: number; row: Row; colour: string }[] = [];
   for (let i = first; i < last; i++) {
     const shown = lines.shown(i);
