@@ -97,10 +97,10 @@ export function LogView(props: { run: string; job?: string | undefined }) {
     // While text pours in (a long tail read at once), the view is drawn every DRAW_MS, not every
     // frame: each draw colours a screenful of new lines and lays them out, and nobody reads them.
     let ended = false;
-    const draw = () => {
+    /** `now`: all the text is in and indexed, nothing more is coming; the end is drawn at the next frame. */
+    const draw = (now: boolean) => {
       if (frame) return;
-      // Once all the text is in, nothing more is coming: the end is drawn at the next frame.
-      const wait = ended ? 0 : drawnAt + DRAW_MS - performance.now();
+      const wait = now ? 0 : drawnAt + DRAW_MS - performance.now();
       if (timer && wait > 0) return;
       clearTimeout(timer);
       timer = undefined;
@@ -117,7 +117,7 @@ export function LogView(props: { run: string; job?: string | undefined }) {
       queued = false;
       if (aborted.signal.aborted) return;
       const done = lines.work(performance.now() + SLICE_MS, () => performance.now());
-      draw();
+      draw(done && ended);
       if (!done) wake.current();
     };
     wake.current = () => {
@@ -136,7 +136,7 @@ export function LogView(props: { run: string; job?: string | undefined }) {
     ).then(
       () => {
         ended = true;
-        draw();
+        draw(!lines.busy);
         setState("ended");
       },
       (failure: Error) => {
