@@ -199,7 +199,3 @@ CREATE TRIGGER runs_text_delete AFTER DELETE ON runs BEGIN
     AND length(old.id) >= 3;
   DELETE FROM runs_text WHERE length(old.id) < 3 AND id = old.id;
 END;
-
-CREATE TRIGGER runs_text_insert AFTER INSERT ON runs BEGIN
-  INSERT INTO runs_text (id, run_name, saga) VALUES (new.id, new.run_name, new.saga);
-END;

@@ -39,7 +39,14 @@ import { FINAL_STATUSES } from "../types.js";
 import { BUSY_TIMEOUT_MS, enableWal, openReadOnly } from "./connection.js";
 import { assertMigrated, migrate } from "./migrations.js";
 import { type EncodedTransition, encodeTransition } from "./rows.js";
-import { prepareStatements, runQuerySql, type Statement, type Statements, updateSql } from "./statements.js";
+import {
+  INDEX_NEW_RUNS,
+  prepareStatements,
+  runQuerySql,
+  type Statement,
+  type Statements,
+  updateSql,
+} from "./statements.js";
 import { sqliteTriggerStore } from "./trigger-store.js";
 import { type Fdatasync, WalSync } from "./wal-sync.js";
 
@@ -249,6 +256,11 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
+    if (this.#indexing) {
+      clearImmediate(this.#indexing);
+      this.#indexing = undefined;
+      this.indexNewRuns();
+    }
     await this.walSync?.close();
     this.walSync = null;
     if (this.db.open) this.db.close();
@@ -295,15 +307,42 @@ export class SqliteStorage implements Storage {
     const now = Date.now();
     const batch = transitions.map((t) => encodeTransition(t, now, (mask) => this.updateStatement(mask)));
     const observe = this.onCommit;
-    if (!observe) return this.writing(() => this.commitBatch(batch));
-    const started = performance.now();
+    const started = observe ? performance.now() : 0;
     const results = this.writing(() => this.commitBatch(batch));
-    try {
-      observe(performance.now() - started);
-    } catch {
-      // Committed whatever the observer does.
+    if (observe) {
+      try {
+        observe(performance.now() - started);
+      } catch {
+        // Committed whatever the observer does.
+      }
     }
+    if (batch.some((t) => t.insert !== null)) this.indexNewRunsSoon();
     return results;
+  }
+
+  #indexing: NodeJS.Immediate | undefined;
+  #indexNewRuns: Statement | undefined;
+
+  /**
+   * Adds the runs just created to the text index, after the commits of this turn are answered (a
+   * search scans what is not indexed yet, so nothing is missed meanwhile). A failure (a full disk)
+   * only leaves more to scan.
+   */
+  private indexNewRunsSoon(): void {
+    this.#indexing ??= setImmediate(() => {
+      this.#indexing = undefined;
+      this.indexNewRuns();
+    });
+  }
+
+  private indexNewRuns(): void {
+    if (!this.db.open) return;
+    try {
+      this.#indexNewRuns ??= this.db.prepare(INDEX_NEW_RUNS);
+      this.#indexNewRuns.run();
+    } catch {
+      // Indexed by the next commit that creates a run.
+    }
   }
 
   /** How many runs there are per saga and status (an index-only scan): what metrics show at a scrape. */

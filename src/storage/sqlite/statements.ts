@@ -116,6 +116,14 @@ export function updateSql(mask: number): string {
   return `UPDATE runs SET ${sets} WHERE ${where}`;
 }
 
+/** A run's id, name or pipeline contains the needle (given three times), lowered as JavaScript lowers. */
+const CONTAINS =
+  "(instr(slipway_lower(e.id), ?) > 0 OR instr(slipway_lower(coalesce(e.run_name, '')), ?) > 0 OR instr(slipway_lower(e.saga), ?) > 0)";
+
+/** Indexes the runs created since the text index was last filled (see migration 0010). */
+export const INDEX_NEW_RUNS = `INSERT INTO runs_text (rowid, id, run_name, saga)
+  SELECT rowid, id, run_name, saga FROM runs WHERE rowid > (SELECT coalesce(max(rowid), 0) FROM runs_text)`;
+
 /** The SELECT of runs a query asks for, and its arguments: one SQL text per filter shape. */
 export function runQuerySql(query: RunQuery): { sql: string; args: unknown[] } {
   const where: string[] = [];
@@ -153,15 +161,16 @@ export function runQuerySql(query: RunQuery): { sql: string; args: unknown[] } {
   if (query.text) {
     const needle = query.text.toLowerCase();
     if ([...needle].length >= 3) {
-      // The trigram index (migration 0009): the needle as one FTS5 phrase, a substring in any column.
-      where.push("e.id IN (SELECT id FROM runs_text WHERE runs_text MATCH ?)");
-      args.push(`"${needle.replaceAll('"', '""')}"`);
+      // The trigram index (migrations 0009, 0010): the needle as one FTS5 phrase, a substring in any
+      // column; runs created since the index was last filled (past its highest rowid) are scanned.
+      where.push(
+        `(e.id IN (SELECT id FROM runs_text WHERE runs_text MATCH ?) OR (e.rowid > (SELECT coalesce(max(rowid), 0) FROM runs_text) AND ${CONTAINS}))`,
+      );
+      args.push(`"${needle.replaceAll('"', '""')}"`, needle, needle, needle);
     } else {
       // Too short for a trigram: scanned newest first (most runs contain one or two given
       // characters, so a page fills fast), lowered as JavaScript lowers (slipway_lower).
-      where.push(
-        "(instr(slipway_lower(e.id), ?) > 0 OR instr(slipway_lower(coalesce(e.run_name, '')), ?) > 0 OR instr(slipway_lower(e.saga), ?) > 0)",
-      );
+      where.push(CONTAINS);
       args.push(needle, needle, needle);
     }
   }

@@ -9,7 +9,7 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { migrate, readMigrations } from "../../../src/storage/sqlite/migrations.js";
 import { SqliteStorage } from "../../../src/storage/sqlite/sqlite-storage.js";
-import { runStorageConformance } from "../../../src/testing/index.js";
+import { createTransition, runRecord, runStorageConformance } from "../../../src/testing/index.js";
 import { trackChild } from "../../leaks.js";
 import { eventually, within } from "../../wait.js";
 
@@ -38,6 +38,40 @@ runStorageConformance({
 });
 
 describe("SqliteStorage specifics", () => {
+  it("indexes new runs for the text filter after their commit, and finds those not indexed yet by a scan", async () => {
+    const path = freshPath();
+    const storage = new SqliteStorage({ path });
+    await storage.init();
+    const indexed = () => {
+      const db = new Database(path, { readonly: true });
+      try {
+        return db.prepare("SELECT id FROM runs_text ORDER BY rowid").pluck().all() as string[];
+      } finally {
+        db.close();
+      }
+    };
+    const create = (id: string, saga: string) =>
+      storage.commit([createTransition(runRecord(id, { saga }), "me")]);
+    try {
+      await create("r-1", "recipe-ci-gitea");
+      await create("r-2", "release");
+      // Not in the index within the commit: found by the scan of the runs past it.
+      expect(indexed()).toEqual([]);
+      expect((await storage.listRuns({ text: "GITEA" })).map((r) => r.id)).toEqual(["r-1"]);
+      // Indexed once the commits are answered.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(indexed()).toEqual(["r-1", "r-2"]);
+      expect((await storage.listRuns({ text: "gitea" })).map((r) => r.id)).toEqual(["r-1"]);
+      // A run created after it is found too, the index for the first two, the scan for it.
+      await create("r-3", "recipe-ci-gitea-heavy");
+      expect((await storage.listRuns({ text: "Gitea" })).map((r) => r.id)).toEqual(["r-1", "r-3"]);
+    } finally {
+      await storage.close();
+    }
+    // Closing indexed what was left.
+    expect(indexed()).toEqual(["r-1", "r-2", "r-3"]);
+  });
+
   it("runs in WAL mode and records every migration once, across reopenings", async () => {
     const path = freshPath();
     for (let i = 0; i < 3; i++) {
