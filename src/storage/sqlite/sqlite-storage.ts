@@ -81,6 +81,9 @@ export interface SqliteStorageOptions {
   fdatasync?: Fdatasync;
 }
 
+/** How long new runs wait to be added to the text index, gathered in one write. */
+const INDEX_DELAY_MS = 1_000;
+
 /** Measured peaks kept per job: plenty for a p95, bounded so the table doesn't grow forever. */
 const KEPT_PEAKS = 100;
 
@@ -257,7 +260,7 @@ export class SqliteStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.#indexing) {
-      clearImmediate(this.#indexing);
+      clearTimeout(this.#indexing);
       this.#indexing = undefined;
       this.indexNewRuns();
     }
@@ -320,19 +323,19 @@ export class SqliteStorage implements Storage {
     return results;
   }
 
-  #indexing: NodeJS.Immediate | undefined;
+  #indexing: NodeJS.Timeout | undefined;
   #indexNewRuns: Statement | undefined;
 
   /**
-   * Adds the runs just created to the text index, after the commits of this turn are answered (a
-   * search scans what is not indexed yet, so nothing is missed meanwhile). A failure (a full disk)
-   * only leaves more to scan.
+   * Adds the runs created meanwhile to the text index within a second, in one write, away from the
+   * commits that start runs and their first actions (a search scans what is not indexed yet, so
+   * nothing is missed meanwhile). A failure (a full disk) only leaves more to scan.
    */
   private indexNewRunsSoon(): void {
-    this.#indexing ??= setImmediate(() => {
+    this.#indexing ??= setTimeout(() => {
       this.#indexing = undefined;
       this.indexNewRuns();
-    });
+    }, INDEX_DELAY_MS).unref();
   }
 
   private indexNewRuns(): void {

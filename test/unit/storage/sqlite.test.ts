@@ -58,8 +58,8 @@ describe("SqliteStorage specifics", () => {
       // Not in the index within the commit: found by the scan of the runs past it.
       expect(indexed()).toEqual([]);
       expect((await storage.listRuns({ text: "GITEA" })).map((r) => r.id)).toEqual(["r-1"]);
-      // Indexed once the commits are answered.
-      await new Promise((resolve) => setImmediate(resolve));
+      // Indexed a moment later, both in one write.
+      await eventually(() => indexed().length === 2, "the runs to be indexed");
       expect(indexed()).toEqual(["r-1", "r-2"]);
       expect((await storage.listRuns({ text: "gitea" })).map((r) => r.id)).toEqual(["r-1"]);
       // A run created after it is found too, the index for the first two, the scan for it.
