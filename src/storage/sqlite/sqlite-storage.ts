@@ -39,14 +39,8 @@ import { FINAL_STATUSES } from "../types.js";
 import { BUSY_TIMEOUT_MS, enableWal, openReadOnly } from "./connection.js";
 import { assertMigrated, migrate } from "./migrations.js";
 import { type EncodedTransition, encodeTransition } from "./rows.js";
-import {
-  INDEX_NEW_RUNS,
-  prepareStatements,
-  runQuerySql,
-  type Statement,
-  type Statements,
-  updateSql,
-} from "./statements.js";
+import { prepareStatements, runQuerySql, type Statement, type Statements, updateSql } from "./statements.js";
+import { TextIndex } from "./text-index.js";
 import { sqliteTriggerStore } from "./trigger-store.js";
 import { type Fdatasync, WalSync } from "./wal-sync.js";
 
@@ -81,9 +75,6 @@ export interface SqliteStorageOptions {
   fdatasync?: Fdatasync;
 }
 
-/** How long new runs wait to be added to the text index, gathered in one write. */
-const INDEX_DELAY_MS = 1_000;
-
 /** Measured peaks kept per job: plenty for a p95, bounded so the table doesn't grow forever. */
 const KEPT_PEAKS = 100;
 
@@ -114,6 +105,7 @@ export class SqliteStorage implements Storage {
   private readonly fdatasync: Fdatasync | undefined;
   /** Told how long each commit of transitions took, in ms (metrics set it); absent: not timed. */
   onCommit: ((ms: number) => void) | undefined;
+  private readonly textIndex: TextIndex;
   private readonly syncNormal: Statement | undefined;
   private readonly syncFull: Statement | undefined;
 
@@ -123,6 +115,7 @@ export class SqliteStorage implements Storage {
     if (!this.readOnly && options.path !== ":memory:" && !options.path.startsWith("file:"))
       mkdirSync(dirname(options.path), { recursive: true });
     this.db = this.readOnly ? openReadOnly(options.path) : new Database(options.path);
+    this.textIndex = new TextIndex(this.db);
     this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     if (!this.readOnly) enableWal(this.db, options.path);
     this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
@@ -259,11 +252,7 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
-    if (this.#indexing) {
-      clearTimeout(this.#indexing);
-      this.#indexing = undefined;
-      this.indexNewRuns();
-    }
+    this.textIndex.flush();
     await this.walSync?.close();
     this.walSync = null;
     if (this.db.open) this.db.close();
@@ -319,33 +308,8 @@ export class SqliteStorage implements Storage {
         // Committed whatever the observer does.
       }
     }
-    if (batch.some((t) => t.insert !== null)) this.indexNewRunsSoon();
+    if (batch.some((t) => t.insert !== null)) this.textIndex.soon();
     return results;
-  }
-
-  #indexing: NodeJS.Timeout | undefined;
-  #indexNewRuns: Statement | undefined;
-
-  /**
-   * Adds the runs created meanwhile to the text index within a second, in one write, away from the
-   * commits that start runs and their first actions (a search scans what is not indexed yet, so
-   * nothing is missed meanwhile). A failure (a full disk) only leaves more to scan.
-   */
-  private indexNewRunsSoon(): void {
-    this.#indexing ??= setTimeout(() => {
-      this.#indexing = undefined;
-      this.indexNewRuns();
-    }, INDEX_DELAY_MS).unref();
-  }
-
-  private indexNewRuns(): void {
-    if (!this.db.open) return;
-    try {
-      this.#indexNewRuns ??= this.db.prepare(INDEX_NEW_RUNS);
-      this.#indexNewRuns.run();
-    } catch {
-      // Indexed by the next commit that creates a run.
-    }
   }
 
   /** How many runs there are per saga and status (an index-only scan): what metrics show at a scrape. */
