@@ -45,10 +45,9 @@ export type Query = <R extends pg.QueryResultRow>(
 
 /** The store over a migrated database. */
 export function postgresTriggerStore(query: Query): TriggerStore {
-  const pool = { query };
   const rows = async <R extends pg.QueryResultRow>(text: string, values: unknown[]) =>
-    (await pool.query<R>(text, values)).rows;
-  const changed = async (text: string, values: unknown[]) => (await pool.query(text, values)).rowCount === 1;
+    (await query<R>(text, values)).rows;
+  const changed = async (text: string, values: unknown[]) => (await query(text, values)).rowCount === 1;
   const verdictsOf = async (key: string) =>
     (await rows<VerdictRow>("SELECT * FROM trigger_verdicts WHERE key = $1 ORDER BY pipeline", [key])).map(
       verdictOf,
@@ -67,7 +66,7 @@ export function postgresTriggerStore(query: Query): TriggerStore {
       return row && eventOf(row);
     },
     async putVerdict(v) {
-      await pool.query(
+      await query(
         `INSERT INTO trigger_verdicts (key, pipeline, verdict, reason, run_id, workspace, at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (key, pipeline) DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason,
@@ -96,7 +95,7 @@ export function postgresTriggerStore(query: Query): TriggerStore {
       );
     },
     async clearWorkspace(key, pipeline) {
-      await pool.query("UPDATE trigger_verdicts SET workspace = NULL WHERE key = $1 AND pipeline = $2", [
+      await query("UPDATE trigger_verdicts SET workspace = NULL WHERE key = $1 AND pipeline = $2", [
         key,
         pipeline,
       ]);
@@ -112,7 +111,7 @@ export function postgresTriggerStore(query: Query): TriggerStore {
       return row && sourceOf(row);
     },
     async putSourceState(s) {
-      await pool.query(
+      await query(
         `INSERT INTO trigger_sources (source, refs, last_poll_at, outcome, failures, next_poll_at, extra)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (source) DO UPDATE SET refs = excluded.refs, last_poll_at = excluded.last_poll_at,
@@ -133,7 +132,7 @@ export function postgresTriggerStore(query: Query): TriggerStore {
       return (await rows<SourceRow>("SELECT * FROM trigger_sources ORDER BY source", [])).map(sourceOf);
     },
     async approve(source, number, sha, by, at) {
-      await pool.query(
+      await query(
         `INSERT INTO trigger_approvals (source, number, sha, by, at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT DO NOTHING`,
         [source, number, sha, by, at],
@@ -170,7 +169,7 @@ export function postgresTriggerStore(query: Query): TriggerStore {
       );
     },
     async putReport(report) {
-      await pool.query(
+      await query(
         `INSERT INTO trigger_reports (${REPORT_COLUMNS}) VALUES (${REPORT_VALUES})
          ON CONFLICT (key, pipeline) DO UPDATE SET source = excluded.source, run_id = excluded.run_id,
            sha = excluded.sha, number = excluded.number, reply = excluded.reply, state = excluded.state,
