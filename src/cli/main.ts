@@ -16,6 +16,7 @@ import { submit } from "./commands/submit.js";
 import { token } from "./commands/token.js";
 import { triggers } from "./commands/triggers.js";
 import { validate } from "./commands/validate.js";
+import { workers } from "./commands/workers.js";
 
 export { EXIT, type Io } from "./command.js";
 
@@ -53,6 +54,7 @@ const commands: Command[] = [
   logs,
   queue,
   triggers,
+  workers,
   signal,
   cancel,
   retry,

@@ -124,6 +124,21 @@ export class Executor extends RunChildren {
     return this.runs.size;
   }
 
+  /** Whether the run is held in memory here now. */
+  holds(runId: string): boolean {
+    return this.runs.has(runId);
+  }
+
+  /** How long a silent executor stays the owner of its runs (its lease), ms. */
+  get leaseMs(): number {
+    return this.settings.leaseMs;
+  }
+
+  /** How often this executor proves it is alive and looks for dead ones, ms. */
+  get heartbeatIntervalMs(): number {
+    return this.settings.heartbeatIntervalMs;
+  }
+
   newRunId(): string {
     return newId(this.clock.now());
   }
@@ -139,23 +154,70 @@ export class Executor extends RunChildren {
    * existing run; anything else is refused with an `IdempotencyConflictError`.
    */
   async start<I, V>(saga: Saga<I, V>, ...[input, options = {}]: StartArgs<I>): Promise<RunHandle<V>> {
+    this.#assertRegistered(saga as unknown as Saga);
+    return (await this.createRun(saga as unknown as Saga, input, options, null)) as RunHandle<V>;
+  }
+
+  #assertRegistered(saga: Saga): void {
     this.assertOpen();
-    if (this.registry.get(saga.name, saga.version) !== (saga as unknown as Saga)) {
+    if (this.registry.get(saga.name, saga.version) !== saga)
       throw new SlipwayError(
         "not_registered",
         `saga ${saga.name} v${saga.version} is not registered with this executor`,
       );
-    }
-    return (await this.createRun(saga as unknown as Saga, input, options, null)) as RunHandle<V>;
   }
 
-  /** Starts a run of a registered saga, a child run when `parent` is given (see `start`). */
-  protected async createRun(
+  /**
+   * Creates a run without taking it: it waits, owned by nobody and due at once, for whichever
+   * executor with room claims it first (a cluster's worker that is full queues what it is given).
+   * Resolves once it is durably created; the same idempotency as `start`.
+   */
+  async enqueue<I, V>(saga: Saga<I, V>, ...[input, options = {}]: StartArgs<I>): Promise<RunHandle<V>> {
+    this.#assertRegistered(saga as unknown as Saga);
+    const created = await this.#newRecord(saga as unknown as Saga, input, options, null);
+    if (!isRecord(created)) return created as RunHandle<V>;
+    const record: RunRecord = { ...created, status: "waiting", wakeAt: created.createdAt };
+    const data = { version: saga.version, input: record.input };
+    const events = [
+      { runId: record.id, seq: 1, type: "run:started", action: null, at: record.createdAt, data },
+      {
+        runId: record.id,
+        seq: 2,
+        type: "run:waiting",
+        action: null,
+        at: record.createdAt,
+        data: { wakeAt: record.createdAt, queued: true },
+      },
+    ] as const;
+    const result = await this.commits.submit({
+      runId: record.id,
+      owner: this.owner,
+      create: record,
+      run: { release: true },
+      events: events.map((e) => ({ ...e })),
+    });
+    if (result === "exists") {
+      const existing = await this.#existing(record.id, saga as unknown as Saga, record.input);
+      if (existing) return existing as RunHandle<V>;
+    }
+    if (result !== "ok")
+      throw new SlipwayError("storage", `run ${record.id} could not be created (${result})`);
+    this.publish(events.map((e) => ({ ...e, saga: record.saga, runName: record.runName })));
+    // Any executor with room takes it, this one too: it is due now.
+    this.scheduleWake(record.createdAt);
+    return this.handle(record.id) as RunHandle<V>;
+  }
+
+  /**
+   * A new run's record, owned by this executor, its input checked; or the handle of the run that
+   * exists already under the caller's id (a retried submit).
+   */
+  async #newRecord(
     saga: Saga,
     input: unknown,
     options: StartOptions,
     parent: ParentLink | null,
-  ): Promise<RunHandle> {
+  ): Promise<RunRecord | RunHandle> {
     this.assertOpen();
     const parsed = saga.inputSchema.safeParse(input ?? {});
     if (!parsed.success) {
@@ -170,9 +232,8 @@ export class Executor extends RunChildren {
       if (existing) return existing;
     }
     const now = this.clock.now();
-    const id = options.id ?? newId(now);
-    const record: RunRecord = {
-      id,
+    return {
+      id: options.id ?? newId(now),
       saga: saga.name,
       version: saga.version,
       status: "running",
@@ -189,6 +250,18 @@ export class Executor extends RunChildren {
       endedAt: null,
       parent,
     };
+  }
+
+  /** Starts a run of a registered saga, a child run when `parent` is given (see `start`). */
+  protected async createRun(
+    saga: Saga,
+    input: unknown,
+    options: StartOptions,
+    parent: ParentLink | null,
+  ): Promise<RunHandle> {
+    const record = await this.#newRecord(saga, input, options, parent);
+    if (!isRecord(record)) return record;
+    const id = record.id;
     const run = new HostedRun(this, saga, {
       run: record,
       steps: [],
@@ -206,7 +279,7 @@ export class Executor extends RunChildren {
     }
     if (result === "exists") {
       // Created meanwhile by another process: the refused creation ran and kept nothing.
-      const existing = await this.#existing(id, saga, data);
+      const existing = await this.#existing(id, saga, record.input);
       if (existing) return existing;
     }
     if (result !== "ok") throw new SlipwayError("storage", `run ${id} could not be created (${result})`);
@@ -400,6 +473,10 @@ export class Executor extends RunChildren {
     }
     await this.storage.removeExecutor(this.owner);
   }
+}
+
+function isRecord(value: RunRecord | RunHandle): value is RunRecord {
+  return "revision" in value;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -341,7 +341,12 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     );
   });
   api.get("/resources", async (c) => c.json(await runs.resources()));
-  api.get("/executors", async (c) => c.json(await runs.executors()));
+  api.get("/workers", async (c) => c.json(await runs.workers()));
+  // Its name before clusters (0.3): the same list, under `executors`.
+  api.get("/executors", async (c) => {
+    const { workers, leaseMs } = await runs.workers();
+    return c.json({ executors: workers, leaseMs });
+  });
   api.get("/openapi.json", (c) => c.json(openApiDocument()));
 
   app.route(API_PREFIX, api);

@@ -36,6 +36,7 @@ export const ROUTE_ROLES: readonly RouteRule[] = [
   { method: "GET", route: "/events", role: "read" },
   { method: "GET", route: "/queue", role: "read" },
   { method: "GET", route: "/resources", role: "read" },
+  { method: "GET", route: "/workers", role: "read" },
   { method: "GET", route: "/executors", role: "read" },
   { method: "GET", route: "/triggers", role: "read" },
   { method: "GET", route: "/openapi.json", role: "read" },

@@ -11,7 +11,6 @@ import type { ChangeOptions, RunChange } from "../runs/changes.js";
 import type {
   ActionResponse,
   ErrorResponse,
-  ExecutorsResponse,
   QueueEntry,
   QueueResponse,
   ResourcesResponse,
@@ -20,6 +19,7 @@ import type {
   SignalResponse,
   SubmitRequest,
   SubmitResponse,
+  WorkersResponse,
 } from "../runs/schemas.js";
 import type {
   EventOptions,
@@ -161,8 +161,8 @@ export class HttpRuns implements RunService {
     return this.#json("GET", "/resources");
   }
 
-  executors(): Promise<ExecutorsResponse> {
-    return this.#json("GET", "/executors");
+  workers(): Promise<WorkersResponse> {
+    return this.#json("GET", "/workers");
   }
 
   /** The server's trigger sources, recent events with their verdicts, schedules (`GET /triggers`). */

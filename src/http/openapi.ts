@@ -26,6 +26,8 @@ interface Operation {
   operationId: string;
   summary: string;
   description?: string;
+  /** Kept for old clients; use the operation it names instead. */
+  deprecated?: boolean;
   parameters?: Parameter[];
   requestBody?: { required: boolean; content: MediaContent };
   responses: Record<string, { description: string; content?: MediaContent }>;
@@ -473,11 +475,19 @@ function baseDocument(): OpenApiDocument {
           responses: { "200": { description: "Resources", content: json("Resources") }, ...errors(401) },
         },
       },
+      "/workers": {
+        get: {
+          operationId: "workers",
+          summary:
+            "The workers sharing the server's database (a cluster's servers, foreground runs): host, pid, heartbeat, whether each looks alive, the runs it owns and their running jobs",
+          responses: { "200": { description: "Workers", content: json("Workers") }, ...errors(401) },
+        },
+      },
       "/executors": {
         get: {
           operationId: "executors",
-          summary:
-            "The executors sharing the server's database: host, pid, heartbeat, whether each looks alive, the runs it owns and their running jobs",
+          deprecated: true,
+          summary: "`/workers` under its former name: the same list as `{ executors, leaseMs }`",
           responses: { "200": { description: "Executors", content: json("Executors") }, ...errors(401) },
         },
       },
@@ -533,7 +543,10 @@ function baseDocument(): OpenApiDocument {
         PruneResponse: schemaOf(api.pruneResponse),
         Queue: schemaOf(api.queueResponse),
         Resources: schemaOf(api.resourcesResponse),
-        Executors: schemaOf(api.executorsResponse),
+        Workers: schemaOf(api.workersResponse),
+        Executors: schemaOf(
+          z.object({ executors: z.array(api.workerInfo), leaseMs: api.workersResponse.shape.leaseMs }),
+        ),
         Triggers: schemaOf(triggersResponse),
         SignalResponse: schemaOf(api.signalResponse),
         ActionResponse: schemaOf(api.actionResponse),

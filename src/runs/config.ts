@@ -11,6 +11,7 @@
  * job_env: [AWS_PROFILE, "PIP_*"]   # more variables a job may inherit from the server's environment
  * public_url: https://ci.example.org   # where people reach the server (links in reports to forges)
  * metrics: { public: true }    # GET /metrics without a token (default: a `read` token)
+ * max_runs: 20                 # runs this worker holds at once; on PostgreSQL the rest wait for any worker with room
  * ```
  */
 import { createHash } from "node:crypto";
@@ -57,9 +58,22 @@ export interface ServeConfig {
   publicUrl?: string | undefined;
   /** `metrics: { public: true }`: Prometheus may scrape `GET /metrics` without a token. */
   metrics: { public: boolean };
+  /**
+   * `max_runs:`: runs this worker holds at once (running, or with jobs queued for admission here). On
+   * PostgreSQL a run submitted while it is full waits in the database for whichever worker has room;
+   * default: no limit.
+   */
+  maxRuns?: number | undefined;
 }
 
-export const SERVE_CONFIG_KEYS = ["tokens", "retention", "job_env", "public_url", "metrics"] as const;
+export const SERVE_CONFIG_KEYS = [
+  "tokens",
+  "retention",
+  "job_env",
+  "public_url",
+  "metrics",
+  "max_runs",
+] as const;
 const METRICS_KEYS = ["public"] as const;
 const TOKEN_KEYS = ["role", "hash"] as const;
 const RETENTION_KEYS = ["older_than", "every"] as const;
@@ -120,6 +134,8 @@ export function serveSections(): { sections: ConfigSections; result: Omit<ServeC
       else if (entry.name === "retention") result.retention = readRetention(r, entry.value);
       else if (entry.name === "public_url") result.publicUrl = readPublicUrl(r, entry.value);
       else if (entry.name === "metrics") result.metrics = readMetrics(r, entry.value);
+      else if (entry.name === "max_runs")
+        result.maxRuns = r.integer(entry.value, "`max_runs` (runs this worker holds at once)", 1);
       else result.jobEnv = readJobEnv(r, entry.value);
     },
   };

@@ -16,7 +16,8 @@ import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js"
 import type { RunRequest } from "../pipeline/plan.js";
 import { PipelineInputError } from "../pipeline/problems.js";
 import { type RunSpec, runSpecOf, runSpecSchema } from "../pipeline/run-spec.js";
-import { runDirectory, sweepRunOrphans } from "../shell/run-directory.js";
+import { runDirectory, sweepDataDirOrphans, sweepRunOrphans } from "../shell/run-directory.js";
+import { isPostgresUrl } from "../storage/open.js";
 import {
   ACTIVE_STATUSES,
   type AuditRecord,
@@ -27,8 +28,8 @@ import {
 } from "../storage/types.js";
 import { ChangeFeed, type ChangeOptions, type RunChange } from "./changes.js";
 import { liveChildren } from "./children.js";
+import { ClusterWorker } from "./cluster.js";
 import { loadRunDetail } from "./detail.js";
-import { loadExecutors } from "./executors.js";
 import { queueFromStorage } from "./explain.js";
 import { followEvents } from "./follow.js";
 import { listRuns, pageRuns, runIdOfKey } from "./listing.js";
@@ -39,13 +40,13 @@ import { findRun } from "./records.js";
 import { openRuntime, type Runtime, type RuntimeOptions } from "./runtime.js";
 import type {
   ActionResponse,
-  ExecutorsResponse,
   QueueEntry,
   ResourcesResponse,
   RunDetail,
   RunSummary,
   SignalResponse,
   SubmitResponse,
+  WorkersResponse,
 } from "./schemas.js";
 import type {
   AuditLog,
@@ -60,6 +61,7 @@ import type {
   SubmitOptions,
 } from "./service.js";
 import { loadResources } from "./usage.js";
+import { loadWorkers } from "./workers.js";
 
 export interface LocalRunsOptions {
   /** The SQLite database file. */
@@ -115,6 +117,8 @@ export class LocalRuns implements RunService {
   #auditBatch: Batcher<NewAuditRecord, AuditRecord> | undefined;
   /** Measured job peaks, read for `resources()` (prepared once). */
   #peaks: PeakStore | undefined;
+  /** A server on PostgreSQL: one worker of a cluster (cluster.ts). */
+  #cluster: ClusterWorker | undefined;
 
   private constructor(runtime: Runtime, options: LocalRunsOptions) {
     this.runtime = runtime;
@@ -137,7 +141,8 @@ export class LocalRuns implements RunService {
       pollIntervalMs: options.pollIntervalMs ?? 200,
       launcher: options.launcher ?? (options.adopt ?? "all") === "all",
       // Only runs taken here: a run another live process runs, or whose orphans were not swept yet, is not ours.
-      accept: (run) => (runs ? runs.#hosted.has(run.id) : false),
+      // In a cluster, only while there is room: a full worker leaves a run due to wake to one with room.
+      accept: (run) => (runs ? runs.#hosted.has(run.id) && (runs.#cluster?.room() ?? 1) > 0 : false),
       // A `uses:` job's child run is hosted where its parent runs, its saga compiled from its spec.
       hostChild: (child) => {
         if (runs) runs.#hostChild(child);
@@ -152,6 +157,9 @@ export class LocalRuns implements RunService {
       if (ENDING_EVENTS.has(event.type)) self.#unhost(event.runId);
       // Parked, it is owned by nobody: from now on only the mark tells others it is followed here.
       else if (event.type === "run:waiting") self.#mark(event.runId);
+      else return;
+      // It left memory here: room for a run queued for any worker.
+      self.#cluster?.freed();
     });
     if (runs.#adopt === "all") {
       try {
@@ -160,6 +168,7 @@ export class LocalRuns implements RunService {
         await runs.close();
         throw error;
       }
+      if (isPostgresUrl(options.db)) await runs.#joinCluster();
     }
     return runs;
   }
@@ -209,6 +218,20 @@ export class LocalRuns implements RunService {
     }
     const runName = await nameRun(this.#storage, compiled, options.name);
     const saga = this.#register(compiled);
+    // A full worker of a cluster queues it for whichever worker has room (this one too, later): not
+    // hosted here, or this executor would take it back at once.
+    if (this.#cluster !== undefined && this.#cluster.room() <= 0) {
+      try {
+        await this.#executor.enqueue(
+          saga,
+          { run: compiled.spec },
+          runName === undefined ? { id } : { id, runName },
+        );
+      } finally {
+        this.#forgetUnused(`${saga.name}@${saga.version}`);
+      }
+      return response(id, runName ?? null);
+    }
     // Marked once it parks (most runs never do): not a file written per submission.
     this.#host(id, saga, false);
     try {
@@ -366,12 +389,13 @@ export class LocalRuns implements RunService {
     return loadResources(this.#storage, this.runtime.jobs.resources, this.#peaks);
   }
 
-  executors(): Promise<ExecutorsResponse> {
-    return loadExecutors(this.#storage, this.#executor.owner);
+  workers(): Promise<WorkersResponse> {
+    return loadWorkers(this.#storage, this.#executor.owner);
   }
 
   /** Stops: running jobs are stopped and the runs released, left in storage for whoever continues them. */
   async close(): Promise<void> {
+    await this.#cluster?.stop();
     this.#stopListening?.();
     this.#changes.close();
     await this.#auditBatch?.drained();
@@ -380,6 +404,34 @@ export class LocalRuns implements RunService {
   }
 
   // ---- internals ----------------------------------------------------------------------------
+
+  /**
+   * From now on takes, as room allows, the runs queued for any worker and those of dead workers; first
+   * kills what this machine's dead worker left running, whoever continues those runs now.
+   */
+  async #joinCluster(): Promise<void> {
+    for (const orphan of await sweepDataDirOrphans(this.runtime.dataDir)) {
+      if (orphan.killed === 0) continue;
+      this.runtime.logger.warn(
+        { pidFile: orphan.pidFile, pgid: orphan.identity.pgid, killed: orphan.killed },
+        "killed leftover processes of a job whose worker died",
+      );
+    }
+    this.#cluster = new ClusterWorker({
+      storage: this.#storage,
+      executor: this.#executor,
+      dataDir: this.runtime.dataDir,
+      logger: this.runtime.logger,
+      maxRuns: this.runtime.config.maxRuns ?? Number.POSITIVE_INFINITY,
+      intervalMs: this.#executor.heartbeatIntervalMs,
+      hosted: (id) => this.#hosted.has(id),
+      take: async (record) => {
+        await this.#take(record);
+      },
+      unhost: (id) => this.#unhost(id),
+    });
+    this.#cluster.start();
+  }
 
   /** At open: every incomplete pipeline run nobody alive runs is swept, recompiled and continued. */
   async #adoptAll(): Promise<void> {
@@ -506,10 +558,13 @@ export class LocalRuns implements RunService {
     const key = this.#sagaOfRun.get(id);
     if (key === undefined) return;
     this.#sagaOfRun.delete(id);
-    const users = this.#users.get(key);
-    users?.delete(id);
-    if (users && users.size > 0) return;
-    // A server up for weeks sees many pipeline texts: keep only the sagas of runs it still holds.
+    this.#users.get(key)?.delete(id);
+    this.#forgetUnused(key);
+  }
+
+  /** A server up for weeks sees many pipeline texts: keep only the sagas of runs it still holds. */
+  #forgetUnused(key: string): void {
+    if ((this.#users.get(key)?.size ?? 0) > 0) return;
     this.#users.delete(key);
     const saga = this.#sagas.get(key);
     this.#sagas.delete(key);

@@ -400,10 +400,11 @@ export const resourcesResponse = z.object({
 export type ResourcesResponse = z.infer<typeof resourcesResponse>;
 
 /**
- * A process running runs from this database (a server, a foreground `slipway run`): alive while it
- * beats its heartbeat within the lease. What it holds: the runs it owns now and their running jobs.
+ * A worker: a process running runs from this database (a server, one of a cluster's, a foreground
+ * `slipway run`), alive while it beats its heartbeat within the lease. What it holds: the runs it
+ * owns now and their running jobs.
  */
-export const executorInfo = z.object({
+export const workerInfo = z.object({
   id: z.string(),
   host: z.string(),
   pid: z.number().int(),
@@ -427,14 +428,14 @@ export const executorInfo = z.object({
     }),
   ),
 });
-export type ExecutorInfo = z.infer<typeof executorInfo>;
+export type WorkerInfo = z.infer<typeof workerInfo>;
 
-export const executorsResponse = z.object({
-  executors: z.array(executorInfo),
-  /** An executor silent this long is taken for dead, ms. */
+export const workersResponse = z.object({
+  workers: z.array(workerInfo),
+  /** A worker silent this long is taken for dead, ms. */
   leaseMs: z.number(),
 });
-export type ExecutorsResponse = z.infer<typeof executorsResponse>;
+export type WorkersResponse = z.infer<typeof workersResponse>;
 
 export const signalResponse = z.object({ id: z.string(), signal: z.string(), seq: z.number().int() });
 export type SignalResponse = z.infer<typeof signalResponse>;

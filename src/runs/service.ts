@@ -10,13 +10,13 @@ import type { AuditQuery, AuditRecord, NewAuditRecord, RunStatus } from "../stor
 import type { ChangeOptions, RunChange } from "./changes.js";
 import type {
   ActionResponse,
-  ExecutorsResponse,
   QueueEntry,
   ResourcesResponse,
   RunDetail,
   RunSummary,
   SignalResponse,
   SubmitResponse,
+  WorkersResponse,
 } from "./schemas.js";
 
 /** A run to submit: a pipeline file's text, or a pipeline registered with the host, by its name. */
@@ -157,8 +157,8 @@ export interface RunService {
    * and per pipeline and job what it declares against its measured peaks.
    */
   resources(): Promise<ResourcesResponse>;
-  /** The executors sharing the database: their heartbeats, whether each looks alive, the runs each holds. */
-  executors(): Promise<ExecutorsResponse>;
+  /** The workers sharing the database: their heartbeats, whether each looks alive, the runs each holds. */
+  workers(): Promise<WorkersResponse>;
   close(): Promise<void>;
 }
 

@@ -62,13 +62,38 @@ export async function sweepPidFiles(
   return found;
 }
 
+/**
+ * For each pid file whose recorded runner (the Slipway process that started the job) is gone: kill the
+ * group it names if still ours, then delete the file. Pid files of live runners, or without a runner
+ * recorded, are left alone. What a worker does when it starts again on a machine where it died: its
+ * runs may be continued elsewhere by now, but what it left running here is still running.
+ */
+export async function sweepOrphansOfTheDead(
+  pidFiles: readonly string[],
+  graceMs = DEFAULT_GRACE_MS,
+): Promise<OrphanFound[]> {
+  const dead = pidFiles.filter((file) => {
+    const identity = readIdentity(file);
+    const runner = identity?.runner;
+    if (!runner || runner.pid === process.pid) return false;
+    // Recorded before a reboot: the runner and its jobs died with the machine (the sweep kills nothing).
+    if (identity.bootId !== undefined && identity.bootId !== bootId()) return true;
+    const stat = readProcStat(runner.pid);
+    return !stat || stat.state === "Z" || stat.startTime !== runner.startTime;
+  });
+  return sweepPidFiles(dead, graceMs);
+}
+
 function readIdentity(path: string): ProcessIdentity | undefined {
   try {
     const value = JSON.parse(readFileSync(path, "utf8")) as Partial<ProcessIdentity>;
     if (typeof value.pgid !== "number" || typeof value.startTime !== "number") return undefined;
-    return typeof value.bootId === "string"
-      ? { pgid: value.pgid, startTime: value.startTime, bootId: value.bootId }
-      : { pgid: value.pgid, startTime: value.startTime };
+    const identity: ProcessIdentity = { pgid: value.pgid, startTime: value.startTime };
+    if (typeof value.bootId === "string") identity.bootId = value.bootId;
+    const runner = value.runner;
+    if (runner && typeof runner.pid === "number" && typeof runner.startTime === "number")
+      identity.runner = { pid: runner.pid, startTime: runner.startTime };
+    return identity;
   } catch {
     return undefined;
   }

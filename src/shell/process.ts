@@ -17,7 +17,7 @@ import { delimiter, dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { diskFullError } from "../errors.js";
 import { type JobProcess, type Launcher, startProcess } from "./launcher.js";
-import { bootId, GroupSampler, terminateGroup } from "./proc.js";
+import { bootId, GroupSampler, readProcStat, terminateGroup } from "./proc.js";
 
 /** Names one process group across pid reuse and reboots (Linux /proc semantics). */
 export interface ProcessIdentity {
@@ -27,6 +27,11 @@ export interface ProcessIdentity {
   startTime: number;
   /** /proc/sys/kernel/random/boot_id when recorded; a different one means the group died with the machine. */
   bootId?: string;
+  /**
+   * The Slipway process that started the job (pid and start time), when recorded: once it is gone,
+   * the group is an orphan whoever continues the run (orphans.ts, `sweepOrphansOfTheDead`).
+   */
+  runner?: { pid: number; startTime: number };
 }
 
 export interface ShellOptions {
@@ -188,7 +193,12 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   // Started detached (setsid before exec): the child leads a group whose id is its pid.
   pgid = child.pid;
   running = true;
-  const identity: ProcessIdentity = { pgid, startTime: child.startTime, bootId: bootId() };
+  const identity: ProcessIdentity = {
+    pgid,
+    startTime: child.startTime,
+    bootId: bootId(),
+    runner: thisProcess(),
+  };
   try {
     pidFile?.commit(`${JSON.stringify(identity)}\n`);
     options.onSpawn?.(identity);
@@ -398,4 +408,12 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   } finally {
     clearTimeout(timer);
   }
+}
+
+let me: ProcessIdentity["runner"];
+
+/** This process as a pid file records its jobs' runner. */
+function thisProcess(): ProcessIdentity["runner"] {
+  me ??= { pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0 };
+  return me;
 }

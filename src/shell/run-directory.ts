@@ -17,7 +17,7 @@
  */
 import { type Dirent, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { type OrphanFound, sweepPidFiles } from "./orphans.js";
+import { type OrphanFound, sweepOrphansOfTheDead, sweepPidFiles } from "./orphans.js";
 
 /** Which command of a job wrote a log: its `run`, its `undo`, its `cleanup`, or the checks of a poll job. */
 export type LogPhase = "run" | "undo" | "cleanup" | "poll";
@@ -92,6 +92,22 @@ export async function sweepRunOrphans(
     .filter((entry) => entry.isFile() && entry.name.endsWith(PID))
     .map((entry) => join(dir, entry.name));
   return sweepPidFiles(pidFiles, graceMs);
+}
+
+/**
+ * Kills what dead Slipway processes left running in this data directory, whichever runs it belongs
+ * to (orphans.ts `sweepOrphansOfTheDead`), and deletes those pid files. Returns what was found.
+ */
+export async function sweepDataDirOrphans(dataDir: string, graceMs?: number): Promise<OrphanFound[]> {
+  const logs = join(dataDir, "logs");
+  const pidFiles = entries(logs)
+    .filter((run) => run.isDirectory())
+    .flatMap((run) =>
+      entries(join(logs, run.name))
+        .filter((entry) => entry.isFile() && entry.name.endsWith(PID))
+        .map((entry) => join(logs, run.name, entry.name)),
+    );
+  return sweepOrphansOfTheDead(pidFiles, graceMs);
 }
 
 /** The follower mark of a run. Not `*.pid`: the orphan sweep kills the process groups those name. */

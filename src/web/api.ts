@@ -4,8 +4,6 @@ import type { ConfigResponse, RunSummary } from "../runs/schemas.js";
 export type {
   ActionResponse,
   ChildRun,
-  ExecutorInfo,
-  ExecutorsResponse,
   JobUsage,
   PoolHolder,
   QueueEntry,
@@ -14,6 +12,8 @@ export type {
   RunSummary,
   StepSummary,
   WaitingJob,
+  WorkerInfo,
+  WorkersResponse,
 } from "../runs/schemas.js";
 export type { TriggersResponse } from "../triggers/schemas.js";
 export type RunStatus = RunSummary["status"];

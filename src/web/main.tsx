@@ -45,7 +45,7 @@ function App() {
           Resources
         </Link>
         <Link href="/triggers" class={path === "/triggers" ? "current" : undefined}>
-          Triggers and executors
+          Triggers and workers
         </Link>
         <span class="who" data-role={caller.role}>
           {caller.name} ({caller.role})

@@ -15,7 +15,7 @@ const ICONS: Record<string, string> = {
   cancelled: "⊘",
   pending: "○",
   queued: "⋯",
-  // Trigger verdicts, polls and executors (the Triggers and executors view).
+  // Trigger verdicts, polls and workers (the Triggers and workers view).
   started: "▶",
   ignored: "⊘",
   awaiting_approval: "‖",

@@ -1,8 +1,8 @@
 /**
- * The Triggers and executors view: sources and their polls, recent events with each pipeline's
- * verdict, what awaits approval, schedules; and the executors sharing the database with what each holds.
+ * The Triggers and workers view: sources and their polls, recent events with each pipeline's
+ * verdict, what awaits approval, schedules; and the workers sharing the database with what each holds.
  */
-import { api, type ExecutorInfo, type ExecutorsResponse, runPath, type TriggersResponse } from "./api.js";
+import { api, runPath, type TriggersResponse, type WorkerInfo, type WorkersResponse } from "./api.js";
 import { useLoad } from "./live.js";
 import { Link } from "./router.js";
 import { formatDuration, formatTime, Status } from "./status.js";
@@ -10,15 +10,15 @@ import "./views.css";
 
 export function TriggersView() {
   const triggers = useLoad(() => api<TriggersResponse>("/triggers"), [], 2000);
-  const executors = useLoad(() => api<ExecutorsResponse>("/executors"), [], 2000);
+  const workers = useLoad(() => api<WorkersResponse>("/workers"), [], 2000);
   const t = triggers.data;
   const none = t && t.sources.length === 0 && t.schedules.length === 0 && t.events.length === 0;
   return (
     <main class="triggers">
-      <h1>Triggers and executors</h1>
-      {(triggers.error ?? executors.error) && (
+      <h1>Triggers and workers</h1>
+      {(triggers.error ?? workers.error) && (
         <p class="error" role="alert">
-          {(triggers.error ?? executors.error)!.message}
+          {(triggers.error ?? workers.error)!.message}
         </p>
       )}
       <h2 id="sources">Sources</h2>
@@ -85,13 +85,14 @@ export function TriggersView() {
           </table>
         </>
       )}
-      <h2 id="executors">Executors</h2>
+      <h2 id="workers">Workers</h2>
       <p class="hint">
-        Processes running runs from this server's database (this server, and any <code>slipway run</code>{" "}
-        beside it). One silent for {formatDuration(executors.data?.leaseMs ?? 30_000)} is taken for dead and
-        its runs are continued by another.
+        Processes running runs from this server's database (this server, the other workers of its cluster, any{" "}
+        <code>slipway run</code> beside them). One silent for{" "}
+        {formatDuration(workers.data?.leaseMs ?? 10_000)} is taken for dead and its runs are continued by
+        another.
       </p>
-      {executors.data && <Executors executors={executors.data.executors} />}
+      {workers.data && <Workers workers={workers.data.workers} />}
     </main>
   );
 }
@@ -188,13 +189,13 @@ function Events(props: { events: TriggersResponse["events"] }) {
   );
 }
 
-function Executors(props: { executors: ExecutorInfo[] }) {
-  if (props.executors.length === 0) return <p class="empty">No executor is registered.</p>;
+function Workers(props: { workers: WorkerInfo[] }) {
+  if (props.workers.length === 0) return <p class="empty">No worker is registered.</p>;
   return (
-    <table class="executors" aria-labelledby="executors">
+    <table class="workers" aria-labelledby="workers">
       <thead>
         <tr>
-          <th scope="col">Executor</th>
+          <th scope="col">Worker</th>
           <th scope="col">State</th>
           <th scope="col">Host and pid</th>
           <th scope="col">Started</th>
@@ -203,8 +204,8 @@ function Executors(props: { executors: ExecutorInfo[] }) {
         </tr>
       </thead>
       <tbody>
-        {props.executors.map((e) => (
-          <tr key={e.id} data-executor={e.id} data-self={e.self ? "true" : undefined}>
+        {props.workers.map((e) => (
+          <tr key={e.id} data-worker={e.id} data-self={e.self ? "true" : undefined}>
             <th scope="row">
               <code>{e.id}</code>
               {e.self && <div class="sub">this server</div>}

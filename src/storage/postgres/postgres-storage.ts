@@ -171,10 +171,10 @@ export class PostgresStorage implements Storage {
     const consume = ok.flatMap((t) => t.consume);
     if (consume.length > 0) await client.query(CONSUME_SIGNALS, [JSON.stringify(consume)]);
     const notify = ok.flatMap((t) => t.notify).map((n, i) => ({ ...n, i }));
-    if (notify.length > 0) {
-      await client.query(INSERT_SIGNALS, [JSON.stringify(notify), true]);
+    if (notify.length > 0) await client.query(INSERT_SIGNALS, [JSON.stringify(notify), true]);
+    // A signal to another run, or a run created for any executor to take (queued): others look at once.
+    if (notify.length > 0 || ok.some((t) => t.insert !== null && t.insert.owner === null))
       await this.notifyChange(client);
-    }
   }
 
   async claim(request: ClaimRequest): Promise<RunSnapshot | undefined> {
@@ -407,7 +407,10 @@ export class PostgresStorage implements Storage {
     }));
   }
 
-  /** Calls `listener` soon after another process writes a signal or a cancel request (LISTEN/NOTIFY). */
+  /**
+   * Calls `listener` soon after another process writes a signal or a cancel request, or creates a run
+   * for any executor to take (LISTEN/NOTIFY).
+   */
   onChange(listener: () => void): () => void {
     return this.changes.subscribe(listener);
   }

@@ -1,5 +1,5 @@
 /**
- * The dashboard's Resources and Triggers and executors views in a real browser (Debian's headless
+ * The dashboard's Resources and Triggers and workers views in a real browser (Debian's headless
  * Chromium driven by playwright-core) against a real `slipway serve`: a lock held by a running job
  * with its holder named and linked, a job's declared memory beside its measured peak, a polled git
  * repository's source with its last poll, an event whose verdict links to the run it started, and
@@ -10,7 +10,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExecutorsResponse, ResourcesResponse, RunSummary } from "../../../src/runs/schemas.js";
+import type { ResourcesResponse, RunSummary, WorkersResponse } from "../../../src/runs/schemas.js";
 import type { TriggersResponse } from "../../../src/triggers/schemas.js";
 import { eventually, WAIT_MS } from "../../wait.js";
 import { Project } from "../cli/harness.js";
@@ -117,7 +117,7 @@ describe.skipIf(!existsSync(CHROMIUM))(
         await page.emulateMedia({ colorScheme: "light" });
 
         // No sources nor schedules: the triggers view says so, and lists the server's executor holding the run.
-        await navigateTo(page, "Triggers and executors");
+        await navigateTo(page, "Triggers and workers");
         await page.waitForSelector("[data-empty=triggers]", { timeout: UI_MS });
         expect(await page.textContent("[data-empty=triggers]")).toContain("No triggers are configured");
         const own = await page.waitForSelector(
@@ -190,7 +190,7 @@ jobs:
         git(work, "push", "--quiet", "origin", "feature");
 
         await signIn(page, server);
-        await navigateTo(page, "Triggers and executors");
+        await navigateTo(page, "Triggers and workers");
         const source = 'tr[data-source="app"]';
         await page.waitForSelector(`${source} [data-status="ok"]`, { timeout: UI_MS });
         expect(await page.textContent(`${source} td.last-poll`)).not.toBe("not yet");
@@ -209,10 +209,10 @@ jobs:
         expect(await ignored.textContent()).toContain("ignored");
 
         // The server's own executor, alive, its heartbeat within the lease, as the API says.
-        const { executors, leaseMs } = await server.json<ExecutorsResponse>("GET", "/executors");
-        const self = executors.find((e) => e.self)!;
+        const { workers, leaseMs } = await server.json<WorkersResponse>("GET", "/workers");
+        const self = workers.find((e) => e.self)!;
         expect(self).toMatchObject({ alive: true, pid: server.process.child.pid });
-        const row = `tr[data-executor="${self.id}"][data-self="true"]`;
+        const row = `tr[data-worker="${self.id}"][data-self="true"]`;
         await page.waitForSelector(`${row} [data-status="alive"]`, { timeout: UI_MS });
         const age = Number(await page.getAttribute(`${row} td.heartbeat`, "data-age-ms"));
         expect(age).toBeLessThan(leaseMs);

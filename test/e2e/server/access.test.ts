@@ -82,6 +82,7 @@ describe("slipway serve: access", () => {
       `/runs/${id}/logs`,
       "/queue",
       "/resources",
+      "/workers",
       "/executors",
       "/openapi.json",
     ]) {

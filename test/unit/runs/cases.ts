@@ -568,20 +568,20 @@ export function runServiceCases(transport: Transport): void {
       for (const run of [first, second, third]) await f.status(run.id, "completed");
     });
 
-    it("lists the executors with what each holds, the lock's holder, and per job its declaration against its measured peaks", async () => {
+    it("lists the workers with what each holds, the lock's holder, and per job its declaration against its measured peaks", async () => {
       await using f = await fixture();
       const run = await f.runs.submit(f.file("locked"), { inputs: { n: "1" } });
       // deploy holds swarm until the test writes release-1: its executor owns the run and runs the job.
       const holding = await eventually(
         async () =>
-          (await f.runs.executors()).executors.find((e) =>
+          (await f.runs.workers()).workers.find((e) =>
             e.runs.some((r) => r.id === run.id && r.jobs.includes("deploy")),
           ),
-        "the executor to hold the run and its running deploy",
+        "the worker to hold the run and its running deploy",
         20_000,
       );
-      const { executors, leaseMs } = await f.runs.executors();
-      expect(executors).toHaveLength(1);
+      const { workers, leaseMs } = await f.runs.workers();
+      expect(workers).toHaveLength(1);
       expect(holding).toMatchObject({ self: true, alive: true, host: hostname(), pid: process.pid });
       expect(holding.runs).toEqual([
         { id: run.id, name: null, pipeline: "locked", status: "running", jobs: ["deploy"] },
@@ -596,7 +596,7 @@ export function runServiceCases(transport: Transport): void {
       writeFileSync(join(f.dir, "release-1"), "");
       await f.status(run.id, "completed");
       await eventually(
-        async () => (await f.runs.executors()).executors[0]?.runs.length === 0,
+        async () => (await f.runs.workers()).workers[0]?.runs.length === 0,
         "the ended run to be released",
       );
 

@@ -1,26 +1,27 @@
 /**
- * `GET /executors`: the processes running runs from this database, their heartbeats, whether each
- * looks alive, and what each holds now (the runs it owns, their running jobs).
+ * `GET /workers`: the processes running runs from this database (a cluster's workers, a foreground
+ * `slipway run`), their heartbeats, whether each looks alive, and what each holds now (the runs it
+ * owns, their running jobs).
  */
 import { hostname } from "node:os";
 import { DEFAULT_LEASE_MS, processAlive } from "../engine/liveness.js";
 import type { Storage } from "../storage/types.js";
 import { planOf } from "./records.js";
-import type { ExecutorInfo, ExecutorsResponse } from "./schemas.js";
+import type { WorkerInfo, WorkersResponse } from "./schemas.js";
 
 /** Every executor registered in storage, oldest first; `self` is the answering process's own. */
-export async function loadExecutors(
+export async function loadWorkers(
   storage: Storage,
   self: string,
   now: number = Date.now(),
-): Promise<ExecutorsResponse> {
+): Promise<WorkersResponse> {
   const host = hostname();
-  const executors: ExecutorInfo[] = [];
+  const workers: WorkerInfo[] = [];
   for (const executor of await storage.listExecutors()) {
     const age = Math.max(0, now - executor.heartbeatAt);
     // As the engine judges a takeover (engine/liveness.ts): silent past the lease, or gone from this host.
     const alive = age <= DEFAULT_LEASE_MS && (executor.host !== host || processAlive(executor.pid));
-    const runs: ExecutorInfo["runs"] = [];
+    const runs: WorkerInfo["runs"] = [];
     for (const record of await storage.listRuns({ owner: executor.id })) {
       const snapshot = await storage.load(record.id);
       const plan = planOf(record);
@@ -35,7 +36,7 @@ export async function loadExecutors(
           .map((s) => label(s.action)),
       });
     }
-    executors.push({
+    workers.push({
       id: executor.id,
       host: executor.host,
       pid: executor.pid,
@@ -47,6 +48,6 @@ export async function loadExecutors(
       runs,
     });
   }
-  executors.sort((a, b) => a.startedAt - b.startedAt || a.id.localeCompare(b.id));
-  return { executors, leaseMs: DEFAULT_LEASE_MS };
+  workers.sort((a, b) => a.startedAt - b.startedAt || a.id.localeCompare(b.id));
+  return { workers, leaseMs: DEFAULT_LEASE_MS };
 }

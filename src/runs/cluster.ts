@@ -1,0 +1,153 @@
+/**
+ * A server's part in a cluster (several workers on one PostgreSQL): every heartbeat, and at once when
+ * storage tells of a change, it takes the pipeline runs nobody alive runs that it has room for — those
+ * of dead workers first, then runs queued for any worker or due to wake, oldest first — and lets go
+ * of runs it took that another worker got first.
+ */
+import type { Logger } from "pino";
+import type { Executor } from "../engine/executor.js";
+import { findDeadExecutors } from "../engine/liveness.js";
+import { runSpecOf } from "../pipeline/run-spec.js";
+import { ACTIVE_STATUSES, type RunRecord, STOPPED_STATUSES, type Storage } from "../storage/types.js";
+import { liveFollower } from "./liveness.js";
+
+export interface ClusterWorkerOptions {
+  storage: Storage;
+  executor: Executor;
+  dataDir: string;
+  logger: Logger;
+  /** Runs this worker may hold at once; Infinity: no limit. */
+  maxRuns: number;
+  /** How often it looks, ms (the executor's heartbeat). */
+  intervalMs: number;
+  /** Whether the run is hosted here (taken, whether or not it is in memory now). */
+  hosted(id: string): boolean;
+  /** Takes a run nobody alive runs: sweeps its orphans here, rebuilds its saga, hosts it. */
+  take(record: RunRecord): Promise<void>;
+  /** Forgets a run hosted here that another worker runs (or that ended elsewhere). */
+  unhost(id: string): void;
+}
+
+/** Runs looked at per pass, per kind: a queue of thousands is taken a slice per heartbeat. */
+const PASS_LIMIT = 500;
+
+export class ClusterWorker {
+  readonly #options: ClusterWorkerOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+  #stopListening: (() => void) | undefined;
+  /** Runs taken here whose claim is not known to be won or lost yet (`#settle`). */
+  readonly #contested = new Set<string>();
+  /** The last pass stopped for want of room: a run leaving memory here looks again at once. */
+  #full = false;
+
+  constructor(options: ClusterWorkerOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#stopListening = this.#options.storage.onChange?.(() => this.poke());
+    this.poke();
+  }
+
+  /** Looks now (a run was queued, a run here ended or parked: room freed). */
+  poke(): void {
+    if (this.#stopped) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    clearTimeout(this.#timer);
+    this.#running = this.#pass()
+      .catch((error: unknown) => this.#options.logger.error({ err: error }, "cluster pass failed"))
+      .finally(() => {
+        this.#running = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.poke();
+        } else if (!this.#stopped) {
+          this.#timer = setTimeout(() => this.poke(), this.#options.intervalMs);
+          this.#timer.unref();
+        }
+      });
+  }
+
+  /** A run left memory here: if the last pass was cut short for want of room, look again now. */
+  freed(): void {
+    if (this.#full) this.poke();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#stopListening?.();
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  /** Room for more runs here: the limit less the runs in memory. */
+  room(): number {
+    return this.#options.maxRuns - this.#options.executor.activeRuns;
+  }
+
+  async #pass(): Promise<void> {
+    const { storage, executor, dataDir } = this.#options;
+    let room = this.room();
+    this.#full = room <= 0;
+    if (this.#full) return;
+    const dead = await findDeadExecutors(storage, executor.leaseMs, executor.owner);
+    const unowned = { owner: null, limit: PASS_LIMIT } as const;
+    const lists = await Promise.all([
+      ...dead.map((owner) => storage.listRuns({ owner, statuses: ACTIVE_STATUSES, limit: PASS_LIMIT })),
+      storage.listRuns({ ...unowned, statuses: ["running", "compensating"] }),
+      storage.listRuns({ ...unowned, statuses: ["waiting"], wakeAtOrBefore: Date.now() }),
+      storage.listRuns({ ...unowned, statuses: ["waiting"], cancelRequested: true }),
+      storage.listRuns({ ...unowned, statuses: ["waiting"], withPendingSignals: true }),
+    ]);
+    await this.#settle();
+    const taken: string[] = [];
+    const seen = new Set<string>();
+    for (const record of lists.flat()) {
+      if (room <= 0 || this.#stopped) {
+        this.#full = room <= 0;
+        break;
+      }
+      if (seen.has(record.id) || this.#options.hosted(record.id) || !runSpecOf(record)) continue;
+      seen.add(record.id);
+      // A terminal on this machine follows it (a foreground `slipway run`): left to it.
+      if (liveFollower(dataDir, record.id) !== undefined) continue;
+      try {
+        await this.#options.take(record);
+        taken.push(record.id);
+        room--;
+      } catch (error) {
+        this.#options.logger.error({ err: error, runId: record.id }, "could not take a run");
+      }
+    }
+    if (taken.length === 0) return;
+    for (const id of taken) this.#contested.add(id);
+    await executor.recover();
+    await this.#settle();
+  }
+
+  /**
+   * Runs taken here whose claim another worker may have won: once storage says one is ours, it is;
+   * once another owns it (or it ended), it is that worker's to run, not ours to follow (nor to take
+   * back when it parks). Claimed on its first transition, a run may be held here a moment and still lose.
+   */
+  async #settle(): Promise<void> {
+    const { storage, executor } = this.#options;
+    const ids = [...this.#contested];
+    if (ids.length === 0) return;
+    const records =
+      (await storage.getRuns?.(ids)) ?? (await Promise.all(ids.map((id) => storage.getRun(id))));
+    ids.forEach((id, i) => {
+      const record = records[i];
+      // Nobody's yet (the claim is on its way, or everybody lost): asked again at the next pass.
+      if (record && record.owner === null && !STOPPED_STATUSES.includes(record.status)) return;
+      this.#contested.delete(id);
+      if (record?.owner !== executor.owner) this.#options.unhost(id);
+    });
+  }
+}
