@@ -126,6 +126,13 @@ CREATE TABLE trigger_events (
   CONSTRAINT trigger_events_pkey PRIMARY KEY (key)
 );
 
+CREATE TABLE trigger_leases (
+  name text NOT NULL,
+  owner text NOT NULL,
+  expires_at bigint NOT NULL,
+  CONSTRAINT trigger_leases_pkey PRIMARY KEY (name)
+);
+
 CREATE TABLE trigger_reports (
   key text NOT NULL,
   pipeline text NOT NULL,
@@ -212,6 +219,8 @@ CREATE UNIQUE INDEX trigger_events_pkey ON trigger_events USING btree (key);
 CREATE INDEX trigger_events_recent ON trigger_events USING btree (seen_at);
 
 CREATE INDEX trigger_events_source ON trigger_events USING btree (source, seen_at);
+
+CREATE UNIQUE INDEX trigger_leases_pkey ON trigger_leases USING btree (name);
 
 CREATE INDEX trigger_reports_open ON trigger_reports USING btree (next_at) WHERE (NOT done);
 

@@ -120,6 +120,12 @@ CREATE TABLE trigger_events (
   seen_at INTEGER NOT NULL
 );
 
+CREATE TABLE trigger_leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+
 CREATE TABLE trigger_reports (
   key TEXT NOT NULL,
   pipeline TEXT NOT NULL,

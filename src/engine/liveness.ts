@@ -1,7 +1,7 @@
 /** Which executors are dead: silent past their lease, or their process gone from this host. */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import type { Storage } from "../storage/types.js";
+import type { ExecutorRecord, Storage } from "../storage/types.js";
 
 /**
  * An executor silent this long is dead, unless configured otherwise: five heartbeats, so a run of a
@@ -18,10 +18,18 @@ export async function findDeadExecutors(
 ): Promise<string[]> {
   const host = hostname();
   return (await storage.listExecutors())
-    .filter(
-      (e) => e.id !== except && (now - e.heartbeatAt > leaseMs || (e.host === host && !processAlive(e.pid))),
-    )
+    .filter((e) => e.id !== except && executorDead(e, leaseMs, now, host))
     .map((e) => e.id);
+}
+
+/** Whether a registered executor is provably dead at `now`: silent past its lease, or its process gone from `host` (this one). */
+export function executorDead(
+  executor: ExecutorRecord,
+  leaseMs: number,
+  now: number,
+  host: string = hostname(),
+): boolean {
+  return now - executor.heartbeatAt > leaseMs || (executor.host === host && !processAlive(executor.pid));
 }
 
 /** Whether a process runs; a zombie (killed, not yet reaped) counts as dead. */

@@ -1,6 +1,7 @@
 /** The trigger store in memory (tests, and the memory backend's `triggers()`). */
 import type { Json } from "../json.js";
 import type {
+  LeaseRecord,
   ReportRecord,
   SourceStateRecord,
   TriggerEventRecord,
@@ -18,6 +19,7 @@ export class MemoryTriggerStore implements TriggerStore {
   readonly #firings = new Map<string, number>();
   readonly #approvals = new Set<string>();
   readonly #reports = new Map<string, ReportRecord>();
+  readonly #leases = new Map<string, LeaseRecord>();
 
   async recordEvent(event: TriggerEventRecord): Promise<boolean> {
     if (this.#events.has(event.key)) return false;
@@ -125,5 +127,20 @@ export class MemoryTriggerStore implements TriggerStore {
       .sort((a, b) => b.at - a.at)
       .slice(0, limit)
       .map(copy);
+  }
+
+  async takeLease(name: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+    const lease = this.#leases.get(name);
+    if (lease && lease.owner !== owner && lease.expiresAt > now) return false;
+    this.#leases.set(name, { name, owner, expiresAt: now + leaseMs });
+    return true;
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    if (this.#leases.get(name)?.owner === owner) this.#leases.delete(name);
+  }
+
+  async listLeases(): Promise<LeaseRecord[]> {
+    return [...this.#leases.values()].sort((a, b) => a.name.localeCompare(b.name)).map(copy);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * What triggers remember, durably (so that several servers sharing a database act once): events seen
  * by their key with each pipeline's verdict, webhook deliveries, each source's poll state, schedules
- * fired, reports to forges. An optional capability of a backend (`Storage.triggers()`); memory and SQLite have it.
+ * fired, reports to forges, leases of the one worker that polls a source. An optional capability of a
+ * backend (`Storage.triggers()`); memory, SQLite and PostgreSQL have it.
  */
 import type { Json } from "../json.js";
 
@@ -76,6 +77,18 @@ export interface ReportRecord {
   at: number;
 }
 
+/**
+ * A lease that makes one worker of several sharing the database do a thing (poll a source, fire its
+ * schedules): held by `owner` until `expiresAt` unless renewed.
+ */
+export interface LeaseRecord {
+  name: string;
+  /** The holder: a worker's executor id (`host:pid:random`). */
+  owner: string;
+  /** Epoch ms; at and after it the lease is free to take. */
+  expiresAt: number;
+}
+
 export interface TriggerStore {
   /** Records an event by its key; false (nothing written) when the key was seen before. */
   recordEvent(event: TriggerEventRecord): Promise<boolean>;
@@ -116,4 +129,14 @@ export interface TriggerStore {
   dueReports(now: number, limit: number): Promise<ReportRecord[]>;
   /** The most recently changed reports first. */
   recentReports(limit: number): Promise<ReportRecord[]>;
+  /**
+   * Takes lease `name` for `owner` until `now + leaseMs` when it is free, expired at `now`, or already
+   * `owner`'s (renewing it); false (nothing written) while another owner holds it. One statement, so
+   * two workers taking it at once never both get it.
+   */
+  takeLease(name: string, owner: string, now: number, leaseMs: number): Promise<boolean>;
+  /** Gives lease `name` up if `owner` holds it (nothing happens otherwise). */
+  releaseLease(name: string, owner: string): Promise<void>;
+  /** Every lease, expired ones included, by name. */
+  listLeases(): Promise<LeaseRecord[]>;
 }

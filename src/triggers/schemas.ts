@@ -28,6 +28,11 @@ export const triggersResponse = z.object({
       nextPollAt: z.number().nullable(),
       /** Branches and tags seen at the last successful poll. */
       refs: z.number(),
+      /**
+       * The worker that polls it now (the executor id holding its lease: one of a cluster does); null
+       * when none holds it. Absent from older servers.
+       */
+      polledBy: z.string().nullable().optional(),
     }),
   ),
   /** Newest first. */

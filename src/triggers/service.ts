@@ -1,22 +1,27 @@
 /**
- * Triggers inside `slipway serve`: each source polled on its own timer, schedules checked at every
- * minute, ended runs' workspaces swept; everything on an injectable clock, stopped cleanly (timers
- * cleared, work under way awaited) when the server stops.
+ * Triggers inside `slipway serve`: each source polled on its own timer by the one worker of a cluster
+ * that holds its lease (leases.ts), schedules checked at every minute, ended runs' workspaces swept;
+ * everything on an injectable clock, stopped cleanly (timers cleared, work under way awaited, leases
+ * given up) when the server stops.
  */
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type Clock, type ClockTimer, systemClock } from "../clock.js";
 import { latestFiring, minuteOf, parseCron } from "../cron.js";
+import { DEFAULT_LEASE_MS } from "../engine/liveness.js";
 import type { Json } from "../json.js";
 import { parsePipeline } from "../pipeline/parse.js";
 import type { RunService } from "../runs/service.js";
 import type { Launcher } from "../shell/launcher.js";
 import type { TriggerStore } from "../storage/triggers.js";
+import type { ExecutorRecord } from "../storage/types.js";
 import { readSecret, type SourceConfig } from "./config.js";
 import { Dispatcher, shaOf } from "./dispatcher.js";
 import { eventKey, type TriggerEvent } from "./event.js";
 import { createForge } from "./forges/create.js";
 import type { Forge } from "./forges/forge.js";
 import { remoteHead } from "./git.js";
+import { DEFAULT_TRIGGER_HEARTBEAT_MS, sourceLease, TriggerLeases } from "./leases.js";
 import { pollSource } from "./poller.js";
 import type { HookDeps } from "./receiver.js";
 import { Reporter } from "./reporter.js";
@@ -41,6 +46,17 @@ export interface TriggerServiceOptions {
   log?: ((message: string) => void) | undefined;
   /** The server's launcher process: git is started there, off the event loop (git.ts). */
   launcher?: Launcher | undefined;
+  /**
+   * This worker's name in the leases that make one worker of a cluster poll each source: the
+   * executor's id. Default a random one.
+   */
+  owner?: string | undefined;
+  /** How long a source's lease lasts unrenewed. Default 10 s (the executors' lease). */
+  leaseMs?: number | undefined;
+  /** How often the lease of a source is renewed, or tried by a worker without it. Default 2 s. */
+  heartbeatMs?: number | undefined;
+  /** The registered workers (`Storage.listExecutors`): a dead holder's leases are taken at once. */
+  executors?: (() => Promise<ExecutorRecord[]>) | undefined;
 }
 
 /** One `on.schedule` entry of one pipeline. */
@@ -56,6 +72,7 @@ export class TriggerService implements TriggerView {
   readonly dispatcher: Dispatcher;
   readonly workspaces: Workspaces;
   readonly reporter: Reporter;
+  readonly leases: TriggerLeases;
   readonly #options: TriggerServiceOptions;
   readonly #clock: Clock;
   readonly #timers = new Set<ClockTimer>();
@@ -64,11 +81,21 @@ export class TriggerService implements TriggerView {
   readonly #forges = new Map<string, Forge>();
   /** Schedules of each source's pipelines in its repository, and the commit they were read at. */
   readonly #inRepository = new Map<string, { sha: string; schedules: Schedule[] }>();
+  /** When each source held here is polled next (absent: at once, as when its lease was just taken). */
+  readonly #nextPoll = new Map<string, number>();
   #stopped = false;
 
   constructor(options: TriggerServiceOptions) {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
+    this.leases = new TriggerLeases({
+      store: options.store,
+      owner: options.owner ?? `triggers:${process.pid}:${randomBytes(4).toString("hex")}`,
+      leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
+      clock: this.#clock,
+      executors: options.executors,
+      log: options.log,
+    });
     this.workspaces = new Workspaces({
       dataDir: options.dataDir,
       store: options.store,
@@ -114,7 +141,10 @@ export class TriggerService implements TriggerView {
     });
   }
 
-  /** Starts polling every source now, checking schedules now and at every minute, sweeping workspaces. */
+  /**
+   * Starts polling every source whose lease this worker gets (now, and trying again at every
+   * heartbeat), checking schedules now and at every minute, sweeping workspaces.
+   */
   start(): void {
     for (const source of this.#options.sources) this.#poll(source);
     this.#scheduleTick();
@@ -122,13 +152,14 @@ export class TriggerService implements TriggerView {
     if (this.reporter.enabled) this.#reportTick();
   }
 
-  /** Stops every timer and waits for the work under way. */
+  /** Stops every timer, waits for the work under way, and gives up its leases (another worker takes them at once). */
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const timer of this.#timers) this.#clock.clearTimeout(timer);
     this.#timers.clear();
     while (this.#busy.size > 0) await Promise.allSettled([...this.#busy]);
     await this.reporter.settle();
+    await this.leases.releaseAll();
   }
 
   /**
@@ -180,11 +211,18 @@ export class TriggerService implements TriggerView {
     return this.#track(this.dispatcher.deliver(events));
   }
 
-  /** Fires every schedule whose minute came since it last fired (once, however many minutes were missed). */
+  /**
+   * Fires every schedule whose minute came since it last fired (once, however many minutes were
+   * missed). Of a cluster, the minute is claimed by one worker (`claimFiring`), and a source's
+   * schedules are fired by the worker that polls the source: the one that read its repository's.
+   */
   async fireSchedules(): Promise<void> {
-    const { store } = this.#options;
+    const { store, sources } = this.#options;
     const now = this.#clock.now();
     for (const schedule of this.schedules()) {
+      if (sources.some((s) => s.name === schedule.source)) {
+        if (!(await this.leases.take(sourceLease(schedule.source)))) continue;
+      }
       const last = await store.lastFiring(schedule.id);
       const after = last ?? minuteOf(now) - 60_000;
       const minute = latestFiring(parseCron(schedule.cron), schedule.timeZone, after, now);
@@ -262,6 +300,7 @@ export class TriggerService implements TriggerView {
   async status(options: { limit?: number } = {}): Promise<TriggersResponse> {
     const { store, sources } = this.#options;
     const states = new Map((await store.listSourceStates()).map((s) => [s.source, s]));
+    const holders = await this.leases.holders();
     const events = await store.recentEvents(options.limit ?? 50);
     const schedules = await Promise.all(
       this.schedules().map(async (s) => ({
@@ -291,6 +330,7 @@ export class TriggerService implements TriggerView {
           failures: state?.failures ?? 0,
           nextPollAt: state?.nextPollAt ?? null,
           refs: Object.keys(state?.refs ?? {}).length,
+          polledBy: holders.get(sourceLease(s.name)) ?? null,
         };
       }),
       events: events.map((e) => ({
@@ -328,10 +368,41 @@ export class TriggerService implements TriggerView {
     };
   }
 
+  /**
+   * One turn of a source's loop: renews (or tries to take) its lease; while it holds it, polls when
+   * the poll is due; then comes back at the next heartbeat or poll, whichever is sooner. A worker
+   * without the lease only tries it again at each heartbeat: it takes over within the lease and one
+   * heartbeat after the holder stops (at once when the holder's process is gone).
+   */
   #poll(source: SourceConfig): void {
     if (this.#stopped) return;
+    const heartbeatMs = this.#options.heartbeatMs ?? DEFAULT_TRIGGER_HEARTBEAT_MS;
+    const work = this.#turn(source)
+      .catch((error) => {
+        this.#options.log?.(`source ${source.name}: ${(error as Error).message}`);
+        return undefined;
+      })
+      .then((nextPollAt) => {
+        const now = this.#clock.now();
+        const due = nextPollAt === undefined ? heartbeatMs : Math.max(0, nextPollAt - now);
+        this.#after(Math.min(heartbeatMs, due), () => this.#poll(source));
+      });
+    this.#track(work);
+  }
+
+  /** Polls the source if this worker holds its lease and the poll is due; when it is due next (undefined: not held). */
+  async #turn(source: SourceConfig): Promise<number | undefined> {
+    if (!(await this.leases.take(sourceLease(source.name)))) {
+      // Another worker polls it: what this one read of its repository goes stale, and when it gets
+      // the lease back it polls at once.
+      this.#nextPoll.delete(source.name);
+      this.#inRepository.delete(source.name);
+      return undefined;
+    }
+    const due = this.#nextPoll.get(source.name);
+    if (due !== undefined && this.#clock.now() < due) return due;
     const { store, random } = this.#options;
-    const work = pollSource({
+    const state = await pollSource({
       source,
       store,
       dispatcher: this.dispatcher,
@@ -339,19 +410,16 @@ export class TriggerService implements TriggerView {
       forge: this.#forges.get(source.name),
       now: () => this.#clock.now(),
       ...(random && { random }),
-    })
-      .catch(() => ({ nextPollAt: this.#clock.now() + source.pollMs, outcome: null }))
-      .then(async (state) => {
-        if (state.outcome === "ok")
-          await this.readRepositorySchedules(source).catch((error) =>
-            this.#options.log?.(
-              `source ${source.name}: schedules in the repository: ${(error as Error).message}`,
-            ),
-          );
-        const delay = Math.max(0, (state.nextPollAt ?? this.#clock.now()) - this.#clock.now());
-        this.#after(delay, () => this.#poll(source));
-      });
-    this.#track(work);
+    }).catch(() => ({ nextPollAt: this.#clock.now() + source.pollMs, outcome: null }));
+    if (state.outcome === "ok")
+      await this.readRepositorySchedules(source).catch((error) =>
+        this.#options.log?.(
+          `source ${source.name}: schedules in the repository: ${(error as Error).message}`,
+        ),
+      );
+    const next = state.nextPollAt ?? this.#clock.now();
+    this.#nextPoll.set(source.name, next);
+    return next;
   }
 
   #scheduleTick(): void {

@@ -108,6 +108,7 @@ function Sources(props: { sources: TriggersResponse["sources"] }) {
           <th scope="col">Outcome</th>
           <th scope="col">Next poll</th>
           <th scope="col">Refs</th>
+          <th scope="col">Polled by</th>
         </tr>
       </thead>
       <tbody>
@@ -132,6 +133,8 @@ function Sources(props: { sources: TriggersResponse["sources"] }) {
             </td>
             <td>{formatTime(s.nextPollAt)}</td>
             <td>{s.refs}</td>
+            {/* The worker holding the source's lease: one of a cluster polls it. */}
+            <td class="polled-by">{s.polledBy ?? "–"}</td>
           </tr>
         ))}
       </tbody>

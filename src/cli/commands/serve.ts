@@ -128,6 +128,9 @@ export const serve: Command = {
       dataDir: runs.runtime.dataDir,
       launcher: runs.runtime.jobs.launcher,
       log: (message) => logger.info({ triggers: true }, message),
+      // Of several servers on one database, one polls each source: leases held under the executor's id.
+      owner: runs.runtime.executor.owner,
+      executors: () => runs.runtime.storage.listExecutors(),
     });
     const app = createApp({
       runs,

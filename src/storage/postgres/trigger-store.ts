@@ -1,7 +1,7 @@
 /**
  * The trigger store in PostgreSQL: events, verdicts, deliveries, poll state, schedules, reports to
- * forges. "Once" is decided by the database (a unique key, a conditional upsert), so several servers
- * sharing it act on each event, delivery and scheduled minute once.
+ * forges, leases. "Once" is decided by the database (a unique key, a conditional upsert), so several
+ * servers sharing it act on each event, delivery and scheduled minute once, and one polls each source.
  */
 import type pg from "pg";
 import { toJsonText } from "../json-text.js";
@@ -190,6 +190,27 @@ export function postgresTriggerStore(query: Query): TriggerStore {
       return (await rows<ReportRow>("SELECT * FROM trigger_reports ORDER BY at DESC LIMIT $1", [limit])).map(
         reportOf,
       );
+    },
+    async takeLease(name, owner, now, leaseMs) {
+      // One statement: taken when free, expired or already the owner's; the row is left alone otherwise
+      // (the conflicting row is locked, so two takers of an expired lease serialize and one wins).
+      return changed(
+        `INSERT INTO trigger_leases (name, owner, expires_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+         WHERE trigger_leases.owner = excluded.owner OR trigger_leases.expires_at <= $4`,
+        [name, owner, now + leaseMs, now],
+      );
+    },
+    async releaseLease(name, owner) {
+      await query("DELETE FROM trigger_leases WHERE name = $1 AND owner = $2", [name, owner]);
+    },
+    async listLeases() {
+      return (
+        await rows<{ name: string; owner: string; expires_at: string | number }>(
+          "SELECT name, owner, expires_at FROM trigger_leases ORDER BY name",
+          [],
+        )
+      ).map((row) => ({ name: row.name, owner: row.owner, expiresAt: Number(row.expires_at) }));
     },
   };
 }

@@ -1,6 +1,6 @@
 /**
- * The trigger store in SQLite (tables of migrations 0004 and 0007): events, verdicts, deliveries, poll
- * state, schedules, reports to forges.
+ * The trigger store in SQLite (tables of migrations 0004, 0007 and 0011): events, verdicts, deliveries,
+ * poll state, schedules, reports to forges, leases.
  */
 import type Database from "better-sqlite3";
 import { toJsonText } from "../json-text.js";
@@ -14,7 +14,7 @@ import {
   type VerdictRow,
   verdictOf,
 } from "../trigger-rows.js";
-import type { ReportRecord, TriggerStore } from "../triggers.js";
+import type { LeaseRecord, ReportRecord, TriggerStore } from "../triggers.js";
 
 /** The store over an open, migrated database. */
 export function sqliteTriggerStore(db: Database.Database): TriggerStore {
@@ -69,6 +69,16 @@ export function sqliteTriggerStore(db: Database.Database): TriggerStore {
     "SELECT * FROM trigger_reports WHERE done = 0 AND next_at <= ? ORDER BY next_at LIMIT ?",
   );
   const recentReports = db.prepare("SELECT * FROM trigger_reports ORDER BY at DESC LIMIT ?");
+  // One statement: taken when free, expired or already the owner's; the row is left alone otherwise.
+  const takeLease = db.prepare(
+    `INSERT INTO trigger_leases (name, owner, expires_at) VALUES (?, ?, ?)
+     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+     WHERE trigger_leases.owner = excluded.owner OR trigger_leases.expires_at <= ?`,
+  );
+  const releaseLease = db.prepare("DELETE FROM trigger_leases WHERE name = ? AND owner = ?");
+  const listLeases = db.prepare(
+    "SELECT name, owner, expires_at AS expiresAt FROM trigger_leases ORDER BY name",
+  );
   const reportArgs = (r: ReportRecord) =>
     [
       r.key,
@@ -155,6 +165,15 @@ export function sqliteTriggerStore(db: Database.Database): TriggerStore {
     },
     async recentReports(limit) {
       return (recentReports.all(limit) as ReportRow[]).map(reportOf);
+    },
+    async takeLease(name, owner, now, leaseMs) {
+      return takeLease.run(name, owner, now + leaseMs, now).changes === 1;
+    },
+    async releaseLease(name, owner) {
+      releaseLease.run(name, owner);
+    },
+    async listLeases() {
+      return listLeases.all() as LeaseRecord[];
     },
   };
 }

@@ -36,7 +36,7 @@ import {
   unknownRuns,
 } from "./run-cases.js";
 import { addSignalsBatch, signalConsumption, signalOrder, signalUnknownRun } from "./signal-cases.js";
-import { triggerStateIsDurableAndOnce } from "./trigger-cases.js";
+import { triggerLeaseHasOneHolder, triggerStateIsDurableAndOnce } from "./trigger-cases.js";
 
 export type {
   CrashChildOptions,
@@ -111,6 +111,11 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
     [
       "trigger state: an event key, a delivery and a schedule's minute are each acted on once",
       triggerStateIsDurableAndOnce,
+      "triggers",
+    ],
+    [
+      "a trigger lease has one holder: renewed by it, taken over once it expires, released by it",
+      triggerLeaseHasOneHolder,
       "triggers",
     ],
   ];

@@ -99,3 +99,45 @@ export async function triggerStateIsDurableAndOnce(storage: Storage): Promise<vo
   assert.equal(await store.claimFiring("nightly", 120_000), true);
   assert.equal(await store.lastFiring("nightly"), 120_000);
 }
+
+/**
+ * A trigger lease (the one worker that polls a source): taken when free, renewed by its owner, refused
+ * to others until it expires at an injected `now`, taken over then, released only by its owner.
+ */
+export async function triggerLeaseHasOneHolder(storage: Storage): Promise<void> {
+  const store = storage.triggers!();
+  const lease = "source:app";
+  assert.deepEqual(await store.listLeases(), []);
+  assert.equal(await store.takeLease(lease, "a", 1_000, 10_000), true, "a free lease is taken");
+  assert.equal(await store.takeLease(lease, "b", 1_001, 10_000), false, "held by another");
+  assert.equal(await store.takeLease(lease, "a", 5_000, 10_000), true, "its owner renews it");
+  assert.deepEqual(await store.listLeases(), [{ name: lease, owner: "a", expiresAt: 15_000 }]);
+  assert.equal(await store.takeLease(lease, "b", 14_999, 10_000), false, "renewed: not expired yet");
+  assert.deepEqual(await store.listLeases(), [{ name: lease, owner: "a", expiresAt: 15_000 }], "unchanged");
+  assert.equal(await store.takeLease(lease, "b", 15_000, 10_000), true, "expired: taken over");
+  assert.equal(await store.takeLease(lease, "a", 15_001, 10_000), false, "the old owner lost it");
+  assert.equal(await store.takeLease("schedule:x", "a", 15_001, 10_000), true, "leases are by name");
+
+  // Released only by its owner.
+  await store.releaseLease(lease, "a");
+  assert.deepEqual(await store.listLeases(), [
+    { name: "schedule:x", owner: "a", expiresAt: 25_001 },
+    { name: lease, owner: "b", expiresAt: 25_000 },
+  ]);
+  await store.releaseLease(lease, "b");
+  assert.equal(await store.takeLease(lease, "a", 15_002, 10_000), true, "released: free at once");
+
+  // Taken by many at once (a cluster starting): exactly one gets it.
+  const won = await Promise.all(
+    ["c", "d", "e", "f"].map((owner) => store.takeLease("source:race", owner, 50_000, 10_000)),
+  );
+  assert.equal(won.filter(Boolean).length, 1, "one holder");
+  const expired = await Promise.all(
+    ["c", "d", "e", "f"].map((owner) => store.takeLease("source:race", owner, 60_000, 10_000)),
+  );
+  assert.equal(
+    expired.filter(Boolean).length,
+    1,
+    "one holder of an expired lease, the previous one included",
+  );
+}

@@ -194,6 +194,8 @@ jobs:
         const source = 'tr[data-source="app"]';
         await page.waitForSelector(`${source} [data-status="ok"]`, { timeout: UI_MS });
         expect(await page.textContent(`${source} td.last-poll`)).not.toBe("not yet");
+        // The worker polling it: its executor id (host:pid:random).
+        expect(await page.textContent(`${source} td.polled-by`)).toMatch(/:\d+:[0-9a-f]+$/);
         expect(await page.textContent(`${source} th`)).toContain(repo);
         // The push to main started the run, linked; the push to feature was ignored, with why.
         const started = await page.waitForSelector(

@@ -34,6 +34,8 @@ export interface ServerOptions {
   env?: NodeJS.ProcessEnv;
   /** The token requests carry unless told: `TOKEN` unless told. */
   token?: string;
+  /** The database (`--db`): the project's unless told (a PostgreSQL URL several servers share). */
+  db?: string;
 }
 
 export async function startServer(
@@ -43,7 +45,7 @@ export async function startServer(
 ): Promise<Server> {
   const tokenArgs = options.tokenArgs ?? ["--token", TOKEN];
   const running = project.start(
-    ["serve", "--port", "0", "--db", project.db, ...tokenArgs, ...extra],
+    ["serve", "--port", "0", "--db", options.db ?? project.db, ...tokenArgs, ...extra],
     options.env,
   );
   const [, url] = (await running.waitFor(/listening on (http:\/\/\S+)/)) as unknown as [string, string];
