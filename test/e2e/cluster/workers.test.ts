@@ -92,7 +92,7 @@ describe.skipIf(!postgres)("a cluster of workers on one PostgreSQL", () => {
   it("finishes a killed worker's runs on the others, its completed jobs not run again", async () => {
     const cluster = await Cluster.create(postgres!, "failover");
     const a = await cluster.worker("a");
-    const b = await cluster.worker("b");
+    await cluster.worker("b");
     const c = await cluster.worker("c");
     const ids: string[] = [];
     for (let n = 1; n <= 4; n++) ids.push(await submit(a, TWO_STEP, { n: String(n) }));
