@@ -1,4 +1,4 @@
-/** The dashboard's page: sign-in first, then the runs, a run, the queue, resources, triggers; routed on the client. */
+/** The dashboard's page: sign-in first, then the runs, a run, the queue, resources, triggers, workers; routed on the client. */
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { type Caller, signOut, whenSignedOut, whoAmI } from "./api.js";
@@ -9,6 +9,7 @@ import { RunPage } from "./run-page.js";
 import { RunsList } from "./runs-list.js";
 import { SignIn } from "./sign-in.js";
 import { TriggersView } from "./triggers.js";
+import { WorkersView } from "./workers.js";
 import "./style.css";
 
 function App() {
@@ -29,6 +30,7 @@ function App() {
   else if (path === "/queue") view = <QueueView />;
   else if (path === "/resources") view = <ResourcesView />;
   else if (path === "/triggers") view = <TriggersView />;
+  else if (path === "/workers") view = <WorkersView />;
   return (
     <>
       <nav class="top" aria-label="Main">
@@ -45,7 +47,10 @@ function App() {
           Resources
         </Link>
         <Link href="/triggers" class={path === "/triggers" ? "current" : undefined}>
-          Triggers and workers
+          Triggers
+        </Link>
+        <Link href="/workers" class={path === "/workers" ? "current" : undefined}>
+          Workers
         </Link>
         <span class="who" data-role={caller.role}>
           {caller.name} ({caller.role})

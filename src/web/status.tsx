@@ -15,7 +15,7 @@ const ICONS: Record<string, string> = {
   cancelled: "⊘",
   pending: "○",
   queued: "⋯",
-  // Trigger verdicts, polls and workers (the Triggers and workers view).
+  // Trigger verdicts, polls (the Triggers view) and workers (the Workers view).
   started: "▶",
   ignored: "⊘",
   awaiting_approval: "‖",

@@ -1,8 +1,8 @@
 /**
- * The Triggers and workers view: sources and their polls, recent events with each pipeline's
- * verdict, what awaits approval, schedules; and the workers sharing the database with what each holds.
+ * The Triggers view: sources and their polls (and the worker polling each), recent events with each
+ * pipeline's verdict, what awaits approval, schedules.
  */
-import { api, runPath, type TriggersResponse, type WorkerInfo, type WorkersResponse } from "./api.js";
+import { api, runPath, type TriggersResponse } from "./api.js";
 import { useLoad } from "./live.js";
 import { Link } from "./router.js";
 import { formatDuration, formatTime, Status } from "./status.js";
@@ -10,15 +10,14 @@ import "./views.css";
 
 export function TriggersView() {
   const triggers = useLoad(() => api<TriggersResponse>("/triggers"), [], 2000);
-  const workers = useLoad(() => api<WorkersResponse>("/workers"), [], 2000);
   const t = triggers.data;
   const none = t && t.sources.length === 0 && t.schedules.length === 0 && t.events.length === 0;
   return (
     <main class="triggers">
-      <h1>Triggers and workers</h1>
-      {(triggers.error ?? workers.error) && (
+      <h1>Triggers</h1>
+      {triggers.error && (
         <p class="error" role="alert">
-          {(triggers.error ?? workers.error)!.message}
+          {triggers.error.message}
         </p>
       )}
       <h2 id="sources">Sources</h2>
@@ -85,14 +84,6 @@ export function TriggersView() {
           </table>
         </>
       )}
-      <h2 id="workers">Workers</h2>
-      <p class="hint">
-        Processes running runs from this server's database (this server, the other workers of its cluster, any{" "}
-        <code>slipway run</code> beside them). One silent for{" "}
-        {formatDuration(workers.data?.leaseMs ?? 10_000)} is taken for dead and its runs are continued by
-        another.
-      </p>
-      {workers.data && <Workers workers={workers.data.workers} />}
     </main>
   );
 }
@@ -189,58 +180,5 @@ function Events(props: { events: TriggersResponse["events"] }) {
         </tbody>
       </table>
     </>
-  );
-}
-
-function Workers(props: { workers: WorkerInfo[] }) {
-  if (props.workers.length === 0) return <p class="empty">No worker is registered.</p>;
-  return (
-    <table class="workers" aria-labelledby="workers">
-      <thead>
-        <tr>
-          <th scope="col">Worker</th>
-          <th scope="col">State</th>
-          <th scope="col">Host and pid</th>
-          <th scope="col">Started</th>
-          <th scope="col">Last heartbeat</th>
-          <th scope="col">Holds</th>
-        </tr>
-      </thead>
-      <tbody>
-        {props.workers.map((e) => (
-          <tr key={e.id} data-worker={e.id} data-self={e.self ? "true" : undefined}>
-            <th scope="row">
-              <code>{e.id}</code>
-              {e.self && <div class="sub">this server</div>}
-            </th>
-            <td>
-              <Status status={e.alive ? "alive" : "offline"} />
-            </td>
-            <td>
-              {e.host} <span class="sub">pid {e.pid}</span>
-            </td>
-            <td>{formatTime(e.startedAt)}</td>
-            <td class="heartbeat" data-age-ms={Math.round(e.heartbeatAgeMs)}>
-              {formatTime(e.heartbeatAt)} <span class="sub">({formatDuration(e.heartbeatAgeMs)} ago)</span>
-            </td>
-            <td>
-              {e.runs.length === 0 ? (
-                <span class="hint">no run</span>
-              ) : (
-                <ul>
-                  {e.runs.map((r) => (
-                    <li key={r.id} data-run={r.id}>
-                      <Link href={runPath(r.id)}>{r.name ?? r.id}</Link> <span class="sub">{r.pipeline}</span>{" "}
-                      <Status status={r.status} />
-                      {r.jobs.length > 0 && `: ${r.jobs.join(", ")}`}
-                    </li>
-                  ))}
-                </ul>
-              )}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
   );
 }

@@ -1,5 +1,5 @@
 /**
- * The dashboard's Resources and Triggers and workers views in a real browser (Debian's headless
+ * The dashboard's Resources, Triggers and Workers views in a real browser (Debian's headless
  * Chromium driven by playwright-core) against a real `slipway serve`: a lock held by a running job
  * with its holder named and linked, a job's declared memory beside its measured peak, a polled git
  * repository's source with its last poll, an event whose verdict links to the run it started, and
@@ -116,10 +116,11 @@ describe.skipIf(!existsSync(CHROMIUM))(
         await page.screenshot({ path: join(ARTIFACTS, "resources-dark.png"), fullPage: true });
         await page.emulateMedia({ colorScheme: "light" });
 
-        // No sources nor schedules: the triggers view says so, and lists the server's executor holding the run.
-        await navigateTo(page, "Triggers and workers");
+        // No sources nor schedules: the triggers view says so; the workers view lists the server holding the run.
+        await navigateTo(page, "Triggers");
         await page.waitForSelector("[data-empty=triggers]", { timeout: UI_MS });
         expect(await page.textContent("[data-empty=triggers]")).toContain("No triggers are configured");
+        await navigateTo(page, "Workers");
         const own = await page.waitForSelector(
           `tr[data-self="true"] li[data-run="${id}"]:has-text("deploy")`,
           { timeout: UI_MS },
@@ -190,7 +191,7 @@ jobs:
         git(work, "push", "--quiet", "origin", "feature");
 
         await signIn(page, server);
-        await navigateTo(page, "Triggers and workers");
+        await navigateTo(page, "Triggers");
         const source = 'tr[data-source="app"]';
         await page.waitForSelector(`${source} [data-status="ok"]`, { timeout: UI_MS });
         expect(await page.textContent(`${source} td.last-poll`)).not.toBe("not yet");
@@ -210,7 +211,13 @@ jobs:
         expect(await ignored.textContent()).toContain("branch feature matches no `on.push.branches`");
         expect(await ignored.textContent()).toContain("ignored");
 
-        // The server's own executor, alive, its heartbeat within the lease, as the API says.
+        await page.screenshot({ path: join(ARTIFACTS, "triggers.png"), fullPage: true });
+        await page.emulateMedia({ colorScheme: "dark" });
+        await page.screenshot({ path: join(ARTIFACTS, "triggers-dark.png"), fullPage: true });
+        await page.emulateMedia({ colorScheme: "light" });
+
+        // The server's own worker, alive, its heartbeat within the lease, as the API says.
+        await navigateTo(page, "Workers");
         const { workers, leaseMs } = await server.json<WorkersResponse>("GET", "/workers");
         const self = workers.find((e) => e.self)!;
         expect(self).toMatchObject({ alive: true, pid: server.process.child.pid });
@@ -219,13 +226,15 @@ jobs:
         const age = Number(await page.getAttribute(`${row} td.heartbeat`, "data-age-ms"));
         expect(age).toBeLessThan(leaseMs);
         expect(await page.textContent(`${row} td.heartbeat`)).toMatch(/ago\)$/);
-        await page.screenshot({ path: join(ARTIFACTS, "triggers.png"), fullPage: true });
-        await page.emulateMedia({ colorScheme: "dark" });
-        await page.screenshot({ path: join(ARTIFACTS, "triggers-dark.png"), fullPage: true });
-        await page.emulateMedia({ colorScheme: "light" });
+        await page.screenshot({ path: join(ARTIFACTS, "workers.png"), fullPage: true });
 
         // The verdict's link opens the run it started.
-        await started.focus();
+        await navigateTo(page, "Triggers");
+        const link = await page.waitForSelector(
+          `tr[data-event]:has-text("main@${pushed.slice(0, 12)}") li[data-pipeline="ci"][data-verdict="started"] a`,
+          { timeout: UI_MS },
+        );
+        await link.focus();
         await page.keyboard.press("Enter");
         await page.waitForSelector(`main.run[data-run="${run!.id}"]`, { timeout: UI_MS });
         await server.status(run!.id, "completed");
