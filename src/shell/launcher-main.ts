@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import type { Readable } from "node:stream";
-import type { LauncherReply, LauncherRequest } from "./launcher.js";
+import { type LauncherReply, type LauncherRequest, writePidRecord } from "./launcher.js";
 import { readProcStat } from "./proc.js";
 
 const children = new Map<number, { stdout: Readable; stderr: Readable }>();
@@ -21,7 +21,7 @@ process.on("message", (message: LauncherRequest) => {
     child?.stderr.destroy();
     return;
   }
-  const { id, command, args, cwd, env } = message;
+  const { id, command, args, cwd, env, record } = message;
   let child: ReturnType<typeof spawn>;
   try {
     child = spawn(command, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
@@ -33,7 +33,17 @@ process.on("message", (message: LauncherRequest) => {
   child.once("spawn", () => {
     // Read before this loop can reap the process: a job that exits at once still has its /proc entry.
     const pid = child.pid!;
-    send({ type: "spawned", id, pid, startTime: readProcStat(pid)?.startTime ?? 0 });
+    const startTime = readProcStat(pid)?.startTime ?? 0;
+    // Recorded here, before the server hears of it: a server killed meanwhile leaves it findable.
+    let recordError: string | undefined;
+    if (record) {
+      try {
+        writePidRecord(record, pid, startTime);
+      } catch (error) {
+        recordError = (error as Error).message;
+      }
+    }
+    send({ type: "spawned", id, pid, startTime, ...(recordError !== undefined && { recordError }) });
   });
   const stdout = child.stdout!;
   const stderr = child.stderr!;

@@ -5,9 +5,11 @@
  * which this process signals, samples and sweeps itself; a launcher that fails falls back to direct.
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
+import { closeSync, ftruncateSync, openSync, renameSync, writeSync } from "node:fs";
 import { PassThrough, type Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { readProcStat } from "./proc.js";
+import type { ProcessIdentity } from "./process.js";
 
 /** A started job process, whichever way it was started. */
 export interface JobProcess {
@@ -25,11 +27,43 @@ export interface JobProcess {
   destroyStreams(): void;
   /** Errors after the start (a direct child's `error` event). */
   onError(listener: (error: Error) => void): void;
+  /**
+   * Whether its record (`StartOptions.record`) was written by the process that started it: true, or
+   * why it could not be; undefined when it was not asked to (the caller writes it).
+   */
+  recorded?: true | Error;
 }
 
 export interface StartOptions {
   cwd: string;
   env: Record<string, string>;
+  /**
+   * Its pid file, written by the launcher the moment the process exists: a server killed right after
+   * its job started must not leave a job no pid file names (the orphan sweep would never find it).
+   * A direct start leaves it to the caller, in the same moment anyway.
+   */
+  record?: PidRecord;
+}
+
+/** Writes a started job's pid file into its reserved space and puts it in place (one rename). */
+export function writePidRecord(record: PidRecord, pid: number, startTime: number): void {
+  const identity: ProcessIdentity = { pgid: pid, startTime, ...record.identity };
+  const text = `${JSON.stringify(identity)}\n`;
+  const fd = openSync(record.temp, "r+");
+  try {
+    writeSync(fd, text, 0);
+    ftruncateSync(fd, Buffer.byteLength(text));
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(record.temp, record.path);
+}
+
+/** Where a job's identity goes (`temp`, space reserved, renamed to `path`) and what it says besides its pid. */
+export interface PidRecord {
+  temp: string;
+  path: string;
+  identity: Omit<ProcessIdentity, "pgid" | "startTime">;
 }
 
 /** Starts `command` detached with piped output, by `launcher` when given and alive, else directly. */
@@ -86,12 +120,13 @@ export type LauncherRequest =
       args: string[];
       cwd: string;
       env: Record<string, string>;
+      record?: PidRecord;
     }
   | { type: "destroy"; id: number };
 
 /** What the launcher tells about a job, in order: spawned (or error), data and end per stream, exit. */
 export type LauncherReply =
-  | { type: "spawned"; id: number; pid: number; startTime: number }
+  | { type: "spawned"; id: number; pid: number; startTime: number; recordError?: string }
   | { type: "error"; id: number; message: string }
   | { type: "data"; id: number; stream: "out" | "err"; data: string }
   | { type: "end"; id: number; stream: "out" | "err" }
@@ -192,7 +227,15 @@ export class Launcher {
         ended: 0,
         exited: false,
       });
-      this.#send({ type: "spawn", id, command, args, cwd: options.cwd, env: options.env });
+      this.#send({
+        type: "spawn",
+        id,
+        command,
+        args,
+        cwd: options.cwd,
+        env: options.env,
+        ...(options.record && { record: options.record }),
+      });
     });
   }
 
@@ -219,6 +262,8 @@ export class Launcher {
       case "spawned":
         job.process.pid = reply.pid;
         job.process.startTime = reply.startTime;
+        if (job.asked.options.record)
+          job.process.recorded = reply.recordError === undefined ? true : new Error(reply.recordError);
         job.started?.resolve(job.process);
         job.started = undefined;
         return;

@@ -176,7 +176,17 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   const spawnedAt = Date.now();
   let child: JobProcess;
   try {
-    child = await startProcess(shell, args, { cwd: options.cwd, env }, options.launcher);
+    const record = pidFile && {
+      temp: pidFile.temp,
+      path: options.pidFile!,
+      identity: { bootId: bootId(), runner: thisProcess() },
+    };
+    child = await startProcess(
+      shell,
+      args,
+      { cwd: options.cwd, env, ...(record && { record }) },
+      options.launcher,
+    );
   } catch (error) {
     pidFile?.discard();
     await logClosed();
@@ -200,7 +210,12 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
     runner: thisProcess(),
   };
   try {
-    pidFile?.commit(`${JSON.stringify(identity)}\n`);
+    // Written by the launcher that started it already, unless it was started here.
+    if (child.recorded === true) pidFile?.close();
+    else if (child.recorded !== undefined) {
+      pidFile?.discard();
+      throw child.recorded;
+    } else pidFile?.commit(`${JSON.stringify(identity)}\n`);
     options.onSpawn?.(identity);
   } catch (error) {
     fail(diskFullError(error, `the job's pid file ${options.pidFile}`));
@@ -344,8 +359,12 @@ function readLines(stream: Readable, onLine: (line: string) => void): Promise<vo
 const PID_FILE_BYTES = 512;
 
 interface ReservedFile {
+  /** The temporary file holding the space, renamed into place by `commit`. */
+  temp: string;
   /** Writes the text into the space taken, then puts the file in place at once (a rename). */
   commit(text: string): void;
+  /** Lets go of the space without touching the file: someone else wrote and renamed it. */
+  close(): void;
   discard(): void;
 }
 
@@ -374,6 +393,8 @@ function reserve(path: string): ReservedFile {
     throw error;
   }
   return {
+    temp,
+    close,
     commit(text) {
       try {
         writeSync(fd, text, 0);
