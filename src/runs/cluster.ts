@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { Executor } from "../engine/executor.js";
 import { findDeadExecutors } from "../engine/liveness.js";
 import { runSpecOf } from "../pipeline/run-spec.js";
+import { sweepDataDirOrphans } from "../shell/run-directory.js";
 import { ACTIVE_STATUSES, type RunRecord, STOPPED_STATUSES, type Storage } from "../storage/types.js";
 import { liveFollower } from "./liveness.js";
 
@@ -47,7 +48,18 @@ export class ClusterWorker {
     this.#options = options;
   }
 
-  start(): void {
+  /**
+   * Joins: first kills what this machine's dead worker left running in the data directory, whoever
+   * continues those runs now; then looks every heartbeat and whenever storage tells of a change.
+   */
+  async start(): Promise<void> {
+    for (const orphan of await sweepDataDirOrphans(this.#options.dataDir)) {
+      if (orphan.killed === 0) continue;
+      this.#options.logger.warn(
+        { pidFile: orphan.pidFile, pgid: orphan.identity.pgid, killed: orphan.killed },
+        "killed leftover processes of a job whose worker died",
+      );
+    }
     this.#stopListening = this.#options.storage.onChange?.(() => this.poke());
     this.poke();
   }

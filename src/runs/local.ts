@@ -15,8 +15,8 @@ import type { Json } from "../json.js";
 import { type CompiledRun, compileRun, recompile } from "../pipeline/compile.js";
 import type { RunRequest } from "../pipeline/plan.js";
 import { PipelineInputError } from "../pipeline/problems.js";
-import { type RunSpec, runSpecOf, runSpecSchema } from "../pipeline/run-spec.js";
-import { runDirectory, sweepDataDirOrphans, sweepRunOrphans } from "../shell/run-directory.js";
+import { runSpecOf, runSpecSchema } from "../pipeline/run-spec.js";
+import { runDirectory, sweepRunOrphans } from "../shell/run-directory.js";
 import { isPostgresUrl } from "../storage/open.js";
 import {
   ACTIVE_STATUSES,
@@ -36,7 +36,7 @@ import { listRuns, pageRuns, runIdOfKey } from "./listing.js";
 import { markFollowed, runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
 import { nameRun } from "./naming.js";
-import { findRun } from "./records.js";
+import { findRun, sameRun } from "./records.js";
 import { openRuntime, type Runtime, type RuntimeOptions } from "./runtime.js";
 import type {
   ActionResponse,
@@ -405,18 +405,8 @@ export class LocalRuns implements RunService {
 
   // ---- internals ----------------------------------------------------------------------------
 
-  /**
-   * From now on takes, as room allows, the runs queued for any worker and those of dead workers; first
-   * kills what this machine's dead worker left running, whoever continues those runs now.
-   */
+  /** From now on takes, as room allows, the runs queued for any worker and those of dead workers. */
   async #joinCluster(): Promise<void> {
-    for (const orphan of await sweepDataDirOrphans(this.runtime.dataDir)) {
-      if (orphan.killed === 0) continue;
-      this.runtime.logger.warn(
-        { pidFile: orphan.pidFile, pgid: orphan.identity.pgid, killed: orphan.killed },
-        "killed leftover processes of a job whose worker died",
-      );
-    }
     this.#cluster = new ClusterWorker({
       storage: this.#storage,
       executor: this.#executor,
@@ -430,7 +420,7 @@ export class LocalRuns implements RunService {
       },
       unhost: (id) => this.#unhost(id),
     });
-    this.#cluster.start();
+    await this.#cluster.start();
   }
 
   /** At open: every incomplete pipeline run nobody alive runs is swept, recompiled and continued. */
@@ -601,13 +591,4 @@ export class LocalRuns implements RunService {
 
 function notesOf(notes: readonly string[]): { notes?: string[] } {
   return notes.length > 0 ? { notes: [...notes] } : {};
-}
-
-/** Whether a stored run was started with the same pipeline, inputs and tiers as `compiled` asks for. */
-function sameRun(existing: RunRecord, compiled: CompiledRun): boolean {
-  const spec = runSpecOf(existing);
-  if (!spec || `${existing.saga}@${existing.version}` !== `${compiled.saga.name}@${compiled.saga.version}`)
-    return false;
-  const sorted = (inputs: RunSpec["inputs"]) => JSON.stringify(Object.entries(inputs).sort());
-  return sorted(spec.inputs) === sorted(compiled.spec.inputs);
 }

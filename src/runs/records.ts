@@ -4,9 +4,9 @@
  */
 
 import { parseStepName } from "../engine/run-plan.js";
-import { pipelineOf } from "../pipeline/compile.js";
+import { type CompiledRun, pipelineOf } from "../pipeline/compile.js";
 import { type Plan, planRun } from "../pipeline/plan.js";
-import { runSpecOf, type StepResult } from "../pipeline/run-spec.js";
+import { type RunSpec, runSpecOf, type StepResult } from "../pipeline/run-spec.js";
 import type { RunRecord, StepRecord, Storage } from "../storage/types.js";
 import type { PlanOutline, RunSummary, StepSummary } from "./schemas.js";
 
@@ -126,4 +126,13 @@ export async function findRun(storage: Storage, ref: string): Promise<RunRecord 
   const byId = await storage.getRun(ref);
   if (byId) return byId;
   return (await storage.listRuns({})).filter((r) => r.runName === ref).at(-1);
+}
+
+/** Whether a stored run was started with the same pipeline, inputs and tiers as `compiled` asks for. */
+export function sameRun(existing: RunRecord, compiled: CompiledRun): boolean {
+  const spec = runSpecOf(existing);
+  if (!spec || `${existing.saga}@${existing.version}` !== `${compiled.saga.name}@${compiled.saga.version}`)
+    return false;
+  const sorted = (inputs: RunSpec["inputs"]) => JSON.stringify(Object.entries(inputs).sort());
+  return sorted(spec.inputs) === sorted(compiled.spec.inputs);
 }
