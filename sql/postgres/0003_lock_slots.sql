@@ -12,6 +12,7 @@ CREATE TABLE lock_slots (
   action TEXT NOT NULL,
   job TEXT NOT NULL,
   owner TEXT NOT NULL,
+  key TEXT NOT NULL,
   since BIGINT NOT NULL,
   PRIMARY KEY (lock, slot)
 );

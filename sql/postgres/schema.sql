@@ -50,6 +50,7 @@ CREATE TABLE lock_slots (
   action text NOT NULL,
   job text NOT NULL,
   owner text NOT NULL,
+  key text NOT NULL,
   since bigint NOT NULL,
   CONSTRAINT lock_slots_pkey PRIMARY KEY (lock, slot),
   CONSTRAINT lock_slots_slot_check CHECK ((slot >= 0))

@@ -48,6 +48,7 @@ CREATE TABLE lock_slots (
   action TEXT NOT NULL,
   job TEXT NOT NULL,
   owner TEXT NOT NULL,
+  key TEXT NOT NULL,
   since INTEGER NOT NULL,
   PRIMARY KEY (lock, slot)
 );

@@ -213,6 +213,11 @@ export class Admission {
     });
   }
 
+  /** The ticket with its defaults filled in (the key's weight from the config); throws when invalid. */
+  resolve(ticket: Ticket): ResolvedTicket {
+    return this.resolveTicket(ticket);
+  }
+
   /** Re-evaluates the waiting list now; call it when free disk space may have changed. */
   poke(): void {
     this.evaluate();

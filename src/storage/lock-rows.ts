@@ -11,16 +11,16 @@ export interface SlotRow {
   action: string;
   job: string;
   owner: string;
+  key: string;
   since: number;
 }
 
 export interface WaiterRow extends Omit<SlotRow, "slot"> {
-  key: string;
   weight: number;
   priority: number;
 }
 
-export const SLOT_COLUMNS = "lock, slot, holder, run_id, run_name, pipeline, action, job, owner, since";
+export const SLOT_COLUMNS = "lock, slot, holder, run_id, run_name, pipeline, action, job, owner, key, since";
 export const WAITER_COLUMNS =
   "lock, holder, run_id, run_name, pipeline, action, job, owner, key, weight, priority, since";
 
@@ -35,6 +35,7 @@ export function slotOf(row: SlotRow): LockSlotRecord {
     action: row.action,
     job: row.job,
     owner: row.owner,
+    key: row.key,
     since: Number(row.since),
   };
 }
@@ -58,7 +59,7 @@ export function waiterOf(row: WaiterRow): LockWaiterRecord {
 
 /** A slot's values in SLOT_COLUMNS order. */
 export function slotArgs(s: LockSlotRecord): unknown[] {
-  return [s.lock, s.slot, s.holder, s.runId, s.runName, s.pipeline, s.action, s.job, s.owner, s.since];
+  return [s.lock, s.slot, s.holder, s.runId, s.runName, s.pipeline, s.action, s.job, s.owner, s.key, s.since];
 }
 
 /** A waiter's values in WAITER_COLUMNS order. */

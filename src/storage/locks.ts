@@ -18,6 +18,8 @@ export interface LockParty {
   job: string;
   /** The executor (worker) that asked: its slots are freed when it is found dead. */
   owner: string;
+  /** Its concurrency key: fair order shares locks across keys. */
+  key: string;
 }
 
 /** One slot of a lock, held. */
@@ -32,8 +34,7 @@ export interface LockSlotRecord extends LockParty {
 /** One request waiting for one lock (a request for two locks has two rows). */
 export interface LockWaiterRecord extends LockParty {
   lock: string;
-  /** Its concurrency key, the key's weight and the request's priority: what fair order reads. */
-  key: string;
+  /** The key's weight and the request's priority: what fair order reads, with `since`. */
   weight: number;
   priority: number;
   /** When it began to wait (epoch ms). */

@@ -28,7 +28,7 @@ export class MemoryLockStore implements LockStore {
       const rows = [...this.#waiters.values()].filter((w) => w.holder === holder);
       if (rows.length === 0) continue;
       const slots: LockSlotRecord[] = [];
-      for (const { key: _key, weight: _weight, priority: _priority, since: _since, ...party } of rows) {
+      for (const { weight: _w, priority: _p, since: _s, ...party } of rows) {
         const used = new Set(
           [...this.#slots.values()].filter((s) => s.lock === party.lock).map((s) => s.slot),
         );

@@ -28,7 +28,7 @@ const INSERT_WAITER = `INSERT INTO lock_waiters (${WAITER_COLUMNS})
 
 /** The lowest slot below capacity ($2) that nobody holds, in one statement; no row when all are held. */
 const TAKE_SLOT = `INSERT INTO lock_slots (${SLOT_COLUMNS})
-  SELECT $1::text, s, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text, $10::bigint
+  SELECT $1::text, s, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text, $10::text, $11::bigint
   FROM generate_series(0, $2::int - 1) AS s
   WHERE NOT EXISTS (SELECT 1 FROM lock_slots l WHERE l.lock = $1::text AND l.slot = s)
   ORDER BY s LIMIT 1
@@ -62,7 +62,7 @@ export function postgresLockStore(db: Connection, schema: string | undefined): L
           if (rows.length === 0) continue;
           await client.query("SAVEPOINT take");
           const granted: LockSlotRecord[] = [];
-          for (const { key: _k, weight: _w, priority: _p, since: _s, ...party } of rows) {
+          for (const { weight: _w, priority: _p, since: _s, ...party } of rows) {
             const result = await client.query<{ slot: number }>(TAKE_SLOT, [
               party.lock,
               capacity[party.lock] ?? 0,
@@ -73,6 +73,7 @@ export function postgresLockStore(db: Connection, schema: string | undefined): L
               party.action,
               party.job,
               party.owner,
+              party.key,
               now,
             ]);
             const row = result.rows[0];

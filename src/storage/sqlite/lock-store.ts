@@ -32,7 +32,7 @@ export function sqliteLockStore(db: Database.Database): LockStore {
     `INSERT OR IGNORE INTO lock_waiters (${WAITER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertSlot = db.prepare(
-    `INSERT INTO lock_slots (${SLOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO lock_slots (${SLOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const slots = db.prepare(`SELECT ${SLOT_COLUMNS} FROM lock_slots`);
   const waiters = db.prepare(`SELECT ${WAITER_COLUMNS} FROM lock_waiters`);
@@ -57,7 +57,7 @@ export function sqliteLockStore(db: Database.Database): LockStore {
     for (const { holder, capacity } of decide(view())) {
       const rows = (waitersOf.all(holder) as WaiterRow[]).map(waiterOf);
       const granted: LockSlotRecord[] = [];
-      for (const { key: _k, weight: _w, priority: _p, since: _s, ...party } of rows) {
+      for (const { weight: _w, priority: _p, since: _s, ...party } of rows) {
         const slot = lowestFreeSlot(
           new Set(slotsOfLock.all(party.lock) as number[]),
           capacity[party.lock] ?? 0,

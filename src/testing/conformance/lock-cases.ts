@@ -92,6 +92,7 @@ export async function lockSlotsBelowCapacity(storage: Storage): Promise<void> {
     action: "deploy",
     job: "deploy",
     owner: "worker-a",
+    key: "deploy",
     since: 500,
   });
 
