@@ -122,7 +122,8 @@ export class JobResources {
     const at = Date.now();
     const id = `${ctx.runId}\u0000${step.action}`;
     const cluster = this.#cluster;
-    const shared = cluster ? need.locks.filter((lock) => cluster.covers(lock)) : [];
+    // A lock the config does not declare is refused (or, without a config, exclusive) here at once.
+    const shared = cluster && need.locks.every((lock) => cluster.covers(lock)) ? need.locks : [];
     const queued: Queued = {
       runId: ctx.runId,
       label: step.label,
