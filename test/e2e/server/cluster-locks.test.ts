@@ -2,8 +2,8 @@
  * Named locks across a cluster (issue 13): three `slipway serve` processes on one PostgreSQL, runs
  * submitted to all three, each run's job needing `swarm: 1`. A side log of enter/leave lines, appended
  * by the jobs (O_APPEND), shows that no two were ever inside at once, and the queue of any worker
- * shows the whole cluster's waiters with the holder's worker. Skipped without PostgreSQL unless
- * SLIPWAY_REQUIRE_PG is set.
+ * shows the whole cluster's waiters with the holder's worker; a worker killed with -9 holding the
+ * lock does not keep it. Skipped without PostgreSQL unless SLIPWAY_REQUIRE_PG is set.
  */
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -115,4 +115,75 @@ jobs:
       return pools.find((p) => p.name === "lock:swarm")?.free === 1;
     }, "swarm free again");
   }, 300_000);
+
+  it("frees the slot of a worker killed with -9, so the job queued on another worker takes it", async () => {
+    const url = await freshDatabase(server!.url, "cluster_locks_kill");
+    const workers = [new Worker(url), new Worker(url)];
+    for (const w of workers) w.write("slipway.yml", "locks: { swarm: 1 }\n");
+    const [a, b] = [
+      await startServer(workers[0]!, ["--config", "slipway.yml"]),
+      await startServer(workers[1]!, ["--config", "slipway.yml"]),
+    ];
+    const dir = workers[0]!.dir;
+    // Holds swarm until told to go; says its pid, so the test can end what a killed worker left.
+    const pipeline = `name: hold
+inputs:
+  n: {}
+jobs:
+  deploy:
+    resources: { locks: [swarm] }
+    run: |
+      echo $$ > ${dir}/pid-\${{ inputs.n }}
+      echo "enter \${{ inputs.n }}" >> ${dir}/side.log
+      while [ ! -e ${dir}/go-\${{ inputs.n }} ]; do sleep 0.05; done
+`;
+    const submit = async (to: Server, n: string) =>
+      (
+        await to.json<SubmitResponse>(
+          "POST",
+          "/runs",
+          { file: { name: "hold.yml", source: pipeline }, inputs: { n } },
+          201,
+        )
+      ).id;
+    await submit(a, "1");
+    await eventually(
+      () => workers[0]!.read("side.log").includes("enter 1"),
+      "run 1 to hold swarm on worker A",
+    );
+    const second = await submit(b, "2");
+    const aId = (await a.json<ExecutorsResponse>("GET", "/executors")).executors.find((e) => e.self)!.id;
+    await eventually(
+      async () =>
+        (await b.json<QueueResponse>("GET", "/queue")).jobs.find(
+          (j) => j.run === second && j.message.includes(`on worker ${aId})`),
+        ),
+      "run 2 on worker B to wait for swarm held on worker A",
+    );
+
+    // Run 1 is for whoever takes over A's runs: if its job runs again, it ends at once.
+    workers[0]!.write("go-1", "");
+    a.process.child.kill("SIGKILL");
+    await a.process.done;
+    // A's leftover job is A's host's business (its orphan sweep); end it here, as that sweep would.
+    try {
+      process.kill(Number(workers[0]!.read("pid-1").trim()), "SIGKILL");
+    } catch {
+      // gone with its worker
+    }
+    // A is found dead (its pid is gone on this host) at B's next sweep: swarm goes to run 2.
+    await eventually(() => workers[0]!.read("side.log").includes("enter 2"), "run 2 to take swarm", {
+      timeoutMs: 30_000,
+    });
+    workers[0]!.write("go-2", "");
+    await b.status(second, "completed");
+    expect(workers[0]!.read("side.log").split("\n").filter(Boolean).slice(0, 2)).toEqual([
+      "enter 1",
+      "enter 2",
+    ]);
+    await eventually(async () => {
+      const { pools } = await b.json<{ pools: { name: string; free: number }[] }>("GET", "/resources");
+      return pools.find((p) => p.name === "lock:swarm")?.free === 1;
+    }, "swarm free again");
+  }, 120_000);
 });
