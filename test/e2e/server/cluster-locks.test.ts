@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { ExecutorsResponse, QueueResponse, SubmitResponse } from "../../../src/runs/schemas.js";
+import type { QueueResponse, SubmitResponse, WorkersResponse } from "../../../src/runs/schemas.js";
 import { freshDatabase, startPostgres } from "../../../src/testing/postgres.js";
 import { eventually } from "../../wait.js";
 import { Project } from "../cli/harness.js";
@@ -61,9 +61,7 @@ jobs:
 
     // While they queue: the third worker's queue holds waiters of the whole cluster, each saying
     // who holds swarm and on which worker.
-    const self = (await servers[2]!.json<ExecutorsResponse>("GET", "/executors")).executors.find(
-      (e) => e.self,
-    )!;
+    const self = (await servers[2]!.json<WorkersResponse>("GET", "/workers")).workers.find((e) => e.self)!;
     const waits = await eventually(
       async () => {
         const { jobs } = await servers[2]!.json<QueueResponse>("GET", "/queue");
@@ -104,7 +102,7 @@ jobs:
 
     // Three workers in the cluster, seen from each; once everything is quiet no slot is held.
     const ran = await Promise.all(
-      servers.map(async (s) => (await s.json<ExecutorsResponse>("GET", "/executors")).executors.length),
+      servers.map(async (s) => (await s.json<WorkersResponse>("GET", "/workers")).workers.length),
     );
     expect(ran).toEqual([3, 3, 3]);
     await eventually(async () => {
@@ -152,7 +150,7 @@ jobs:
       "run 1 to hold swarm on worker A",
     );
     const second = await submit(b, "2");
-    const aId = (await a.json<ExecutorsResponse>("GET", "/executors")).executors.find((e) => e.self)!.id;
+    const aId = (await a.json<WorkersResponse>("GET", "/workers")).workers.find((e) => e.self)!.id;
     await eventually(
       async () =>
         (await b.json<QueueResponse>("GET", "/queue")).jobs.find(
