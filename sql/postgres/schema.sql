@@ -40,6 +40,38 @@ CREATE TABLE job_peaks (
   peak_bytes bigint NOT NULL
 );
 
+CREATE TABLE lock_slots (
+  lock text NOT NULL,
+  slot integer NOT NULL,
+  holder text NOT NULL,
+  run_id text NOT NULL,
+  run_name text,
+  pipeline text NOT NULL,
+  action text NOT NULL,
+  job text NOT NULL,
+  owner text NOT NULL,
+  key text NOT NULL,
+  since bigint NOT NULL,
+  CONSTRAINT lock_slots_pkey PRIMARY KEY (lock, slot),
+  CONSTRAINT lock_slots_slot_check CHECK ((slot >= 0))
+);
+
+CREATE TABLE lock_waiters (
+  lock text NOT NULL,
+  holder text NOT NULL,
+  run_id text NOT NULL,
+  run_name text,
+  pipeline text NOT NULL,
+  action text NOT NULL,
+  job text NOT NULL,
+  owner text NOT NULL,
+  key text NOT NULL,
+  weight double precision NOT NULL,
+  priority double precision NOT NULL,
+  since bigint NOT NULL,
+  CONSTRAINT lock_waiters_pkey PRIMARY KEY (holder, lock)
+);
+
 CREATE TABLE runs (
   id text NOT NULL,
   saga text NOT NULL,
@@ -187,6 +219,16 @@ CREATE UNIQUE INDEX events_pkey ON events USING btree (run_id, seq);
 CREATE UNIQUE INDEX executors_pkey ON executors USING btree (id);
 
 CREATE INDEX job_peaks_recent ON job_peaks USING btree (pipeline, job, at);
+
+CREATE UNIQUE INDEX lock_slots_holder ON lock_slots USING btree (holder, lock);
+
+CREATE INDEX lock_slots_owner ON lock_slots USING btree (owner);
+
+CREATE UNIQUE INDEX lock_slots_pkey ON lock_slots USING btree (lock, slot);
+
+CREATE INDEX lock_waiters_owner ON lock_waiters USING btree (owner);
+
+CREATE UNIQUE INDEX lock_waiters_pkey ON lock_waiters USING btree (holder, lock);
 
 CREATE INDEX runs_cancel_requested ON runs USING btree (created_at, id) WHERE (cancel_requested IS NOT NULL);
 

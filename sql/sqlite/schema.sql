@@ -38,6 +38,37 @@ CREATE TABLE job_peaks (
   peak_bytes INTEGER NOT NULL
 );
 
+CREATE TABLE lock_slots (
+  lock TEXT NOT NULL,
+  slot INTEGER NOT NULL CHECK (slot >= 0),
+  holder TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  run_name TEXT,
+  pipeline TEXT NOT NULL,
+  action TEXT NOT NULL,
+  job TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  key TEXT NOT NULL,
+  since INTEGER NOT NULL,
+  PRIMARY KEY (lock, slot)
+);
+
+CREATE TABLE lock_waiters (
+  lock TEXT NOT NULL,
+  holder TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  run_name TEXT,
+  pipeline TEXT NOT NULL,
+  action TEXT NOT NULL,
+  job TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  key TEXT NOT NULL,
+  weight REAL NOT NULL,
+  priority REAL NOT NULL,
+  since INTEGER NOT NULL,
+  PRIMARY KEY (holder, lock)
+);
+
 CREATE TABLE "runs" (
   id TEXT PRIMARY KEY NOT NULL,
   saga TEXT NOT NULL,
@@ -172,6 +203,12 @@ CREATE TABLE trigger_verdicts (
 CREATE INDEX audit_key ON audit (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 CREATE INDEX job_peaks_recent ON job_peaks (pipeline, job, at);
+
+CREATE UNIQUE INDEX lock_slots_holder ON lock_slots (holder, lock);
+
+CREATE INDEX lock_slots_owner ON lock_slots (owner);
+
+CREATE INDEX lock_waiters_owner ON lock_waiters (owner);
 
 CREATE INDEX runs_cancel_requested ON runs (created_at, id)
   WHERE cancel_requested IS NOT NULL;

@@ -6,8 +6,9 @@
 import type { ActionContext } from "../definition/types.js";
 import { clockTime, formatBytes } from "../format.js";
 import type { Admission, Grant } from "../scheduler/admission.js";
+import type { ClusterGrant, ClusterLocks } from "../scheduler/cluster-locks.js";
 import { autoMemory } from "../scheduler/memory.js";
-import type { Explanation, Holder, Need, Ticket } from "../scheduler/types.js";
+import type { Explanation, Holder, Need, Resource, Ticket } from "../scheduler/types.js";
 import type { PeakStore } from "../storage/types.js";
 import type { Resources } from "./model.js";
 import type { Step } from "./plan.js";
@@ -33,6 +34,8 @@ interface Queued {
   said: string;
   at: number;
   waits: AdmissionWait[];
+  /** Waiting for its locks' slots in the database (the cluster explains it), not yet for admission here. */
+  cluster: boolean;
 }
 
 /** A step admitted: its run, action and attempt, its pipeline, and its grant (how long and for what it waited). */
@@ -72,6 +75,8 @@ export class JobResources {
   readonly #queued = new Map<string, Queued>();
   #telling: NodeJS.Timeout | undefined;
   #toldAt = 0;
+  /** Locks shared with the other workers of the database, when it is shared (PostgreSQL). */
+  #cluster: ClusterLocks | undefined;
 
   constructor(admission: Admission, peaks?: PeakStore) {
     this.admission = admission;
@@ -115,21 +120,41 @@ export class JobResources {
     const need = this.need(pipeline, step);
     // When it asked; replaced by admission's own word (its explanation's or grant's times, in its clock).
     const at = Date.now();
-    const pending = this.admission.acquire(ticket, need, ctx.signal);
     const id = `${ctx.runId}\u0000${step.action}`;
-    const queued: Queued = { runId: ctx.runId, label: step.label, ctx, need, said: "", at, waits: [] };
-    this.#queued.set(id, queued);
-    // Granted at once in the usual case (before the batch runs): only a request still waiting then
-    // explains itself.
-    this.#schedule();
+    const cluster = this.#cluster;
+    // A lock the config does not declare is refused (or, without a config, exclusive) here at once.
+    const shared = cluster && need.locks.every((lock) => cluster.covers(lock)) ? need.locks : [];
+    const queued: Queued = {
+      runId: ctx.runId,
+      label: step.label,
+      ctx,
+      need,
+      said: "",
+      at,
+      waits: [],
+      cluster: shared.length > 0,
+    };
     let grantedAt: number | null = null;
     let waited = false;
+    let slots: ClusterGrant | undefined;
+    this.#queued.set(id, queued);
     try {
+      // First the slots of its shared locks, holding nothing here meanwhile; then the pools here.
+      if (cluster && shared.length > 0) {
+        slots = await cluster.acquire(this.admission.resolve(ticket), step.action, shared, ctx.signal);
+        queued.cluster = false;
+      }
+      const pending = this.admission.acquire(ticket, need, ctx.signal);
+      // Granted at once in the usual case (before the batch runs): only a request still waiting then
+      // explains itself.
+      this.#schedule();
       // Granted within `acquire` (the usual case) or queued: whether it was settled before this turn.
       const atOnce = await Promise.race([pending, Promise.resolve(undefined)]);
-      const grant = atOnce ?? (await pending);
+      const local = atOnce ?? (await pending);
+      const grant = slots ? withSlots(local, slots, shared) : local;
+      slots = undefined;
       grantedAt = grant.since;
-      waited = atOnce === undefined && grant.waitedMs > 0;
+      waited = (atOnce === undefined || grant !== local) && grant.waitedMs > 0;
       queued.at = grant.since - grant.waitedMs;
       for (const listener of this.#admitted) {
         try {
@@ -142,6 +167,8 @@ export class JobResources {
         ctx.progress(`admitted after ${Math.round(grant.waitedMs / 100) / 10}s`, { queued: false });
       return grant;
     } finally {
+      // Slots taken for a job that then did not start (cancelled, refused here) go back.
+      slots?.release();
       this.#queued.delete(id);
       // A wait granted before the queue explained it (within a turn, or a busy 200 ms) is one of
       // no known reason.
@@ -175,7 +202,8 @@ export class JobResources {
   /** Why admission holds a step back (which resource, who holds it, its place in line), if it does. */
   explain(runId: string, action: string): string | undefined {
     const queued = this.#queued.get(`${runId}\u0000${action}`);
-    if (queued === undefined) return undefined;
+    // Not waiting here: a job of another worker of the cluster may wait for a lock.
+    if (queued === undefined || queued.cluster) return this.#cluster?.explain(runId, action)?.reason;
     return this.admission.explain().find((e) => e.ticket.runId === runId && e.ticket.job === queued.label)
       ?.reason;
   }
@@ -198,8 +226,10 @@ export class JobResources {
     const answers = new Map<string, Explanation>();
     for (const explanation of this.admission.explain())
       answers.set(`${explanation.ticket.runId}\u0000${explanation.ticket.job}`, explanation);
-    for (const queued of this.#queued.values()) {
-      const mine = answers.get(`${queued.runId}\u0000${queued.label}`);
+    for (const [id, queued] of this.#queued) {
+      const mine = queued.cluster
+        ? this.#cluster?.explain(queued.runId, id.slice(id.indexOf("\u0000") + 1))
+        : answers.get(`${queued.runId}\u0000${queued.label}`);
       if (!mine || mine.reason === queued.said) continue;
       queued.said = mine.reason;
       // The first stretch starts when it asked (the first explanation comes a turn later).
@@ -223,7 +253,10 @@ export class JobResources {
       name,
       capacity,
       free,
-      holders: holders.map((h) => `${h.runName ?? h.runId} ${h.job} (since ${clockTime(h.since)})`),
+      holders: holders.map(
+        (h) =>
+          `${h.runName ?? h.runId} ${h.job} (since ${clockTime(h.since)}${h.worker ? ` on worker ${h.worker}` : ""})`,
+      ),
       held: holders.map((h) => ({
         run: h.runId,
         runName: h.runName,
@@ -231,6 +264,7 @@ export class JobResources {
         job: h.job,
         since: h.since,
         amount: h.amount,
+        ...(h.worker !== undefined && { worker: h.worker }),
       })),
     });
     const pools = [
@@ -238,11 +272,30 @@ export class JobResources {
       pool("cpu", snapshot.capacity.cpu, snapshot.free.cpu, snapshot.holders.cpu),
       pool("disk", snapshot.capacity.diskBytes, snapshot.free.diskBytes, snapshot.holders.disk),
     ];
-    for (const [name, capacity] of Object.entries(snapshot.capacity.locks))
+    for (const [name, capacity] of Object.entries(snapshot.capacity.locks)) {
+      // A shared lock's holders are the cluster's, each on its worker.
+      const shared = this.#cluster?.covers(name) ? this.#cluster.holders(name) : undefined;
       pools.push(
-        pool(`lock:${name}`, capacity, snapshot.free.locks[name] ?? 0, snapshot.holders.locks[name] ?? []),
+        shared
+          ? pool(`lock:${name}`, capacity, Math.max(0, capacity - shared.length), shared)
+          : pool(
+              `lock:${name}`,
+              capacity,
+              snapshot.free.locks[name] ?? 0,
+              snapshot.holders.locks[name] ?? [],
+            ),
       );
+    }
     return pools;
+  }
+
+  /**
+   * Takes the slots of declared locks in the database shared with the other workers (once the
+   * process has its executor): a job's locks are granted there before its pools here.
+   */
+  useClusterLocks(cluster: ClusterLocks): void {
+    this.#cluster = cluster;
+    cluster.onChange(() => this.#schedule());
   }
 
   /** Where measured peaks are kept, once the process has its storage open. */
@@ -288,4 +341,26 @@ function describeNeed(need: Need): string {
   if (need.diskBytes > 0) parts.push(`disk ${formatBytes(need.diskBytes)}`);
   for (const lock of need.locks) parts.push(`lock ${lock}`);
   return parts.join(", ");
+}
+
+/** A grant here together with the slots of its shared locks: released together. */
+function withSlots(local: Grant, slots: ClusterGrant, locks: readonly string[]): Grant {
+  const waitedFor: Resource[] =
+    slots.waitedMs > 0
+      ? [
+          ...locks.map((lock) => `lock:${lock}` as const),
+          ...local.waitedFor.filter((r) => !r.startsWith("lock:")),
+        ]
+      : [...local.waitedFor];
+  return {
+    ticket: local.ticket,
+    need: local.need,
+    since: local.since,
+    waitedMs: local.waitedMs + slots.waitedMs,
+    waitedFor,
+    release: () => {
+      local.release();
+      slots.release();
+    },
+  };
 }

@@ -10,12 +10,14 @@ import { type Logger, pino } from "pino";
 import { ENDING_EVENTS } from "../engine/events.js";
 import { Executor } from "../engine/executor.js";
 import type { ChildToHost } from "../engine/executor-options.js";
+import { DEFAULT_LEASE_MS, findDeadExecutors } from "../engine/liveness.js";
 import { createLogger, MAX_BUFFERED_LOG } from "../logging.js";
 import { type Observability, type ObserveOptions, observe } from "../observability/observe.js";
 import { runRoster } from "../pipeline/concurrency.js";
 import { inheritOnly, SERVER_JOB_ENV } from "../pipeline/job-env.js";
 import { JobResources } from "../pipeline/resources.js";
 import type { JobRuntime } from "../pipeline/step-context.js";
+import { ClusterLocks } from "../scheduler/cluster-locks.js";
 import { admissionFor } from "../scheduler/config.js";
 import { Launcher } from "../shell/launcher.js";
 import { isPostgresUrl, openStorage, type SqlStorage } from "../storage/open.js";
@@ -117,6 +119,10 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     ...(launcher && { launcher }),
   };
   resources.usePeaks(storage.peaks());
+  const clusterLocks = isPostgresUrl(options.db)
+    ? shareLocks(storage, executor, config, log.logger)
+    : undefined;
+  if (clusterLocks) resources.useClusterLocks(clusterLocks);
   // A grant kept for a readiness probe that never ran (cancelled in between) goes back to the pool.
   const stopReleasing = executor.on((event) => {
     if (ENDING_EVENTS.has(event.type)) resources.releaseRun(event.runId);
@@ -136,11 +142,39 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
       await executor.close();
       await observability.close();
       await launcher?.close();
+      // Its jobs have stopped: whatever slots this worker still has in the database go back.
+      await clusterLocks?.close();
       resources.admission.close();
       await storage.close();
       await log.flush();
     },
   };
+}
+
+/**
+ * Named locks in the database, shared by every worker on it (PostgreSQL): a job holds its locks'
+ * slots there, so no interleaving of workers admits more holders than a lock has slots. SQLite
+ * keeps locks in the process (one server per file); its store serves the conformance suite.
+ */
+function shareLocks(
+  storage: SqlStorage,
+  executor: Executor,
+  config: ServeConfig,
+  logger: Logger,
+): ClusterLocks {
+  let toldAt = Number.NEGATIVE_INFINITY;
+  return new ClusterLocks({
+    store: storage.locks(),
+    owner: executor.owner,
+    capacity: config.scheduler.capacity.locks,
+    deadOwners: () => findDeadExecutors(storage, DEFAULT_LEASE_MS, executor.owner),
+    onError: (error) => {
+      // Retried every second: said once in a while, not every time.
+      if (Date.now() - toldAt < 30_000) return;
+      toldAt = Date.now();
+      logger.warn({ err: error }, "cluster locks: the database could not be read or written; retrying");
+    },
+  });
 }
 
 /**

@@ -328,6 +328,8 @@ export const poolHolder = z.object({
   since: z.number(),
   /** Bytes (memory, disk), cores (cpu), or 1 slot of a lock. */
   amount: z.number(),
+  /** The worker (executor id) holding a slot of a lock shared by a cluster (PostgreSQL). */
+  worker: z.string().optional(),
 });
 export type PoolHolder = z.infer<typeof poolHolder>;
 

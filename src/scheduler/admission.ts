@@ -31,6 +31,10 @@
  * The order is re-evaluated on every acquire, release, abort, {@link Admission.poke} and recheck
  * tick; aging takes effect at the next of those. Each of them that changes the queue or the grants
  * tells {@link Admission.onChange} listeners, so whoever explains waits can say when an answer changed.
+ *
+ * This is one process's admission. Where several workers share a PostgreSQL database, a job's named
+ * locks are first taken as slots in the database (cluster-locks.ts, in the same fair order across the
+ * cluster's waiters), and only then asked for here, where they fit at once; the pools stay per worker.
  */
 import { SlipwayError } from "../errors.js";
 import {
@@ -211,6 +215,11 @@ export class Admission {
       if (this.waiting.has(waiter.seq)) waiter.short = this.shortOf(waiter.dims, volumeFree);
       this.changed();
     });
+  }
+
+  /** The ticket with its defaults filled in (the key's weight from the config); throws when invalid. */
+  resolve(ticket: Ticket): ResolvedTicket {
+    return this.resolveTicket(ticket);
   }
 
   /** Re-evaluates the waiting list now; call it when free disk space may have changed. */

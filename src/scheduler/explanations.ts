@@ -93,9 +93,10 @@ function amountText(resource: Resource, amount: number): string {
   return String(amount);
 }
 
-/** `run r1 (recipe-a) job deploy`. */
-function who(ticket: Pick<Ticket, "runId" | "runName" | "job">): string {
-  return `run ${ticket.runId}${ticket.runName ? ` (${ticket.runName})` : ""} job ${ticket.job}`;
+/** `run r1 (recipe-a) job deploy`, and `on worker W` when it is known (a cluster's lock waiter). */
+function who(ticket: Pick<Ticket, "runId" | "runName" | "job"> & { worker?: string }): string {
+  const worker = ticket.worker === undefined ? "" : ` on worker ${ticket.worker}`;
+  return `run ${ticket.runId}${ticket.runName ? ` (${ticket.runName})` : ""} job ${ticket.job}${worker}`;
 }
 
 /** `job deploy of run r1 (recipe-a)`: the subject of error messages. */
@@ -106,9 +107,11 @@ export function describeJob(ticket: Pick<Ticket, "runId" | "runName" | "job">): 
 /** The first three holders (with their amounts for pools), then how many more. */
 function holdersText(holders: Holder[], resource: Resource): string {
   if (holders.length === 0) return "nobody";
-  const shown = holders.slice(0, 3).map((h) => {
+  const shown = holders.slice(0, 3).map(({ worker, ...h }) => {
     const amount = isLock(resource) ? "" : ` (${amountText(resource, h.amount)})`;
-    return `${who(h)} since ${clockTime(h.since)}${amount}`;
+    // After the time: "held by run r1 job deploy since 10:02:03 on worker host:41:x".
+    const where = worker === undefined ? "" : ` on worker ${worker}`;
+    return `${who(h)} since ${clockTime(h.since)}${where}${amount}`;
   });
   const more = holders.length > 3 ? ` and ${holders.length - 3} more` : "";
   return `${shown.join(", ")}${more}`;

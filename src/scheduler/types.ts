@@ -60,6 +60,8 @@ export interface Holder {
   since: number;
   /** How much of the resource it holds (bytes, cores, or 1 slot of a lock). */
   amount: number;
+  /** The worker (executor id) holding a slot of a lock held in the database, shared by a cluster. */
+  worker?: string;
 }
 
 /** One resource a waiting request cannot get yet, and why. */
@@ -73,7 +75,7 @@ export interface Blocker {
   /** Who holds it now, oldest first. */
   holders: Holder[];
   /** Requests ahead of this one that reserved some of what is free, so it waits behind them. */
-  reservedBy?: ResolvedTicket[];
+  reservedBy?: Array<ResolvedTicket & { worker?: string }>;
   /** 1-based place among the waiting requests blocked on this same resource, in admission order. */
   position: number;
   /** Disk only: the work volume's real free space, when known. */

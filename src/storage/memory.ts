@@ -3,6 +3,8 @@
 import { type ErrorInfo, NotFoundError, SlipwayError } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
 import { parseNullable, toJsonText, toNullableJsonText } from "./json-text.js";
+import type { LockStore } from "./locks.js";
+import { MemoryLockStore } from "./memory-locks.js";
 import { MemoryTriggerStore } from "./memory-triggers.js";
 import type { TriggerStore } from "./triggers.js";
 import type {
@@ -90,6 +92,13 @@ export class MemoryStorage implements Storage {
   private readonly audit: string[] = [];
   private closed = false;
   private triggerStore: MemoryTriggerStore | undefined;
+  private lockStore: MemoryLockStore | undefined;
+
+  /** Named locks (see {@link LockStore}), in this store's memory. */
+  locks(): LockStore {
+    this.lockStore ??= new MemoryLockStore();
+    return this.lockStore;
+  }
 
   /** What triggers remember (see {@link TriggerStore}), in this store's memory. */
   triggers(): TriggerStore {

@@ -163,3 +163,17 @@ export function toSignal(row: SignalRow): SignalRecord {
     consumedBy: row.consumed_by,
   };
 }
+
+/** A row of the audit table (both SQL backends). */
+export interface AuditRow {
+  seq: number;
+  at: number;
+  actor: string;
+  method: string;
+  route: string;
+  path: string;
+  run_id: string | null;
+  status: number;
+  idempotency_key: string | null;
+  replay: string | null;
+}

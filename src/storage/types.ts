@@ -7,6 +7,7 @@
 
 import type { ErrorInfo } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
+import type { LockStore } from "./locks.js";
 import type { TriggerStore } from "./triggers.js";
 
 /** Lifecycle of a run; see docs/state-machine.md. */
@@ -304,6 +305,9 @@ export interface Storage {
 
   /** Optional: what triggers remember (events, verdicts, deliveries, poll state, schedules fired). */
   triggers?(): TriggerStore;
+
+  /** Optional: named locks held in the database, for every process sharing it (slots and waiters). */
+  locks?(): LockStore;
 
   upsertExecutor(executor: ExecutorRecord): Promise<void>;
   listExecutors(): Promise<ExecutorRecord[]>;

@@ -14,6 +14,8 @@ export const queue: Command = {
     "",
     "Admission (resources, locks, place in line) is known to the process running the job: ask the",
     "server with --server; without it, the waits that storage knows (needs, signals, polls, retries).",
+    "On PostgreSQL, any worker of a cluster shows every worker's jobs waiting for a lock, with the",
+    "holder's worker.",
   ].join("\n"),
   async run(args, io) {
     const { values } = parse(args, { ...connectionOptions, json: { type: "boolean" } }, 0);

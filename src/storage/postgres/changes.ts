@@ -10,6 +10,9 @@ import pg from "pg";
 /** The channel every Slipway database notifies on; the payload names the schema ("" for the default). */
 export const CHANGES_CHANNEL = "slipway_changes";
 
+/** The channel of lock changes (a slot freed, a request queued): only lock waiters listen. */
+export const LOCKS_CHANNEL = "slipway_locks";
+
 export const NOTIFY_CHANGE = "SELECT pg_notify($1, $2)";
 
 const RETRY_MS = [100, 250, 500, 1_000, 2_000, 5_000];
@@ -17,15 +20,17 @@ const RETRY_MS = [100, 250, 500, 1_000, 2_000, 5_000];
 export class ChangeListener {
   readonly #config: pg.ClientConfig;
   readonly #payload: string;
+  readonly #channel: string;
   readonly #listeners = new Set<() => void>();
   #client: pg.Client | undefined;
   #failures = 0;
   #retry: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  constructor(config: pg.ClientConfig, schema: string | undefined) {
+  constructor(config: pg.ClientConfig, schema: string | undefined, channel = CHANGES_CHANNEL) {
     this.#config = config;
     this.#payload = schema ?? "";
+    this.#channel = channel;
   }
 
   /** Calls `listener` on each change of this schema until the returned function is called. */
@@ -59,11 +64,11 @@ export class ChangeListener {
     client.on("error", lost);
     client.on("end", lost);
     client.on("notification", (notice) => {
-      if (notice.channel === CHANGES_CHANNEL && (notice.payload ?? "") === this.#payload) this.#tell();
+      if (notice.channel === this.#channel && (notice.payload ?? "") === this.#payload) this.#tell();
     });
     client
       .connect()
-      .then(() => client.query(`LISTEN ${CHANGES_CHANNEL}`))
+      .then(() => client.query(`LISTEN ${this.#channel}`))
       .then(() => {
         if (this.#client !== client) return;
         // Anything written while no connection listened was not told: look now.

@@ -6,7 +6,8 @@
 import { NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
-import { type EventRow, type ExecutorRow, runOf, signalOf, stepOf, toEvent } from "../rows.js";
+import type { LockStore } from "../locks.js";
+import { type AuditRow, type EventRow, type ExecutorRow, runOf, signalOf, stepOf, toEvent } from "../rows.js";
 import type { TriggerStore } from "../triggers.js";
 import type {
   AuditQuery,
@@ -29,6 +30,7 @@ import { FINAL_STATUSES } from "../types.js";
 import { CHANGES_CHANNEL, ChangeListener, NOTIFY_CHANGE } from "./changes.js";
 import { type Client, Connection } from "./connection.js";
 import { type EncodedTransition, encodeTransition, partsWithDistinctRuns } from "./encode.js";
+import { postgresLockStore } from "./lock-store.js";
 import { migrate } from "./migrations.js";
 import { PostgresPeaks } from "./peaks.js";
 import {
@@ -71,6 +73,7 @@ export class PostgresStorage implements Storage {
   onCommit: ((ms: number) => void) | undefined;
   readonly #peaks: PostgresPeaks;
   private triggerStore: TriggerStore | undefined;
+  private lockStore: (LockStore & { close(): void }) | undefined;
   private readonly changes: ChangeListener;
 
   constructor(options: PostgresStorageOptions) {
@@ -105,6 +108,7 @@ export class PostgresStorage implements Storage {
     if (this.closed) return;
     this.closed = true;
     this.changes.close();
+    this.lockStore?.close();
     await this.#peaks.flushed();
     await this.#db.end();
   }
@@ -427,6 +431,13 @@ export class PostgresStorage implements Storage {
     return this.triggerStore;
   }
 
+  /** Named locks held in this database, for every worker sharing it (see {@link LockStore}). */
+  locks(): LockStore {
+    this.check();
+    this.lockStore ??= postgresLockStore(this.#db, this.schema);
+    return this.lockStore;
+  }
+
   /**
    * Measured job peaks (see {@link PeakStore}), the newest 100 per job, answered from memory
    * (admission asks while it decides); written behind.
@@ -475,19 +486,6 @@ export class PostgresStorage implements Storage {
     if (!this.ready)
       throw new SlipwayError("storage", `PostgresStorage(${this.where}): call init() before using it`);
   }
-}
-
-interface AuditRow {
-  seq: number;
-  at: number;
-  actor: string;
-  method: string;
-  route: string;
-  path: string;
-  run_id: string | null;
-  status: number;
-  idempotency_key: string | null;
-  replay: string | null;
 }
 
 /** Factory form of the constructor, for callers that name an export (e.g. the crash conformance test). */

@@ -6,6 +6,7 @@ import { diskFullError, NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
 import {
+  type AuditRow,
   type EventRow,
   type ExecutorRow,
   type RunRow,
@@ -37,25 +38,13 @@ import type {
 } from "../types.js";
 import { FINAL_STATUSES } from "../types.js";
 import { BUSY_TIMEOUT_MS, enableWal, openReadOnly } from "./connection.js";
+import { type LockStore, sqliteLockStore } from "./lock-store.js";
 import { assertMigrated, migrate } from "./migrations.js";
 import { type EncodedTransition, encodeTransition } from "./rows.js";
 import { prepareStatements, runQuerySql, type Statement, type Statements, updateSql } from "./statements.js";
 import { TextIndex } from "./text-index.js";
 import { sqliteTriggerStore } from "./trigger-store.js";
 import { type Fdatasync, WalSync } from "./wal-sync.js";
-
-interface AuditRow {
-  seq: number;
-  at: number;
-  actor: string;
-  method: string;
-  route: string;
-  path: string;
-  run_id: string | null;
-  status: number;
-  idempotency_key: string | null;
-  replay: string | null;
-}
 
 export interface SqliteStorageOptions {
   /** Database file; created (with its folder's WAL/SHM companions) when missing. */
@@ -96,6 +85,7 @@ export class SqliteStorage implements Storage {
   ) => AuditRecord[];
   private readonly loadTx: (runId: string) => RunSnapshot | undefined;
   private triggerStore: TriggerStore | undefined;
+  private lockStore: LockStore | undefined;
   private readonly loadManyTx: (runIds: readonly string[]) => (RunSnapshot | undefined)[];
   /**
    * "full" mode on a file: signals and audit records flush the WAL off the main thread
@@ -263,6 +253,13 @@ export class SqliteStorage implements Storage {
     this.stmts();
     this.triggerStore ??= sqliteTriggerStore(this.db);
     return this.triggerStore;
+  }
+
+  /** Named locks held in this file, for every process sharing it (see {@link LockStore}). */
+  locks(): LockStore {
+    this.stmts();
+    this.lockStore ??= sqliteLockStore(this.db);
+    return this.lockStore;
   }
 
   /** Measured job peaks in this file (see {@link PeakStore}); the newest 100 per job are kept. */

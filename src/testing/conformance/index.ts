@@ -13,6 +13,7 @@ import { notifyIsAtomic, notifyOtherRuns, parentLink } from "./child-cases.js";
 import { crashTest } from "./crash-test.js";
 import { duplicateEventFailsBatch, historyOrder, unserializableFailsBatch } from "./history-cases.js";
 import { deleteEnded, listFilters, listOrderAndLimit, listText, nextWakeAt } from "./listing-cases.js";
+import { lockConcurrentTakes, lockDeadOwnersFreed, lockSlotsBelowCapacity } from "./lock-cases.js";
 import type { StorageConformanceOptions } from "./options.js";
 import {
   claimMany,
@@ -48,8 +49,8 @@ export type {
 
 export const CRASH_TEST_NAME = "a process killed between writes leaves each transition all there or absent";
 
-/** Optional parts of a backend: `loadMany` (with `Transition.claim`), `getRuns`, `peaks()`, `addAudit`, `triggers()`. */
-type Capability = "loadMany" | "getRuns" | "peaks" | "addAudit" | "triggers";
+/** Optional parts of a backend: `loadMany` (with `Transition.claim`), `getRuns`, `peaks()`, `addAudit`, `triggers()`, `locks()`. */
+type Capability = "loadMany" | "getRuns" | "peaks" | "addAudit" | "triggers" | "locks";
 /** The skip reason of a case whose capability the backend does not have. */
 export const CAPABILITY_NOT_IMPLEMENTED = "optional capability not implemented";
 
@@ -118,6 +119,13 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
       triggerLeaseHasOneHolder,
       "triggers",
     ],
+    [
+      "locks: slots below capacity, lowest first, all of a request's locks or none, reusable once released",
+      lockSlotsBelowCapacity,
+      "locks",
+    ],
+    ["locks: concurrent takes of a 1-slot lock, exactly one wins", lockConcurrentTakes, "locks"],
+    ["locks: a dead owner's slots and waiting rows are freed", lockDeadOwnersFreed, "locks"],
   ];
   const skip = options.skip ?? {};
   const known = new Set([...cases.map(([name]) => name), CRASH_TEST_NAME]);
@@ -180,7 +188,7 @@ function probeCapabilities(newStorage: StorageConformanceOptions["newStorage"]):
 } {
   const made = newStorage();
   if (made instanceof Promise) return { closed: made.then((storage) => storage.close()) };
-  const all: Capability[] = ["loadMany", "getRuns", "peaks", "addAudit", "triggers"];
+  const all: Capability[] = ["loadMany", "getRuns", "peaks", "addAudit", "triggers", "locks"];
   const capabilities = new Set(all.filter((capability) => hasCapability(made, capability)));
   return { capabilities, closed: made.close() };
 }

@@ -10,6 +10,8 @@ import type { Step } from "../../../src/pipeline/plan.js";
 import { JobResources } from "../../../src/pipeline/resources.js";
 import type { AdmissionTiming } from "../../../src/pipeline/timing.js";
 import { Admission } from "../../../src/scheduler/admission.js";
+import { ClusterLocks } from "../../../src/scheduler/cluster-locks.js";
+import { MemoryLockStore } from "../../../src/storage/memory-locks.js";
 import { eventually, within } from "../../wait.js";
 
 const deploy = {
@@ -104,5 +106,49 @@ describe("a job's admission timing", () => {
       grantedAt: 1_005,
       waits: [{ kind: "admission", message: "admitted before the queue said why it waited" }],
     });
+  });
+});
+
+describe("a job's admission with locks shared by a cluster", () => {
+  it("waits for the slot held on another worker, says so on every worker, and records the wait", async () => {
+    const store = new MemoryLockStore();
+    const capacity = { memoryBytes: 1e9, cpu: 4, diskBytes: 0, locks: { swarm: 1 } };
+    const workers = ["w1", "w2"].map((owner) => {
+      const resources = new JobResources(new Admission({ capacity }));
+      const cluster = new ClusterLocks({
+        store,
+        owner,
+        capacity: capacity.locks,
+        deadOwners: async () => [],
+        pollMs: 5,
+      });
+      resources.useClusterLocks(cluster);
+      return { resources, cluster };
+    });
+    const [a, b] = workers as [(typeof workers)[0], (typeof workers)[0]];
+    try {
+      const held = await a.resources.admit(context("r0").ctx, "release", deploy, "release");
+      const second = context("r1");
+      const pending = b.resources.admit(second.ctx, "release", deploy, "release");
+      // The waiting job's worker and the holder's worker say the same.
+      const said =
+        /^waits for lock swarm \(1 of 1 held by run r0 \(r0-name\) job deploy since \S+ on worker w1\); 1st in line$/;
+      await eventually(() => said.test(b.resources.explain("r1", "deploy") ?? ""), "w2 to explain r1");
+      await eventually(() => said.test(a.resources.explain("r1", "deploy") ?? ""), "w1 to explain r1");
+      expect(b.resources.pools().find((p) => p.name === "lock:swarm")).toMatchObject({
+        free: 0,
+        held: [{ run: "r0", worker: "w1" }],
+      });
+      await eventually(() => b.resources.waiting("r1", "deploy"), "r1's wait recorded so far");
+      held.release();
+      const grant = await within(pending, "r1's grant");
+      expect(grant.waitedFor).toEqual(["lock:swarm"]);
+      const admission = second.recorded.timing?.admission as AdmissionTiming;
+      expect(admission.waits[0]).toMatchObject({ kind: "lock", resource: "swarm", holder: { run: "r0" } });
+      grant.release();
+      await eventually(async () => (await store.view()).slots.length === 0, "swarm free");
+    } finally {
+      for (const { cluster } of workers) await cluster.close();
+    }
   });
 });

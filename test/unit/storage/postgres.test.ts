@@ -127,6 +127,36 @@ describe.runIf(server !== undefined && !process.env.SLIPWAY_TEST_PG_URL)("Postgr
   });
 });
 
+describe.runIf(server !== undefined)("lock slots on PostgreSQL", () => {
+  it("refuses a second holder of a slot by the primary key, with no advisory lock or read first", async () => {
+    const url = await freshDatabase(server!.url, "lock_slots");
+    const storage = new PostgresStorage({ url });
+    await storage.init();
+    await storage.close();
+    // Eight connections each write slot 0 of `swarm` at once, as eight workers racing would.
+    const clients = Array.from({ length: 8 }, () => new pg.Client({ connectionString: url }));
+    await Promise.all(clients.map((c) => c.connect()));
+    try {
+      const results = await Promise.allSettled(
+        clients.map((c, i) =>
+          c.query(
+            `INSERT INTO lock_slots (lock, slot, holder, run_id, run_name, pipeline, action, job, owner, key, since)
+             VALUES ('swarm', 0, $1, 'r', NULL, 'p', 'a', 'j', 'w', 'k', 1)`,
+            [`h${i}`],
+          ),
+        ),
+      );
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      for (const r of results)
+        if (r.status === "rejected") expect((r.reason as { code?: string }).code).toBe("23505");
+      const rows = await clients[0]!.query("SELECT holder FROM lock_slots");
+      expect(rows.rows).toHaveLength(1);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+});
+
 describe.runIf(server !== undefined)("executors sharing a PostgreSQL database", () => {
   it("wake a run at once when another process signals it (LISTEN/NOTIFY), not at their next poll", async () => {
     const url = await freshDatabase(server!.url, "notify");
