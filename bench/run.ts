@@ -4,7 +4,7 @@
  * $BENCH_PHASES=engine,groups,rss,signal,recovery,sched,serve,api,load,triggers,ui,pg runs a subset (the last six against a
  * real `slipway serve`; ui drives headless Chromium, $SLIPWAY_CHROMIUM or /usr/bin/chromium, and
  * $BENCH_UI_PROF=<dir> adds a CPU profile of its log page; $BENCH_SERVER_PROF=<dir> profiles that server; $BENCH_LOAD_SECONDS shortens the
- * load phase). $BENCH_REPEAT=n runs each phase n times (each in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
+ * load phase; $BENCH_PG_PARTS=one,workers,signal,failover runs a part of the pg phase). $BENCH_REPEAT=n runs each phase n times (each in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
  * for the targeted ones: this machine is shared, single runs are noisy.
  */
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
