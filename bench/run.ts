@@ -4,7 +4,7 @@
  * $BENCH_PHASES=engine,groups,rss,signal,recovery,sched,serve,api,load,triggers,ui,pg runs a subset (the last six against a
  * real `slipway serve`; ui drives headless Chromium, $SLIPWAY_CHROMIUM or /usr/bin/chromium, and
  * $BENCH_UI_PROF=<dir> adds a CPU profile of its log page; $BENCH_SERVER_PROF=<dir> profiles that server; $BENCH_LOAD_SECONDS shortens the
- * load phase). $BENCH_REPEAT=n runs each phase n times (each in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
+ * load phase; $BENCH_PG_PARTS=one,workers,signal,failover runs a part of the pg phase). $BENCH_REPEAT=n runs each phase n times (each in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
  * for the targeted ones: this machine is shared, single runs are noisy.
  */
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
@@ -36,6 +36,30 @@ const TARGETS: Target[] = [
     label: "  floor: one client's commits/s on that PostgreSQL",
     unit: "commits/s",
   },
+  {
+    key: "pg.actions_per_s_2w",
+    label: "  the same, 2 worker processes (same 2 cores, same PostgreSQL)",
+    unit: "actions/s",
+  },
+  {
+    key: "pg.actions_per_s_4w",
+    label: "  the same, 4 worker processes (same 2 cores, same PostgreSQL)",
+    unit: "actions/s",
+  },
+  { key: "pg.signal_p50_ms", label: "2k signals at once via a 3rd worker -> completed p50", unit: "ms" },
+  {
+    key: "pg.signal_p99_ms",
+    label: "2k signals at once via a 3rd worker -> completed p99",
+    max: 300,
+    unit: "ms",
+  },
+  {
+    key: "pg.failover_ms",
+    label: "kill -9 of 1 of 2 workers, 200 runs -> all progressing (lease 10 s)",
+    max: 12_000,
+    unit: "ms",
+  },
+  { key: "pg.completed_rerun", label: "  completed actions re-run after it", max: 0, unit: "" },
   { key: "engine.overhead_p50_ms", label: "engine overhead / action p50", unit: "ms" },
   { key: "engine.overhead_p99_ms", label: "engine overhead / action p99", unit: "ms" },
   {
@@ -255,6 +279,28 @@ const DEFINITIONS = [
   "  Where a page's time goes (medians, Resource Timing, ms since navigation start): _dom_ms the",
   "  document's DOMContentLoaded; _sent_ms, _first_ms, _last_ms the list request (runs_first_rows_list)",
   "  or the log request (log_open_logs) sent, its first byte, its last byte.",
+  "pg: a throwaway PostgreSQL cluster on this machine (startPostgres, fsync and synchronous_commit on);",
+  "  each measurement on a fresh database. actions_per_s: the engine workload (500 runs x 10 no-op",
+  "  actions, all started at once) with one Executor in the pg child, median of 5 after a warm-up.",
+  "  _2w, _4w: the same 500 runs split evenly over 2 and 4 worker processes (bench/pg-worker.ts, each",
+  "  its own Executor and pool of 10 connections, each starting its share when told): 5,000 / (the first",
+  "  start() in any worker -> the last run ended in any worker), median of 3 rounds. On 2 cores more",
+  "  workers cannot add CPU: they share the cores with each other and with the one PostgreSQL, whose",
+  "  commits (each fsync) they all wait on; what they can add is more commits in flight at once (group",
+  "  commit across connections) and a failover partner. A figure below the one-worker one is the cost of",
+  "  more processes, pools and smaller batches per commit on the same cores.",
+  "  signal: 2,000 approval runs (waitForSignal, then one no-op action) started by 2 worker processes,",
+  "  1,000 each, each waking only its own (accept), all parked (waiting, out of memory); a 3rd worker",
+  "  that takes no run calls executor.signal for all 2,000 at once, 500 in flight; the holders hear of",
+  "  it by LISTEN/NOTIFY. Per run, signal() called -> its endedAt (stamped by the worker that completed",
+  "  it), p50/p99/max.",
+  "  failover: 2 worker processes (heartbeat 2 s, lease 10 s, pidLiveness off: the same-host shortcut",
+  "  that notices a dead pid is turned off, so the lease itself is timed) start 100 runs each of a",
+  "  3-action saga: a0 logs, a1 logs its start and waits for a gate file, a2 logs (a side log).",
+  "  Once all 200 are in a1, kill -9 of one worker; per run of it, kill -> a1 started again on the",
+  "  survivor; failover_ms = the slowest (_p50, _first_ms too). Then the gate opens and all 200 must",
+  "  complete. completed_rerun: runs whose a0 (committed before the kill) ran twice, must be 0;",
+  "  failover_in_flight_rerun: a1 started again (expected: the killed worker's 100).",
   "BENCH_REPEAT=n: every figure is the median over n runs of its phase (each in a fresh child).",
 ];
 

@@ -33,6 +33,11 @@ export interface ExecutorOptions {
   heartbeatIntervalMs?: number;
   /** An executor silent this long is dead and its runs are taken over. Default 10 s. */
   leaseMs?: number;
+  /**
+   * Whether an executor on this host whose process is gone counts as dead at once, before its lease
+   * runs out. Default true; turn it off where pids are not comparable (containers sharing a hostname).
+   */
+  pidLiveness?: boolean;
   /** After an abort, how long a body may take to settle before it is given up on. Default 10 s. */
   abortGraceMs?: number;
   /** A run with nothing running leaves memory when its next timer is at least this far. Default 1 s. */
@@ -72,6 +77,7 @@ export interface ExecutorSettings {
   pollIntervalMs: number;
   heartbeatIntervalMs: number;
   leaseMs: number;
+  pidLiveness: boolean;
   abortGraceMs: number;
   evictAfterMs: number;
   stagedGraceMs: number;
@@ -104,6 +110,7 @@ export function resolveExecutorOptions(options: ExecutorOptions): ExecutorSettin
     pollIntervalMs: positive(options.pollIntervalMs ?? 200, "pollIntervalMs"),
     heartbeatIntervalMs: positive(options.heartbeatIntervalMs ?? 2_000, "heartbeatIntervalMs"),
     leaseMs: positive(options.leaseMs ?? DEFAULT_LEASE_MS, "leaseMs"),
+    pidLiveness: options.pidLiveness ?? true,
     abortGraceMs: nonNegative(options.abortGraceMs ?? 10_000, "abortGraceMs"),
     evictAfterMs: nonNegative(options.evictAfterMs ?? 1_000, "evictAfterMs"),
     stagedGraceMs: nonNegative(options.stagedGraceMs ?? 3_600_000, "stagedGraceMs"),

@@ -77,6 +77,7 @@ export abstract class RunHosting implements RunHost {
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
       leaseMs: settings.leaseMs,
       deadOwnersTtlMs: settings.pollIntervalMs,
+      pidLiveness: settings.pidLiveness,
     });
     this.commits = new Batcher((transitions) => this.#write(transitions));
     for (const saga of settings.sagas) {

@@ -15,21 +15,28 @@ export async function findDeadExecutors(
   leaseMs: number,
   except?: string,
   now: number = Date.now(),
+  pidLiveness = true,
 ): Promise<string[]> {
-  const host = hostname();
+  const host = pidLiveness ? hostname() : null;
   return (await storage.listExecutors())
     .filter((e) => e.id !== except && executorDead(e, leaseMs, now, host))
     .map((e) => e.id);
 }
 
-/** Whether a registered executor is provably dead at `now`: silent past its lease, or its process gone from `host` (this one). */
+/**
+ * Whether a registered executor is provably dead at `now`: silent past its lease, or its process gone
+ * from `host` (this one). `host` null: the lease alone decides (pids are not comparable here).
+ */
 export function executorDead(
   executor: ExecutorRecord,
   leaseMs: number,
   now: number,
-  host: string = hostname(),
+  host: string | null = hostname(),
 ): boolean {
-  return now - executor.heartbeatAt > leaseMs || (executor.host === host && !processAlive(executor.pid));
+  return (
+    now - executor.heartbeatAt > leaseMs ||
+    (host !== null && executor.host === host && !processAlive(executor.pid))
+  );
 }
 
 /** Whether a process runs; a zombie (killed, not yet reaped) counts as dead. */

@@ -14,6 +14,8 @@ export interface OwnershipOptions {
   leaseMs: number;
   /** How long one lookup of dead executors is reused. */
   deadOwnersTtlMs: number;
+  /** Whether an executor of this host whose process is gone is dead at once (else the lease alone decides). */
+  pidLiveness: boolean;
 }
 
 export class Ownership {
@@ -62,10 +64,13 @@ export class Ownership {
 
   /** Dead executors, looked up at most once per TTL (a burst of wake-ups shares one lookup). */
   deadOwners(): Promise<string[]> {
-    const { storage, owner, clock, leaseMs, deadOwnersTtlMs } = this.#options;
+    const { storage, owner, clock, leaseMs, deadOwnersTtlMs, pidLiveness } = this.#options;
     const now = clock.now();
     if (!this.#deadOwnersCache || now - this.#deadOwnersCache.at > deadOwnersTtlMs) {
-      this.#deadOwnersCache = { at: now, value: findDeadExecutors(storage, leaseMs, owner, now) };
+      this.#deadOwnersCache = {
+        at: now,
+        value: findDeadExecutors(storage, leaseMs, owner, now, pidLiveness),
+      };
     }
     return this.#deadOwnersCache.value;
   }
