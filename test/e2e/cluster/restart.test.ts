@@ -1,0 +1,139 @@
+/**
+ * PostgreSQL restarted under a cluster (issue 13): three workers on one durable server, 100 short
+ * runs spread over them; the server is stopped abruptly once some runs have completed and others run,
+ * an API request meanwhile answers 503 with a reason (not a hang), and once it is back every run
+ * completes, each job's work done once. Jobs mark their work with a directory (`mkdir` is atomic): a
+ * job whose completion was not committed when the database went down runs again by design, finds its
+ * mark and notes `again`; those are counted apart, and the runs' events prove no job's completion
+ * was committed twice.
+ */
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it, onTestFailed } from "vitest";
+import type { RunSummary, SubmitResponse } from "../../../src/runs/schemas.js";
+import { eventually, within } from "../../wait.js";
+import { Cluster, clusterServer, type Worker } from "./cluster.js";
+
+const postgres = await clusterServer({ durable: true });
+
+const RUNS = 100;
+
+/**
+ * A job that does its work once (marked by a directory), noting it when done, or noting that it ran
+ * again. Every tenth run's second job also holds while `$SHARED/hold` exists: those are at work when
+ * the database goes down, and finish while it is down.
+ */
+const job = (name: string, hold = "") => `    run: |
+      if mkdir "$SHARED/${name}-\${{ inputs.n }}" 2>/dev/null; then
+        sleep 0.2${hold}
+        echo "${name} \${{ inputs.n }} $WORKER" >> "$SIDE"
+      else
+        echo "again-${name} \${{ inputs.n }} $WORKER" >> "$SIDE"
+      fi
+`;
+
+const HOLD = `
+        case "\${{ inputs.n }}" in *0) while [ -e "$SHARED/hold" ]; do sleep 0.05; done;; esac`;
+
+const PIPELINE = `name: short
+inputs:
+  n: {}
+jobs:
+  one:
+${job("one")}  two:
+    needs: [one]
+${job("two", HOLD)}`;
+
+async function submit(worker: Worker, n: number): Promise<string> {
+  const body = { file: { name: "pipe.yml", source: PIPELINE }, inputs: { n: String(n) } };
+  return (await worker.server.json<SubmitResponse>("POST", "/runs", body, 201)).id;
+}
+
+function count(cluster: Cluster, kind: string): number {
+  return cluster.lines().filter((line) => line.startsWith(`${kind} `)).length;
+}
+
+describe.skipIf(!postgres)("PostgreSQL restarted under a cluster", () => {
+  it("finishes all 100 runs, answering 503 meanwhile, each job's work done once", async () => {
+    const cluster = await Cluster.create(postgres!, "restart");
+    const workers = [
+      await cluster.worker("a", "max_runs: 10"),
+      await cluster.worker("b", "max_runs: 10"),
+      await cluster.worker("c", "max_runs: 10"),
+    ];
+    onTestFailed(() => {
+      for (const w of workers)
+        writeFileSync(
+          `/tmp/restart-${w.name}.log`,
+          `${w.server.process.stderr}\n----\n${w.server.process.stdout}`,
+        );
+    });
+    writeFileSync(join(cluster.shared, "hold"), "");
+    const ids: string[] = [];
+    for (let n = 1; n <= RUNS; n++) ids.push(await submit(workers[n % 3]!, n));
+
+    // Down once some runs are done and others are at work (the held ones among them).
+    const held = ids.map((_, i) => i + 1).filter((n) => n % 10 === 0);
+    await eventually(
+      () => count(cluster, "two") >= 20 && held.every((n) => existsSync(join(cluster.shared, `two-${n}`))),
+      "20 runs done and the held jobs at work",
+      30_000,
+    );
+    await postgres!.down();
+    const before = count(cluster, "two");
+    rmSync(join(cluster.shared, "hold"));
+
+    // A request that needs the database answers 503 with a reason, promptly.
+    const started = Date.now();
+    const response = await within(workers[0]!.server.api(`/runs/${ids[0]}`), "an answer while down", 15_000);
+    expect(response.status).toBe(503);
+    expect(await response.text()).toMatch(/database/);
+    const answeredMs = Date.now() - started;
+    // /healthz still answers (the process is alive) and says the database is not reachable.
+    const health = await eventually(async () => {
+      const body = (await (await fetch(`${workers[1]!.server.url}/healthz`)).json()) as {
+        storage?: { reachable: boolean; reason?: string };
+      };
+      return body.storage?.reachable === false && body.storage;
+    }, "/healthz to report the database unreachable");
+    expect(health.reason).toMatch(/database .* is unavailable/);
+    // Jobs running when it went down finish meanwhile; their commits fail and are tried again later.
+    await eventually(
+      () => count(cluster, "two") >= before + held.length,
+      "the held jobs finishing while the database is down",
+    );
+
+    await postgres!.up();
+    const done = await eventually(
+      async () => {
+        const runs = await workers[1]!.server.json<RunSummary[]>("GET", "/runs?status=completed");
+        return runs.length === RUNS && runs;
+      },
+      "every run completed",
+      45_000,
+    );
+    expect(done).toHaveLength(RUNS);
+    console.log(
+      workers.map((w) => `${w.name}: ${w.server.process.stderr}\n${w.server.process.stdout}`).join("\n"),
+    );
+
+    // Each job's work once per run.
+    for (const kind of ["one", "two"]) {
+      const ns = cluster
+        .lines()
+        .filter((line) => line.startsWith(`${kind} `))
+        .map((line) => line.split(" ")[1]);
+      expect(new Set(ns).size).toBe(RUNS);
+      expect(ns).toHaveLength(RUNS);
+    }
+    // No job's completion committed twice: a job that ran again had not completed.
+    for (const id of ids) {
+      const completions = (await workers[2]!.server.events(id))
+        .filter((e) => e.type === "action:completed")
+        .map((e) => e.action);
+      expect(completions.sort()).toEqual(["one", "two"]);
+    }
+    const again = count(cluster, "again-one") + count(cluster, "again-two");
+    console.log(`answered in ${answeredMs} ms; jobs run again after an uncommitted completion: ${again}`);
+  });
+});
