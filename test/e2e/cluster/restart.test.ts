@@ -9,7 +9,8 @@
  */
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it, onTestFailed } from "vitest";
+import pg from "pg";
+import { describe, expect, it } from "vitest";
 import type { RunSummary, SubmitResponse } from "../../../src/runs/schemas.js";
 import { eventually, within } from "../../wait.js";
 import { Cluster, clusterServer, type Worker } from "./cluster.js";
@@ -54,23 +55,23 @@ function count(cluster: Cluster, kind: string): number {
 }
 
 describe.skipIf(!postgres)("PostgreSQL restarted under a cluster", () => {
-  it("finishes all 100 runs, answering 503 meanwhile, each job's work done once", async () => {
+  // Real processes and 100 runs on a shared 2-core machine: a limit for a hung test, not a slow one.
+  it("finishes all 100 runs, answering 503 meanwhile, each job's work done once", {
+    timeout: 120_000,
+  }, async () => {
     const cluster = await Cluster.create(postgres!, "restart");
     const workers = [
       await cluster.worker("a", "max_runs: 10"),
       await cluster.worker("b", "max_runs: 10"),
       await cluster.worker("c", "max_runs: 10"),
     ];
-    onTestFailed(() => {
-      for (const w of workers)
-        writeFileSync(
-          `/tmp/restart-${w.name}.log`,
-          `${w.server.process.stderr}\n----\n${w.server.process.stdout}`,
-        );
-    });
     writeFileSync(join(cluster.shared, "hold"), "");
+    // Submitted ten at a time, spread over the workers.
     const ids: string[] = [];
-    for (let n = 1; n <= RUNS; n++) ids.push(await submit(workers[n % 3]!, n));
+    for (let first = 1; first <= RUNS; first += 10) {
+      const batch = Array.from({ length: 10 }, (_, i) => first + i);
+      ids.push(...(await Promise.all(batch.map((n) => submit(workers[n % 3]!, n)))));
+    }
 
     // Down once some runs are done and others are at work (the held ones among them).
     const held = ids.map((_, i) => i + 1).filter((n) => n % 10 === 0);
@@ -83,12 +84,27 @@ describe.skipIf(!postgres)("PostgreSQL restarted under a cluster", () => {
     const before = count(cluster, "two");
     rmSync(join(cluster.shared, "hold"));
 
-    // A request that needs the database answers 503 with a reason, promptly.
-    const started = Date.now();
-    const response = await within(workers[0]!.server.api(`/runs/${ids[0]}`), "an answer while down", 15_000);
-    expect(response.status).toBe(503);
-    expect(await response.text()).toMatch(/database/);
-    const answeredMs = Date.now() - started;
+    // Requests that need the database answer 503 with a reason, promptly (not after a hang).
+    const read = await within(
+      workers[0]!.server.api(`/runs/${ids[0]}`),
+      "a read answered while down",
+      15_000,
+    );
+    expect(read.status).toBe(503);
+    expect(await read.json()).toMatchObject({
+      error: { code: "storage", message: expect.stringMatching(/database .* is unavailable/) },
+    });
+    const body = JSON.stringify({ file: { name: "pipe.yml", source: PIPELINE }, inputs: { n: "0" } });
+    const submitted = await within(
+      workers[2]!.server.api("/runs", {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/json" },
+      }),
+      "a submission answered while down",
+      15_000,
+    );
+    expect(submitted.status).toBe(503);
     // /healthz still answers (the process is alive) and says the database is not reachable.
     const health = await eventually(async () => {
       const body = (await (await fetch(`${workers[1]!.server.url}/healthz`)).json()) as {
@@ -113,9 +129,6 @@ describe.skipIf(!postgres)("PostgreSQL restarted under a cluster", () => {
       45_000,
     );
     expect(done).toHaveLength(RUNS);
-    console.log(
-      workers.map((w) => `${w.name}: ${w.server.process.stderr}\n${w.server.process.stdout}`).join("\n"),
-    );
 
     // Each job's work once per run.
     for (const kind of ["one", "two"]) {
@@ -126,14 +139,26 @@ describe.skipIf(!postgres)("PostgreSQL restarted under a cluster", () => {
       expect(new Set(ns).size).toBe(RUNS);
       expect(ns).toHaveLength(RUNS);
     }
-    // No job's completion committed twice: a job that ran again had not completed.
-    for (const id of ids) {
-      const completions = (await workers[2]!.server.events(id))
-        .filter((e) => e.type === "action:completed")
-        .map((e) => e.action);
-      expect(completions.sort()).toEqual(["one", "two"]);
+    // No job's completion committed twice: a job that ran again had not completed. Read from the
+    // database in one statement (the runs' events, as every worker serves them).
+    const db = new pg.Client({ connectionString: cluster.database });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{ run_id: string; actions: string }>(
+        `SELECT run_id, string_agg(action, ' ' ORDER BY action) AS actions FROM events
+         WHERE type = 'action:completed' GROUP BY run_id`,
+      );
+      expect(rows).toHaveLength(RUNS);
+      for (const row of rows) expect(row.actions).toBe("one two");
+    } finally {
+      await db.end();
     }
+    // Jobs run again because their completion was not committed: at most one per run held in memory
+    // when the database went down (3 workers x max_runs 10), the held ones among them.
     const again = count(cluster, "again-one") + count(cluster, "again-two");
-    console.log(`answered in ${answeredMs} ms; jobs run again after an uncommitted completion: ${again}`);
+    expect(again).toBeLessThanOrEqual(30);
+    console.info(
+      `PostgreSQL restart: ${again} jobs ran again after a completion that could not be committed`,
+    );
   });
 });
