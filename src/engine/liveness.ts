@@ -9,7 +9,12 @@ import type { ExecutorRecord, Storage } from "../storage/types.js";
  */
 export const DEFAULT_LEASE_MS = 10_000;
 
-/** Ids of registered executors (other than `except`) that are provably dead at `now`. */
+/**
+ * Ids of registered executors (other than `except`) that are provably dead at `now`. Within a lease
+ * of the database coming back after it was unreachable, silence proves nothing (nobody could write a
+ * heartbeat meanwhile): only a process gone from this host counts, until every executor has had its
+ * lease to beat again.
+ */
 export async function findDeadExecutors(
   storage: Storage,
   leaseMs: number,
@@ -18,8 +23,17 @@ export async function findDeadExecutors(
   pidLiveness = true,
 ): Promise<string[]> {
   const host = pidLiveness ? hostname() : null;
+  const health = storage.health?.();
+  const silenceCounts =
+    health?.since === undefined || (health.reachable && Date.now() - health.since > leaseMs);
   return (await storage.listExecutors())
-    .filter((e) => e.id !== except && executorDead(e, leaseMs, now, host))
+    .filter(
+      (e) =>
+        e.id !== except &&
+        (silenceCounts
+          ? executorDead(e, leaseMs, now, host)
+          : host !== null && e.host === host && !processAlive(e.pid)),
+    )
     .map((e) => e.id);
 }
 

@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ClockTimer } from "../clock.js";
+import { SlipwayError } from "../errors.js";
 import { STOPPED_STATUSES } from "../storage/types.js";
 import type { ExecutorSettings } from "./executor-options.js";
 import { RunIntake } from "./intake.js";
@@ -30,6 +31,8 @@ export abstract class RunWakeups extends RunIntake {
   #stopListening: (() => void) | undefined;
   /** A change was told while a poll ran: poll again once it ends. */
   #pollAgain = false;
+  /** The last poll failed for want of storage (said once, not at every poll, until one succeeds). */
+  #storageDown = false;
 
   /** Polls from now on (the executor is open), and at once when storage tells of a change. */
   protected startPolling(): void {
@@ -136,8 +139,20 @@ export abstract class RunWakeups extends RunIntake {
       }
       // Take over from executors that died, within a heartbeat of their death being provable.
       if (this.clock.now() - this.lastRecovery >= this.settings.heartbeatIntervalMs) await this.recover();
+      if (this.#storageDown) this.logger.info("storage is reachable again: the executor goes on");
+      this.#storageDown = false;
     } catch (error) {
-      this.logger.error({ err: error }, "executor poll failed");
+      // Storage unreachable (a database restarting): nothing can be claimed or written; the poll
+      // goes on trying at its interval, and runs whose commits failed are continued once it is back.
+      const unreachable = error instanceof SlipwayError && error.code === "storage";
+      if (!unreachable || !this.#storageDown)
+        this.logger.error(
+          { err: error },
+          unreachable
+            ? "storage is unreachable: the executor takes no new work until it is back"
+            : "executor poll failed",
+        );
+      this.#storageDown ||= unreachable;
     } finally {
       this.#polling = false;
       if (this.#pollAgain) {

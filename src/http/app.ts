@@ -21,6 +21,7 @@ import {
   submitRequest,
 } from "../runs/schemas.js";
 import type { AuditLog, RunService } from "../runs/service.js";
+import type { StorageHealth } from "../storage/types.js";
 import { type HookDeps, receiveHook } from "../triggers/receiver.js";
 import type { TriggerView } from "../triggers/schemas.js";
 import { type ApiEnv, accessControl } from "./access.js";
@@ -59,6 +60,8 @@ export interface AppOptions {
   keepAliveMs?: number;
   /** The built web dashboard (`dist/web`), served at `/` with its sign-in; absent or unbuilt: `/` says so. */
   web?: string | undefined;
+  /** Whether the database is reachable, for `/healthz` (a PostgreSQL server's storage knows). */
+  storageHealth?: (() => StorageHealth | undefined) | undefined;
   /** Prometheus metrics at `GET /metrics` (http/metrics.ts); absent: that route answers 404. */
   metrics?: MetricsRoute | undefined;
 }
@@ -106,7 +109,10 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     return c.json(body, status);
   });
 
-  app.get("/healthz", (c) => c.json({ ok: true as const }));
+  app.get("/healthz", (c) => {
+    const storage = options.storageHealth?.();
+    return c.json({ ok: true as const, ...(storage && { storage }) });
+  });
 
   const tooLarge = () => {
     throw new ApiError(

@@ -523,7 +523,8 @@ function baseDocument(): OpenApiDocument {
       "/healthz": {
         get: {
           operationId: "health",
-          summary: "Liveness, without a token. Served at the root: `/healthz`, not under `/api/v1`",
+          summary:
+            "Liveness, without a token: 200 while the process answers. On PostgreSQL, `storage` says whether the database is reachable (see docs/server.md, When PostgreSQL restarts). Served at the root: `/healthz`, not under `/api/v1`",
           security: [],
           responses: { "200": { description: "Up", content: json("Health") } },
         },

@@ -473,7 +473,17 @@ export const errorResponse = z.object({
 });
 export type ErrorResponse = z.infer<typeof errorResponse>;
 
-export const healthResponse = z.object({ ok: z.literal(true) });
+export const healthResponse = z.object({
+  /** The process is up and answering: always true (a liveness probe should not restart it for its database). */
+  ok: z.literal(true),
+  /**
+   * A server on PostgreSQL: whether its last statement reached the database; while not, `reason`
+   * says why (requests that need it answer 503 meanwhile) and `since` since when (epoch ms).
+   */
+  storage: z
+    .object({ reachable: z.boolean(), reason: z.string().optional(), since: z.number().optional() })
+    .optional(),
+});
 
 /** One mutating API request as the server's audit log keeps it. */
 export const auditEntry = z.object({

@@ -328,6 +328,22 @@ export interface Storage {
    * stops the calls. Polling stays the fallback: a missed call only delays.
    */
   onChange?(listener: () => void): () => void;
+
+  /**
+   * Optional (a database server has it): whether the last statement reached the database, as
+   * statements find out, without a round trip of its own.
+   */
+  health?(): StorageHealth;
+}
+
+/** Whether storage could be reached lately (see `Storage.health`). */
+export interface StorageHealth {
+  /** False from a statement that failed for want of the database until one succeeds again. */
+  reachable: boolean;
+  /** Why not, while unreachable: the failure as the API reports it. */
+  reason?: string;
+  /** While unreachable, since when; once reachable again after that, since when it is back (epoch ms). */
+  since?: number;
 }
 
 /**

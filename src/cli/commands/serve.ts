@@ -21,6 +21,7 @@ import { describeConfig } from "../../runs/config.js";
 import { LocalRuns } from "../../runs/local.js";
 import { startRetention } from "../../runs/retention.js";
 import { ConfigError } from "../../scheduler/config.js";
+import type { Storage } from "../../storage/types.js";
 import { loadSources, type SourceConfig } from "../../triggers/config.js";
 import { TriggerService } from "../../triggers/service.js";
 import { type Command, EXIT, type Io, parse, UsageError } from "../command.js";
@@ -139,6 +140,10 @@ export const serve: Command = {
       tokens,
       audit: runs.audit,
       config: () => describeConfig(runs.runtime.config),
+      storageHealth: () => {
+        const storage: Storage = runs.runtime.storage;
+        return storage.health?.();
+      },
       triggers,
       // Built beside this file: dist/web next to dist/cli.
       web: fileURLToPath(new URL("../../web", import.meta.url)),

@@ -5,6 +5,7 @@
  */
 import pg from "pg";
 import { diskFullError, SlipwayError } from "../../errors.js";
+import type { StorageHealth } from "../types.js";
 import { quoteIdentifier } from "./migrations.js";
 
 export type Client = pg.PoolClient;
@@ -17,6 +18,13 @@ const types = {
       : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
 };
 
+/**
+ * How long making a connection (or waiting for one of the pool's) may take before the statement fails
+ * as the database unavailable: a server that is down refuses at once, one across a network that
+ * dropped would otherwise keep a request hanging.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
 export class Connection {
   readonly url: string;
   /** The schema of `?schema=`, if the URL names one. */
@@ -24,6 +32,8 @@ export class Connection {
   /** How a single connection is made (the change listener makes its own). */
   readonly config: pg.ClientConfig;
   readonly #pool: pg.Pool;
+  /** What the last statement found: the database reachable or not, and since when. */
+  #health: StorageHealth = { reachable: true };
 
   constructor(url: string, maxConnections: number) {
     this.url = url;
@@ -32,6 +42,10 @@ export class Connection {
     this.config = {
       connectionString,
       types,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      // A connection whose peer vanished without closing it (a network drop) is found out.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       // Startup options split at spaces unless escaped with a backslash.
       ...(schema !== undefined && {
         options: `-c search_path=${quoteIdentifier(schema).replace(/[\\ ]/g, (c) => `\\${c}`)}`,
@@ -54,6 +68,11 @@ export class Connection {
     }
   }
 
+  /** Whether the last statement reached the database (see `Storage.health`). */
+  health(): StorageHealth {
+    return { ...this.#health };
+  }
+
   end(): Promise<void> {
     return this.#pool.end();
   }
@@ -67,10 +86,17 @@ export class Connection {
       throw this.failure(error);
     }
     let broken = false;
+    // A connection that breaks while checked out emits 'error' (on every later write too): without a
+    // listener that would end the process. It is thrown away on release.
+    const lost = () => {
+      broken = true;
+    };
+    client.on("error", lost);
     try {
       await client.query("BEGIN");
       const result = await work(client);
       await client.query("COMMIT");
+      this.#reached();
       return result;
     } catch (error) {
       try {
@@ -80,6 +106,7 @@ export class Connection {
       }
       throw this.failure(error);
     } finally {
+      client.removeListener("error", lost);
       client.release(broken);
     }
   }
@@ -87,7 +114,9 @@ export class Connection {
   /** One statement, its rows as arrays in column order (the mappers of ../rows.ts read them so). */
   async arrays(text: string, values: unknown[]): Promise<unknown[][]> {
     try {
-      return (await this.#pool.query<unknown[]>({ text, values, rowMode: "array" })).rows;
+      const rows = (await this.#pool.query<unknown[]>({ text, values, rowMode: "array" })).rows;
+      this.#reached();
+      return rows;
     } catch (error) {
       throw this.failure(error);
     }
@@ -99,7 +128,9 @@ export class Connection {
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
     try {
-      return await this.#pool.query<R>(text, values);
+      const result = await this.#pool.query<R>(text, values);
+      this.#reached();
+      return result;
     } catch (error) {
       throw this.failure(error);
     }
@@ -114,12 +145,24 @@ export class Connection {
     if (error instanceof SlipwayError) return error;
     const full = diskFullError(error, `the database ${this.where}`);
     if (full !== error) return full;
-    if (!unreachable(error)) return error;
-    return new SlipwayError(
+    if (!unreachable(error)) {
+      this.#reached();
+      return error;
+    }
+    const failure = new SlipwayError(
       "storage",
-      `the database ${this.where} is unavailable: ${(error as Error).message || (error as { code?: string }).code}`,
+      `the database ${this.where} is unavailable: ${(error as Error).message || (error as { code?: string }).code} (retried until it is back)`,
       { cause: error },
     );
+    if (this.#health.reachable)
+      this.#health = { reachable: false, reason: failure.message, since: Date.now() };
+    else this.#health.reason = failure.message;
+    return failure;
+  }
+
+  /** A statement reached the database: it is reachable (again, since now, if it was not). */
+  #reached(): void {
+    if (!this.#health.reachable) this.#health = { reachable: true, since: Date.now() };
   }
 }
 

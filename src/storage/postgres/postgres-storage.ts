@@ -24,6 +24,7 @@ import type {
   RunSnapshot,
   SignalRecord,
   Storage,
+  StorageHealth,
   Transition,
 } from "../types.js";
 import { FINAL_STATUSES } from "../types.js";
@@ -417,6 +418,11 @@ export class PostgresStorage implements Storage {
    */
   onChange(listener: () => void): () => void {
     return this.changes.subscribe(listener);
+  }
+
+  /** Whether the last statement reached the database: /healthz reports it, liveness heeds it. */
+  health(): StorageHealth {
+    return this.#db.health();
   }
 
   /** Tells the processes listening (at commit, if the transaction commits). */

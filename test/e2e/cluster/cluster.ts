@@ -11,9 +11,11 @@ import { tempDir } from "../../helpers.js";
 import { Project } from "../cli/harness.js";
 import { type Server, startServer } from "../server/server.js";
 
-/** The throwaway PostgreSQL of this test file; undefined (the file skips) when it is not installed. */
-export async function clusterServer(): Promise<PostgresServer | undefined> {
-  const server = await startPostgres();
+/** The throwaway PostgreSQL of this test file (`durable`: fsync on, for restarts); undefined (the file skips) when it is not installed. */
+export async function clusterServer(
+  options: { durable?: boolean } = {},
+): Promise<PostgresServer | undefined> {
+  const server = await startPostgres(options);
   if (!server && process.env.SLIPWAY_REQUIRE_PG)
     throw new Error("PostgreSQL is required (SLIPWAY_REQUIRE_PG) but not installed");
   afterAll(() => server?.stop());

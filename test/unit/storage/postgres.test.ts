@@ -8,7 +8,9 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { Executor } from "../../../src/engine/executor.js";
+import { findDeadExecutors } from "../../../src/engine/liveness.js";
 import { saga, z } from "../../../src/index.js";
+import { Connection } from "../../../src/storage/postgres/connection.js";
 import { postgresSchemaSql } from "../../../src/storage/postgres/migrations.js";
 import { PostgresStorage } from "../../../src/storage/postgres/postgres-storage.js";
 import { runStorageConformance } from "../../../src/testing/index.js";
@@ -84,11 +86,19 @@ describe.runIf(server !== undefined && !process.env.SLIPWAY_TEST_PG_URL)("Postgr
     try {
       await storage.init();
       await storage.upsertExecutor({ id: "x", host: "h", pid: 1, startedAt: 0, heartbeatAt: 0 });
+      expect(storage.health()).toEqual({ reachable: true });
       await own.down();
       await expect(storage.listExecutors()).rejects.toMatchObject({
         code: "storage",
         message: expect.stringContaining("is unavailable"),
       });
+      // As statements find it: unreachable since the first failure, with the reason the API gives.
+      expect(storage.health()).toMatchObject({
+        reachable: false,
+        reason: expect.stringContaining("is unavailable"),
+        since: expect.any(Number),
+      });
+
       await expect(storage.commit([])).resolves.toEqual([]);
       await expect(
         storage.addSignal({ runId: "r", name: "go", payload: null, createdAt: 1 }),
@@ -104,9 +114,36 @@ describe.runIf(server !== undefined && !process.env.SLIPWAY_TEST_PG_URL)("Postgr
         "the storage to reach the restarted server",
       );
       expect(back.map((e) => e.id)).toEqual(["x"]);
+      expect(storage.health()).toMatchObject({ reachable: true, since: expect.any(Number) });
+      // Within a lease of its coming back, silence still proves nothing: x (silent since 0) is not dead.
+      expect(await findDeadExecutors(storage, 10_000, undefined, 1_000_000)).toEqual([]);
     } finally {
       await storage.close();
       await own.stop();
+    }
+  });
+
+  it("fails a transaction whose connection breaks, without ending the process, and goes on", async () => {
+    const url = await freshDatabase(server!.url, "broken");
+    const connection = new Connection(url, 2);
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      const broken = connection.transaction(async (client) => {
+        const pid = (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+        await admin.query("SELECT pg_terminate_backend($1)", [pid]);
+        // Written to a connection the server closed: the socket's errors must not go unheard.
+        await client.query("SELECT 1");
+        await client.query("SELECT 2");
+      });
+      await expect(broken).rejects.toMatchObject({ code: "storage" });
+      expect(connection.health().reachable).toBe(false);
+      // The broken connection was thrown away: the next transaction gets a good one.
+      await expect(connection.transaction((client) => client.query("SELECT 1"))).resolves.toBeDefined();
+      expect(connection.health()).toMatchObject({ reachable: true });
+    } finally {
+      await admin.end();
+      await connection.end();
     }
   });
 
