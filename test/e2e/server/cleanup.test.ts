@@ -94,13 +94,15 @@ describe("examples/recipe-ci.yml cut short in slipway serve (story 3)", () => {
     const deploy = (await again.events(id)).filter(
       (e) => e.action === "deploy" && (e.type.startsWith("cleanup:") || e.type === "action:started"),
     );
+    // (A cleanup's lock taken in the database, on PostgreSQL, may add its admission `timing`.)
+    const has = (data: object) => expect.objectContaining(data);
     expect(deploy.map((e) => [e.type, e.data])).toEqual([
-      ["action:started", { attempt: 1 }],
-      ["cleanup:started", { attempt: 1, interrupted: true }],
-      ["cleanup:completed", { attempt: 1 }],
-      ["action:started", { attempt: 2, recovered: true }],
-      ["cleanup:started", { attempt: 2, error: expect.stringMatching(/cancelled|stopped/) }],
-      ["cleanup:completed", { attempt: 2 }],
+      ["action:started", has({ attempt: 1 })],
+      ["cleanup:started", has({ attempt: 1, interrupted: true })],
+      ["cleanup:completed", has({ attempt: 1 })],
+      ["action:started", has({ attempt: 2, recovered: true })],
+      ["cleanup:started", has({ attempt: 2, error: expect.stringMatching(/cancelled|stopped/) })],
+      ["cleanup:completed", has({ attempt: 2 })],
     ]);
   });
 });
