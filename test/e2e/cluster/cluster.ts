@@ -82,3 +82,18 @@ export class Cluster {
     }
   }
 }
+
+/** Two jobs: `first` notes itself and ends; `second` notes itself and waits for `$SHARED/release`. */
+export const TWO_STEP = `name: two-step
+inputs:
+  n: {}
+jobs:
+  first:
+    run: echo "first \${{ inputs.n }} $WORKER" >> "$SIDE"
+  second:
+    needs: [first]
+    run: |
+      echo "second \${{ inputs.n }} $WORKER" >> "$SIDE"
+      while [ ! -e "$SHARED/release" ]; do sleep 0.05; done
+      echo "end \${{ inputs.n }} $WORKER" >> "$SIDE"
+`;

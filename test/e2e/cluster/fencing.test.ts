@@ -10,23 +10,9 @@ import { describe, expect, it } from "vitest";
 import type { RunEvent } from "../../../src/engine/events.js";
 import type { SubmitResponse, WorkersResponse } from "../../../src/runs/schemas.js";
 import { eventually } from "../../wait.js";
-import { Cluster, clusterServer } from "./cluster.js";
+import { Cluster, clusterServer, TWO_STEP } from "./cluster.js";
 
 const postgres = await clusterServer();
-
-const TWO_STEP = `name: two-step
-inputs:
-  n: {}
-jobs:
-  first:
-    run: echo "first \${{ inputs.n }} $WORKER" >> "$SIDE"
-  second:
-    needs: [first]
-    run: |
-      echo "second \${{ inputs.n }} $WORKER" >> "$SIDE"
-      while [ ! -e "$SHARED/release" ]; do sleep 0.05; done
-      echo "end \${{ inputs.n }} $WORKER" >> "$SIDE"
-`;
 
 /** The lease (10 s) and a heartbeat, with room for a busy machine. */
 const TAKEOVER_MS = 40_000;

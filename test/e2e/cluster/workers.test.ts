@@ -9,24 +9,9 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { SubmitResponse } from "../../../src/runs/schemas.js";
 import { eventually } from "../../wait.js";
-import { Cluster, clusterServer, type Worker } from "./cluster.js";
+import { Cluster, clusterServer, TWO_STEP, type Worker } from "./cluster.js";
 
 const postgres = await clusterServer();
-
-/** Two jobs: `first` notes itself and ends; `second` notes itself and waits for `$SHARED/release`. */
-const TWO_STEP = `name: two-step
-inputs:
-  n: {}
-jobs:
-  first:
-    run: echo "first \${{ inputs.n }} $WORKER" >> "$SIDE"
-  second:
-    needs: [first]
-    run: |
-      echo "second \${{ inputs.n }} $WORKER" >> "$SIDE"
-      while [ ! -e "$SHARED/release" ]; do sleep 0.05; done
-      echo "end \${{ inputs.n }} $WORKER" >> "$SIDE"
-`;
 
 const GATE = `name: gate
 jobs:
