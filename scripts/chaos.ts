@@ -33,6 +33,15 @@ const EXPECTED: Record<Shape, string> = {
   cancelled: "cancelled",
 };
 
+/** A deploy's body: it holds the swarm, noting `enter`/`leave` in the side log (the overlap check). */
+const SWARM_DEPLOY = `    resources: { locks: [swarm] }
+    run: |
+      echo "enter \${{ inputs.n }} $WORKER" >> "$SIDE"
+      sleep 0.1
+      echo "leave \${{ inputs.n }} $WORKER" >> "$SIDE"
+    undo: "true"
+`;
+
 /** Jobs note what they do in the side log: `enter`/`leave` around the swarm, naming run and worker. */
 const PIPELINES: Record<Shape, string> = {
   light: `name: light
@@ -47,25 +56,13 @@ jobs:
   build: { run: "true" }
   deploy:
     needs: [build]
-    resources: { locks: [swarm] }
-    run: |
-      echo "enter \${{ inputs.n }} $WORKER" >> "$SIDE"
-      sleep 0.1
-      echo "leave \${{ inputs.n }} $WORKER" >> "$SIDE"
-    undo: "true"
-  smoke: { needs: [deploy], run: "true" }
+${SWARM_DEPLOY}  smoke: { needs: [deploy], run: "true" }
 `,
   failing: `name: failing
 inputs: { n: {} }
 jobs:
   deploy:
-    resources: { locks: [swarm] }
-    run: |
-      echo "enter \${{ inputs.n }} $WORKER" >> "$SIDE"
-      sleep 0.1
-      echo "leave \${{ inputs.n }} $WORKER" >> "$SIDE"
-    undo: "true"
-  smoke: { needs: [deploy], run: "exit 1" }
+${SWARM_DEPLOY}  smoke: { needs: [deploy], run: "exit 1" }
 `,
   cancelled: `name: cancelled
 inputs: { n: {} }
