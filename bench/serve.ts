@@ -300,10 +300,13 @@ async function serveWaiting(n: number, woken: number): Promise<Figures> {
     const step = Math.floor(n / woken);
     const chosen = Array.from({ length: woken }, (_, i) => ids[i * step]!);
     const sentAt = new Map<string, number>();
+    const answeredIn: number[] = [];
     const w0 = performance.now();
     await pool(chosen, WAKE_IN_FLIGHT, async (id) => {
-      sentAt.set(id, epochNow());
+      const sent = epochNow();
+      sentAt.set(id, sent);
       await server.json("POST", `/runs/${id}/signals/go`, {});
+      answeredIn.push(epochNow() - sent);
     });
     const sendMs = performance.now() - w0;
     const completed = await waitForCount(server, "completed", woken, 120_000);
@@ -327,7 +330,10 @@ async function serveWaiting(n: number, woken: number): Promise<Figures> {
       "serve.wake_in_flight": WAKE_IN_FLIGHT,
       "serve.wake_burst_p50_ms": round(percentile(sorted, 50), 1),
       "serve.wake_burst_p99_ms": round(percentile(sorted, 99), 1),
+      "serve.wake_burst_p90_ms": round(percentile(sorted, 90), 1),
       "serve.wake_burst_max_ms": round(percentile(sorted, 100), 1),
+      "serve.wake_answer_p50_ms": round(percentile(sortedCopy(answeredIn), 50), 1),
+      "serve.wake_answer_p99_ms": round(percentile(sortedCopy(answeredIn), 99), 1),
       "serve.wake_send_ms": round(sendMs, 0),
       "serve.wake_all_done_ms": round(allMs, 0),
     };

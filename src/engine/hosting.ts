@@ -134,13 +134,13 @@ export abstract class RunHosting implements RunHost {
 
   evicted(run: RunState, wakeAt: number | null): void {
     this.forget(run);
-    if (run.wakeAfterRelease) void this.claim(run.id, "signal");
+    if (run.wakeAfterRelease) this.#claimAgain(run.id, "signal");
     if (wakeAt !== null) this.scheduleWake(wakeAt);
   }
 
   ended(run: RunState): void {
     this.forget(run);
-    if (run.wakeAfterRelease) void this.claim(run.id, "cancel");
+    if (run.wakeAfterRelease) this.#claimAgain(run.id, "cancel");
     // Most runs stage nothing: skip the file system unless the staged folder exists at all.
     if (
       FINAL_STATUSES.includes(run.status) &&
@@ -198,9 +198,23 @@ export abstract class RunHosting implements RunHost {
     const waiters = this.waiters.get(runId);
     if (!waiters) return;
     this.waiters.delete(runId);
-    void this.resultOf(runId).then((result) => {
-      for (const resolve of waiters) resolve(result);
-    });
+    this.resultOf(runId).then(
+      (result) => {
+        for (const resolve of waiters) resolve(result);
+      },
+      (error: unknown) => {
+        // Storage unreachable: waiting again, the poll looks again once it reads the run.
+        this.logger.error({ err: error, runId }, "could not read the result of a run");
+        this.waiters.set(runId, [...(this.waiters.get(runId) ?? []), ...waiters]);
+      },
+    );
+  }
+
+  /** Claims a run again that was told something while it left; a failed claim leaves it to the poll. */
+  #claimAgain(runId: string, reason: string): void {
+    this.claim(runId, reason).catch((error: unknown) =>
+      this.logger.error({ err: error, runId }, "could not claim a run again"),
+    );
   }
 
   protected async resultOf(runId: string): Promise<RunOutcome> {

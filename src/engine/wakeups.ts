@@ -80,18 +80,28 @@ export abstract class RunWakeups extends RunIntake {
     this.#wakeAt = Number.POSITIVE_INFINITY;
     if (this.closed) return;
     const sagas = this.registry.names;
-    const due = await this.storage.listRuns({
-      sagas,
-      statuses: ["waiting"],
-      owner: null,
-      wakeAtOrBefore: this.clock.now(),
-      limit: 1000,
-    });
-    await Promise.all(
-      due.filter((record) => this.registry.runsHere(record)).map((record) => this.claim(record.id, "timer")),
-    );
-    const next = await this.storage.nextWakeAt(sagas);
-    if (next !== undefined) this.scheduleWake(due.length === 1000 ? this.clock.now() : next);
+    try {
+      const due = await this.storage.listRuns({
+        sagas,
+        statuses: ["waiting"],
+        owner: null,
+        wakeAtOrBefore: this.clock.now(),
+        limit: 1000,
+      });
+      await Promise.all(
+        due
+          .filter((record) => this.registry.runsHere(record))
+          .map((record) => this.claim(record.id, "timer")),
+      );
+      const next = await this.storage.nextWakeAt(sagas);
+      if (next !== undefined) this.scheduleWake(due.length === 1000 ? this.clock.now() : next);
+    } catch (error) {
+      // Storage unreachable (a database restarting): the poll says so and, once it reads the next
+      // wake-up again, sets this timer again; meanwhile it is tried at the poll's interval.
+      if (!(error instanceof SlipwayError && error.code === "storage"))
+        this.logger.error({ err: error }, "could not wake due runs");
+      this.scheduleWake(this.clock.now() + this.settings.pollIntervalMs);
+    }
   }
 
   #schedulePoll(): void {

@@ -30,6 +30,9 @@ import { dbPath } from "../state.js";
 
 export const DEFAULT_PORT = 7420;
 
+/** How long an idle HTTP connection stays open: longer than the 60 s of common load balancers. */
+const KEEP_ALIVE_MS = 65_000;
+
 export const serve: Command = {
   name: "serve",
   summary: "Host pipeline runs in one long-lived process and serve the HTTP API (/api/v1) and dashboard (/)",
@@ -163,6 +166,10 @@ export const serve: Command = {
         logger: runs.runtime.logger,
       });
     const server = listen({ fetch: app.fetch, port, hostname });
+    // Idle connections are kept longer than the clients and proxies in front keep theirs (load
+    // balancers commonly 60 s): with Node's 5 s a client reusing a connection just as the server
+    // closes it gets ECONNRESET, and a proxy answers 502.
+    if ("keepAliveTimeout" in server) server.keepAliveTimeout = KEEP_ALIVE_MS;
     try {
       await Promise.race([
         once(server, "listening"),

@@ -18,7 +18,7 @@ import { afterEach } from "vitest";
 import { tempDir } from "../../helpers.js";
 import { trackChild } from "../../leaks.js";
 import { testDatabase } from "../../storage-backend.js";
-import { WAIT_MS, within } from "../../wait.js";
+import { eventually, WAIT_MS, within } from "../../wait.js";
 
 const BIN = fileURLToPath(new URL("../../../dist/cli/main.js", import.meta.url));
 
@@ -50,6 +50,13 @@ afterEach(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   await Promise.all(running.map((child) => exited(child)));
   // Jobs run in the project directory: anything still there outlived its run (the CLIs are gone).
+  // A server killed mid-poll leaves its git command behind, which ends on its own: given a moment.
+  const dirs = [...projects].map((project) => project.dir);
+  await eventually(
+    () => !dirs.some((dir) => processesIn(dir).some(({ cmdline }) => GIT.test(cmdline))),
+    "git commands of killed servers to end",
+    { timeoutMs: 5_000, intervalMs: 50 },
+  ).catch(() => {}); // reported below as leaked
   const leaked: string[] = [];
   for (const project of projects) {
     for (const { pid, cmdline } of processesIn(project.dir)) {
@@ -62,6 +69,9 @@ afterEach(async () => {
   projects.clear();
   if (leaked.length > 0) throw new Error(`processes leaked by the test (now killed):\n${leaked.join("\n")}`);
 });
+
+/** A git command line (`git ls-remote ...`, and the `git-upload-pack` a local fetch runs under a shell). */
+const GIT = /^(git |\/bin\/sh -c git-)/;
 
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();

@@ -170,9 +170,13 @@ jobs:
       // gone with its worker
     }
     // A is found dead (its pid is gone on this host) at B's next sweep: swarm goes to run 2.
-    await eventually(() => workers[0]!.read("side.log").includes("enter 2"), "run 2 to take swarm", {
-      timeoutMs: 30_000,
-    });
+    await eventually(
+      () => workers[0]!.read("side.log").includes("enter 2"),
+      // What B did meanwhile, should it not come.
+      () =>
+        `run 2 to take swarm; side log: ${JSON.stringify(workers[0]!.read("side.log"))}; B's log ends: ${workers[1]!.read(".slipway/slipway.log").slice(-4_000)}`,
+      { timeoutMs: 30_000 },
+    );
     workers[0]!.write("go-2", "");
     await b.status(second, "completed");
     expect(workers[0]!.read("side.log").split("\n").filter(Boolean).slice(0, 2)).toEqual([
