@@ -296,28 +296,31 @@ async function serveWaiting(n: number, woken: number): Promise<Figures> {
     const rss = server.rssMb();
     const hwm = server.rssMb("VmHWM");
 
-    // Every n/woken-th run: spread over the submission order.
+    // Two bursts, each of `woken` runs spread over the submission order: the first on new
+    // connections (500 opened at once), the second on the same connections, kept alive.
     const step = Math.floor(n / woken);
-    const chosen = Array.from({ length: woken }, (_, i) => ids[i * step]!);
-    const sentAt = new Map<string, number>();
-    const answeredIn: number[] = [];
-    const w0 = performance.now();
-    await pool(chosen, WAKE_IN_FLIGHT, async (id) => {
-      const sent = epochNow();
-      sentAt.set(id, sent);
-      await server.json("POST", `/runs/${id}/signals/go`, {});
-      answeredIn.push(epochNow() - sent);
-    });
-    const sendMs = performance.now() - w0;
-    const completed = await waitForCount(server, "completed", woken, 120_000);
-    const allMs = performance.now() - w0;
-    const latency: number[] = [];
-    for (const run of completed) {
-      const sent = sentAt.get(run.id);
-      if (sent !== undefined) latency.push(run.endedAt! - sent);
-    }
-    if (latency.length !== woken) throw new Error(`serve: ${latency.length}/${woken} woken runs completed`);
-    const sorted = sortedCopy(latency);
+    const burst = async (offset: number) => {
+      const chosen = Array.from({ length: woken }, (_, i) => ids[i * step + offset]!);
+      const sentAt = new Map<string, number>();
+      const w0 = performance.now();
+      await pool(chosen, WAKE_IN_FLIGHT, async (id) => {
+        sentAt.set(id, epochNow());
+        await server.json("POST", `/runs/${id}/signals/go`, {});
+      });
+      const sendMs = performance.now() - w0;
+      const completed = await waitForCount(server, "completed", woken * (offset + 1), 120_000);
+      const allMs = performance.now() - w0;
+      const latency: number[] = [];
+      for (const run of completed) {
+        const sent = sentAt.get(run.id);
+        if (sent !== undefined) latency.push(run.endedAt! - sent);
+      }
+      if (latency.length !== woken) throw new Error(`serve: ${latency.length}/${woken} woken runs completed`);
+      return { sorted: sortedCopy(latency), sendMs, allMs };
+    };
+    const cold = await burst(0);
+    const warm = await burst(1);
+    const floor = sortedCopy(await connectFloor(woken));
     figures = {
       "serve.runs": n,
       "serve.submit_10k_s": round(submitS, 1),
@@ -328,20 +331,55 @@ async function serveWaiting(n: number, woken: number): Promise<Figures> {
       "serve.peak_rss_mb": round(hwm, 1),
       "serve.woken": woken,
       "serve.wake_in_flight": WAKE_IN_FLIGHT,
-      "serve.wake_burst_p50_ms": round(percentile(sorted, 50), 1),
-      "serve.wake_burst_p99_ms": round(percentile(sorted, 99), 1),
-      "serve.wake_burst_p90_ms": round(percentile(sorted, 90), 1),
-      "serve.wake_burst_max_ms": round(percentile(sorted, 100), 1),
-      "serve.wake_answer_p50_ms": round(percentile(sortedCopy(answeredIn), 50), 1),
-      "serve.wake_answer_p99_ms": round(percentile(sortedCopy(answeredIn), 99), 1),
-      "serve.wake_send_ms": round(sendMs, 0),
-      "serve.wake_all_done_ms": round(allMs, 0),
+      "serve.wake_burst_p50_ms": round(percentile(warm.sorted, 50), 1),
+      "serve.wake_burst_p99_ms": round(percentile(warm.sorted, 99), 1),
+      "serve.wake_burst_max_ms": round(percentile(warm.sorted, 100), 1),
+      "serve.wake_send_ms": round(warm.sendMs, 0),
+      "serve.wake_all_done_ms": round(warm.allMs, 0),
+      "serve.wake_burst_cold_p50_ms": round(percentile(cold.sorted, 50), 1),
+      "serve.wake_burst_cold_p99_ms": round(percentile(cold.sorted, 99), 1),
+      "serve.wake_burst_cold_max_ms": round(percentile(cold.sorted, 100), 1),
+      "serve.connect_floor_p50_ms": round(percentile(floor, 50), 1),
+      "serve.connect_floor_p99_ms": round(percentile(floor, 99), 1),
     };
   } finally {
     await server.stop();
   }
   removeDir(dir);
   return figures;
+}
+
+/** A bare Node HTTP server: answers every request with the time its handler was called. */
+const BARE_SERVER = `
+const server = require("node:http").createServer((req, res) => {
+  const at = Date.now();
+  req.resume();
+  req.on("end", () => res.end(String(at)));
+});
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+`;
+
+/**
+ * The wake burst's shape against a bare Node HTTP server (a child process, as the server is): `n`
+ * POSTs, 500 in flight on new connections; per request, sent -> its handler called. What opening
+ * 500 connections at once costs on this machine, whatever the server does.
+ */
+async function connectFloor(n: number): Promise<number[]> {
+  const child = spawn(process.execPath, ["-e", BARE_SERVER], { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const port = await new Promise<string>((resolve) =>
+      child.stdout.once("data", (data: Buffer) => resolve(String(data).trim())),
+    );
+    const delays: number[] = [];
+    await pool(Array.from({ length: n }), WAKE_IN_FLIGHT, async () => {
+      const sent = epochNow();
+      const response = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: "{}" });
+      delays.push(Number(await response.text()) - sent);
+    });
+    return delays;
+  } finally {
+    child.kill("SIGKILL");
+  }
 }
 
 childMain(async () => {
