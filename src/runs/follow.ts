@@ -19,6 +19,37 @@ export interface FollowRequest {
   hostedHere: () => boolean;
   /** This process's admission, which knows why its started jobs still wait. */
   admission?: JobResources | undefined;
+  /** Live events kept for this follower since the run started (`EarlyEvents.take`). */
+  early?: () => RunEvent[];
+}
+
+/**
+ * Live events of runs about to start, kept for the follower who comes right after (`slipway run`):
+ * a quick job's first lines are told only to those listening when it prints them, and following
+ * begins only after the run is looked up (a round trip, to PostgreSQL).
+ */
+export class EarlyEvents {
+  readonly #runs = new Map<string, { events: RunEvent[]; stop: () => void }>();
+
+  constructor(private readonly executor: Executor) {}
+
+  /** Starts keeping the events of run `id` (until it ends, or its follower takes them). */
+  keep(id: string): void {
+    const events: RunEvent[] = [];
+    const stop = this.executor.on((event) => {
+      events.push(event);
+      if (ENDING_EVENTS.has(event.type)) stop();
+    }, id);
+    this.#runs.set(id, { events, stop });
+  }
+
+  /** What was kept for run `id`, once: nothing more is kept. */
+  take(id: string): RunEvent[] {
+    const kept = this.#runs.get(id);
+    this.#runs.delete(id);
+    kept?.stop();
+    return kept?.events ?? [];
+  }
 }
 
 export async function* followEvents(request: FollowRequest): AsyncGenerator<RunEvent> {
@@ -31,6 +62,8 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<RunE
     buffer.push(event);
     wake?.();
   }, id);
+  // In the same turn: what was kept before, then what this listener hears, nothing twice.
+  if (request.early) buffer.push(...request.early());
   const onAbort = () => wake?.();
   signal?.addEventListener("abort", onAbort);
   let last = request.after;

@@ -31,7 +31,7 @@ import { liveChildren } from "./children.js";
 import { ClusterWorker } from "./cluster.js";
 import { loadRunDetail } from "./detail.js";
 import { queueFromStorage } from "./explain.js";
-import { followEvents } from "./follow.js";
+import { EarlyEvents, followEvents } from "./follow.js";
 import { listRuns, pageRuns, runIdOfKey } from "./listing.js";
 import { markFollowed, runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
@@ -119,9 +119,11 @@ export class LocalRuns implements RunService {
   #peaks: PeakStore | undefined;
   /** A server on PostgreSQL: one worker of a cluster (cluster.ts). */
   #cluster: ClusterWorker | undefined;
+  readonly #early: EarlyEvents;
 
   private constructor(runtime: Runtime, options: LocalRunsOptions) {
     this.runtime = runtime;
+    this.#early = new EarlyEvents(runtime.executor);
     this.#adopt = options.adopt ?? "all";
     this.detached = this.#adopt === "all";
     this.#registered = options.registered ?? new Map();
@@ -234,6 +236,7 @@ export class LocalRuns implements RunService {
     }
     // Marked once it parks (most runs never do): not a file written per submission.
     this.#host(id, saga, false);
+    if (options.follow) this.#early.keep(id);
     try {
       await this.#executor.start(
         saga,
@@ -242,6 +245,7 @@ export class LocalRuns implements RunService {
       );
     } catch (error) {
       this.#unhost(id);
+      this.#early.take(id);
       throw error;
     }
     return response(id, runName ?? null);
@@ -273,6 +277,7 @@ export class LocalRuns implements RunService {
       after: options.after ?? 0,
       signal: options.signal,
       hostedHere: () => this.#hosted.has(record.id),
+      early: () => this.#early.take(record.id),
       admission: this.runtime.jobs.resources,
     });
   }

@@ -49,6 +49,11 @@ export interface SubmitOptions {
   untrusted?: boolean | undefined;
   /** Who submitted it: the name of the token a server was sent it with (the server sets it, not its clients). */
   startedBy?: string | undefined;
+  /**
+   * The caller follows the run next (`events`): its live events from its very start are kept for
+   * that follower, a quick job's first lines included (hosted here; a server's runs tell theirs live).
+   */
+  follow?: boolean | undefined;
 }
 
 export interface ListQuery {

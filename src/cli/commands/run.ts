@@ -63,6 +63,7 @@ export async function submitFile(
     tiers: values.tier ?? [],
     name: values.name,
     key: values.key,
+    follow: followIt,
   };
   // A run followed here is cancelled by Ctrl-C from before it is submitted.
   const interrupts = followIt ? new Interrupts(runs, io) : undefined;

@@ -46,3 +46,31 @@ describe("the follower mark of a run hosted here", () => {
     }
   });
 });
+
+describe("a run submitted to be followed", () => {
+  it("keeps its live events for the follower who comes after it started, a quick job's lines included", async () => {
+    const dir = tempDir();
+    const runs = await LocalRuns.open({ db: join(dir, "slipway.db"), adopt: "asked", pollIntervalMs: 50 });
+    try {
+      const source = "name: quick\njobs:\n  only:\n    run: echo first line\n";
+      writeFileSync(join(dir, "quick.yml"), source);
+      const what = { file: join(dir, "quick.yml"), source };
+      const messages = async (id: string) => {
+        const seen: unknown[] = [];
+        for await (const event of await runs.events(id))
+          if (event.type === "action:progress") seen.push(event.data?.message);
+        return seen;
+      };
+      // Followed only once the run has ended, as a follower slowed by a busy machine would be.
+      const followed = await runs.submit(what, { follow: true });
+      await eventually(async () => (await runs.show(followed.id)).status === "completed", "the run to end");
+      expect(await messages(followed.id)).toContain("first line");
+      // Without `follow`, what was told live before anyone listened is gone (it is in the job's log).
+      const unfollowed = await runs.submit(what);
+      await eventually(async () => (await runs.show(unfollowed.id)).status === "completed", "the run to end");
+      expect(await messages(unfollowed.id)).not.toContain("first line");
+    } finally {
+      await runs.close();
+    }
+  });
+});
