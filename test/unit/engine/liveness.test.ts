@@ -25,6 +25,7 @@ async function freshlyDead(storage: Storage, now: number): Promise<void> {
     pid: GONE_PID,
     startedAt: now,
     heartbeatAt: now,
+    maxRuns: null,
   });
   const [result] = await storage.commit([
     {
