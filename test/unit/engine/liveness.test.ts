@@ -81,4 +81,22 @@ describe("executor liveness", () => {
     await byPid.close();
     await storage.close();
   });
+
+  it("writes its maxRuns with its heartbeat (null: no limit), and refuses one that is no positive integer", async () => {
+    const storage = new MemoryStorage();
+    const options = { storage, sagas: [work], dataDir: tempDir(), logger: createLogger({ level: "silent" }) };
+    const limited = await Executor.open({ ...options, id: "a-limited", maxRuns: 10 });
+    const unlimited = await Executor.open({ ...options, id: "b-unlimited" });
+    expect((await storage.listExecutors()).map((e) => [e.id, e.maxRuns])).toEqual([
+      ["a-limited", 10],
+      ["b-unlimited", null],
+    ]);
+    await limited.close();
+    await unlimited.close();
+    for (const maxRuns of [0, 2.5, Number.POSITIVE_INFINITY])
+      await expect(Executor.open({ ...options, maxRuns })).rejects.toThrow(
+        `maxRuns must be a positive integer or null, got ${maxRuns}`,
+      );
+    await storage.close();
+  });
 });
