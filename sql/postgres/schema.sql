@@ -30,6 +30,7 @@ CREATE TABLE executors (
   pid integer NOT NULL,
   started_at bigint NOT NULL,
   heartbeat_at bigint NOT NULL,
+  max_runs integer,
   CONSTRAINT executors_pkey PRIMARY KEY (id)
 );
 

@@ -29,7 +29,7 @@ CREATE TABLE executors (
   pid INTEGER NOT NULL,
   started_at INTEGER NOT NULL,
   heartbeat_at INTEGER NOT NULL
-);
+, max_runs INTEGER);
 
 CREATE TABLE job_peaks (
   pipeline TEXT NOT NULL,

@@ -38,6 +38,12 @@ export interface ExecutorOptions {
    * runs out. Default true; turn it off where pids are not comparable (containers sharing a hostname).
    */
   pidLiveness?: boolean;
+  /**
+   * The most runs this executor holds at once, written with its heartbeats for other processes to read
+   * (`Storage.listExecutors`); its host keeps to it (a cluster's worker: `max_runs:`), the engine does
+   * not. Default null: no limit.
+   */
+  maxRuns?: number | null;
   /** After an abort, how long a body may take to settle before it is given up on. Default 10 s. */
   abortGraceMs?: number;
   /** A run with nothing running leaves memory when its next timer is at least this far. Default 1 s. */
@@ -78,6 +84,7 @@ export interface ExecutorSettings {
   heartbeatIntervalMs: number;
   leaseMs: number;
   pidLiveness: boolean;
+  maxRuns: number | null;
   abortGraceMs: number;
   evictAfterMs: number;
   stagedGraceMs: number;
@@ -111,6 +118,7 @@ export function resolveExecutorOptions(options: ExecutorOptions): ExecutorSettin
     heartbeatIntervalMs: positive(options.heartbeatIntervalMs ?? 2_000, "heartbeatIntervalMs"),
     leaseMs: positive(options.leaseMs ?? DEFAULT_LEASE_MS, "leaseMs"),
     pidLiveness: options.pidLiveness ?? true,
+    maxRuns: capacity(options.maxRuns ?? null),
     abortGraceMs: nonNegative(options.abortGraceMs ?? 10_000, "abortGraceMs"),
     evictAfterMs: nonNegative(options.evictAfterMs ?? 1_000, "evictAfterMs"),
     stagedGraceMs: nonNegative(options.stagedGraceMs ?? 3_600_000, "stagedGraceMs"),
@@ -124,6 +132,12 @@ export function resolveExecutorOptions(options: ExecutorOptions): ExecutorSettin
 function positive(value: number, name: string): number {
   if (!(Number.isFinite(value) && value > 0))
     throw new RangeError(`${name} must be a positive number, got ${value}`);
+  return value;
+}
+
+function capacity(value: number | null): number | null {
+  if (value !== null && !(Number.isInteger(value) && value > 0))
+    throw new RangeError(`maxRuns must be a positive integer or null, got ${value}`);
   return value;
 }
 

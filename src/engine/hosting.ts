@@ -78,6 +78,7 @@ export abstract class RunHosting implements RunHost {
       leaseMs: settings.leaseMs,
       deadOwnersTtlMs: settings.pollIntervalMs,
       pidLiveness: settings.pidLiveness,
+      maxRuns: settings.maxRuns,
     });
     this.commits = new Batcher((transitions) => this.#write(transitions));
     for (const saga of settings.sagas) {

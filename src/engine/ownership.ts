@@ -16,6 +16,8 @@ export interface OwnershipOptions {
   deadOwnersTtlMs: number;
   /** Whether an executor of this host whose process is gone is dead at once (else the lease alone decides). */
   pidLiveness: boolean;
+  /** Written with every beat: the most runs this executor holds at once; null: no limit. */
+  maxRuns: number | null;
 }
 
 export class Ownership {
@@ -31,7 +33,7 @@ export class Ownership {
 
   /** Proves this executor alive now (registering it on the first beat); a failure is logged. */
   async beat(): Promise<void> {
-    const { storage, owner, clock, logger } = this.#options;
+    const { storage, owner, clock, logger, maxRuns } = this.#options;
     try {
       const now = clock.now();
       this.#startedAt ??= now;
@@ -41,6 +43,7 @@ export class Ownership {
         pid: process.pid,
         startedAt: this.#startedAt,
         heartbeatAt: now,
+        maxRuns,
       });
     } catch (error) {
       logger.error({ err: error }, "heartbeat failed");

@@ -479,7 +479,7 @@ function baseDocument(): OpenApiDocument {
         get: {
           operationId: "workers",
           summary:
-            "The workers sharing the server's database (a cluster's servers, foreground runs): host, pid, heartbeat, whether each looks alive, the runs it owns and their running jobs",
+            "The workers sharing the server's database (a cluster's servers, foreground runs): host, pid, heartbeat, whether each looks alive, the runs it owns and their running jobs, its capacity (maxRuns) and room left (free)",
           responses: { "200": { description: "Workers", content: json("Workers") }, ...errors(401) },
         },
       },

@@ -100,6 +100,8 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
       pollIntervalMs: options.pollIntervalMs ?? 200,
       accept: options.accept,
       ...(options.hostChild && { hostChild: options.hostChild }),
+      // What a cluster's worker keeps to (runs/cluster.ts); on SQLite nothing limits a server's runs.
+      maxRuns: isPostgresUrl(options.db) ? (config.maxRuns ?? null) : null,
       // Runs are taken one by one, after their orphaned jobs are swept: never wholesale at open.
       recover: false,
     });

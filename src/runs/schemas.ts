@@ -418,6 +418,13 @@ export const workerInfo = z.object({
   alive: z.boolean(),
   /** It is the executor of the process that answered. */
   self: z.boolean(),
+  /**
+   * The most runs it holds at once (a cluster worker's `max_runs:`); null: no limit (no `max_runs:`,
+   * a server on SQLite, a foreground run).
+   */
+  maxRuns: z.number().int().nullable(),
+  /** Runs it has room for: `maxRuns` less the runs it holds, at least 0; null: no limit. */
+  free: z.number().int().nullable(),
   /** Runs it owns now, with the jobs of each running or undoing. */
   runs: z.array(
     z.object({

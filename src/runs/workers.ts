@@ -1,7 +1,7 @@
 /**
  * `GET /workers`: the processes running runs from this database (a cluster's workers, a foreground
- * `slipway run`), their heartbeats, whether each looks alive, and what each holds now (the runs it
- * owns, their running jobs).
+ * `slipway run`), their heartbeats, whether each looks alive, what each holds now (the runs it owns,
+ * their running jobs) and the room it has left.
  */
 import { hostname } from "node:os";
 import { DEFAULT_LEASE_MS, processAlive } from "../engine/liveness.js";
@@ -45,6 +45,8 @@ export async function loadWorkers(
       heartbeatAgeMs: age,
       alive,
       self: executor.id === self,
+      maxRuns: executor.maxRuns,
+      free: executor.maxRuns === null ? null : Math.max(0, executor.maxRuns - runs.length),
       runs,
     });
   }

@@ -312,6 +312,7 @@ export class MemoryStorage implements Storage {
       pid: executor.pid,
       startedAt: executor.startedAt,
       heartbeatAt: executor.heartbeatAt,
+      maxRuns: executor.maxRuns,
     };
     this.executors.set(row.id, JSON.stringify(row));
   }

@@ -66,6 +66,7 @@ export interface ExecutorRow {
   pid: number;
   started_at: number;
   heartbeat_at: number;
+  max_runs: number | null;
 }
 
 /** A run from a raw row in RUN_COLUMNS order. */

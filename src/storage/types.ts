@@ -163,6 +163,8 @@ export interface ExecutorRecord {
   pid: number;
   startedAt: number;
   heartbeatAt: number;
+  /** How many runs it holds at most (its `max_runs:`); null when it has no limit. */
+  maxRuns: number | null;
 }
 
 /** Changes to the run row carried by a transition. Omitted fields are left as they are. */

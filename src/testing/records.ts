@@ -58,7 +58,15 @@ export function eventRecord(runId: string, seq: number, overrides: Partial<Event
 }
 
 export function executorRecord(id: string, overrides: Partial<ExecutorRecord> = {}): ExecutorRecord {
-  return { id, host: "build-01", pid: 4242, startedAt: BASE_TIME, heartbeatAt: BASE_TIME, ...overrides };
+  return {
+    id,
+    host: "build-01",
+    pid: 4242,
+    startedAt: BASE_TIME,
+    heartbeatAt: BASE_TIME,
+    maxRuns: null,
+    ...overrides,
+  };
 }
 
 /** A transition creating `run`, owned by `owner`, plus whatever else `extra` carries. */

@@ -1,6 +1,6 @@
 /**
  * The Workers view: the processes running runs from this database (a cluster's servers, foreground
- * runs), alive or not by their heartbeats, and what each holds now.
+ * runs), alive or not by their heartbeats, what each holds now and its room for more.
  */
 import { api, runPath, type WorkerInfo, type WorkersResponse } from "./api.js";
 import { useLoad } from "./live.js";
@@ -41,6 +41,7 @@ function Workers(props: { workers: WorkerInfo[] }) {
           <th scope="col">Started</th>
           <th scope="col">Last heartbeat</th>
           <th scope="col">Holds</th>
+          <th scope="col">Free</th>
         </tr>
       </thead>
       <tbody>
@@ -73,6 +74,15 @@ function Workers(props: { workers: WorkerInfo[] }) {
                     </li>
                   ))}
                 </ul>
+              )}
+            </td>
+            <td class="free" data-free={e.free ?? "unlimited"}>
+              {e.free === null ? (
+                <span class="hint">unlimited</span>
+              ) : (
+                <>
+                  {e.free} <span class="sub">of {e.maxRuns}</span>
+                </>
               )}
             </td>
           </tr>

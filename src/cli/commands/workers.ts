@@ -7,11 +7,13 @@ import { connectionOptions, serverOf, withRuns } from "../connect.js";
 
 export const workers: Command = {
   name: "workers",
-  summary: "List the workers sharing the database: host, pid, started, last heartbeat, the runs each holds",
+  summary:
+    "List the workers sharing the database: host, pid, started, last heartbeat, the runs each holds, its room for more",
   usage: [
     "slipway workers [--json] [--db PATH | --server URL [--token-file F | --token T]]",
     "",
-    "A worker silent past its lease is dead: its runs are continued by the others.",
+    "A worker silent past its lease is dead: its runs are continued by the others. FREE is the runs it",
+    "has room for (its max_runs less the runs it holds); unlimited when nothing limits it.",
   ].join("\n"),
   async run(args, io) {
     const { values } = parse(args, { ...connectionOptions, json: { type: "boolean" } }, 0);
@@ -34,7 +36,7 @@ function printWorkers(io: Io, response: WorkersResponse, json: boolean | undefin
   else
     io.out(
       table([
-        ["WORKER", "STATE", "HOST", "PID", "STARTED", "HEARTBEAT", "RUNS"],
+        ["WORKER", "STATE", "HOST", "PID", "STARTED", "HEARTBEAT", "RUNS", "FREE"],
         ...response.workers.map((w) => [
           w.self ? `${w.id} (this)` : w.id,
           w.alive ? "alive" : "dead",
@@ -43,6 +45,7 @@ function printWorkers(io: Io, response: WorkersResponse, json: boolean | undefin
           time(w.startedAt),
           `${duration(w.heartbeatAgeMs)} ago`,
           String(w.runs.length),
+          w.free === null ? "unlimited" : String(w.free),
         ]),
       ]),
     );

@@ -338,6 +338,7 @@ export class PostgresStorage implements Storage {
       executor.pid,
       executor.startedAt,
       executor.heartbeatAt,
+      executor.maxRuns,
     ]);
   }
 
@@ -350,6 +351,7 @@ export class PostgresStorage implements Storage {
       pid: row.pid,
       startedAt: row.started_at,
       heartbeatAt: row.heartbeat_at,
+      maxRuns: row.max_runs,
     }));
   }
 

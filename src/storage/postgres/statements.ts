@@ -98,10 +98,10 @@ export const LAST_SIGNAL_SEQ = "SELECT last AS seq FROM signal_seq";
 export const REQUEST_CANCEL = `UPDATE runs SET cancel_requested = $1, updated_at = $2 WHERE id = $3
   RETURNING ${RUN_COLUMNS}`;
 
-export const UPSERT_EXECUTOR = `INSERT INTO executors (id, host, pid, started_at, heartbeat_at)
-  VALUES ($1, $2, $3, $4, $5)
+export const UPSERT_EXECUTOR = `INSERT INTO executors (id, host, pid, started_at, heartbeat_at, max_runs)
+  VALUES ($1, $2, $3, $4, $5, $6)
   ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
-    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`;
+    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, max_runs = excluded.max_runs`;
 
 export const INSERT_AUDIT = `INSERT INTO audit (at, actor, method, route, path, run_id, status, idempotency_key, replay)
   SELECT at, actor, method, route, path, run_id, status, idempotency_key, replay

@@ -437,6 +437,7 @@ export class SqliteStorage implements Storage {
         executor.pid,
         executor.startedAt,
         executor.heartbeatAt,
+        executor.maxRuns,
       ),
     );
   }
@@ -448,6 +449,7 @@ export class SqliteStorage implements Storage {
       pid: row.pid,
       startedAt: row.started_at,
       heartbeatAt: row.heartbeat_at,
+      maxRuns: row.max_runs,
     }));
   }
 

@@ -84,9 +84,9 @@ export function prepareStatements(db: Database.Database) {
       `UPDATE runs SET cancel_requested = ?, updated_at = ? WHERE id = ? RETURNING ${RUN_COLUMNS}`,
     ),
     upsertExecutor: p(
-      `INSERT INTO executors (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
+      `INSERT INTO executors (id, host, pid, started_at, heartbeat_at, max_runs) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
-         started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
+         started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, max_runs = excluded.max_runs`,
     ),
     listExecutors: p("SELECT * FROM executors ORDER BY id"),
     removeExecutor: p("DELETE FROM executors WHERE id = ?"),

@@ -19,6 +19,7 @@ import {
   claimMany,
   claimRules,
   concurrentClaims,
+  executorCapacity,
   executors,
   mixedBatch,
   nonOwnerWritesNothing,
@@ -85,6 +86,10 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
     ["a value JSON cannot serialize fails the whole batch, nothing written", unserializableFailsBatch],
     ["requestCancel marks any run and later patches keep the mark", requestCancel],
     ["executors are upserted, listed by id and removed", executors],
+    [
+      "an executor's capacity (maxRuns, null for no limit) round-trips and follows its beats",
+      executorCapacity,
+    ],
     ["records handed in or out are not shared with the store", noSharedObjects],
     ["unknown runs read as absent", unknownRuns],
     ["a child run keeps its parent link, and listRuns finds the children of a run", parentLink],

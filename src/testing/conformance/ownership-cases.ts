@@ -192,3 +192,22 @@ export async function executors(storage: Storage): Promise<void> {
   await storage.removeExecutor("missing");
   assert.deepEqual(await storage.listExecutors(), [b]);
 }
+
+/** An executor's capacity (`maxRuns`, null for no limit) is stored with it and follows its heartbeats. */
+export async function executorCapacity(storage: Storage): Promise<void> {
+  const limited = executorRecord("a-limited", { maxRuns: 10 });
+  const unlimited = executorRecord("b-unlimited");
+  await storage.upsertExecutor(limited);
+  await storage.upsertExecutor(unlimited);
+  assert.deepEqual(
+    (await storage.listExecutors()).map((e) => e.maxRuns),
+    [10, null],
+  );
+  // Every beat writes it again: a change replaces it (0 stays 0, which is not "no limit").
+  await storage.upsertExecutor({ ...limited, heartbeatAt: BASE_TIME + 2_000, maxRuns: null });
+  await storage.upsertExecutor({ ...unlimited, heartbeatAt: BASE_TIME + 2_000, maxRuns: 0 });
+  assert.deepEqual(
+    (await storage.listExecutors()).map((e) => e.maxRuns),
+    [null, 0],
+  );
+}

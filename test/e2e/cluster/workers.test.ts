@@ -7,7 +7,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { SubmitResponse } from "../../../src/runs/schemas.js";
+import type { SubmitResponse, WorkerInfo, WorkersResponse } from "../../../src/runs/schemas.js";
 import { eventually } from "../../wait.js";
 import { Cluster, clusterServer, TWO_STEP, type Worker } from "./cluster.js";
 
@@ -25,6 +25,11 @@ jobs:
 async function submit(worker: Worker, source: string, inputs: Record<string, string> = {}): Promise<string> {
   const body = { file: { name: "pipe.yml", source }, inputs };
   return (await worker.server.json<SubmitResponse>("POST", "/runs", body, 201)).id;
+}
+
+/** What `GET /workers` says of a worker's capacity: the runs it holds, its limit, its room left. */
+function capacity(worker: WorkerInfo): { runs: number; maxRuns: number | null; free: number | null } {
+  return { runs: worker.runs.length, maxRuns: worker.maxRuns, free: worker.free };
 }
 
 /** Which worker each run's line of `kind` names, by input n. */
@@ -57,18 +62,22 @@ describe.skipIf(!postgres)("a cluster of workers on one PostgreSQL", () => {
     }
     expect(Object.fromEntries(perWorker)).toEqual({ a: 2, b: 2, c: 2 });
 
-    // Any worker lists the whole cluster, each with the runs it holds.
-    const listed = await workers[1]!.server.json<{ workers: { id: string; runs: unknown[] }[] }>(
-      "GET",
-      "/workers",
-    );
-    expect(listed.workers).toHaveLength(3);
-    expect(listed.workers.map((w) => w.runs.length)).toEqual([2, 2, 2]);
+    // Any worker lists the whole cluster, each with the runs it holds and its room left: none.
+    const listed = await workers[1]!.server.json<WorkersResponse>("GET", "/workers");
+    expect(listed.workers.map(capacity)).toEqual([
+      { runs: 2, maxRuns: 2, free: 0 },
+      { runs: 2, maxRuns: 2, free: 0 },
+      { runs: 2, maxRuns: 2, free: 0 },
+    ]);
+    // The former name answers the same figures.
+    const former = await workers[2]!.server.json<{ executors: WorkerInfo[] }>("GET", "/executors");
+    expect(former.executors.map(capacity)).toEqual(listed.workers.map(capacity));
     const printed = await workers[0]!.project.run(["workers", ...workers[0]!.server.flags]);
     expect(printed.code).toBe(0);
-    const rows = printed.stdout.trim().split("\n").slice(1);
+    const [header, ...rows] = printed.stdout.trim().split("\n");
+    expect(header).toMatch(/ RUNS +FREE$/);
     expect(rows).toHaveLength(3);
-    for (const row of rows) expect(row).toMatch(/ alive .* 2$/);
+    for (const row of rows) expect(row).toMatch(/ alive .* 2 +0$/);
 
     writeFileSync(join(cluster.shared, "release"), "");
     for (const id of ids) await workers[2]!.server.status(id, "completed");
@@ -76,7 +85,7 @@ describe.skipIf(!postgres)("a cluster of workers on one PostgreSQL", () => {
 
   it("finishes a killed worker's runs on the others, its completed jobs not run again", async () => {
     const cluster = await Cluster.create(postgres!, "failover");
-    const a = await cluster.worker("a");
+    const a = await cluster.worker("a", "max_runs: 10");
     await cluster.worker("b");
     const c = await cluster.worker("c");
     const ids: string[] = [];
@@ -89,6 +98,19 @@ describe.skipIf(!postgres)("a cluster of workers on one PostgreSQL", () => {
       () => ids.every((id) => existsSync(join(a.project.dir, ".slipway", "logs", id, "second.1.log.pid"))),
       "a's second jobs recorded",
     );
+    // a holds the four of its ten; b and c have no limit, so no figure of room.
+    const { workers } = await c.server.json<WorkersResponse>("GET", "/workers");
+    expect(workers.map(capacity)).toEqual([
+      { runs: 4, maxRuns: 10, free: 6 },
+      { runs: 0, maxRuns: null, free: null },
+      { runs: 0, maxRuns: null, free: null },
+    ]);
+    const printed = await c.project.run(["workers", ...c.server.flags]);
+    expect(printed.stdout.trim().split("\n").slice(1)).toEqual([
+      expect.stringMatching(/ alive .* 4 +6$/),
+      expect.stringMatching(/ alive .* 0 +unlimited$/),
+      expect.stringMatching(/ alive .* 0 +unlimited$/),
+    ]);
 
     a.server.process.child.kill("SIGKILL");
     await a.server.process.done;

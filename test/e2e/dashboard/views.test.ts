@@ -12,6 +12,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ResourcesResponse, RunSummary, WorkersResponse } from "../../../src/runs/schemas.js";
 import type { TriggersResponse } from "../../../src/triggers/schemas.js";
+import { onPostgres } from "../../storage-backend.js";
 import { eventually, WAIT_MS } from "../../wait.js";
 import { Project } from "../cli/harness.js";
 import { commit, git } from "../server/git.js";
@@ -70,7 +71,7 @@ describe.skipIf(!existsSync(CHROMIUM))(
   () => {
     it("shows a lock held by a running job with its holder linked, a job's declared memory beside its measured peak, and the executor holding the run; says plainly that no trigger is configured", async () => {
       const project = new Project();
-      project.write("slipway.yml", "locks: { swarm: 1 }\n");
+      project.write("slipway.yml", "locks: { swarm: 1 }\nmax_runs: 10\n");
       const server = await startServer(project, ["--config", "slipway.yml"]);
       const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
       const page = await context.newPage();
@@ -127,6 +128,11 @@ describe.skipIf(!existsSync(CHROMIUM))(
         );
         expect(await own.$eval("a", (a) => a.getAttribute("href"))).toBe(`/runs/${id}`);
         expect(await page.textContent(`tr[data-self="true"] [data-status]`)).toContain("alive");
+        // Its room left: on PostgreSQL it keeps to `max_runs:` (one of ten held); nothing limits a
+        // server on SQLite.
+        expect(await page.textContent(`tr[data-self="true"] td.free`)).toBe(
+          onPostgres ? "9 of 10" : "unlimited",
+        );
 
         // The holder's link opens the run; once it ends, the lock is free and nobody holds it.
         await navigateTo(page, "Resources");

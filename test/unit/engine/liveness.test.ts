@@ -25,6 +25,7 @@ async function freshlyDead(storage: Storage, now: number): Promise<void> {
     pid: GONE_PID,
     startedAt: now,
     heartbeatAt: now,
+    maxRuns: null,
   });
   const [result] = await storage.commit([
     {
@@ -78,6 +79,24 @@ describe("executor liveness", () => {
       "the run taken over at once and completed",
     );
     await byPid.close();
+    await storage.close();
+  });
+
+  it("writes its maxRuns with its heartbeat (null: no limit), and refuses one that is no positive integer", async () => {
+    const storage = new MemoryStorage();
+    const options = { storage, sagas: [work], dataDir: tempDir(), logger: createLogger({ level: "silent" }) };
+    const limited = await Executor.open({ ...options, id: "a-limited", maxRuns: 10 });
+    const unlimited = await Executor.open({ ...options, id: "b-unlimited" });
+    expect((await storage.listExecutors()).map((e) => [e.id, e.maxRuns])).toEqual([
+      ["a-limited", 10],
+      ["b-unlimited", null],
+    ]);
+    await limited.close();
+    await unlimited.close();
+    for (const maxRuns of [0, 2.5, Number.POSITIVE_INFINITY])
+      await expect(Executor.open({ ...options, maxRuns })).rejects.toThrow(
+        `maxRuns must be a positive integer or null, got ${maxRuns}`,
+      );
     await storage.close();
   });
 });

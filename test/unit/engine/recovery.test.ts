@@ -45,6 +45,7 @@ async function leftByDeadExecutor(
     pid: 1,
     startedAt: long,
     heartbeatAt: long,
+    maxRuns: null,
   });
   const record: RunRecord = {
     id,

@@ -582,7 +582,15 @@ export function runServiceCases(transport: Transport): void {
       );
       const { workers, leaseMs } = await f.runs.workers();
       expect(workers).toHaveLength(1);
-      expect(holding).toMatchObject({ self: true, alive: true, host: hostname(), pid: process.pid });
+      // No `max_runs:`: no limit, so no figure of room either.
+      expect(holding).toMatchObject({
+        self: true,
+        alive: true,
+        host: hostname(),
+        pid: process.pid,
+        maxRuns: null,
+        free: null,
+      });
       expect(holding.runs).toEqual([
         { id: run.id, name: null, pipeline: "locked", status: "running", jobs: ["deploy"] },
       ]);

@@ -85,7 +85,14 @@ describe.runIf(server !== undefined && !process.env.SLIPWAY_TEST_PG_URL)("Postgr
     const storage = new PostgresStorage({ url: await freshDatabase(own.url, "restart") });
     try {
       await storage.init();
-      await storage.upsertExecutor({ id: "x", host: "h", pid: 1, startedAt: 0, heartbeatAt: 0 });
+      await storage.upsertExecutor({
+        id: "x",
+        host: "h",
+        pid: 1,
+        startedAt: 0,
+        heartbeatAt: 0,
+        maxRuns: null,
+      });
       expect(storage.health()).toEqual({ reachable: true });
       await own.down();
       await expect(storage.listExecutors()).rejects.toMatchObject({
@@ -154,7 +161,14 @@ describe.runIf(server !== undefined && !process.env.SLIPWAY_TEST_PG_URL)("Postgr
     try {
       await a.init();
       await b.init();
-      await a.upsertExecutor({ id: "only-a", host: "h", pid: 1, startedAt: 0, heartbeatAt: 0 });
+      await a.upsertExecutor({
+        id: "only-a",
+        host: "h",
+        pid: 1,
+        startedAt: 0,
+        heartbeatAt: 0,
+        maxRuns: null,
+      });
       expect((await a.listExecutors()).map((e) => e.id)).toEqual(["only-a"]);
       expect(await b.listExecutors()).toEqual([]);
     } finally {

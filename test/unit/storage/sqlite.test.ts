@@ -78,7 +78,14 @@ describe("SqliteStorage specifics", () => {
       const storage = new SqliteStorage({ path, synchronous: i === 1 ? "normal" : "full" });
       await storage.init();
       await storage.init();
-      await storage.upsertExecutor({ id: `x${i}`, host: "h", pid: i, startedAt: 0, heartbeatAt: 0 });
+      await storage.upsertExecutor({
+        id: `x${i}`,
+        host: "h",
+        pid: i,
+        startedAt: 0,
+        heartbeatAt: 0,
+        maxRuns: null,
+      });
       await storage.close();
     }
     const db = new Database(path, { readonly: true });

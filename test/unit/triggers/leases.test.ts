@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { RunService } from "../../../src/runs/service.js";
 import { MemoryTriggerStore } from "../../../src/storage/memory-triggers.js";
 import type { SourceStateRecord, TriggerStore } from "../../../src/storage/triggers.js";
+import type { ExecutorRecord } from "../../../src/storage/types.js";
 import { ManualClock } from "../../../src/testing/clock.js";
 import type { SourceConfig } from "../../../src/triggers/config.js";
 import { TriggerService } from "../../../src/triggers/service.js";
@@ -60,9 +61,7 @@ function worker(
   store: TriggerStore,
   source: SourceConfig,
   clock: ManualClock,
-  executors?: () => Promise<
-    { id: string; host: string; pid: number; startedAt: number; heartbeatAt: number }[]
-  >,
+  executors?: () => Promise<ExecutorRecord[]>,
 ): TriggerService {
   const service = new TriggerService({
     runs: {} as RunService,
@@ -139,8 +138,22 @@ describe("trigger leases: one worker polls a source", () => {
     const shared = new MemoryTriggerStore();
     const clock = new ManualClock(T0);
     // A holder registered on this host with a pid that no process has, heartbeating now.
-    const gone = { id: "gone", host: hostname(), pid: 2 ** 22 + 1, startedAt: T0, heartbeatAt: T0 };
-    const alive = { id: "alive", host: hostname(), pid: process.pid, startedAt: T0, heartbeatAt: T0 };
+    const gone = {
+      id: "gone",
+      host: hostname(),
+      pid: 2 ** 22 + 1,
+      startedAt: T0,
+      heartbeatAt: T0,
+      maxRuns: null,
+    };
+    const alive = {
+      id: "alive",
+      host: hostname(),
+      pid: process.pid,
+      startedAt: T0,
+      heartbeatAt: T0,
+      maxRuns: null,
+    };
     expect(await shared.takeLease("source:app", "alive", T0, 10_000)).toBe(true);
     const store = counted(shared);
     const w = worker("w", store, source, clock, async () => [gone, alive]);
