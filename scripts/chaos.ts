@@ -10,6 +10,11 @@
  *
  *   npm run build && npm run chaos            # RUNS=500 by default
  *   RUNS=100 npm run chaos                    # a shorter form
+ *   CHAOS_KEEP=1 RUNS=150 npm run chaos       # a run not in its expected status: workers and
+ *                                             # PostgreSQL left up to look at, until Ctrl-C
+ *
+ * The wait for runs to end gives up 2 minutes after the last run ended (10 at most); a run that
+ * has not ended then is stuck, and the report says what it was doing.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -174,6 +179,61 @@ async function submitAll(): Promise<void> {
   }
 }
 
+/**
+ * What a run not in its expected status was doing: its row, steps, last events, lock rows, and the
+ * tail of its owner's log (a worker's id is `host:pid:random`; its pid names the worker).
+ */
+async function describeStuck(stuck: { id: string; shape: Shape }[]): Promise<string> {
+  const reader = new pg.Client({ connectionString: db });
+  await reader.connect();
+  const out: string[] = [];
+  try {
+    for (const run of stuck) {
+      const row = (
+        await reader.query<Record<string, unknown>>(
+          "SELECT status, owner, revision, wake_at, cancel_requested, updated_at FROM runs WHERE id = $1",
+          [run.id],
+        )
+      ).rows[0];
+      out.push(`\nstuck run ${run.id} (${run.shape}): ${JSON.stringify(row)}`);
+      const steps = await reader.query<Record<string, unknown>>(
+        "SELECT action, status, attempt, failures, undo_attempt, error, undo_error FROM steps WHERE run_id = $1 ORDER BY ord",
+        [run.id],
+      );
+      for (const step of steps.rows) out.push(`  step ${JSON.stringify(step)}`);
+      const events = await reader.query<{ seq: number; type: string; action: string | null; at: string }>(
+        "SELECT seq, type, action, at FROM events WHERE run_id = $1 ORDER BY seq DESC LIMIT 12",
+        [run.id],
+      );
+      for (const e of events.rows.reverse())
+        out.push(`  event ${e.seq} ${new Date(Number(e.at)).toISOString()} ${e.type} ${e.action ?? ""}`);
+      const locks = await reader.query<Record<string, unknown>>(
+        "SELECT 'slot' AS row, lock, holder, owner FROM lock_slots WHERE run_id = $1 UNION ALL SELECT 'waiter', lock, holder, owner FROM lock_waiters WHERE run_id = $1",
+        [run.id],
+      );
+      for (const l of locks.rows) out.push(`  lock ${JSON.stringify(l)}`);
+      const owner = typeof row?.owner === "string" ? row.owner : undefined;
+      const pid = owner ? Number(owner.split(":")[1]) : undefined;
+      const worker = workers.find((w) => w.process.pid === pid);
+      if (worker) {
+        const lines = readFileSync(join(worker.dir, ".slipway", "slipway.log"), "utf8").split("\n");
+        const about = lines.filter((l) => l.includes(run.id)).slice(-15);
+        const tail = lines.filter(Boolean).slice(-15);
+        out.push(
+          `  owner: worker ${worker.name}; its log lines naming the run:`,
+          ...about.map((l) => `    ${l}`),
+        );
+        out.push("  its log's last lines:", ...tail.map((l) => `    ${l}`));
+      } else out.push(`  owner ${owner ?? "none"} is none of the live workers`);
+    }
+  } catch (error) {
+    out.push(`  (could not read more: ${String(error)})`);
+  } finally {
+    await reader.end();
+  }
+  return out.join("\n");
+}
+
 function kill9(worker: Worker): void {
   appendFileSync(SIDE, `kill - ${worker.name}\n`);
   worker.process.kill("SIGKILL");
@@ -226,9 +286,11 @@ for (const run of runs.filter((r) => r.shape === "cancelled"))
 await chaosDone;
 log("chaos over; waiting for every run to end");
 
+// Waits while runs keep ending: a run that has not ended 2 minutes after the last one did is stuck.
 const statuses = new Map<string, string>();
 const deadline = Date.now() + 10 * 60_000;
-while (statuses.size < runs.length && Date.now() < deadline) {
+let lastEnded = Date.now();
+while (statuses.size < runs.length && Date.now() < deadline && Date.now() - lastEnded < 120_000) {
   for (const run of runs) {
     if (statuses.has(run.id)) continue;
     const status = await until(
@@ -236,8 +298,10 @@ while (statuses.size < runs.length && Date.now() < deadline) {
       (w) => api(w, `/runs/${run.id}`),
       async (r) => ((await r.json()) as { status: string }).status,
     );
-    if (["completed", "compensated", "cancelled", "failed", "needs_attention"].includes(status))
+    if (["completed", "compensated", "cancelled", "failed", "needs_attention"].includes(status)) {
       statuses.set(run.id, status);
+      lastEnded = Date.now();
+    }
   }
   if (statuses.size < runs.length) await sleep(1_000);
 }
@@ -282,6 +346,16 @@ for (const worker of workers.filter((w) => w.url)) {
   if (swarm) held += swarm.capacity - swarm.free;
 }
 
+const stuckReports = wrong.length ? await describeStuck(wrong.slice(0, 3)) : "";
+if (process.env.CHAOS_KEEP && wrong.length) {
+  console.log(
+    `${stuckReports}\nchaos: CHAOS_KEEP: workers and PostgreSQL left running (${db}); Ctrl-C ends all`,
+  );
+  await new Promise((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+}
 for (const worker of workers) worker.process.kill("SIGKILL");
 await server.stop();
 
@@ -299,5 +373,5 @@ chaos: ${runs.length} runs, 3 workers, 2 kill -9, 1 SIGSTOP past the lease, 1 Po
   swarm entered while held            ${overlaps}
   leaves of a killed worker's job     ${orphanLeaves} (its process ran on until swept: counted apart)
   lock slots held once quiet          ${held}
-  side log                            ${SIDE}`);
+  side log                            ${SIDE}${stuckReports}`);
 process.exit(wrong.length === 0 && completedRerun === 0 && overlaps === 0 && held === 0 ? 0 : 1);

@@ -117,7 +117,7 @@ export class ClusterWorker {
       storage.listRuns({ ...unowned, statuses: ["waiting"], cancelRequested: true }),
       storage.listRuns({ ...unowned, statuses: ["waiting"], withPendingSignals: true }),
     ]);
-    await this.#settle();
+    await this.#settle(dead);
     const taken: string[] = [];
     const seen = new Set<string>();
     for (const record of lists.flat()) {
@@ -140,15 +140,18 @@ export class ClusterWorker {
     if (taken.length === 0) return;
     for (const id of taken) this.#contested.add(id);
     await executor.recover();
-    await this.#settle();
+    await this.#settle(dead);
   }
 
   /**
    * Runs taken here whose claim another worker may have won: once storage says one is ours, it is;
-   * once another owns it (or it ended), it is that worker's to run, not ours to follow (nor to take
-   * back when it parks). Claimed on its first transition, a run may be held here a moment and still lose.
+   * once another live worker owns it (or it ended), it is that worker's to run, not ours to follow
+   * (nor to take back when it parks). Claimed on its first transition, a run may be held here a moment
+   * and still lose. A run taken over is still its dead owner's (`dead`) until its claim commits: let go
+   * then, its saga would be unregistered while it runs on here, and once it left memory (a commit
+   * failed while the database restarted) no worker would continue it, owned by this live one.
    */
-  async #settle(): Promise<void> {
+  async #settle(dead: readonly string[]): Promise<void> {
     const { storage, executor } = this.#options;
     const ids = [...this.#contested];
     if (ids.length === 0) return;
@@ -156,8 +159,14 @@ export class ClusterWorker {
       (await storage.getRuns?.(ids)) ?? (await Promise.all(ids.map((id) => storage.getRun(id))));
     ids.forEach((id, i) => {
       const record = records[i];
-      // Nobody's yet (the claim is on its way, or everybody lost): asked again at the next pass.
-      if (record && record.owner === null && !STOPPED_STATUSES.includes(record.status)) return;
+      // Nobody's yet, or still a dead worker's (the claim is on its way, or everybody lost): asked
+      // again at the next pass.
+      if (
+        record &&
+        !STOPPED_STATUSES.includes(record.status) &&
+        (record.owner === null || dead.includes(record.owner))
+      )
+        return;
       this.#contested.delete(id);
       if (record?.owner !== executor.owner) this.#options.unhost(id);
     });

@@ -1,0 +1,117 @@
+/**
+ * A worker's cluster pass (src/runs/cluster.ts) over a memory storage, with an executor that stands
+ * still where the real one is asynchronous: its recovery hosts a claimed run at once and commits the
+ * claim later (a claim on the run's first transition), so what the pass reads in between is fixed.
+ */
+import { describe, expect, it } from "vitest";
+import type { Executor } from "../../../src/engine/executor.js";
+import { createLogger } from "../../../src/logging.js";
+import { ClusterWorker } from "../../../src/runs/cluster.js";
+import { MemoryStorage } from "../../../src/storage/memory.js";
+import type { RunRecord } from "../../../src/storage/types.js";
+import { tempDir, within } from "../../helpers.js";
+
+const ME = "here:1:me";
+const long = Date.now() - 3_600_000;
+
+/** A pipeline run as a dead worker (on another host, silent for an hour) left it, mid-way. */
+async function leftByDeadWorker(storage: MemoryStorage, id: string): Promise<void> {
+  await storage.upsertExecutor({
+    id: "ghost",
+    host: "elsewhere",
+    pid: 1,
+    startedAt: long,
+    heartbeatAt: long,
+  });
+  const record: RunRecord = {
+    id,
+    saga: "deploy",
+    version: 1,
+    status: "running",
+    input: { run: { file: "/p/deploy.yml", source: "jobs: {}", inputs: {}, tiers: [] } },
+    runName: null,
+    owner: "ghost",
+    revision: 0,
+    wakeAt: null,
+    cancelRequested: null,
+    cause: null,
+    error: null,
+    createdAt: long,
+    updatedAt: long,
+    endedAt: null,
+    parent: null,
+  };
+  expect(await storage.commit([{ runId: id, owner: "ghost", create: record }])).toEqual(["ok"]);
+}
+
+/**
+ * One pass of a worker whose executor's recovery does `claim` (nothing: the claim is still on its
+ * way); returns the runs hosted once the pass is over.
+ */
+async function onePass(storage: MemoryStorage, claim: () => Promise<void>): Promise<Set<string>> {
+  const hosted = new Set<string>();
+  let recovered!: () => void;
+  const recovering = new Promise<void>((resolve) => (recovered = resolve));
+  const executor = {
+    owner: ME,
+    leaseMs: 10_000,
+    activeRuns: 0,
+    recover: async () => {
+      await claim();
+      recovered();
+      return 1;
+    },
+  } as unknown as Executor;
+  const worker = new ClusterWorker({
+    storage,
+    executor,
+    dataDir: tempDir(),
+    logger: createLogger({ level: "silent" }),
+    maxRuns: Number.POSITIVE_INFINITY,
+    intervalMs: 60_000,
+    hosted: (id) => hosted.has(id),
+    take: async (record) => void hosted.add(record.id),
+    unhost: (id) => void hosted.delete(id),
+  });
+  await worker.start();
+  await within(recovering, "the pass's recovery");
+  await worker.stop(); // waits for the pass to end
+  return hosted;
+}
+
+describe("a worker's cluster pass", () => {
+  it("keeps a run taken over from a dead worker while its claim is on its way", async () => {
+    const storage = new MemoryStorage();
+    await leftByDeadWorker(storage, "r-1");
+    // Hosted in memory, its claim not committed yet: the run is still the dead worker's in storage.
+    const hosted = await onePass(storage, async () => {});
+    // Let go here, its saga would be unregistered while the executor runs it, and once it left
+    // memory nobody would continue it (owned by this live worker).
+    expect([...hosted]).toEqual(["r-1"]);
+  });
+
+  it("keeps a run whose claim committed", async () => {
+    const storage = new MemoryStorage();
+    await leftByDeadWorker(storage, "r-1");
+    const hosted = await onePass(storage, async () => {
+      await storage.claim({ runId: "r-1", owner: ME, takeOverFrom: ["ghost"] });
+    });
+    expect([...hosted]).toEqual(["r-1"]);
+  });
+
+  it("lets go of a run another live worker claimed first", async () => {
+    const storage = new MemoryStorage();
+    await leftByDeadWorker(storage, "r-1");
+    const hosted = await onePass(storage, async () => {
+      await storage.upsertExecutor({
+        id: "rival",
+        host: "elsewhere",
+        pid: 2,
+        startedAt: Date.now(),
+        heartbeatAt: Date.now(),
+      });
+      await storage.claim({ runId: "r-1", owner: "rival", takeOverFrom: ["ghost"] });
+    });
+    expect([...hosted]).toEqual([]);
+  });
+});
