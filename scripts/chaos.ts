@@ -360,7 +360,7 @@ for (const worker of workers) worker.process.kill("SIGKILL");
 await server.stop();
 
 console.log(`
-chaos: ${runs.length} runs, 3 workers, 2 kill -9, 1 SIGSTOP past the lease, 1 PostgreSQL restart
+chaos: ${runs.length} runs, 3 workers, 2 kill -9, 1 SIGSTOP past the lease, 1 PostgreSQL restart, in ${((Date.now() - t0) / 1000).toFixed(0)} s
   runs not in their expected status   ${wrong.length}${
     wrong.length
       ? ` (${wrong

@@ -262,11 +262,11 @@ export abstract class RunIntake extends RunHosting {
     if (!this.registry.runsHere(record)) {
       // Claimed on the first transition: nothing was taken, nothing to give back.
       if (claimRevision === undefined)
-        void this.commits.submit({
-          runId: record.id,
-          owner: this.owner,
-          run: { release: true },
-        });
+        this.commits
+          .submit({ runId: record.id, owner: this.owner, run: { release: true } })
+          .catch((error: unknown) =>
+            this.logger.error({ err: error, runId: record.id }, "could not release a run of another version"),
+          );
       return undefined;
     }
     const message = `saga ${record.saga} v${record.version} is not registered with this executor (it has ${versions.map((v) => `v${v}`).join(", ")}); register that version and resume the run`;
@@ -279,7 +279,7 @@ export abstract class RunIntake extends RunHosting {
       at: this.clock.now(),
       data: { error: message },
     };
-    void this.commits
+    this.commits
       .submit({
         runId: record.id,
         owner: this.owner,
@@ -291,11 +291,16 @@ export abstract class RunIntake extends RunHosting {
         events: [event],
         ...(claimRevision !== undefined && { claim: { revision: claimRevision } }),
       })
-      .then((result) => {
-        if (result !== "ok") return;
-        this.publish([{ ...event, saga: record.saga, runName: record.runName }]);
-        this.resolveWaiters(record.id);
-      });
+      .then(
+        (result) => {
+          if (result !== "ok") return;
+          this.publish([{ ...event, saga: record.saga, runName: record.runName }]);
+          this.resolveWaiters(record.id);
+        },
+        // Storage unreachable: recovery comes back to the run and says so again.
+        (error: unknown) =>
+          this.logger.error({ err: error, runId: record.id }, "could not mark a run as needing attention"),
+      );
     return undefined;
   }
 
