@@ -7,8 +7,8 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
 import { diskFullError, SlipwayError } from "../../../src/errors.js";
-import type { Storage } from "../../../src/storage/types.js";
-import { backends, eventually, harness, within } from "../../helpers.js";
+import type { RunRecord, Storage } from "../../../src/storage/types.js";
+import { backends, captureLogs, eventually, harness, within } from "../../helpers.js";
 
 /** Makes the storage's writes throw as SQLite does on a full disk while `full` is set. */
 function fillable(storage: Storage): { full: boolean; failed: number } {
@@ -139,5 +139,52 @@ describe.each(backends)("a full disk under storage on $name", (backend) => {
     expect(ran.sort()).toEqual(["left", "left", "right", "right"]);
     const seqs = (await executor.history(handle.id)).map((e) => e.seq);
     expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+  });
+
+  it("logs a run of a retired version it cannot mark as needing attention, and marks it once writes succeed", async () => {
+    const h = harness(backend);
+    const disk = fillable(h.storage);
+    await h.storage.init();
+    const long = Date.now() - 3_600_000;
+    await h.storage.upsertExecutor({
+      id: "ghost",
+      host: "elsewhere",
+      pid: 1,
+      startedAt: long,
+      heartbeatAt: long,
+    });
+    const left: RunRecord = {
+      id: "old-1",
+      saga: "two-steps",
+      version: 0, // retired: only version 1 is registered
+      status: "running",
+      input: {},
+      runName: null,
+      owner: "ghost",
+      revision: 0,
+      wakeAt: null,
+      cancelRequested: null,
+      cause: null,
+      error: null,
+      createdAt: long,
+      updatedAt: long,
+      endedAt: null,
+      parent: null,
+    };
+    expect(await h.storage.commit([{ runId: left.id, owner: "ghost", create: left }])).toEqual(["ok"]);
+    disk.full = true;
+    // Recovery at open takes the run over and cannot write that it needs attention: said in the log
+    // (it was a rejection nobody handled, which ends a server), not thrown.
+    const { lines, logger } = captureLogs();
+    await h.executor({ sagas: [twoSteps], logger });
+    await eventually(
+      () => lines.some((l) => l.msg === "could not mark a run as needing attention"),
+      "the failed write to be logged",
+    );
+    disk.full = false;
+    await eventually(
+      async () => (await h.storage.getRun(left.id))?.status === "needs_attention",
+      "the run to need attention once writes succeed",
+    );
   });
 });
