@@ -75,10 +75,12 @@ export abstract class RunIntake extends RunHosting {
     }
     // All at once, so the claims go to storage as one batch.
     const claimed = await Promise.all([...ids].map((id) => this.claim(id, "recovery", deadList)));
-    // Forget dead executors that own nothing any more.
+    // Forget dead executors that own nothing any more; their lock slots and waiting rows first: once
+    // an executor is forgotten, nothing proves it dead, and a slot of its would be held for good.
     for (const id of deadList) {
-      if ((await this.storage.listRuns({ owner: id, limit: 1 })).length === 0)
-        await this.storage.removeExecutor(id);
+      if ((await this.storage.listRuns({ owner: id, limit: 1 })).length > 0) continue;
+      await this.storage.locks?.().freeOwners([id]);
+      await this.storage.removeExecutor(id);
     }
     return claimed.filter(Boolean).length;
   }

@@ -225,4 +225,31 @@ describe.each(backends)("versions on $name", (backend) => {
     expect(executor.registered(buildV1.name, buildV1.version)).toBe(false);
     await expect(executor.start(buildV1, {})).rejects.toThrow(/is not registered/);
   });
+
+  it("frees a dead executor's lock slots and waiting rows when it forgets the executor", async () => {
+    const h = harness(backend);
+    await h.storage.init();
+    const long = Date.now() - 3_600_000;
+    await h.storage.upsertExecutor({
+      id: "ghost",
+      host: "elsewhere",
+      pid: 1,
+      startedAt: long,
+      heartbeatAt: long,
+    });
+    const locks = h.storage.locks!();
+    const party = { runId: "r-1", runName: null, pipeline: "deploy", action: "deploy", job: "deploy" };
+    const row = { ...party, owner: "ghost", key: "deploy", weight: 1, priority: 0, since: long };
+    await locks.wait([
+      { ...row, lock: "swarm", holder: "held" },
+      { ...row, lock: "swarm", holder: "waiting" },
+    ]);
+    const capacity = { swarm: 1 };
+    expect(await locks.take(() => [{ holder: "held", capacity }], long)).toHaveLength(1);
+    // Its runs are all taken over (it has none left): recovery at open forgets it. Were its slot
+    // kept, nothing would prove its owner dead any more, and swarm would be held for good.
+    await h.executor({ sagas: [buildV1] });
+    expect((await h.storage.listExecutors()).map((e) => e.id)).not.toContain("ghost");
+    expect(await locks.view()).toEqual({ slots: [], waiters: [] });
+  });
 });
