@@ -112,6 +112,10 @@ export class ClusterWorker {
     const unowned = { owner: null, limit: PASS_LIMIT } as const;
     const lists = await Promise.all([
       ...dead.map((owner) => storage.listRuns({ owner, statuses: ACTIVE_STATUSES, limit: PASS_LIMIT })),
+      // Runs this worker owns and neither hosts nor holds in memory: no other worker takes a live
+      // worker's runs, so it takes them back itself (a creation whose commit reached the database
+      // although the answer was lost, or any other way a run can be let go of while still owned here).
+      storage.listRuns({ owner: executor.owner, statuses: ["running", "compensating"], limit: PASS_LIMIT }),
       storage.listRuns({ ...unowned, statuses: ["running", "compensating"] }),
       storage.listRuns({ ...unowned, statuses: ["waiting"], wakeAtOrBefore: Date.now() }),
       storage.listRuns({ ...unowned, statuses: ["waiting"], cancelRequested: true }),
@@ -125,16 +129,18 @@ export class ClusterWorker {
         this.#full = room <= 0;
         break;
       }
-      if (seen.has(record.id) || this.#options.hosted(record.id) || !runSpecOf(record)) continue;
-      seen.add(record.id);
+      const { id } = record;
+      if (seen.has(id) || this.#options.hosted(id) || executor.holds(id) || !runSpecOf(record)) continue;
+      seen.add(id);
       // A terminal on this machine follows it (a foreground `slipway run`): left to it.
-      if (liveFollower(dataDir, record.id) !== undefined) continue;
+      const follower = liveFollower(dataDir, id);
+      if (follower !== undefined && follower !== process.pid) continue;
       try {
         await this.#options.take(record);
-        taken.push(record.id);
+        taken.push(id);
         room--;
       } catch (error) {
-        this.#options.logger.error({ err: error, runId: record.id }, "could not take a run");
+        this.#options.logger.error({ err: error, runId: id }, "could not take a run");
       }
     }
     if (taken.length === 0) return;

@@ -9,7 +9,7 @@ import { createLogger } from "../../../src/logging.js";
 import { ClusterWorker } from "../../../src/runs/cluster.js";
 import { MemoryStorage } from "../../../src/storage/memory.js";
 import type { RunRecord } from "../../../src/storage/types.js";
-import { tempDir, within } from "../../helpers.js";
+import { eventually, tempDir, within } from "../../helpers.js";
 
 const ME = "here:1:me";
 const long = Date.now() - 3_600_000;
@@ -23,6 +23,11 @@ async function leftByDeadWorker(storage: MemoryStorage, id: string): Promise<voi
     startedAt: long,
     heartbeatAt: long,
   });
+  await runOwnedBy(storage, id, "ghost");
+}
+
+/** A pipeline run mid-way, owned by `owner`. */
+async function runOwnedBy(storage: MemoryStorage, id: string, owner: string): Promise<void> {
   const record: RunRecord = {
     id,
     saga: "deploy",
@@ -30,7 +35,7 @@ async function leftByDeadWorker(storage: MemoryStorage, id: string): Promise<voi
     status: "running",
     input: { run: { file: "/p/deploy.yml", source: "jobs: {}", inputs: {}, tiers: [] } },
     runName: null,
-    owner: "ghost",
+    owner,
     revision: 0,
     wakeAt: null,
     cancelRequested: null,
@@ -41,12 +46,12 @@ async function leftByDeadWorker(storage: MemoryStorage, id: string): Promise<voi
     endedAt: null,
     parent: null,
   };
-  expect(await storage.commit([{ runId: id, owner: "ghost", create: record }])).toEqual(["ok"]);
+  expect(await storage.commit([{ runId: id, owner, create: record }])).toEqual(["ok"]);
 }
 
 /**
  * One pass of a worker whose executor's recovery does `claim` (nothing: the claim is still on its
- * way); returns the runs hosted once the pass is over.
+ * way) and holds nothing in memory; returns the runs hosted once the pass is over.
  */
 async function onePass(storage: MemoryStorage, claim: () => Promise<void>): Promise<Set<string>> {
   const hosted = new Set<string>();
@@ -56,6 +61,7 @@ async function onePass(storage: MemoryStorage, claim: () => Promise<void>): Prom
     owner: ME,
     leaseMs: 10_000,
     activeRuns: 0,
+    holds: () => false,
     recover: async () => {
       await claim();
       recovered();
@@ -113,5 +119,36 @@ describe("a worker's cluster pass", () => {
       await storage.claim({ runId: "r-1", owner: "rival", takeOverFrom: ["ghost"] });
     });
     expect([...hosted]).toEqual([]);
+  });
+
+  it("takes back a run this worker owns but no longer hosts (no other worker takes a live one's runs)", async () => {
+    const storage = new MemoryStorage();
+    // As a creation leaves it whose commit reached the database while its answer was lost.
+    await runOwnedBy(storage, "r-1", ME);
+    const hosted = await onePass(storage, async () => {});
+    expect([...hosted]).toEqual(["r-1"]);
+  });
+
+  it("leaves alone a run it owns and holds in memory", async () => {
+    const storage = new MemoryStorage();
+    await runOwnedBy(storage, "r-1", ME);
+    const taken: string[] = [];
+    const asked: string[] = [];
+    const holds = (id: string) => asked.push(id) > 0;
+    const worker = new ClusterWorker({
+      storage,
+      executor: { owner: ME, leaseMs: 10_000, activeRuns: 1, holds } as unknown as Executor,
+      dataDir: tempDir(),
+      logger: createLogger({ level: "silent" }),
+      maxRuns: Number.POSITIVE_INFINITY,
+      intervalMs: 60_000,
+      hosted: () => false,
+      take: async (record) => void taken.push(record.id),
+      unhost: () => {},
+    });
+    await worker.start();
+    await eventually(() => asked.includes("r-1"), "the pass to look at the run");
+    await worker.stop(); // waits for the pass to end
+    expect(taken).toEqual([]);
   });
 });
