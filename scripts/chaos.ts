@@ -216,9 +216,14 @@ async function describeStuck(stuck: { id: string; shape: Shape }[]): Promise<str
       const pid = owner ? Number(owner.split(":")[1]) : undefined;
       const worker = workers.find((w) => w.process.pid === pid);
       if (worker) {
-        const lines = readFileSync(join(worker.dir, ".slipway", "slipway.log"), "utf8").split("\n");
-        const about = lines.filter((l) => l.includes(run.id)).slice(-15);
-        const tail = lines.filter(Boolean).slice(-15);
+        const lines = readFileSync(join(worker.dir, ".slipway", "slipway.log"), "utf8")
+          .split("\n")
+          .filter(Boolean);
+        const about = lines
+          .filter((l) => l.includes(run.id))
+          .slice(-15)
+          .map(brief);
+        const tail = lines.slice(-15).map(brief);
         out.push(
           `  owner: worker ${worker.name}; its log lines naming the run:`,
           ...about.map((l) => `    ${l}`),
@@ -226,12 +231,39 @@ async function describeStuck(stuck: { id: string; shape: Shape }[]): Promise<str
         out.push("  its log's last lines:", ...tail.map((l) => `    ${l}`));
       } else out.push(`  owner ${owner ?? "none"} is none of the live workers`);
     }
+    // The swarm as a whole: a slot of an owner no longer registered is held for good.
+    const slots = await reader.query<{ run_id: string; owner: string; since: string; registered: boolean }>(
+      "SELECT run_id, owner, since, owner IN (SELECT id FROM executors) AS registered FROM lock_slots",
+    );
+    const waiters = await reader.query<{ n: string }>("SELECT count(*) AS n FROM lock_waiters");
+    out.push(`\nswarm: ${waiters.rows[0]?.n ?? 0} waiting; held by`);
+    for (const s of slots.rows)
+      out.push(
+        `  run ${s.run_id} since ${new Date(Number(s.since)).toISOString()} on ${s.owner}${s.registered ? "" : " (not a registered worker)"}`,
+      );
   } catch (error) {
     out.push(`  (could not read more: ${String(error)})`);
   } finally {
     await reader.end();
   }
   return out.join("\n");
+}
+
+/** A worker's log line, short: when, level, message, the error's first line and the run. */
+function brief(line: string): string {
+  try {
+    const entry = JSON.parse(line) as {
+      time: number;
+      level: number;
+      msg?: string;
+      runId?: string;
+      err?: { message?: string };
+    };
+    const error = entry.err?.message?.split("\n")[0]?.slice(0, 160);
+    return `${new Date(entry.time).toISOString()} ${entry.level} ${entry.msg ?? ""}${entry.runId ? ` run ${entry.runId}` : ""}${error ? `: ${error}` : ""}`;
+  } catch {
+    return line.slice(0, 300);
+  }
 }
 
 function kill9(worker: Worker): void {
