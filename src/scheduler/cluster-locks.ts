@@ -232,7 +232,7 @@ export class ClusterLocks {
           .map((r) => ({ holder: r.holder, capacity }));
       }, now());
       this.#view = applyTaken(seen, taken);
-      this.#granted(taken);
+      this.#granted([...taken, ...this.#takenUnanswered(seen)]);
     } else {
       this.#view = await store.view();
     }
@@ -251,6 +251,18 @@ export class ClusterLocks {
         // A listener's bug is its own.
       }
     }
+  }
+
+  /**
+   * Slots of requests still waiting here that a take wrote although its answer was lost (the database
+   * restarting as it committed): their waiting rows are gone, so no later take grants them; what
+   * this worker holds in the database is theirs. Only this worker takes for its own requests.
+   */
+  #takenUnanswered(view: LockView): LockSlotRecord[] {
+    const slots = view.slots.filter((s) => this.#pending.get(s.holder)?.queued);
+    return slots.filter(
+      (s) => slots.filter((o) => o.holder === s.holder).length === this.#pending.get(s.holder)!.locks.length,
+    );
   }
 
   #granted(taken: readonly LockSlotRecord[]): void {

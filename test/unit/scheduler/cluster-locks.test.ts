@@ -9,7 +9,7 @@ import { clusterPass } from "../../../src/scheduler/cluster-order.js";
 import type { ResolvedTicket } from "../../../src/scheduler/types.js";
 import type { LockView, LockWaiterRecord } from "../../../src/storage/locks.js";
 import { MemoryLockStore } from "../../../src/storage/memory-locks.js";
-import { eventually } from "../../wait.js";
+import { eventually, within } from "../../wait.js";
 
 const opened: ClusterLocks[] = [];
 afterEach(async () => {
@@ -92,6 +92,23 @@ describe("cluster locks", () => {
     const next = await b.acquire(ticket("r3"), "deploy", ["swarm"]);
     expect((await store.view()).slots.map((s) => s.owner)).toEqual(["w2"]);
     next.release();
+  });
+
+  it("is granted the slots a take wrote although its answer was lost (the database restarting)", async () => {
+    const store = new MemoryLockStore();
+    const take = store.take.bind(store);
+    let lost = 0;
+    store.take = async (decide, now) => {
+      const taken = await take(decide, now);
+      if (taken.length === 0 || lost++ > 0) return taken;
+      throw new Error("Connection terminated unexpectedly");
+    };
+    const a = worker(store, "w1");
+    const grant = await within(a.acquire(ticket("r1"), "deploy", ["pool", "swarm"]), "the grant");
+    expect(lost).toBe(1);
+    expect((await store.view()).slots.map((s) => s.lock).sort()).toEqual(["pool", "swarm"]);
+    grant.release();
+    await eventually(async () => (await store.view()).slots.length === 0, "its slots released");
   });
 });
 
