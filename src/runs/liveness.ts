@@ -14,18 +14,20 @@ import type { RunRecord, Storage } from "../storage/types.js";
 
 /**
  * Looks up which executors are dead once, and returns a check for each run: a sentence naming the
- * live process that runs it (and which is left to it), or undefined when nobody alive does.
+ * live process that runs it (and which is left to it), or undefined when nobody alive does. This
+ * process (its executor `self`, its own follower mark) is nobody else.
  */
 export async function runnerCheck(
   storage: Storage,
   dataDir: string,
+  self?: string,
 ): Promise<(record: RunRecord) => string | undefined> {
   const dead = new Set(await findDeadExecutors(storage, DEFAULT_LEASE_MS));
   return (record) => {
-    if (record.owner !== null && !dead.has(record.owner))
+    if (record.owner !== null && record.owner !== self && !dead.has(record.owner))
       return `run ${record.id} is being run by a live process (${record.owner}): left to it`;
     const follower = liveFollower(dataDir, record.id);
-    if (follower !== undefined)
+    if (follower !== undefined && follower !== process.pid)
       return `run ${record.id} is being followed by a live process (pid ${follower}): left to it`;
     return undefined;
   };

@@ -461,12 +461,9 @@ export class LocalRuns implements RunService {
         "conflict",
         `run ${record.id} is not a pipeline run: its own program continues it`,
       );
-    // Owned by this worker's executor, the run is this worker's to take (the cluster pass takes back
-    // those it owns but no longer hosts).
-    if (record.owner !== this.#executor.owner) {
-      const who = (await runnerCheck(this.#storage, this.runtime.dataDir))(record);
-      if (who !== undefined) throw new SlipwayError("conflict", who);
-    }
+    // Owned by this process's executor, it is this process's to take (the cluster pass takes back those).
+    const who = (await runnerCheck(this.#storage, this.runtime.dataDir, this.#executor.owner))(record);
+    if (who !== undefined) throw new SlipwayError("conflict", who);
     const notes: string[] = [];
     for (const orphan of await sweepRunOrphans(this.runtime.dataDir, record.id)) {
       if (orphan.killed === 0) continue;

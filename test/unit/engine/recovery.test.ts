@@ -236,6 +236,7 @@ describe.each(backends)("versions on $name", (backend) => {
       pid: 1,
       startedAt: long,
       heartbeatAt: long,
+      maxRuns: null,
     });
     const locks = h.storage.locks!();
     const party = { runId: "r-1", runName: null, pipeline: "deploy", action: "deploy", job: "deploy" };

@@ -152,6 +152,7 @@ describe.each(backends)("a full disk under storage on $name", (backend) => {
       pid: 1,
       startedAt: long,
       heartbeatAt: long,
+      maxRuns: null,
     });
     const left: RunRecord = {
       id: "old-1",

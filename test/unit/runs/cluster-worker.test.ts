@@ -22,6 +22,7 @@ async function leftByDeadWorker(storage: MemoryStorage, id: string): Promise<voi
     pid: 1,
     startedAt: long,
     heartbeatAt: long,
+    maxRuns: null,
   });
   await runOwnedBy(storage, id, "ghost");
 }
@@ -115,6 +116,7 @@ describe("a worker's cluster pass", () => {
         pid: 2,
         startedAt: Date.now(),
         heartbeatAt: Date.now(),
+        maxRuns: null,
       });
       await storage.claim({ runId: "r-1", owner: "rival", takeOverFrom: ["ghost"] });
     });
