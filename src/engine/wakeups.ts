@@ -11,6 +11,9 @@ import { STOPPED_STATUSES } from "../storage/types.js";
 import type { ExecutorSettings } from "./executor-options.js";
 import { RunIntake } from "./intake.js";
 
+/** Signals read from storage at once by a poll. */
+const SIGNAL_PAGE = 1000;
+
 export abstract class RunWakeups extends RunIntake {
   /** The last signal seq read from storage (or sent through this executor). */
   protected signalCursor = 0;
@@ -121,10 +124,15 @@ export abstract class RunWakeups extends RunIntake {
       // Signals sent through this executor were delivered when sent: step over a run of them without
       // reading them back (after a burst of sends, that is every signal since the last poll).
       while (this.sentHere.delete(this.signalCursor + 1)) this.signalCursor++;
-      for (const signal of await this.storage.signalsAfter(this.signalCursor, 1000)) {
-        this.signalCursor = Math.max(this.signalCursor, signal.seq);
-        // Signals sent through this executor were delivered when sent.
-        if (!this.sentHere.delete(signal.seq) && signal.consumedBy === null) this.deliver(signal);
+      // Page after page while pages come full (a burst of signals), each delivered as it is read.
+      for (;;) {
+        const page = await this.storage.signalsAfter(this.signalCursor, SIGNAL_PAGE);
+        for (const signal of page) {
+          this.signalCursor = Math.max(this.signalCursor, signal.seq);
+          // Signals sent through this executor were delivered when sent.
+          if (!this.sentHere.delete(signal.seq) && signal.consumedBy === null) this.deliver(signal);
+        }
+        if (page.length < SIGNAL_PAGE || this.closed) break;
       }
       this.mayHaveStaged ||= existsSync(join(this.dataDir, "staged"));
       const sagas = this.registry.names;
