@@ -36,6 +36,7 @@ import { migrate } from "./migrations.js";
 import { PostgresPeaks } from "./peaks.js";
 import {
   CLAIM,
+  COMMIT_UPDATES,
   CONSUME_SIGNALS,
   GET_RUNS,
   HISTORY,
@@ -121,11 +122,15 @@ export class PostgresStorage implements Storage {
     const now = Date.now();
     const batch = transitions.map((t, i) => encodeTransition(t, now, i));
     const started = performance.now();
-    const results = await this.#db.transaction(async (client) => {
-      const out: CommitResult[] = new Array(batch.length);
-      for (const part of partsWithDistinctRuns(batch)) await this.commitPart(client, part, out);
-      return out;
-    });
+    const parts = partsWithDistinctRuns(batch);
+    const results =
+      parts.length === 1 && batch.every((t) => t.update !== null && t.notify.length === 0)
+        ? await this.commitUpdates(batch)
+        : await this.#db.transaction(async (client) => {
+            const out: CommitResult[] = new Array(batch.length);
+            for (const part of parts) await this.commitPart(client, part, out);
+            return out;
+          });
     const observe = this.onCommit;
     if (observe) {
       try {
@@ -135,6 +140,23 @@ export class PostgresStorage implements Storage {
       }
     }
     return results;
+  }
+
+  /** Updates of distinct runs, nothing created or sent to other runs: one statement (COMMIT_UPDATES). */
+  private async commitUpdates(part: EncodedTransition[]): Promise<CommitResult[]> {
+    let rows: unknown[][];
+    try {
+      rows = await this.#db.arrays(COMMIT_UPDATES, [
+        JSON.stringify(part.map((t) => t.update)),
+        JSON.stringify(part.flatMap((t) => t.steps)),
+        JSON.stringify(part.flatMap((t) => t.events)),
+        JSON.stringify(part.flatMap((t) => t.consume)),
+      ]);
+    } catch (error) {
+      throw eventConflict(error);
+    }
+    const written = new Set(rows.map((row) => row[0] as string));
+    return part.map((t) => (written.has(t.runId) ? "ok" : "not_owner"));
   }
 
   /** Writes transitions of distinct runs, setting each one's result at its index in `out`. */
@@ -161,16 +183,7 @@ export class PostgresStorage implements Storage {
       try {
         await client.query(INSERT_EVENTS, [JSON.stringify(events)]);
       } catch (error) {
-        if ((error as { code?: unknown }).code === "23505") {
-          throw new SlipwayError(
-            "conflict",
-            `an event of this batch already exists (${(error as Error).message})`,
-            {
-              cause: error,
-            },
-          );
-        }
-        throw error;
+        throw eventConflict(error);
       }
     }
     const consume = ok.flatMap((t) => t.consume);
@@ -497,4 +510,12 @@ export class PostgresStorage implements Storage {
 /** Factory form of the constructor, for callers that name an export (e.g. the crash conformance test). */
 export function openPostgresStorage(options: PostgresStorageOptions): PostgresStorage {
   return new PostgresStorage(options);
+}
+
+/** An event of the batch that exists already (a unique violation) is a conflict; else as thrown. */
+function eventConflict(error: unknown): unknown {
+  if ((error as { code?: unknown }).code !== "23505") return error;
+  return new SlipwayError("conflict", `an event of this batch already exists (${(error as Error).message})`, {
+    cause: error,
+  });
 }

@@ -35,20 +35,37 @@ export const UPDATE_RUNS = `UPDATE runs r SET
     AND CASE WHEN u.claim_revision IS NULL THEN r.owner = u.owner ELSE r.revision = u.claim_revision END
   RETURNING r.id`;
 
-export const UPSERT_STEPS = `INSERT INTO steps (${STEP_COLUMNS})
-  SELECT ${STEP_COLUMNS} FROM json_populate_recordset(NULL::steps, $1::json)
+/** Step rows of the JSON array `rows` (a parameter), upserted; `where` may keep some runs' only. */
+const upsertSteps = (rows: string, where = "") => `INSERT INTO steps (${STEP_COLUMNS})
+  SELECT ${STEP_COLUMNS} FROM json_populate_recordset(NULL::steps, ${rows}::json) ${where}
   ON CONFLICT (run_id, action) DO UPDATE SET
     status = excluded.status, attempt = excluded.attempt, failures = excluded.failures,
     output = excluded.output, error = excluded.error, state = excluded.state,
     undo_attempt = excluded.undo_attempt, undo_error = excluded.undo_error,
     started_at = excluded.started_at, ended_at = excluded.ended_at, updated_at = excluded.updated_at`;
 
-export const INSERT_EVENTS = `INSERT INTO events (run_id, seq, type, action, at, data)
-  SELECT run_id, seq, type, action, at, data FROM json_populate_recordset(NULL::events, $1::json)`;
+const insertEvents = (rows: string, where = "") => `INSERT INTO events (run_id, seq, type, action, at, data)
+  SELECT run_id, seq, type, action, at, data FROM json_populate_recordset(NULL::events, ${rows}::json) ${where}`;
 
-export const CONSUME_SIGNALS = `UPDATE signals s SET consumed_by = c.action
-  FROM json_to_recordset($1::json) AS c(seq bigint, action text, run_id text)
-  WHERE s.seq = c.seq AND s.run_id = c.run_id AND s.consumed_by IS NULL`;
+const consumeSignals = (rows: string, and = "") => `UPDATE signals s SET consumed_by = c.action
+  FROM json_to_recordset(${rows}::json) AS c(seq bigint, action text, run_id text)
+  WHERE s.seq = c.seq AND s.run_id = c.run_id AND s.consumed_by IS NULL ${and}`;
+
+export const UPSERT_STEPS = upsertSteps("$1");
+export const INSERT_EVENTS = insertEvents("$1");
+export const CONSUME_SIGNALS = consumeSignals("$1");
+
+/**
+ * Updates of runs with their steps, events and consumed signals ($1..$4) as one statement, so one
+ * round trip and its own transaction: a commit costs the writer's event loop one turn rather than
+ * one per statement (and BEGIN, COMMIT), which counts when thousands of runs wake at once. Rows
+ * are written only for the runs whose update went through (`written`); the ids of those are returned.
+ */
+export const COMMIT_UPDATES = `WITH written AS (${UPDATE_RUNS}),
+  written_steps AS (${upsertSteps("$2", "WHERE run_id IN (SELECT id FROM written)")}),
+  written_events AS (${insertEvents("$3", "WHERE run_id IN (SELECT id FROM written)")}),
+  consumed AS (${consumeSignals("$4", "AND c.run_id IN (SELECT id FROM written)")})
+  SELECT id FROM written`;
 
 /**
  * Signals in the given order (`i`), with seqs from the counter row signal_seq; with `$2`, one to a run
