@@ -35,6 +35,7 @@ import { postgresLockStore } from "./lock-store.js";
 import { migrate } from "./migrations.js";
 import { PostgresPeaks } from "./peaks.js";
 import {
+  ADD_SIGNALS,
   CLAIM,
   COMMIT_UPDATES,
   CONSUME_SIGNALS,
@@ -291,12 +292,14 @@ export class PostgresStorage implements Storage {
     }));
     let seqs: number[];
     try {
-      seqs = await this.#db.transaction(async (client) => {
-        const result = await client.query<{ seq: number }>(INSERT_SIGNALS, [JSON.stringify(rows), false]);
-        await this.notifyChange(client);
-        // Handed out in the order the rows were inserted (ORDER BY i).
-        return result.rows.map((row) => row.seq).sort((a, b) => a - b);
-      });
+      const added = await this.#db.arrays(ADD_SIGNALS, [
+        JSON.stringify(rows),
+        false,
+        CHANGES_CHANNEL,
+        this.schema ?? "",
+      ]);
+      // Handed out in the order the rows were inserted (ORDER BY i).
+      seqs = added.map((row) => Number(row[0])).sort((a, b) => a - b);
     } catch (error) {
       if ((error as { code?: unknown }).code === "23503") {
         const ids = [...new Set(signals.map((s) => s.runId))].join(", ");

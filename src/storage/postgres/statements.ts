@@ -72,16 +72,29 @@ export const COMMIT_UPDATES = `WITH written AS (${UPDATE_RUNS}),
  * that is gone is dropped. The counter's row lock, held until commit, serializes signal writers, so
  * seqs become visible in the order they were handed out.
  */
-export const INSERT_SIGNALS = `WITH n AS (
+const SIGNAL_ROWS = `n AS (
     SELECT * FROM json_to_recordset($1::json)
       AS n(i int, run_id text, name text, payload text, created_at bigint)
     WHERE NOT $2::boolean OR EXISTS (SELECT 1 FROM runs WHERE id = n.run_id)
-  ), c AS (UPDATE signal_seq SET last = last + (SELECT count(*) FROM n) RETURNING last)
-  INSERT INTO signals (seq, run_id, name, payload, created_at)
+  ), c AS (UPDATE signal_seq SET last = last + (SELECT count(*) FROM n) RETURNING last)`;
+
+const SIGNAL_INSERT = `INSERT INTO signals (seq, run_id, name, payload, created_at)
   SELECT (SELECT last FROM c) - (SELECT count(*) FROM n) + row_number() OVER (ORDER BY n.i),
     n.run_id, n.name, n.payload, n.created_at
   FROM n
   RETURNING seq`;
+
+export const INSERT_SIGNALS = `WITH ${SIGNAL_ROWS}
+  ${SIGNAL_INSERT}`;
+
+/**
+ * INSERT_SIGNALS and a notice on channel $3 with payload $4 (sent if it commits), as one statement in
+ * its own transaction: one round trip for a batch of signals sent (see COMMIT_UPDATES).
+ */
+export const ADD_SIGNALS = `WITH ${SIGNAL_ROWS},
+  added AS (${SIGNAL_INSERT}),
+  told AS MATERIALIZED (SELECT pg_notify($3, $4))
+  SELECT added.seq FROM added CROSS JOIN told`;
 
 /**
  * Runs with their steps, pending signals and next event seq, in one statement (so from one snapshot
