@@ -7,7 +7,16 @@ import { NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
 import type { LockStore } from "../locks.js";
-import { type AuditRow, type EventRow, type ExecutorRow, runOf, signalOf, stepOf, toEvent } from "../rows.js";
+import {
+  type AuditRow,
+  type EventRow,
+  type ExecutorRow,
+  runOf,
+  signalOf,
+  signalWithRunOf,
+  stepOf,
+  toEvent,
+} from "../rows.js";
 import type { TriggerStore } from "../triggers.js";
 import type {
   AuditQuery,
@@ -23,6 +32,7 @@ import type {
   RunRecord,
   RunSnapshot,
   SignalRecord,
+  SignalWithRun,
   Storage,
   StorageHealth,
   Transition,
@@ -50,6 +60,7 @@ import {
   REQUEST_CANCEL,
   runQuerySql,
   SIGNALS_AFTER,
+  SIGNALS_WITH_RUNS_AFTER,
   SNAPSHOTS,
   UPDATE_RUNS,
   UPSERT_EXECUTOR,
@@ -324,6 +335,15 @@ export class PostgresStorage implements Storage {
       limit === undefined ? null : Math.max(0, limit),
     ]);
     return rows.map(signalOf);
+  }
+
+  async signalsWithRunsAfter(afterSeq: number, limit?: number): Promise<SignalWithRun[]> {
+    this.check();
+    const rows = await this.#db.arrays(SIGNALS_WITH_RUNS_AFTER, [
+      afterSeq,
+      limit === undefined ? null : Math.max(0, limit),
+    ]);
+    return rows.map(signalWithRunOf);
   }
 
   async lastSignalSeq(): Promise<number> {

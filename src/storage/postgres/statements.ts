@@ -4,7 +4,7 @@
  * statement over a JSON array of rows, so a commit costs the same handful of round trips whether it
  * carries one transition or five hundred.
  */
-import { RUN_COLUMNS, SIGNAL_COLUMNS, STEP_COLUMNS } from "../rows.js";
+import { RUN_COLUMNS, SIGNAL_COLUMNS, SIGNAL_RUN_COLUMNS, STEP_COLUMNS } from "../rows.js";
 import type { RunQuery } from "../types.js";
 
 export const INSERT_RUNS = `INSERT INTO runs (${RUN_COLUMNS})
@@ -121,6 +121,9 @@ export const HISTORY =
   "SELECT run_id, seq, type, action, at, data FROM events WHERE run_id = $1 AND seq > $2::bigint ORDER BY seq";
 
 export const SIGNALS_AFTER = `SELECT ${SIGNAL_COLUMNS} FROM signals WHERE seq > $1 ORDER BY seq LIMIT $2`;
+
+export const SIGNALS_WITH_RUNS_AFTER = `SELECT ${SIGNAL_RUN_COLUMNS}
+  FROM signals s LEFT JOIN runs r ON r.id = s.run_id WHERE s.seq > $1 ORDER BY s.seq LIMIT $2`;
 
 /** The highest signal seq committed, deleted ones included. */
 export const LAST_SIGNAL_SEQ = "SELECT last AS seq FROM signal_seq";
