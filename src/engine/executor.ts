@@ -49,7 +49,13 @@ export class Executor extends RunChildren {
 
   private constructor(options: ExecutorOptions) {
     super(resolveExecutorOptions(options));
-    this.#signals = new Batcher((signals) => acceptSignals(this.storage, this.registry, signals));
+    this.#signals = new Batcher(async (signals) => {
+      const outcomes = await acceptSignals(this.storage, this.registry, signals);
+      // Marked before any caller resumes: a poll woken by this very write (NOTIFY) skips them
+      // rather than reading back and delivering a batch that \`signal\` delivers itself.
+      for (const outcome of outcomes) if (!(outcome instanceof Error)) this.sentHere.add(outcome.signal.seq);
+      return outcomes;
+    });
   }
 
   /**
@@ -310,7 +316,6 @@ export class Executor extends RunChildren {
     const outcome = await this.#signals.submit({ runId, name, payload, createdAt: this.clock.now() });
     if (outcome instanceof Error) throw outcome;
     const { signal, run } = outcome;
-    this.sentHere.add(signal.seq);
     this.deliver(signal, run);
     return signal;
   }

@@ -32,6 +32,8 @@ export abstract class RunIntake extends RunHosting {
   protected readonly claims: Batcher<ClaimRequest, RunSnapshot | undefined>;
   /** Batched snapshot reads, when the storage can claim in a transition (`loadMany`). */
   protected readonly loads: Batcher<string, RunSnapshot | undefined> | undefined;
+  /** Batched reads of the runs signals name, to tell which are this executor's to wake. */
+  readonly #runReads: Batcher<string, RunRecord | undefined>;
   /** When recovery last ran. */
   protected lastRecovery = 0;
   /** When runs whose commit failed are next tried again, and the pause after that. */
@@ -49,6 +51,10 @@ export abstract class RunIntake extends RunHosting {
     const storage = this.storage;
     if (typeof storage.loadMany === "function")
       this.loads = new Batcher((ids) => storage.loadMany!(ids), INTAKE_BATCH);
+    // A poll hands over up to a page of signals at once: their runs are read in one statement.
+    this.#runReads = new Batcher((ids) =>
+      storage.getRuns ? storage.getRuns(ids) : Promise.all(ids.map((id) => storage.getRun(id))),
+    );
   }
 
   /** Claims and continues every incomplete run of this executor's sagas that nobody alive runs. */
@@ -328,10 +334,9 @@ export abstract class RunIntake extends RunHosting {
         );
     };
     if (known?.status === "waiting" && known.owner === null) return wake(known);
-    this.storage
-      .getRun(runId)
-      .then(wake, (error: unknown) =>
-        this.logger.error({ err: error, runId }, "could not read a run to wake it"),
-      );
+    this.#runReads.enqueue(runId, (error, record) => {
+      if (error === undefined) wake(record);
+      else this.logger.error({ err: error, runId }, "could not read a run to wake it");
+    });
   }
 }

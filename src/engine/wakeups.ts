@@ -7,9 +7,12 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ClockTimer } from "../clock.js";
 import { SlipwayError } from "../errors.js";
-import { STOPPED_STATUSES } from "../storage/types.js";
+import { type SignalWithRun, STOPPED_STATUSES } from "../storage/types.js";
 import type { ExecutorSettings } from "./executor-options.js";
 import { RunIntake } from "./intake.js";
+
+/** Signals read from storage at once by a poll. */
+const SIGNAL_PAGE = 1000;
 
 export abstract class RunWakeups extends RunIntake {
   /** The last signal seq read from storage (or sent through this executor). */
@@ -112,6 +115,13 @@ export abstract class RunWakeups extends RunIntake {
     );
   }
 
+  /** A page of signals after `cursor`, with their runs where the storage reads them together. */
+  async #signalsAfter(cursor: number): Promise<SignalWithRun[]> {
+    if (this.storage.signalsWithRunsAfter) return this.storage.signalsWithRunsAfter(cursor, SIGNAL_PAGE);
+    const signals = await this.storage.signalsAfter(cursor, SIGNAL_PAGE);
+    return signals.map((signal) => ({ signal, run: undefined }));
+  }
+
   /** Picks up what other processes wrote: signals, cancel requests, wake-ups, ends of awaited runs. */
   async #poll(): Promise<void> {
     if (this.#polling || this.closed) return;
@@ -121,26 +131,32 @@ export abstract class RunWakeups extends RunIntake {
       // Signals sent through this executor were delivered when sent: step over a run of them without
       // reading them back (after a burst of sends, that is every signal since the last poll).
       while (this.sentHere.delete(this.signalCursor + 1)) this.signalCursor++;
-      for (const signal of await this.storage.signalsAfter(this.signalCursor, 1000)) {
-        this.signalCursor = Math.max(this.signalCursor, signal.seq);
-        // Signals sent through this executor were delivered when sent.
-        if (!this.sentHere.delete(signal.seq) && signal.consumedBy === null) this.deliver(signal);
+      // Page after page while pages come full (a burst of signals), each delivered as it is read,
+      // with its run read in the same statement where the storage can (whose it is to wake).
+      for (;;) {
+        const page = await this.#signalsAfter(this.signalCursor);
+        for (const { signal, run } of page) {
+          this.signalCursor = Math.max(this.signalCursor, signal.seq);
+          // Signals sent through this executor were delivered when sent.
+          if (!this.sentHere.delete(signal.seq) && signal.consumedBy === null) this.deliver(signal, run);
+        }
+        if (page.length < SIGNAL_PAGE || this.closed) break;
       }
       this.mayHaveStaged ||= existsSync(join(this.dataDir, "staged"));
       const sagas = this.registry.names;
-      for (const record of await this.storage.listRuns({ owner: this.owner, cancelRequested: true })) {
+      // Read together: one round trip of waiting, not three in a row (in a burst, the signals that
+      // arrived meanwhile are read only once these are back).
+      const [cancelling, cancelledParked, next] = await Promise.all([
+        this.storage.listRuns({ owner: this.owner, cancelRequested: true }),
+        this.storage.listRuns({ sagas, statuses: ["waiting"], owner: null, cancelRequested: true }),
+        this.storage.nextWakeAt(sagas),
+      ]);
+      for (const record of cancelling) {
         const local = this.runs.get(record.id);
         if (local && local.status !== "compensating") local.cancel(record.cancelRequested ?? "cancelled");
       }
-      for (const record of await this.storage.listRuns({
-        sagas,
-        statuses: ["waiting"],
-        owner: null,
-        cancelRequested: true,
-      })) {
+      for (const record of cancelledParked)
         if (this.registry.runsHere(record)) await this.claim(record.id, "cancel");
-      }
-      const next = await this.storage.nextWakeAt(sagas);
       if (next !== undefined) this.scheduleWake(next);
       for (const id of this.waiters.keys()) {
         if (this.runs.has(id)) continue;

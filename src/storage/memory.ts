@@ -21,6 +21,7 @@ import type {
   RunRecord,
   RunSnapshot,
   SignalRecord,
+  SignalWithRun,
   StepRecord,
   Storage,
   Transition,
@@ -276,6 +277,12 @@ export class MemoryStorage implements Storage {
       else this.signalsOf.set(row.runId, [row.seq]);
       return toSignal(row);
     });
+  }
+
+  async signalsWithRunsAfter(afterSeq: number, limit?: number): Promise<SignalWithRun[]> {
+    const signals = await this.signalsAfter(afterSeq, limit);
+    const runs = await this.getRuns(signals.map((signal) => signal.runId));
+    return signals.map((signal, i) => ({ signal, run: runs[i] }));
   }
 
   async signalsAfter(afterSeq: number, limit?: number): Promise<SignalRecord[]> {

@@ -10,6 +10,7 @@ import type {
   RunRecord,
   RunStatus,
   SignalRecord,
+  SignalWithRun,
   StepRecord,
   StepStatus,
   UndoCause,
@@ -21,6 +22,15 @@ export const STEP_COLUMNS =
   "run_id, action, status, attempt, failures, output, error, state, undo_attempt, undo_error, started_at, ended_at, updated_at";
 
 export const SIGNAL_COLUMNS = "seq, run_id, name, payload, created_at, consumed_by";
+
+const qualified = (columns: string, table: string) =>
+  columns
+    .split(", ")
+    .map((column) => `${table}.${column}`)
+    .join(", ");
+
+/** Signals joined with their runs (signals `s` LEFT JOIN runs `r`): SIGNAL_COLUMNS, then RUN_COLUMNS. */
+export const SIGNAL_RUN_COLUMNS = `${qualified(SIGNAL_COLUMNS, "s")}, ${qualified(RUN_COLUMNS, "r")}`;
 
 export interface RunRow {
   id: string;
@@ -119,6 +129,15 @@ export function signalOf(r: unknown[]): SignalRecord {
     payload: JSON.parse(r[3] as string) as Json,
     createdAt: r[4] as number,
     consumedBy: r[5] as string | null,
+  };
+}
+
+/** A signal and its run from a raw row in SIGNAL_RUN_COLUMNS order. */
+export function signalWithRunOf(r: unknown[]): SignalWithRun {
+  const SIGNAL_WIDTH = 6;
+  return {
+    signal: signalOf(r),
+    run: r[SIGNAL_WIDTH] === null ? undefined : runOf(r.slice(SIGNAL_WIDTH)),
   };
 }
 

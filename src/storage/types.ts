@@ -212,6 +212,12 @@ export interface Transition {
  */
 export type CommitResult = "ok" | "not_owner" | "exists";
 
+/** A signal with its run as read with it (undefined when the run is gone). */
+export interface SignalWithRun {
+  signal: SignalRecord;
+  run: RunRecord | undefined;
+}
+
 export interface RunSnapshot {
   run: RunRecord;
   steps: StepRecord[];
@@ -300,6 +306,11 @@ export interface Storage {
   addSignals(signals: readonly NewSignal[]): Promise<SignalRecord[]>;
   /** Signals with seq greater than `afterSeq`, oldest first (consumed ones included). */
   signalsAfter(afterSeq: number, limit?: number): Promise<SignalRecord[]>;
+  /**
+   * Optional: `signalsAfter` with each signal's run as it is now (undefined when it is gone), in one
+   * read: what a poll needs to tell which signalled runs are its own to wake.
+   */
+  signalsWithRunsAfter?(afterSeq: number, limit?: number): Promise<SignalWithRun[]>;
   /** Highest signal seq ever assigned (0 when none). */
   lastSignalSeq(): Promise<number>;
   /** Mark a cancel request on the run, whoever owns it. Returns the updated record. */

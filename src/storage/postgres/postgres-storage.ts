@@ -7,7 +7,16 @@ import { NotFoundError, SlipwayError } from "../../errors.js";
 import type { Json } from "../../json.js";
 import { toJsonText } from "../json-text.js";
 import type { LockStore } from "../locks.js";
-import { type AuditRow, type EventRow, type ExecutorRow, runOf, signalOf, stepOf, toEvent } from "../rows.js";
+import {
+  type AuditRow,
+  type EventRow,
+  type ExecutorRow,
+  runOf,
+  signalOf,
+  signalWithRunOf,
+  stepOf,
+  toEvent,
+} from "../rows.js";
 import type { TriggerStore } from "../triggers.js";
 import type {
   AuditQuery,
@@ -23,6 +32,7 @@ import type {
   RunRecord,
   RunSnapshot,
   SignalRecord,
+  SignalWithRun,
   Storage,
   StorageHealth,
   Transition,
@@ -35,7 +45,9 @@ import { postgresLockStore } from "./lock-store.js";
 import { migrate } from "./migrations.js";
 import { PostgresPeaks } from "./peaks.js";
 import {
+  ADD_SIGNALS,
   CLAIM,
+  COMMIT_UPDATES,
   CONSUME_SIGNALS,
   GET_RUNS,
   HISTORY,
@@ -48,6 +60,7 @@ import {
   REQUEST_CANCEL,
   runQuerySql,
   SIGNALS_AFTER,
+  SIGNALS_WITH_RUNS_AFTER,
   SNAPSHOTS,
   UPDATE_RUNS,
   UPSERT_EXECUTOR,
@@ -121,11 +134,15 @@ export class PostgresStorage implements Storage {
     const now = Date.now();
     const batch = transitions.map((t, i) => encodeTransition(t, now, i));
     const started = performance.now();
-    const results = await this.#db.transaction(async (client) => {
-      const out: CommitResult[] = new Array(batch.length);
-      for (const part of partsWithDistinctRuns(batch)) await this.commitPart(client, part, out);
-      return out;
-    });
+    const parts = partsWithDistinctRuns(batch);
+    const results =
+      parts.length === 1 && batch.every((t) => t.update !== null && t.notify.length === 0)
+        ? await this.commitUpdates(batch)
+        : await this.#db.transaction(async (client) => {
+            const out: CommitResult[] = new Array(batch.length);
+            for (const part of parts) await this.commitPart(client, part, out);
+            return out;
+          });
     const observe = this.onCommit;
     if (observe) {
       try {
@@ -135,6 +152,23 @@ export class PostgresStorage implements Storage {
       }
     }
     return results;
+  }
+
+  /** Updates of distinct runs, nothing created or sent to other runs: one statement (COMMIT_UPDATES). */
+  private async commitUpdates(part: EncodedTransition[]): Promise<CommitResult[]> {
+    let rows: unknown[][];
+    try {
+      rows = await this.#db.arrays(COMMIT_UPDATES, [
+        JSON.stringify(part.map((t) => t.update)),
+        JSON.stringify(part.flatMap((t) => t.steps)),
+        JSON.stringify(part.flatMap((t) => t.events)),
+        JSON.stringify(part.flatMap((t) => t.consume)),
+      ]);
+    } catch (error) {
+      throw eventConflict(error);
+    }
+    const written = new Set(rows.map((row) => row[0] as string));
+    return part.map((t) => (written.has(t.runId) ? "ok" : "not_owner"));
   }
 
   /** Writes transitions of distinct runs, setting each one's result at its index in `out`. */
@@ -161,16 +195,7 @@ export class PostgresStorage implements Storage {
       try {
         await client.query(INSERT_EVENTS, [JSON.stringify(events)]);
       } catch (error) {
-        if ((error as { code?: unknown }).code === "23505") {
-          throw new SlipwayError(
-            "conflict",
-            `an event of this batch already exists (${(error as Error).message})`,
-            {
-              cause: error,
-            },
-          );
-        }
-        throw error;
+        throw eventConflict(error);
       }
     }
     const consume = ok.flatMap((t) => t.consume);
@@ -278,12 +303,14 @@ export class PostgresStorage implements Storage {
     }));
     let seqs: number[];
     try {
-      seqs = await this.#db.transaction(async (client) => {
-        const result = await client.query<{ seq: number }>(INSERT_SIGNALS, [JSON.stringify(rows), false]);
-        await this.notifyChange(client);
-        // Handed out in the order the rows were inserted (ORDER BY i).
-        return result.rows.map((row) => row.seq).sort((a, b) => a - b);
-      });
+      const added = await this.#db.arrays(ADD_SIGNALS, [
+        JSON.stringify(rows),
+        false,
+        CHANGES_CHANNEL,
+        this.schema ?? "",
+      ]);
+      // Handed out in the order the rows were inserted (ORDER BY i).
+      seqs = added.map((row) => Number(row[0])).sort((a, b) => a - b);
     } catch (error) {
       if ((error as { code?: unknown }).code === "23503") {
         const ids = [...new Set(signals.map((s) => s.runId))].join(", ");
@@ -308,6 +335,15 @@ export class PostgresStorage implements Storage {
       limit === undefined ? null : Math.max(0, limit),
     ]);
     return rows.map(signalOf);
+  }
+
+  async signalsWithRunsAfter(afterSeq: number, limit?: number): Promise<SignalWithRun[]> {
+    this.check();
+    const rows = await this.#db.arrays(SIGNALS_WITH_RUNS_AFTER, [
+      afterSeq,
+      limit === undefined ? null : Math.max(0, limit),
+    ]);
+    return rows.map(signalWithRunOf);
   }
 
   async lastSignalSeq(): Promise<number> {
@@ -499,4 +535,12 @@ export class PostgresStorage implements Storage {
 /** Factory form of the constructor, for callers that name an export (e.g. the crash conformance test). */
 export function openPostgresStorage(options: PostgresStorageOptions): PostgresStorage {
   return new PostgresStorage(options);
+}
+
+/** An event of the batch that exists already (a unique violation) is a conflict; else as thrown. */
+function eventConflict(error: unknown): unknown {
+  if ((error as { code?: unknown }).code !== "23505") return error;
+  return new SlipwayError("conflict", `an event of this batch already exists (${(error as Error).message})`, {
+    cause: error,
+  });
 }

@@ -4,7 +4,7 @@
  * statement over a JSON array of rows, so a commit costs the same handful of round trips whether it
  * carries one transition or five hundred.
  */
-import { RUN_COLUMNS, SIGNAL_COLUMNS, STEP_COLUMNS } from "../rows.js";
+import { RUN_COLUMNS, SIGNAL_COLUMNS, SIGNAL_RUN_COLUMNS, STEP_COLUMNS } from "../rows.js";
 import type { RunQuery } from "../types.js";
 
 export const INSERT_RUNS = `INSERT INTO runs (${RUN_COLUMNS})
@@ -35,36 +35,66 @@ export const UPDATE_RUNS = `UPDATE runs r SET
     AND CASE WHEN u.claim_revision IS NULL THEN r.owner = u.owner ELSE r.revision = u.claim_revision END
   RETURNING r.id`;
 
-export const UPSERT_STEPS = `INSERT INTO steps (${STEP_COLUMNS})
-  SELECT ${STEP_COLUMNS} FROM json_populate_recordset(NULL::steps, $1::json)
+/** Step rows of the JSON array `rows` (a parameter), upserted; `where` may keep some runs' only. */
+const upsertSteps = (rows: string, where = "") => `INSERT INTO steps (${STEP_COLUMNS})
+  SELECT ${STEP_COLUMNS} FROM json_populate_recordset(NULL::steps, ${rows}::json) ${where}
   ON CONFLICT (run_id, action) DO UPDATE SET
     status = excluded.status, attempt = excluded.attempt, failures = excluded.failures,
     output = excluded.output, error = excluded.error, state = excluded.state,
     undo_attempt = excluded.undo_attempt, undo_error = excluded.undo_error,
     started_at = excluded.started_at, ended_at = excluded.ended_at, updated_at = excluded.updated_at`;
 
-export const INSERT_EVENTS = `INSERT INTO events (run_id, seq, type, action, at, data)
-  SELECT run_id, seq, type, action, at, data FROM json_populate_recordset(NULL::events, $1::json)`;
+const insertEvents = (rows: string, where = "") => `INSERT INTO events (run_id, seq, type, action, at, data)
+  SELECT run_id, seq, type, action, at, data FROM json_populate_recordset(NULL::events, ${rows}::json) ${where}`;
 
-export const CONSUME_SIGNALS = `UPDATE signals s SET consumed_by = c.action
-  FROM json_to_recordset($1::json) AS c(seq bigint, action text, run_id text)
-  WHERE s.seq = c.seq AND s.run_id = c.run_id AND s.consumed_by IS NULL`;
+const consumeSignals = (rows: string, and = "") => `UPDATE signals s SET consumed_by = c.action
+  FROM json_to_recordset(${rows}::json) AS c(seq bigint, action text, run_id text)
+  WHERE s.seq = c.seq AND s.run_id = c.run_id AND s.consumed_by IS NULL ${and}`;
+
+export const UPSERT_STEPS = upsertSteps("$1");
+export const INSERT_EVENTS = insertEvents("$1");
+export const CONSUME_SIGNALS = consumeSignals("$1");
+
+/**
+ * Updates of runs with their steps, events and consumed signals ($1..$4) as one statement, so one
+ * round trip and its own transaction: a commit costs the writer's event loop one turn rather than
+ * one per statement (and BEGIN, COMMIT), which counts when thousands of runs wake at once. Rows
+ * are written only for the runs whose update went through (`written`); the ids of those are returned.
+ */
+export const COMMIT_UPDATES = `WITH written AS (${UPDATE_RUNS}),
+  written_steps AS (${upsertSteps("$2", "WHERE run_id IN (SELECT id FROM written)")}),
+  written_events AS (${insertEvents("$3", "WHERE run_id IN (SELECT id FROM written)")}),
+  consumed AS (${consumeSignals("$4", "AND c.run_id IN (SELECT id FROM written)")})
+  SELECT id FROM written`;
 
 /**
  * Signals in the given order (`i`), with seqs from the counter row signal_seq; with `$2`, one to a run
  * that is gone is dropped. The counter's row lock, held until commit, serializes signal writers, so
  * seqs become visible in the order they were handed out.
  */
-export const INSERT_SIGNALS = `WITH n AS (
+const SIGNAL_ROWS = `n AS (
     SELECT * FROM json_to_recordset($1::json)
       AS n(i int, run_id text, name text, payload text, created_at bigint)
     WHERE NOT $2::boolean OR EXISTS (SELECT 1 FROM runs WHERE id = n.run_id)
-  ), c AS (UPDATE signal_seq SET last = last + (SELECT count(*) FROM n) RETURNING last)
-  INSERT INTO signals (seq, run_id, name, payload, created_at)
+  ), c AS (UPDATE signal_seq SET last = last + (SELECT count(*) FROM n) RETURNING last)`;
+
+const SIGNAL_INSERT = `INSERT INTO signals (seq, run_id, name, payload, created_at)
   SELECT (SELECT last FROM c) - (SELECT count(*) FROM n) + row_number() OVER (ORDER BY n.i),
     n.run_id, n.name, n.payload, n.created_at
   FROM n
   RETURNING seq`;
+
+export const INSERT_SIGNALS = `WITH ${SIGNAL_ROWS}
+  ${SIGNAL_INSERT}`;
+
+/**
+ * INSERT_SIGNALS and a notice on channel $3 with payload $4 (sent if it commits), as one statement in
+ * its own transaction: one round trip for a batch of signals sent (see COMMIT_UPDATES).
+ */
+export const ADD_SIGNALS = `WITH ${SIGNAL_ROWS},
+  added AS (${SIGNAL_INSERT}),
+  told AS MATERIALIZED (SELECT pg_notify($3, $4))
+  SELECT added.seq FROM added CROSS JOIN told`;
 
 /**
  * Runs with their steps, pending signals and next event seq, in one statement (so from one snapshot
@@ -91,6 +121,9 @@ export const HISTORY =
   "SELECT run_id, seq, type, action, at, data FROM events WHERE run_id = $1 AND seq > $2::bigint ORDER BY seq";
 
 export const SIGNALS_AFTER = `SELECT ${SIGNAL_COLUMNS} FROM signals WHERE seq > $1 ORDER BY seq LIMIT $2`;
+
+export const SIGNALS_WITH_RUNS_AFTER = `SELECT ${SIGNAL_RUN_COLUMNS}
+  FROM signals s LEFT JOIN runs r ON r.id = s.run_id WHERE s.seq > $1 ORDER BY s.seq LIMIT $2`;
 
 /** The highest signal seq committed, deleted ones included. */
 export const LAST_SIGNAL_SEQ = "SELECT last AS seq FROM signal_seq";
@@ -126,8 +159,11 @@ export function runQuerySql(query: RunQuery): { text: string; values: unknown[] 
   if (query.cancelRequested !== undefined)
     where.push(`e.cancel_requested IS ${query.cancelRequested ? "NOT NULL" : "NULL"}`);
   if (query.withPendingSignals !== undefined) {
+    // A probe of signals_pending per run the other terms leave (OFFSET 0 keeps it a subplan): as a
+    // join, on tables filled faster than autovacuum analyzes them (a burst of runs and signals),
+    // the planner rescanned every pending signal for each run (~0.5 s for 2,000 each).
     where.push(
-      `${query.withPendingSignals ? "" : "NOT "}EXISTS (SELECT 1 FROM signals s WHERE s.run_id = e.id AND s.consumed_by IS NULL)`,
+      `${query.withPendingSignals ? "" : "NOT "}EXISTS (SELECT 1 FROM signals s WHERE s.run_id = e.id AND s.consumed_by IS NULL OFFSET 0)`,
     );
   }
   if (query.parent !== undefined) where.push(`e.parent_run_id = ${param(query.parent)}`);

@@ -13,6 +13,7 @@ import {
   runOf,
   type SignalRow,
   signalOf,
+  signalWithRunOf,
   stepOf,
   toEvent,
   toRun,
@@ -33,6 +34,7 @@ import type {
   RunRecord,
   RunSnapshot,
   SignalRecord,
+  SignalWithRun,
   Storage,
   Transition,
 } from "../types.js";
@@ -410,12 +412,13 @@ export class SqliteStorage implements Storage {
   }
 
   async signalsAfter(afterSeq: number, limit?: number): Promise<SignalRecord[]> {
-    // LIMIT -1 means no limit in SQLite.
-    const rows = this.stmts().signalsAfter.all(
-      afterSeq,
-      limit === undefined ? -1 : Math.max(0, limit),
-    ) as SignalRow[];
+    const rows = this.stmts().signalsAfter.all(afterSeq, sqliteLimit(limit)) as SignalRow[];
     return rows.map(toSignal);
+  }
+
+  async signalsWithRunsAfter(afterSeq: number, limit?: number): Promise<SignalWithRun[]> {
+    const rows = this.stmts().signalsWithRunsAfter.all(afterSeq, sqliteLimit(limit)) as unknown[][];
+    return rows.map(signalWithRunOf);
   }
 
   async lastSignalSeq(): Promise<number> {
@@ -590,4 +593,9 @@ export class SqliteStorage implements Storage {
 /** Factory form of the constructor, for callers that name an export (e.g. the crash conformance test). */
 export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage {
   return new SqliteStorage(options);
+}
+
+/** A LIMIT for SQLite, where -1 means none. */
+function sqliteLimit(limit: number | undefined): number {
+  return limit === undefined ? -1 : Math.max(0, limit);
 }

@@ -1,6 +1,6 @@
 /** The SQL of the SQLite backend: its column lists, the fixed prepared statements, and the SQL built per shape (updates, queries). */
 import type Database from "better-sqlite3";
-import { RUN_COLUMNS, SIGNAL_COLUMNS, STEP_COLUMNS } from "../rows.js";
+import { RUN_COLUMNS, SIGNAL_COLUMNS, SIGNAL_RUN_COLUMNS, STEP_COLUMNS } from "../rows.js";
 import type { RunPatch, RunQuery } from "../types.js";
 
 /** A prepared statement (an interface, so declarations can name it). */
@@ -78,6 +78,9 @@ export function prepareStatements(db: Database.Database) {
        SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?)`,
     ),
     signalsAfter: p("SELECT * FROM signals WHERE seq > ? ORDER BY seq LIMIT ?"),
+    signalsWithRunsAfter: raw(
+      `SELECT ${SIGNAL_RUN_COLUMNS} FROM signals s LEFT JOIN runs r ON r.id = s.run_id WHERE s.seq > ? ORDER BY s.seq LIMIT ?`,
+    ),
     // sqlite_sequence holds the highest seq AUTOINCREMENT ever handed out, deleted rows included.
     lastSignalSeq: p("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'signals'), 0) AS seq"),
     requestCancel: p(

@@ -46,6 +46,24 @@ export async function getRunsLikeGetRun(storage: Storage): Promise<void> {
   assert.deepEqual(await storage.getRuns!([]), []);
 }
 
+export async function signalsWithRunsLikeSignalsAfter(storage: Storage): Promise<void> {
+  for (const id of ["z1", "z2"]) await parked(storage, id);
+  await storage.addSignal({ runId: "z1", name: "poke", payload: [1], createdAt: 2 });
+  // Each signal comes with its run as it is now, not as it was when signalled.
+  await storage.requestCancel("z2", "stop");
+  const all = await storage.signalsAfter(0);
+  assert.equal(all.length, 3);
+  for (const [after, limit] of [[0], [0, 2], [all[0]!.seq], [all[0]!.seq, 1], [all.at(-1)!.seq]]) {
+    const signals = await storage.signalsAfter(after!, limit);
+    const runs = await Promise.all(signals.map((signal) => storage.getRun(signal.runId)));
+    assert.deepEqual(
+      await storage.signalsWithRunsAfter!(after!, limit),
+      signals.map((signal, i) => ({ signal, run: runs[i] })),
+    );
+  }
+  assert.equal((await storage.signalsWithRunsAfter!(0))[1]?.run?.cancelRequested, "stop");
+}
+
 export async function claimingTransitionTakesOwnership(storage: Storage): Promise<void> {
   await parked(storage, "e1");
   const [snapshot] = await storage.loadMany!(["e1"]);

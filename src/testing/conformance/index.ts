@@ -8,6 +8,7 @@ import {
   getRunsLikeGetRun,
   loadManyLikeLoad,
   peaksPerJob,
+  signalsWithRunsLikeSignalsAfter,
 } from "./capability-cases.js";
 import { notifyIsAtomic, notifyOtherRuns, parentLink } from "./child-cases.js";
 import { crashTest } from "./crash-test.js";
@@ -51,7 +52,14 @@ export type {
 export const CRASH_TEST_NAME = "a process killed between writes leaves each transition all there or absent";
 
 /** Optional parts of a backend: `loadMany` (with `Transition.claim`), `getRuns`, `peaks()`, `addAudit`, `triggers()`, `locks()`. */
-type Capability = "loadMany" | "getRuns" | "peaks" | "addAudit" | "triggers" | "locks";
+type Capability =
+  | "loadMany"
+  | "getRuns"
+  | "signalsWithRunsAfter"
+  | "peaks"
+  | "addAudit"
+  | "triggers"
+  | "locks";
 /** The skip reason of a case whose capability the backend does not have. */
 export const CAPABILITY_NOT_IMPLEMENTED = "optional capability not implemented";
 
@@ -97,6 +105,11 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
     ["a batch that fails writes none of its transitions' signals to other runs", notifyIsAtomic],
     ["loadMany answers like load, in order, with a fresh object per answer", loadManyLikeLoad, "loadMany"],
     ["getRuns answers like getRun, in order", getRunsLikeGetRun, "getRuns"],
+    [
+      "signalsWithRunsAfter answers like signalsAfter, each signal with its run as getRun reads it",
+      signalsWithRunsLikeSignalsAfter,
+      "signalsWithRunsAfter",
+    ],
     [
       "a claiming transition commits at the loaded revision and takes ownership",
       claimingTransitionTakesOwnership,
@@ -193,7 +206,15 @@ function probeCapabilities(newStorage: StorageConformanceOptions["newStorage"]):
 } {
   const made = newStorage();
   if (made instanceof Promise) return { closed: made.then((storage) => storage.close()) };
-  const all: Capability[] = ["loadMany", "getRuns", "peaks", "addAudit", "triggers", "locks"];
+  const all: Capability[] = [
+    "loadMany",
+    "getRuns",
+    "signalsWithRunsAfter",
+    "peaks",
+    "addAudit",
+    "triggers",
+    "locks",
+  ];
   const capabilities = new Set(all.filter((capability) => hasCapability(made, capability)));
   return { capabilities, closed: made.close() };
 }

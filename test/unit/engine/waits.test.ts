@@ -80,9 +80,10 @@ describe.each(backends)("durable waits on $name", (backend) => {
     await reach(clock, async () => (await run.status()) === "waiting", "the wait");
     const other = await h.executor({ sagas: [] });
     await other.signal(handle.id, "approved", { by: "bob" });
-    // The runner learns of it from its next poll of storage, not before.
+    // The runner learns of it from its next poll of storage, not before; unless the storage tells
+    // of changes (PostgreSQL's NOTIFY), which has it poll at once, whatever the clock.
     await clock.advance(199);
-    expect(await run.status()).toBe("waiting");
+    if (!h.storage.onChange) expect(await run.status()).toBe("waiting");
     await clock.advance(1);
     const result = await within(runner.result(handle.id), "completion");
     expect(result.output.applied).toBe("plan c2 by bob");
@@ -228,9 +229,9 @@ describe.each(backends)("durable waits on $name", (backend) => {
     await reach(clock, async () => (await run.status()) === "waiting", "the wait");
     const other = await h.executor({ sagas: [] });
     await other.cancel(handle.id, "no longer needed");
-    // Picked up by the executor's next poll of storage.
+    // Picked up by the executor's next poll of storage (at once where the storage tells of changes).
     await clock.advance(199);
-    expect(undone).toEqual([]);
+    if (!h.storage.onChange) expect(undone).toEqual([]);
     await clock.advance(1);
     const result = await within(executor.result(handle.id), "cancel");
     expect(result.status).toBe("cancelled");
