@@ -433,16 +433,8 @@ export class SqliteStorage implements Storage {
 
   async upsertExecutor(executor: ExecutorRecord): Promise<void> {
     const s = this.stmts();
-    this.writing(() =>
-      s.upsertExecutor.run(
-        executor.id,
-        executor.host,
-        executor.pid,
-        executor.startedAt,
-        executor.heartbeatAt,
-        executor.maxRuns,
-      ),
-    );
+    const { id, host, pid, startedAt, heartbeatAt, maxRuns } = executor;
+    this.writing(() => s.upsertExecutor.run(id, host, pid, startedAt, heartbeatAt, maxRuns));
   }
 
   async listExecutors(): Promise<ExecutorRecord[]> {
