@@ -10,6 +10,7 @@ import { MemoryStorage } from "../src/storage/memory.js";
 import { PostgresStorage } from "../src/storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "../src/storage/sqlite/sqlite-storage.js";
 import type { Storage } from "../src/storage/types.js";
+import { executorRecord } from "../src/testing/records.js";
 import { onPostgres, testDatabase } from "./storage-backend.js";
 
 export interface Backend {
@@ -92,3 +93,12 @@ export function harness(backend: Backend): Harness {
 }
 
 export { eventually, within } from "./wait.js";
+
+/** Registers executor `id` as last heard of an hour ago on another host: dead to every lookup. Returns that time. */
+export async function deadExecutor(storage: Storage, id = "ghost"): Promise<number> {
+  const long = Date.now() - 3_600_000;
+  await storage.upsertExecutor(
+    executorRecord(id, { host: "elsewhere", pid: 1, startedAt: long, heartbeatAt: long }),
+  );
+  return long;
+}

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
 import type { RunRecord, Storage } from "../../../src/storage/types.js";
 import { ManualClock } from "../../../src/testing/clock.js";
-import { backends, eventually, harness, within } from "../../helpers.js";
+import { backends, deadExecutor, eventually, harness, within } from "../../helpers.js";
 import { driveUntil, reach } from "./time.js";
 
 const ran: string[] = [];
@@ -229,15 +229,7 @@ describe.each(backends)("versions on $name", (backend) => {
   it("frees a dead executor's lock slots and waiting rows when it forgets the executor", async () => {
     const h = harness(backend);
     await h.storage.init();
-    const long = Date.now() - 3_600_000;
-    await h.storage.upsertExecutor({
-      id: "ghost",
-      host: "elsewhere",
-      pid: 1,
-      startedAt: long,
-      heartbeatAt: long,
-      maxRuns: null,
-    });
+    const long = await deadExecutor(h.storage);
     const locks = h.storage.locks!();
     const party = { runId: "r-1", runName: null, pipeline: "deploy", action: "deploy", job: "deploy" };
     const row = { ...party, owner: "ghost", key: "deploy", weight: 1, priority: 0, since: long };

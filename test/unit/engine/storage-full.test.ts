@@ -7,8 +7,9 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saga } from "../../../src/definition/saga.js";
 import { diskFullError, SlipwayError } from "../../../src/errors.js";
-import type { RunRecord, Storage } from "../../../src/storage/types.js";
-import { backends, captureLogs, eventually, harness, within } from "../../helpers.js";
+import type { Storage } from "../../../src/storage/types.js";
+import { runRecord } from "../../../src/testing/records.js";
+import { backends, captureLogs, deadExecutor, eventually, harness, within } from "../../helpers.js";
 
 /** Makes the storage's writes throw as SQLite does on a full disk while `full` is set. */
 function fillable(storage: Storage): { full: boolean; failed: number } {
@@ -145,33 +146,15 @@ describe.each(backends)("a full disk under storage on $name", (backend) => {
     const h = harness(backend);
     const disk = fillable(h.storage);
     await h.storage.init();
-    const long = Date.now() - 3_600_000;
-    await h.storage.upsertExecutor({
-      id: "ghost",
-      host: "elsewhere",
-      pid: 1,
-      startedAt: long,
-      heartbeatAt: long,
-      maxRuns: null,
-    });
-    const left: RunRecord = {
-      id: "old-1",
+    const long = await deadExecutor(h.storage);
+    const left = runRecord("old-1", {
       saga: "two-steps",
       version: 0, // retired: only version 1 is registered
-      status: "running",
       input: {},
-      runName: null,
       owner: "ghost",
-      revision: 0,
-      wakeAt: null,
-      cancelRequested: null,
-      cause: null,
-      error: null,
       createdAt: long,
       updatedAt: long,
-      endedAt: null,
-      parent: null,
-    };
+    });
     expect(await h.storage.commit([{ runId: left.id, owner: "ghost", create: left }])).toEqual(["ok"]);
     disk.full = true;
     // Recovery at open takes the run over and cannot write that it needs attention: said in the log

@@ -8,45 +8,26 @@ import type { Executor } from "../../../src/engine/executor.js";
 import { createLogger } from "../../../src/logging.js";
 import { ClusterWorker } from "../../../src/runs/cluster.js";
 import { MemoryStorage } from "../../../src/storage/memory.js";
-import type { RunRecord } from "../../../src/storage/types.js";
-import { eventually, tempDir, within } from "../../helpers.js";
+import { runRecord } from "../../../src/testing/records.js";
+import { deadExecutor, eventually, tempDir, within } from "../../helpers.js";
 
 const ME = "here:1:me";
 const long = Date.now() - 3_600_000;
 
 /** A pipeline run as a dead worker (on another host, silent for an hour) left it, mid-way. */
 async function leftByDeadWorker(storage: MemoryStorage, id: string): Promise<void> {
-  await storage.upsertExecutor({
-    id: "ghost",
-    host: "elsewhere",
-    pid: 1,
-    startedAt: long,
-    heartbeatAt: long,
-    maxRuns: null,
-  });
+  await deadExecutor(storage);
   await runOwnedBy(storage, id, "ghost");
 }
 
 /** A pipeline run mid-way, owned by `owner`. */
 async function runOwnedBy(storage: MemoryStorage, id: string, owner: string): Promise<void> {
-  const record: RunRecord = {
-    id,
-    saga: "deploy",
-    version: 1,
-    status: "running",
+  const record = runRecord(id, {
     input: { run: { file: "/p/deploy.yml", source: "jobs: {}", inputs: {}, tiers: [] } },
-    runName: null,
     owner,
-    revision: 0,
-    wakeAt: null,
-    cancelRequested: null,
-    cause: null,
-    error: null,
     createdAt: long,
     updatedAt: long,
-    endedAt: null,
-    parent: null,
-  };
+  });
   expect(await storage.commit([{ runId: id, owner, create: record }])).toEqual(["ok"]);
 }
 
