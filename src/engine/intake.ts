@@ -7,6 +7,7 @@ import { NotFoundError, SlipwayError } from "../errors.js";
 import {
   type ClaimRequest,
   FINAL_STATUSES,
+  getRunsOf,
   type RunRecord,
   type RunSnapshot,
   type RunStatus,
@@ -52,9 +53,7 @@ export abstract class RunIntake extends RunHosting {
     if (typeof storage.loadMany === "function")
       this.loads = new Batcher((ids) => storage.loadMany!(ids), INTAKE_BATCH);
     // A poll hands over up to a page of signals at once: their runs are read in one statement.
-    this.#runReads = new Batcher((ids) =>
-      storage.getRuns ? storage.getRuns(ids) : Promise.all(ids.map((id) => storage.getRun(id))),
-    );
+    this.#runReads = new Batcher((ids) => getRunsOf(storage, ids));
   }
 
   /** Claims and continues every incomplete run of this executor's sagas that nobody alive runs. */

@@ -9,6 +9,7 @@ import { assertJson } from "../json.js";
 import { schemaIssues } from "../problems.js";
 import {
   FINAL_STATUSES,
+  getRunsOf,
   type NewSignal,
   type RunRecord,
   type SignalRecord,
@@ -30,9 +31,7 @@ export async function acceptSignals(
   requests: NewSignal[],
 ): Promise<(AcceptedSignal | Error)[]> {
   const ids = requests.map((r) => r.runId);
-  const records = storage.getRuns
-    ? await storage.getRuns(ids)
-    : await Promise.all(ids.map((id) => storage.getRun(id)));
+  const records = await getRunsOf(storage, ids);
   const checked = requests.map((request, i): RunRecord | Error => {
     try {
       return checkSignal(registry, request, records[i]);

@@ -9,7 +9,13 @@ import type { Executor } from "../engine/executor.js";
 import { findDeadExecutors } from "../engine/liveness.js";
 import { runSpecOf } from "../pipeline/run-spec.js";
 import { sweepDataDirOrphans } from "../shell/run-directory.js";
-import { ACTIVE_STATUSES, type RunRecord, STOPPED_STATUSES, type Storage } from "../storage/types.js";
+import {
+  ACTIVE_STATUSES,
+  getRunsOf,
+  type RunRecord,
+  STOPPED_STATUSES,
+  type Storage,
+} from "../storage/types.js";
 import { liveFollower } from "./liveness.js";
 
 export interface ClusterWorkerOptions {
@@ -161,8 +167,7 @@ export class ClusterWorker {
     const { storage, executor } = this.#options;
     const ids = [...this.#contested];
     if (ids.length === 0) return;
-    const records =
-      (await storage.getRuns?.(ids)) ?? (await Promise.all(ids.map((id) => storage.getRun(id))));
+    const records = await getRunsOf(storage, ids);
     ids.forEach((id, i) => {
       const record = records[i];
       // Nobody's yet, or still a dead worker's (the claim is on its way, or everybody lost): asked

@@ -1,5 +1,5 @@
 /** Rows of the lock tables (migrations sqlite 0012, postgres 0003) as records, for both SQL backends. */
-import type { LockSlotRecord, LockWaiterRecord } from "./locks.js";
+import type { LockParty, LockSlotRecord, LockWaiterRecord } from "./locks.js";
 
 export interface SlotRow {
   lock: string;
@@ -24,10 +24,9 @@ export const SLOT_COLUMNS = "lock, slot, holder, run_id, run_name, pipeline, act
 export const WAITER_COLUMNS =
   "lock, holder, run_id, run_name, pipeline, action, job, owner, key, weight, priority, since";
 
-export function slotOf(row: SlotRow): LockSlotRecord {
+/** Who holds or waits, the same columns in both tables. */
+function partyOf(row: WaiterRow | SlotRow): LockParty {
   return {
-    lock: row.lock,
-    slot: Number(row.slot),
     holder: row.holder,
     runId: row.run_id,
     runName: row.run_name,
@@ -36,21 +35,17 @@ export function slotOf(row: SlotRow): LockSlotRecord {
     job: row.job,
     owner: row.owner,
     key: row.key,
-    since: Number(row.since),
   };
+}
+
+export function slotOf(row: SlotRow): LockSlotRecord {
+  return { lock: row.lock, slot: Number(row.slot), ...partyOf(row), since: Number(row.since) };
 }
 
 export function waiterOf(row: WaiterRow): LockWaiterRecord {
   return {
     lock: row.lock,
-    holder: row.holder,
-    runId: row.run_id,
-    runName: row.run_name,
-    pipeline: row.pipeline,
-    action: row.action,
-    job: row.job,
-    owner: row.owner,
-    key: row.key,
+    ...partyOf(row),
     weight: Number(row.weight),
     priority: Number(row.priority),
     since: Number(row.since),

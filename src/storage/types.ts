@@ -349,6 +349,11 @@ export interface Storage {
   health?(): StorageHealth;
 }
 
+/** Runs by id, one result per id in order: in one read where the storage has `getRuns`. */
+export function getRunsOf(storage: Storage, runIds: readonly string[]): Promise<(RunRecord | undefined)[]> {
+  return storage.getRuns ? storage.getRuns(runIds) : Promise.all(runIds.map((id) => storage.getRun(id)));
+}
+
 /** Whether storage could be reached lately (see `Storage.health`). */
 export interface StorageHealth {
   /** False from a statement that failed for want of the database until one succeeds again. */
