@@ -2,7 +2,8 @@
  * What a pipeline step does when the engine runs it: decide whether it is skipped, render its
  * command, run it as a child process (logged, masked, killable), probe readiness, return its outputs.
  */
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ActionContext, PollResult } from "../definition/types.js";
@@ -432,7 +433,7 @@ async function shell(
     return result;
   } finally {
     // Parsed into the result: the raw file would keep unmasked values on disk for good.
-    rmSync(files.outputs, { force: true });
+    await rm(files.outputs, { force: true });
   }
 }
 

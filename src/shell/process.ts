@@ -1,18 +1,6 @@
 /** Runs one shell job attempt as a child process group: logged, masked, bounded in time, and leaving nothing behind. */
-import {
-  accessSync,
-  closeSync,
-  constants,
-  createWriteStream,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from "node:fs";
+import { accessSync, constants, createWriteStream } from "node:fs";
+import { type FileHandle, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { delimiter, dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { diskFullError } from "../errors.js";
@@ -88,9 +76,11 @@ const sampler = new GroupSampler(RSS_SAMPLE_MS);
 export async function runShell(options: ShellOptions): Promise<ShellResult> {
   const started = Date.now();
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+  // The file work before the spawn is asynchronous: on a busy disk a `mkdir` or an `open` waits for
+  // the journal (behind every fsync of the database), which would stall the server's event loop.
   let cwdIsDir = false;
   try {
-    cwdIsDir = statSync(options.cwd).isDirectory();
+    cwdIsDir = (await stat(options.cwd)).isDirectory();
   } catch {}
   // Without this check spawn reports a missing cwd as "spawn bash ENOENT", blaming the shell.
   if (!cwdIsDir) throw new Error(`working directory ${options.cwd} does not exist or is not a directory`);
@@ -100,8 +90,8 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
     // Not created up front (`>> "$SLIPWAY_OUTPUT"` creates it; a file never written is no outputs),
     // but one left from before must not count.
     try {
-      ensureDir(dirname(options.outputFile));
-      rmSync(options.outputFile, { force: true });
+      await ensureDir(dirname(options.outputFile));
+      await rm(options.outputFile, { force: true });
     } catch (error) {
       throw diskFullError(error, `the job's output file ${options.outputFile}`);
     }
@@ -120,13 +110,13 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   }
 
   try {
-    ensureDir(dirname(options.logFile));
+    await ensureDir(dirname(options.logFile));
   } catch (error) {
     throw diskFullError(error, `the job's log directory ${dirname(options.logFile)}`);
   }
   let pidFile: ReservedFile | undefined;
   try {
-    if (options.pidFile !== undefined) pidFile = reserve(options.pidFile);
+    if (options.pidFile !== undefined) pidFile = await reserve(options.pidFile);
   } catch (error) {
     throw diskFullError(error, `the job's pid file ${options.pidFile}`);
   }
@@ -188,7 +178,7 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
       options.launcher,
     );
   } catch (error) {
-    pidFile?.discard();
+    await pidFile?.discard();
     await logClosed();
     throw new Error(`could not start ${shell} in ${options.cwd}: ${(error as Error).message}`, {
       cause: error,
@@ -211,11 +201,11 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   };
   try {
     // Written by the launcher that started it already, unless it was started here.
-    if (child.recorded === true) pidFile?.close();
+    if (child.recorded === true) await pidFile?.close();
     else if (child.recorded !== undefined) {
-      pidFile?.discard();
+      await pidFile?.discard();
       throw child.recorded;
-    } else pidFile?.commit(`${JSON.stringify(identity)}\n`);
+    } else await pidFile?.commit(`${JSON.stringify(identity)}\n`);
     options.onSpawn?.(identity);
   } catch (error) {
     fail(diskFullError(error, `the job's pid file ${options.pidFile}`));
@@ -244,14 +234,14 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   if (!(await settlesWithin(drained, STREAM_DRAIN_MS))) child.destroyStreams();
   await logClosed();
   // Keep the pid file while something survived even SIGKILL, so a later sweep can retry.
-  if (options.pidFile !== undefined && groupGone) rmSync(options.pidFile, { force: true });
+  if (options.pidFile !== undefined && groupGone) await rm(options.pidFile, { force: true });
   if (failure !== undefined) throw failure;
 
   let outputs: Record<string, string> = {};
   if (options.outputFile !== undefined) {
     let text = "";
     try {
-      text = readFileSync(options.outputFile, "utf8");
+      text = await readFile(options.outputFile, "utf8");
     } catch {} // never written (or the script removed it): no outputs
     const parsed = parseOutputs(text);
     // A failed script may have been cut off mid-write; its own failure is the error worth reporting.
@@ -315,16 +305,24 @@ export function masker(secrets: readonly string[]): (text: string) => string {
   return (text) => text.replace(pattern, "***");
 }
 
+/** The bash found on each PATH seen (null: none): looked up once, not at every job start. */
+const bashOnPath = new Map<string, string | null>();
+
 function shellCommand(script: string, path: string): [string, string[]] {
-  for (const dir of path.split(delimiter)) {
-    if (!dir) continue;
-    const bash = join(dir, "bash");
-    try {
-      accessSync(bash, constants.X_OK);
-      return [bash, ["-e", "-o", "pipefail", "-c", script]];
-    } catch {}
+  let bash = bashOnPath.get(path);
+  if (bash === undefined) {
+    bash = null;
+    for (const dir of path.split(delimiter)) {
+      if (!dir) continue;
+      try {
+        accessSync(join(dir, "bash"), constants.X_OK);
+        bash = join(dir, "bash");
+        break;
+      } catch {}
+    }
+    bashOnPath.set(path, bash);
   }
-  return ["/bin/sh", ["-e", "-c", script]];
+  return bash === null ? ["/bin/sh", ["-e", "-c", script]] : [bash, ["-e", "-o", "pipefail", "-c", script]];
 }
 
 /** Calls `onLine` per line (without \n or \r\n, final unterminated line included); resolves at end of stream. */
@@ -362,10 +360,10 @@ interface ReservedFile {
   /** The temporary file holding the space, renamed into place by `commit`. */
   temp: string;
   /** Writes the text into the space taken, then puts the file in place at once (a rename). */
-  commit(text: string): void;
+  commit(text: string): Promise<void>;
   /** Lets go of the space without touching the file: someone else wrote and renamed it. */
-  close(): void;
-  discard(): void;
+  close(): Promise<void>;
+  discard(): Promise<void>;
 }
 
 /**
@@ -373,36 +371,33 @@ interface ReservedFile {
  * a full disk then fails the job before its command runs, never after it ran (an undo cut short
  * that way would run again, and a reader never sees a half-written file).
  */
-function reserve(path: string): ReservedFile {
-  ensureDir(dirname(path));
+async function reserve(path: string): Promise<ReservedFile> {
+  await ensureDir(dirname(path));
   const temp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(temp, "w");
-  let open = true;
-  const close = () => {
-    if (open) closeSync(fd);
-    open = false;
-  };
-  const discard = () => {
-    close();
-    rmSync(temp, { force: true });
+  const file: FileHandle = await open(temp, "w");
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= file.close());
+  const discard = async () => {
+    await close();
+    await rm(temp, { force: true });
   };
   try {
-    writeSync(fd, Buffer.alloc(PID_FILE_BYTES, " "));
+    await file.write(Buffer.alloc(PID_FILE_BYTES, " "));
   } catch (error) {
-    discard();
+    await discard();
     throw error;
   }
   return {
     temp,
     close,
-    commit(text) {
+    async commit(text) {
       try {
-        writeSync(fd, text, 0);
-        ftruncateSync(fd, Buffer.byteLength(text));
-        close();
-        renameSync(temp, path);
+        await file.write(text, 0);
+        await file.truncate(Buffer.byteLength(text));
+        await close();
+        await rename(temp, path);
       } catch (error) {
-        discard();
+        await discard();
         throw error;
       }
     },
@@ -413,9 +408,9 @@ function reserve(path: string): ReservedFile {
 /** Directories this process made (or found) already: a job start costs no `mkdir` for them again. */
 const knownDirs = new Set<string>();
 
-function ensureDir(dir: string): void {
+async function ensureDir(dir: string): Promise<void> {
   if (knownDirs.has(dir)) return;
-  mkdirSync(dir, { recursive: true });
+  await mkdir(dir, { recursive: true });
   knownDirs.add(dir);
 }
 
