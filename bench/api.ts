@@ -69,6 +69,7 @@ async function apiLatency(burst: number, single: number): Promise<Figures> {
 
     // A burst: `burst` POSTs at once.
     const sentAt = new Map<string, number>();
+    const cpuBefore = serverCpuMs(server.pid);
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: burst }, async () => {
@@ -79,6 +80,7 @@ async function apiLatency(burst: number, single: number): Promise<Figures> {
     );
     const acceptedMs = performance.now() - t0;
     await waitForCount(server, "completed", burst + done, 120_000);
+    const cpuAfter = serverCpuMs(server.pid);
     const burstSpans = readTrace(trace);
     const latency: number[] = [];
     for (const [id, sent] of sentAt) latency.push(burstSpans.get(id)!.start - sent);
@@ -111,6 +113,8 @@ async function apiLatency(burst: number, single: number): Promise<Figures> {
       "api.submit_to_start_p99_ms": round(percentile(sorted, 99), 1),
       "api.submit_to_start_max_ms": round(percentile(sorted, 100), 1),
       "api.all_accepted_ms": round(acceptedMs, 0),
+      "api.burst_cpu_per_run_ms": round((cpuAfter.all - cpuBefore.all) / burst, 2),
+      "api.burst_main_thread_cpu_per_run_ms": round((cpuAfter.main - cpuBefore.main) / burst, 2),
     });
   } finally {
     await server.stop();
@@ -131,6 +135,19 @@ async function apiLatency(burst: number, single: number): Promise<Figures> {
   );
   removeDir(dir);
   return figures;
+}
+
+/** CPU time (user + system) of a process, all its threads and its main thread alone, ms (Linux /proc). */
+function serverCpuMs(pid: number): { all: number; main: number } {
+  const ticks = (stat: string) => {
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  };
+  const msPerTick = 1000 / 100; // USER_HZ
+  return {
+    all: ticks(readFileSync(`/proc/${pid}/stat`, "utf8")) * msPerTick,
+    main: ticks(readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8")) * msPerTick,
+  };
 }
 
 /** A job the way the server starts one (bash -e -o pipefail -c, detached, piped), writing its start mark. */

@@ -3,13 +3,12 @@
  * command, run it as a child process (logged, masked, killable), probe readiness, return its outputs.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ActionContext, PollResult } from "../definition/types.js";
 import { SlipwayError } from "../errors.js";
 import type { Grant } from "../scheduler/admission.js";
-import { masker, runShell, type ShellResult } from "../shell/process.js";
+import { masker, removeFile, runShell, type ShellResult } from "../shell/process.js";
 import { attemptFiles, type LogPhase } from "../shell/run-directory.js";
 import { type ExpressionContext, evaluateCondition, renderTemplate } from "./expression-eval.js";
 import { inheritAllButCredentials, inheritOnly, SERVER_JOB_ENV } from "./job-env.js";
@@ -433,7 +432,7 @@ async function shell(
     return result;
   } finally {
     // Parsed into the result: the raw file would keep unmasked values on disk for good.
-    await rm(files.outputs, { force: true });
+    await removeFile(files.outputs);
   }
 }
 

@@ -1,6 +1,6 @@
 /** Runs one shell job attempt as a child process group: logged, masked, bounded in time, and leaving nothing behind. */
 import { accessSync, constants, createWriteStream } from "node:fs";
-import { type FileHandle, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { delimiter, dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { diskFullError } from "../errors.js";
@@ -91,7 +91,7 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
     // but one left from before must not count.
     try {
       await ensureDir(dirname(options.outputFile));
-      await rm(options.outputFile, { force: true });
+      await removeFile(options.outputFile);
     } catch (error) {
       throw diskFullError(error, `the job's output file ${options.outputFile}`);
     }
@@ -234,7 +234,7 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   if (!(await settlesWithin(drained, STREAM_DRAIN_MS))) child.destroyStreams();
   await logClosed();
   // Keep the pid file while something survived even SIGKILL, so a later sweep can retry.
-  if (options.pidFile !== undefined && groupGone) await rm(options.pidFile, { force: true });
+  if (options.pidFile !== undefined && groupGone) await removeFile(options.pidFile);
   if (failure !== undefined) throw failure;
 
   let outputs: Record<string, string> = {};
@@ -379,7 +379,7 @@ async function reserve(path: string): Promise<ReservedFile> {
   const close = () => (closing ??= file.close());
   const discard = async () => {
     await close();
-    await rm(temp, { force: true });
+    await removeFile(temp);
   };
   try {
     await file.write(Buffer.alloc(PID_FILE_BYTES, " "));
@@ -403,6 +403,15 @@ async function reserve(path: string): Promise<ReservedFile> {
     },
     discard,
   };
+}
+
+/** Removes a file if it is there: one `unlink` (`rm` with `force` looks at it with `lstat` first). */
+export async function removeFile(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
 }
 
 /** Directories this process made (or found) already: a job start costs no `mkdir` for them again. */
