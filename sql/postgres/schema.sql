@@ -14,6 +14,15 @@ CREATE TABLE audit (
   CONSTRAINT audit_pkey PRIMARY KEY (seq)
 );
 
+CREATE TABLE concurrency_slots (
+  key text NOT NULL,
+  slot integer NOT NULL,
+  run_id text NOT NULL,
+  since bigint NOT NULL,
+  CONSTRAINT concurrency_slots_pkey PRIMARY KEY (key, slot),
+  CONSTRAINT concurrency_slots_slot_check CHECK ((slot >= 0))
+);
+
 CREATE TABLE events (
   run_id text NOT NULL,
   seq integer NOT NULL,
@@ -214,6 +223,8 @@ CREATE TABLE trigger_verdicts (
 CREATE INDEX audit_key ON audit USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
 
 CREATE UNIQUE INDEX audit_pkey ON audit USING btree (seq);
+
+CREATE UNIQUE INDEX concurrency_slots_pkey ON concurrency_slots USING btree (key, slot);
 
 CREATE UNIQUE INDEX events_pkey ON events USING btree (run_id, seq);
 

@@ -13,6 +13,14 @@ CREATE TABLE audit (
   replay TEXT
 );
 
+CREATE TABLE concurrency_slots (
+  key TEXT NOT NULL,
+  slot INTEGER NOT NULL CHECK (slot >= 0),
+  run_id TEXT NOT NULL,
+  since INTEGER NOT NULL,
+  PRIMARY KEY (key, slot)
+);
+
 CREATE TABLE events (
   run_id TEXT NOT NULL,
   seq INTEGER NOT NULL,

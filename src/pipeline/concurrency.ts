@@ -1,6 +1,9 @@
 /**
  * `concurrency:`: a run's durable gate before its jobs. It counts the other unfinished runs of its key
- * in storage (so runs of other processes count), and waits, holding nothing, for its turn.
+ * in storage (so runs of other processes count), waits, holding nothing, for its turn, and then takes
+ * one of the key's slots in storage, held while the run is active: the count orders the runs, the
+ * slots make the limit hold in the database, whatever the interleaving of workers (a run counted
+ * after another went through, having committed later than it was created, finds the slot taken).
  */
 import type { ActionContext, PollResult } from "../definition/types.js";
 import type { Executor } from "../engine/executor.js";
@@ -10,12 +13,19 @@ import { runSpecOf } from "./run-spec.js";
 import type { RunRoster, StepContext } from "./step-context.js";
 
 /** The run roster of a storage, cancelling through an executor (which persists the request for the run's owner). */
-export function runRoster(storage: Storage, executor: Pick<Executor, "cancel">): RunRoster {
+export function runRoster(
+  storage: Storage,
+  executor: Pick<Executor, "cancel"> & Pick<Executor, "clock">,
+): RunRoster {
+  const locks = storage.locks?.();
   return {
     active: (saga) => storage.listRuns({ sagas: [saga], statuses: ACTIVE_STATUSES }),
     cancel: async (runId, reason) => {
       await executor.cancel(runId, reason);
     },
+    takeSlot: async (slotKey, runId, limit) =>
+      locks ? locks.takeRunSlot(slotKey, runId, limit, executor.clock.now()) : true,
+    slotHolders: async (slotKey) => (locks ? locks.runSlotHolders(slotKey) : []),
   };
 }
 
@@ -45,16 +55,27 @@ export async function concurrencyCheck(
   );
   const who = (list: readonly RunRecord[]) =>
     list.map((r) => `${r.runName ?? r.id} (${r.status} since ${clockTime(r.createdAt)})`).join(", ");
+  // Its turn by the count: now a slot, or wait for the runs that hold them all.
+  const slotKey = JSON.stringify([ctx.saga, key]); // unambiguous, and text PostgreSQL can hold (no NUL)
+  const limit = concurrency.cancelInProgress ? 1 : concurrency.limit;
+  const take = async (): Promise<PollResult<Record<string, unknown>>> => {
+    if (await runs.takeSlot(slotKey, ctx.runId, limit)) return { done: true, output: {} };
+    const holders = new Set(await runs.slotHolders(slotKey));
+    return {
+      done: false,
+      message: `waits for concurrency key ${key} (limit ${limit}): ${who(peers.filter((r) => holders.has(r.id))) || "its slots are held"}`,
+    };
+  };
   if (concurrency.cancelInProgress) {
     for (const older of ahead)
       if (older.cancelRequested === null) await runs.cancel(older.id, `superseded by run ${ctx.runId}`);
-    if (ahead.length === 0) return { done: true, output: {} };
+    if (ahead.length === 0) return take();
     return {
       done: false,
       message: `waits for concurrency key ${key}: older runs cancelled, undoing: ${who(ahead)}`,
     };
   }
-  if (ahead.length < concurrency.limit) return { done: true, output: {} };
+  if (ahead.length < concurrency.limit) return take();
   const running = ahead.slice(0, concurrency.limit);
   const place = ahead.length - concurrency.limit + 1;
   return {

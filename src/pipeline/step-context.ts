@@ -48,4 +48,11 @@ export interface RunRoster {
   /** Runs of this saga that are running, waiting or compensating. */
   active(saga: string): Promise<RunRecord[]>;
   cancel(runId: string, reason: string): Promise<void>;
+  /**
+   * Takes one of `limit` slots of `slotKey` for the run, held while it is active (`LockStore.takeRunSlot`):
+   * true when it holds one. Storage without a lock store answers true (the count alone decides).
+   */
+  takeSlot(slotKey: string, runId: string, limit: number): Promise<boolean>;
+  /** The active runs holding slots of `slotKey`. */
+  slotHolders(slotKey: string): Promise<string[]>;
 }

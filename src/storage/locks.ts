@@ -70,6 +70,16 @@ export interface LockStore {
   freeOwners(owners: readonly string[]): Promise<number>;
   view(): Promise<LockView>;
   /**
+   * A run's turn under `concurrency:`: one of `limit` slots of `key`, held for as long as the run is
+   * active (running, waiting or compensating) and free for the next once it is not, without anyone
+   * releasing it. True when the run holds one: it did already, or took the lowest free one. A slot is a
+   * row keyed by (key, slot) and is only ever taken over from a run that is no longer active, so two
+   * active runs never hold one slot, whatever the interleaving of workers.
+   */
+  takeRunSlot(key: string, runId: string, limit: number, now: number): Promise<boolean>;
+  /** The active runs holding slots of `key`, by slot. */
+  runSlotHolders(key: string): Promise<string[]>;
+  /**
    * Optional: calls `listener` soon after another process changed the locks (a slot freed, a request
    * queued), so waiters look at once instead of at their next poll. Returns what stops the calls.
    */

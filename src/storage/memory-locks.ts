@@ -14,6 +14,33 @@ export class MemoryLockStore implements LockStore {
   readonly #slots = new Map<string, LockSlotRecord>();
   /** By `holder NUL lock`. */
   readonly #waiters = new Map<string, LockWaiterRecord>();
+  /** Runs holding `concurrency:` slots, by `key NUL slot`. */
+  readonly #runSlots = new Map<string, string>();
+  /** Whether a run is active (a run slot's holder keeps it only while it is). */
+  readonly #active: (runId: string) => boolean;
+
+  constructor(active: (runId: string) => boolean = () => false) {
+    this.#active = active;
+  }
+
+  async takeRunSlot(key: string, runId: string, limit: number, _now: number): Promise<boolean> {
+    let free: number | undefined;
+    for (let slot = 0; slot < limit; slot++) {
+      const holder = this.#runSlots.get(`${key}\u0000${slot}`);
+      if (holder === runId) return true;
+      if (free === undefined && (holder === undefined || !this.#active(holder))) free = slot;
+    }
+    if (free === undefined) return false;
+    this.#runSlots.set(`${key}\u0000${free}`, runId);
+    return true;
+  }
+
+  async runSlotHolders(key: string): Promise<string[]> {
+    return [...this.#runSlots]
+      .filter(([slot, runId]) => slot.startsWith(`${key}\u0000`) && this.#active(runId))
+      .sort(([a], [b]) => Number(a.slice(key.length + 1)) - Number(b.slice(key.length + 1)))
+      .map(([, runId]) => runId);
+  }
 
   async wait(waiters: readonly LockWaiterRecord[]): Promise<void> {
     for (const waiter of waiters) {

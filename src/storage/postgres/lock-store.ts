@@ -1,5 +1,5 @@
 /**
- * The lock store in PostgreSQL (tables of migration 0003). Takes are serialized by an advisory lock
+ * The lock store in PostgreSQL (tables of migrations 0003 and 0005). Takes are serialized by an advisory lock
  * (so the caller's fair order is decided on a view nobody changes meanwhile), and each slot is written
  * by one statement that picks the lowest free slot number below capacity: the (lock, slot) primary
  * key refuses a second holder of a slot whatever the interleaving, advisory lock or not. Changes
@@ -7,6 +7,7 @@
  */
 import type pg from "pg";
 import {
+  runSlotSql,
   SLOT_COLUMNS,
   type SlotRow,
   slotOf,
@@ -44,7 +45,21 @@ export function postgresLockStore(db: Connection, schema: string | undefined): L
     const waiters = await query<WaiterRow>(`SELECT ${WAITER_COLUMNS} FROM lock_waiters`);
     return sortView({ slots: slots.rows.map(slotOf), waiters: waiters.rows.map(waiterOf) });
   };
+  const runSlot = runSlotSql((n) => `$${n}`);
   return {
+    async takeRunSlot(key, runId, limit, now) {
+      // Each slot's row is written by one statement, which waits for a concurrent writer of that row
+      // and then sees whether its run is active: no advisory lock needed.
+      return db.transaction(async (client) => {
+        if ((await client.query(runSlot.held, [key, runId])).rows.length > 0) return true;
+        for (let slot = 0; slot < limit; slot++)
+          if ((await client.query(runSlot.take, [key, slot, runId, now])).rows.length > 0) return true;
+        return false;
+      });
+    },
+    async runSlotHolders(key) {
+      return (await db.query<{ run_id: string }>(runSlot.holders, [key])).rows.map((row) => row.run_id);
+    },
     async wait(rows) {
       if (rows.length === 0) return;
       await db.transaction(async (client) => {

@@ -1,10 +1,11 @@
 /**
- * The lock store in SQLite (tables of migration 0012): every take is one `BEGIN IMMEDIATE`
+ * The lock store in SQLite (tables of migrations 0012 and 0014): every take is one `BEGIN IMMEDIATE`
  * transaction, so processes sharing the file take in turn, and the (lock, slot) primary key refuses
  * a second holder of a slot whatever happens.
  */
 import type Database from "better-sqlite3";
 import {
+  runSlotSql,
   SLOT_COLUMNS,
   type SlotRow,
   slotArgs,
@@ -86,9 +87,25 @@ export function sqliteLockStore(db: Database.Database): LockStore {
     }
     return freed;
   });
+  const runSlot = runSlotSql(() => "?");
+  const heldSlot = db.prepare(runSlot.held).pluck();
+  const takeSlot = db.prepare(runSlot.take).pluck();
+  const holders = db.prepare(runSlot.holders).pluck();
+  const takeRunSlotTx = db.transaction((key: string, runId: string, limit: number, now: number) => {
+    if (heldSlot.get(key, runId) !== undefined) return true;
+    for (let slot = 0; slot < limit; slot++)
+      if (takeSlot.get(key, slot, runId, now) !== undefined) return true;
+    return false;
+  });
   return {
     async wait(rows) {
       waitTx.immediate(rows);
+    },
+    async takeRunSlot(key, runId, limit, now) {
+      return takeRunSlotTx.immediate(key, runId, limit, now);
+    },
+    async runSlotHolders(key) {
+      return holders.all(key) as string[];
     },
     async take(decide, now) {
       return takeTx.immediate(decide, now);

@@ -14,7 +14,13 @@ import { notifyIsAtomic, notifyOtherRuns, parentLink } from "./child-cases.js";
 import { crashTest } from "./crash-test.js";
 import { duplicateEventFailsBatch, historyOrder, unserializableFailsBatch } from "./history-cases.js";
 import { deleteEnded, listFilters, listOrderAndLimit, listText, nextWakeAt } from "./listing-cases.js";
-import { lockConcurrentTakes, lockDeadOwnersFreed, lockSlotsBelowCapacity } from "./lock-cases.js";
+import {
+  lockConcurrentTakes,
+  lockDeadOwnersFreed,
+  lockSlotsBelowCapacity,
+  runSlotsConcurrentTakes,
+  runSlotsWhileActive,
+} from "./lock-cases.js";
 import type { StorageConformanceOptions } from "./options.js";
 import {
   claimMany,
@@ -144,6 +150,12 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
     ],
     ["locks: concurrent takes of a 1-slot lock, exactly one wins", lockConcurrentTakes, "locks"],
     ["locks: a dead owner's slots and waiting rows are freed", lockDeadOwnersFreed, "locks"],
+    [
+      "run slots: held while the run is active, taken over once it is not, by limit",
+      runSlotsWhileActive,
+      "locks",
+    ],
+    ["run slots: concurrent takes of a 2-slot key, exactly two win", runSlotsConcurrentTakes, "locks"],
   ];
   const skip = options.skip ?? {};
   const known = new Set([...cases.map(([name]) => name), CRASH_TEST_NAME]);

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import type { LockStore, LockTake, LockView, LockWaiterRecord } from "../../storage/locks.js";
 import type { Storage } from "../../storage/types.js";
+import { createTransition, runRecord } from "../records.js";
 
 function waiter(holder: string, lock: string, overrides: Partial<LockWaiterRecord> = {}): LockWaiterRecord {
   return {
@@ -166,4 +167,54 @@ export async function lockDeadOwnersFreed(storage: Storage): Promise<void> {
     [["b2", 0]],
     "the freed slot is taken",
   );
+}
+
+/** Active runs `ids` (owned by `owner`), written as a worker would. */
+async function activeRuns(storage: Storage, ids: readonly string[], owner: string): Promise<void> {
+  const results = await storage.commit(ids.map((id) => createTransition(runRecord(id, { owner }), owner)));
+  assert.deepEqual(
+    results,
+    ids.map(() => "ok"),
+  );
+}
+
+export async function runSlotsWhileActive(storage: Storage): Promise<void> {
+  const store = storage.locks!();
+  await activeRuns(storage, ["a", "b", "c", "d"], "w");
+  assert.equal(await store.takeRunSlot("deploy/main", "a", 1, 10), true, "a free slot");
+  assert.equal(await store.takeRunSlot("deploy/main", "b", 1, 11), false, "held by an active run");
+  assert.equal(
+    await store.takeRunSlot("deploy/main", "a", 1, 12),
+    true,
+    "a holder asking again still holds it",
+  );
+  assert.equal(await store.takeRunSlot("deploy/other", "b", 1, 13), true, "another key has slots of its own");
+  assert.deepEqual(await store.runSlotHolders("deploy/main"), ["a"]);
+
+  // Nobody releases a slot: once its run is no longer active, the next run takes it over.
+  const [ended] = await storage.commit([
+    { runId: "a", owner: "w", run: { status: "completed", endedAt: 20 } },
+  ]);
+  assert.equal(ended, "ok");
+  assert.deepEqual(await store.runSlotHolders("deploy/main"), [], "an ended run holds nothing");
+  assert.equal(await store.takeRunSlot("deploy/main", "b", 1, 21), true, "taken over from the ended run");
+  assert.equal(await store.takeRunSlot("deploy/main", "c", 2, 22), true, "a limit of 2: the next slot");
+  assert.equal(await store.takeRunSlot("deploy/main", "d", 2, 23), false, "both slots held");
+  assert.deepEqual(await store.runSlotHolders("deploy/main"), ["b", "c"], "by slot");
+  // A run that is gone (pruned) holds nothing either.
+  await storage.commit([{ runId: "b", owner: "w", run: { status: "cancelled", endedAt: 30 } }]);
+  assert.equal(await storage.deleteRun("b"), true);
+  assert.equal(await store.takeRunSlot("deploy/main", "d", 2, 31), true, "the deleted run's slot");
+  assert.deepEqual(await store.runSlotHolders("deploy/main"), ["d", "c"]);
+}
+
+export async function runSlotsConcurrentTakes(storage: Storage): Promise<void> {
+  const store = storage.locks!();
+  const ids = Array.from({ length: 8 }, (_, i) => `r${i}`);
+  await activeRuns(storage, ids, "w");
+  // Every run asks at once, as workers would: exactly `limit` of them get a slot.
+  const results = await Promise.all(ids.map((id) => store.takeRunSlot("swarm", id, 2, 5)));
+  assert.equal(results.filter(Boolean).length, 2, "two holders of a 2-slot key");
+  const holders = await store.runSlotHolders("swarm");
+  assert.deepEqual([...holders].sort(), ids.filter((_, i) => results[i]).sort());
 }
