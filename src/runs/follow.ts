@@ -52,13 +52,28 @@ export class EarlyEvents {
   }
 }
 
+/**
+ * Live events kept for a follower that does not read them (a stalled client): past this many, its
+ * progress lines are dropped, and it is told how many once it reads again. Lifecycle events are kept
+ * (they are in the history too, and as many as the run's transitions).
+ */
+export const MAX_BUFFERED_EVENTS = 10_000;
+
 export async function* followEvents(request: FollowRequest): AsyncGenerator<RunEvent> {
   const { executor, storage, record, signal, hostedHere } = request;
   const id = record.id;
   const buffer: RunEvent[] = [];
+  /** Progress dropped for want of room: how many, and the last one (its job, its time). */
+  let dropped = 0;
+  let lastDropped: RunEvent | undefined;
   let wake: (() => void) | undefined;
   // Listen first, then read the history: nothing falls between the two.
   const stop = executor.on((event) => {
+    if (event.seq === undefined && buffer.length >= MAX_BUFFERED_EVENTS) {
+      dropped++;
+      lastDropped = event;
+      return;
+    }
     buffer.push(event);
     wake?.();
   }, id);
@@ -106,8 +121,17 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<RunE
           last = event.seq;
         }
         if (!fresh(event)) continue;
+        // What was dropped came before the end: told first.
+        if (dropped > 0 && ENDING_EVENTS.has(event.type)) {
+          yield droppedNotice(lastDropped!, dropped);
+          dropped = 0;
+        }
         yield event;
         if (ENDING_EVENTS.has(event.type)) return;
+      }
+      if (dropped > 0) {
+        yield droppedNotice(lastDropped!, dropped);
+        dropped = 0;
       }
       if (stopped) {
         for (const event of await newer()) yield event;
@@ -130,6 +154,12 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<RunE
     stop();
     signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/** Tells a follower that fell behind how many live lines it missed (the job's log has them all). */
+function droppedNotice(last: RunEvent, count: number): RunEvent {
+  const message = `${count} live line(s) not shown: this follower fell behind (the log has them all)`;
+  return { ...last, data: { message, dropped: count } };
 }
 
 /** A progress event for each started job of the run that admission holds back, saying why. */
