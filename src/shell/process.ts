@@ -1,8 +1,20 @@
 /** Runs one shell job attempt as a child process group: logged, masked, bounded in time, and leaving nothing behind. */
-import { accessSync, constants, createWriteStream } from "node:fs";
-import { type FileHandle, mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  createWriteStream,
+  open as fsOpen,
+  write as fsWrite,
+  ftruncateSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { mkdir, readFile, stat, unlink } from "node:fs/promises";
 import { delimiter, dirname, join } from "node:path";
 import type { Readable } from "node:stream";
+import { promisify } from "node:util";
 import { diskFullError } from "../errors.js";
 import { type JobProcess, type Launcher, startProcess } from "./launcher.js";
 import { bootId, GroupSampler, readProcStat, terminateGroup } from "./proc.js";
@@ -178,7 +190,7 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
       options.launcher,
     );
   } catch (error) {
-    await pidFile?.discard();
+    pidFile?.discard();
     await logClosed();
     throw new Error(`could not start ${shell} in ${options.cwd}: ${(error as Error).message}`, {
       cause: error,
@@ -201,11 +213,11 @@ export async function runShell(options: ShellOptions): Promise<ShellResult> {
   };
   try {
     // Written by the launcher that started it already, unless it was started here.
-    if (child.recorded === true) await pidFile?.close();
+    if (child.recorded === true) pidFile?.close();
     else if (child.recorded !== undefined) {
-      await pidFile?.discard();
+      pidFile?.discard();
       throw child.recorded;
-    } else await pidFile?.commit(`${JSON.stringify(identity)}\n`);
+    } else pidFile?.commit(`${JSON.stringify(identity)}\n`);
     options.onSpawn?.(identity);
   } catch (error) {
     fail(diskFullError(error, `the job's pid file ${options.pidFile}`));
@@ -359,12 +371,19 @@ const PID_FILE_BYTES = 512;
 interface ReservedFile {
   /** The temporary file holding the space, renamed into place by `commit`. */
   temp: string;
-  /** Writes the text into the space taken, then puts the file in place at once (a rename). */
-  commit(text: string): Promise<void>;
+  /**
+   * Writes the text into the space taken, then puts the file in place at once (a rename).
+   * Synchronous, so that it happens in the turn of the spawn: a `kill -9` of this process can then
+   * not leave a job that no pid file names (the orphan sweep would never find it).
+   */
+  commit(text: string): void;
   /** Lets go of the space without touching the file: someone else wrote and renamed it. */
-  close(): Promise<void>;
-  discard(): Promise<void>;
+  close(): void;
+  discard(): void;
 }
+
+const openFile = promisify(fsOpen);
+const writeFile = promisify(fsWrite);
 
 /**
  * Takes a file's space before the job starts, in a temporary file renamed into place once written:
@@ -374,30 +393,33 @@ interface ReservedFile {
 async function reserve(path: string): Promise<ReservedFile> {
   await ensureDir(dirname(path));
   const temp = `${path}.${process.pid}.tmp`;
-  const file: FileHandle = await open(temp, "w");
-  let closing: Promise<void> | undefined;
-  const close = () => (closing ??= file.close());
-  const discard = async () => {
-    await close();
-    await removeFile(temp);
+  const fd = await openFile(temp, "w");
+  let open = true;
+  const close = () => {
+    if (open) closeSync(fd);
+    open = false;
+  };
+  const discard = () => {
+    close();
+    rmSync(temp, { force: true });
   };
   try {
-    await file.write(Buffer.alloc(PID_FILE_BYTES, " "));
+    await writeFile(fd, Buffer.alloc(PID_FILE_BYTES, " "));
   } catch (error) {
-    await discard();
+    discard();
     throw error;
   }
   return {
     temp,
     close,
-    async commit(text) {
+    commit(text) {
       try {
-        await file.write(text, 0);
-        await file.truncate(Buffer.byteLength(text));
-        await close();
-        await rename(temp, path);
+        writeSync(fd, text, 0);
+        ftruncateSync(fd, Buffer.byteLength(text));
+        close();
+        renameSync(temp, path);
       } catch (error) {
-        await discard();
+        discard();
         throw error;
       }
     },
