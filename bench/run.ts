@@ -6,7 +6,8 @@
  * $BENCH_UI_PROF=<dir> adds a CPU profile of its log page; $BENCH_SERVER_PROF=<dir> profiles that server; $BENCH_LOAD_SECONDS shortens the
  * load phase; $BENCH_PG_PARTS=one,workers,signal,failover runs a part of the pg phase). $BENCH_REPEAT=n runs each phase n times (each in a fresh child) and reports the median of every figure, with `<key>.runs` listing each run's value
  * for the targeted ones: this machine is shared, single runs are noisy. $BENCH_CHILD_ARGS gives every bench
- * child process node options (`--cpu-prof --cpu-prof-dir=<dir>` profiles each phase and pg worker).
+ * child process node options (`--cpu-prof --cpu-prof-dir=<dir>` profiles each phase and pg worker),
+ * $BENCH_SERVER_ARGS the servers' (`--perf-basic-prof`, for `perf record`).
  */
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";

@@ -86,6 +86,7 @@ export async function startServer(
   const probeFile = join(dir, "loop-delay.json");
   const execArgv = [
     ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : []),
+    ...(process.env.BENCH_SERVER_ARGS?.split(" ") ?? []),
     "--import",
     pathToFileURL(PROBE).href,
   ];
