@@ -13,10 +13,7 @@ import { runSpecOf } from "./run-spec.js";
 import type { RunRoster, StepContext } from "./step-context.js";
 
 /** The run roster of a storage, cancelling through an executor (which persists the request for the run's owner). */
-export function runRoster(
-  storage: Storage,
-  executor: Pick<Executor, "cancel"> & Pick<Executor, "clock">,
-): RunRoster {
+export function runRoster(storage: Storage, executor: Pick<Executor, "cancel" | "clock">): RunRoster {
   const locks = storage.locks?.();
   return {
     active: (saga) => storage.listRuns({ sagas: [saga], statuses: ACTIVE_STATUSES }),

@@ -382,8 +382,9 @@ interface ReservedFile {
   discard(): void;
 }
 
-const openFile = promisify(fsOpen);
-const writeFile = promisify(fsWrite);
+/** `open` and `write` of a descriptor, off the main thread: `commit` then works on it synchronously. */
+const openFd = promisify(fsOpen);
+const writeFd = promisify(fsWrite);
 
 /**
  * Takes a file's space before the job starts, in a temporary file renamed into place once written:
@@ -393,7 +394,7 @@ const writeFile = promisify(fsWrite);
 async function reserve(path: string): Promise<ReservedFile> {
   await ensureDir(dirname(path));
   const temp = `${path}.${process.pid}.tmp`;
-  const fd = await openFile(temp, "w");
+  const fd = await openFd(temp, "w");
   let open = true;
   const close = () => {
     if (open) closeSync(fd);
@@ -404,7 +405,7 @@ async function reserve(path: string): Promise<ReservedFile> {
     rmSync(temp, { force: true });
   };
   try {
-    await writeFile(fd, Buffer.alloc(PID_FILE_BYTES, " "));
+    await writeFd(fd, Buffer.alloc(PID_FILE_BYTES, " "));
   } catch (error) {
     discard();
     throw error;

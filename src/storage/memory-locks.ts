@@ -14,8 +14,8 @@ export class MemoryLockStore implements LockStore {
   readonly #slots = new Map<string, LockSlotRecord>();
   /** By `holder NUL lock`. */
   readonly #waiters = new Map<string, LockWaiterRecord>();
-  /** Runs holding `concurrency:` slots, by `key NUL slot`. */
-  readonly #runSlots = new Map<string, string>();
+  /** Runs holding `concurrency:` slots: by key, the holder of each slot number. */
+  readonly #runSlots = new Map<string, (string | undefined)[]>();
   /** Whether a run is active (a run slot's holder keeps it only while it is). */
   readonly #active: (runId: string) => boolean;
 
@@ -24,22 +24,20 @@ export class MemoryLockStore implements LockStore {
   }
 
   async takeRunSlot(key: string, runId: string, limit: number, _now: number): Promise<boolean> {
-    let free: number | undefined;
+    const holders = this.#runSlots.get(key) ?? [];
+    this.#runSlots.set(key, holders);
+    if (holders.includes(runId)) return true;
     for (let slot = 0; slot < limit; slot++) {
-      const holder = this.#runSlots.get(`${key}\u0000${slot}`);
-      if (holder === runId) return true;
-      if (free === undefined && (holder === undefined || !this.#active(holder))) free = slot;
+      const holder = holders[slot];
+      if (holder !== undefined && this.#active(holder)) continue;
+      holders[slot] = runId;
+      return true;
     }
-    if (free === undefined) return false;
-    this.#runSlots.set(`${key}\u0000${free}`, runId);
-    return true;
+    return false;
   }
 
   async runSlotHolders(key: string): Promise<string[]> {
-    return [...this.#runSlots]
-      .filter(([slot, runId]) => slot.startsWith(`${key}\u0000`) && this.#active(runId))
-      .sort(([a], [b]) => Number(a.slice(key.length + 1)) - Number(b.slice(key.length + 1)))
-      .map(([, runId]) => runId);
+    return (this.#runSlots.get(key) ?? []).filter((id): id is string => id !== undefined && this.#active(id));
   }
 
   async wait(waiters: readonly LockWaiterRecord[]): Promise<void> {
