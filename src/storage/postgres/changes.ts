@@ -2,8 +2,9 @@
  * Changes told across processes with PostgreSQL's LISTEN/NOTIFY: a write another executor polls for
  * (a signal, a cancel request) notifies, in its own transaction, so the notice arrives only if it
  * commits; each process keeps one connection listening and wakes its executor at once. Notices of
- * other schemas of the same database are ignored. The connection is made again, with backoff, when
- * it drops, and the listeners are called then too (a notice may have been missed meanwhile).
+ * other schemas of the same database are ignored. The listeners are called once the connection
+ * listens (a notice may have been missed before), and again each time it is made again, with
+ * backoff, after it drops.
  */
 import pg from "pg";
 
@@ -71,9 +72,11 @@ export class ChangeListener {
       .then(() => client.query(`LISTEN ${this.#channel}`))
       .then(() => {
         if (this.#client !== client) return;
-        // Anything written while no connection listened was not told: look now.
-        if (this.#failures > 0) this.#tell();
+        // Anything written while no connection listened was not told: look now. That includes the
+        // first connection, whose LISTEN a busy database may answer only after a subscriber's
+        // first write and another process's answer to it (a run parked, then signalled).
         this.#failures = 0;
+        this.#tell();
       }, lost);
   }
 

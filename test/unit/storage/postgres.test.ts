@@ -209,6 +209,21 @@ describe.runIf(server !== undefined)("lock slots on PostgreSQL", () => {
 });
 
 describe.runIf(server !== undefined)("executors sharing a PostgreSQL database", () => {
+  it("are told to look once their change listener listens: a change made before was not told", async () => {
+    const url = await freshDatabase(server!.url, "listen_first");
+    const storage = new PostgresStorage({ url });
+    await storage.init();
+    let told = 0;
+    const stop = storage.onChange(() => told++);
+    try {
+      // Nothing is written: the one call is the listener's own, once its LISTEN is in place.
+      await eventually(() => told === 1, "the first call");
+    } finally {
+      stop();
+      await storage.close();
+    }
+  });
+
   it("wake a run at once when another process signals it (LISTEN/NOTIFY), not at their next poll", async () => {
     const url = await freshDatabase(server!.url, "notify");
     const gate = saga("gate", { version: 1 })
