@@ -99,9 +99,18 @@ export async function* followEvents(request: FollowRequest): AsyncGenerator<RunE
     return true;
   };
   try {
+    let lastRead: RunEvent | undefined;
     for (const event of await newer()) {
       last = event.seq!;
+      lastRead = event;
       yield event;
+    }
+    // Ended in storage already: a commit is visible before its events are published (the engine
+    // publishes once storage answers, after the disk flush), so the end may be read before it is told.
+    // What was told live meanwhile (progress) follows, as when the end is read after it was told.
+    if (lastRead !== undefined && ENDING_EVENTS.has(lastRead.type)) {
+      for (const told of buffer.splice(0)) if (told.seq === undefined && fresh(told)) yield told;
+      return;
     }
     const now = await storage.getRun(id);
     if (!now) return;

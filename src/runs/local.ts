@@ -6,7 +6,6 @@
  */
 import { readFileSync, rmSync } from "node:fs";
 import type { Logger } from "pino";
-import type { Saga } from "../definition/saga.js";
 import { Batcher } from "../engine/batcher.js";
 import { ENDING_EVENTS, type RunEvent } from "../engine/events.js";
 import type { ChildToHost } from "../engine/executor-options.js";
@@ -32,8 +31,9 @@ import { ClusterWorker } from "./cluster.js";
 import { loadRunDetail } from "./detail.js";
 import { queueFromStorage } from "./explain.js";
 import { EarlyEvents, followEvents } from "./follow.js";
+import { HostedRuns, keyOf } from "./hosted.js";
 import { listRuns, pageRuns, runIdOfKey } from "./listing.js";
-import { markFollowed, runnerCheck } from "./liveness.js";
+import { runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
 import { nameRun } from "./naming.js";
 import { findRun, sameRun } from "./records.js";
@@ -98,19 +98,8 @@ export class LocalRuns implements RunService {
   readonly detached: boolean;
   readonly #adopt: "all" | "asked";
   readonly #registered: ReadonlyMap<string, string>;
-  /**
-   * Sagas registered with the executor, by `name@version`: a saga is compiled once per pipeline text
-   * and plan shape, and shared by every run of it held here whatever its inputs.
-   */
-  readonly #sagas = new Map<string, Saga>();
-  /** Runs held here per saga (`name@version`), and each held run's saga. */
-  readonly #users = new Map<string, Set<string>>();
-  readonly #sagaOfRun = new Map<string, string>();
-  /**
-   * Runs this process has taken (submitted, or swept and recompiled): the only ones its executor
-   * accepts, each with the remover of its follower mark (liveness.ts) once that is written.
-   */
-  readonly #hosted = new Map<string, (() => void) | undefined>();
+  /** Runs this process has taken (submitted, or swept and recompiled): the only ones its executor accepts. */
+  readonly #hosted: HostedRuns;
   #stopListening: (() => void) | undefined;
   /** Server-wide notices of runs created or changing status and of the queue changing (`changes`). */
   readonly #changes = new ChangeFeed();
@@ -127,6 +116,7 @@ export class LocalRuns implements RunService {
     this.#adopt = options.adopt ?? "all";
     this.detached = this.#adopt === "all";
     this.#registered = options.registered ?? new Map();
+    this.#hosted = new HostedRuns(runtime.executor, runtime.dataDir);
   }
 
   /** Opens the runtime; with `adopt: "all"`, continues every incomplete run nobody alive runs. */
@@ -156,9 +146,9 @@ export class LocalRuns implements RunService {
     // A run that ended (or stopped for someone to act) is no longer held here: another process may continue it.
     runs.#stopListening = runtime.executor.on((event) => {
       self.#changes.publish(event);
-      if (ENDING_EVENTS.has(event.type)) self.#unhost(event.runId);
+      if (ENDING_EVENTS.has(event.type)) self.#hosted.ended(event.runId, event.seq);
       // Parked, it is owned by nobody: from now on only the mark tells others it is followed here.
-      else if (event.type === "run:waiting") self.#mark(event.runId);
+      else if (event.type === "run:waiting") self.#hosted.mark(event.runId);
       else return;
       // It left memory here: room for a run queued for any worker.
       self.#cluster?.freed();
@@ -193,7 +183,7 @@ export class LocalRuns implements RunService {
       ...(options.untrusted === true && { untrusted: true }),
       ...(options.startedBy !== undefined && { startedBy: options.startedBy }),
     };
-    const compiled = compileRun(file, source, request, this.runtime.jobs, { known: this.#known });
+    const compiled = compileRun(file, source, request, this.runtime.jobs, { known: this.#hosted.known });
     const on = compiled.plan.pipeline.on;
     if (options.event === undefined && on !== undefined && !on.manual)
       throw new PipelineInputError([
@@ -219,7 +209,7 @@ export class LocalRuns implements RunService {
       }
     }
     const runName = await nameRun(this.#storage, compiled, options.name);
-    const saga = this.#register(compiled);
+    const saga = this.#hosted.register(compiled);
     // A full worker of a cluster queues it for whichever worker has room (this one too, later): not
     // hosted here, or this executor would take it back at once.
     if (this.#cluster !== undefined && this.#cluster.room() <= 0) {
@@ -230,12 +220,12 @@ export class LocalRuns implements RunService {
           runName === undefined ? { id } : { id, runName },
         );
       } finally {
-        this.#forgetUnused(`${saga.name}@${saga.version}`);
+        this.#hosted.forgetUnused(keyOf(saga));
       }
       return response(id, runName ?? null);
     }
     // Marked once it parks (most runs never do): not a file written per submission.
-    this.#host(id, saga, false);
+    this.#hosted.host(id, saga, { mark: false });
     if (options.follow) this.#early.keep(id);
     try {
       await this.#executor.start(
@@ -244,7 +234,7 @@ export class LocalRuns implements RunService {
         runName === undefined ? { id } : { id, runName },
       );
     } catch (error) {
-      this.#unhost(id);
+      this.#hosted.unhost(id);
       this.#early.take(id);
       throw error;
     }
@@ -322,8 +312,8 @@ export class LocalRuns implements RunService {
         "conflict",
         `run ${record.id} is ${record.status}: only a held run (failed, on_failure: hold) can be retried${record.status === "needs_attention" ? `; use slipway resume ${record.id}` : ""}`,
       );
-    const notes = await this.#take(record);
     const seq = await this.#lastSeq(record.id);
+    const notes = await this.#take(record, seq);
     await this.#executor.retry(record.id);
     return {
       id: record.id,
@@ -344,9 +334,10 @@ export class LocalRuns implements RunService {
     if (FINAL_STATUSES.includes(record.status))
       throw new SlipwayError("conflict", `run ${record.id} has ended (${record.status}): nothing to resume`);
     const seq = await this.#lastSeq(record.id);
-    if (this.#hosted.has(record.id))
+    // Needing attention, it is not run anywhere, here neither (its end may not have been told yet).
+    if (this.#hosted.has(record.id) && record.status !== "needs_attention")
       return { id: record.id, status: record.status, message: "already running here", seq };
-    const notes = await this.#take(record);
+    const notes = await this.#take(record, seq);
     // Its child runs under way continue with it (after a crash, nobody runs them either).
     for (const child of await liveChildren(this.#storage, record.id))
       notes.push(...(await this.#take(child)));
@@ -405,7 +396,7 @@ export class LocalRuns implements RunService {
     this.#changes.close();
     await this.#auditBatch?.drained();
     await this.runtime.close();
-    for (const id of [...this.#hosted.keys()]) this.#unhost(id);
+    for (const id of this.#hosted.ids()) this.#hosted.unhost(id);
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -423,7 +414,7 @@ export class LocalRuns implements RunService {
       take: async (record) => {
         await this.#take(record);
       },
-      unhost: (id) => this.#unhost(id),
+      unhost: (id) => this.#hosted.unhost(id),
     });
     await this.#cluster.start();
   }
@@ -452,10 +443,14 @@ export class LocalRuns implements RunService {
   /**
    * Takes a run nobody alive runs so this executor may continue it: kills what its dead process left
    * running (a job must never run twice at once), rebuilds and registers its saga. Returns what it did
-   * on the way (processes killed).
+   * on the way (processes killed). `takenAfter`: the seq of its last event, for a run taken again
+   * from its end (retried, resumed) — see HostedRuns.host.
    */
-  async #take(record: RunRecord): Promise<string[]> {
-    if (this.#hosted.has(record.id)) return [];
+  async #take(record: RunRecord, takenAfter?: number): Promise<string[]> {
+    if (this.#hosted.has(record.id)) {
+      if (takenAfter !== undefined) this.#hosted.takenAgain(record.id, takenAfter);
+      return [];
+    }
     if (!runSpecOf(record))
       throw new SlipwayError(
         "conflict",
@@ -478,12 +473,12 @@ export class LocalRuns implements RunService {
     }
     let compiled: CompiledRun;
     try {
-      compiled = recompile(record, this.runtime.jobs, this.#known);
+      compiled = recompile(record, this.runtime.jobs, this.#hosted.known);
     } catch (error) {
       throw new SlipwayError("conflict", `run ${record.id} cannot be rebuilt: ${(error as Error).message}`);
     }
     // Marked at once: a run taken may be waiting already, owned by nobody.
-    this.#host(record.id, this.#register(compiled), true);
+    this.#hosted.host(record.id, this.#hosted.register(compiled), { mark: true, takenAfter });
     return notes;
   }
 
@@ -507,64 +502,9 @@ export class LocalRuns implements RunService {
     if (!spec.success) return;
     const compiled = compileRun(spec.data.file, spec.data.source, spec.data, this.runtime.jobs, {
       version: child.saga.version,
-      known: this.#known,
+      known: this.#hosted.known,
     });
-    this.#host(child.id, this.#register(compiled), false);
-  }
-
-  /** The saga registered here for a name and version, shared by the runs compiled to it. */
-  readonly #known = (name: string, version: number): Saga | undefined =>
-    this.#sagas.get(`${name}@${version}`);
-
-  /** The saga of a compiled run, registered once per plan (the executor insists on one instance). */
-  #register(compiled: CompiledRun): Saga {
-    const key = `${compiled.saga.name}@${compiled.saga.version}`;
-    const known = this.#sagas.get(key);
-    if (known) return known;
-    this.#executor.register(compiled.saga);
-    this.#sagas.set(key, compiled.saga);
-    return compiled.saga;
-  }
-
-  /** Hosts the run here: `resume` elsewhere leaves it alone (its owner says so, or once parked its mark). */
-  #host(id: string, saga: Saga, mark: boolean): void {
-    if (this.#hosted.has(id)) return;
-    this.#hosted.set(id, undefined);
-    if (mark) this.#mark(id);
-    const key = `${saga.name}@${saga.version}`;
-    this.#sagaOfRun.set(id, key);
-    let users = this.#users.get(key);
-    if (!users) {
-      users = new Set();
-      this.#users.set(key, users);
-    }
-    users.add(id);
-  }
-
-  /** Writes the follower mark of a run hosted here, once. */
-  #mark(id: string): void {
-    if (!this.#hosted.has(id) || this.#hosted.get(id) !== undefined) return;
-    this.#hosted.set(id, markFollowed(this.runtime.dataDir, [id]));
-  }
-
-  /** The run is no longer run here; its saga goes too once no run held here uses it. */
-  #unhost(id: string): void {
-    this.#hosted.get(id)?.();
-    this.#hosted.delete(id);
-    const key = this.#sagaOfRun.get(id);
-    if (key === undefined) return;
-    this.#sagaOfRun.delete(id);
-    this.#users.get(key)?.delete(id);
-    this.#forgetUnused(key);
-  }
-
-  /** A server up for weeks sees many pipeline texts: keep only the sagas of runs it still holds. */
-  #forgetUnused(key: string): void {
-    if ((this.#users.get(key)?.size ?? 0) > 0) return;
-    this.#users.delete(key);
-    const saga = this.#sagas.get(key);
-    this.#sagas.delete(key);
-    if (saga) this.#executor.unregister(saga);
+    this.#hosted.host(child.id, this.#hosted.register(compiled), { mark: false });
   }
 
   #registeredSource(name: string): { file: string; source: string } {
