@@ -299,7 +299,7 @@ export class SqliteStorage implements Storage {
     const batch = transitions.map((t) => encodeTransition(t, now, (mask) => this.updateStatement(mask)));
     const observe = this.onCommit;
     const started = observe ? performance.now() : 0;
-    const results = this.writing(() => this.commitBatch(batch));
+    const results = await this.durably(() => this.commitBatch(batch));
     if (observe) {
       try {
         observe(performance.now() - started);
@@ -467,10 +467,11 @@ export class SqliteStorage implements Storage {
 
   /**
    * A batched write, answered once durable: in "full" mode on a file, committed without SQLite's
-   * fsync, then flushed off the main thread with every write of the moment (wal-sync.ts). Only for
-   * writes whose rows may be seen before they are answered (signals, audit records):
-   * transitions and claims keep SQLite's fsync, since the engine publishes a transition's events
-   * once it is answered, and a reader must not find a run ended before its end was published.
+   * fsync, then flushed off the main thread with every write of the moment (wal-sync.ts): the event
+   * loop keeps turning (accepting connections) while the disk flushes. Readers may see the rows before
+   * the writer is answered: a run's end before its events are published (a follower that reads the
+   * end from the history ends there), rows that a power cut (not a crash of this process) could
+   * still take back. Claims keep SQLite's own fsync.
    */
   private async durably<T>(write: () => T): Promise<T> {
     if (!this.walSync) return this.writing(write);

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { tokenHash } from "../../../src/runs/config.js";
 import type { SubmitResponse } from "../../../src/runs/schemas.js";
 import { type Receiver, startReceiver } from "../../otlp.js";
-import { parseMetrics, sample } from "../../prometheus.js";
+import { parseMetrics, sample, total } from "../../prometheus.js";
 import { eventually } from "../../wait.js";
 import { Project } from "../cli/harness.js";
 import { type Server, startServer } from "./server.js";
@@ -60,10 +60,15 @@ describe("GET /metrics on slipway serve", () => {
     for (const id of ok) await server.status(id, "completed");
     await server.status(bad, "compensated");
 
-    const response = await scrape(server, VIEWER);
-    expect(response.status).toBe(200);
-    expect(response.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
-    const m = parseMetrics(await response.text());
+    // Storage shows an end before its events are told (told once the disk flush answers): read the
+    // counters fed by events once the three ends are counted.
+    const m = await eventually(async () => {
+      const response = await scrape(server, VIEWER);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+      const m = parseMetrics(await response.text());
+      return total(m, "slipway_runs_finished_total") === 3 && m;
+    }, "three run ends counted");
     expect(sample(m, "slipway_runs", { cicd_pipeline_name: "ok", status: "completed" })).toBe(2);
     expect(sample(m, "slipway_runs", { cicd_pipeline_name: "bad", status: "compensated" })).toBe(1);
     expect(sample(m, "slipway_runs_started_total", { cicd_pipeline_name: "ok" })).toBe(2);

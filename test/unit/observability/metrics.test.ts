@@ -61,6 +61,14 @@ async function scrape(runs: LocalRuns): Promise<Sample[]> {
   return parseMetrics(await runs.runtime.observability.metrics!.scrape());
 }
 
+/** The scrape once `count` run ends were counted in all. */
+function endsCounted(runs: LocalRuns, count: number): Promise<Sample[]> {
+  return eventually(async () => {
+    const m = await scrape(runs);
+    return total(m, "slipway_runs_finished_total") === count && m;
+  }, `${count} run ends counted`);
+}
+
 describe("metrics", () => {
   it("count a known set of runs: completed, failed and undone, one holding a lock and one waiting for it", async () => {
     const dir = tempDir();
@@ -81,7 +89,9 @@ describe("metrics", () => {
     const waiter = await submit("hold.yml", HOLD);
     await eventually(() => runs.runtime.jobs.resources!.admission.snapshot().waiting === 1, "a job waiting");
 
-    let m = await scrape(runs);
+    // Storage shows an end before its events are told (told once the disk flush answers): the
+    // counters fed by events are read once the ends are counted.
+    let m = await endsCounted(runs, 3);
     expect(sample(m, "slipway_runs", { cicd_pipeline_name: "ok", status: "completed" })).toBe(2);
     expect(sample(m, "slipway_runs", { cicd_pipeline_name: "bad", status: "compensated" })).toBe(1);
     expect(sample(m, "slipway_runs", { cicd_pipeline_name: "hold", status: "running" })).toBe(2);
@@ -160,7 +170,7 @@ describe("metrics", () => {
     writeFileSync(join(dir, "release"), "");
     await status(holder.id, "completed");
     await status(waiter.id, "completed");
-    m = await scrape(runs);
+    m = await endsCounted(runs, 5);
     const waits = (resource: string) =>
       sample(m, "slipway_job_queue_wait_seconds_count", {
         cicd_pipeline_name: "hold",
@@ -221,7 +231,7 @@ jobs:
     const run = await runs.submit({ file: join(dir, "looped.yml"), source });
     // Its condition never holds: three iterations, then the loop fails (and the run with it).
     await eventually(async () => (await runs.show(run.id)).status === "compensated", "the looped run");
-    const m = await scrape(runs);
+    const m = await endsCounted(runs, 1);
     const tasks = new Set(
       m
         .filter((s) => s.name === "slipway_job_duration_seconds_count")
