@@ -14,6 +14,7 @@ import {
   epochNow,
   type Figures,
   grown,
+  httpRequest,
   percentile,
   readTrace,
   removeDir,
@@ -246,13 +247,13 @@ async function load(clients: number, seconds: number): Promise<Figures> {
               : ["GET", `/runs/${id}/logs`];
       const started = performance.now();
       try {
-        const response = await fetch(`${server.url}/api/v1${path}`, {
+        const response = await httpRequest(`${server.url}/api/v1${path}`, {
           method,
           headers,
           ...(method === "POST" && { body }),
-          signal: AbortSignal.timeout(LOAD_TIMEOUT_MS),
+          timeoutMs: LOAD_TIMEOUT_MS,
         });
-        const text = await response.text();
+        const text = response.text;
         latency[op].push(performance.now() - started);
         if (response.status >= 500) errors["5xx"]!++;
         else if (response.status >= 400) errors.other4xx!++;

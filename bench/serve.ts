@@ -13,6 +13,7 @@ import {
   childMain,
   epochNow,
   type Figures,
+  httpRequest,
   percentile,
   readTrace,
   removeDir,
@@ -373,8 +374,8 @@ async function connectFloor(n: number): Promise<number[]> {
     const delays: number[] = [];
     await pool(Array.from({ length: n }), WAKE_IN_FLIGHT, async () => {
       const sent = epochNow();
-      const response = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: "{}" });
-      delays.push(Number(await response.text()) - sent);
+      const response = await httpRequest(`http://127.0.0.1:${port}/`, { method: "POST", body: "{}" });
+      delays.push(Number(response.text) - sent);
     });
     return delays;
   } finally {

@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { sleep } from "./common.js";
+import { httpRequest, sleep } from "./common.js";
 
 const BIN = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const PROBE = fileURLToPath(new URL("./loop-probe.js", import.meta.url));
@@ -134,16 +134,17 @@ export async function startServer(
     pid,
     child,
     async json<T>(method: string, path: string, body?: unknown, expect = 200): Promise<T> {
-      const response = await fetch(`${url}/api/v1${path}`, {
+      const response = await httpRequest(`${url}/api/v1${path}`, {
         method,
         headers,
         ...(body !== undefined && { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(120_000),
+        timeoutMs: 120_000,
       });
-      const text = await response.text();
       if (response.status !== expect)
-        throw new Error(`${method} ${path}: ${response.status}, expected ${expect}: ${text.slice(0, 500)}`);
-      return JSON.parse(text) as T;
+        throw new Error(
+          `${method} ${path}: ${response.status}, expected ${expect}: ${response.text.slice(0, 500)}`,
+        );
+      return JSON.parse(response.text) as T;
     },
     async loopDelay() {
       const want = ++probeSeq;
