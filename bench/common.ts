@@ -227,7 +227,7 @@ export interface ChildOptions {
 /** Starts a compiled bench script as a child with an IPC channel. */
 export function startChild(name: string, args: string[], options: ChildOptions = {}): ChildProcess {
   const child = fork(benchScript(name), args, {
-    execArgv: options.execArgv ?? process.env.BENCH_CHILD_ARGS?.split(" ") ?? [],
+    execArgv: [...(options.execArgv ?? []), ...(process.env.BENCH_CHILD_ARGS?.split(" ") ?? [])],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     env: { ...process.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_LOG_LEVEL ?? "warn" },
   });
