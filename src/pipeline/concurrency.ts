@@ -1,14 +1,15 @@
 /**
  * `concurrency:`: a run's durable gate before its jobs. It counts the other unfinished runs of its key
  * in storage (so runs of other processes count), waits, holding nothing, for its turn, and then takes
- * one of the key's slots in storage, held while the run is active: the count orders the runs, the
+ * one of the key's slots in storage, held until the run ends (a run held after a failure keeps it, so
+ * its retry goes on within the limit): the count orders the runs, the
  * slots make the limit hold in the database, whatever the interleaving of workers (a run counted
  * after another went through, having committed later than it was created, finds the slot taken).
  */
 import type { ActionContext, PollResult } from "../definition/types.js";
 import type { Executor } from "../engine/executor.js";
 import { clockTime, ordinal } from "../format.js";
-import { ACTIVE_STATUSES, type RunRecord, type Storage } from "../storage/types.js";
+import { type RunRecord, type Storage, UNFINISHED_STATUSES } from "../storage/types.js";
 import { runSpecOf } from "./run-spec.js";
 import type { RunRoster, StepContext } from "./step-context.js";
 
@@ -16,7 +17,7 @@ import type { RunRoster, StepContext } from "./step-context.js";
 export function runRoster(storage: Storage, executor: Pick<Executor, "cancel" | "clock">): RunRoster {
   const locks = storage.locks?.();
   return {
-    active: (saga) => storage.listRuns({ sagas: [saga], statuses: ACTIVE_STATUSES }),
+    unfinished: (saga) => storage.listRuns({ sagas: [saga], statuses: UNFINISHED_STATUSES }),
     cancel: async (runId, reason) => {
       await executor.cancel(runId, reason);
     },
@@ -40,7 +41,7 @@ export async function concurrencyCheck(
   const runs = context.runtime.runs;
   if (!runs) return { done: true, output: {} };
   const key = context.plan.key;
-  const peers = (await runs.active(ctx.saga))
+  const peers = (await runs.unfinished(ctx.saga))
     .filter((r) => runSpecOf(r)?.key === key)
     .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
   const ahead = peers.slice(

@@ -45,14 +45,14 @@ export interface StepContext {
 
 /** What a run's concurrency gate needs to see and do: the other unfinished runs of its pipeline. */
 export interface RunRoster {
-  /** Runs of this saga that are running, waiting or compensating. */
-  active(saga: string): Promise<RunRecord[]>;
+  /** Runs of this saga that have not ended: active, held after a failure, or needing attention. */
+  unfinished(saga: string): Promise<RunRecord[]>;
   cancel(runId: string, reason: string): Promise<void>;
   /**
-   * Takes one of `limit` slots of `slotKey` for the run, held while it is active (`LockStore.takeRunSlot`):
+   * Takes one of `limit` slots of `slotKey` for the run, held until it ends (`LockStore.takeRunSlot`):
    * true when it holds one. Storage without a lock store answers true (the count alone decides).
    */
   takeSlot(slotKey: string, runId: string, limit: number): Promise<boolean>;
-  /** The active runs holding slots of `slotKey`. */
+  /** The unfinished runs holding slots of `slotKey`. */
   slotHolders(slotKey: string): Promise<string[]>;
 }

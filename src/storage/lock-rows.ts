@@ -1,6 +1,6 @@
 /** Rows of the lock tables (migrations sqlite 0012 and 0014, postgres 0003 and 0005) as records, for both SQL backends. */
 import type { LockParty, LockSlotRecord, LockWaiterRecord } from "./locks.js";
-import { ACTIVE_STATUSES } from "./types.js";
+import { UNFINISHED_STATUSES } from "./types.js";
 
 export interface SlotRow {
   lock: string;
@@ -76,22 +76,22 @@ export function waiterArgs(w: LockWaiterRecord): unknown[] {
   ];
 }
 
-/** The statuses of an active run, as an SQL list: a `concurrency:` slot is held only while its run is one. */
-const ACTIVE_LIST = ACTIVE_STATUSES.map((status) => `'${status}'`).join(", ");
+/** The statuses of an unfinished run, as an SQL list: a `concurrency:` slot is held only while its run is one. */
+const UNFINISHED_LIST = UNFINISHED_STATUSES.map((status) => `'${status}'`).join(", ");
 
 /**
  * The run slot statements (migrations sqlite 0014, postgres 0005) with the backend's placeholders:
  * `held` (key, run) finds the run's slot; `take` (key, slot, run, since) writes the slot unless an
- * active run holds it, returning it when written; `holders` (key) lists the active runs holding one.
+ * unfinished run holds it, returning it when written; `holders` (key) lists the unfinished runs holding one.
  */
 export function runSlotSql(p: (n: number) => string): { held: string; take: string; holders: string } {
   return {
     held: `SELECT slot FROM concurrency_slots WHERE key = ${p(1)} AND run_id = ${p(2)}`,
     take: `INSERT INTO concurrency_slots (key, slot, run_id, since) VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)})
   ON CONFLICT (key, slot) DO UPDATE SET run_id = excluded.run_id, since = excluded.since
-  WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = concurrency_slots.run_id AND r.status IN (${ACTIVE_LIST}))
+  WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = concurrency_slots.run_id AND r.status IN (${UNFINISHED_LIST}))
   RETURNING slot`,
     holders: `SELECT s.run_id FROM concurrency_slots s JOIN runs r ON r.id = s.run_id
-  WHERE s.key = ${p(1)} AND r.status IN (${ACTIVE_LIST}) ORDER BY s.slot`,
+  WHERE s.key = ${p(1)} AND r.status IN (${UNFINISHED_LIST}) ORDER BY s.slot`,
   };
 }

@@ -71,13 +71,14 @@ export interface LockStore {
   view(): Promise<LockView>;
   /**
    * A run's turn under `concurrency:`: one of `limit` slots of `key`, held for as long as the run is
-   * active (running, waiting or compensating) and free for the next once it is not, without anyone
-   * releasing it. True when the run holds one: it did already, or took the lowest free one. A slot is a
-   * row keyed by (key, slot) and is only ever taken over from a run that is no longer active, so two
-   * active runs never hold one slot, whatever the interleaving of workers.
+   * unfinished (active, held after a failure, or needing attention: a retry or resume goes on within
+   * the limit) and free for the next once it has ended, without anyone releasing it. True when the run
+   * holds one: it did already, or took the lowest free one. A slot is a row keyed by (key, slot) and is
+   * only ever taken over from a run that has ended (or is gone), so two unfinished runs never hold one
+   * slot, whatever the interleaving of workers.
    */
   takeRunSlot(key: string, runId: string, limit: number, now: number): Promise<boolean>;
-  /** The active runs holding slots of `key`, by slot. */
+  /** The unfinished runs holding slots of `key`, by slot. */
   runSlotHolders(key: string): Promise<string[]>;
   /**
    * Optional: calls `listener` soon after another process changed the locks (a slot freed, a request

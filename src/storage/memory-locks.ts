@@ -16,11 +16,11 @@ export class MemoryLockStore implements LockStore {
   readonly #waiters = new Map<string, LockWaiterRecord>();
   /** Runs holding `concurrency:` slots: by key, the holder of each slot number. */
   readonly #runSlots = new Map<string, (string | undefined)[]>();
-  /** Whether a run is active (a run slot's holder keeps it only while it is). */
-  readonly #active: (runId: string) => boolean;
+  /** Whether a run is unfinished (a run slot's holder keeps it only while it is). */
+  readonly #unfinished: (runId: string) => boolean;
 
-  constructor(active: (runId: string) => boolean = () => false) {
-    this.#active = active;
+  constructor(unfinished: (runId: string) => boolean = () => false) {
+    this.#unfinished = unfinished;
   }
 
   async takeRunSlot(key: string, runId: string, limit: number, _now: number): Promise<boolean> {
@@ -29,7 +29,7 @@ export class MemoryLockStore implements LockStore {
     if (holders.includes(runId)) return true;
     for (let slot = 0; slot < limit; slot++) {
       const holder = holders[slot];
-      if (holder !== undefined && this.#active(holder)) continue;
+      if (holder !== undefined && this.#unfinished(holder)) continue;
       holders[slot] = runId;
       return true;
     }
@@ -37,7 +37,9 @@ export class MemoryLockStore implements LockStore {
   }
 
   async runSlotHolders(key: string): Promise<string[]> {
-    return (this.#runSlots.get(key) ?? []).filter((id): id is string => id !== undefined && this.#active(id));
+    return (this.#runSlots.get(key) ?? []).filter(
+      (id): id is string => id !== undefined && this.#unfinished(id),
+    );
   }
 
   async wait(waiters: readonly LockWaiterRecord[]): Promise<void> {

@@ -27,7 +27,7 @@ import type {
   Transition,
   UndoCause,
 } from "./types.js";
-import { ACTIVE_STATUSES, FINAL_STATUSES } from "./types.js";
+import { FINAL_STATUSES, UNFINISHED_STATUSES } from "./types.js";
 
 /*
  * Records are kept as JSON text of "rows" laid out like the SQLite columns: JSON-valued fields are
@@ -99,7 +99,7 @@ export class MemoryStorage implements Storage {
   locks(): LockStore {
     this.lockStore ??= new MemoryLockStore((id) => {
       const run = this.runs.get(id);
-      return run !== undefined && ACTIVE_STATUSES.includes((JSON.parse(run) as RunRow).status);
+      return run !== undefined && UNFINISHED_STATUSES.includes((JSON.parse(run) as RunRow).status);
     });
     return this.lockStore;
   }

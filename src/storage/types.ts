@@ -28,6 +28,8 @@ export type RunStatus =
 export const ACTIVE_STATUSES: readonly RunStatus[] = ["running", "waiting", "compensating"];
 /** Statuses a run never leaves. */
 export const FINAL_STATUSES: readonly RunStatus[] = ["completed", "compensated", "cancelled"];
+/** Statuses of a run that has not ended: active, or held after a failure, or needing attention. */
+export const UNFINISHED_STATUSES: readonly RunStatus[] = [...ACTIVE_STATUSES, "failed", "needs_attention"];
 /** Statuses a run stays in until someone acts, or forever: ended, held after a failure, or needing attention. */
 export const STOPPED_STATUSES: readonly RunStatus[] = [...FINAL_STATUSES, "needs_attention", "failed"];
 

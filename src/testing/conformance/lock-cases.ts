@@ -182,7 +182,7 @@ export async function runSlotsWhileActive(storage: Storage): Promise<void> {
   const store = storage.locks!();
   await activeRuns(storage, ["a", "b", "c", "d"], "w");
   assert.equal(await store.takeRunSlot("deploy/main", "a", 1, 10), true, "a free slot");
-  assert.equal(await store.takeRunSlot("deploy/main", "b", 1, 11), false, "held by an active run");
+  assert.equal(await store.takeRunSlot("deploy/main", "b", 1, 11), false, "held by an unfinished run");
   assert.equal(
     await store.takeRunSlot("deploy/main", "a", 1, 12),
     true,
@@ -191,7 +191,16 @@ export async function runSlotsWhileActive(storage: Storage): Promise<void> {
   assert.equal(await store.takeRunSlot("deploy/other", "b", 1, 13), true, "another key has slots of its own");
   assert.deepEqual(await store.runSlotHolders("deploy/main"), ["a"]);
 
-  // Nobody releases a slot: once its run is no longer active, the next run takes it over.
+  // Held after a failure (or needing attention), a run keeps its slot: its retry goes on within the limit.
+  const [held] = await storage.commit([{ runId: "a", owner: "w", run: { status: "failed" } }]);
+  assert.equal(held, "ok");
+  assert.equal(
+    await store.takeRunSlot("deploy/main", "b", 1, 14),
+    false,
+    "held by a run held after a failure",
+  );
+  assert.deepEqual(await store.runSlotHolders("deploy/main"), ["a"]);
+  // Nobody releases a slot: once its run has ended, the next run takes it over.
   const [ended] = await storage.commit([
     { runId: "a", owner: "w", run: { status: "completed", endedAt: 20 } },
   ]);

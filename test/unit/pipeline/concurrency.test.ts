@@ -54,6 +54,22 @@ describe("concurrency gate", () => {
     expect((await check("older")).done).toBe(true);
   });
 
+  it("keeps a run's slot while it is held after a failure, so its retry goes on within the limit", async () => {
+    const storage = new MemoryStorage();
+    await storage.init();
+    const check = gate(storage, 1);
+    await add(storage, "first", 100);
+    expect((await check("first")).done).toBe(true);
+    // on_failure: hold — failed, not ended: a retry continues past its gate, with the slot it holds.
+    expect(await storage.commit([{ runId: "first", owner: "w", run: { status: "failed" } }])).toEqual(["ok"]);
+    await add(storage, "second", 200);
+    const waiting = await check("second");
+    expect(waiting.done).toBe(false);
+    expect(waiting).toMatchObject({ message: expect.stringContaining("first (failed since") });
+    await end(storage, "first");
+    expect((await check("second")).done).toBe(true);
+  });
+
   it("lets runs through in order of creation, up to the limit", async () => {
     const storage = new MemoryStorage();
     await storage.init();
