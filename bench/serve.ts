@@ -207,6 +207,12 @@ async function sched(): Promise<Figures> {
     const slipwayEnd = Math.max(...ended.map((r) => r.endedAt!));
     const slipwayMakespan = slipwayEnd - t0;
     const slipwayWaits = runs.map((run) => spans.get(run.id)!.start - sentAt.get(run.id)!);
+    // The exclusive lock passing from one holder to the next: a holder's end mark -> the next one's start.
+    const lockSpans = runs
+      .filter((run) => run.kind !== "light")
+      .map((run) => spans.get(run.id)!)
+      .sort((a, b) => a.start - b.start);
+    const handoffs = sortedCopy(lockSpans.slice(1).map((span, i) => span.start - lockSpans[i]!.end));
     const crash = byId.get(ids.get("crash")!)!;
     const crashMs = crash.endedAt! - sentAt.get("crash")!;
 
@@ -255,6 +261,9 @@ async function sched(): Promise<Figures> {
       "sched.lower_bound_ms": round(lowerBound, 0),
       "sched.over_lower_bound": round(slipwayMakespan / lowerBound, 3),
       "sched.crash_fail_ms": round(crashMs, 0),
+      "sched.lock_handoff_p50_ms": round(percentile(handoffs, 50), 1),
+      "sched.lock_handoff_max_ms": round(percentile(handoffs, 100), 1),
+      "sched.first_lock_start_ms": round(lockSpans[0]!.start - t0, 0),
       "sched.submit_ms": round(submitMs, 0),
     };
   } finally {
