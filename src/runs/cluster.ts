@@ -2,7 +2,7 @@
  * A server's part in a cluster (several workers on one PostgreSQL): every heartbeat, and at once when
  * storage tells of a change, it takes the pipeline runs nobody alive runs that it has room for — those
  * of dead workers first, then runs queued for any worker or due to wake, oldest first — and lets go
- * of runs it took that another worker got first.
+ * of runs it took that another worker got first, or that parked here and another worker continued.
  */
 import type { Logger } from "pino";
 import type { Executor } from "../engine/executor.js";
@@ -11,6 +11,7 @@ import { runSpecOf } from "../pipeline/run-spec.js";
 import { sweepDataDirOrphans } from "../shell/run-directory.js";
 import {
   ACTIVE_STATUSES,
+  FINAL_STATUSES,
   getRunsOf,
   type RunRecord,
   STOPPED_STATUSES,
@@ -29,6 +30,8 @@ export interface ClusterWorkerOptions {
   intervalMs: number;
   /** Whether the run is hosted here (taken, whether or not it is in memory now). */
   hosted(id: string): boolean;
+  /** Every run hosted here. */
+  hostedIds(): readonly string[];
   /** Takes a run nobody alive runs: sweeps its orphans here, rebuilds its saga, hosts it. */
   take(record: RunRecord): Promise<void>;
   /** Forgets a run hosted here that another worker runs (or that ended elsewhere). */
@@ -49,6 +52,8 @@ export class ClusterWorker {
   readonly #contested = new Set<string>();
   /** The last pass stopped for want of room: a run leaving memory here looks again at once. */
   #full = false;
+  /** Where the next pass goes on looking through the runs parked here (`#letGoOfContinuedElsewhere`). */
+  #parkedCursor = 0;
 
   constructor(options: ClusterWorkerOptions) {
     this.#options = options;
@@ -111,6 +116,7 @@ export class ClusterWorker {
 
   async #pass(): Promise<void> {
     const { storage, executor, dataDir } = this.#options;
+    await this.#letGoOfContinuedElsewhere();
     let room = this.room();
     this.#full = room <= 0;
     if (this.#full) return;
@@ -153,6 +159,29 @@ export class ClusterWorker {
     for (const id of taken) this.#contested.add(id);
     await executor.recover();
     await this.#settle(dead);
+  }
+
+  /**
+   * A run parked here (hosted, not in memory) that another worker woke, by a signal sent through it
+   * say, is that worker's: its end is told there, not here, and hosted here it would stay so for
+   * good. Each pass reads a slice of those runs (a server may hold thousands parked) and lets go of
+   * the ones another worker owns or that have ended. A run not in storage (yet) is left alone: it may
+   * be one submitted here whose creation has not committed.
+   */
+  async #letGoOfContinuedElsewhere(): Promise<void> {
+    const { storage, executor } = this.#options;
+    const parked = this.#options.hostedIds().filter((id) => !executor.holds(id) && !this.#contested.has(id));
+    if (parked.length === 0) return;
+    const from = this.#parkedCursor % parked.length;
+    const slice = parked.slice(from, from + PASS_LIMIT);
+    this.#parkedCursor = from + slice.length;
+    const records = await getRunsOf(storage, slice);
+    slice.forEach((id, i) => {
+      const record = records[i];
+      if (record === undefined || executor.holds(id)) return;
+      const elsewhere = record.owner !== null && record.owner !== executor.owner;
+      if (elsewhere || FINAL_STATUSES.includes(record.status)) this.#options.unhost(id);
+    });
   }
 
   /**

@@ -411,6 +411,7 @@ export class LocalRuns implements RunService {
       maxRuns: this.runtime.config.maxRuns ?? Number.POSITIVE_INFINITY,
       intervalMs: this.#executor.heartbeatIntervalMs,
       hosted: (id) => this.#hosted.has(id),
+      hostedIds: () => this.#hosted.ids(),
       take: async (record) => {
         await this.#take(record);
       },

@@ -58,6 +58,7 @@ async function onePass(storage: MemoryStorage, claim: () => Promise<void>): Prom
     maxRuns: Number.POSITIVE_INFINITY,
     intervalMs: 60_000,
     hosted: (id) => hosted.has(id),
+    hostedIds: () => [...hosted],
     take: async (record) => void hosted.add(record.id),
     unhost: (id) => void hosted.delete(id),
   });
@@ -126,6 +127,7 @@ describe("a worker's cluster pass", () => {
       maxRuns: Number.POSITIVE_INFINITY,
       intervalMs: 60_000,
       hosted: () => false,
+      hostedIds: () => [],
       take: async (record) => void taken.push(record.id),
       unhost: () => {},
     });
@@ -133,5 +135,49 @@ describe("a worker's cluster pass", () => {
     await eventually(() => asked.includes("r-1"), "the pass to look at the run");
     await worker.stop(); // waits for the pass to end
     expect(taken).toEqual([]);
+  });
+
+  it("lets go of runs parked here that another worker continued or ended, and keeps the others", async () => {
+    const storage = new MemoryStorage();
+    await storage.upsertExecutor({
+      id: "rival",
+      host: "elsewhere",
+      pid: 2,
+      startedAt: Date.now(),
+      heartbeatAt: Date.now(),
+      maxRuns: null,
+    });
+    // Parked here (owned by nobody); then a signal through the rival woke one, another ended there.
+    for (const id of ["parked", "woken", "ended"]) {
+      const record = runRecord(id, { status: "waiting", owner: null, createdAt: long, updatedAt: long });
+      expect(await storage.commit([{ runId: id, owner: ME, create: record }])).toEqual(["ok"]);
+      expect(await storage.commit([{ runId: id, owner: ME, run: { release: true } }])).toEqual(["ok"]);
+    }
+    expect(await storage.claim({ runId: "woken", owner: "rival" })).toBeDefined();
+    expect(await storage.claim({ runId: "ended", owner: "rival" })).toBeDefined();
+    expect(
+      await storage.commit([{ runId: "ended", owner: "rival", run: { status: "completed", endedAt: 1 } }]),
+    ).toEqual(["ok"]);
+    // "submitted": hosted here, its creation not committed yet.
+    const hosted = new Set(["parked", "woken", "ended", "submitted"]);
+    const worker = new ClusterWorker({
+      storage,
+      executor: { owner: ME, leaseMs: 10_000, activeRuns: 0, holds: () => false } as unknown as Executor,
+      dataDir: tempDir(),
+      logger: createLogger({ level: "silent" }),
+      maxRuns: 0,
+      intervalMs: 60_000,
+      hosted: (id) => hosted.has(id),
+      hostedIds: () => [...hosted],
+      take: async () => {},
+      unhost: (id) => void hosted.delete(id),
+    });
+    await worker.start();
+    await eventually(
+      () => hosted.size === 2,
+      () => `two runs let go of; hosted: ${[...hosted]}`,
+    );
+    await worker.stop();
+    expect([...hosted].sort()).toEqual(["parked", "submitted"]);
   });
 });
