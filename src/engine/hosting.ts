@@ -183,15 +183,27 @@ export abstract class RunHosting implements RunHost {
     return { id, result: () => this.result(id) as Promise<RunOutcome<V>> };
   }
 
-  /** Resolves when the run ends or needs attention. */
-  async result(runId: string): Promise<RunOutcome> {
-    const record = await this.storage.getRun(runId);
-    if (!record) throw new NotFoundError(`no run ${runId}`);
-    if (STOPPED_STATUSES.includes(record.status) && !this.runs.has(runId)) return this.resultOf(runId);
-    return new Promise((resolve) => {
+  /**
+   * Resolves when the run ends or needs attention. The waiter is in place before storage is read: a
+   * run that ends while the read is on its way is told to it, not missed (it would then wait for a
+   * poll to notice).
+   */
+  result(runId: string): Promise<RunOutcome> {
+    return new Promise((resolve, reject) => {
       const list = this.waiters.get(runId) ?? [];
       list.push(resolve);
       this.waiters.set(runId, list);
+      const giveUp = (error: unknown) => {
+        const left = (this.waiters.get(runId) ?? []).filter((waiter) => waiter !== resolve);
+        if (left.length > 0) this.waiters.set(runId, left);
+        else this.waiters.delete(runId);
+        reject(error);
+      };
+      this.storage.getRun(runId).then((record) => {
+        if (!record) giveUp(new NotFoundError(`no run ${runId}`));
+        else if (STOPPED_STATUSES.includes(record.status) && !this.runs.has(runId))
+          this.resolveWaiters(runId);
+      }, giveUp);
     });
   }
 
