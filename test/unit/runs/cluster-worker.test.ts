@@ -20,6 +20,18 @@ async function leftByDeadWorker(storage: MemoryStorage, id: string): Promise<voi
   await runOwnedBy(storage, id, "ghost");
 }
 
+/** Another worker, alive: "rival". */
+async function liveRival(storage: MemoryStorage): Promise<void> {
+  await storage.upsertExecutor({
+    id: "rival",
+    host: "elsewhere",
+    pid: 2,
+    startedAt: Date.now(),
+    heartbeatAt: Date.now(),
+    maxRuns: null,
+  });
+}
+
 /** A pipeline run mid-way, owned by `owner`. */
 async function runOwnedBy(storage: MemoryStorage, id: string, owner: string): Promise<void> {
   const record = runRecord(id, {
@@ -92,14 +104,7 @@ describe("a worker's cluster pass", () => {
     const storage = new MemoryStorage();
     await leftByDeadWorker(storage, "r-1");
     const hosted = await onePass(storage, async () => {
-      await storage.upsertExecutor({
-        id: "rival",
-        host: "elsewhere",
-        pid: 2,
-        startedAt: Date.now(),
-        heartbeatAt: Date.now(),
-        maxRuns: null,
-      });
+      await liveRival(storage);
       await storage.claim({ runId: "r-1", owner: "rival", takeOverFrom: ["ghost"] });
     });
     expect([...hosted]).toEqual([]);
@@ -139,14 +144,7 @@ describe("a worker's cluster pass", () => {
 
   it("lets go of runs parked here that another worker continued or ended, and keeps the others", async () => {
     const storage = new MemoryStorage();
-    await storage.upsertExecutor({
-      id: "rival",
-      host: "elsewhere",
-      pid: 2,
-      startedAt: Date.now(),
-      heartbeatAt: Date.now(),
-      maxRuns: null,
-    });
+    await liveRival(storage);
     // Parked here (owned by nobody); then a signal through the rival woke one, another ended there.
     for (const id of ["parked", "woken", "ended"]) {
       const record = runRecord(id, { status: "waiting", owner: null, createdAt: long, updatedAt: long });
