@@ -92,11 +92,16 @@ export class HostedRuns {
     hosted.unmark?.();
     this.#runs.delete(id);
     this.#sagas.get(hosted.saga)?.users.delete(id);
-    this.forgetUnused(hosted.saga);
+    this.#forgetUnused(hosted.saga);
+  }
+
+  /** A saga registered for a run that is not hosted here after all (queued for any worker). */
+  forgetUnused(saga: Saga): void {
+    this.#forgetUnused(keyOf(saga));
   }
 
   /** A server up for weeks sees many pipeline texts: keep only the sagas of runs it still holds. */
-  forgetUnused(key: string): void {
+  #forgetUnused(key: string): void {
     const entry = this.#sagas.get(key);
     if (!entry || entry.users.size > 0) return;
     this.#sagas.delete(key);
@@ -104,6 +109,6 @@ export class HostedRuns {
   }
 }
 
-export function keyOf(saga: Saga): string {
+function keyOf(saga: Saga): string {
   return `${saga.name}@${saga.version}`;
 }

@@ -31,7 +31,7 @@ import { ClusterWorker } from "./cluster.js";
 import { loadRunDetail } from "./detail.js";
 import { queueFromStorage } from "./explain.js";
 import { EarlyEvents, followEvents } from "./follow.js";
-import { HostedRuns, keyOf } from "./hosted.js";
+import { HostedRuns } from "./hosted.js";
 import { listRuns, pageRuns, runIdOfKey } from "./listing.js";
 import { runnerCheck } from "./liveness.js";
 import { openLogs } from "./logs.js";
@@ -220,7 +220,7 @@ export class LocalRuns implements RunService {
           runName === undefined ? { id } : { id, runName },
         );
       } finally {
-        this.#hosted.forgetUnused(keyOf(saga));
+        this.#hosted.forgetUnused(saga);
       }
       return response(id, runName ?? null);
     }
