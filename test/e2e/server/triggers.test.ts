@@ -106,10 +106,12 @@ jobs:
     git(work, "checkout", "--quiet", "-b", "feature");
     const feature = commit(work, "feature work");
     git(work, "push", "--quiet", "origin", "feature");
+    // An event is recorded first and decided after (its verdicts come with the decision).
     const seen = await eventually(async () => {
       const events = (await triggers(server)).events;
-      return events.find((e) => e.summary === `push feature@${feature.slice(0, 12)}`);
-    }, "the push to feature to be seen");
+      const event = events.find((e) => e.summary === `push feature@${feature.slice(0, 12)}`);
+      return event && event.verdicts.length > 0 && event;
+    }, "the push to feature to be seen and decided");
     expect(seen.verdicts).toEqual(
       expect.arrayContaining([
         expect.objectContaining({
